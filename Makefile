@@ -1,0 +1,52 @@
+# podgate: a thin wrapper around meson. Every target works as root on a
+# fresh Debian 12 machine from a clean checkout: `make deps` installs what
+# is missing through apt-get.
+
+BUILD      ?= build
+TESTBUILD  ?= build-test
+STATE      ?= state
+PYTHON     ?= /usr/bin/python3
+
+# Build and test dependencies (Debian 12 package names).
+PKGS_BUILD := build-essential pkg-config meson ninja-build \
+	libssh-dev libuv1-dev libssl-dev libmsgpack-dev libncurses-dev \
+	libvterm-dev libyaml-dev
+PKGS_TEST  := clang python3-pytest python3-paramiko openssh-client tmux procps
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps deps-test build run test bench clean
+
+all: build
+
+# Install the missing packages; `apt-get update` only when something is missing.
+deps:
+	@./tests/install-deps.sh $(PKGS_BUILD)
+
+deps-test:
+	@./tests/install-deps.sh $(PKGS_BUILD) $(PKGS_TEST)
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=release -Db_ndebug=false
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# Start the broker on its embedded default (127.0.0.1:2222, keys under ./state).
+run: build
+	./$(BUILD)/broker/podgate-broker --demo $(STATE)
+
+$(TESTBUILD)/build.ninja:
+	CC=clang meson setup $(TESTBUILD) --buildtype=debug -Dwerror=true \
+		-Db_sanitize=address,undefined -Db_lundef=false
+
+# Warnings as errors, ASan and UBSan; unit, integration and fuzz smoke suites.
+test: deps-test $(TESTBUILD)/build.ninja
+	ninja -C $(TESTBUILD)
+	PYTHON=$(PYTHON) ./tests/run-tests.sh $(TESTBUILD)
+
+bench: build
+	@echo "no benchmarks yet"
+
+clean:
+	rm -rf $(BUILD) $(TESTBUILD)

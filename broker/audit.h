@@ -1,0 +1,35 @@
+/*
+ * The audit log: one JSON object per line, appended to a file (mode
+ * 0600) or written to stdout ("-"). Every line has "time" (UTC, RFC 3339
+ * with nanoseconds) and "event".
+ */
+#ifndef PODGATE_AUDIT_H
+#define PODGATE_AUDIT_H
+
+#include <stdint.h>
+
+struct audit;
+
+/* A field of an event: a key with a string or an integer value. */
+struct audit_field {
+	const char *key;
+	const char *str;	/* used when not NULL (escaped as JSON) */
+	int64_t num;		/* used when str is NULL */
+};
+
+#define AUDIT_STR(k, v) ((struct audit_field){ .key = (k), .str = (v) ? (v) : "" })
+#define AUDIT_NUM(k, v) ((struct audit_field){ .key = (k), .str = NULL, .num = (int64_t)(v) })
+
+/* Open the log at path ("-": stdout). Returns a negative errno on failure. */
+int audit_open(const char *path, struct audit **out);
+
+/*
+ * Append one event: {"time":..., "event": event, fields...}. Written with
+ * one write(2) so lines never interleave. Failures are logged, not returned.
+ */
+void audit_event(struct audit *a, const char *event, const struct audit_field *fields,
+    size_t nfields);
+
+void audit_close(struct audit *a);
+
+#endif

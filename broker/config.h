@@ -1,0 +1,88 @@
+/*
+ * Broker configuration: the YAML file (libyaml) turned into a struct.
+ *
+ * A struct config is immutable once loaded and reference-counted: the
+ * server holds one, each session holds the one it started under, and
+ * SIGHUP swaps in a new one without touching live sessions.
+ */
+#ifndef PODGATE_CONFIG_H
+#define PODGATE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct cfg_key {
+	char *type;		/* "ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", ... */
+	char *base64;		/* the key blob, base64 as in authorized_keys */
+	char *comment;		/* may be NULL */
+	char *fingerprint;	/* "SHA256:..." */
+};
+
+struct cfg_user {
+	char *name;
+	struct cfg_key *keys;
+	size_t nkeys;
+	char **groups;
+	size_t ngroups;
+};
+
+struct cfg_rule {
+	int line;		/* where the rule starts in the file (for reasons) */
+	char **users;		/* names this rule applies to */
+	size_t nusers;
+	char **groups;		/* or members of these groups */
+	size_t ngroups;
+	char **targets;		/* target names or globs ("local", "prod:*\/\*") */
+	size_t ntargets;
+};
+
+struct cfg_local_target {
+	bool enabled;		/* targets.local present */
+	char *shell;		/* default /bin/sh */
+};
+
+struct config {
+	unsigned refs;
+	char *path;		/* the file it was loaded from (NULL for the demo) */
+	char *listen_host;	/* default 127.0.0.1 */
+	uint16_t listen_port;	/* default 2222 */
+	char *host_key;		/* default state/host_ed25519 */
+	char *recordings;	/* default state/recordings */
+	char *audit_log;	/* default state/audit.jsonl; "-" is stdout */
+	unsigned max_auth_tries;	/* default 6 */
+	unsigned login_grace_time;	/* seconds, default 30 */
+	unsigned shutdown_grace;	/* seconds live sessions get on SIGTERM, default 10 */
+	size_t max_connections;		/* default 1024 */
+	struct cfg_user *users;
+	size_t nusers;
+	struct cfg_rule *rules;
+	size_t nrules;
+	struct cfg_local_target local;
+};
+
+/*
+ * Load and validate path. On success *out holds a config with one
+ * reference. On failure prints each problem as "PATH:LINE: message" to
+ * errs (when not NULL) and returns -EINVAL (or the errno of opening the
+ * file); *out is NULL. Relative paths in the file are kept as written
+ * (relative to the broker's working directory).
+ */
+int config_load(const char *path, FILE *errs, struct config **out);
+
+/* The same, from a string (name is used in messages). */
+int config_load_string(const char *name, const char *yaml, size_t len, FILE *errs,
+    struct config **out);
+
+struct config *config_ref(struct config *c);
+void config_unref(struct config *c);
+
+/* The user with this name, or NULL. */
+const struct cfg_user *config_find_user(const struct config *c, const char *name);
+
+/* Whether the user has this key (type and base64 blob); NULL if not. */
+const struct cfg_key *config_user_key(const struct cfg_user *u, const char *type,
+    const char *base64);
+
+#endif

@@ -1,0 +1,1 @@
+/* policy.c: being written */

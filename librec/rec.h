@@ -1,0 +1,195 @@
+/*
+ * librec: the podgate recording format, version 1 (docs/format.md).
+ *
+ * A recording is a stream of msgpack objects: one header map, then events
+ * [interval, code, payload]. This header is the whole public API of the
+ * library: the writer appends events to a file descriptor through an
+ * explicit buffer; the reader streams events from a file descriptor
+ * without loading the whole file and reports each event's byte offset.
+ *
+ * Errors are negative errno values:
+ *   -EINVAL   bad argument
+ *   -EMSGSIZE payload larger than REC_MAX_PAYLOAD
+ *   -ENOMEM   out of memory
+ *   -EBADMSG  the file is not a recording, or an object in it is corrupt
+ *   -EPROTO   an event is well-formed msgpack but not a valid event
+ *   -ENODATA  (reader) the file ends inside an object: truncated
+ *   other     the errno of a failed read(2) or write(2)
+ * Out-parameters are cleared on entry.
+ */
+#ifndef PODGATE_REC_H
+#define PODGATE_REC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define REC_FORMAT_NAME "podgate-rec"
+#define REC_FORMAT_VERSION 1
+
+/* Largest payload of one event; writers split or refuse above this. */
+#define REC_MAX_PAYLOAD (16u * 1024 * 1024)
+
+/* Event codes. Readers skip codes they do not know. */
+enum rec_code {
+	REC_OUTPUT = 'o',	/* bin: bytes the target wrote (PTY or stdout) */
+	REC_STDERR = 'e',	/* bin: bytes the target wrote to stderr (no PTY) */
+	REC_INPUT = 'i',	/* bin: bytes the client sent */
+	REC_RESIZE = 'r',	/* [cols, rows] */
+	REC_MARKER = 'm',	/* str: a label */
+	REC_EXIT = 'x',		/* map: {"status": int} or {"signal": str} */
+	REC_CHECKPOINT = 'c',	/* reserved for integrity: signed checkpoint */
+	REC_SEAL = 's',		/* reserved for integrity: final signed seal */
+};
+
+/*
+ * Header fields. Strings are NUL-terminated UTF-8; NULL means absent.
+ * The writer copies what it needs; the reader's header owns its strings
+ * until rec_header_clear.
+ */
+struct rec_header {
+	char *session_id;	/* UUIDv7 text form; the writer makes one if NULL */
+	uint64_t start_ns;	/* UTC, nanoseconds since the epoch; 0: now */
+	uint16_t cols, rows;	/* terminal size at start (0x0 when no PTY) */
+	char *term;		/* TERM */
+	bool pty;		/* was a PTY allocated */
+	/* who */
+	char *user;
+	char *key_fp;		/* SHA256:... fingerprint of the client key */
+	char *client;		/* client address, "ip:port" */
+	/* where */
+	char *target_kind;	/* "local", "kubernetes", ... */
+	char *target;		/* the target as named by the user */
+	/* what */
+	char *command;		/* the command line; NULL for an interactive shell */
+	/*
+	 * Extra "key": "value" strings for the where/who/what maps, as
+	 * NULL-terminated arrays of pairs {k0, v0, k1, v1, ..., NULL}.
+	 * Later versions add fields here without changing the format version.
+	 */
+	const char *const *who_extra;
+	const char *const *where_extra;
+	const char *const *what_extra;
+};
+
+/* Free the strings of a header filled by the reader and zero it. */
+void rec_header_clear(struct rec_header *h);
+
+/* Make a UUIDv7 (time-ordered) in text form; buf must hold 37 bytes. */
+int rec_uuid7(char buf[37]);
+
+/* Current UTC time in nanoseconds; current monotonic time in nanoseconds. */
+uint64_t rec_now_utc_ns(void);
+uint64_t rec_now_mono_ns(void);
+
+/* One event. */
+struct rec_event {
+	char code;		/* enum rec_code, or an unknown code */
+	uint64_t interval_ns;	/* since the previous event (or the start) */
+	uint64_t time_ns;	/* reader: since the start (sum of intervals) */
+	uint64_t offset;	/* reader: byte offset of the event's first byte */
+	uint64_t size;		/* reader: encoded size in bytes */
+	const uint8_t *data;	/* o e i: bytes; m: label; reader: valid until next call */
+	size_t len;
+	uint16_t cols, rows;	/* r */
+	int exit_status;	/* x: status, or -1 */
+	char exit_signal[32];	/* x: signal name without "SIG" ("KILL"), or "" */
+};
+
+/* ---- Writer ---- */
+
+struct rec_writer;
+
+struct rec_writer_opts {
+	/*
+	 * Merge an o, e or i event into the previous event of the same code
+	 * when it follows it within this many nanoseconds (0: never). The
+	 * merged event keeps the first one's time; bytes are kept exactly.
+	 */
+	uint64_t coalesce_ns;
+	/* Bytes buffered before a write(2); 0 means 64 KiB. */
+	size_t buffer_size;
+};
+
+/*
+ * Start a recording on fd (not taken over: the caller closes it after
+ * rec_writer_close). Writes the header into the buffer. The monotonic
+ * clock starts now: the first event's interval counts from here.
+ * On success *out is a new writer.
+ */
+int rec_writer_open(struct rec_writer **out, int fd, const struct rec_header *h,
+    const struct rec_writer_opts *opts);
+
+/* Session id of the recording (valid while the writer lives). */
+const char *rec_writer_session_id(const struct rec_writer *w);
+
+/*
+ * Append one event stamped with the monotonic time mono_ns (0: now);
+ * times earlier than the previous event's are taken as equal to it.
+ * For o/e/i/m data/len are the payload; r uses cols/rows, x uses
+ * exit_status/exit_signal. Writes to fd only when the buffer is full.
+ */
+int rec_writer_append(struct rec_writer *w, uint64_t mono_ns, const struct rec_event *ev);
+
+/* Convenience wrappers around rec_writer_append with mono_ns = now. */
+int rec_writer_data(struct rec_writer *w, char code, const void *data, size_t len);
+int rec_writer_resize(struct rec_writer *w, uint16_t cols, uint16_t rows);
+int rec_writer_exit(struct rec_writer *w, int status, const char *signal_name);
+int rec_writer_marker(struct rec_writer *w, const char *label);
+
+/* Write everything buffered (including a pending merged event) to fd. */
+int rec_writer_flush(struct rec_writer *w);
+
+/* Bytes written to fd so far, and bytes buffered but not yet written. */
+uint64_t rec_writer_written(const struct rec_writer *w);
+size_t rec_writer_pending(const struct rec_writer *w);
+
+/* Flush and free. Returns the flush result; the writer is freed anyway. */
+int rec_writer_close(struct rec_writer *w);
+
+/* ---- Reader ---- */
+
+struct rec_reader;
+
+/*
+ * Start reading fd (not taken over) at its current position, which must
+ * be the start of a recording. Reads and parses the header into *h
+ * (which the caller frees with rec_header_clear).
+ * Returns -EBADMSG if the file is not a podgate recording, -ENODATA if
+ * it ends inside the header, -EPROTONOSUPPORT for a newer version.
+ */
+int rec_reader_open(struct rec_reader **out, int fd, struct rec_header *h);
+
+/*
+ * Read the next event into *ev. Returns 1 when an event was read, 0 at a
+ * clean end of file, or a negative error. On -ENODATA the file ends
+ * inside an event: rec_reader_offset() is the end of the last complete
+ * event ("truncated at byte N"). On -EBADMSG / -EPROTO,
+ * rec_reader_error_offset() is the offset of the bad object and
+ * rec_reader_error() describes it. Unknown codes are returned as events
+ * with code set and no decoded payload; callers skip them.
+ */
+int rec_reader_next(struct rec_reader *r, struct rec_event *ev);
+
+/* Byte offset just past the last complete object read. */
+uint64_t rec_reader_offset(const struct rec_reader *r);
+uint64_t rec_reader_error_offset(const struct rec_reader *r);
+const char *rec_reader_error(const struct rec_reader *r);
+
+/*
+ * The raw msgpack bytes of the header and of the last event read (valid
+ * until the next call), for integrity checks and re-encoding.
+ */
+const uint8_t *rec_reader_header_raw(const struct rec_reader *r, size_t *len);
+const uint8_t *rec_reader_event_raw(const struct rec_reader *r, size_t *len);
+
+/*
+ * Write the header as one line of JSON to a stdio stream (any msgpack map
+ * is rendered, so fields added later appear too).
+ */
+int rec_reader_header_json(const struct rec_reader *r, FILE *out);
+
+void rec_reader_free(struct rec_reader *r);
+
+#endif

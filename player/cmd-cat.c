@@ -1,0 +1,1 @@
+/* cmd-cat.c: being written */

@@ -1,0 +1,1 @@
+/* cmd-info.c: being written */

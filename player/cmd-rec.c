@@ -1,0 +1,1 @@
+/* cmd-rec.c: being written */
