@@ -1,1 +1,292 @@
-/* being written */
+/*
+ * Recording header: session ids, clocks, and the header map in both
+ * directions (packing for the writer, decoding for the reader).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "rec.h"
+#include "rec-int.h"
+
+/* Current UTC time in nanoseconds since the epoch. */
+uint64_t
+rec_now_utc_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Current monotonic time in nanoseconds. */
+uint64_t
+rec_now_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Make a UUIDv7: 48 bits of Unix milliseconds, then random bits. */
+int
+rec_uuid7(char buf[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t b[16];
+	uint64_t ms = rec_now_utc_ns() / 1000000u;
+	size_t i, o = 0;
+
+	buf[0] = '\0';
+	if (getrandom(b + 6, sizeof b - 6, 0) != (ssize_t)(sizeof b - 6))
+		return -errno;
+	for (i = 0; i < 6; i++)
+		b[i] = (uint8_t)(ms >> (40 - 8 * i));
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x70);	/* version 7 */
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);	/* variant 10 */
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			buf[o++] = '-';
+		buf[o++] = hex[b[i] >> 4];
+		buf[o++] = hex[b[i] & 15];
+	}
+	buf[o] = '\0';
+	return 0;
+}
+
+/* Free the strings of a header filled by the reader and zero it. */
+void
+rec_header_clear(struct rec_header *h)
+{
+	if (h == NULL)
+		return;
+	free((char *)h->session_id);
+	free((char *)h->term);
+	free((char *)h->user);
+	free((char *)h->key_fp);
+	free((char *)h->client);
+	free((char *)h->target_kind);
+	free((char *)h->target);
+	free((char *)h->command);
+	memset(h, 0, sizeof *h);
+}
+
+/* Pack a str, or nil for NULL. */
+static void
+pack_str(msgpack_packer *pk, const char *s)
+{
+	size_t n;
+
+	if (s == NULL) {
+		msgpack_pack_nil(pk);
+		return;
+	}
+	n = strlen(s);
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, s, n);
+}
+
+/* Count the key/value pairs of a NULL-terminated extra list. */
+static size_t
+extra_count(const char *const *extra)
+{
+	size_t n = 0;
+
+	while (extra != NULL && extra[2 * n] != NULL)
+		n++;
+	return n;
+}
+
+/* Pack the extra key/value pairs (values may be NULL: nil). */
+static void
+pack_extra(msgpack_packer *pk, const char *const *extra)
+{
+	size_t i, n = extra_count(extra);
+
+	for (i = 0; i < n; i++) {
+		pack_str(pk, extra[2 * i]);
+		pack_str(pk, extra[2 * i + 1]);
+	}
+}
+
+/* Pack the header map for session id sid started at start_ns. */
+void
+rec_header_pack(msgpack_packer *pk, const struct rec_header *h, const char *sid,
+    uint64_t start_ns)
+{
+	msgpack_pack_map(pk, 9);
+	pack_str(pk, "format");
+	pack_str(pk, REC_FORMAT_NAME);
+	pack_str(pk, "version");
+	msgpack_pack_uint32(pk, REC_FORMAT_VERSION);
+	pack_str(pk, "session");
+	pack_str(pk, sid);
+	pack_str(pk, "start");
+	msgpack_pack_uint64(pk, start_ns);
+
+	pack_str(pk, "term");
+	msgpack_pack_map(pk, 3);
+	pack_str(pk, "cols");
+	msgpack_pack_uint16(pk, h->cols);
+	pack_str(pk, "rows");
+	msgpack_pack_uint16(pk, h->rows);
+	pack_str(pk, "type");
+	pack_str(pk, h->term);
+
+	pack_str(pk, "pty");
+	if (h->pty)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+
+	pack_str(pk, "who");
+	msgpack_pack_map(pk, 3 + extra_count(h->who_extra));
+	pack_str(pk, "user");
+	pack_str(pk, h->user);
+	pack_str(pk, "key_fp");
+	pack_str(pk, h->key_fp);
+	pack_str(pk, "client");
+	pack_str(pk, h->client);
+	pack_extra(pk, h->who_extra);
+
+	pack_str(pk, "where");
+	msgpack_pack_map(pk, 2 + extra_count(h->where_extra));
+	pack_str(pk, "kind");
+	pack_str(pk, h->target_kind);
+	pack_str(pk, "target");
+	pack_str(pk, h->target);
+	pack_extra(pk, h->where_extra);
+
+	pack_str(pk, "what");
+	msgpack_pack_map(pk, 1 + extra_count(h->what_extra));
+	pack_str(pk, "command");
+	pack_str(pk, h->command);
+	pack_extra(pk, h->what_extra);
+}
+
+/* Whether o is a str equal to s. */
+bool
+rec_obj_is(const msgpack_object *o, const char *s)
+{
+	size_t n = strlen(s);
+
+	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
+	    memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+/* The value for key in map m, or NULL. */
+const msgpack_object *
+rec_map_get(const msgpack_object *m, const char *key)
+{
+	uint32_t i;
+
+	if (m == NULL || m->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	for (i = 0; i < m->via.map.size; i++)
+		if (rec_obj_is(&m->via.map.ptr[i].key, key))
+			return &m->via.map.ptr[i].val;
+	return NULL;
+}
+
+/* Copy a str object into *out (NULL for nil or absent). */
+static int
+dup_str(const msgpack_object *o, const char **out)
+{
+	*out = NULL;
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (o->type != MSGPACK_OBJECT_STR)
+		return -EPROTO;
+	if (memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
+		return -EPROTO;
+	if ((*out = strndup(o->via.str.ptr, o->via.str.size)) == NULL)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Read an unsigned integer no larger than max. */
+static int
+get_uint(const msgpack_object *o, uint64_t max, uint64_t *out)
+{
+	*out = 0;
+	if (o == NULL)
+		return 0;
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
+		return -EPROTO;
+	*out = o->via.u64;
+	return 0;
+}
+
+/*
+ * Decode the header map into h. Returns -EBADMSG if this is not a podgate
+ * recording, -EPROTONOSUPPORT for a newer version, -EPROTO for a bad field
+ * (with *what naming it).
+ */
+int
+rec_header_decode(const msgpack_object *m, struct rec_header *h, const char **what)
+{
+	const msgpack_object *v, *term, *who, *where, *whatm;
+	uint64_t u;
+
+	memset(h, 0, sizeof *h);
+	*what = "header";
+	v = rec_map_get(m, "format");
+	if (v == NULL || !rec_obj_is(v, REC_FORMAT_NAME))
+		return -EBADMSG;
+	*what = "version";
+	v = rec_map_get(m, "version");
+	if (v == NULL || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return -EPROTO;
+	if (v->via.u64 > REC_FORMAT_VERSION)
+		return -EPROTONOSUPPORT;
+	*what = "session";
+	v = rec_map_get(m, "session");
+	if (v == NULL || dup_str(v, &h->session_id) < 0 || h->session_id == NULL)
+		goto fail;
+	*what = "start";
+	if ((v = rec_map_get(m, "start")) == NULL || get_uint(v, UINT64_MAX, &h->start_ns) < 0)
+		goto fail;
+	*what = "term";
+	term = rec_map_get(m, "term");
+	if (term != NULL && term->type != MSGPACK_OBJECT_MAP)
+		goto fail;
+	if (get_uint(rec_map_get(term, "cols"), UINT16_MAX, &u) < 0)
+		goto fail;
+	h->cols = (uint16_t)u;
+	if (get_uint(rec_map_get(term, "rows"), UINT16_MAX, &u) < 0)
+		goto fail;
+	h->rows = (uint16_t)u;
+	if (dup_str(rec_map_get(term, "type"), &h->term) < 0)
+		goto fail;
+	*what = "pty";
+	v = rec_map_get(m, "pty");
+	if (v != NULL && v->type != MSGPACK_OBJECT_BOOLEAN)
+		goto fail;
+	h->pty = v != NULL && v->via.boolean;
+	*what = "who";
+	who = rec_map_get(m, "who");
+	if ((who != NULL && who->type != MSGPACK_OBJECT_MAP) ||
+	    dup_str(rec_map_get(who, "user"), &h->user) < 0 ||
+	    dup_str(rec_map_get(who, "key_fp"), &h->key_fp) < 0 ||
+	    dup_str(rec_map_get(who, "client"), &h->client) < 0)
+		goto fail;
+	*what = "where";
+	where = rec_map_get(m, "where");
+	if ((where != NULL && where->type != MSGPACK_OBJECT_MAP) ||
+	    dup_str(rec_map_get(where, "kind"), &h->target_kind) < 0 ||
+	    dup_str(rec_map_get(where, "target"), &h->target) < 0)
+		goto fail;
+	*what = "what";
+	whatm = rec_map_get(m, "what");
+	if ((whatm != NULL && whatm->type != MSGPACK_OBJECT_MAP) ||
+	    dup_str(rec_map_get(whatm, "command"), &h->command) < 0)
+		goto fail;
+	*what = NULL;
+	return 0;
+fail:
+	rec_header_clear(h);
+	return -EPROTO;
+}

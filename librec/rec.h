@@ -45,24 +45,24 @@ enum rec_code {
 
 /*
  * Header fields. Strings are NUL-terminated UTF-8; NULL means absent.
- * The writer copies what it needs; the reader's header owns its strings
- * until rec_header_clear.
+ * The writer copies what it needs; a header filled by the reader owns its
+ * strings (heap copies) until rec_header_clear.
  */
 struct rec_header {
-	char *session_id;	/* UUIDv7 text form; the writer makes one if NULL */
+	const char *session_id;	/* UUIDv7 text form; the writer makes one if NULL */
 	uint64_t start_ns;	/* UTC, nanoseconds since the epoch; 0: now */
 	uint16_t cols, rows;	/* terminal size at start (0x0 when no PTY) */
-	char *term;		/* TERM */
+	const char *term;		/* TERM */
 	bool pty;		/* was a PTY allocated */
 	/* who */
-	char *user;
-	char *key_fp;		/* SHA256:... fingerprint of the client key */
-	char *client;		/* client address, "ip:port" */
+	const char *user;
+	const char *key_fp;		/* SHA256:... fingerprint of the client key */
+	const char *client;		/* client address, "ip:port" */
 	/* where */
-	char *target_kind;	/* "local", "kubernetes", ... */
-	char *target;		/* the target as named by the user */
+	const char *target_kind;	/* "local", "kubernetes", ... */
+	const char *target;		/* the target as named by the user */
 	/* what */
-	char *command;		/* the command line; NULL for an interactive shell */
+	const char *command;		/* the command line; NULL for an interactive shell */
 	/*
 	 * Extra "key": "value" strings for the where/who/what maps, as
 	 * NULL-terminated arrays of pairs {k0, v0, k1, v1, ..., NULL}.
@@ -110,12 +110,15 @@ struct rec_writer_opts {
 	uint64_t coalesce_ns;
 	/* Bytes buffered before a write(2); 0 means 64 KiB. */
 	size_t buffer_size;
+	/* Monotonic time the recording starts at (0: now). */
+	uint64_t start_mono_ns;
 };
 
 /*
  * Start a recording on fd (not taken over: the caller closes it after
  * rec_writer_close). Writes the header into the buffer. The monotonic
- * clock starts now: the first event's interval counts from here.
+ * clock starts at opts->start_mono_ns, or now: the first event's
+ * interval counts from there.
  * On success *out is a new writer.
  */
 int rec_writer_open(struct rec_writer **out, int fd, const struct rec_header *h,
@@ -191,5 +194,14 @@ const uint8_t *rec_reader_event_raw(const struct rec_reader *r, size_t *len);
 int rec_reader_header_json(const struct rec_reader *r, FILE *out);
 
 void rec_reader_free(struct rec_reader *r);
+
+/* A one-line description of an error returned by this library. */
+const char *rec_strerror(int err);
+
+/*
+ * Write bytes as a JSON string literal (with the quotes): control
+ * characters escaped, invalid UTF-8 replaced by U+FFFD.
+ */
+void rec_json_string(FILE *out, const void *s, size_t len);
 
 #endif

@@ -1,1 +1,627 @@
-int main(void){return 0;}
+/*
+ * librec unit tests: golden encodings, round trips of random event
+ * streams, truncation at every offset, corruption, limits and size.
+ */
+#undef NDEBUG
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rec.h"
+
+/* A small deterministic PRNG (xorshift64*), so failures reproduce. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static uint64_t
+rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1du;
+}
+
+/* An anonymous temporary file. */
+static int
+tmpfd(void)
+{
+	FILE *f = tmpfile();
+	int fd;
+
+	assert(f != NULL);
+	fd = dup(fileno(f));
+	fclose(f);
+	assert(fd >= 0);
+	return fd;
+}
+
+/* Read the whole file at fd into a malloc'd buffer. */
+static uint8_t *
+slurp(int fd, size_t *len)
+{
+	off_t end = lseek(fd, 0, SEEK_END);
+	uint8_t *p = malloc((size_t)end + 1);
+
+	assert(p != NULL);
+	assert(pread(fd, p, (size_t)end, 0) == end);
+	*len = (size_t)end;
+	return p;
+}
+
+/* A file holding exactly these bytes, positioned at its start. */
+static int
+fd_with(const uint8_t *p, size_t n)
+{
+	int fd = tmpfd();
+
+	assert(write(fd, p, n) == (ssize_t)n);
+	assert(lseek(fd, 0, SEEK_SET) == 0);
+	return fd;
+}
+
+static const struct rec_header test_header = {
+	.session_id = "0193d1a2-0000-7000-8000-000000000001",
+	.start_ns = 1764345600000000000u,
+	.cols = 80, .rows = 24, .term = "xterm", .pty = true,
+	.user = "alice", .key_fp = "SHA256:abc", .client = "127.0.0.1:5000",
+	.target_kind = "local", .target = "local", .command = "echo hi",
+};
+
+/* Header fields come back as written, extras included. */
+static void
+test_header_roundtrip(void)
+{
+	static const char *const extra[] = { "cluster", "prod", "pod", NULL, NULL };
+	struct rec_header h = test_header, back;
+	struct rec_writer *w;
+	struct rec_reader *r;
+	struct rec_event ev;
+	int fd = tmpfd();
+
+	h.where_extra = extra;
+	assert(rec_writer_open(&w, fd, &h, NULL) == 0);
+	assert(strcmp(rec_writer_session_id(w), h.session_id) == 0);
+	assert(rec_writer_close(w) == 0);
+	assert(lseek(fd, 0, SEEK_SET) == 0);
+	assert(rec_reader_open(&r, fd, &back) == 0);
+	assert(strcmp(back.session_id, h.session_id) == 0);
+	assert(back.start_ns == h.start_ns);
+	assert(back.cols == 80 && back.rows == 24 && back.pty);
+	assert(strcmp(back.term, "xterm") == 0);
+	assert(strcmp(back.user, "alice") == 0);
+	assert(strcmp(back.key_fp, "SHA256:abc") == 0);
+	assert(strcmp(back.client, "127.0.0.1:5000") == 0);
+	assert(strcmp(back.target_kind, "local") == 0);
+	assert(strcmp(back.command, "echo hi") == 0);
+	assert(rec_reader_next(r, &ev) == 0);
+	rec_header_clear(&back);
+	rec_reader_free(r);
+	close(fd);
+}
+
+/* A writer makes a UUIDv7 when none is given; ids are time-ordered. */
+static void
+test_uuid7(void)
+{
+	char a[37], b[37];
+
+	assert(rec_uuid7(a) == 0);
+	assert(strlen(a) == 36 && a[14] == '7' && a[8] == '-' && a[23] == '-');
+	assert(strchr("89ab", a[19]) != NULL);
+	usleep(2000);
+	assert(rec_uuid7(b) == 0);
+	assert(strcmp(a, b) < 0);
+}
+
+/* Exact bytes of each event kind (table-driven golden test). */
+static void
+test_golden_events(void)
+{
+	static const struct {
+		struct rec_event ev;
+		uint64_t at;		/* ns after the start */
+		const char *bytes;	/* expected encoding, hex */
+	} table[] = {
+		{ { .code = 'o', .data = (const uint8_t *)"hi", .len = 2 }, 1250000,
+		  "93ce001312d0a16fc4026869" },
+		{ { .code = 'i', .data = (const uint8_t *)"", .len = 0 }, 1250000,
+		  "9300a169c400" },
+		{ { .code = 'e', .data = (const uint8_t *)"\xff\x00", .len = 2 }, 1250100,
+		  "9364a165c402ff00" },
+		{ { .code = 'r', .cols = 132, .rows = 43 }, 1250100 + 5000000000u,
+		  "93cf000000012a05f200a17292cc842b" },
+		{ { .code = 'm', .data = (const uint8_t *)"ok", .len = 2 }, 1250100 + 5000000000u,
+		  "9300a16da26f6b" },
+		{ { .code = 'x', .exit_status = 3 }, 1250100 + 5000000001u,
+		  "9301a17881a6737461747573 03" },
+		{ { .code = 'x', .exit_signal = "KILL" }, 1250100 + 5000000001u,
+		  "9300a17881a67369676e616ca44b494c4c" },
+	};
+	struct rec_writer_opts opts = { .start_mono_ns = 1000 };
+	struct rec_writer *w;
+	uint8_t *file, want[64];
+	size_t i, len, hdr, pos, n;
+	int fd = tmpfd();
+
+	assert(rec_writer_open(&w, fd, &test_header, &opts) == 0);
+	assert(rec_writer_flush(w) == 0);
+	hdr = (size_t)rec_writer_written(w);
+	for (i = 0; i < sizeof table / sizeof table[0]; i++)
+		assert(rec_writer_append(w, 1000 + table[i].at, &table[i].ev) == 0);
+	assert(rec_writer_close(w) == 0);
+	file = slurp(fd, &len);
+	pos = hdr;
+	for (i = 0; i < sizeof table / sizeof table[0]; i++) {
+		const char *h = table[i].bytes;
+
+		for (n = 0; *h != '\0'; h++) {
+			unsigned v;
+
+			if (*h == ' ')
+				continue;
+			assert(sscanf(h, "%2x", &v) == 1);
+			want[n++] = (uint8_t)v;
+			h++;
+		}
+		if (pos + n > len || memcmp(file + pos, want, n) != 0) {
+			fprintf(stderr, "golden event %zu differs at byte %zu\n", i, pos);
+			abort();
+		}
+		pos += n;
+	}
+	assert(pos == len);
+	free(file);
+	close(fd);
+}
+
+struct gen {
+	char code;
+	uint8_t *data;
+	size_t len;
+	uint16_t cols, rows;
+	int status;
+	uint64_t at;
+};
+
+/* Random size, mostly small, sometimes up to 1 MiB. */
+static size_t
+rand_size(void)
+{
+	switch (rng() % 8) {
+	case 0: return 0;
+	case 1: return (size_t)(rng() % (1024 * 1024 + 1));
+	case 2: return (size_t)(rng() % 70000);
+	default: return (size_t)(rng() % 300);
+	}
+}
+
+/* Random events through writer and reader come back exactly. */
+static void
+roundtrip(uint64_t coalesce_ns, size_t nevents)
+{
+	static const char codes[] = "oeirmx";
+	struct rec_writer_opts opts = { .coalesce_ns = coalesce_ns, .start_mono_ns = 1,
+	    .buffer_size = 1 + (size_t)(rng() % 100000) };
+	struct gen *g = calloc(nevents, sizeof *g);
+	struct rec_header back;
+	struct rec_writer *w;
+	struct rec_reader *r;
+	struct rec_event ev;
+	/* Concatenated bytes per code, to compare after merging. */
+	size_t want_len[3] = { 0 }, got_len[3] = { 0 }, i, k;
+	uint8_t *want[3], *got[3];
+	uint64_t t = 1, nread = 0, last_off = 0;
+	int fd = tmpfd(), rc;
+
+	for (k = 0; k < 3; k++) {
+		want[k] = malloc(nevents * 1024 * 1024 + 1);
+		got[k] = malloc(nevents * 1024 * 1024 + 1);
+	}
+	assert(rec_writer_open(&w, fd, &test_header, &opts) == 0);
+	for (i = 0; i < nevents; i++) {
+		struct rec_event e = { 0 };
+
+		g[i].code = codes[rng() % 6];
+		t += rng() % 3 == 0 ? rng() % 3000000000u : rng() % 2000;
+		g[i].at = t;
+		e.code = g[i].code;
+		switch (g[i].code) {
+		case 'o': case 'e': case 'i': case 'm':
+			g[i].len = g[i].code == 'm' ? rng() % 40 : rand_size();
+			g[i].data = malloc(g[i].len + 1);
+			for (k = 0; k < g[i].len; k++)
+				g[i].data[k] = g[i].code == 'm' ? (uint8_t)('a' + rng() % 26) :
+				    (uint8_t)rng();
+			e.data = g[i].data;
+			e.len = g[i].len;
+			k = g[i].code == 'o' ? 0 : g[i].code == 'e' ? 1 : 2;
+			if (g[i].code != 'm') {
+				memcpy(want[k] + want_len[k], g[i].data, g[i].len);
+				want_len[k] += g[i].len;
+			}
+			break;
+		case 'r':
+			e.cols = g[i].cols = (uint16_t)rng();
+			e.rows = g[i].rows = (uint16_t)rng();
+			break;
+		case 'x':
+			e.exit_status = g[i].status = (int)(rng() % 256);
+			break;
+		}
+		assert(rec_writer_append(w, t, &e) == 0);
+	}
+	assert(rec_writer_close(w) == 0);
+
+	assert(lseek(fd, 0, SEEK_SET) == 0);
+	assert(rec_reader_open(&r, fd, &back) == 0);
+	i = 0;
+	while ((rc = rec_reader_next(r, &ev)) == 1) {
+		assert(ev.offset == last_off || nread == 0);
+		last_off = ev.offset + ev.size;
+		nread++;
+		if (ev.code == 'o' || ev.code == 'e' || ev.code == 'i') {
+			k = ev.code == 'o' ? 0 : ev.code == 'e' ? 1 : 2;
+			memcpy(got[k] + got_len[k], ev.data, ev.len);
+			got_len[k] += ev.len;
+		}
+		if (coalesce_ns == 0) {
+			/* Without merging, every event comes back as written. */
+			assert(ev.code == g[i].code);
+			assert(ev.time_ns == g[i].at - 1);
+			if (ev.code == 'r')
+				assert(ev.cols == g[i].cols && ev.rows == g[i].rows);
+			if (ev.code == 'x')
+				assert(ev.exit_status == g[i].status);
+			if (ev.code == 'm')
+				assert(ev.len == g[i].len && memcmp(ev.data, g[i].data, ev.len) == 0);
+			if (ev.code != 'r' && ev.code != 'x' && ev.code != 'm')
+				assert(ev.len == g[i].len);
+		}
+		i++;
+	}
+	assert(rc == 0);
+	assert(rec_reader_offset(r) == (uint64_t)lseek(fd, 0, SEEK_END));
+	if (coalesce_ns == 0)
+		assert(nread == nevents);
+	else
+		assert(nread <= nevents);
+	for (k = 0; k < 3; k++) {
+		assert(got_len[k] == want_len[k]);
+		assert(memcmp(got[k], want[k], want_len[k]) == 0);
+		free(want[k]);
+		free(got[k]);
+	}
+	for (i = 0; i < nevents; i++)
+		free(g[i].data);
+	free(g);
+	rec_header_clear(&back);
+	rec_reader_free(r);
+	close(fd);
+}
+
+static void
+test_roundtrip_random(void)
+{
+	int i;
+
+	for (i = 0; i < 40; i++)
+		roundtrip(0, 1 + (size_t)(rng() % 24));
+}
+
+static void
+test_roundtrip_coalesced(void)
+{
+	int i;
+
+	for (i = 0; i < 40; i++)
+		roundtrip(1000 + rng() % 1000000, 1 + (size_t)(rng() % 24));
+}
+
+/* Merging keeps bytes, merges only same-code events within the window. */
+static void
+test_coalesce_window(void)
+{
+	struct rec_writer_opts opts = { .coalesce_ns = 1000, .start_mono_ns = 10 };
+	struct rec_header back;
+	struct rec_writer *w;
+	struct rec_reader *r;
+	struct rec_event ev;
+	int fd = tmpfd();
+
+	assert(rec_writer_open(&w, fd, &test_header, &opts) == 0);
+	assert(rec_writer_append(w, 100, &(struct rec_event){ .code = 'o',
+	    .data = (const uint8_t *)"ab", .len = 2 }) == 0);
+	assert(rec_writer_append(w, 600, &(struct rec_event){ .code = 'o',
+	    .data = (const uint8_t *)"cd", .len = 2 }) == 0);
+	/* 1100 is more than 1000 after the merged event's start (100). */
+	assert(rec_writer_append(w, 1101, &(struct rec_event){ .code = 'o',
+	    .data = (const uint8_t *)"ef", .len = 2 }) == 0);
+	assert(rec_writer_append(w, 1102, &(struct rec_event){ .code = 'i',
+	    .data = (const uint8_t *)"x", .len = 1 }) == 0);
+	assert(rec_writer_pending(w) > 0);
+	assert(rec_writer_close(w) == 0);
+	assert(lseek(fd, 0, SEEK_SET) == 0);
+	assert(rec_reader_open(&r, fd, &back) == 0);
+	assert(rec_reader_next(r, &ev) == 1);
+	assert(ev.code == 'o' && ev.len == 4 && memcmp(ev.data, "abcd", 4) == 0);
+	assert(ev.time_ns == 90);
+	assert(rec_reader_next(r, &ev) == 1);
+	assert(ev.code == 'o' && ev.len == 2 && ev.time_ns == 1091);
+	assert(rec_reader_next(r, &ev) == 1);
+	assert(ev.code == 'i' && ev.len == 1 && ev.time_ns == 1092);
+	assert(rec_reader_next(r, &ev) == 0);
+	rec_header_clear(&back);
+	rec_reader_free(r);
+	close(fd);
+}
+
+/* Build a small recording in memory; returns its bytes and event ends. */
+static uint8_t *
+small_recording(size_t *len, uint64_t *ends, size_t *nends)
+{
+	struct rec_writer_opts opts = { .start_mono_ns = 1 };
+	struct rec_writer *w;
+	uint8_t buf[300];
+	size_t i;
+	int fd = tmpfd();
+
+	assert(rec_writer_open(&w, fd, &test_header, &opts) == 0);
+	assert(rec_writer_flush(w) == 0);
+	ends[0] = rec_writer_written(w);
+	for (i = 0; i < 30; i++) {
+		size_t n = (size_t)(rng() % sizeof buf);
+
+		memset(buf, 'a' + (int)(i % 26), n);
+		if (i % 7 == 3)
+			assert(rec_writer_resize(w, 100, 30) == 0);
+		else if (i == 29)
+			assert(rec_writer_exit(w, 0, NULL) == 0);
+		else
+			assert(rec_writer_append(w, 1 + i * 1000, &(struct rec_event){
+			    .code = i % 2 ? 'o' : 'i', .data = buf, .len = n }) == 0);
+		assert(rec_writer_flush(w) == 0);
+		ends[i + 1] = rec_writer_written(w);
+	}
+	*nends = 31;
+	assert(rec_writer_close(w) == 0);
+	return slurp(fd, len);
+}
+
+/* A recording cut at every offset reads to its last complete event. */
+static void
+test_truncate_every_offset(void)
+{
+	uint64_t ends[64];
+	size_t len, nends, cut, j;
+	uint8_t *file = small_recording(&len, ends, &nends);
+
+	for (cut = 0; cut <= len; cut++) {
+		struct rec_header h;
+		struct rec_reader *r;
+		struct rec_event ev;
+		size_t complete = 0;
+		int fd = fd_with(file, cut), rc;
+
+		rc = rec_reader_open(&r, fd, &h);
+		if (cut < ends[0]) {
+			assert(rc == (cut == 0 ? -EBADMSG : -ENODATA));
+			assert(r == NULL);
+			close(fd);
+			continue;
+		}
+		assert(rc == 0);
+		while ((rc = rec_reader_next(r, &ev)) == 1)
+			complete++;
+		/* The events whose end is within the cut. */
+		for (j = 1; j < nends && ends[j] <= cut; j++)
+			;
+		assert(complete == j - 1);
+		if (ends[j - 1] == cut) {
+			assert(rc == 0);
+		} else {
+			assert(rc == -ENODATA);
+			assert(rec_reader_offset(r) == ends[j - 1]);
+			assert(rec_reader_error_offset(r) == ends[j - 1]);
+			assert(strstr(rec_reader_error(r), "truncated at byte") != NULL);
+		}
+		rec_header_clear(&h);
+		rec_reader_free(r);
+		close(fd);
+	}
+	free(file);
+}
+
+/* Read a buffer to the end; returns the final status. */
+static int
+read_all(const uint8_t *p, size_t n)
+{
+	struct rec_header h;
+	struct rec_reader *r;
+	struct rec_event ev;
+	int fd = fd_with(p, n), rc;
+
+	if ((rc = rec_reader_open(&r, fd, &h)) == 0) {
+		while ((rc = rec_reader_next(r, &ev)) == 1)
+			assert(ev.offset < n);
+		if (rc < 0)
+			assert(rec_reader_error(r)[0] != '\0' && rec_reader_error_offset(r) < n);
+		rec_header_clear(&h);
+		rec_reader_free(r);
+	}
+	close(fd);
+	return rc;
+}
+
+/* Garbage and flipped bytes give errors, never crashes. */
+static void
+test_garbage(void)
+{
+	uint64_t ends[64];
+	size_t len, nends, i, k;
+	uint8_t *file = small_recording(&len, ends, &nends), junk[4096];
+	static const char json[] = "{\"version\": 2, \"width\": 80}\n";
+
+	assert(read_all((const uint8_t *)json, sizeof json - 1) == -EBADMSG);
+	for (i = 0; i < 300; i++) {
+		size_t n = (size_t)(rng() % sizeof junk);
+
+		for (k = 0; k < n; k++)
+			junk[k] = (uint8_t)rng();
+		assert(read_all(junk, n) <= 0);
+	}
+	for (i = 0; i < len; i++) {
+		uint8_t save = file[i];
+
+		file[i] ^= (uint8_t)(1 + rng() % 255);
+		assert(read_all(file, len) <= 0);
+		file[i] = save;
+	}
+	free(file);
+}
+
+/* Hostile lengths are refused without allocating them. */
+static void
+test_limits(void)
+{
+	uint64_t ends[64];
+	size_t len, nends;
+	uint8_t *file = small_recording(&len, ends, &nends);
+	uint8_t *bad = malloc(ends[0] + 64);
+	/* array32 of 4G elements; map32 inside an event; bin32 of 4 GiB. */
+	static const uint8_t huge_array[] = { 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01 };
+	static const uint8_t huge_map[] = { 0x93, 0x00, 0xa1, 'x', 0xdf, 0xff, 0xff, 0xff, 0xff };
+	static const uint8_t huge_bin[] = { 0x93, 0x00, 0xa1, 'o', 0xc6, 0xff, 0xff, 0xff, 0xf0, 1 };
+	static const uint8_t bad_payload[] = { 0x93, 0x00, 0xa1, 'o', 0xa2, 'h', 'i' };
+	static const uint8_t unknown[] = { 0x93, 0x05, 0xa1, 'z', 0x81, 0xa1, 'k', 0x01,
+	    0x93, 0x05, 0xa1, 'o', 0xc4, 0x01, 'A' };
+	struct rec_header h;
+	struct rec_reader *r;
+	struct rec_event ev;
+	int fd;
+
+	memcpy(bad, file, ends[0]);
+	memcpy(bad + ends[0], huge_array, sizeof huge_array);
+	assert(read_all(bad, ends[0] + sizeof huge_array) == -EBADMSG);
+	memcpy(bad + ends[0], huge_map, sizeof huge_map);
+	assert(read_all(bad, ends[0] + sizeof huge_map) == -EBADMSG);
+	memcpy(bad + ends[0], huge_bin, sizeof huge_bin);
+	assert(read_all(bad, ends[0] + sizeof huge_bin) == -EBADMSG);
+	memcpy(bad + ends[0], bad_payload, sizeof bad_payload);
+	assert(read_all(bad, ends[0] + sizeof bad_payload) == -EPROTO);
+
+	/* Unknown codes are returned for skipping, and reading goes on. */
+	memcpy(bad + ends[0], unknown, sizeof unknown);
+	fd = fd_with(bad, ends[0] + sizeof unknown);
+	assert(rec_reader_open(&r, fd, &h) == 0);
+	assert(rec_reader_next(r, &ev) == 1 && ev.code == 'z' && ev.offset == ends[0]);
+	assert(rec_reader_next(r, &ev) == 1 && ev.code == 'o' && ev.len == 1);
+	assert(ev.time_ns == 10);
+	assert(rec_reader_next(r, &ev) == 0);
+	rec_header_clear(&h);
+	rec_reader_free(r);
+	close(fd);
+
+	assert(rec_writer_data(NULL, 'o', "", 0) == -EINVAL);
+	free(bad);
+	free(file);
+}
+
+/* A newer version is refused; a map without the format name is not a recording. */
+static void
+test_versions(void)
+{
+	/* {"format": "podgate-rec", "version": 2, ...} */
+	static const uint8_t v2[] = { 0x84, 0xa6, 'f', 'o', 'r', 'm', 'a', 't',
+	    0xab, 'p', 'o', 'd', 'g', 'a', 't', 'e', '-', 'r', 'e', 'c',
+	    0xa7, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x02,
+	    0xa7, 's', 'e', 's', 's', 'i', 'o', 'n', 0xa1, 'x',
+	    0xa5, 's', 't', 'a', 'r', 't', 0x00 };
+	static const uint8_t other[] = { 0x81, 0xa1, 'a', 0x01 };
+	uint8_t v1[sizeof v2];
+
+	assert(read_all(v2, sizeof v2) == -EPROTONOSUPPORT);
+	memcpy(v1, v2, sizeof v2);
+	v1[28] = 0x01;
+	assert(read_all(v1, sizeof v1) == 0);
+	assert(read_all(other, sizeof other) == -EBADMSG);
+}
+
+/* Bulk output costs at most 3% over the raw bytes, in typical PTY reads. */
+static void
+test_size_overhead(void)
+{
+	struct rec_writer_opts opts = { .coalesce_ns = 2000000 };
+	static uint8_t chunk[4095];
+	struct rec_writer *w;
+	uint64_t raw = 0;
+	size_t i;
+	int fd = tmpfd();
+
+	memset(chunk, 'y', sizeof chunk);
+	assert(rec_writer_open(&w, fd, &test_header, &opts) == 0);
+	for (i = 0; i < 2560; i++) {
+		size_t n = 1 + (size_t)(rng() % sizeof chunk);
+
+		assert(rec_writer_data(w, 'o', chunk, n) == 0);
+		raw += n;
+	}
+	assert(rec_writer_close(w) == 0);
+	printf("  %llu raw bytes -> %lld bytes on disk (%.3f%%)\n", (unsigned long long)raw,
+	    (long long)lseek(fd, 0, SEEK_END),
+	    100.0 * (double)((uint64_t)lseek(fd, 0, SEEK_END) - raw) / (double)raw);
+	assert((double)lseek(fd, 0, SEEK_END) <= 1.03 * (double)raw);
+	close(fd);
+}
+
+/* A write error sticks: later appends and the close report it. */
+static void
+test_write_error(void)
+{
+	struct rec_writer *w;
+	int fds[2];
+
+	assert(pipe(fds) == 0);
+	close(fds[0]);
+	signal(SIGPIPE, SIG_IGN);
+	assert(rec_writer_open(&w, fds[1], &test_header, NULL) == 0);
+	assert(rec_writer_data(w, 'o', "x", 1) == 0);
+	assert(rec_writer_flush(w) == -EPIPE);
+	assert(rec_writer_data(w, 'o', "x", 1) == -EPIPE);
+	assert(rec_writer_close(w) == -EPIPE);
+	close(fds[1]);
+}
+
+int
+main(void)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} tests[] = {
+		{ "header_roundtrip", test_header_roundtrip },
+		{ "uuid7", test_uuid7 },
+		{ "golden_events", test_golden_events },
+		{ "roundtrip_random", test_roundtrip_random },
+		{ "roundtrip_coalesced", test_roundtrip_coalesced },
+		{ "coalesce_window", test_coalesce_window },
+		{ "truncate_every_offset", test_truncate_every_offset },
+		{ "garbage", test_garbage },
+		{ "limits", test_limits },
+		{ "versions", test_versions },
+		{ "size_overhead", test_size_overhead },
+		{ "write_error", test_write_error },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+		printf("%s\n", tests[i].name);
+		fflush(stdout);
+		tests[i].fn();
+	}
+	printf("all %zu rec tests passed\n", i);
+	return 0;
+}
