@@ -63,6 +63,13 @@ int pty_open(int *master, int *slave, bool nonblock);
  * but 0, 1 and 2. Failure to exec is reported as the return value when
  * detectable (-ENOENT, -EACCES) and the child is reaped; the outs are
  * then cleared (pid 0, fds -1).
+ *
+ * A path without '/' is searched in the PATH of opts->envp, or in
+ * "/usr/local/bin:/usr/bin:/bin" when envp has none; as with execvp, an
+ * entry giving EACCES is skipped and -EACCES returned if no entry works,
+ * but a file that is not a valid executable gives -ENOEXEC (no retry with
+ * /bin/sh). A cwd the child cannot enter fails the same way (-ENOENT...).
+ * Bad opts (no path, no argv[0], unknown stdio) give -EINVAL.
  */
 int pty_spawn(const struct pty_spawn_opts *opts, struct pty_child *child);
 
@@ -78,11 +85,16 @@ int pty_set_nonblock(int fd, bool on);
 
 /*
  * Wait for a child. With nohang true, returns -EAGAIN if it has not ended.
- * Retries on EINTR.
+ * Retries on EINTR. pid must be > 0 (-EINVAL otherwise); -ECHILD if it is
+ * not our child or was already reaped. ex may be NULL; it is cleared on
+ * entry and filled only when 0 is returned.
  */
 int pty_wait(pid_t pid, bool nohang, struct pty_exit *ex);
 
-/* Translate a wait(2) status into a pty_exit. */
+/*
+ * Translate a wait(2) status into a pty_exit. A stopped or continued
+ * status (never returned by pty_wait) gives status -1 and signal 0.
+ */
 void pty_exit_from_wstatus(int wstatus, struct pty_exit *ex);
 
 /*
@@ -92,6 +104,12 @@ void pty_exit_from_wstatus(int wstatus, struct pty_exit *ex);
  * arrive (the signal is then re-raised with its previous disposition).
  * Only one terminal can be in raw mode through this API at a time:
  * a second enter returns -EBUSY.
+ *
+ * A signal that is ignored at pty_raw_enter is left ignored (no handler
+ * is installed for it). After a caught signal has restored the terminal,
+ * raw mode is over and pty_raw_enter may be called again. pty_raw_leave
+ * returns 0 when not in raw mode, or the tcsetattr error (the state is
+ * reset either way). pty_raw_enter on a non-terminal gives -ENOTTY.
  */
 int pty_raw_enter(int fd);
 int pty_raw_leave(void);
