@@ -1,1 +1,1507 @@
-/* config.c: being written */
+/*
+ * Broker configuration: libyaml's document API turns the file into a tree
+ * of nodes, and the tables below walk the tree into a struct config.
+ * Every problem is reported with its line and the walk goes on, so one
+ * run shows all the mistakes in a file.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libssh/libssh.h>
+#include <openssl/evp.h>
+#include <yaml.h>
+
+#include "config.h"
+#include "log.h"
+
+#define CONFIG_FILE_MAX		(1024 * 1024)	/* config and authorized_keys files */
+#define CONFIG_NAME_MAX		255		/* user and group names */
+#define CONFIG_PATTERN_MAX	253		/* target patterns, as target names */
+#define CONFIG_KEY_LINE_MAX	16384		/* one public key line */
+#define CONFIG_RSA_MIN_BITS	2048
+
+/* Where one parse stands: the document, the config being filled, the tally. */
+struct config_parse {
+	const char *name;	/* file name used in messages */
+	FILE *errs;
+	yaml_document_t *doc;
+	struct config *c;
+	unsigned nerrors;
+	int oom;		/* an allocation failed: the result is -ENOMEM */
+};
+
+/* A key the mapping walker knows; parse NULL means accepted and ignored. */
+struct config_entry {
+	const char *key;
+	void (*parse)(struct config_parse *, yaml_node_t *, void *);
+};
+
+static void config_free_strings(char **list, size_t n);
+static void config_vreport(struct config_parse *, const char *, size_t, int, const char *,
+    va_list) __attribute__((format(printf, 5, 0)));
+
+/* Print one problem as "FILE:LINE: message" (LINE 0: no line) and count errors. */
+static void
+config_vreport(struct config_parse *p, const char *file, size_t line, int warning,
+    const char *fmt, va_list ap)
+{
+	if (!warning)
+		p->nerrors++;
+	if (p->errs == NULL)
+		return;
+	if (line > 0)
+		fprintf(p->errs, "%s:%zu: %s", file, line, warning ? "warning: " : "");
+	else
+		fprintf(p->errs, "%s: %s", file, warning ? "warning: " : "");
+	vfprintf(p->errs, fmt, ap);
+	fputc('\n', p->errs);
+}
+
+static void config_error(struct config_parse *, const yaml_node_t *, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+static void config_error_at(struct config_parse *, const char *, size_t, const char *, ...)
+    __attribute__((format(printf, 4, 5)));
+static void config_warn_line(struct config_parse *, int, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Report an error at the line where node n starts. */
+static void
+config_error(struct config_parse *p, const yaml_node_t *n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	config_vreport(p, p->name, n != NULL ? n->start_mark.line + 1 : 0, 0, fmt, ap);
+	va_end(ap);
+}
+
+/* Report an error in another file (an authorized_keys file) or without a line. */
+static void
+config_error_at(struct config_parse *p, const char *file, size_t line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	config_vreport(p, file, line, 0, fmt, ap);
+	va_end(ap);
+}
+
+/* Report a warning at a line of the config file. */
+static void
+config_warn_line(struct config_parse *p, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	config_vreport(p, p->name, (size_t)line, 1, fmt, ap);
+	va_end(ap);
+}
+
+/* Copy s, noting an allocation failure in p. */
+static char *
+config_strdup(struct config_parse *p, const char *s)
+{
+	char *r;
+
+	if ((r = strdup(s)) == NULL)
+		p->oom = 1;
+	return r;
+}
+
+/* The node with this id in the document being parsed. */
+static yaml_node_t *
+config_node(struct config_parse *p, int id)
+{
+	return yaml_document_get_node(p->doc, id);
+}
+
+/* Whether n is YAML's null: "~", "null" or nothing, written plain. */
+static int
+config_is_null(const yaml_node_t *n)
+{
+	const char *v;
+
+	if (n->type != YAML_SCALAR_NODE)
+		return 0;
+	if (n->tag != NULL && strcmp((const char *)n->tag, YAML_NULL_TAG) == 0)
+		return 1;
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return 0;
+	v = (const char *)n->data.scalar.value;
+	return *v == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+	    strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+/* The text of a string node, or NULL after reporting that what is not a string. */
+static const char *
+config_scalar(struct config_parse *p, const yaml_node_t *n, const char *what)
+{
+	const char *v;
+
+	if (n->type != YAML_SCALAR_NODE || config_is_null(n)) {
+		config_error(p, n, "%s must be a string", what);
+		return NULL;
+	}
+	v = (const char *)n->data.scalar.value;
+	if (strlen(v) != n->data.scalar.length) {
+		config_error(p, n, "%s contains a NUL byte", what);
+		return NULL;
+	}
+	return v;
+}
+
+/* Replace *dst with a copy of the non-empty string in n. */
+static void
+config_set_string(struct config_parse *p, yaml_node_t *n, const char *what, char **dst)
+{
+	const char *v;
+	char *copy;
+
+	if ((v = config_scalar(p, n, what)) == NULL)
+		return;
+	if (*v == '\0') {
+		config_error(p, n, "%s must not be empty", what);
+		return;
+	}
+	if ((copy = config_strdup(p, v)) == NULL)
+		return;
+	free(*dst);
+	*dst = copy;
+}
+
+/* Whether s is a user or group name: [A-Za-z0-9._@:+/-], 1..255, no leading '-' or '.'. */
+static int
+config_name_ok(const char *s)
+{
+	size_t n;
+
+	if (*s == '\0' || *s == '-' || *s == '.')
+		return 0;
+	for (n = 0; s[n] != '\0'; n++) {
+		if (n >= CONFIG_NAME_MAX)
+			return 0;
+		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "0123456789._@:+/-", s[n]) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Whether s is a target pattern: the characters of a target name plus the
+ * fnmatch(3) ones (* ? [ ] !), 1..253 long, no leading '-'.
+ */
+static int
+config_pattern_ok(const char *s)
+{
+	size_t n;
+
+	if (*s == '\0' || *s == '-')
+		return 0;
+	for (n = 0; s[n] != '\0'; n++) {
+		if (n >= CONFIG_PATTERN_MAX)
+			return 0;
+		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "0123456789._:/-*?[]!", s[n]) == NULL)
+			return 0;
+	}
+	return 1;
+}
+
+/* Read a list of strings (null: empty), checking each with ok when not NULL. */
+static void
+config_set_list(struct config_parse *p, yaml_node_t *n, const char *what,
+    int (*ok)(const char *), const char *okwhat, char ***list, size_t *count)
+{
+	yaml_node_item_t *item;
+	yaml_node_t *in;
+	const char *v;
+	char **l = NULL, *s;
+	size_t max, i, cnt = 0;
+
+	if (config_is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		config_error(p, n, "%s must be a list of strings", what);
+		return;
+	}
+	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (max == 0)
+		return;
+	if ((l = calloc(max, sizeof *l)) == NULL) {
+		p->oom = 1;
+		return;
+	}
+	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
+		in = config_node(p, *item);
+		if ((v = config_scalar(p, in, what)) == NULL)
+			continue;
+		if (ok != NULL && !ok(v)) {
+			config_error(p, in, "%s: \"%s\" is not a valid %s", what, v, okwhat);
+			continue;
+		}
+		for (i = 0; i < cnt; i++) {
+			if (strcmp(l[i], v) == 0)
+				break;
+		}
+		if (i < cnt)
+			continue;	/* a repeat changes nothing */
+		if ((s = config_strdup(p, v)) == NULL)
+			break;
+		l[cnt++] = s;
+	}
+	config_free_strings(*list, *count);
+	*list = l;
+	*count = cnt;
+}
+
+/* Read an unsigned decimal integer in [min, max]. */
+static int
+config_uint(struct config_parse *p, yaml_node_t *n, const char *what,
+    unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+	const char *v, *s;
+	unsigned long long r = 0;
+
+	if (n->type != YAML_SCALAR_NODE || config_is_null(n)) {
+		config_error(p, n, "%s must be a number", what);
+		return -1;
+	}
+	v = (const char *)n->data.scalar.value;
+	if (*v == '\0' || v[strspn(v, "0123456789")] != '\0' ||
+	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+		config_error(p, n, "%s must be a number, not \"%s\"", what, v);
+		return -1;
+	}
+	for (s = v; *s != '\0' && r <= max; s++)
+		r = r * 10 + (unsigned long long)(*s - '0');
+	if (r < min || r > max) {
+		config_error(p, n, "%s must be from %llu to %llu", what, min, max);
+		return -1;
+	}
+	*out = r;
+	return 0;
+}
+
+/*
+ * Read a duration in [min, max] seconds: a number of seconds, or numbers
+ * each followed by s, m or h ("30s", "2m", "1m30s").
+ */
+static int
+config_duration(struct config_parse *p, yaml_node_t *n, const char *what,
+    unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+	const char *s;
+	unsigned long long total = 0, num, mul;
+	int units = 0;
+
+	if (n->type != YAML_SCALAR_NODE || config_is_null(n))
+		goto bad;
+	s = (const char *)n->data.scalar.value;
+	if (*s == '\0')
+		goto bad;
+	while (*s != '\0') {
+		if (*s < '0' || *s > '9')
+			goto bad;
+		for (num = 0; *s >= '0' && *s <= '9'; s++) {
+			num = num * 10 + (unsigned long long)(*s - '0');
+			if (num > max)
+				goto range;
+		}
+		switch (*s) {
+		case '\0':
+			if (units)
+				goto bad;	/* "1m30": the unit of 30 is missing */
+			mul = 1;
+			break;
+		case 's':
+			mul = 1;
+			break;
+		case 'm':
+			mul = 60;
+			break;
+		case 'h':
+			mul = 3600;
+			break;
+		default:
+			goto bad;
+		}
+		if (*s != '\0') {
+			s++;
+			units = 1;
+		}
+		total += num * mul;
+		if (total > max)
+			goto range;
+	}
+	if (total < min)
+		goto range;
+	*out = total;
+	return 0;
+bad:
+	config_error(p, n, "%s must be a duration: seconds, or a number with s, m or h "
+	    "(\"30s\", \"2m\")", what);
+	return -1;
+range:
+	config_error(p, n, "%s must be from %llu to %llu seconds", what, min, max);
+	return -1;
+}
+
+/*
+ * Walk a mapping: each key must be a string, appear once and be in the
+ * table; its value goes to the entry's parser with obj.
+ */
+static void
+config_walk_map(struct config_parse *p, yaml_node_t *n, const char *what,
+    const struct config_entry *table, void *obj)
+{
+	yaml_node_pair_t *pair, *prev;
+	yaml_node_t *k, *pk;
+	const struct config_entry *e;
+	const char *key;
+
+	if (n->type != YAML_MAPPING_NODE) {
+		config_error(p, n, "%s must be a mapping of keys to values", what);
+		return;
+	}
+	for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
+		k = config_node(p, pair->key);
+		if (k->type != YAML_SCALAR_NODE) {
+			config_error(p, k, "keys in %s must be strings", what);
+			continue;
+		}
+		key = (const char *)k->data.scalar.value;
+		for (prev = n->data.mapping.pairs.start; prev < pair; prev++) {
+			pk = config_node(p, prev->key);
+			if (pk->type == YAML_SCALAR_NODE &&
+			    strcmp((const char *)pk->data.scalar.value, key) == 0)
+				break;
+		}
+		if (prev < pair) {
+			config_error(p, k, "duplicate key \"%s\" in %s (first at line %zu)", key,
+			    what, pk->start_mark.line + 1);
+			continue;
+		}
+		for (e = table; e->key != NULL; e++) {
+			if (strcmp(e->key, key) == 0)
+				break;
+		}
+		if (e->key == NULL) {
+			config_error(p, k, "unknown key \"%s\" in %s", key, what);
+			continue;
+		}
+		if (e->parse != NULL)
+			e->parse(p, config_node(p, pair->value), obj);
+	}
+}
+
+/* Free one key's strings and libssh key. */
+static void
+config_free_key(struct cfg_key *k)
+{
+	free(k->type);
+	free(k->base64);
+	free(k->comment);
+	free(k->fingerprint);
+	if (k->pubkey != NULL)
+		ssh_key_free(k->pubkey);
+	memset(k, 0, sizeof *k);
+}
+
+/* Free a list of n strings. */
+static void
+config_free_strings(char **list, size_t n)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+/* Decode standard base64 into a new buffer; -EINVAL if it is not base64. */
+static int
+config_base64_decode(const char *b64, unsigned char **out, size_t *outlen)
+{
+	unsigned char *buf;
+	size_t len = strlen(b64), pad = 0;
+	int n;
+
+	*out = NULL;
+	*outlen = 0;
+	if (len == 0 || len % 4 != 0 || len > CONFIG_KEY_LINE_MAX)
+		return -EINVAL;
+	if (b64[len - 1] == '=')
+		pad++;
+	if (b64[len - 2] == '=')
+		pad++;
+	if ((buf = malloc(len / 4 * 3 + 1)) == NULL)
+		return -ENOMEM;
+	n = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)len);
+	if (n < 0 || (size_t)n < pad) {
+		free(buf);
+		return -EINVAL;
+	}
+	*out = buf;
+	*outlen = (size_t)n - pad;
+	return 0;
+}
+
+/* Read one SSH wire string (uint32 length, bytes) from *p; -EINVAL past end. */
+static int
+config_blob_string(const unsigned char **p, size_t *left, const unsigned char **s,
+    size_t *slen)
+{
+	size_t n;
+
+	if (*left < 4)
+		return -EINVAL;
+	n = (size_t)(*p)[0] << 24 | (size_t)(*p)[1] << 16 | (size_t)(*p)[2] << 8 | (*p)[3];
+	if (n > *left - 4)
+		return -EINVAL;
+	*s = *p + 4;
+	*slen = n;
+	*p += 4 + n;
+	*left -= 4 + n;
+	return 0;
+}
+
+/*
+ * Check the blob against its declared type: the blob names the same type
+ * and an RSA modulus has at least CONFIG_RSA_MIN_BITS bits.
+ */
+static int
+config_key_blob_check(const char *type, const char *b64, char *why, size_t whylen)
+{
+	unsigned char *blob = NULL;
+	const unsigned char *p, *s, *mod;
+	size_t left, slen, modlen, bits;
+	unsigned char top;
+	int r;
+
+	if ((r = config_base64_decode(b64, &blob, &left)) != 0) {
+		if (r == -EINVAL)
+			snprintf(why, whylen, "key data is not valid base64");
+		goto out;
+	}
+	p = blob;
+	r = -EINVAL;
+	if (config_blob_string(&p, &left, &s, &slen) != 0 || slen != strlen(type) ||
+	    memcmp(s, type, slen) != 0) {
+		snprintf(why, whylen, "key data is not a %s key", type);
+		goto out;
+	}
+	if (strcmp(type, "ssh-rsa") == 0) {
+		if (config_blob_string(&p, &left, &s, &slen) != 0 ||
+		    config_blob_string(&p, &left, &mod, &modlen) != 0) {
+			snprintf(why, whylen, "key data is not a %s key", type);
+			goto out;
+		}
+		while (modlen > 0 && *mod == 0) {
+			mod++;
+			modlen--;
+		}
+		bits = modlen * 8;
+		if (modlen > 0) {
+			for (top = mod[0]; (top & 0x80) == 0; top <<= 1)
+				bits--;
+		}
+		if (bits < CONFIG_RSA_MIN_BITS) {
+			snprintf(why, whylen, "RSA key has %zu bits; at least %d are required",
+			    bits, CONFIG_RSA_MIN_BITS);
+			goto out;
+		}
+	}
+	r = 0;
+out:
+	free(blob);
+	return r;
+}
+
+/* Whether libssh's key type is one the broker accepts for users. */
+static int
+config_key_type_ok(enum ssh_keytypes_e t)
+{
+	switch (t) {
+	case SSH_KEYTYPE_ED25519:
+	case SSH_KEYTYPE_ECDSA_P256:
+	case SSH_KEYTYPE_ECDSA_P384:
+	case SSH_KEYTYPE_ECDSA_P521:
+	case SSH_KEYTYPE_RSA:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Whether a word after the first of line names a key type (options came first). */
+static int
+config_key_has_type_word(const char *line)
+{
+	char word[64];
+	size_t n;
+
+	line += strcspn(line, " \t");
+	for (;;) {
+		line += strspn(line, " \t");
+		if ((n = strcspn(line, " \t")) == 0)
+			return 0;
+		if (n < sizeof word) {
+			memcpy(word, line, n);
+			word[n] = '\0';
+			if (ssh_key_type_from_name(word) != SSH_KEYTYPE_UNKNOWN)
+				return 1;
+		}
+		line += n;
+	}
+}
+
+/*
+ * Parse one public key line "TYPE BASE64 [COMMENT]" into *k. Returns 0,
+ * -ENOENT for a blank or comment line, -EINVAL with the reason in why, or
+ * -ENOMEM. Options before the type are refused: dropping from= or
+ * command= silently would grant more than the file says.
+ */
+static int
+config_key_parse(const char *line, struct cfg_key *k, char *why, size_t whylen)
+{
+	char *copy = NULL, *type, *b64, *comment, *end, *b64out = NULL;
+	char *fp = NULL;
+	unsigned char *hash = NULL;
+	size_t hlen = 0;
+	enum ssh_keytypes_e t;
+	ssh_key key = NULL;
+	int r = -ENOMEM;
+
+	memset(k, 0, sizeof *k);
+	*why = '\0';
+	line += strspn(line, " \t");
+	if (*line == '\0' || *line == '#' || *line == '\r' || *line == '\n')
+		return -ENOENT;
+	if (strlen(line) > CONFIG_KEY_LINE_MAX) {
+		snprintf(why, whylen, "key line is longer than %d bytes", CONFIG_KEY_LINE_MAX);
+		return -EINVAL;
+	}
+	if ((copy = strdup(line)) == NULL)
+		goto out;
+	end = copy + strlen(copy);
+	while (end > copy && strchr(" \t\r\n", end[-1]) != NULL)
+		*--end = '\0';
+
+	r = -EINVAL;
+	type = copy;
+	b64 = type + strcspn(type, " \t");
+	if (*b64 != '\0')
+		*b64++ = '\0';
+	b64 += strspn(b64, " \t");
+	comment = b64 + strcspn(b64, " \t");
+	if (*comment != '\0')
+		*comment++ = '\0';
+	comment += strspn(comment, " \t");
+
+	t = ssh_key_type_from_name(type);
+	if (t == SSH_KEYTYPE_UNKNOWN) {
+		if (config_key_has_type_word(line) || strchr(type, '=') != NULL)
+			snprintf(why, whylen, "authorized_keys options (\"%.40s\") are not "
+			    "supported; remove them or use a separate user", type);
+		else if (strncmp(type, "ssh-", 4) == 0 || strncmp(type, "ecdsa-", 6) == 0 ||
+		    strncmp(type, "sk-", 3) == 0 || strncmp(type, "rsa-", 4) == 0)
+			snprintf(why, whylen, "unsupported key type \"%.40s\" (use ssh-ed25519, "
+			    "ecdsa-sha2-nistp256/384/521 or ssh-rsa)", type);
+		else
+			snprintf(why, whylen, "not a public key: expected \"TYPE BASE64 "
+			    "[COMMENT]\", found \"%.40s\"", type);
+		goto out;
+	}
+	if (!config_key_type_ok(t) || strcmp(type, ssh_key_type_to_char(t)) != 0) {
+		snprintf(why, whylen, "unsupported key type \"%.40s\" (use ssh-ed25519, "
+		    "ecdsa-sha2-nistp256/384/521 or ssh-rsa)", type);
+		goto out;
+	}
+	if (*b64 == '\0') {
+		snprintf(why, whylen, "%s key has no key data", type);
+		goto out;
+	}
+	if ((r = config_key_blob_check(type, b64, why, whylen)) != 0)
+		goto out;
+	r = -EINVAL;
+	if (ssh_pki_import_pubkey_base64(b64, t, &key) != SSH_OK || key == NULL) {
+		snprintf(why, whylen, "key data is not a valid %s key", type);
+		goto out;
+	}
+	if (ssh_key_type(key) != t ||
+	    ssh_pki_export_pubkey_base64(key, &b64out) != SSH_OK ||
+	    strcmp(b64out, b64) != 0) {
+		snprintf(why, whylen, "key data is not a valid %s key (trailing or "
+		    "mismatched data)", type);
+		goto out;
+	}
+	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) != 0 ||
+	    (fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = -ENOMEM;
+	if ((k->type = strdup(type)) == NULL || (k->base64 = strdup(b64)) == NULL ||
+	    (k->fingerprint = strdup(fp)) == NULL ||
+	    (*comment != '\0' && (k->comment = strdup(comment)) == NULL)) {
+		config_free_key(k);
+		goto out;
+	}
+	k->pubkey = key;
+	key = NULL;	/* transferred */
+	r = 0;
+out:
+	if (hash != NULL)
+		ssh_clean_pubkey_hash(&hash);
+	if (fp != NULL)
+		ssh_string_free_char(fp);
+	if (b64out != NULL)
+		ssh_string_free_char(b64out);
+	if (key != NULL)
+		ssh_key_free(key);
+	free(copy);
+	return r;
+}
+
+/* Append k to the user's keys (taking its contents), unless it is a repeat. */
+static void
+config_user_add_key(struct config_parse *p, struct cfg_user *u, struct cfg_key *k)
+{
+	struct cfg_key *keys;
+	size_t i;
+
+	for (i = 0; i < u->nkeys; i++) {
+		if (strcmp(u->keys[i].base64, k->base64) == 0) {
+			config_free_key(k);
+			return;
+		}
+	}
+	if ((keys = reallocarray(u->keys, u->nkeys + 1, sizeof *keys)) == NULL) {
+		p->oom = 1;
+		config_free_key(k);
+		return;
+	}
+	u->keys = keys;
+	u->keys[u->nkeys++] = *k;
+	memset(k, 0, sizeof *k);	/* transferred */
+}
+
+/*
+ * Read a whole regular file of at most max bytes that neither group nor
+ * others may write. On failure returns a negative errno with the reason in why.
+ */
+static int
+config_read_file(const char *path, char **out, size_t *outlen, char *why, size_t whylen)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd = -1, r;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1) {
+		r = -errno;
+		snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) == -1) {
+		r = -errno;
+		snprintf(why, whylen, "cannot stat %s: %s", path, strerror(errno));
+		goto out;
+	}
+	r = -EINVAL;
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "%s is not a regular file", path);
+		goto out;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		r = -EPERM;
+		snprintf(why, whylen, "%s is writable by group or others; fix with: "
+		    "chmod go-w %s", path, path);
+		goto out;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		r = -EPERM;
+		snprintf(why, whylen, "%s is owned by uid %u, not by root or the broker's "
+		    "user; fix with: chown", path, (unsigned)st.st_uid);
+		goto out;
+	}
+	if (st.st_size > CONFIG_FILE_MAX) {
+		r = -EFBIG;
+		snprintf(why, whylen, "%s is larger than %d bytes", path, CONFIG_FILE_MAX);
+		goto out;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		r = -ENOMEM;
+		snprintf(why, whylen, "out of memory reading %s", path);
+		goto out;
+	}
+	while (len < (size_t)st.st_size) {
+		n = read(fd, buf + len, (size_t)st.st_size - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			r = -errno;
+			snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	buf = NULL;	/* transferred */
+	r = 0;
+out:
+	free(buf);
+	if (fd != -1)
+		close(fd);
+	return r;
+}
+
+/* Load the keys of an authorized_keys file for user u; n is the path's node. */
+static void
+config_user_authorized_keys(struct config_parse *p, struct cfg_user *u, yaml_node_t *n,
+    const char *path)
+{
+	struct cfg_key k;
+	char why[512], *buf = NULL, *line, *next;
+	size_t len, lineno = 0;
+	int r;
+
+	if ((r = config_read_file(path, &buf, &len, why, sizeof why)) != 0) {
+		if (r == -ENOMEM)
+			p->oom = 1;
+		else
+			config_error(p, n, "authorized_keys: %s", why);
+		return;
+	}
+	if (strlen(buf) != len) {
+		config_error(p, n, "authorized_keys: %s contains a NUL byte", path);
+		goto out;
+	}
+	for (line = buf; line != NULL && *line != '\0'; line = next) {
+		lineno++;
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		r = config_key_parse(line, &k, why, sizeof why);
+		if (r == -ENOENT)
+			continue;
+		if (r == -ENOMEM) {
+			p->oom = 1;
+			break;
+		}
+		if (r != 0) {
+			config_error_at(p, path, lineno, "%s", why);
+			continue;
+		}
+		config_user_add_key(p, u, &k);
+	}
+out:
+	free(buf);
+}
+
+/* users[].name */
+static void
+config_parse_user_name(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_user *u = obj;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "user name")) == NULL)
+		return;
+	/* An invalid name is still kept, so no "user has no name" follows. */
+	if (!config_name_ok(v))
+		config_error(p, n, "user name \"%s\" is not valid: use letters, digits and "
+		    "._@:+/- (not first - or .), at most %d", v, CONFIG_NAME_MAX);
+	free(u->name);
+	u->name = config_strdup(p, v);
+}
+
+/* users[].keys: public key lines. */
+static void
+config_parse_user_keys(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_user *u = obj;
+	struct cfg_key k;
+	yaml_node_item_t *item;
+	yaml_node_t *in;
+	const char *v;
+	char why[512];
+	int r;
+
+	if (config_is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		config_error(p, n, "keys must be a list of public keys");
+		return;
+	}
+	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
+		in = config_node(p, *item);
+		if ((v = config_scalar(p, in, "key")) == NULL)
+			continue;
+		if (strpbrk(v, "\r\n") != NULL) {
+			config_error(p, in, "a key must be on one line");
+			continue;
+		}
+		r = config_key_parse(v, &k, why, sizeof why);
+		if (r == -ENOENT)
+			config_error(p, in, "empty key");
+		else if (r == -ENOMEM)
+			p->oom = 1;
+		else if (r != 0)
+			config_error(p, in, "%s", why);
+		else
+			config_user_add_key(p, u, &k);
+	}
+}
+
+/* users[].authorized_keys: a file of public keys. */
+static void
+config_parse_user_authorized_keys(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	const char *v;
+
+	if ((v = config_scalar(p, n, "authorized_keys")) == NULL)
+		return;
+	if (*v == '\0') {
+		config_error(p, n, "authorized_keys must not be empty");
+		return;
+	}
+	config_user_authorized_keys(p, obj, n, v);
+}
+
+/* users[].groups */
+static void
+config_parse_user_groups(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_user *u = obj;
+
+	config_set_list(p, n, "groups", config_name_ok, "group name", &u->groups,
+	    &u->ngroups);
+}
+
+static const struct config_entry config_user_entries[] = {
+	{ "name", config_parse_user_name },
+	{ "keys", config_parse_user_keys },
+	{ "authorized_keys", config_parse_user_authorized_keys },
+	{ "groups", config_parse_user_groups },
+	{ NULL, NULL }
+};
+
+/* users: a list of mappings; names are unique and every user has a key. */
+static void
+config_parse_users(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config *c = obj;
+	struct cfg_user *u;
+	yaml_node_item_t *item;
+	yaml_node_t *in;
+	size_t max, i;
+
+	if (config_is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		config_error(p, n, "users must be a list");
+		return;
+	}
+	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (max == 0 || c->users != NULL)
+		return;
+	if ((c->users = calloc(max, sizeof *c->users)) == NULL) {
+		p->oom = 1;
+		return;
+	}
+	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
+		in = config_node(p, *item);
+		u = &c->users[c->nusers++];
+		u->line = (int)in->start_mark.line + 1;
+		if (in->type != YAML_MAPPING_NODE) {
+			config_error(p, in, "each user must be a mapping with name and keys");
+			continue;
+		}
+		config_walk_map(p, in, "user", config_user_entries, u);
+		if (u->name == NULL) {
+			config_error(p, in, "user has no name");
+			continue;
+		}
+		for (i = 0; i + 1 < c->nusers; i++) {
+			if (c->users[i].name != NULL && strcmp(c->users[i].name, u->name) == 0)
+				break;
+		}
+		if (i + 1 < c->nusers)
+			config_error(p, in, "duplicate user \"%s\" (first at line %d)", u->name,
+			    c->users[i].line);
+		if (u->nkeys == 0)
+			config_error(p, in, "user \"%s\" has no keys (keys or authorized_keys)",
+			    u->name);
+	}
+}
+
+/* rules[].users */
+static void
+config_parse_rule_users(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+
+	config_set_list(p, n, "users", config_name_ok, "user name", &r->users, &r->nusers);
+}
+
+/* rules[].groups */
+static void
+config_parse_rule_groups(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+
+	config_set_list(p, n, "groups", config_name_ok, "group name", &r->groups,
+	    &r->ngroups);
+}
+
+/* rules[].targets: names or fnmatch(3) patterns. */
+static void
+config_parse_rule_targets(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+
+	config_set_list(p, n, "targets", config_pattern_ok, "target name or pattern",
+	    &r->targets, &r->ntargets);
+}
+
+/* Keys of later features are parsed by libyaml (so syntax errors show) and ignored. */
+static const struct config_entry config_rule_entries[] = {
+	{ "users", config_parse_rule_users },
+	{ "groups", config_parse_rule_groups },
+	{ "targets", config_parse_rule_targets },
+	{ "impersonate", NULL },
+	{ "commands", NULL },
+	{ "pty", NULL },
+	{ "exec", NULL },
+	{ "watch", NULL },
+	{ "require_reason", NULL },
+	{ "limits", NULL },
+	{ "on_recording_failure", NULL },
+	{ "announce_watchers", NULL },
+	{ NULL, NULL }
+};
+
+/* rules: a list of mappings, each with users or groups, and targets. */
+static void
+config_parse_rules(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config *c = obj;
+	struct cfg_rule *r;
+	yaml_node_item_t *item;
+	yaml_node_t *in;
+	size_t max;
+
+	if (config_is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		config_error(p, n, "rules must be a list");
+		return;
+	}
+	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (max == 0 || c->rules != NULL)
+		return;
+	if ((c->rules = calloc(max, sizeof *c->rules)) == NULL) {
+		p->oom = 1;
+		return;
+	}
+	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
+		in = config_node(p, *item);
+		r = &c->rules[c->nrules++];
+		r->line = (int)in->start_mark.line + 1;
+		if (in->type != YAML_MAPPING_NODE) {
+			config_error(p, in, "each rule must be a mapping with users or groups, "
+			    "and targets");
+			continue;
+		}
+		config_walk_map(p, in, "rule", config_rule_entries, r);
+		if (r->nusers == 0 && r->ngroups == 0)
+			config_error(p, in, "rule has no users or groups");
+		if (r->ntargets == 0)
+			config_error(p, in, "rule has no targets");
+	}
+}
+
+/* targets.local.shell */
+static void
+config_parse_local_shell(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_local_target *l = obj;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "shell")) == NULL)
+		return;
+	if (*v != '/') {
+		config_error(p, n, "shell must be an absolute path");
+		return;
+	}
+	config_set_string(p, n, "shell", &l->shell);
+}
+
+static const struct config_entry config_local_entries[] = {
+	{ "shell", config_parse_local_shell },
+	{ NULL, NULL }
+};
+
+/* targets.local: present (even empty) means enabled. */
+static void
+config_parse_target_local(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config *c = obj;
+
+	c->local.enabled = true;
+	if (!config_is_null(n))
+		config_walk_map(p, n, "targets.local", config_local_entries, &c->local);
+}
+
+static const struct config_entry config_target_entries[] = {
+	{ "local", config_parse_target_local },
+	{ "kubernetes", NULL },
+	{ NULL, NULL }
+};
+
+/* targets */
+static void
+config_parse_targets(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	if (!config_is_null(n))
+		config_walk_map(p, n, "targets", config_target_entries, obj);
+}
+
+/*
+ * listen: "HOST:PORT" with a numeric IPv4 host or "[IPV6]:PORT". Host
+ * names are refused: the broker binds one address and must not depend on
+ * DNS to decide which.
+ */
+static void
+config_parse_listen(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config *c = obj;
+	unsigned char addr[sizeof(struct in6_addr)];
+	const char *v, *colon, *s;
+	char host[INET6_ADDRSTRLEN + 1], *copy;
+	size_t hlen;
+	unsigned long port = 0;
+	int family = AF_INET;
+
+	if ((v = config_scalar(p, n, "listen")) == NULL)
+		return;
+	if (*v == '[') {
+		family = AF_INET6;
+		if ((s = strchr(v, ']')) == NULL || s[1] != ':')
+			goto bad;
+		colon = s + 1;
+		v++;
+		hlen = (size_t)(s - v);
+	} else {
+		if ((colon = strrchr(v, ':')) == NULL)
+			goto bad;
+		hlen = (size_t)(colon - v);
+		if (memchr(v, ':', hlen) != NULL) {
+			config_error(p, n, "listen: write an IPv6 address in brackets, like "
+			    "[::1]:2222");
+			return;
+		}
+	}
+	if (hlen == 0 || hlen >= sizeof host)
+		goto bad;
+	memcpy(host, v, hlen);
+	host[hlen] = '\0';
+	if (inet_pton(family, host, addr) != 1) {
+		config_error(p, n, "listen: \"%s\" is not a numeric %s address", host,
+		    family == AF_INET ? "IPv4" : "IPv6");
+		return;
+	}
+	for (s = colon + 1; *s >= '0' && *s <= '9' && port <= 65535; s++)
+		port = port * 10 + (unsigned long)(*s - '0');
+	if (s == colon + 1 || *s != '\0' || port == 0 || port > 65535) {
+		config_error(p, n, "listen: port must be a number from 1 to 65535");
+		return;
+	}
+	if ((copy = config_strdup(p, host)) == NULL)
+		return;
+	free(c->listen_host);
+	c->listen_host = copy;
+	c->listen_port = (uint16_t)port;
+	return;
+bad:
+	config_error(p, n, "listen must be HOST:PORT, like 127.0.0.1:2222 or [::1]:2222");
+}
+
+/* host_key */
+static void
+config_parse_host_key(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_set_string(p, n, "host_key", &((struct config *)obj)->host_key);
+}
+
+/* recordings */
+static void
+config_parse_recordings(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_set_string(p, n, "recordings", &((struct config *)obj)->recordings);
+}
+
+/* audit_log */
+static void
+config_parse_audit_log(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_set_string(p, n, "audit_log", &((struct config *)obj)->audit_log);
+}
+
+/* max_auth_tries */
+static void
+config_parse_max_auth_tries(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_uint(p, n, "max_auth_tries", 1, 100, &v) == 0)
+		((struct config *)obj)->max_auth_tries = (unsigned)v;
+}
+
+/* login_grace_time */
+static void
+config_parse_login_grace_time(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_duration(p, n, "login_grace_time", 1, 3600, &v) == 0)
+		((struct config *)obj)->login_grace_time = (unsigned)v;
+}
+
+/* shutdown_grace */
+static void
+config_parse_shutdown_grace(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_duration(p, n, "shutdown_grace", 0, 86400, &v) == 0)
+		((struct config *)obj)->shutdown_grace = (unsigned)v;
+}
+
+/* max_connections */
+static void
+config_parse_max_connections(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_uint(p, n, "max_connections", 1, 1000000, &v) == 0)
+		((struct config *)obj)->max_connections = (size_t)v;
+}
+
+static const struct config_entry config_top_entries[] = {
+	{ "listen", config_parse_listen },
+	{ "host_key", config_parse_host_key },
+	{ "recordings", config_parse_recordings },
+	{ "audit_log", config_parse_audit_log },
+	{ "users", config_parse_users },
+	{ "rules", config_parse_rules },
+	{ "targets", config_parse_targets },
+	{ "max_auth_tries", config_parse_max_auth_tries },
+	{ "login_grace_time", config_parse_login_grace_time },
+	{ "shutdown_grace", config_parse_shutdown_grace },
+	{ "max_connections", config_parse_max_connections },
+	{ "redact", NULL },
+	{ "signing_key", NULL },
+	{ "groups", NULL },
+	{ NULL, NULL }
+};
+
+/* Whether a user with this name exists in a config still being checked. */
+static int
+config_has_user(const struct config *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->nusers; i++) {
+		if (c->users[i].name != NULL && strcmp(c->users[i].name, name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Checks across sections, once everything is read. A rule naming an
+ * unknown user is a warning: it grants nothing, so it fails closed, but it
+ * is most likely a typo. A group no user belongs to is fine: groups are
+ * free-form labels and a rule may be written before its members are.
+ */
+static void
+config_check(struct config_parse *p)
+{
+	struct config *c = p->c;
+	struct cfg_rule *r;
+	size_t i, j;
+
+	for (i = 0; i < c->nrules; i++) {
+		r = &c->rules[i];
+		for (j = 0; j < r->nusers; j++) {
+			if (!config_has_user(c, r->users[j]))
+				config_warn_line(p, r->line, "rule names unknown user \"%s\"",
+				    r->users[j]);
+		}
+		for (j = 0; j < r->ntargets; j++) {
+			if (strcmp(r->targets[j], "local") == 0 && !c->local.enabled)
+				config_warn_line(p, r->line, "rule names target \"local\" but "
+				    "targets.local is not configured; it grants nothing");
+		}
+	}
+}
+
+/* A config holding the defaults and one reference, or NULL. */
+static struct config *
+config_new(void)
+{
+	struct config *c;
+
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return NULL;
+	c->refs = 1;
+	c->listen_port = 2222;
+	c->max_auth_tries = 6;
+	c->login_grace_time = 30;
+	c->shutdown_grace = 10;
+	c->max_connections = 1024;
+	if ((c->listen_host = strdup("127.0.0.1")) == NULL ||
+	    (c->host_key = strdup("state/host_ed25519")) == NULL ||
+	    (c->recordings = strdup("state/recordings")) == NULL ||
+	    (c->audit_log = strdup("state/audit.jsonl")) == NULL ||
+	    (c->local.shell = strdup("/bin/sh")) == NULL) {
+		config_unref(c);
+		return NULL;
+	}
+	return c;
+}
+
+/*
+ * Report a libyaml parser error with its line. Encoding errors have no
+ * mark, only a byte offset, so their line is counted in the input.
+ */
+static void
+config_yaml_error(struct config_parse *p, const yaml_parser_t *parser, const char *yaml,
+    size_t len)
+{
+	const char *problem = parser->problem != NULL ? parser->problem : "unknown error";
+	size_t line = parser->problem_mark.line + 1, i;
+
+	if (parser->error == YAML_READER_ERROR) {
+		line = 1;
+		for (i = 0; i < parser->problem_offset && i < len; i++) {
+			if (yaml[i] == '\n')
+				line++;
+		}
+	}
+	if (parser->context != NULL)
+		config_error_at(p, p->name, line, "YAML syntax error: %s (%s at line %zu)",
+		    problem, parser->context, parser->context_mark.line + 1);
+	else
+		config_error_at(p, p->name, line, "YAML syntax error: %s", problem);
+}
+
+/* Load and validate a configuration from a string. */
+int
+config_load_string(const char *name, const char *yaml, size_t len, FILE *errs,
+    struct config **out)
+{
+	struct config_parse p;
+	yaml_parser_t parser;
+	yaml_document_t doc, extra;
+	yaml_node_t *root;
+	int r = -ENOMEM, parser_ok = 0, doc_ok = 0;
+
+	*out = NULL;
+	memset(&p, 0, sizeof p);
+	p.name = name != NULL ? name : "config";
+	p.errs = errs;
+	p.doc = &doc;
+	if ((p.c = config_new()) == NULL)
+		goto out;
+	if (!yaml_parser_initialize(&parser))
+		goto out;
+	parser_ok = 1;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+	yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);	/* no UTF-16 guessing */
+	if (!yaml_parser_load(&parser, &doc)) {
+		if (parser.error == YAML_MEMORY_ERROR)
+			goto out;
+		config_yaml_error(&p, &parser, yaml, len);
+		r = -EINVAL;
+		goto out;
+	}
+	doc_ok = 1;
+	/* An empty file or document: the defaults, and nobody may log in. */
+	if ((root = yaml_document_get_root_node(&doc)) != NULL && !config_is_null(root))
+		config_walk_map(&p, root, "the configuration", config_top_entries, p.c);
+
+	if (!yaml_parser_load(&parser, &extra)) {
+		if (parser.error == YAML_MEMORY_ERROR)
+			goto out;
+		config_yaml_error(&p, &parser, yaml, len);
+	} else {
+		if ((root = yaml_document_get_root_node(&extra)) != NULL)
+			config_error(&p, root, "only one YAML document is allowed");
+		yaml_document_delete(&extra);
+	}
+	config_check(&p);
+	if (p.oom)
+		goto out;
+	r = p.nerrors > 0 ? -EINVAL : 0;
+	if (r == 0) {
+		*out = p.c;
+		p.c = NULL;	/* transferred */
+	}
+out:
+	if (r == -ENOMEM && errs != NULL)
+		fprintf(errs, "%s: out of memory\n", p.name);
+	if (doc_ok)
+		yaml_document_delete(&doc);
+	if (parser_ok)
+		yaml_parser_delete(&parser);
+	config_unref(p.c);
+	return r;
+}
+
+/* Load and validate a configuration file that only its owner may write. */
+int
+config_load(const char *path, FILE *errs, struct config **out)
+{
+	struct config *c = NULL;
+	char why[512], *buf = NULL;
+	size_t len;
+	int r;
+
+	*out = NULL;
+	if ((r = config_read_file(path, &buf, &len, why, sizeof why)) != 0) {
+		if (errs != NULL)
+			fprintf(errs, "%s: %s\n", path, why);
+		goto out;
+	}
+	if ((r = config_load_string(path, buf, len, errs, &c)) != 0)
+		goto out;
+	if ((c->path = strdup(path)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	*out = c;
+	c = NULL;	/* transferred */
+out:
+	config_unref(c);
+	free(buf);
+	return r;
+}
+
+/* Take another reference to c. */
+struct config *
+config_ref(struct config *c)
+{
+	if (c != NULL)
+		c->refs++;
+	return c;
+}
+
+/* Drop a reference to c and free everything when it was the last. */
+void
+config_unref(struct config *c)
+{
+	size_t i, j;
+
+	if (c == NULL || --c->refs > 0)
+		return;
+	for (i = 0; i < c->nusers; i++) {
+		free(c->users[i].name);
+		for (j = 0; j < c->users[i].nkeys; j++)
+			config_free_key(&c->users[i].keys[j]);
+		free(c->users[i].keys);
+		config_free_strings(c->users[i].groups, c->users[i].ngroups);
+	}
+	free(c->users);
+	for (i = 0; i < c->nrules; i++) {
+		config_free_strings(c->rules[i].users, c->rules[i].nusers);
+		config_free_strings(c->rules[i].groups, c->rules[i].ngroups);
+		config_free_strings(c->rules[i].targets, c->rules[i].ntargets);
+	}
+	free(c->rules);
+	free(c->path);
+	free(c->listen_host);
+	free(c->host_key);
+	free(c->recordings);
+	free(c->audit_log);
+	free(c->local.shell);
+	free(c);
+}
+
+/* Find a user by name. */
+const struct cfg_user *
+config_find_user(const struct config *c, const char *name)
+{
+	size_t i;
+
+	if (c == NULL || name == NULL)
+		return NULL;
+	for (i = 0; i < c->nusers; i++) {
+		if (strcmp(c->users[i].name, name) == 0)
+			return &c->users[i];
+	}
+	return NULL;
+}
+
+/* libssh's type for a key type name, counting RSA signature names as ssh-rsa. */
+static enum ssh_keytypes_e
+config_key_type(const char *name)
+{
+	if (strcmp(name, "rsa-sha2-256") == 0 || strcmp(name, "rsa-sha2-512") == 0)
+		return SSH_KEYTYPE_RSA;
+	return ssh_key_type_from_name(name);
+}
+
+/* Find one of the user's keys by type and base64 blob. */
+const struct cfg_key *
+config_user_key(const struct cfg_user *u, const char *type, const char *base64)
+{
+	enum ssh_keytypes_e t = SSH_KEYTYPE_UNKNOWN;
+	size_t i;
+
+	if (u == NULL || base64 == NULL)
+		return NULL;
+	if (type != NULL && (t = config_key_type(type)) == SSH_KEYTYPE_UNKNOWN)
+		return NULL;
+	for (i = 0; i < u->nkeys; i++) {
+		if (strcmp(u->keys[i].base64, base64) != 0)
+			continue;
+		if (type != NULL && config_key_type(u->keys[i].type) != t)
+			continue;
+		return &u->keys[i];
+	}
+	return NULL;
+}
+
+/* Find one of the user's keys equal to a key libssh parsed. */
+const struct cfg_key *
+config_user_pubkey(const struct cfg_user *u, struct ssh_key_struct *key)
+{
+	size_t i;
+
+	if (u == NULL || key == NULL)
+		return NULL;
+	for (i = 0; i < u->nkeys; i++) {
+		if (u->keys[i].pubkey != NULL &&
+		    ssh_key_cmp(u->keys[i].pubkey, key, SSH_KEY_CMP_PUBLIC) == 0)
+			return &u->keys[i];
+	}
+	return NULL;
+}

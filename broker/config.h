@@ -13,14 +13,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct ssh_key_struct;		/* libssh's ssh_key */
+
 struct cfg_key {
 	char *type;		/* "ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", ... */
 	char *base64;		/* the key blob, base64 as in authorized_keys */
 	char *comment;		/* may be NULL */
 	char *fingerprint;	/* "SHA256:..." */
+	struct ssh_key_struct *pubkey;	/* libssh's parsed key (ssh_key), owned here */
 };
 
 struct cfg_user {
+	int line;		/* where the user starts in the file */
 	char *name;
 	struct cfg_key *keys;
 	size_t nkeys;
@@ -46,7 +50,7 @@ struct cfg_local_target {
 struct config {
 	unsigned refs;
 	char *path;		/* the file it was loaded from (NULL for the demo) */
-	char *listen_host;	/* default 127.0.0.1 */
+	char *listen_host;	/* numeric IPv4 or IPv6 (no brackets), default 127.0.0.1 */
 	uint16_t listen_port;	/* default 2222 */
 	char *host_key;		/* default state/host_ed25519 */
 	char *recordings;	/* default state/recordings */
@@ -81,8 +85,16 @@ void config_unref(struct config *c);
 /* The user with this name, or NULL. */
 const struct cfg_user *config_find_user(const struct config *c, const char *name);
 
-/* Whether the user has this key (type and base64 blob); NULL if not. */
+/*
+ * Whether the user has this key (type and base64 blob); NULL if not. The
+ * RSA signature names "rsa-sha2-256" and "rsa-sha2-512" count as "ssh-rsa";
+ * type may be NULL to match on the blob alone (it names its own type).
+ */
 const struct cfg_key *config_user_key(const struct cfg_user *u, const char *type,
     const char *base64);
+
+/* The same for a key libssh parsed (an ssh_key); NULL if not the user's. */
+const struct cfg_key *config_user_pubkey(const struct cfg_user *u,
+    struct ssh_key_struct *key);
 
 #endif
