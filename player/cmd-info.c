@@ -1,1 +1,201 @@
-/* cmd-info.c: being written */
+/*
+ * podgate-player info: what a recording holds, and whether it is whole.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "player.h"
+
+/* What reading a whole recording found. */
+struct info_stats {
+	uint64_t events, duration_ns;
+	uint64_t count[6];	/* o e i r m x */
+	uint64_t other;
+	uint64_t bytes[3];	/* o e i */
+	bool exited;
+	int exit_status;
+	char exit_signal[32];
+	const char *state;	/* complete, incomplete, truncated, corrupt */
+	int rc;
+};
+
+static const char info_codes[] = "oeirmx";
+
+/* Read every event of f and count them. */
+static void
+info_scan(struct player_file *f, struct info_stats *s)
+{
+	struct rec_event ev;
+	const char *c;
+
+	memset(s, 0, sizeof *s);
+	while ((s->rc = rec_reader_next(f->reader, &ev)) == 1) {
+		s->events++;
+		s->duration_ns = ev.time_ns;
+		if (ev.code == 0 || (c = strchr(info_codes, ev.code)) == NULL) {
+			s->other++;
+			continue;
+		}
+		s->count[c - info_codes]++;
+		if (c - info_codes < 3)
+			s->bytes[c - info_codes] += ev.len;
+		if (ev.code == REC_EXIT) {
+			s->exited = true;
+			s->exit_status = ev.exit_status;
+			memcpy(s->exit_signal, ev.exit_signal, sizeof s->exit_signal);
+		}
+	}
+	if (s->rc == -ENODATA)
+		s->state = "truncated";
+	else if (s->rc < 0)
+		s->state = "corrupt";
+	else
+		s->state = s->exited ? "complete" : "incomplete";
+}
+
+/* Format UTC nanoseconds as RFC 3339 with milliseconds. */
+static void
+format_time(uint64_t ns, char *buf, size_t len)
+{
+	time_t sec = (time_t)(ns / 1000000000u);
+	struct tm tm;
+	char day[32];
+
+	gmtime_r(&sec, &tm);
+	strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03uZ", day, (unsigned)(ns % 1000000000u / 1000000u));
+}
+
+/* A header string for display. */
+static const char *
+or_dash(const char *s)
+{
+	return s != NULL ? s : "-";
+}
+
+/* Print the human form. */
+static void
+info_text(const struct player_file *f, const struct info_stats *s)
+{
+	const struct rec_header *h = &f->header;
+	char when[48];
+
+	format_time(h->start_ns, when, sizeof when);
+	printf("file:      %s\n", f->path);
+	printf("session:   %s\n", h->session_id);
+	printf("start:     %s\n", when);
+	printf("duration:  %.3fs\n", (double)s->duration_ns / 1e9);
+	printf("user:      %s", or_dash(h->user));
+	if (h->key_fp != NULL)
+		printf(" (%s)", h->key_fp);
+	if (h->client != NULL)
+		printf(" from %s", h->client);
+	printf("\ntarget:    %s (%s)\n", or_dash(h->target), or_dash(h->target_kind));
+	printf("command:   %s\n", h->command != NULL ? h->command : "(interactive shell)");
+	printf("terminal:  %ux%u %s%s\n", h->cols, h->rows, or_dash(h->term),
+	    h->pty ? " (pty)" : " (no pty)");
+	printf("events:    %" PRIu64 " (o %" PRIu64 ", e %" PRIu64 ", i %" PRIu64 ", r %" PRIu64
+	    ", m %" PRIu64 ", x %" PRIu64 ", other %" PRIu64 ")\n", s->events, s->count[0],
+	    s->count[1], s->count[2], s->count[3], s->count[4], s->count[5], s->other);
+	printf("bytes:     output %" PRIu64 ", stderr %" PRIu64 ", input %" PRIu64 "\n",
+	    s->bytes[0], s->bytes[1], s->bytes[2]);
+	if (!s->exited)
+		printf("exit:      -\n");
+	else if (s->exit_signal[0] != '\0')
+		printf("exit:      signal %s\n", s->exit_signal);
+	else
+		printf("exit:      status %d\n", s->exit_status);
+	printf("state:     %s", s->state);
+	if (s->rc < 0)
+		printf(" (%s)", rec_reader_error(f->reader));
+	printf("\n");
+}
+
+/* Print one JSON object on one line. */
+static void
+info_json(const struct player_file *f, const struct info_stats *s)
+{
+	size_t i;
+
+	fputs("{\"file\":", stdout);
+	rec_json_string(stdout, f->path, strlen(f->path));
+	fputs(",\"header\":", stdout);
+	rec_reader_header_json(f->reader, stdout);
+	printf(",\"duration_ns\":%" PRIu64 ",\"events\":%" PRIu64 ",\"counts\":{",
+	    s->duration_ns, s->events);
+	for (i = 0; i < 6; i++)
+		printf("\"%c\":%" PRIu64 ",", info_codes[i], s->count[i]);
+	printf("\"other\":%" PRIu64 "},\"bytes\":{\"o\":%" PRIu64 ",\"e\":%" PRIu64
+	    ",\"i\":%" PRIu64 "},\"exit\":", s->other, s->bytes[0], s->bytes[1], s->bytes[2]);
+	if (!s->exited)
+		fputs("null", stdout);
+	else if (s->exit_signal[0] != '\0')
+		printf("{\"signal\":\"%s\"}", s->exit_signal);
+	else
+		printf("{\"status\":%d}", s->exit_status);
+	printf(",\"state\":\"%s\",\"error\":", s->state);
+	if (s->rc < 0) {
+		const char *e = rec_reader_error(f->reader);
+
+		rec_json_string(stdout, e, strlen(e));
+		printf(",\"valid_bytes\":%" PRIu64, rec_reader_error_offset(f->reader));
+	} else
+		fputs("null", stdout);
+	fputs("}\n", stdout);
+}
+
+/* Describe each recording named on the command line. */
+int
+cmd_info(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct info_stats s;
+	struct player_file f;
+	bool json = false;
+	int c, i, st = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("usage: podgate-player info [--json] FILE...\n");
+			return 0;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		player_warn("usage: podgate-player info [--json] FILE...");
+		return EXIT_USAGE;
+	}
+	for (i = optind; i < argc; i++) {
+		if (player_open(&f, argv[i]) < 0) {
+			st = EXIT_USAGE;
+			continue;
+		}
+		info_scan(&f, &s);
+		if (json)
+			info_json(&f, &s);
+		else {
+			if (i > optind)
+				printf("\n");
+			info_text(&f, &s);
+		}
+		if (s.rc < 0 && st == 0)
+			st = s.rc == -ENODATA || s.rc == -EBADMSG || s.rc == -EPROTO ?
+			    EXIT_DAMAGED : EXIT_USAGE;
+		player_close(&f);
+	}
+	return st;
+}

@@ -1,0 +1,52 @@
+/*
+ * podgate-player: subcommands and the helpers they share.
+ *
+ * Exit statuses, for every subcommand:
+ *   0  success
+ *   1  the recording is damaged (truncated or corrupt): what could be
+ *      read was processed, and a line on stderr says where it stops
+ *   2  usage error, unreadable file, or not a recording
+ * `rec` exits with the recorded command's status instead.
+ */
+#ifndef PODGATE_PLAYER_H
+#define PODGATE_PLAYER_H
+
+#include <stdbool.h>
+
+#include "rec.h"
+
+#define EXIT_DAMAGED 1
+#define EXIT_USAGE 2
+
+int cmd_rec(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+/* Print "podgate-player: " and a formatted message to stderr. */
+void player_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* An open recording. */
+struct player_file {
+	const char *path;
+	int fd;
+	struct rec_reader *reader;
+	struct rec_header header;
+};
+
+/*
+ * Open path as a recording. On failure prints one line naming the file
+ * and the reason and returns a negative errno; f is then closed.
+ */
+int player_open(struct player_file *f, const char *path);
+void player_close(struct player_file *f);
+
+/*
+ * Report how reading ended (rc from rec_reader_next): nothing for a clean
+ * end, a line on stderr otherwise. Returns the exit status to use.
+ */
+int player_read_end(const struct player_file *f, int rc);
+
+/* Write all of buf to fd, retrying on EINTR and short writes. */
+int player_write_all(int fd, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,241 @@
+"""podgate-player rec, cat and info, driven from outside like a user would."""
+import fcntl
+import json
+import os
+import pty
+import select
+import signal
+import stat
+import struct
+import subprocess
+import termios
+import time
+
+import msgpack
+import pytest
+
+BUILD = os.environ.get("PODGATE_BUILD", os.path.join(os.path.dirname(__file__), "../../build-dev"))
+PLAYER = os.path.join(BUILD, "player", "podgate-player")
+
+
+def player(*args, stdin=subprocess.DEVNULL, timeout=60, **kw):
+    return subprocess.run([PLAYER, *args], stdin=stdin, capture_output=True, timeout=timeout, **kw)
+
+
+def events(path):
+    """Header and events of a recording, parsed independently of librec."""
+    with open(path, "rb") as f:
+        unpacker = msgpack.Unpacker(f, raw=False, max_buffer_size=64 << 20)
+        header = next(unpacker)
+        return header, [tuple(e) for e in unpacker]
+
+
+def no_sanitizer_report(stderr):
+    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+    assert "AddressSanitizer" not in text and "runtime error:" not in text, text
+
+
+def test_rec_exit_status_cat_and_info(tmp_path):
+    out = tmp_path / "a.rec"
+    r = player("rec", "-o", str(out), "--", "sh", "-c", 'printf "hello\\n"; exit 3')
+    no_sanitizer_report(r.stderr)
+    assert r.returncode == 3
+    assert r.stdout == b"hello\r\n"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+    c = player("cat", str(out))
+    assert c.returncode == 0 and c.stdout == b"hello\r\n" and c.stderr == b""
+
+    i = player("info", str(out))
+    assert i.returncode == 0
+    text = i.stdout.decode()
+    assert "exit:      status 3" in text
+    assert "state:     complete" in text
+    assert "command:   sh -c 'printf \"hello\\n\"; exit 3'" in text
+
+    j = json.loads(player("info", "--json", str(out)).stdout)
+    assert j["exit"] == {"status": 3}
+    assert j["state"] == "complete"
+    assert j["bytes"]["o"] == 7
+    assert j["header"]["format"] == "podgate-rec" and j["header"]["version"] == 1
+    assert j["header"]["term"]["cols"] == 80 and j["header"]["term"]["rows"] == 24
+
+    header, evs = events(out)
+    assert header["session"] == j["header"]["session"]
+    assert b"".join(e[2] for e in evs if e[1] == "o") == b"hello\r\n"
+    assert evs[-1][1] == "x" and evs[-1][2] == {"status": 3}
+
+
+def test_rec_signal_exit(tmp_path):
+    out = tmp_path / "s.rec"
+    r = player("rec", "-q", "-o", str(out), "--", "sh", "-c", "kill -TERM $$")
+    assert r.returncode == 128 + signal.SIGTERM
+    assert r.stderr == b""
+    _, evs = events(out)
+    assert evs[-1][1:] == ("x", {"signal": "TERM"})
+    assert "signal TERM" in player("info", str(out)).stdout.decode()
+
+
+def test_rec_input_recorded_and_eof(tmp_path):
+    out = tmp_path / "i.rec"
+    r = player("rec", "-q", "-o", str(out), "--", "sh", "-c", "read line; echo got:$line",
+               stdin=None, input=b"abc\n")
+    assert r.returncode == 0
+    assert b"got:abc" in r.stdout
+    _, evs = events(out)
+    assert b"".join(e[2] for e in evs if e[1] == "i") == b"abc\n"
+    with_input = player("cat", "--input", str(out)).stdout
+    assert b"abc\n" in with_input and b"got:abc" in with_input
+
+    out2 = tmp_path / "n.rec"
+    r = player("rec", "-q", "--no-input", "-o", str(out2), "--", "cat", stdin=None, input=b"xyz\n")
+    assert r.returncode == 0
+    _, evs = events(out2)
+    assert not [e for e in evs if e[1] == "i"]
+    assert b"xyz" in b"".join(e[2] for e in evs if e[1] == "o")
+
+
+def test_rec_refuses_to_overwrite(tmp_path):
+    out = tmp_path / "exists.rec"
+    out.write_bytes(b"keep")
+    r = player("rec", "-o", str(out), "--", "true")
+    assert r.returncode == 2
+    assert b"exists" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert out.read_bytes() == b"keep"
+
+
+def test_rec_missing_command(tmp_path):
+    out = tmp_path / "m.rec"
+    r = player("rec", "-q", "-o", str(out), "--", "/nonexistent/cmd")
+    assert r.returncode == 127
+    assert b"No such file" in r.stderr
+
+
+def test_bulk_output_size(tmp_path):
+    out = tmp_path / "bulk.rec"
+    r = player("rec", "-q", "-o", str(out), "--", "sh", "-c",
+               "head -c 12000000 /dev/zero | tr '\\0' 'y'")
+    assert r.returncode == 0
+    raw = len(r.stdout)
+    assert raw == 12000000
+    _, evs = events(out)
+    assert sum(len(e[2]) for e in evs if e[1] == "o") == raw
+    size = out.stat().st_size
+    assert size <= 1.03 * raw, (size, raw)
+
+
+def read_until(fd, needle, deadline):
+    buf = b""
+    while needle not in buf:
+        left = deadline - time.monotonic()
+        assert left > 0, f"timed out waiting for {needle!r}; got {buf!r}"
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    return buf
+
+
+def test_rec_resize_reaches_child_and_is_recorded(tmp_path):
+    out = tmp_path / "r.rec"
+    script = 'trap "stty size; exit 0" WINCH; echo ready; while :; do sleep 0.05; done'
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(PLAYER, [PLAYER, "rec", "-q", "-o", str(out), "--", "sh", "-c", script])
+    try:
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        deadline = time.monotonic() + 20
+        before = termios.tcgetattr(master)
+        read_until(master, b"ready", deadline)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+        got = read_until(master, b"40 100", deadline)
+        assert b"40 100" in got
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 0
+        # The terminal's modes are restored after raw mode.
+        assert termios.tcgetattr(master)[3] == before[3]
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(master)
+    _, evs = events(out)
+    resizes = [e[2] for e in evs if e[1] == "r"]
+    assert [100, 40] in resizes
+    assert b"40 100" in b"".join(e[2] for e in evs if e[1] == "o")
+
+
+def test_rec_typed_input_in_raw_mode(tmp_path):
+    out = tmp_path / "t.rec"
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(PLAYER, [PLAYER, "rec", "-q", "-o", str(out), "--", "sh", "-c",
+                          "echo ready; read x; echo typed:$x"])
+    try:
+        deadline = time.monotonic() + 20
+        read_until(master, b"ready", deadline)
+        os.write(master, b"hi\r")
+        read_until(master, b"typed:hi", deadline)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(master)
+    _, evs = events(out)
+    assert b"".join(e[2] for e in evs if e[1] == "i") == b"hi\r"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["bogus"], b"unknown command"),
+    (["cat", "/nonexistent.rec"], b"No such file"),
+    (["cat", "/etc/passwd"], b"not a podgate recording"),
+    (["info", "/etc/passwd"], b"not a podgate recording"),
+    (["cat", "/"], b"is a directory"),
+    (["cat"], b"usage"),
+])
+def test_errors_exit_2_with_one_line(args, needle):
+    r = player(*args)
+    assert r.returncode == 2
+    assert needle in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    no_sanitizer_report(r.stderr)
+
+
+def test_empty_and_foreign_files(tmp_path):
+    empty = tmp_path / "empty.rec"
+    empty.write_bytes(b"")
+    js = tmp_path / "cast.rec"
+    js.write_bytes(b'{"version": 2, "width": 80, "height": 24}\n[0.1, "o", "hi"]\n')
+    for p in (empty, js):
+        r = player("info", str(p))
+        assert r.returncode == 2 and b"not a podgate recording" in r.stderr
+
+
+def test_truncated_recording(tmp_path):
+    out = tmp_path / "full.rec"
+    r = player("rec", "-q", "-o", str(out), "--", "sh", "-c", "printf one; sleep 0.01; printf two")
+    assert r.returncode == 0
+    data = out.read_bytes()
+    cut = tmp_path / "cut.rec"
+    cut.write_bytes(data[:-3])
+    i = player("info", "--json", str(cut))
+    assert i.returncode == 1
+    j = json.loads(i.stdout)
+    assert j["state"] == "truncated"
+    assert "truncated at byte" in j["error"]
+    assert j["valid_bytes"] < len(data) - 3
+    c = player("cat", str(cut))
+    assert c.returncode == 1
+    assert b"truncated at byte" in c.stderr
+    # Only the exit event was cut: every output byte is still there.
+    assert c.stdout == b"onetwo"
+    assert j["exit"] is None
