@@ -131,6 +131,9 @@ skip:
 }
 
 /* Record an error with the offset it concerns. */
+static int fail(struct rec_reader *r, int err, uint64_t off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static int
 fail(struct rec_reader *r, int err, uint64_t off, const char *fmt, ...)
 {
