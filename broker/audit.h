@@ -20,16 +20,25 @@ struct audit_field {
 #define AUDIT_STR(k, v) ((struct audit_field){ .key = (k), .str = (v) ? (v) : "" })
 #define AUDIT_NUM(k, v) ((struct audit_field){ .key = (k), .str = NULL, .num = (int64_t)(v) })
 
-/* Open the log at path ("-": stdout). Returns a negative errno on failure. */
+/*
+ * Open the log at path ("-": stdout). The file is opened for appending
+ * with O_NOFOLLOW, created mode 0600 (missing directories 0700); anything
+ * but a regular file is refused. Returns a negative errno on failure
+ * (logged), with *out NULL.
+ */
 int audit_open(const char *path, struct audit **out);
 
 /*
  * Append one event: {"time":..., "event": event, fields...}. Written with
  * one write(2) so lines never interleave. Failures are logged, not returned.
+ * Strings are escaped for JSON: '"' and '\\' with a backslash, control
+ * characters and DEL as \u00XX, invalid UTF-8 replaced by U+FFFD. A NULL
+ * a does nothing.
  */
 void audit_event(struct audit *a, const char *event, const struct audit_field *fields,
     size_t nfields);
 
+/* Close the log (stdout stays open) and free a; NULL is ignored. */
 void audit_close(struct audit *a);
 
 #endif

@@ -72,14 +72,27 @@ struct config {
  * errs (when not NULL) and returns -EINVAL (or the errno of opening the
  * file); *out is NULL. Relative paths in the file are kept as written
  * (relative to the broker's working directory).
+ *
+ * The file (and each authorized_keys file) must be a regular file of at
+ * most 1 MiB, owned by root or the broker's user and not writable by
+ * group or others: otherwise -EPERM (or -EFBIG) with the fix in the
+ * message. Unknown keys are errors, except keys of later features, which
+ * are parsed and ignored. Warnings (a rule naming an unknown user, or
+ * "local" without targets.local) are printed as "PATH:LINE: warning: ..."
+ * and do not fail the load. User and group names are 1..255 of
+ * [A-Za-z0-9._@:+/-], not starting with '-' or '.'; keys are ssh-ed25519,
+ * ecdsa-sha2-nistp256/384/521 or ssh-rsa (2048 bits or more), without
+ * authorized_keys options; every user has at least one key.
  */
 int config_load(const char *path, FILE *errs, struct config **out);
 
-/* The same, from a string (name is used in messages). */
+/* The same, from a string (name is used in messages; c->path stays NULL). */
 int config_load_string(const char *name, const char *yaml, size_t len, FILE *errs,
     struct config **out);
 
+/* Take a reference (NULL is passed through); returns c. */
 struct config *config_ref(struct config *c);
+/* Drop a reference; the last one frees everything. NULL is ignored. */
 void config_unref(struct config *c);
 
 /* The user with this name, or NULL. */

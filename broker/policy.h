@@ -12,18 +12,30 @@
 /*
  * The first rule that grants user access to target, or NULL. Target is
  * the canonical target name ("local", or later "cluster:ns/pod/container").
+ * A rule applies to u when it names u or one of u's groups, and grants
+ * target when one of its patterns matches under fnmatch(3) with
+ * FNM_PATHNAME: '*', '?' and '[...]' never match '/'. Names failing
+ * policy_target_name_ok are denied, and so is "local" when targets.local
+ * is not configured. Whether other targets exist is the caller's check.
  */
 const struct cfg_rule *policy_match(const struct config *c, const struct cfg_user *u,
     const char *target);
 
 /*
  * The names of the targets the user may reach, for the picker: a
- * NULL-terminated array the caller frees with policy_free_list.
+ * NULL-terminated array the caller frees with policy_free_list. Only
+ * targets that exist are listed (for now "local", when configured), never
+ * patterns. An empty list is an array holding only NULL; NULL means out
+ * of memory.
  */
 char **policy_targets(const struct config *c, const struct cfg_user *u);
 void policy_free_list(char **list);
 
-/* Whether name is a syntactically valid target name (no shell or option tricks). */
+/*
+ * Whether name is a syntactically valid target name (no shell or option
+ * tricks): 1..253 characters of [A-Za-z0-9._:/-]; the parts between ':'
+ * and '/' are non-empty, do not start with '-' and are not "."; no "..".
+ */
 bool policy_target_name_ok(const char *name);
 
 #endif
