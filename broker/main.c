@@ -1,1 +1,125 @@
-int main(void){return 0;}
+/*
+ * podgate-broker: the SSH-speaking access broker and session recorder.
+ * Runs in the foreground and logs to stderr.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "server.h"
+
+#define MAIN_EXIT_USAGE 2
+
+static const char main_usage[] =
+    "usage: podgate-broker --config FILE [--listen HOST:PORT] [--debug]\n"
+    "       podgate-broker --demo DIR [--listen HOST:PORT] [--debug]\n"
+    "       podgate-broker --check-config FILE\n"
+    "       podgate-broker --version | --help\n"
+    "\n"
+    "  --config FILE        run with the configuration in FILE (YAML)\n"
+    "  --demo DIR           run the embedded demo configuration with state in DIR\n"
+    "  --check-config FILE  validate FILE: exit 0, or print each error and exit 2\n"
+    "  --listen HOST:PORT   listen there instead ([::1]:2222 for IPv6)\n"
+    "  --debug              verbose logs, libssh's included\n"
+    "\n"
+    "Signals: SIGHUP reloads users, keys and rules; SIGTERM or SIGINT stop after\n"
+    "live sessions end (at most shutdown_grace seconds).\n";
+
+/* Print a one-line usage error and return the usage exit status. */
+static int
+main_bad_usage(const char *msg)
+{
+	fprintf(stderr, "podgate-broker: %s (try --help)\n", msg);
+	return MAIN_EXIT_USAGE;
+}
+
+/* Validate a configuration file: its errors go to stderr with their lines. */
+static int
+main_check_config(const char *path)
+{
+	struct config *c = NULL;
+
+	if (config_load(path, stderr, &c) < 0)
+		return MAIN_EXIT_USAGE;
+	printf("%s: ok (%zu users, %zu rules)\n", path, c->nusers, c->nrules);
+	config_unref(c);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { OPT_CONFIG = 256, OPT_CHECK, OPT_DEMO, OPT_LISTEN, OPT_VERSION, OPT_HELP,
+	    OPT_DEBUG };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "check-config", required_argument, NULL, OPT_CHECK },
+		{ "demo", required_argument, NULL, OPT_DEMO },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "debug", no_argument, NULL, OPT_DEBUG },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct server_opts o;
+	const char *check = NULL;
+	char *host = NULL;
+	uint16_t port;
+	int c, modes = 0;
+
+	memset(&o, 0, sizeof o);
+	o.argv0 = argv[0];
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_CONFIG:
+			o.config_path = optarg;
+			modes++;
+			break;
+		case OPT_CHECK:
+			check = optarg;
+			modes++;
+			break;
+		case OPT_DEMO:
+			o.demo_dir = optarg;
+			modes++;
+			break;
+		case OPT_LISTEN:
+			o.listen = optarg;
+			break;
+		case OPT_DEBUG:
+			o.debug = true;
+			break;
+		case OPT_VERSION:
+			printf("podgate-broker %s\n", PODGATE_VERSION);
+			return 0;
+		case OPT_HELP:
+			fputs(main_usage, stdout);
+			return 0;
+		case ':':
+			return main_bad_usage("an option is missing its argument");
+		default:
+			return main_bad_usage("unknown option");
+		}
+	}
+	if (optind < argc)
+		return main_bad_usage("unexpected argument");
+	if (modes == 0)
+		return main_bad_usage("give one of --config FILE, --demo DIR or --check-config FILE");
+	if (modes > 1)
+		return main_bad_usage("--config, --demo and --check-config exclude each other");
+	if (check != NULL)
+		return main_check_config(check);
+	if ((o.config_path != NULL && *o.config_path == '\0') ||
+	    (o.demo_dir != NULL && *o.demo_dir == '\0'))
+		return main_bad_usage("empty path");
+	if (o.listen != NULL) {
+		if (server_parse_listen(o.listen, &host, &port) < 0)
+			return main_bad_usage("--listen takes HOST:PORT with a numeric address, "
+			    "like 127.0.0.1:2222 or [::1]:2222");
+		free(host);
+	}
+	return server_run(&o);
+}

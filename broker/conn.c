@@ -1,0 +1,491 @@
+/*
+ * One SSH connection. The socket is polled by libuv; when it is readable
+ * (or writable while libssh has output queued) libssh is run without
+ * blocking: ssh_handle_key_exchange until the keys are agreed, then
+ * ssh_event_dopoll with a zero timeout. libssh calls back into this file
+ * (authentication, refused requests) and session.c (channels).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "conn.h"
+#include "keys.h"
+#include "log.h"
+#include "session.h"
+
+/* Refused requests a connection may make before it is dropped. */
+#define CONN_MAX_REFUSALS 64
+
+static void conn_close_cb(uv_handle_t *h);
+
+/* Copy a client-supplied name for logs: printable ASCII, at most 64 bytes. */
+static void
+conn_clean(char *dst, size_t dstlen, const char *src)
+{
+	size_t i;
+
+	for (i = 0; src != NULL && src[i] != '\0' && i + 1 < dstlen && i < 64; i++)
+		dst[i] = (src[i] > 0x20 && src[i] < 0x7f) ? src[i] : '?';
+	dst[i] = '\0';
+}
+
+/* Audit an authentication failure and drop the client after too many. */
+static void
+conn_auth_failed(struct conn *c, const char *user, const char *fp, const char *reason)
+{
+	struct audit_field f[] = {
+		AUDIT_STR("user", user),
+		AUDIT_STR("key_fp", fp),
+		AUDIT_STR("client", c->client),
+		AUDIT_STR("reason", reason),
+	};
+	char name[80];
+
+	audit_event(c->server->audit, "auth_failure", f, sizeof f / sizeof f[0]);
+	conn_clean(name, sizeof name, user);
+	log_info("%s: authentication failed for '%s': %s", c->client, name, reason);
+	c->auth_failures++;
+	if (c->auth_failures >= c->server->config->max_auth_tries)
+		conn_kill(c, "too many authentication failures");
+}
+
+/* auth_pubkey_function: the user's configured keys only; same answer for unknowns. */
+static int
+conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pubkey,
+    char signature_state, void *userdata)
+{
+	struct conn *c = userdata;
+	const struct config *cfg = c->server->config;
+	const struct cfg_user *u = NULL;
+	const struct cfg_key *k = NULL;
+	char *fp = NULL;
+	int r = SSH_AUTH_DENIED;
+
+	if (c->state != CONN_AUTH || user == NULL || pubkey == NULL)
+		return SSH_AUTH_DENIED;
+	if (keys_fingerprint(pubkey, &fp) < 0)
+		fp = NULL;
+	u = config_find_user(cfg, user);
+	if (u != NULL)
+		k = config_user_pubkey(u, pubkey);
+	if (k != NULL && signature_state == SSH_PUBLICKEY_STATE_NONE) {
+		r = SSH_AUTH_SUCCESS;	/* "would this key do?": yes, sign with it */
+		goto out;
+	}
+	if (k != NULL && signature_state == SSH_PUBLICKEY_STATE_VALID) {
+		struct audit_field f[] = {
+			AUDIT_STR("user", u->name),
+			AUDIT_STR("key_fp", fp),
+			AUDIT_STR("client", c->client),
+			AUDIT_STR("key_type", ssh_key_type_to_char(ssh_key_type(pubkey))),
+		};
+
+		if ((c->user = strdup(u->name)) == NULL ||
+		    (c->key_fp = strdup(fp != NULL ? fp : "")) == NULL) {
+			conn_kill(c, "out of memory");
+			goto out;
+		}
+		c->config = config_ref(c->server->config);
+		c->state = CONN_OPEN;
+		uv_timer_stop(&c->grace);
+		audit_event(c->server->audit, "auth_success", f, sizeof f / sizeof f[0]);
+		log_info("%s: authenticated as %s with %s", c->client, u->name, fp);
+		r = SSH_AUTH_SUCCESS;
+		goto out;
+	}
+	conn_auth_failed(c, user, fp, u == NULL ? "unknown user" :
+	    k == NULL ? "key not authorized for user" : "invalid signature");
+out:
+	free(fp);
+	return r;
+}
+
+/* service_request_function: only the user authentication service. */
+static int
+conn_service_cb(ssh_session ssh, const char *service, void *userdata)
+{
+	if (service != NULL && strcmp(service, "ssh-userauth") == 0)
+		return 0;
+	return -1;
+}
+
+/* channel_open_request_session_function */
+static ssh_channel
+conn_channel_open_cb(ssh_session ssh, void *userdata)
+{
+	return session_open(userdata);
+}
+
+/* Audit a refused request that has no session channel to report to. */
+static void
+conn_refused(struct conn *c, const char *reason)
+{
+	struct audit_field f[] = {
+		AUDIT_STR("user", c->user),
+		AUDIT_STR("client", c->client),
+		AUDIT_STR("reason", reason),
+	};
+
+	audit_event(c->server->audit, "refused", f, sizeof f / sizeof f[0]);
+	log_info("%s: refused: %s", c->client, reason);
+	c->refusals++;
+}
+
+/* The name of an unwanted channel type, for the refusal reason. */
+static const char *
+conn_channel_type(int subtype)
+{
+	switch (subtype) {
+	case SSH_CHANNEL_DIRECT_TCPIP:
+		return "port forwarding (direct-tcpip channel)";
+	case SSH_CHANNEL_FORWARDED_TCPIP:
+		return "forwarded-tcpip channel";
+	case SSH_CHANNEL_X11:
+		return "x11 channel";
+	case SSH_CHANNEL_AUTH_AGENT:
+		return "agent channel";
+	default:
+		return "unknown channel type";
+	}
+}
+
+/*
+ * Messages no callback took: other authentication methods, other channel
+ * types, x11-req, global requests. All are refused (default reply).
+ */
+static int
+conn_message_cb(ssh_session ssh, ssh_message msg, void *userdata)
+{
+	struct conn *c = userdata;
+	struct session *s;
+	char reason[128];
+	int type = ssh_message_type(msg), sub = ssh_message_subtype(msg);
+
+	switch (type) {
+	case SSH_REQUEST_AUTH:
+		if (sub == SSH_AUTH_METHOD_NONE || c->state != CONN_AUTH)
+			break;
+		snprintf(reason, sizeof reason, "method %s not allowed",
+		    sub == SSH_AUTH_METHOD_PASSWORD ? "password" :
+		    sub == SSH_AUTH_METHOD_INTERACTIVE ? "keyboard-interactive" :
+		    sub == SSH_AUTH_METHOD_HOSTBASED ? "hostbased" :
+		    sub == SSH_AUTH_METHOD_GSSAPI_MIC ? "gssapi-with-mic" : "unknown");
+		conn_auth_failed(c, ssh_message_auth_user(msg), NULL, reason);
+		break;
+	case SSH_REQUEST_CHANNEL_OPEN:
+		snprintf(reason, sizeof reason, "%s refused", conn_channel_type(sub));
+		conn_refused(c, reason);
+		break;
+	case SSH_REQUEST_CHANNEL:
+		s = session_find(c, ssh_message_channel_request_channel(msg));
+		if (sub == SSH_CHANNEL_REQUEST_X11 && s != NULL)
+			session_refuse_request(s, "X11 forwarding");
+		else if (sub == SSH_CHANNEL_REQUEST_X11)
+			conn_refused(c, "X11 forwarding refused");
+		break;
+	case SSH_REQUEST_GLOBAL:
+		if (sub == SSH_GLOBAL_REQUEST_TCPIP_FORWARD)
+			conn_refused(c, "remote port forwarding (tcpip-forward) refused");
+		else if (sub == SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD)
+			conn_refused(c, "cancel-tcpip-forward refused");
+		break;
+	default:
+		break;
+	}
+	if (c->refusals > CONN_MAX_REFUSALS)
+		conn_kill(c, "too many refused requests");
+	return 1;	/* libssh sends the default (refusing) reply */
+}
+
+/* Continue the key exchange; set up the event once it is done. */
+static void
+conn_kex(struct conn *c)
+{
+	int rc = ssh_handle_key_exchange(c->ssh);
+
+	if (rc == SSH_AGAIN)
+		return;
+	if (rc != SSH_OK) {
+		log_info("%s: key exchange failed: %s", c->client, ssh_get_error(c->ssh));
+		conn_kill(c, "key exchange failed");
+		return;
+	}
+	if ((c->event = ssh_event_new()) == NULL ||
+	    ssh_event_add_session(c->event, c->ssh) != SSH_OK) {
+		conn_kill(c, "cannot set up the connection's event");
+		return;
+	}
+	c->state = CONN_AUTH;
+	log_debug("%s: key exchange done", c->client);
+}
+
+/* The socket is readable or writable: let libssh do its work. */
+static void
+conn_poll_cb(uv_poll_t *h, int status, int events)
+{
+	struct conn *c = h->data;
+
+	if (status < 0) {
+		conn_kill(c, uv_strerror(status));
+	} else if (c->state != CONN_DEAD) {
+		c->depth++;
+		if (c->state == CONN_KEX)
+			conn_kex(c);
+		if (c->state == CONN_AUTH || c->state == CONN_OPEN) {
+			if (ssh_event_dopoll(c->event, 0) == SSH_ERROR)
+				conn_kill(c, ssh_get_error(c->ssh));
+		}
+		c->depth--;
+	}
+	conn_after_io(c);
+}
+
+/* login_grace_time passed without a successful authentication. */
+static void
+conn_grace_cb(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	if (c->state == CONN_KEX || c->state == CONN_AUTH) {
+		struct audit_field f[] = {
+			AUDIT_STR("user", ""),
+			AUDIT_STR("client", c->client),
+			AUDIT_STR("reason", "login grace time exceeded"),
+		};
+
+		audit_event(c->server->audit, "auth_failure", f, sizeof f / sizeof f[0]);
+		conn_kill(c, "login grace time exceeded");
+	}
+	conn_after_io(c);
+}
+
+/* Start serving an accepted socket. */
+int
+conn_accept(struct server *srv, int fd, const char *client)
+{
+	struct conn *c = NULL;
+	int r;
+
+	if ((c = calloc(1, sizeof *c)) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->server = srv;
+	c->fd = fd;
+	c->state = CONN_KEX;
+	TAILQ_INIT(&c->sessions);
+	if ((c->client = strdup(client)) == NULL || (c->ssh = ssh_new()) == NULL) {
+		close(fd);
+		free(c->client);
+		free(c);
+		return -ENOMEM;
+	}
+	if (ssh_bind_accept_fd(srv->bind, c->ssh, fd) != SSH_OK) {
+		log_error("%s: cannot start SSH: %s", client, ssh_get_error(srv->bind));
+		ssh_free(c->ssh);	/* closes fd */
+		free(c->client);
+		free(c);
+		return -EIO;
+	}
+	ssh_set_blocking(c->ssh, 0);
+	ssh_set_auth_methods(c->ssh, SSH_AUTH_METHOD_PUBLICKEY);
+	c->cb.userdata = c;
+	c->cb.auth_pubkey_function = conn_auth_pubkey_cb;
+	c->cb.service_request_function = conn_service_cb;
+	c->cb.channel_open_request_session_function = conn_channel_open_cb;
+	ssh_callbacks_init(&c->cb);
+	ssh_set_server_callbacks(c->ssh, &c->cb);
+	ssh_set_message_callback(c->ssh, conn_message_cb, c);
+	if ((r = uv_poll_init(&srv->loop, &c->poll, fd)) < 0) {
+		log_error("%s: poll: %s", client, uv_strerror(r));
+		ssh_free(c->ssh);
+		free(c->client);
+		free(c);
+		return r;
+	}
+	c->poll.data = c;
+	uv_timer_init(&srv->loop, &c->grace);
+	c->grace.data = c;
+	c->handles = 2;
+	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
+	srv->nconns++;
+	uv_timer_start(&c->grace, conn_grace_cb, (uint64_t)srv->config->login_grace_time * 1000,
+	    0);
+	log_debug("%s: connected", client);
+	c->depth++;
+	conn_kex(c);
+	c->depth--;
+	conn_after_io(c);
+	return 0;
+}
+
+/* Mark the connection dead; conn_after_io releases it. */
+void
+conn_kill(struct conn *c, const char *why)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	c->state = CONN_DEAD;
+	c->death = strdup(why != NULL ? why : "closed");
+	c->dirty = true;
+	if (c->user != NULL)
+		log_info("%s: %s: connection ended: %s", c->client, c->user, why);
+	else
+		log_info("%s: connection ended: %s", c->client, why);
+}
+
+/* Free libssh's objects and start closing the handles. */
+static void
+conn_release(struct conn *c)
+{
+	struct session *s, *tmp;
+
+	c->released = true;
+	TAILQ_FOREACH_SAFE(s, &c->sessions, entry, tmp)
+		session_detach(s);
+	uv_close((uv_handle_t *)&c->poll, conn_close_cb);	/* before the fd closes */
+	uv_close((uv_handle_t *)&c->grace, conn_close_cb);
+	if (c->event != NULL) {
+		ssh_event_remove_session(c->event, c->ssh);
+		ssh_event_free(c->event);
+		c->event = NULL;
+	}
+	ssh_disconnect(c->ssh);
+	ssh_free(c->ssh);	/* closes the socket and frees every channel */
+	c->ssh = NULL;
+	c->fd = -1;
+}
+
+/* Free the connection once nothing refers to it. */
+static void
+conn_free_if_done(struct conn *c)
+{
+	struct server *srv = c->server;
+
+	if (!c->released || c->handles > 0 || c->nsessions > 0)
+		return;
+	TAILQ_REMOVE(&srv->conns, c, entry);
+	srv->nconns--;
+	if (c->config != NULL)
+		config_unref(c->config);
+	free(c->user);
+	free(c->key_fp);
+	free(c->death);
+	free(c->client);
+	free(c);
+	server_conn_gone(srv);
+}
+
+/* A connection handle finished closing. */
+static void
+conn_close_cb(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+
+	c->handles--;
+	conn_free_if_done(c);
+}
+
+/* Whether any session of c is still live. */
+static bool
+conn_has_live_session(struct conn *c)
+{
+	struct session *s;
+
+	TAILQ_FOREACH(s, &c->sessions, entry) {
+		if (session_live(s))
+			return true;
+	}
+	return false;
+}
+
+/* A session was freed. */
+void
+conn_session_gone(struct conn *c, struct session *unused)
+{
+	c->nsessions--;
+	if (c->server->stopping && !c->released && !conn_has_live_session(c))
+		conn_kill(c, "broker shutting down");
+	if (!c->released)
+		conn_after_io(c);
+	else
+		conn_free_if_done(c);
+}
+
+/* The server is stopping: end c now if it serves no live session. */
+void
+conn_shutdown(struct conn *c)
+{
+	if (c->released)
+		return;
+	if (!conn_has_live_session(c))
+		conn_kill(c, "broker shutting down");
+	conn_after_io(c);
+}
+
+/* Note bytes handed to libssh for the client. */
+void
+conn_queued(struct conn *c, size_t n)
+{
+	c->queued += n;
+}
+
+/* Whether targets may hand libssh more output. */
+bool
+conn_can_send(const struct conn *c)
+{
+	return c->state != CONN_DEAD && c->queued < CONN_QUEUE_MAX;
+}
+
+/* Poll the socket for reading, and for writing while libssh has output queued. */
+static void
+conn_update_poll(struct conn *c)
+{
+	int ev = UV_READABLE;
+
+	if (ssh_get_poll_flags(c->ssh) & SSH_WRITE_PENDING)
+		ev |= UV_WRITABLE;
+	if (ev != c->poll_events) {
+		uv_poll_start(&c->poll, ev, conn_poll_cb);
+		c->poll_events = ev;
+	}
+}
+
+/* Do what callbacks left, update polling, release a dead connection. */
+void
+conn_after_io(struct conn *c)
+{
+	struct session *s, *tmp;
+	int rounds;
+
+	if (c->depth > 0)
+		return;
+	c->depth++;
+	if (!c->released && c->state != CONN_DEAD) {
+		int st = ssh_get_status(c->ssh);
+
+		if ((st & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0 || !ssh_is_connected(c->ssh))
+			conn_kill(c, "closed by the client");
+		else if ((ssh_get_poll_flags(c->ssh) & SSH_WRITE_PENDING) == 0)
+			c->queued = 0;	/* libssh's queue is empty */
+	}
+	/* Callbacks run by libssh inside session work may leave more work. */
+	for (rounds = 0; rounds < 8; rounds++) {
+		c->dirty = false;
+		TAILQ_FOREACH_SAFE(s, &c->sessions, entry, tmp)
+			session_after_io(s);
+		if (!c->dirty)
+			break;
+	}
+	c->depth--;
+	if (c->released)
+		return;
+	if (c->state == CONN_DEAD)
+		conn_release(c);
+	else
+		conn_update_poll(c);
+}

@@ -1,0 +1,137 @@
+/*
+ * One session channel: its requests (pty-req, env, window-change,
+ * exec/shell, signal), the target picked for it, the child process it
+ * runs, the bytes forwarded both ways with backpressure, and its
+ * recording and audit events.
+ */
+#ifndef PODGATE_SESSION_H
+#define PODGATE_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+#include <uv.h>
+
+#include "pty.h"
+#include "rec.h"
+#include "target.h"
+
+struct conn;
+
+enum session_state {
+	SESSION_NEW,		/* collecting pty-req and env requests */
+	SESSION_STARTING,	/* exec or shell accepted; start at the next turn */
+	SESSION_MENU,		/* picking a target from the menu */
+	SESSION_PICKED,		/* a target was picked; start at the next turn */
+	SESSION_RUNNING,	/* target running, or its output draining */
+	SESSION_CLOSING,	/* done; handles closing */
+};
+
+/* One of the child's descriptors, with its poll handle. */
+struct session_fd {
+	struct session *session;
+	uv_poll_t poll;
+	int fd;			/* -1 once closed */
+	char code;		/* 'o' or 'e' for output, 0 for stdin only */
+	bool input;		/* the child's input goes here */
+	bool inited;		/* poll handle initialized (must be closed) */
+	int events;
+};
+
+#define SESSION_INBUF (64u * 1024)
+#define SESSION_MAXENV 32
+
+struct session {
+	TAILQ_ENTRY(session) entry;
+	struct conn *conn;
+	ssh_channel channel;		/* NULL once detached from libssh */
+	struct ssh_channel_callbacks_struct cb;
+	enum session_state state;
+	struct config *config;		/* the configuration it started under */
+
+	/* requests */
+	bool pty;
+	char term[64];
+	uint16_t cols, rows;
+	char *env[SESSION_MAXENV];
+	size_t nenv;
+	char *exec;			/* exec request text; NULL for a shell */
+	bool peer_eof;			/* the client sent EOF */
+	bool peer_closed;		/* the client closed the channel */
+	bool close_sent;		/* our CLOSE went out */
+	bool broken;			/* writing to the channel failed */
+
+	/* menu */
+	char **menu;
+	char line[256];
+	size_t linelen;
+
+	/* target */
+	char *target;
+	char *command;
+	const struct target_ops *ops;
+	struct pty_child child;
+	pid_t pgid;
+	bool started;
+	bool exited;
+	struct pty_exit exit;
+	bool killed;
+	struct session_fd fds[3];	/* PTY master or stdout; stderr; stdin */
+	bool input_closed;		/* child's stdin gone: input is dropped */
+
+	/* client -> child */
+	uint8_t *inbuf;
+	size_t inlen;
+	bool chan_pending;		/* libssh holds channel data we did not take */
+
+	/* recording */
+	char id[37];
+	char *rec_path;
+	int rec_fd;
+	struct rec_writer *rec;
+	bool rec_failed;
+
+	/* timers */
+	uv_timer_t flush_timer, linger_timer, kill_timer;
+	bool linger_over;
+
+	uint64_t bytes_in, bytes_out;
+	uint64_t start_mono;
+	unsigned handles;		/* uv handles not yet closed */
+	bool finished;			/* exit reported and audited */
+};
+
+/*
+ * A client asked to open a session channel: make a session and its
+ * channel (NULL when refused).
+ */
+ssh_channel session_open(struct conn *c);
+
+/* Do the work left by callbacks and update polling (from conn_after_io). */
+void session_after_io(struct session *s);
+
+/* Check whether the session's child has ended (on SIGCHLD). */
+void session_reap(struct session *s);
+
+/*
+ * The connection is going away: forget the channel (libssh frees it) and
+ * end the target (SIGHUP, then SIGKILL).
+ */
+void session_detach(struct session *s);
+
+/* The server's shutdown grace is over: end the target. */
+void session_abort(struct session *s);
+
+/* The session that owns channel on c, or NULL. */
+struct session *session_find(struct conn *c, ssh_channel channel);
+
+/* Refuse a request on the session's channel: audit and tell the client. */
+void session_refuse_request(struct session *s, const char *what);
+
+/* Whether the session still counts as live (for a graceful stop). */
+bool session_live(const struct session *s);
+
+#endif
