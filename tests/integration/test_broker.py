@@ -961,8 +961,8 @@ def test_env_only_allowed_names_reach_target(broker):
     for k in ("EVIL", "LD_PRELOAD", "BASH_ENV", "PODGATEX", "XLC_A"):
         assert k not in env, f"{k} reached the target"
     assert env.get("PATH") != "/evil"
-    r = b.ssh("alice", "local", "--", "env", opts=["-o", "SetEnv=PODGATE_X=yes",
-                                                   "-o", "SetEnv=EVIL2=no LC_ALL=C"])
+    # ssh keeps the first SetEnv it is given: all variables in one option.
+    r = b.ssh("alice", "local", "--", "env", opts=["-o", "SetEnv=PODGATE_X=yes EVIL2=no LC_ALL=C"])
     env = dict(line.split("=", 1) for line in r.stdout.decode().splitlines() if "=" in line)
     assert env.get("PODGATE_X") == "yes" and env.get("LC_ALL") == "C", r.stdout
     assert "EVIL2" not in env
@@ -1192,6 +1192,7 @@ def test_sighup_broken_config_keeps_old_then_valid_adds_user(broker, keys):
 
 def test_sighup_revokes_key_keeps_live_session(broker):
     b = broker(users={"alice": {"groups": ["oncall"]}, "bob": {"groups": ["oncall"]}})
+    alice = b.key("alice")
     c = b.connect("alice")
     try:
         live = c.get_transport().open_session()
@@ -1201,7 +1202,7 @@ def test_sighup_revokes_key_keeps_live_session(broker):
         pos = t.expect(b"one\n")
         b.write_config(users={"bob": {"groups": ["oncall"]}})
         b.reload()
-        wait_until(lambda: b.ssh("alice", "local", "--", "true").returncode == 255, 10,
+        wait_until(lambda: b.ssh("alice", "local", "--", "true", key=alice).returncode == 255, 10,
                    "alice's key to be revoked", interval=0.2)
         live.sendall(b"two\n")
         t.expect(b"two\n", start=pos)
