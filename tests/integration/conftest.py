@@ -432,6 +432,7 @@ class Broker:
         self.env.update(env or {})
         self.port = free_port()
         self.proc = None
+        self.start_failed = False  # start() already failed the test: no second report
         self._log_file = None
         self._out_file = None
 
@@ -542,12 +543,14 @@ class Broker:
                 self._close_files()
                 self.proc.kill()
                 self.proc.wait(10)
+                self.start_failed = True
                 pytest.fail(f"broker did not accept SSH on port {self.port} within {timeout}s\n"
                             + self.log_tail())
             log = self.log_path.read_bytes()[log_start:].decode(errors="replace")
             self._close_files()
             if "in use" in log or "EADDRINUSE" in log:
                 continue  # lost a race for the port: try another one
+            self.start_failed = True
             pytest.fail(f"broker exited with {self.proc.returncode} at start\n" + self.log_tail())
         pytest.fail("could not find a free port for the broker in 5 tries")
 
@@ -612,7 +615,8 @@ class Broker:
         for p in SANITIZER_PATTERNS:
             i = log.find(p)
             if i >= 0:
-                return log[max(0, i - 200): i + 4000]
+                i = log.rfind("\n", 0, max(0, log.rfind("\n", 0, i))) + 1
+                return log[i: i + 4000]
         return None
 
     def audit_lines(self) -> list[str]:
@@ -790,7 +794,7 @@ def broker(build, keys, tmp_path):
     yield factory
     failures = []
     for b in started:
-        if b.proc is None:
+        if b.proc is None or b.start_failed:
             continue
         try:
             rc = b.stop(timeout=float(b.settings.get("shutdown_grace", 10)) + 20)
