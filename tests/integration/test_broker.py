@@ -598,7 +598,7 @@ def test_pty_interactive_shell_on_target(broker):
     assert rec.exit() == {"status": 5}
 
 
-def test_pty_menu_lists_reachable_targets(broker):
+def test_pty_menu_pick_by_number(broker):
     b = broker()
     c = b.connect("alice")
     try:
@@ -606,9 +606,66 @@ def test_pty_menu_lists_reachable_targets(broker):
         chan.get_pty(term="xterm", width=80, height=24)
         chan.invoke_shell()
         t = Term(chan)
-        t.expect(b"local")
+        pos = t.expect(b"local")
+        chan.sendall(b"1\r")
+        chan.sendall(b"echo M$((2+3))N\r")
+        pos = t.expect(b"M5N", start=pos)
+        chan.sendall(b"exit 6\r")
+        t.drain()
+        assert chan.recv_exit_status() == 6
     finally:
         c.close()
+    recs = b.wait_recordings(1)
+    assert len(recs) == 1
+    rec = recs[0]
+    assert rec.header["where"]["target"] == "local"
+    assert rec.command is None
+    assert rec.header["pty"] is True
+    assert b"M5N" in rec.data("o")
+    assert rec.exit() == {"status": 6}
+
+
+def test_openssh_menu_pick_by_name(broker, tmp_path):
+    b = broker()
+    p = PtyProcess(b.ssh_args("alice", opts=["-tt"]), stderr_path=tmp_path / "ssh.err")
+    try:
+        pos = p.expect(b"local")
+        p.write(b"local\r")
+        p.write(b"echo X$((3*3))Y\r")
+        pos = p.expect(b"X9Y", start=pos)
+        p.write(b"exit 7\r")
+        try:
+            rc = p.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            pytest.fail("ssh did not end after the shell exited")
+        assert rc == 7
+    finally:
+        p.close()
+    rec = b.wait_recordings(1)[0]
+    assert rec.header["where"]["target"] == "local" and rec.command is None
+    assert rec.exit() == {"status": 7}
+
+
+def test_openssh_interactive_shell_on_target(broker, tmp_path):
+    b = broker()
+    p = PtyProcess(b.ssh_args("alice", "local", opts=["-tt"]), rows=33, cols=101,
+                   stderr_path=tmp_path / "ssh.err")
+    try:
+        p.write(b"stty size; echo TERM=$TERM\r")
+        pos = p.expect(b"33 101")
+        p.expect(b"TERM=", start=pos)
+        p.write(b"exit 4\r")
+        try:
+            rc = p.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            pytest.fail("ssh did not end after the shell exited")
+        assert rc == 4
+    finally:
+        p.close()
+    rec = b.wait_recordings(1)[0]
+    assert (rec.header["term"]["cols"], rec.header["term"]["rows"]) == (101, 33)
+    assert rec.header["term"]["type"] == os.environ.get("TERM", rec.header["term"]["type"])
+    assert rec.exit() == {"status": 4}
 
 
 # ---------------------------------------------------------------- concurrency
@@ -1030,6 +1087,17 @@ def test_target_not_granted_refused(broker, tmp_path):
     b.wait_audit("auth_success", lambda e: mentions(e, "bob"))
     r = b.ssh("alice", "local", "--", "echo granted")
     assert (r.returncode, r.stdout) == (0, b"granted\n")
+
+
+def test_rules_by_user_name(broker, tmp_path):
+    marker = tmp_path / "dave-ran"
+    b = broker(users={"carol": {"groups": []}, "dave": {"groups": []}},
+               rules=[{"users": ["carol"], "targets": ["local"]}])
+    r = b.ssh("carol", "local", "--", "echo carol")
+    assert (r.returncode, r.stdout) == (0, b"carol\n"), r.stderr
+    r = b.ssh("dave", "local", "--", f"touch {marker}")
+    assert r.returncode == 1 and not marker.exists(), (r.returncode, r.stderr)
+    assert_one_line(r.stderr, "no rule for dave")
 
 
 def test_injection_looking_targets_refused(broker, tmp_path):
