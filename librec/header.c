@@ -115,9 +115,9 @@ pack_extra(msgpack_packer *pk, const char *const *extra)
 /* Pack the header map for session id sid started at start_ns. */
 void
 rec_header_pack(msgpack_packer *pk, const struct rec_header *h, const char *sid,
-    uint64_t start_ns)
+    uint64_t start_ns, const struct rec_key *signer)
 {
-	msgpack_pack_map(pk, 9);
+	msgpack_pack_map(pk, signer != NULL ? 11 : 10);
 	pack_str(pk, "format");
 	pack_str(pk, REC_FORMAT_NAME);
 	pack_str(pk, "version");
@@ -165,6 +165,118 @@ rec_header_pack(msgpack_packer *pk, const struct rec_header *h, const char *sid,
 	pack_str(pk, "command");
 	pack_str(pk, h->command);
 	pack_extra(pk, h->what_extra);
+
+	/* Checkpoint and seal digests: SHA-256 of every byte before them. */
+	pack_str(pk, "chain");
+	pack_str(pk, "sha256");
+	if (signer != NULL) {
+		pack_str(pk, "signer");
+		msgpack_pack_map(pk, 3);
+		pack_str(pk, "alg");
+		pack_str(pk, "ed25519");
+		pack_str(pk, "key");
+		msgpack_pack_bin(pk, sizeof signer->pub);
+		msgpack_pack_bin_body(pk, signer->pub, sizeof signer->pub);
+		pack_str(pk, "key_fp");
+		pack_str(pk, signer->fp);
+	}
+}
+
+/* Pack an exit map. */
+void
+rec_pack_exit(msgpack_packer *pk, int status, const char *signal)
+{
+	msgpack_pack_map(pk, 1);
+	if (signal != NULL && signal[0] != '\0') {
+		pack_str(pk, "signal");
+		msgpack_pack_str(pk, strnlen(signal, 31));
+		msgpack_pack_str_body(pk, signal, strnlen(signal, 31));
+	} else {
+		pack_str(pk, "status");
+		msgpack_pack_int(pk, status);
+	}
+}
+
+/* Pack a checkpoint or seal event. */
+void
+rec_pack_mark(msgpack_packer *pk, char code, uint64_t interval, uint64_t seq,
+    const uint8_t digest[32], const struct rec_totals *t, const uint8_t *sig)
+{
+	bool seal = code == REC_SEAL;
+	int i;
+
+	msgpack_pack_array(pk, 3);
+	msgpack_pack_uint64(pk, interval);
+	msgpack_pack_str(pk, 1);
+	msgpack_pack_str_body(pk, &code, 1);
+	msgpack_pack_map(pk, (seal ? 6 : 2) + (sig != NULL));
+	pack_str(pk, "seq");
+	msgpack_pack_uint64(pk, seq);
+	pack_str(pk, "digest");
+	msgpack_pack_bin(pk, 32);
+	msgpack_pack_bin_body(pk, digest, 32);
+	if (seal) {
+		pack_str(pk, "events");
+		msgpack_pack_uint64(pk, t->events);
+		pack_str(pk, "bytes");
+		msgpack_pack_array(pk, 3);
+		for (i = 0; i < 3; i++)
+			msgpack_pack_uint64(pk, t->bytes[i]);
+		pack_str(pk, "duration");
+		msgpack_pack_uint64(pk, t->duration_ns);
+		pack_str(pk, "exit");
+		if (t->exited)
+			rec_pack_exit(pk, t->exit_status, t->exit_signal);
+		else
+			msgpack_pack_nil(pk);
+	}
+	if (sig != NULL) {
+		pack_str(pk, "sig");
+		msgpack_pack_bin(pk, 64);
+		msgpack_pack_bin_body(pk, sig, 64);
+	}
+}
+
+/* Append a big-endian 64-bit value. */
+static uint8_t *
+put_be64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+/* The exact message a checkpoint or the seal signs. */
+size_t
+rec_signed_msg(uint8_t *buf, char code, const char *sid, uint64_t seq,
+    const uint8_t digest[32], const struct rec_totals *t)
+{
+	static const char cp[] = "podgate-rec/1 checkpoint", seal[] = "podgate-rec/1 seal";
+	size_t n = strnlen(sid, 36);
+	uint8_t *p = buf;
+
+	memcpy(p, code == REC_SEAL ? seal : cp, code == REC_SEAL ? sizeof seal : sizeof cp);
+	p += code == REC_SEAL ? sizeof seal : sizeof cp;	/* the NUL separates */
+	memset(p, 0, 36);
+	memcpy(p, sid, n);
+	p += 36;
+	p = put_be64(p, seq);
+	memcpy(p, digest, 32);
+	p += 32;
+	if (code == REC_SEAL && t != NULL) {
+		p = put_be64(p, t->events);
+		p = put_be64(p, t->bytes[0]);
+		p = put_be64(p, t->bytes[1]);
+		p = put_be64(p, t->bytes[2]);
+		p = put_be64(p, t->duration_ns);
+		p = put_be64(p, t->exited ? (uint64_t)(int64_t)t->exit_status : UINT64_MAX);
+		memset(p, 0, 32);
+		memcpy(p, t->exit_signal, strnlen(t->exit_signal, 31));
+		p += 32;
+	}
+	return (size_t)(p - buf);
 }
 
 /* Whether o is a str equal to s. */

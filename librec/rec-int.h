@@ -12,7 +12,7 @@
 #define REC_MAX_ITEMS 65536u
 
 void rec_header_pack(msgpack_packer *pk, const struct rec_header *h, const char *sid,
-    uint64_t start_ns);
+    uint64_t start_ns, const struct rec_key *signer);
 int rec_header_decode(const msgpack_object *m, struct rec_header *h, const char **what);
 bool rec_obj_is(const msgpack_object *o, const char *s);
 const msgpack_object *rec_map_get(const msgpack_object *m, const char *key);
@@ -22,6 +22,47 @@ const msgpack_object *rec_map_get(const msgpack_object *m, const char *key);
  * 0 when more bytes are needed, -EBADMSG when malformed or over the limits.
  */
 ssize_t rec_object_size(const uint8_t *p, size_t n);
+
+struct rec_key {
+	struct evp_pkey_st *pkey;	/* EVP_PKEY */
+	bool private;
+	uint8_t pub[32];
+	char fp[REC_KEY_FP_LEN];
+};
+
+void rec_key_fp_of(const uint8_t pub[32], char fp[REC_KEY_FP_LEN]);
+int rec_key_sign(const struct rec_key *k, const uint8_t *msg, size_t len, uint8_t sig[64]);
+bool rec_sig_ok(const uint8_t pub[32], const uint8_t *msg, size_t len, const uint8_t sig[64]);
+
+/* Totals carried by the seal, recomputed by the verifier. */
+struct rec_totals {
+	uint64_t events;	/* events before the seal, checkpoints included */
+	uint64_t bytes[3];	/* o, e, i */
+	uint64_t duration_ns;	/* time of the last event before the seal */
+	bool exited;
+	int exit_status;	/* -1 with a signal */
+	char exit_signal[32];
+};
+
+/*
+ * The message a checkpoint (code 'c', totals NULL) or the seal (code 's')
+ * signs; returns its length (at most REC_SIGNED_MAX).
+ */
+#define REC_SIGNED_MAX 256
+size_t rec_signed_msg(uint8_t *buf, char code, const char *sid, uint64_t seq,
+    const uint8_t digest[32], const struct rec_totals *t);
+
+/* Pack an exit map: {"signal": name} when signal is non-empty, else {"status": n}. */
+void rec_pack_exit(msgpack_packer *pk, int status, const char *signal);
+
+/*
+ * Pack a whole checkpoint or seal event. For the seal, t holds the totals
+ * of the events before it (t->events excludes the seal). sig is NULL for
+ * an unsigned recording. Writer and verifier share this, so a verifier
+ * can compare a mark byte for byte with what it must be.
+ */
+void rec_pack_mark(msgpack_packer *pk, char code, uint64_t interval, uint64_t seq,
+    const uint8_t digest[32], const struct rec_totals *t, const uint8_t *sig);
 
 /* Write a msgpack object as JSON (bin as a string of its bytes). */
 void rec_json_object(FILE *out, const msgpack_object *o);

@@ -97,6 +97,36 @@ struct rec_event {
 	char exit_signal[32];	/* x: signal name without "SIG" ("KILL"), or "" */
 };
 
+/* ---- Signing keys (Ed25519) ---- */
+
+struct rec_key;
+
+/* "SHA256:" + 43 base64 characters + NUL fits. */
+#define REC_KEY_FP_LEN 64
+
+/*
+ * Load a PEM key. With private true the file must hold a private key and
+ * must not be readable by group or others (-EPERM); with private false a
+ * public key (or a private key, whose public half is used). Returns
+ * -EKEYREJECTED for a file that is not an Ed25519 key.
+ */
+int rec_key_load(const char *path, bool private, struct rec_key **out);
+
+/* Generate a key and store it at path (mode 0600, parents 0700; -EEXIST if present). */
+int rec_key_generate(const char *path, struct rec_key **out);
+
+/* rec_key_load(path, true), generating the key first when path does not exist. */
+int rec_key_load_or_generate(const char *path, struct rec_key **out);
+
+/* "SHA256:..." of the raw public key, as OpenSSH prints fingerprints. */
+const char *rec_key_fingerprint(const struct rec_key *k);
+
+/* Write the public key as PEM (what `verify --key` reads). */
+int rec_key_write_public(const struct rec_key *k, FILE *out);
+
+/* Free a key; the private material is wiped. */
+void rec_key_free(struct rec_key *k);
+
 /* ---- Writer ---- */
 
 struct rec_writer;
@@ -112,6 +142,16 @@ struct rec_writer_opts {
 	size_t buffer_size;
 	/* Monotonic time the recording starts at (0: now). */
 	uint64_t start_mono_ns;
+	/*
+	 * Integrity: checkpoints are written once checkpoint_ns (0: 1 s) or
+	 * checkpoint_bytes (0: 1 MiB) have passed since the previous one and
+	 * at least one event was appended meanwhile; each is signed with
+	 * sign_key when set (borrowed: it must outlive the writer). A seal
+	 * is written by rec_writer_close.
+	 */
+	const struct rec_key *sign_key;
+	uint64_t checkpoint_ns;
+	uint64_t checkpoint_bytes;
 };
 
 /*
@@ -144,12 +184,30 @@ int rec_writer_marker(struct rec_writer *w, const char *label);
 /* Write everything buffered (including a pending merged event) to fd. */
 int rec_writer_flush(struct rec_writer *w);
 
+/*
+ * Called periodically (e.g. every 100-250 ms) with the monotonic time
+ * (0: now): writes a checkpoint when one is due and flushes. Returns 1
+ * when a checkpoint was written (the caller may then fdatasync the fd,
+ * off its event loop), 0 when none was due, or a negative error.
+ */
+int rec_writer_tick(struct rec_writer *w, uint64_t mono_ns);
+
+/* Number of checkpoints written so far. */
+uint64_t rec_writer_checkpoints(const struct rec_writer *w);
+
 /* Bytes written to fd so far, and bytes buffered but not yet written. */
 uint64_t rec_writer_written(const struct rec_writer *w);
 size_t rec_writer_pending(const struct rec_writer *w);
 
-/* Flush and free. Returns the flush result; the writer is freed anyway. */
+/*
+ * Write the seal (totals and a signature over the final digest), flush and
+ * free. Returns the first error of the recording; the writer is freed
+ * anyway.
+ */
 int rec_writer_close(struct rec_writer *w);
+
+/* Free the writer without sealing (what a crash leaves; for tests). */
+void rec_writer_abandon(struct rec_writer *w);
 
 /* ---- Reader ---- */
 
@@ -163,6 +221,16 @@ struct rec_reader;
  * it ends inside the header, -EPROTONOSUPPORT for a newer version.
  */
 int rec_reader_open(struct rec_reader **out, int fd, struct rec_header *h);
+
+/*
+ * Continue reading fd in the middle of a recording: offset must be the
+ * offset of an event as a reader reported it (rec_event.offset), and
+ * time_ns the time of the event before it (0 for the first event). The
+ * reader seeks fd there and reads on as if every earlier object had been
+ * read: offsets and times continue. No header is read, so
+ * rec_reader_header_raw() gives NULL and rec_reader_header_json() fails.
+ */
+int rec_reader_open_at(struct rec_reader **out, int fd, uint64_t offset, uint64_t time_ns);
 
 /*
  * Read the next event into *ev. Returns 1 when an event was read, 0 at a
@@ -194,6 +262,41 @@ const uint8_t *rec_reader_event_raw(const struct rec_reader *r, size_t *len);
 int rec_reader_header_json(const struct rec_reader *r, FILE *out);
 
 void rec_reader_free(struct rec_reader *r);
+
+/* ---- Verification ---- */
+
+/* The outcome of verifying one recording, worst last. */
+enum rec_verdict {
+	REC_SEALED = 0,		/* sealed, every checkpoint and the seal intact and signed */
+	REC_TRUNCATED,		/* ends without a seal: intact up to the last good checkpoint */
+	REC_NOT_RECORDING,	/* not a podgate recording */
+	REC_UNSIGNED,		/* intact but not signed */
+	REC_WRONG_KEY,		/* signed by a key other than the one given */
+	REC_MODIFIED,		/* a digest or signature does not match, or data after the seal */
+};
+
+struct rec_verify {
+	enum rec_verdict verdict;
+	char reason[256];		/* one line */
+	char key_fp[REC_KEY_FP_LEN];	/* signer named in the header, or "" */
+	uint64_t checkpoints;		/* good checkpoints */
+	uint64_t verified_bytes;	/* end of the last good checkpoint (or the seal) */
+	uint64_t verified_time_ns;	/* its time since the start */
+	uint64_t bad_offset;		/* MODIFIED: offset of the failing event */
+	uint64_t file_size;		/* bytes read */
+	uint64_t events;		/* events read */
+};
+
+/*
+ * Verify the recording on fd from its current position. With pinned set,
+ * the header's signer must be that key (else REC_WRONG_KEY); without it,
+ * signatures are checked against the key named in the header. Returns 0
+ * with *out filled, or a negative errno for an I/O error.
+ */
+int rec_verify_fd(int fd, const struct rec_key *pinned, struct rec_verify *out);
+
+/* The verdict's name: "sealed", "truncated", ... */
+const char *rec_verdict_name(enum rec_verdict v);
 
 /* A one-line description of an error returned by this library. */
 const char *rec_strerror(int err);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "rec.h"
 #include "rec-int.h"
 
@@ -24,6 +26,19 @@ struct rec_writer {
 	uint8_t *buf;		/* packed events not yet written */
 	size_t len, cap, flush_at;
 	msgpack_packer pk;
+
+	/* Integrity: a running SHA-256 of every byte packed so far. */
+	EVP_MD_CTX *sha;
+	size_t hashed;		/* buf[0..hashed) is already in sha */
+	const struct rec_key *key;
+	uint64_t cp_seq;	/* checkpoints written */
+	uint64_t cp_ns, cp_bytes;
+	uint64_t cp_last_t;	/* time of the last checkpoint (or the start) */
+	uint64_t cp_last_off;	/* stream offset after the last checkpoint */
+	uint64_t packed;	/* bytes packed in all (written + buffered) */
+	uint64_t since_cp;	/* events appended since the last checkpoint */
+	uint64_t start;		/* monotonic start */
+	struct rec_totals totals;
 
 	/* An o/e/i event still open for merging. */
 	char pend_code;		/* 0: none */
@@ -62,7 +77,18 @@ buf_write_cb(void *data, const char *p, size_t n)
 	}
 	memcpy(w->buf + w->len, p, n);
 	w->len += n;
+	w->packed += n;
 	return 0;
+}
+
+/* Add the buffered bytes not yet hashed to the running digest. */
+static void
+buf_hash(struct rec_writer *w)
+{
+	if (w->hashed < w->len && EVP_DigestUpdate(w->sha, w->buf + w->hashed,
+	    w->len - w->hashed) != 1)
+		w->err = -EIO;
+	w->hashed = w->len;
 }
 
 /* Write the whole buffer to fd. */
@@ -72,6 +98,7 @@ buf_drain(struct rec_writer *w)
 	size_t off = 0;
 	ssize_t n;
 
+	buf_hash(w);
 	if (w->err < 0)
 		return w->err;
 	while (off < w->len) {
@@ -87,13 +114,18 @@ buf_drain(struct rec_writer *w)
 	}
 	memmove(w->buf, w->buf + off, w->len - off);
 	w->len -= off;
+	w->hashed -= off;
 	return w->err;
 }
+
+static void writer_free(struct rec_writer *w);
 
 /* Pack [interval, code, ...] framing; the payload follows. */
 static void
 pack_frame(struct rec_writer *w, uint64_t interval, char code)
 {
+	w->totals.events++;
+	w->since_cp++;
 	msgpack_pack_array(&w->pk, 3);
 	msgpack_pack_uint64(&w->pk, interval);
 	msgpack_pack_str(&w->pk, 1);
@@ -116,6 +148,8 @@ pend_emit(struct rec_writer *w)
 	if (w->pend_code == 0)
 		return;
 	pack_bin(w, w->pend_interval, w->pend_code, w->pend, w->pend_len);
+	w->totals.bytes[w->pend_code == REC_OUTPUT ? 0 : w->pend_code == REC_STDERR ? 1 : 2] +=
+	    w->pend_len;
 	w->pend_code = 0;
 	w->pend_len = 0;
 }
@@ -134,6 +168,16 @@ rec_writer_open(struct rec_writer **out, int fd, const struct rec_header *h,
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		return -ENOMEM;
 	w->fd = fd;
+	w->key = opts != NULL ? opts->sign_key : NULL;
+	w->cp_ns = opts != NULL && opts->checkpoint_ns > 0 ? opts->checkpoint_ns : 1000000000u;
+	w->cp_bytes = opts != NULL && opts->checkpoint_bytes > 0 ? opts->checkpoint_bytes :
+	    1024u * 1024;
+	w->totals.exit_status = -1;
+	if ((w->sha = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(w->sha, EVP_sha256(), NULL) != 1) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	w->cap = opts != NULL && opts->buffer_size > 0 ? opts->buffer_size : 64u * 1024;
 	w->flush_at = w->cap;
 	w->coalesce_ns = opts != NULL ? opts->coalesce_ns : 0;
@@ -151,20 +195,86 @@ rec_writer_open(struct rec_writer **out, int fd, const struct rec_header *h,
 	} else if ((r = rec_uuid7(w->sid)) < 0)
 		goto fail;
 	msgpack_packer_init(&w->pk, w, buf_write_cb);
-	rec_header_pack(&w->pk, h, w->sid, h->start_ns ? h->start_ns : rec_now_utc_ns());
+	rec_header_pack(&w->pk, h, w->sid, h->start_ns ? h->start_ns : rec_now_utc_ns(), w->key);
 	if (w->err < 0) {
 		r = w->err;
 		goto fail;
 	}
-	w->prev = opts != NULL && opts->start_mono_ns != 0 ?
+	w->start = w->prev = w->cp_last_t = opts != NULL && opts->start_mono_ns != 0 ?
 	    opts->start_mono_ns : rec_now_mono_ns();
+	w->cp_last_off = w->packed;
 	*out = w;
 	return 0;
 fail:
-	free(w->pend);
-	free(w->buf);
-	free(w);
+	writer_free(w);
 	return r;
+}
+
+/* The digest of every byte packed so far (the running hash is kept). */
+static int
+digest_now(struct rec_writer *w, uint8_t digest[32])
+{
+	EVP_MD_CTX *copy = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	int r = -EIO;
+
+	buf_hash(w);
+	if (copy != NULL && EVP_MD_CTX_copy_ex(copy, w->sha) == 1 &&
+	    EVP_DigestFinal_ex(copy, digest, &n) == 1 && n == 32)
+		r = 0;
+	EVP_MD_CTX_free(copy);
+	return r;
+}
+
+/*
+ * Pack a checkpoint ('c') or the seal ('s') at time t: sequence number,
+ * digest of everything before it, totals for the seal, and a signature.
+ */
+static int
+pack_mark(struct rec_writer *w, char code, uint64_t t)
+{
+	uint8_t digest[32], sig[64], msg[REC_SIGNED_MAX];
+	size_t mlen;
+	uint64_t interval;
+	int r;
+
+	pend_emit(w);
+	if ((r = digest_now(w, digest)) < 0)
+		return w->err = r;
+	if (t < w->prev)
+		t = w->prev;
+	if (code == REC_SEAL)
+		w->totals.duration_ns = w->prev - w->start;
+	mlen = rec_signed_msg(msg, code, w->sid, w->cp_seq, digest,
+	    code == REC_SEAL ? &w->totals : NULL);
+	if (w->key != NULL && (r = rec_key_sign(w->key, msg, mlen, sig)) < 0)
+		return w->err = r;
+	interval = t - w->prev;
+	w->prev = t;
+	rec_pack_mark(&w->pk, code, interval, w->cp_seq, digest, &w->totals,
+	    w->key != NULL ? sig : NULL);
+	w->totals.events++;	/* after packing: the seal's "events" excludes itself */
+	w->since_cp++;
+	w->cp_seq++;
+	w->since_cp = 0;
+	w->cp_last_t = t;
+	w->cp_last_off = w->packed;
+	return w->err;
+}
+
+/* Write a checkpoint if one is due at time t; 1 if written. */
+static int
+checkpoint_due(struct rec_writer *w, uint64_t t)
+{
+	int r;
+
+	if (w->since_cp == 0 && w->pend_code == 0)
+		return 0;
+	if (t - w->cp_last_t < w->cp_ns && w->packed + w->pend_len - w->cp_last_off < w->cp_bytes)
+		return 0;
+	if ((r = pack_mark(w, REC_CHECKPOINT, t)) < 0 || (r = buf_drain(w)) < 0)
+		return r;
+	return 1;
 }
 
 /* Session id of the recording. */
@@ -172,26 +282,6 @@ const char *
 rec_writer_session_id(const struct rec_writer *w)
 {
 	return w->sid;
-}
-
-/* Pack a map {"status": n} or {"signal": name} for an exit event. */
-static void
-pack_exit(struct rec_writer *w, const struct rec_event *ev)
-{
-	size_t n;
-
-	msgpack_pack_map(&w->pk, 1);
-	if (ev->exit_signal[0] != '\0') {
-		msgpack_pack_str(&w->pk, 6);
-		msgpack_pack_str_body(&w->pk, "signal", 6);
-		n = strnlen(ev->exit_signal, sizeof ev->exit_signal);
-		msgpack_pack_str(&w->pk, n);
-		msgpack_pack_str_body(&w->pk, ev->exit_signal, n);
-	} else {
-		msgpack_pack_str(&w->pk, 6);
-		msgpack_pack_str_body(&w->pk, "status", 6);
-		msgpack_pack_int(&w->pk, ev->exit_status);
-	}
 }
 
 /* Append one event stamped with mono_ns (0: now). */
@@ -214,12 +304,16 @@ rec_writer_append(struct rec_writer *w, uint64_t mono_ns, const struct rec_event
 	if (t < w->prev)
 		t = w->prev;
 
+	if (ev->code != REC_OUTPUT && ev->code != REC_STDERR && ev->code != REC_INPUT &&
+	    ev->code != REC_MARKER && ev->code != REC_RESIZE && ev->code != REC_EXIT)
+		return -EINVAL;
+
 	/* Merge into the open event: same code, within the window from its start. */
 	if (bin && w->pend_code == ev->code && t - w->prev <= w->coalesce_ns &&
 	    w->pend_len + ev->len <= COALESCE_MAX) {
 		memcpy(w->pend + w->pend_len, ev->data, ev->len);
 		w->pend_len += ev->len;
-		return 0;
+		return checkpoint_due(w, t) < 0 ? w->err : 0;
 	}
 	pend_emit(w);
 	interval = t - w->prev;
@@ -251,12 +345,22 @@ rec_writer_append(struct rec_writer *w, uint64_t mono_ns, const struct rec_event
 		break;
 	case REC_EXIT:
 		pack_frame(w, interval, ev->code);
-		pack_exit(w, ev);
+		rec_pack_exit(&w->pk, ev->exit_status, ev->exit_signal);
 		break;
 	default:
 		return -EINVAL;
 	}
+	if (bin && w->pend_code == 0)
+		w->totals.bytes[ev->code == REC_OUTPUT ? 0 : ev->code == REC_STDERR ? 1 : 2] += ev->len;
+	if (ev->code == REC_EXIT) {
+		w->totals.exited = true;
+		w->totals.exit_status = ev->exit_signal[0] != '\0' ? -1 : ev->exit_status;
+		memcpy(w->totals.exit_signal, ev->exit_signal, sizeof w->totals.exit_signal);
+		w->totals.exit_signal[sizeof w->totals.exit_signal - 1] = '\0';
+	}
 	if (w->err < 0)
+		return w->err;
+	if (checkpoint_due(w, t) < 0)
 		return w->err;
 	if (w->len >= w->flush_at)
 		return buf_drain(w);
@@ -315,6 +419,29 @@ rec_writer_flush(struct rec_writer *w)
 	return buf_drain(w);
 }
 
+/* Write a checkpoint when due, and flush. */
+int
+rec_writer_tick(struct rec_writer *w, uint64_t mono_ns)
+{
+	uint64_t t = mono_ns != 0 ? mono_ns : rec_now_mono_ns();
+	int r;
+
+	if (w->err < 0)
+		return w->err;
+	if (t < w->prev)
+		t = w->prev;
+	if ((r = checkpoint_due(w, t)) != 0)
+		return r;
+	return rec_writer_flush(w);
+}
+
+/* Checkpoints written so far. */
+uint64_t
+rec_writer_checkpoints(const struct rec_writer *w)
+{
+	return w->cp_seq;
+}
+
 /* Bytes written to fd so far. */
 uint64_t
 rec_writer_written(const struct rec_writer *w)
@@ -329,7 +456,17 @@ rec_writer_pending(const struct rec_writer *w)
 	return w->len + w->pend_len;
 }
 
-/* Flush and free the writer. */
+/* Free the writer's memory. */
+static void
+writer_free(struct rec_writer *w)
+{
+	EVP_MD_CTX_free(w->sha);
+	free(w->pend);
+	free(w->buf);
+	free(w);
+}
+
+/* Seal, flush and free the writer. */
 int
 rec_writer_close(struct rec_writer *w)
 {
@@ -337,9 +474,19 @@ rec_writer_close(struct rec_writer *w)
 
 	if (w == NULL)
 		return 0;
-	r = rec_writer_flush(w);
-	free(w->pend);
-	free(w->buf);
-	free(w);
+	r = w->err;
+	if (r == 0)
+		r = pack_mark(w, REC_SEAL, w->prev);
+	if (r == 0)
+		r = rec_writer_flush(w);
+	writer_free(w);
 	return r;
+}
+
+/* Free the writer without sealing or flushing. */
+void
+rec_writer_abandon(struct rec_writer *w)
+{
+	if (w != NULL)
+		writer_free(w);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rec.h"
@@ -97,6 +98,7 @@ test_header_roundtrip(void)
 	assert(strcmp(back.client, "127.0.0.1:5000") == 0);
 	assert(strcmp(back.target_kind, "local") == 0);
 	assert(strcmp(back.command, "echo hi") == 0);
+	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_SEAL);
 	assert(rec_reader_next(r, &ev) == 0);
 	rec_header_clear(&back);
 	rec_reader_free(r);
@@ -141,7 +143,7 @@ test_golden_events(void)
 		{ { .code = 'x', .exit_signal = "KILL" }, 1250100 + 5000000001u,
 		  "9300a17881a67369676e616ca44b494c4c" },
 	};
-	struct rec_writer_opts opts = { .start_mono_ns = 1000 };
+	struct rec_writer_opts opts = { .start_mono_ns = 1000, .checkpoint_ns = UINT64_MAX };
 	struct rec_writer *w;
 	uint8_t *file, want[64];
 	size_t i, len, hdr, pos, n;
@@ -152,7 +154,8 @@ test_golden_events(void)
 	hdr = (size_t)rec_writer_written(w);
 	for (i = 0; i < sizeof table / sizeof table[0]; i++)
 		assert(rec_writer_append(w, 1000 + table[i].at, &table[i].ev) == 0);
-	assert(rec_writer_close(w) == 0);
+	assert(rec_writer_flush(w) == 0);
+	rec_writer_abandon(w);
 	file = slurp(fd, &len);
 	pos = hdr;
 	for (i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -260,8 +263,10 @@ roundtrip(uint64_t coalesce_ns, size_t nevents)
 	assert(rec_reader_open(&r, fd, &back) == 0);
 	i = 0;
 	while ((rc = rec_reader_next(r, &ev)) == 1) {
-		assert(ev.offset == last_off || nread == 0);
+		assert(ev.offset == last_off || last_off == 0);
 		last_off = ev.offset + ev.size;
+		if (ev.code == REC_CHECKPOINT || ev.code == REC_SEAL)
+			continue;
 		nread++;
 		if (ev.code == 'o' || ev.code == 'e' || ev.code == 'i') {
 			k = ev.code == 'o' ? 0 : ev.code == 'e' ? 1 : 2;
@@ -353,6 +358,7 @@ test_coalesce_window(void)
 	assert(ev.code == 'o' && ev.len == 2 && ev.time_ns == 1091);
 	assert(rec_reader_next(r, &ev) == 1);
 	assert(ev.code == 'i' && ev.len == 1 && ev.time_ns == 1092);
+	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_SEAL);
 	assert(rec_reader_next(r, &ev) == 0);
 	rec_header_clear(&back);
 	rec_reader_free(r);
@@ -363,9 +369,11 @@ test_coalesce_window(void)
 static uint8_t *
 small_recording(size_t *len, uint64_t *ends, size_t *nends)
 {
-	struct rec_writer_opts opts = { .start_mono_ns = 1 };
+	struct rec_writer_opts opts = { .start_mono_ns = 1, .checkpoint_ns = UINT64_MAX,
+	    .checkpoint_bytes = UINT64_MAX };
 	struct rec_writer *w;
 	uint8_t buf[300];
+	uint8_t *file;
 	size_t i;
 	int fd = tmpfd();
 
@@ -386,9 +394,12 @@ small_recording(size_t *len, uint64_t *ends, size_t *nends)
 		assert(rec_writer_flush(w) == 0);
 		ends[i + 1] = rec_writer_written(w);
 	}
-	*nends = 31;
 	assert(rec_writer_close(w) == 0);
-	return slurp(fd, len);
+	file = slurp(fd, len);
+	ends[31] = *len;	/* the seal */
+	*nends = 32;
+	close(fd);
+	return file;
 }
 
 /* A recording cut at every offset reads to its last complete event. */
@@ -577,6 +588,244 @@ test_size_overhead(void)
 	close(fd);
 }
 
+
+/* A scratch directory for keys. */
+static char keydir[] = "/tmp/test-rec-keys-XXXXXX";
+
+/* Generate (once per name) a signing key in the scratch directory. */
+static struct rec_key *
+test_key(const char *name)
+{
+	char path[256];
+	struct rec_key *k;
+
+	snprintf(path, sizeof path, "%s/%s", keydir, name);
+	assert(rec_key_load_or_generate(path, &k) == 0);
+	return k;
+}
+
+/* A signed recording with a checkpoint every ~150 bytes; returns its bytes. */
+static uint8_t *
+signed_recording(const struct rec_key *k, size_t *len, bool seal)
+{
+	struct rec_writer_opts opts = { .start_mono_ns = 1, .sign_key = k,
+	    .checkpoint_bytes = 150, .checkpoint_ns = UINT64_MAX };
+	struct rec_writer *w;
+	uint8_t buf[120], *file;
+	size_t i;
+	int fd = tmpfd();
+
+	assert(rec_writer_open(&w, fd, &test_header, &opts) == 0);
+	for (i = 0; i < 12; i++) {
+		memset(buf, 'A' + (int)i, sizeof buf);
+		assert(rec_writer_append(w, 10 + i * 1000000, &(struct rec_event){
+		    .code = i % 3 ? 'o' : 'i', .data = buf, .len = 20 + i * 8 }) == 0);
+	}
+	assert(rec_writer_append(w, 20000000, &(struct rec_event){ .code = 'x',
+	    .exit_signal = "KILL" }) == 0);
+	assert(rec_writer_checkpoints(w) >= 4);
+	if (seal)
+		assert(rec_writer_close(w) == 0);
+	else {
+		assert(rec_writer_flush(w) == 0);
+		rec_writer_abandon(w);
+	}
+	file = slurp(fd, len);
+	close(fd);
+	return file;
+}
+
+/* Verify a buffer; returns the verdict. */
+static enum rec_verdict
+verify_buf(const uint8_t *p, size_t n, const struct rec_key *pinned, struct rec_verify *v)
+{
+	int fd = fd_with(p, n);
+
+	assert(rec_verify_fd(fd, pinned, v) == 0);
+	close(fd);
+	assert(v->reason[0] != '\0');
+	return v->verdict;
+}
+
+/* A sealed, signed recording verifies; with the right key too. */
+static void
+test_verify_sealed(void)
+{
+	struct rec_key *k = test_key("a"), *other = test_key("b");
+	struct rec_verify v;
+	size_t len;
+	uint8_t *file = signed_recording(k, &len, true);
+
+	assert(verify_buf(file, len, NULL, &v) == REC_SEALED);
+	assert(strcmp(v.key_fp, rec_key_fingerprint(k)) == 0);
+	assert(v.verified_bytes == len && v.file_size == len);
+	assert(strstr(v.reason, "sealed") != NULL);
+	assert(verify_buf(file, len, k, &v) == REC_SEALED);
+	assert(verify_buf(file, len, other, &v) == REC_WRONG_KEY);
+	assert(strstr(v.reason, rec_key_fingerprint(other)) != NULL);
+	free(file);
+	rec_key_free(k);
+	rec_key_free(other);
+}
+
+/* Every single flipped byte is detected. */
+static void
+test_verify_every_flip(void)
+{
+	struct rec_key *k = test_key("a");
+	struct rec_verify v;
+	size_t len, i;
+	uint8_t *file = signed_recording(k, &len, true);
+	int seen[6] = { 0 };
+
+	for (i = 0; i < len; i++) {
+		uint8_t save = file[i];
+
+		file[i] ^= (uint8_t)(i % 2 ? 0x01 : 1 + rng() % 255);
+		if (verify_buf(file, len, k, &v) == REC_SEALED) {
+			fprintf(stderr, "flip at byte %zu not detected\n", i);
+			abort();
+		}
+		seen[v.verdict]++;
+		file[i] = save;
+	}
+	/* Most flips land in payloads and are caught by the digests. */
+	assert(seen[REC_MODIFIED] > (int)len / 2);
+	free(file);
+	rec_key_free(k);
+}
+
+/* Cut at every offset: truncated, with the verified prefix at the last checkpoint. */
+static void
+test_verify_every_cut(void)
+{
+	struct rec_key *k = test_key("a");
+	struct rec_verify v;
+	struct rec_header h;
+	struct rec_reader *r;
+	struct rec_event ev;
+	uint64_t cps[64];
+	size_t len, cut, ncp = 0, j;
+	uint8_t *file = signed_recording(k, &len, true);
+	int fd = fd_with(file, len);
+
+	assert(rec_reader_open(&r, fd, &h) == 0);
+	while (rec_reader_next(r, &ev) == 1)
+		if (ev.code == REC_CHECKPOINT)
+			cps[ncp++] = ev.offset + ev.size;
+	rec_header_clear(&h);
+	rec_reader_free(r);
+	close(fd);
+
+	for (cut = 0; cut < len; cut++) {
+		enum rec_verdict got = verify_buf(file, cut, k, &v);
+
+		assert(got == REC_TRUNCATED || got == REC_NOT_RECORDING);
+		if (got == REC_NOT_RECORDING)
+			continue;
+		for (j = 0; j < ncp && cps[j] <= cut; j++)
+			;
+		assert(v.checkpoints == j);
+		if (j > 0)
+			assert(v.verified_bytes == cps[j - 1]);
+		assert(v.verified_bytes <= cut);
+	}
+	assert(verify_buf(file, len, k, &v) == REC_SEALED);
+	free(file);
+	rec_key_free(k);
+}
+
+/* Unsigned, unsealed, and extended recordings get their own verdicts. */
+static void
+test_verify_other_verdicts(void)
+{
+	struct rec_key *k = test_key("a");
+	struct rec_verify v;
+	size_t len;
+	uint8_t *file, *longer;
+
+	file = signed_recording(NULL, &len, true);
+	assert(verify_buf(file, len, NULL, &v) == REC_UNSIGNED);
+	assert(verify_buf(file, len, k, &v) == REC_UNSIGNED);
+	file[len - 40] ^= 0x10;		/* inside the seal's digest */
+	assert(verify_buf(file, len, NULL, &v) == REC_MODIFIED);
+	free(file);
+
+	file = signed_recording(k, &len, false);
+	assert(verify_buf(file, len, k, &v) == REC_TRUNCATED);
+	assert(strstr(v.reason, "not sealed") != NULL);
+	assert(v.checkpoints >= 4);
+	free(file);
+
+	file = signed_recording(k, &len, true);
+	longer = malloc(len + 8);
+	memcpy(longer, file, len);
+	memcpy(longer + len, "\x93\x00\xa1o\xc4\x02hi", 8);
+	assert(verify_buf(longer, len + 8, k, &v) == REC_MODIFIED);
+	assert(strstr(v.reason, "after the seal") != NULL && v.bad_offset == len);
+	assert(verify_buf((const uint8_t *)"hello", 5, k, &v) == REC_NOT_RECORDING);
+	free(longer);
+	free(file);
+	rec_key_free(k);
+}
+
+/* Checkpoints come by time through tick, and none while idle. */
+static void
+test_checkpoint_by_time(void)
+{
+	struct rec_writer_opts opts = { .start_mono_ns = 1 };
+	struct rec_writer *w;
+	int fd = tmpfd();
+
+	assert(rec_writer_open(&w, fd, &test_header, &opts) == 0);
+	assert(rec_writer_tick(w, 2000000000u) == 0);		/* idle: nothing to cover */
+	assert(rec_writer_checkpoints(w) == 0);
+	/* The first event after a second of silence is covered at once. */
+	assert(rec_writer_append(w, 2000000001u, &(struct rec_event){ .code = 'o',
+	    .data = (const uint8_t *)"x", .len = 1 }) == 0);
+	assert(rec_writer_checkpoints(w) == 1);
+	assert(rec_writer_append(w, 2000000002u, &(struct rec_event){ .code = 'o',
+	    .data = (const uint8_t *)"y", .len = 1 }) == 0);
+	assert(rec_writer_checkpoints(w) == 1);
+	assert(rec_writer_tick(w, 2500000000u) == 0);		/* not a second yet */
+	assert(rec_writer_checkpoints(w) == 1);
+	assert(rec_writer_tick(w, 3000000002u) == 1);		/* a second since the last */
+	assert(rec_writer_checkpoints(w) == 2);
+	assert(rec_writer_tick(w, 9000000000u) == 0);		/* idle again */
+	assert(rec_writer_checkpoints(w) == 2);
+	assert(rec_writer_written(w) > 0 && rec_writer_pending(w) == 0);
+	assert(rec_writer_close(w) == 0);
+	close(fd);
+}
+
+/* Private keys readable by others are refused; public keys load from PEM. */
+static void
+test_key_files(void)
+{
+	struct rec_key *k = test_key("perm"), *pub;
+	char path[256], pubpath[256];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/perm", keydir);
+	assert(rec_key_generate(path, &pub) == -EEXIST);
+	snprintf(pubpath, sizeof pubpath, "%s/perm.pub", keydir);
+	assert((f = fopen(pubpath, "w")) != NULL);
+	assert(rec_key_write_public(k, f) == 0);
+	fclose(f);
+	assert(rec_key_load(pubpath, false, &pub) == 0);
+	assert(strcmp(rec_key_fingerprint(pub), rec_key_fingerprint(k)) == 0);
+	assert(strncmp(rec_key_fingerprint(pub), "SHA256:", 7) == 0);
+	assert(strlen(rec_key_fingerprint(pub)) == 7 + 43);
+	rec_key_free(pub);
+	/* A public key cannot sign: loading it as private fails. */
+	assert(rec_key_load(pubpath, true, &pub) < 0 && pub == NULL);
+	assert(chmod(path, 0644) == 0);
+	assert(rec_key_load(path, true, &pub) == -EPERM);
+	assert(rec_key_load("/etc/hostname", false, &pub) == -EKEYREJECTED);
+	assert(rec_key_load("/nonexistent", false, &pub) == -ENOENT);
+	rec_key_free(k);
+}
+
 /* A write error sticks: later appends and the close report it. */
 static void
 test_write_error(void)
@@ -614,14 +863,23 @@ main(void)
 		{ "versions", test_versions },
 		{ "size_overhead", test_size_overhead },
 		{ "write_error", test_write_error },
+		{ "verify_sealed", test_verify_sealed },
+		{ "verify_every_flip", test_verify_every_flip },
+		{ "verify_every_cut", test_verify_every_cut },
+		{ "verify_other_verdicts", test_verify_other_verdicts },
+		{ "checkpoint_by_time", test_checkpoint_by_time },
+		{ "key_files", test_key_files },
 	};
+	char cmd[64];
 	size_t i;
 
+	assert(mkdtemp(keydir) != NULL);
 	for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		printf("%s\n", tests[i].name);
 		fflush(stdout);
 		tests[i].fn();
 	}
 	printf("all %zu rec tests passed\n", i);
-	return 0;
+	snprintf(cmd, sizeof cmd, "rm -rf %s", keydir);
+	return system(cmd);
 }
