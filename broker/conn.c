@@ -19,8 +19,58 @@
 
 /* Refused requests a connection may make before it is dropped. */
 #define CONN_MAX_REFUSALS 64
+/* While stopping, how long a client gets to disconnect after its last session. */
+#define CONN_STOP_LINGER_MS 1000
 
 static void conn_close_cb(uv_handle_t *h);
+static void conn_refused(struct conn *c, const char *reason);
+
+/* The connection libssh is working for right now (for its log callback). */
+static struct conn *conn_current;
+static bool conn_debug;
+
+/*
+ * libssh's log. Besides forwarding it with --debug, it is the only place
+ * where libssh 0.10 tells that a client asked for agent forwarding
+ * without a channel callback (with one, libssh would answer "success").
+ */
+static void
+conn_log_cb(int priority, const char *function, const char *buffer, void *userdata)
+{
+	if (conn_current != NULL && buffer != NULL &&
+	    strstr(buffer, "auth-agent-req") != NULL)
+		conn_current->agent_requests++;
+	if (conn_debug)
+		log_write(LOG_DEBUG, "libssh", "%s: %s", function, buffer);
+}
+
+/* Route libssh's log through ours (at protocol level, for conn_log_cb). */
+void
+conn_log_setup(bool debug)
+{
+	conn_debug = debug;
+	ssh_set_log_callback(conn_log_cb);
+	ssh_set_log_level(debug ? SSH_LOG_PACKET : SSH_LOG_PROTOCOL);
+}
+
+/* Audit agent forwarding requests seen in libssh's log (refused by libssh). */
+static void
+conn_agent_refused(struct conn *c)
+{
+	struct session *s, *last = NULL;
+
+	if (c->agent_requests == 0)
+		return;
+	c->agent_requests = 0;
+	TAILQ_FOREACH(s, &c->sessions, entry) {
+		if (s->state == SESSION_NEW)
+			last = s;
+	}
+	if (last != NULL)
+		session_refuse_request(last, "agent forwarding");
+	else
+		conn_refused(c, "agent forwarding refused");
+}
 
 /* Copy a client-supplied name for logs: printable ASCII, at most 64 bytes. */
 static void
@@ -186,6 +236,14 @@ conn_message_cb(ssh_session ssh, ssh_message msg, void *userdata)
 			session_refuse_request(s, "X11 forwarding");
 		else if (sub == SSH_CHANNEL_REQUEST_X11)
 			conn_refused(c, "X11 forwarding refused");
+		else if (sub == SSH_CHANNEL_REQUEST_UNKNOWN && s != NULL && session_break(s)) {
+			/*
+			 * libssh parses every standard client request but "break"
+			 * (RFC 4335), which is the one left for a session here.
+			 */
+			ssh_message_channel_request_reply_success(msg);
+			return 0;
+		}
 		break;
 	case SSH_REQUEST_GLOBAL:
 		if (sub == SSH_GLOBAL_REQUEST_TCPIP_FORWARD)
@@ -233,12 +291,14 @@ conn_poll_cb(uv_poll_t *h, int status, int events)
 		conn_kill(c, uv_strerror(status));
 	} else if (c->state != CONN_DEAD) {
 		c->depth++;
+		conn_current = c;
 		if (c->state == CONN_KEX)
 			conn_kex(c);
 		if (c->state == CONN_AUTH || c->state == CONN_OPEN) {
 			if (ssh_event_dopoll(c->event, 0) == SSH_ERROR)
 				conn_kill(c, ssh_get_error(c->ssh));
 		}
+		conn_current = NULL;
 		c->depth--;
 	}
 	conn_after_io(c);
@@ -403,13 +463,28 @@ conn_has_live_session(struct conn *c)
 	return false;
 }
 
+/* Stopping: the client did not disconnect after its last session ended. */
+static void
+conn_stop_cb(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	conn_kill(c, "broker shutting down");
+	conn_after_io(c);
+}
+
 /* A session was freed. */
 void
 conn_session_gone(struct conn *c, struct session *unused)
 {
 	c->nsessions--;
-	if (c->server->stopping && !c->released && !conn_has_live_session(c))
-		conn_kill(c, "broker shutting down");
+	/*
+	 * Stopping: let the client close its side and disconnect first, so
+	 * that it does not see its connection reset.
+	 */
+	if (c->server->stopping && !c->released && c->state != CONN_DEAD &&
+	    !conn_has_live_session(c))
+		uv_timer_start(&c->grace, conn_stop_cb, CONN_STOP_LINGER_MS, 0);
 	if (!c->released)
 		conn_after_io(c);
 	else
@@ -474,13 +549,17 @@ conn_after_io(struct conn *c)
 			c->queued = 0;	/* libssh's queue is empty */
 	}
 	/* Callbacks run by libssh inside session work may leave more work. */
+	conn_current = c->released ? NULL : c;
 	for (rounds = 0; rounds < 8; rounds++) {
 		c->dirty = false;
+		if (!c->released)
+			conn_agent_refused(c);
 		TAILQ_FOREACH_SAFE(s, &c->sessions, entry, tmp)
 			session_after_io(s);
-		if (!c->dirty)
+		if (!c->dirty && c->agent_requests == 0)
 			break;
 	}
+	conn_current = NULL;
 	c->depth--;
 	if (c->released)
 		return;

@@ -59,8 +59,12 @@ struct conn {
 	unsigned handles;		/* uv handles not yet closed */
 	bool dirty;			/* a callback left work for conn_after_io */
 	bool released;			/* libssh objects freed, handles closing */
+	unsigned agent_requests;	/* auth-agent-req seen (refused by libssh) */
 	char *death;			/* why it ended */
 };
+
+/* Route libssh's log through the broker's (once, at start). */
+void conn_log_setup(bool debug);
 
 /* Start serving an accepted socket (taken over: closed on failure). */
 int conn_accept(struct server *s, int fd, const char *client);

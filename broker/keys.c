@@ -90,13 +90,18 @@ out:
 	return r;
 }
 
-/* Generate an Ed25519 key into path (0600); *key is the new private key. */
+/*
+ * Generate an Ed25519 key into path (mode 0600, never replacing a file);
+ * *key is the new private key. libssh writes a temporary file under a
+ * 077 umask, which is then linked into place.
+ */
 static int
 keys_generate(const char *path, ssh_key *key)
 {
 	ssh_key k = NULL;
-	char *b64 = NULL;
-	int r = -EIO;
+	char *tmp = NULL;
+	mode_t old;
+	int r = -EIO, rc;
 
 	*key = NULL;
 	if ((r = keys_mkparent(path)) < 0) {
@@ -108,22 +113,32 @@ keys_generate(const char *path, ssh_key *key)
 		r = -EIO;
 		goto out;
 	}
-	if (ssh_pki_export_privkey_base64(k, NULL, NULL, NULL, &b64) != SSH_OK) {
-		log_error("cannot encode the new key");
+	if (asprintf(&tmp, "%s.new.%ld", path, (long)getpid()) < 0) {
+		tmp = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	unlink(tmp);
+	old = umask(077);
+	rc = ssh_pki_export_privkey_file(k, NULL, NULL, NULL, tmp);
+	umask(old);
+	if (rc != SSH_OK || chmod(tmp, 0600) < 0) {
+		log_error("cannot write %s", tmp);
 		r = -EIO;
 		goto out;
 	}
-	if ((r = keys_write_new(path, b64, strlen(b64), 0600)) < 0) {
-		log_error_r(r, "cannot write %s", path);
+	if (link(tmp, path) < 0) {
+		r = -errno;
+		log_error_r(r, "cannot create %s", path);
 		goto out;
 	}
 	*key = k;
 	k = NULL;	/* transferred */
+	r = 0;
 out:
-	if (b64 != NULL) {
-		explicit_bzero(b64, strlen(b64));
-		ssh_string_free_char(b64);
-	}
+	if (tmp != NULL)
+		unlink(tmp);
+	free(tmp);
 	ssh_key_free(k);
 	return r;
 }

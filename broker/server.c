@@ -311,7 +311,7 @@ static int
 server_bind(struct server *srv, enum ssh_keytypes_e keytype)
 {
 	bool no = false;
-	int verbosity = srv->debug ? SSH_LOG_PROTOCOL : SSH_LOG_NOLOG, minrsa = 2048;
+	int verbosity = srv->debug ? SSH_LOG_PACKET : SSH_LOG_PROTOCOL, minrsa = 2048;
 	const char *hostalgs;
 
 	switch (keytype) {
@@ -347,6 +347,7 @@ server_bind(struct server *srv, enum ssh_keytypes_e keytype)
 		log_error("cannot set up SSH: %s", ssh_get_error(srv->bind));
 		return -EINVAL;
 	}
+	conn_log_setup(srv->debug);
 	return 0;
 }
 

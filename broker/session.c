@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -32,9 +33,11 @@
 #define SESSION_LINGER_MS 200
 #define SESSION_KILL_MS 2000
 #define SESSION_COALESCE_NS 2000000u
+#define SESSION_PROMPT "Select a target (number or name, empty to quit): "
 
 static void session_fd_cb(uv_poll_t *h, int status, int events);
 static void session_close_cb(uv_handle_t *h);
+static void session_fd_close_cb(uv_handle_t *h);
 static void session_kill(struct session *s);
 static void session_callbacks_fill(struct ssh_channel_callbacks_struct *cb);
 
@@ -189,7 +192,7 @@ session_fd_close(struct session_fd *sf)
 		return;
 	if (sf->inited) {
 		uv_poll_stop(&sf->poll);
-		uv_close((uv_handle_t *)&sf->poll, session_close_cb);
+		uv_close((uv_handle_t *)&sf->poll, session_fd_close_cb);
 		sf->inited = false;
 	}
 	close(sf->fd);
@@ -217,9 +220,8 @@ session_release(struct session *s)
 
 /* Free the session once its last handle is closed. */
 static void
-session_close_cb(uv_handle_t *h)
+session_handle_closed(struct session *s)
 {
-	struct session *s = h->data;
 	struct conn *c = s->conn;
 	size_t i;
 
@@ -251,6 +253,22 @@ session_close_cb(uv_handle_t *h)
 	TAILQ_REMOVE(&c->sessions, s, entry);
 	free(s);
 	conn_session_gone(c, NULL);
+}
+
+/* A session timer finished closing. */
+static void
+session_close_cb(uv_handle_t *h)
+{
+	session_handle_closed(h->data);
+}
+
+/* A descriptor's poll handle finished closing. */
+static void
+session_fd_close_cb(uv_handle_t *h)
+{
+	struct session_fd *sf = h->data;
+
+	session_handle_closed(sf->session);
 }
 
 /* End a session that never ran a target: tell the client why, exit 1. */
@@ -417,6 +435,16 @@ session_find(struct conn *c, ssh_channel channel)
 	return NULL;
 }
 
+/* A "break" request: pass it to the PTY when the target has one. */
+bool
+session_break(struct session *s)
+{
+	if (!s->pty || s->state != SESSION_RUNNING || s->fds[0].fd < 0)
+		return false;
+	tcsendbreak(s->fds[0].fd, 0);
+	return true;
+}
+
 /* Whether the session still counts as live. */
 bool
 session_live(const struct session *s)
@@ -492,7 +520,7 @@ session_menu_show(struct session *s)
 		snprintf(line, sizeof line, "  %zu) %s", i + 1, s->menu[i]);
 		session_say(s, false, line);
 	}
-	session_send(s, false, "Select a target (number or name, empty to quit): ", 50);
+	session_send(s, false, SESSION_PROMPT, strlen(SESSION_PROMPT));
 }
 
 /* A line was entered in the menu: pick a target or ask again. */
@@ -522,8 +550,7 @@ session_menu_pick(struct session *s)
 		if (*end != '\0' || n == 0 || n > count) {
 			session_say(s, false, "");
 			session_say(s, false, "podgate: no such choice");
-			session_send(s, false, "Select a target (number or name, empty to quit): ",
-			    50);
+			session_send(s, false, SESSION_PROMPT, strlen(SESSION_PROMPT));
 			return;
 		}
 		name = s->menu[n - 1];
@@ -769,13 +796,6 @@ session_subsystem_cb(ssh_session ssh, ssh_channel channel, const char *subsystem
 	return 1;
 }
 
-/* channel_auth_agent_req_function: agent forwarding is never offered. */
-static void
-session_agent_cb(ssh_session ssh, ssh_channel channel, void *userdata)
-{
-	session_refuse_request(userdata, "agent forwarding");
-}
-
 /* channel_signal_function: forward to the target's process group. */
 static void
 session_signal_cb(ssh_session ssh, ssh_channel channel, const char *signal, void *userdata)
@@ -812,13 +832,16 @@ session_callbacks_fill(struct ssh_channel_callbacks_struct *cb)
 	cb->channel_signal_function = session_signal_cb;
 	cb->channel_pty_request_function = session_pty_cb;
 	cb->channel_shell_request_function = session_shell_cb;
-	cb->channel_auth_agent_req_function = session_agent_cb;
 	cb->channel_pty_window_change_function = session_winch_cb;
 	cb->channel_exec_request_function = session_exec_cb;
 	cb->channel_env_request_function = session_env_cb;
 	cb->channel_subsystem_request_function = session_subsystem_cb;
 	cb->channel_write_wontblock_function = session_wontblock_cb;
-	/* x11-req is left to conn.c's message callback, which can refuse it. */
+	/*
+	 * x11-req and auth-agent-req are left without callbacks: libssh then
+	 * refuses them (with a callback it would answer "success"), and
+	 * conn.c audits them.
+	 */
 }
 
 /* ---- starting a target ---- */

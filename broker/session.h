@@ -131,6 +131,9 @@ struct session *session_find(struct conn *c, ssh_channel channel);
 /* Refuse a request on the session's channel: audit and tell the client. */
 void session_refuse_request(struct session *s, const char *what);
 
+/* A "break" request: send a break to the PTY. False when there is none. */
+bool session_break(struct session *s);
+
 /* Whether the session still counts as live (for a graceful stop). */
 bool session_live(const struct session *s);
 
