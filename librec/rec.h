@@ -195,6 +195,12 @@ int rec_writer_tick(struct rec_writer *w, uint64_t mono_ns);
 /* Number of checkpoints written so far. */
 uint64_t rec_writer_checkpoints(const struct rec_writer *w);
 
+/*
+ * True when nothing is buffered and no event came since the last
+ * checkpoint: no tick is needed until the next append.
+ */
+bool rec_writer_quiet(const struct rec_writer *w);
+
 /* Bytes written to fd so far, and bytes buffered but not yet written. */
 uint64_t rec_writer_written(const struct rec_writer *w);
 size_t rec_writer_pending(const struct rec_writer *w);
@@ -279,7 +285,7 @@ struct rec_verify {
 	enum rec_verdict verdict;
 	char reason[256];		/* one line */
 	char key_fp[REC_KEY_FP_LEN];	/* signer named in the header, or "" */
-	uint64_t checkpoints;		/* good checkpoints */
+	uint64_t checkpoints;		/* good checkpoints (the seal not counted) */
 	uint64_t verified_bytes;	/* end of the last good checkpoint (or the seal) */
 	uint64_t verified_time_ns;	/* its time since the start */
 	uint64_t bad_offset;		/* MODIFIED: offset of the failing event */

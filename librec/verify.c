@@ -187,7 +187,8 @@ verify_mark(struct verify_state *s, const struct rec_event *ev, const uint8_t *r
 	}
 	ok = true;
 	s->seq++;
-	s->out->checkpoints++;
+	if (ev->code == REC_CHECKPOINT)
+		s->out->checkpoints++;
 	s->out->verified_bytes = ev->offset + ev->size;
 	s->out->verified_time_ns = ev->time_ns;
 out:
@@ -296,8 +297,9 @@ rec_verify_fd(int fd, const struct rec_key *pinned, struct rec_verify *out)
 			verdict(&s, REC_TRUNCATED, "not sealed: %s", prefix);
 	}
 	if (s.worst == REC_SEALED)
-		snprintf(out->reason, sizeof out->reason, "sealed: %llu checkpoints, signed by %s",
-		    (unsigned long long)(out->checkpoints - 1), out->key_fp);
+		snprintf(out->reason, sizeof out->reason, "sealed and intact (%llu checkpoint%s), "
+		    "signed by %s", (unsigned long long)out->checkpoints,
+		    out->checkpoints == 1 ? "" : "s", out->key_fp);
 	out->verdict = s.worst;
 	rc = 0;
 out:

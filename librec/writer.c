@@ -435,6 +435,13 @@ rec_writer_tick(struct rec_writer *w, uint64_t mono_ns)
 	return rec_writer_flush(w);
 }
 
+/* Whether the writer needs no tick until the next event. */
+bool
+rec_writer_quiet(const struct rec_writer *w)
+{
+	return w->len == 0 && w->pend_code == 0 && w->since_cp == 0;
+}
+
 /* Checkpoints written so far. */
 uint64_t
 rec_writer_checkpoints(const struct rec_writer *w)

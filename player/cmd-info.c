@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "player.h"
 
@@ -21,6 +22,8 @@ struct info_stats {
 	char exit_signal[32];
 	const char *state;	/* complete, incomplete, truncated, corrupt */
 	int rc;
+	struct rec_verify verify;	/* integrity, against the header's signer */
+	int verify_rc;
 };
 
 static const char info_codes[] = "oeirmx";
@@ -49,6 +52,10 @@ info_scan(struct player_file *f, struct info_stats *s)
 			memcpy(s->exit_signal, ev.exit_signal, sizeof s->exit_signal);
 		}
 	}
+	if (lseek(f->fd, 0, SEEK_SET) == 0)
+		s->verify_rc = rec_verify_fd(f->fd, NULL, &s->verify);
+	else
+		s->verify_rc = -errno;
 	if (s->rc == -ENODATA)
 		s->state = "truncated";
 	else if (s->rc < 0)
@@ -113,6 +120,12 @@ info_text(const struct player_file *f, const struct info_stats *s)
 	if (s->rc < 0)
 		printf(" (%s)", rec_reader_error(f->reader));
 	printf("\n");
+	if (s->verify_rc < 0)
+		printf("integrity: unknown (%s)\n", strerror(-s->verify_rc));
+	else if (s->verify.verdict == REC_SEALED)
+		printf("integrity: %s\n", s->verify.reason);
+	else
+		printf("integrity: %s: %s\n", rec_verdict_name(s->verify.verdict), s->verify.reason);
 }
 
 /* Print one JSON object on one line. */
@@ -145,6 +158,19 @@ info_json(const struct player_file *f, const struct info_stats *s)
 		printf(",\"valid_bytes\":%" PRIu64, rec_reader_error_offset(f->reader));
 	} else
 		fputs("null", stdout);
+	fputs(",\"integrity\":", stdout);
+	if (s->verify_rc < 0)
+		fputs("null", stdout);
+	else {
+		printf("{\"state\":\"%s\",\"reason\":", rec_verdict_name(s->verify.verdict));
+		rec_json_string(stdout, s->verify.reason, strlen(s->verify.reason));
+		fputs(",\"key_fp\":", stdout);
+		if (s->verify.key_fp[0] != '\0')
+			rec_json_string(stdout, s->verify.key_fp, strlen(s->verify.key_fp));
+		else
+			fputs("null", stdout);
+		fputs("}", stdout);
+	}
 	fputs("}\n", stdout);
 }
 

@@ -21,7 +21,7 @@
 extern char **environ;
 
 #define REC_COALESCE_NS 2000000u	/* merge output read within 2 ms */
-#define REC_FLUSH_MS 500		/* flush an idle recording this often */
+#define REC_TICK_MS 200		/* checkpoint and flush a quiet recording this often */
 
 struct rec_session {
 	struct rec_writer *w;
@@ -192,6 +192,7 @@ rec_signal(struct rec_session *s)
 static void
 rec_loop(struct rec_session *s)
 {
+	uint64_t now, last_tick = rec_now_mono_ns();
 	struct pollfd pfd[3];
 	int n, timeout;
 
@@ -201,7 +202,7 @@ rec_loop(struct rec_session *s)
 		    .events = POLLIN | (s->in_len > s->in_off ? POLLOUT : 0) };
 		pfd[2] = (struct pollfd){ .fd = s->stdin_open && s->in_len == 0 ?
 		    STDIN_FILENO : -1, .events = POLLIN };
-		timeout = rec_writer_pending(s->w) > 0 ? REC_FLUSH_MS : -1;
+		timeout = rec_writer_quiet(s->w) ? -1 : REC_TICK_MS;
 		if (s->child_done)
 			timeout = 0;	/* drain what is there, then stop */
 		n = poll(pfd, 3, timeout);
@@ -209,12 +210,14 @@ rec_loop(struct rec_session *s)
 			continue;
 		if (n < 0)
 			break;
-		if (n == 0) {
-			if (s->child_done)
-				break;
-			if (s->err == 0 && (n = rec_writer_flush(s->w)) < 0)
+		if (n == 0 && s->child_done)
+			break;
+		/* Checkpoint when due (a second after the last one), flush. */
+		now = rec_now_mono_ns();
+		if (s->err == 0 && now - last_tick >= REC_TICK_MS * 1000000ull) {
+			last_tick = now;
+			if ((n = rec_writer_tick(s->w, now)) < 0)
 				s->err = n;
-			continue;
 		}
 		if (pfd[0].revents & POLLIN)
 			rec_signal(s);
@@ -251,6 +254,7 @@ cmd_rec(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "no-input", no_argument, NULL, 'n' },
+		{ "key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -262,7 +266,8 @@ cmd_rec(int argc, char **argv)
 	struct passwd *pw;
 	sigset_t mask, oldmask;
 	char sid[37], defpath[64], sig[32];
-	const char *out = NULL;
+	const char *out = NULL, *keypath = NULL;
+	struct rec_key *key = NULL;
 	char *command = NULL;
 	bool quiet = false, raw = false;
 	int c, fd = -1, r, st = EXIT_USAGE;
@@ -280,15 +285,18 @@ cmd_rec(int argc, char **argv)
 		case 'n':
 			s.record_input = false;
 			break;
+		case 'k':
+			keypath = optarg;
+			break;
 		case 'h':
-			printf("usage: podgate-player rec [-o FILE] [-q] [--no-input] -- CMD [ARG...]\n");
+			printf("usage: podgate-player rec [-o FILE] [-q] [--no-input] [--key PRIVATE] -- CMD [ARG...]\n");
 			return 0;
 		default:
 			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		player_warn("usage: podgate-player rec [-o FILE] [-q] [--no-input] -- CMD [ARG...]");
+		player_warn("usage: podgate-player rec [-o FILE] [-q] [--no-input] [--key PRIVATE] -- CMD [ARG...]");
 		return EXIT_USAGE;
 	}
 	if ((r = rec_uuid7(sid)) < 0) {
@@ -324,6 +332,9 @@ cmd_rec(int argc, char **argv)
 	h.user = pw != NULL ? pw->pw_name : getenv("USER");
 	h.command = command;
 
+	if (player_signing_key(keypath, &key) < 0)
+		goto out;
+	wopts.sign_key = key;
 	if ((fd = rec_open_output(out)) < 0)
 		goto out;
 	if ((r = rec_writer_open(&s.w, fd, &h, &wopts)) < 0 || (r = rec_writer_flush(s.w)) < 0) {
@@ -385,6 +396,7 @@ out:
 		player_warn("%s: recording failed: %s", out, rec_strerror(r));
 	if (fd >= 0)
 		close(fd);
+	rec_key_free(key);
 	free(command);
 	return st;
 }

@@ -16,9 +16,11 @@ static const struct player_cmd {
 	int (*fn)(int, char **);
 	const char *usage;
 } player_cmds[] = {
-	{ "rec", cmd_rec, "rec [-o FILE] [-q] [--no-input] -- CMD [ARG...]" },
+	{ "rec", cmd_rec, "rec [-o FILE] [-q] [--no-input] [--key PRIVATE] -- CMD [ARG...]" },
 	{ "cat", cmd_cat, "cat [--input] FILE" },
 	{ "info", cmd_info, "info [--json] FILE..." },
+	{ "verify", cmd_verify, "verify [--key PUB] [--json] FILE..." },
+	{ "key", cmd_key, "key [--key PRIVATE]" },
 };
 
 /* Print "podgate-player: " and a message to stderr. */

@@ -21,6 +21,16 @@
 int cmd_rec(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+
+/*
+ * The signing key for `rec`: the private key at path, or the per-user key
+ * ($XDG_CONFIG_HOME or ~/.config, podgate/signing_ed25519), generated
+ * when missing. Prints why on failure.
+ */
+int player_signing_key(const char *path, struct rec_key **key);
+int player_user_key_path(char *buf, size_t len);
 
 /* Print "podgate-player: " and a formatted message to stderr. */
 void player_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

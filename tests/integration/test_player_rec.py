@@ -30,6 +30,20 @@ def events(path):
         return header, [tuple(e) for e in unpacker]
 
 
+@pytest.fixture(autouse=True)
+def own_home(tmp_path, monkeypatch):
+    """Each test gets its own HOME, so its per-user signing key is its own."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    return home
+
+
+def exit_event(evs):
+    return [e for e in evs if e[1] == "x"][-1]
+
+
 def no_sanitizer_report(stderr):
     text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
     assert "AddressSanitizer" not in text and "runtime error:" not in text, text
@@ -63,7 +77,8 @@ def test_rec_exit_status_cat_and_info(tmp_path):
     header, evs = events(out)
     assert header["session"] == j["header"]["session"]
     assert b"".join(e[2] for e in evs if e[1] == "o") == b"hello\r\n"
-    assert evs[-1][1] == "x" and evs[-1][2] == {"status": 3}
+    assert exit_event(evs)[2] == {"status": 3}
+    assert evs[-1][1] == "s"
 
 
 def test_rec_signal_exit(tmp_path):
@@ -72,7 +87,7 @@ def test_rec_signal_exit(tmp_path):
     assert r.returncode == 128 + signal.SIGTERM
     assert r.stderr == b""
     _, evs = events(out)
-    assert evs[-1][1:] == ("x", {"signal": "TERM"})
+    assert exit_event(evs)[1:] == ("x", {"signal": "TERM"})
     assert "signal TERM" in player("info", str(out)).stdout.decode()
 
 
@@ -236,6 +251,7 @@ def test_truncated_recording(tmp_path):
     c = player("cat", str(cut))
     assert c.returncode == 1
     assert b"truncated at byte" in c.stderr
-    # Only the exit event was cut: every output byte is still there.
+    # Only the seal was cut: every output byte is still there.
     assert c.stdout == b"onetwo"
-    assert j["exit"] is None
+    assert j["exit"] == {"status": 0}
+    assert j["integrity"]["state"] == "truncated"

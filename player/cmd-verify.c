@@ -1,0 +1,200 @@
+/*
+ * podgate-player verify: check recordings offline with a public key, and
+ * podgate-player key: show the public half of a signing key.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "player.h"
+
+/* Verify one file and print its line; returns its exit status. */
+static int
+verify_one(const char *path, const struct rec_key *key, bool json)
+{
+	struct rec_verify v;
+	int fd, r;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = rec_verify_fd(fd, key, &v);
+	close(fd);
+	if (r < 0)
+		goto fail;
+	if (json) {
+		fputs("{\"file\":", stdout);
+		rec_json_string(stdout, path, strlen(path));
+		printf(",\"state\":\"%s\",\"reason\":", rec_verdict_name(v.verdict));
+		rec_json_string(stdout, v.reason, strlen(v.reason));
+		printf(",\"key_fp\":");
+		if (v.key_fp[0] != '\0')
+			rec_json_string(stdout, v.key_fp, strlen(v.key_fp));
+		else
+			fputs("null", stdout);
+		printf(",\"checkpoints\":%" PRIu64 ",\"verified_bytes\":%" PRIu64
+		    ",\"verified_time_ns\":%" PRIu64 ",\"file_bytes\":%" PRIu64
+		    ",\"events\":%" PRIu64, v.checkpoints, v.verified_bytes, v.verified_time_ns,
+		    v.file_size, v.events);
+		if (v.verdict == REC_MODIFIED)
+			printf(",\"bad_offset\":%" PRIu64, v.bad_offset);
+		fputs("}\n", stdout);
+	} else if (v.verdict == REC_SEALED)
+		printf("%s: %s\n", path, v.reason);
+	else
+		printf("%s: %s: %s\n", path, rec_verdict_name(v.verdict), v.reason);
+	return (int)v.verdict;
+fail:
+	if (json) {
+		fputs("{\"file\":", stdout);
+		rec_json_string(stdout, path, strlen(path));
+		printf(",\"state\":\"unreadable\",\"reason\":");
+		rec_json_string(stdout, strerror(-r), strlen(strerror(-r)));
+		fputs("}\n", stdout);
+	}
+	player_warn("%s: %s", path, strerror(-r));
+	return EXIT_USAGE;
+}
+
+/* Load a public key given with --key, saying why when it cannot be. */
+static int
+load_key_arg(const char *path, bool private, struct rec_key **key)
+{
+	int r = rec_key_load(path, private, key);
+
+	if (r == -EKEYREJECTED)
+		player_warn("%s: not an Ed25519 key in PEM form", path);
+	else if (r == -EPERM)
+		player_warn("%s: private key readable by others; run: chmod 600 %s", path, path);
+	else if (r < 0)
+		player_warn("%s: %s", path, strerror(-r));
+	return r;
+}
+
+/* Check each file; exit with the worst verdict. */
+int
+cmd_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key", required_argument, NULL, 'k' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char usage[] = "usage: podgate-player verify [--key PUB] [--json] FILE...";
+	struct rec_key *key = NULL;
+	const char *keypath = NULL;
+	bool json = false;
+	int c, i, st = 0, one;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "k:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			keypath = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("%s\n\nexit status: 0 sealed and intact, 1 truncated or unsealed, "
+			    "2 not a recording or unreadable,\n3 unsigned, 4 wrong key, 5 modified "
+			    "(the worst over all files)\n", usage);
+			return 0;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		player_warn("%s", usage);
+		return EXIT_USAGE;
+	}
+	if (keypath != NULL && load_key_arg(keypath, false, &key) < 0)
+		return EXIT_USAGE;
+	for (i = optind; i < argc; i++) {
+		one = verify_one(argv[i], key, json);
+		if (one > st)
+			st = one;
+	}
+	rec_key_free(key);
+	return st;
+}
+
+/* The per-user signing key: $XDG_CONFIG_HOME or ~/.config, podgate/signing_ed25519. */
+int
+player_user_key_path(char *buf, size_t len)
+{
+	const char *base = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	int n;
+
+	if (base != NULL && base[0] == '/')
+		n = snprintf(buf, len, "%s/podgate/signing_ed25519", base);
+	else if (home != NULL && home[0] == '/')
+		n = snprintf(buf, len, "%s/.config/podgate/signing_ed25519", home);
+	else
+		return -ENOENT;
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Load the signing key named by --key, or the per-user one (made when missing). */
+int
+player_signing_key(const char *path, struct rec_key **key)
+{
+	char def[4096];
+	int r;
+
+	*key = NULL;
+	if (path != NULL)
+		return load_key_arg(path, true, key);
+	if ((r = player_user_key_path(def, sizeof def)) < 0) {
+		player_warn("no HOME to keep a signing key in; give one with --key");
+		return r;
+	}
+	if ((r = rec_key_load_or_generate(def, key)) < 0)
+		return load_key_arg(def, true, key);
+	return 0;
+}
+
+/* Print the public half of the signing key (--key, or the per-user one). */
+int
+cmd_key(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key", required_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct rec_key *key = NULL;
+	const char *path = NULL;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			path = optarg;
+			break;
+		case 'h':
+			printf("usage: podgate-player key [--key PRIVATE]\n");
+			return 0;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		player_warn("usage: podgate-player key [--key PRIVATE]");
+		return EXIT_USAGE;
+	}
+	if (player_signing_key(path, &key) < 0)
+		return EXIT_USAGE;
+	fprintf(stderr, "%s\n", rec_key_fingerprint(key));
+	c = rec_key_write_public(key, stdout);
+	rec_key_free(key);
+	return c < 0 ? EXIT_USAGE : 0;
+}

@@ -1,0 +1,194 @@
+"""podgate-player verify and key: signed recordings checked offline with a public key."""
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import msgpack
+import pytest
+
+BUILD = os.environ.get("PODGATE_BUILD", os.path.join(os.path.dirname(__file__), "../../build-dev"))
+PLAYER = os.path.join(BUILD, "player", "podgate-player")
+
+SEALED, TRUNCATED, NOT_RECORDING, UNSIGNED, WRONG_KEY, MODIFIED = range(6)
+
+
+@pytest.fixture(autouse=True)
+def own_home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    return home
+
+
+def player(*args, timeout=60, **kw):
+    return subprocess.run([PLAYER, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=timeout, **kw)
+
+
+def make_key(path):
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(path)],
+                   check=True, capture_output=True)
+    os.chmod(path, 0o600)
+    pub = str(path) + ".pub"
+    subprocess.run(["openssl", "pkey", "-in", str(path), "-pubout", "-out", pub],
+                   check=True, capture_output=True)
+    return pub
+
+
+def verify_json(path, *args):
+    r = player("verify", "--json", *args, str(path))
+    return r.returncode, json.loads(r.stdout)
+
+
+@pytest.fixture
+def signed(tmp_path):
+    key = tmp_path / "signer.pem"
+    pub = make_key(key)
+    out = tmp_path / "s.rec"
+    r = player("rec", "-q", "--key", str(key), "-o", str(out), "--", "sh", "-c",
+               "printf 'first line\\n'; printf 'second\\n' >&2; exit 4")
+    assert r.returncode == 4
+    return out, key, pub
+
+
+def test_sealed_recording_verifies_with_its_key(signed):
+    out, _, pub = signed
+    r = player("verify", "--key", pub, str(out))
+    assert r.returncode == SEALED, r.stdout + r.stderr
+    assert b"sealed and intact" in r.stdout
+    code, j = verify_json(out, "--key", pub)
+    assert code == 0 and j["state"] == "sealed"
+    assert j["verified_bytes"] == out.stat().st_size
+    # The key printed by `key` is the one in the header.
+    k = player("key", "--key", str(signed[1]))
+    assert k.returncode == 0 and k.stdout == open(pub, "rb").read()
+    assert k.stderr.decode().strip() == j["key_fp"]
+    info = json.loads(player("info", "--json", str(out)).stdout)
+    assert info["integrity"]["state"] == "sealed"
+    assert info["header"]["signer"]["key_fp"] == j["key_fp"]
+
+
+def test_wrong_key(signed, tmp_path):
+    out, _, _ = signed
+    other = make_key(tmp_path / "other.pem")
+    r = player("verify", "--key", other, str(out))
+    assert r.returncode == WRONG_KEY
+    assert b"wrong key" in r.stdout
+
+
+def test_every_flipped_byte_detected(signed):
+    out, _, pub = signed
+    data = out.read_bytes()
+    flipped = out.with_suffix(".flip")
+    for i in range(len(data)):
+        b = bytearray(data)
+        b[i] ^= 0x20 if i % 3 else 0x01
+        flipped.write_bytes(bytes(b))
+        r = player("verify", "--key", pub, str(flipped))
+        assert r.returncode != SEALED, f"flip at byte {i} not detected"
+        assert len(r.stdout.splitlines()) + len(r.stderr.splitlines()) == 1
+
+
+def test_truncation_reports_verified_prefix(signed):
+    out, _, pub = signed
+    data = out.read_bytes()
+    cut = out.with_suffix(".cut")
+    for n in range(0, len(data), 7):
+        cut.write_bytes(data[:n])
+        code, j = verify_json(cut, "--key", pub)
+        assert code in (TRUNCATED, NOT_RECORDING), (n, j)
+        if code == TRUNCATED:
+            assert j["verified_bytes"] <= n
+            assert "truncated" in j["reason"] or "not sealed" in j["reason"]
+
+
+def test_large_recording_random_flips(tmp_path):
+    out = tmp_path / "big.rec"
+    r = player("rec", "-q", "-o", str(out), "--", "sh", "-c",
+               "head -c 3000000 /dev/urandom | od -An -tx1")
+    assert r.returncode == 0
+    assert player("verify", str(out)).returncode == SEALED
+    data = out.read_bytes()
+    rnd = random.Random(7)
+    flipped = tmp_path / "big.flip"
+    for _ in range(25):
+        i = rnd.randrange(len(data))
+        b = bytearray(data)
+        b[i] ^= 1 << rnd.randrange(8)
+        flipped.write_bytes(bytes(b))
+        code, j = verify_json(flipped)
+        assert code != SEALED, f"flip at byte {i} not detected"
+
+
+def test_data_after_seal_is_modification(signed):
+    out, _, pub = signed
+    with open(out, "ab") as f:
+        f.write(msgpack.packb([0, "o", b"injected"]))
+    code, j = verify_json(out, "--key", pub)
+    assert code == MODIFIED and "after the seal" in j["reason"]
+
+
+def test_not_a_recording_and_bad_key(tmp_path, signed):
+    junk = tmp_path / "junk"
+    junk.write_text("hello\n")
+    assert player("verify", str(junk)).returncode == NOT_RECORDING
+    r = player("verify", "--key", "/etc/hostname", str(signed[0]))
+    assert r.returncode == 2 and b"not an Ed25519 key" in r.stderr
+    # Several files: the worst verdict is the exit status.
+    r = player("verify", str(signed[0]), str(junk))
+    assert r.returncode == NOT_RECORDING and len(r.stdout.splitlines()) == 2
+
+
+def test_private_key_readable_by_others_refused(tmp_path):
+    key = tmp_path / "loose.pem"
+    make_key(key)
+    os.chmod(key, 0o644)
+    r = player("rec", "-q", "--key", str(key), "-o", str(tmp_path / "x.rec"), "--", "true")
+    assert r.returncode == 2 and b"chmod 600" in r.stderr
+    assert not (tmp_path / "x.rec").exists()
+
+
+def test_per_user_key_is_generated_private(own_home, tmp_path):
+    out = tmp_path / "u.rec"
+    assert player("rec", "-q", "-o", str(out), "--", "true").returncode == 0
+    keyfile = own_home / ".config" / "podgate" / "signing_ed25519"
+    assert oct(keyfile.stat().st_mode & 0o777) == "0o600"
+    assert oct((keyfile.parent).stat().st_mode & 0o777) == "0o700"
+    pub = tmp_path / "u.pub"
+    pub.write_bytes(player("key").stdout)
+    assert player("verify", "--key", str(pub), str(out)).returncode == SEALED
+
+
+def test_kill_9_loses_at_most_about_a_second(tmp_path):
+    """A recorder killed mid-flood leaves a file verified to within ~1 s of the kill."""
+    out = tmp_path / "killed.rec"
+    proc = subprocess.Popen([PLAYER, "rec", "-q", "-o", str(out), "--", "sh", "-c",
+                             "while :; do echo flooding-output-line; done"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert time.monotonic() < deadline, "no checkpoints appeared"
+            code, j = verify_json(out)
+            if j.get("checkpoints", 0) >= 3:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        killed_at = time.time_ns()
+        proc.wait(timeout=10)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    code, j = verify_json(out)
+    assert code == TRUNCATED, j
+    with open(out, "rb") as f:
+        header = next(msgpack.Unpacker(f, raw=False))
+    lost_ns = killed_at - header["start"] - j["verified_time_ns"]
+    assert lost_ns < 1_600_000_000, f"lost {lost_ns / 1e9:.2f} s"
