@@ -1,0 +1,183 @@
+"""End-to-end smoke checks of podgate-broker's command line, demo mode and menu.
+
+The broker contract itself is tested in test_broker.py; these cover what a
+person does first: `make run` (--demo), the printed ssh and replay commands,
+usage errors, and picking a target from the menu with the real ssh client.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import select
+import shlex
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import free_port, read_ssh_banner, wait_until
+
+
+def run_broker(build, *args, timeout=15, **kw):
+    return subprocess.run([str(build.require("broker")), *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+
+
+def test_version_help_and_usage_errors(build):
+    r = run_broker(build, "--version")
+    assert r.returncode == 0 and r.stdout.startswith("podgate-broker "), r
+    r = run_broker(build, "--help")
+    assert r.returncode == 0 and "--config" in r.stdout and "--demo" in r.stdout, r
+    for args in ([], ["--nope"], ["--config"], ["--config", "a", "--demo", "b"],
+                 ["--demo", "x", "--listen", "localhost"], ["--demo", "x", "--listen", "1.2.3.4:0"],
+                 ["--config", "a", "extra"]):
+        r = run_broker(build, *args)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        lines = [ln for ln in r.stderr.splitlines() if ln]
+        assert len(lines) == 1 and r.stdout == "", (args, r.stdout, r.stderr)
+
+
+class Pty:
+    """A child process on a pseudo-terminal, with waiting for output."""
+
+    def __init__(self, args, **kw):
+        self.master, slave = os.openpty()
+        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave,
+                                     start_new_session=True, **kw)
+        os.close(slave)
+        self.buf = bytearray()
+
+    def expect(self, pattern: bytes, timeout: float = 15.0):
+        deadline = time.monotonic() + timeout
+        while pattern not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                pytest.fail(f"timed out waiting for {pattern!r}; got {bytes(self.buf[-300:])!r}")
+            r, _, _ = select.select([self.master], [], [], min(left, 0.2))
+            if r:
+                try:
+                    d = os.read(self.master, 4096)
+                except OSError:
+                    d = b""
+                if not d:
+                    pytest.fail(f"EOF waiting for {pattern!r}; got {bytes(self.buf[-300:])!r}")
+                self.buf += d
+
+    def send(self, data: bytes):
+        os.write(self.master, data)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        os.close(self.master)
+
+
+def test_demo_mode_printed_commands_work(build, tmp_path):
+    """--demo DIR: the printed ssh command connects, the printed replay command replays."""
+    port = free_port()
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
+    env.update(HOME=str(home), USER="tester")
+    out = open(tmp_path / "stdout", "w+")
+    err = open(tmp_path / "stderr", "w+")
+    proc = subprocess.Popen([str(build.require("broker")), "--demo", "state",
+                             "--listen", f"127.0.0.1:{port}"], cwd=tmp_path, env=env,
+                            stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: read_ssh_banner(port) is not None or proc.poll() is not None, 20,
+                   "the demo broker to listen")
+        assert proc.poll() is None, (tmp_path / "stderr").read_text()
+        text = wait_until(lambda: "Replay" in (tmp_path / "stdout").read_text() and
+                          (tmp_path / "stdout").read_text(), 10, "the demo instructions")
+        state = tmp_path / "state"
+        assert (state / "client_ed25519").stat().st_mode & 0o777 == 0o600
+        assert (state / "host_ed25519").stat().st_mode & 0o777 == 0o600
+        assert (state / "recordings").stat().st_mode & 0o777 == 0o700
+        one = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("ssh ") and
+               ln.strip().endswith("local -- uname -a")]
+        assert one, text
+        args = shlex.split(one[0])
+        assert f"tester@127.0.0.1" in args and "-i" in args, args
+        # Strict host key checking: the printed known_hosts file must do.
+        args = args[:1] + ["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+                           "-F", "/dev/null"] + args[1:-2] + ["echo demo-$((40+2))"]
+        r = subprocess.run(args, cwd=tmp_path, capture_output=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        assert (r.returncode, r.stdout) == (0, b"demo-42\n"), r.stderr
+        replay = [ln.strip() for ln in text.splitlines() if " cat " in ln]
+        assert replay, text
+        if build.player.exists():
+            r = subprocess.run(replay[0], shell=True, cwd=tmp_path, capture_output=True,
+                               timeout=30)
+            assert (r.returncode, r.stdout) == (0, b"demo-42\n"), r.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, (tmp_path / "stderr").read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    log = (tmp_path / "stderr").read_text()
+    assert "AddressSanitizer" not in log and "runtime error:" not in log, log[-3000:]
+
+
+def test_menu_pick_with_openssh(broker):
+    """ssh -t without a command: a numbered menu; the pick runs an interactive shell."""
+    b = broker()
+    p = Pty(b.ssh_args("alice", opts=["-tt"]))
+    try:
+        p.expect(b"1) local")
+        p.expect(b"Select a target")
+        p.send(b"9\r")
+        p.expect(b"no such choice")
+        p.send(b"1\r")
+        p.send(b"echo picked-$((1+1))\r")
+        p.expect(b"picked-2")
+        p.send(b"exit 3\r")
+        assert p.proc.wait(15) == 3
+    finally:
+        p.close()
+    recs = b.wait_recordings(1)
+    assert len(recs) == 1
+    rec = recs[0]
+    assert rec.header["pty"] is True and rec.command is None
+    assert b"picked-2" in rec.data("o")
+    assert rec.exit() == {"status": 3}
+
+
+def test_no_target_without_pty_lists_targets(broker):
+    b = broker()
+    r = b.ssh("alice")
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert re.search(rb"^\s+local$", r.stdout, re.M), r.stdout
+    assert not b.recording_paths()
+
+
+def test_exit_statuses_through_one_controlmaster(broker, tmp_path):
+    b = broker()
+    cp = f"/tmp/pgsm-{os.getpid()}"
+    master = subprocess.Popen(b.ssh_args("alice", opts=["-N", "-o", "ControlMaster=yes",
+                                                        "-o", f"ControlPath={cp}"]),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: os.path.exists(cp), 15, "the control socket")
+        procs = [subprocess.Popen(b.ssh_args("alice", "local", "--", f"echo s{i}; exit {i}",
+                                             opts=["-o", f"ControlPath={cp}"]),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+                 for i in range(1, 5)]
+        for i, pr in enumerate(procs, 1):
+            out, _ = pr.communicate(timeout=30)
+            assert (pr.returncode, out) == (i, f"s{i}\n".encode())
+        assert len(b.wait_recordings(4)) == 4
+        assert len({r.header["who"]["client"] for r in b.recordings()}) == 1
+    finally:
+        master.terminate()
+        master.wait(10)
+        if os.path.exists(cp):
+            os.unlink(cp)
