@@ -268,6 +268,27 @@ fail:
 	return rc;
 }
 
+/* Open a reader positioned at an event in the middle of a recording. */
+int
+rec_reader_open_at(struct rec_reader **out, int fd, uint64_t offset, uint64_t time_ns)
+{
+	struct rec_reader *r = NULL;
+
+	*out = NULL;
+	if (fd < 0 || offset > INT64_MAX)
+		return -EINVAL;
+	if (lseek(fd, (off_t)offset, SEEK_SET) < 0)
+		return -errno;
+	if ((r = calloc(1, sizeof *r)) == NULL)
+		return -ENOMEM;
+	r->fd = fd;
+	r->base = offset;
+	r->time_ns = time_ns;
+	msgpack_unpacked_init(&r->obj);
+	*out = r;
+	return 0;
+}
+
 /* Decode an exit map. */
 static int
 decode_exit(const msgpack_object *m, struct rec_event *ev)
