@@ -21,6 +21,9 @@ static const struct player_cmd {
 	{ "info", cmd_info, "info [--json] FILE..." },
 	{ "verify", cmd_verify, "verify [--key PUB] [--json] FILE..." },
 	{ "key", cmd_key, "key [--key PRIVATE]" },
+	{ "ls", cmd_ls, "ls PATH... [--user U] [--target GLOB] [--since WHEN] [--until WHEN] [--json]" },
+	{ "grep", cmd_grep, "grep PATTERN PATH... [--input] [--regex] [-i] [--json]" },
+	{ "export", cmd_export, "export FILE --format asciicast-v2|asciicast-v3|text [-o OUT]" },
 };
 
 /* Print "podgate-player: " and a message to stderr. */

@@ -1,0 +1,140 @@
+/*
+ * The index of one recording, built by reading it once: keyframes of the
+ * emulator (to seek anywhere by replaying from the nearest one), markers,
+ * the lines typed, and a log of every rendered line for search. A cursor
+ * replays the recording from any point through an emulator.
+ *
+ * Events are numbered from 0 in file order ("seq"); "the state at seq"
+ * means the state after events 0..seq-1 were applied.
+ */
+#ifndef PODGATE_INDEX_H
+#define PODGATE_INDEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "player.h"
+#include "search.h"
+#include "term.h"
+#include "typed.h"
+
+struct index_kf {
+	uint64_t seq;		/* the state at seq */
+	uint64_t offset;	/* file offset of event seq */
+	uint64_t time_ns;	/* time of event seq - 1 (0 when seq is 0) */
+	int cols, rows;
+	char *snap;		/* term_snapshot() */
+	size_t snap_len;
+};
+
+struct index_marker {
+	uint64_t seq, time_ns;
+	char *label;
+};
+
+struct index_input {
+	uint64_t seq;		/* the event that ended the line */
+	uint64_t time_ns;
+	char *text;
+	size_t len;
+	uint64_t *seqs;		/* the event that typed each byte */
+};
+
+/* Where a rendered line or a typed line lies in the recording. */
+enum index_kind { INDEX_SCREEN = 0, INDEX_INPUT = 1 };
+
+struct index_match {
+	enum index_kind kind;
+	uint64_t seq_from;	/* screen: the event that first changed the row */
+	uint64_t seq_to;	/* the event during which the line was completed */
+	size_t input;		/* INDEX_INPUT: position in index.inputs */
+};
+
+struct index {
+	const struct player_file *file;
+	uint64_t first_offset;	/* offset of event 0 */
+	int cols, rows;		/* terminal size at the start */
+	struct index_kf *kf;
+	size_t nkf;
+	struct index_marker *markers;
+	size_t nmarkers;
+	struct index_input *inputs;
+	size_t ninputs;
+	uint64_t nevents;	/* events that could be read */
+	uint64_t duration_ns;	/* time of the last event */
+	uint64_t output_bytes;
+	const char *state;	/* complete, incomplete, truncated, corrupt */
+	char error[200];	/* how reading ended, when damaged */
+	int rc;			/* rec_reader_next's last result */
+	bool exited;
+	int exit_status;
+	char exit_signal[32];
+	/* Log of rendered and typed lines, for search. */
+	int log_fd;
+	uint8_t *log;
+	size_t log_len;
+};
+
+/*
+ * Read the whole recording f (opened with player_open, at its first event)
+ * and index it. progress, when not NULL, is called now and then with the
+ * bytes read so far. f must stay open while the index lives.
+ */
+int index_build(struct index **out, struct player_file *f,
+    void (*progress)(void *arg, uint64_t done), void *arg);
+void index_free(struct index *ix);
+
+/* The keyframe to start from to reach the state at seq / at time t. */
+const struct index_kf *index_kf_for_seq(const struct index *ix, uint64_t seq);
+const struct index_kf *index_kf_for_time(const struct index *ix, uint64_t t);
+
+/*
+ * Every line of the log that matches s, in order, into *out (malloc'd) and
+ * *n; at most max matches (*more is set when there were more).
+ */
+int index_search(const struct index *ix, const struct search *s, size_t max,
+    struct index_match **out, size_t *n, bool *more);
+
+/* A replay position: an emulator and a reader at the next event. */
+struct index_cursor {
+	struct index *ix;
+	struct term *term;
+	struct rec_reader *reader;
+	uint64_t seq;		/* next event */
+	uint64_t time_ns;	/* time of the last event applied */
+	struct rec_event next;
+	bool has_next;
+	bool at_end;
+	struct typed typed;	/* the line being typed */
+};
+
+int index_cursor_new(struct index_cursor **out, struct index *ix);
+void index_cursor_free(struct index_cursor *c);
+
+/* Go to the state at seq (clamped to the end). */
+int index_cursor_seek_seq(struct index_cursor *c, uint64_t seq);
+
+/* Go to the state after every event at or before time t. */
+int index_cursor_seek_time(struct index_cursor *c, uint64_t t);
+
+/*
+ * The next event without applying it: 1 with *ev pointing at it (valid
+ * until the cursor moves), 0 at the end, or a negative error.
+ */
+int index_cursor_peek(struct index_cursor *c, const struct rec_event **ev);
+
+/* Apply the next event: 1, 0 at the end, or a negative error. */
+int index_cursor_step(struct index_cursor *c);
+
+/*
+ * Go to the moment match m first became visible: the first state in which
+ * the screen shows a match of s (screen lines), or in which the typed line
+ * holds it (typed lines).
+ */
+int index_cursor_reveal(struct index_cursor *c, const struct search *s,
+    const struct index_match *m);
+
+/* Whether any row of the screen holds a match of s. */
+bool index_screen_matches(struct term *t, const struct search *s);
+
+#endif

@@ -1,0 +1,1009 @@
+/*
+ * The player's terminal emulator: libvterm plus snapshots and rendered
+ * lines (see term.h).
+ *
+ * libvterm keeps modes such as the scroll region and origin mode to itself,
+ * so a small scanner watches the output for the few sequences a snapshot
+ * must reproduce. It also notices when the alternate screen is about to be
+ * entered, to keep the main screen (which libvterm hides) for snapshots.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "term.h"
+
+#define TERM_MAX_DIM 1000
+#define SCAN_MAX_PARAMS 16
+
+enum scan_state { SCAN_GROUND, SCAN_ESC, SCAN_CSI, SCAN_CHARSET, SCAN_STRING };
+
+/* A growing byte buffer. */
+struct term_buf {
+	char *p;
+	size_t len, cap;
+	int err;
+};
+
+struct term {
+	VTerm *vt;
+	VTermScreen *vs;
+	VTermState *st;
+	int rows, cols;
+	bool damaged;
+	bool alt;		/* the alternate screen is shown */
+	bool cursor_visible;
+	bool reverse;		/* DECSCNM */
+
+	/* Modes libvterm does not expose, followed by the scanner. */
+	int top, bottom;	/* scroll region, 0-based, bottom exclusive; 0,0: whole */
+	bool origin, noautowrap, insert, g0_graphics;
+	enum scan_state sc;
+	char sc_lead;		/* CSI private marker, or 0 */
+	char sc_inter;		/* CSI intermediate byte, or 0 */
+	unsigned sc_param[SCAN_MAX_PARAMS];
+	int sc_nparam;
+	bool sc_str_esc;	/* an ESC inside a string */
+
+	char *main_snap;	/* the main screen, kept while the alternate one is shown */
+	size_t main_snap_len;
+	uint64_t *main_hash;
+
+	/* Rendered lines. */
+	term_line_fn *line_fn;
+	void *line_arg;
+	bool quiet;
+	uint64_t seq;
+	uint8_t *dirty;
+	uint64_t *since;
+	uint64_t *hash;
+	int pushed;		/* rows pushed off the top in the current scroll */
+	char *text;
+	size_t text_cap;
+};
+
+static int term_damage_cb(VTermRect rect, void *user);
+static int term_moverect_cb(VTermRect dest, VTermRect src, void *user);
+static int term_movecursor_cb(VTermPos pos, VTermPos oldpos, int visible, void *user);
+static int term_settermprop_cb(VTermProp prop, VTermValue *val, void *user);
+static int term_resize_cb(int rows, int cols, void *user);
+static int term_pushline_cb(int cols, const VTermScreenCell *cells, void *user);
+
+static const VTermScreenCallbacks term_screen_cbs = {
+	.damage = term_damage_cb,
+	.moverect = term_moverect_cb,
+	.movecursor = term_movecursor_cb,
+	.settermprop = term_settermprop_cb,
+	.resize = term_resize_cb,
+	.sb_pushline = term_pushline_cb,
+};
+
+/* Clamp a dimension to what the player accepts. */
+static int
+term_clamp(int n)
+{
+	return n < 1 ? 1 : n > TERM_MAX_DIM ? TERM_MAX_DIM : n;
+}
+
+/* Append bytes to a buffer, remembering the first allocation failure. */
+static void
+term_buf_add(struct term_buf *b, const void *p, size_t n)
+{
+	char *np;
+	size_t cap;
+
+	if (b->err < 0)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if ((np = realloc(b->p, cap)) == NULL) {
+			b->err = -ENOMEM;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/* Append formatted text to a buffer. */
+static void term_buf_printf(struct term_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+term_buf_printf(struct term_buf *b, const char *fmt, ...)
+{
+	char tmp[128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		term_buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* Encode a code point as UTF-8. */
+size_t
+term_utf8_encode(uint32_t c, char *p)
+{
+	if (c >= 0xd800 && c <= 0xdfff)
+		c = 0xfffd;
+	if (c < 0x80) {
+		p[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		p[0] = (char)(0xc0 | c >> 6);
+		p[1] = (char)(0x80 | (c & 0x3f));
+		return 2;
+	}
+	if (c < 0x10000) {
+		p[0] = (char)(0xe0 | c >> 12);
+		p[1] = (char)(0x80 | (c >> 6 & 0x3f));
+		p[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	if (c > 0x10ffff)
+		return term_utf8_encode(0xfffd, p);
+	p[0] = (char)(0xf0 | c >> 18);
+	p[1] = (char)(0x80 | (c >> 12 & 0x3f));
+	p[2] = (char)(0x80 | (c >> 6 & 0x3f));
+	p[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
+}
+
+/* FNV-1a hash of a row's text. */
+static uint64_t
+term_hash(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325u;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ (uint8_t)s[i]) * 0x100000001b3u;
+	return h | 1;	/* never 0, which means "nothing reported yet" */
+}
+
+/* Text of a row of cells as UTF-8, trailing blanks trimmed. */
+static size_t
+term_cells_text(const VTermScreenCell *cells, int n, char *buf, size_t cap, int *cols)
+{
+	size_t len = 0, keep = 0, k;
+	char u[4];
+	int col, i;
+
+	for (col = 0; col < n; col++) {
+		const VTermScreenCell *c = &cells[col];
+
+		if (c->chars[0] == (uint32_t)-1)
+			continue;
+		for (i = 0; i < VTERM_MAX_CHARS_PER_CELL; i++) {
+			size_t ul;
+
+			if (i > 0 && c->chars[i] == 0)
+				break;
+			if (c->chars[0] == 0)
+				ul = (u[0] = ' ', 1);
+			else
+				ul = term_utf8_encode(c->chars[i], u);
+			if (len + ul + 1 > cap)
+				goto out;
+			for (k = 0; k < ul; k++) {
+				if (cols != NULL)
+					cols[len] = col;
+				buf[len++] = u[k];
+			}
+			if (c->chars[0] == 0)
+				break;
+		}
+		if (c->chars[0] != 0 && c->chars[0] != ' ')
+			keep = len;
+	}
+out:
+	buf[keep] = '\0';
+	return keep;
+}
+
+/* Make sure the text buffer holds a row. */
+static char *
+term_text_buf(struct term *t, size_t *cap)
+{
+	size_t want = (size_t)t->cols * VTERM_MAX_CHARS_PER_CELL * 4 + 1;
+	char *p;
+
+	if (t->text_cap < want) {
+		if ((p = realloc(t->text, want)) == NULL)
+			return NULL;
+		t->text = p;
+		t->text_cap = want;
+	}
+	*cap = t->text_cap;
+	return t->text;
+}
+
+/* Text of a screen row. */
+size_t
+term_row_text(const struct term *t, int row, char *buf, size_t cap, int *cols)
+{
+	VTermScreenCell cells[TERM_MAX_DIM];
+	VTermPos pos;
+	int n = t->cols;
+
+	if (cap == 0)
+		return 0;
+	if (row < 0 || row >= t->rows) {
+		buf[0] = '\0';
+		return 0;
+	}
+	pos.row = row;
+	for (pos.col = 0; pos.col < n; pos.col++)
+		vterm_screen_get_cell(t->vs, pos, &cells[pos.col]);
+	return term_cells_text(cells, n, buf, cap, cols);
+}
+
+/* Report a row's text when it differs from what was last reported for it. */
+static void
+term_report(struct term *t, int row, const char *text, size_t len)
+{
+	uint64_t h = term_hash(text, len);
+
+	t->dirty[row] = 0;
+	if (h == t->hash[row])
+		return;
+	t->hash[row] = h;
+	t->line_fn(t->line_arg, text, len, t->since[row], t->seq);
+}
+
+/* Report a screen row if it changed; blank rows only when blank_ok. */
+static void
+term_capture_row(struct term *t, int row, bool blank_ok)
+{
+	size_t cap, len;
+	char *buf;
+
+	if (t->line_fn == NULL || t->quiet || row < 0 || row >= t->rows || !t->dirty[row])
+		return;
+	if ((buf = term_text_buf(t, &cap)) == NULL)
+		return;
+	len = term_row_text(t, row, buf, cap, NULL);
+	if (len == 0 && !blank_ok) {
+		t->dirty[row] = 0;
+		return;
+	}
+	term_report(t, row, buf, len);
+}
+
+/* Report a screen row if it changed. */
+static void
+term_capture(struct term *t, int row)
+{
+	term_capture_row(t, row, true);
+}
+
+/* Set the hash of every row to its current text without reporting it. */
+static void
+term_rehash(struct term *t)
+{
+	size_t cap, len;
+	char *buf;
+	int r;
+
+	if (t->line_fn == NULL || (buf = term_text_buf(t, &cap)) == NULL)
+		return;
+	for (r = 0; r < t->rows; r++) {
+		len = term_row_text(t, r, buf, cap, NULL);
+		t->hash[r] = term_hash(buf, len);
+		t->dirty[r] = 0;
+	}
+}
+
+/* libvterm: part of the screen changed. */
+static int
+term_damage_cb(VTermRect rect, void *user)
+{
+	struct term *t = user;
+	int r;
+
+	t->damaged = true;
+	for (r = rect.start_row; r < rect.end_row && r < t->rows; r++) {
+		if (r >= 0 && !t->dirty[r]) {
+			t->dirty[r] = 1;
+			t->since[r] = t->seq;
+		}
+	}
+	return 1;
+}
+
+/* libvterm: a rectangle moved (scrolling, or characters inserted/deleted). */
+static int
+term_moverect_cb(VTermRect dest, VTermRect src, void *user)
+{
+	struct term *t = user;
+	int n, r;
+
+	t->damaged = true;
+	t->pushed = 0;
+	if (dest.start_col != 0 || dest.end_col != t->cols || dest.start_row == src.start_row) {
+		term_damage_cb(dest, t);
+		return 1;
+	}
+	/* Whole rows moved: their state moves with them. */
+	n = dest.end_row - dest.start_row;
+	memmove(t->dirty + dest.start_row, t->dirty + src.start_row, (size_t)n);
+	memmove(t->since + dest.start_row, t->since + src.start_row, (size_t)n * sizeof *t->since);
+	memmove(t->hash + dest.start_row, t->hash + src.start_row, (size_t)n * sizeof *t->hash);
+	/* A row that scrolled is complete. */
+	if (t->line_fn != NULL && !t->quiet)
+		for (r = dest.start_row; r < dest.end_row; r++)
+			term_capture_row(t, r, false);
+	return 1;
+}
+
+/* libvterm: the cursor moved; a row the cursor leaves is complete. */
+static int
+term_movecursor_cb(VTermPos pos, VTermPos oldpos, int visible, void *user)
+{
+	struct term *t = user;
+
+	t->damaged = true;
+	if (pos.row != oldpos.row)
+		term_capture(t, oldpos.row);
+	return 1;
+}
+
+/* libvterm: a terminal property changed. */
+static int
+term_settermprop_cb(VTermProp prop, VTermValue *val, void *user)
+{
+	struct term *t = user;
+
+	t->damaged = true;
+	switch (prop) {
+	case VTERM_PROP_ALTSCREEN:
+		if (t->alt == (bool)val->boolean)
+			break;
+		t->alt = val->boolean;
+		if (!t->alt) {
+			free(t->main_snap);
+			t->main_snap = NULL;
+			t->main_snap_len = 0;
+			if (t->main_hash != NULL)
+				memcpy(t->hash, t->main_hash, (size_t)t->rows * sizeof *t->hash);
+		} else if (t->hash != NULL) {
+			if (t->main_hash != NULL)
+				memcpy(t->main_hash, t->hash, (size_t)t->rows * sizeof *t->hash);
+			memset(t->hash, 0, (size_t)t->rows * sizeof *t->hash);
+		}
+		break;
+	case VTERM_PROP_CURSORVISIBLE:
+		t->cursor_visible = val->boolean;
+		break;
+	case VTERM_PROP_REVERSE:
+		t->reverse = val->boolean;
+		break;
+	default:
+		break;
+	}
+	return 1;
+}
+
+/* libvterm: the screen was resized (the size is applied in term_resize). */
+static int
+term_resize_cb(int rows, int cols, void *user)
+{
+	struct term *t = user;
+
+	t->damaged = true;
+	return 1;
+}
+
+/* libvterm: a row scrolls off the top of the main screen. */
+static int
+term_pushline_cb(int cols, const VTermScreenCell *cells, void *user)
+{
+	struct term *t = user;
+	int row = t->pushed++;
+	size_t cap, len;
+	char *buf;
+
+	if (t->line_fn == NULL || t->quiet || row >= t->rows || !t->dirty[row])
+		return 1;
+	if ((buf = term_text_buf(t, &cap)) == NULL)
+		return 1;
+	len = term_cells_text(cells, cols < t->cols ? cols : t->cols, buf, cap, NULL);
+	term_report(t, row, buf, len);
+	return 1;
+}
+
+/* Allocate the per-row arrays for rows rows. */
+static int
+term_alloc_rows(struct term *t, int rows)
+{
+	uint8_t *d = calloc((size_t)rows, 1);
+	uint64_t *s = calloc((size_t)rows, sizeof *s);
+	uint64_t *h = calloc((size_t)rows, sizeof *h);
+	uint64_t *m = calloc((size_t)rows, sizeof *m);
+
+	if (d == NULL || s == NULL || h == NULL || m == NULL) {
+		free(d);
+		free(s);
+		free(h);
+		free(m);
+		return -ENOMEM;
+	}
+	free(t->dirty);
+	free(t->since);
+	free(t->hash);
+	free(t->main_hash);
+	t->dirty = d;
+	t->since = s;
+	t->hash = h;
+	t->main_hash = m;
+	return 0;
+}
+
+/* Create the libvterm objects for cols x rows. */
+static int
+term_open_vt(struct term *t, int cols, int rows)
+{
+	VTerm *vt;
+
+	if ((vt = vterm_new(rows, cols)) == NULL)
+		return -ENOMEM;
+	if (term_alloc_rows(t, rows) < 0) {
+		vterm_free(vt);
+		return -ENOMEM;
+	}
+	if (t->vt != NULL)
+		vterm_free(t->vt);
+	t->vt = vt;
+	t->rows = rows;
+	t->cols = cols;
+	vterm_set_utf8(vt, 1);
+	t->st = vterm_obtain_state(vt);
+	t->vs = vterm_obtain_screen(vt);
+	vterm_screen_set_callbacks(t->vs, &term_screen_cbs, t);
+	vterm_screen_set_damage_merge(t->vs, VTERM_DAMAGE_CELL);
+	vterm_screen_enable_altscreen(t->vs, 1);
+	vterm_screen_reset(t->vs, 1);
+	t->alt = false;
+	t->cursor_visible = true;
+	t->reverse = false;
+	t->top = t->bottom = 0;
+	t->origin = t->noautowrap = t->insert = t->g0_graphics = false;
+	t->sc = SCAN_GROUND;
+	free(t->main_snap);
+	t->main_snap = NULL;
+	t->main_snap_len = 0;
+	t->damaged = true;
+	return 0;
+}
+
+/* Make an emulator. */
+int
+term_new(struct term **out, int cols, int rows)
+{
+	struct term *t;
+	int r;
+
+	*out = NULL;
+	if ((t = calloc(1, sizeof *t)) == NULL)
+		return -ENOMEM;
+	if ((r = term_open_vt(t, term_clamp(cols), term_clamp(rows))) < 0) {
+		term_free(t);
+		return r;
+	}
+	*out = t;
+	return 0;
+}
+
+/* Free an emulator. */
+void
+term_free(struct term *t)
+{
+	if (t == NULL)
+		return;
+	if (t->vt != NULL)
+		vterm_free(t->vt);
+	free(t->dirty);
+	free(t->since);
+	free(t->hash);
+	free(t->main_hash);
+	free(t->main_snap);
+	free(t->text);
+	free(t);
+}
+
+/* Set the line callback. */
+void
+term_set_line_fn(struct term *t, term_line_fn *fn, void *arg)
+{
+	t->line_fn = fn;
+	t->line_arg = arg;
+}
+
+/* Set the current event's sequence number. */
+void
+term_set_seq(struct term *t, uint64_t seq)
+{
+	t->seq = seq;
+}
+
+/* Forget the modes the scanner follows (RIS, DECSTR). */
+static void
+term_scan_reset_modes(struct term *t)
+{
+	t->top = t->bottom = 0;
+	t->origin = t->noautowrap = t->insert = t->g0_graphics = false;
+}
+
+/* Keep the main screen before the alternate one covers it. */
+static void
+term_keep_main(struct term *t)
+{
+	char *snap = NULL;
+	size_t len = 0;
+	int r;
+
+	for (r = 0; r < t->rows; r++)
+		term_capture(t, r);
+	if (term_snapshot(t, &snap, &len) < 0)
+		return;
+	free(t->main_snap);
+	t->main_snap = snap;
+	t->main_snap_len = len;
+}
+
+/* The scanner saw a complete CSI sequence ending in final. */
+static bool
+term_scan_csi(struct term *t, char final)
+{
+	bool enter_alt = false;
+	int i;
+
+	if (t->sc_lead == '?' && t->sc_inter == 0 && (final == 'h' || final == 'l')) {
+		for (i = 0; i < t->sc_nparam; i++) {
+			switch (t->sc_param[i]) {
+			case 6:
+				t->origin = final == 'h';
+				break;
+			case 7:
+				t->noautowrap = final == 'l';
+				break;
+			case 47: case 1047: case 1049:
+				if (final == 'h' && !t->alt)
+					enter_alt = true;
+				break;
+			default:
+				break;
+			}
+		}
+	} else if (t->sc_lead == 0 && t->sc_inter == 0 && (final == 'h' || final == 'l')) {
+		for (i = 0; i < t->sc_nparam; i++)
+			if (t->sc_param[i] == 4)
+				t->insert = final == 'h';
+	} else if (t->sc_lead == 0 && t->sc_inter == 0 && final == 'r') {
+		unsigned top = t->sc_nparam > 0 ? t->sc_param[0] : 0;
+		unsigned bot = t->sc_nparam > 1 ? t->sc_param[1] : 0;
+
+		if (top == 0)
+			top = 1;
+		if (bot == 0 || bot > (unsigned)t->rows)
+			bot = (unsigned)t->rows;
+		if (top < bot) {
+			t->top = (int)top - 1;
+			t->bottom = (int)bot;
+			if (t->top == 0 && t->bottom == t->rows)
+				t->top = t->bottom = 0;
+		}
+	} else if (t->sc_lead == 0 && t->sc_inter == '!' && final == 'p') {
+		term_scan_reset_modes(t);
+	}
+	return enter_alt;
+}
+
+/*
+ * Feed bytes to libvterm, following the sequences snapshots need. Before
+ * the final byte of a sequence that enters the alternate screen, the bytes
+ * so far go to libvterm and the main screen is kept.
+ */
+void
+term_write(struct term *t, const void *buf, size_t len)
+{
+	const char *p = buf, *from = buf, *end = p + len, *e;
+	unsigned char c;
+
+	while (p < end) {
+		if (t->sc == SCAN_GROUND) {
+			if ((e = memchr(p, 0x1b, (size_t)(end - p))) == NULL)
+				break;
+			p = e + 1;
+			t->sc = SCAN_ESC;
+			continue;
+		}
+		c = (unsigned char)*p;
+		switch (t->sc) {
+		case SCAN_ESC:
+			t->sc = SCAN_GROUND;
+			if (c == '[') {
+				t->sc = SCAN_CSI;
+				t->sc_lead = 0;
+				t->sc_inter = 0;
+				t->sc_nparam = 0;
+				memset(t->sc_param, 0, sizeof t->sc_param);
+			} else if (c == '(') {
+				t->sc = SCAN_CHARSET;
+			} else if (c == ']' || c == 'P' || c == '_' || c == '^' || c == 'X') {
+				t->sc = SCAN_STRING;
+				t->sc_str_esc = false;
+			} else if (c == 'c') {
+				term_scan_reset_modes(t);
+			} else if (c == 0x1b) {
+				t->sc = SCAN_ESC;
+			}
+			break;
+		case SCAN_CHARSET:
+			t->g0_graphics = c == '0';
+			t->sc = SCAN_GROUND;
+			break;
+		case SCAN_STRING:
+			if (t->sc_str_esc) {
+				t->sc_str_esc = false;
+				if (c == '\\') {
+					t->sc = SCAN_GROUND;
+					break;
+				}
+				t->sc = SCAN_ESC;
+				continue;	/* the ESC started a new sequence */
+			}
+			if (c == 0x07)
+				t->sc = SCAN_GROUND;
+			else if (c == 0x1b)
+				t->sc_str_esc = true;
+			break;
+		case SCAN_CSI:
+			if (c >= '0' && c <= '9') {
+				if (t->sc_nparam == 0)
+					t->sc_nparam = 1;
+				if (t->sc_nparam <= SCAN_MAX_PARAMS &&
+				    t->sc_param[t->sc_nparam - 1] < 100000)
+					t->sc_param[t->sc_nparam - 1] =
+					    t->sc_param[t->sc_nparam - 1] * 10 + (c - '0');
+			} else if (c == ';' || c == ':') {
+				if (t->sc_nparam == 0)
+					t->sc_nparam = 1;
+				if (t->sc_nparam < SCAN_MAX_PARAMS)
+					t->sc_nparam++;
+			} else if (c >= 0x3c && c <= 0x3f) {
+				t->sc_lead = (char)c;
+			} else if (c >= 0x20 && c <= 0x2f) {
+				t->sc_inter = (char)c;
+			} else if (c >= 0x40 && c <= 0x7e) {
+				t->sc = SCAN_GROUND;
+				if (t->sc_nparam > SCAN_MAX_PARAMS)
+					t->sc_nparam = SCAN_MAX_PARAMS;
+				if (term_scan_csi(t, (char)c)) {
+					if (p > from)
+						vterm_input_write(t->vt, from, (size_t)(p - from));
+					from = p;
+					term_keep_main(t);
+				}
+			} else if (c == 0x1b) {
+				t->sc = SCAN_ESC;
+			} else if (c == 0x18 || c == 0x1a) {
+				t->sc = SCAN_GROUND;
+			}
+			break;
+		default:
+			t->sc = SCAN_GROUND;
+			break;
+		}
+		p++;
+	}
+	if (end > from)
+		vterm_input_write(t->vt, from, (size_t)(end - from));
+}
+
+/* Resize the emulator. */
+void
+term_resize(struct term *t, int cols, int rows)
+{
+	int r;
+
+	cols = term_clamp(cols);
+	rows = term_clamp(rows);
+	if (cols == t->cols && rows == t->rows)
+		return;
+	for (r = 0; r < t->rows; r++)
+		term_capture(t, r);
+	if (term_alloc_rows(t, rows) < 0)
+		return;
+	t->rows = rows;
+	t->cols = cols;
+	vterm_set_size(t->vt, rows, cols);
+	t->pushed = 0;
+	t->top = t->bottom = 0;
+	t->damaged = true;
+	term_rehash(t);
+}
+
+/* Report the final screen. */
+void
+term_finish(struct term *t)
+{
+	size_t cap;
+	char *buf;
+	int r, last = -1;
+
+	if (t->line_fn == NULL || (buf = term_text_buf(t, &cap)) == NULL)
+		return;
+	for (r = 0; r < t->rows; r++)
+		if (t->dirty[r] && term_row_text(t, r, buf, cap, NULL) > 0)
+			last = r;
+	for (r = 0; r <= last; r++)
+		term_capture(t, r);
+	for (r = 0; r < t->rows; r++)
+		t->dirty[r] = 0;
+}
+
+/* The emulator's size. */
+void
+term_size(const struct term *t, int *cols, int *rows)
+{
+	*cols = t->cols;
+	*rows = t->rows;
+}
+
+/* The cursor. */
+void
+term_cursor(const struct term *t, int *row, int *col, bool *visible)
+{
+	VTermPos pos;
+
+	vterm_state_get_cursorpos(t->st, &pos);
+	*row = pos.row;
+	*col = pos.col;
+	*visible = t->cursor_visible;
+}
+
+/* One cell of the screen. */
+void
+term_cell(const struct term *t, int row, int col, VTermScreenCell *cell)
+{
+	VTermPos pos = { .row = row, .col = col };
+
+	memset(cell, 0, sizeof *cell);
+	if (row < 0 || row >= t->rows || col < 0 || col >= t->cols)
+		return;
+	vterm_screen_get_cell(t->vs, pos, cell);
+}
+
+/* Take the damage flag. */
+bool
+term_take_damage(struct term *t)
+{
+	bool d = t->damaged;
+
+	t->damaged = false;
+	return d;
+}
+
+/* SGR parameters for a colour. */
+static void
+term_sgr_color(struct term_buf *b, const VTermColor *c, bool fg)
+{
+	if (fg ? VTERM_COLOR_IS_DEFAULT_FG(c) : VTERM_COLOR_IS_DEFAULT_BG(c))
+		return;
+	if (VTERM_COLOR_IS_INDEXED(c)) {
+		if (c->indexed.idx < 8)
+			term_buf_printf(b, ";%d", (fg ? 30 : 40) + c->indexed.idx);
+		else if (c->indexed.idx < 16)
+			term_buf_printf(b, ";%d", (fg ? 90 : 100) + c->indexed.idx - 8);
+		else
+			term_buf_printf(b, ";%d;5;%d", fg ? 38 : 48, c->indexed.idx);
+	} else
+		term_buf_printf(b, ";%d;2;%d;%d;%d", fg ? 38 : 48, c->rgb.red, c->rgb.green,
+		    c->rgb.blue);
+}
+
+/* A pen: the attributes and colours of a cell. */
+struct term_pen {
+	VTermScreenCellAttrs a;
+	VTermColor fg, bg;
+};
+
+/* Whether two pens differ. */
+static bool
+term_pen_differs(const struct term_pen *x, const struct term_pen *y)
+{
+	return x->a.bold != y->a.bold || x->a.underline != y->a.underline ||
+	    x->a.italic != y->a.italic || x->a.blink != y->a.blink ||
+	    x->a.reverse != y->a.reverse || x->a.strike != y->a.strike ||
+	    x->a.font != y->a.font || !vterm_color_is_equal(&x->fg, &y->fg) ||
+	    (x->fg.type & VTERM_COLOR_DEFAULT_MASK) != (y->fg.type & VTERM_COLOR_DEFAULT_MASK) ||
+	    !vterm_color_is_equal(&x->bg, &y->bg) ||
+	    (x->bg.type & VTERM_COLOR_DEFAULT_MASK) != (y->bg.type & VTERM_COLOR_DEFAULT_MASK);
+}
+
+/* The SGR sequence that sets a pen from scratch. */
+static void
+term_sgr(struct term_buf *b, const struct term_pen *p)
+{
+	term_buf_add(b, "\033[0", 3);
+	if (p->a.bold)
+		term_buf_add(b, ";1", 2);
+	if (p->a.italic)
+		term_buf_add(b, ";3", 2);
+	if (p->a.underline == VTERM_UNDERLINE_SINGLE)
+		term_buf_add(b, ";4", 2);
+	else if (p->a.underline == VTERM_UNDERLINE_DOUBLE)
+		term_buf_add(b, ";21", 3);
+	else if (p->a.underline == VTERM_UNDERLINE_CURLY)
+		term_buf_add(b, ";4:3", 4);
+	if (p->a.blink)
+		term_buf_add(b, ";5", 2);
+	if (p->a.reverse)
+		term_buf_add(b, ";7", 2);
+	if (p->a.strike)
+		term_buf_add(b, ";9", 2);
+	if (p->a.font)
+		term_buf_printf(b, ";%d", 10 + p->a.font);
+	term_sgr_color(b, &p->fg, true);
+	term_sgr_color(b, &p->bg, false);
+	term_buf_add(b, "m", 1);
+}
+
+/* Whether a cell would be left blank by a reset screen. */
+static bool
+term_cell_blank(const VTermScreenCell *c)
+{
+	return (c->chars[0] == 0 || c->chars[0] == ' ') && !c->attrs.reverse &&
+	    !c->attrs.underline && !c->attrs.strike && VTERM_COLOR_IS_DEFAULT_BG(&c->bg);
+}
+
+/* Paint the cells of the screen shown now. */
+static void
+term_paint(struct term *t, struct term_buf *b)
+{
+	VTermScreenCell c;
+	struct term_pen pen, cur;
+	VTermPos pos;
+	char u[4 * VTERM_MAX_CHARS_PER_CELL];
+	int last, i;
+	size_t n;
+
+	memset(&cur, 0, sizeof cur);
+	vterm_color_indexed(&cur.fg, 7);
+	cur.fg.type |= VTERM_COLOR_DEFAULT_FG;
+	vterm_color_indexed(&cur.bg, 0);
+	cur.bg.type |= VTERM_COLOR_DEFAULT_BG;
+	term_buf_add(b, "\033[0m", 4);
+	for (pos.row = 0; pos.row < t->rows; pos.row++) {
+		last = -1;
+		for (pos.col = 0; pos.col < t->cols; pos.col++) {
+			vterm_screen_get_cell(t->vs, pos, &c);
+			if (c.chars[0] != (uint32_t)-1 && !term_cell_blank(&c))
+				last = pos.col;
+		}
+		if (last < 0)
+			continue;
+		term_buf_printf(b, "\033[%d;1H", pos.row + 1);
+		for (pos.col = 0; pos.col <= last; pos.col++) {
+			vterm_screen_get_cell(t->vs, pos, &c);
+			if (c.chars[0] == (uint32_t)-1)
+				continue;
+			pen.a = c.attrs;
+			pen.a.dwl = pen.a.dhl = 0;
+			pen.fg = c.fg;
+			pen.bg = c.bg;
+			if (term_pen_differs(&pen, &cur)) {
+				term_sgr(b, &pen);
+				cur = pen;
+			}
+			if (c.chars[0] == 0) {
+				term_buf_add(b, " ", 1);
+				continue;
+			}
+			for (i = 0, n = 0; i < VTERM_MAX_CHARS_PER_CELL && c.chars[i] != 0; i++)
+				n += term_utf8_encode(c.chars[i], u + n);
+			term_buf_add(b, u, n);
+		}
+	}
+}
+
+/* The SGR sequence for the pen the terminal writes with now. */
+static void
+term_state_pen(struct term *t, struct term_buf *b)
+{
+	struct term_pen p;
+	VTermValue v;
+
+	memset(&p, 0, sizeof p);
+	vterm_state_get_penattr(t->st, VTERM_ATTR_BOLD, &v);
+	p.a.bold = v.boolean ? 1 : 0;
+	vterm_state_get_penattr(t->st, VTERM_ATTR_UNDERLINE, &v);
+	p.a.underline = (unsigned)v.number & 3;
+	vterm_state_get_penattr(t->st, VTERM_ATTR_ITALIC, &v);
+	p.a.italic = v.boolean ? 1 : 0;
+	vterm_state_get_penattr(t->st, VTERM_ATTR_BLINK, &v);
+	p.a.blink = v.boolean ? 1 : 0;
+	vterm_state_get_penattr(t->st, VTERM_ATTR_REVERSE, &v);
+	p.a.reverse = v.boolean ? 1 : 0;
+	vterm_state_get_penattr(t->st, VTERM_ATTR_STRIKE, &v);
+	p.a.strike = v.boolean ? 1 : 0;
+	vterm_state_get_penattr(t->st, VTERM_ATTR_FONT, &v);
+	p.a.font = (unsigned)v.number & 15;
+	vterm_state_get_penattr(t->st, VTERM_ATTR_FOREGROUND, &v);
+	p.fg = v.color;
+	vterm_state_get_penattr(t->st, VTERM_ATTR_BACKGROUND, &v);
+	p.bg = v.color;
+	term_sgr(b, &p);
+}
+
+/* The escape string that rebuilds this emulator. */
+int
+term_snapshot(struct term *t, char **out, size_t *len)
+{
+	struct term_buf b = { 0 };
+	VTermPos cur;
+
+	*out = NULL;
+	*len = 0;
+	/* Start from known modes whatever came before (main screen replay). */
+	term_buf_add(&b, "\033[?6l\033[?7h\033[4l\033[r\033(B\033[?25h", 27);
+	if (t->alt && t->main_snap != NULL) {
+		term_buf_add(&b, t->main_snap, t->main_snap_len);
+		term_buf_add(&b, "\033[?1049h\033[?6l\033[?7h\033[4l\033[r\033(B\033[?25h", 35);
+	}
+	term_paint(t, &b);
+	if (t->top != 0 || t->bottom != 0)
+		term_buf_printf(&b, "\033[%d;%dr", t->top + 1, t->bottom);
+	if (t->noautowrap)
+		term_buf_add(&b, "\033[?7l", 5);
+	if (t->insert)
+		term_buf_add(&b, "\033[4h", 4);
+	if (t->g0_graphics)
+		term_buf_add(&b, "\033(0", 3);
+	if (t->reverse)
+		term_buf_add(&b, "\033[?5h", 5);
+	if (!t->cursor_visible)
+		term_buf_add(&b, "\033[?25l", 6);
+	term_state_pen(t, &b);
+	vterm_state_get_cursorpos(t->st, &cur);
+	if (t->origin) {
+		term_buf_add(&b, "\033[?6h", 5);
+		term_buf_printf(&b, "\033[%d;%dH", cur.row - t->top + 1, cur.col + 1);
+	} else
+		term_buf_printf(&b, "\033[%d;%dH", cur.row + 1, cur.col + 1);
+	if (b.err < 0) {
+		free(b.p);
+		return b.err;
+	}
+	*out = b.p;
+	*len = b.len;
+	return 0;
+}
+
+/* Rebuild the emulator from a snapshot. */
+int
+term_restore(struct term *t, int cols, int rows, const char *snap, size_t len)
+{
+	int r;
+
+	if ((r = term_open_vt(t, term_clamp(cols), term_clamp(rows))) < 0)
+		return r;
+	t->quiet = true;
+	term_write(t, snap, len);
+	t->quiet = false;
+	term_rehash(t);
+	t->damaged = true;
+	return 0;
+}

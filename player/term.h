@@ -1,0 +1,85 @@
+/*
+ * The player's terminal emulator: libvterm behind a small interface that
+ * adds what libvterm lacks for a recording player.
+ *
+ * - Snapshots: libvterm cannot copy its state, so term_snapshot() writes
+ *   the escape string that rebuilds the screen (cells, attributes, the main
+ *   screen behind an alternate screen, scroll region, modes, pen and
+ *   cursor) and term_restore() replays one into a fresh emulator.
+ * - Rendered lines: with a line callback set, every row is handed over as
+ *   text (UTF-8, no escape sequences, trailing blanks trimmed) when it is
+ *   completed: when the cursor leaves it, when it scrolls (including off the
+ *   top, through sb_pushline), and for the final screen in term_finish().
+ *   A row is reported again only when its text changed.
+ *
+ * Errors are negative errno values; out-parameters are cleared on entry.
+ */
+#ifndef PODGATE_TERM_H
+#define PODGATE_TERM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vterm.h>
+
+/*
+ * A completed row: its text and the sequence numbers (term_set_seq) of the
+ * event that first changed it since it was last reported and of the event
+ * being processed now.
+ */
+typedef void term_line_fn(void *arg, const char *text, size_t len, uint64_t since,
+    uint64_t seq);
+
+struct term;
+
+/* A new emulator of cols x rows (clamped to 1..1000), UTF-8, blank. */
+int term_new(struct term **out, int cols, int rows);
+void term_free(struct term *t);
+
+/* Report completed rows to fn (NULL: stop reporting). */
+void term_set_line_fn(struct term *t, term_line_fn *fn, void *arg);
+
+/* The sequence number of the event whose bytes are written next. */
+void term_set_seq(struct term *t, uint64_t seq);
+
+/* Feed output bytes. */
+void term_write(struct term *t, const void *buf, size_t len);
+
+/* Resize to cols x rows (clamped to 1..1000). */
+void term_resize(struct term *t, int cols, int rows);
+
+/* Report every changed row of the screen (the final screen) as lines. */
+void term_finish(struct term *t);
+
+/* Size, cursor and a cell of the screen shown now. */
+void term_size(const struct term *t, int *cols, int *rows);
+void term_cursor(const struct term *t, int *row, int *col, bool *visible);
+void term_cell(const struct term *t, int row, int col, VTermScreenCell *cell);
+
+/* True when the screen changed since the last call (and clear the flag). */
+bool term_take_damage(struct term *t);
+
+/*
+ * The text of one row as UTF-8 into buf (always NUL-terminated), trailing
+ * blanks trimmed; cols[i], when not NULL, receives the column of byte i.
+ * Returns the length.
+ */
+size_t term_row_text(const struct term *t, int row, char *buf, size_t cap, int *cols);
+
+/*
+ * The escape string that rebuilds the emulator's state in a fresh one,
+ * in *out (malloc'd, the caller frees it) of *len bytes.
+ */
+int term_snapshot(struct term *t, char **out, size_t *len);
+
+/*
+ * Replace the emulator's state with a fresh cols x rows emulator that has
+ * been fed snap. The line callback is kept but not called for the replay.
+ */
+int term_restore(struct term *t, int cols, int rows, const char *snap, size_t len);
+
+/* Encode code point c as UTF-8 into p (4 bytes); returns the length. */
+size_t term_utf8_encode(uint32_t c, char *p);
+
+#endif
