@@ -1173,6 +1173,7 @@ def test_flood_does_not_slow_interactive(broker):
             chan.sendall(f"printf 'P%sQ\\n' {i}\r".encode())
             pos = t.expect(f"P{i}Q".encode(), start=pos, timeout=10)
             worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.1)  # a typist's pace: the measurement spans about 2 s of flood
         assert got["n"] > n_before, "the flood stopped during the measurement"
         assert worst < 1.0, f"slowest echo round trip {worst:.2f}s while another session floods"
         assert dir_size(b.recordings_dir) < 512 * 1024 * 1024
@@ -1347,6 +1348,26 @@ def test_sigterm_lets_session_finish(broker):
     rec = b.recording_for("echo go; sleep 1; echo finished")
     assert rec.data("o") == b"go\nfinished\n"
     assert rec.exit() == {"status": 0}
+
+
+def test_sigterm_with_stalled_flooding_client(broker):
+    grace = 2
+    b = broker(settings={"shutdown_grace": grace})
+    c = b.connect("alice")
+    try:
+        chan = c.get_transport().open_session()
+        chan.exec_command("local -- cat /dev/zero")
+        wait_until(lambda: len(chan.in_buffer) >= 1_000_000, 10,
+                   "the flood to fill the client's window")
+        t0 = time.monotonic()
+        b.terminate()
+        rc = b.wait_exit(grace + 8)
+        assert rc == 0, f"broker exited {rc} on SIGTERM"
+        assert time.monotonic() - t0 >= grace - 0.5
+    finally:
+        c.close()
+    recs = b.recordings()
+    assert len(recs) == 1 and recs[0].complete(), "recording of the stalled session not sealed"
 
 
 # ---------------------------------------------------------------- multiplexing
