@@ -184,10 +184,11 @@ demo_announce(const char *dir, const char *host, uint16_t port, const char *host
 	    user, host);
 	printf("Pick a target from a menu:\n"
 	    "  ssh -t %s-p %u -o UserKnownHostsFile=%s %s@%s\n\n", idopt, port, kh, user, host);
-	printf("Replay the latest recording:\n"
+	printf("Replay the latest recording, show it, verify its signatures:\n"
 	    "  %s cat \"$(ls -t %s/recordings/*.rec | head -1)\"\n"
 	    "  %s info \"$(ls -t %s/recordings/*.rec | head -1)\"\n"
-	    "Audit log: %s/audit.jsonl\n\n", player, dir, player, dir, dir);
+	    "  %s verify --key %s/signing_ed25519 %s/recordings/*.rec\n"
+	    "Audit log: %s/audit.jsonl\n\n", player, dir, player, dir, player, dir, dir, dir);
 	fflush(stdout);
 out:
 	if (fd >= 0)

@@ -447,6 +447,20 @@ server_run(const struct server_opts *o)
 	}
 	if (chmod(srv.config->recordings, 0700) < 0)
 		log_warn("cannot make %s mode 0700: %s", srv.config->recordings, strerror(errno));
+	if (o->demo_dir != NULL) {
+		char *kp = NULL;
+
+		if (asprintf(&kp, "%s/signing_ed25519", o->demo_dir) < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		r = rec_key_load_or_generate(kp, &srv.sign_key);
+		if (r < 0)
+			log_error_r(r, "cannot load or make the recording signing key %s", kp);
+		free(kp);
+		if (r < 0)
+			goto out;
+	}
 	if ((r = audit_open(srv.config->audit_log, &srv.audit)) < 0) {
 		log_error_r(r, "cannot open the audit log %s", srv.config->audit_log);
 		goto out;
@@ -490,6 +504,7 @@ out:
 		ssh_bind_free(srv.bind);
 	if (srv.audit != NULL)
 		audit_close(srv.audit);
+	rec_key_free(srv.sign_key);
 	if (srv.config != NULL)
 		config_unref(srv.config);
 	free(srv.listen_host);

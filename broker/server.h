@@ -18,6 +18,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "rec.h"
 
 /* glibc's sys/queue.h lacks the safe iterator. */
 #ifndef TAILQ_FOREACH_SAFE
@@ -45,6 +46,7 @@ struct server {
 	char *demo_yaml;		/* the demo configuration text */
 	struct config *config;		/* the current one (one reference) */
 	struct audit *audit;
+	struct rec_key *sign_key;	/* signs recordings; NULL: unsigned */
 	ssh_bind bind;
 	char *listen_host;
 	uint16_t listen_port;

@@ -315,15 +315,15 @@ session_record(struct session *s, char code, const void *buf, size_t len)
 		session_rec_fail(s, r);
 }
 
-/* Flush the recording when bytes are waiting in its buffer. */
+/* Flush the recording and write a checkpoint when one is due. */
 static void
 session_flush_cb(uv_timer_t *t)
 {
 	struct session *s = t->data;
 	int r;
 
-	if (s->rec != NULL && !s->rec_failed && rec_writer_pending(s->rec) > 0 &&
-	    (r = rec_writer_flush(s->rec)) < 0)
+	if (s->rec != NULL && !s->rec_failed && !rec_writer_quiet(s->rec) &&
+	    (r = rec_writer_tick(s->rec, 0)) < 0)
 		session_rec_fail(s, r);
 	conn_after_io(s->conn);
 }
@@ -851,7 +851,10 @@ static int
 session_open_recording(struct session *s)
 {
 	const struct config *c = s->config;
-	struct rec_writer_opts o = { .coalesce_ns = SESSION_COALESCE_NS };
+	struct rec_writer_opts o = {
+		.coalesce_ns = SESSION_COALESCE_NS,
+		.sign_key = s->conn->server->sign_key,
+	};
 	struct rec_header h;
 	int r;
 
