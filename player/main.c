@@ -21,6 +21,7 @@ static const struct player_cmd {
 	{ "info", cmd_info, "info [--json] FILE..." },
 	{ "verify", cmd_verify, "verify [--key PUB] [--json] FILE..." },
 	{ "key", cmd_key, "key [--key PRIVATE]" },
+	{ "play", cmd_play, "play FILE [--speed X] [--idle-limit SECS] [--start TIME] [--regex] [-i]" },
 	{ "ls", cmd_ls, "ls PATH... [--user U] [--target GLOB] [--since WHEN] [--until WHEN] [--json]" },
 	{ "grep", cmd_grep, "grep PATTERN PATH... [--input] [--regex] [-i] [--json]" },
 	{ "export", cmd_export, "export FILE --format asciicast-v2|asciicast-v3|text [-o OUT]" },

@@ -23,6 +23,7 @@ int cmd_cat(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_play(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_grep(int argc, char **argv);
 int cmd_export(int argc, char **argv);

@@ -141,3 +141,52 @@ when_format_utc(uint64_t ns, char *buf, size_t cap)
 	gmtime_r(&t, &tm);
 	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
+
+/* Parse a time within a recording. */
+int
+when_parse_offset(const char *s, uint64_t *ns)
+{
+	unsigned long long part[3] = { 0, 0, 0 }, frac = 0, scale = NS;
+	const char *p = s;
+	int n = 0, digits;
+
+	*ns = 0;
+	for (;;) {
+		if (!isdigit((unsigned char)*p) || n == 3)
+			return -EINVAL;
+		for (digits = 0; isdigit((unsigned char)*p); p++, digits++) {
+			if (digits >= 9)
+				return -EINVAL;
+			part[n] = part[n] * 10 + (unsigned)(*p - '0');
+		}
+		n++;
+		if (*p != ':')
+			break;
+		p++;
+	}
+	if (*p == '.') {
+		p++;
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		for (; isdigit((unsigned char)*p); p++) {
+			if (scale > 1) {
+				scale /= 10;
+				frac += (unsigned)(*p - '0') * scale;
+			}
+		}
+	}
+	if (*p != '\0')
+		return -EINVAL;
+	/* Minutes and seconds after the first field stay below 60. */
+	if (n >= 2 && part[n - 1] >= 60)
+		return -EINVAL;
+	if (n == 3 && part[1] >= 60)
+		return -EINVAL;
+	if (n == 1)
+		*ns = part[0] * NS + frac;
+	else if (n == 2)
+		*ns = (part[0] * 60 + part[1]) * NS + frac;
+	else
+		*ns = (part[0] * 3600 + part[1] * 60 + part[2]) * NS + frac;
+	return 0;
+}

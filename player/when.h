@@ -16,6 +16,13 @@
  */
 int when_parse(const char *s, uint64_t now_ns, uint64_t *out);
 
+/*
+ * A time within a recording (play --start): seconds, M:SS or H:MM:SS, each
+ * with an optional fraction ("90", "1:30.5", "1:02:03"). Returns 0 or
+ * -EINVAL.
+ */
+int when_parse_offset(const char *s, uint64_t *ns);
+
 /* A time within a recording as H:MM:SS.mmm (buf of 32 bytes). */
 void when_format_offset(uint64_t ns, char *buf, size_t cap);
 
