@@ -728,10 +728,12 @@ def test_none_and_keyboard_interactive_refused(broker, tmp_path):
         with pytest.raises(paramiko.BadAuthenticationType) as ei:
             t.auth_none("alice")
         assert ei.value.allowed_types == ["publickey"]
+        before = len(b.events("auth_failure"))
         with pytest.raises(paramiko.BadAuthenticationType) as ei:
             t.auth_interactive("alice", lambda title, instr, prompts: ["hunter2"] * len(prompts))
         assert ei.value.allowed_types == ["publickey"]
         assert not t.is_authenticated()
+        b.wait_audit("auth_failure", lambda e: mentions(e, "alice"), count=before + 1)
     finally:
         t.close()
     r = b.ssh("alice", "local", "--", "true", env=ssh_env_with_askpass(tmp_path),
