@@ -6,6 +6,7 @@
  * (authentication, refused requests) and session.c (channels).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,7 +289,8 @@ conn_poll_cb(uv_poll_t *h, int status, int events)
 	struct conn *c = h->data;
 
 	if (status < 0) {
-		conn_kill(c, uv_strerror(status));
+		/* libuv reports POLLERR (a reset connection) as EBADF. */
+		conn_kill(c, status == UV_EBADF ? "socket error" : uv_strerror(status));
 	} else if (c->state != CONN_DEAD) {
 		c->depth++;
 		conn_current = c;
@@ -335,11 +337,22 @@ conn_accept(struct server *srv, int fd, const char *client)
 		return -ENOMEM;
 	}
 	c->server = srv;
-	c->fd = fd;
 	c->state = CONN_KEX;
+	/*
+	 * libssh closes its descriptor when the peer goes away; polling a
+	 * descriptor of our own keeps that number from being reused by the
+	 * next accept while our poll handle still watches it.
+	 */
+	if ((c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		r = -errno;
+		close(fd);
+		free(c);
+		return r;
+	}
 	TAILQ_INIT(&c->sessions);
 	if ((c->client = strdup(client)) == NULL || (c->ssh = ssh_new()) == NULL) {
 		close(fd);
+		close(c->fd);
 		free(c->client);
 		free(c);
 		return -ENOMEM;
@@ -347,6 +360,7 @@ conn_accept(struct server *srv, int fd, const char *client)
 	if (ssh_bind_accept_fd(srv->bind, c->ssh, fd) != SSH_OK) {
 		log_error("%s: cannot start SSH: %s", client, ssh_get_error(srv->bind));
 		ssh_free(c->ssh);	/* closes fd */
+		close(c->fd);
 		free(c->client);
 		free(c);
 		return -EIO;
@@ -360,9 +374,10 @@ conn_accept(struct server *srv, int fd, const char *client)
 	ssh_callbacks_init(&c->cb);
 	ssh_set_server_callbacks(c->ssh, &c->cb);
 	ssh_set_message_callback(c->ssh, conn_message_cb, c);
-	if ((r = uv_poll_init(&srv->loop, &c->poll, fd)) < 0) {
+	if ((r = uv_poll_init(&srv->loop, &c->poll, c->fd)) < 0) {
 		log_error("%s: poll: %s", client, uv_strerror(r));
 		ssh_free(c->ssh);
+		close(c->fd);
 		free(c->client);
 		free(c);
 		return r;
@@ -415,8 +430,9 @@ conn_release(struct conn *c)
 		c->event = NULL;
 	}
 	ssh_disconnect(c->ssh);
-	ssh_free(c->ssh);	/* closes the socket and frees every channel */
+	ssh_free(c->ssh);	/* closes libssh's descriptor and frees every channel */
 	c->ssh = NULL;
+	close(c->fd);		/* after uv_close above stopped polling it */
 	c->fd = -1;
 }
 

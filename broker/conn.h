@@ -40,7 +40,7 @@ struct conn {
 	struct server *server;
 	ssh_session ssh;
 	ssh_event event;
-	int fd;
+	int fd;				/* our own descriptor of the socket, for uv_poll */
 	uv_poll_t poll;
 	int poll_events;
 	uv_timer_t grace;

@@ -347,7 +347,6 @@ server_bind(struct server *srv, enum ssh_keytypes_e keytype)
 		log_error("cannot set up SSH: %s", ssh_get_error(srv->bind));
 		return -EINVAL;
 	}
-	conn_log_setup(srv->debug);
 	return 0;
 }
 
@@ -415,6 +414,7 @@ server_run(const struct server_opts *o)
 		log_error("cannot initialize libssh");
 		return 1;
 	}
+	conn_log_setup(o->debug);
 	if (o->demo_dir != NULL) {
 		if ((r = demo_config(o->demo_dir, o->listen, &srv.demo_yaml, &identity)) < 0)
 			goto out;

@@ -1097,8 +1097,8 @@ session_start(struct session *s)
 static bool
 session_can_output(const struct session *s)
 {
-	if (!session_chan_ok(s))
-		return true;	/* the client is gone: drain and discard */
+	if (!session_chan_ok(s) || s->aborted)
+		return true;	/* the client is gone or we stop: drain and discard */
 	return ssh_channel_window_size(s->channel) > 0 && conn_can_send(s->conn);
 }
 
@@ -1124,7 +1124,7 @@ session_read_output(struct session_fd *sf)
 	size_t room = SESSION_READ_MAX;
 	ssize_t n;
 
-	if (session_chan_ok(s)) {
+	if (session_chan_ok(s) && !s->aborted) {
 		uint32_t win = ssh_channel_window_size(s->channel);
 
 		if (win < room)
@@ -1142,8 +1142,8 @@ session_read_output(struct session_fd *sf)
 	}
 	if (s->exited)
 		uv_timer_start(&s->linger_timer, session_linger_cb, SESSION_LINGER_MS, 0);
-	if (!session_chan_ok(s) || s->rec_failed)
-		return;	/* nobody to send to, or no recording: dropped */
+	if (!session_chan_ok(s) || s->rec_failed || s->aborted)
+		return;	/* nobody to send to, no recording, or stopping: dropped */
 	session_record(s, sf->code, buf, (size_t)n);
 	s->bytes_out += (uint64_t)n;
 	session_send(s, sf->code == REC_STDERR, buf, (size_t)n);
@@ -1406,6 +1406,7 @@ session_abort(struct session *s)
 {
 	if (s->state == SESSION_RUNNING) {
 		session_say(s, true, "podgate: the broker is shutting down");
+		s->aborted = true;
 		session_kill(s);
 	} else if (s->state != SESSION_CLOSING) {
 		session_refuse(s, "broker shutting down", "podgate: the broker is shutting down",

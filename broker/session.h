@@ -79,6 +79,7 @@ struct session {
 	bool exited;
 	struct pty_exit exit;
 	bool killed;
+	bool aborted;			/* shutdown grace over: output is dropped */
 	struct session_fd fds[3];	/* PTY master or stdout; stderr; stdin */
 	bool input_closed;		/* child's stdin gone: input is dropped */
 

@@ -106,7 +106,7 @@ target_local_spawn(const struct config *c, const struct target_request *req,
 	struct passwd *pw;
 	char **env = NULL, *login = NULL;
 	const char *home, *base;
-	char *argv[4] = { NULL, NULL, NULL, NULL };
+	char *argv[5] = { NULL, NULL, NULL, NULL, NULL };
 	int r;
 
 	memset(child, 0, sizeof *child);
@@ -118,9 +118,11 @@ target_local_spawn(const struct config *c, const struct target_request *req,
 	base = strrchr(c->local.shell, '/');
 	base = base != NULL ? base + 1 : c->local.shell;
 	if (req->command != NULL) {
+		/* "--": a command starting with '-' is not read as shell options. */
 		argv[0] = (char *)base;
 		argv[1] = (char *)"-c";
-		argv[2] = (char *)req->command;
+		argv[2] = (char *)"--";
+		argv[3] = (char *)req->command;
 	} else {
 		/* A leading '-' in argv[0] makes a login shell. */
 		if (asprintf(&login, "-%s", base) < 0) {
