@@ -1175,8 +1175,8 @@ class ExecSession:
                 writer_task.cancel()
             reader_task.cancel()
             if proc is not None:
-                if proc.returncode is None:
-                    _killpg(proc.pid, signal.SIGKILL)
+                # The session is over: nothing it started outlives it.
+                _killpg(proc.pid, signal.SIGKILL)
                 server._children.discard(proc.pid)
             for fd in {self.master, self.stdin_fd} - {None}:
                 with contextlib.suppress(OSError):

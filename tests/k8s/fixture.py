@@ -45,9 +45,9 @@ A ``K8sApiServer`` has: .url .port .kubeconfig .token .ca (CA file or None)
                            "exec-start", "resize", "stdin-close", "exec-end")
   .wait_event(type, pred=None, timeout=10)  the first such event, polled
   .kubectl_argv(*args)     ["kubectl", "--kubeconfig", K, *args]
-  .kubectl_env(**extra)    os.environ with HOME=.home
-  .kubectl(*args, input=b"", timeout=30, env=None)  run it -> CompletedProcess
-                           (bytes), stdin from `input`
+  .kubectl_env(home=None, **extra)  os.environ with HOME=home or .home
+  .kubectl(*args, input=b"", timeout=30, env=None, home=None)  run it ->
+                           CompletedProcess (bytes), stdin from `input`
   .stop()
 """
 
@@ -118,16 +118,17 @@ class K8sApiServer:
     def kubectl_argv(self, *args) -> list[str]:
         return [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args]
 
-    def kubectl_env(self, **extra) -> dict:
+    def kubectl_env(self, home=None, **extra) -> dict:
         env = dict(os.environ)
-        env["HOME"] = str(self.home)
+        env["HOME"] = str(home or self.home)
         env.pop("KUBECONFIG", None)
         env.update(extra)
         return env
 
-    def kubectl(self, *args, input: bytes = b"", timeout: float = 30, env=None) -> subprocess.CompletedProcess:
+    def kubectl(self, *args, input: bytes = b"", timeout: float = 30, env=None,
+                home=None) -> subprocess.CompletedProcess:
         return subprocess.run(self.kubectl_argv(*args), input=input, capture_output=True, timeout=timeout,
-                              env=env or self.kubectl_env())
+                              env=env or self.kubectl_env(home))
 
     # ---- lifetime
 
