@@ -17,6 +17,8 @@
 
 #define TERM_MAX_DIM 1000
 #define SCAN_MAX_PARAMS 16
+/* Modes a snapshot starts from, whatever came before it. */
+#define TERM_RESET_MODES "\033[?6l\033[?7h\033[4l\033[r\033(B\033[?25h"
 
 enum scan_state { SCAN_GROUND, SCAN_ESC, SCAN_CSI, SCAN_CHARSET, SCAN_STRING };
 
@@ -46,6 +48,7 @@ struct term {
 	unsigned sc_param[SCAN_MAX_PARAMS];
 	int sc_nparam;
 	bool sc_str_esc;	/* an ESC inside a string */
+	bool push_cb;		/* sb_pushline is set */
 
 	char *main_snap;	/* the main screen, kept while the alternate one is shown */
 	size_t main_snap_len;
@@ -71,7 +74,18 @@ static int term_settermprop_cb(VTermProp prop, VTermValue *val, void *user);
 static int term_resize_cb(int rows, int cols, void *user);
 static int term_pushline_cb(int cols, const VTermScreenCell *cells, void *user);
 
+/*
+ * libvterm reads a whole row of cells for sb_pushline on every scroll, so
+ * the callback is only set while the top row holds an unreported change.
+ */
 static const VTermScreenCallbacks term_screen_cbs = {
+	.damage = term_damage_cb,
+	.moverect = term_moverect_cb,
+	.movecursor = term_movecursor_cb,
+	.settermprop = term_settermprop_cb,
+	.resize = term_resize_cb,
+};
+static const VTermScreenCallbacks term_screen_cbs_push = {
 	.damage = term_damage_cb,
 	.moverect = term_moverect_cb,
 	.movecursor = term_movecursor_cb,
@@ -249,6 +263,18 @@ term_row_text(const struct term *t, int row, char *buf, size_t cap, int *cols)
 	return term_cells_text(cells, n, buf, cap, cols);
 }
 
+/* Set or clear the sb_pushline callback as row 0 needs it. */
+static void
+term_sync_push(struct term *t)
+{
+	bool want = t->line_fn != NULL && t->dirty[0];
+
+	if (want == t->push_cb)
+		return;
+	t->push_cb = want;
+	vterm_screen_set_callbacks(t->vs, want ? &term_screen_cbs_push : &term_screen_cbs, t);
+}
+
 /* Report a row's text when it differs from what was last reported for it. */
 static void
 term_report(struct term *t, int row, const char *text, size_t len)
@@ -303,6 +329,7 @@ term_rehash(struct term *t)
 		t->hash[r] = term_hash(buf, len);
 		t->dirty[r] = 0;
 	}
+	term_sync_push(t);
 }
 
 /* libvterm: part of the screen changed. */
@@ -319,6 +346,7 @@ term_damage_cb(VTermRect rect, void *user)
 			t->since[r] = t->seq;
 		}
 	}
+	term_sync_push(t);
 	return 1;
 }
 
@@ -333,6 +361,7 @@ term_moverect_cb(VTermRect dest, VTermRect src, void *user)
 	t->pushed = 0;
 	if (dest.start_col != 0 || dest.end_col != t->cols || dest.start_row == src.start_row) {
 		term_damage_cb(dest, t);
+		term_sync_push(t);
 		return 1;
 	}
 	/* Whole rows moved: their state moves with them. */
@@ -340,10 +369,18 @@ term_moverect_cb(VTermRect dest, VTermRect src, void *user)
 	memmove(t->dirty + dest.start_row, t->dirty + src.start_row, (size_t)n);
 	memmove(t->since + dest.start_row, t->since + src.start_row, (size_t)n * sizeof *t->since);
 	memmove(t->hash + dest.start_row, t->hash + src.start_row, (size_t)n * sizeof *t->hash);
+	/* The rows left behind are erased (and damaged) by libvterm. */
+	for (r = src.start_row; r < src.end_row; r++) {
+		if (r >= dest.start_row && r < dest.end_row)
+			continue;
+		t->dirty[r] = 0;
+		t->hash[r] = 0;
+	}
 	/* A row that scrolled is complete. */
 	if (t->line_fn != NULL && !t->quiet)
 		for (r = dest.start_row; r < dest.end_row; r++)
 			term_capture_row(t, r, false);
+	term_sync_push(t);
 	return 1;
 }
 
@@ -356,6 +393,7 @@ term_movecursor_cb(VTermPos pos, VTermPos oldpos, int visible, void *user)
 	t->damaged = true;
 	if (pos.row != oldpos.row)
 		term_capture(t, oldpos.row);
+	term_sync_push(t);
 	return 1;
 }
 
@@ -420,6 +458,7 @@ term_pushline_cb(int cols, const VTermScreenCell *cells, void *user)
 		return 1;
 	len = term_cells_text(cells, cols < t->cols ? cols : t->cols, buf, cap, NULL);
 	term_report(t, row, buf, len);
+	term_sync_push(t);
 	return 1;
 }
 
@@ -471,6 +510,7 @@ term_open_vt(struct term *t, int cols, int rows)
 	t->st = vterm_obtain_state(vt);
 	t->vs = vterm_obtain_screen(vt);
 	vterm_screen_set_callbacks(t->vs, &term_screen_cbs, t);
+	t->push_cb = false;
 	vterm_screen_set_damage_merge(t->vs, VTERM_DAMAGE_CELL);
 	vterm_screen_enable_altscreen(t->vs, 1);
 	vterm_screen_reset(t->vs, 1);
@@ -528,6 +568,7 @@ term_set_line_fn(struct term *t, term_line_fn *fn, void *arg)
 {
 	t->line_fn = fn;
 	t->line_arg = arg;
+	term_sync_push(t);
 }
 
 /* Set the current event's sequence number. */
@@ -733,6 +774,7 @@ term_resize(struct term *t, int cols, int rows)
 	t->top = t->bottom = 0;
 	t->damaged = true;
 	term_rehash(t);
+	term_sync_push(t);
 }
 
 /* Report the final screen. */
@@ -752,6 +794,7 @@ term_finish(struct term *t)
 		term_capture(t, r);
 	for (r = 0; r < t->rows; r++)
 		t->dirty[r] = 0;
+	term_sync_push(t);
 }
 
 /* The emulator's size. */
@@ -878,6 +921,7 @@ term_paint(struct term *t, struct term_buf *b)
 	VTermPos pos;
 	char u[4 * VTERM_MAX_CHARS_PER_CELL];
 	int last, i;
+	bool moved;
 	size_t n;
 
 	memset(&cur, 0, sizeof cur);
@@ -896,10 +940,22 @@ term_paint(struct term *t, struct term_buf *b)
 		if (last < 0)
 			continue;
 		term_buf_printf(b, "\033[%d;1H", pos.row + 1);
+		moved = false;
 		for (pos.col = 0; pos.col <= last; pos.col++) {
 			vterm_screen_get_cell(t->vs, pos, &c);
-			if (c.chars[0] == (uint32_t)-1)
+			if (c.chars[0] == (uint32_t)-1) {
+				moved = true;
 				continue;
+			}
+			/*
+			 * After the right half of a wide character, place the
+			 * cursor: the half may be a stray one whose left half
+			 * was overwritten by a narrow character.
+			 */
+			if (moved) {
+				term_buf_printf(b, "\033[%d;%dH", pos.row + 1, pos.col + 1);
+				moved = false;
+			}
 			pen.a = c.attrs;
 			pen.a.dwl = pen.a.dhl = 0;
 			pen.fg = c.fg;
@@ -958,10 +1014,10 @@ term_snapshot(struct term *t, char **out, size_t *len)
 	*out = NULL;
 	*len = 0;
 	/* Start from known modes whatever came before (main screen replay). */
-	term_buf_add(&b, "\033[?6l\033[?7h\033[4l\033[r\033(B\033[?25h", 27);
+	term_buf_add(&b, TERM_RESET_MODES, sizeof TERM_RESET_MODES - 1);
 	if (t->alt && t->main_snap != NULL) {
 		term_buf_add(&b, t->main_snap, t->main_snap_len);
-		term_buf_add(&b, "\033[?1049h\033[?6l\033[?7h\033[4l\033[r\033(B\033[?25h", 35);
+		term_buf_add(&b, "\033[?1049h" TERM_RESET_MODES, 8 + sizeof TERM_RESET_MODES - 1);
 	}
 	term_paint(t, &b);
 	if (t->top != 0 || t->bottom != 0)
