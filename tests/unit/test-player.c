@@ -92,8 +92,8 @@ test_utf8_carry(void)
 	const char *wa[] = { "caf", "\xc3\xa9!" };
 	const char *b[] = { "\xe2\x82", "\xac", "x" };	/* euro sign over 3 events */
 	const char *wb[] = { "", "\xe2\x82\xac", "x" };
-	const char *c[] = { "a\xff" "b", "\xc3(" };	/* invalid byte; bad continuation */
-	const char *wc[] = { "a\xef\xbf\xbd" "b", "\xef\xbf\xbd(" };
+	const char *c[] = { ("a\xff" "b"), "\xc3(" };	/* invalid byte; bad continuation */
+	const char *wc[] = { ("a\xef\xbf\xbd" "b"), "\xef\xbf\xbd(" };
 	const char *d[] = { "ok\xf0\x9f\x98" };		/* cut at the end of the stream */
 	const char *wd[] = { "ok\xef\xbf\xbd" };
 	const char *e[] = { "\xed\xa0\x80", "\xe0\x80\xaf" };	/* surrogate, overlong */
@@ -102,7 +102,7 @@ test_utf8_carry(void)
 	const char *f[] = { "\xf0\x9f", "\x98\x80" };	/* 4-byte split in the middle */
 	const char *wf[] = { "", "\xf0\x9f\x98\x80" };
 	const char *g[] = { "\xc3", "A" };		/* carried byte then invalid */
-	const char *wg[] = { "", "\xef\xbf\xbd" "A" };
+	const char *wg[] = { "", ("\xef\xbf\xbd" "A") };
 
 	check_utf8(a, 2, wa);
 	check_utf8(b, 3, wb);
@@ -313,7 +313,7 @@ test_snapshot(void)
 		"\x1b[?1049h\x1b[Halt \x1b[4munder\x1b[24m\x1b[5;5Hx",
 		"\x1b[2;4r\x1b[4;1H\nscrolled in alt\n",
 		"\x1b[?1049l back on main\r\n\x1b(0lqk\x1b(B",
-		"\x1b[?7l" "0123456789012345678901234567890123456789XYZ\r\n\x1b[4hins",
+		("\x1b[?7l" "0123456789012345678901234567890123456789XYZ\r\n\x1b[4hins"),
 	};
 	const char *after = "\x1b[Hafter\r\nmore lines\r\n\x1b[?1049h\x1b[Halt again\x1b[?1049l"
 	    "\r\nend\x1b[3;3Hz";
