@@ -22,9 +22,9 @@ import subprocess
 import sys
 import termios
 import time
+import ssl
 import urllib.error
 import urllib.request
-import ssl
 
 import pytest
 
@@ -468,7 +468,7 @@ def test_command_line(tmp_path):
     pods = tmp_path / "pods.json"
     pods.write_text(json.dumps(PODS))
     kc = tmp_path / "kubeconfig"
-    p = subprocess.Popen([sys.executable if sys.executable else "/usr/bin/python3", str(K8S_DIR / "apiserver.py"),
+    p = subprocess.Popen([sys.executable, str(K8S_DIR / "apiserver.py"),
                           "--port", "0", "--pods", str(pods), "--tls-dir", str(tmp_path / "tls"),
                           "--token", "t0k", "--kubeconfig", str(kc), "--namespace", "prod",
                           "--log", str(tmp_path / "log.jsonl")],

@@ -62,6 +62,7 @@ CH_STDIN, CH_STDOUT, CH_STDERR, CH_ERROR, CH_RESIZE, CH_CLOSE = 0, 1, 2, 3, 4, 2
 # After the command exits, how long its output may keep flowing (a background
 # child still holding the PTY or a pipe); then the session ends regardless.
 OUTPUT_LINGER = 2.0
+WORKLOAD_KINDS = {"deployment": "Deployment", "statefulset": "StatefulSet"}
 HANG_MODES = (None, "all", "api", "exec")
 DISCOVERY_PATHS = {"/version", "/api", "/apis", "/api/v1", "/apis/apps", "/apis/apps/v1", "/openapi/v2",
                    "/openapi/v3"}
@@ -278,7 +279,7 @@ class Cluster:
         ready = sum(1 for p in pods if p["phase"] == "Running")
         containers = pods[0]["containers"] if pods else [{"name": "app", "image": "registry.invalid/app:1.0"}]
         obj = {
-            "kind": "Deployment" if kind == "deployment" else "StatefulSet", "apiVersion": "apps/v1",
+            "kind": WORKLOAD_KINDS[kind], "apiVersion": "apps/v1",
             "metadata": {"name": w["name"], "namespace": ns["name"], "uid": _uid(kind, ns["name"], w["name"]),
                          "resourceVersion": "1", "generation": 1, "labels": dict(w["labels"]),
                          "creationTimestamp": _ts(self.now - 7200)},
@@ -533,7 +534,7 @@ class Request:
 
 
 class _Conn:
-    """One HTTP connection: reader, writer and the bookkeeping the server needs."""
+    """One HTTP connection."""
 
     def __init__(self, reader, writer):
         self.reader = reader
@@ -897,9 +898,8 @@ class ApiServer:
                 kind = kinds[rest[0]]
                 items = [c.workload_object(ns, kind, w) for ns in c.namespaces.values()
                          for w in ns[rest[0]].values()]
-                return await self._list(conn, req, entry, items and items[0]["kind"] + "List"
-                                        or ("DeploymentList" if kind == "deployment" else "StatefulSetList"),
-                                        "apps/v1", items, table, "Deployment")
+                return await self._list(conn, req, entry, WORKLOAD_KINDS[kind] + "List", "apps/v1", items,
+                                        table, WORKLOAD_KINDS[kind])
             if len(rest) in (3, 4) and rest[0] == "namespaces" and rest[2] in kinds:
                 nsname, res = rest[1], rest[2]
                 kind = kinds[res]
@@ -909,9 +909,8 @@ class ApiServer:
                     if nsdeny:
                         raise forbidden(user, "list", res, nsname, None, "apps")
                     items = [c.workload_object(ns, kind, w) for w in (ns[res].values() if ns else [])]
-                    return await self._list(conn, req, entry,
-                                            "DeploymentList" if kind == "deployment" else "StatefulSetList",
-                                            "apps/v1", items, table, "Deployment")
+                    return await self._list(conn, req, entry, WORKLOAD_KINDS[kind] + "List", "apps/v1", items,
+                                            table, WORKLOAD_KINDS[kind])
                 name = rest[3]
                 if nsdeny:
                     raise forbidden(user, "get", res, nsname, name, "apps")
