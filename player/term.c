@@ -49,6 +49,8 @@ struct term {
 	int sc_nparam;
 	bool sc_str_esc;	/* an ESC inside a string */
 	bool push_cb;		/* sb_pushline is set */
+	char u8[4];		/* an incomplete UTF-8 character at the end of a write */
+	size_t nu8;
 
 	char *main_snap;	/* the main screen, kept while the alternate one is shown */
 	size_t main_snap_len;
@@ -307,11 +309,14 @@ term_capture_row(struct term *t, int row, bool blank_ok)
 	term_report(t, row, buf, len);
 }
 
-/* Report a screen row if it changed. */
+/*
+ * Report a screen row if it changed. Blank rows are not reported: they are
+ * mostly rows that were erased, not lines that were written.
+ */
 static void
 term_capture(struct term *t, int row)
 {
-	term_capture_row(t, row, true);
+	term_capture_row(t, row, false);
 }
 
 /* Set the hash of every row to its current text without reporting it. */
@@ -457,7 +462,8 @@ term_pushline_cb(int cols, const VTermScreenCell *cells, void *user)
 	if ((buf = term_text_buf(t, &cap)) == NULL)
 		return 1;
 	len = term_cells_text(cells, cols < t->cols ? cols : t->cols, buf, cap, NULL);
-	term_report(t, row, buf, len);
+	if (len > 0)
+		term_report(t, row, buf, len);
 	term_sync_push(t);
 	return 1;
 }
@@ -514,6 +520,8 @@ term_open_vt(struct term *t, int cols, int rows)
 	vterm_screen_set_damage_merge(t->vs, VTERM_DAMAGE_CELL);
 	vterm_screen_enable_altscreen(t->vs, 1);
 	vterm_screen_reset(t->vs, 1);
+	memset(t->dirty, 0, (size_t)rows);
+	t->nu8 = 0;
 	t->alt = false;
 	t->cursor_visible = true;
 	t->reverse = false;
@@ -595,7 +603,7 @@ term_keep_main(struct term *t)
 	int r;
 
 	for (r = 0; r < t->rows; r++)
-		term_capture(t, r);
+		term_capture_row(t, r, false);
 	if (term_snapshot(t, &snap, &len) < 0)
 		return;
 	free(t->main_snap);
@@ -603,11 +611,18 @@ term_keep_main(struct term *t)
 	t->main_snap_len = len;
 }
 
+/* What the scanner asks for before a sequence takes effect. */
+enum scan_act {
+	SCAN_ACT_NONE,
+	SCAN_ACT_ENTER_ALT,	/* keep the main screen */
+	SCAN_ACT_FLUSH,		/* report the rows: the screen is about to go */
+};
+
 /* The scanner saw a complete CSI sequence ending in final. */
-static bool
+static enum scan_act
 term_scan_csi(struct term *t, char final)
 {
-	bool enter_alt = false;
+	enum scan_act act = SCAN_ACT_NONE;
 	int i;
 
 	if (t->sc_lead == '?' && t->sc_inter == 0 && (final == 'h' || final == 'l')) {
@@ -620,8 +635,9 @@ term_scan_csi(struct term *t, char final)
 				t->noautowrap = final == 'l';
 				break;
 			case 47: case 1047: case 1049:
-				if (final == 'h' && !t->alt)
-					enter_alt = true;
+				/* Whether libvterm is on the alternate screen is
+				 * checked once the bytes before this one reached it. */
+				act = final == 'h' ? SCAN_ACT_ENTER_ALT : SCAN_ACT_FLUSH;
 				break;
 			default:
 				break;
@@ -647,8 +663,43 @@ term_scan_csi(struct term *t, char final)
 		}
 	} else if (t->sc_lead == 0 && t->sc_inter == '!' && final == 'p') {
 		term_scan_reset_modes(t);
+	} else if (t->sc_lead == 0 && t->sc_inter == 0 && final == 'J' && t->sc_nparam > 0 &&
+	    (t->sc_param[0] == 2 || t->sc_param[0] == 3)) {
+		act = SCAN_ACT_FLUSH;
 	}
-	return enter_alt;
+	return act;
+}
+
+/* Report every changed, non-blank row (before the screen goes away). */
+static void
+term_flush_rows(struct term *t)
+{
+	int r;
+
+	for (r = 0; r < t->rows; r++)
+		term_capture_row(t, r, false);
+}
+
+/* Length of the incomplete UTF-8 sequence at the end of p[0..n), or 0. */
+static size_t
+term_utf8_tail(const char *p, size_t n)
+{
+	size_t i, k, need;
+	unsigned char c;
+
+	for (k = 1; k <= 3 && k <= n; k++) {
+		c = (unsigned char)p[n - k];
+		if ((c & 0xc0) == 0x80)
+			continue;
+		if (c < 0xc0)
+			return 0;
+		need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+		for (i = n - k + 1; i < n; i++)
+			if (((unsigned char)p[i] & 0xc0) != 0x80)
+				return 0;
+		return k < need ? k : 0;
+	}
+	return 0;
 }
 
 /*
@@ -660,7 +711,26 @@ void
 term_write(struct term *t, const void *buf, size_t len)
 {
 	const char *p = buf, *from = buf, *end = p + len, *e;
+	enum scan_act act;
 	unsigned char c;
+	size_t tail;
+	char u[8];
+
+	/* Complete a character split at the end of the last write. */
+	if (t->nu8 > 0) {
+		memcpy(u, t->u8, t->nu8);
+		tail = t->nu8;
+		t->nu8 = 0;
+		while (p < end && tail < 4 && ((unsigned char)*p & 0xc0) == 0x80)
+			u[tail++] = *p++;
+		if (p == end && term_utf8_tail(u, tail) == tail) {
+			memcpy(t->u8, u, tail);	/* still incomplete */
+			t->nu8 = tail;
+			return;
+		}
+		vterm_input_write(t->vt, u, tail);
+		from = p;
+	}
 
 	while (p < end) {
 		if (t->sc == SCAN_GROUND) {
@@ -731,11 +801,14 @@ term_write(struct term *t, const void *buf, size_t len)
 				t->sc = SCAN_GROUND;
 				if (t->sc_nparam > SCAN_MAX_PARAMS)
 					t->sc_nparam = SCAN_MAX_PARAMS;
-				if (term_scan_csi(t, (char)c)) {
+				if ((act = term_scan_csi(t, (char)c)) != SCAN_ACT_NONE) {
 					if (p > from)
 						vterm_input_write(t->vt, from, (size_t)(p - from));
 					from = p;
-					term_keep_main(t);
+					if (act == SCAN_ACT_FLUSH)
+						term_flush_rows(t);
+					else if (!t->alt)
+						term_keep_main(t);
 				}
 			} else if (c == 0x1b) {
 				t->sc = SCAN_ESC;
@@ -748,6 +821,12 @@ term_write(struct term *t, const void *buf, size_t len)
 			break;
 		}
 		p++;
+	}
+	/* libvterm does not keep a character split between writes: we do. */
+	if (t->sc == SCAN_GROUND && (tail = term_utf8_tail(from, (size_t)(end - from))) > 0) {
+		end -= tail;
+		memcpy(t->u8, end, tail);
+		t->nu8 = tail;
 	}
 	if (end > from)
 		vterm_input_write(t->vt, from, (size_t)(end - from));
@@ -764,7 +843,7 @@ term_resize(struct term *t, int cols, int rows)
 	if (cols == t->cols && rows == t->rows)
 		return;
 	for (r = 0; r < t->rows; r++)
-		term_capture(t, r);
+		term_capture_row(t, r, false);
 	if (term_alloc_rows(t, rows) < 0)
 		return;
 	t->rows = rows;
@@ -1039,6 +1118,9 @@ term_snapshot(struct term *t, char **out, size_t *len)
 		term_buf_printf(&b, "\033[%d;%dH", cur.row - t->top + 1, cur.col + 1);
 	} else
 		term_buf_printf(&b, "\033[%d;%dH", cur.row + 1, cur.col + 1);
+	/* A character split between events stays pending after the replay. */
+	if (t->nu8 > 0)
+		term_buf_add(&b, t->u8, t->nu8);
 	if (b.err < 0) {
 		free(b.p);
 		return b.err;
