@@ -11,11 +11,11 @@ PYTHON     ?= /usr/bin/python3
 PKGS_BUILD := build-essential pkg-config meson ninja-build \
 	libssh-dev libuv1-dev libssl-dev libmsgpack-dev libncurses-dev \
 	libvterm-dev libyaml-dev
-PKGS_TEST  := clang python3-pytest python3-paramiko python3-msgpack openssh-client tmux procps python3-websockets openssl asciinema
+PKGS_TEST  := clang python3-pytest python3-paramiko python3-msgpack python3-yaml openssh-client tmux procps python3-websockets openssl asciinema
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-test build run test bench clean
+.PHONY: all deps deps-test build run test bench clean image
 
 all: build
 
@@ -44,6 +44,10 @@ $(TESTBUILD)/build.ninja:
 test: deps-test $(TESTBUILD)/build.ninja
 	ninja -C $(TESTBUILD)
 	PYTHON=$(PYTHON) ./tests/run-tests.sh $(TESTBUILD)
+
+# The container image, with podman or docker; exits 2 when neither engine works.
+image:
+	@./container/build-image.sh
 
 bench: build
 	@echo "no benchmarks yet"

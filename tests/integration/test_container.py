@@ -1,0 +1,1014 @@
+"""Tests of container/: the image recipe, the Kubernetes manifests, the systemd unit.
+
+The Kubernetes checks run on what ``kubectl kustomize`` renders (the base in
+container/k8s and the overlay container/k8s/overlays/second-cluster): the
+checkers below return a list of problems, and the negative tests feed them
+deliberately broken objects to show that each check catches what it is for.
+The broker is then started on the rendered ConfigMap's configuration (paths
+moved to tmp_path, user keys replaced by throw-away ones, the local target
+added) and the real OpenSSH client runs a command through it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pathlib
+import posixpath
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import REPO, Broker, wait_until
+
+CONTAINER = REPO / "container"
+K8S = CONTAINER / "k8s"
+OVERLAY = K8S / "overlays" / "second-cluster"
+CONTAINERFILE = CONTAINER / "Containerfile"
+UNIT = CONTAINER / "podgate-broker.service"
+VM_CONFIG = CONTAINER / "podgate.yaml.example"
+
+NAMESPACE = "podgate"
+SERVICE_ACCOUNT = "podgate"
+IMPERSONATION = "podgate-impersonate"
+BUILTIN_ADMIN_ROLES = {"cluster-admin", "admin", "edit"}
+RUNTIME_PACKAGES = {"libssh-4", "libuv1", "libssl3", "libmsgpackc2", "libncursesw6",
+                    "libvterm0", "libyaml-0-2"}
+# What a Role may grant the broker: (apiGroup, resource) -> verbs. pods/exec
+# "get" is kubectl's WebSocket exec (an HTTP GET) on API servers before 1.35.
+ROLE_ALLOWED = {
+    ("", "pods"): {"get", "list"},
+    ("", "pods/exec"): {"get", "create"},
+    ("apps", "deployments"): {"get"},
+    ("apps", "statefulsets"): {"get"},
+}
+EGRESS_ALLOWED = {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP")}
+WORKLOAD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
+
+
+# ------------------------------------------------------------ rendering
+
+def kubectl() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
+        pytest.skip("kubectl is not installed: cannot render the kustomizations")
+    return path
+
+
+def render(directory: pathlib.Path) -> list[dict]:
+    r = subprocess.run([kubectl(), "kustomize", str(directory)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, f"kubectl kustomize {directory} failed:\n{r.stderr}"
+    objs = [o for o in yaml.safe_load_all(r.stdout) if o is not None]
+    assert objs, f"kubectl kustomize {directory} rendered nothing"
+    return objs
+
+
+@pytest.fixture(scope="module")
+def base_objs() -> list[dict]:
+    return render(K8S)
+
+
+@pytest.fixture(scope="module")
+def overlay_objs() -> list[dict]:
+    return render(OVERLAY)
+
+
+def find(objs, kind, name=None, namespace=None) -> list[dict]:
+    return [o for o in objs if o.get("kind") == kind
+            and (name is None or o["metadata"]["name"] == name)
+            and (namespace is None or o["metadata"].get("namespace") == namespace)]
+
+
+def one(objs, kind, name=None, namespace=None) -> dict:
+    found = find(objs, kind, name, namespace)
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def ident(o: dict) -> str:
+    ns = o["metadata"].get("namespace")
+    return f"{o['kind']} {ns + '/' if ns else ''}{o['metadata']['name']}"
+
+
+def pod_spec(o: dict) -> dict | None:
+    """The pod spec of a workload object (None for other kinds)."""
+    kind = o.get("kind")
+    if kind not in WORKLOAD_KINDS:
+        return None
+    spec = o.get("spec") or {}
+    if kind == "Pod":
+        return spec
+    if kind == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec") or {})
+    return ((spec.get("template") or {}).get("spec") or {})
+
+
+def pod_labels(o: dict) -> dict:
+    if o["kind"] == "Pod":
+        return o["metadata"].get("labels") or {}
+    spec = o.get("spec") or {}
+    if o["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+
+def broker_sts(objs) -> dict:
+    return one(objs, "StatefulSet", "podgate", NAMESPACE)
+
+
+def broker_container(objs) -> dict:
+    cs = [c for c in pod_spec(broker_sts(objs))["containers"] if c["name"] == "broker"]
+    assert len(cs) == 1, "the StatefulSet has no container named broker"
+    return cs[0]
+
+
+def broker_config(objs) -> dict:
+    cm = one(objs, "ConfigMap", "podgate-config", NAMESPACE)
+    assert "config.yaml" in (cm.get("data") or {}), "ConfigMap podgate-config has no config.yaml"
+    return yaml.safe_load(cm["data"]["config.yaml"])
+
+
+def config_text(objs) -> str:
+    return one(objs, "ConfigMap", "podgate-config", NAMESPACE)["data"]["config.yaml"]
+
+
+def mounts(container: dict) -> dict[str, dict]:
+    return {m["mountPath"]: m for m in container.get("volumeMounts") or []}
+
+
+def volumes(spec: dict) -> dict[str, dict]:
+    return {v["name"]: v for v in spec.get("volumes") or []}
+
+
+def mount_for(container: dict, path: str) -> dict | None:
+    """The volume mount whose mountPath holds path (the longest one)."""
+    best = None
+    for mp, m in mounts(container).items():
+        if path == mp or path.startswith(mp.rstrip("/") + "/"):
+            if best is None or len(mp) > len(best["mountPath"]):
+                best = m
+    return best
+
+
+# ------------------------------------------------------------ the checkers
+
+def rbac_problems(objs) -> list[str]:
+    """Wildcards, grants beyond ROLE_ALLOWED, extra or built-in bindings."""
+    problems = []
+    defined = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+               for o in objs if o.get("kind") in ("Role", "ClusterRole")}
+    for o in objs:
+        kind = o.get("kind")
+        if kind in ("Role", "ClusterRole"):
+            if o.get("aggregationRule"):
+                problems.append(f"{ident(o)}: aggregationRule grants whatever others add")
+            for rule in o.get("rules") or []:
+                for field in ("verbs", "resources", "apiGroups", "resourceNames",
+                              "nonResourceURLs"):
+                    for v in rule.get(field) or []:
+                        if "*" in v:
+                            problems.append(f"{ident(o)}: wildcard {v!r} in {field}")
+                if rule.get("nonResourceURLs"):
+                    problems.append(f"{ident(o)}: nonResourceURLs granted")
+                verbs = set(rule.get("verbs") or [])
+                for group in rule.get("apiGroups") or [""]:
+                    for res in rule.get("resources") or []:
+                        if kind == "Role":
+                            allowed = ROLE_ALLOWED.get((group, res))
+                            if allowed is None:
+                                problems.append(f"{ident(o)}: grants on {group}/{res}")
+                            elif verbs - allowed:
+                                problems.append(f"{ident(o)}: verbs {sorted(verbs - allowed)} on "
+                                                f"{group or 'core'}/{res}")
+                        else:
+                            if (group, res) not in (("", "users"), ("", "groups")) \
+                                    or verbs != {"impersonate"}:
+                                problems.append(f"{ident(o)}: ClusterRole grants "
+                                                f"{sorted(verbs)} on {group or 'core'}/{res}")
+                            elif not rule.get("resourceNames"):
+                                problems.append(f"{ident(o)}: impersonate on {res} without "
+                                                f"resourceNames (any {res[:-1]})")
+        elif kind in ("RoleBinding", "ClusterRoleBinding"):
+            ref = o.get("roleRef") or {}
+            if ref.get("name") in BUILTIN_ADMIN_ROLES:
+                problems.append(f"{ident(o)}: bound to the built-in role {ref.get('name')}")
+            ns = o["metadata"].get("namespace") if ref.get("kind") == "Role" else None
+            if (ref.get("kind"), ns, ref.get("name")) not in defined:
+                problems.append(f"{ident(o)}: roleRef {ref.get('kind')} {ref.get('name')} is "
+                                f"not one of podgate's roles")
+            if kind == "ClusterRoleBinding":
+                if o["metadata"]["name"] != IMPERSONATION or ref.get("name") != IMPERSONATION:
+                    problems.append(f"{ident(o)}: the only ClusterRoleBinding allowed is "
+                                    f"{IMPERSONATION} to ClusterRole {IMPERSONATION}")
+                subjects = o.get("subjects") or []
+                if subjects != [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT,
+                                 "namespace": NAMESPACE}]:
+                    problems.append(f"{ident(o)}: subjects {subjects} (expected only the "
+                                    f"broker's ServiceAccount)")
+    return problems
+
+
+def security_problems(objs) -> list[str]:
+    """Every container of every workload: the restricted security context, limits."""
+    problems = []
+    workloads = [o for o in objs if pod_spec(o) is not None]
+    if not workloads:
+        problems.append("no workload rendered")
+    for o in workloads:
+        spec = pod_spec(o)
+        psc = spec.get("securityContext") or {}
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            if spec.get(flag):
+                problems.append(f"{ident(o)}: {flag}")
+        containers = [("container", c) for c in spec.get("containers") or []] + \
+                     [("initContainer", c) for c in spec.get("initContainers") or []]
+        if not containers:
+            problems.append(f"{ident(o)}: no containers")
+        for what, c in containers:
+            where = f"{ident(o)} {what} {c.get('name')}"
+            sc = c.get("securityContext") or {}
+
+            def eff(key):
+                return sc[key] if key in sc else psc.get(key)
+            if eff("runAsNonRoot") is not True:
+                problems.append(f"{where}: runAsNonRoot is not true")
+            uid = eff("runAsUser")
+            if not isinstance(uid, int) or uid == 0:
+                problems.append(f"{where}: runAsUser {uid!r} (a non-zero numeric uid expected)")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{where}: readOnlyRootFilesystem is not true")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: allowPrivilegeEscalation is not false")
+            if sc.get("privileged"):
+                problems.append(f"{where}: privileged")
+            caps = sc.get("capabilities") or {}
+            if "ALL" not in (caps.get("drop") or []):
+                problems.append(f"{where}: capabilities do not drop ALL")
+            if caps.get("add"):
+                problems.append(f"{where}: capabilities added: {caps['add']}")
+            seccomp = eff("seccompProfile") or {}
+            if seccomp.get("type") != "RuntimeDefault":
+                problems.append(f"{where}: seccompProfile is {seccomp.get('type')!r}, "
+                                f"not RuntimeDefault")
+            res = c.get("resources") or {}
+            for section in ("requests", "limits"):
+                for r in ("cpu", "memory"):
+                    if r not in (res.get(section) or {}):
+                        problems.append(f"{where}: no resources.{section}.{r}")
+    return problems
+
+
+def _port_match(port, container_ports) -> bool:
+    return any(port.get("port") in (cp.get("containerPort"), cp.get("name"))
+               and port.get("protocol", "TCP") == cp.get("protocol", "TCP")
+               for cp in container_ports)
+
+
+def network_problems(objs) -> list[str]:
+    """Each workload is selected by a NetworkPolicy limiting ingress and egress."""
+    problems = []
+    policies = find(objs, "NetworkPolicy")
+    if not policies:
+        return ["no NetworkPolicy rendered"]
+    for o in objs:
+        if pod_spec(o) is None:
+            continue
+        labels = pod_labels(o)
+        ns = o["metadata"].get("namespace")
+        selecting = [p for p in policies if p["metadata"].get("namespace") == ns
+                     and not (p["spec"].get("podSelector") or {}).get("matchExpressions")
+                     and (p["spec"].get("podSelector") or {}).get("matchLabels")
+                     and all(labels.get(k) == v for k, v in
+                             p["spec"]["podSelector"]["matchLabels"].items())]
+        if not selecting:
+            problems.append(f"{ident(o)}: no NetworkPolicy selects its pods {labels}")
+            continue
+        cports = [p for c in pod_spec(o).get("containers") or [] for p in c.get("ports") or []]
+        for p in selecting:
+            spec = p["spec"]
+            types = set(spec.get("policyTypes") or [])
+            if not {"Ingress", "Egress"} <= types:
+                problems.append(f"{ident(p)}: policyTypes {sorted(types)} (both Ingress and "
+                                f"Egress needed)")
+            for rule in spec.get("ingress") or []:
+                ports = rule.get("ports") or []
+                if not ports:
+                    problems.append(f"{ident(p)}: an ingress rule allows every port")
+                for port in ports:
+                    if not _port_match(port, cports):
+                        problems.append(f"{ident(p)}: ingress to port {port} that no container "
+                                        f"serves")
+            for rule in spec.get("egress") or []:
+                ports = rule.get("ports") or []
+                to = rule.get("to") or []
+                if not ports or not to:
+                    problems.append(f"{ident(p)}: an egress rule without ports or destinations "
+                                    f"allows too much: {rule}")
+                for port in ports:
+                    if (port.get("port"), port.get("protocol", "TCP")) not in EGRESS_ALLOWED:
+                        problems.append(f"{ident(p)}: egress to port {port}")
+                for peer in to:
+                    cidr = (peer.get("ipBlock") or {}).get("cidr", "")
+                    if cidr.endswith("/0"):
+                        problems.append(f"{ident(p)}: egress to {cidr}")
+                    if "ipBlock" not in peer and not peer.get("podSelector"):
+                        problems.append(f"{ident(p)}: egress to every pod of "
+                                        f"{peer.get('namespaceSelector')}")
+                if any(pt.get("port") == 53 for pt in ports):
+                    for peer in to:
+                        if (peer.get("podSelector") or {}).get("matchLabels") != \
+                                {"k8s-app": "kube-dns"}:
+                            problems.append(f"{ident(p)}: port 53 to {peer}, not kube-dns")
+    return problems
+
+
+def all_problems(objs) -> list[str]:
+    return rbac_problems(objs) + security_problems(objs) + network_problems(objs)
+
+
+# ------------------------------------------------------------ rendered manifests
+
+@pytest.mark.parametrize("which", ["base", "overlay"])
+def test_manifests_render_and_pass_every_check(which, base_objs, overlay_objs):
+    objs = base_objs if which == "base" else overlay_objs
+    assert all_problems(objs) == []
+    kinds = {o["kind"] for o in objs}
+    for kind in ("Namespace", "ServiceAccount", "ConfigMap", "StatefulSet", "Service",
+                 "NetworkPolicy", "PodDisruptionBudget", "Role", "RoleBinding", "ClusterRole",
+                 "ClusterRoleBinding"):
+        assert kind in kinds, f"{which}: no {kind} rendered"
+    # No private key in the repository's manifests: the Secrets are made out of band.
+    assert find(objs, "Secret") == [], "a Secret is rendered: keys must not be committed"
+    for o in objs:
+        assert "PRIVATE KEY" not in yaml.safe_dump(o), f"{ident(o)} holds a private key"
+
+
+def test_no_private_key_anywhere_in_container_dir():
+    for p in CONTAINER.rglob("*"):
+        if p.is_file():
+            assert b"PRIVATE KEY" not in p.read_bytes(), f"{p} holds a private key"
+
+
+def test_statefulset_shape(base_objs):
+    sts = broker_sts(base_objs)
+    spec = pod_spec(sts)
+    assert sts["spec"]["replicas"] == 2
+    assert spec.get("automountServiceAccountToken") is True, "in-cluster config needs the token"
+    assert spec.get("serviceAccountName") == SERVICE_ACCOUNT
+    one(base_objs, "ServiceAccount", SERVICE_ACCOUNT, NAMESPACE)
+    # The governing Service exists and is headless.
+    headless = one(base_objs, "Service", sts["spec"]["serviceName"], NAMESPACE)
+    assert headless["spec"].get("clusterIP") == "None"
+    c = broker_container(base_objs)
+    for probe in ("readinessProbe", "livenessProbe"):
+        port = (c.get(probe) or {}).get("tcpSocket", {}).get("port")
+        assert port in (2222, "ssh"), f"{probe} is not a TCP probe on 2222: {c.get(probe)}"
+        if port == "ssh":
+            assert {"name": "ssh", "containerPort": 2222, "protocol": "TCP"} in c["ports"]
+    # One claim per replica, mounted where the config records.
+    cfg = broker_config(base_objs)
+    claims = {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
+    m = mount_for(c, cfg["recordings"])
+    assert m is not None and m["name"] in claims and m["mountPath"] == cfg["recordings"], \
+        f"recordings {cfg['recordings']} is not a volumeClaimTemplate mount"
+    assert cfg["recordings"] == "/var/lib/podgate/recordings"
+
+
+def test_writable_dirs_for_a_read_only_root(base_objs):
+    sts = broker_sts(base_objs)
+    c = broker_container(base_objs)
+    vols = volumes(pod_spec(sts))
+    env = {e["name"]: e.get("value") for e in c.get("env") or []}
+    assert env.get("KUBECACHEDIR"), "kubectl's cache dir is not set (KUBECACHEDIR)"
+    for path in ("/tmp", env["KUBECACHEDIR"]):
+        m = mount_for(c, path)
+        assert m is not None and "emptyDir" in vols[m["name"]] and not m.get("readOnly"), \
+            f"{path} is not on a writable emptyDir"
+
+
+def test_config_file_mount_allows_reload(base_objs):
+    """The command names the ConfigMap's file, mounted as a directory (SIGHUP sees edits)."""
+    sts = broker_sts(base_objs)
+    c = broker_container(base_objs)
+    argv = (c.get("command") or []) + (c.get("args") or [])
+    i = argv.index("--config")
+    path = argv[i + 1]
+    m = mount_for(c, posixpath.dirname(path))
+    assert m is not None and m["mountPath"] == posixpath.dirname(path)
+    assert "subPath" not in m, "a subPath mount never sees ConfigMap updates"
+    vol = volumes(pod_spec(sts))[m["name"]]
+    assert vol["configMap"]["name"] == "podgate-config"
+    assert posixpath.basename(path) == "config.yaml"
+    cm = one(base_objs, "ConfigMap", "podgate-config", NAMESPACE)
+    assert cm["metadata"]["name"] == "podgate-config", "the ConfigMap name must be stable"
+
+
+def test_keys_come_from_secrets(base_objs):
+    """host_key and signing_key are copied by an init container from the two Secrets."""
+    sts = broker_sts(base_objs)
+    spec = pod_spec(sts)
+    vols = volumes(spec)
+    c = broker_container(base_objs)
+    cfg = broker_config(base_objs)
+    assert cfg["host_key"] == "/etc/podgate/keys/host_ed25519"
+    assert cfg["signing_key"] == "/etc/podgate/signing/signing_ed25519"
+    inits = spec.get("initContainers") or []
+    for key, secret in ((cfg["host_key"], "podgate-host-key"),
+                        (cfg["signing_key"], "podgate-signing-key")):
+        m = mount_for(c, key)
+        assert m is not None and m["mountPath"] == posixpath.dirname(key), f"{key} not mounted"
+        assert vols[m["name"]].get("emptyDir", {}).get("medium") == "Memory", \
+            f"{key} should live in memory only"
+        writers = [i for i in inits if any(im["name"] == m["name"] and not im.get("readOnly")
+                                           for im in i.get("volumeMounts") or [])]
+        assert writers, f"no init container fills {m['name']}"
+        secret_vols = [n for n, v in vols.items() if v.get("secret", {}).get("secretName") == secret]
+        assert secret_vols, f"no volume from Secret {secret}"
+        init = writers[0]
+        assert any(im["name"] in secret_vols for im in init.get("volumeMounts") or []), \
+            f"init container {init['name']} does not read Secret {secret}"
+        script = " ".join(init.get("command") or []) + " " + " ".join(init.get("args") or [])
+        assert key in script and "0600" in script, f"{key} is not installed mode 0600"
+
+
+def test_service_pdb_namespace(base_objs):
+    one(base_objs, "Namespace", NAMESPACE)
+    svc = one(base_objs, "Service", "podgate", NAMESPACE)
+    assert svc["spec"]["type"] in ("LoadBalancer", "ClusterIP")
+    assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] in ([(22, "ssh")],
+                                                                           [(22, 2222)])
+    labels = pod_labels(broker_sts(base_objs))
+    assert all(labels.get(k) == v for k, v in svc["spec"]["selector"].items())
+    pdb = one(base_objs, "PodDisruptionBudget", "podgate", NAMESPACE)
+    assert pdb["spec"]["minAvailable"] == 1
+    assert all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())
+
+
+def config_namespaces(cfg: dict) -> dict[str, set[str]]:
+    """{group or "user:NAME": namespaces} reached in the in-cluster target by the rules."""
+    in_cluster = {t["name"] for t in (cfg.get("targets") or {}).get("kubernetes") or []
+                  if not t.get("kubeconfig")}
+    out: dict[str, set[str]] = {}
+    for rule in cfg.get("rules") or []:
+        for target in rule.get("targets") or []:
+            m = re.fullmatch(r"([^:]+):([^/]+)/.*", target)
+            if not m or m.group(1) not in in_cluster:
+                continue
+            assert not re.search(r"[*?\[]", m.group(2)), \
+                f"rule target {target}: name the namespace, RBAC is per namespace"
+            for who in list(rule.get("groups") or []) + \
+                    [f"user:{u}" for u in rule.get("users") or []]:
+                out.setdefault(who, set()).add(m.group(2))
+    return out
+
+
+def test_rbac_matches_the_config(base_objs):
+    """Impersonation names exactly the config's users and groups; a Role per namespace."""
+    cfg = broker_config(base_objs)
+    users = {u["name"] for u in cfg["users"]}
+    groups = {g for u in cfg["users"] for g in u.get("groups") or []} | \
+             {g for r in cfg["rules"] for g in r.get("groups") or []}
+    role = one(base_objs, "ClusterRole", IMPERSONATION)
+    named = {res: set(r.get("resourceNames") or []) for r in role["rules"]
+             for res in r["resources"]}
+    assert named == {"users": users, "groups": groups}
+    assert [b["metadata"]["name"] for b in find(base_objs, "ClusterRoleBinding")] == [IMPERSONATION]
+
+    reach = config_namespaces(cfg)
+    assert reach, "no rule reaches the in-cluster target"
+    for who, namespaces in reach.items():
+        for ns in namespaces:
+            role = one(base_objs, "Role", namespace=ns)
+            grants = {(g, res): set(r["verbs"]) for r in role["rules"]
+                      for g in r["apiGroups"] for res in r["resources"]}
+            assert "create" in grants.get(("", "pods/exec"), set())
+            bindings = find(base_objs, "RoleBinding", namespace=ns)
+            assert any(s == {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT,
+                             "namespace": NAMESPACE}
+                       for b in bindings for s in b["subjects"]), f"no binding for the SA in {ns}"
+            # The impersonated identity itself needs exec there.
+            kind, name = ("User", who[5:]) if who.startswith("user:") else ("Group", who)
+            assert any(s.get("kind") == kind and s.get("name") == name
+                       for b in bindings if b["roleRef"]["name"] == role["metadata"]["name"]
+                       for s in b["subjects"]), f"{kind} {name} may not exec in {ns}"
+
+
+def test_network_policy_reaches_dns_and_an_api_server(base_objs, overlay_objs):
+    for objs, cidrs in ((base_objs, 1), (overlay_objs, 2)):
+        pol = one(objs, "NetworkPolicy", "podgate", NAMESPACE)
+        dns = [r for r in pol["spec"]["egress"] if {p["port"] for p in r["ports"]} == {53}]
+        assert dns and {p["protocol"] for p in dns[0]["ports"]} == {"UDP", "TCP"}
+        api = [peer["ipBlock"]["cidr"] for r in pol["spec"]["egress"] for peer in r["to"]
+               if "ipBlock" in peer]
+        assert len(api) == cidrs, api
+        assert [p["port"] for p in pol["spec"]["ingress"][0]["ports"]] == [2222]
+
+
+def test_overlay_adds_the_second_cluster(base_objs, overlay_objs):
+    base_cfg, cfg = broker_config(base_objs), broker_config(overlay_objs)
+    assert cfg["users"] == base_cfg["users"], "the overlay's users drifted from the base"
+    for k in ("listen", "host_key", "signing_key", "recordings", "audit_log"):
+        assert cfg[k] == base_cfg[k], k
+    base_targets = base_cfg["targets"]["kubernetes"]
+    targets = cfg["targets"]["kubernetes"]
+    assert targets[:len(base_targets)] == base_targets
+    added = [t for t in targets if t.get("kubeconfig")]
+    assert [t["kubeconfig"] for t in added] == ["/etc/podgate/clusters/second.kubeconfig"]
+    path = added[0]["kubeconfig"]
+    c = broker_container(overlay_objs)
+    m = mount_for(c, path)
+    assert m is not None and m.get("readOnly"), f"{path} is not mounted read-only"
+    vol = volumes(pod_spec(broker_sts(overlay_objs)))[m["name"]]
+    assert vol["secret"]["secretName"] == "podgate-cluster-second"
+    assert {"key": "second.kubeconfig", "path": posixpath.relpath(path, m["mountPath"])} in \
+        vol["secret"]["items"]
+    # Everything else of the base is still there.
+    assert {ident(o) for o in base_objs} == {ident(o) for o in overlay_objs}
+
+
+# ------------------------------------------------------------ the checkers catch breakage
+
+def _broker(objs):
+    return broker_container(objs)
+
+
+def _init(objs):
+    return pod_spec(broker_sts(objs))["initContainers"][0]
+
+
+def _sc(c):
+    return c.setdefault("securityContext", {})
+
+
+def _role(objs):
+    return find(objs, "Role")[0]
+
+
+BREAKAGES = {
+    "wildcard verb": (rbac_problems, lambda o: _role(o)["rules"][0]["verbs"].append("*")),
+    "wildcard resource": (rbac_problems, lambda o: _role(o)["rules"][0]["resources"].append("*")),
+    "wildcard apiGroup": (rbac_problems, lambda o: _role(o)["rules"][2]["apiGroups"].append("*")),
+    "extra verb": (rbac_problems, lambda o: _role(o)["rules"][0]["verbs"].append("delete")),
+    "secrets read": (rbac_problems, lambda o: _role(o)["rules"].append(
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]})),
+    "impersonate anyone": (rbac_problems, lambda o: one(o, "ClusterRole", IMPERSONATION)
+                           ["rules"][0].pop("resourceNames")),
+    "impersonate wildcard name": (rbac_problems, lambda o: one(o, "ClusterRole", IMPERSONATION)
+                                  ["rules"][0]["resourceNames"].append("*")),
+    "second ClusterRoleBinding": (rbac_problems, lambda o: o.append(
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "podgate-view"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": "view"},
+         "subjects": [{"kind": "ServiceAccount", "name": "podgate", "namespace": "podgate"}]})),
+    "impersonation bound to cluster-admin": (rbac_problems, lambda o: one(
+        o, "ClusterRoleBinding", IMPERSONATION)["roleRef"].update(name="cluster-admin")),
+    "RoleBinding to admin": (rbac_problems, lambda o: find(o, "RoleBinding")[0]["roleRef"].update(
+        kind="ClusterRole", name="admin")),
+    "RoleBinding to edit": (rbac_problems, lambda o: find(o, "RoleBinding")[0]["roleRef"].update(
+        kind="ClusterRole", name="edit")),
+    "impersonation for every SA": (rbac_problems, lambda o: one(
+        o, "ClusterRoleBinding", IMPERSONATION)["subjects"].append(
+        {"kind": "Group", "name": "system:serviceaccounts",
+         "apiGroup": "rbac.authorization.k8s.io"})),
+    "root fs writable": (security_problems,
+                         lambda o: _sc(_broker(o)).update(readOnlyRootFilesystem=False)),
+    "escalation allowed": (security_problems,
+                           lambda o: _sc(_broker(o)).pop("allowPrivilegeEscalation")),
+    "capabilities kept": (security_problems, lambda o: _sc(_init(o))["capabilities"].update(
+        drop=["NET_RAW"])),
+    "capability added": (security_problems, lambda o: _sc(_broker(o))["capabilities"].update(
+        add=["NET_BIND_SERVICE"])),
+    "root allowed": (security_problems, lambda o: (
+        _sc(_broker(o)).pop("runAsNonRoot"),
+        pod_spec(broker_sts(o))["securityContext"].pop("runAsNonRoot"))),
+    "runs as uid 0": (security_problems, lambda o: _sc(_init(o)).update(runAsUser=0)),
+    "seccomp unconfined": (security_problems, lambda o: _sc(_broker(o)).update(
+        seccompProfile={"type": "Unconfined"})),
+    "privileged": (security_problems, lambda o: _sc(_init(o)).update(privileged=True)),
+    "no memory limit": (security_problems, lambda o: _broker(o)["resources"]["limits"].pop(
+        "memory")),
+    "init without limits": (security_problems, lambda o: _init(o)["resources"].pop("limits")),
+    "host network": (security_problems, lambda o: pod_spec(broker_sts(o)).update(
+        hostNetwork=True)),
+    "no NetworkPolicy": (network_problems, lambda o: o.remove(one(o, "NetworkPolicy"))),
+    "policy selects nothing": (network_problems, lambda o: one(o, "NetworkPolicy")["spec"]
+                               ["podSelector"]["matchLabels"].update(app="other")),
+    "ingress only": (network_problems, lambda o: one(o, "NetworkPolicy")["spec"].update(
+        policyTypes=["Ingress"])),
+    "egress anywhere": (network_problems, lambda o: one(o, "NetworkPolicy")["spec"]
+                        ["egress"].append({})),
+    "egress to the internet": (network_problems, lambda o: one(o, "NetworkPolicy")["spec"]
+                               ["egress"].append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+                                                  "ports": [{"port": 443,
+                                                             "protocol": "TCP"}]})),
+    "egress to a database": (network_problems, lambda o: one(o, "NetworkPolicy")["spec"]
+                             ["egress"][1]["ports"].append({"port": 5432, "protocol": "TCP"})),
+    "ingress on every port": (network_problems, lambda o: one(o, "NetworkPolicy")["spec"]
+                              ["ingress"].append({"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]})),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BREAKAGES))
+def test_checkers_catch_a_broken_manifest(name, base_objs):
+    checker, breaks = BREAKAGES[name]
+    objs = copy.deepcopy(base_objs)
+    assert checker(objs) == [], "the unbroken manifests must pass first"
+    breaks(objs)
+    assert checker(objs), f"{checker.__name__} did not notice: {name}"
+
+
+# ------------------------------------------------------------ the image recipe
+
+def containerfile_stages() -> list[dict]:
+    """FROM blocks of the Containerfile: {"from", "as", "lines"} with continuations joined."""
+    text = CONTAINERFILE.read_text()
+    text = re.sub(r"\\\n", " ", text)
+    args = {}
+    stages = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        word, _, rest = line.partition(" ")
+        word = word.upper()
+        if word == "ARG" and not stages:
+            k, _, v = rest.partition("=")
+            args[k.strip()] = v.strip()
+            continue
+        if word == "FROM":
+            parts = rest.split()
+            image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), parts[0])
+            stages.append({"from": image, "as": parts[2] if len(parts) > 2 else None,
+                           "lines": []})
+            continue
+        assert stages, f"instruction before FROM: {line}"
+        stages[-1]["lines"].append((word, rest.strip()))
+    return stages
+
+
+def apt_installed(stage) -> set[str]:
+    pkgs = set()
+    for word, rest in stage["lines"]:
+        if word == "RUN":
+            for cmd in re.split(r"&&|;", rest):
+                t = shlex.split(cmd)
+                if t[:2] == ["apt-get", "install"]:
+                    pkgs |= {x for x in t[2:] if not x.startswith("-")}
+    return pkgs
+
+
+def test_containerfile_stages():
+    stages = containerfile_stages()
+    assert len(stages) == 3, [s["from"] for s in stages]
+    build, kubectl_stage, runtime = stages
+    assert build["from"].endswith("debian:bookworm")
+    runs = " ".join(rest for word, rest in build["lines"] if word == "RUN")
+    assert "meson setup build --buildtype=release" in runs and "ninja -C build" in runs
+    assert re.fullmatch(r"registry\.k8s\.io/kubectl:v1\.(3\d)\.\d+", kubectl_stage["from"]), \
+        kubectl_stage["from"]
+    assert runtime["from"].endswith("debian:bookworm-slim")
+    assert runtime["as"] is None
+
+
+def test_runtime_image_holds_only_runtime_libraries_and_no_keys(base_objs):
+    runtime = containerfile_stages()[-1]
+    assert apt_installed(runtime) == RUNTIME_PACKAGES
+    build_stage_names = {s["as"] for s in containerfile_stages()[:-1]}
+    for word, rest in runtime["lines"]:
+        assert word != "ADD", "ADD in the runtime stage"
+        if word == "COPY":
+            m = re.match(r"--from=(\S+)\s", rest)
+            assert m and m.group(1) in build_stage_names, f"COPY from the context: {rest}"
+            assert not re.search(r"key|ed25519|\.pem|kubeconfig", rest), rest
+    inst = {}
+    for word, rest in runtime["lines"]:
+        inst.setdefault(word, []).append(rest)
+    users = inst["USER"]
+    assert len(users) == 1 and re.fullmatch(r"[1-9]\d*:[1-9]\d*", users[0]), users
+    sts_uid = pod_spec(broker_sts(base_objs))["securityContext"]["runAsUser"]
+    assert users[0].split(":")[0] == str(sts_uid), "image user and runAsUser differ"
+    assert "2222" in inst["EXPOSE"][0].split()
+    assert any("/var/lib/podgate/recordings" in v for v in inst["VOLUME"])
+    entry = yaml.safe_load(inst["ENTRYPOINT"][-1])
+    assert [posixpath.basename(entry[0])] + entry[1:] == \
+        ["podgate-broker", "--config", "/etc/podgate/config.yaml"], entry
+
+
+def owning_package(path: str) -> str:
+    """The Debian package that installed a library (trying /usr-merged spellings too)."""
+    real = os.path.realpath(path)
+    candidates = []
+    for p in (path, real):
+        candidates += [p, p[4:] if p.startswith("/usr/") else "/usr" + p]
+    for p in candidates:
+        r = subprocess.run(["dpkg-query", "-S", p], capture_output=True, text=True)
+        if r.returncode == 0:
+            return r.stdout.split(":")[0].strip()
+    return f"? ({path})"
+
+
+def test_runtime_packages_cover_the_binaries(build):
+    """Each library the binaries link directly comes from one of RUNTIME_PACKAGES."""
+    if shutil.which("dpkg-query") is None or shutil.which("readelf") is None:
+        pytest.skip("needs dpkg-query and readelf (a Debian host)")
+    ignore = re.compile(r"^(libc6|libgcc-s1|libstdc\+\+6|libasan\d+|libubsan\d+|"
+                        r"libclang-rt.*|libllvm.*)(:\w+)?$")
+    ldconfig = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True,
+                              check=True).stdout
+    missing = {}
+    for name in ("broker", "player"):
+        binary = build.require(name)
+        dyn = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True,
+                             check=True).stdout
+        for soname in re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn):
+            m = re.search(rf"^\s*{re.escape(soname)} \([^)]*\) => (\S+)", ldconfig, re.M)
+            if not m:
+                continue  # a sanitizer runtime outside ldconfig's paths
+            pkg = owning_package(m.group(1))
+            if not ignore.match(pkg) and pkg not in RUNTIME_PACKAGES:
+                missing[soname] = pkg
+    assert missing == {}, f"libraries linked but not installed in the runtime image: {missing}"
+
+
+def test_build_context_excludes_build_dirs_and_state():
+    lines = [ln.strip() for ln in (REPO / ".dockerignore").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    for pattern in (".git", "build", "build-*", "state"):
+        assert pattern in lines, f".dockerignore does not exclude {pattern}"
+
+
+def fake_engine(bindir: pathlib.Path, name: str, works: bool):
+    log = bindir / f"{name}.log"
+    script = f"""#!/bin/sh
+echo "$PWD $*" >> {shlex.quote(str(log))}
+case "$1" in
+  info) exit {0 if works else 1} ;;
+  build) exit 0 ;;
+esac
+exit 3
+"""
+    p = bindir / name
+    p.write_text(script)
+    p.chmod(0o755)
+    return log
+
+
+def run_make_image(tmp_path, docker_works: bool, podman_works: bool | None):
+    """`make image` with only fake engines on PATH (and what make and the script need)."""
+    tools = {t: shutil.which(t) for t in ("make", "sh", "dirname", "id")}
+    if None in tools.values():
+        pytest.skip(f"needs {[t for t, p in tools.items() if p is None]}")
+    bindir = tmp_path / "bin"
+    bindir.mkdir(parents=True)
+    for t, p in tools.items():
+        (bindir / t).symlink_to(p)
+    logs = {"docker": fake_engine(bindir, "docker", docker_works)}
+    if podman_works is not None:
+        logs["podman"] = fake_engine(bindir, "podman", podman_works)
+    env = dict(os.environ, PATH=str(bindir))
+    env.pop("IMAGE", None)
+    env.pop("ENGINE", None)
+    env.pop("MAKEFLAGS", None)
+    r = subprocess.run([str(bindir / "make"), "-s", "-C", str(REPO), "image"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    return r, {k: (v.read_text().splitlines() if v.exists() else []) for k, v in logs.items()}
+
+
+def test_make_image_without_an_engine_says_so(tmp_path):
+    r, logs = run_make_image(tmp_path, docker_works=False, podman_works=False)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    ours = [ln for ln in r.stderr.splitlines() if not ln.startswith("make: ***")]
+    assert len(ours) == 1, r.stderr
+    assert "no container engine available" in ours[0]
+    assert "podman build -f container/Containerfile" in ours[0]
+    assert "docker" in ours[0] and "podman" in ours[0]
+    assert not any(" build " in f" {ln} " for v in logs.values() for ln in v)
+
+
+def test_make_image_uses_a_working_engine(tmp_path):
+    r, logs = run_make_image(tmp_path, docker_works=True, podman_works=None)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert logs["docker"][-1] == f"{REPO} build -f container/Containerfile -t podgate:latest ."
+    r2, logs2 = run_make_image(tmp_path / "second", docker_works=True, podman_works=True)
+    assert r2.returncode == 0 and logs2["podman"][-1].endswith(" build -f container/Containerfile "
+                                                               "-t podgate:latest .")
+    assert not any(" build " in ln for ln in logs2["docker"]), "podman is preferred"
+
+
+# ------------------------------------------------------------ systemd
+
+def unit_entries() -> list[tuple[str, str, str]]:
+    section, out = None, []
+    for raw in UNIT.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        k, _, v = line.partition("=")
+        out.append((section, k.strip(), v.strip()))
+    return out
+
+
+def unit_values(key: str) -> list[str]:
+    return [v for s, k, v in unit_entries() if k == key]
+
+
+def test_unit_settings():
+    want = {
+        "User": "podgate", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+        "StateDirectory": "podgate", "PrivateTmp": "yes", "CapabilityBoundingSet": "",
+        "Restart": "on-failure", "ProtectHome": "yes", "ProtectKernelTunables": "yes",
+        "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+        "SystemCallFilter": "@system-service", "LockPersonality": "yes",
+        "MemoryDenyWriteExecute": "yes", "UMask": "0077", "KillMode": "mixed",
+    }
+    for k, v in want.items():
+        assert unit_values(k) == [v], f"{k}={unit_values(k)} (want {v!r})"
+    assert unit_values("DynamicUser") in ([], ["no"])
+    assert "/bin/kill -HUP $MAINPID" in unit_values("ExecReload")
+    assert unit_values("ExecStart") == [
+        "/usr/local/bin/podgate-broker --config /etc/podgate/config.yaml"]
+    assert unit_values("AmbientCapabilities") in ([], [""])
+
+
+def test_unit_makes_every_path_the_vm_config_writes_writable():
+    cfg = yaml.safe_load(VM_CONFIG.read_text())
+    writable = [f"/var/lib/{d}" for d in unit_values("StateDirectory")] + \
+               [f"/var/log/{d}" for d in unit_values("LogsDirectory")] + \
+               [p for v in unit_values("ReadWritePaths") for p in v.split()]
+    for key in ("host_key", "signing_key", "recordings", "audit_log"):
+        path = cfg[key]
+        assert path.startswith("/") and any(path == w or path.startswith(w.rstrip("/") + "/")
+                                            for w in writable), \
+            f"{key} {path} is not writable under ProtectSystem=strict ({writable})"
+    env = dict(v.split("=", 1) for v in unit_values("Environment"))
+    cache = env.get("KUBECACHEDIR", "")
+    assert any(cache.startswith(f"/var/cache/{d}/") for d in unit_values("CacheDirectory")), cache
+
+
+@pytest.fixture
+def unit_copy(build, tmp_path) -> pathlib.Path:
+    """The unit with its podgate-broker paths pointing at the built binary."""
+    if not os.path.exists("/usr/bin/systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    binary = build.require("broker")
+    text = UNIT.read_text().replace("/usr/local/bin/podgate-broker", str(binary))
+    assert str(binary) in text
+    path = tmp_path / UNIT.name
+    path.write_text(text)
+    return path
+
+
+def test_systemd_analyze_verify(unit_copy):
+    r = subprocess.run(["/usr/bin/systemd-analyze", "verify", str(unit_copy)],
+                       capture_output=True, text=True, timeout=60)
+    about_ours = [ln for ln in (r.stdout + r.stderr).splitlines()
+                  if unit_copy.name in ln or str(unit_copy) in ln]
+    assert r.returncode == 0 and about_ours == [], r.stdout + r.stderr
+
+
+def test_systemd_analyze_verify_notices_a_bad_unit(unit_copy):
+    """The check above would see a mistake: an unknown directive is reported."""
+    unit_copy.write_text(unit_copy.read_text().replace("UMask=0077", "UMask=0077\nProtectEverything=yes"))
+    r = subprocess.run(["/usr/bin/systemd-analyze", "verify", str(unit_copy)],
+                       capture_output=True, text=True, timeout=60)
+    assert "ProtectEverything" in r.stdout + r.stderr
+
+
+def test_systemd_exposure_is_low(unit_copy):
+    r = subprocess.run(["/usr/bin/systemd-analyze", "security", "--offline=true", "--no-pager",
+                        str(unit_copy)], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0 and "offline" in r.stderr:
+        pytest.skip("systemd-analyze security --offline is not supported here")
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout)
+    assert m, r.stdout[-2000:] + r.stderr
+    assert float(m.group(1)) <= 2.0, r.stdout
+
+
+def check_config(build, text: str, directory: pathlib.Path) -> subprocess.CompletedProcess:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "check.yaml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return subprocess.run([str(build.require("broker")), "--check-config", str(path)],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_vm_config_example_is_valid(build, tmp_path):
+    r = check_config(build, VM_CONFIG.read_text(), tmp_path)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("which", ["base", "overlay"])
+def test_rendered_configmap_is_valid(which, build, base_objs, overlay_objs, tmp_path):
+    r = check_config(build, config_text(base_objs if which == "base" else overlay_objs),
+                     tmp_path)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stdout + r.stderr
+
+
+# ------------------------------------------------------------ the broker on the ConfigMap
+
+class ConfigMapBroker(Broker):
+    """A Broker whose config file is a given dict (the rendered ConfigMap's), port filled in."""
+
+    def __init__(self, *args, config: dict, **kw):
+        super().__init__(*args, **kw)
+        self.config = config
+
+    def config_text(self) -> str:
+        d = copy.deepcopy(self.config)
+        d["listen"] = f"127.0.0.1:{self.port}"
+        return yaml.safe_dump(d, sort_keys=False)
+
+
+def test_broker_runs_the_configmap_config(build, keys, base_objs, tmp_path):
+    """The ConfigMap's config, as the pod would see it, serves a session and records it."""
+    cfg = broker_config(base_objs)
+    work = tmp_path / "pod"
+    (work / "state").mkdir(parents=True)
+    # The keys as docs/deploy.md makes them for the Secrets, then "mounted"
+    # (copied 0600, as the init container does).
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "podgate-host",
+                    "-f", str(secrets / "host_ed25519")], check=True, timeout=60,
+                   stdin=subprocess.DEVNULL)
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (the signing key is made with it)")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out",
+                    str(secrets / "signing_ed25519")], check=True, timeout=60,
+                   stdin=subprocess.DEVNULL, capture_output=True)
+    os.chmod(secrets / "signing_ed25519", 0o600)
+    pub = subprocess.run([str(build.require("player")), "key", "--key",
+                          str(secrets / "signing_ed25519")], capture_output=True, timeout=30)
+    assert pub.returncode == 0 and b"PUBLIC KEY" in pub.stdout, pub
+    (secrets / "signing_ed25519.pub").write_bytes(pub.stdout)
+    paths = {"host_key": work / "etc/keys/host_ed25519",
+             "signing_key": work / "etc/signing/signing_ed25519",
+             "recordings": work / "var/recordings"}
+    for key, secret in (("host_key", "host_ed25519"), ("signing_key", "signing_ed25519")):
+        paths[key].parent.mkdir(parents=True)
+        shutil.copyfile(secrets / secret, paths[key])
+        os.chmod(paths[key], 0o600)
+    for k, p in paths.items():
+        assert posixpath.basename(cfg[k]) == p.name
+        cfg[k] = str(p)
+
+    # The users' example keys give way to throw-away ones; groups stay.
+    users = {u["name"]: {"groups": u.get("groups") or []} for u in cfg["users"]}
+    for u in cfg["users"]:
+        u["keys"] = [keys(u["name"]).pub]
+
+    # As rendered (paths aside), the config is valid.
+    r = check_config(build, yaml.safe_dump(cfg), tmp_path / "check")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    # The smoke session needs a target that runs here: add the local one
+    # (the Kubernetes target is kept; it needs a cluster to serve a session).
+    cfg["targets"]["local"] = {"shell": "/bin/sh"}
+    cfg["rules"].append({"users": ["alice"], "targets": ["local"]})
+    r = check_config(build, yaml.safe_dump(cfg), tmp_path / "check2")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    b = ConfigMapBroker(build, work, keys, users=users,
+                        settings={"host_key": cfg["host_key"], "recordings": cfg["recordings"],
+                                  "audit_log": cfg["audit_log"]},
+                        config=cfg)
+    try:
+        b.start()
+        assert b.settings["audit_log"] == "-"
+        res = b.ssh("alice", "local", "--", "echo", "ok")
+        assert res.returncode == 0 and res.stdout == b"ok\n", res
+        rec = b.recording_for("echo ok")
+        assert rec.data("o") == b"ok\n"
+        assert rec.exit() == {"status": 0}
+        assert rec.header["who"]["user"] == "alice"
+        # bob's rules reach only the cluster: no local session for him.
+        denied = b.ssh("bob", "local", "--", "echo", "ok")
+        assert denied.returncode != 0 and denied.stdout == b""
+        # The audit log went to stdout, as JSON lines for the log pipeline.
+        wait_until(lambda: b.audit(), 10, "audit events on stdout")
+        # The key stayed as mounted: the broker made no new one.
+        assert stat.S_IMODE(os.stat(paths["signing_key"]).st_mode) == 0o600
+        assert (paths["host_key"].read_bytes() ==
+                (secrets / "host_ed25519").read_bytes())
+        # Once recordings are signed with signing_key, they verify with its
+        # public half, as docs/deploy.md tells reviewers.
+        if rec.header.get("signer"):
+            v = subprocess.run([str(build.require("player")), "verify", "--key",
+                                str(secrets / "signing_ed25519.pub"), str(rec.path)],
+                               capture_output=True, text=True, timeout=60)
+            assert v.returncode == 0, v.stdout + v.stderr
+    finally:
+        rc = b.stop()
+        b.check_clean(rc)
