@@ -62,6 +62,7 @@ struct play {
 	uint64_t wall;		/* monotonic time of the last update */
 	size_t speed;		/* index into play_speeds */
 	uint64_t idle_ns;	/* longest pause played (0: no limit) */
+	uint64_t seeked;	/* where the last seek landed: a pause counts from there */
 	bool paused;
 	bool overlay;
 	bool help;
@@ -110,6 +111,7 @@ play_seek(struct play *p, int64_t t)
 	if (index_cursor_seek_time(p->cur, to) < 0)
 		snprintf(p->message, sizeof p->message, "seek failed");
 	p->pos = to;
+	p->seeked = to;
 	p->match_shown = false;
 }
 
@@ -120,6 +122,7 @@ play_seek_seq(struct play *p, uint64_t seq)
 	if (index_cursor_seek_seq(p->cur, seq) < 0)
 		snprintf(p->message, sizeof p->message, "seek failed");
 	p->pos = p->cur->time_ns;
+	p->seeked = p->pos;
 	p->match_shown = false;
 }
 
@@ -128,15 +131,16 @@ static void
 play_advance(struct play *p)
 {
 	const struct rec_event *ev;
-	uint64_t now = play_now(), start = now;
+	uint64_t now = play_now(), start = now, base;
 
 	if (!p->paused && !p->help)
 		p->pos += (uint64_t)((double)(now - p->wall) * play_speeds[p->speed]);
 	p->wall = now;
 	while (index_cursor_peek(p->cur, &ev) == 1) {
 		/* A long pause is cut to the idle limit. */
-		if (p->idle_ns > 0 && ev->time_ns > p->cur->time_ns + p->idle_ns &&
-		    p->pos >= p->cur->time_ns + p->idle_ns && p->pos < ev->time_ns)
+		base = p->cur->time_ns > p->seeked ? p->cur->time_ns : p->seeked;
+		if (p->idle_ns > 0 && ev->time_ns > base + p->idle_ns &&
+		    p->pos >= base + p->idle_ns && p->pos < ev->time_ns)
 			p->pos = ev->time_ns;
 		if (ev->time_ns > p->pos)
 			break;
@@ -174,12 +178,26 @@ play_timeout(struct play *p)
 	return wait > 50 ? 50 : (int)wait;
 }
 
-/* Format the status line. */
+/* Append "  part" to the status line when part is not empty. */
+static void
+play_status_add(char *buf, size_t cap, const char *part)
+{
+	size_t n = strlen(buf);
+
+	if (part[0] != '\0' && n < cap)
+		snprintf(buf + n, cap - n, "  %s", part);
+}
+
+/*
+ * Format the status line: mode, position / duration, speed, user@target,
+ * the match shown, the recording's state and integrity, the viewport when
+ * panning, a message, and where help is.
+ */
 static void
 play_status(struct play *p, char *buf, size_t cap)
 {
 	const struct rec_header *h = &p->ix->file->header;
-	char pos[32], dur[32], match[64] = "", speed[16], view[40] = "";
+	char pos[32], dur[32], part[200];
 	const struct rec_event *ev;
 	const char *mode;
 	int cols, rows, vc, vr;
@@ -190,21 +208,28 @@ play_status(struct play *p, char *buf, size_t cap)
 		mode = "END";
 	else
 		mode = p->paused ? "PAUSED" : "PLAYING";
-	snprintf(speed, sizeof speed, "%gx", play_speeds[p->speed]);
-	if (p->has_search && p->nmatches > 0)
-		snprintf(match, sizeof match, "  match %zu/%zu%s", p->match + 1, p->nmatches,
-		    p->more_matches ? "+" : "");
-	else if (p->has_search)
-		snprintf(match, sizeof match, "  match 0/0");
+	snprintf(buf, cap, " %s %s / %s", mode, pos, dur);
+	snprintf(part, sizeof part, "%gx", play_speeds[p->speed]);
+	play_status_add(buf, cap, part);
+	snprintf(part, sizeof part, "%.80s@%.80s", h->user != NULL ? h->user : "-",
+	    h->target != NULL ? h->target : "-");
+	play_status_add(buf, cap, part);
+	part[0] = '\0';
+	if (p->has_search)
+		snprintf(part, sizeof part, "match %zu/%zu%s", p->nmatches > 0 ? p->match + 1 : 0,
+		    p->nmatches, p->more_matches ? "+" : "");
+	play_status_add(buf, cap, part);
+	play_status_add(buf, cap, p->ix->state);
+	/* The integrity check's verdict (verified / modified) goes here when known. */
+	play_status_add(buf, cap, p->integrity != NULL ? p->integrity : "");
 	term_size(p->cur->term, &cols, &rows);
 	display_size(p->disp, &vc, &vr);
+	part[0] = '\0';
 	if (cols > vc || rows > vr - 1)
-		snprintf(view, sizeof view, "  view %dx%d+%d+%d", cols, rows, p->pan_col,
-		    p->pan_row);
-	snprintf(buf, cap, " %s %s / %s  %s  %s@%s%s  %s%s%s%s  %s  h:help", mode, pos, dur, speed,
-	    h->user != NULL ? h->user : "-", h->target != NULL ? h->target : "-", match,
-	    p->ix->state, p->integrity != NULL ? " " : "",
-	    p->integrity != NULL ? p->integrity : "", view, p->message);
+		snprintf(part, sizeof part, "view %dx%d+%d+%d", cols, rows, p->pan_col, p->pan_row);
+	play_status_add(buf, cap, part);
+	play_status_add(buf, cap, p->message);
+	play_status_add(buf, cap, "h:help");
 }
 
 /* The typed lines up to the position, and the line being typed. */
@@ -269,6 +294,7 @@ play_show_match(struct play *p, size_t i)
 	if (index_cursor_reveal(p->cur, &p->search, &p->matches[i]) < 0)
 		snprintf(p->message, sizeof p->message, "seek failed");
 	p->pos = p->cur->time_ns;
+	p->seeked = p->pos;
 	p->paused = true;
 	p->match_shown = true;
 	if (p->matches[i].kind == INDEX_INPUT)

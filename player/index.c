@@ -431,6 +431,7 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 	size_t off = 0, cap = 0, count = 0, used, so, eo;
 	uint64_t kind, from, to, len;
 	char *text = NULL;
+	const char *line;
 	size_t text_cap = 0;
 
 	*out = NULL;
@@ -462,6 +463,7 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 		}
 		memcpy(text, ix->log + off, len);
 		text[len] = '\0';
+		line = (const char *)ix->log + off;
 		off += len;
 		if (!search_find(s, text, len, 0, &so, &eo))
 			continue;
@@ -480,6 +482,8 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 		}
 		m[count].kind = kind == INDEX_INPUT ? INDEX_INPUT : INDEX_SCREEN;
 		m[count].seq_to = to;
+		m[count].text = line;
+		m[count].len = (size_t)len;
 		if (m[count].kind == INDEX_INPUT) {
 			m[count].input = (size_t)from;
 			m[count].seq_from = from < ix->ninputs && ix->inputs[from].len > 0 ?
@@ -654,12 +658,15 @@ index_cursor_seek_time(struct index_cursor *c, uint64_t t)
 	return r < 0 ? r : 0;
 }
 
-/* Whether a row of the screen matches. */
-bool
-index_screen_matches(struct term *t, const struct search *s)
+/*
+ * Whether a row of the screen shows the beginning of line (at least up to
+ * a match of s): the line as it is being drawn, once the match is on it.
+ */
+static bool
+index_screen_shows(struct term *t, const struct search *s, const char *line, size_t len)
 {
 	int cols, rows, row;
-	size_t cap, len, so, eo;
+	size_t cap, n, so, eo;
 	char *buf;
 	bool found = false;
 
@@ -668,8 +675,8 @@ index_screen_matches(struct term *t, const struct search *s)
 	if ((buf = malloc(cap)) == NULL)
 		return false;
 	for (row = 0; row < rows && !found; row++) {
-		len = term_row_text(t, row, buf, cap, NULL);
-		found = search_find(s, buf, len, 0, &so, &eo);
+		n = term_row_text(t, row, buf, cap, NULL);
+		found = n <= len && memcmp(buf, line, n) == 0 && search_find(s, buf, n, 0, &so, &eo);
 	}
 	free(buf);
 	return found;
@@ -699,7 +706,7 @@ index_cursor_reveal(struct index_cursor *c, const struct search *s,
 	while (c->seq <= m->seq_to) {
 		if ((r = index_cursor_step(c)) < 0)
 			return r;
-		if (r == 0 || index_screen_matches(c->term, s))
+		if (r == 0 || index_screen_shows(c->term, s, m->text, m->len))
 			return 0;
 	}
 	return 0;

@@ -48,6 +48,8 @@ struct index_match {
 	uint64_t seq_from;	/* screen: the event that first changed the row */
 	uint64_t seq_to;	/* the event during which the line was completed */
 	size_t input;		/* INDEX_INPUT: position in index.inputs */
+	const char *text;	/* the whole line (in the index's log, not NUL-terminated) */
+	size_t len;
 };
 
 struct index {
@@ -128,13 +130,10 @@ int index_cursor_step(struct index_cursor *c);
 
 /*
  * Go to the moment match m first became visible: the first state in which
- * the screen shows a match of s (screen lines), or in which the typed line
- * holds it (typed lines).
+ * a row shows the matched line drawn at least up to a match of s (screen
+ * lines), or in which the typed line holds the match (typed lines).
  */
 int index_cursor_reveal(struct index_cursor *c, const struct search *s,
     const struct index_match *m);
-
-/* Whether any row of the screen holds a match of s. */
-bool index_screen_matches(struct term *t, const struct search *s);
 
 #endif

@@ -1,0 +1,317 @@
+"""podgate-player play, driven through tmux like a reviewer would use it:
+keys are sent with send-keys, screens read with capture-pane and compared
+with the screens expected (polling with a deadline, never a fixed sleep)."""
+import os
+import re
+import shutil
+import sys
+import time
+import unicodedata
+
+import pytest
+
+from player_support import PLAYER, Tmux, player, write_recording
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+S = 1_000_000_000
+COLS, ROWS = 40, 10  # the recorded terminal: framed inside a 100x30 viewer
+NLINES = 30
+
+
+def line_text(i):
+    return f"line {i:02d} " + "abcdefghij"[i % 10] * (i % 7)
+
+
+def small_recording(path):
+    """line NN at NN seconds, a marker at 10.5 s, a typed command at 12 s."""
+    ev = []
+    for i in range(1, NLINES + 1):
+        ev.append((i * S, "o", b"\x1b[3%dm" % (i % 7 + 1) + line_text(i).encode() + b"\x1b[0m\r\n"))
+        if i == 10:
+            ev.append((10 * S + S // 2, "m", "half"))
+        if i == 12:
+            ev.append((12 * S, "i", b"echo secret\r"))
+    ev.append((NLINES * S + S, "x", {"status": 0}))
+    return write_recording(path, ev, cols=COLS, rows=ROWS, user="alice", target="prod/web-0")
+
+
+def shown_lines(k):
+    """The recorded screen after k lines: the last rows-1 lines, then the cursor row."""
+    first = max(1, k - (ROWS - 1) + 1)
+    rows = [line_text(i) for i in range(first, k + 1)]
+    return rows + [""] * (ROWS - len(rows))
+
+
+def frame(rows):
+    """The viewer's screen above the status line: the recording framed at the top left."""
+    out = ["\u250c" + "\u2500" * COLS + "\u2510"]
+    out += ["\u2502" + r.ljust(COLS) + "\u2502" for r in rows]
+    out.append("\u2514" + "\u2500" * COLS + "\u2518")
+    return [l.rstrip() for l in out] + [""] * (29 - len(out))
+
+
+def screen_lines(text):
+    lines = text.split("\n")[:30]
+    return [l.rstrip() for l in lines] + [""] * (30 - len(lines))
+
+
+def status(text):
+    return screen_lines(text)[29]
+
+
+def wait_screen(t, rows, status_re, what):
+    want = frame(rows)
+
+    def ok(text):
+        lines = screen_lines(text)
+        return lines[:29] == want and re.search(status_re, lines[29]) is not None
+    return t.wait_for(ok, what=what)
+
+
+@pytest.fixture
+def rec(tmp_path):
+    return small_recording(tmp_path / "small.rec")
+
+
+@pytest.fixture
+def tmux():
+    with Tmux(cols=100, rows=30) as t:
+        yield t
+
+
+def start_paused_at_zero(t, rec, *args):
+    t.start([PLAYER, "play", rec, *args])
+    t.wait_for(lambda s: "PLAYING" in s, what="playing")
+    t.keys("Space")
+    t.wait_for(lambda s: "PAUSED" in s, what="paused")
+    t.keys("g")
+    return wait_screen(t, shown_lines(0), r"^ PAUSED 0:00:00\.000 / 0:00:31\.000  1x  alice@prod/web-0"
+                       r"  complete", "start")
+
+
+def test_pause_step_and_golden_screen(tmux, rec):
+    start_paused_at_zero(tmux, rec)
+    tmux.keys(".")
+    screen = wait_screen(tmux, shown_lines(1), r"PAUSED 0:00:01\.000", "one step")
+    assert screen_lines(screen)[29] == \
+        " PAUSED 0:00:01.000 / 0:00:31.000  1x  alice@prod/web-0  complete  h:help"
+    tmux.keys(".", ".")
+    # Two steps: line 02, then line 03 (events at 2 s and 3 s).
+    wait_screen(tmux, shown_lines(3), r"PAUSED 0:00:03\.000", "three steps")
+    # Paused means paused: nothing moves.
+    time.sleep(0.3)
+    assert screen_lines(tmux.screen())[:29] == frame(shown_lines(3))
+    tmux.keys("Space")
+    tmux.wait_for(lambda s: "PLAYING" in s and "line 04" in s, what="resumed")
+
+
+def test_seek_back_and_forth(tmux, rec):
+    start_paused_at_zero(tmux, rec)
+    tmux.keys("5")  # 50% of 31 s
+    wait_screen(tmux, shown_lines(15), r"PAUSED 0:00:15\.500", "50%")
+    tmux.keys("Right")
+    wait_screen(tmux, shown_lines(20), r"PAUSED 0:00:20\.500", "+5 s")
+    tmux.keys("Left", "Left", "Left")
+    wait_screen(tmux, shown_lines(5), r"PAUSED 0:00:05\.500", "-15 s")
+    tmux.keys("NPage")
+    wait_screen(tmux, shown_lines(30), r"END 0:00:31\.000 / 0:00:31\.000", "+60 s: the end")
+    tmux.keys("PPage")
+    wait_screen(tmux, shown_lines(0), r"PAUSED 0:00:00\.000", "-60 s: the start")
+    tmux.keys("G")
+    wait_screen(tmux, shown_lines(30), r"END 0:00:31\.000", "G")
+    tmux.keys("9")
+    wait_screen(tmux, shown_lines(27), r"PAUSED 0:00:27\.900", "90%")
+    tmux.keys("g")
+    wait_screen(tmux, shown_lines(0), r"PAUSED 0:00:00\.000", "g")
+
+
+def test_markers(tmux, rec):
+    start_paused_at_zero(tmux, rec)
+    tmux.keys("]")
+    wait_screen(tmux, shown_lines(10), r"PAUSED 0:00:10\.500 .*marker: half", "next marker")
+    tmux.keys("]")
+    wait_screen(tmux, shown_lines(10), r"no next marker", "no more markers")
+    tmux.keys("G", "[")
+    wait_screen(tmux, shown_lines(10), r"PAUSED 0:00:10\.500 .*marker: half", "previous marker")
+
+
+def test_speed(tmux, rec):
+    start_paused_at_zero(tmux, rec)
+    tmux.keys("+", "+")
+    tmux.wait_for(lambda s: "  4x  " in status(s), what="4x")
+    for _ in range(5):
+        tmux.keys("+")
+    tmux.wait_for(lambda s: "  16x  " in status(s), what="16x at most")
+    for _ in range(9):
+        tmux.keys("-")
+    tmux.wait_for(lambda s: "  0.25x  " in status(s), what="0.25x at least")
+
+
+def test_speed_flag_plays_faster(tmp_path, rec):
+    with Tmux(cols=100, rows=30) as t:
+        t0 = time.monotonic()
+        t.start([PLAYER, "play", "--speed", "16", rec])
+        t.wait_for(lambda s: " 16x " in s, what="16x")
+        t.wait_for(lambda s: "END 0:00:31.000" in s, timeout=20, what="the end at 16x")
+        assert time.monotonic() - t0 < 15  # 31 s of recording
+        assert screen_lines(t.screen())[:29] == frame(shown_lines(30))
+
+
+def test_start_flag_and_idle_limit(tmp_path):
+    path = write_recording(tmp_path / "idle.rec", [
+        (1 * S, "o", b"before the pause\r\n"),
+        (3600 * S, "o", b"after an hour\r\n"),
+        (3601 * S, "x", {"status": 0}),
+    ], cols=COLS, rows=ROWS)
+    with Tmux(cols=100, rows=30) as t:
+        t.start([PLAYER, "play", "--idle-limit", "0.5", path])
+        t.wait_for(lambda s: "after an hour" in s and "END 1:00:01.000" in s, timeout=15,
+                   what="the hour-long pause cut to half a second")
+    with Tmux(cols=100, rows=30) as t:
+        # A pause counts from where playing starts: shown for 2 s, then cut.
+        t.start([PLAYER, "play", "--start", "30:00", path])
+        t.wait_for(lambda s: "before the pause" in s and "PLAYING 0:30:0" in s, what="--start")
+        t.wait_for(lambda s: "after an hour" in s, timeout=15, what="the rest of the pause cut")
+
+
+def test_search_and_next_match(tmux, rec):
+    start_paused_at_zero(tmux, rec)
+    tmux.keys("/")
+    tmux.wait_for(lambda s: status(s) == "/", what="search prompt")
+    tmux.literal("line 2")
+    tmux.keys("Enter")
+    # line 20 ... line 29: the first one appears at 20 s.
+    wait_screen(tmux, shown_lines(20), r"PAUSED 0:00:20\.000 .*match 1/10", "first match")
+    tmux.keys("n")
+    wait_screen(tmux, shown_lines(21), r"PAUSED 0:00:21\.000 .*match 2/10", "next match")
+    tmux.keys("N", "N")
+    wait_screen(tmux, shown_lines(29), r"PAUSED 0:00:29\.000 .*match 10/10", "wrap back")
+    # The match is highlighted on screen (reverse or coloured, not plain).
+    escaped = tmux.tmux("capture-pane", "-e", "-p", "-t", "t").stdout.decode()
+    row = [l for l in escaped.split("\n") if "line 29" in l or "line 2" in l][0]
+    assert "\x1b[" in row.split("line")[0][-12:] or "\x1b[" in row
+    # Backward search from the end.
+    tmux.keys("G", "?")
+    tmux.wait_for(lambda s: status(s) == "?", what="backward prompt")
+    tmux.literal("line 1")
+    tmux.keys("Enter")
+    wait_screen(tmux, shown_lines(19), r"PAUSED 0:00:19\.000 .*match 10/10", "last line 1x")
+
+
+def test_search_typed_input_and_regex(tmux, rec):
+    start_paused_at_zero(tmux, rec)
+    tmux.keys("/")
+    tmux.literal("re:ech[o] sec")
+    tmux.keys("Enter")
+    screen = tmux.wait_for(lambda s: "match 1/1" in status(s), what="typed match")
+    assert "PAUSED 0:00:12.000" in status(screen)
+    assert "typed" in screen and "echo secret" in screen
+    tmux.keys("i")
+    tmux.wait_for(lambda s: "echo secret" not in s, what="overlay hidden")
+    tmux.keys("i")
+    tmux.wait_for(lambda s: "echo secret" in s, what="overlay shown")
+    tmux.keys("/")
+    tmux.literal("nothing like this")
+    tmux.keys("Enter")
+    tmux.wait_for(lambda s: "match 0/0" in status(s) and "no match for 'nothing" in status(s),
+                  what="no match")
+
+
+def test_help(tmux, rec):
+    start_paused_at_zero(tmux, rec)
+    tmux.keys("h")
+    screen = tmux.wait_for(lambda s: "podgate-player play: keys" in s, what="help")
+    for needle in ["space", "PgUp/PgDn", "] / [", "n / N", "H J K L", "q            quit"]:
+        assert needle in screen
+    tmux.keys("x")
+    wait_screen(tmux, shown_lines(0), r"PAUSED 0:00:00\.000", "help closed")
+    tmux.keys("q")
+    tmux.wait_for(lambda s: tmux.dead(), what="quit")
+
+
+def test_viewport_on_oversized_recording(tmp_path):
+    cols, rows = 150, 50
+    body = b"".join(b"\x1b[%d;1H" % (r + 1) + (b"R%02d" % r) + bytes(
+        (ord("a") + (c // 10) % 26) for c in range(3, cols)) for r in range(rows))
+    path = write_recording(tmp_path / "big.rec", [
+        (1 * S, "o", body + b"\x1b[50;150H"),
+        (2 * S, "x", {"status": 0}),
+    ], cols=cols, rows=rows)
+    with Tmux(cols=100, rows=30) as t:
+        t.start([PLAYER, "play", path])
+        screen = t.wait_for(lambda s: "END" in s, what="end")
+        lines = screen_lines(screen)
+        assert "view 150x50+0+0" in lines[29]
+        assert lines[0] == ("R00" + "".join(chr(ord("a") + (c // 10) % 26) for c in range(3, 100)))
+        assert lines[28].startswith("R28")
+        t.keys("L", "L", "J")
+        screen = t.wait_for(lambda s: "view 150x50+16+4" in s, what="panned")
+        lines = screen_lines(screen)
+        assert lines[0] == "".join(chr(ord("a") + (c // 10) % 26) for c in range(16, 116))
+        assert lines[1].startswith("bbbb")  # row 5, from column 16
+        for _ in range(10):
+            t.keys("L", "J")
+        screen = t.wait_for(lambda s: "view 150x50+50+21" in s, what="panned to the corner")
+        assert screen_lines(screen)[28].endswith("o" * 10)
+        t.keys("H", "K")
+        t.wait_for(lambda s: "view 150x50+42+17" in s, what="panned back")
+
+
+CURSES_PROGRAM = r'''
+import curses, os, sys
+def main(scr):
+    curses.start_color(); curses.use_default_colors()
+    curses.init_pair(1, curses.COLOR_RED, -1); curses.init_pair(2, curses.COLOR_BLACK, curses.COLOR_CYAN)
+    scr.box()
+    scr.addstr(0, 3, " podgate ", curses.color_pair(1) | curses.A_BOLD)
+    for i in range(8):
+        scr.addstr(2 + i, 2, "row %d %s" % (i, "=" * (i * 5)), curses.color_pair(2) if i % 2 else 0)
+    win = curses.newwin(5, 20, 3, 35)
+    win.scrollok(True)
+    for i in range(9):
+        win.addstr("scroll %d\n" % i)
+    win.refresh()
+    scr.move(12, 2); scr.addstr("wide: \u4e2d\u6587 caf\u00e9")
+    scr.move(5, 2); scr.insdelln(1); scr.addstr(5, 2, "inserted line")
+    scr.move(9, 10); scr.clrtoeol()
+    scr.addstr(13, 40, "bottom right", curses.A_REVERSE)
+    scr.refresh(); win.touchwin(); win.refresh()
+    scr.getch()
+    sys.stdout.flush(); os._exit(0)
+curses.wrapper(main)
+'''
+
+
+def test_end_screen_equals_tmux_screen(tmp_path):
+    """Record a curses program inside tmux; the player's last screen is what tmux showed."""
+    prog = tmp_path / "prog.py"
+    prog.write_text(CURSES_PROGRAM)
+    rec = tmp_path / "curses.rec"
+    with Tmux(cols=60, rows=15) as t:
+        t.start([PLAYER, "rec", "-q", "-o", rec, "--", "/usr/bin/python3", prog])
+        original = t.wait_for(lambda s: "bottom right" in s and "inserted line" in s,
+                              what="the curses program's screen")
+        t.wait_for(lambda s: s == t.screen(), what="a settled screen")
+        original = t.screen()
+        t.keys("x")
+        t.wait_for(lambda s: t.dead(), what="the program to exit")
+    want = [l.rstrip() for l in original.split("\n")[:15]]
+    assert any("scroll 8" in l for l in want)
+    with Tmux(cols=100, rows=30) as t:
+        t.start([PLAYER, "play", rec])
+        screen = t.wait_for(lambda s: "END" in s, what="the end of the recording")
+        lines = screen.split("\n")
+        got = [columns(l, 1, 61).rstrip() for l in lines[1:16]]
+    assert got == want
+
+
+def columns(line, start, end):
+    """The part of a screen line between two columns (wide characters take two)."""
+    out, col = [], 0
+    for ch in line:
+        w = 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+        if col >= start and col + w <= end:
+            out.append(ch)
+        col += w
+    return "".join(out)
