@@ -18,7 +18,9 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "guard.h"
 #include "log.h"
+#include "redact.h"
 
 #define CONFIG_FILE_MAX		(1024 * 1024)	/* config and authorized_keys files */
 #define CONFIG_NAME_MAX		255		/* user and group names */
@@ -350,6 +352,89 @@ bad:
 	return -1;
 range:
 	config_error(p, n, "%s must be from %llu to %llu seconds", what, min, max);
+	return -1;
+}
+
+/* Read a boolean: true or false, written plain (True, TRUE, False, FALSE too). */
+static int
+config_bool(struct config_parse *p, yaml_node_t *n, const char *what, bool *out)
+{
+	static const char *const yes[] = { "true", "True", "TRUE" };
+	static const char *const no[] = { "false", "False", "FALSE" };
+	const char *v;
+	size_t i;
+
+	if (n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+		v = (const char *)n->data.scalar.value;
+		for (i = 0; i < 3; i++) {
+			if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
+				*out = strcmp(v, yes[i]) == 0;
+				return 0;
+			}
+		}
+	}
+	config_error(p, n, "%s must be true or false", what);
+	return -1;
+}
+
+/*
+ * Read a size in bytes in [min, max]: a number of bytes, or a number with
+ * a unit as Kubernetes writes quantities: k, M, G, T (also kB, KB, MB, GB,
+ * TB) are powers of 1000; Ki, Mi, Gi, Ti (also KiB, MiB, GiB, TiB) powers
+ * of 1024; B is bytes. "100MB" is 100000000, "1GiB" 1073741824, "512k"
+ * 512000.
+ */
+static int
+config_size(struct config_parse *p, yaml_node_t *n, const char *what,
+    unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+	static const struct {
+		const char *unit;
+		unsigned long long mul;
+	} units[] = {
+		{ "", 1 }, { "B", 1 },
+		{ "k", 1000ull }, { "K", 1000ull }, { "kB", 1000ull }, { "KB", 1000ull },
+		{ "M", 1000000ull }, { "MB", 1000000ull },
+		{ "G", 1000000000ull }, { "GB", 1000000000ull },
+		{ "T", 1000000000000ull }, { "TB", 1000000000000ull },
+		{ "Ki", 1ull << 10 }, { "KiB", 1ull << 10 },
+		{ "Mi", 1ull << 20 }, { "MiB", 1ull << 20 },
+		{ "Gi", 1ull << 30 }, { "GiB", 1ull << 30 },
+		{ "Ti", 1ull << 40 }, { "TiB", 1ull << 40 },
+	};
+	const char *s;
+	unsigned long long num = 0;
+	size_t i;
+
+	if (n->type != YAML_SCALAR_NODE || config_is_null(n))
+		goto bad;
+	s = (const char *)n->data.scalar.value;
+	if (*s < '0' || *s > '9')
+		goto bad;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		num = num * 10 + (unsigned long long)(*s - '0');
+		if (num > max)
+			goto range;
+	}
+	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(s, units[i].unit) == 0)
+			break;
+	}
+	if (i == sizeof units / sizeof units[0])
+		goto bad;
+	if (num > max / units[i].mul)
+		goto range;
+	num *= units[i].mul;
+	if (num < min)
+		goto range;
+	*out = num;
+	return 0;
+bad:
+	config_error(p, n, "%s must be a size: bytes, or a number with kB, MB, GB, TB "
+	    "(powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), like \"100MB\"", what);
+	return -1;
+range:
+	config_error(p, n, "%s must be from %llu to %llu bytes", what, min, max);
 	return -1;
 }
 
@@ -980,18 +1065,380 @@ config_parse_rule_targets(struct config_parse *p, yaml_node_t *n, void *obj)
 	    &r->targets, &r->ntargets);
 }
 
+/* Free a list of n patterns. */
+static void
+config_free_patterns(struct cfg_pattern *list, size_t n)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		guard_pattern_free(&list[i]);
+	free(list);
+}
+
+/* Free a list of n watch entries. */
+static void
+config_free_watches(struct cfg_watch *list, size_t n)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		guard_pattern_free(&list[i].pattern);
+		free(list[i].message);
+	}
+	free(list);
+}
+
+/* Compile the pattern in node n into *pat; false after reporting a problem. */
+static bool
+config_pattern(struct config_parse *p, yaml_node_t *n, const char *what,
+    struct cfg_pattern *pat)
+{
+	char err[512];
+	const char *v;
+	int r;
+
+	memset(pat, 0, sizeof *pat);
+	if ((v = config_scalar(p, n, what)) == NULL)
+		return false;
+	if ((r = guard_pattern_compile(pat, v, err, sizeof err)) == -ENOMEM) {
+		p->oom = 1;
+		return false;
+	}
+	if (r < 0) {
+		if (strncmp(err, "bad regular expression", 22) == 0)
+			config_error(p, n, "%s", err);
+		else
+			config_error(p, n, "%s: %s", what, err);
+		return false;
+	}
+	pat->line = (int)n->start_mark.line + 1;
+	return true;
+}
+
+/* Read a list of patterns (null: empty), replacing *list. */
+static void
+config_set_patterns(struct config_parse *p, yaml_node_t *n, const char *what,
+    struct cfg_pattern **list, size_t *count)
+{
+	yaml_node_item_t *item;
+	struct cfg_pattern *l;
+	size_t max, cnt = 0;
+
+	config_free_patterns(*list, *count);
+	*list = NULL;
+	*count = 0;
+	if (config_is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		config_error(p, n, "%s must be a list of patterns", what);
+		return;
+	}
+	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (max == 0)
+		return;
+	if ((l = calloc(max, sizeof *l)) == NULL) {
+		p->oom = 1;
+		return;
+	}
+	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
+		if (config_pattern(p, config_node(p, *item), what, &l[cnt]))
+			cnt++;
+	}
+	*list = l;
+	*count = cnt;
+}
+
+/* rules[].commands.allow */
+static void
+config_parse_commands_allow(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+
+	r->has_allow = true;
+	config_set_patterns(p, n, "commands.allow", &r->allow, &r->nallow);
+}
+
+/* rules[].commands.deny */
+static void
+config_parse_commands_deny(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+
+	config_set_patterns(p, n, "commands.deny", &r->deny, &r->ndeny);
+}
+
+static const struct config_entry config_commands_entries[] = {
+	{ "allow", config_parse_commands_allow },
+	{ "deny", config_parse_commands_deny },
+	{ NULL, NULL }
+};
+
+/* rules[].commands: {allow: [...], deny: [...]}, or a list (the allow list). */
+static void
+config_parse_rule_commands(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+
+	if (config_is_null(n))
+		return;
+	if (n->type == YAML_SEQUENCE_NODE) {
+		config_parse_commands_allow(p, n, obj);
+		return;
+	}
+	if (n->type != YAML_MAPPING_NODE) {
+		config_error(p, n, "commands must be a mapping with allow and deny lists");
+		return;
+	}
+	config_walk_map(p, n, "commands", config_commands_entries, r);
+}
+
+/* rules[].pty */
+static void
+config_parse_rule_pty(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+	bool v;
+
+	if (config_bool(p, n, "pty", &v) == 0)
+		r->deny_pty = !v;
+}
+
+/* rules[].exec */
+static void
+config_parse_rule_exec(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+	bool v;
+
+	if (config_bool(p, n, "exec", &v) == 0)
+		r->deny_exec = !v;
+}
+
+/* rules[].require_reason */
+static void
+config_parse_rule_require_reason(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+	bool v;
+
+	if (config_bool(p, n, "require_reason", &v) == 0)
+		r->require_reason = v;
+}
+
+/* Where a watch entry stands while its keys are read. */
+struct config_watch_parse {
+	struct cfg_watch *w;
+	bool has_pattern;
+};
+
+/* rules[].watch[].on: input, output or both */
+static void
+config_parse_watch_on(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config_watch_parse *wp = obj;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "watch on")) == NULL)
+		return;
+	if (strcmp(v, "input") == 0)
+		wp->w->on = CFG_WATCH_INPUT;
+	else if (strcmp(v, "output") == 0)
+		wp->w->on = CFG_WATCH_OUTPUT;
+	else if (strcmp(v, "both") == 0)
+		wp->w->on = CFG_WATCH_INPUT | CFG_WATCH_OUTPUT;
+	else
+		config_error(p, n, "watch on must be input, output or both, not \"%s\"", v);
+}
+
+/* rules[].watch[].pattern */
+static void
+config_parse_watch_pattern(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config_watch_parse *wp = obj;
+
+	guard_pattern_free(&wp->w->pattern);
+	wp->has_pattern = true;	/* a bad one was reported already */
+	config_pattern(p, n, "watch pattern", &wp->w->pattern);
+}
+
+/* rules[].watch[].action: alert or terminate */
+static void
+config_parse_watch_action(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config_watch_parse *wp = obj;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "watch action")) == NULL)
+		return;
+	if (strcmp(v, "alert") == 0)
+		wp->w->action = CFG_WATCH_ALERT;
+	else if (strcmp(v, "terminate") == 0)
+		wp->w->action = CFG_WATCH_TERMINATE;
+	else
+		config_error(p, n, "watch action must be alert or terminate, not \"%s\"", v);
+}
+
+/* rules[].watch[].message: one line shown to the user */
+static void
+config_parse_watch_message(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config_watch_parse *wp = obj;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "watch message")) == NULL)
+		return;
+	if (strpbrk(v, "\r\n") != NULL || strlen(v) > 200) {
+		config_error(p, n, "watch message must be one line of at most 200 bytes");
+		return;
+	}
+	config_set_string(p, n, "watch message", &wp->w->message);
+}
+
+static const struct config_entry config_watch_entries[] = {
+	{ "on", config_parse_watch_on },
+	{ "pattern", config_parse_watch_pattern },
+	{ "action", config_parse_watch_action },
+	{ "message", config_parse_watch_message },
+	{ NULL, NULL }
+};
+
+/*
+ * rules[].watch: a list of {on, pattern, action, message}; a plain string
+ * is {pattern: STRING} (on input, alert).
+ */
+static void
+config_parse_rule_watch(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+	struct config_watch_parse wp;
+	yaml_node_item_t *item;
+	yaml_node_t *in;
+	struct cfg_watch *w;
+	size_t max;
+
+	config_free_watches(r->watch, r->nwatch);
+	r->watch = NULL;
+	r->nwatch = 0;
+	if (config_is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		config_error(p, n, "watch must be a list of {on, pattern, action}");
+		return;
+	}
+	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (max == 0)
+		return;
+	if ((r->watch = calloc(max, sizeof *r->watch)) == NULL) {
+		p->oom = 1;
+		return;
+	}
+	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
+		in = config_node(p, *item);
+		w = &r->watch[r->nwatch];
+		memset(w, 0, sizeof *w);
+		w->line = (int)in->start_mark.line + 1;
+		w->on = CFG_WATCH_INPUT;
+		w->action = CFG_WATCH_ALERT;
+		if (in->type == YAML_SCALAR_NODE) {
+			if (config_pattern(p, in, "watch pattern", &w->pattern))
+				r->nwatch++;
+			continue;
+		}
+		if (in->type != YAML_MAPPING_NODE) {
+			config_error(p, in, "each watch must be a pattern or a mapping with on, "
+			    "pattern and action");
+			continue;
+		}
+		wp.w = w;
+		wp.has_pattern = false;
+		config_walk_map(p, in, "watch", config_watch_entries, &wp);
+		if (!wp.has_pattern)
+			config_error(p, in, "watch has no pattern");
+		if (w->pattern.text == NULL) {
+			guard_pattern_free(&w->pattern);
+			free(w->message);
+			memset(w, 0, sizeof *w);
+			continue;
+		}
+		r->nwatch++;
+	}
+}
+
+/* rules[].limits.max_sessions */
+static void
+config_parse_limit_sessions(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_uint(p, n, "max_sessions", 1, 100000, &v) == 0)
+		((struct cfg_limits *)obj)->max_sessions = (unsigned)v;
+}
+
+/* rules[].limits.max_duration */
+static void
+config_parse_limit_duration(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_duration(p, n, "max_duration", 1, 30 * 86400, &v) == 0)
+		((struct cfg_limits *)obj)->max_duration = v;
+}
+
+/* rules[].limits.idle_timeout */
+static void
+config_parse_limit_idle(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_duration(p, n, "idle_timeout", 1, 30 * 86400, &v) == 0)
+		((struct cfg_limits *)obj)->idle_timeout = v;
+}
+
+/* rules[].limits.max_output */
+static void
+config_parse_limit_output(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_size(p, n, "max_output", 1, 1ull << 50, &v) == 0)
+		((struct cfg_limits *)obj)->max_output = v;
+}
+
+static const struct config_entry config_limits_entries[] = {
+	{ "max_sessions", config_parse_limit_sessions },
+	{ "max_duration", config_parse_limit_duration },
+	{ "idle_timeout", config_parse_limit_idle },
+	{ "max_output", config_parse_limit_output },
+	{ NULL, NULL }
+};
+
+/* rules[].limits */
+static void
+config_parse_rule_limits(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+
+	if (!config_is_null(n))
+		config_walk_map(p, n, "limits", config_limits_entries, &r->limits);
+}
+
 /* Keys of later features are parsed by libyaml (so syntax errors show) and ignored. */
 static const struct config_entry config_rule_entries[] = {
 	{ "users", config_parse_rule_users },
 	{ "groups", config_parse_rule_groups },
 	{ "targets", config_parse_rule_targets },
 	{ "impersonate", NULL },
-	{ "commands", NULL },
-	{ "pty", NULL },
-	{ "exec", NULL },
-	{ "watch", NULL },
-	{ "require_reason", NULL },
-	{ "limits", NULL },
+	{ "commands", config_parse_rule_commands },
+	{ "pty", config_parse_rule_pty },
+	{ "exec", config_parse_rule_exec },
+	{ "watch", config_parse_rule_watch },
+	{ "require_reason", config_parse_rule_require_reason },
+	{ "limits", config_parse_rule_limits },
 	{ "on_recording_failure", NULL },
 	{ "announce_watchers", NULL },
 	{ NULL, NULL }
@@ -1204,6 +1651,95 @@ config_parse_max_connections(struct config_parse *p, yaml_node_t *n, void *obj)
 		((struct config *)obj)->max_connections = (size_t)v;
 }
 
+/* Where a redact entry stands while its keys are read. */
+struct config_redact_parse {
+	yaml_node_t *pattern;
+	const char *kind;
+};
+
+/* redact[].pattern */
+static void
+config_parse_redact_pattern(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	((struct config_redact_parse *)obj)->pattern = n;
+}
+
+/* redact[].kind */
+static void
+config_parse_redact_kind(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	((struct config_redact_parse *)obj)->kind = config_scalar(p, n, "redact kind");
+}
+
+static const struct config_entry config_redact_entries[] = {
+	{ "pattern", config_parse_redact_pattern },
+	{ "kind", config_parse_redact_kind },
+	{ NULL, NULL }
+};
+
+/*
+ * redact: a list of patterns added to the built-in detectors, each a
+ * string or {pattern, kind}.
+ */
+static void
+config_parse_redact(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config *c = obj;
+	struct config_redact_parse rp;
+	yaml_node_item_t *item;
+	yaml_node_t *in;
+	const char *v;
+	char err[512];
+	size_t max;
+	int r;
+
+	if (config_is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		config_error(p, n, "redact must be a list of patterns");
+		return;
+	}
+	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (max == 0 || c->redact != NULL)
+		return;
+	if ((c->redact = calloc(max, sizeof *c->redact)) == NULL) {
+		p->oom = 1;
+		return;
+	}
+	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
+		in = config_node(p, *item);
+		memset(&rp, 0, sizeof rp);
+		if (in->type == YAML_MAPPING_NODE) {
+			config_walk_map(p, in, "redact entry", config_redact_entries, &rp);
+			if (rp.pattern == NULL) {
+				config_error(p, in, "redact entry has no pattern");
+				continue;
+			}
+		} else if (in->type == YAML_SCALAR_NODE) {
+			rp.pattern = in;
+		} else {
+			config_error(p, in, "each redact entry must be a pattern or a mapping "
+			    "with pattern and kind");
+			continue;
+		}
+		if ((v = config_scalar(p, rp.pattern, "redact pattern")) == NULL)
+			continue;
+		r = redact_pattern_compile(&c->redact[c->nredact], v, rp.kind, err, sizeof err);
+		if (r == -ENOMEM) {
+			p->oom = 1;
+			return;
+		}
+		if (r < 0) {
+			if (strncmp(err, "bad regular expression", 22) == 0)
+				config_error(p, rp.pattern, "%s", err);
+			else
+				config_error(p, rp.pattern, "redact: %s", err);
+			continue;
+		}
+		c->redact[c->nredact++].line = (int)rp.pattern->start_mark.line + 1;
+	}
+}
+
 static const struct config_entry config_top_entries[] = {
 	{ "listen", config_parse_listen },
 	{ "host_key", config_parse_host_key },
@@ -1216,7 +1752,7 @@ static const struct config_entry config_top_entries[] = {
 	{ "login_grace_time", config_parse_login_grace_time },
 	{ "shutdown_grace", config_parse_shutdown_grace },
 	{ "max_connections", config_parse_max_connections },
-	{ "redact", NULL },
+	{ "redact", config_parse_redact },
 	{ "signing_key", NULL },
 	{ "groups", NULL },
 	{ NULL, NULL }
@@ -1434,8 +1970,14 @@ config_unref(struct config *c)
 		config_free_strings(c->rules[i].users, c->rules[i].nusers);
 		config_free_strings(c->rules[i].groups, c->rules[i].ngroups);
 		config_free_strings(c->rules[i].targets, c->rules[i].ntargets);
+		config_free_patterns(c->rules[i].allow, c->rules[i].nallow);
+		config_free_patterns(c->rules[i].deny, c->rules[i].ndeny);
+		config_free_watches(c->rules[i].watch, c->rules[i].nwatch);
 	}
 	free(c->rules);
+	for (i = 0; i < c->nredact; i++)
+		redact_pattern_free(&c->redact[i]);
+	free(c->redact);
 	free(c->path);
 	free(c->listen_host);
 	free(c->host_key);

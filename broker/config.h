@@ -8,6 +8,7 @@
 #ifndef PODGATE_CONFIG_H
 #define PODGATE_CONFIG_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,61 @@ struct cfg_user {
 	size_t ngroups;
 };
 
+/*
+ * A command or watch pattern as written in the file: "re:" and a POSIX
+ * extended regular expression (compiled once at load, REG_EXTENDED |
+ * REG_NOSUB, found anywhere in the text unless anchored), or else an
+ * fnmatch(3) glob without FNM_PATHNAME that must match the whole text.
+ * Matched by guard_pattern_match (broker/guard.h).
+ */
+struct cfg_pattern {
+	int line;		/* where it is written */
+	char *text;		/* as written, "re:" included (for reasons) */
+	bool regex;		/* "re:": re is compiled and must be regfree'd */
+	regex_t re;
+};
+
+/* Which side a watch pattern looks at (a bit set). */
+enum cfg_watch_on {
+	CFG_WATCH_INPUT = 1,	/* lines as the user typed them */
+	CFG_WATCH_OUTPUT = 2,	/* lines the target printed */
+};
+
+enum cfg_watch_action {
+	CFG_WATCH_ALERT = 0,	/* an audit event; the session goes on */
+	CFG_WATCH_TERMINATE,	/* an audit event, and the session ends with the reason shown */
+};
+
+/* One rules[].watch entry: {on, pattern, action, message}. */
+struct cfg_watch {
+	int line;
+	unsigned on;			/* CFG_WATCH_INPUT and/or CFG_WATCH_OUTPUT; default input */
+	enum cfg_watch_action action;	/* default alert */
+	struct cfg_pattern pattern;
+	char *message;			/* shown to the user instead of the default, or NULL */
+};
+
+/* rules[].limits; 0 means no limit. */
+struct cfg_limits {
+	unsigned max_sessions;		/* concurrent sessions of one user */
+	uint64_t max_duration;		/* seconds */
+	uint64_t idle_timeout;		/* seconds without input or output */
+	uint64_t max_output;		/* bytes the target may write (stdout + stderr) */
+};
+
+/*
+ * A top-level redact entry: a pattern added to the built-in detectors
+ * (broker/redact.h). "re:" marks a POSIX ERE; anything else is a glob
+ * found inside a line, where '*' stands for any run of non-blank
+ * characters and '?' for one. Compiled at load (REG_EXTENDED).
+ */
+struct cfg_redact {
+	int line;
+	char *text;		/* as written */
+	char *kind;		/* shown as [REDACTED:kind]; default "custom" */
+	regex_t re;
+};
+
 struct cfg_rule {
 	int line;		/* where the rule starts in the file (for reasons) */
 	char **users;		/* names this rule applies to */
@@ -40,6 +96,19 @@ struct cfg_rule {
 	size_t ngroups;
 	char **targets;		/* target names or globs ("local", "prod:*\/\*") */
 	size_t ntargets;
+
+	/* Guard (broker/guard.h); zero values are the defaults. */
+	bool deny_pty;		/* pty: false */
+	bool deny_exec;		/* exec: false */
+	bool has_allow;		/* commands.allow given (even empty: nothing allowed) */
+	struct cfg_pattern *allow;	/* commands.allow */
+	size_t nallow;
+	struct cfg_pattern *deny;	/* commands.deny */
+	size_t ndeny;
+	struct cfg_watch *watch;	/* watch */
+	size_t nwatch;
+	bool require_reason;	/* require_reason: true */
+	struct cfg_limits limits;	/* limits */
 };
 
 struct cfg_local_target {
@@ -64,6 +133,8 @@ struct config {
 	struct cfg_rule *rules;
 	size_t nrules;
 	struct cfg_local_target local;
+	struct cfg_redact *redact;	/* redact: patterns added to the built-in detectors */
+	size_t nredact;
 };
 
 /*
@@ -79,7 +150,12 @@ struct config {
  * message. Unknown keys are errors, except keys of later features, which
  * are parsed and ignored. Warnings (a rule naming an unknown user, or
  * "local" without targets.local) are printed as "PATH:LINE: warning: ..."
- * and do not fail the load. User and group names are 1..255 of
+ * and do not fail the load. The guard keys of a rule (pty, exec,
+ * commands, watch, require_reason, limits) and the top-level redact list
+ * are parsed into struct cfg_rule and struct config: patterns are
+ * compiled here, so a bad regular expression is a load error ("PATH:LINE:
+ * bad regular expression ..."); see docs/guard.md for their syntax.
+ * User and group names are 1..255 of
  * [A-Za-z0-9._@:+/-], not starting with '-' or '.'; keys are ssh-ed25519,
  * ecdsa-sha2-nistp256/384/521 or ssh-rsa (2048 bits or more), without
  * authorized_keys options; every user has at least one key.
