@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "rec.h"
+
 /*
  * v2 time: seconds since the start with microseconds (truncated), trailing
  * zeros trimmed but one decimal kept ("1.0", "5.600001"). buf should hold
@@ -53,5 +55,31 @@ size_t asciicast_utf8(struct asciicast_utf8 *u, const uint8_t *p, size_t n, bool
  * below 0x20 as \u00XX; everything else (DEL included) as is.
  */
 void asciicast_json_string(FILE *out, const char *s, size_t len);
+
+/*
+ * Writes a recording as asciicast v2 or v3: the header line, then one line
+ * per event ([time, "code", "data"]); o and e become "o", i stays "i", r is
+ * "COLSxROWS", m the label, x the exit status as a decimal string (128 +
+ * the signal number for a signal). Unknown codes are left out.
+ */
+struct asciicast_writer {
+	int version;			/* 2 or 3 */
+	FILE *out;
+	uint64_t clock_ms;		/* v3: time printed so far */
+	uint64_t last_ns;
+	struct asciicast_utf8 carry[3];	/* o, e, i */
+	char *conv;
+	size_t conv_cap;
+};
+
+/* Start writing version 2 or 3 to out (not taken over): the header line. */
+int asciicast_writer_init(struct asciicast_writer *w, int version, FILE *out,
+    const struct rec_header *h);
+
+/* Write one event; -ENOMEM when out of memory. */
+int asciicast_writer_event(struct asciicast_writer *w, const struct rec_event *ev);
+
+/* Write what is still carried (as U+FFFD) and free the writer's buffers. */
+int asciicast_writer_finish(struct asciicast_writer *w);
 
 #endif
