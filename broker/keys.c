@@ -18,16 +18,17 @@
 int
 keys_mkdirs(const char *path, mode_t mode)
 {
-	char *copy = NULL, *p;
+	char *copy = NULL, *p, c;
 	int r = 0;
 
+	if (*path == '\0')
+		return -EINVAL;
 	if ((copy = strdup(path)) == NULL)
 		return -ENOMEM;
 	for (p = copy + 1; ; p++) {
 		if (*p != '/' && *p != '\0')
 			continue;
-		char c = *p;
-
+		c = *p;
 		*p = '\0';
 		if (mkdir(copy, mode) < 0 && errno != EEXIST) {
 			r = -errno;
