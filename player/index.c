@@ -14,7 +14,7 @@
 #include "index.h"
 
 /* A keyframe after this much output since the last (or 16 snapshots' worth). */
-#define INDEX_KF_BYTES (512u * 1024)
+#define INDEX_KF_BYTES (256u * 1024)
 /* ... or after this many events. */
 #define INDEX_KF_EVENTS 20000u
 /* Log records are buffered up to this size before a write(2). */
