@@ -289,7 +289,7 @@ redact_det_pem(const uint8_t *b, size_t n, size_t p, bool force)
 	const uint8_t *e;
 	int r;
 
-	if (p > 0 && b[p - 1] == '-')
+	if ((p > 0 && b[p - 1] == '-') || (p + 1 < n && b[p + 1] != '-'))
 		return d;
 	if ((r = redact_lit(b, n, p, begin, sizeof begin - 1)) < 0)
 		return d;
@@ -375,7 +375,7 @@ redact_det_gitlab(const uint8_t *b, size_t n, size_t p, bool force)
 {
 	struct det d = { .res = DET_NO };
 
-	if (p >= 5 && memcmp(b + p - 5, "glpat", 5) == 0 &&
+	if (p >= 5 && b[p - 1] == 't' && memcmp(b + p - 5, "glpat", 5) == 0 &&
 	    redact_boundary(b, p - 5, C_ALNUM | C_B64URL))
 		return redact_token(b, n, p - 5, p + 1, C_B64URL, 20, KIND_GITLAB, force);
 	return d;
@@ -427,20 +427,23 @@ redact_det_jwt(const uint8_t *b, size_t n, size_t p, bool force)
 /* Keys whose value is a secret, normalized (lower case, no '_', '-', '.'). */
 static const struct {
 	const char *suffix;
+	size_t len;
 	const char *kind;
 } redact_keys[] = {
-	{ "secretaccesskey", KIND_AWS_SECRET },
-	{ "password", KIND_PASSWORD },
-	{ "passwd", KIND_PASSWORD },
-	{ "passphrase", KIND_PASSWORD },
-	{ "secret", KIND_PASSWORD },
-	{ "token", KIND_PASSWORD },
-	{ "apikey", KIND_PASSWORD },
-	{ "secretkey", KIND_PASSWORD },
-	{ "privatekey", KIND_PASSWORD },
-	{ "credential", KIND_PASSWORD },
-	{ "credentials", KIND_PASSWORD },
-	{ "authorization", KIND_PASSWORD },
+#define K(s, kind) { s, sizeof s - 1, kind }
+	K("secretaccesskey", KIND_AWS_SECRET),
+	K("password", KIND_PASSWORD),
+	K("passwd", KIND_PASSWORD),
+	K("passphrase", KIND_PASSWORD),
+	K("secret", KIND_PASSWORD),
+	K("token", KIND_PASSWORD),
+	K("apikey", KIND_PASSWORD),
+	K("secretkey", KIND_PASSWORD),
+	K("privatekey", KIND_PASSWORD),
+	K("credential", KIND_PASSWORD),
+	K("credentials", KIND_PASSWORD),
+	K("authorization", KIND_PASSWORD),
+#undef K
 };
 
 /*
@@ -464,7 +467,7 @@ redact_key_kind(const uint8_t *b, size_t q, bool *auth)
 		return NULL;
 	/* Cheap reject on the last letter: d e t n y l s. */
 	c = b[end - 1] | 0x20;
-	if (strchr("detnyls", c) == NULL)
+	if (c != 'd' && c != 'e' && c != 't' && c != 'n' && c != 'y' && c != 'l' && c != 's')
 		return NULL;
 	for (start = end; start > 0 && IS(b[start - 1], C_WORD); start--) {
 		if (end - start >= REDACT_KEY_MAX)
@@ -481,8 +484,9 @@ redact_key_kind(const uint8_t *b, size_t q, bool *auth)
 	key[k] = '\0';
 	klen = k;
 	for (i = 0; i < sizeof redact_keys / sizeof redact_keys[0]; i++) {
-		slen = strlen(redact_keys[i].suffix);
-		if (klen >= slen && memcmp(key + klen - slen, redact_keys[i].suffix, slen) == 0) {
+		slen = redact_keys[i].len;
+		if (klen >= slen && key[klen - 1] == redact_keys[i].suffix[slen - 1] &&
+		    key[klen - 2] == redact_keys[i].suffix[slen - 2] && memcmp(key + klen - slen, redact_keys[i].suffix, slen) == 0) {
 			*auth = strcmp(redact_keys[i].suffix, "authorization") == 0;
 			return redact_keys[i].kind;
 		}
@@ -556,7 +560,7 @@ redact_det_kv(const uint8_t *b, size_t n, size_t p, bool force)
 		if (d.res != DET_NO)
 			return d;
 	}
-	if (p > 0 && strchr("=!<>", b[p - 1]) != NULL && b[p - 1] != '\0')
+	if (p > 0 && (b[p - 1] == '=' || b[p - 1] == '!' || b[p - 1] == '<' || b[p - 1] == '>'))
 		return d;
 	if ((kind = redact_key_kind(b, p, &auth)) == NULL)
 		return d;
@@ -759,7 +763,10 @@ redact_stream_continue(struct redact_stream *st)
 	return 0;
 }
 
-/* Run the custom patterns over the line b[ls..le) and mark their matches. */
+/*
+ * Run the custom patterns over whole lines b[ls..le) (compiled with
+ * REG_NEWLINE: no match crosses a line end) and mark their matches.
+ */
 static int
 redact_custom_line(struct redact *rd, struct redact_stream *st, size_t ls, size_t le)
 {
@@ -768,8 +775,6 @@ redact_custom_line(struct redact *rd, struct redact_stream *st, size_t ls, size_
 	size_t i, at;
 	int r, flags;
 
-	if (le > ls && st->buf[le - 1] == '\r')
-		le--;
 	for (i = 0; i < c->nredact; i++) {
 		for (at = ls, flags = REG_STARTEND; at < le; flags |= REG_NOTBOL) {
 			m.rm_so = (regoff_t)at;
@@ -877,7 +882,7 @@ redact_stream_scan(struct redact *rd, struct redact_stream *st, enum redact_pass
 	if (custom) {
 		if (st->line < st->lb)
 			st->line = st->lb;
-		while (st->line < n && (q = memchr(b + st->line, '\n', n - st->line)) != NULL) {
+		if (st->line < n && (q = memrchr(b + st->line, '\n', n - st->line)) != NULL) {
 			nl = (size_t)(q - b);
 			if ((r = redact_custom_line(rd, st, st->line, nl)) < 0)
 				return r;
@@ -1339,7 +1344,7 @@ redact_pattern_compile(struct cfg_redact *p, const char *text, const char *kind,
 	}
 	if (strncmp(text, "re:", 3) != 0 && (ere = redact_glob_to_ere(text)) == NULL)
 		return -ENOMEM;
-	r = regcomp(&p->re, ere != NULL ? ere : text + 3, REG_EXTENDED);
+	r = regcomp(&p->re, ere != NULL ? ere : text + 3, REG_EXTENDED | REG_NEWLINE);
 	free(ere);
 	if (r != 0) {
 		if (r == REG_ESPACE)
