@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1115,8 +1116,12 @@ session_drained(const struct session *s)
 	return true;
 }
 
-/* Read one chunk of the child's output and forward it. */
-static void
+/*
+ * Read one chunk of the child's output and forward it. Returns 1 when
+ * bytes were read, 0 when none are waiting, -1 at end of file, and -2
+ * when the client has no room for more now.
+ */
+static int
 session_read_output(struct session_fd *sf)
 {
 	static uint8_t buf[SESSION_READ_MAX];
@@ -1130,23 +1135,52 @@ session_read_output(struct session_fd *sf)
 		if (win < room)
 			room = win;
 		if (room == 0 || !conn_can_send(s->conn))
-			return;
+			return -2;
 	}
 	n = read(sf->fd, buf, room);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
+		return 0;
 	if (n <= 0) {
 		/* End of file; EIO on a PTY master once the slave side is closed. */
 		session_fd_close(sf);
-		return;
+		return -1;
 	}
 	if (s->exited)
 		uv_timer_start(&s->linger_timer, session_linger_cb, SESSION_LINGER_MS, 0);
 	if (!session_chan_ok(s) || s->rec_failed || s->aborted)
-		return;	/* nobody to send to, no recording, or stopping: dropped */
+		return 1;	/* nobody to send to, no recording, or stopping: dropped */
 	session_record(s, sf->code, buf, (size_t)n);
 	s->bytes_out += (uint64_t)n;
 	session_send(s, sf->code == REC_STDERR, buf, (size_t)n);
+	return 1;
+}
+
+/*
+ * The child exited and its output went quiet (something it left behind
+ * may hold the descriptors open): read what is waiting now, then stop
+ * reading. Returns false when the client has no room yet.
+ */
+static bool
+session_drain_now(struct session *s)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < 3; i++) {
+		struct session_fd *sf = &s->fds[i];
+
+		if (sf->code == 0)
+			continue;
+		while (sf->fd >= 0 && (r = session_read_output(sf)) == 1)
+			;
+		if (sf->fd >= 0 && r == -2)
+			return false;
+	}
+	for (i = 0; i < 3; i++) {
+		if (s->fds[i].code != 0)
+			session_fd_close(&s->fds[i]);
+	}
+	return true;
 }
 
 /* A child descriptor is readable or writable. */
@@ -1241,6 +1275,32 @@ session_update_polls(struct session *s)
 	}
 }
 
+/* The recording's fsync finished on libuv's thread pool: close it. */
+static void
+session_sync_cb(uv_fs_t *req)
+{
+	if (req->result < 0)
+		log_warn("fsync of a recording: %s", uv_strerror((int)req->result));
+	close((int)(intptr_t)req->data);
+	uv_fs_req_cleanup(req);
+	free(req);
+}
+
+/* fsync and close a finished recording off the event loop. */
+static void
+session_sync_close(struct server *srv, int fd)
+{
+	uv_fs_t *req = malloc(sizeof *req);
+
+	if (req != NULL) {
+		req->data = (void *)(intptr_t)fd;
+		if (uv_fs_fsync(&srv->loop, req, fd, session_sync_cb) == 0)
+			return;
+		free(req);
+	}
+	close(fd);
+}
+
 /* The target ended and its output is drained: record, report, audit. */
 static void
 session_finish(struct session *s)
@@ -1258,9 +1318,7 @@ session_finish(struct session *s)
 		s->rec = NULL;
 		if (r < 0 && !s->rec_failed)
 			log_error_r(r, "session %s: closing recording %s", s->id, s->rec_path);
-		if (fsync(s->rec_fd) < 0)
-			log_warn("session %s: fsync %s: %s", s->id, s->rec_path, strerror(errno));
-		close(s->rec_fd);
+		session_sync_close(s->conn->server, s->rec_fd);
 		s->rec_fd = -1;
 	}
 	/* Nothing the session started outlives it. */
@@ -1341,13 +1399,8 @@ session_after_io(struct session *s)
 	    s->fds[2].fd >= 0)
 		session_fd_close(&s->fds[2]);	/* EOF to the child's stdin */
 	if (s->exited && !session_drained(s)) {
-		if (s->linger_over && session_can_output(s)) {
-			size_t i;
-
-			for (i = 0; i < 2; i++) {
-				if (s->fds[i].code != 0)
-					session_fd_close(&s->fds[i]);
-			}
+		if (s->linger_over && session_drain_now(s)) {
+			/* drained */
 		} else if (s->linger_over) {
 			s->linger_over = false;
 			uv_timer_start(&s->linger_timer, session_linger_cb, SESSION_LINGER_MS, 0);
