@@ -27,7 +27,10 @@ Fixtures
               targets  default {"local": {"shell": "/bin/sh"}}
               settings extra top-level keys (max_auth_tries, login_grace_time,
                        shutdown_grace, audit_log, ...), override the defaults.
-              env      extra environment for the broker process.
+              env      extra environment for the broker process (ASAN_OPTIONS
+                       and UBSAN_OPTIONS default to those of tests/run-tests.sh).
+              start    False: only prepare (b.port is chosen, b.write_config()
+                       writes the file); call b.start() yourself.
             At teardown the broker gets SIGTERM (unless it already exited)
             and the test FAILS if it does not exit 0 in time, if its stderr
             holds a sanitizer report (AddressSanitizer, LeakSanitizer, UBSan

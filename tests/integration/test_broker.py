@@ -1515,6 +1515,43 @@ def test_garbage_and_aborted_connections_do_not_hurt(broker):
     assert (r.returncode, r.stdout) == (0, b"fine\n")
 
 
+def test_odd_channel_requests_do_not_hurt(broker):
+    b = broker()
+    c = b.connect("alice")
+    try:
+        tr = c.get_transport()
+        # A window-change on a channel without a PTY.
+        chan = tr.open_session()
+        chan.exec_command("local -- cat")
+        chan.resize_pty(width=100, height=30)
+        chan.sendall(b"still here\n")
+        chan.shutdown_write()
+        out, _ = drain_channel(chan)
+        assert out == b"still here\n"
+        # Absurd terminal sizes.
+        chan = tr.open_session()
+        channel_request(chan, "pty-req", ssh_string("xterm", 0xFFFFFFFF, 0xFFFFFFFF, 0, 0, ""))
+        chan.exec_command("local -- echo sized")
+        chan.resize_pty(width=0, height=0)
+        out, _ = drain_channel(chan)
+        assert b"sized" in out
+        # A second exec on a channel that already runs one.
+        chan = tr.open_session()
+        chan.exec_command("local -- echo first; sleep 0.3")
+        assert channel_request(chan, "exec", ssh_string("local -- echo second")) is False
+        out, _ = drain_channel(chan)
+        assert out == b"first\n"
+        # A huge target name.
+        res = run_exec(c, "x" * 20000 + " -- echo huge")
+        assert res.status == 1 and res.stdout == b""
+    finally:
+        c.close()
+    assert not [r for r in b.recordings() if r.command == "echo second"], \
+        "a second exec on one channel started a second target"
+    r = b.ssh("alice", "local", "--", "echo alive")
+    assert (r.returncode, r.stdout) == (0, b"alive\n")
+
+
 def test_client_vanishing_ends_session_and_child(broker):
     b = broker()
     token = "987.125"
