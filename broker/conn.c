@@ -116,7 +116,8 @@ conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pu
 	char *fp = NULL;
 	int r = SSH_AUTH_DENIED;
 
-	if (c->state != CONN_AUTH || user == NULL || pubkey == NULL)
+	/* CONN_KEX too: libssh may read a pipelined request as the keys settle. */
+	if ((c->state != CONN_AUTH && c->state != CONN_KEX) || user == NULL || pubkey == NULL)
 		return SSH_AUTH_DENIED;
 	if (keys_fingerprint(pubkey, &fp) < 0)
 		fp = NULL;
@@ -218,7 +219,7 @@ conn_message_cb(ssh_session ssh, ssh_message msg, void *userdata)
 
 	switch (type) {
 	case SSH_REQUEST_AUTH:
-		if (sub == SSH_AUTH_METHOD_NONE || c->state != CONN_AUTH)
+		if (sub == SSH_AUTH_METHOD_NONE || c->state == CONN_OPEN || c->state == CONN_DEAD)
 			break;
 		snprintf(reason, sizeof reason, "method %s not allowed",
 		    sub == SSH_AUTH_METHOD_PASSWORD ? "password" :
@@ -278,7 +279,8 @@ conn_kex(struct conn *c)
 		conn_kill(c, "cannot set up the connection's event");
 		return;
 	}
-	c->state = CONN_AUTH;
+	if (c->state == CONN_KEX)
+		c->state = CONN_AUTH;
 	log_debug("%s: key exchange done", c->client);
 }
 
