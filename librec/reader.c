@@ -187,7 +187,8 @@ next_object(struct rec_reader *r)
 	size_t used = 0;
 
 	for (;;) {
-		size = rec_object_size(r->buf + r->start, r->end - r->start);
+		/* Nothing buffered yet (buf may still be NULL): read first. */
+		size = r->end > r->start ? rec_object_size(r->buf + r->start, r->end - r->start) : 0;
 		if (size < 0)
 			return fail(r, -EBADMSG, r->base + r->start,
 			    "corrupt object at byte %llu", (unsigned long long)(r->base + r->start));
