@@ -39,8 +39,15 @@ enum rec_code {
 	REC_RESIZE = 'r',	/* [cols, rows] */
 	REC_MARKER = 'm',	/* str: a label */
 	REC_EXIT = 'x',		/* map: {"status": int} or {"signal": str} */
-	REC_CHECKPOINT = 'c',	/* reserved for integrity: signed checkpoint */
-	REC_SEAL = 's',		/* reserved for integrity: final signed seal */
+	REC_CHECKPOINT = 'c',	/* integrity: signed checkpoint */
+	REC_SEAL = 's',		/* integrity: final signed seal */
+	REC_REDACTED = 'R',	/* redacted spans of the next o, e or i event */
+};
+
+/* A redacted span: the marker text at byte `at` of an event's payload. */
+struct rec_span {
+	uint64_t at, len;
+	const char *kind;	/* "jwt", "private-key", ... */
 };
 
 /*
@@ -174,6 +181,14 @@ const char *rec_writer_session_id(const struct rec_writer *w);
  * exit_status/exit_signal. Writes to fd only when the buffer is full.
  */
 int rec_writer_append(struct rec_writer *w, uint64_t mono_ns, const struct rec_event *ev);
+
+/*
+ * Append an o, e or i event whose payload holds redaction markers: an R
+ * event listing the spans (sorted, inside the payload), then the event
+ * itself at the same time. With nspans 0 this is rec_writer_append.
+ */
+int rec_writer_append_spans(struct rec_writer *w, uint64_t mono_ns, const struct rec_event *ev,
+    const struct rec_span *spans, size_t nspans);
 
 /* Convenience wrappers around rec_writer_append with mono_ns = now. */
 int rec_writer_data(struct rec_writer *w, char code, const void *data, size_t len);

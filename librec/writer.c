@@ -367,6 +367,56 @@ rec_writer_append(struct rec_writer *w, uint64_t mono_ns, const struct rec_event
 	return 0;
 }
 
+/* Append a data event preceded by the R event that marks its redactions. */
+int
+rec_writer_append_spans(struct rec_writer *w, uint64_t mono_ns, const struct rec_event *ev,
+    const struct rec_span *spans, size_t nspans)
+{
+	uint64_t t, end = 0, interval;
+	size_t i, klen;
+
+	if (w == NULL || ev == NULL || (nspans > 0 && spans == NULL))
+		return -EINVAL;
+	if (nspans == 0)
+		return rec_writer_append(w, mono_ns, ev);
+	if (ev->code != REC_OUTPUT && ev->code != REC_STDERR && ev->code != REC_INPUT)
+		return -EINVAL;
+	for (i = 0; i < nspans; i++) {
+		if (spans[i].at < end || spans[i].len > ev->len ||
+		    spans[i].at > ev->len - spans[i].len || spans[i].kind == NULL)
+			return -EINVAL;
+		end = spans[i].at + spans[i].len;
+	}
+	if (w->err < 0)
+		return w->err;
+	t = mono_ns != 0 ? mono_ns : rec_now_mono_ns();
+	if (t < w->prev)
+		t = w->prev;
+	/* The marked event must start anew: close any merge first. */
+	pend_emit(w);
+	interval = t - w->prev;
+	w->prev = t;
+	pack_frame(w, interval, REC_REDACTED);
+	msgpack_pack_array(&w->pk, nspans);
+	for (i = 0; i < nspans; i++) {
+		klen = strlen(spans[i].kind);
+		msgpack_pack_map(&w->pk, 3);
+		msgpack_pack_str(&w->pk, 2);
+		msgpack_pack_str_body(&w->pk, "at", 2);
+		msgpack_pack_uint64(&w->pk, spans[i].at);
+		msgpack_pack_str(&w->pk, 3);
+		msgpack_pack_str_body(&w->pk, "len", 3);
+		msgpack_pack_uint64(&w->pk, spans[i].len);
+		msgpack_pack_str(&w->pk, 4);
+		msgpack_pack_str_body(&w->pk, "kind", 4);
+		msgpack_pack_str(&w->pk, klen);
+		msgpack_pack_str_body(&w->pk, spans[i].kind, klen);
+	}
+	if (w->err < 0)
+		return w->err;
+	return rec_writer_append(w, t, ev);
+}
+
 /* Append o, e, i or m data stamped now. */
 int
 rec_writer_data(struct rec_writer *w, char code, const void *data, size_t len)

@@ -826,6 +826,52 @@ test_key_files(void)
 	rec_key_free(k);
 }
 
+/* Redaction marks: an R event right before its data event, same time, no merging. */
+static void
+test_redaction_spans(void)
+{
+	struct rec_writer_opts opts = { .start_mono_ns = 1, .coalesce_ns = 1000000 };
+	static const struct rec_span spans[] = { { 3, 15, "jwt" } };
+	static const char marked[] = "ab [REDACTED:jwt] cd";
+	struct rec_writer *w;
+	struct rec_header h;
+	struct rec_reader *r;
+	struct rec_event ev;
+	struct rec_verify v;
+	const uint8_t *raw;
+	size_t len;
+	int fd = tmpfd();
+
+	assert(rec_writer_open(&w, fd, &test_header, &opts) == 0);
+	assert(rec_writer_append(w, 10, &(struct rec_event){ .code = 'o',
+	    .data = (const uint8_t *)"xy", .len = 2 }) == 0);
+	assert(rec_writer_append_spans(w, 20, &(struct rec_event){ .code = 'o',
+	    .data = (const uint8_t *)marked, .len = sizeof marked - 1 }, spans, 1) == 0);
+	assert(rec_writer_append(w, 30, &(struct rec_event){ .code = 'o',
+	    .data = (const uint8_t *)"!", .len = 1 }) == 0);
+	/* Spans outside the payload are refused. */
+	assert(rec_writer_append_spans(w, 40, &(struct rec_event){ .code = 'o',
+	    .data = (const uint8_t *)"x", .len = 1 }, spans, 1) == -EINVAL);
+	assert(rec_writer_close(w) == 0);
+
+	assert(lseek(fd, 0, SEEK_SET) == 0);
+	assert(rec_reader_open(&r, fd, &h) == 0);
+	assert(rec_reader_next(r, &ev) == 1 && ev.code == 'o' && ev.len == 2);
+	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_REDACTED && ev.time_ns == 19);
+	raw = rec_reader_event_raw(r, &len);
+	/* [10, "R", [{"at": 3, "len": 15, "kind": "jwt"}]] */
+	assert(len == 24 && memcmp(raw, "\x93\x0a\xa1R", 4) == 0);
+	assert(memcmp(raw + 4, "\x91\x83\xa2" "at\x03\xa3" "len\x0f\xa4" "kind\xa3" "jwt", 20) == 0);
+	assert(rec_reader_next(r, &ev) == 1 && ev.code == 'o' && ev.interval_ns == 0);
+	/* The byte that followed within the merge window joined the marked event. */
+	assert(ev.len == sizeof marked && memcmp(ev.data, marked, sizeof marked - 1) == 0);
+	rec_header_clear(&h);
+	rec_reader_free(r);
+	assert(lseek(fd, 0, SEEK_SET) == 0);
+	assert(rec_verify_fd(fd, NULL, &v) == 0 && v.verdict == REC_UNSIGNED);
+	close(fd);
+}
+
 /* A write error sticks: later appends and the close report it. */
 static void
 test_write_error(void)
@@ -869,6 +915,7 @@ main(void)
 		{ "verify_other_verdicts", test_verify_other_verdicts },
 		{ "checkpoint_by_time", test_checkpoint_by_time },
 		{ "key_files", test_key_files },
+		{ "redaction_spans", test_redaction_spans },
 	};
 	char cmd[64];
 	size_t i;
