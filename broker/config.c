@@ -1427,6 +1427,23 @@ config_parse_rule_limits(struct config_parse *p, yaml_node_t *n, void *obj)
 		config_walk_map(p, n, "limits", config_limits_entries, &r->limits);
 }
 
+/* rules[].on_recording_failure: close (the default) or continue */
+static void
+config_parse_rule_on_rec_failure(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+	const char *v = config_scalar(p, n, "on_recording_failure");
+
+	if (v == NULL)
+		return;
+	if (strcmp(v, "close") == 0)
+		r->rec_failure_continue = false;
+	else if (strcmp(v, "continue") == 0)
+		r->rec_failure_continue = true;
+	else
+		config_error(p, n, "on_recording_failure must be close or continue");
+}
+
 /* Keys of later features are parsed by libyaml (so syntax errors show) and ignored. */
 static const struct config_entry config_rule_entries[] = {
 	{ "users", config_parse_rule_users },
@@ -1439,7 +1456,7 @@ static const struct config_entry config_rule_entries[] = {
 	{ "watch", config_parse_rule_watch },
 	{ "require_reason", config_parse_rule_require_reason },
 	{ "limits", config_parse_rule_limits },
-	{ "on_recording_failure", NULL },
+	{ "on_recording_failure", config_parse_rule_on_rec_failure },
 	{ "announce_watchers", NULL },
 	{ NULL, NULL }
 };
@@ -1595,6 +1612,13 @@ static void
 config_parse_host_key(struct config_parse *p, yaml_node_t *n, void *obj)
 {
 	config_set_string(p, n, "host_key", &((struct config *)obj)->host_key);
+}
+
+/* signing_key */
+static void
+config_parse_signing_key(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_set_string(p, n, "signing_key", &((struct config *)obj)->signing_key);
 }
 
 /* recordings */
@@ -1753,7 +1777,7 @@ static const struct config_entry config_top_entries[] = {
 	{ "shutdown_grace", config_parse_shutdown_grace },
 	{ "max_connections", config_parse_max_connections },
 	{ "redact", config_parse_redact },
-	{ "signing_key", NULL },
+	{ "signing_key", config_parse_signing_key },
 	{ "groups", NULL },
 	{ NULL, NULL }
 };
@@ -1815,6 +1839,7 @@ config_new(void)
 	c->max_connections = 1024;
 	if ((c->listen_host = strdup("127.0.0.1")) == NULL ||
 	    (c->host_key = strdup("state/host_ed25519")) == NULL ||
+	    (c->signing_key = strdup("state/signing_ed25519")) == NULL ||
 	    (c->recordings = strdup("state/recordings")) == NULL ||
 	    (c->audit_log = strdup("state/audit.jsonl")) == NULL ||
 	    (c->local.shell = strdup("/bin/sh")) == NULL) {
@@ -1981,6 +2006,7 @@ config_unref(struct config *c)
 	free(c->path);
 	free(c->listen_host);
 	free(c->host_key);
+	free(c->signing_key);
 	free(c->recordings);
 	free(c->audit_log);
 	free(c->local.shell);

@@ -108,6 +108,7 @@ struct cfg_rule {
 	struct cfg_watch *watch;	/* watch */
 	size_t nwatch;
 	bool require_reason;	/* require_reason: true */
+	bool rec_failure_continue;	/* on_recording_failure: continue (default close) */
 	struct cfg_limits limits;	/* limits */
 };
 
@@ -122,6 +123,8 @@ struct config {
 	char *listen_host;	/* numeric IPv4 or IPv6 (no brackets), default 127.0.0.1 */
 	uint16_t listen_port;	/* default 2222 */
 	char *host_key;		/* default state/host_ed25519 */
+	char *signing_key;	/* recording signing key (Ed25519 PEM, 0600), default
+				   state/signing_ed25519; generated when missing */
 	char *recordings;	/* default state/recordings */
 	char *audit_log;	/* default state/audit.jsonl; "-" is stdout */
 	unsigned max_auth_tries;	/* default 6 */

@@ -82,6 +82,11 @@ demo_config(const char *dir, const char *listen, char **yaml, char **identity)
 		goto oom;
 	demo_quote(f, path);
 	free(path);
+	fprintf(f, "\nsigning_key: ");
+	if (asprintf(&path, "%s/signing_ed25519", dir) < 0)
+		goto oom;
+	demo_quote(f, path);
+	free(path);
 	fprintf(f, "\nrecordings: ");
 	if (asprintf(&path, "%s/recordings", dir) < 0)
 		goto oom;

@@ -2,12 +2,16 @@
  * podgate-broker: the SSH-speaking access broker and session recorder.
  * Runs in the foreground and logs to stderr.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "demo.h"
+#include "rec.h"
 #include "server.h"
 
 #define MAIN_EXIT_USAGE 2
@@ -16,6 +20,7 @@ static const char main_usage[] =
     "usage: podgate-broker --config FILE [--listen HOST:PORT] [--debug]\n"
     "       podgate-broker --demo DIR [--listen HOST:PORT] [--debug]\n"
     "       podgate-broker --check-config FILE\n"
+    "       podgate-broker (--config FILE | --demo DIR) --print-signing-key\n"
     "       podgate-broker --version | --help\n"
     "\n"
     "  --config FILE        run with the configuration in FILE (YAML)\n"
@@ -48,11 +53,45 @@ main_check_config(const char *path)
 	return 0;
 }
 
+/*
+ * Print the public half of the recording signing key (generated when
+ * missing), in the PEM form `podgate-player verify --key` reads.
+ */
+static int
+main_print_signing_key(const struct server_opts *o)
+{
+	struct config *c = NULL;
+	struct rec_key *k = NULL;
+	char *demo = NULL, *identity = NULL;
+	int r;
+
+	if (o->config_path != NULL)
+		r = config_load(o->config_path, stderr, &c);
+	else if ((r = demo_config(o->demo_dir, NULL, &demo, &identity)) == 0)
+		r = config_load_string("demo", demo, strlen(demo), stderr, &c);
+	free(demo);
+	free(identity);
+	if (r < 0)
+		return MAIN_EXIT_USAGE;
+	r = rec_key_load_or_generate(c->signing_key, &k);
+	if (r < 0) {
+		fprintf(stderr, "podgate-broker: %s: %s%s\n", c->signing_key, rec_strerror(r),
+		    r == -EPERM ? " (readable by others: chmod 600 it)" : "");
+		config_unref(c);
+		return 1;
+	}
+	fprintf(stderr, "%s\n", rec_key_fingerprint(k));
+	r = rec_key_write_public(k, stdout);
+	rec_key_free(k);
+	config_unref(c);
+	return r < 0 ? 1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	enum { OPT_CONFIG = 256, OPT_CHECK, OPT_DEMO, OPT_LISTEN, OPT_VERSION, OPT_HELP,
-	    OPT_DEBUG };
+	    OPT_DEBUG, OPT_PRINT_KEY };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "check-config", required_argument, NULL, OPT_CHECK },
@@ -61,10 +100,12 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "debug", no_argument, NULL, OPT_DEBUG },
+		{ "print-signing-key", no_argument, NULL, OPT_PRINT_KEY },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct server_opts o;
 	const char *check = NULL;
+	bool print_key = false;
 	char *host = NULL;
 	uint16_t port;
 	int c, modes = 0;
@@ -92,6 +133,9 @@ main(int argc, char **argv)
 		case OPT_DEBUG:
 			o.debug = true;
 			break;
+		case OPT_PRINT_KEY:
+			print_key = true;
+			break;
 		case OPT_VERSION:
 			printf("podgate-broker %s\n", PODGATE_VERSION);
 			return 0;
@@ -112,6 +156,8 @@ main(int argc, char **argv)
 		return main_bad_usage("--config, --demo and --check-config exclude each other");
 	if (check != NULL)
 		return main_check_config(check);
+	if (print_key)
+		return main_print_signing_key(&o);
 	if ((o.config_path != NULL && *o.config_path == '\0') ||
 	    (o.demo_dir != NULL && *o.demo_dir == '\0'))
 		return main_bad_usage("empty path");

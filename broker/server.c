@@ -447,20 +447,15 @@ server_run(const struct server_opts *o)
 	}
 	if (chmod(srv.config->recordings, 0700) < 0)
 		log_warn("cannot make %s mode 0700: %s", srv.config->recordings, strerror(errno));
-	if (o->demo_dir != NULL) {
-		char *kp = NULL;
-
-		if (asprintf(&kp, "%s/signing_ed25519", o->demo_dir) < 0) {
-			r = -ENOMEM;
-			goto out;
-		}
-		r = rec_key_load_or_generate(kp, &srv.sign_key);
-		if (r < 0)
-			log_error_r(r, "cannot load or make the recording signing key %s", kp);
-		free(kp);
-		if (r < 0)
-			goto out;
+	/* The signing key is the broker's own, apart from the host key. */
+	if ((r = rec_key_load_or_generate(srv.config->signing_key, &srv.sign_key)) < 0) {
+		log_error("cannot load or make the recording signing key %s: %s%s",
+		    srv.config->signing_key, rec_strerror(r), r == -EPERM ?
+		    " (readable by others: chmod 600 it)" : "");
+		goto out;
 	}
+	log_info("recordings are signed by %s (%s)", rec_key_fingerprint(srv.sign_key),
+	    srv.config->signing_key);
 	if ((r = audit_open(srv.config->audit_log, &srv.audit)) < 0) {
 		log_error_r(r, "cannot open the audit log %s", srv.config->audit_log);
 		goto out;

@@ -26,6 +26,7 @@
 #include "keys.h"
 #include "log.h"
 #include "policy.h"
+#include "recfile.h"
 #include "session.h"
 
 #define SESSION_MAX_PER_CONN 10
@@ -239,8 +240,7 @@ session_handle_closed(struct session *s)
 	}
 	if (s->rec != NULL)
 		rec_writer_close(s->rec);
-	if (s->rec_fd >= 0)
-		close(s->rec_fd);
+	recfile_close(s->rf, &c->server->loop);
 	for (i = 0; i < s->nenv; i++)
 		free(s->env[i]);
 	policy_free_list(s->menu);
@@ -291,16 +291,29 @@ session_rec_fail(struct session *s, int r)
 	if (s->rec_failed)
 		return;
 	s->rec_failed = true;
-	log_error_r(r, "session %s: recording %s failed; ending the session", s->id,
+	if (s->rule != NULL && s->rule->rec_failure_continue) {
+		/* The rule chose the session over its record. */
+		log_error_r(r, "session %s: recording %s failed; the session goes on unrecorded "
+		    "(on_recording_failure: continue)", s->id, s->rec_path);
+		struct audit_field f[] = {
+			AUDIT_STR("reason", "recording failed; session continues unrecorded"),
+			AUDIT_STR("recording", s->rec_path),
+			AUDIT_STR("error", strerror(-r)),
+		};
+		session_audit(s, "recording_failed", f, 3);
+		return;
+	}
+	log_error_r(r, "session %s: recording %s failed; closing the session", s->id,
 	    s->rec_path);
 	{
 		struct audit_field f[] = {
-			AUDIT_STR("reason", "recording failed; session ended"),
+			AUDIT_STR("reason", "session recording failed; session closed"),
 			AUDIT_STR("recording", s->rec_path),
+			AUDIT_STR("error", strerror(-r)),
 		};
-		session_audit(s, "refused", f, 2);
+		session_audit(s, "recording_failed", f, 3);
 	}
-	session_say(s, true, "podgate: session recording failed; session ended");
+	session_say(s, true, "podgate: session recording failed; session closed");
 	session_kill(s);
 }
 
@@ -323,9 +336,17 @@ session_flush_cb(uv_timer_t *t)
 	struct session *s = t->data;
 	int r;
 
-	if (s->rec != NULL && !s->rec_failed && !rec_writer_quiet(s->rec) &&
-	    (r = rec_writer_tick(s->rec, 0)) < 0)
-		session_rec_fail(s, r);
+	if (s->rec != NULL && !s->rec_failed) {
+		/* A checkpoint went to the file: have it reach the disk, off the loop. */
+		if (!rec_writer_quiet(s->rec) && (r = rec_writer_tick(s->rec, 0)) != 0) {
+			if (r < 0)
+				session_rec_fail(s, r);
+			else
+				recfile_sync(s->rf, &s->conn->server->loop);
+		}
+		if (!s->rec_failed && s->rf->err < 0)
+			session_rec_fail(s, s->rf->err);
+	}
 	conn_after_io(s->conn);
 }
 
@@ -389,7 +410,6 @@ session_open(struct conn *c)
 	    (s->inbuf = malloc(SESSION_INBUF)) == NULL)
 		goto fail;
 	s->conn = c;
-	s->rec_fd = -1;
 	s->pgid = -1;
 	s->child.master = s->child.in = s->child.out = s->child.err = -1;
 	s->cols = 80;
@@ -869,10 +889,7 @@ session_open_recording(struct session *s)
 		s->rec_path = NULL;
 		return -ENOMEM;
 	}
-	s->rec_fd = open(s->rec_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
-	if (s->rec_fd < 0) {
-		r = -errno;
+	if ((r = recfile_create(s->rec_path, &s->rf)) < 0) {
 		log_error_r(r, "cannot create %s", s->rec_path);
 		return r;
 	}
@@ -888,7 +905,7 @@ session_open_recording(struct session *s)
 	h.target_kind = (char *)s->ops->kind;
 	h.target = s->target;
 	h.command = s->command;
-	if ((r = rec_writer_open(&s->rec, s->rec_fd, &h, &o)) < 0 ||
+	if ((r = rec_writer_open(&s->rec, s->rf->fd, &h, &o)) < 0 ||
 	    (r = rec_writer_flush(s->rec)) < 0) {
 		log_error_r(r, "cannot write %s", s->rec_path);
 		return r;
@@ -986,7 +1003,7 @@ session_start_target(struct session *s, const struct cfg_user *u)
 		session_refuse(s, "invalid target name", "podgate: invalid target name", false);
 		return;
 	}
-	if (policy_match(s->config, u, s->target) == NULL) {
+	if ((s->rule = policy_match(s->config, u, s->target)) == NULL) {
 		snprintf(msg, sizeof msg, "podgate: access to '%s' denied: no rule grants it",
 		    s->target);
 		session_refuse(s, "no rule grants it", msg, false);
@@ -1000,9 +1017,29 @@ session_start_target(struct session *s, const struct cfg_user *u)
 		return;
 	}
 	if ((r = session_open_recording(s)) < 0) {
-		session_refuse(s, "session recording failed",
-		    "podgate: session recording failed; session refused", false);
-		return;
+		snprintf(msg, sizeof msg, "session recording failed: %s", strerror(-r));
+		if (!s->rule->rec_failure_continue) {
+			session_refuse(s, msg, "podgate: session recording failed; session refused",
+			    false);
+			return;
+		}
+		/* on_recording_failure: continue: the session runs unrecorded. */
+		log_error("session %s: %s; going on unrecorded (on_recording_failure: continue)",
+		    s->id, msg);
+		{
+			const char *why = msg;
+			struct audit_field f[] = {
+				AUDIT_STR("reason", why),
+				AUDIT_STR("target", s->target),
+			};
+			session_audit(s, "recording_failed", f, 2);
+		}
+		if (s->rec != NULL)
+			rec_writer_abandon(s->rec);
+		s->rec = NULL;
+		recfile_close(s->rf, &s->conn->server->loop);
+		s->rf = NULL;
+		s->rec_failed = true;
 	}
 	memset(&req, 0, sizeof req);
 	req.user = s->conn->user;
@@ -1275,32 +1312,6 @@ session_update_polls(struct session *s)
 	}
 }
 
-/* The recording's fsync finished on libuv's thread pool: close it. */
-static void
-session_sync_cb(uv_fs_t *req)
-{
-	if (req->result < 0)
-		log_warn("fsync of a recording: %s", uv_strerror((int)req->result));
-	close((int)(intptr_t)req->data);
-	uv_fs_req_cleanup(req);
-	free(req);
-}
-
-/* fsync and close a finished recording off the event loop. */
-static void
-session_sync_close(struct server *srv, int fd)
-{
-	uv_fs_t *req = malloc(sizeof *req);
-
-	if (req != NULL) {
-		req->data = (void *)(intptr_t)fd;
-		if (uv_fs_fsync(&srv->loop, req, fd, session_sync_cb) == 0)
-			return;
-		free(req);
-	}
-	close(fd);
-}
-
 /* The target ended and its output is drained: record, report, audit. */
 static void
 session_finish(struct session *s)
@@ -1318,8 +1329,8 @@ session_finish(struct session *s)
 		s->rec = NULL;
 		if (r < 0 && !s->rec_failed)
 			log_error_r(r, "session %s: closing recording %s", s->id, s->rec_path);
-		session_sync_close(s->conn->server, s->rec_fd);
-		s->rec_fd = -1;
+		recfile_close(s->rf, &s->conn->server->loop);
+		s->rf = NULL;
 	}
 	/* Nothing the session started outlives it. */
 	if (s->pgid > 0)

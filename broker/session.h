@@ -91,9 +91,10 @@ struct session {
 	/* recording */
 	char id[37];
 	char *rec_path;
-	int rec_fd;
+	struct recfile *rf;		/* the recording's file; NULL without one */
 	struct rec_writer *rec;
 	bool rec_failed;
+	const struct cfg_rule *rule;	/* the rule that granted the target (in config) */
 
 	/* timers */
 	uv_timer_t flush_timer, linger_timer, kill_timer;
