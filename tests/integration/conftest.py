@@ -62,13 +62,10 @@ want-reply and returns whether the server accepted it.
 from __future__ import annotations
 
 import dataclasses
-import errno
-import io
 import json
 import os
 import pathlib
 import re
-import shutil
 import signal
 import socket
 import subprocess

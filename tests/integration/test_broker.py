@@ -7,6 +7,7 @@ exit 0 on SIGTERM or reports a sanitizer error.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import json
@@ -29,8 +30,7 @@ import uuid
 import paramiko
 import pytest
 
-from conftest import (Recording, channel_request, drain_channel, read_ssh_banner, run_exec,
-                      ssh_string, wait_until)
+from conftest import channel_request, drain_channel, run_exec, ssh_string, wait_until
 from paramiko.common import cMSG_CHANNEL_REQUEST
 from paramiko.message import Message
 
@@ -304,7 +304,7 @@ def test_check_config_bad_key_reported(build, tmp_path):
     assert re.search(re.escape(str(cfg)) + r":10: \S", out), f"no error at line 10: {out!r}"
 
 
-@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666], ids=["0620", "0602", "0666"])
 def test_config_writable_by_others_refused(build, keys, tmp_path, mode):
     port = 1  # any port: the broker must refuse the file before it listens
     cfg = write_private(tmp_path / "open.yaml",
@@ -336,7 +336,6 @@ def test_host_key_generated_ed25519_0600(broker):
     t = b.transport()
     try:
         k = t.get_remote_server_key()
-        import base64
         fp_server = "SHA256:" + base64.b64encode(hashlib.sha256(k.asbytes()).digest()).decode().rstrip("=")
         assert k.get_name() == "ssh-ed25519"
         assert fp_server == fp_file, "the broker does not serve the host key it wrote"
@@ -1284,6 +1283,22 @@ def test_sighup_broken_config_keeps_old_then_valid_adds_user(broker, keys):
     assert rec.data("i") == b"before\nafter\nmore\n"
     assert rec.data("o") == b"before\nafter\nmore\n"
     assert b.proc.poll() is None
+
+
+def test_sighup_refuses_config_writable_by_others(broker, keys):
+    b = broker()
+    carol = keys("carol")
+    users = dict(b.users)
+    users["carol"] = {"groups": ["oncall"], "keys": [carol]}
+    b.write_config(users=users)
+    os.chmod(b.config_path, 0o666)
+    since = b.log_size()
+    b.reload()
+    b.wait_log(re.escape(str(b.config_path)) + "|broker\\.yaml", since=since)
+    r = b.ssh("carol", "local", "--", "echo carol", key=carol)
+    assert r.returncode == 255, "a config writable by others was loaded on SIGHUP"
+    r = b.ssh("alice", "local", "--", "echo alice")
+    assert (r.returncode, r.stdout) == (0, b"alice\n")
 
 
 def test_sighup_revokes_key_keeps_live_session(broker):
