@@ -448,6 +448,23 @@ def test_recording_exists_before_target_starts(broker):
         f"the target did not see its own recording {rec.session}.rec: {r.stdout!r}"
 
 
+def test_player_reads_broker_recording(broker, build):
+    player = build.require("player")
+    b = broker()
+    cmd = "head -c 3000 /dev/urandom; echo; printf 'err' >&2"
+    r = b.ssh("alice", "local", "--", cmd)
+    assert r.returncode == 0 and len(r.stdout) == 3001
+    rec = b.recording_for(cmd)
+    cat = subprocess.run([str(player), "cat", str(rec.path)], capture_output=True, timeout=30)
+    assert cat.returncode == 0, cat.stderr
+    assert cat.stdout == r.stdout == rec.data("o")
+    info = subprocess.run([str(player), "info", str(rec.path), "--json"], capture_output=True,
+                          timeout=30)
+    assert info.returncode == 0, info.stderr
+    doc = json.loads(info.stdout.decode("utf-8"))
+    assert rec.session in json.dumps(doc)
+
+
 def test_exec_no_output_recorded_empty(broker):
     b = broker()
     r = b.ssh("alice", "local", "--", "true")
