@@ -284,13 +284,23 @@ session_refuse(struct session *s, const char *reason, const char *msg, bool to_s
 	session_release(s);
 }
 
+/* Drop the recording and go on without one (on_recording_failure: continue). */
+static void
+session_unrecord(struct session *s)
+{
+	rec_writer_abandon(s->rec);
+	s->rec = NULL;
+	recfile_close(s->rf, &s->conn->server->loop);
+	s->rf = NULL;
+	s->unrecorded = true;
+}
+
 /* Recording failed mid-session: end it (no session without a recording). */
 static void
 session_rec_fail(struct session *s, int r)
 {
-	if (s->rec_failed)
+	if (s->rec_failed || s->unrecorded)
 		return;
-	s->rec_failed = true;
 	if (s->rule != NULL && s->rule->rec_failure_continue) {
 		/* The rule chose the session over its record. */
 		log_error_r(r, "session %s: recording %s failed; the session goes on unrecorded "
@@ -301,8 +311,10 @@ session_rec_fail(struct session *s, int r)
 			AUDIT_STR("error", strerror(-r)),
 		};
 		session_audit(s, "recording_failed", f, 3);
+		session_unrecord(s);
 		return;
 	}
+	s->rec_failed = true;
 	log_error_r(r, "session %s: recording %s failed; closing the session", s->id,
 	    s->rec_path);
 	{
@@ -1034,12 +1046,7 @@ session_start_target(struct session *s, const struct cfg_user *u)
 			};
 			session_audit(s, "recording_failed", f, 2);
 		}
-		if (s->rec != NULL)
-			rec_writer_abandon(s->rec);
-		s->rec = NULL;
-		recfile_close(s->rf, &s->conn->server->loop);
-		s->rf = NULL;
-		s->rec_failed = true;
+		session_unrecord(s);
 	}
 	memset(&req, 0, sizeof req);
 	req.user = s->conn->user;
@@ -1352,6 +1359,8 @@ session_finish(struct session *s)
 		f[n++] = AUDIT_NUM("duration_ms", dur);
 		if (s->rec_failed)
 			f[n++] = AUDIT_STR("error", "recording failed");
+		else if (s->unrecorded)
+			f[n++] = AUDIT_STR("error", "unrecorded (on_recording_failure: continue)");
 		session_audit(s, "session_end", f, n);
 	}
 	log_info("session %s: ended (%s %d), %llu bytes in, %llu out", s->id,

@@ -94,6 +94,7 @@ struct session {
 	struct recfile *rf;		/* the recording's file; NULL without one */
 	struct rec_writer *rec;
 	bool rec_failed;
+	bool unrecorded;		/* on_recording_failure: continue took effect */
 	const struct cfg_rule *rule;	/* the rule that granted the target (in config) */
 
 	/* timers */

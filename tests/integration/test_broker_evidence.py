@@ -1,0 +1,146 @@
+"""Evidence through the broker: signed recordings, kill -9, and fail-closed storage."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import msgpack
+import pytest
+
+from conftest import wait_until
+
+SEALED, TRUNCATED, NOT_RECORDING, UNSIGNED, WRONG_KEY, MODIFIED = range(6)
+
+
+def verify(build, path, *args):
+    r = subprocess.run([str(build.player), "verify", "--json", *args, str(path)],
+                       capture_output=True, timeout=120)
+    return r.returncode, json.loads(r.stdout)
+
+
+def public_key(build, b, tmp_path):
+    r = subprocess.run([str(build.broker), "--config", str(b.config_path), "--print-signing-key"],
+                       capture_output=True, timeout=30, cwd=b.workdir)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"-----BEGIN PUBLIC KEY-----")
+    pub = tmp_path / "broker-signing.pub"
+    pub.write_bytes(r.stdout)
+    return pub, r.stderr.decode().strip()
+
+
+def test_recordings_are_signed_by_the_broker_key(build, broker, tmp_path):
+    b = broker(settings={"signing_key": "keys/signing_ed25519"})
+    keyfile = b.workdir / "keys" / "signing_ed25519"
+    assert oct(keyfile.stat().st_mode & 0o777) == "0o600"
+    pub, fp = public_key(build, b, tmp_path)
+    r = b.ssh("alice", "local", "--", "echo signed; exit 3")
+    assert r.returncode == 3 and r.stdout == b"signed\n"
+    rec = b.recording_for("echo signed; exit 3")
+    code, j = verify(build, rec.path, "--key", str(pub))
+    assert code == SEALED, j
+    assert j["key_fp"] == fp
+    with open(rec.path, "rb") as f:
+        header = next(msgpack.Unpacker(f, raw=False))
+    assert header["signer"]["key_fp"] == fp
+    # Another key is refused as the wrong one.
+    other = tmp_path / "other.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(other)],
+                   check=True, capture_output=True)
+    code, j = verify(build, rec.path, "--key", str(other))
+    assert code == WRONG_KEY and "wrong key" in j["reason"]
+
+
+def test_signing_key_readable_by_others_is_refused(build, broker):
+    b = broker(start=False, settings={"signing_key": "loose.pem"})
+    key = b.workdir / "loose.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)],
+                   check=True, capture_output=True)
+    os.chmod(key, 0o644)
+    b.write_config()
+    r = subprocess.run([str(build.broker), "--config", str(b.config_path)], cwd=b.workdir,
+                       capture_output=True, timeout=30)
+    assert r.returncode != 0
+    assert b"chmod 600" in r.stderr
+
+
+def test_kill_9_during_flood_verifies_to_within_a_second(build, broker):
+    b = broker()
+    proc = subprocess.Popen(b.ssh_args("alice", "local", "--", "yes flooding-the-broker"),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        def two_checkpoints():
+            paths = b.recording_paths()
+            if not paths:
+                return False
+            code, j = verify(build, paths[0])
+            return j.get("checkpoints", 0) >= 2
+        wait_until(two_checkpoints, timeout=30, what="checkpoints in the flood's recording")
+        os.kill(b.pid, signal.SIGKILL)
+        killed_at = time.time_ns()
+        b.wait_exit(10)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    path = b.recording_paths()[0]
+    code, j = verify(build, path)
+    assert code == TRUNCATED, j
+    with open(path, "rb") as f:
+        header = next(msgpack.Unpacker(f, raw=False))
+    lost = killed_at - header["start"] - j["verified_time_ns"]
+    assert lost < 1_600_000_000, f"lost {lost / 1e9:.2f} s of the session"
+    # A restarted broker serves at once, with no clean-up by hand.
+    b.start()
+    assert b.ssh("alice", "local", "--", "echo again").stdout == b"again\n"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 384 KiB tmpfs for recordings: a full disk on demand."""
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k,mode=0700", "tmpfs", str(mnt)],
+                       capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_full_disk_closes_the_session_and_refuses_new_ones(build, broker, small_disk):
+    b = broker(settings={"recordings": str(small_disk / "recordings")})
+    # A session that writes more than the disk holds is closed, not left unrecorded.
+    r = b.ssh("alice", "local", "--", "head -c 3000000 /dev/urandom | od -An -tx1",
+              timeout=60)
+    assert r.returncode != 0
+    assert b"session recording failed; session closed" in r.stderr
+    b.wait_audit("recording_failed")
+    # The broker stays up; while storage is full, new sessions are refused.
+    r = b.ssh("alice", "local", "--", "echo refused")
+    assert r.returncode != 0 and b"session recording failed" in r.stderr
+    assert b"refused" not in r.stdout
+    # Once space is back, sessions work again, with no restart.
+    for p in b.recording_paths():
+        p.unlink()
+    r = b.ssh("alice", "local", "--", "echo back")
+    assert r.returncode == 0 and r.stdout == b"back\n"
+    assert b.running()
+
+
+def test_on_recording_failure_continue(build, broker, small_disk):
+    b = broker(settings={"recordings": str(small_disk / "recordings")},
+               rules=[{"groups": ["oncall"], "targets": ["local"],
+                       "on_recording_failure": "continue"}])
+    b.recordings_dir.mkdir(exist_ok=True)
+    # The disk is full: with continue, the session still runs, unrecorded.
+    filler = small_disk / "recordings" / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+    r = b.ssh("alice", "local", "--", "head -c 2000000 /dev/urandom | wc -c", timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == b"2000000", b.log_tail()
+    b.wait_audit("recording_failed")
