@@ -13,6 +13,9 @@ PKGS_BUILD := build-essential pkg-config meson ninja-build \
 	libvterm-dev libyaml-dev
 PKGS_TEST  := clang python3-pytest python3-paramiko python3-msgpack python3-yaml openssh-client tmux procps python3-websockets openssl asciinema
 
+# Benchmark contenders and tools.
+PKGS_BENCH := openssh-server ttyrec tlog asciinema hyperfine python3-paramiko
+
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps deps-test build run test bench clean image
@@ -50,7 +53,8 @@ image:
 	@./container/build-image.sh
 
 bench: build
-	@echo "no benchmarks yet"
+	@./tests/install-deps.sh $(PKGS_BENCH)
+	$(PYTHON) tests/bench/bench.py $(BUILD) $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(BUILD) $(TESTBUILD)

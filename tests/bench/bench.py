@@ -1,0 +1,488 @@
+#!/usr/bin/python3
+"""podgate benchmarks: podgate against OpenSSH, script, ttyrec, tlog and asciinema.
+
+Runs every workload several times, alternating between contenders, on
+loopback servers started here with throw-away keys, and writes
+docs/benchmarks.md. Benchmarks report; they never assert.
+
+    tests/bench/bench.py BUILD_DIR [--quick] [--out docs/benchmarks.md]
+"""
+import argparse
+import json
+import os
+import pathlib
+import platform
+import pty
+import re
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+TOP = pathlib.Path(__file__).resolve().parents[2]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(4).startswith(b"SSH-"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing answers on port {port}")
+
+
+def version(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except Exception as e:  # noqa: BLE001 - a missing tool is reported, not fatal
+        return f"unavailable ({e.__class__.__name__})"
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Rig:
+    """Private sshd and podgate-broker on loopback, with one client key."""
+
+    def __init__(self, build, work):
+        self.build = pathlib.Path(build)
+        self.work = work
+        self.key = work / "client_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)],
+                       check=True)
+        self.pub = (work / "client_ed25519.pub").read_text().strip()
+        self.procs = []
+
+    def start_sshd(self):
+        d = self.work / "sshd"
+        d.mkdir()
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host")],
+                       check=True)
+        (d / "authorized_keys").write_text(self.pub + "\n")
+        os.chmod(d / "authorized_keys", 0o600)
+        self.sshd_port = free_port()
+        cfg = d / "sshd_config"
+        cfg.write_text(f"""Port {self.sshd_port}
+ListenAddress 127.0.0.1
+HostKey {d / 'host'}
+AuthorizedKeysFile {d / 'authorized_keys'}
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile {d / 'sshd.pid'}
+LogLevel ERROR
+MaxSessions 2000
+MaxStartups 2000
+""")
+        os.makedirs("/run/sshd", exist_ok=True)
+        p = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)],
+                             stderr=open(d / "sshd.log", "w"))
+        self.procs.append(p)
+        wait_port(self.sshd_port)
+
+    def start_broker(self):
+        d = self.work / "broker"
+        d.mkdir()
+        self.broker_port = free_port()
+        cfg = d / "config.yaml"
+        cfg.write_text(f"""listen: 127.0.0.1:{self.broker_port}
+host_key: {d / 'host_ed25519'}
+signing_key: {d / 'signing_ed25519'}
+recordings: {d / 'recordings'}
+audit_log: {d / 'audit.jsonl'}
+max_connections: 4000
+users:
+  - name: bench
+    keys: ["{self.pub}"]
+    groups: [bench]
+rules:
+  - groups: [bench]
+    targets: [local]
+targets:
+  local: {{shell: /bin/sh}}
+""")
+        os.chmod(cfg, 0o600)
+        self.recordings = d / "recordings"
+        self.broker = subprocess.Popen([str(self.build / "broker" / "podgate-broker"),
+                                        "--config", str(cfg)], cwd=d,
+                                       stderr=open(d / "broker.log", "w"))
+        self.procs.append(self.broker)
+        wait_port(self.broker_port)
+
+    def ssh(self, which, command, tty=False, extra=()):
+        base = ["ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+                "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-i", str(self.key)]
+        if tty:
+            base.append("-tt")
+        base += list(extra)
+        if which == "podgate":
+            return base + ["-p", str(self.broker_port), "bench@127.0.0.1", "local", "--", command]
+        return base + ["-p", str(self.sshd_port), "root@127.0.0.1", command]
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def timed(argv, **kw):
+    t0 = time.perf_counter()
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=900, **kw)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"{argv[-1]!r} exited {r.returncode}: {r.stderr.decode()[-300:]}")
+    return dt
+
+
+def summary(xs):
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+def fmt(s, unit="", scale=1.0, digits=1):
+    return (f"{s['median'] * scale:.{digits}f}{unit} "
+            f"({s['min'] * scale:.{digits}f}–{s['max'] * scale:.{digits}f})")
+
+
+# ---- workloads ------------------------------------------------------------
+
+def bench_flood(rig, runs, mb, work):
+    """100 MB of text through a PTY session to a client writing to /dev/null."""
+    data = work / "flood.txt"
+    line = b"podgate flood line 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJ\n"
+    with open(data, "wb") as f:
+        n = mb * 1_000_000 // len(line)
+        f.write(line * n)
+    size = data.stat().st_size
+    out = work / "flood-out"
+    out.mkdir()
+    contenders = {
+        "podgate (recording on)": ("podgate", f"cat {data}"),
+        "sshd bare": ("sshd", f"cat {data}"),
+        "sshd + script": ("sshd", f"script -q -c 'cat {data}' {out}/typescript"),
+        "sshd + ttyrec": ("sshd", f"ttyrec -e 'cat {data}' {out}/ttyrec"),
+        "sshd + tlog-rec": ("sshd", f"tlog-rec --writer=file --file-path={out}/tlog.json "
+                                    f"cat {data}"),
+        "sshd + asciinema rec": ("sshd", f"asciinema rec -q --overwrite -c 'cat {data}' "
+                                         f"{out}/asciinema.cast"),
+    }
+    times = {k: [] for k in contenders}
+    errors = {}
+    for _ in range(runs):
+        for name, (which, cmd) in contenders.items():
+            if name in errors:
+                continue
+            try:
+                times[name].append(timed(rig.ssh(which, cmd, tty=True)))
+            except Exception as e:  # noqa: BLE001 - reported in the table
+                errors[name] = str(e)
+    sizes = {}
+    for f in out.iterdir():
+        sizes[f.name] = f.stat().st_size
+    recs = sorted(rig.recordings.glob("*.rec"), key=lambda p: p.stat().st_mtime)
+    if recs:
+        sizes["podgate .rec"] = recs[-1].stat().st_size
+    return {"bytes": size, "times": {k: summary(v) for k, v in times.items() if v},
+            "errors": errors, "sizes": sizes}
+
+
+def bench_echo(rig, keys):
+    """Single keystrokes to cat under a PTY, round trip."""
+    res = {}
+    for which in ("sshd", "podgate"):
+        pid, fd = pty.fork()
+        if pid == 0:
+            argv = rig.ssh(which, "stty raw -echo; echo READY; cat", tty=True)
+            os.execvp(argv[0], argv)
+        buf = b""
+        deadline = time.monotonic() + 20
+        while b"READY" not in buf and time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 1)
+            if r:
+                buf += os.read(fd, 4096)
+        rtts = []
+        for i in range(keys):
+            c = bytes([97 + i % 26])
+            t0 = time.perf_counter()
+            os.write(fd, c)
+            got = b""
+            while c not in got:
+                r, _, _ = select.select([fd], [], [], 5)
+                if not r:
+                    break
+                got += os.read(fd, 4096)
+            rtts.append(time.perf_counter() - t0)
+        os.write(fd, b"\x04")
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+        os.close(fd)
+        rtts.sort()
+        res[which] = {"p50": rtts[len(rtts) // 2], "p99": rtts[int(len(rtts) * 0.99) - 1],
+                      "n": len(rtts)}
+    return res
+
+
+def bench_exec(rig, runs):
+    """`ssh host TARGET -- true`, connect to exit."""
+    times = {"podgate": [], "sshd": []}
+    for _ in range(runs):
+        for which in times:
+            times[which].append(timed(rig.ssh(which, "true")))
+    return {k: summary(v) for k, v in times.items()}
+
+
+def bench_concurrency(rig, idle, flooding, mb_each):
+    """Idle PTY sessions for memory, then flooding sessions at once for fairness."""
+    import paramiko  # Debian's python3-paramiko
+    pkey = paramiko.Ed25519Key.from_private_key_file(str(rig.key))
+    clients, chans = [], []
+    base = rss_kb(rig.broker.pid)
+    per_conn = 50
+    for i in range(0, idle, per_conn):
+        c = paramiko.SSHClient()
+        c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        c.connect("127.0.0.1", rig.broker_port, "bench", pkey=pkey, allow_agent=False,
+                  look_for_keys=False, timeout=30)
+        clients.append(c)
+        for _ in range(min(per_conn, idle - i)):
+            ch = c.get_transport().open_session(timeout=30)
+            ch.get_pty(width=80, height=24)
+            ch.exec_command("local -- cat")
+            chans.append(ch)
+    deadline = time.monotonic() + 60
+    while len(list(rig.recordings.glob("*.rec"))) < idle and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with_idle = rss_kb(rig.broker.pid)
+    per_session_kb = (with_idle - base) / max(idle, 1)
+
+    rates = []
+    lock = threading.Lock()
+
+    def flood():
+        c = paramiko.SSHClient()
+        c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        c.connect("127.0.0.1", rig.broker_port, "bench", pkey=pkey, allow_agent=False,
+                  look_for_keys=False, timeout=60)
+        ch = c.get_transport().open_session(timeout=60)
+        ch.exec_command(f"local -- head -c {mb_each * 1_000_000} /dev/zero")
+        t0 = time.perf_counter()
+        got = 0
+        while True:
+            d = ch.recv(1 << 16)
+            if not d:
+                break
+            got += len(d)
+        dt = time.perf_counter() - t0
+        with lock:
+            rates.append(got / dt / 1e6)
+        c.close()
+
+    threads = [threading.Thread(target=flood) for _ in range(flooding)]
+    for t in threads:
+        t.start()
+    peak = with_idle
+    while any(t.is_alive() for t in threads):
+        peak = max(peak, rss_kb(rig.broker.pid))
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    for c in clients:
+        c.close()
+    fair = min(rates) / statistics.median(rates) if rates else 0
+    return {"idle": idle, "base_kb": base, "with_idle_kb": with_idle,
+            "per_session_kb": per_session_kb, "flooding": flooding,
+            "rate_median_mbs": statistics.median(rates) if rates else 0,
+            "rate_min_mbs": min(rates) if rates else 0, "fairness": fair, "peak_kb": peak}
+
+
+def bench_player(build, work, mb, runs):
+    """Index, seek and grep a large recording; verify it; against grep -F and sha256sum."""
+    player = pathlib.Path(build) / "player" / "podgate-player"
+    rec = work / "big.rec"
+    script = (f"i=0; while [ $i -lt {mb} ]; do head -c 1000000 /dev/urandom | od -An -tx1; "
+              f"echo needle-$i; i=$((i+1)); done")
+    # od turns 1 MB into ~3 MB of text: scale the loop to the size asked for.
+    script = script.replace(f"-lt {mb}", f"-lt {max(1, mb // 3)}")
+    subprocess.run([str(player), "rec", "-q", "--key", str(work / "player-key.pem"),
+                    "-o", str(rec), "--", "sh", "-c", script],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True,
+                   env=dict(os.environ, HOME=str(work)))
+    raw = work / "big.raw"
+    with open(raw, "wb") as f:
+        subprocess.run([str(player), "cat", str(rec)], stdout=f, check=True)
+    out = {"rec_bytes": rec.stat().st_size, "raw_bytes": raw.stat().st_size}
+    idx, seeks = [], []
+    for _ in range(max(1, runs // 2)):
+        r = subprocess.run([str(pathlib.Path(build) / "tests" / "bench-player"), str(rec), "20"],
+                           capture_output=True, text=True, check=True)
+        j = json.loads(r.stdout)
+        idx.append(j["index_s"])
+        seeks.extend(j["seeks_ms"])
+    out["index"] = summary(idx)
+    out["seek_ms"] = summary(seeks)
+    out["seek_max_ms"] = max(seeks)
+    g_pod, g_grep, v_pod, v_sha = [], [], [], []
+    for _ in range(runs):
+        g_pod.append(timed([str(player), "grep", "needle-1", str(rec)]))
+        g_grep.append(timed(["grep", "-F", "needle-1", str(raw)]))
+        v_pod.append(timed([str(player), "verify", str(rec)]))
+        v_sha.append(timed(["sha256sum", str(rec)]))
+    out["grep"] = summary(g_pod)
+    out["grep_F"] = summary(g_grep)
+    out["verify"] = summary(v_pod)
+    out["sha256sum"] = summary(v_sha)
+    return out
+
+
+# ---- report ----------------------------------------------------------------
+
+def machine():
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cores": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+            "load": os.getloadavg()}
+
+
+def report(res, path, quick):
+    m = res["machine"]
+    L = ["# Benchmarks", "",
+         "Written by `make bench`" + (" QUICK=1 (a reduced set)" if quick else "") +
+         f" on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Each figure is the "
+         "median of the runs, with (min–max); contenders alternate within each round, on "
+         "the same machine in the same run. Benchmarks report; they do not pass or fail.",
+         "", "## Machine", "",
+         f"- {m['cores']} cores, {m['cpu']}, Linux {m['kernel']}",
+         f"- load average at the start: {m['load'][0]:.2f}",
+         "- versions: " + "; ".join(f"{k} {v}" for k, v in res["versions"].items()), ""]
+    f = res["flood"]
+    mb = f["bytes"] / 1e6
+    ref = f["times"].get("sshd bare")
+    L += ["## Output flood", "",
+          f"{mb:.0f} MB of text through a PTY session (`ssh -tt`), client output to /dev/null. "
+          "Target: podgate ≥ 0.9× bare sshd and faster than every recorded contender.", "",
+          "| contender | time s | MB/s | vs sshd bare |", "| --- | --- | --- | --- |"]
+    for name, s in f["times"].items():
+        ratio = ref["median"] / s["median"] if ref else float("nan")
+        L.append(f"| {name} | {fmt(s, digits=2)} | {mb / s['median']:.0f} | {ratio:.2f}× |")
+    for name, e in f["errors"].items():
+        L.append(f"| {name} | could not run: {e[:120]} | | |")
+    L += ["", "## Recording size", "",
+          f"The flood above ({f['bytes']} bytes of output). Target: ≤ 1.03× the raw bytes.", "",
+          "| file | bytes | × raw |", "| --- | --- | --- |"]
+    for name, size in sorted(f["sizes"].items()):
+        L.append(f"| {name} | {size} | {size / f['bytes']:.4f} |")
+    e = res["echo"]
+    L += ["", "## Keystroke echo", "",
+          f"{e['podgate']['n']} single keystrokes to `cat` under a PTY, round trip. "
+          "Target: added latency ≤ 0.2 ms at p50.", "",
+          "| contender | p50 ms | p99 ms |", "| --- | --- | --- |"]
+    for k in ("sshd", "podgate"):
+        L.append(f"| {k} | {e[k]['p50'] * 1e3:.3f} | {e[k]['p99'] * 1e3:.3f} |")
+    L.append(f"\nAdded at p50: {(e['podgate']['p50'] - e['sshd']['p50']) * 1e3:.3f} ms.")
+    x = res["exec"]
+    L += ["", "## Exec round trip", "", "`ssh host TARGET -- true`, connect to exit.", "",
+          "| contender | ms |", "| --- | --- |"]
+    for k in ("sshd", "podgate"):
+        L.append(f"| {k} | {fmt(x[k], scale=1e3)} |")
+    c = res["concurrency"]
+    L += ["", "## Concurrency", "",
+          f"{c['idle']} idle PTY sessions (50 channels per connection), then {c['flooding']} "
+          "sessions flooding at once. Targets: ≤ 200 KB of broker memory per session; no "
+          "session below half its fair share.", "",
+          f"- broker RSS: {c['base_kb']} KB idle → {c['with_idle_kb']} KB with the sessions: "
+          f"**{c['per_session_kb']:.0f} KB per session**; peak while flooding "
+          f"{c['peak_kb']} KB",
+          f"- flood throughput per session: median {c['rate_median_mbs']:.1f} MB/s, slowest "
+          f"{c['rate_min_mbs']:.1f} MB/s: **slowest/median {c['fairness']:.2f}**"]
+    p = res["player"]
+    L += ["", "## Player and verification", "",
+          f"A recording of {p['rec_bytes'] / 1e6:.0f} MB ({p['raw_bytes'] / 1e6:.0f} MB of "
+          "output). Targets: seek ≤ 200 ms; verify ≥ 0.5× sha256sum.", "",
+          "| operation | time | vs reference |", "| --- | --- | --- |",
+          f"| index (bench-player) | {fmt(p['index'], ' s', digits=2)} | "
+          f"{p['raw_bytes'] / 1e6 / p['index']['median']:.1f} MB/s |",
+          f"| seek, random points | {fmt(p['seek_ms'], ' ms', digits=2)}, worst "
+          f"{p['seek_max_ms']:.1f} ms | |",
+          f"| podgate-player grep | {fmt(p['grep'], ' s', digits=2)} | "
+          f"{p['grep_F']['median'] / p['grep']['median']:.3f}× grep -F |",
+          f"| grep -F on the raw output | {fmt(p['grep_F'], ' s', digits=3)} | |",
+          f"| podgate-player verify | {fmt(p['verify'], ' s', digits=2)} | "
+          f"{p['sha256sum']['median'] / p['verify']['median']:.2f}× sha256sum |",
+          f"| sha256sum of the file | {fmt(p['sha256sum'], ' s', digits=2)} | |"]
+    L += ["", "## Not measured here", "",
+          "- Kubernetes path (ssh → podgate → kubectl against the test API server, and "
+          "kubectl alone): not part of this run yet.", ""]
+    pathlib.Path(path).write_text("\n".join(L))
+    (pathlib.Path(path).with_suffix(".json")).write_text(json.dumps(res, indent=1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(TOP / "docs" / "benchmarks.md"))
+    a = ap.parse_args()
+    quick = a.quick
+    work = pathlib.Path(tempfile.mkdtemp(prefix="podgate-bench-"))
+    rig = Rig(a.build, work)
+    res = {"machine": machine(), "versions": {
+        "podgate": version([str(pathlib.Path(a.build) / "broker" / "podgate-broker"), "--version"]),
+        "OpenSSH": version(["ssh", "-V"]), "ttyrec": "1.0.8 (Debian)",
+        "tlog": version(["tlog-rec", "--version"]), "asciinema": version(["asciinema", "--version"]),
+        "script": version(["script", "--version"])}}
+    try:
+        rig.start_sshd()
+        rig.start_broker()
+        print("flood...", flush=True)
+        res["flood"] = bench_flood(rig, 3 if quick else 5, 20 if quick else 100, work)
+        print("echo...", flush=True)
+        res["echo"] = bench_echo(rig, 300 if quick else 2000)
+        print("exec...", flush=True)
+        res["exec"] = bench_exec(rig, 5 if quick else 20)
+        print("concurrency...", flush=True)
+        res["concurrency"] = bench_concurrency(rig, 100 if quick else 1000, 20 if quick else 100,
+                                               5 if quick else 20)
+        print("player...", flush=True)
+        res["player"] = bench_player(a.build, work, 30 if quick else 300, 3 if quick else 5)
+    finally:
+        rig.stop()
+    report(res, a.out, quick)
+    print(pathlib.Path(a.out).read_text())
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
