@@ -1444,12 +1444,133 @@ config_parse_rule_on_rec_failure(struct config_parse *p, yaml_node_t *n, void *o
 		config_error(p, n, "on_recording_failure must be close or continue");
 }
 
+/* Whether s is a word for an argv: printable ASCII without blanks, no leading '-'. */
+static int
+config_word_ok(const char *s)
+{
+	size_t n;
+
+	if (*s == '\0' || *s == '-')
+		return 0;
+	for (n = 0; s[n] != '\0'; n++) {
+		if (n >= 4096 || (unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f)
+			return 0;
+	}
+	return 1;
+}
+
+/* rules[].impersonate.user: a user name, "{user}" standing for the podgate user. */
+static void
+config_parse_imp_user(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "impersonate.user")) == NULL)
+		return;
+	if (!config_word_ok(v)) {
+		config_error(p, n, "impersonate.user: \"%s\" is not a valid user name", v);
+		return;
+	}
+	config_set_string(p, n, "impersonate.user", &r->as_user);
+}
+
+/* rules[].impersonate.groups */
+static void
+config_parse_imp_groups(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+
+	config_set_list(p, n, "impersonate.groups", config_word_ok, "group name",
+	    &r->as_groups, &r->nas_groups);
+}
+
+static const struct config_entry config_imp_entries[] = {
+	{ "user", config_parse_imp_user },
+	{ "groups", config_parse_imp_groups },
+	{ NULL, NULL }
+};
+
+/*
+ * rules[].impersonate: {user, groups}, or true for the podgate user with
+ * the user's podgate groups, or false.
+ */
+static void
+config_parse_rule_impersonate(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+	bool on;
+
+	if (n->type == YAML_SCALAR_NODE) {
+		if (config_bool(p, n, "impersonate", &on) == 0 && on) {
+			r->impersonate = true;
+			r->as_user_groups = true;
+			config_free_strings(r->as_groups, r->nas_groups);
+			r->as_groups = NULL;
+			r->nas_groups = 0;
+			free(r->as_user);
+			r->as_user = config_strdup(p, "{user}");
+		}
+		return;
+	}
+	r->impersonate = true;
+	config_walk_map(p, n, "impersonate", config_imp_entries, r);
+	if (r->as_user == NULL)
+		config_error(p, n, "impersonate needs a user (\"{user}\" is the podgate user)");
+}
+
+/* rules[].shell: the shell that runs a command ("SHELL -c COMMAND"), or none. */
+static void
+config_parse_rule_shell(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "shell")) == NULL)
+		return;
+	if (!config_word_ok(v)) {
+		config_error(p, n, "shell must be a path or a program name, or none");
+		return;
+	}
+	config_set_string(p, n, "shell", &r->shell);
+}
+
+/* rules[].interactive_shell: a program or a list tried in order. */
+static void
+config_parse_rule_interactive(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+	const char *v;
+
+	if (n->type == YAML_SCALAR_NODE && !config_is_null(n)) {
+		if ((v = config_scalar(p, n, "interactive_shell")) == NULL)
+			return;
+		if (!config_word_ok(v)) {
+			config_error(p, n, "interactive_shell must be a path or a program name");
+			return;
+		}
+		config_free_strings(r->interactive, r->ninteractive);
+		r->ninteractive = 0;
+		if ((r->interactive = calloc(1, sizeof *r->interactive)) == NULL) {
+			p->oom = 1;
+			return;
+		}
+		if ((r->interactive[0] = config_strdup(p, v)) != NULL)
+			r->ninteractive = 1;
+		return;
+	}
+	config_set_list(p, n, "interactive_shell", config_word_ok, "program",
+	    &r->interactive, &r->ninteractive);
+}
+
 /* Keys of later features are parsed by libyaml (so syntax errors show) and ignored. */
 static const struct config_entry config_rule_entries[] = {
 	{ "users", config_parse_rule_users },
 	{ "groups", config_parse_rule_groups },
 	{ "targets", config_parse_rule_targets },
-	{ "impersonate", NULL },
+	{ "impersonate", config_parse_rule_impersonate },
+	{ "shell", config_parse_rule_shell },
+	{ "interactive_shell", config_parse_rule_interactive },
 	{ "commands", config_parse_rule_commands },
 	{ "pty", config_parse_rule_pty },
 	{ "exec", config_parse_rule_exec },
@@ -1533,9 +1654,150 @@ config_parse_target_local(struct config_parse *p, yaml_node_t *n, void *obj)
 		config_walk_map(p, n, "targets.local", config_local_entries, &c->local);
 }
 
+/* Whether s is a DNS-1123 label: 1..63 of [a-z0-9-], no '-' at either end. */
+static int
+config_label_ok(const char *s)
+{
+	size_t n;
+
+	for (n = 0; s[n] != '\0'; n++) {
+		if (n >= 63 || strchr("abcdefghijklmnopqrstuvwxyz0123456789-", s[n]) == NULL)
+			return 0;
+	}
+	return n > 0 && s[0] != '-' && s[n - 1] != '-';
+}
+
+/* targets.kubernetes[].name */
+static void
+config_parse_kube_name(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_kube_cluster *k = obj;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "name")) == NULL)
+		return;
+	if (!config_label_ok(v)) {
+		config_error(p, n, "cluster name \"%s\" must be 1 to 63 lowercase letters, "
+		    "digits or '-', not starting or ending with '-'", v);
+		return;
+	}
+	config_set_string(p, n, "name", &k->name);
+}
+
+/* A path or program name for targets.kubernetes[]: no blanks, no leading '-'. */
+static void
+config_kube_path(struct config_parse *p, yaml_node_t *n, const char *what, char **dst)
+{
+	const char *v;
+
+	if ((v = config_scalar(p, n, what)) == NULL)
+		return;
+	if (!config_word_ok(v)) {
+		config_error(p, n, "%s must not be empty, start with '-' or hold blanks", what);
+		return;
+	}
+	config_set_string(p, n, what, dst);
+}
+
+/* targets.kubernetes[].kubeconfig */
+static void
+config_parse_kube_kubeconfig(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_kube_path(p, n, "kubeconfig", &((struct cfg_kube_cluster *)obj)->kubeconfig);
+}
+
+/* targets.kubernetes[].context */
+static void
+config_parse_kube_context(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_kube_path(p, n, "context", &((struct cfg_kube_cluster *)obj)->context);
+}
+
+/* targets.kubernetes[].kubectl */
+static void
+config_parse_kube_kubectl(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_kube_path(p, n, "kubectl", &((struct cfg_kube_cluster *)obj)->kubectl);
+}
+
+/* targets.kubernetes[].cache_dir */
+static void
+config_parse_kube_cache(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_kube_path(p, n, "cache_dir", &((struct cfg_kube_cluster *)obj)->cache_dir);
+}
+
+/* targets.kubernetes[].timeout */
+static void
+config_parse_kube_timeout(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_duration(p, n, "timeout", 1, 600, &v) == 0)
+		((struct cfg_kube_cluster *)obj)->timeout = (unsigned)v;
+}
+
+static const struct config_entry config_kube_entries[] = {
+	{ "name", config_parse_kube_name },
+	{ "kubeconfig", config_parse_kube_kubeconfig },
+	{ "context", config_parse_kube_context },
+	{ "kubectl", config_parse_kube_kubectl },
+	{ "cache_dir", config_parse_kube_cache },
+	{ "timeout", config_parse_kube_timeout },
+	{ NULL, NULL }
+};
+
+/* targets.kubernetes: a list of clusters, each {name, kubeconfig, context, ...}. */
+static void
+config_parse_target_kube(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config *c = obj;
+	struct cfg_kube_cluster *k;
+	yaml_node_item_t *item;
+	yaml_node_t *in;
+	size_t max, i;
+
+	if (config_is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		config_error(p, n, "targets.kubernetes must be a list of clusters");
+		return;
+	}
+	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (max == 0 || c->kube != NULL)
+		return;
+	if ((c->kube = calloc(max, sizeof *c->kube)) == NULL) {
+		p->oom = 1;
+		return;
+	}
+	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
+		in = config_node(p, *item);
+		k = &c->kube[c->nkube++];
+		k->line = (int)in->start_mark.line + 1;
+		k->timeout = 10;
+		if (in->type != YAML_MAPPING_NODE) {
+			config_error(p, in, "each targets.kubernetes entry must be a mapping "
+			    "with a name");
+			continue;
+		}
+		config_walk_map(p, in, "targets.kubernetes entry", config_kube_entries, k);
+		if (k->name == NULL) {
+			config_error(p, in, "targets.kubernetes entry has no name");
+			continue;
+		}
+		for (i = 0; i + 1 < c->nkube; i++) {
+			if (c->kube[i].name != NULL && strcmp(c->kube[i].name, k->name) == 0)
+				config_error(p, in, "cluster \"%s\" is already defined at line %d",
+				    k->name, c->kube[i].line);
+		}
+		if (k->kubectl == NULL)
+			k->kubectl = config_strdup(p, "kubectl");
+	}
+}
+
 static const struct config_entry config_target_entries[] = {
 	{ "local", config_parse_target_local },
-	{ "kubernetes", NULL },
+	{ "kubernetes", config_parse_target_kube },
 	{ NULL, NULL }
 };
 
@@ -1796,6 +2058,32 @@ config_has_user(const struct config *c, const char *name)
 }
 
 /*
+ * Fill in each cluster's cache_dir: "kube/NAME" next to the recordings
+ * directory (state/recordings gives state/kube/NAME).
+ */
+static void
+config_kube_defaults(struct config_parse *p)
+{
+	struct config *c = p->c;
+	const char *slash;
+	size_t i;
+	int len;
+
+	slash = c->recordings != NULL ? strrchr(c->recordings, '/') : NULL;
+	len = slash != NULL ? (int)(slash - c->recordings) : 0;
+	for (i = 0; i < c->nkube; i++) {
+		if (c->kube[i].cache_dir != NULL || c->kube[i].name == NULL)
+			continue;
+		if ((slash != NULL ? asprintf(&c->kube[i].cache_dir, "%.*s/kube/%s", len,
+		    c->recordings, c->kube[i].name) : asprintf(&c->kube[i].cache_dir,
+		    "kube/%s", c->kube[i].name)) < 0) {
+			c->kube[i].cache_dir = NULL;
+			p->oom = 1;
+		}
+	}
+}
+
+/*
  * Checks across sections, once everything is read. A rule naming an
  * unknown user is a warning: it grants nothing, so it fails closed, but it
  * is most likely a typo. A group no user belongs to is fine: groups are
@@ -1808,6 +2096,7 @@ config_check(struct config_parse *p)
 	struct cfg_rule *r;
 	size_t i, j;
 
+	config_kube_defaults(p);
 	for (i = 0; i < c->nrules; i++) {
 		r = &c->rules[i];
 		for (j = 0; j < r->nusers; j++) {
@@ -1998,7 +2287,19 @@ config_unref(struct config *c)
 		config_free_patterns(c->rules[i].allow, c->rules[i].nallow);
 		config_free_patterns(c->rules[i].deny, c->rules[i].ndeny);
 		config_free_watches(c->rules[i].watch, c->rules[i].nwatch);
+		free(c->rules[i].as_user);
+		config_free_strings(c->rules[i].as_groups, c->rules[i].nas_groups);
+		free(c->rules[i].shell);
+		config_free_strings(c->rules[i].interactive, c->rules[i].ninteractive);
 	}
+	for (i = 0; i < c->nkube; i++) {
+		free(c->kube[i].name);
+		free(c->kube[i].kubeconfig);
+		free(c->kube[i].context);
+		free(c->kube[i].kubectl);
+		free(c->kube[i].cache_dir);
+	}
+	free(c->kube);
 	free(c->rules);
 	for (i = 0; i < c->nredact; i++)
 		redact_pattern_free(&c->redact[i]);

@@ -110,11 +110,32 @@ struct cfg_rule {
 	bool require_reason;	/* require_reason: true */
 	bool rec_failure_continue;	/* on_recording_failure: continue (default close) */
 	struct cfg_limits limits;	/* limits */
+
+	/* Kubernetes targets (broker/target-kube.c, docs/kubernetes.md). */
+	bool impersonate;	/* impersonate given: kubectl --as / --as-group */
+	char *as_user;		/* impersonate.user; "{user}" is the podgate user */
+	char **as_groups;	/* impersonate.groups; "{user}" expands too */
+	size_t nas_groups;
+	bool as_user_groups;	/* impersonate: true: the user's podgate groups */
+	char *shell;		/* shell: runs "SHELL -c COMMAND"; NULL: sh; "none": argv */
+	char **interactive;	/* interactive_shell: tried in order; default bash, sh */
+	size_t ninteractive;
 };
 
 struct cfg_local_target {
 	bool enabled;		/* targets.local present */
 	char *shell;		/* default /bin/sh */
+};
+
+/* One targets.kubernetes entry: a cluster kubectl reaches. */
+struct cfg_kube_cluster {
+	int line;
+	char *name;		/* CLUSTER in target names */
+	char *kubeconfig;	/* NULL: in-cluster configuration */
+	char *context;		/* NULL: the kubeconfig's current context */
+	char *kubectl;		/* default "kubectl" (looked up in PATH) */
+	char *cache_dir;	/* kubectl's HOME; default <recordings>/../kube/<name> */
+	unsigned timeout;	/* seconds for API requests before exec; default 10 */
 };
 
 struct config {
@@ -136,6 +157,8 @@ struct config {
 	struct cfg_rule *rules;
 	size_t nrules;
 	struct cfg_local_target local;
+	struct cfg_kube_cluster *kube;	/* targets.kubernetes; the first is the default */
+	size_t nkube;
 	struct cfg_redact *redact;	/* redact: patterns added to the built-in detectors */
 	size_t nredact;
 };

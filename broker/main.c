@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "demo.h"
+#include "kube-exec.h"
 #include "rec.h"
 #include "server.h"
 
@@ -109,6 +110,10 @@ main(int argc, char **argv)
 	char *host = NULL;
 	uint16_t port;
 	int c, modes = 0;
+
+	/* The kubernetes target's helper (not for users; see kube-exec.c). */
+	if (argc > 1 && strcmp(argv[1], "--kube-exec") == 0)
+		return kube_exec_main(argc - 1, argv + 1);
 
 	memset(&o, 0, sizeof o);
 	o.argv0 = argv[0];

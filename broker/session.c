@@ -246,6 +246,9 @@ session_handle_closed(struct session *s)
 	policy_free_list(s->menu);
 	free(s->exec);
 	free(s->target);
+	free(s->canonical);
+	target_free_pairs(s->where_extra);
+	target_free_pairs(s->who_extra);
 	free(s->command);
 	free(s->rec_path);
 	free(s->inbuf);
@@ -917,6 +920,8 @@ session_open_recording(struct session *s)
 	h.target_kind = (char *)s->ops->kind;
 	h.target = s->target;
 	h.command = s->command;
+	h.where_extra = (const char *const *)s->where_extra;
+	h.who_extra = (const char *const *)s->who_extra;
 	if ((r = rec_writer_open(&s->rec, s->rf->fd, &h, &o)) < 0 ||
 	    (r = rec_writer_flush(s->rec)) < 0) {
 		log_error_r(r, "cannot write %s", s->rec_path);
@@ -1009,23 +1014,59 @@ session_start_target(struct session *s, const struct cfg_user *u)
 	char msg[512];
 	int r;
 
-	if (!policy_target_name_ok(s->target)) {
+	s->ops = target_find(s->target);
+	if (s->ops != NULL && s->ops->resolve != NULL) {
+		char why[400];
+
+		r = s->ops->resolve(s->config, s->target, &s->canonical, why, sizeof why);
+		if (r == -ENOENT) {
+			snprintf(msg, sizeof msg, "podgate: access to '%s' denied: %s", s->target,
+			    why);
+			session_refuse(s, "no such target", msg, false);
+			return;
+		}
+		if (r < 0) {
+			free(s->target);
+			s->target = NULL;
+			snprintf(msg, sizeof msg, "podgate: %s", why);
+			session_refuse(s, why, msg, false);
+			return;
+		}
+	} else if (!policy_target_name_ok(s->target)) {
 		free(s->target);
 		s->target = NULL;
 		session_refuse(s, "invalid target name", "podgate: invalid target name", false);
 		return;
 	}
-	if ((s->rule = policy_match(s->config, u, s->target)) == NULL) {
+	if ((s->rule = policy_match(s->config, u, s->canonical != NULL ? s->canonical :
+	    s->target)) == NULL) {
 		snprintf(msg, sizeof msg, "podgate: access to '%s' denied: no rule grants it",
 		    s->target);
 		session_refuse(s, "no rule grants it", msg, false);
 		return;
 	}
-	s->ops = target_find(s->target);
 	if (s->ops == NULL || !s->ops->exists(s->config, s->target)) {
 		snprintf(msg, sizeof msg, "podgate: access to '%s' denied: no such target",
 		    s->target);
 		session_refuse(s, "no such target", msg, false);
+		return;
+	}
+	memset(&req, 0, sizeof req);
+	req.user = s->conn->user;
+	req.target = s->target;
+	req.command = s->command;
+	req.pty = s->pty;
+	req.term = s->term;
+	req.cols = s->cols;
+	req.rows = s->rows;
+	req.env = s->env;
+	req.nenv = s->nenv;
+	req.account = u;
+	req.rule = s->rule;
+	req.canonical = s->canonical != NULL ? s->canonical : s->target;
+	if (s->ops->describe != NULL &&
+	    s->ops->describe(s->config, &req, &s->where_extra, &s->who_extra) < 0) {
+		session_refuse(s, "out of memory", "podgate: internal error", false);
 		return;
 	}
 	if ((r = session_open_recording(s)) < 0) {
@@ -1048,16 +1089,6 @@ session_start_target(struct session *s, const struct cfg_user *u)
 		}
 		session_unrecord(s);
 	}
-	memset(&req, 0, sizeof req);
-	req.user = s->conn->user;
-	req.target = s->target;
-	req.command = s->command;
-	req.pty = s->pty;
-	req.term = s->term;
-	req.cols = s->cols;
-	req.rows = s->rows;
-	req.env = s->env;
-	req.nenv = s->nenv;
 	req.session_id = s->id;
 	if ((r = s->ops->spawn(s->config, &req, &s->child)) < 0) {
 		snprintf(msg, sizeof msg, "podgate: cannot start target '%s': %s", s->target,
@@ -1072,7 +1103,7 @@ session_start_target(struct session *s, const struct cfg_user *u)
 	s->started = true;
 	s->start_mono = uv_now(&s->conn->server->loop);
 	{
-		struct audit_field f[] = {
+		struct audit_field f[18] = {
 			AUDIT_STR("target", s->target),
 			AUDIT_STR("kind", s->ops->kind),
 			AUDIT_STR("command", s->command),
@@ -1080,7 +1111,16 @@ session_start_target(struct session *s, const struct cfg_user *u)
 			AUDIT_STR("recording", s->rec_path),
 			AUDIT_NUM("pid", s->child.pid),
 		};
-		session_audit(s, "session_start", f, sizeof f / sizeof f[0]);
+		size_t n = 6;
+		char **p;
+
+		for (p = s->where_extra; p != NULL && p[0] != NULL && p[1] != NULL &&
+		    n < 12; p += 2)
+			f[n++] = AUDIT_STR(p[0], p[1]);
+		for (p = s->who_extra; p != NULL && p[0] != NULL && p[1] != NULL &&
+		    n < 18; p += 2)
+			f[n++] = AUDIT_STR(p[0], p[1]);
+		session_audit(s, "session_start", f, n);
 	}
 	log_info("session %s: %s@%s -> %s%s%s (pid %d, %s)", s->id, s->conn->user,
 	    s->conn->client, s->target, s->command != NULL ? ": " : "",

@@ -71,6 +71,9 @@ struct session {
 
 	/* target */
 	char *target;
+	char *canonical;		/* the name policy matched, when the kind has one */
+	char **where_extra;		/* from the kind's describe: header and audit pairs */
+	char **who_extra;
 	char *command;
 	const struct target_ops *ops;
 	struct pty_child child;

@@ -2,11 +2,13 @@
  * Target kinds: which kind serves a target name.
  */
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "target.h"
 
 static const struct target_ops *const target_kinds[] = {
 	&target_local_ops,
+	&target_kube_ops,
 };
 
 /* The kind that serves name, or NULL when no kind does. */
@@ -20,4 +22,17 @@ target_find(const char *name)
 			return target_kinds[i];
 	}
 	return NULL;
+}
+
+/* Free a NULL-terminated array of strings from describe. */
+void
+target_free_pairs(char **pairs)
+{
+	char **p;
+
+	if (pairs == NULL)
+		return;
+	for (p = pairs; *p != NULL; p++)
+		free(*p);
+	free(pairs);
 }

@@ -26,6 +26,9 @@ struct target_request {
 	char *const *env;		/* accepted client variables, "NAME=value" */
 	size_t nenv;
 	const char *session_id;
+	const struct cfg_user *account;	/* the podgate user's entry */
+	const struct cfg_rule *rule;	/* the rule that granted the target */
+	const char *canonical;		/* the name policy matched */
 };
 
 struct target_ops {
@@ -41,11 +44,30 @@ struct target_ops {
 	 */
 	int (*spawn)(const struct config *c, const struct target_request *req,
 	    struct pty_child *child);
+	/*
+	 * Optional. Check the name as this kind reads it and give the name
+	 * policy matches (a new string in *canonical). Returns 0, or -EINVAL
+	 * (a bad name) or -ENOENT (no such cluster) with a one-line reason in
+	 * err and *canonical NULL.
+	 */
+	int (*resolve)(const struct config *c, const char *target, char **canonical,
+	    char *err, size_t errlen);
+	/*
+	 * Optional. Describe a request for the recording header and the audit:
+	 * *where and *who get NULL-terminated {key, value, ...} arrays of new
+	 * strings (free with target_free_pairs), or NULL. Returns 0 or -ENOMEM.
+	 */
+	int (*describe)(const struct config *c, const struct target_request *req,
+	    char ***where, char ***who);
 };
+
+/* Free an array from describe; NULL is ignored. */
+void target_free_pairs(char **pairs);
 
 /* The kind that serves name, or NULL when no kind does. */
 const struct target_ops *target_find(const char *name);
 
 extern const struct target_ops target_local_ops;
+extern const struct target_ops target_kube_ops;
 
 #endif
