@@ -28,6 +28,7 @@ deps:
 
 deps-test:
 	@./tests/install-deps.sh $(PKGS_BUILD) $(PKGS_TEST)
+	@./tests/check-kubectl.sh
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=release -Db_ndebug=false
