@@ -18,7 +18,7 @@ PKGS_BENCH := openssh-server ttyrec tlog asciinema hyperfine python3-paramiko
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-test build run test bench clean image
+.PHONY: all deps deps-test build run test bench fuzz clean image
 
 all: build
 
@@ -52,6 +52,12 @@ test: deps-test $(TESTBUILD)/build.ninja
 # The container image, with podman or docker; exits 2 when neither engine works.
 image:
 	@./container/build-image.sh
+
+# Run every libFuzzer harness for SECONDS each (default 60), corpus replay first.
+fuzz: deps-test $(TESTBUILD)/build.ninja
+	ninja -C $(TESTBUILD)
+	SECONDS_FUZZ=$(or $(SECONDS),60) meson test -C $(TESTBUILD) --suite fuzz \
+		--timeout-multiplier 0 --print-errorlogs
 
 bench: build
 	@./tests/install-deps.sh $(PKGS_BENCH)
