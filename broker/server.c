@@ -500,6 +500,7 @@ out:
 	if (srv.audit != NULL)
 		audit_close(srv.audit);
 	rec_key_free(srv.sign_key);
+	guard_counts_free(srv.guard_counts);
 	if (srv.config != NULL)
 		config_unref(srv.config);
 	free(srv.listen_host);

@@ -29,6 +29,7 @@
 #endif
 
 struct conn;
+struct guard_counts;
 TAILQ_HEAD(conn_list, conn);
 
 /* How the broker was started (main.c fills this from the command line). */
@@ -47,6 +48,7 @@ struct server {
 	struct config *config;		/* the current one (one reference) */
 	struct audit *audit;
 	struct rec_key *sign_key;	/* signs recordings; NULL: unsigned */
+	struct guard_counts *guard_counts;	/* live sessions per user (made at first use) */
 	ssh_bind bind;
 	char *listen_host;
 	uint16_t listen_port;

@@ -40,7 +40,7 @@
 static void session_fd_cb(uv_poll_t *h, int status, int events);
 static void session_close_cb(uv_handle_t *h);
 static void session_fd_close_cb(uv_handle_t *h);
-static void session_kill(struct session *s);
+void session_kill(struct session *s);
 static void session_callbacks_fill(struct ssh_channel_callbacks_struct *cb);
 
 /* Signals a client may send, by their names without "SIG". */
@@ -85,7 +85,7 @@ session_dirty(struct session *s)
 }
 
 /* Send bytes to the client (stdout or stderr), within the window. */
-static int
+int
 session_send(struct session *s, bool err, const void *buf, size_t len)
 {
 	uint32_t win;
@@ -112,7 +112,7 @@ session_send(struct session *s, bool err, const void *buf, size_t len)
 }
 
 /* Send a one-line message from the broker to the client. */
-static void
+void
 session_say(struct session *s, bool err, const char *msg)
 {
 	char buf[1024];
@@ -124,7 +124,7 @@ session_say(struct session *s, bool err, const char *msg)
 }
 
 /* Write one audit event with the session's who/where fields added. */
-static void
+void
 session_audit(struct session *s, const char *event, const struct audit_field *extra,
     size_t nextra)
 {
@@ -168,7 +168,7 @@ session_refuse_request(struct session *s, const char *what)
 }
 
 /* Send exit-status or exit-signal, EOF and CLOSE, as far as still possible. */
-static void
+void
 session_close_channel(struct session *s, int status, const char *signame, bool core)
 {
 	if (s->channel == NULL || s->close_sent)
@@ -205,7 +205,7 @@ session_fd_close(struct session_fd *sf)
 }
 
 /* Start closing every handle; the session is freed when the last one is. */
-static void
+void
 session_release(struct session *s)
 {
 	size_t i;
@@ -238,6 +238,7 @@ session_handle_closed(struct session *s)
 		ssh_channel_free(s->channel);
 		s->channel = NULL;
 	}
+	session_guard_free(s);
 	if (s->rec != NULL)
 		rec_writer_close(s->rec);
 	recfile_close(s->rf, &c->server->loop);
@@ -276,7 +277,7 @@ session_fd_close_cb(uv_handle_t *h)
 }
 
 /* End a session that never ran a target: tell the client why, exit 1. */
-static void
+void
 session_refuse(struct session *s, const char *reason, const char *msg, bool to_stdout)
 {
 	session_audit_refused(s, reason);
@@ -299,7 +300,7 @@ session_unrecord(struct session *s)
 }
 
 /* Recording failed mid-session: end it (no session without a recording). */
-static void
+void
 session_rec_fail(struct session *s, int r)
 {
 	if (s->rec_failed || s->unrecorded)
@@ -338,9 +339,7 @@ session_record(struct session *s, char code, const void *buf, size_t len)
 {
 	int r;
 
-	if (s->rec == NULL || s->rec_failed)
-		return;
-	if ((r = rec_writer_data(s->rec, code, buf, len)) < 0)
+	if ((r = session_guard_data(s, code, buf, len)) < 0)
 		session_rec_fail(s, r);
 }
 
@@ -351,6 +350,7 @@ session_flush_cb(uv_timer_t *t)
 	struct session *s = t->data;
 	int r;
 
+	session_guard_tick(s);
 	if (s->rec != NULL && !s->rec_failed) {
 		/* A checkpoint went to the file: have it reach the disk, off the loop. */
 		if (!rec_writer_quiet(s->rec) && (r = rec_writer_tick(s->rec, 0)) != 0) {
@@ -389,7 +389,7 @@ session_linger_cb(uv_timer_t *t)
 }
 
 /* End the target: SIGHUP to its process group, SIGKILL if it lingers. */
-static void
+void
 session_kill(struct session *s)
 {
 	if (s->killed || s->pgid <= 0)
@@ -646,6 +646,7 @@ session_data_cb(ssh_session ssh, ssh_channel channel, void *data, uint32_t len,
 	case SESSION_NEW:
 	case SESSION_STARTING:
 	case SESSION_PICKED:
+	case SESSION_REASON:	/* taken by session_pull_input */
 		s->chan_pending = true;	/* kept by libssh until the target runs */
 		return 0;
 	case SESSION_MENU:
@@ -734,7 +735,7 @@ session_winch_cb(ssh_session ssh, ssh_channel channel, int width, int height,
 		if ((r = pty_set_size(s->fds[0].fd, s->cols, s->rows)) < 0)
 			log_warn_r(r, "session %s: resize", s->id);
 		if (s->rec != NULL && !s->rec_failed &&
-		    (r = rec_writer_resize(s->rec, s->cols, s->rows)) < 0)
+		    (r = session_guard_resize(s)) < 0)
 			session_rec_fail(s, r);
 	}
 	return 0;
@@ -883,7 +884,7 @@ session_callbacks_fill(struct ssh_channel_callbacks_struct *cb)
 /* ---- starting a target ---- */
 
 /* Open the recording file and write its header (before the target starts). */
-static int
+int
 session_open_recording(struct session *s)
 {
 	const struct config *c = s->config;
@@ -919,9 +920,10 @@ session_open_recording(struct session *s)
 	h.client = s->conn->client;
 	h.target_kind = (char *)s->ops->kind;
 	h.target = s->target;
-	h.command = s->command;
+	h.command = session_guard_command(s);
 	h.where_extra = (const char *const *)s->where_extra;
 	h.who_extra = (const char *const *)s->who_extra;
+	h.what_extra = session_guard_header(s, h.what_extra);
 	if ((r = rec_writer_open(&s->rec, s->rf->fd, &h, &o)) < 0 ||
 	    (r = rec_writer_flush(s->rec)) < 0) {
 		log_error_r(r, "cannot write %s", s->rec_path);
@@ -1010,7 +1012,6 @@ session_list_targets(struct session *s, const struct cfg_user *u)
 static void
 session_start_target(struct session *s, const struct cfg_user *u)
 {
-	struct target_request req;
 	char msg[512];
 	int r;
 
@@ -1051,6 +1052,19 @@ session_start_target(struct session *s, const struct cfg_user *u)
 		session_refuse(s, "no such target", msg, false);
 		return;
 	}
+	if (session_guard_begin(s, u) != 0)
+		return;		/* refused, or the reason is asked first */
+	session_start_run(s, u);
+}
+
+/* Describe the target, open the recording, start the child (the guard let it). */
+void
+session_start_run(struct session *s, const struct cfg_user *u)
+{
+	struct target_request req;
+	char msg[512];
+	int r;
+
 	memset(&req, 0, sizeof req);
 	req.user = s->conn->user;
 	req.target = s->target;
@@ -1094,6 +1108,7 @@ session_start_target(struct session *s, const struct cfg_user *u)
 		snprintf(msg, sizeof msg, "podgate: cannot start target '%s': %s", s->target,
 		    strerror(-r));
 		session_record(s, REC_MARKER, msg + 9, strlen(msg + 9));
+		session_guard_flush(s);
 		if (s->rec != NULL)
 			rec_writer_exit(s->rec, 1, NULL);
 		session_refuse(s, "target failed to start", msg, false);
@@ -1106,13 +1121,16 @@ session_start_target(struct session *s, const struct cfg_user *u)
 		struct audit_field f[18] = {
 			AUDIT_STR("target", s->target),
 			AUDIT_STR("kind", s->ops->kind),
-			AUDIT_STR("command", s->command),
+			AUDIT_STR("command", session_guard_command(s)),
 			AUDIT_NUM("pty", s->pty),
 			AUDIT_STR("recording", s->rec_path),
 			AUDIT_NUM("pid", s->child.pid),
 		};
 		size_t n = 6;
 		char **p;
+
+		if (s->guard.reason != NULL)
+			f[n++] = AUDIT_STR("reason", s->guard.reason);
 
 		for (p = s->where_extra; p != NULL && p[0] != NULL && p[1] != NULL &&
 		    n < 12; p += 2)
@@ -1300,8 +1318,9 @@ session_pull_input(struct session *s)
 	int avail, n;
 
 	while (s->chan_pending && s->channel != NULL && !s->peer_closed &&
-	    (s->state == SESSION_RUNNING || s->state == SESSION_MENU)) {
-		if (s->state == SESSION_MENU)
+	    (s->state == SESSION_RUNNING || s->state == SESSION_MENU ||
+	    s->state == SESSION_REASON)) {
+		if (s->state == SESSION_MENU || s->state == SESSION_REASON)
 			want = 1;	/* leave what follows a choice to the target */
 		else if (s->input_closed || s->exited || s->killed || s->rec_failed)
 			want = sizeof tmp;
@@ -1325,6 +1344,8 @@ session_pull_input(struct session *s)
 		}
 		if (s->state == SESSION_MENU)
 			session_menu_input(s, tmp, (uint32_t)n);
+		else if (s->state == SESSION_REASON)
+			session_guard_reason_input(s, tmp, (uint32_t)n);
 		else
 			session_input(s, tmp, (uint32_t)n);
 		s->chan_pending = n < avail;
@@ -1369,6 +1390,7 @@ session_finish(struct session *s)
 
 	if (s->exit.signal > 0)
 		signame = session_signame(s->exit.signal);
+	session_guard_flush(s);
 	if (s->rec != NULL) {
 		if (!s->rec_failed && (r = rec_writer_exit(s->rec, signame ? -1 : status, signame)) < 0)
 			session_rec_fail(s, r);
@@ -1435,6 +1457,7 @@ session_after_io(struct session *s)
 		if (s->state == SESSION_RUNNING)
 			break;
 		return;
+	case SESSION_REASON:
 	case SESSION_MENU:
 		if (s->peer_closed || s->broken || s->channel == NULL) {
 			session_close_channel(s, 1, NULL, false);

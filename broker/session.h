@@ -17,6 +17,7 @@
 
 #include "pty.h"
 #include "rec.h"
+#include "session-guard.h"
 #include "target.h"
 
 struct conn;
@@ -25,6 +26,7 @@ enum session_state {
 	SESSION_NEW,		/* collecting pty-req and env requests */
 	SESSION_STARTING,	/* exec or shell accepted; start at the next turn */
 	SESSION_MENU,		/* picking a target from the menu */
+	SESSION_REASON,		/* asking for the reason the rule requires */
 	SESSION_PICKED,		/* a target was picked; start at the next turn */
 	SESSION_RUNNING,	/* target running, or its output draining */
 	SESSION_CLOSING,	/* done; handles closing */
@@ -108,6 +110,7 @@ struct session {
 	uint64_t start_mono;
 	unsigned handles;		/* uv handles not yet closed */
 	bool finished;			/* exit reported and audited */
+	struct session_guard guard;	/* guard and redaction (session-guard.h) */
 };
 
 /*

@@ -1,0 +1,344 @@
+"""The guard through the broker: command policy, redaction, reasons, limits, watch.
+
+Each test drives the broker from outside with the real OpenSSH client or
+paramiko and checks what the client saw, the audit log and the recording.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+from conftest import wait_until
+
+SEALED = 0
+
+
+def verify(build, path):
+    r = subprocess.run([str(build.player), "verify", "--json", str(path)],
+                       capture_output=True, timeout=60)
+    return r.returncode, json.loads(r.stdout)
+
+
+def spans(rec):
+    """[(code, kind, marker bytes)] for every R event and the data event after it."""
+    out = []
+    evs = rec.events
+    for i, e in enumerate(evs):
+        if e.code != "R":
+            continue
+        nxt = next(x for x in evs[i + 1:] if x.code in ("o", "e", "i"))
+        assert nxt.time_ns == e.time_ns
+        data = bytes(nxt.payload)
+        for sp in e.payload:
+            out.append((nxt.code, sp["kind"], data[sp["at"]:sp["at"] + sp["len"]]))
+    return out
+
+
+def markers(rec):
+    return [e.payload for e in rec.events if e.code == "m"]
+
+
+class Chan:
+    """A paramiko session channel read by a thread; wait for text in what came."""
+
+    def __init__(self, client, command, pty=True, env=None):
+        self.chan = client.get_transport().open_session(timeout=10)
+        if pty:
+            self.chan.get_pty(term="xterm", width=80, height=24)
+        for k, v in (env or {}).items():
+            self.chan.set_environment_variable(k, v)
+        self.chan.exec_command(command)
+        self.out = bytearray()
+        self.err = bytearray()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        self.chan.settimeout(0.1)
+        while True:
+            got = False
+            while self.chan.recv_stderr_ready():
+                self.err += self.chan.recv_stderr(65536)
+                got = True
+            try:
+                d = self.chan.recv(65536)
+                if not d:
+                    if not self.chan.recv_stderr_ready():
+                        return
+                self.out += d
+                got = True
+            except OSError:
+                pass
+            if not got and self.chan.closed:
+                return
+
+    def wait(self, text: bytes, timeout=10.0, err=False):
+        buf = self.err if err else self.out
+        wait_until(lambda: text in buf, timeout,
+                   f"{text!r} from the target; have {bytes(self.out)[-200:]!r} "
+                   f"{bytes(self.err)[-200:]!r}")
+
+    def send(self, data: bytes):
+        self.chan.sendall(data)
+
+    def status(self, timeout=15.0) -> int:
+        assert self.chan.status_event.wait(timeout), "no exit status"
+        self.thread.join(timeout)
+        return self.chan.exit_status
+
+
+# ---------------------------------------------------------------- command policy
+
+def test_command_policy_allows_refuses_and_records_the_refusal(broker, build):
+    b = broker(users={"alice": {"groups": ["agents"]}, "bob": {"groups": ["oncall"]},
+                      "carol": {"groups": ["ops"]}},
+               rules=[{"groups": ["agents"], "targets": ["local"], "pty": False,
+                       "commands": {"allow": ["echo *", "re:^true$"], "deny": ["*rm -rf*"]}},
+                      {"groups": ["oncall"], "targets": ["local"], "exec": False},
+                      {"groups": ["ops"], "targets": ["local"]}])
+    r = b.ssh("alice", "local", "--", "echo allowed")
+    assert (r.returncode, r.stdout) == (0, b"allowed\n"), r.stderr
+
+    r = b.ssh("alice", "local", "--", "rm -rf /tmp/x")
+    assert r.returncode == 126
+    assert r.stdout == b""
+    assert r.stderr == (b"podgate: command refused by rule at line %d: matches deny pattern "
+                        b"'*rm -rf*'\n" % _rule_line(b, 0))
+    r = b.ssh("alice", "local", "--", "echo x; id")
+    assert r.returncode == 126
+    assert r.stderr.endswith(b"matches no allow pattern\n")
+    r = b.ssh("alice", "local", "--", "ls /")
+    assert r.returncode == 126
+
+    # A terminal for an agent, and a command for oncall, are refused too.
+    r = b.ssh("alice", "local", "--", "echo hi", opts=["-tt"])
+    assert r.returncode == 126
+    assert b"pty is not allowed" in r.stderr
+    r = b.ssh("bob", "local", "--", "echo hi")
+    assert r.returncode == 126
+    assert b"exec is not allowed" in r.stderr
+    r = b.ssh("carol", "local", "--", "echo free")
+    assert (r.returncode, r.stdout) == (0, b"free\n")
+
+    evs = b.wait_audit("command_refused", count=5)
+    by_cmd = {e.get("command"): e for e in evs}
+    e = by_cmd["rm -rf /tmp/x"]
+    assert e["decision"] == "denied" and e["pattern"] == "*rm -rf*"
+    assert e["rule"] == _rule_line(b, 0) and e["user"] == "alice"
+    assert by_cmd["ls /"]["decision"] == "not-allowed"
+    assert {x["decision"] for x in evs} == {"denied", "not-allowed", "no-pty", "no-exec"}
+
+    rec = b.recording_for("rm -rf /tmp/x")
+    assert rec.exit() == {"status": 126}
+    assert markers(rec) == ["command refused by rule at line %d: matches deny pattern "
+                            "'*rm -rf*'" % _rule_line(b, 0)]
+    assert rec.data("o") == b""
+    code, j = verify(build, rec.path)
+    assert code == SEALED, j
+    assert e["recording"] == str(rec.path) or e["recording"].endswith(rec.path.name)
+
+
+def _rule_line(b, index):
+    """The line where rule number index starts in the broker's config file."""
+    lines = b.config_path.read_text().splitlines()
+    starts = []
+    in_rules = False
+    for n, line in enumerate(lines, 1):
+        if line.startswith("rules:"):
+            in_rules = True
+            continue
+        if in_rules and line and not line.startswith(" "):
+            break
+        if in_rules and line.lstrip().startswith("- ") and line.index("-") == 2:
+            starts.append(n)
+    return starts[index]
+
+
+# ---------------------------------------------------------------- redaction
+
+SECRETS = {
+    "aws-access-key": "AKIAIOSFODNN7EXAMPLE",
+    "github-token": "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
+    "gitlab-token": "glpat-" + "xY9zW8vU7tS6rQ5pO4nM",
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+           "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+}
+
+PEM = ("-----BEGIN OPENSSH PRIVATE KEY-----\n"
+       "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+       "QyNTUxOQAAACDh3uN2s5fQ0jq0Yl4hOQ1zv2P3Vq5sA2Jx7o9Kz0dXnQAAAJgLQ0lqC0NJ\n"
+       "-----END OPENSSH PRIVATE KEY-----\n")
+
+
+def test_redaction_of_each_kind_in_the_recording(broker):
+    b = broker(settings={"redact": ["re:corp-[0-9a-f]{32}",
+                                    {"pattern": "sk_live_*", "kind": "stripe"}]})
+    client = b.connect("alice")
+    cases = {}
+    for kind, secret in SECRETS.items():
+        cases[kind] = (f"printf 'x {secret} y\\n'", secret)
+    cases["aws-secret-key"] = ("printf 'aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiC"
+                               "YEXAMPLEKEY\\n'", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    cases["password"] = ("printf 'DB_PASSWORD=hunter2hunter2\\n'", "hunter2hunter2")
+    cases["custom"] = ("printf 'id corp-%s end\\n'" % ("0123456789abcdef" * 2),
+                       "corp-" + "0123456789abcdef" * 2)
+    cases["stripe"] = ("printf 'key sk_live_51Habc123xyz done\\n'", "sk_live_51Habc123xyz")
+    gh = SECRETS["github-token"]
+    cases["split"] = (f"printf '{gh[:7]}'; sleep 0.3; printf '{gh[7:]} tail\\n'", gh)
+    cases["private-key"] = ("; ".join("printf '%%s\\n' '%s'; sleep 0.1" % line
+                                      for line in PEM.splitlines()), PEM.splitlines()[1])
+    recs = {}
+    for name, (cmd, secret) in cases.items():
+        chan = Chan(client, f"local -- {cmd}", pty=False)
+        assert chan.status() == 0
+        assert secret.encode() in bytes(chan.out), (name, bytes(chan.out))
+        # Recordings are named by time-ordered ids: the newest is this one.
+        recs[name] = b.wait_recordings(len(recs) + 1)[-1]
+    client.close()
+    for name, (cmd, secret) in cases.items():
+        rec = recs[name]
+        if name != "private-key":	# its lines are separate printf arguments
+            assert secret not in rec.command, rec.command   # the header is redacted too
+        kind = "github-token" if name == "split" else name
+        out = rec.data("o")
+        assert secret.encode() not in out, (name, out)
+        assert b"[REDACTED:%s]" % kind.encode() in out, (name, out)
+        assert ("o", kind, b"[REDACTED:%s]" % kind.encode()) in spans(rec), (name, rec.events)
+    out = recs["split"].data("o")
+    assert out == b"[REDACTED:github-token] tail\n"
+    out = recs["private-key"].data("o")
+    assert b"BEGIN OPENSSH PRIVATE KEY" not in out and b"b3BlbnNz" not in out
+
+
+def test_input_typed_with_echo_off_is_masked(broker):
+    b = broker()
+    client = b.connect("alice")
+    cmd = "stty -echo; echo ready; read x; stty echo; echo done"
+    chan = Chan(client, f"local -- {cmd}")
+    chan.wait(b"ready")
+    time.sleep(0.2)  # let stty reach the terminal before the keystrokes do
+    chan.send(b"Sup3rS3cret\r")
+    chan.wait(b"done")
+    assert chan.status() == 0
+    rec = b.recording_for(cmd)
+    assert rec.data("i") == b"***********\r"
+    assert b"Sup3rS3cret" not in rec.path.read_bytes()
+
+
+# ---------------------------------------------------------------- reasons
+
+def test_required_reason(broker):
+    b = broker(rules=[{"groups": ["oncall"], "targets": ["local"], "require_reason": True}])
+    r = b.ssh("alice", "local", "--", "echo no-reason")
+    assert r.returncode == 1 and r.stdout == b""
+    assert b"a reason is required" in r.stderr and b"PODGATE_REASON" in r.stderr
+
+    r = b.ssh("alice", "local", "--", "echo with-reason",
+              opts=["-o", "SetEnv=PODGATE_REASON=INC-42"])
+    assert (r.returncode, r.stdout) == (0, b"with-reason\n"), r.stderr
+    rec = b.recording_for("echo with-reason")
+    assert rec.header["what"]["reason"] == "INC-42"
+    e = b.wait_audit("session_start", lambda e: e.get("command") == "echo with-reason")[0]
+    assert e["reason"] == "INC-42"
+
+    # Asked on the terminal, with editing.
+    client = b.connect("alice")
+    chan = Chan(client, "local -- echo asked")
+    chan.wait(b"Reason (ticket or incident): ")
+    chan.send(b"INC-7x\x7f 9\r")
+    chan.wait(b"asked")
+    assert chan.status() == 0
+    assert b"INC-7x\b \b 9" in bytes(chan.out)
+    rec = b.recording_for("echo asked")
+    assert rec.header["what"]["reason"] == "INC-7 9"
+
+
+# ---------------------------------------------------------------- limits
+
+def test_limits_end_sessions(broker):
+    users = {u: {"groups": [u + "s"]} for u in ("dur", "idle", "out", "one")}
+    rules = [{"groups": ["durs"], "targets": ["local"], "limits": {"max_duration": "2s"}},
+             {"groups": ["idles"], "targets": ["local"], "limits": {"idle_timeout": "1s"}},
+             {"groups": ["outs"], "targets": ["local"], "limits": {"max_output": "100k"}},
+             {"groups": ["ones"], "targets": ["local"], "limits": {"max_sessions": 1}}]
+    b = broker(users=users, rules=rules)
+
+    first = subprocess.Popen(b.ssh_args("one", "local", "--", "sleep 20"),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    try:
+        b.wait_audit("session_start", lambda e: e["user"] == "one")
+        r = b.ssh("one", "local", "--", "echo second")
+        assert r.returncode == 1 and r.stdout == b""
+        assert r.stderr == (b"podgate: session refused: you already have 1 sessions open, "
+                            b"the most your rule allows\n")
+        b.wait_audit("limit", lambda e: e["limit"] == "max_sessions")
+    finally:
+        first.kill()
+        first.wait(10)
+
+    results = {}
+
+    def run(user, cmd, opts=()):
+        t0 = time.monotonic()
+        results[user] = (b.ssh(user, "local", "--", cmd, opts=list(opts)),
+                         time.monotonic() - t0)
+    threads = [threading.Thread(target=run, args=a) for a in
+               (("dur", "sleep 20"), ("idle", "sleep 20", ["-tt"]), ("out", "yes"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(40)
+    r, took = results["dur"]
+    assert b"podgate: session ended: maximum session duration (2s) reached\n" in r.stderr
+    assert 1.9 < took < 6
+    r, took = results["idle"]
+    assert b"podgate: session ended: idle for 1s" in r.stderr + r.stdout
+    assert took < 6
+    r, took = results["out"]
+    assert b"podgate: session ended: output quota (100kB) exceeded\n" in r.stderr
+    assert 100_000 <= len(r.stdout) < 2_000_000
+    evs = b.wait_audit("limit", count=4)
+    assert {e["limit"] for e in evs} == {"max_sessions", "max_duration", "idle_timeout",
+                                         "max_output"}
+    for rec in b.wait_recordings(4):
+        if rec.header["who"]["user"] == "dur":
+            assert markers(rec) == ["session ended: maximum session duration (2s) reached"]
+            assert rec.exit() is not None
+    # The count is released when sessions end: "one" may start again.
+    wait_until(lambda: b.ssh("one", "local", "--", "true").returncode == 0, 10,
+               "a new session once the first ended")
+
+
+# ---------------------------------------------------------------- watch
+
+def test_watch_alert_and_terminate(broker):
+    b = broker(rules=[{"groups": ["oncall"], "targets": ["local"],
+                       "watch": ["sudo *",
+                                 {"on": "input", "pattern": "re:curl .*\\| *sh",
+                                  "action": "terminate"},
+                                 {"on": "output", "pattern": "*DROP TABLE*",
+                                  "action": "terminate", "message": "no schema changes"}]}])
+    client = b.connect("alice")
+    chan = Chan(client, "local")
+    chan.send(b"sudo true 2>/dev/null; echo one\r")
+    chan.wait(b"one")
+    e = b.wait_audit("watch")[0]
+    assert e["action"] == "alert" and e["on"] == "input" and e["pattern"] == "sudo *"
+    assert e["line"] == "sudo true 2>/dev/null; echo one"
+    chan.send(b"curl x | sh\r")
+    chan.wait(b"podgate: session terminated: typed input matches watch pattern "
+              b"'re:curl .*\\| *sh' (rule at line ", err=True)
+    chan.status()
+    e = b.wait_audit("watch", lambda e: e["action"] == "terminate")[0]
+    assert e["line"] == "curl x | sh"
+
+    r = b.ssh("alice", "local", "--", "echo DROP TABLE users; sleep 10; echo after")
+    assert b"podgate: session terminated: no schema changes\n" in r.stderr
+    assert b"after" not in r.stdout
+    b.wait_audit("watch", lambda e: e["on"] == "output")
+    rec = b.recording_for("echo DROP TABLE users; sleep 10; echo after")
+    assert markers(rec) == ["session terminated: no schema changes"]
