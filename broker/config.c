@@ -979,11 +979,29 @@ config_parse_user_groups(struct config_parse *p, yaml_node_t *n, void *obj)
 	    &u->ngroups);
 }
 
+/* Whether s names a role of live supervision (docs/live.md). */
+static int
+config_role_ok(const char *s)
+{
+	return strcmp(s, "auditor") == 0 || strcmp(s, "approver") == 0;
+}
+
+/* users[].roles */
+static void
+config_parse_user_roles(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_user *u = obj;
+
+	config_set_list(p, n, "roles", config_role_ok, "role (auditor or approver)",
+	    &u->roles, &u->nroles);
+}
+
 static const struct config_entry config_user_entries[] = {
 	{ "name", config_parse_user_name },
 	{ "keys", config_parse_user_keys },
 	{ "authorized_keys", config_parse_user_authorized_keys },
 	{ "groups", config_parse_user_groups },
+	{ "roles", config_parse_user_roles },
 	{ NULL, NULL }
 };
 
@@ -1172,9 +1190,30 @@ config_parse_commands_deny(struct config_parse *p, yaml_node_t *n, void *obj)
 	config_set_patterns(p, n, "commands.deny", &r->deny, &r->ndeny);
 }
 
+/* rules[].commands.approve: exec commands that wait for an approver. */
+static void
+config_parse_commands_approve(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+
+	config_set_patterns(p, n, "commands.approve", &r->approve, &r->napprove);
+}
+
+/* rules[].commands.approve_timeout */
+static void
+config_parse_commands_approve_timeout(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_duration(p, n, "approve_timeout", 1, 7 * 86400, &v) == 0)
+		((struct cfg_rule *)obj)->approve_timeout = v;
+}
+
 static const struct config_entry config_commands_entries[] = {
 	{ "allow", config_parse_commands_allow },
 	{ "deny", config_parse_commands_deny },
+	{ "approve", config_parse_commands_approve },
+	{ "approve_timeout", config_parse_commands_approve_timeout },
 	{ NULL, NULL }
 };
 
@@ -1563,6 +1602,17 @@ config_parse_rule_interactive(struct config_parse *p, yaml_node_t *n, void *obj)
 	    &r->interactive, &r->ninteractive);
 }
 
+/* rules[].announce_watchers */
+static void
+config_parse_rule_announce(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+	bool v;
+
+	if (config_bool(p, n, "announce_watchers", &v) == 0)
+		r->announce_watchers = v;
+}
+
 /* Keys of later features are parsed by libyaml (so syntax errors show) and ignored. */
 static const struct config_entry config_rule_entries[] = {
 	{ "users", config_parse_rule_users },
@@ -1578,7 +1628,7 @@ static const struct config_entry config_rule_entries[] = {
 	{ "require_reason", config_parse_rule_require_reason },
 	{ "limits", config_parse_rule_limits },
 	{ "on_recording_failure", config_parse_rule_on_rec_failure },
-	{ "announce_watchers", NULL },
+	{ "announce_watchers", config_parse_rule_announce },
 	{ NULL, NULL }
 };
 
@@ -2026,6 +2076,84 @@ config_parse_redact(struct config_parse *p, yaml_node_t *n, void *obj)
 	}
 }
 
+/* groups[].name */
+static void
+config_parse_group_name(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_group *g = obj;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "name")) == NULL)
+		return;
+	if (!config_name_ok(v)) {
+		config_error(p, n, "group name \"%s\" is not valid", v);
+		return;
+	}
+	config_set_string(p, n, "name", &g->name);
+}
+
+/* groups[].roles */
+static void
+config_parse_group_roles(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_group *g = obj;
+
+	config_set_list(p, n, "roles", config_role_ok, "role (auditor or approver)",
+	    &g->roles, &g->nroles);
+}
+
+static const struct config_entry config_group_entries[] = {
+	{ "name", config_parse_group_name },
+	{ "roles", config_parse_group_roles },
+	{ NULL, NULL }
+};
+
+/* groups: a list of {name, roles}; names are unique. */
+static void
+config_parse_groups(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config *c = obj;
+	struct cfg_group *g;
+	yaml_node_item_t *item;
+	yaml_node_t *in;
+	size_t max, i;
+
+	if (config_is_null(n))
+		return;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		config_error(p, n, "groups must be a list");
+		return;
+	}
+	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (max == 0 || c->groups != NULL)
+		return;
+	if ((c->groups = calloc(max, sizeof *c->groups)) == NULL) {
+		p->oom = 1;
+		return;
+	}
+	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
+		in = config_node(p, *item);
+		g = &c->groups[c->ngroups++];
+		g->line = (int)in->start_mark.line + 1;
+		if (in->type != YAML_MAPPING_NODE) {
+			config_error(p, in, "each group must be a mapping with name and roles");
+			continue;
+		}
+		config_walk_map(p, in, "group", config_group_entries, g);
+		if (g->name == NULL) {
+			config_error(p, in, "group has no name");
+			continue;
+		}
+		for (i = 0; i + 1 < c->ngroups; i++) {
+			if (c->groups[i].name != NULL && strcmp(c->groups[i].name, g->name) == 0)
+				break;
+		}
+		if (i + 1 < c->ngroups)
+			config_error(p, in, "duplicate group \"%s\" (first at line %d)", g->name,
+			    c->groups[i].line);
+	}
+}
+
 static const struct config_entry config_top_entries[] = {
 	{ "listen", config_parse_listen },
 	{ "host_key", config_parse_host_key },
@@ -2040,7 +2168,7 @@ static const struct config_entry config_top_entries[] = {
 	{ "max_connections", config_parse_max_connections },
 	{ "redact", config_parse_redact },
 	{ "signing_key", config_parse_signing_key },
-	{ "groups", NULL },
+	{ "groups", config_parse_groups },
 	{ NULL, NULL }
 };
 
@@ -2278,14 +2406,21 @@ config_unref(struct config *c)
 			config_free_key(&c->users[i].keys[j]);
 		free(c->users[i].keys);
 		config_free_strings(c->users[i].groups, c->users[i].ngroups);
+		config_free_strings(c->users[i].roles, c->users[i].nroles);
 	}
 	free(c->users);
+	for (i = 0; i < c->ngroups; i++) {
+		free(c->groups[i].name);
+		config_free_strings(c->groups[i].roles, c->groups[i].nroles);
+	}
+	free(c->groups);
 	for (i = 0; i < c->nrules; i++) {
 		config_free_strings(c->rules[i].users, c->rules[i].nusers);
 		config_free_strings(c->rules[i].groups, c->rules[i].ngroups);
 		config_free_strings(c->rules[i].targets, c->rules[i].ntargets);
 		config_free_patterns(c->rules[i].allow, c->rules[i].nallow);
 		config_free_patterns(c->rules[i].deny, c->rules[i].ndeny);
+		config_free_patterns(c->rules[i].approve, c->rules[i].napprove);
 		config_free_watches(c->rules[i].watch, c->rules[i].nwatch);
 		free(c->rules[i].as_user);
 		config_free_strings(c->rules[i].as_groups, c->rules[i].nas_groups);
@@ -2312,6 +2447,39 @@ config_unref(struct config *c)
 	free(c->audit_log);
 	free(c->local.shell);
 	free(c);
+}
+
+/* Whether role is in the list. */
+static bool
+config_has_role(char *const *roles, size_t n, const char *role)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(roles[i], role) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Whether the user has the role, on the user or through a group. */
+bool
+config_user_has_role(const struct config *c, const struct cfg_user *u, const char *role)
+{
+	size_t i, j;
+
+	if (c == NULL || u == NULL)
+		return false;
+	if (config_has_role(u->roles, u->nroles, role))
+		return true;
+	for (i = 0; i < u->ngroups; i++) {
+		for (j = 0; j < c->ngroups; j++) {
+			if (c->groups[j].name != NULL && strcmp(c->groups[j].name, u->groups[i]) == 0 &&
+			    config_has_role(c->groups[j].roles, c->groups[j].nroles, role))
+				return true;
+		}
+	}
+	return false;
 }
 
 /* Find a user by name. */

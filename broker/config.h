@@ -31,6 +31,16 @@ struct cfg_user {
 	size_t nkeys;
 	char **groups;
 	size_t ngroups;
+	char **roles;		/* "auditor", "approver" (docs/live.md) */
+	size_t nroles;
+};
+
+/* A top-level groups entry: roles given to every member of the group. */
+struct cfg_group {
+	int line;
+	char *name;
+	char **roles;
+	size_t nroles;
 };
 
 /*
@@ -111,6 +121,12 @@ struct cfg_rule {
 	bool rec_failure_continue;	/* on_recording_failure: continue (default close) */
 	struct cfg_limits limits;	/* limits */
 
+	/* Live supervision (broker/live.h, docs/live.md). */
+	bool announce_watchers;	/* announce_watchers: true: tell the user who watches */
+	struct cfg_pattern *approve;	/* commands.approve: exec commands that wait */
+	size_t napprove;
+	uint64_t approve_timeout;	/* commands.approve_timeout, seconds; default 300 */
+
 	/* Kubernetes targets (broker/target-kube.c, docs/kubernetes.md). */
 	bool impersonate;	/* impersonate given: kubectl --as / --as-group */
 	char *as_user;		/* impersonate.user; "{user}" is the podgate user */
@@ -161,6 +177,8 @@ struct config {
 	size_t nkube;
 	struct cfg_redact *redact;	/* redact: patterns added to the built-in detectors */
 	size_t nredact;
+	struct cfg_group *groups;	/* top-level groups: roles by group */
+	size_t ngroups;
 };
 
 /*
@@ -196,6 +214,13 @@ int config_load_string(const char *name, const char *yaml, size_t len, FILE *err
 struct config *config_ref(struct config *c);
 /* Drop a reference; the last one frees everything. NULL is ignored. */
 void config_unref(struct config *c);
+
+/*
+ * Whether the user has the role ("auditor", "approver"), given on the
+ * user or on one of the user's groups in the top-level groups list.
+ */
+bool config_user_has_role(const struct config *c, const struct cfg_user *u,
+    const char *role);
 
 /* The user with this name, or NULL. */
 const struct cfg_user *config_find_user(const struct config *c, const char *name);

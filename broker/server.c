@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "demo.h"
 #include "keys.h"
+#include "live.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -467,6 +468,10 @@ server_run(const struct server_opts *o)
 		goto out;
 	}
 	loop_ok = true;
+	if ((r = live_init(&srv)) < 0) {
+		log_error("cannot start: out of memory");
+		goto out;
+	}
 	if ((r = server_listen(&srv)) < 0)
 		goto out;
 	server_signals(&srv);
@@ -487,6 +492,7 @@ server_run(const struct server_opts *o)
 	status = 0;
 out:
 	if (loop_ok) {
+		live_close(&srv);
 		if (srv.listening) {
 			uv_close((uv_handle_t *)&srv.listener, NULL);
 			srv.listening = false;

@@ -58,6 +58,7 @@ struct server {
 	uv_timer_t stop_timer;
 	struct conn_list conns;
 	size_t nconns;
+	struct live *live;		/* live sessions, watchers, held requests (live.h) */
 	bool stopping;
 	bool grace_over;
 	bool debug;

@@ -26,6 +26,7 @@
 #include "keys.h"
 #include "log.h"
 #include "policy.h"
+#include "live.h"
 #include "recfile.h"
 #include "session.h"
 
@@ -255,6 +256,8 @@ session_handle_closed(struct session *s)
 	free(s->inbuf);
 	if (s->config != NULL)
 		config_unref(s->config);
+	live_session_gone(s);
+	target_free_pairs(s->what_extra);
 	TAILQ_REMOVE(&c->sessions, s, entry);
 	free(s);
 	conn_session_gone(c, NULL);
@@ -524,6 +527,8 @@ session_input(struct session *s, const uint8_t *data, uint32_t len)
 {
 	size_t take;
 
+	if (s->admin != NULL)
+		return live_admin_input(s, data, len);
 	if (s->input_closed || s->exited || s->killed || s->rec_failed) {
 		session_record(s, REC_INPUT, data, len);
 		s->bytes_in += len;
@@ -738,6 +743,7 @@ session_winch_cb(ssh_session ssh, ssh_channel channel, int width, int height,
 		    (r = session_guard_resize(s)) < 0)
 			session_rec_fail(s, r);
 	}
+	live_resize(s);
 	return 0;
 }
 
@@ -895,8 +901,8 @@ session_open_recording(struct session *s)
 	struct rec_header h;
 	int r;
 
-	if ((r = rec_uuid7(s->id)) < 0)
-		return r;
+	if (s->id[0] == '\0' && (r = rec_uuid7(s->id)) < 0)
+		return r;	/* a request held for approval already has its id */
 	if ((r = keys_mkdirs(c->recordings, 0700)) < 0) {
 		log_error_r(r, "cannot make %s", c->recordings);
 		return r;
@@ -923,6 +929,7 @@ session_open_recording(struct session *s)
 	h.command = session_guard_command(s);
 	h.where_extra = (const char *const *)s->where_extra;
 	h.who_extra = (const char *const *)s->who_extra;
+	h.what_extra = (const char *const *)s->what_extra;
 	h.what_extra = session_guard_header(s, h.what_extra);
 	if ((r = rec_writer_open(&s->rec, s->rf->fd, &h, &o)) < 0 ||
 	    (r = rec_writer_flush(s->rec)) < 0) {
@@ -1065,6 +1072,8 @@ session_start_run(struct session *s, const struct cfg_user *u)
 	char msg[512];
 	int r;
 
+	if (live_approval_hold(s))
+		return;		/* waits for an approver (live.c) */
 	memset(&req, 0, sizeof req);
 	req.user = s->conn->user;
 	req.target = s->target;
@@ -1145,6 +1154,7 @@ session_start_run(struct session *s, const struct cfg_user *u)
 	    s->command != NULL ? s->command : "", (int)s->child.pid,
 	    s->pty ? "pty" : "pipes");
 	s->state = SESSION_RUNNING;
+	live_session_start(s);
 	if (session_watch_child(s) < 0) {
 		session_rec_fail(s, -EIO);
 		session_kill(s);
@@ -1189,6 +1199,10 @@ session_start(struct session *s)
 		}
 		s->state = SESSION_MENU;
 		session_menu_show(s);
+		return;
+	}
+	if (live_admin_wants(s)) {
+		live_admin_start(s, u);
 		return;
 	}
 	session_start_target(s, u);
@@ -1254,6 +1268,7 @@ session_read_output(struct session_fd *sf)
 	session_record(s, sf->code, buf, (size_t)n);
 	s->bytes_out += (uint64_t)n;
 	session_send(s, sf->code == REC_STDERR, buf, (size_t)n);
+	live_output(s, buf, (size_t)n);
 	return 1;
 }
 
@@ -1388,6 +1403,7 @@ session_finish(struct session *s)
 	uint64_t dur;
 	int r, status = s->exit.status;
 
+	live_session_end(s);
 	if (s->exit.signal > 0)
 		signame = session_signame(s->exit.signal);
 	session_guard_flush(s);
@@ -1473,6 +1489,10 @@ session_after_io(struct session *s)
 	}
 
 	/* Running. */
+	if (s->admin != NULL) {
+		live_admin_after_io(s);
+		return;
+	}
 	if ((s->peer_closed || s->broken || s->channel == NULL ||
 	    s->conn->state == CONN_DEAD || s->rec_failed) && !s->killed)
 		session_kill(s);
@@ -1548,4 +1568,87 @@ session_abort(struct session *s)
 		session_refuse(s, "broker shutting down", "podgate: the broker is shutting down",
 		    false);
 	}
+}
+
+/* ---- for live.c ---- */
+
+/* Record and send bytes of an admin command or a watcher's view. */
+size_t
+session_write(struct session *s, bool err, const void *buf, size_t len)
+{
+	int n;
+
+	if (len == 0)
+		return 0;
+	if ((n = session_send(s, err, buf, len)) <= 0)
+		return 0;
+	session_record(s, err ? REC_STDERR : REC_OUTPUT, buf, (size_t)n);
+	s->bytes_out += (uint64_t)n;
+	return (size_t)n;
+}
+
+/* Bytes the client can take now. */
+size_t
+session_room(const struct session *s)
+{
+	size_t room;
+
+	if (!session_chan_ok(s) || !conn_can_send(s->conn))
+		return 0;
+	room = ssh_channel_window_size(s->channel);
+	if (room > CONN_QUEUE_MAX - s->conn->queued)
+		room = CONN_QUEUE_MAX - s->conn->queued;
+	return room;
+}
+
+/* A line from the broker on stderr, marked in the recording. */
+void
+session_notice(struct session *s, const char *msg)
+{
+	session_say(s, true, msg);
+	if (s->rec != NULL && !s->rec_failed)
+		session_record(s, REC_MARKER, msg, strlen(msg));
+}
+
+/* Open the recording of a session that runs no target of its own. */
+int
+session_record_start(struct session *s)
+{
+	return session_open_recording(s);
+}
+
+/* End a session without a child: exit status, recording sealed, audited. */
+void
+session_end_status(struct session *s, int status)
+{
+	if (s->state == SESSION_CLOSING)
+		return;
+	memset(&s->exit, 0, sizeof s->exit);
+	s->exit.status = status;
+	s->exited = true;
+	session_finish(s);
+}
+
+/* Refuse before anything runs. */
+void
+session_refuse_msg(struct session *s, const char *reason, const char *msg)
+{
+	session_refuse(s, reason, msg, false);
+}
+
+/* End the target on someone's word. */
+void
+session_terminate(struct session *s, const char *msg)
+{
+	session_notice(s, msg);
+	session_kill(s);
+	session_dirty(s);
+}
+
+/* Have conn_after_io run for the session's connection. */
+void
+session_wake(struct session *s)
+{
+	session_dirty(s);
+	conn_after_io(s->conn);
 }

@@ -111,6 +111,12 @@ struct session {
 	unsigned handles;		/* uv handles not yet closed */
 	bool finished;			/* exit reported and audited */
 	struct session_guard guard;	/* guard and redaction (session-guard.h) */
+
+	/* live supervision (live.h) */
+	struct live_session *live;	/* in the server's registry while running */
+	struct live_admin *admin;	/* an admin command or a held request, or NULL */
+	char **what_extra;		/* header "what" pairs (an approval), or NULL */
+	bool approved;			/* an approver let this request start */
 };
 
 /*
@@ -145,5 +151,37 @@ bool session_break(struct session *s);
 
 /* Whether the session still counts as live (for a graceful stop). */
 bool session_live(const struct session *s);
+
+/* ---- for live.c: admin commands and watchers ---- */
+
+/*
+ * Record bytes as output (stderr when err) and send what the client's
+ * window takes. Returns the bytes sent (0 when the channel is gone).
+ */
+size_t session_write(struct session *s, bool err, const void *buf, size_t len);
+
+/* How many bytes may be sent to the client now (window and connection queue). */
+size_t session_room(const struct session *s);
+
+/* Show a one-line message on the client's stderr and mark it in the recording. */
+void session_notice(struct session *s, const char *msg);
+
+/* Open the session's recording (s->target, s->command and s->ops set). */
+int session_record_start(struct session *s);
+
+/* End a session that runs no child with this exit status (recorded, audited). */
+void session_end_status(struct session *s, int status);
+
+/* Refuse before anything runs: audit reason, msg on stderr, exit 1. */
+void session_refuse_msg(struct session *s, const char *reason, const char *msg);
+
+/*
+ * End a running target on someone's word: show msg, mark it in the
+ * recording, SIGHUP (then SIGKILL) the process group.
+ */
+void session_terminate(struct session *s, const char *msg);
+
+/* Mark the connection as having work, and run it when nothing else will. */
+void session_wake(struct session *s);
 
 #endif

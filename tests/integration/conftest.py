@@ -480,6 +480,8 @@ class Broker:
                 u["keys"] = [k.pub if isinstance(k, Key) else k for k in ks]
             if spec.get("groups") is not None:
                 u["groups"] = list(spec["groups"])
+            if spec.get("roles") is not None:
+                u["roles"] = list(spec["roles"])
             users.append(u)
         d = {"listen": f"127.0.0.1:{self.port}"}
         d.update(self.settings)

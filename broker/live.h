@@ -1,0 +1,74 @@
+/*
+ * Live supervision (docs/live.md): the registry of running sessions, the
+ * admin commands auditors and approvers run as the command of an ssh
+ * session (sessions, watch, kill, pending, approve, deny), watchers with
+ * bounded queues, and exec requests held for approval.
+ *
+ * Everything runs on the server's one loop thread. session.c calls in at
+ * a few points: a target session is registered when it starts
+ * (live_session_start) and unregistered when it ends (live_session_end,
+ * then live_session_gone when it is freed); each chunk of its output is
+ * fed to live_output after it was sent to its client, and resizes to
+ * live_resize. A watched session never waits for a watcher: a watcher
+ * whose queue is full is dropped.
+ */
+#ifndef PODGATE_LIVE_H
+#define PODGATE_LIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct server;
+struct session;
+struct cfg_user;
+
+/* Bytes queued for one watcher before it is dropped. */
+#define LIVE_QUEUE_MAX (256u * 1024)
+
+/* Default commands.approve_timeout, seconds. */
+#define LIVE_APPROVE_TIMEOUT 300
+
+/* Set up srv->live (after the loop is initialized). Returns 0 or -ENOMEM. */
+int live_init(struct server *srv);
+
+/* Close the registry's handle (before the loop's last run); frees it later. */
+void live_close(struct server *srv);
+
+/* A target session started running: register it and give it a screen. */
+void live_session_start(struct session *s);
+
+/* The session is ending: its watchers are told and detached. */
+void live_session_end(struct session *s);
+
+/* The session is being freed: forget it as a target, watcher or held request. */
+void live_session_gone(struct session *s);
+
+/* Output the target wrote (already sent to the session's own client). */
+void live_output(struct session *s, const void *buf, size_t len);
+
+/* The session's terminal (or a watcher's) changed size. */
+void live_resize(struct session *s);
+
+/* Whether the exec request names an admin command (a reserved target name). */
+bool live_admin_wants(const struct session *s);
+
+/* Run the admin command (or refuse it without the role). */
+void live_admin_start(struct session *s, const struct cfg_user *u);
+
+/* Keystrokes on an admin session: taken and ignored, but 'q' leaves a watch. */
+uint32_t live_admin_input(struct session *s, const void *data, uint32_t len);
+
+/* Work for an admin session or a held request (from session_after_io). */
+void live_admin_after_io(struct session *s);
+
+/*
+ * Whether an exec request must wait for an approver (its command matches
+ * the rule's commands.approve). When it must, the request is held: the
+ * client is told "waiting for approval: ID" and true is returned; the
+ * caller starts nothing. An approved request comes back through
+ * session_start with s->approved set.
+ */
+bool live_approval_hold(struct session *s);
+
+#endif

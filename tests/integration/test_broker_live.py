@@ -1,0 +1,327 @@
+"""Live supervision through the broker (docs/live.md): sessions, watch, kill,
+approvals, and refusals for users without the role, driven with the OpenSSH
+client (and paramiko where a client must misbehave)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import wait_until
+
+USERS = {
+    "alice": {"groups": ["oncall"]},
+    "bob": {"groups": ["sec"]},           # auditor and approver through the group
+    "carol": {"roles": ["auditor"]},      # auditor on the user
+}
+GROUPS = [{"name": "sec", "roles": ["auditor", "approver"]}]
+
+
+def live_broker(broker, rules=None):
+    return broker(users=USERS, settings={"groups": GROUPS},
+                  rules=rules or [{"groups": ["oncall"], "targets": ["local"],
+                                   "announce_watchers": True}])
+
+
+def start_bg(b, user, *remote, opts=()):
+    return subprocess.Popen(b.ssh_args(user, *remote, opts=opts), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def live_sessions(b, user="bob"):
+    r = b.ssh(user, "sessions", "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def wait_session(b, command):
+    found = []
+
+    def check():
+        found[:] = [s for s in live_sessions(b) if s["command"] == command]
+        return bool(found)
+    wait_until(check, timeout=15, what=f"live session running {command!r}")
+    return found[0]
+
+
+def finish(p, timeout=20):
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        pytest.fail(f"ssh did not end: {out[-300:]!r} {err[-300:]!r}")
+    return p.returncode, out, err
+
+
+class Tmux:
+    """A private tmux server for rendering terminals."""
+
+    def __init__(self, path):
+        self.sock = str(path)
+
+    def run(self, *args, check=True):
+        return subprocess.run(["tmux", "-S", self.sock, *args], capture_output=True,
+                              text=True, check=check)
+
+    def new(self, name, command):
+        self.run("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
+
+    def capture(self, name):
+        return [l.rstrip() for l in self.run("capture-pane", "-p", "-t", name).stdout
+                .split("\n")[:24]]
+
+    def cursor(self, name):
+        return self.run("display", "-p", "-t", name, "#{cursor_x},#{cursor_y}").stdout.strip()
+
+    def kill(self):
+        self.run("kill-server", check=False)
+
+
+# ---------------------------------------------------------------- sessions
+
+def test_sessions_lists_running_sessions(broker):
+    b = live_broker(broker)
+    p = start_bg(b, "alice", "local", "--", "sleep 30")
+    try:
+        s = wait_session(b, "sleep 30")
+        assert s["user"] == "alice" and s["target"] == "local" and s["watchers"] == 0
+        assert re.fullmatch(r"[0-9a-f-]{36}", s["id"])
+        assert isinstance(s["idle_seconds"], int) and isinstance(s["bytes_out"], int)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", s["start"])
+        r = b.ssh("carol", "sessions")
+        assert r.returncode == 0, r.stderr
+        text = r.stdout.decode()
+        assert text.splitlines()[0].split()[:3] == ["ID", "USER", "TARGET"]
+        assert s["id"] in text and "sleep 30" in text
+        assert b.wait_audit("admin_command", lambda e: e.get("command") == "sessions")
+        # the admin session has a recording of its own
+        assert any(r.header["where"].get("target") == "podgate:sessions"
+                   for r in b.recordings() if r.header.get("where"))
+    finally:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.parametrize("cmd,role", [
+    (["sessions"], "auditor"), (["sessions", "--json"], "auditor"),
+    (["watch", "0190"], "auditor"), (["kill", "0190", "x"], "auditor"),
+    (["pending"], "approver"), (["approve", "0190"], "approver"),
+    (["deny", "0190"], "approver")])
+def test_non_auditors_refused(broker, cmd, role):
+    b = live_broker(broker)
+    user = "alice" if role == "auditor" else "carol"
+    r = b.ssh(user, *cmd)
+    assert r.returncode == 1
+    assert r.stderr.decode().strip() == f"podgate: '{cmd[0]}' needs the {role} role"
+    assert r.stdout == b""
+    assert b.wait_audit("refused", lambda e: f"needs the {role} role" in e.get("reason", ""))
+
+
+# ---------------------------------------------------------------- kill
+
+def test_kill_ends_session_with_reason(broker):
+    b = live_broker(broker)
+    p = start_bg(b, "alice", "local", "--", "sleep 60")
+    try:
+        s = wait_session(b, "sleep 60")
+        t0 = time.monotonic()
+        r = b.ssh("bob", "kill", s["id"], "too", "risky")
+        assert r.returncode == 0, r.stderr
+        rc, out, err = finish(p)
+        assert time.monotonic() - t0 < 10
+        assert rc != 0
+        assert b"podgate: session ended by bob: too risky" in err
+        b.wait_audit("session_killed")
+        ev = b.events("session_killed")[0]
+        assert ev["killed"] == s["id"] and ev["reason"] == "too risky" and ev["user"] == "bob"
+        wait_until(lambda: not [x for x in live_sessions(b) if x["id"] == s["id"]],
+                   what="killed session gone")
+        path = b.recordings_dir / f"{s['id']}.rec"
+        wait_until(lambda: b"session ended by bob: too risky" in path.read_bytes(),
+                   what="marker in the recording")
+        r = b.ssh("bob", "kill", s["id"])
+        assert r.returncode == 1 and b"no live session" in r.stderr
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+# ---------------------------------------------------------------- watch
+
+SCREEN = (b"\x1b[2J\x1b[Hhello world\r\n\x1b[31mred text\x1b[0m and \x1b[1mbold\x1b[0m\r\n"
+          + b"".join(b"line %d of the scrolling part\r\n" % i for i in range(30))
+          + b"\x1b[5;10Hmoved here\x1b[K\x1b[12;1H\x1b[7mreverse\x1b[0m partial"
+          + "\x1b[14;3Hwide: \u4e2d\u6587 done".encode())
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux missing")
+def test_watch_late_joiner_sees_screen_then_live_output(broker, tmp_path):
+    b = live_broker(broker)
+    f = tmp_path / "screen.bin"
+    f.write_bytes(SCREEN)
+    tm = Tmux(tmp_path / "tmux.sock")
+    c = b.connect("alice")
+    try:
+        # the reference: tmux's rendering of the same bytes through a PTY
+        tm.new("ref", f"cat {shlex.quote(str(f))}; sleep 60")
+        wait_until(lambda: "partial" in "\n".join(tm.capture("ref")), what="reference drawn")
+        ref = tm.capture("ref")
+        ref_cursor = tm.cursor("ref")
+
+        chan = c.get_transport().open_session()
+        chan.get_pty(term="xterm", width=80, height=24)
+        cmd = f"cat {shlex.quote(str(f))}; read x; echo AFTER-MARK; read y"
+        chan.exec_command(f"local -- {cmd}")
+        seen = b""
+
+        def drawn():
+            nonlocal seen
+            while chan.recv_ready():
+                seen += chan.recv(65536)
+            return b"partial" in seen
+        wait_until(drawn, what="watched session output")
+        s = wait_session(b, cmd)
+
+        tm.new("watch", shlex.join(b.ssh_args("bob", "watch", s["id"], opts=["-tt"])))
+        wait_until(lambda: tm.capture("watch") == ref, timeout=15,
+                   what="the watcher's screen equal to tmux's rendering")
+        wait_until(lambda: tm.cursor("watch") == ref_cursor, what="cursor placed")
+        # the watched user is told
+        wait_until(lambda: (chan.recv_stderr_ready() and b"bob is watching" in
+                            chan.recv_stderr(4096)), what="announcement")
+        assert [x for x in live_sessions(b) if x["id"] == s["id"]][0]["watchers"] == 1
+
+        # then the live stream
+        chan.sendall(b"\n")
+        wait_until(lambda: any("AFTER-MARK" in l for l in tm.capture("watch")),
+                   what="new output in the watcher's view")
+        # keystrokes are not forwarded; q leaves
+        tm.run("send-keys", "-t", "watch", "x")
+        tm.run("send-keys", "-t", "watch", "q")
+        wait_until(lambda: b.events("watch_end"), what="watch ended")
+        assert b"AFTER-MARK\r\nx" not in seen
+        chan.sendall(b"\n")
+        assert chan.recv_exit_status() == 0
+    finally:
+        tm.kill()
+        c.close()
+
+
+def test_watch_session_end_detaches_watchers(broker):
+    b = live_broker(broker)
+    p = start_bg(b, "alice", "local", "--", "sleep 3")
+    s = wait_session(b, "sleep 3")
+    watchers = [start_bg(b, u, "watch", s["id"], opts=["-tt"]) for u in ("bob", "carol")]
+    wait_until(lambda: [x for x in live_sessions(b) if x["id"] == s["id"]]
+               and [x for x in live_sessions(b) if x["id"] == s["id"]][0]["watchers"] == 2,
+               what="two watchers")
+    finish(p)
+    for w in watchers:
+        rc, out, err = finish(w)
+        assert rc == 0
+        assert b"podgate: session ended" in out + err
+
+
+def test_slow_watcher_dropped_without_delaying_session(broker):
+    b = live_broker(broker)
+    size = 16 * 1024 * 1024
+    cmd = f"sleep 2; head -c {size} /dev/zero | tr '\\0' x; sleep 1"
+    p = start_bg(b, "alice", "local", "--", cmd, opts=["-tt"])
+    s = wait_session(b, cmd)
+    # a watcher that never reads: a small window and no reads
+    c = b.connect("bob")
+    try:
+        chan = c.get_transport().open_session(window_size=32768, max_packet_size=16384)
+        chan.get_pty(term="xterm", width=80, height=24)
+        chan.exec_command(f"watch {s['id']}")
+        t0 = time.monotonic()
+        n = 0
+        while n < size:
+            chunk = p.stdout.read1(1 << 20)
+            if not chunk:
+                break
+            n += chunk.count(b"x")
+        elapsed = time.monotonic() - t0
+        assert n >= size
+        assert elapsed < 30, f"watched session slowed down: {elapsed:.1f}s"
+        ev = b.wait_audit("watch_end", lambda e: "too slow" in e.get("reason", ""))
+        assert ev
+        finish(p)
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- approvals
+
+APPROVE_RULES = [{"groups": ["oncall"], "targets": ["local"],
+                  "commands": {"approve": ["rm *", "re:^danger"], "approve_timeout": "3s"}}]
+
+
+def wait_request(p):
+    buf = b""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        line = p.stderr.readline()
+        buf += line
+        m = re.search(rb"waiting for approval: ([0-9a-f-]{36})", buf)
+        if m:
+            return m.group(1).decode()
+    pytest.fail(f"no 'waiting for approval' line: {buf!r}")
+
+
+def test_approve_starts_the_request(broker):
+    b = live_broker(broker, APPROVE_RULES)
+    p = start_bg(b, "alice", "local", "--", "danger; echo approved-run")
+    rid = wait_request(p)
+    time.sleep(0.3)
+    assert p.poll() is None
+    r = b.ssh("bob", "pending")
+    assert r.returncode == 0 and rid.encode() in r.stdout and b"danger" in r.stdout
+    r = b.ssh("bob", "approve", rid)
+    assert r.returncode == 0, r.stderr
+    rc, out, err = finish(p)
+    assert b"approved-run" in out
+    ev = b.wait_audit("approved")
+    assert b.events("approved")[0]["request"] == rid and b.events("approved")[0]["user"] == "bob"
+    assert b.events("approval_requested")[0]["session"] == rid
+    raw = (b.recordings_dir / f"{rid}.rec").read_bytes()
+    assert b"approver" in raw and b"bob" in raw and b"decided_at" in raw
+    assert ev
+
+
+def test_deny_refuses_with_126_and_reason(broker):
+    b = live_broker(broker, APPROVE_RULES)
+    p = start_bg(b, "alice", "local", "--", "rm -rf /tmp/nothing-here")
+    rid = wait_request(p)
+    r = b.ssh("bob", "deny", rid, "not", "today")
+    assert r.returncode == 0, r.stderr
+    rc, out, err = finish(p)
+    assert rc == 126
+    assert b"denied by bob: not today" in err
+    assert b.wait_audit("denied")
+
+
+def test_approval_timeout_exits_126(broker):
+    b = live_broker(broker, APPROVE_RULES)
+    t0 = time.monotonic()
+    p = start_bg(b, "alice", "local", "--", "danger now")
+    wait_request(p)
+    rc, out, err = finish(p)
+    assert rc == 126
+    assert 2.5 < time.monotonic() - t0 < 15
+    assert b.wait_audit("approval_timeout")
+
+
+def test_commands_not_matching_approve_run_at_once(broker):
+    b = live_broker(broker, APPROVE_RULES)
+    r = b.ssh("alice", "local", "--", "echo fine")
+    assert r.returncode == 0 and r.stdout == b"fine\n"
