@@ -38,6 +38,7 @@ struct pty_spawn_plan {
 	bool ctty;			/* make stdio[0] the controlling terminal */
 	int stdio[3];			/* child's fds for 0, 1 and 2 */
 	int errfd;			/* write end of the exec-status pipe */
+	int extra;			/* becomes fd 3, or -1 */
 	int maxfd;			/* fallback bound for closing fds */
 };
 
@@ -223,11 +224,16 @@ pty_spawn_child(struct pty_spawn_plan *plan)
 	sigset_t none;
 	int i, fd, sig;
 
-	/* Keep the status pipe out of the way of 0, 1 and 2. */
-	if (plan->errfd < 3) {
-		if ((fd = fcntl(plan->errfd, F_DUPFD_CLOEXEC, 3)) == -1)
+	/* Keep the status pipe and the extra descriptor out of the way of 0..3. */
+	if (plan->errfd < 4) {
+		if ((fd = fcntl(plan->errfd, F_DUPFD_CLOEXEC, 4)) == -1)
 			_exit(127);
 		plan->errfd = fd;
+	}
+	if (plan->extra >= 0 && plan->extra < 4) {
+		if ((fd = fcntl(plan->extra, F_DUPFD_CLOEXEC, 4)) == -1)
+			pty_spawn_fail(plan);
+		plan->extra = fd;
 	}
 
 	/* Every disposition to default, then an empty mask. */
@@ -261,7 +267,14 @@ pty_spawn_child(struct pty_spawn_plan *plan)
 		if (dup2(plan->stdio[i], i) == -1)
 			pty_spawn_fail(plan);
 	}
-	pty_close_range(3, plan->errfd - 1, plan->maxfd);
+	if (plan->extra >= 0) {
+		if (dup2(plan->extra, 3) == -1)
+			pty_spawn_fail(plan);
+		/* Closing from 4 on closes the source too. */
+		pty_close_range(4, plan->errfd - 1, plan->maxfd);
+	} else {
+		pty_close_range(3, plan->errfd - 1, plan->maxfd);
+	}
 	pty_close_range(plan->errfd + 1, -1, plan->maxfd);
 
 	if (plan->cwd != NULL && chdir(plan->cwd) == -1)
@@ -326,6 +339,7 @@ pty_spawn(const struct pty_spawn_opts *opts, struct pty_child *child)
 	plan.envp = opts->envp != NULL ? opts->envp : empty_env;
 	plan.cwd = opts->cwd;
 	plan.errfd = -1;
+	plan.extra = opts->extra_fd > 2 ? opts->extra_fd : -1;
 	if (strchr(opts->path, '/') == NULL) {
 		if ((plan.search = pty_spawn_getpath(plan.envp)) == NULL)
 			plan.search = PTY_DEFAULT_PATH;

@@ -29,6 +29,8 @@ struct pty_spawn_opts {
 	unsigned short cols, rows;	/* PTY only; 0 means 80x24 */
 	const struct termios *termios;	/* PTY only; NULL: the kernel's defaults */
 	bool nonblock;			/* parent's ends are O_NONBLOCK */
+	int extra_fd;			/* > 2: given to the child as its fd 3 (the
+					   caller keeps its copy); below 3: none */
 };
 
 /*
@@ -60,7 +62,7 @@ int pty_open(int *master, int *slave, bool nonblock);
  * Start a child. The child runs in a new session (setsid) with the PTY
  * slave as its controlling terminal (PTY mode), with every signal
  * disposition reset to default, an empty signal mask, and no descriptors
- * but 0, 1 and 2. Failure to exec is reported as the return value when
+ * but 0, 1 and 2 (and 3, a copy of opts->extra_fd, when that is above 2). Failure to exec is reported as the return value when
  * detectable (-ENOENT, -EACCES) and the child is reaped; the outs are
  * then cleared (pid 0, fds -1).
  *

@@ -743,6 +743,44 @@ test_fds(void)
 	close(low);
 }
 
+/* Spawn argv with extra_fd given as fd 3. */
+static void
+test_spawn_extra(enum pty_stdio stdio, char *const *argv, int extra, struct pty_child *c)
+{
+	struct pty_spawn_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.path = argv[0];
+	o.argv = argv;
+	o.envp = environ;
+	o.stdio = stdio;
+	o.extra_fd = extra;
+	assert(pty_spawn(&o, c) == 0);
+}
+
+/* extra_fd: the child gets it as fd 3, and nothing else above 2. */
+static void
+test_extra_fd(void)
+{
+	char *fds[] = { test_self, (char *)"helper", (char *)"fds", NULL };
+	char *echo[] = { (char *)"/bin/sh", (char *)"-c", (char *)"echo picked >&3", NULL };
+	struct pty_child c;
+	struct test_buf b;
+	char got[32];
+	int p[2];
+
+	assert(pipe2(p, O_CLOEXEC) == 0);
+	test_spawn_extra(PTY_STDIO_PTY, fds, p[1], &c);
+	assert(strcmp(test_read_all(c.master, &b), "fds: 0 1 2 3\r\n") == 0);
+	test_finish(&c, 0);
+	test_spawn_extra(PTY_STDIO_PIPES, echo, p[1], &c);
+	close(p[1]);
+	assert(read(p[0], got, sizeof(got)) == 7 && memcmp(got, "picked\n", 7) == 0);
+	assert(read(p[0], got, sizeof(got)) == 0);	/* the child's copy is gone */
+	close(p[0]);
+	test_finish(&c, 0);
+}
+
 /* Do nothing with a signal. */
 static void
 test_noop_handler(int sig)
@@ -995,6 +1033,7 @@ static const struct {
 	{ "einval", test_einval },
 	{ "env_cwd", test_env_cwd },
 	{ "fds", test_fds },
+	{ "extra_fd", test_extra_fd },
 	{ "signals", test_signals },
 	{ "raw", test_raw },
 	{ "raw_signal", test_raw_signal },
