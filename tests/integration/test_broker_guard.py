@@ -173,7 +173,7 @@ PEM = ("-----BEGIN OPENSSH PRIVATE KEY-----\n"
        "-----END OPENSSH PRIVATE KEY-----\n")
 
 
-def test_redaction_of_each_kind_in_the_recording(broker):
+def test_redaction_of_each_kind_in_the_recording(broker, build):
     b = broker(settings={"redact": ["re:corp-[0-9a-f]{32}",
                                     {"pattern": "sk_live_*", "kind": "stripe"}]})
     client = b.connect("alice")
@@ -211,6 +211,10 @@ def test_redaction_of_each_kind_in_the_recording(broker):
     assert out == b"[REDACTED:github-token] tail\n"
     out = recs["private-key"].data("o")
     assert b"BEGIN OPENSSH PRIVATE KEY" not in out and b"b3BlbnNz" not in out
+    # The player shows the recording as it is: the markers, not the secrets.
+    cat = subprocess.run([str(build.player), "cat", str(recs["split"].path)],
+                         capture_output=True, timeout=30)
+    assert cat.returncode == 0 and cat.stdout == b"[REDACTED:github-token] tail\n", cat
 
 
 def test_input_typed_with_echo_off_is_masked(broker):
