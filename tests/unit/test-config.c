@@ -114,7 +114,7 @@ test_full(void)
 	    "max_connections: 50\n"
 	    "redact: [{pattern: 'password=\\S+'}]\n"
 	    "signing_key: state/signing.key\n"
-	    "groups: {oncall: [alice]}\n"
+	    "groups: [{name: oncall, roles: [auditor]}, {name: dev, roles: [approver]}]\n"
 	    "users:\n"
 	    "  - name: alice\n"
 	    "    keys: [\"ssh-ed25519 " ALICE_KEY " alice@laptop\"]\n"
@@ -125,21 +125,21 @@ test_full(void)
 	    "rules:\n"
 	    "  - groups: [oncall]\n"
 	    "    targets: [local]\n"
-	    "    impersonate: alice@example.com\n"
+	    "    impersonate: {user: \"{user}\", groups: [oncall]}\n"
 	    "    commands: [\"ls *\"]\n"
 	    "    pty: true\n"
 	    "    exec: false\n"
 	    "    watch: [reviewers]\n"
 	    "    require_reason: true\n"
 	    "    limits: {max_duration: 1h}\n"
-	    "    on_recording_failure: deny\n"
+	    "    on_recording_failure: continue\n"
 	    "    announce_watchers: true\n"
 	    "  - users: [bob]\n"
 	    "    groups: [dev]\n"
 	    "    targets: ['prod:*/*', local]\n"
 	    "targets:\n"
 	    "  local: {shell: /bin/bash}\n"
-	    "  kubernetes: {clusters: [{name: prod, kubeconfig: /x}]}\n";
+	    "  kubernetes: [{name: prod, kubeconfig: /x}]\n";
 	struct config *c = expect_ok(yaml);
 	const struct cfg_user *u;
 
@@ -171,8 +171,13 @@ test_full(void)
 	assert(u->nkeys == 1 && u->keys[0].comment == NULL);
 	assert(strcmp(u->keys[0].fingerprint, BOB_FP) == 0);
 	assert(u->ngroups == 0);
+	assert(c->ngroups == 2 && strcmp(c->groups[1].name, "dev") == 0);
+	assert(config_user_has_role(c, &c->users[0], "auditor"));
+	assert(config_user_has_role(c, &c->users[0], "approver"));
+	assert(!config_user_has_role(c, &c->users[1], "auditor"));
 	assert(c->nrules == 2);
 	assert(c->rules[0].line == 20);
+	assert(c->rules[0].announce_watchers && !c->rules[1].announce_watchers);
 	assert(c->rules[0].nusers == 0 && c->rules[0].ngroups == 1);
 	assert(c->rules[0].ntargets == 1 && strcmp(c->rules[0].targets[0], "local") == 0);
 	assert(c->rules[1].line == 31);
