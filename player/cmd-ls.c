@@ -243,7 +243,8 @@ cmd_ls(int argc, char **argv)
 		player_warn("out of memory");
 		st = EXIT_USAGE;
 	} else {
-		qsort(s.ents, s.n, sizeof *s.ents, ls_cmp);
+		if (s.n > 0)
+			qsort(s.ents, s.n, sizeof *s.ents, ls_cmp);
 		for (i = 0; i < s.n; i++)
 			ls_print(&s, &s.ents[i]);
 		if (r < 0 || s.error)
