@@ -69,6 +69,7 @@ ls_file(const char *path, bool named, void *arg)
 	struct rec_event ev;
 	struct ls_entry e, *p;
 	const struct rec_header *h;
+	struct rec_verify v;
 	int rc;
 
 	if (player_open(&f, path) < 0) {
@@ -98,6 +99,10 @@ ls_file(const char *path, bool named, void *arg)
 		e.state = "corrupt";
 	else
 		e.state = e.exited ? "complete" : "incomplete";
+	/* The integrity verdict says more where there is one: sealed, modified. */
+	if (player_verify_path(path, &v) == 0 && (v.verdict == REC_SEALED ||
+	    v.verdict == REC_MODIFIED || (v.verdict == REC_TRUNCATED && rc >= 0)))
+		e.state = rec_verdict_name(v.verdict);
 	e.start_ns = h->start_ns;
 	e.path = strdup(path);
 	e.session = ls_dup(h->session_id);

@@ -504,6 +504,7 @@ cmd_play(int argc, char **argv)
 	};
 	struct player_file f;
 	struct play p;
+	struct rec_verify verdict;
 	struct stat sb;
 	double speed = 1, idle = 2;
 	uint64_t start = 0, total;
@@ -562,6 +563,10 @@ cmd_play(int argc, char **argv)
 	for (p.speed = 0; p.speed + 1 < PLAY_NSPEEDS && play_speeds[p.speed] < speed; p.speed++)
 		;
 	p.idle_ns = (uint64_t)(idle * 1e9);
+	/* The status line shows whether the file is whole and signed. */
+	if (player_verify_path(argv[optind], &verdict) == 0 &&
+	    (verdict.verdict == REC_SEALED || verdict.verdict == REC_MODIFIED))
+		p.integrity = verdict.verdict == REC_SEALED ? "verified" : "MODIFIED";
 	if (player_open(&f, argv[optind]) < 0)
 		return EXIT_USAGE;
 	total = fstat(f.fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;

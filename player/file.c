@@ -99,3 +99,17 @@ player_read_end(const struct player_file *f, int rc)
 	player_warn("%s: %s", f->path, rec_strerror(rc));
 	return EXIT_USAGE;
 }
+
+/* Verify the recording at path on a descriptor of its own (against its header's signer). */
+int
+player_verify_path(const char *path, struct rec_verify *v)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	memset(v, 0, sizeof *v);
+	if (fd < 0)
+		return -errno;
+	r = rec_verify_fd(fd, NULL, v);
+	close(fd);
+	return r;
+}

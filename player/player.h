@@ -60,6 +60,12 @@ void player_close(struct player_file *f);
  */
 int player_read_end(const struct player_file *f, int rc);
 
+/*
+ * Verify the recording at path (opened anew, so a player_file on it keeps
+ * its position) against the signer its header names.
+ */
+int player_verify_path(const char *path, struct rec_verify *v);
+
 /* Write all of buf to fd, retrying on EINTR and short writes. */
 int player_write_all(int fd, const void *buf, size_t len);
 
