@@ -11,6 +11,7 @@
 #include <termios.h>
 
 #include "conn.h"
+#include "live.h"
 #include "log.h"
 #include "recfile.h"
 #include "server.h"
@@ -83,6 +84,9 @@ session_guard_drain(struct session *s)
 	int r;
 
 	while ((r = redact_next(rd, &ch)) == 1) {
+		/* Live views see what the record holds: secrets redacted. */
+		if ((ch.code == REC_OUTPUT || ch.code == REC_STDERR) && ch.len > 0)
+			live_output(s, ch.data, ch.len);
 		if (s->rec == NULL || s->rec_failed)
 			continue;	/* the recording was dropped: discard */
 		memset(&ev, 0, sizeof ev);

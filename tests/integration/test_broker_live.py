@@ -325,3 +325,20 @@ def test_commands_not_matching_approve_run_at_once(broker):
     b = live_broker(broker, APPROVE_RULES)
     r = b.ssh("alice", "local", "--", "echo fine")
     assert r.returncode == 0 and r.stdout == b"fine\n"
+
+
+# ---------------------------------------------------------------- redaction
+
+def test_watchers_see_secrets_redacted(broker):
+    """A live view gets what the record holds: secrets replaced, never the real token."""
+    b = live_broker(broker)
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    script = "sleep 2; printf 'token=%s\\n' " + token + "; sleep 3"
+    p = start_bg(b, "alice", "local", "--", script)
+    s = wait_session(b, script)
+    w = start_bg(b, "bob", "watch", s["id"], opts=["-tt"])
+    rc, out, err = finish(p)
+    assert rc == 0 and token.encode() in out          # the user's own terminal: real bytes
+    rc, wout, werr = finish(w)
+    assert b"[REDACTED:" in wout, wout[-500:]
+    assert token.encode() not in wout
