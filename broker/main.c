@@ -12,6 +12,7 @@
 #include "config.h"
 #include "demo.h"
 #include "kube-exec.h"
+#include "kube-pick.h"
 #include "rec.h"
 #include "server.h"
 
@@ -114,6 +115,9 @@ main(int argc, char **argv)
 	/* The kubernetes target's helper (not for users; see kube-exec.c). */
 	if (argc > 1 && strcmp(argv[1], "--kube-exec") == 0)
 		return kube_exec_main(argc - 1, argv + 1);
+	/* The pod picker a session runs (not for users; see kube-pick.c). */
+	if (argc > 1 && strcmp(argv[1], "--kube-pick") == 0)
+		return kube_pick_main(argc - 1, argv + 1);
 
 	memset(&o, 0, sizeof o);
 	o.argv0 = argv[0];

@@ -25,7 +25,7 @@ policy_in_list(char *const *list, size_t n, const char *s)
 }
 
 /* Whether rule r applies to user u: by name, or by one of u's groups. */
-static bool
+bool
 policy_rule_applies(const struct cfg_rule *r, const struct cfg_user *u)
 {
 	size_t i;

@@ -21,6 +21,9 @@
 const struct cfg_rule *policy_match(const struct config *c, const struct cfg_user *u,
     const char *target);
 
+/* Whether rule r applies to user u: by name, or by one of u's groups. */
+bool policy_rule_applies(const struct cfg_rule *r, const struct cfg_user *u);
+
 /*
  * The names of the targets the user may reach, for the picker: a
  * NULL-terminated array the caller frees with policy_free_list. Only

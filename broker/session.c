@@ -28,6 +28,7 @@
 #include "policy.h"
 #include "live.h"
 #include "recfile.h"
+#include "session-pick.h"
 #include "session.h"
 
 #define SESSION_MAX_PER_CONN 10
@@ -216,13 +217,14 @@ session_release(struct session *s)
 	s->state = SESSION_CLOSING;
 	for (i = 0; i < 3; i++)
 		session_fd_close(&s->fds[i]);
+	session_pick_release(s);
 	uv_close((uv_handle_t *)&s->flush_timer, session_close_cb);
 	uv_close((uv_handle_t *)&s->linger_timer, session_close_cb);
 	uv_close((uv_handle_t *)&s->kill_timer, session_close_cb);
 }
 
 /* Free the session once its last handle is closed. */
-static void
+void
 session_handle_closed(struct session *s)
 {
 	struct conn *c = s->conn;
@@ -610,6 +612,8 @@ session_menu_input(struct session *s, const uint8_t *data, uint32_t len)
 {
 	uint32_t i;
 
+	if (s->pick != NULL)
+		return session_pick_input(s, data, len);
 	for (i = 0; i < len && s->state == SESSION_MENU; i++) {
 		uint8_t ch = data[i];
 
@@ -743,6 +747,7 @@ session_winch_cb(ssh_session ssh, ssh_channel channel, int width, int height,
 		    (r = session_guard_resize(s)) < 0)
 			session_rec_fail(s, r);
 	}
+	session_pick_resize(s);
 	live_resize(s);
 	return 0;
 }
@@ -1169,6 +1174,8 @@ session_start(struct session *s)
 	const struct cfg_user *u;
 	int r;
 
+	if (s->pick != NULL)
+		return;		/* a pick is in; the picker is still ending */
 	if (s->config == NULL)
 		s->config = config_ref(s->conn->server->config);
 	u = config_find_user(s->config, s->conn->user);
@@ -1189,6 +1196,15 @@ session_start(struct session *s)
 	if (s->target == NULL) {
 		if (!s->pty) {
 			session_list_targets(s, u);
+			return;
+		}
+		/* Clusters configured: the pod picker (session-pick.h). */
+		if ((r = session_pick_start(s, u)) <= 0) {
+			if (r < 0)
+				session_refuse(s, "cannot start the pod picker",
+				    "podgate: internal error", false);
+			else
+				s->state = SESSION_MENU;
 			return;
 		}
 		s->menu = policy_targets(s->config, u);
@@ -1483,6 +1499,7 @@ session_after_io(struct session *s)
 			return;
 		}
 		session_pull_input(s);
+		session_pick_after_io(s);
 		return;
 	case SESSION_RUNNING:
 		break;
@@ -1527,6 +1544,7 @@ session_reap(struct session *s)
 	struct pty_exit ex;
 	int r;
 
+	session_pick_reap(s);
 	if (!s->started || s->exited || s->child.pid <= 0)
 		return;
 	r = pty_wait(s->child.pid, true, &ex);

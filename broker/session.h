@@ -67,6 +67,7 @@ struct session {
 	bool broken;			/* writing to the channel failed */
 
 	/* menu */
+	struct session_pick *pick;	/* the pod picker while it runs (session-pick.h) */
 	char **menu;
 	char line[256];
 	size_t linelen;
@@ -127,6 +128,9 @@ ssh_channel session_open(struct conn *c);
 
 /* Do the work left by callbacks and update polling (from conn_after_io). */
 void session_after_io(struct session *s);
+
+/* One of the session's uv handles finished closing; the last one frees it. */
+void session_handle_closed(struct session *s);
 
 /* Check whether the session's child has ended (on SIGCHLD). */
 void session_reap(struct session *s);

@@ -161,6 +161,30 @@ target_kube_identity(const struct target_request *req, char **user,
 		target_kube_take(groups, target_kube_expand(r->as_groups[i], req->user));
 }
 
+/* The identity a rule gives user, for the pod picker. */
+int
+target_kube_impersonation(const struct cfg_rule *rule, const struct cfg_user *account,
+    const char *user, char **as_user, char ***as_groups)
+{
+	struct target_request req;
+	struct target_kube_list g = { 0 };
+
+	memset(&req, 0, sizeof req);
+	req.user = user;
+	req.account = account;
+	req.rule = rule;
+	*as_groups = NULL;
+	target_kube_identity(&req, as_user, &g);
+	if (rule != NULL && rule->impersonate && rule->as_user != NULL && *as_user == NULL)
+		g.oom = true;
+	if (target_kube_done(&g, as_groups) < 0) {
+		free(*as_user);
+		*as_user = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* Describe a request: where (cluster, context, namespace, pod, container), who. */
 static int
 target_kube_describe(const struct config *c, const struct target_request *req,

@@ -67,6 +67,15 @@ void target_free_pairs(char **pairs);
 /* The kind that serves name, or NULL when no kind does. */
 const struct target_ops *target_find(const char *name);
 
+/*
+ * The identity a kubernetes rule makes kubectl act as for user (account
+ * is the user's entry): *as_user a new string or NULL (no impersonation),
+ * *as_groups a NULL-terminated array of new strings (target_free_pairs)
+ * or NULL. Returns 0 or -ENOMEM with both outs NULL.
+ */
+int target_kube_impersonation(const struct cfg_rule *rule, const struct cfg_user *account,
+    const char *user, char **as_user, char ***as_groups);
+
 extern const struct target_ops target_local_ops;
 extern const struct target_ops target_kube_ops;
 

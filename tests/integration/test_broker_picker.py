@@ -1,0 +1,230 @@
+"""The pod picker: `ssh -t broker` without a target on a broker with clusters.
+
+The client is paramiko with an 80x24 PTY (invoke_shell); the broker lists
+pods through the real kubectl against the test API server
+(tests/k8s/fixture.py). Screens are awaited with deadlines, never sleeps.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import sys
+import time
+
+import pytest
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "k8s"))
+
+from conftest import to_yaml  # noqa: E402
+from fixture import start_apiserver  # noqa: E402
+
+PODS = {
+    "namespaces": {
+        "prod": {"pods": [
+            {"name": "api-1", "containers": ["app"]},
+            {"name": "web-0", "containers": ["app", "sidecar"]},
+            {"name": "worker-7", "containers": ["main"], "phase": "Pending"},
+        ]},
+        "staging": {"pods": ["tool-0", "tool-1"]},
+    },
+}
+
+RULES = [{"groups": ["oncall"], "targets": ["prod:prod/*"],
+          "impersonate": {"user": "{user}", "groups": ["oncall"]}}]
+
+
+@pytest.fixture(scope="module")
+def k8s(tmp_path_factory):
+    d = tmp_path_factory.mktemp("k8s-pick")
+    srv = start_apiserver(PODS, d / "api")
+    srv.cache = d / "kube-cache"
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def pick_broker(broker, k8s, rules=RULES, targets=None):
+    b = broker(users={"alice": {"groups": ["oncall"]}}, rules=rules,
+               targets=targets if targets is not None else {}, start=False)
+    clusters = [{"name": "prod", "kubeconfig": str(k8s.kubeconfig), "context": "podgate-test",
+                 "kubectl": "/usr/bin/kubectl", "cache_dir": str(k8s.cache), "timeout": "5s"}]
+    base = b.config_text
+
+    def text():
+        return base() + "  kubernetes:\n" + to_yaml(clusters, 2) + "\n"
+    b.config_text = text
+    b.start()
+    return b
+
+
+class Shell:
+    """An interactive channel with a PTY of 80x24 and its output so far."""
+
+    def __init__(self, b, user="alice"):
+        self.client = b.connect(user)
+        self.ch = self.client.invoke_shell(term="xterm", width=80, height=24)
+        self.out = b""
+        self.err = b""
+
+    def read(self):
+        got = False
+        while self.ch.recv_ready():
+            self.out += self.ch.recv(65536)
+            got = True
+        while self.ch.recv_stderr_ready():
+            self.err += self.ch.recv_stderr(65536)
+            got = True
+        return got
+
+    def wait_for(self, needle: bytes | str, timeout: float = 20.0, since: int = 0) -> bytes:
+        if isinstance(needle, str):
+            needle = needle.encode()
+        deadline = time.monotonic() + timeout
+        while needle not in self.out[since:]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} did not appear within {timeout}s; "
+                                     f"output: {self.out[-2000:]!r} stderr: {self.err!r}")
+            if not self.read():
+                if self.ch.exit_status_ready() and not self.ch.recv_ready():
+                    raise AssertionError(f"channel ended before {needle!r}: {self.out[-2000:]!r} "
+                                         f"stderr: {self.err!r}")
+                time.sleep(0.01)
+        return self.out
+
+    def exit_status(self, timeout: float = 20.0) -> int:
+        deadline = time.monotonic() + timeout
+        while not self.ch.exit_status_ready():
+            assert time.monotonic() < deadline, "no exit status"
+            self.read()
+            time.sleep(0.01)
+        self.read()
+        return self.ch.recv_exit_status()
+
+    def close(self):
+        self.client.close()
+
+
+def pick(sh: Shell) -> None:
+    """Enter, then wait until the picker has left its screen (keys typed
+    before that may reach the picker instead of the target)."""
+    n = len(sh.out)
+    sh.ch.send(b"\r")
+    sh.wait_for("\x1b[?1049l", since=n)
+
+
+def list_screen(sh: Shell) -> str:
+    """The picker's screen text once the list is drawn (escape sequences dropped)."""
+    sh.wait_for("filter:")
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", sh.out.decode(errors="replace"))
+
+
+def test_list_shows_allowed_pods_with_columns(broker, k8s):
+    b = pick_broker(broker, k8s)
+    sh = Shell(b)
+    try:
+        text = list_screen(sh)
+        assert re.search(r"NAMESPACE +NAME +CONTAINERS +AGE +STATUS", text), text
+        rows = {m.group(2): m.group(0) for m in
+                re.finditer(r"(prod) +((?:api|web|worker)-\d) +(\S+) +(\S+) +(\S+)", text)}
+        assert set(rows) == {"api-1", "web-0", "worker-7"}, text
+        assert re.search(r"web-0 +app,sidecar +\d+[smhd] +Running", rows["web-0"]), rows
+        assert re.search(r"main +\d+[smhd] +ContainerCreating", rows["worker-7"]), rows
+        assert "tool-0" not in text and "staging" not in text
+        # Every line of the screen fits 80 columns.
+        for line in text.split("\n"):
+            assert len(line) < 80, line
+        # The listing asked for the allowed namespace only, as the user.
+        lists = [q for q in k8s.requests() if q["path"].endswith("/pods") and q["method"] == "GET"]
+        assert lists and all(q["path"] == "/api/v1/namespaces/prod/pods" for q in lists), lists
+        assert all(q["impersonate_user"] == "alice" for q in lists)
+        # No session is recorded while the picker runs.
+        assert b.recording_paths() == []
+    finally:
+        sh.close()
+
+
+def test_arrow_down_enter_picks_second_pod(broker, k8s):
+    b = pick_broker(broker, k8s)
+    sh = Shell(b)
+    try:
+        list_screen(sh)
+        n = len(sh.out)
+        sh.ch.send(b"\x1b[B")
+        sh.wait_for("\x1b[7m> prod", since=n)
+        pick(sh)
+        n = len(sh.out)
+        sh.ch.send(b"echo pod=$PODGATE_K8S_POD\r")
+        sh.wait_for("pod=web-0", since=n)
+        sh.ch.send(b"exit 3\r")
+        assert sh.exit_status() == 3
+    finally:
+        sh.close()
+    rec = b.wait_recordings(1)[0]
+    assert rec.header["where"]["pod"] == "web-0"
+    assert rec.header["where"]["namespace"] == "prod"
+    assert b"filter:" not in rec.data("o"), "the picker's screen is not recorded"
+    start = b.wait_audit("session_start")[0]
+    assert start["target"] == "prod:prod/web-0" and start["pod"] == "web-0"
+
+
+def test_typing_filters_and_enter_picks(broker, k8s):
+    b = pick_broker(broker, k8s)
+    sh = Shell(b)
+    try:
+        list_screen(sh)
+        n = len(sh.out)
+        sh.ch.send(b"work")
+        sh.wait_for("filter: work", since=n)
+        sh.wait_for("(1 of 3)", since=n)
+        sh.ch.send(b"\r")
+        # worker-7 is Pending: the target says so in one line, and the session ends.
+        assert sh.exit_status() == 1
+        assert b"not running (phase Pending)" in sh.out + sh.err
+    finally:
+        sh.close()
+    sh = Shell(b)
+    try:
+        list_screen(sh)
+        sh.ch.send(b"api")
+        sh.wait_for("filter: api")
+        pick(sh)
+        n = len(sh.out)
+        sh.ch.send(b"echo host=$HOSTNAME; exit\r")
+        sh.wait_for("host=api-1", since=n)
+        assert sh.exit_status() == 0
+    finally:
+        sh.close()
+
+
+def test_q_cancels(broker, k8s):
+    b = pick_broker(broker, k8s)
+    sh = Shell(b)
+    try:
+        list_screen(sh)
+        sh.ch.send(b"q")
+        assert sh.exit_status() == 1
+        assert b"podgate: no target selected" in sh.err + sh.out
+    finally:
+        sh.close()
+    b.wait_audit("refused", lambda e: e.get("reason") == "no target selected")
+    assert b.recording_paths() == []
+
+
+def test_local_is_listed_first(broker, k8s):
+    rules = RULES + [{"groups": ["oncall"], "targets": ["local"]}]
+    b = pick_broker(broker, k8s, rules=rules, targets={"local": {"shell": "/bin/sh"}})
+    sh = Shell(b)
+    try:
+        text = list_screen(sh)
+        assert "(1 of 4)" not in text and "of 4)" in text, text
+        assert re.search(r"> - +local +broker host", text), text
+        pick(sh)
+        n = len(sh.out)
+        sh.ch.send(b"echo local-$((6*7)); exit\r")
+        sh.wait_for("local-42", since=n)
+        assert sh.exit_status() == 0
+    finally:
+        sh.close()
