@@ -708,7 +708,7 @@ kp_draw(struct kp *k)
 	struct kp_out o = { 0 };
 	size_t w = k->cols > 1 ? k->cols - 1 : 1;	/* never write the last column */
 	size_t rows = kp_list_rows(k), i, wns, wname, wcont, wage = 5, wst, rest;
-	char age[16], title[128];
+	char age[32], title[128];
 
 	wst = w >= 70 ? 17 : w >= 50 ? 12 : 8;
 	rest = w > 2 + 4 + wage + wst + 6 ? w - 2 - 4 - wage - wst : 6;
