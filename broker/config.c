@@ -1987,6 +1987,38 @@ config_parse_max_connections(struct config_parse *p, yaml_node_t *n, void *obj)
 		((struct config *)obj)->max_connections = (size_t)v;
 }
 
+/* max_unauthenticated_per_address */
+static void
+config_parse_max_unauth_per_address(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_uint(p, n, "max_unauthenticated_per_address", 1, 100000, &v) == 0)
+		((struct config *)obj)->max_unauthenticated_per_address = (unsigned)v;
+}
+
+/* auth_failure_delay: seconds ("2s") or milliseconds ("500ms"), at most 60 s. */
+static void
+config_parse_auth_failure_delay(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	const char *v = n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+	size_t len = v != NULL ? strlen(v) : 0;
+	unsigned long long ms;
+
+	if (len > 2 && strcmp(v + len - 2, "ms") == 0 && len - 2 <= 5 &&
+	    strspn(v, "0123456789") == len - 2) {
+		ms = strtoull(v, NULL, 10);
+		if (ms > 60000) {
+			config_error(p, n, "auth_failure_delay must be from 0 to 60s");
+			return;
+		}
+		((struct config *)obj)->auth_failure_delay_ms = (unsigned)ms;
+		return;
+	}
+	if (config_duration(p, n, "auth_failure_delay", 0, 60, &ms) == 0)
+		((struct config *)obj)->auth_failure_delay_ms = (unsigned)ms * 1000;
+}
+
 /* Where a redact entry stands while its keys are read. */
 struct config_redact_parse {
 	yaml_node_t *pattern;
@@ -2166,6 +2198,8 @@ static const struct config_entry config_top_entries[] = {
 	{ "login_grace_time", config_parse_login_grace_time },
 	{ "shutdown_grace", config_parse_shutdown_grace },
 	{ "max_connections", config_parse_max_connections },
+	{ "max_unauthenticated_per_address", config_parse_max_unauth_per_address },
+	{ "auth_failure_delay", config_parse_auth_failure_delay },
 	{ "redact", config_parse_redact },
 	{ "signing_key", config_parse_signing_key },
 	{ "groups", config_parse_groups },
@@ -2254,6 +2288,8 @@ config_new(void)
 	c->login_grace_time = 30;
 	c->shutdown_grace = 10;
 	c->max_connections = 1024;
+	c->max_unauthenticated_per_address = 10;
+	c->auth_failure_delay_ms = 1000;
 	if ((c->listen_host = strdup("127.0.0.1")) == NULL ||
 	    (c->host_key = strdup("state/host_ed25519")) == NULL ||
 	    (c->signing_key = strdup("state/signing_ed25519")) == NULL ||

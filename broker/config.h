@@ -168,6 +168,10 @@ struct config {
 	unsigned login_grace_time;	/* seconds, default 30 */
 	unsigned shutdown_grace;	/* seconds live sessions get on SIGTERM, default 10 */
 	size_t max_connections;		/* default 1024 */
+	unsigned max_unauthenticated_per_address; /* connections from one address not yet
+					   authenticated, default 10 */
+	unsigned auth_failure_delay_ms;	/* a connection is not read for this long after a
+					   failed authentication attempt, default 1000 */
 	struct cfg_user *users;
 	size_t nusers;
 	struct cfg_rule *rules;

@@ -84,9 +84,44 @@ conn_clean(char *dst, size_t dstlen, const char *src)
 	dst[i] = '\0';
 }
 
-/* Audit an authentication failure and drop the client after too many. */
+static void conn_poll_cb(uv_poll_t *h, int status, int events);
+static void conn_kex(struct conn *c);
+static void conn_unpark_next(struct conn *c);
+
+/* auth_failure_delay is over: read the connection again. */
 static void
-conn_auth_failed(struct conn *c, const char *user, const char *fp, const char *reason)
+conn_penalty_cb(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	c->penalized = false;
+	c->poll_events = 0;	/* conn_update_poll starts polling again */
+	if (!c->released)
+		conn_poll_cb(&c->poll, 0, UV_READABLE);	/* what libssh already holds */
+}
+
+/* Stop reading c for auth_failure_delay: each guess costs the client that long. */
+static void
+conn_penalize(struct conn *c)
+{
+	unsigned ms = c->server->config->auth_failure_delay_ms;
+
+	if (ms == 0 || c->state == CONN_DEAD || c->released)
+		return;
+	c->penalized = true;
+	uv_poll_stop(&c->poll);
+	c->poll_events = 0;
+	uv_timer_start(&c->penalty, conn_penalty_cb, ms, 0);
+}
+
+/*
+ * Audit an authentication failure and drop the client after too many.
+ * A failure that is more than a "would this key do?" query (delay) also
+ * pauses the connection for auth_failure_delay.
+ */
+static void
+conn_auth_failed(struct conn *c, const char *user, const char *fp, const char *reason,
+    bool delay)
 {
 	struct audit_field f[] = {
 		AUDIT_STR("user", user),
@@ -102,6 +137,8 @@ conn_auth_failed(struct conn *c, const char *user, const char *fp, const char *r
 	c->auth_failures++;
 	if (c->auth_failures >= c->server->config->max_auth_tries)
 		conn_kill(c, "too many authentication failures");
+	else if (delay)
+		conn_penalize(c);
 }
 
 /* auth_pubkey_function: the user's configured keys only; same answer for unknowns. */
@@ -144,13 +181,15 @@ conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pu
 		c->config = config_ref(c->server->config);
 		c->state = CONN_OPEN;
 		uv_timer_stop(&c->grace);
+		conn_unpark_next(c);
 		audit_event(c->server->audit, "auth_success", f, sizeof f / sizeof f[0]);
 		log_info("%s: authenticated as %s with %s", c->client, u->name, fp);
 		r = SSH_AUTH_SUCCESS;
 		goto out;
 	}
 	conn_auth_failed(c, user, fp, u == NULL ? "unknown user" :
-	    k == NULL ? "key not authorized for user" : "invalid signature");
+	    k == NULL ? "key not authorized for user" : "invalid signature",
+	    signature_state != SSH_PUBLICKEY_STATE_NONE);
 out:
 	free(fp);
 	return r;
@@ -226,7 +265,7 @@ conn_message_cb(ssh_session ssh, ssh_message msg, void *userdata)
 		    sub == SSH_AUTH_METHOD_INTERACTIVE ? "keyboard-interactive" :
 		    sub == SSH_AUTH_METHOD_HOSTBASED ? "hostbased" :
 		    sub == SSH_AUTH_METHOD_GSSAPI_MIC ? "gssapi-with-mic" : "unknown");
-		conn_auth_failed(c, ssh_message_auth_user(msg), NULL, reason);
+		conn_auth_failed(c, ssh_message_auth_user(msg), NULL, reason, true);
 		break;
 	case SSH_REQUEST_CHANNEL_OPEN:
 		snprintf(reason, sizeof reason, "%s refused", conn_channel_type(sub));
@@ -387,17 +426,99 @@ conn_accept(struct server *srv, int fd, const char *client)
 	c->poll.data = c;
 	uv_timer_init(&srv->loop, &c->grace);
 	c->grace.data = c;
-	c->handles = 2;
+	uv_timer_init(&srv->loop, &c->penalty);
+	c->penalty.data = c;
+	c->handles = 3;
+	/*
+	 * Over max_unauthenticated_per_address, wait (unread) until another
+	 * connection of the address authenticates or ends: one address gets
+	 * only so much key exchange work, and a burst of clients still gets in.
+	 */
+	c->parked = conn_unauthenticated_from(srv, client, NULL) >=
+	    srv->config->max_unauthenticated_per_address;
 	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
 	srv->nconns++;
 	uv_timer_start(&c->grace, conn_grace_cb, (uint64_t)srv->config->login_grace_time * 1000,
 	    0);
-	log_debug("%s: connected", client);
+	log_debug("%s: connected%s", client, c->parked ? " (parked)" : "");
+	if (c->parked)
+		return 0;
 	c->depth++;
 	conn_kex(c);
 	c->depth--;
 	conn_after_io(c);
 	return 0;
+}
+
+/* The length of the address part of "addr:port" or "[v6]:port". */
+static size_t
+conn_addr_len(const char *client)
+{
+	const char *colon = strrchr(client, ':');
+
+	return colon != NULL ? (size_t)(colon - client) : strlen(client);
+}
+
+/* Whether two "addr:port" strings have the same address. */
+static bool
+conn_same_addr(const char *a, const char *b)
+{
+	size_t len = conn_addr_len(a);
+
+	return conn_addr_len(b) == len && memcmp(a, b, len) == 0;
+}
+
+/* Connections from the address of client in key exchange or authentication. */
+unsigned
+conn_unauthenticated_from(const struct server *srv, const char *client, unsigned *parked)
+{
+	const struct conn *c;
+	unsigned n = 0, np = 0;
+
+	TAILQ_FOREACH(c, &srv->conns, entry) {
+		if ((c->state != CONN_KEX && c->state != CONN_AUTH) ||
+		    !conn_same_addr(c->client, client))
+			continue;
+		if (c->parked)
+			np++;
+		else
+			n++;
+	}
+	if (parked != NULL)
+		*parked = np;
+	return n;
+}
+
+/* A parked connection's turn came: start its key exchange. */
+static void
+conn_unpark_cb(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	c->parked = false;
+	if (c->state == CONN_KEX && !c->released) {
+		c->depth++;
+		conn_current = c;
+		conn_kex(c);
+		conn_current = NULL;
+		c->depth--;
+	}
+	conn_after_io(c);
+}
+
+/* c no longer counts as unauthenticated: let the oldest parked one of its address go. */
+static void
+conn_unpark_next(struct conn *c)
+{
+	struct conn *p;
+
+	TAILQ_FOREACH(p, &c->server->conns, entry) {
+		if (p != c && p->parked && !uv_is_active((uv_handle_t *)&p->penalty) &&
+		    p->state == CONN_KEX && conn_same_addr(p->client, c->client)) {
+			uv_timer_start(&p->penalty, conn_unpark_cb, 0, 0);
+			return;
+		}
+	}
 }
 
 /* Mark the connection dead; conn_after_io releases it. */
@@ -422,10 +543,23 @@ conn_release(struct conn *c)
 	struct session *s, *tmp;
 
 	c->released = true;
+	if (c->user == NULL && !c->parked)
+		conn_unpark_next(c);
+	if (c->user != NULL) {
+		struct audit_field f[] = {
+			AUDIT_STR("user", c->user),
+			AUDIT_STR("client", c->client),
+			AUDIT_STR("key_fp", c->key_fp),
+			AUDIT_STR("reason", c->death != NULL ? c->death : "closed"),
+		};
+
+		audit_event(c->server->audit, "disconnect", f, sizeof f / sizeof f[0]);
+	}
 	TAILQ_FOREACH_SAFE(s, &c->sessions, entry, tmp)
 		session_detach(s);
 	uv_close((uv_handle_t *)&c->poll, conn_close_cb);	/* before the fd closes */
 	uv_close((uv_handle_t *)&c->grace, conn_close_cb);
+	uv_close((uv_handle_t *)&c->penalty, conn_close_cb);
 	if (c->event != NULL) {
 		ssh_event_remove_session(c->event, c->ssh);
 		ssh_event_free(c->event);
@@ -540,6 +674,8 @@ conn_update_poll(struct conn *c)
 {
 	int ev = UV_READABLE;
 
+	if (c->penalized || c->parked)
+		return;		/* conn_penalty_cb or conn_unpark_cb resumes */
 	if (ssh_get_poll_flags(c->ssh) & SSH_WRITE_PENDING)
 		ev |= UV_WRITABLE;
 	if (ev != c->poll_events) {
@@ -558,7 +694,7 @@ conn_after_io(struct conn *c)
 	if (c->depth > 0)
 		return;
 	c->depth++;
-	if (!c->released && c->state != CONN_DEAD) {
+	if (!c->released && c->state != CONN_DEAD && !c->parked) {
 		int st = ssh_get_status(c->ssh);
 
 		if ((st & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0 || !ssh_is_connected(c->ssh))

@@ -61,13 +61,27 @@ struct conn {
 	bool released;			/* libssh objects freed, handles closing */
 	unsigned agent_requests;	/* auth-agent-req seen (refused by libssh) */
 	char *death;			/* why it ended */
+	uv_timer_t penalty;		/* auth_failure_delay: ends the pause below */
+	bool penalized;			/* not read until the penalty timer fires */
+	bool parked;			/* waits for its address to be under
+					   max_unauthenticated_per_address */
 };
+
+/* Parked connections one address may have, per max_unauthenticated_per_address. */
+#define CONN_PARK_FACTOR 10
 
 /* Route libssh's log through the broker's (once, at start). */
 void conn_log_setup(bool debug);
 
 /* Start serving an accepted socket (taken over: closed on failure). */
 int conn_accept(struct server *s, int fd, const char *client);
+
+/*
+ * Connections from the address of client ("addr:port") in key exchange or
+ * authentication; *parked (optional) gets those parked, not counted.
+ */
+unsigned conn_unauthenticated_from(const struct server *srv, const char *client,
+    unsigned *parked);
 
 /* End the connection: sessions are aborted, the socket closed. */
 void conn_kill(struct conn *c, const char *why);

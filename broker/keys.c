@@ -189,8 +189,8 @@ keys_host_ensure(const char *path, char **publine, enum ssh_keytypes_e *type)
 			goto out;
 		}
 		if (stat(path, &st) == 0 && (st.st_mode & 077) != 0)
-			log_warn("host key %s is readable by others (mode %03o)", path,
-			    (unsigned)(st.st_mode & 0777));
+			log_warn("host key %s is readable by others (mode %03o); fix with: "
+			    "chmod 600 %s", path, (unsigned)(st.st_mode & 0777), path);
 	}
 	if ((r = keys_publine(key, publine)) < 0) {
 		log_error("cannot export the public half of %s", path);

@@ -111,6 +111,7 @@ server_accept_cb(uv_stream_t *l, int status)
 	uv_tcp_t *t = NULL;
 	char client[80];
 	uv_os_fd_t ufd;
+	unsigned parked = 0;
 	int fd = -1, r;
 
 	if (status < 0) {
@@ -149,6 +150,26 @@ server_accept_cb(uv_stream_t *l, int status)
 		audit_event(srv->audit, "refused", f, 2);
 		log_warn("%s: refused: max_connections (%zu) reached", client,
 		    srv->config->max_connections);
+		close(fd);
+		return;
+	}
+	/*
+	 * Over max_unauthenticated_per_address, connections wait their turn
+	 * (conn.c); past CONN_PARK_FACTOR times that many waiting, refuse.
+	 */
+	if (conn_unauthenticated_from(srv, client, &parked) >=
+	    srv->config->max_unauthenticated_per_address &&
+	    parked >= CONN_PARK_FACTOR * srv->config->max_unauthenticated_per_address) {
+		const char *who = client;
+		struct audit_field f[] = {
+			AUDIT_STR("client", who),
+			AUDIT_STR("reason", "too many unauthenticated connections from this address"),
+		};
+
+		audit_event(srv->audit, "refused", f, 2);
+		log_warn("%s: refused: %u connections from this address are not "
+		    "authenticated yet and %u wait (max_unauthenticated_per_address)", client,
+		    srv->config->max_unauthenticated_per_address, parked);
 		close(fd);
 		return;
 	}
@@ -445,6 +466,28 @@ server_run(const struct server_opts *o)
 	if ((r = keys_mkdirs(srv.config->recordings, 0700)) < 0) {
 		log_error_r(r, "cannot make the recordings directory %s", srv.config->recordings);
 		goto out;
+	}
+	/*
+	 * Whoever can plant a symbolic link there could send the evidence
+	 * elsewhere: the recordings directory must be a real directory.
+	 */
+	{
+		struct stat st;
+
+		if (lstat(srv.config->recordings, &st) < 0) {
+			log_error("cannot stat the recordings directory %s: %s",
+			    srv.config->recordings, strerror(errno));
+			r = -errno;
+			goto out;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			log_error("the recordings directory %s is %s; refusing to start "
+			    "(recordings could be sent elsewhere): make it a real directory "
+			    "or name its target in \"recordings\"", srv.config->recordings,
+			    S_ISLNK(st.st_mode) ? "a symbolic link" : "not a directory");
+			r = -EINVAL;
+			goto out;
+		}
 	}
 	if (chmod(srv.config->recordings, 0700) < 0)
 		log_warn("cannot make %s mode 0700: %s", srv.config->recordings, strerror(errno));

@@ -1,0 +1,281 @@
+"""Attacks on the broker: connection floods and password guessing from one
+address, key exchanges that never finish, commands meant to break out of
+sh -c, names meant to move recordings, loose file modes, a symlinked
+recordings directory.
+
+Attackers connect from 127.0.0.2 (any 127/8 address is local on Linux);
+the honest user connects from 127.0.0.1, so "other users unaffected" is
+checked from another address, as it would be in production.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+
+import paramiko
+import pytest
+
+from conftest import drain_channel, wait_until
+
+ATTACKER = "127.0.0.2"
+UUID_REC = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.rec$")
+
+
+def attacker_socket(port: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((ATTACKER, 0))
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def got_banner(s: socket.socket, timeout: float) -> bytes | None:
+    """What the server sent first within timeout: its banner, b"" when closed, None when silent."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(256)
+    except socket.timeout:
+        return None
+    except ConnectionResetError:
+        return b""
+
+
+def honest_session_works(b, word="honest"):
+    t0 = time.monotonic()
+    r = b.ssh("alice", "local", "--", f"echo {word}")
+    assert (r.returncode, r.stdout) == (0, f"{word}\n".encode()), r.stderr
+    return time.monotonic() - t0
+
+
+# ---------------------------------------------------------------- floods from one address
+
+def test_unauthenticated_connections_from_one_address_are_limited(broker):
+    limit = 3
+    b = broker(settings={"max_unauthenticated_per_address": limit, "login_grace_time": 30})
+    socks = []
+    try:
+        # The first `limit` connections get the server's banner at once.
+        for _ in range(limit):
+            s = attacker_socket(b.port)
+            socks.append(s)
+            assert (got_banner(s, 10) or b"").startswith(b"SSH-2.0-")
+        # The next ones wait their turn (parked: no banner, no key exchange work) ...
+        parked = []
+        for _ in range(10 * limit):
+            s = attacker_socket(b.port)
+            parked.append(s)
+        socks += parked
+        assert all(got_banner(s, 0.05) is None for s in parked[:5])
+        # ... and past ten times the limit waiting, connections are refused.
+        refused = [attacker_socket(b.port) for _ in range(5)]
+        socks += refused
+        assert all(got_banner(s, 10) == b"" for s in refused)
+        evs = b.wait_audit("refused", lambda e: e.get("client", "").startswith(ATTACKER + ":")
+                           and "unauthenticated" in e.get("reason", ""), count=5)
+        assert len(evs) == 5
+        # Another address is not affected.
+        took = honest_session_works(b)
+        assert took < 10, f"the honest session took {took:.1f}s"
+        # When an attacker's connection ends, a parked one gets its turn.
+        socks[0].close()
+        assert (got_banner(parked[0], 10) or b"").startswith(b"SSH-2.0-")
+    finally:
+        for s in socks:
+            s.close()
+    assert b.running()
+
+
+def test_password_guessing_is_slowed_and_cut_off(broker, keys):
+    delay = 2
+    b = broker(settings={"auth_failure_delay": f"{delay}s", "max_auth_tries": 4})
+    s = attacker_socket(b.port)
+    t = paramiko.Transport(s)
+    t.start_client(timeout=10)
+    times = []
+    try:
+        for guess in ("password", "123456", "alice", "letmein", "hunter2"):
+            t0 = time.monotonic()
+            try:
+                t.auth_password("alice", guess)
+                pytest.fail("a password was accepted")
+            except (paramiko.BadAuthenticationType, paramiko.AuthenticationException):
+                times.append(time.monotonic() - t0)
+            except (paramiko.SSHException, EOFError, OSError):
+                break  # the broker closed the connection
+            if len(times) == 2:
+                # While the guesser waits, another address logs in at normal speed.
+                took = honest_session_works(b)
+                assert took < delay + 5
+        wait_until(lambda: not t.is_active(), 15, "the broker to drop the guessing connection")
+    finally:
+        t.close()
+    assert 3 <= len(times) <= 4, times
+    # Every guess after the first waited out the penalty.
+    assert all(x >= delay - 0.3 for x in times[1:]), times
+    fails = b.wait_audit("auth_failure", lambda e: e.get("client", "").startswith(ATTACKER)
+                         and "password" in e.get("reason", ""), count=len(times))
+    assert all(e["user"] == "alice" for e in fails)
+    # A "would this key do?" query with a wrong key is not penalised: a client with
+    # several keys still logs in promptly.
+    wrong = keys("mallory")
+    t0 = time.monotonic()
+    r = b.ssh("alice", "local", "--", "echo in", opts=["-i", str(wrong.path)])
+    assert (r.returncode, r.stdout) == (0, b"in\n"), r.stderr
+    assert time.monotonic() - t0 < delay + 3
+
+
+def test_key_exchanges_that_never_finish_are_ended(broker):
+    grace = 2
+    b = broker(settings={"login_grace_time": grace})
+    socks = []
+    try:
+        t0 = time.monotonic()
+        for n in range(6):
+            s = attacker_socket(b.port)
+            assert (got_banner(s, 10) or b"").startswith(b"SSH-2.0-")
+            s.sendall(b"SSH-2.0-stalled_%d\r\n" % n)
+            if n % 2:
+                # Half a KEXINIT packet, then nothing.
+                s.sendall(b"\x00\x00\x01\x00\x0a\x14" + os.urandom(40))
+            socks.append(s)
+        honest_session_works(b)
+
+        def all_closed():
+            for s in socks:
+                s.settimeout(0.05)
+                try:
+                    while True:
+                        d = s.recv(65536)
+                        if not d:
+                            break
+                except socket.timeout:
+                    return False
+                except ConnectionResetError:
+                    pass
+            return True
+        wait_until(all_closed, grace + 10, "the stalled key exchanges to be ended")
+        assert time.monotonic() - t0 >= grace - 0.5
+    finally:
+        for s in socks:
+            s.close()
+    evs = b.wait_audit("auth_failure", lambda e: "grace" in e.get("reason", ""), count=6)
+    assert all(e["client"].startswith(ATTACKER) for e in evs)
+
+
+# ---------------------------------------------------------------- commands and names
+
+NASTY_COMMANDS = [
+    "echo 'single' \"double\" `back` $(sub) ${var}",
+    "line one\nline two\n\nline four",
+    "trailing newline\n",
+    "; rm -rf / ; echo",
+    "a\\b\\\\c \\n",
+    "tab\there\rcarriage",
+    "-c",
+    "--help",
+    "'unbalanced \"quotes",
+    "ünïcödé ✓",
+    " leading and trailing spaces ",
+    "x" * 4000,
+]
+
+
+def test_commands_reach_the_shell_as_one_argument(broker, tmp_path):
+    # A "shell" that reports its argv, NUL-separated, instead of running anything.
+    dump = tmp_path / "argv-dump"
+    dump.write_text("#!/bin/sh\nprintf '%s\\0' \"$@\"\n")
+    dump.chmod(0o755)
+    b = broker(targets={"local": {"shell": str(dump)}})
+    c = b.connect("alice")
+    try:
+        for cmd in NASTY_COMMANDS:
+            chan = c.get_transport().open_session()
+            chan.exec_command(f"local -- {cmd}".encode())
+            out, err = drain_channel(chan)
+            assert chan.recv_exit_status() == 0, (cmd, err)
+            # "--" first, so that a command starting with "-" is not an option of sh.
+            # Blanks right after the "--" of the request separate; the rest is kept.
+            assert out == b"-c\0--\0" + cmd.lstrip(" ").encode() + b"\0", (cmd, out[:200])
+            chan.close()
+    finally:
+        c.close()
+    recs = b.wait_recordings(len(NASTY_COMMANDS))
+    assert sorted(r.command for r in recs) == sorted(c.lstrip(" ") for c in NASTY_COMMANDS)
+
+
+def test_client_cannot_influence_recording_paths(broker, tmp_path):
+    b = broker(targets={"local": {"shell": "/bin/sh"}})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    cmds = [f"echo ../../../{outside}/x", "echo /etc/passwd", "echo ..", "echo a/../../b"]
+    for cmd in cmds:
+        r = b.ssh("alice", "local", "--", cmd)
+        assert r.returncode == 0
+    # Names with path tricks are refused before anything is recorded.
+    for target in ("../local", "local/../local", "./local", "local/..", "..%2flocal"):
+        r = b.ssh("alice", "--", target, "--", "echo no")
+        assert r.returncode != 0 and r.stdout == b"", target
+    recs = b.wait_recordings(len(cmds))
+    names = sorted(p.name for p in b.recordings_dir.iterdir())
+    assert len(names) == len(cmds), names
+    for rec in recs:
+        assert UUID_REC.match(rec.path.name), rec.path.name
+        assert rec.path.name == f"{rec.session}.rec"
+        assert rec.path.parent == b.recordings_dir
+    assert list(outside.iterdir()) == []
+
+
+# ---------------------------------------------------------------- files
+
+def broker_start_fails(build, b) -> subprocess.CompletedProcess:
+    b.write_config()
+    r = subprocess.run([str(build.broker), "--config", str(b.config_path)], cwd=b.workdir,
+                       capture_output=True, timeout=30, env=b.env)
+    assert r.returncode != 0, r.stderr
+    return r
+
+
+def test_host_key_readable_by_others_is_warned_with_the_fix(broker):
+    b = broker()
+    b.stop()
+    os.chmod(b.host_key_path, 0o644)
+    size = b.log_size()
+    b.start()
+    m = b.wait_log(r"host key (\S+) is readable by others \(mode 644\); fix with: chmod 600 (\S+)",
+                   since=size)
+    assert m.group(1) == m.group(2)
+    honest_session_works(b)
+
+
+def test_authorized_keys_writable_by_others_is_refused(build, broker, keys, tmp_path):
+    ak = tmp_path / "alice_authorized_keys"
+    ak.write_text(keys("alice").pub + "\n")
+    os.chmod(ak, 0o666)
+    b = broker(users={"alice": {"groups": ["oncall"], "authorized_keys": ak}}, start=False)
+    r = broker_start_fails(build, b)
+    assert b"writable by group or others; fix with: chmod go-w" in r.stderr, r.stderr
+    os.chmod(ak, 0o644)   # readable is fine: public keys are not secret
+    b.start()
+    honest_session_works(b)
+
+
+def test_recordings_directory_symlink_is_refused(build, broker, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    b = broker(start=False)
+    link = b.workdir / "state" / "recordings"
+    link.symlink_to(elsewhere)
+    r = broker_start_fails(build, b)
+    err = r.stderr.decode()
+    assert f"the recordings directory {b.settings['recordings']} is a symbolic link" in err \
+        or "is a symbolic link; refusing to start" in err, err
+    assert list(elsewhere.iterdir()) == []
+    # Naming the real directory works.
+    b.write_config(settings={"recordings": str(elsewhere)})
+    b.start()
+    honest_session_works(b)
+    assert len(list(elsewhere.glob("*.rec"))) == 1
