@@ -113,11 +113,13 @@ def test_password_guessing_is_slowed_and_cut_off(broker, keys):
         wait_until(lambda: not t.is_active(), 15, "the broker to drop the guessing connection")
     finally:
         t.close()
-    assert 3 <= len(times) <= 4, times
-    # Every guess after the first waited out the penalty.
-    assert all(x >= delay - 0.3 for x in times[1:]), times
+    # (paramiko may report the closed connection as one more failed attempt)
+    assert len(times) >= 3, times
+    # Every guess after the first waited out the penalty, until max_auth_tries.
+    assert all(x >= delay - 0.3 for x in times[1:3]), times
     fails = b.wait_audit("auth_failure", lambda e: e.get("client", "").startswith(ATTACKER)
-                         and "password" in e.get("reason", ""), count=len(times))
+                         and "password" in e.get("reason", ""), count=4)
+    assert len(fails) == 4, fails
     assert all(e["user"] == "alice" for e in fails)
     # A "would this key do?" query with a wrong key is not penalised: a client with
     # several keys still logs in promptly.
