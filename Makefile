@@ -42,7 +42,7 @@ run: build
 
 $(TESTBUILD)/build.ninja:
 	CC=clang meson setup $(TESTBUILD) --buildtype=debug -Dwerror=true \
-		-Db_sanitize=address,undefined -Db_lundef=false
+		-Db_sanitize=address,undefined -Db_lundef=false -Dfuzzing=true
 
 # Warnings as errors, ASan and UBSan; unit, integration and fuzz smoke suites.
 test: deps-test $(TESTBUILD)/build.ninja
