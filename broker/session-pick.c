@@ -22,6 +22,7 @@
 #include "policy.h"
 #include "session-pick.h"
 #include "session.h"
+#include "strv.h"
 
 #define SESSION_PICK_SELF "/proc/self/exe"
 #define SESSION_PICK_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -43,83 +44,13 @@ struct session_pick {
 	size_t nline;
 };
 
-/* A NULL-terminated array of strings under construction. */
-struct session_pick_list {
-	char **v;
-	size_t n, max;
-	bool oom;
-};
-
-/* Append s (taken over; NULL means out of memory). */
-static void
-session_pick_take(struct session_pick_list *l, char *s)
-{
-	char **nv;
-
-	if (s == NULL)
-		l->oom = true;
-	if (l->oom) {
-		free(s);
-		return;
-	}
-	if (l->n + 2 > l->max) {
-		l->max = l->max == 0 ? 16 : l->max * 2;
-		if ((nv = realloc(l->v, l->max * sizeof *nv)) == NULL) {
-			l->oom = true;
-			free(s);
-			return;
-		}
-		l->v = nv;
-	}
-	l->v[l->n++] = s;
-	l->v[l->n] = NULL;
-}
-
-/* Append "PREFIX=VALUE" (or a copy of prefix when value is NULL). */
-static void
-session_pick_addf(struct session_pick_list *l, const char *prefix, const char *value)
-{
-	char *s = NULL;
-
-	if (value == NULL)
-		s = strdup(prefix);
-	else if (asprintf(&s, "%s=%s", prefix, value) < 0)
-		s = NULL;
-	session_pick_take(l, s);
-}
-
-/* Whether l holds s. */
-static bool
-session_pick_has(const struct session_pick_list *l, const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++) {
-		if (strcmp(l->v[i], s) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Free a list's strings and array. */
-static void
-session_pick_list_free(struct session_pick_list *l)
-{
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	memset(l, 0, sizeof *l);
-}
-
 /* What one cluster is listed with under one identity. */
 struct session_pick_group {
 	const struct cfg_kube_cluster *k;
 	char *as_user;			/* NULL: the broker's own credentials */
 	char **as_groups;		/* NULL-terminated, or NULL */
 	bool all;			/* a namespace glob: list every namespace */
-	struct session_pick_list ns, allow;
+	struct strv ns, allow;
 };
 
 /* Whether two identities are the same. */
@@ -212,10 +143,10 @@ session_pick_groups(const struct config *c, const struct cfg_user *u,
 				g = &v[gi];
 				if (glob)
 					g->all = true;
-				else if (!session_pick_has(&g->ns, ns))
-					session_pick_take(&g->ns, strdup(ns));
-				if (!session_pick_has(&g->allow, pat))
-					session_pick_take(&g->allow, strdup(pat));
+				else if (!strv_has(&g->ns, ns))
+					strv_take(&g->ns, strdup(ns));
+				if (!strv_has(&g->allow, pat))
+					strv_take(&g->allow, strdup(pat));
 				if (g->ns.oom || g->allow.oom) {
 					r = -ENOMEM;
 					goto out;
@@ -244,15 +175,15 @@ session_pick_groups_free(struct session_pick_group *v, size_t n)
 	for (i = 0; i < n; i++) {
 		free(v[i].as_user);
 		target_free_pairs(v[i].as_groups);
-		session_pick_list_free(&v[i].ns);
-		session_pick_list_free(&v[i].allow);
+		strv_free(&v[i].ns);
+		strv_free(&v[i].allow);
 	}
 	free(v);
 }
 
 /* The helper's argv: podgate-broker --kube-pick [--local] GROUPS... */
 static int
-session_pick_argv(struct session *s, const struct cfg_user *u, struct session_pick_list *a)
+session_pick_argv(struct session *s, const struct cfg_user *u, struct strv *a)
 {
 	struct session_pick_group *v = NULL;
 	char num[32];
@@ -265,10 +196,10 @@ session_pick_argv(struct session *s, const struct cfg_user *u, struct session_pi
 		r = 1;
 		goto out;
 	}
-	session_pick_addf(a, "podgate-broker", NULL);
-	session_pick_addf(a, "--kube-pick", NULL);
+	strv_addf(a, "podgate-broker", NULL);
+	strv_addf(a, "--kube-pick", NULL);
 	if (policy_match(s->config, u, "local") != NULL)
-		session_pick_addf(a, "--local", NULL);
+		strv_addf(a, "--local", NULL);
 	for (i = 0; i < n; i++) {
 		const struct cfg_kube_cluster *k = v[i].k;
 
@@ -276,27 +207,27 @@ session_pick_argv(struct session *s, const struct cfg_user *u, struct session_pi
 			log_warn_r(r, "session %s: cannot make %s", s->id, k->cache_dir);
 			goto out;
 		}
-		session_pick_addf(a, "--cluster", k->name);
-		session_pick_addf(a, "--kubectl", k->kubectl);
+		strv_addf(a, "--cluster", k->name);
+		strv_addf(a, "--kubectl", k->kubectl);
 		if (k->kubeconfig != NULL)
-			session_pick_addf(a, "--kubeconfig", k->kubeconfig);
+			strv_addf(a, "--kubeconfig", k->kubeconfig);
 		if (k->context != NULL)
-			session_pick_addf(a, "--context", k->context);
+			strv_addf(a, "--context", k->context);
 		snprintf(num, sizeof num, "%u", k->timeout);
-		session_pick_addf(a, "--timeout", num);
-		session_pick_addf(a, "--cache", k->cache_dir);
+		strv_addf(a, "--timeout", num);
+		strv_addf(a, "--cache", k->cache_dir);
 		if (v[i].as_user != NULL) {
-			session_pick_addf(a, "--as", v[i].as_user);
+			strv_addf(a, "--as", v[i].as_user);
 			for (j = 0; v[i].as_groups != NULL && v[i].as_groups[j] != NULL; j++)
-				session_pick_addf(a, "--as-group", v[i].as_groups[j]);
+				strv_addf(a, "--as-group", v[i].as_groups[j]);
 		}
 		if (v[i].all)
-			session_pick_addf(a, "--all-namespaces", NULL);
+			strv_addf(a, "--all-namespaces", NULL);
 		else
 			for (j = 0; j < v[i].ns.n; j++)
-				session_pick_addf(a, "--namespace", v[i].ns.v[j]);
+				strv_addf(a, "--namespace", v[i].ns.v[j]);
 		for (j = 0; j < v[i].allow.n; j++)
-			session_pick_addf(a, "--allow", v[i].allow.v[j]);
+			strv_addf(a, "--allow", v[i].allow.v[j]);
 	}
 	r = a->oom || a->n > SESSION_PICK_MAXARGS ? -ENOMEM : 0;
 out:
@@ -306,7 +237,7 @@ out:
 
 /* The helper's environment: PATH, LANG, TERM and the in-cluster variables. */
 static int
-session_pick_env(const struct session *s, struct session_pick_list *e)
+session_pick_env(const struct session *s, struct strv *e)
 {
 	const char *lang = "C.UTF-8", *v;
 	size_t i;
@@ -319,13 +250,13 @@ session_pick_env(const struct session *s, struct session_pick_list *e)
 		if (strncmp(s->env[i], "LANG=", 5) == 0 && n > 0 && n <= 32 && val[n] == '\0')
 			lang = val;
 	}
-	session_pick_addf(e, "PATH", SESSION_PICK_PATH);
-	session_pick_addf(e, "LANG", lang);
-	session_pick_addf(e, "TERM", s->term[0] != '\0' ? s->term : "xterm");
+	strv_addf(e, "PATH", SESSION_PICK_PATH);
+	strv_addf(e, "LANG", lang);
+	strv_addf(e, "TERM", s->term[0] != '\0' ? s->term : "xterm");
 	if ((v = getenv("KUBERNETES_SERVICE_HOST")) != NULL)
-		session_pick_addf(e, "KUBERNETES_SERVICE_HOST", v);
+		strv_addf(e, "KUBERNETES_SERVICE_HOST", v);
 	if ((v = getenv("KUBERNETES_SERVICE_PORT")) != NULL)
-		session_pick_addf(e, "KUBERNETES_SERVICE_PORT", v);
+		strv_addf(e, "KUBERNETES_SERVICE_PORT", v);
 	return e->oom ? -ENOMEM : 0;
 }
 
@@ -446,7 +377,7 @@ session_pick_poll_cb(uv_poll_t *h, int status, int events)
 int
 session_pick_start(struct session *s, const struct cfg_user *u)
 {
-	struct session_pick_list a = { 0 }, e = { 0 };
+	struct strv a = { 0 }, e = { 0 };
 	struct session_pick *p = NULL;
 	struct pty_spawn_opts o;
 	struct pty_child child;

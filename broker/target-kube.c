@@ -17,6 +17,7 @@
 #include "keys.h"
 #include "kube.h"
 #include "log.h"
+#include "strv.h"
 #include "target.h"
 
 #define TARGET_KUBE_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -76,75 +77,10 @@ target_kube_expand(const char *pattern, const char *user)
 	return s;
 }
 
-/* An array of strings under construction. */
-struct target_kube_list {
-	char **v;
-	size_t n, max;
-	bool oom;
-};
-
-/* Append s (taken over; NULL means out of memory). */
-static void
-target_kube_take(struct target_kube_list *l, char *s)
-{
-	char **nv;
-
-	if (s == NULL)
-		l->oom = true;
-	if (l->oom) {
-		free(s);
-		return;
-	}
-	if (l->n + 2 > l->max) {
-		l->max = l->max == 0 ? 16 : l->max * 2;
-		if ((nv = realloc(l->v, l->max * sizeof *nv)) == NULL) {
-			l->oom = true;
-			free(s);
-			return;
-		}
-		l->v = nv;
-	}
-	l->v[l->n++] = s;
-	l->v[l->n] = NULL;
-}
-
-/* Append a copy of s. */
-static void
-target_kube_add(struct target_kube_list *l, const char *s)
-{
-	target_kube_take(l, strdup(s));
-}
-
-/* Append "PREFIX=VALUE". */
-static void
-target_kube_addf(struct target_kube_list *l, const char *prefix, const char *value)
-{
-	char *s = NULL;
-
-	if (asprintf(&s, "%s=%s", prefix, value) < 0)
-		s = NULL;
-	target_kube_take(l, s);
-}
-
-/* Hand over the array, or free it; -ENOMEM on failure. */
-static int
-target_kube_done(struct target_kube_list *l, char ***out)
-{
-	*out = NULL;
-	if (l->oom) {
-		target_free_pairs(l->v);
-		return -ENOMEM;
-	}
-	if (l->v == NULL)
-		return 0;
-	*out = l->v;
-	return 0;
-}
-
 /* The impersonated user and groups for a request (expanded), into u and g. */
 static void
 target_kube_identity(const struct target_request *req, char **user,
-    struct target_kube_list *groups)
+    struct strv *groups)
 {
 	const struct cfg_rule *r = req->rule;
 	size_t i;
@@ -155,10 +91,10 @@ target_kube_identity(const struct target_request *req, char **user,
 	*user = target_kube_expand(r->as_user, req->user);
 	if (r->as_user_groups && req->account != NULL) {
 		for (i = 0; i < req->account->ngroups; i++)
-			target_kube_add(groups, req->account->groups[i]);
+			strv_add(groups, req->account->groups[i]);
 	}
 	for (i = 0; i < r->nas_groups; i++)
-		target_kube_take(groups, target_kube_expand(r->as_groups[i], req->user));
+		strv_take(groups, target_kube_expand(r->as_groups[i], req->user));
 }
 
 /* The identity a rule gives user, for the pod picker. */
@@ -167,7 +103,7 @@ target_kube_impersonation(const struct cfg_rule *rule, const struct cfg_user *ac
     const char *user, char **as_user, char ***as_groups)
 {
 	struct target_request req;
-	struct target_kube_list g = { 0 };
+	struct strv g = { 0 };
 
 	memset(&req, 0, sizeof req);
 	req.user = user;
@@ -177,7 +113,7 @@ target_kube_impersonation(const struct cfg_rule *rule, const struct cfg_user *ac
 	target_kube_identity(&req, as_user, &g);
 	if (rule != NULL && rule->impersonate && rule->as_user != NULL && *as_user == NULL)
 		g.oom = true;
-	if (target_kube_done(&g, as_groups) < 0) {
+	if (strv_done(&g, as_groups) < 0) {
 		free(*as_user);
 		*as_user = NULL;
 		return -ENOMEM;
@@ -190,7 +126,7 @@ static int
 target_kube_describe(const struct config *c, const struct target_request *req,
     char ***where, char ***who)
 {
-	struct target_kube_list w = { 0 }, h = { 0 }, g = { 0 };
+	struct strv w = { 0 }, h = { 0 }, g = { 0 };
 	struct kube_target t;
 	char err[256], *user = NULL, *joined = NULL, *nj;
 	size_t i;
@@ -199,28 +135,28 @@ target_kube_describe(const struct config *c, const struct target_request *req,
 	*where = *who = NULL;
 	if (kube_target_parse(c, req->target, &t, err, sizeof err) < 0)
 		return 0;
-	target_kube_add(&w, "cluster");
-	target_kube_add(&w, t.cluster->name);
-	target_kube_add(&w, "context");
-	target_kube_add(&w, t.cluster->context != NULL ? t.cluster->context : "");
-	target_kube_add(&w, "namespace");
-	target_kube_add(&w, t.ns);
+	strv_add(&w, "cluster");
+	strv_add(&w, t.cluster->name);
+	strv_add(&w, "context");
+	strv_add(&w, t.cluster->context != NULL ? t.cluster->context : "");
+	strv_add(&w, "namespace");
+	strv_add(&w, t.ns);
 	if (t.kind == KUBE_POD) {
-		target_kube_add(&w, "pod");
-		target_kube_add(&w, t.name);
+		strv_add(&w, "pod");
+		strv_add(&w, t.name);
 	} else {
-		target_kube_add(&w, "workload");
-		target_kube_take(&w, target_kube_expand(t.kind == KUBE_DEPLOY ?
+		strv_add(&w, "workload");
+		strv_take(&w, target_kube_expand(t.kind == KUBE_DEPLOY ?
 		    "deploy/{user}" : "sts/{user}", t.name));
 	}
-	target_kube_add(&w, "container");
-	target_kube_add(&w, t.container);
-	target_kube_add(&w, "canonical");
-	target_kube_add(&w, t.canonical);
+	strv_add(&w, "container");
+	strv_add(&w, t.container);
+	strv_add(&w, "canonical");
+	strv_add(&w, t.canonical);
 	target_kube_identity(req, &user, &g);
 	if (user != NULL) {
-		target_kube_add(&h, "as_user");
-		target_kube_add(&h, user);
+		strv_add(&h, "as_user");
+		strv_add(&h, user);
 		for (i = 0; i < g.n; i++) {
 			if (asprintf(&nj, "%s%s%s", joined != NULL ? joined : "",
 			    joined != NULL ? "," : "", g.v[i]) < 0) {
@@ -230,13 +166,13 @@ target_kube_describe(const struct config *c, const struct target_request *req,
 			free(joined);
 			joined = nj;
 		}
-		target_kube_add(&h, "as_groups");
-		target_kube_add(&h, joined != NULL ? joined : "");
+		strv_add(&h, "as_groups");
+		strv_add(&h, joined != NULL ? joined : "");
 	}
 	free(user);
 	free(joined);
 	target_free_pairs(g.v);
-	if ((r = target_kube_done(&w, where)) < 0 || (r = target_kube_done(&h, who)) < 0) {
+	if ((r = strv_done(&w, where)) < 0 || (r = strv_done(&h, who)) < 0) {
 		target_free_pairs(*where);
 		*where = NULL;
 		return r;
@@ -258,7 +194,7 @@ static int
 target_kube_env(const struct cfg_kube_cluster *k, const struct target_request *req,
     char ***out)
 {
-	struct target_kube_list e = { 0 };
+	struct strv e = { 0 };
 	const char *lang = "C.UTF-8", *v;
 	size_t i;
 
@@ -266,24 +202,24 @@ target_kube_env(const struct cfg_kube_cluster *k, const struct target_request *r
 		if (strncmp(req->env[i], "LANG=", 5) == 0 && target_kube_lang_ok(req->env[i] + 5))
 			lang = req->env[i] + 5;
 	}
-	target_kube_addf(&e, "PATH", TARGET_KUBE_PATH);
-	target_kube_addf(&e, "HOME", k->cache_dir);
-	target_kube_addf(&e, "LANG", lang);
+	strv_addf(&e, "PATH", TARGET_KUBE_PATH);
+	strv_addf(&e, "HOME", k->cache_dir);
+	strv_addf(&e, "LANG", lang);
 	if (req->pty)
-		target_kube_addf(&e, "TERM", req->term != NULL && *req->term != '\0' ?
+		strv_addf(&e, "TERM", req->term != NULL && *req->term != '\0' ?
 		    req->term : "xterm");
 	if (k->kubeconfig == NULL) {
 		if ((v = getenv("KUBERNETES_SERVICE_HOST")) != NULL)
-			target_kube_addf(&e, "KUBERNETES_SERVICE_HOST", v);
+			strv_addf(&e, "KUBERNETES_SERVICE_HOST", v);
 		if ((v = getenv("KUBERNETES_SERVICE_PORT")) != NULL)
-			target_kube_addf(&e, "KUBERNETES_SERVICE_PORT", v);
+			strv_addf(&e, "KUBERNETES_SERVICE_PORT", v);
 	}
-	return target_kube_done(&e, out);
+	return strv_done(&e, out);
 }
 
 /* The words the container runs: the command through the rule's shell, or a login shell. */
 static void
-target_kube_command(const struct target_request *req, struct target_kube_list *a)
+target_kube_command(const struct target_request *req, struct strv *a)
 {
 	const struct cfg_rule *r = req->rule;
 	const char *shell = r != NULL && r->shell != NULL ? r->shell : "sh";
@@ -293,9 +229,9 @@ target_kube_command(const struct target_request *req, struct target_kube_list *a
 
 	if (req->command != NULL) {
 		if (strcmp(shell, "none") != 0) {
-			target_kube_add(a, shell);
-			target_kube_add(a, "-c");
-			target_kube_add(a, req->command);
+			strv_add(a, shell);
+			strv_add(a, "-c");
+			strv_add(a, req->command);
 			return;
 		}
 		/* No shell: the words of the command, split at blanks. */
@@ -304,18 +240,18 @@ target_kube_command(const struct target_request *req, struct target_kube_list *a
 			if (*p == '\0')
 				break;
 			q = p + strcspn(p, " \t");
-			target_kube_take(a, strndup(p, (size_t)(q - p)));
+			strv_take(a, strndup(p, (size_t)(q - p)));
 		}
 		return;
 	}
 	if (r == NULL || r->ninteractive == 0) {
-		target_kube_add(a, "sh");
-		target_kube_add(a, "-c");
-		target_kube_add(a, target_kube_login);
+		strv_add(a, "sh");
+		strv_add(a, "-c");
+		strv_add(a, target_kube_login);
 		return;
 	}
 	if (r->ninteractive == 1) {
-		target_kube_add(a, r->interactive[0]);
+		strv_add(a, r->interactive[0]);
 		return;
 	}
 	/* Several shells: the first the container has (names are quoted for sh). */
@@ -349,9 +285,9 @@ target_kube_command(const struct target_request *req, struct target_kube_list *a
 			break;
 		}
 	}
-	target_kube_add(a, "sh");
-	target_kube_add(a, "-c");
-	target_kube_take(a, script);
+	strv_add(a, "sh");
+	strv_add(a, "-c");
+	strv_take(a, script);
 }
 
 /* Start the helper: podgate-broker --kube-exec OPTIONS -- WORDS... */
@@ -359,7 +295,7 @@ static int
 target_kube_spawn(const struct config *c, const struct target_request *req,
     struct pty_child *child)
 {
-	struct target_kube_list a = { 0 }, g = { 0 };
+	struct strv a = { 0 }, g = { 0 };
 	struct pty_spawn_opts o;
 	struct kube_target t;
 	char err[256], **env = NULL, *user = NULL, num[32], cwd[4096];
@@ -382,44 +318,44 @@ target_kube_spawn(const struct config *c, const struct target_request *req,
 		kind = "--deploy";
 	else if (t.kind == KUBE_STS)
 		kind = "--sts";
-	target_kube_add(&a, "podgate-broker");
-	target_kube_add(&a, "--kube-exec");
-	target_kube_addf(&a, "--kubectl", t.cluster->kubectl);
+	strv_add(&a, "podgate-broker");
+	strv_add(&a, "--kube-exec");
+	strv_addf(&a, "--kubectl", t.cluster->kubectl);
 	if (t.cluster->kubeconfig != NULL)
-		target_kube_addf(&a, "--kubeconfig", t.cluster->kubeconfig);
+		strv_addf(&a, "--kubeconfig", t.cluster->kubeconfig);
 	if (t.cluster->context != NULL)
-		target_kube_addf(&a, "--context", t.cluster->context);
+		strv_addf(&a, "--context", t.cluster->context);
 	snprintf(num, sizeof num, "%u", t.cluster->timeout);
-	target_kube_addf(&a, "--timeout", num);
-	target_kube_addf(&a, "--cluster", t.cluster->name);
-	target_kube_addf(&a, "--target", t.canonical);
-	target_kube_addf(&a, "--user", req->user);
-	target_kube_addf(&a, "--session", req->session_id);
+	strv_addf(&a, "--timeout", num);
+	strv_addf(&a, "--cluster", t.cluster->name);
+	strv_addf(&a, "--target", t.canonical);
+	strv_addf(&a, "--user", req->user);
+	strv_addf(&a, "--session", req->session_id);
 	if (c->audit_log != NULL && strcmp(c->audit_log, "-") != 0) {
 		/* The helper runs in the cache directory: give it an absolute path. */
 		char *abs = NULL;
 
 		if (c->audit_log[0] != '/' && getcwd(cwd, sizeof cwd) != NULL &&
 		    asprintf(&abs, "%s/%s", cwd, c->audit_log) >= 0) {
-			target_kube_addf(&a, "--audit", abs);
+			strv_addf(&a, "--audit", abs);
 			free(abs);
 		} else {
-			target_kube_addf(&a, "--audit", c->audit_log);
+			strv_addf(&a, "--audit", c->audit_log);
 		}
 	}
-	target_kube_addf(&a, "--namespace", t.ns);
-	target_kube_addf(&a, kind, t.name);
+	strv_addf(&a, "--namespace", t.ns);
+	strv_addf(&a, kind, t.name);
 	if (t.container[0] != '\0')
-		target_kube_addf(&a, "--container", t.container);
+		strv_addf(&a, "--container", t.container);
 	target_kube_identity(req, &user, &g);
 	if (user != NULL) {
-		target_kube_addf(&a, "--as", user);
+		strv_addf(&a, "--as", user);
 		for (i = 0; i < g.n; i++)
-			target_kube_addf(&a, "--as-group", g.v[i]);
+			strv_addf(&a, "--as-group", g.v[i]);
 	}
 	if (req->pty)
-		target_kube_add(&a, "--tty");
-	target_kube_add(&a, "--");
+		strv_add(&a, "--tty");
+	strv_add(&a, "--");
 	target_kube_command(req, &a);
 	if (a.oom || g.oom || a.n > TARGET_KUBE_MAXARGS + 4096) {
 		r = -ENOMEM;
