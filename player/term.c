@@ -20,7 +20,7 @@
 /* Modes a snapshot starts from, whatever came before it. */
 #define TERM_RESET_MODES "\033[?6l\033[?7h\033[4l\033[r\033(B\033[?25h"
 
-enum scan_state { SCAN_GROUND, SCAN_ESC, SCAN_CSI, SCAN_CHARSET, SCAN_STRING };
+enum scan_state { SCAN_GROUND, SCAN_ESC, SCAN_ESC_INTER, SCAN_CSI, SCAN_CHARSET, SCAN_STRING };
 
 /* A growing byte buffer. */
 struct term_buf {
@@ -42,6 +42,12 @@ struct term {
 	/* Modes libvterm does not expose, followed by the scanner. */
 	int top, bottom;	/* scroll region, 0-based, bottom exclusive; 0,0: whole */
 	bool origin, noautowrap, insert, g0_graphics;
+	/* ... and those that change how plain text is drawn (term_fast_run). */
+	bool newline;		/* LNM: LF also returns the carriage */
+	bool lrmm;		/* DECLRMM: left and right margins */
+	bool g0_other;		/* G0 is not ASCII */
+	int gl;			/* the character set shifted in (SO, SI, LS2, LS3) */
+	bool u8_unsure;		/* libvterm may hold part of a UTF-8 character */
 	enum scan_state sc;
 	char sc_lead;		/* CSI private marker, or 0 */
 	char sc_inter;		/* CSI intermediate byte, or 0 */
@@ -67,6 +73,11 @@ struct term {
 	int pushed;		/* rows pushed off the top in the current scroll */
 	char *text;
 	size_t text_cap;
+
+	/* The plain-text fast path. */
+	bool fast_off;
+	uint64_t fast_skipped;	/* bytes kept from libvterm */
+	unsigned full_scrolls;	/* whole-screen scrolls by one row seen */
 };
 
 static int term_damage_cb(VTermRect rect, void *user);
@@ -75,6 +86,8 @@ static int term_movecursor_cb(VTermPos pos, VTermPos oldpos, int visible, void *
 static int term_settermprop_cb(VTermProp prop, VTermValue *val, void *user);
 static int term_resize_cb(int rows, int cols, void *user);
 static int term_pushline_cb(int cols, const VTermScreenCell *cells, void *user);
+static void term_scan_reset_modes(struct term *t);
+static void term_scan_reset_charsets(struct term *t);
 
 /*
  * libvterm reads a whole row of cells for sb_pushline on every scroll, so
@@ -370,6 +383,8 @@ term_moverect_cb(VTermRect dest, VTermRect src, void *user)
 		return 1;
 	}
 	/* Whole rows moved: their state moves with them. */
+	if (dest.start_row == 0 && src.start_row == 1 && src.end_row == t->rows)
+		t->full_scrolls++;
 	n = dest.end_row - dest.start_row;
 	memmove(t->dirty + dest.start_row, t->dirty + src.start_row, (size_t)n);
 	memmove(t->since + dest.start_row, t->since + src.start_row, (size_t)n * sizeof *t->since);
@@ -526,7 +541,9 @@ term_open_vt(struct term *t, int cols, int rows)
 	t->cursor_visible = true;
 	t->reverse = false;
 	t->top = t->bottom = 0;
-	t->origin = t->noautowrap = t->insert = t->g0_graphics = false;
+	term_scan_reset_modes(t);
+	term_scan_reset_charsets(t);
+	t->u8_unsure = false;
 	t->sc = SCAN_GROUND;
 	free(t->main_snap);
 	t->main_snap = NULL;
@@ -579,6 +596,20 @@ term_set_line_fn(struct term *t, term_line_fn *fn, void *arg)
 	term_sync_push(t);
 }
 
+/* Turn the plain-text fast path on or off. */
+void
+term_set_fast(struct term *t, bool on)
+{
+	t->fast_off = !on;
+}
+
+/* Bytes the fast path kept from libvterm. */
+uint64_t
+term_fast_skipped(const struct term *t)
+{
+	return t->fast_skipped;
+}
+
 /* Set the current event's sequence number. */
 void
 term_set_seq(struct term *t, uint64_t seq)
@@ -586,12 +617,21 @@ term_set_seq(struct term *t, uint64_t seq)
 	t->seq = seq;
 }
 
-/* Forget the modes the scanner follows (RIS, DECSTR). */
+/* Forget the modes the scanner follows (RIS; libvterm 0.1.4 ignores DECSTR). */
 static void
 term_scan_reset_modes(struct term *t)
 {
 	t->top = t->bottom = 0;
 	t->origin = t->noautowrap = t->insert = t->g0_graphics = false;
+	t->newline = t->lrmm = false;
+}
+
+/* Forget the character sets followed (RIS). */
+static void
+term_scan_reset_charsets(struct term *t)
+{
+	t->g0_other = false;
+	t->gl = 0;
 }
 
 /* Keep the main screen before the alternate one covers it. */
@@ -634,6 +674,9 @@ term_scan_csi(struct term *t, char final)
 			case 7:
 				t->noautowrap = final == 'l';
 				break;
+			case 69:
+				t->lrmm = final == 'h';
+				break;
 			case 47: case 1047: case 1049:
 				/* Whether libvterm is on the alternate screen is
 				 * checked once the bytes before this one reached it. */
@@ -644,9 +687,12 @@ term_scan_csi(struct term *t, char final)
 			}
 		}
 	} else if (t->sc_lead == 0 && t->sc_inter == 0 && (final == 'h' || final == 'l')) {
-		for (i = 0; i < t->sc_nparam; i++)
+		for (i = 0; i < t->sc_nparam; i++) {
 			if (t->sc_param[i] == 4)
 				t->insert = final == 'h';
+			else if (t->sc_param[i] == 20)
+				t->newline = final == 'h';
+		}
 	} else if (t->sc_lead == 0 && t->sc_inter == 0 && final == 'r') {
 		unsigned top = t->sc_nparam > 0 ? t->sc_param[0] : 0;
 		unsigned bot = t->sc_nparam > 1 ? t->sc_param[1] : 0;
@@ -661,8 +707,6 @@ term_scan_csi(struct term *t, char final)
 			if (t->top == 0 && t->bottom == t->rows)
 				t->top = t->bottom = 0;
 		}
-	} else if (t->sc_lead == 0 && t->sc_inter == '!' && final == 'p') {
-		term_scan_reset_modes(t);
 	} else if (t->sc_lead == 0 && t->sc_inter == 0 && final == 'J' && t->sc_nparam > 0 &&
 	    (t->sc_param[0] == 2 || t->sc_param[0] == 3)) {
 		act = SCAN_ACT_FLUSH;
@@ -702,6 +746,218 @@ term_utf8_tail(const char *p, size_t n)
 	return 0;
 }
 
+/* A C0 control the scanner follows: the shifts between G0 and G1. */
+static void
+term_scan_c0(struct term *t, unsigned char c)
+{
+	if (c == 0x0e)
+		t->gl = 1;	/* SO */
+	else if (c == 0x0f)
+		t->gl = 0;	/* SI */
+}
+
+/*
+ * The plain-text fast path.
+ *
+ * Most of a large recording is plain text scrolling at the bottom of the
+ * screen, and libvterm moves the whole screen for every line of it. While
+ * the cursor is at the bottom of a full-screen scroll region, every line
+ * of a run of printable ASCII, CR and LF ends up scrolled off the screen
+ * except the last screenful; what the slow path reports for such a line is
+ * fixed by the run alone: it is drawn into a row the previous LF (or wrap)
+ * just blanked, so it is reported, with both sequence numbers the current
+ * event's, when it scrolls up, unless blank. term_fast_run() hands
+ * libvterm the beginning of the run, up to a scroll that shows the
+ * conditions hold, and the end, from which libvterm rebuilds the whole
+ * screen; the lines in between are drawn here and only reported.
+ *
+ * The modes that change how plain text is drawn (insert, autowrap, LNM,
+ * character sets and shifts, a UTF-8 character libvterm holds half of)
+ * come from the scanner, which must follow them as libvterm 0.1.4 does.
+ * test_fast_path in tests/unit/test-player.c compares this path with
+ * libvterm on random output.
+ */
+
+/* Report the lines of text that libvterm would have scrolled up. */
+static void
+term_fast_lines(struct term *t, const char *p, const char *end)
+{
+	size_t cap, len;
+	char *row;
+	int col = 0, hi = 0, cols = t->cols;
+	bool phantom = false;	/* a character in the last column, not wrapped yet */
+
+	if ((row = term_text_buf(t, &cap)) == NULL)
+		return;
+	memset(row, ' ', (size_t)cols);
+	row[cols] = '\0';
+	for (; p < end; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '\r') {
+			col = 0;
+			phantom = false;
+			continue;
+		}
+		if (c == '\n' || phantom) {
+			/*
+			 * The row scrolls up. libvterm keeps the column and a
+			 * pending wrap across LF (only CR ends one): the next
+			 * character then scrolls a blank row up too.
+			 */
+			for (len = (size_t)hi; len > 0 && row[len - 1] == ' '; len--)
+				;
+			if (len > 0) {
+				row[len] = '\0';
+				t->line_fn(t->line_arg, row, len, t->seq, t->seq);
+			}
+			memset(row, ' ', (size_t)cols);
+			hi = 0;
+			if (c == '\n')
+				continue;
+			col = 0;
+			phantom = false;
+		}
+		row[col] = (char)c;
+		if (col >= hi)
+			hi = col + 1;
+		if (col == cols - 1)
+			phantom = true;
+		else
+			col++;
+	}
+}
+
+/*
+ * Skip most of the plain run [a, b) (no ESC, bytes 0x20-0x7e, CR, LF),
+ * where the bytes from *from on are not yet written to libvterm.
+ */
+static void
+term_fast_run(struct term *t, const char **from, const char *a, const char *b)
+{
+	const char *p, *lf, *s1, *s2, *x;
+	unsigned scrolls;
+	VTermPos pos;
+	int n;
+
+	/* Modes that change how plain text is drawn. */
+	if (t->fast_off || t->rows < 2 || t->cols < 2 || t->alt || t->insert ||
+	    t->noautowrap || t->newline || t->lrmm || t->g0_other || t->gl != 0 || t->u8_unsure)
+		return;
+	/*
+	 * libvterm goes up to the first LF after some text (which uses up a
+	 * single shift, ESC N or ESC O, before the run), and must scroll the
+	 * whole screen up by one for it, leaving the cursor at the start of a
+	 * blank, single-width bottom row. Checking this on libvterm itself
+	 * covers the scroll region, the margins and the cursor position.
+	 */
+	for (p = a; p < b && (*p == '\r' || *p == '\n'); p++)
+		;
+	if (p == b || (lf = memchr(p, '\n', (size_t)(b - p))) == NULL)
+		return;
+	vterm_input_write(t->vt, *from, (size_t)(lf - *from));
+	*from = lf;
+	vterm_state_get_cursorpos(t->st, &pos);
+	if (pos.row != t->rows - 1)
+		return;
+	scrolls = t->full_scrolls;
+	vterm_input_write(t->vt, lf, 1);
+	*from = s1 = lf + 1;
+	vterm_state_get_cursorpos(t->st, &pos);
+	if (t->full_scrolls != scrolls + 1 || t->alt || pos.row != t->rows - 1 || pos.col != 0 ||
+	    vterm_state_get_lineinfo(t->st, t->rows - 1)->doublewidth)
+		return;
+	/*
+	 * libvterm takes over again after a CR LF (the cursor back at the start
+	 * of a blank bottom row) followed by at least a screenful of LFs, which
+	 * scroll every row it did not see off the screen, and by some text,
+	 * which leaves its memory of the last character (for combining
+	 * characters) as the whole run would.
+	 */
+	for (x = b, n = 0; x > s1; x--)
+		if (x[-1] == '\n' && ++n == t->rows)
+			break;
+	if (n < t->rows)
+		return;
+	x--;	/* the LF that starts the last screenful */
+	for (s2 = NULL; x > s1 + 1; x--) {
+		if (x[-1] == '\n' && x[-2] == '\r') {
+			s2 = x;
+			break;
+		}
+	}
+	if (s2 == NULL)
+		return;
+	for (p = s2; p < b && (*p == '\r' || *p == '\n'); p++)
+		;
+	if (p == b)
+		return;
+	if (t->line_fn != NULL && !t->quiet)
+		term_fast_lines(t, s1, s2);
+	t->fast_skipped += (uint64_t)(s2 - s1);
+	t->damaged = true;
+	*from = s2;
+}
+
+/*
+ * The UTF-8 character at p, a byte from 0x80 on in ground-state text:
+ * whether libvterm's decoder is left holding part of one (its pending bytes
+ * outlive ASCII text and controls, and come out as U+FFFD later), and the
+ * bytes to step over.
+ */
+static size_t
+term_scan_utf8(struct term *t, const char *p, const char *end)
+{
+	unsigned char c = (unsigned char)*p;
+	size_t need, i;
+
+	need = c >= 0xfc ? 5 : c >= 0xf8 ? 4 : c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+	if (need == 0 || c >= 0xfe || (size_t)(end - p) <= need) {
+		t->u8_unsure = true;
+		return 1;
+	}
+	for (i = 1; i <= need; i++) {
+		if (((unsigned char)p[i] & 0xc0) != 0x80) {
+			t->u8_unsure = true;
+			return i;
+		}
+	}
+	t->u8_unsure = false;	/* a whole character: the decoder starts afresh */
+	return need + 1;
+}
+
+/*
+ * Follow ground-state text [p, end) for the scanner (the shifts) and give
+ * its long plain runs to the fast path.
+ */
+static void
+term_scan_text(struct term *t, const char **from, const char *p, const char *end)
+{
+	const char *run = p;
+	int lfs = 0;
+
+	for (; p < end; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if ((c >= 0x20 && c < 0x7f) || c == '\r')
+			continue;
+		if (c == '\n') {
+			lfs++;
+			continue;
+		}
+		if (lfs > t->rows + 1)
+			term_fast_run(t, from, run, p);
+		if (c < 0x20)
+			term_scan_c0(t, c);
+		else if (c >= 0x80)
+			p += term_scan_utf8(t, p, end) - 1;
+		run = p + 1;
+		lfs = 0;
+	}
+	if (lfs > t->rows + 1)
+		term_fast_run(t, from, run, end);
+}
+
 /*
  * Feed bytes to libvterm, following the sequences snapshots need. Before
  * the final byte of a sequence that enters the alternate screen, the bytes
@@ -729,20 +985,29 @@ term_write(struct term *t, const void *buf, size_t len)
 			return;
 		}
 		vterm_input_write(t->vt, u, tail);
+		(void)term_scan_utf8(t, u, u + tail);
 		from = p;
 	}
 
 	while (p < end) {
 		if (t->sc == SCAN_GROUND) {
-			if ((e = memchr(p, 0x1b, (size_t)(end - p))) == NULL)
+			e = memchr(p, 0x1b, (size_t)(end - p));
+			term_scan_text(t, &from, p, e != NULL ? e : end);
+			if (e == NULL)
 				break;
 			p = e + 1;
 			t->sc = SCAN_ESC;
 			continue;
 		}
 		c = (unsigned char)*p;
+		if (c >= 0x80 && t->sc != SCAN_STRING)
+			t->u8_unsure = true;	/* what libvterm makes of it is unclear */
 		switch (t->sc) {
 		case SCAN_ESC:
+			if (c < 0x20 && c != 0x18 && c != 0x1a && c != 0x1b) {
+				term_scan_c0(t, c);	/* done inside the sequence */
+				break;
+			}
 			t->sc = SCAN_GROUND;
 			if (c == '[') {
 				t->sc = SCAN_CSI;
@@ -755,15 +1020,38 @@ term_write(struct term *t, const void *buf, size_t len)
 			} else if (c == ']' || c == 'P' || c == '_' || c == '^' || c == 'X') {
 				t->sc = SCAN_STRING;
 				t->sc_str_esc = false;
+			} else if (c >= 0x20 && c <= 0x2f) {
+				t->sc = SCAN_ESC_INTER;
 			} else if (c == 'c') {
 				term_scan_reset_modes(t);
+				term_scan_reset_charsets(t);
+			} else if (c == 'n' || c == 'o') {
+				t->gl = c == 'n' ? 2 : 3;	/* LS2, LS3 */
 			} else if (c == 0x1b) {
 				t->sc = SCAN_ESC;
 			}
 			break;
 		case SCAN_CHARSET:
-			t->g0_graphics = c == '0';
-			t->sc = SCAN_GROUND;
+		case SCAN_ESC_INTER:
+			/* An escape sequence ends with a byte from 0x30 to 0x7e. */
+			if (c < 0x20 && c != 0x18 && c != 0x1a && c != 0x1b) {
+				term_scan_c0(t, c);
+			} else if (c >= 0x20 && c <= 0x2f) {
+				t->sc = SCAN_ESC_INTER;
+			} else if (c == 0x1b) {
+				t->sc = SCAN_ESC;
+			} else if (c == '[' || c == ']' || c == 'P' || c == '_' || c == '^' ||
+			    c == 'X') {
+				/* libvterm starts these whatever the intermediates. */
+				t->sc = SCAN_ESC;
+				continue;
+			} else {
+				if (t->sc == SCAN_CHARSET && c >= 0x30 && c <= 0x7e) {
+					t->g0_graphics = c == '0';
+					t->g0_other = c != 'B';
+				}
+				t->sc = SCAN_GROUND;
+			}
 			break;
 		case SCAN_STRING:
 			if (t->sc_str_esc) {
@@ -814,6 +1102,8 @@ term_write(struct term *t, const void *buf, size_t len)
 				t->sc = SCAN_ESC;
 			} else if (c == 0x18 || c == 0x1a) {
 				t->sc = SCAN_GROUND;
+			} else if (c < 0x20) {
+				term_scan_c0(t, c);
 			}
 			break;
 		default:

@@ -43,8 +43,17 @@ void term_set_line_fn(struct term *t, term_line_fn *fn, void *arg);
 /* The sequence number of the event whose bytes are written next. */
 void term_set_seq(struct term *t, uint64_t seq);
 
-/* Feed output bytes. */
+/*
+ * Feed output bytes. Long runs of plain text scrolling at the bottom of
+ * the screen take a fast path that gives libvterm only their beginning and
+ * their last screenful and reports the lines in between itself, exactly as
+ * libvterm would have them reported (see term.c).
+ */
 void term_write(struct term *t, const void *buf, size_t len);
+
+/* Turn the fast path on (the default) or off, and the bytes it skipped. */
+void term_set_fast(struct term *t, bool on);
+uint64_t term_fast_skipped(const struct term *t);
 
 /* Resize to cols x rows (clamped to 1..1000). */
 void term_resize(struct term *t, int cols, int rows);
