@@ -778,11 +778,59 @@ term_scan_c0(struct term *t, unsigned char c)
  * libvterm on random output.
  */
 
+/*
+ * Whether one of the 8 bytes of w is below 0x20 or from 0x7f on. It may
+ * say so of a word without one (a borrow or carry reaches the next byte
+ * only from a byte that is one), never the other way round.
+ */
+static bool
+term_word_special(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101u;
+
+	return (((w - ones * 0x20) | (w + ones) | w) & (ones * 0x80)) != 0;
+}
+
+/* The first byte in [p, end) below 0x20 or from 0x7f on, or end. */
+static const char *
+term_find_special(const char *p, const char *end)
+{
+	uint64_t w;
+
+	for (; end - p >= 8; p += 8) {
+		memcpy(&w, p, 8);
+		if (term_word_special(w))
+			break;
+	}
+	for (; p < end; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			break;
+	return p;
+}
+
+/* Report a row of the fast path (cols bytes, blanks past hi), then blank it. */
+static void
+term_fast_row(struct term *t, char *row, int *hi)
+{
+	size_t len;
+
+	for (len = (size_t)*hi; len > 0 && row[len - 1] == ' '; len--)
+		;
+	if (len > 0) {
+		row[len] = '\0';
+		t->line_fn(t->line_arg, row, len, t->seq, t->seq);
+	}
+	memset(row, ' ', (size_t)t->cols + 1);
+	row[t->cols] = '\0';
+	*hi = 0;
+}
+
 /* Report the lines of text that libvterm would have scrolled up. */
 static void
 term_fast_lines(struct term *t, const char *p, const char *end)
 {
-	size_t cap, len;
+	const char *q;
+	size_t cap, n;
 	char *row;
 	int col = 0, hi = 0, cols = t->cols;
 	bool phantom = false;	/* a character in the last column, not wrapped yet */
@@ -791,40 +839,41 @@ term_fast_lines(struct term *t, const char *p, const char *end)
 		return;
 	memset(row, ' ', (size_t)cols);
 	row[cols] = '\0';
-	for (; p < end; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c == '\r') {
+	while (p < end) {
+		if (*p == '\r') {
 			col = 0;
 			phantom = false;
+			p++;
 			continue;
 		}
-		if (c == '\n' || phantom) {
+		if (*p == '\n') {
 			/*
 			 * The row scrolls up. libvterm keeps the column and a
 			 * pending wrap across LF (only CR ends one): the next
 			 * character then scrolls a blank row up too.
 			 */
-			for (len = (size_t)hi; len > 0 && row[len - 1] == ' '; len--)
-				;
-			if (len > 0) {
-				row[len] = '\0';
-				t->line_fn(t->line_arg, row, len, t->seq, t->seq);
-			}
-			memset(row, ' ', (size_t)cols);
-			hi = 0;
-			if (c == '\n')
-				continue;
-			col = 0;
-			phantom = false;
+			term_fast_row(t, row, &hi);
+			p++;
+			continue;
 		}
-		row[col] = (char)c;
-		if (col >= hi)
-			hi = col + 1;
-		if (col == cols - 1)
-			phantom = true;
-		else
-			col++;
+		/* Printable characters up to the next CR or LF, wrapping. */
+		for (q = term_find_special(p, end); p < q; p += n) {
+			if (phantom) {
+				term_fast_row(t, row, &hi);
+				col = 0;
+				phantom = false;
+			}
+			n = (size_t)(q - p) < (size_t)(cols - col) ? (size_t)(q - p) :
+			    (size_t)(cols - col);
+			memcpy(row + col, p, n);
+			col += (int)n;
+			if (col > hi)
+				hi = col;
+			if (col == cols) {
+				col = cols - 1;
+				phantom = true;
+			}
+		}
 	}
 }
 
@@ -937,9 +986,12 @@ term_scan_text(struct term *t, const char **from, const char *p, const char *end
 	int lfs = 0;
 
 	for (; p < end; p++) {
-		unsigned char c = (unsigned char)*p;
+		unsigned char c;
 
-		if ((c >= 0x20 && c < 0x7f) || c == '\r')
+		if ((p = term_find_special(p, end)) == end)
+			break;
+		c = (unsigned char)*p;
+		if (c == '\r')
 			continue;
 		if (c == '\n') {
 			lfs++;
