@@ -76,6 +76,8 @@ struct term {
 
 	/* The plain-text fast path. */
 	bool fast_off;
+	struct term_buf known;	/* texts of rows libvterm is about to scroll up */
+	size_t known_pos;	/* the next one */
 	uint64_t fast_skipped;	/* bytes kept from libvterm */
 	unsigned full_scrolls;	/* whole-screen scrolls by one row seen */
 };
@@ -312,9 +314,16 @@ term_capture_row(struct term *t, int row, bool blank_ok)
 
 	if (t->line_fn == NULL || t->quiet || row < 0 || row >= t->rows || !t->dirty[row])
 		return;
-	if ((buf = term_text_buf(t, &cap)) == NULL)
+	if (t->known_pos < t->known.len && row == t->rows - 2) {
+		/* A row the fast path drew too: it knows the text. */
+		buf = t->known.p + t->known_pos;
+		len = strlen(buf);
+		t->known_pos += len + 1;
+	} else if ((buf = term_text_buf(t, &cap)) != NULL) {
+		len = term_row_text(t, row, buf, cap, NULL);
+	} else {
 		return;
-	len = term_row_text(t, row, buf, cap, NULL);
+	}
 	if (len == 0 && !blank_ok) {
 		t->dirty[row] = 0;
 		return;
@@ -584,6 +593,7 @@ term_free(struct term *t)
 	free(t->main_hash);
 	free(t->main_snap);
 	free(t->text);
+	free(t->known.p);
 	free(t);
 }
 
@@ -808,26 +818,34 @@ term_find_special(const char *p, const char *end)
 	return p;
 }
 
-/* Report a row of the fast path (cols bytes, blanks past hi), then blank it. */
+/*
+ * A row of the fast path (cols bytes, blanks past hi) scrolls up: report
+ * it, or when libvterm will scroll it (late), keep its text for the
+ * capture; then blank it.
+ */
 static void
-term_fast_row(struct term *t, char *row, int *hi)
+term_fast_row(struct term *t, char *row, int *hi, bool late)
 {
 	size_t len;
 
 	for (len = (size_t)*hi; len > 0 && row[len - 1] == ' '; len--)
 		;
-	if (len > 0) {
-		row[len] = '\0';
+	row[len] = '\0';
+	if (late)
+		term_buf_add(&t->known, row, len + 1);
+	else if (len > 0)
 		t->line_fn(t->line_arg, row, len, t->seq, t->seq);
-	}
 	memset(row, ' ', (size_t)t->cols + 1);
 	row[t->cols] = '\0';
 	*hi = 0;
 }
 
-/* Report the lines of text that libvterm would have scrolled up. */
+/*
+ * Draw the rows of [p, end): report those that scroll up before mid, which
+ * libvterm does not see, and keep the text of the others.
+ */
 static void
-term_fast_lines(struct term *t, const char *p, const char *end)
+term_fast_lines(struct term *t, const char *p, const char *mid, const char *end)
 {
 	const char *q;
 	size_t cap, n;
@@ -852,14 +870,14 @@ term_fast_lines(struct term *t, const char *p, const char *end)
 			 * pending wrap across LF (only CR ends one): the next
 			 * character then scrolls a blank row up too.
 			 */
-			term_fast_row(t, row, &hi);
+			term_fast_row(t, row, &hi, p >= mid);
 			p++;
 			continue;
 		}
 		/* Printable characters up to the next CR or LF, wrapping. */
 		for (q = term_find_special(p, end); p < q; p += n) {
 			if (phantom) {
-				term_fast_row(t, row, &hi);
+				term_fast_row(t, row, &hi, p >= mid);
 				col = 0;
 				phantom = false;
 			}
@@ -941,8 +959,17 @@ term_fast_run(struct term *t, const char **from, const char *a, const char *b)
 		;
 	if (p == b)
 		return;
+	/*
+	 * The rows libvterm scrolls up when it is given [s2, b) (with what
+	 * follows: splitting its input there is not neutral) take their text
+	 * from the drawing, which the rows before s2 show to be libvterm's,
+	 * instead of reading it back cell by cell; term_write() forgets what
+	 * is left of them once it has written everything.
+	 */
+	t->known.len = t->known_pos = 0;
+	t->known.err = 0;
 	if (t->line_fn != NULL && !t->quiet)
-		term_fast_lines(t, s1, s2);
+		term_fast_lines(t, s1, s2, b);
 	t->fast_skipped += (uint64_t)(s2 - s1);
 	t->damaged = true;
 	*from = s2;
@@ -1172,6 +1199,7 @@ term_write(struct term *t, const void *buf, size_t len)
 	}
 	if (end > from)
 		vterm_input_write(t->vt, from, (size_t)(end - from));
+	t->known.len = t->known_pos = 0;
 }
 
 /* Resize the emulator. */
