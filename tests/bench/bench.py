@@ -66,7 +66,7 @@ class Rig:
     """Private sshd and podgate-broker on loopback, with one client key."""
 
     def __init__(self, build, work):
-        self.build = pathlib.Path(build)
+        self.build = pathlib.Path(build).resolve()
         self.work = work
         self.key = work / "client_ed25519"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key)],
@@ -549,6 +549,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(TOP / "docs" / "benchmarks.md"))
     a = ap.parse_args()
+    a.build = str(pathlib.Path(a.build).resolve())
     quick = a.quick
     work = pathlib.Path(tempfile.mkdtemp(prefix="podgate-bench-"))
     rig = Rig(a.build, work)
