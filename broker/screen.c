@@ -1,8 +1,8 @@
 /*
  * A session's screen in the broker: libvterm with its screen layer, and a
  * renderer that turns the cells back into escape sequences for a watcher
- * who joins late. The rendering follows the player's snapshots
- * (player/term.c) but draws only what a watcher's terminal needs.
+ * who joins late. The emulator is the player's (player/term.c); the
+ * rendering draws only what a watcher's terminal needs.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -14,14 +14,37 @@
 #include <vterm.h>
 
 #include "screen.h"
+#include "term.h"
 
+/*
+ * The emulator is the player's (player/term.c): it feeds long runs of plain
+ * scrolling text past libvterm, so keeping a screen costs little even
+ * when a session floods.
+ */
 struct screen {
-	VTerm *vt;
-	VTermScreen *vs;
-	VTermState *st;
+	struct term *t;
 	int cols, rows;
-	bool cursor_visible;
+	/*
+	 * Output not fed yet. Feeding in large pieces lets the emulator skip
+	 * most of a flood (it draws only the last screenful of plain text);
+	 * the screen is brought up to date before anyone looks at it.
+	 */
+	char *pend;
+	size_t plen;
 };
+
+/* Most output held back before the emulator sees it. */
+#define SCREEN_PENDING_MAX (64u * 1024)
+
+/* Feed what is held back. */
+static void
+screen_flush(struct screen *sc)
+{
+	if (sc->plen > 0) {
+		term_write(sc->t, sc->pend, sc->plen);
+		sc->plen = 0;
+	}
+}
 
 /* A growing string. */
 struct screen_buf {
@@ -77,55 +100,25 @@ screen_dim(int v)
 	return v < 1 ? 1 : v > 1000 ? 1000 : v;
 }
 
-/* Track what the screen layer does not keep for us. */
-static int
-screen_settermprop_cb(VTermProp prop, VTermValue *val, void *user)
-{
-	struct screen *sc = user;
-
-	if (prop == VTERM_PROP_CURSORVISIBLE)
-		sc->cursor_visible = val->boolean;
-	return 1;
-}
-
-static const VTermScreenCallbacks screen_callbacks = {
-	.settermprop = screen_settermprop_cb,
-};
-
-/* Answers to the target's queries go nowhere: the session's client gave them. */
-static void
-screen_output_cb(const char *s, size_t len, void *user)
-{
-	(void)s;
-	(void)len;
-	(void)user;
-}
-
 /* A new blank screen. */
 int
 screen_new(struct screen **out, int cols, int rows, bool crlf)
 {
 	struct screen *sc;
+	int r;
 
 	*out = NULL;
 	if ((sc = calloc(1, sizeof *sc)) == NULL)
 		return -ENOMEM;
 	sc->cols = screen_dim(cols);
 	sc->rows = screen_dim(rows);
-	if ((sc->vt = vterm_new(sc->rows, sc->cols)) == NULL) {
+	if ((r = term_new(&sc->t, sc->cols, sc->rows)) < 0) {
 		free(sc);
-		return -ENOMEM;
+		return r;
 	}
-	vterm_set_utf8(sc->vt, 1);
-	vterm_output_set_callback(sc->vt, screen_output_cb, sc);
-	sc->vs = vterm_obtain_screen(sc->vt);
-	sc->st = vterm_obtain_state(sc->vt);
-	vterm_screen_set_callbacks(sc->vs, &screen_callbacks, sc);
-	vterm_screen_enable_altscreen(sc->vs, 1);
-	vterm_screen_reset(sc->vs, 1);
-	sc->cursor_visible = true;
+	term_set_fast(sc->t, true);
 	if (crlf)
-		vterm_input_write(sc->vt, "\033[20h", 5);	/* LNM: LF is CR LF */
+		term_write(sc->t, "\033[20h", 5);	/* LNM: LF is CR LF */
 	*out = sc;
 	return 0;
 }
@@ -136,16 +129,26 @@ screen_free(struct screen *sc)
 {
 	if (sc == NULL)
 		return;
-	vterm_free(sc->vt);
+	term_free(sc->t);
+	free(sc->pend);
 	free(sc);
 }
 
-/* Feed target output. */
+/* Feed target output (held back up to SCREEN_PENDING_MAX bytes). */
 void
 screen_feed(struct screen *sc, const void *buf, size_t len)
 {
-	if (sc != NULL && len > 0)
-		vterm_input_write(sc->vt, buf, len);
+	if (sc == NULL || len == 0)
+		return;
+	if (sc->plen + len > SCREEN_PENDING_MAX)
+		screen_flush(sc);
+	if (len >= SCREEN_PENDING_MAX ||
+	    (sc->pend == NULL && (sc->pend = malloc(SCREEN_PENDING_MAX)) == NULL)) {
+		term_write(sc->t, buf, len);
+		return;
+	}
+	memcpy(sc->pend + sc->plen, buf, len);
+	sc->plen += len;
 }
 
 /* Resize. */
@@ -154,9 +157,10 @@ screen_resize(struct screen *sc, int cols, int rows)
 {
 	if (sc == NULL)
 		return;
+	screen_flush(sc);
 	sc->cols = screen_dim(cols);
 	sc->rows = screen_dim(rows);
-	vterm_set_size(sc->vt, sc->rows, sc->cols);
+	term_resize(sc->t, sc->cols, sc->rows);
 }
 
 /* The size now. */
@@ -287,24 +291,25 @@ screen_cell_pen(const VTermScreenCell *c, struct screen_pen *p)
 static void
 screen_state_pen(struct screen *sc, struct screen_pen *p)
 {
+	VTermState *st = vterm_obtain_state(term_vterm(sc->t));
 	VTermValue v;
 
 	memset(p, 0, sizeof *p);
-	vterm_state_get_penattr(sc->st, VTERM_ATTR_BOLD, &v);
+	vterm_state_get_penattr(st, VTERM_ATTR_BOLD, &v);
 	p->bold = v.boolean;
-	vterm_state_get_penattr(sc->st, VTERM_ATTR_UNDERLINE, &v);
+	vterm_state_get_penattr(st, VTERM_ATTR_UNDERLINE, &v);
 	p->underline = (unsigned)v.number;
-	vterm_state_get_penattr(sc->st, VTERM_ATTR_ITALIC, &v);
+	vterm_state_get_penattr(st, VTERM_ATTR_ITALIC, &v);
 	p->italic = v.boolean;
-	vterm_state_get_penattr(sc->st, VTERM_ATTR_BLINK, &v);
+	vterm_state_get_penattr(st, VTERM_ATTR_BLINK, &v);
 	p->blink = v.boolean;
-	vterm_state_get_penattr(sc->st, VTERM_ATTR_REVERSE, &v);
+	vterm_state_get_penattr(st, VTERM_ATTR_REVERSE, &v);
 	p->reverse = v.boolean;
-	vterm_state_get_penattr(sc->st, VTERM_ATTR_STRIKE, &v);
+	vterm_state_get_penattr(st, VTERM_ATTR_STRIKE, &v);
 	p->strike = v.boolean;
-	vterm_state_get_penattr(sc->st, VTERM_ATTR_FOREGROUND, &v);
+	vterm_state_get_penattr(st, VTERM_ATTR_FOREGROUND, &v);
 	p->fg = v.color;
-	vterm_state_get_penattr(sc->st, VTERM_ATTR_BACKGROUND, &v);
+	vterm_state_get_penattr(st, VTERM_ATTR_BACKGROUND, &v);
 	p->bg = v.color;
 }
 
@@ -314,8 +319,10 @@ screen_render(struct screen *sc, int cols, int rows, char **out, size_t *len)
 {
 	struct screen_buf b = { 0 };
 	struct screen_pen pen, cur;
+	VTermScreen *vs;
 	VTermScreenCell c;
 	VTermPos pos;
+	bool cursor_visible;
 	char u[4 * VTERM_MAX_CHARS_PER_CELL];
 	int maxr, maxc, last, i;
 	bool moved;
@@ -323,6 +330,8 @@ screen_render(struct screen *sc, int cols, int rows, char **out, size_t *len)
 
 	*out = NULL;
 	*len = 0;
+	screen_flush(sc);
+	vs = vterm_obtain_screen(term_vterm(sc->t));
 	maxr = rows < sc->rows ? rows : sc->rows;
 	maxc = cols < sc->cols ? cols : sc->cols;
 	screen_buf_add(&b, "\033[0m\033[H\033[2J", 11);
@@ -334,7 +343,7 @@ screen_render(struct screen *sc, int cols, int rows, char **out, size_t *len)
 	for (pos.row = 0; pos.row < maxr; pos.row++) {
 		last = -1;
 		for (pos.col = 0; pos.col < maxc; pos.col++) {
-			vterm_screen_get_cell(sc->vs, pos, &c);
+			vterm_screen_get_cell(vs, pos, &c);
 			if (c.chars[0] != (uint32_t)-1 && !screen_cell_blank(&c))
 				last = pos.col;
 		}
@@ -343,7 +352,7 @@ screen_render(struct screen *sc, int cols, int rows, char **out, size_t *len)
 		screen_buf_printf(&b, "\033[%d;1H", pos.row + 1);
 		moved = false;
 		for (pos.col = 0; pos.col <= last; pos.col++) {
-			vterm_screen_get_cell(sc->vs, pos, &c);
+			vterm_screen_get_cell(vs, pos, &c);
 			if (c.chars[0] == (uint32_t)-1) {
 				moved = true;	/* the right half of a wide character */
 				continue;
@@ -370,13 +379,13 @@ screen_render(struct screen *sc, int cols, int rows, char **out, size_t *len)
 	}
 	screen_state_pen(sc, &pen);
 	screen_sgr(&b, &pen);
-	vterm_state_get_cursorpos(sc->st, &pos);
+	term_cursor(sc->t, &pos.row, &pos.col, &cursor_visible);
 	if (pos.row >= maxr)
 		pos.row = maxr - 1;
 	if (pos.col >= maxc)
 		pos.col = maxc - 1;
 	screen_buf_printf(&b, "\033[%d;%dH%s", pos.row + 1, pos.col + 1,
-	    sc->cursor_visible ? "\033[?25h" : "\033[?25l");
+	    cursor_visible ? "\033[?25h" : "\033[?25l");
 	if (b.oom) {
 		free(b.p);
 		return -ENOMEM;
