@@ -433,6 +433,48 @@ def machine():
             "load": os.getloadavg()}
 
 
+def targets(res):
+    """Each target of the benchmark issue: (what, measured, met)."""
+    out = []
+    f, e, c, p = res["flood"], res["echo"], res["concurrency"], res["player"]
+    connect = {k: v["median"] for k, v in res["exec"].items()}
+
+    def net(name):
+        t = f["times"].get(name)
+        if t is None:
+            return None
+        return max(t["median"] - connect["podgate" if name.startswith("podgate") else "sshd"], 1e-6)
+    pod, bare = net("podgate (recording on)"), net("sshd bare")
+    if pod and bare:
+        out.append(("flood: podgate ≥ 0.9× bare sshd", f"{bare / pod:.2f}×", bare / pod >= 0.9))
+        rec = [n for n in f["times"] if n.startswith("sshd +")]
+        slower = [n for n in rec if net(n) < pod]
+        out.append(("flood: faster than every recorded contender",
+                    "faster than all" if not slower else "slower than " + ", ".join(slower),
+                    not slower))
+    size = f["sizes"].get("podgate .rec")
+    if size:
+        out.append(("recording ≤ 1.03× the bytes recorded", f"{size / f['pty_bytes']:.4f}×",
+                    size / f["pty_bytes"] <= 1.03))
+    added = (e["podgate"]["p50"] - e["sshd"]["p50"]) * 1e3
+    out.append(("keystroke echo: ≤ 0.2 ms added at p50", f"{added:+.3f} ms", added <= 0.2))
+    out.append(("≤ 200 KB of broker memory per session", f"{c['per_session_kb']:.0f} KB",
+                c["per_session_kb"] <= 200))
+    out.append(("no flooding session below half its fair share", f"{c['fairness']:.2f}",
+                c["fairness"] >= 0.5))
+    out.append(("seek ≤ 200 ms on a 1 GB recording", f"worst {p['seek_max_ms']:.1f} ms",
+                p["seek_max_ms"] <= 200))
+    v = p["sha256sum"]["median"] / p["verify"]["median"]
+    out.append(("verify ≥ 0.5× sha256sum", f"{v:.2f}×", v >= 0.5))
+    k = res.get("kube")
+    if k is not None:
+        r = min(k["flood"]["kubectl"]["median"] / k["flood"]["podgate"]["median"],
+                k["exec"]["kubectl"]["median"] / k["exec"]["podgate"]["median"])
+        out.append(("Kubernetes path ≥ 0.8× kubectl alone", f"{r:.2f}× (the lower of flood "
+                    "and exec)", r >= 0.8))
+    return out
+
+
 def report(res, path, quick):
     m = res["machine"]
     L = ["# Benchmarks", "",
@@ -444,6 +486,10 @@ def report(res, path, quick):
          f"- {m['cores']} cores, {m['cpu']}, Linux {m['kernel']}",
          f"- load average at the start: {m['load'][0]:.2f}",
          "- versions: " + "; ".join(f"{k} {v}" for k, v in res["versions"].items()), ""]
+    L += ["## Targets", "", "| target | measured | |", "| --- | --- | --- |"]
+    for what, got, met in targets(res):
+        L.append(f"| {what} | {got} | {'met' if met else '**missed**'} |")
+    L.append("")
     f = res["flood"]
     mb = f["bytes"] / 1e6
     connect = {k: v["median"] for k, v in res["exec"].items()}
