@@ -41,12 +41,6 @@ struct kx {
 	char container[KUBE_LABEL_MAX + 1];
 };
 
-/* A growing byte buffer. */
-struct kx_buf {
-	char *data;
-	size_t len, max;
-};
-
 static volatile sig_atomic_t kx_child_pgid;
 
 /* SIGHUP while kubectl get runs: end its process group with us. */
@@ -117,30 +111,9 @@ kx_fail(const struct kx *k, const char *fmt, ...)
 	_exit(1);
 }
 
-/* Append n bytes to b, up to max. */
-static void
-kx_buf_add(struct kx_buf *b, const char *p, size_t n, size_t max)
-{
-	char *nd;
-
-	if (b->len + n > max)
-		n = max - b->len;
-	if (n == 0)
-		return;
-	if (b->len + n + 1 > b->max) {
-		b->max = (b->len + n + 1) * 2;
-		if ((nd = realloc(b->data, b->max)) == NULL)
-			return;
-		b->data = nd;
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-}
-
 /* The last non-empty line of b (in place), or "". */
 static const char *
-kx_last_line(struct kx_buf *b)
+kx_last_line(struct kube_buf *b)
 {
 	char *end, *start;
 
@@ -172,7 +145,7 @@ kx_now_ms(void)
  * exit status, or -ETIMEDOUT, or another negative errno.
  */
 static int
-kx_run(char **argv, unsigned timeout, struct kx_buf *out, struct kx_buf *err)
+kx_run(char **argv, unsigned timeout, struct kube_buf *out, struct kube_buf *err)
 {
 	struct pollfd pf[2];
 	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, st, r = 0, nfd;
@@ -238,9 +211,9 @@ kx_run(char **argv, unsigned timeout, struct kx_buf *out, struct kx_buf *err)
 				continue;
 			}
 			if (i == 0)
-				kx_buf_add(out, buf, (size_t)n, KX_OUT_MAX);
+				kube_buf_add(out, buf, (size_t)n, KX_OUT_MAX);
 			else
-				kx_buf_add(err, buf, (size_t)n, KX_ERR_MAX);
+				kube_buf_add(err, buf, (size_t)n, KX_ERR_MAX);
 		}
 	}
 	if (pf[0].fd >= 0)
@@ -280,9 +253,9 @@ kx_unreachable(const char *line)
 /* Run kubectl get and return its stdout; fail with one clear line otherwise. */
 static void
 kx_get(struct kx *k, const char *resource, const char *name, char *const *extra,
-    struct kx_buf *out)
+    struct kube_buf *out)
 {
-	struct kx_buf err = { 0 };
+	struct kube_buf err = { 0 };
 	char **argv = NULL;
 	const char *line;
 	int r;
@@ -312,7 +285,7 @@ kx_get(struct kx *k, const char *resource, const char *name, char *const *extra,
 static void
 kx_find_pod(struct kx *k, struct kube_pod *pod)
 {
-	struct kx_buf out = { 0 };
+	struct kube_buf out = { 0 };
 	struct kube_pod *pods = NULL;
 	char *sel = NULL, *arg = NULL;
 	size_t n = 0, i;

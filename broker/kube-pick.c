@@ -267,33 +267,6 @@ kp_status(struct kp *k, const char *fmt, ...)
 
 /* ---- listing ---- */
 
-/* A growing byte buffer. */
-struct kp_buf {
-	char *data;
-	size_t len, max;
-};
-
-/* Append n bytes to b, up to max. */
-static void
-kp_buf_add(struct kp_buf *b, const char *p, size_t n, size_t max)
-{
-	char *nd;
-
-	if (b->len + n > max)
-		n = max - b->len;
-	if (n == 0)
-		return;
-	if (b->len + n + 1 > b->max) {
-		b->max = (b->len + n + 1) * 2;
-		if ((nd = realloc(b->data, b->max)) == NULL)
-			return;
-		b->data = nd;
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-}
-
 /* Milliseconds on the monotonic clock. */
 static long long
 kp_now_ms(void)
@@ -326,7 +299,7 @@ kp_cancel_key(void)
  * another negative errno.
  */
 static int
-kp_run(char **argv, const char *home, unsigned timeout, struct kp_buf *out, struct kp_buf *err)
+kp_run(char **argv, const char *home, unsigned timeout, struct kube_buf *out, struct kube_buf *err)
 {
 	struct pollfd pf[3];
 	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, st, r = 0, nfd, i;
@@ -399,7 +372,7 @@ kp_run(char **argv, const char *home, unsigned timeout, struct kp_buf *out, stru
 				pf[i].fd = -1;
 				continue;
 			}
-			kp_buf_add(i == 0 ? out : err, buf, (size_t)n, i == 0 ? KP_OUT_MAX : KP_ERR_MAX);
+			kube_buf_add(i == 0 ? out : err, buf, (size_t)n, i == 0 ? KP_OUT_MAX : KP_ERR_MAX);
 		}
 	}
 	for (i = 0; i < 2; i++) {
@@ -419,7 +392,7 @@ kp_run(char **argv, const char *home, unsigned timeout, struct kp_buf *out, stru
 
 /* The last non-empty line of b without kubectl's "Error from server (X): ". */
 static const char *
-kp_reason(struct kp_buf *b)
+kp_reason(struct kube_buf *b)
 {
 	char *end, *start;
 	const char *p;
@@ -601,7 +574,7 @@ static void
 kp_list(struct kp *k, const struct kp_group *g, const char *ns)
 {
 	static char *const all[] = { (char *)"--all-namespaces", NULL };
-	struct kp_buf out = { 0 }, err = { 0 };
+	struct kube_buf out = { 0 }, err = { 0 };
 	struct kube_exec e = g->e;
 	struct kube_pod *pods = NULL;
 	char **argv = NULL;
