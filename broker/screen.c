@@ -236,34 +236,6 @@ screen_sgr(struct screen_buf *b, const struct screen_pen *p)
 	screen_buf_add(b, "m", 1);
 }
 
-/* UTF-8 for one code point (invalid ones as U+FFFD). */
-static size_t
-screen_utf8(uint32_t c, char *u)
-{
-	if (c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		c = 0xfffd;
-	if (c < 0x80) {
-		u[0] = (char)c;
-		return 1;
-	}
-	if (c < 0x800) {
-		u[0] = (char)(0xc0 | (c >> 6));
-		u[1] = (char)(0x80 | (c & 0x3f));
-		return 2;
-	}
-	if (c < 0x10000) {
-		u[0] = (char)(0xe0 | (c >> 12));
-		u[1] = (char)(0x80 | ((c >> 6) & 0x3f));
-		u[2] = (char)(0x80 | (c & 0x3f));
-		return 3;
-	}
-	u[0] = (char)(0xf0 | (c >> 18));
-	u[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-	u[2] = (char)(0x80 | ((c >> 6) & 0x3f));
-	u[3] = (char)(0x80 | (c & 0x3f));
-	return 4;
-}
-
 /* Whether a cell looks blank on a cleared terminal. */
 static bool
 screen_cell_blank(const VTermScreenCell *c)
@@ -373,7 +345,7 @@ screen_render(struct screen *sc, int cols, int rows, char **out, size_t *len)
 				continue;
 			}
 			for (i = 0, n = 0; i < VTERM_MAX_CHARS_PER_CELL && c.chars[i] != 0; i++)
-				n += screen_utf8(c.chars[i], u + n);
+				n += term_utf8_encode(c.chars[i], u + n);
 			screen_buf_add(&b, u, n);
 		}
 	}
