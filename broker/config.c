@@ -2220,25 +2220,22 @@ config_has_user(const struct config *c, const char *name)
 }
 
 /*
- * Fill in each cluster's cache_dir: "kube/NAME" next to the recordings
- * directory (state/recordings gives state/kube/NAME).
+ * Fill in each cluster's cache_dir: ".kube/NAME" inside the recordings
+ * directory, the one place the broker must be able to write anyway (a
+ * read-only root with only the recordings volume writable still works).
  */
 static void
 config_kube_defaults(struct config_parse *p)
 {
 	struct config *c = p->c;
-	const char *slash;
 	size_t i;
-	int len;
 
-	slash = c->recordings != NULL ? strrchr(c->recordings, '/') : NULL;
-	len = slash != NULL ? (int)(slash - c->recordings) : 0;
 	for (i = 0; i < c->nkube; i++) {
-		if (c->kube[i].cache_dir != NULL || c->kube[i].name == NULL)
+		if (c->kube[i].cache_dir != NULL || c->kube[i].name == NULL ||
+		    c->recordings == NULL)
 			continue;
-		if ((slash != NULL ? asprintf(&c->kube[i].cache_dir, "%.*s/kube/%s", len,
-		    c->recordings, c->kube[i].name) : asprintf(&c->kube[i].cache_dir,
-		    "kube/%s", c->kube[i].name)) < 0) {
+		if (asprintf(&c->kube[i].cache_dir, "%s/.kube/%s", c->recordings,
+		    c->kube[i].name) < 0) {
 			c->kube[i].cache_dir = NULL;
 			p->oom = 1;
 		}

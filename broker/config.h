@@ -150,7 +150,7 @@ struct cfg_kube_cluster {
 	char *kubeconfig;	/* NULL: in-cluster configuration */
 	char *context;		/* NULL: the kubeconfig's current context */
 	char *kubectl;		/* default "kubectl" (looked up in PATH) */
-	char *cache_dir;	/* kubectl's HOME; default <recordings>/../kube/<name> */
+	char *cache_dir;	/* kubectl's HOME; default <recordings>/.kube/<name> */
 	unsigned timeout;	/* seconds for API requests before exec; default 10 */
 };
 

@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "demo.h"
 #include "keys.h"
+#include "kube-incluster.h"
 #include "live.h"
 #include "log.h"
 #include "server.h"
@@ -491,6 +492,27 @@ server_run(const struct server_opts *o)
 	}
 	if (chmod(srv.config->recordings, 0700) < 0)
 		log_warn("cannot make %s mode 0700: %s", srv.config->recordings, strerror(errno));
+	/* kubectl's cache: a directory that cannot be made fails here, not per session. */
+	for (size_t i = 0; i < srv.config->nkube; i++) {
+		const struct cfg_kube_cluster *k = &srv.config->kube[i];
+
+		if ((r = keys_mkdirs(k->cache_dir, 0700)) < 0) {
+			log_error_r(r, "cannot make kubectl's cache directory %s for cluster %s "
+			    "(targets.kubernetes[].cache_dir: a writable directory)",
+			    k->cache_dir, k->name);
+			goto out;
+		}
+		if (k->kubeconfig == NULL) {
+			char path[4096];
+			int e = kube_incluster_write(k->cache_dir, path, sizeof path);
+
+			if (e == -ENOENT)
+				log_warn("cluster %s has no kubeconfig and the broker is not in a pod "
+				    "(KUBERNETES_SERVICE_HOST/PORT unset): its sessions will fail", k->name);
+			else if (e < 0)
+				log_warn_r(e, "cluster %s: cannot write its in-cluster kubeconfig", k->name);
+		}
+	}
 	/* The signing key is the broker's own, apart from the host key. */
 	if ((r = rec_key_load_or_generate(srv.config->signing_key, &srv.sign_key)) < 0) {
 		log_error("cannot load or make the recording signing key %s: %s%s",

@@ -18,6 +18,7 @@
 #include "keys.h"
 #include "kube-pick.h"
 #include "kube.h"
+#include "kube-incluster.h"
 #include "log.h"
 #include "policy.h"
 #include "session-pick.h"
@@ -186,7 +187,7 @@ static int
 session_pick_argv(struct session *s, const struct cfg_user *u, struct strv *a)
 {
 	struct session_pick_group *v = NULL;
-	char num[32];
+	char num[32], incluster[4096];
 	size_t n = 0, i, j;
 	int r;
 
@@ -207,10 +208,15 @@ session_pick_argv(struct session *s, const struct cfg_user *u, struct strv *a)
 			log_warn_r(r, "session %s: cannot make %s", s->id, k->cache_dir);
 			goto out;
 		}
+		if (k->kubeconfig == NULL &&
+		    (r = kube_incluster_write(k->cache_dir, incluster, sizeof incluster)) < 0) {
+			log_warn_r(r, "session %s: cluster %s has no kubeconfig and no in-cluster "
+			    "configuration (KUBERNETES_SERVICE_HOST/PORT)", s->id, k->name);
+			goto out;
+		}
 		strv_addf(a, "--cluster", k->name);
 		strv_addf(a, "--kubectl", k->kubectl);
-		if (k->kubeconfig != NULL)
-			strv_addf(a, "--kubeconfig", k->kubeconfig);
+		strv_addf(a, "--kubeconfig", k->kubeconfig != NULL ? k->kubeconfig : incluster);
 		if (k->context != NULL)
 			strv_addf(a, "--context", k->context);
 		snprintf(num, sizeof num, "%u", k->timeout);
@@ -235,11 +241,11 @@ out:
 	return r;
 }
 
-/* The helper's environment: PATH, LANG, TERM and the in-cluster variables. */
+/* The helper's environment: PATH, LANG, TERM. */
 static int
 session_pick_env(const struct session *s, struct strv *e)
 {
-	const char *lang = "C.UTF-8", *v;
+	const char *lang = "C.UTF-8";
 	size_t i;
 
 	for (i = 0; i < s->nenv; i++) {
@@ -253,10 +259,6 @@ session_pick_env(const struct session *s, struct strv *e)
 	strv_addf(e, "PATH", SESSION_PICK_PATH);
 	strv_addf(e, "LANG", lang);
 	strv_addf(e, "TERM", s->term[0] != '\0' ? s->term : "xterm");
-	if ((v = getenv("KUBERNETES_SERVICE_HOST")) != NULL)
-		strv_addf(e, "KUBERNETES_SERVICE_HOST", v);
-	if ((v = getenv("KUBERNETES_SERVICE_PORT")) != NULL)
-		strv_addf(e, "KUBERNETES_SERVICE_PORT", v);
 	return e->oom ? -ENOMEM : 0;
 }
 

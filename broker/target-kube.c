@@ -16,6 +16,7 @@
 
 #include "keys.h"
 #include "kube.h"
+#include "kube-incluster.h"
 #include "log.h"
 #include "strv.h"
 #include "target.h"
@@ -189,13 +190,13 @@ target_kube_lang_ok(const char *v)
 	return n > 0 && n <= 32 && v[n] == '\0';
 }
 
-/* kubectl's environment: PATH, HOME (the cache), TERM, LANG, in-cluster variables. */
+/* kubectl's environment: PATH, HOME (the cache), TERM, LANG. */
 static int
 target_kube_env(const struct cfg_kube_cluster *k, const struct target_request *req,
     char ***out)
 {
 	struct strv e = { 0 };
-	const char *lang = "C.UTF-8", *v;
+	const char *lang = "C.UTF-8";
 	size_t i;
 
 	for (i = 0; i < req->nenv; i++) {
@@ -208,12 +209,6 @@ target_kube_env(const struct cfg_kube_cluster *k, const struct target_request *r
 	if (req->pty)
 		strv_addf(&e, "TERM", req->term != NULL && *req->term != '\0' ?
 		    req->term : "xterm");
-	if (k->kubeconfig == NULL) {
-		if ((v = getenv("KUBERNETES_SERVICE_HOST")) != NULL)
-			strv_addf(&e, "KUBERNETES_SERVICE_HOST", v);
-		if ((v = getenv("KUBERNETES_SERVICE_PORT")) != NULL)
-			strv_addf(&e, "KUBERNETES_SERVICE_PORT", v);
-	}
 	return strv_done(&e, out);
 }
 
@@ -298,7 +293,7 @@ target_kube_spawn(const struct config *c, const struct target_request *req,
 	struct strv a = { 0 }, g = { 0 };
 	struct pty_spawn_opts o;
 	struct kube_target t;
-	char err[256], **env = NULL, *user = NULL, num[32], cwd[4096];
+	char err[256], **env = NULL, *user = NULL, num[32], cwd[4096], incluster[4096];
 	const char *kind = "--pod";
 	size_t i;
 	int r;
@@ -312,6 +307,12 @@ target_kube_spawn(const struct config *c, const struct target_request *req,
 		    t.cluster->cache_dir);
 		return r;
 	}
+	if (t.cluster->kubeconfig == NULL &&
+	    (r = kube_incluster_write(t.cluster->cache_dir, incluster, sizeof incluster)) < 0) {
+		log_warn_r(r, "session %s: cluster %s has no kubeconfig and no in-cluster "
+		    "configuration (KUBERNETES_SERVICE_HOST/PORT)", req->session_id, t.cluster->name);
+		return r == -ENOENT ? -EHOSTUNREACH : r;
+	}
 	if ((r = target_kube_env(t.cluster, req, &env)) < 0)
 		goto out;
 	if (t.kind == KUBE_DEPLOY)
@@ -323,6 +324,8 @@ target_kube_spawn(const struct config *c, const struct target_request *req,
 	strv_addf(&a, "--kubectl", t.cluster->kubectl);
 	if (t.cluster->kubeconfig != NULL)
 		strv_addf(&a, "--kubeconfig", t.cluster->kubeconfig);
+	else
+		strv_addf(&a, "--kubeconfig", incluster);
 	if (t.cluster->context != NULL)
 		strv_addf(&a, "--context", t.cluster->context);
 	snprintf(num, sizeof num, "%u", t.cluster->timeout);

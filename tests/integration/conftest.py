@@ -431,6 +431,7 @@ class Broker:
         self.env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         self.env.update(env or {})
         self.port = free_port()
+        self.wrap: list[str] = []  # argv put before the broker's (e.g. a namespace runner)
         self.proc = None
         self.start_failed = False  # start() already failed the test: no second report
         self._log_file = None
@@ -531,7 +532,7 @@ class Broker:
             self._log_file = open(self.log_path, "ab")
             self._out_file = open(self.stdout_path, "ab")
             log_start = self.log_path.stat().st_size
-            self.proc = subprocess.Popen([str(binary), "--config", str(self.config_path)],
+            self.proc = subprocess.Popen([*self.wrap, str(binary), "--config", str(self.config_path)],
                                          cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=self._out_file, stderr=self._log_file)
             deadline = time.monotonic() + timeout

@@ -380,16 +380,38 @@ def test_statefulset_shape(base_objs):
     assert cfg["recordings"] == "/var/lib/podgate/recordings"
 
 
-def test_writable_dirs_for_a_read_only_root(base_objs):
-    sts = broker_sts(base_objs)
-    c = broker_container(base_objs)
+def written_paths(cfg: dict) -> dict[str, str]:
+    """Every directory the broker writes, as the config names it (defaults filled in)."""
+    paths = {"recordings": cfg["recordings"]}
+    for k in (cfg.get("targets") or {}).get("kubernetes") or []:
+        paths[f"cache_dir of {k['name']}"] = k.get("cache_dir") or \
+            posixpath.join(cfg["recordings"], ".kube", k["name"])
+    if cfg.get("audit_log", "-") != "-":
+        paths["audit_log"] = posixpath.dirname(cfg["audit_log"])
+    return paths
+
+
+@pytest.mark.parametrize("which", ["base", "overlay"])
+def test_writable_dirs_for_a_read_only_root(which, base_objs, overlay_objs):
+    """Everything the broker writes is on a writable volume; no setting is dead."""
+    objs = base_objs if which == "base" else overlay_objs
+    sts = broker_sts(objs)
+    c = broker_container(objs)
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
     vols = volumes(pod_spec(sts))
-    env = {e["name"]: e.get("value") for e in c.get("env") or []}
-    assert env.get("KUBECACHEDIR"), "kubectl's cache dir is not set (KUBECACHEDIR)"
-    for path in ("/tmp", env["KUBECACHEDIR"]):
+    claims = {t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates") or []}
+    for what, path in [("/tmp", "/tmp")] + list(written_paths(broker_config(objs)).items()):
         m = mount_for(c, path)
-        assert m is not None and "emptyDir" in vols[m["name"]] and not m.get("readOnly"), \
-            f"{path} is not on a writable emptyDir"
+        assert m is not None and not m.get("readOnly") and \
+            (m["name"] in claims or "emptyDir" in vols.get(m["name"], {})), \
+            f"{what} ({path}) is not on a writable volume"
+    # kubectl's environment is built from scratch: variables for it here do nothing.
+    env = {e["name"] for e in c.get("env") or []}
+    assert not env & {"KUBECACHEDIR", "HOME", "KUBECONFIG"}, env
+    # Every volume is mounted by some container (no dead emptyDir).
+    used = {m["name"] for ct in pod_spec(sts)["containers"] + pod_spec(sts).get("initContainers", [])
+            for m in ct.get("volumeMounts") or []}
+    assert set(vols) <= used, set(vols) - used
 
 
 def test_config_file_mount_allows_reload(base_objs):
@@ -863,15 +885,17 @@ def test_unit_makes_every_path_the_vm_config_writes_writable():
     cfg = yaml.safe_load(VM_CONFIG.read_text())
     writable = [f"/var/lib/{d}" for d in unit_values("StateDirectory")] + \
                [f"/var/log/{d}" for d in unit_values("LogsDirectory")] + \
+               [f"/var/cache/{d}" for d in unit_values("CacheDirectory")] + \
                [p for v in unit_values("ReadWritePaths") for p in v.split()]
-    for key in ("host_key", "signing_key", "recordings", "audit_log"):
-        path = cfg[key]
+    paths = {k: cfg[k] for k in ("host_key", "signing_key", "recordings", "audit_log")}
+    paths.update(written_paths(cfg))
+    for key, path in paths.items():
         assert path.startswith("/") and any(path == w or path.startswith(w.rstrip("/") + "/")
                                             for w in writable), \
             f"{key} {path} is not writable under ProtectSystem=strict ({writable})"
+    # kubectl's environment is built from scratch: these would do nothing.
     env = dict(v.split("=", 1) for v in unit_values("Environment"))
-    cache = env.get("KUBECACHEDIR", "")
-    assert any(cache.startswith(f"/var/cache/{d}/") for d in unit_values("CacheDirectory")), cache
+    assert not set(env) & {"KUBECACHEDIR", "HOME", "KUBECONFIG"}, env
 
 
 @pytest.fixture
@@ -1031,3 +1055,111 @@ def test_broker_runs_the_configmap_config(build, keys, base_objs, tmp_path):
     finally:
         rc = b.stop()
         b.check_clean(rc)
+
+
+# ------------------------------------------------------------ the pod as shipped: read-only root
+
+RO_ROOT_SETUP = r"""
+set -eu
+# The pod's view: the root file system read-only, and writable only what the
+# StatefulSet mounts writable (given as arguments up to "--").
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/secrets/kubernetes.io/serviceaccount
+cp "$SA"/token "$SA"/ca.crt "$SA"/namespace /run/secrets/kubernetes.io/serviceaccount/
+mount -o remount,ro /run
+mount -o remount,bind,ro /
+while [ "$1" != -- ]; do mount --bind "$1" "$1"; mount -o remount,bind,rw "$1"; shift; done
+shift
+exec "$@"
+"""
+
+KUBE_PODS = {"namespaces": {"prod": {"pods": [{"name": "web-0", "containers": ["app"]}]}}}
+
+
+def can_make_mount_namespaces() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                        "mount -t tmpfs tmpfs /mnt"], capture_output=True, timeout=30)
+    return r.returncode == 0
+
+
+@pytest.mark.parametrize("which", ["base", "overlay"])
+def test_configmap_config_opens_pod_sessions_on_a_read_only_root(which, build, keys, base_objs,
+                                                                   overlay_objs, tmp_path):
+    """The shipped StatefulSet, as the pod runs it: in-cluster credentials, '/' read-only,
+    only the volumes it mounts writable. A pod session opens, with and without a PTY."""
+    import sys
+    sys.path.insert(0, str(REPO / "tests" / "k8s"))
+    from fixture import k8s_apiserver
+
+    if os.geteuid() != 0 or not can_make_mount_namespaces():
+        pytest.skip("needs root and mount namespaces (unshare --mount)")
+    objs = base_objs if which == "base" else overlay_objs
+    cfg = broker_config(objs)
+    c = broker_container(objs)
+    root = tmp_path / "root"  # the pod's "/" for the paths the config names
+
+    def at(path: str) -> pathlib.Path:
+        return root / path.lstrip("/")
+
+    # Every mount of the broker container exists; the writable ones are bound writable.
+    writable = []
+    for m in c.get("volumeMounts") or []:
+        at(m["mountPath"]).mkdir(parents=True, exist_ok=True)
+        if not m.get("readOnly"):
+            writable.append(str(at(m["mountPath"])))
+    for key in ("host_key", "signing_key"):
+        p = at(cfg[key])
+        assert mount_for(c, cfg[key]) is not None, f"{key} {cfg[key]} is on no volume"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(p)], check=True,
+                       timeout=60, stdin=subprocess.DEVNULL) if key == "host_key" else \
+            subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(p)],
+                           check=True, timeout=60, capture_output=True)
+        os.chmod(p, 0o600)
+    cfg["host_key"], cfg["signing_key"] = str(at(cfg["host_key"])), str(at(cfg["signing_key"]))
+    cfg["recordings"] = str(at(cfg["recordings"]))
+    for k in cfg["targets"]["kubernetes"]:
+        for key in ("cache_dir", "kubeconfig"):
+            if k.get(key):
+                k[key] = str(at(k[key]))
+    # Only the in-cluster one ("main") is served here; further clusters of the overlay
+    # keep their entries but get a kubeconfig that exists.
+    users = {u["name"]: {"groups": u.get("groups") or []} for u in cfg["users"]}
+    for u in cfg["users"]:
+        u["keys"] = [keys(u["name"]).pub]
+
+    with k8s_apiserver(KUBE_PODS, tmp_path / "api") as k8s:
+        sa = tmp_path / "serviceaccount"
+        sa.mkdir()
+        (sa / "token").write_text(k8s.token)
+        shutil.copyfile(k8s.ca, sa / "ca.crt")
+        (sa / "namespace").write_text("podgate")
+        for k in cfg["targets"]["kubernetes"]:
+            if k.get("kubeconfig"):
+                pathlib.Path(k["kubeconfig"]).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(k8s.kubeconfig, k["kubeconfig"])
+        b = ConfigMapBroker(build, tmp_path / "work", keys, users=users,
+                            settings={"host_key": cfg["host_key"], "recordings": cfg["recordings"],
+                                      "audit_log": cfg["audit_log"]},
+                            config=cfg,
+                            env={"SA": str(sa), "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+                                 "KUBERNETES_SERVICE_PORT": str(k8s.port)})
+        b.wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c", RO_ROOT_SETUP,
+                  "ro-root", *writable, "--"]
+        try:
+            b.start()
+            res = b.ssh("alice", "prod/web-0", "--", "echo", "exec-ok")
+            assert (res.returncode, res.stdout) == (0, b"exec-ok\n"), (res.stderr, b.log_tail())
+            res = b.ssh("alice", "prod/web-0", "--", "echo", "pty-ok", opts=["-tt"])
+            assert res.returncode == 0 and b"pty-ok" in res.stdout, (res, b.log_tail())
+            # The sessions reached the API server as alice, through the pod's token.
+            execs = [r for r in k8s.requests() if r["path"].endswith("/exec")]
+            assert len(execs) >= 2 and all(r["impersonate_user"] == "alice" for r in execs), execs
+            rec = b.recording_for("echo exec-ok")
+            assert rec.data("o") == b"exec-ok\n" and rec.exit() == {"status": 0}
+            # Nothing was written outside the writable volumes: kubectl's cache is there too.
+            assert (pathlib.Path(cfg["recordings"]) / ".kube" / "main").is_dir()
+        finally:
+            rc = b.stop()
+            b.check_clean(rc)

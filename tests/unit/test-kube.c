@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "kube.h"
+#include "kube-incluster.h"
 
 static const char conf[] =
     "recordings: /var/lib/podgate/recordings\n"
@@ -55,7 +58,7 @@ test_config(void)
 	assert(strcmp(c->kube[0].context, "prod-admin") == 0);
 	assert(strcmp(c->kube[0].kubectl, "kubectl") == 0);
 	assert(c->kube[0].timeout == 30);
-	assert(strcmp(c->kube[0].cache_dir, "/var/lib/podgate/kube/prod") == 0);
+	assert(strcmp(c->kube[0].cache_dir, "/var/lib/podgate/recordings/.kube/prod") == 0);
 	assert(c->kube[1].kubeconfig == NULL && c->kube[1].timeout == 10);
 	assert(c->rules[0].impersonate && strcmp(c->rules[0].as_user, "{user}") == 0);
 	assert(c->rules[0].nas_groups == 2);
@@ -219,10 +222,44 @@ test_json(void)
 	assert(kube_selector_parse(bad_sel, strlen(bad_sel), &sel) == -EINVAL && sel == NULL);
 }
 
+/* The in-cluster kubeconfig: written from the service variables, refused when they are odd. */
+static void
+test_incluster(void)
+{
+	char dir[] = "/tmp/test-kube-XXXXXX", path[4096], text[2048];
+	struct stat st;
+	FILE *f;
+	size_t n;
+
+	assert(mkdtemp(dir) != NULL);
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+	assert(kube_incluster_write(dir, path, sizeof path) == -ENOENT && path[0] == '\0');
+	setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1\nusers: []", 1);
+	assert(kube_incluster_write(dir, path, sizeof path) == -EINVAL);
+	setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", "443x", 1);
+	assert(kube_incluster_write(dir, path, sizeof path) == -EINVAL);
+	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+	assert(kube_incluster_write(dir, path, sizeof path) == 0);
+	assert(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	assert((f = fopen(path, "r")) != NULL);
+	n = fread(text, 1, sizeof text - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	assert(strstr(text, "server: \"https://[fd00::1]:443\"\n") != NULL);
+	assert(strstr(text, "tokenFile: " KUBE_INCLUSTER_DIR "/token\n") != NULL);
+	assert(strstr(text, "certificate-authority: " KUBE_INCLUSTER_DIR "/ca.crt\n") != NULL);
+	assert(unlink(path) == 0 && rmdir(dir) == 0);
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	unsetenv("KUBERNETES_SERVICE_PORT");
+}
+
 int
 main(void)
 {
 	test_config();
+	test_incluster();
 	test_names_ok();
 	test_names_refused();
 	test_argv();
