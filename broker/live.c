@@ -64,6 +64,15 @@ struct live_session {
 	TAILQ_ENTRY(live_session) entry;
 	struct session *s;
 	struct screen *screen;
+	/*
+	 * Without a PTY the output is a plain stream: while nobody watches,
+	 * only its last LIVE_TAIL_MAX bytes are kept (a ring), and the screen
+	 * is rebuilt from them when a watcher arrives. Emulating a flood that
+	 * nobody sees would hold the session to the emulator's pace.
+	 */
+	uint8_t *tail;
+	size_t tail_len, tail_end;	/* bytes held; where the next byte goes */
+	bool stale;			/* the screen lags the tail */
 	TAILQ_HEAD(, live_admin) watchers;
 	unsigned nwatchers;
 	uint64_t start_ns;		/* wall clock */
@@ -301,6 +310,70 @@ live_watch_draw(struct live_admin *a)
 	a->redraw = false;
 }
 
+/* Keep the last bytes of a session without a PTY. */
+static void
+live_tail_add(struct live_session *le, const uint8_t *p, size_t len)
+{
+	size_t n;
+
+	if (len >= LIVE_TAIL_MAX) {
+		p += len - LIVE_TAIL_MAX;
+		len = LIVE_TAIL_MAX;
+	}
+	le->tail_len = le->tail_len + len > LIVE_TAIL_MAX ? LIVE_TAIL_MAX : le->tail_len + len;
+	while (len > 0) {
+		n = LIVE_TAIL_MAX - le->tail_end;
+		if (n > len)
+			n = len;
+		memcpy(le->tail + le->tail_end, p, n);
+		le->tail_end = (le->tail_end + n) % LIVE_TAIL_MAX;
+		p += n;
+		len -= n;
+	}
+}
+
+/* Rebuild a stale screen from the tail, starting at its first whole line. */
+static void
+live_tail_replay(struct live_session *le)
+{
+	size_t start = (le->tail_end + LIVE_TAIL_MAX - le->tail_len) % LIVE_TAIL_MAX;
+	size_t left = le->tail_len, n;
+	struct screen *fresh = NULL;
+	int cols, rows;
+	bool skip = le->tail_len == LIVE_TAIL_MAX;	/* cut: drop the partial first line */
+
+	if (!le->stale)
+		return;
+	screen_size(le->screen, &cols, &rows);
+	if (screen_new(&fresh, cols, rows, true) < 0)
+		return;		/* keep the old screen: better late than none */
+	screen_free(le->screen);
+	le->screen = fresh;
+	while (left > 0) {
+		n = LIVE_TAIL_MAX - start;
+		if (n > left)
+			n = left;
+		if (skip) {
+			const uint8_t *nl = memchr(le->tail + start, '\n', n);
+
+			if (nl == NULL) {
+				start = (start + n) % LIVE_TAIL_MAX;
+				left -= n;
+				continue;
+			}
+			n = (size_t)(nl + 1 - (le->tail + start));
+			skip = false;
+			start = (start + n) % LIVE_TAIL_MAX;
+			left -= n;
+			continue;
+		}
+		screen_feed(le->screen, le->tail + start, n);
+		start = (start + n) % LIVE_TAIL_MAX;
+		left -= n;
+	}
+	le->stale = false;
+}
+
 /* Register a running target session. */
 void
 live_session_start(struct session *s)
@@ -315,7 +388,8 @@ live_session_start(struct session *s)
 		return;
 	}
 	if (screen_new(&le->screen, s->pty ? s->cols : 80, s->pty ? s->rows : 24,
-	    !s->pty) < 0) {
+	    !s->pty) < 0 || (!s->pty && (le->tail = malloc(LIVE_TAIL_MAX)) == NULL)) {
+		screen_free(le->screen);
 		free(le);
 		log_warn("session %s: out of memory: it cannot be watched", s->id);
 		return;
@@ -343,6 +417,7 @@ live_session_end(struct session *s)
 	if (l != NULL)
 		TAILQ_REMOVE(&l->sessions, le, entry);
 	screen_free(le->screen);
+	free(le->tail);
 	free(le);
 	s->live = NULL;
 }
@@ -389,6 +464,13 @@ live_output(struct session *s, const void *buf, size_t len)
 	if (le == NULL)
 		return;
 	le->last_mono = uv_now(&s->conn->server->loop);
+	if (le->tail != NULL) {
+		live_tail_add(le, buf, len);
+		if (le->nwatchers == 0) {
+			le->stale = true;
+			return;
+		}
+	}
 	screen_feed(le->screen, buf, len);
 	TAILQ_FOREACH_SAFE(a, &le->watchers, peer, tmp) {
 		if (a->raw) {
@@ -682,6 +764,7 @@ live_cmd_watch(struct session *s, struct live *l, char **argv, size_t argc,
 	}
 	a->kind = LIVE_WATCH;
 	a->watched = le;
+	live_tail_replay(le);
 	TAILQ_INSERT_TAIL(&le->watchers, a, peer);
 	le->nwatchers++;
 	{

@@ -25,6 +25,8 @@ struct cfg_user;
 
 /* Bytes queued for one watcher before it is dropped. */
 #define LIVE_QUEUE_MAX (256u * 1024)
+/* Output kept for a late watcher of a session without a PTY. */
+#define LIVE_TAIL_MAX (64u * 1024)
 
 /* Default commands.approve_timeout, seconds. */
 #define LIVE_APPROVE_TIMEOUT 300

@@ -216,6 +216,39 @@ def test_watch_late_joiner_sees_screen_then_live_output(broker, tmp_path):
         c.close()
 
 
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux missing")
+def test_watch_late_joiner_of_a_session_without_pty(broker, tmp_path):
+    """An exec session without a PTY that printed more than the broker keeps for it
+    (its output is not emulated while nobody watches): a late watcher sees its last
+    lines, each from the left margin, then the live output."""
+    b = live_broker(broker)
+    tm = Tmux(tmp_path / "tmux.sock")
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    # 200 KB of numbered lines, more than the 64 KiB kept for a late watcher.
+    cmd = (f"seq -f 'line %06g ..........................................' 1 4000; "
+           f"echo LAST-BEFORE; read x < {shlex.quote(str(fifo))}; echo AFTER-MARK; sleep 30")
+    p = start_bg(b, "alice", "local", "--", cmd)
+    try:
+        s = wait_session(b, cmd)
+        wait_until(lambda: [x for x in live_sessions(b) if x["id"] == s["id"]][0]["bytes_out"]
+                   >= 4000 * 50, what="the session's output sent")
+        tm.new("watch", shlex.join(b.ssh_args("bob", "watch", s["id"], opts=["-tt"])))
+        wait_until(lambda: any(l == "LAST-BEFORE" for l in tm.capture("watch")), timeout=15,
+                   what="the session's last line on the watcher's screen")
+        screen = tm.capture("watch")
+        last = screen.index("LAST-BEFORE")
+        assert last >= 5 and all(screen[i] == f"line {4000 - last + i + 1:06d} " + "." * 42
+                                 for i in range(last)), screen
+        with open(fifo, "w") as f:
+            f.write("\n")
+        wait_until(lambda: "AFTER-MARK" in tm.capture("watch"), what="live output after joining")
+    finally:
+        tm.kill()
+        p.kill()
+        p.wait()
+
+
 def test_watch_session_end_detaches_watchers(broker):
     b = live_broker(broker)
     p = start_bg(b, "alice", "local", "--", "sleep 3")
