@@ -182,9 +182,9 @@ targets:
                 p.kill()
 
 
-def timed(argv, **kw):
+def timed(argv, stdin=subprocess.DEVNULL, **kw):
     t0 = time.perf_counter()
-    r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    r = subprocess.run(argv, stdin=stdin, stdout=subprocess.DEVNULL,
                        stderr=subprocess.PIPE, timeout=900, **kw)
     dt = time.perf_counter() - t0
     if r.returncode != 0:
@@ -243,6 +243,24 @@ def bench_flood(rig, runs, mb, work):
     return {"bytes": size, "pty_bytes": pty_bytes,
             "times": {k: summary(v) for k, v in times.items() if v},
             "errors": errors, "sizes": sizes}
+
+
+def bench_nopty(rig, runs, mb, work):
+    """Exec without a PTY, the agents' path: mb MB downloaded (`cat FILE`) and uploaded
+    (`cat > /dev/null` fed from a file), podgate's local target beside sshd."""
+    data = work / "nopty.txt"
+    line = b"podgate no-pty line 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJ\n"
+    with open(data, "wb") as f:
+        f.write(line * (mb * 1_000_000 // len(line)))
+    res = {"bytes": data.stat().st_size, "download": {"podgate": [], "sshd": []},
+           "upload": {"podgate": [], "sshd": []}}
+    for _ in range(runs):
+        for which in ("sshd", "podgate"):
+            res["download"][which].append(timed(rig.ssh(which, f"cat {data}")))
+            with open(data, "rb") as f:
+                res["upload"][which].append(timed(rig.ssh(which, "cat > /dev/null"), stdin=f))
+    return {"bytes": res["bytes"], **{k: {c: summary(v) for c, v in res[k].items()}
+                                      for k in ("download", "upload")}}
 
 
 def bench_echo(rig, keys):
@@ -453,6 +471,11 @@ def targets(res):
         out.append(("flood: faster than every recorded contender",
                     "faster than all" if not slower else "slower than " + ", ".join(slower),
                     not slower))
+    n = res.get("nopty")
+    if n is not None:
+        r = n["download"]["sshd"]["median"] / n["download"]["podgate"]["median"]
+        out.append(("exec without a PTY: download ≥ 0.9× sshd's, recording on", f"{r:.2f}×",
+                    r >= 0.9))
     size = f["sizes"].get("podgate .rec")
     if size:
         out.append(("recording ≤ 1.03× the bytes recorded", f"{size / f['pty_bytes']:.4f}×",
@@ -510,6 +533,16 @@ def report(res, path, quick):
         L.append(f"| {name} | {fmt(s, digits=2)} | {mb / net(name, s):.0f} | {ratio:.2f}× |")
     for name, e in f["errors"].items():
         L.append(f"| {name} | could not run: {e[:120]} | | |")
+    n = res.get("nopty")
+    if n is not None:
+        L += ["", "## Exec without a PTY", "",
+              f"{n['bytes'] / 1e6:.0f} MB through `ssh host local -- cat FILE` (download) and "
+              "`ssh host local -- 'cat > /dev/null' < FILE` (upload), no PTY, recording on; "
+              "sshd runs the same commands. Whole `ssh` commands. Target: download ≥ 0.9× "
+              "sshd's.", "", "| direction | podgate s | sshd s | ratio |", "| --- | --- | --- | --- |"]
+        for d in ("download", "upload"):
+            L.append(f"| {d} | {fmt(n[d]['podgate'], digits=2)} | {fmt(n[d]['sshd'], digits=2)} "
+                     f"| {n[d]['sshd']['median'] / n[d]['podgate']['median']:.2f}× |")
     L += ["", "## Recording size", "",
           f"The flood above: {f['bytes']} bytes of text, {f['pty_bytes']} bytes through the "
           "terminal (each LF becomes CR LF): what every recorder records. Target: ≤ 1.03× "
@@ -583,6 +616,13 @@ def report(res, path, quick):
               f"{k['exec']['kubectl']['median'] / k['exec']['podgate']['median']:.2f}× |",
               "", "The podgate column includes the broker's pre-flight `kubectl get pod` "
               "(bounded by the cluster's timeout), which kubectl alone does not make."]
+        n = res.get("nopty")
+        if n is not None:
+            per_mb = n["download"]["sshd"]["median"] / (n["bytes"] / 1e6)
+            L += ["", f"Beside sshd: the same flood through bare sshd without a PTY takes about "
+                  f"{per_mb * k['mb']:.2f} s (scaled from the download above), so the "
+                  f"Kubernetes path runs at {per_mb * k['mb'] / k['flood']['podgate']['median']:.2f}× "
+                  "sshd's no-PTY speed."]
     else:
         L += ["", "## Kubernetes path", "", f"Not measured: {res.get('kube_error')}"]
     L += [""]
@@ -617,6 +657,8 @@ def main():
         res["exec"] = bench_exec(rig, 5 if quick else 20)
         print("flood...", flush=True)
         res["flood"] = bench_flood(rig, 3 if quick else 5, 20 if quick else 100, work)
+        print("exec without a PTY...", flush=True)
+        res["nopty"] = bench_nopty(rig, 3 if quick else 5, 20 if quick else 100, work)
         print("echo...", flush=True)
         res["echo"] = bench_echo(rig, 300 if quick else 2000)
         print("concurrency...", flush=True)
