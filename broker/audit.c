@@ -181,32 +181,17 @@ out:
 	return r;
 }
 
-/* Open the audit log at path, or stdout for "-". */
-int
-audit_open(const char *path, struct audit **out)
+/* Open the file at path for appending, as audit_open describes; *fdp is -1 on failure. */
+static int
+audit_open_file(const char *path, int *fdp)
 {
-	struct audit *a = NULL;
 	struct stat st;
 	int fd = -1, flags, r;
 
-	*out = NULL;
-	if (path == NULL || *path == '\0')
-		return -EINVAL;
-	if ((a = calloc(1, sizeof *a)) == NULL || (a->path = strdup(path)) == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if (strcmp(path, "-") == 0) {
-		a->fd = STDOUT_FILENO;
-		a->own_fd = false;
-		*out = a;
-		a = NULL;	/* transferred */
-		r = 0;
-		goto out;
-	}
+	*fdp = -1;
 	if ((r = audit_mkdir_parent(path)) != 0) {
 		log_error_r(r, "cannot create the directory of %s", path);
-		goto out;
+		return r;
 	}
 	/* O_NONBLOCK so a FIFO planted at path cannot hang the open. */
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
@@ -235,17 +220,58 @@ audit_open(const char *path, struct audit **out)
 		log_error_r(r, "cannot set flags of %s", path);
 		goto out;
 	}
-	a->fd = fd;
-	a->own_fd = true;
+	*fdp = fd;
 	fd = -1;	/* transferred */
-	*out = a;
-	a = NULL;	/* transferred */
 	r = 0;
 out:
 	if (fd != -1)
 		close(fd);
+	return r;
+}
+
+/* Open the audit log at path, or stdout for "-". */
+int
+audit_open(const char *path, struct audit **out)
+{
+	struct audit *a = NULL;
+	int r;
+
+	*out = NULL;
+	if (path == NULL || *path == '\0')
+		return -EINVAL;
+	if ((a = calloc(1, sizeof *a)) == NULL || (a->path = strdup(path)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (strcmp(path, "-") == 0) {
+		a->fd = STDOUT_FILENO;
+		a->own_fd = false;
+	} else {
+		if ((r = audit_open_file(path, &a->fd)) < 0)
+			goto out;
+		a->own_fd = true;
+	}
+	*out = a;
+	a = NULL;	/* transferred */
+	r = 0;
+out:
 	audit_close(a);
 	return r;
+}
+
+/* Open the log's path again (after logrotate moved the file away). */
+int
+audit_reopen(struct audit *a)
+{
+	int fd, r;
+
+	if (a == NULL || !a->own_fd)
+		return 0;
+	if ((r = audit_open_file(a->path, &fd)) < 0)
+		return r;	/* keep writing where we were */
+	close(a->fd);
+	a->fd = fd;
+	return 1;
 }
 
 /* Format one event as a line of JSON and append it with one write(2). */

@@ -38,6 +38,14 @@ int audit_open(const char *path, struct audit **out);
 void audit_event(struct audit *a, const char *event, const struct audit_field *fields,
     size_t nfields);
 
+/*
+ * Open the log's file again at its path, for logrotate: a file moved away
+ * gets no more lines and a new one is made. Returns 1 when a file was
+ * opened again, 0 for stdout or a NULL a (nothing to do); on failure
+ * (logged) the log keeps its old file and a negative errno is returned.
+ */
+int audit_reopen(struct audit *a);
+
 /* Close the log (stdout stays open) and free a; NULL is ignored. */
 void audit_close(struct audit *a);
 

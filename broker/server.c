@@ -317,6 +317,9 @@ server_signal_cb(uv_signal_t *h, int signo)
 
 	switch (signo) {
 	case SIGHUP:
+		/* logrotate's postrotate: the audit log moved away gets a new file. */
+		if (audit_reopen(srv->audit) == 1)
+			log_info("SIGHUP: audit log reopened");
 		server_reload(srv);
 		break;
 	case SIGTERM:
