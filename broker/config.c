@@ -1860,14 +1860,14 @@ config_parse_targets(struct config_parse *p, yaml_node_t *n, void *obj)
 }
 
 /*
- * listen: "HOST:PORT" with a numeric IPv4 host or "[IPV6]:PORT". Host
- * names are refused: the broker binds one address and must not depend on
- * DNS to decide which.
+ * An address to listen on: "HOST:PORT" with a numeric IPv4 host or
+ * "[IPV6]:PORT". Host names are refused: the broker binds one address and
+ * must not depend on DNS to decide which.
  */
 static void
-config_parse_listen(struct config_parse *p, yaml_node_t *n, void *obj)
+config_parse_addr(struct config_parse *p, yaml_node_t *n, const char *key, char **hostp,
+    uint16_t *portp)
 {
-	struct config *c = obj;
 	unsigned char addr[sizeof(struct in6_addr)];
 	const char *v, *colon, *s;
 	char host[INET6_ADDRSTRLEN + 1], *copy;
@@ -1875,7 +1875,7 @@ config_parse_listen(struct config_parse *p, yaml_node_t *n, void *obj)
 	unsigned long port = 0;
 	int family = AF_INET;
 
-	if ((v = config_scalar(p, n, "listen")) == NULL)
+	if ((v = config_scalar(p, n, key)) == NULL)
 		return;
 	if (*v == '[') {
 		family = AF_INET6;
@@ -1889,8 +1889,8 @@ config_parse_listen(struct config_parse *p, yaml_node_t *n, void *obj)
 			goto bad;
 		hlen = (size_t)(colon - v);
 		if (memchr(v, ':', hlen) != NULL) {
-			config_error(p, n, "listen: write an IPv6 address in brackets, like "
-			    "[::1]:2222");
+			config_error(p, n, "%s: write an IPv6 address in brackets, like "
+			    "[::1]:2222", key);
 			return;
 		}
 	}
@@ -1899,24 +1899,42 @@ config_parse_listen(struct config_parse *p, yaml_node_t *n, void *obj)
 	memcpy(host, v, hlen);
 	host[hlen] = '\0';
 	if (inet_pton(family, host, addr) != 1) {
-		config_error(p, n, "listen: \"%s\" is not a numeric %s address", host,
+		config_error(p, n, "%s: \"%s\" is not a numeric %s address", key, host,
 		    family == AF_INET ? "IPv4" : "IPv6");
 		return;
 	}
 	for (s = colon + 1; *s >= '0' && *s <= '9' && port <= 65535; s++)
 		port = port * 10 + (unsigned long)(*s - '0');
 	if (s == colon + 1 || *s != '\0' || port == 0 || port > 65535) {
-		config_error(p, n, "listen: port must be a number from 1 to 65535");
+		config_error(p, n, "%s: port must be a number from 1 to 65535", key);
 		return;
 	}
 	if ((copy = config_strdup(p, host)) == NULL)
 		return;
-	free(c->listen_host);
-	c->listen_host = copy;
-	c->listen_port = (uint16_t)port;
+	free(*hostp);
+	*hostp = copy;
+	*portp = (uint16_t)port;
 	return;
 bad:
-	config_error(p, n, "listen must be HOST:PORT, like 127.0.0.1:2222 or [::1]:2222");
+	config_error(p, n, "%s must be HOST:PORT, like 127.0.0.1:2222 or [::1]:2222", key);
+}
+
+/* listen */
+static void
+config_parse_listen(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config *c = obj;
+
+	config_parse_addr(p, n, "listen", &c->listen_host, &c->listen_port);
+}
+
+/* metrics_listen: the HTTP listener for probes and metrics */
+static void
+config_parse_metrics_listen(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config *c = obj;
+
+	config_parse_addr(p, n, "metrics_listen", &c->metrics_host, &c->metrics_port);
 }
 
 /* host_key */
@@ -2188,6 +2206,7 @@ config_parse_groups(struct config_parse *p, yaml_node_t *n, void *obj)
 
 static const struct config_entry config_top_entries[] = {
 	{ "listen", config_parse_listen },
+	{ "metrics_listen", config_parse_metrics_listen },
 	{ "host_key", config_parse_host_key },
 	{ "recordings", config_parse_recordings },
 	{ "audit_log", config_parse_audit_log },
@@ -2474,6 +2493,7 @@ config_unref(struct config *c)
 	free(c->redact);
 	free(c->path);
 	free(c->listen_host);
+	free(c->metrics_host);
 	free(c->host_key);
 	free(c->signing_key);
 	free(c->recordings);

@@ -159,6 +159,8 @@ struct config {
 	char *path;		/* the file it was loaded from (NULL for the demo) */
 	char *listen_host;	/* numeric IPv4 or IPv6 (no brackets), default 127.0.0.1 */
 	uint16_t listen_port;	/* default 2222 */
+	char *metrics_host;	/* metrics_listen: HTTP probes and metrics; NULL: none */
+	uint16_t metrics_port;
 	char *host_key;		/* default state/host_ed25519 */
 	char *signing_key;	/* recording signing key (Ed25519 PEM, 0600), default
 				   state/signing_ed25519; generated when missing */

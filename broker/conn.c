@@ -132,6 +132,7 @@ conn_auth_failed(struct conn *c, const char *user, const char *fp, const char *r
 	char name[80];
 
 	audit_event(c->server->audit, "auth_failure", f, sizeof f / sizeof f[0]);
+	c->server->counters.auth_failures++;
 	conn_clean(name, sizeof name, user);
 	log_info("%s: authentication failed for '%s': %s", c->client, name, reason);
 	c->auth_failures++;
@@ -222,6 +223,7 @@ conn_refused(struct conn *c, const char *reason)
 	};
 
 	audit_event(c->server->audit, "refused", f, sizeof f / sizeof f[0]);
+	c->server->counters.refused++;
 	log_info("%s: refused: %s", c->client, reason);
 	c->refusals++;
 }

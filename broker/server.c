@@ -228,6 +228,7 @@ server_reload(struct server *srv)
 static void
 server_finish(struct server *srv)
 {
+	metrics_stop(srv);
 	if (srv->listening) {
 		uv_close((uv_handle_t *)&srv->listener, NULL);
 		srv->listening = false;
@@ -540,7 +541,7 @@ server_run(const struct server_opts *o)
 		log_error("cannot start: out of memory");
 		goto out;
 	}
-	if ((r = server_listen(&srv)) < 0)
+	if ((r = server_listen(&srv)) < 0 || (r = metrics_start(&srv)) < 0)
 		goto out;
 	server_signals(&srv);
 	{
@@ -560,6 +561,7 @@ server_run(const struct server_opts *o)
 	status = 0;
 out:
 	if (loop_ok) {
+		metrics_stop(&srv);
 		live_close(&srv);
 		if (srv.listening) {
 			uv_close((uv_handle_t *)&srv.listener, NULL);

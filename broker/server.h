@@ -18,6 +18,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "metrics.h"
 #include "rec.h"
 
 /* glibc's sys/queue.h lacks the safe iterator. */
@@ -59,6 +60,8 @@ struct server {
 	struct conn_list conns;
 	size_t nconns;
 	struct live *live;		/* live sessions, watchers, held requests (live.h) */
+	struct metrics *metrics;	/* the HTTP listener (metrics.h), or NULL */
+	struct metrics_counters counters;
 	bool stopping;
 	bool grace_over;
 	bool debug;

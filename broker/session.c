@@ -153,6 +153,7 @@ session_audit_refused(struct session *s, const char *reason)
 	};
 
 	session_audit(s, "refused", f, s->target != NULL ? 2 : 1);
+	s->conn->server->counters.refused++;
 	log_info("%s@%s: refused: %s", s->conn->user, s->conn->client, reason);
 }
 
@@ -1458,6 +1459,14 @@ session_finish(struct session *s)
 		else if (s->unrecorded)
 			f[n++] = AUDIT_STR("error", "unrecorded (on_recording_failure: continue)");
 		session_audit(s, "session_end", f, n);
+	}
+	{
+		struct metrics_counters *k = &s->conn->server->counters;
+
+		k->sessions_ended[s->rec_failed ? METRICS_RECORDING_FAILED : s->killed ?
+		    METRICS_KILLED : signame != NULL ? METRICS_SIGNAL : METRICS_EXIT]++;
+		k->bytes_in += s->bytes_in;
+		k->bytes_out += s->bytes_out;
 	}
 	log_info("session %s: ended (%s %d), %llu bytes in, %llu out", s->id,
 	    signame != NULL ? "signal" : "status",

@@ -38,7 +38,7 @@ SERVICE_ACCOUNT = "podgate"
 IMPERSONATION = "podgate-impersonate"
 BUILTIN_ADMIN_ROLES = {"cluster-admin", "admin", "edit"}
 RUNTIME_PACKAGES = {"libssh-4", "libuv1", "libssl3", "libmsgpackc2", "libncursesw6",
-                    "libvterm0", "libyaml-0-2"}
+                    "libvterm0", "libyaml-0-2", "libhttp-parser2.9"}
 # What a Role may grant the broker: (apiGroup, resource) -> verbs. pods/exec
 # "get" is kubectl's WebSocket exec (an HTTP GET) on API servers before 1.35.
 ROLE_ALLOWED = {
@@ -366,11 +366,14 @@ def test_statefulset_shape(base_objs):
     headless = one(base_objs, "Service", sts["spec"]["serviceName"], NAMESPACE)
     assert headless["spec"].get("clusterIP") == "None"
     c = broker_container(base_objs)
-    for probe in ("readinessProbe", "livenessProbe"):
-        port = (c.get(probe) or {}).get("tcpSocket", {}).get("port")
-        assert port in (2222, "ssh"), f"{probe} is not a TCP probe on 2222: {c.get(probe)}"
-        if port == "ssh":
-            assert {"name": "ssh", "containerPort": 2222, "protocol": "TCP"} in c["ports"]
+    assert {"name": "ssh", "containerPort": 2222, "protocol": "TCP"} in c["ports"]
+    # The probes ask the broker over HTTP (a TCP probe passes with a hung loop).
+    cfg = broker_config(base_objs)
+    mport = int(cfg["metrics_listen"].rsplit(":", 1)[1])
+    assert {"name": "metrics", "containerPort": mport, "protocol": "TCP"} in c["ports"]
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        get = (c.get(probe) or {}).get("httpGet") or {}
+        assert (get.get("path"), get.get("port")) == (path, "metrics"), f"{probe}: {c.get(probe)}"
     # One claim per replica, mounted where the config records.
     cfg = broker_config(base_objs)
     claims = {t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]}
