@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "audit.h"
 #include "conn.h"
 #include "demo.h"
@@ -26,6 +28,9 @@
 #include "log.h"
 #include "server.h"
 #include "session.h"
+
+static void server_unwatch_config(struct server *srv);
+static bool server_config_digest(const char *path, unsigned char out[SERVER_DIGEST_LEN]);
 
 /* Public key signature algorithms clients may use (no SHA-1 "ssh-rsa"). */
 #define SERVER_PUBKEY_TYPES \
@@ -229,6 +234,7 @@ static void
 server_finish(struct server *srv)
 {
 	metrics_stop(srv);
+	server_unwatch_config(srv);
 	if (srv->listening) {
 		uv_close((uv_handle_t *)&srv->listener, NULL);
 		srv->listening = false;
@@ -321,6 +327,8 @@ server_signal_cb(uv_signal_t *h, int signo)
 		/* logrotate's postrotate: the audit log moved away gets a new file. */
 		if (audit_reopen(srv->audit) == 1)
 			log_info("SIGHUP: audit log reopened");
+		if (srv->watching)
+			server_config_digest(srv->config_path, srv->config_digest);
 		server_reload(srv);
 		break;
 	case SIGTERM:
@@ -419,6 +427,97 @@ server_signals(struct server *srv)
 	}
 	uv_timer_init(&srv->loop, &srv->stop_timer);
 	srv->stop_timer.data = srv;
+}
+
+/*
+ * The SHA-256 of the configuration file's bytes now (at most 2 MiB are
+ * read: more is refused by the loader anyway). Returns false when the
+ * file cannot be read.
+ */
+static bool
+server_config_digest(const char *path, unsigned char out[SERVER_DIGEST_LEN])
+{
+	static char buf[2u << 20];
+	unsigned int len = 0;
+	size_t n;
+	FILE *f;
+	bool ok;
+
+	if ((f = fopen(path, "re")) == NULL)
+		return false;
+	n = fread(buf, 1, sizeof buf, f);
+	ok = !ferror(f) && EVP_Digest(buf, n, out, &len, EVP_sha256(), NULL) == 1 &&
+	    len == SERVER_DIGEST_LEN;
+	fclose(f);
+	return ok;
+}
+
+/* The configuration's directory settled after a change: reload if the file's bytes changed. */
+static void
+server_watch_timer_cb(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+	unsigned char d[SERVER_DIGEST_LEN];
+
+	if (srv->stopping || !server_config_digest(srv->config_path, d) ||
+	    memcmp(d, srv->config_digest, sizeof d) == 0)
+		return;
+	memcpy(srv->config_digest, d, sizeof d);
+	log_info("%s changed: reloading", srv->config_path);
+	server_reload(srv);
+}
+
+/* Something changed in the configuration's directory (an edit, a ConfigMap's symlink swap). */
+static void
+server_watch_cb(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+	struct server *srv = h->data;
+
+	/* Writers and kubelet make several changes in a row: wait until they settle. */
+	uv_timer_start(&srv->watch_timer, server_watch_timer_cb, SERVER_WATCH_SETTLE_MS, 0);
+}
+
+/*
+ * Watch the directory holding the configuration file, so that an edited
+ * file or an updated ConfigMap is loaded without a signal.
+ */
+static void
+server_watch_config(struct server *srv)
+{
+	char *dir = NULL, *slash;
+	int r;
+
+	if (srv->config_path == NULL)
+		return;
+	server_config_digest(srv->config_path, srv->config_digest);
+	if ((dir = strdup(srv->config_path)) == NULL)
+		return;
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	uv_timer_init(&srv->loop, &srv->watch_timer);
+	srv->watch_timer.data = srv;
+	uv_fs_event_init(&srv->loop, &srv->watch);
+	srv->watch.data = srv;
+	srv->watching = true;
+	if ((r = uv_fs_event_start(&srv->watch, server_watch_cb, dir, 0)) < 0)
+		log_warn("cannot watch %s for changes (%s): reload with SIGHUP", dir,
+		    uv_strerror(r));
+	free(dir);
+}
+
+/* Stop watching the configuration. */
+static void
+server_unwatch_config(struct server *srv)
+{
+	if (!srv->watching)
+		return;
+	srv->watching = false;
+	uv_close((uv_handle_t *)&srv->watch, NULL);
+	uv_close((uv_handle_t *)&srv->watch_timer, NULL);
 }
 
 /* Run the broker until it is stopped. */
@@ -544,6 +643,7 @@ server_run(const struct server_opts *o)
 	if ((r = server_listen(&srv)) < 0 || (r = metrics_start(&srv)) < 0)
 		goto out;
 	server_signals(&srv);
+	server_watch_config(&srv);
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("listen", srv.listen_host),
@@ -562,6 +662,7 @@ server_run(const struct server_opts *o)
 out:
 	if (loop_ok) {
 		metrics_stop(&srv);
+		server_unwatch_config(&srv);
 		live_close(&srv);
 		if (srv.listening) {
 			uv_close((uv_handle_t *)&srv.listener, NULL);

@@ -29,6 +29,10 @@
 	    (var) = (tvar))
 #endif
 
+/* How long the configuration's directory must be quiet before a change is loaded. */
+#define SERVER_WATCH_SETTLE_MS 200
+#define SERVER_DIGEST_LEN 32
+
 struct conn;
 struct guard_counts;
 TAILQ_HEAD(conn_list, conn);
@@ -57,6 +61,10 @@ struct server {
 	bool listening;
 	uv_signal_t sig_hup, sig_term, sig_int, sig_chld;
 	uv_timer_t stop_timer;
+	uv_fs_event_t watch;		/* the configuration's directory */
+	uv_timer_t watch_timer;
+	bool watching;
+	unsigned char config_digest[SERVER_DIGEST_LEN];	/* of the file last loaded */
 	struct conn_list conns;
 	size_t nconns;
 	struct live *live;		/* live sessions, watchers, held requests (live.h) */

@@ -167,3 +167,62 @@ def test_metrics_listen_must_be_an_address(broker):
     r = subprocess.run([str(b.build.require("broker")), "--check-config", str(b.config_path)],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "metrics_listen" in r.stderr and "numeric" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------- reload on change
+
+def carol_can_log_in(b, carol) -> bool:
+    r = b.ssh("carol", "local", "--", "echo carol", key=carol)
+    return r.returncode == 0 and r.stdout == b"carol\n"
+
+
+def test_an_edited_config_file_is_loaded_without_a_signal(broker, keys):
+    b = broker()
+    carol = keys("carol")
+    assert not carol_can_log_in(b, carol)
+    # A broken edit: logged, the running configuration stays.
+    since = b.log_size()
+    b.write_config_text(b.config_text().replace("users:", "users: [unclosed\n  oops:", 1))
+    b.wait_log(r"changed: reloading", since=since)
+    b.wait_log(r"broker\.yaml:\d+", since=since)
+    r = b.ssh("alice", "local", "--", "echo still")
+    assert (r.returncode, r.stdout) == (0, b"still\n")
+    # The fixed file, with a new user: she gets in, and the reload is audited.
+    users = dict(b.users)
+    users["carol"] = {"groups": ["oncall"], "keys": [carol]}
+    b.write_config(users=users)
+    wait_until(lambda: carol_can_log_in(b, carol), what="carol to log in after the edit",
+               interval=0.2)
+    assert b.events("config_reload"), "the reload was not audited"
+
+
+def test_a_configmap_update_is_loaded_without_a_signal(broker, keys, tmp_path):
+    """Kubernetes updates a mounted ConfigMap by swapping the ..data symlink."""
+    b = broker(start=False)
+    carol = keys("carol")
+    cm = tmp_path / "configmap"
+    cm.mkdir()
+    versions = []
+
+    def cm_write(text: str):
+        v = cm / f"..2026_12_06_{len(versions):02d}"
+        v.mkdir()
+        (v / "config.yaml").write_text(text)
+        os.chmod(v / "config.yaml", 0o444)
+        versions.append(v)
+        tmp = cm / "..data_tmp"
+        os.symlink(v.name, tmp)
+        os.replace(tmp, cm / "..data")
+        if not (cm / "config.yaml").is_symlink():
+            os.symlink("..data/config.yaml", cm / "config.yaml")
+
+    b.write_config_text = cm_write
+    b.config_path = cm / "config.yaml"
+    b.start()
+    assert not carol_can_log_in(b, carol)
+    users = dict(b.users)
+    users["carol"] = {"groups": ["oncall"], "keys": [carol]}
+    b.write_config(users=users)
+    wait_until(lambda: carol_can_log_in(b, carol), what="carol to log in after the swap",
+               interval=0.2)
+    assert len(versions) == 2
