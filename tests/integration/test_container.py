@@ -462,6 +462,32 @@ def test_keys_come_from_secrets(base_objs):
         assert key in script and "0600" in script, f"{key} is not installed mode 0600"
 
 
+@pytest.mark.parametrize("overlay", ["base", "internal-lb", "cluster-ip"])
+def test_service_exposure(overlay, base_objs):
+    """Private networks only by default; each overlay is a Service the API server accepts."""
+    objs = base_objs if overlay == "base" else render(K8S / "overlays" / overlay)
+    svc = one(objs, "Service", "podgate", NAMESPACE)
+    spec = svc["spec"]
+    if overlay == "cluster-ip":
+        assert spec["type"] == "ClusterIP"
+        # The API server refuses these on a ClusterIP Service.
+        assert "externalTrafficPolicy" not in spec and "loadBalancerSourceRanges" not in spec
+        assert "healthCheckNodePort" not in spec
+    else:
+        assert spec["type"] == "LoadBalancer" and spec["externalTrafficPolicy"] == "Local"
+        ranges = spec.get("loadBalancerSourceRanges") or []
+        assert ranges and not any(r in ("0.0.0.0/0", "::/0") for r in ranges), ranges
+    notes = svc["metadata"].get("annotations") or {}
+    if overlay == "internal-lb":
+        assert notes["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
+        assert notes["networking.gke.io/load-balancer-type"] == "Internal"
+        assert notes["service.beta.kubernetes.io/azure-load-balancer-internal"] == "true"
+    else:
+        assert not any("internal" in k for k in notes)
+    # Everything else is the base's.
+    assert broker_sts(objs) == broker_sts(base_objs)
+
+
 def test_service_pdb_namespace(base_objs):
     one(base_objs, "Namespace", NAMESPACE)
     svc = one(base_objs, "Service", "podgate", NAMESPACE)
