@@ -1787,8 +1787,39 @@ config_parse_kube_timeout(struct config_parse *p, yaml_node_t *n, void *obj)
 		((struct cfg_kube_cluster *)obj)->timeout = (unsigned)v;
 }
 
+/*
+ * An entry of targets.kubernetes[].env: NAME (passed from the broker's own
+ * environment when set there) or NAME=VALUE. kubectl's PATH, HOME,
+ * KUBECONFIG and locale are the broker's to set (an exec plugin outside
+ * PATH is named by its absolute path in the kubeconfig).
+ */
+static int
+config_kube_env_ok(const char *s)
+{
+	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+
+	if (n == 0 || (s[0] >= '0' && s[0] <= '9') || (s[n] != '\0' && s[n] != '='))
+		return 0;
+	if ((n == 4 && strncmp(s, "HOME", 4) == 0) || (n == 10 && strncmp(s, "KUBECONFIG", 10) == 0) ||
+	    (n == 4 && strncmp(s, "LANG", 4) == 0) || (n == 4 && strncmp(s, "TERM", 4) == 0) ||
+	    (n == 4 && strncmp(s, "PATH", 4) == 0))
+		return 0;
+	return strpbrk(s + n, "\n\r") == NULL;
+}
+
+/* targets.kubernetes[].env: what exec credential plugins need of the environment */
+static void
+config_parse_kube_env(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_kube_cluster *k = obj;
+
+	config_set_list(p, n, "env", config_kube_env_ok,
+	    "NAME or NAME=VALUE (not PATH, HOME, KUBECONFIG, LANG or TERM)", &k->env, &k->nenv);
+}
+
 static const struct config_entry config_kube_entries[] = {
 	{ "name", config_parse_kube_name },
+	{ "env", config_parse_kube_env },
 	{ "kubeconfig", config_parse_kube_kubeconfig },
 	{ "context", config_parse_kube_context },
 	{ "kubectl", config_parse_kube_kubectl },
@@ -2485,6 +2516,7 @@ config_unref(struct config *c)
 		free(c->kube[i].context);
 		free(c->kube[i].kubectl);
 		free(c->kube[i].cache_dir);
+		config_free_strings(c->kube[i].env, c->kube[i].nenv);
 	}
 	free(c->kube);
 	free(c->rules);

@@ -152,6 +152,8 @@ struct cfg_kube_cluster {
 	char *kubectl;		/* default "kubectl" (looked up in PATH) */
 	char *cache_dir;	/* kubectl's HOME; default <recordings>/.kube/<name> */
 	unsigned timeout;	/* seconds for API requests before exec; default 10 */
+	char **env;		/* NAME or NAME=VALUE for kubectl (exec credential plugins) */
+	size_t nenv;
 };
 
 struct config {

@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "kube.h"
+#include "strv.h"
 
 #define KUBE_TARGET_MAX 600
 #define KUBE_ARGV_MAX 64
@@ -688,4 +689,18 @@ kube_buf_add(struct kube_buf *b, const char *p, size_t n, size_t cap)
 	memcpy(b->data + b->len, p, n);
 	b->len += n;
 	b->data[b->len] = '\0';
+}
+
+void
+kube_env_add(const struct cfg_kube_cluster *k, struct strv *e)
+{
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < k->nenv; i++) {
+		if (strchr(k->env[i], '=') != NULL)
+			strv_add(e, k->env[i]);
+		else if ((v = getenv(k->env[i])) != NULL)
+			strv_addf(e, k->env[i], v);
+	}
 }

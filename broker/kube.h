@@ -122,4 +122,12 @@ int kube_selector_parse(const char *json, size_t len, char **out);
 /* Whether pod has a container of this name. */
 bool kube_pod_has_container(const struct kube_pod *pod, const char *name);
 
+struct strv;
+
+/*
+ * Append the cluster's env to e: NAME=VALUE entries as written, NAME with
+ * the broker's own value when it has one (and nothing when it has none).
+ */
+void kube_env_add(const struct cfg_kube_cluster *k, struct strv *e);
+
 #endif

@@ -241,9 +241,9 @@ out:
 	return r;
 }
 
-/* The helper's environment: PATH, LANG, TERM. */
+/* The helper's environment: PATH, LANG, TERM and the listed clusters' env. */
 static int
-session_pick_env(const struct session *s, struct strv *e)
+session_pick_env(const struct session *s, const struct strv *a, struct strv *e)
 {
 	const char *lang = "C.UTF-8";
 	size_t i;
@@ -259,6 +259,18 @@ session_pick_env(const struct session *s, struct strv *e)
 	strv_addf(e, "PATH", SESSION_PICK_PATH);
 	strv_addf(e, "LANG", lang);
 	strv_addf(e, "TERM", s->term[0] != '\0' ? s->term : "xterm");
+	/* What the listed clusters' exec credential plugins need (targets.kubernetes[].env). */
+	for (i = 0; i < s->config->nkube; i++) {
+		const struct cfg_kube_cluster *k = &s->config->kube[i];
+		size_t j;
+
+		for (j = 0; j + 1 < a->n; j++) {
+			if (strcmp(a->v[j], "--cluster") == 0 && strcmp(a->v[j + 1], k->name) == 0) {
+				kube_env_add(k, e);
+				break;
+			}
+		}
+	}
 	return e->oom ? -ENOMEM : 0;
 }
 
@@ -387,7 +399,7 @@ session_pick_start(struct session *s, const struct cfg_user *u)
 
 	if (s->config->nkube == 0)
 		return 1;
-	if ((r = session_pick_argv(s, u, &a)) != 0 || (r = session_pick_env(s, &e)) < 0)
+	if ((r = session_pick_argv(s, u, &a)) != 0 || (r = session_pick_env(s, &a, &e)) < 0)
 		goto out;
 	if ((p = calloc(1, sizeof *p)) == NULL) {
 		r = -ENOMEM;

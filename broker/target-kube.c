@@ -209,6 +209,7 @@ target_kube_env(const struct cfg_kube_cluster *k, const struct target_request *r
 	if (req->pty)
 		strv_addf(&e, "TERM", req->term != NULL && *req->term != '\0' ?
 		    req->term : "xterm");
+	kube_env_add(k, &e);
 	return strv_done(&e, out);
 }
 
