@@ -355,7 +355,9 @@ def test_no_private_key_anywhere_in_container_dir():
             assert b"PRIVATE KEY" not in p.read_bytes(), f"{p} holds a private key"
 
 
-def test_statefulset_shape(base_objs):
+@pytest.mark.parametrize("which", ["base", "overlay"])
+def test_statefulset_shape(which, base_objs, overlay_objs):
+    base_objs = base_objs if which == "base" else overlay_objs
     sts = broker_sts(base_objs)
     spec = pod_spec(sts)
     assert sts["spec"]["replicas"] == 2
@@ -501,50 +503,71 @@ def test_service_pdb_namespace(base_objs):
     assert all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())
 
 
-def config_namespaces(cfg: dict) -> dict[str, set[str]]:
-    """{group or "user:NAME": namespaces} reached in the in-cluster target by the rules."""
+def rule_identities(cfg: dict, rule: dict) -> tuple[set[str], set[str]]:
+    """The users and groups a rule impersonates, "{user}" expanded for each user it covers."""
+    imp = rule.get("impersonate")
+    if not imp:
+        return set(), set()
+    if imp is True:
+        imp = {"user": "{user}", "groups": []}
+    covered = {u["name"] for u in cfg["users"]
+               if u["name"] in (rule.get("users") or [])
+               or set(u.get("groups") or []) & set(rule.get("groups") or [])}
+    users = {imp["user"].replace("{user}", u) for u in covered}
+    groups = {g.replace("{user}", u) for g in imp.get("groups") or [] for u in covered}
+    return users, groups
+
+
+def config_namespaces(cfg: dict) -> dict[tuple[str, str], set[str]]:
+    """{(kind, impersonated name): namespaces} reached in the in-cluster target by the rules."""
     in_cluster = {t["name"] for t in (cfg.get("targets") or {}).get("kubernetes") or []
                   if not t.get("kubeconfig")}
-    out: dict[str, set[str]] = {}
+    out: dict[tuple[str, str], set[str]] = {}
     for rule in cfg.get("rules") or []:
+        users, groups = rule_identities(cfg, rule)
         for target in rule.get("targets") or []:
             m = re.fullmatch(r"([^:]+):([^/]+)/.*", target)
             if not m or m.group(1) not in in_cluster:
                 continue
             assert not re.search(r"[*?\[]", m.group(2)), \
                 f"rule target {target}: name the namespace, RBAC is per namespace"
-            for who in list(rule.get("groups") or []) + \
-                    [f"user:{u}" for u in rule.get("users") or []]:
+            # Either the user or one of the groups needs exec there: the groups here.
+            for who in [("Group", g) for g in groups] or [("User", u) for u in users]:
                 out.setdefault(who, set()).add(m.group(2))
     return out
 
 
-def test_rbac_matches_the_config(base_objs):
-    """Impersonation names exactly the config's users and groups; a Role per namespace."""
-    cfg = broker_config(base_objs)
-    users = {u["name"] for u in cfg["users"]}
-    groups = {g for u in cfg["users"] for g in u.get("groups") or []} | \
-             {g for r in cfg["rules"] for g in r.get("groups") or []}
-    role = one(base_objs, "ClusterRole", IMPERSONATION)
+@pytest.mark.parametrize("which", ["base", "overlay"])
+def test_rbac_matches_the_config(which, base_objs, overlay_objs):
+    """Impersonation names exactly what the rules impersonate; a Role per namespace."""
+    objs = base_objs if which == "base" else overlay_objs
+    cfg = broker_config(objs)
+    users, groups = set(), set()
+    for rule in cfg["rules"]:
+        u, g = rule_identities(cfg, rule)
+        users |= u
+        groups |= g
+    # Impersonated names are apart from any identity provider's: "podgate:NAME".
+    assert users and all(n.startswith("podgate:") for n in users | groups), (users, groups)
+    role = one(objs, "ClusterRole", IMPERSONATION)
     named = {res: set(r.get("resourceNames") or []) for r in role["rules"]
              for res in r["resources"]}
     assert named == {"users": users, "groups": groups}
-    assert [b["metadata"]["name"] for b in find(base_objs, "ClusterRoleBinding")] == [IMPERSONATION]
+    assert [b["metadata"]["name"] for b in find(objs, "ClusterRoleBinding")] == [IMPERSONATION]
 
     reach = config_namespaces(cfg)
     assert reach, "no rule reaches the in-cluster target"
-    for who, namespaces in reach.items():
+    for (kind, name), namespaces in reach.items():
         for ns in namespaces:
-            role = one(base_objs, "Role", namespace=ns)
+            role = one(objs, "Role", namespace=ns)
             grants = {(g, res): set(r["verbs"]) for r in role["rules"]
                       for g in r["apiGroups"] for res in r["resources"]}
             assert "create" in grants.get(("", "pods/exec"), set())
-            bindings = find(base_objs, "RoleBinding", namespace=ns)
+            bindings = find(objs, "RoleBinding", namespace=ns)
             assert any(s == {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT,
                              "namespace": NAMESPACE}
                        for b in bindings for s in b["subjects"]), f"no binding for the SA in {ns}"
             # The impersonated identity itself needs exec there.
-            kind, name = ("User", who[5:]) if who.startswith("user:") else ("Group", who)
             assert any(s.get("kind") == kind and s.get("name") == name
                        for b in bindings if b["roleRef"]["name"] == role["metadata"]["name"]
                        for s in b["subjects"]), f"{kind} {name} may not exec in {ns}"
@@ -1182,9 +1205,9 @@ def test_configmap_config_opens_pod_sessions_on_a_read_only_root(which, build, k
             assert (res.returncode, res.stdout) == (0, b"exec-ok\n"), (res.stderr, b.log_tail())
             res = b.ssh("alice", "prod/web-0", "--", "echo", "pty-ok", opts=["-tt"])
             assert res.returncode == 0 and b"pty-ok" in res.stdout, (res, b.log_tail())
-            # The sessions reached the API server as alice, through the pod's token.
+            # The sessions reached the API server as podgate:alice, through the pod's token.
             execs = [r for r in k8s.requests() if r["path"].endswith("/exec")]
-            assert len(execs) >= 2 and all(r["impersonate_user"] == "alice" for r in execs), execs
+            assert len(execs) >= 2 and all(r["impersonate_user"] == "podgate:alice" for r in execs), execs
             rec = b.recording_for("echo exec-ok")
             assert rec.data("o") == b"exec-ok\n" and rec.exit() == {"status": 0}
             # Nothing was written outside the writable volumes: kubectl's cache is there too.
