@@ -176,6 +176,26 @@ def test_pty_session_and_resize(broker, k8s):
     assert b"40 100" in rec.data("o")
 
 
+def test_pty_session_ends_without_kubectls_exit_report(broker, k8s):
+    """ssh -tt gets the remote status, and neither the terminal nor the recording
+    gets kubectl's own "command terminated with exit code N" line."""
+    b = kube_broker(broker, k8s)
+    r = b.ssh("alice", "prod/web-0", "--", "echo pty-out; exit 7", opts=("-tt",))
+    assert r.returncode == 7, (r.returncode, r.stdout, r.stderr)
+    assert b"pty-out" in r.stdout, r.stdout
+    assert b"command terminated" not in r.stdout + r.stderr, (r.stdout, r.stderr)
+    rec = b.recording_for("echo pty-out; exit 7")
+    assert rec.header["pty"] is True
+    assert b"pty-out" in rec.data("o")
+    assert b"command terminated" not in rec.data("o") + rec.data("e"), rec.data("o")
+    assert rec.exit()["status"] == 7
+    # What the command itself writes on stderr still shows (a PTY merges the two).
+    r = b.ssh("alice", "prod/web-0", "--", "echo command terminated with exit code 9 >&2; exit 9",
+              opts=("-tt",))
+    assert r.returncode == 9
+    assert b"command terminated with exit code 9" in r.stdout, r.stdout
+
+
 def test_interactive_shell_without_command(broker, k8s):
     b = kube_broker(broker, k8s)
     c = b.connect("alice")
