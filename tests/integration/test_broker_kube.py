@@ -294,6 +294,35 @@ def test_bad_names_never_reach_kubectl(broker, k8s):
     assert "no such cluster 'nope'" in one_line(r.stderr)
 
 
+def test_refused_container_names_the_rule_that_grants_the_pod(broker, k8s):
+    """prod:*/* grants pods, not their named containers: the refusal says so, with the fix."""
+    rules = [{"groups": ["oncall"], "targets": ["prod:*/*", "prod:*/deploy/*"],
+              "impersonate": {"user": "{user}", "groups": ["oncall"]}}]
+    b = kube_broker(broker, k8s, rules=rules)
+    n0 = len(k8s.requests())
+    r = b.ssh("alice", "prod/web-0/sidecar", "--", "id")
+    assert r.returncode == 1 and r.stdout == b""
+    assert one_line(r.stderr) == (
+        "podgate: access to 'prod/web-0/sidecar' denied: no rule grants it "
+        '(rules grant prod:prod/web-0 without a container; add "prod:*/*/*")')
+    r = b.ssh("alice", "prod/deploy/api/app", "--", "id")
+    assert one_line(r.stderr) == (
+        "podgate: access to 'prod/deploy/api/app' denied: no rule grants it "
+        '(rules grant prod:prod/deploy/api without a container; add "prod:*/deploy/*/*")')
+    # No hint when no rule grants the pod either, nor for a user without rules.
+    r = b.ssh("bob", "prod/web-0/sidecar", "--", "id")
+    assert one_line(r.stderr) == "podgate: access to 'prod/web-0/sidecar' denied: no rule grants it"
+    assert k8s.requests()[n0:] == []
+    # The suggested pattern does grant it.
+    rules[0]["targets"].append("prod:*/*/*")
+    b.write_config(rules=rules)
+    since = b.log_size()
+    b.reload()
+    b.wait_log("configuration reloaded", since=since)
+    r = b.ssh("alice", "prod/web-0/sidecar", "--", "echo $PODGATE_K8S_CONTAINER")
+    assert (r.returncode, r.stdout) == (0, b"sidecar\n"), r.stderr
+
+
 def test_policy_names_the_rule_not_the_pods(broker, k8s):
     rules = [{"groups": ["oncall"], "targets": ["prod:prod/api-*/app"],
               "impersonate": {"user": "{user}", "groups": ["oncall"]}}]

@@ -147,6 +147,33 @@ test_globs(void)
 	config_unref(c);
 }
 
+/* The pattern that grants a target: the first match of the first granting rule. */
+static void
+test_match_pattern(void)
+{
+	struct config *c = load(USERS
+	    "rules:\n"
+	    "  - users: [alice]\n"
+	    "    targets: [local, 'prod:web/*', 'prod:*/*']\n"
+	    "  - groups: [dev]\n"
+	    "    targets: ['prod:*/deploy/*']\n"
+	    "targets: {local: {}, kubernetes: [{name: prod}]}\n");
+	const struct cfg_user *alice = config_find_user(c, "alice");
+	const char *p;
+
+	assert((p = policy_match_pattern(c, alice, "prod:web/web-0")) != NULL &&
+	    strcmp(p, "prod:web/*") == 0);
+	assert((p = policy_match_pattern(c, alice, "prod:db/db-0")) != NULL &&
+	    strcmp(p, "prod:*/*") == 0);
+	assert((p = policy_match_pattern(c, alice, "local")) != NULL && strcmp(p, "local") == 0);
+	assert(policy_match_pattern(c, alice, "prod:web/web-0/sidecar") == NULL);
+	assert((p = policy_match_pattern(c, config_find_user(c, "bob"), "prod:ns/deploy/api")) !=
+	    NULL && strcmp(p, "prod:*/deploy/*") == 0);
+	assert(policy_match_pattern(c, config_find_user(c, "carol"), "local") == NULL);
+	assert(policy_match_pattern(c, NULL, "local") == NULL);
+	config_unref(c);
+}
+
 /* "local" is only reachable when targets.local is configured. */
 static void
 test_local_absent(void)
@@ -267,6 +294,7 @@ main(void)
 		{ "deny_by_default", test_deny_by_default },
 		{ "users_and_groups", test_users_and_groups },
 		{ "globs", test_globs },
+		{ "match_pattern", test_match_pattern },
 		{ "local_absent", test_local_absent },
 		{ "targets_list", test_targets_list },
 		{ "target_names", test_target_names },
