@@ -78,7 +78,7 @@ test_users_and_groups(void)
 	    "  - groups: [readers]\n"
 	    "    users: [alice]\n"
 	    "    targets: ['prod:*/*', 'staging:*/*/*']\n"
-	    "targets: {local: {}}\n");
+	    "targets: {local: {}, kubernetes: [{name: prod}, {name: staging}]}\n");
 
 	assert(match(c, "carol", "prod:web/web-0") == 0);
 	assert(match(c, "carol", "prod:db/db-0") == -1);
@@ -124,7 +124,8 @@ test_globs(void)
 	    "rules:\n"
 	    "  - users: [alice]\n"
 	    "    targets: ['prod:*/*', 'dev:web-[0-9]', 'qa:*', 'lab:*/*/*', local]\n"
-	    "targets: {local: {}}\n");
+	    "targets: {local: {}, kubernetes: [{name: prod}, {name: dev}, {name: qa}, "
+	    "{name: lab}]}\n");
 	size_t i;
 	int want;
 
@@ -201,7 +202,7 @@ test_targets_list(void)
 	    "    targets: ['prod:*/*', local, 'loc*']\n"
 	    "  - users: [bob]\n"
 	    "    targets: ['l?cal']\n"
-	    "targets: {local: {shell: /bin/sh}}\n");
+	    "targets: {local: {shell: /bin/sh}, kubernetes: [{name: prod}]}\n");
 	char **list;
 
 	list = policy_targets(c, config_find_user(c, "alice"));
