@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1749,11 +1750,23 @@ config_kube_path(struct config_parse *p, yaml_node_t *n, const char *what, char 
 	config_set_string(p, n, what, dst);
 }
 
-/* targets.kubernetes[].kubeconfig */
+/*
+ * targets.kubernetes[].kubeconfig: the file must exist now, or every
+ * session to the cluster would fail later with kubectl's own message.
+ */
 static void
 config_parse_kube_kubeconfig(struct config_parse *p, yaml_node_t *n, void *obj)
 {
-	config_kube_path(p, n, "kubeconfig", &((struct cfg_kube_cluster *)obj)->kubeconfig);
+	struct cfg_kube_cluster *k = obj;
+	struct stat st;
+
+	config_kube_path(p, n, "kubeconfig", &k->kubeconfig);
+	if (k->kubeconfig == NULL)
+		return;
+	if (stat(k->kubeconfig, &st) < 0)
+		config_error(p, n, "kubeconfig %s: %s", k->kubeconfig, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		config_error(p, n, "kubeconfig %s is not a regular file", k->kubeconfig);
 }
 
 /* targets.kubernetes[].context */
@@ -1980,6 +1993,16 @@ static void
 config_parse_signing_key(struct config_parse *p, yaml_node_t *n, void *obj)
 {
 	config_set_string(p, n, "signing_key", &((struct config *)obj)->signing_key);
+}
+
+/* generate_keys */
+static void
+config_parse_generate_keys(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	bool v;
+
+	if (config_bool(p, n, "generate_keys", &v) == 0)
+		((struct config *)obj)->generate_keys = v;
 }
 
 /* recordings */
@@ -2252,6 +2275,7 @@ static const struct config_entry config_top_entries[] = {
 	{ "auth_failure_delay", config_parse_auth_failure_delay },
 	{ "redact", config_parse_redact },
 	{ "signing_key", config_parse_signing_key },
+	{ "generate_keys", config_parse_generate_keys },
 	{ "groups", config_parse_groups },
 	{ NULL, NULL }
 };
@@ -2292,11 +2316,99 @@ config_kube_defaults(struct config_parse *p)
 	}
 }
 
+/* Whether a group is known: a user is in it, or the top-level groups list names it. */
+static int
+config_has_group(const struct config *c, const char *name)
+{
+	size_t i, j;
+
+	for (i = 0; i < c->ngroups; i++) {
+		if (c->groups[i].name != NULL && strcmp(c->groups[i].name, name) == 0)
+			return 1;
+	}
+	for (i = 0; i < c->nusers; i++) {
+		for (j = 0; j < c->users[i].ngroups; j++) {
+			if (strcmp(c->users[i].groups[j], name) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Check a rule's target pattern against targets.kubernetes: a Kubernetes
+ * pattern (one with '/') must name its cluster, since policy matches the
+ * canonical name "CLUSTER:NS/POD"; and its cluster part must be one of the
+ * clusters, or a glob matching at least one.
+ */
+static void
+config_check_pattern(struct config_parse *p, const struct cfg_rule *r, const char *pat)
+{
+	const struct config *c = p->c;
+	const char *colon = strchr(pat, ':');
+	char cluster[CONFIG_PATTERN_MAX + 1], known[512] = "";
+	size_t i, len;
+
+	for (i = 0; i < c->nkube; i++) {
+		if (c->kube[i].name == NULL)
+			continue;
+		len = strlen(known);
+		snprintf(known + len, sizeof known - len, "%s%s", len > 0 ? ", " : "",
+		    c->kube[i].name);
+	}
+	if (colon == NULL) {
+		if (strchr(pat, '/') == NULL)
+			return;		/* "local", or a glob of it */
+		if (c->nkube > 0 && c->kube[0].name != NULL)
+			config_error_at(p, p->name, (size_t)r->line, "rule target \"%s\" names no "
+			    "cluster and would match nothing: write \"%s:%s\" or \"*:%s\"", pat,
+			    c->kube[0].name, pat, pat);
+		else
+			config_error_at(p, p->name, (size_t)r->line, "rule target \"%s\" names no "
+			    "cluster, and targets.kubernetes defines none", pat);
+		return;
+	}
+	len = (size_t)(colon - pat);
+	memcpy(cluster, pat, len);
+	cluster[len] = '\0';
+	for (i = 0; i < c->nkube; i++) {
+		if (c->kube[i].name != NULL && fnmatch(cluster, c->kube[i].name, 0) == 0)
+			return;
+	}
+	config_error_at(p, p->name, (size_t)r->line, "rule target \"%s\" %s \"%s\" (%s%s)",
+	    pat, strpbrk(cluster, "*?[") != NULL ? "matches no cluster with" :
+	    "names unknown cluster", cluster, known[0] != '\0' ? "clusters: " :
+	    "targets.kubernetes defines none", known);
+}
+
+/*
+ * Fill in signing_key when it is not given: signing_ed25519 in host_key's
+ * directory, so that both keys live together wherever the broker starts.
+ */
+static void
+config_key_defaults(struct config_parse *p)
+{
+	struct config *c = p->c;
+	const char *slash;
+
+	if (c->signing_key != NULL || c->host_key == NULL)
+		return;
+	slash = strrchr(c->host_key, '/');
+	if ((slash != NULL ? asprintf(&c->signing_key, "%.*s/signing_ed25519",
+	    (int)(slash - c->host_key), c->host_key) :
+	    asprintf(&c->signing_key, "signing_ed25519")) < 0) {
+		c->signing_key = NULL;
+		p->oom = 1;
+	}
+}
+
 /*
  * Checks across sections, once everything is read. A rule naming an
  * unknown user is a warning: it grants nothing, so it fails closed, but it
- * is most likely a typo. A group no user belongs to is fine: groups are
- * free-form labels and a rule may be written before its members are.
+ * is most likely a typo. A rule naming a group that no user is in and the
+ * top-level groups list does not name is an error (a typo there would
+ * silently grant nothing to the people meant), and so is a Kubernetes
+ * target pattern without a cluster or naming an unknown one.
  */
 static void
 config_check(struct config_parse *p)
@@ -2306,6 +2418,7 @@ config_check(struct config_parse *p)
 	size_t i, j;
 
 	config_kube_defaults(p);
+	config_key_defaults(p);
 	for (i = 0; i < c->nrules; i++) {
 		r = &c->rules[i];
 		for (j = 0; j < r->nusers; j++) {
@@ -2313,6 +2426,14 @@ config_check(struct config_parse *p)
 				config_warn_line(p, r->line, "rule names unknown user \"%s\"",
 				    r->users[j]);
 		}
+		for (j = 0; j < r->ngroups; j++) {
+			if (!config_has_group(c, r->groups[j]))
+				config_error_at(p, p->name, (size_t)r->line, "rule names unknown "
+				    "group \"%s\": no user is in it (name it under the top-level "
+				    "groups list to keep it without members)", r->groups[j]);
+		}
+		for (j = 0; j < r->ntargets; j++)
+			config_check_pattern(p, r, r->targets[j]);
 		for (j = 0; j < r->ntargets; j++) {
 			if (strcmp(r->targets[j], "local") == 0 && !c->local.enabled)
 				config_warn_line(p, r->line, "rule names target \"local\" but "
@@ -2339,7 +2460,6 @@ config_new(void)
 	c->auth_failure_delay_ms = 1000;
 	if ((c->listen_host = strdup("127.0.0.1")) == NULL ||
 	    (c->host_key = strdup("state/host_ed25519")) == NULL ||
-	    (c->signing_key = strdup("state/signing_ed25519")) == NULL ||
 	    (c->recordings = strdup("state/recordings")) == NULL ||
 	    (c->audit_log = strdup("state/audit.jsonl")) == NULL ||
 	    (c->local.shell = strdup("/bin/sh")) == NULL) {
@@ -2423,6 +2543,14 @@ config_load_string(const char *name, const char *yaml, size_t len, FILE *errs,
 		goto out;
 	r = p.nerrors > 0 ? -EINVAL : 0;
 	if (r == 0) {
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned int mdlen = 0, i;
+
+		/* Which text is in force, for the audit log; empty if it cannot be told. */
+		if (EVP_Digest(yaml, len, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32) {
+			for (i = 0; i < mdlen; i++)
+				snprintf(p.c->sha256 + 2 * i, 3, "%02x", md[i]);
+		}
 		*out = p.c;
 		p.c = NULL;	/* transferred */
 	}

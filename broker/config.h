@@ -159,13 +159,16 @@ struct cfg_kube_cluster {
 struct config {
 	unsigned refs;
 	char *path;		/* the file it was loaded from (NULL for the demo) */
+	char sha256[65];	/* SHA-256 of the loaded text, lowercase hex */
 	char *listen_host;	/* numeric IPv4 or IPv6 (no brackets), default 127.0.0.1 */
 	uint16_t listen_port;	/* default 2222 */
 	char *metrics_host;	/* metrics_listen: HTTP probes and metrics; NULL: none */
 	uint16_t metrics_port;
 	char *host_key;		/* default state/host_ed25519 */
 	char *signing_key;	/* recording signing key (Ed25519 PEM, 0600), default
-				   state/signing_ed25519; generated when missing */
+				   signing_ed25519 in host_key's directory */
+	bool generate_keys;	/* generate_keys: true: make missing host and signing
+				   keys at start (default false: refuse to start) */
 	char *recordings;	/* default state/recordings */
 	char *audit_log;	/* default state/audit.jsonl; "-" is stdout */
 	unsigned max_auth_tries;	/* default 6 */
@@ -202,7 +205,12 @@ struct config {
  * message. Unknown keys are errors, except keys of later features, which
  * are parsed and ignored. Warnings (a rule naming an unknown user, or
  * "local" without targets.local) are printed as "PATH:LINE: warning: ..."
- * and do not fail the load. The guard keys of a rule (pty, exec,
+ * and do not fail the load. A rule naming a group no user is in (and the
+ * top-level groups list does not name), a rule target pattern with '/'
+ * but no cluster ("prod/\*", refused with the fix) or whose cluster part
+ * matches no targets.kubernetes entry, and a kubeconfig that does not
+ * exist are errors. signing_key defaults to signing_ed25519 beside
+ * host_key; c->sha256 is the hash of the text loaded. The guard keys of a rule (pty, exec,
  * commands, watch, require_reason, limits) and the top-level redact list
  * are parsed into struct cfg_rule and struct config: patterns are
  * compiled here, so a bad regular expression is a load error ("PATH:LINE:

@@ -87,7 +87,7 @@ demo_config(const char *dir, const char *listen, char **yaml, char **identity)
 		goto oom;
 	demo_quote(f, path);
 	free(path);
-	fprintf(f, "\nrecordings: ");
+	fprintf(f, "\ngenerate_keys: true\nrecordings: ");
 	if (asprintf(&path, "%s/recordings", dir) < 0)
 		goto oom;
 	demo_quote(f, path);

@@ -1,6 +1,6 @@
 /*
- * Keys on disk: the host key (generated when missing), the demo client
- * key, fingerprints. Private key text is wiped before it is freed.
+ * Keys on disk: the host key (generated when missing, if asked), the demo
+ * client key, fingerprints. Private key text is wiped before it is freed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -168,9 +168,9 @@ out:
 	return r;
 }
 
-/* Load (or first generate) the host key at path; give its public line. */
+/* Load (or first generate, when asked) the host key at path; give its public line. */
 int
-keys_host_ensure(const char *path, char **publine, enum ssh_keytypes_e *type)
+keys_host_ensure(const char *path, bool generate, char **publine, enum ssh_keytypes_e *type)
 {
 	struct stat st;
 	ssh_key key = NULL;
@@ -179,6 +179,13 @@ keys_host_ensure(const char *path, char **publine, enum ssh_keytypes_e *type)
 	*publine = NULL;
 	*type = SSH_KEYTYPE_UNKNOWN;
 	if (stat(path, &st) < 0 && errno == ENOENT) {
+		if (!generate) {
+			log_error("host key %s does not exist: make it with "
+			    "ssh-keygen -t ed25519 -N '' -f %s, or set generate_keys: true",
+			    path, path);
+			r = -ENOENT;
+			goto out;
+		}
 		if ((r = keys_generate(path, &key)) < 0)
 			goto out;
 		log_info("generated host key %s", path);

@@ -1,22 +1,24 @@
 /*
- * Keys on disk: the broker's host key (made when missing), the demo
- * client key, and key fingerprints.
+ * Keys on disk: the broker's host key (made when missing, if asked), the
+ * demo client key, and key fingerprints.
  */
 #ifndef PODGATE_KEYS_H
 #define PODGATE_KEYS_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include <libssh/libssh.h>
 
 /*
- * Make sure the host key at path exists and loads: when the file is
- * missing, generate an Ed25519 key and write it mode 0600 (creating its
- * directory mode 0700). On success *publine is "TYPE BASE64" (caller
- * frees) and *type the key's type. Returns a negative errno on failure,
- * after logging why.
+ * Load the host key at path. When the file is missing and generate is
+ * true, generate an Ed25519 key and write it mode 0600 (creating its
+ * directory mode 0700); when generate is false, fail with -ENOENT. On
+ * success *publine is "TYPE BASE64" (caller frees) and *type the key's
+ * type. Returns a negative errno on failure, after logging why.
  */
-int keys_host_ensure(const char *path, char **publine, enum ssh_keytypes_e *type);
+int keys_host_ensure(const char *path, bool generate, char **publine,
+    enum ssh_keytypes_e *type);
 
 /*
  * The demo user's public key: the invoking user's ~/.ssh/id_ed25519.pub

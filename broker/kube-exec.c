@@ -4,11 +4,11 @@
  * server for the pod first (kubectl get -o json, bounded by --timeout),
  * resolves deploy/NAME and sts/NAME to a running pod, checks the phase and
  * the container, and on any failure prints ONE line on stderr, writes a
- * "target_failed" audit event and exits 1. Otherwise it runs kubectl exec:
- * under a PTY kubectl replaces the helper; with pipes the helper stays as
- * its parent, passes stdin and stdout through untouched, relays stderr
- * (dropping kubectl's trailing "command terminated with exit code N") and
- * exits with kubectl's status.
+ * "target_failed" audit event and exits 1. Otherwise it runs kubectl exec
+ * and stays as its parent: stdin and stdout (the session's PTY, or its
+ * pipes) go to kubectl untouched, kubectl's stderr is relayed (dropping its
+ * trailing "command terminated with exit code N", which ssh gets as the
+ * exit status instead), and the helper exits with kubectl's status.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -443,9 +443,14 @@ kx_relay(struct kx_relay *rl, const char *p, size_t n)
 	}
 }
 
-/* Run kubectl exec as a child with stderr relayed; exit with its status. */
+/*
+ * Run kubectl exec as a child with stderr relayed; exit with its status.
+ * Under a PTY kubectl still has the terminal as stdin and stdout (raw mode,
+ * window size) and is in the helper's process group (SIGWINCH); its
+ * stderr, where it reports the remote status, is the relayed pipe.
+ */
 static void
-kx_exec_pipes(struct kx *k, char **argv)
+kx_exec_relayed(struct kx *k, char **argv)
 {
 	struct kx_relay rl;
 	char buf[16384];
@@ -623,14 +628,6 @@ kube_exec_main(int argc, char **argv)
 	if (kube_exec_argv(&k.e, &xargv) < 0)
 		kx_fail(&k, "out of memory");
 	signal(SIGHUP, SIG_DFL);
-	if (k.e.tty) {
-		signal(SIGINT, SIG_DFL);
-		signal(SIGQUIT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGPIPE, SIG_DFL);
-		execvp(xargv[0], xargv);
-		kx_fail(&k, "cannot run %s: %s", xargv[0], strerror(errno));
-	}
-	kx_exec_pipes(&k, xargv);
+	kx_exec_relayed(&k, xargv);
 	return 1;
 }

@@ -16,7 +16,7 @@
 #include "rec.h"
 #include "server.h"
 
-#define MAIN_EXIT_USAGE 2
+#define MAIN_EXIT_USAGE SERVER_EXIT_CONFIG	/* one status: the command line or config is wrong */
 
 static const char main_usage[] =
     "usage: podgate-broker --config FILE [--listen HOST:PORT] [--debug]\n"
@@ -32,7 +32,10 @@ static const char main_usage[] =
     "  --debug              verbose logs, libssh's included\n"
     "\n"
     "Signals: SIGHUP reloads users, keys and rules; SIGTERM or SIGINT stop after\n"
-    "live sessions end (at most shutdown_grace seconds).\n";
+    "live sessions end (at most shutdown_grace seconds).\n"
+    "\n"
+    "Exit status: 0 stopped cleanly or the check passed; 1 could not start or\n"
+    "run; 2 the command line or the configuration is wrong (also at start).\n";
 
 /* Print a one-line usage error and return the usage exit status. */
 static int
@@ -57,7 +60,8 @@ main_check_config(const char *path)
 
 /*
  * Print the public half of the recording signing key (generated when
- * missing), in the PEM form `podgate-player verify --key` reads.
+ * missing under --demo or generate_keys: true), in the PEM form
+ * `podgate-player verify --key` reads.
  */
 static int
 main_print_signing_key(const struct server_opts *o)
@@ -75,12 +79,10 @@ main_print_signing_key(const struct server_opts *o)
 	free(identity);
 	if (r < 0)
 		return MAIN_EXIT_USAGE;
-	r = rec_key_load_or_generate(c->signing_key, &k);
-	if (r < 0) {
-		fprintf(stderr, "podgate-broker: %s: %s%s\n", c->signing_key, rec_strerror(r),
-		    r == -EPERM ? " (readable by others: chmod 600 it)" : "");
+	if ((r = server_signing_key(c, &k)) < 0) {
+		r = r == -ENOENT && !c->generate_keys ? SERVER_EXIT_CONFIG : SERVER_EXIT_FAILURE;
 		config_unref(c);
-		return 1;
+		return r;
 	}
 	fprintf(stderr, "%s\n", rec_key_fingerprint(k));
 	r = rec_key_write_public(k, stdout);

@@ -40,20 +40,28 @@ policy_rule_applies(const struct cfg_rule *r, const struct cfg_user *u)
 }
 
 /*
- * Whether one of rule r's patterns matches target. FNM_PATHNAME keeps '*',
- * '?' and '[...]' from matching '/', so "prod:*" is one namespace level and
- * "prod:*\/\*" matches "prod:ns/pod" but not "prod:ns/pod/container".
+ * The first of rule r's patterns that matches target, or NULL. FNM_PATHNAME
+ * keeps '*', '?' and '[...]' from matching '/', so "prod:*" is one
+ * namespace level and "prod:*\/\*" matches "prod:ns/pod" but not
+ * "prod:ns/pod/container".
  */
-static bool
-policy_rule_grants(const struct cfg_rule *r, const char *target)
+static const char *
+policy_rule_pattern(const struct cfg_rule *r, const char *target)
 {
 	size_t i;
 
 	for (i = 0; i < r->ntargets; i++) {
 		if (fnmatch(r->targets[i], target, FNM_PATHNAME) == 0)
-			return true;
+			return r->targets[i];
 	}
-	return false;
+	return NULL;
+}
+
+/* Whether one of rule r's patterns matches target. */
+static bool
+policy_rule_grants(const struct cfg_rule *r, const char *target)
+{
+	return policy_rule_pattern(r, target) != NULL;
 }
 
 /*
@@ -76,6 +84,15 @@ policy_match(const struct config *c, const struct cfg_user *u, const char *targe
 			return &c->rules[i];
 	}
 	return NULL;
+}
+
+/* The pattern of the first granting rule that matches target. */
+const char *
+policy_match_pattern(const struct config *c, const struct cfg_user *u, const char *target)
+{
+	const struct cfg_rule *r = policy_match(c, u, target);
+
+	return r != NULL ? policy_rule_pattern(r, target) : NULL;
 }
 
 /* List the existing targets (for now only "local") that u may reach. */

@@ -21,6 +21,14 @@
 const struct cfg_rule *policy_match(const struct config *c, const struct cfg_user *u,
     const char *target);
 
+/*
+ * The pattern by which policy_match would grant user u the target: the
+ * first of the first granting rule's targets that matches, or NULL (for
+ * refusals that say which rule nearly applies).
+ */
+const char *policy_match_pattern(const struct config *c, const struct cfg_user *u,
+    const char *target);
+
 /* Whether rule r applies to user u: by name, or by one of u's groups. */
 bool policy_rule_applies(const struct cfg_rule *r, const struct cfg_user *u);
 

@@ -31,6 +31,8 @@
 
 static void server_unwatch_config(struct server *srv);
 static bool server_config_digest(const char *path, unsigned char out[SERVER_DIGEST_LEN]);
+/* The most of a failed reload's error text that goes into its audit event. */
+#define SERVER_AUDIT_ERRORS_MAX 4096
 
 /* Public key signature algorithms clients may use (no SHA-1 "ssh-rsa"). */
 #define SERVER_PUBKEY_TYPES \
@@ -183,6 +185,31 @@ server_accept_cb(uv_stream_t *l, int status)
 		log_warn("%s: connection not served: %s", client, strerror(-r));
 }
 
+/* Load the recording signing key of c, generating it first when c allows. */
+int
+server_signing_key(const struct config *c, struct rec_key **out)
+{
+	int r;
+
+	*out = NULL;
+	r = rec_key_load(c->signing_key, true, out);
+	if (r == -ENOENT && c->generate_keys) {
+		if ((r = rec_key_generate(c->signing_key, out)) == 0)
+			log_info("generated recording signing key %s", c->signing_key);
+		else if (r == -EEXIST)	/* made by someone else meanwhile */
+			r = rec_key_load(c->signing_key, true, out);
+	}
+	if (r == -ENOENT)
+		log_error("recording signing key %s does not exist: make it with "
+		    "(umask 077; openssl genpkey -algorithm ed25519 -out %s), or set "
+		    "generate_keys: true", c->signing_key, c->signing_key);
+	else if (r < 0)
+		log_error("cannot load or make the recording signing key %s: %s%s",
+		    c->signing_key, rec_strerror(r), r == -EPERM ?
+		    " (readable by others: chmod 600 it)" : "");
+	return r;
+}
+
 /* Whether two optional strings differ. */
 static bool
 server_differs(const char *a, const char *b)
@@ -192,23 +219,56 @@ server_differs(const char *a, const char *b)
 	return strcmp(a, b) != 0;
 }
 
-/* SIGHUP: load the configuration again; keep the old one if it is broken. */
+/*
+ * SIGHUP: load the configuration again; keep the old one if it is broken.
+ * Either way the audit log says so: config_reloaded with the hash of the
+ * text now in force, or config_reload_failed with the errors.
+ */
 static void
 server_reload(struct server *srv)
 {
 	struct config *c = NULL, *old = srv->config;
+	char *errs = NULL;
+	size_t errlen = 0;
+	FILE *ef;
 	int r;
 
+	/* The errors go to stderr as before, and into the audit event. */
+	ef = open_memstream(&errs, &errlen);
 	if (srv->config_path != NULL)
-		r = config_load(srv->config_path, stderr, &c);
+		r = config_load(srv->config_path, ef != NULL ? ef : stderr, &c);
 	else
-		r = config_load_string("demo", srv->demo_yaml, strlen(srv->demo_yaml), stderr, &c);
+		r = config_load_string("demo", srv->demo_yaml, strlen(srv->demo_yaml),
+		    ef != NULL ? ef : stderr, &c);
+	if (ef != NULL && fclose(ef) != 0) {
+		free(errs);
+		errs = NULL;
+		errlen = 0;
+	}
+	if (errs != NULL && errlen > 0)
+		fputs(errs, stderr);
 	if (r < 0) {
 		log_error("reload of %s failed (%s); keeping the running configuration",
 		    srv->config_path != NULL ? srv->config_path : "the demo configuration",
 		    strerror(-r));
+		while (errlen > 0 && errs[errlen - 1] == '\n')
+			errs[--errlen] = '\0';
+		if (errlen > SERVER_AUDIT_ERRORS_MAX)
+			memcpy(errs + SERVER_AUDIT_ERRORS_MAX - 4, "...", 4);
+		{
+			struct audit_field f[] = {
+				AUDIT_STR("config", srv->config_path != NULL ? srv->config_path :
+				    "demo"),
+				AUDIT_STR("reason", strerror(-r)),
+				AUDIT_STR("errors", errs),
+				AUDIT_STR("running_sha256", old->sha256),
+			};
+			audit_event(srv->audit, "config_reload_failed", f, 4);
+		}
+		free(errs);
 		return;
 	}
+	free(errs);
 	if (server_differs(c->listen_host, old->listen_host) ||
 	    c->listen_port != old->listen_port)
 		log_warn("reload: listen changes only at restart");
@@ -221,10 +281,11 @@ server_reload(struct server *srv)
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("config", srv->config_path != NULL ? srv->config_path : "demo"),
+			AUDIT_STR("sha256", c->sha256),
 			AUDIT_NUM("users", c->nusers),
 			AUDIT_NUM("rules", c->nrules),
 		};
-		audit_event(srv->audit, "config_reload", f, 3);
+		audit_event(srv->audit, "config_reloaded", f, 4);
 	}
 	log_info("configuration reloaded: %zu users, %zu rules", c->nusers, c->nrules);
 }
@@ -527,7 +588,7 @@ server_run(const struct server_opts *o)
 	struct server srv;
 	enum ssh_keytypes_e keytype;
 	char *hostline = NULL, *identity = NULL;
-	int r, status = 1;
+	int r, status = SERVER_EXIT_FAILURE;
 	bool loop_ok = false;
 
 	memset(&srv, 0, sizeof srv);
@@ -555,6 +616,7 @@ server_run(const struct server_opts *o)
 	}
 	if (r < 0) {
 		log_error("cannot load the configuration");
+		status = SERVER_EXIT_CONFIG;
 		goto out;
 	}
 	if (o->listen != NULL && o->demo_dir == NULL) {
@@ -565,8 +627,12 @@ server_run(const struct server_opts *o)
 	} else {
 		goto out;
 	}
-	if ((r = keys_host_ensure(srv.config->host_key, &hostline, &keytype)) < 0)
+	if ((r = keys_host_ensure(srv.config->host_key, srv.config->generate_keys, &hostline,
+	    &keytype)) < 0) {
+		if (r == -ENOENT && !srv.config->generate_keys)
+			status = SERVER_EXIT_CONFIG;
 		goto out;
+	}
 	if ((r = keys_mkdirs(srv.config->recordings, 0700)) < 0) {
 		log_error_r(r, "cannot make the recordings directory %s", srv.config->recordings);
 		goto out;
@@ -617,10 +683,9 @@ server_run(const struct server_opts *o)
 		}
 	}
 	/* The signing key is the broker's own, apart from the host key. */
-	if ((r = rec_key_load_or_generate(srv.config->signing_key, &srv.sign_key)) < 0) {
-		log_error("cannot load or make the recording signing key %s: %s%s",
-		    srv.config->signing_key, rec_strerror(r), r == -EPERM ?
-		    " (readable by others: chmod 600 it)" : "");
+	if ((r = server_signing_key(srv.config, &srv.sign_key)) < 0) {
+		if (r == -ENOENT && !srv.config->generate_keys)
+			status = SERVER_EXIT_CONFIG;
 		goto out;
 	}
 	log_info("recordings are signed by %s (%s)", rec_key_fingerprint(srv.sign_key),
@@ -649,8 +714,10 @@ server_run(const struct server_opts *o)
 			AUDIT_STR("listen", srv.listen_host),
 			AUDIT_NUM("port", srv.listen_port),
 			AUDIT_STR("version", PODGATE_VERSION),
+			AUDIT_STR("config", srv.config_path != NULL ? srv.config_path : "demo"),
+			AUDIT_STR("sha256", srv.config->sha256),
 		};
-		audit_event(srv.audit, "broker_start", f, 3);
+		audit_event(srv.audit, "broker_start", f, 5);
 	}
 	if (o->demo_dir != NULL)
 		demo_announce(o->demo_dir, srv.listen_host, srv.listen_port, hostline, identity,

@@ -76,10 +76,28 @@ struct server {
 };
 
 /*
+ * Exit statuses of podgate-broker. SERVER_EXIT_CONFIG is one meaning
+ * everywhere: the command line or the configuration is wrong (a usage
+ * error, a file that does not load, or under --config a key file that
+ * does not exist without generate_keys), at start and in --check-config.
+ */
+#define SERVER_EXIT_FAILURE	1	/* could not start or run for another reason */
+#define SERVER_EXIT_CONFIG	2
+
+/*
  * Run the broker until it is stopped. Returns the process exit status:
- * 0 after a clean stop, 1 when it could not start (after logging why).
+ * 0 after a clean stop, SERVER_EXIT_CONFIG when the configuration is
+ * wrong, SERVER_EXIT_FAILURE when it could not start otherwise (after
+ * logging why).
  */
 int server_run(const struct server_opts *o);
+
+/*
+ * Load the recording signing key of c into *out; when it does not exist,
+ * generate it if c->generate_keys, else fail with -ENOENT. Logs why it
+ * fails; returns a negative errno with *out NULL.
+ */
+int server_signing_key(const struct config *c, struct rec_key **out);
 
 /* Called by conn.c when a connection has been freed. */
 void server_conn_gone(struct server *s);

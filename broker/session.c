@@ -24,6 +24,7 @@
 #include "audit.h"
 #include "conn.h"
 #include "keys.h"
+#include "kube.h"
 #include "log.h"
 #include "policy.h"
 #include "live.h"
@@ -1021,11 +1022,38 @@ session_list_targets(struct session *s, const struct cfg_user *u)
 	session_refuse(s, "no target given", NULL, true);
 }
 
+/*
+ * Fill hint for a refused Kubernetes target that names a container when a
+ * rule grants the same pod (or workload) without one: '*' never crosses
+ * '/', so "prod:*\/\*" grants pods but not their named containers. The
+ * hint names the granting pattern with "/\*" added. Empty otherwise.
+ */
+static void
+session_container_hint(struct session *s, const struct cfg_user *u, char *hint,
+    size_t len)
+{
+	struct kube_target t;
+	char why[400], pod[sizeof t.canonical];
+	const char *pat;
+	size_t n;
+
+	hint[0] = '\0';
+	if (s->ops != &target_kube_ops ||
+	    kube_target_parse(s->config, s->target, &t, why, sizeof why) < 0 ||
+	    t.container[0] == '\0')
+		return;
+	n = strlen(t.canonical) - strlen(t.container) - 1;	/* without "/CONTAINER" */
+	snprintf(pod, sizeof pod, "%.*s", (int)n, t.canonical);
+	if ((pat = policy_match_pattern(s->config, u, pod)) == NULL)
+		return;
+	snprintf(hint, len, " (rules grant %s without a container; add \"%s/*\")", pod, pat);
+}
+
 /* Check the target, open the recording, start the child. */
 static void
 session_start_target(struct session *s, const struct cfg_user *u)
 {
-	char msg[512];
+	char msg[1024];
 	int r;
 
 	s->ops = target_find(s->target);
@@ -1054,8 +1082,11 @@ session_start_target(struct session *s, const struct cfg_user *u)
 	}
 	if ((s->rule = policy_match(s->config, u, s->canonical != NULL ? s->canonical :
 	    s->target)) == NULL) {
-		snprintf(msg, sizeof msg, "podgate: access to '%s' denied: no rule grants it",
-		    s->target);
+		char hint[600];
+
+		session_container_hint(s, u, hint, sizeof hint);
+		snprintf(msg, sizeof msg, "podgate: access to '%s' denied: no rule grants it%s",
+		    s->target, hint);
 		session_refuse(s, "no rule grants it", msg, false);
 		return;
 	}

@@ -127,6 +127,7 @@ MaxStartups 2000
         cfg.write_text(f"""listen: 127.0.0.1:{self.broker_port}
 host_key: {d / 'host_ed25519'}
 signing_key: {d / 'signing_ed25519'}
+generate_keys: true
 recordings: {d / 'recordings'}
 audit_log: {d / 'audit.jsonl'}
 max_connections: 4000
@@ -136,7 +137,7 @@ users:
     groups: [bench]
 rules:
   - groups: [bench]
-    targets: [local, "bench:*/*"]
+    targets: [local{', "bench:*/*"' if kube else ''}]
     impersonate: {{user: "{{user}}", groups: [bench]}}
 targets:
   local: {{shell: /bin/sh}}

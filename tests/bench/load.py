@@ -43,6 +43,7 @@ def main():
     cfg = work / "broker.yaml"
     cfg.write_text(f"""listen: "127.0.0.1:{port}"
 host_key: state/host_ed25519
+generate_keys: true
 recordings: state/recordings
 audit_log: state/audit.jsonl
 max_connections: 512

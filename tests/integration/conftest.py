@@ -424,6 +424,8 @@ class Broker:
             "host_key": "state/host_ed25519",
             "recordings": "state/recordings",
             "audit_log": "state/audit.jsonl",
+            # Each test's broker makes its own keys (a deployment names existing ones).
+            "generate_keys": True,
         }
         self.settings.update(settings or {})
         self.env = dict(os.environ)

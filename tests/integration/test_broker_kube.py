@@ -176,6 +176,26 @@ def test_pty_session_and_resize(broker, k8s):
     assert b"40 100" in rec.data("o")
 
 
+def test_pty_session_ends_without_kubectls_exit_report(broker, k8s):
+    """ssh -tt gets the remote status, and neither the terminal nor the recording
+    gets kubectl's own "command terminated with exit code N" line."""
+    b = kube_broker(broker, k8s)
+    r = b.ssh("alice", "prod/web-0", "--", "echo pty-out; exit 7", opts=("-tt",))
+    assert r.returncode == 7, (r.returncode, r.stdout, r.stderr)
+    assert b"pty-out" in r.stdout, r.stdout
+    assert b"command terminated" not in r.stdout + r.stderr, (r.stdout, r.stderr)
+    rec = b.recording_for("echo pty-out; exit 7")
+    assert rec.header["pty"] is True
+    assert b"pty-out" in rec.data("o")
+    assert b"command terminated" not in rec.data("o") + rec.data("e"), rec.data("o")
+    assert rec.exit()["status"] == 7
+    # What the command itself writes on stderr still shows (a PTY merges the two).
+    r = b.ssh("alice", "prod/web-0", "--", "echo command terminated with exit code 9 >&2; exit 9",
+              opts=("-tt",))
+    assert r.returncode == 9
+    assert b"command terminated with exit code 9" in r.stdout, r.stdout
+
+
 def test_interactive_shell_without_command(broker, k8s):
     b = kube_broker(broker, k8s)
     c = b.connect("alice")
@@ -272,6 +292,35 @@ def test_bad_names_never_reach_kubectl(broker, k8s):
     assert "pod '-c' is not a valid name" in one_line(r.stderr)
     r = b.ssh("alice", "nope:prod/web-0", "--", "id")
     assert "no such cluster 'nope'" in one_line(r.stderr)
+
+
+def test_refused_container_names_the_rule_that_grants_the_pod(broker, k8s):
+    """prod:*/* grants pods, not their named containers: the refusal says so, with the fix."""
+    rules = [{"groups": ["oncall"], "targets": ["prod:*/*", "prod:*/deploy/*"],
+              "impersonate": {"user": "{user}", "groups": ["oncall"]}}]
+    b = kube_broker(broker, k8s, rules=rules)
+    n0 = len(k8s.requests())
+    r = b.ssh("alice", "prod/web-0/sidecar", "--", "id")
+    assert r.returncode == 1 and r.stdout == b""
+    assert one_line(r.stderr) == (
+        "podgate: access to 'prod/web-0/sidecar' denied: no rule grants it "
+        '(rules grant prod:prod/web-0 without a container; add "prod:*/*/*")')
+    r = b.ssh("alice", "prod/deploy/api/app", "--", "id")
+    assert one_line(r.stderr) == (
+        "podgate: access to 'prod/deploy/api/app' denied: no rule grants it "
+        '(rules grant prod:prod/deploy/api without a container; add "prod:*/deploy/*/*")')
+    # No hint when no rule grants the pod either, nor for a user without rules.
+    r = b.ssh("bob", "prod/web-0/sidecar", "--", "id")
+    assert one_line(r.stderr) == "podgate: access to 'prod/web-0/sidecar' denied: no rule grants it"
+    assert k8s.requests()[n0:] == []
+    # The suggested pattern does grant it.
+    rules[0]["targets"].append("prod:*/*/*")
+    b.write_config(rules=rules)
+    since = b.log_size()
+    b.reload()
+    b.wait_log("configuration reloaded", since=since)
+    r = b.ssh("alice", "prod/web-0/sidecar", "--", "echo $PODGATE_K8S_CONTAINER")
+    assert (r.returncode, r.stdout) == (0, b"sidecar\n"), r.stderr
 
 
 def test_policy_names_the_rule_not_the_pods(broker, k8s):

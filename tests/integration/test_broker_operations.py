@@ -193,7 +193,7 @@ def test_an_edited_config_file_is_loaded_without_a_signal(broker, keys):
     b.write_config(users=users)
     wait_until(lambda: carol_can_log_in(b, carol), what="carol to log in after the edit",
                interval=0.2)
-    assert b.events("config_reload"), "the reload was not audited"
+    assert b.events("config_reloaded"), "the reload was not audited"
 
 
 def test_a_configmap_update_is_loaded_without_a_signal(broker, keys, tmp_path):

@@ -21,6 +21,9 @@
 #define BOB_KEY "AAAAC3NzaC1lZDI1NTE5AAAAIM80WIPXzSPlwR0nswE6qiHqyjqWEL+Ka7aVyVZambgB"
 #define BOB_FP "SHA256:PuisL0DrZa2FW5b4ldeyaa2DWBxkl6Ac0QQ/eRSbjqA"
 
+/* printf 'listen: 127.0.0.1:2222\n' | sha256sum */
+#define SHA256_LISTEN "a3e8d98598cb07a9ec0ea6a28e10d32a31205c24307bf0ba32d1b128ccc5814f"
+
 static char tmpdir[] = "/tmp/podgate-test-config-XXXXXX";
 
 /* Load yaml as file "t"; *errs gets what was reported (caller frees). */
@@ -139,7 +142,7 @@ test_full(void)
 	    "    targets: ['prod:*/*', local]\n"
 	    "targets:\n"
 	    "  local: {shell: /bin/bash}\n"
-	    "  kubernetes: [{name: prod, kubeconfig: /x}]\n";
+	    "  kubernetes: [{name: prod, kubeconfig: prod.kubeconfig}]\n";
 	struct config *c = expect_ok(yaml);
 	const struct cfg_user *u;
 
@@ -186,6 +189,8 @@ test_full(void)
 	assert(c->rules[1].ntargets == 2 && strcmp(c->rules[1].targets[0], "prod:*/*") == 0);
 	assert(c->local.enabled);
 	assert(strcmp(c->local.shell, "/bin/bash") == 0);
+	assert(strcmp(c->signing_key, "state/signing.key") == 0);
+	assert(!c->generate_keys);
 	config_unref(c);
 }
 
@@ -225,6 +230,8 @@ test_defaults(void)
 		c = expect_ok(empty[i]);
 		assert(strcmp(c->listen_host, "127.0.0.1") == 0 && c->listen_port == 2222);
 		assert(strcmp(c->host_key, "state/host_ed25519") == 0);
+		assert(strcmp(c->signing_key, "state/signing_ed25519") == 0);
+		assert(!c->generate_keys);
 		assert(strcmp(c->recordings, "state/recordings") == 0);
 		assert(strcmp(c->audit_log, "state/audit.jsonl") == 0);
 		assert(c->max_auth_tries == 6 && c->login_grace_time == 30);
@@ -525,13 +532,155 @@ test_rules(void)
 	    "t:3: targets: \"-c\" is not a valid target name or pattern");
 	expect_error("rules:\n  - [a]\n", "t:2: each rule must be a mapping");
 
-	/* An unknown user or group grants nothing: a warning, or nothing. */
+	/* An unknown user grants nothing: a warning. */
 	assert(load("users:\n  - name: alice\n    keys: [\"ssh-ed25519 " ALICE_KEY "\"]\n"
-	    "rules:\n  - users: [alice, bbo]\n    groups: [nobody-yet]\n"
+	    "rules:\n  - users: [alice, bbo]\n"
 	    "    targets: [local]\ntargets: {local: {}}\n", &c, &errs) == 0);
 	assert(strcmp(errs, "t:5: warning: rule names unknown user \"bbo\"\n") == 0);
 	assert(c->nrules == 1 && c->rules[0].nusers == 2);
 	free(errs);
+	config_unref(c);
+}
+
+/*
+ * A rule's group must be known: a user is in it, or the top-level groups
+ * list names it (a group written before its members).
+ */
+static void
+test_rule_groups(void)
+{
+	struct config *c;
+
+	expect_error("users:\n  - name: alice\n    keys: [\"ssh-ed25519 " ALICE_KEY "\"]\n"
+	    "    groups: [oncall]\n"
+	    "rules:\n  - users: [alice]\n    targets: [local]\n"
+	    "  - groups: [oncal]\n    targets: [local]\ntargets: {local: {}}\n",
+	    "t:8: rule names unknown group \"oncal\": no user is in it");
+	c = expect_ok("users:\n  - name: alice\n    keys: [\"ssh-ed25519 " ALICE_KEY "\"]\n"
+	    "    groups: [oncall]\n"
+	    "groups: [{name: nobody-yet}]\n"
+	    "rules:\n  - groups: [oncall, nobody-yet]\n    targets: [local]\n"
+	    "targets: {local: {}}\n");
+	assert(c->nrules == 1 && c->rules[0].ngroups == 2);
+	config_unref(c);
+}
+
+/*
+ * Kubernetes target patterns name their cluster: one without a cluster is
+ * refused with the fix, one naming an unknown cluster (or a glob matching
+ * none) is an error; "*:" and literal clusters pass.
+ */
+static void
+test_rule_clusters(void)
+{
+	static const char head[] =
+	    "users:\n  - name: alice\n    keys: [\"ssh-ed25519 " ALICE_KEY "\"]\n"
+	    "rules:\n  - users: [alice]\n";
+	static const char tail[] =
+	    "targets:\n  local: {}\n  kubernetes: [{name: lab}, {name: staging}]\n";
+	static const struct {
+		const char *targets;
+		const char *error;	/* NULL: loads */
+	} cases[] = {
+		{ "['prod/*']", "t:5: rule target \"prod/*\" names no cluster and would match "
+		    "nothing: write \"lab:prod/*\" or \"*:prod/*\"" },
+		{ "['*/*/*']", "write \"lab:*/*/*\" or \"*:*/*/*\"" },
+		{ "['stagign:*/*']", "t:5: rule target \"stagign:*/*\" names unknown cluster "
+		    "\"stagign\" (clusters: lab, staging)" },
+		{ "['prod:*/*']", "names unknown cluster \"prod\"" },
+		{ "['p*:*/*']", "rule target \"p*:*/*\" matches no cluster with \"p*\"" },
+		{ "['lab:*/*', 'staging:prod/*/*', '*:*/*', 'st[a-z]*:x/y', local, '*']", NULL },
+	};
+	char yaml[1024];
+	struct config *c;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		snprintf(yaml, sizeof yaml, "%s    targets: %s\n%s", head, cases[i].targets,
+		    tail);
+		if (cases[i].error != NULL) {
+			expect_error(yaml, cases[i].error);
+		} else {
+			c = expect_ok(yaml);
+			config_unref(c);
+		}
+	}
+	/* Without clusters at all, a Kubernetes pattern grants nothing: an error too. */
+	expect_error("rules:\n  - users: [alice]\n    targets: ['prod:*/*']\n",
+	    "t:2: rule target \"prod:*/*\" names unknown cluster \"prod\" "
+	    "(targets.kubernetes defines none)");
+	expect_error("rules:\n  - users: [alice]\n    targets: ['prod/*']\n",
+	    "t:2: rule target \"prod/*\" names no cluster, and targets.kubernetes defines none");
+}
+
+/* A kubeconfig that does not exist (or is not a file) is an error at its line. */
+static void
+test_kubeconfig_missing(void)
+{
+	struct config *c;
+
+	expect_error("targets:\n  kubernetes:\n    - name: lab\n"
+	    "      kubeconfig: /nonexistent/lab.kubeconfig\n",
+	    "t:4: kubeconfig /nonexistent/lab.kubeconfig: No such file or directory");
+	expect_error("targets:\n  kubernetes:\n    - {name: lab, kubeconfig: /}\n",
+	    "t:3: kubeconfig / is not a regular file");
+	c = expect_ok("targets:\n  kubernetes:\n    - {name: lab, kubeconfig: prod.kubeconfig}\n"
+	    "    - {name: incluster}\n");
+	assert(c->nkube == 2 && c->kube[1].kubeconfig == NULL);
+	config_unref(c);
+}
+
+/*
+ * generate_keys (default false), and signing_key's default: beside
+ * host_key, wherever the broker runs.
+ */
+static void
+test_keys(void)
+{
+	static const struct {
+		const char *yaml;
+		const char *signing_key;
+	} cases[] = {
+		{ "host_key: /etc/podgate/keys/host_ed25519\n", "/etc/podgate/keys/signing_ed25519" },
+		{ "host_key: keys/host\n", "keys/signing_ed25519" },
+		{ "host_key: host\n", "signing_ed25519" },
+		{ "host_key: /host\n", "/signing_ed25519" },
+		{ "host_key: /a/host\nsigning_key: /b/sign\n", "/b/sign" },
+		{ "signing_key: /b/sign\nhost_key: /a/host\n", "/b/sign" },
+		{ "", "state/signing_ed25519" },
+	};
+	struct config *c;
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		c = expect_ok(cases[i].yaml);
+		if (strcmp(c->signing_key, cases[i].signing_key) != 0) {
+			fprintf(stderr, "signing_key %s, want %s, for:\n%s", c->signing_key,
+			    cases[i].signing_key, cases[i].yaml);
+			abort();
+		}
+		assert(!c->generate_keys);
+		config_unref(c);
+	}
+	c = expect_ok("generate_keys: true\n");
+	assert(c->generate_keys);
+	config_unref(c);
+	c = expect_ok("generate_keys: false\n");
+	assert(!c->generate_keys);
+	config_unref(c);
+	expect_error("\ngenerate_keys: yes\n", "t:2: generate_keys must be true or false");
+}
+
+/* The hash of the text loaded, for the audit log. */
+static void
+test_sha256(void)
+{
+	struct config *c = expect_ok("listen: 127.0.0.1:2222\n");
+
+	assert(strcmp(c->sha256, SHA256_LISTEN) == 0);
+	config_unref(c);
+	c = expect_ok("listen: 127.0.0.1:2223\n");
+	assert(strlen(c->sha256) == 64 && strcmp(c->sha256, SHA256_LISTEN) != 0);
 	config_unref(c);
 }
 
@@ -793,6 +942,11 @@ main(void)
 		{ "bad_keys", test_bad_keys },
 		{ "all_errors", test_all_errors },
 		{ "rules", test_rules },
+		{ "rule_groups", test_rule_groups },
+		{ "rule_clusters", test_rule_clusters },
+		{ "kubeconfig_missing", test_kubeconfig_missing },
+		{ "keys", test_keys },
+		{ "sha256", test_sha256 },
 		{ "keygen_types", test_keygen_types },
 		{ "authorized_keys", test_authorized_keys },
 		{ "load_file", test_load_file },
@@ -803,6 +957,9 @@ main(void)
 	size_t i;
 
 	assert(mkdtemp(tmpdir) != NULL);
+	/* Relative paths in the tests (prod.kubeconfig) are found here. */
+	assert(chdir(tmpdir) == 0);
+	free(write_file("prod.kubeconfig", "", 0600));
 	for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		printf("config: %s\n", tests[i].name);
 		fflush(stdout);

@@ -16,8 +16,12 @@
 #include "kube.h"
 #include "kube-incluster.h"
 
+/* Run in a directory of its own, where prod.kubeconfig exists. */
+static char tmpdir[] = "/tmp/podgate-test-kube-XXXXXX";
+
 static const char conf[] =
     "recordings: /var/lib/podgate/recordings\n"
+    "groups: [{name: oncall}]\n"
     "rules:\n"
     "  - groups: [oncall]\n"
     "    targets: [\"prod:*/*\"]\n"
@@ -27,7 +31,7 @@ static const char conf[] =
     "targets:\n"
     "  kubernetes:\n"
     "    - name: prod\n"
-    "      kubeconfig: /etc/podgate/prod.kubeconfig\n"
+    "      kubeconfig: prod.kubeconfig\n"
     "      context: prod-admin\n"
     "      timeout: 30s\n"
     "    - name: staging\n";
@@ -54,7 +58,7 @@ test_config(void)
 
 	assert(c->nkube == 2);
 	assert(strcmp(c->kube[0].name, "prod") == 0);
-	assert(strcmp(c->kube[0].kubeconfig, "/etc/podgate/prod.kubeconfig") == 0);
+	assert(strcmp(c->kube[0].kubeconfig, "prod.kubeconfig") == 0);
 	assert(strcmp(c->kube[0].context, "prod-admin") == 0);
 	assert(strcmp(c->kube[0].kubectl, "kubectl") == 0);
 	assert(c->kube[0].timeout == 30);
@@ -258,12 +262,19 @@ test_incluster(void)
 int
 main(void)
 {
+	char cmd[128];
+	FILE *f;
+
+	assert(mkdtemp(tmpdir) != NULL && chdir(tmpdir) == 0);
+	assert((f = fopen("prod.kubeconfig", "w")) != NULL && fclose(f) == 0);
 	test_config();
 	test_incluster();
 	test_names_ok();
 	test_names_refused();
 	test_argv();
 	test_json();
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	assert(system(cmd) == 0);
 	printf("kube: ok\n");
 	return 0;
 }

@@ -78,7 +78,7 @@ test_users_and_groups(void)
 	    "  - groups: [readers]\n"
 	    "    users: [alice]\n"
 	    "    targets: ['prod:*/*', 'staging:*/*/*']\n"
-	    "targets: {local: {}}\n");
+	    "targets: {local: {}, kubernetes: [{name: prod}, {name: staging}]}\n");
 
 	assert(match(c, "carol", "prod:web/web-0") == 0);
 	assert(match(c, "carol", "prod:db/db-0") == -1);
@@ -124,7 +124,8 @@ test_globs(void)
 	    "rules:\n"
 	    "  - users: [alice]\n"
 	    "    targets: ['prod:*/*', 'dev:web-[0-9]', 'qa:*', 'lab:*/*/*', local]\n"
-	    "targets: {local: {}}\n");
+	    "targets: {local: {}, kubernetes: [{name: prod}, {name: dev}, {name: qa}, "
+	    "{name: lab}]}\n");
 	size_t i;
 	int want;
 
@@ -144,6 +145,33 @@ test_globs(void)
 	assert(match(c, "bob", "anything") == 0);
 	assert(match(c, "bob", "a/b") == -1);
 	assert(match(c, "alice", "local") == -1);
+	config_unref(c);
+}
+
+/* The pattern that grants a target: the first match of the first granting rule. */
+static void
+test_match_pattern(void)
+{
+	struct config *c = load(USERS
+	    "rules:\n"
+	    "  - users: [alice]\n"
+	    "    targets: [local, 'prod:web/*', 'prod:*/*']\n"
+	    "  - groups: [dev]\n"
+	    "    targets: ['prod:*/deploy/*']\n"
+	    "targets: {local: {}, kubernetes: [{name: prod}]}\n");
+	const struct cfg_user *alice = config_find_user(c, "alice");
+	const char *p;
+
+	assert((p = policy_match_pattern(c, alice, "prod:web/web-0")) != NULL &&
+	    strcmp(p, "prod:web/*") == 0);
+	assert((p = policy_match_pattern(c, alice, "prod:db/db-0")) != NULL &&
+	    strcmp(p, "prod:*/*") == 0);
+	assert((p = policy_match_pattern(c, alice, "local")) != NULL && strcmp(p, "local") == 0);
+	assert(policy_match_pattern(c, alice, "prod:web/web-0/sidecar") == NULL);
+	assert((p = policy_match_pattern(c, config_find_user(c, "bob"), "prod:ns/deploy/api")) !=
+	    NULL && strcmp(p, "prod:*/deploy/*") == 0);
+	assert(policy_match_pattern(c, config_find_user(c, "carol"), "local") == NULL);
+	assert(policy_match_pattern(c, NULL, "local") == NULL);
 	config_unref(c);
 }
 
@@ -174,7 +202,7 @@ test_targets_list(void)
 	    "    targets: ['prod:*/*', local, 'loc*']\n"
 	    "  - users: [bob]\n"
 	    "    targets: ['l?cal']\n"
-	    "targets: {local: {shell: /bin/sh}}\n");
+	    "targets: {local: {shell: /bin/sh}, kubernetes: [{name: prod}]}\n");
 	char **list;
 
 	list = policy_targets(c, config_find_user(c, "alice"));
@@ -267,6 +295,7 @@ main(void)
 		{ "deny_by_default", test_deny_by_default },
 		{ "users_and_groups", test_users_and_groups },
 		{ "globs", test_globs },
+		{ "match_pattern", test_match_pattern },
 		{ "local_absent", test_local_absent },
 		{ "targets_list", test_targets_list },
 		{ "target_names", test_target_names },
