@@ -73,6 +73,12 @@ class Chan:
             except OSError:
                 pass
             if not got and self.chan.closed:
+                # Data, exit status and close may all have come in since recv
+                # timed out: take what paramiko buffered before leaving.
+                while self.chan.recv_ready():
+                    self.out += self.chan.recv(65536)
+                while self.chan.recv_stderr_ready():
+                    self.err += self.chan.recv_stderr(65536)
                 return
 
     def wait(self, text: bytes, timeout=10.0, err=False):
