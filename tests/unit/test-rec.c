@@ -98,7 +98,9 @@ test_header_roundtrip(void)
 	assert(strcmp(back.client, "127.0.0.1:5000") == 0);
 	assert(strcmp(back.target_kind, "local") == 0);
 	assert(strcmp(back.command, "echo hi") == 0);
+	assert(back.version == REC_FORMAT_VERSION);
 	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_SEAL);
+	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_TRAILER && ev.len == 8);
 	assert(rec_reader_next(r, &ev) == 0);
 	rec_header_clear(&back);
 	rec_reader_free(r);
@@ -265,7 +267,7 @@ roundtrip(uint64_t coalesce_ns, size_t nevents)
 	while ((rc = rec_reader_next(r, &ev)) == 1) {
 		assert(ev.offset == last_off || last_off == 0);
 		last_off = ev.offset + ev.size;
-		if (ev.code == REC_CHECKPOINT || ev.code == REC_SEAL)
+		if (ev.code == REC_CHECKPOINT || ev.code == REC_SEAL || ev.code == REC_TRAILER)
 			continue;
 		nread++;
 		if (ev.code == 'o' || ev.code == 'e' || ev.code == 'i') {
@@ -358,7 +360,9 @@ test_coalesce_window(void)
 	assert(ev.code == 'o' && ev.len == 2 && ev.time_ns == 1091);
 	assert(rec_reader_next(r, &ev) == 1);
 	assert(ev.code == 'i' && ev.len == 1 && ev.time_ns == 1092);
+	assert(back.version == REC_FORMAT_VERSION);
 	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_SEAL);
+	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_TRAILER && ev.len == 8);
 	assert(rec_reader_next(r, &ev) == 0);
 	rec_header_clear(&back);
 	rec_reader_free(r);
@@ -396,8 +400,9 @@ small_recording(size_t *len, uint64_t *ends, size_t *nends)
 	}
 	assert(rec_writer_close(w) == 0);
 	file = slurp(fd, len);
-	ends[31] = *len;	/* the seal */
-	*nends = 32;
+	ends[31] = *len - REC_TRAILER_LEN;	/* the seal */
+	ends[32] = *len;			/* the trailer */
+	*nends = 33;
 	close(fd);
 	return file;
 }
@@ -541,24 +546,44 @@ test_limits(void)
 	free(file);
 }
 
-/* A newer version is refused; a map without the format name is not a recording. */
+/*
+ * A newer version is refused, version 1 is read, a session id must be 36
+ * bytes, and a map without the format name is not a recording.
+ */
 static void
 test_versions(void)
 {
-	/* {"format": "podgate-rec", "version": 2, ...} */
-	static const uint8_t v2[] = { 0x84, 0xa6, 'f', 'o', 'r', 'm', 'a', 't',
+	/* {"format": "podgate-rec", "version": 3, "session": <36 bytes>, "start": 0} */
+	static const uint8_t v3[] = { 0x84, 0xa6, 'f', 'o', 'r', 'm', 'a', 't',
 	    0xab, 'p', 'o', 'd', 'g', 'a', 't', 'e', '-', 'r', 'e', 'c',
-	    0xa7, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x02,
-	    0xa7, 's', 'e', 's', 's', 'i', 'o', 'n', 0xa1, 'x',
+	    0xa7, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x03,
+	    0xa7, 's', 'e', 's', 's', 'i', 'o', 'n', 0xd9, 36,
+	    '0', '1', '9', '3', 'd', '1', 'a', '2', '-', '0', '0', '0', '0', '-', '7', '0', '0',
+	    '0', '-', '8', '0', '0', '0', '-', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0',
+	    '0', '1',
 	    0xa5, 's', 't', 'a', 'r', 't', 0x00 };
 	static const uint8_t other[] = { 0x81, 0xa1, 'a', 0x01 };
-	uint8_t v1[sizeof v2];
+	uint8_t v[sizeof v3];
+	struct rec_writer *w;
+	struct rec_header h = test_header;
+	int fd = tmpfd();
 
-	assert(read_all(v2, sizeof v2) == -EPROTONOSUPPORT);
-	memcpy(v1, v2, sizeof v2);
-	v1[28] = 0x01;
-	assert(read_all(v1, sizeof v1) == 0);
+	assert(read_all(v3, sizeof v3) == -EPROTONOSUPPORT);
+	memcpy(v, v3, sizeof v3);
+	v[28] = 0x02;
+	assert(read_all(v, sizeof v) == 0);
+	v[28] = 0x01;
+	assert(read_all(v, sizeof v) == 0);
+	v[28] = 0x00;
+	assert(read_all(v, sizeof v) == -EPROTO);
+	v[28] = 0x02;
+	v[38] = 35;	/* a 35-byte session id, then one byte too many */
+	assert(read_all(v, sizeof v) < 0);
 	assert(read_all(other, sizeof other) == -EBADMSG);
+	/* The writer refuses a session id of another length. */
+	h.session_id = "0193d1a2-0000-7000-8000-00000000001";
+	assert(rec_writer_open(&w, fd, &h, NULL) == -EINVAL && w == NULL);
+	close(fd);
 }
 
 /* Bulk output costs at most 3% over the raw bytes, in typical PTY reads. */
@@ -704,15 +729,21 @@ test_verify_every_cut(void)
 	struct rec_header h;
 	struct rec_reader *r;
 	struct rec_event ev;
-	uint64_t cps[64];
+	uint64_t cps[64], cp_time[64], seal_end = 0;
 	size_t len, cut, ncp = 0, j;
 	uint8_t *file = signed_recording(k, &len, true);
 	int fd = fd_with(file, len);
 
 	assert(rec_reader_open(&r, fd, &h) == 0);
-	while (rec_reader_next(r, &ev) == 1)
-		if (ev.code == REC_CHECKPOINT)
+	while (rec_reader_next(r, &ev) == 1) {
+		if (ev.code == REC_CHECKPOINT) {
+			cp_time[ncp] = ev.time_ns;
 			cps[ncp++] = ev.offset + ev.size;
+		}
+		if (ev.code == REC_SEAL)
+			seal_end = ev.offset + ev.size;
+	}
+	assert(seal_end == len - REC_TRAILER_LEN);
 	rec_header_clear(&h);
 	rec_reader_free(r);
 	close(fd);
@@ -726,8 +757,14 @@ test_verify_every_cut(void)
 		for (j = 0; j < ncp && cps[j] <= cut; j++)
 			;
 		assert(v.checkpoints == j);
-		if (j > 0)
+		if (cut >= seal_end) {
+			/* Cut after the seal or inside the trailer: verified to the seal. */
+			assert(v.verified_bytes == seal_end);
+			assert(strstr(v.reason, "the seal") != NULL);
+		} else if (j > 0) {
 			assert(v.verified_bytes == cps[j - 1]);
+			assert(v.verified_time_ns == cp_time[j - 1]);
+		}
 		assert(v.verified_bytes <= cut);
 	}
 	assert(verify_buf(file, len, k, &v) == REC_SEALED);
