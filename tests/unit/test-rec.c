@@ -183,6 +183,77 @@ test_golden_events(void)
 	close(fd);
 }
 
+/* Put a hex string (spaces ignored) into out; returns the byte count. */
+static size_t
+unhex(const char *h, uint8_t *out)
+{
+	size_t n = 0;
+	unsigned v;
+
+	for (; *h != '\0'; h++) {
+		if (*h == ' ')
+			continue;
+		assert(sscanf(h, "%2x", &v) == 1);
+		out[n++] = (uint8_t)v;
+		h++;
+	}
+	return n;
+}
+
+/*
+ * Exact bytes of a checkpoint, the seal and the trailer: keys in order,
+ * smallest encodings, the checkpoint's own time, offset and event count.
+ */
+static void
+test_golden_marks(void)
+{
+	struct rec_writer_opts opts = { .start_mono_ns = 1000, .checkpoint_bytes = 1,
+	    .checkpoint_ns = UINT64_MAX };
+	struct rec_writer *w;
+	uint8_t *file, want[128];
+	size_t len, hdr, n, cp, seal, seal_head;
+	int fd = tmpfd();
+
+	assert(rec_writer_open(&w, fd, &test_header, &opts) == 0);
+	assert(rec_writer_flush(w) == 0);
+	hdr = (size_t)rec_writer_written(w);
+	assert(hdr >= 128);	/* offsets pack as uint8 and uint16 below */
+	assert(rec_writer_append(w, 1005, &(struct rec_event){ .code = 'o',
+	    .data = (const uint8_t *)"hi", .len = 2 }) == 0);
+	assert(rec_writer_checkpoints(w) == 1);
+	assert(rec_writer_close(w) == 0);
+	file = slurp(fd, &len);
+	/* [5, "o", b"hi"] */
+	n = unhex("9305a16fc4026869", want);
+	assert(memcmp(file + hdr, want, n) == 0);
+	cp = hdr + n;
+	/* [0, "c", {"seq": 0, "time": 5, "offset": cp, "events": 1, "digest": bin 32}] */
+	assert(cp < 256);
+	n = unhex("9300a16385 a3736571 00 a474696d65 05 a66f6666736574 cc", want);
+	want[n++] = (uint8_t)cp;
+	n += unhex("a66576656e7473 01 a6646967657374 c420", want + n);
+	assert(memcmp(file + cp, want, n) == 0);
+	seal = cp + n + 32;
+	/* [0, "s", {"seq": 1, "offset": seal, "digest": ..., "events": 2, "bytes": [2, 0, 0],
+	 *  "duration": 5, "exit": nil}] then [0, "t", bin 8 of the seal's offset] */
+	n = unhex("9300a17387 a3736571 01 a66f6666736574 cd", want);
+	want[n++] = (uint8_t)(seal >> 8);
+	want[n++] = (uint8_t)seal;
+	n += unhex("a6646967657374 c420", want + n);
+	assert(memcmp(file + seal, want, n) == 0);
+	seal_head = n;
+	n = unhex("a66576656e7473 02 a56279746573 93020000 a86475726174696f6e 05 a465786974 c0",
+	    want);
+	assert(memcmp(file + seal + seal_head + 32, want, n) == 0);
+	assert(len == seal + seal_head + 32 + n + REC_TRAILER_LEN);
+	n = unhex("9300a174c408 000000000000", want);
+	want[n++] = (uint8_t)(seal >> 8);
+	want[n++] = (uint8_t)seal;
+	assert(memcmp(file + len - REC_TRAILER_LEN, want, REC_TRAILER_LEN) == 0);
+	free(file);
+	close(fd);
+}
+
 struct gen {
 	char code;
 	uint8_t *data;
@@ -528,6 +599,20 @@ test_limits(void)
 	assert(read_all(bad, ends[0] + sizeof huge_bin) == -EBADMSG);
 	memcpy(bad + ends[0], bad_payload, sizeof bad_payload);
 	assert(read_all(bad, ends[0] + sizeof bad_payload) == -EPROTO);
+
+	/* Known codes with payloads of the wrong type: an R with a str, an exit with both. */
+	static const uint8_t r_str[] = { 0x93, 0x00, 0xa1, 'R', 0xa2, 'h', 'i' };
+	static const uint8_t exit_both[] = { 0x93, 0x00, 0xa1, 'x', 0x82,
+	    0xa6, 's', 't', 'a', 't', 'u', 's', 0x00, 0xa6, 's', 'i', 'g', 'n', 'a', 'l',
+	    0xa4, 'K', 'I', 'L', 'L' };
+	static const uint8_t r_ok[] = { 0x93, 0x00, 0xa1, 'R', 0x91, 0x83, 0xa2, 'a', 't', 0x00,
+	    0xa3, 'l', 'e', 'n', 0x02, 0xa4, 'k', 'i', 'n', 'd', 0xa1, 'x' };
+	memcpy(bad + ends[0], r_str, sizeof r_str);
+	assert(read_all(bad, ends[0] + sizeof r_str) == -EPROTO);
+	memcpy(bad + ends[0], exit_both, sizeof exit_both);
+	assert(read_all(bad, ends[0] + sizeof exit_both) == -EPROTO);
+	memcpy(bad + ends[0], r_ok, sizeof r_ok);
+	assert(read_all(bad, ends[0] + sizeof r_ok) == 0);
 
 	/* Unknown codes are returned for skipping, and reading goes on. */
 	memcpy(bad + ends[0], unknown, sizeof unknown);
@@ -937,6 +1022,7 @@ main(void)
 		{ "header_roundtrip", test_header_roundtrip },
 		{ "uuid7", test_uuid7 },
 		{ "golden_events", test_golden_events },
+		{ "golden_marks", test_golden_marks },
 		{ "roundtrip_random", test_roundtrip_random },
 		{ "roundtrip_coalesced", test_roundtrip_coalesced },
 		{ "coalesce_window", test_coalesce_window },
