@@ -401,7 +401,8 @@ get_uint(const msgpack_object *o, uint64_t max, uint64_t *out)
 
 /*
  * Decode the header map into h. Returns -EBADMSG if this is not a podgate
- * recording, -EPROTONOSUPPORT for a newer version, -EPROTO for a bad field
+ * recording (no format name, no uint version), -EPROTONOSUPPORT for a
+ * version this library does not read (0, or newer), -EPROTO for a bad field
  * (with *what naming it).
  */
 int
@@ -419,10 +420,9 @@ rec_header_decode(const msgpack_object *m, struct rec_header *h, const char **wh
 		return -EBADMSG;
 	*what = "version";
 	v = rec_map_get(m, "version");
-	if (v == NULL || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-	    v->via.u64 < REC_FORMAT_VERSION_MIN)
-		return -EPROTO;
-	if (v->via.u64 > REC_FORMAT_VERSION)
+	if (v == NULL || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return -EBADMSG;
+	if (v->via.u64 < REC_FORMAT_VERSION_MIN || v->via.u64 > REC_FORMAT_VERSION)
 		return -EPROTONOSUPPORT;
 	h->version = (unsigned)v->via.u64;
 	*what = "session";

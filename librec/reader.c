@@ -261,7 +261,8 @@ reader_open(struct rec_reader **out, int fd, struct rec_header *h, bool keep_bad
 		if (rc == -EBADMSG)
 			fail(r, rc, 0, "not a podgate recording");
 		else if (rc == -EPROTONOSUPPORT)
-			fail(r, rc, 0, "recording format version newer than %d", REC_FORMAT_VERSION);
+			fail(r, rc, 0, "recording format version not supported (reads %d to %d)",
+			    REC_FORMAT_VERSION_MIN, REC_FORMAT_VERSION);
 		else
 			fail(r, rc, 0, "bad header field '%s'", what);
 		if (rc == -EPROTO && keep_bad) {

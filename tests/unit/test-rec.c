@@ -660,7 +660,7 @@ test_versions(void)
 	v[28] = 0x01;
 	assert(read_all(v, sizeof v) == 0);
 	v[28] = 0x00;
-	assert(read_all(v, sizeof v) == -EPROTO);
+	assert(read_all(v, sizeof v) == -EPROTONOSUPPORT);
 	v[28] = 0x02;
 	v[38] = 35;	/* a 35-byte session id, then one byte too many */
 	assert(read_all(v, sizeof v) < 0);

@@ -338,6 +338,9 @@ def make(podgate_player=None):
     w = session(Writer(version=3))
     w.seal()
     v.add("version-3.rec", w.data(), "not a recording", "a version this verifier does not know")
+    w = session(Writer(version=0))
+    w.seal()
+    v.add("version-0.rec", w.data(), "not a recording", "version 0, which no version defines")
 
     # Event edges.
     w = Writer()
