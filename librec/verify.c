@@ -37,15 +37,14 @@ struct verify_state {
 };
 
 /* Set a part's verdict, keeping the first reason for the worst one. */
-static void part(struct verify_state *s, struct verify_part *p, enum rec_verdict v,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void part(struct verify_part *p, enum rec_verdict v, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
-part(struct verify_state *s, struct verify_part *p, enum rec_verdict v, const char *fmt, ...)
+part(struct verify_part *p, enum rec_verdict v, const char *fmt, ...)
 {
 	va_list ap;
 
-	(void)s;
 	if (v < p->v || (v == p->v && p->reason[0] != '\0'))
 		return;
 	p->v = v;
@@ -125,7 +124,7 @@ verify_header(struct verify_state *s, const struct rec_reader *r, const struct r
 		goto out;
 	}
 	if (chain == NULL) {
-		part(s, &s->key, REC_UNSIGNED, "no integrity data (no hash chain in the header)");
+		part(&s->key, REC_UNSIGNED, "no integrity data (no hash chain in the header)");
 		goto out;
 	}
 	if (!rec_obj_is(chain, "sha256")) {
@@ -134,9 +133,9 @@ verify_header(struct verify_state *s, const struct rec_reader *r, const struct r
 	}
 	if (signer == NULL) {
 		if (pinned != NULL)
-			part(s, &s->key, REC_UNSIGNED, "unsigned, but a key was given");
+			part(&s->key, REC_UNSIGNED, "unsigned, but a key was given");
 		else
-			part(s, &s->key, REC_UNSIGNED, "unsigned (hash chain only)");
+			part(&s->key, REC_UNSIGNED, "unsigned (hash chain only)");
 		goto out;
 	}
 	key = rec_map_get(signer, "key");
@@ -156,7 +155,7 @@ verify_header(struct verify_state *s, const struct rec_reader *r, const struct r
 		goto out;
 	}
 	if (pinned != NULL && memcmp(pinned->pub, s->pub, 32) != 0)
-		part(s, &s->key, REC_WRONG_KEY, "wrong key: signed by %s, not by %s", computed,
+		part(&s->key, REC_WRONG_KEY, "wrong key: signed by %s, not by %s", computed,
 		    rec_key_fingerprint(pinned));
 out:
 	msgpack_unpacked_destroy(&u);
@@ -324,9 +323,9 @@ read_at(int fd, uint64_t off, uint8_t *buf, size_t n)
 }
 
 /*
- * After a seal, the file was cut at byte end (the reader's last complete
- * object ends at off): intact when the bytes there are the start of the
- * trailer, modified otherwise.
+ * After the seal, the file ends inside an object that starts at off:
+ * a cut when those bytes are the start of the trailer, else data after
+ * the seal.
  */
 static void
 verify_cut_after_seal(struct verify_state *s, int fd, uint64_t base, uint64_t off)
@@ -341,7 +340,7 @@ verify_cut_after_seal(struct verify_state *s, int fd, uint64_t base, uint64_t of
 		rec_pack_trailer(want, s->seal_offset);
 		if (n < REC_TRAILER_LEN && read_at(fd, base + off, got, (size_t)n) &&
 		    memcmp(got, want, (size_t)n) == 0) {
-			part(s, &s->end, REC_TRUNCATED, "truncated inside the trailer at byte %llu: "
+			part(&s->end, REC_TRUNCATED, "truncated inside the trailer at byte %llu: "
 			    "verified up to the seal at byte %llu (%.3f s)",
 			    (unsigned long long)off, (unsigned long long)s->out->verified_bytes,
 			    (double)s->out->verified_time_ns / 1e9);
@@ -488,16 +487,16 @@ rec_verify_fd(int fd, const struct rec_key *pinned, struct rec_verify *out)
 			if (s.sealed)
 				verify_cut_after_seal(&s, fd, base, rec_reader_error_offset(r));
 			else
-				part(&s, &s.end, REC_TRUNCATED, "truncated at byte %llu: %s",
+				part(&s.end, REC_TRUNCATED, "truncated at byte %llu: %s",
 				    (unsigned long long)rec_reader_error_offset(r), prefix);
 		} else if (rc == -EBADMSG || rc == -EPROTO) {
 			modified(&s, rec_reader_error_offset(r), "%s: %s", rec_reader_error(r), prefix);
 		} else if (rc < 0) {
 			goto out;
 		} else if (!s.sealed)
-			part(&s, &s.end, REC_TRUNCATED, "not sealed: %s", prefix);
+			part(&s.end, REC_TRUNCATED, "not sealed: %s", prefix);
 		else if (s.version >= 2 && !s.trailer)
-			part(&s, &s.end, REC_TRUNCATED, "truncated after the seal (no trailer): "
+			part(&s.end, REC_TRUNCATED, "truncated after the seal (no trailer): "
 			    "verified up to the seal at byte %llu (%.3f s)",
 			    (unsigned long long)out->verified_bytes,
 			    (double)out->verified_time_ns / 1e9);
