@@ -70,7 +70,12 @@ def _objects(raw: bytes):
         try:
             obj = next(unpacker)
         except StopIteration:
-            yield ("end", pos, None if pos == len(raw) else "truncated")
+            if pos == len(raw):
+                yield ("end", pos, None)
+            elif _declares_too_much(raw, pos):
+                yield ("end", pos, f"corrupt object at byte {pos}: declares more than the limits")
+            else:
+                yield ("end", pos, "truncated")
             return
         except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
                 ValueError, UnicodeDecodeError) as e:
@@ -83,6 +88,51 @@ def _objects(raw: bytes):
             return
         yield (pos, end - pos, obj)
         pos = end
+
+
+def _declares_too_much(raw: bytes, pos: int) -> bool:
+    """Whether the incomplete object at pos already declares a length or an
+    item count over the limits: a reader measures before it waits for more."""
+    owed, items, off = 1, 0, pos
+    while owed > 0 and off < len(raw):
+        items += 1
+        if items > MAX_ITEMS:
+            return True
+        owed -= 1
+        b = raw[off]
+        off += 1
+        if b <= 0x7f or b >= 0xe0 or b in (0xc0, 0xc2, 0xc3):
+            continue
+        if 0x80 <= b <= 0x8f:
+            owed += 2 * (b & 0x0f)
+            continue
+        if 0x90 <= b <= 0x9f:
+            owed += b & 0x0f
+            continue
+        if 0xa0 <= b <= 0xbf:
+            length = b & 0x1f
+        elif b in (0xc4, 0xc5, 0xc6, 0xd9, 0xda, 0xdb, 0xc7, 0xc8, 0xc9, 0xdc, 0xdd, 0xde, 0xdf):
+            width = {0xc4: 1, 0xd9: 1, 0xc7: 1, 0xc5: 2, 0xda: 2, 0xc8: 2, 0xdc: 2, 0xde: 2}.get(b, 4)
+            if off + width > len(raw):
+                return False
+            length = int.from_bytes(raw[off:off + width], "big")
+            off += width
+            if b in (0xdc, 0xdd, 0xde, 0xdf):
+                if length > MAX_ITEMS:
+                    return True
+                owed += 2 * length if b >= 0xde else length
+                continue
+            if b in (0xc7, 0xc8, 0xc9):
+                length += 1
+        else:
+            length = {0xcc: 1, 0xd0: 1, 0xcd: 2, 0xd1: 2, 0xce: 4, 0xd2: 4, 0xca: 4, 0xcf: 8,
+                      0xd3: 8, 0xcb: 8, 0xd4: 2, 0xd5: 3, 0xd6: 5, 0xd7: 9, 0xd8: 17}.get(b)
+            if length is None:
+                return True
+        if length > MAX_OBJECT or off + length - pos > MAX_OBJECT:
+            return True
+        off += length
+    return False
 
 
 def _limits(obj, size) -> str | None:

@@ -382,6 +382,24 @@ def make(podgate_player=None):
     limits("unknown-ext.rec", msgpack.ExtType(5, b"later"), True,
            "an unknown event whose payload is an ext type: skipped")
 
+    # Lengths over the limits are refused before the bytes arrive: corrupt, not a cut.
+    for name, frame, why in (
+            ("unknown-size-over.rec", b"\xc6" + (R.MAX_OBJECT + 1).to_bytes(4, "big"),
+             "an unknown event whose bin declares 16 MiB + 4097 bytes (the file ends there)"),
+            ("unknown-array-over.rec", b"\xdd" + (R.MAX_ITEMS + 1).to_bytes(4, "big"),
+             "an unknown event whose array declares 65,537 elements (the file ends there)")):
+        w = Writer()
+        w.ev(1_000, "o", b"x")
+        w.checkpoint(0)
+        at = w.ev(1_000, "z", None, raw=b"\x93\xcd\x03\xe8\xa1z" + frame)
+        v.modified(name, w.data(), at, why)
+    w = Writer()
+    w.ev(1_000, "o", b"x")
+    w.checkpoint(0)
+    w.ev(1_000, "o", None, raw=b"\x93\xcd\x03\xe8\xa1o\xc6" + (1 << 20).to_bytes(4, "big") + b"abc")
+    v.cut("cut-in-large-payload.rec", w, len(w.buf),
+          "a 1 MiB payload cut after 3 bytes: within the limits, so a cut")
+
     if podgate_player:
         v.files["genuine-podgate.rec"] = record_podgate(podgate_player)
     else:
