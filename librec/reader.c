@@ -293,13 +293,6 @@ rec_reader_open_verify(struct rec_reader **out, int fd, struct rec_header *h)
 	return reader_open(out, fd, h, true);
 }
 
-/* The format version of the header read. */
-unsigned
-rec_reader_version(const struct rec_reader *r)
-{
-	return r->version;
-}
-
 /* Open a reader positioned at an event in the middle of a recording. */
 int
 rec_reader_open_at(struct rec_reader **out, int fd, uint64_t offset, uint64_t time_ns)

@@ -82,9 +82,6 @@ void rec_pack_trailer(uint8_t out[REC_TRAILER_LEN], uint64_t seal_offset);
  */
 int rec_reader_open_verify(struct rec_reader **out, int fd, struct rec_header *h);
 
-/* The format version of the header read (0 with rec_reader_open_at). */
-unsigned rec_reader_version(const struct rec_reader *r);
-
 /* Write a msgpack object as JSON (bin as a string of its bytes). */
 void rec_json_object(FILE *out, const msgpack_object *o);
 

@@ -241,8 +241,8 @@ size_t rec_writer_pending(const struct rec_writer *w);
 
 /*
  * Write the seal (totals and a signature over the final digest) and the
- * trailer that names the seal's offset, flush and free. Returns the first error of the recording; the writer is freed
- * anyway.
+ * trailer that names the seal's offset, flush and free. Returns the first
+ * error of the recording; the writer is freed anyway.
  */
 int rec_writer_close(struct rec_writer *w);
 
@@ -311,12 +311,12 @@ void rec_reader_free(struct rec_reader *r);
  * short is REC_UNSIGNED (its reason says where it was cut).
  */
 enum rec_verdict {
-	REC_SEALED = 0,		/* sealed, every checkpoint and the seal intact and signed */
-	REC_TRUNCATED,		/* ends without a seal: intact up to the last good checkpoint */
+	REC_SEALED = 0,		/* sealed, every checkpoint, the seal and the trailer intact and signed */
+	REC_TRUNCATED,		/* no seal, or cut after it: intact up to the last good checkpoint */
 	REC_NOT_RECORDING,	/* not a podgate recording */
 	REC_UNSIGNED,		/* intact but not signed */
 	REC_WRONG_KEY,		/* signed by a key other than the one given */
-	REC_MODIFIED,		/* a digest or signature does not match, or data after the seal */
+	REC_MODIFIED,		/* a digest, signature or figure does not match, data after the seal, ... */
 };
 
 /*
