@@ -229,6 +229,12 @@ def make(podgate_player=None):
     v.cut("cut-after-seal.rec", g, seal["end"], "cut after the seal: the trailer is missing")
     v.cut("cut-in-trailer.rec", g, seal["end"] + 7, "cut inside the trailer")
     v.cut("cut-v1.rec", v1, v1.checkpoints()[1]["end"] + 9, "a version 1 file cut after checkpoint 1")
+    d1 = v1.data()
+    v.modified("after-seal-incomplete-v1.rec", d1 + b"\x93\x00\xa1o", len(d1),
+               "version 1: an incomplete object after the seal is data after the seal", version=1)
+    o = d1.index(b"AWS_SECRET")
+    v.modified("flip-data-v1.rec", flip(d1, o), next_mark(v1, o),
+               "version 1: a byte of output changed", version=1)
 
     # A byte flipped in each part.
     user = data.index(b"alice")
