@@ -63,7 +63,7 @@ def _objects(raw: bytes):
     ("end", offset, reason) tuple: reason None at a clean end, "truncated"
     when the file ends inside an object, or a description of a corrupt one."""
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, unicode_errors="surrogateescape",
-                                max_buffer_size=max(len(raw), 1 << 20))
+                                object_pairs_hook=_map, max_buffer_size=max(len(raw), 1 << 20))
     unpacker.feed(raw)
     pos = 0
     while True:
@@ -88,6 +88,24 @@ def _objects(raw: bytes):
             return
         yield (pos, end - pos, obj)
         pos = end
+
+
+def _frozen(o):
+    """A hashable stand-in for a map key that is an array or a map."""
+    if isinstance(o, list):
+        return tuple(_frozen(v) for v in o)
+    if isinstance(o, dict):
+        return tuple((k, _frozen(v)) for k, v in o.items())
+    return o
+
+
+def _map(pairs) -> dict:
+    """A msgpack map as a dict: any key allowed, and the first of repeated keys
+    wins, as librec looks keys up."""
+    d = {}
+    for k, v in pairs:
+        d.setdefault(_frozen(k), v)
+    return d
 
 
 def _declares_too_much(raw: bytes, pos: int) -> bool:
@@ -530,7 +548,7 @@ def verify_bytes(raw: bytes, key: bytes | None = None) -> Verdict:
         sha.update(raw[off:off + size])
 
     if end_verdict == "truncated" and sealed_at is None and version >= 2 \
-            and len(raw) >= hsize + TRAILER_LEN and raw[-TRAILER_LEN:].startswith(TRAILER_FRAME):
+            and len(raw) >= TRAILER_LEN and raw[-TRAILER_LEN:].startswith(TRAILER_FRAME):
         named = struct.unpack(">Q", raw[-8:])[0]
         return modified(named if named < len(raw) - TRAILER_LEN else len(raw) - TRAILER_LEN,
                         f"the trailer names a seal at byte {named}, which is damaged or missing")
