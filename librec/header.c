@@ -57,6 +57,24 @@ rec_uuid7(char buf[37])
 	return 0;
 }
 
+/* Mask undisplayed input: '*' per character (UTF-8 aware), CR and LF kept. */
+size_t
+rec_input_mask(const void *in, size_t len, uint8_t *out)
+{
+	const uint8_t *p = in;
+	size_t i, n = 0;
+	uint8_t c;
+
+	for (i = 0; i < len; i++) {
+		c = p[i];
+		if (c == '\r' || c == '\n')
+			out[n++] = c;
+		else if ((c & 0xc0) != 0x80)	/* not a UTF-8 continuation byte */
+			out[n++] = '*';
+	}
+	return n;
+}
+
 /* Free the strings of a header filled by the reader and zero it. */
 void
 rec_header_clear(struct rec_header *h)
@@ -197,44 +215,74 @@ rec_pack_exit(msgpack_packer *pk, int status, const char *signal)
 	}
 }
 
-/* Pack a checkpoint or seal event. */
-void
-rec_pack_mark(msgpack_packer *pk, char code, uint64_t interval, uint64_t seq,
-    const uint8_t digest[32], const struct rec_totals *t, const uint8_t *sig)
+/* Pack a bin of 32 or 64 bytes under a key. */
+static void
+pack_bin_field(msgpack_packer *pk, const char *key, const uint8_t *p, size_t n)
 {
-	bool seal = code == REC_SEAL;
+	pack_str(pk, key);
+	msgpack_pack_bin(pk, n);
+	msgpack_pack_bin_body(pk, p, n);
+}
+
+/* Pack an unsigned integer under a key (smallest encoding). */
+static void
+pack_uint_field(msgpack_packer *pk, const char *key, uint64_t v)
+{
+	pack_str(pk, key);
+	msgpack_pack_uint64(pk, v);
+}
+
+/* Pack the seal's totals: events, bytes, duration, exit. */
+static void
+pack_totals(msgpack_packer *pk, const struct rec_totals *t)
+{
 	int i;
 
+	pack_uint_field(pk, "events", t->events);
+	pack_str(pk, "bytes");
 	msgpack_pack_array(pk, 3);
-	msgpack_pack_uint64(pk, interval);
+	for (i = 0; i < 3; i++)
+		msgpack_pack_uint64(pk, t->bytes[i]);
+	pack_uint_field(pk, "duration", t->duration_ns);
+	pack_str(pk, "exit");
+	if (t->exited)
+		rec_pack_exit(pk, t->exit_status, t->exit_signal);
+	else
+		msgpack_pack_nil(pk);
+}
+
+/* Pack a checkpoint or seal event, as version m->version lays it out. */
+void
+rec_pack_mark(msgpack_packer *pk, const struct rec_mark *m)
+{
+	bool seal = m->code == REC_SEAL, sig = m->sig != NULL;
+
+	msgpack_pack_array(pk, 3);
+	msgpack_pack_uint64(pk, m->interval);
 	msgpack_pack_str(pk, 1);
-	msgpack_pack_str_body(pk, &code, 1);
-	msgpack_pack_map(pk, (seal ? 6 : 2) + (sig != NULL));
-	pack_str(pk, "seq");
-	msgpack_pack_uint64(pk, seq);
-	pack_str(pk, "digest");
-	msgpack_pack_bin(pk, 32);
-	msgpack_pack_bin_body(pk, digest, 32);
-	if (seal) {
-		pack_str(pk, "events");
-		msgpack_pack_uint64(pk, t->events);
-		pack_str(pk, "bytes");
-		msgpack_pack_array(pk, 3);
-		for (i = 0; i < 3; i++)
-			msgpack_pack_uint64(pk, t->bytes[i]);
-		pack_str(pk, "duration");
-		msgpack_pack_uint64(pk, t->duration_ns);
-		pack_str(pk, "exit");
-		if (t->exited)
-			rec_pack_exit(pk, t->exit_status, t->exit_signal);
-		else
-			msgpack_pack_nil(pk);
+	msgpack_pack_str_body(pk, &m->code, 1);
+	if (m->version < 2) {
+		msgpack_pack_map(pk, (seal ? 6 : 2) + sig);
+		pack_uint_field(pk, "seq", m->seq);
+		pack_bin_field(pk, "digest", m->digest, 32);
+		if (seal)
+			pack_totals(pk, m->totals);
+	} else if (seal) {
+		msgpack_pack_map(pk, 7 + sig);
+		pack_uint_field(pk, "seq", m->seq);
+		pack_uint_field(pk, "offset", m->offset);
+		pack_bin_field(pk, "digest", m->digest, 32);
+		pack_totals(pk, m->totals);
+	} else {
+		msgpack_pack_map(pk, 5 + sig);
+		pack_uint_field(pk, "seq", m->seq);
+		pack_uint_field(pk, "time", m->time_ns);
+		pack_uint_field(pk, "offset", m->offset);
+		pack_uint_field(pk, "events", m->totals->events);
+		pack_bin_field(pk, "digest", m->digest, 32);
 	}
-	if (sig != NULL) {
-		pack_str(pk, "sig");
-		msgpack_pack_bin(pk, 64);
-		msgpack_pack_bin_body(pk, sig, 64);
-	}
+	if (sig)
+		pack_bin_field(pk, "sig", m->sig, 64);
 }
 
 /* Append a big-endian 64-bit value. */
@@ -248,24 +296,33 @@ put_be64(uint8_t *p, uint64_t v)
 	return p;
 }
 
-/* The exact message a checkpoint or the seal signs. */
+/* The exact message a checkpoint or the seal signs, as version m->version defines it. */
 size_t
-rec_signed_msg(uint8_t *buf, char code, const char *sid, uint64_t seq,
-    const uint8_t digest[32], const struct rec_totals *t)
+rec_signed_msg(uint8_t *buf, const char *sid, const struct rec_mark *m)
 {
-	static const char cp[] = "podgate-rec/1 checkpoint", seal[] = "podgate-rec/1 seal";
-	size_t n = strnlen(sid, 36);
+	static const char cp1[] = "podgate-rec/1 checkpoint", seal1[] = "podgate-rec/1 seal";
+	static const char cp2[] = "podgate-rec/2 checkpoint", seal2[] = "podgate-rec/2 seal";
+	const struct rec_totals *t = m->totals;
+	bool seal = m->code == REC_SEAL, v1 = m->version < 2;
+	const char *ctx = seal ? (v1 ? seal1 : seal2) : (v1 ? cp1 : cp2);
+	size_t clen = (seal ? sizeof seal1 : sizeof cp1);	/* the NUL separates */
 	uint8_t *p = buf;
 
-	memcpy(p, code == REC_SEAL ? seal : cp, code == REC_SEAL ? sizeof seal : sizeof cp);
-	p += code == REC_SEAL ? sizeof seal : sizeof cp;	/* the NUL separates */
-	memset(p, 0, 36);
-	memcpy(p, sid, n);
-	p += 36;
-	p = put_be64(p, seq);
-	memcpy(p, digest, 32);
+	memcpy(p, ctx, clen);
+	p += clen;
+	memset(p, 0, REC_SID_LEN);
+	memcpy(p, sid, strnlen(sid, REC_SID_LEN));
+	p += REC_SID_LEN;
+	p = put_be64(p, m->seq);
+	if (!v1 && !seal) {
+		p = put_be64(p, m->time_ns);
+		p = put_be64(p, m->offset);
+		p = put_be64(p, t->events);
+	} else if (!v1)
+		p = put_be64(p, m->offset);
+	memcpy(p, m->digest, 32);
 	p += 32;
-	if (code == REC_SEAL && t != NULL) {
+	if (seal) {
 		p = put_be64(p, t->events);
 		p = put_be64(p, t->bytes[0]);
 		p = put_be64(p, t->bytes[1]);
@@ -277,6 +334,16 @@ rec_signed_msg(uint8_t *buf, char code, const char *sid, uint64_t seq,
 		p += 32;
 	}
 	return (size_t)(p - buf);
+}
+
+/* Pack the trailer that follows the seal: [0, "t", bin 8 of the seal's offset]. */
+void
+rec_pack_trailer(uint8_t out[REC_TRAILER_LEN], uint64_t seal_offset)
+{
+	static const uint8_t frame[6] = { 0x93, 0x00, 0xa1, REC_TRAILER, 0xc4, 0x08 };
+
+	memcpy(out, frame, sizeof frame);
+	put_be64(out + sizeof frame, seal_offset);
 }
 
 /* Whether o is a str equal to s. */
@@ -334,7 +401,8 @@ get_uint(const msgpack_object *o, uint64_t max, uint64_t *out)
 
 /*
  * Decode the header map into h. Returns -EBADMSG if this is not a podgate
- * recording, -EPROTONOSUPPORT for a newer version, -EPROTO for a bad field
+ * recording (no format name, no uint version), -EPROTONOSUPPORT for a
+ * version this library does not read (0, or newer), -EPROTO for a bad field
  * (with *what naming it).
  */
 int
@@ -345,18 +413,22 @@ rec_header_decode(const msgpack_object *m, struct rec_header *h, const char **wh
 
 	memset(h, 0, sizeof *h);
 	*what = "header";
+	if (m->type != MSGPACK_OBJECT_MAP)
+		return -EBADMSG;
 	v = rec_map_get(m, "format");
 	if (v == NULL || !rec_obj_is(v, REC_FORMAT_NAME))
 		return -EBADMSG;
 	*what = "version";
 	v = rec_map_get(m, "version");
 	if (v == NULL || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-		return -EPROTO;
-	if (v->via.u64 > REC_FORMAT_VERSION)
+		return -EBADMSG;
+	if (v->via.u64 < REC_FORMAT_VERSION_MIN || v->via.u64 > REC_FORMAT_VERSION)
 		return -EPROTONOSUPPORT;
+	h->version = (unsigned)v->via.u64;
 	*what = "session";
 	v = rec_map_get(m, "session");
-	if (v == NULL || dup_str(v, &h->session_id) < 0 || h->session_id == NULL)
+	if (v == NULL || v->type != MSGPACK_OBJECT_STR || v->via.str.size != REC_SID_LEN ||
+	    dup_str(v, &h->session_id) < 0 || h->session_id == NULL)
 		goto fail;
 	*what = "start";
 	if ((v = rec_map_get(m, "start")) == NULL || get_uint(v, UINT64_MAX, &h->start_ns) < 0)

@@ -143,7 +143,7 @@ rec_strerror(int err)
 	case -ENODATA:
 		return "truncated";
 	case -EPROTONOSUPPORT:
-		return "recording format version newer than supported";
+		return "recording format version not supported";
 	case -EPROTO:
 		return "malformed recording";
 	case -EMSGSIZE:

@@ -21,6 +21,7 @@ struct rec_reader {
 	size_t start, end, cap;	/* unread bytes are buf[start..end) */
 	uint64_t base;		/* file offset of buf[0] */
 	uint64_t time_ns;
+	unsigned version;	/* of the header read; 0 when opened in the middle */
 	msgpack_unpacked obj;
 
 	const uint8_t *raw;	/* the last object read */
@@ -214,9 +215,13 @@ next_object(struct rec_reader *r)
 	return 1;
 }
 
-/* Open a reader on fd and decode the header. */
-int
-rec_reader_open(struct rec_reader **out, int fd, struct rec_header *h)
+/*
+ * Open a reader on fd and decode the header. With keep_bad, a header field
+ * of the wrong type returns -EPROTO with the reader (and its raw header)
+ * still in *out.
+ */
+static int
+reader_open(struct rec_reader **out, int fd, struct rec_header *h, bool keep_bad)
 {
 	struct rec_reader *r = NULL;
 	const char *what = NULL;
@@ -246,27 +251,46 @@ rec_reader_open(struct rec_reader **out, int fd, struct rec_header *h)
 			rc = fail(r, -ENODATA, 0, "truncated inside the header");
 		goto fail;
 	}
-	if ((rc = rec_header_decode(&r->obj.data, h, &what)) < 0) {
-		if (rc == -EBADMSG)
-			fail(r, rc, 0, "not a podgate recording");
-		else if (rc == -EPROTONOSUPPORT)
-			fail(r, rc, 0, "recording format version newer than %d", REC_FORMAT_VERSION);
-		else
-			fail(r, rc, 0, "bad header field '%s'", what);
-		goto fail;
-	}
 	if ((r->hdr_raw = malloc(r->raw_len)) == NULL) {
 		rc = -ENOMEM;
-		rec_header_clear(h);
 		goto fail;
 	}
 	memcpy(r->hdr_raw, r->raw, r->raw_len);
 	r->hdr_len = r->raw_len;
+	if ((rc = rec_header_decode(&r->obj.data, h, &what)) < 0) {
+		if (rc == -EBADMSG)
+			fail(r, rc, 0, "not a podgate recording");
+		else if (rc == -EPROTONOSUPPORT)
+			fail(r, rc, 0, "recording format version not supported (reads %d to %d)",
+			    REC_FORMAT_VERSION_MIN, REC_FORMAT_VERSION);
+		else
+			fail(r, rc, 0, "bad header field '%s'", what);
+		if (rc == -EPROTO && keep_bad) {
+			*out = r;
+			return rc;
+		}
+		goto fail;
+	}
+	r->version = h->version;
 	*out = r;
 	return 0;
 fail:
 	rec_reader_free(r);
 	return rc;
+}
+
+/* Open a reader on fd and decode the header. */
+int
+rec_reader_open(struct rec_reader **out, int fd, struct rec_header *h)
+{
+	return reader_open(out, fd, h, false);
+}
+
+/* Open for the verifier: a header with a bad field still gives a reader. */
+int
+rec_reader_open_verify(struct rec_reader **out, int fd, struct rec_header *h)
+{
+	return reader_open(out, fd, h, true);
 }
 
 /* Open a reader positioned at an event in the middle of a recording. */
@@ -298,7 +322,11 @@ decode_exit(const msgpack_object *m, struct rec_event *ev)
 
 	if (m->type != MSGPACK_OBJECT_MAP)
 		return -EPROTO;
+	if ((v = rec_map_get(m, "reason")) != NULL && v->type != MSGPACK_OBJECT_STR)
+		return -EPROTO;
 	if ((v = rec_map_get(m, "signal")) != NULL) {
+		if (rec_map_get(m, "status") != NULL)
+			return -EPROTO;	/* one or the other */
 		if (v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 ||
 		    v->via.str.size >= sizeof ev->exit_signal ||
 		    memchr(v->via.str.ptr, '\0', v->via.str.size) != NULL)
@@ -316,6 +344,35 @@ decode_exit(const msgpack_object *m, struct rec_event *ev)
 		ev->exit_status = (int)v->via.i64;
 	else
 		return -EPROTO;
+	return 0;
+}
+
+/*
+ * Check an R payload: an array of {"at": uint, "len": uint, "kind": str}
+ * maps, in increasing order and not overlapping.
+ */
+static int
+check_spans(const msgpack_object *p)
+{
+	const msgpack_object *m, *at, *len, *kind;
+	uint64_t end = 0;
+	uint32_t i;
+
+	if (p->type != MSGPACK_OBJECT_ARRAY)
+		return -EPROTO;
+	for (i = 0; i < p->via.array.size; i++) {
+		m = &p->via.array.ptr[i];
+		at = rec_map_get(m, "at");
+		len = rec_map_get(m, "len");
+		kind = rec_map_get(m, "kind");
+		if (m->type != MSGPACK_OBJECT_MAP || at == NULL || len == NULL || kind == NULL ||
+		    at->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    len->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    kind->type != MSGPACK_OBJECT_STR || at->via.u64 < end ||
+		    len->via.u64 > UINT64_MAX - at->via.u64)
+			return -EPROTO;
+		end = at->via.u64 + len->via.u64;
+	}
 	return 0;
 }
 
@@ -372,6 +429,19 @@ decode_event(struct rec_reader *r, struct rec_event *ev)
 	case REC_EXIT:
 		if (decode_exit(p, ev) < 0)
 			goto bad;
+		break;
+	case REC_REDACTED:
+		if (check_spans(p) < 0)
+			goto bad;
+		break;
+	case REC_TRAILER:
+		/* Unknown to version 1, which skips it. */
+		if (r->version != 1 && (p->type != MSGPACK_OBJECT_BIN || p->via.bin.size != 8))
+			goto bad;
+		if (p->type == MSGPACK_OBJECT_BIN) {
+			ev->data = (const uint8_t *)p->via.bin.ptr;
+			ev->len = p->via.bin.size;
+		}
 		break;
 	default:
 		break;	/* unknown or reserved: the caller skips it */

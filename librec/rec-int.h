@@ -45,24 +45,42 @@ struct rec_totals {
 };
 
 /*
- * The message a checkpoint (code 'c', totals NULL) or the seal (code 's')
- * signs; returns its length (at most REC_SIGNED_MAX).
+ * A checkpoint ('c') or the seal ('s') as the writer packs it and the
+ * verifier expects it: totals holds the events before it (events excludes
+ * the mark itself); time_ns and offset are the mark's own time and byte
+ * offset. sig is NULL for an unsigned recording.
  */
+struct rec_mark {
+	unsigned version;
+	char code;
+	uint64_t interval, seq, time_ns, offset;
+	const uint8_t *digest;		/* 32 bytes */
+	const struct rec_totals *totals;
+	const uint8_t *sig;		/* 64 bytes, or NULL */
+};
+
+/* The message a mark signs; returns its length (at most REC_SIGNED_MAX). */
 #define REC_SIGNED_MAX 256
-size_t rec_signed_msg(uint8_t *buf, char code, const char *sid, uint64_t seq,
-    const uint8_t digest[32], const struct rec_totals *t);
+size_t rec_signed_msg(uint8_t *buf, const char *sid, const struct rec_mark *m);
 
 /* Pack an exit map: {"signal": name} when signal is non-empty, else {"status": n}. */
 void rec_pack_exit(msgpack_packer *pk, int status, const char *signal);
 
 /*
- * Pack a whole checkpoint or seal event. For the seal, t holds the totals
- * of the events before it (t->events excludes the seal). sig is NULL for
- * an unsigned recording. Writer and verifier share this, so a verifier
- * can compare a mark byte for byte with what it must be.
+ * Pack a whole mark. Writer and verifier share this, so a verifier can
+ * compare a mark byte for byte with what it must be (smallest encodings).
  */
-void rec_pack_mark(msgpack_packer *pk, char code, uint64_t interval, uint64_t seq,
-    const uint8_t digest[32], const struct rec_totals *t, const uint8_t *sig);
+void rec_pack_mark(msgpack_packer *pk, const struct rec_mark *m);
+
+/* The fixed bytes of the trailer naming the seal at seal_offset. */
+void rec_pack_trailer(uint8_t out[REC_TRAILER_LEN], uint64_t seal_offset);
+
+/*
+ * rec_reader_open, but a header with a field of the wrong type still
+ * gives a reader (and -EPROTO), so the verifier can see whether the bad
+ * header claims to be signed.
+ */
+int rec_reader_open_verify(struct rec_reader **out, int fd, struct rec_header *h);
 
 /* Write a msgpack object as JSON (bin as a string of its bytes). */
 void rec_json_object(FILE *out, const msgpack_object *o);

@@ -1,5 +1,6 @@
 /*
- * librec: the podgate recording format, version 1 (docs/format.md).
+ * librec: the podgate recording format, version 2 (docs/format.md); the
+ * reader and the verifier also read version 1.
  *
  * A recording is a stream of msgpack objects: one header map, then events
  * [interval, code, payload]. This header is the whole public API of the
@@ -26,7 +27,12 @@
 #include <stdio.h>
 
 #define REC_FORMAT_NAME "podgate-rec"
-#define REC_FORMAT_VERSION 1
+#define REC_FORMAT_VERSION 2
+/* The oldest version the reader and the verifier still accept. */
+#define REC_FORMAT_VERSION_MIN 1
+
+/* Length of a session id (UUID text form), as the format requires. */
+#define REC_SID_LEN 36
 
 /* Largest payload of one event; writers split or refuse above this. */
 #define REC_MAX_PAYLOAD (16u * 1024 * 1024)
@@ -42,7 +48,11 @@ enum rec_code {
 	REC_CHECKPOINT = 'c',	/* integrity: signed checkpoint */
 	REC_SEAL = 's',		/* integrity: final signed seal */
 	REC_REDACTED = 'R',	/* redacted spans of the next o, e or i event */
+	REC_TRAILER = 't',	/* version 2: follows the seal, names its offset */
 };
+
+/* The trailer: a fixed-size event [0, "t", bin 8] holding the seal's offset. */
+#define REC_TRAILER_LEN 14
 
 /* A redacted span: the marker text at byte `at` of an event's payload. */
 struct rec_span {
@@ -56,7 +66,8 @@ struct rec_span {
  * strings (heap copies) until rec_header_clear.
  */
 struct rec_header {
-	const char *session_id;	/* UUIDv7 text form; the writer makes one if NULL */
+	unsigned version;	/* reader: the format version read */
+	const char *session_id;	/* UUIDv7 text form (36 bytes); the writer makes one if NULL */
 	uint64_t start_ns;	/* UTC, nanoseconds since the epoch; 0: now */
 	uint16_t cols, rows;	/* terminal size at start (0x0 when no PTY) */
 	const char *term;		/* TERM */
@@ -85,6 +96,13 @@ void rec_header_clear(struct rec_header *h);
 
 /* Make a UUIDv7 (time-ordered) in text form; buf must hold 37 bytes. */
 int rec_uuid7(char buf[37]);
+
+/*
+ * Mask typed input the terminal does not echo (a password prompt), as the
+ * format requires: one '*' per character, CR and LF kept. out holds at
+ * least len bytes (it may be in); returns the masked length.
+ */
+size_t rec_input_mask(const void *in, size_t len, uint8_t *out);
 
 /* Current UTC time in nanoseconds; current monotonic time in nanoseconds. */
 uint64_t rec_now_utc_ns(void);
@@ -163,7 +181,8 @@ struct rec_writer_opts {
 
 /*
  * Start a recording on fd (not taken over: the caller closes it after
- * rec_writer_close). Writes the header into the buffer. The monotonic
+ * rec_writer_close). Writes the header into the buffer; a session id
+ * given in h must be REC_SID_LEN bytes (-EINVAL otherwise). The monotonic
  * clock starts at opts->start_mono_ns, or now: the first event's
  * interval counts from there.
  * On success *out is a new writer.
@@ -221,9 +240,9 @@ uint64_t rec_writer_written(const struct rec_writer *w);
 size_t rec_writer_pending(const struct rec_writer *w);
 
 /*
- * Write the seal (totals and a signature over the final digest), flush and
- * free. Returns the first error of the recording; the writer is freed
- * anyway.
+ * Write the seal (totals and a signature over the final digest) and the
+ * trailer that names the seal's offset, flush and free. Returns the first
+ * error of the recording; the writer is freed anyway.
  */
 int rec_writer_close(struct rec_writer *w);
 
@@ -286,30 +305,41 @@ void rec_reader_free(struct rec_reader *r);
 
 /* ---- Verification ---- */
 
-/* The outcome of verifying one recording, worst last. */
+/*
+ * The outcome of verifying one recording, worst last. Within one file the
+ * verdict is the worst that applies too: a recording both unsigned and cut
+ * short is REC_UNSIGNED (its reason says where it was cut).
+ */
 enum rec_verdict {
-	REC_SEALED = 0,		/* sealed, every checkpoint and the seal intact and signed */
-	REC_TRUNCATED,		/* ends without a seal: intact up to the last good checkpoint */
+	REC_SEALED = 0,		/* sealed, every checkpoint, the seal and the trailer intact and signed */
+	REC_TRUNCATED,		/* no seal, or cut after it: intact up to the last good checkpoint */
 	REC_NOT_RECORDING,	/* not a podgate recording */
 	REC_UNSIGNED,		/* intact but not signed */
 	REC_WRONG_KEY,		/* signed by a key other than the one given */
-	REC_MODIFIED,		/* a digest or signature does not match, or data after the seal */
+	REC_MODIFIED,		/* a digest, signature or figure does not match, data after the seal, ... */
 };
 
+/*
+ * Every figure but file_size and events comes from data covered by a
+ * signature (version 2; in version 1 a checkpoint's time is not signed).
+ */
 struct rec_verify {
 	enum rec_verdict verdict;
-	char reason[256];		/* one line */
+	char reason[320];		/* one line */
+	unsigned version;		/* format version read (0: not a recording) */
 	char key_fp[REC_KEY_FP_LEN];	/* signer named in the header, or "" */
 	uint64_t checkpoints;		/* good checkpoints (the seal not counted) */
-	uint64_t verified_bytes;	/* end of the last good checkpoint (or the seal) */
+	uint64_t verified_bytes;	/* end of the last good checkpoint (or the seal, or the header) */
 	uint64_t verified_time_ns;	/* its time since the start */
+	uint64_t verified_events;	/* events before it */
 	uint64_t bad_offset;		/* MODIFIED: offset of the failing event */
 	uint64_t file_size;		/* bytes read */
 	uint64_t events;		/* events read */
 };
 
 /*
- * Verify the recording on fd from its current position. With pinned set,
+ * Verify the recording on fd from its current position (a seekable fd is
+ * also read at its end, for a trailer naming a seal). With pinned set,
  * the header's signer must be that key (else REC_WRONG_KEY); without it,
  * signatures are checked against the key named in the header. Returns 0
  * with *out filled, or a negative errno for an I/O error.

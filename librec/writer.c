@@ -187,7 +187,7 @@ rec_writer_open(struct rec_writer **out, int fd, const struct rec_header *h,
 		goto fail;
 	}
 	if (h->session_id != NULL) {
-		if (strlen(h->session_id) >= sizeof w->sid) {
+		if (strlen(h->session_id) != REC_SID_LEN) {
 			r = -EINVAL;
 			goto fail;
 		}
@@ -228,14 +228,17 @@ digest_now(struct rec_writer *w, uint8_t digest[32])
 
 /*
  * Pack a checkpoint ('c') or the seal ('s') at time t: sequence number,
- * digest of everything before it, totals for the seal, and a signature.
+ * its own time and offset, the digest of everything before it, totals for
+ * the seal, and a signature over all of them. The seal is followed by the
+ * trailer that names its offset.
  */
 static int
 pack_mark(struct rec_writer *w, char code, uint64_t t)
 {
-	uint8_t digest[32], sig[64], msg[REC_SIGNED_MAX];
+	uint8_t digest[32], sig[64], msg[REC_SIGNED_MAX], trailer[REC_TRAILER_LEN];
+	struct rec_mark m = { .version = REC_FORMAT_VERSION, .code = code, .digest = digest,
+	    .totals = &w->totals };
 	size_t mlen;
-	uint64_t interval;
 	int r;
 
 	pend_emit(w);
@@ -245,16 +248,21 @@ pack_mark(struct rec_writer *w, char code, uint64_t t)
 		t = w->prev;
 	if (code == REC_SEAL)
 		w->totals.duration_ns = w->prev - w->start;
-	mlen = rec_signed_msg(msg, code, w->sid, w->cp_seq, digest,
-	    code == REC_SEAL ? &w->totals : NULL);
+	m.interval = t - w->prev;
+	m.seq = w->cp_seq;
+	m.time_ns = t - w->start;
+	m.offset = w->packed;
+	mlen = rec_signed_msg(msg, w->sid, &m);
 	if (w->key != NULL && (r = rec_key_sign(w->key, msg, mlen, sig)) < 0)
 		return w->err = r;
-	interval = t - w->prev;
+	m.sig = w->key != NULL ? sig : NULL;
 	w->prev = t;
-	rec_pack_mark(&w->pk, code, interval, w->cp_seq, digest, &w->totals,
-	    w->key != NULL ? sig : NULL);
-	w->totals.events++;	/* after packing: the seal's "events" excludes itself */
-	w->since_cp++;
+	rec_pack_mark(&w->pk, &m);
+	if (code == REC_SEAL) {
+		rec_pack_trailer(trailer, m.offset);
+		buf_write_cb(w, (const char *)trailer, sizeof trailer);
+	}
+	w->totals.events++;	/* after packing: a mark's "events" excludes itself */
 	w->cp_seq++;
 	w->since_cp = 0;
 	w->cp_last_t = t;

@@ -93,6 +93,7 @@ info_text(const struct player_file *f, const struct info_stats *s)
 
 	format_time(h->start_ns, when, sizeof when);
 	printf("file:      %s\n", f->path);
+	printf("format:    %s version %u\n", REC_FORMAT_NAME, h->version);
 	printf("session:   %s\n", h->session_id);
 	printf("start:     %s\n", when);
 	printf("duration:  %.3fs\n", (double)s->duration_ns / 1e9);
@@ -162,7 +163,8 @@ info_json(const struct player_file *f, const struct info_stats *s)
 	if (s->verify_rc < 0)
 		fputs("null", stdout);
 	else {
-		printf("{\"state\":\"%s\",\"reason\":", rec_verdict_name(s->verify.verdict));
+		printf("{\"state\":\"%s\",\"version\":%u,\"reason\":",
+		    rec_verdict_name(s->verify.verdict), s->verify.version);
 		rec_json_string(stdout, s->verify.reason, strlen(s->verify.reason));
 		fputs(",\"key_fp\":", stdout);
 		if (s->verify.key_fp[0] != '\0')

@@ -107,6 +107,33 @@ rec_from_master(struct rec_session *s)
 	}
 }
 
+/* Whether the command's terminal has echo off (a password prompt). */
+static bool
+rec_echo_off(const struct rec_session *s)
+{
+	struct termios t;
+
+	return tcgetattr(s->child.master, &t) == 0 && (t.c_lflag & ECHO) == 0;
+}
+
+/*
+ * Record typed input; what the terminal does not echo is recorded masked
+ * (docs/format.md), never in clear.
+ */
+static void
+rec_input(struct rec_session *s, const char *p, size_t n)
+{
+	uint8_t masked[sizeof s->inbuf];
+
+	if (!rec_echo_off(s)) {
+		rec_note(s, REC_INPUT, p, n);
+		return;
+	}
+	n = rec_input_mask(p, n, masked);
+	rec_note(s, REC_INPUT, masked, n);
+	explicit_bzero(masked, sizeof masked);
+}
+
 /* Read stdin into the input buffer (only when it is empty). */
 static void
 rec_from_stdin(struct rec_session *s)
@@ -129,7 +156,7 @@ rec_from_stdin(struct rec_session *s)
 		return;
 	}
 	if (s->record_input)
-		rec_note(s, REC_INPUT, s->inbuf, (size_t)n);
+		rec_input(s, s->inbuf, (size_t)n);
 	s->in_off = 0;
 	s->in_len = (size_t)n;
 }

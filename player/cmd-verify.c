@@ -31,7 +31,8 @@ verify_one(const char *path, const struct rec_key *key, bool json)
 	if (json) {
 		fputs("{\"file\":", stdout);
 		rec_json_string(stdout, path, strlen(path));
-		printf(",\"state\":\"%s\",\"reason\":", rec_verdict_name(v.verdict));
+		printf(",\"state\":\"%s\",\"version\":%u,\"reason\":", rec_verdict_name(v.verdict),
+		    v.version);
 		rec_json_string(stdout, v.reason, strlen(v.reason));
 		printf(",\"key_fp\":");
 		if (v.key_fp[0] != '\0')
@@ -39,14 +40,17 @@ verify_one(const char *path, const struct rec_key *key, bool json)
 		else
 			fputs("null", stdout);
 		printf(",\"checkpoints\":%" PRIu64 ",\"verified_bytes\":%" PRIu64
-		    ",\"verified_time_ns\":%" PRIu64 ",\"file_bytes\":%" PRIu64
-		    ",\"events\":%" PRIu64, v.checkpoints, v.verified_bytes, v.verified_time_ns,
-		    v.file_size, v.events);
+		    ",\"verified_time_ns\":%" PRIu64 ",\"verified_events\":%" PRIu64
+		    ",\"file_bytes\":%" PRIu64 ",\"events\":%" PRIu64, v.checkpoints,
+		    v.verified_bytes, v.verified_time_ns, v.verified_events, v.file_size, v.events);
 		if (v.verdict == REC_MODIFIED)
 			printf(",\"bad_offset\":%" PRIu64, v.bad_offset);
 		fputs("}\n", stdout);
 	} else if (v.verdict == REC_SEALED)
-		printf("%s: %s\n", path, v.reason);
+		printf("%s: %s (format version %u)\n", path, v.reason, v.version);
+	else if (v.version != 0)
+		printf("%s: %s: %s (format version %u)\n", path, rec_verdict_name(v.verdict),
+		    v.reason, v.version);
 	else
 		printf("%s: %s: %s\n", path, rec_verdict_name(v.verdict), v.reason);
 	return (int)v.verdict;

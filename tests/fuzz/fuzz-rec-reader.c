@@ -1,7 +1,7 @@
 /*
- * libFuzzer harness for the recording reader: any bytes, read as a
- * recording to the end, must give events or a clean error, never a crash
- * or a read outside the input.
+ * libFuzzer harness for the recording reader and verifier: any bytes, read
+ * as a recording to the end, must give events or a clean error, and a
+ * verdict, never a crash or a read outside the input.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +17,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct rec_header h;
+	struct rec_verify v;
 	struct rec_reader *r;
 	struct rec_event ev;
 	static FILE *devnull;
@@ -40,6 +41,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rec_header_clear(&h);
 		rec_reader_free(r);
 	}
+	if (lseek(fd, 0, SEEK_SET) != 0 || rec_verify_fd(fd, NULL, &v) != 0 ||
+	    v.verdict > REC_MODIFIED || v.reason[0] == '\0' || v.verified_bytes > size ||
+	    (v.verdict == REC_SEALED && v.verified_bytes != size))
+		__builtin_trap();
 	close(fd);
 	return 0;
 }

@@ -361,7 +361,7 @@ def test_exec_stdout_stderr_apart(broker):
     assert rec.exit() == {"status": 0}
     assert rec.complete()
     h = rec.header
-    assert h["format"] == "podgate-rec" and h["version"] == 1
+    assert h["format"] == "podgate-rec" and h["version"] == 2
     assert h["pty"] is False
     assert h["who"]["user"] == "alice"
     assert h["who"]["key_fp"] == b.key("alice").fingerprint

@@ -8,6 +8,7 @@ import time
 import msgpack
 import pytest
 
+import recording
 from conftest import wait_until
 
 SEALED, TRUNCATED, NOT_RECORDING, UNSIGNED, WRONG_KEY, MODIFIED = range(6)
@@ -40,6 +41,10 @@ def test_recordings_are_signed_by_the_broker_key(build, broker, tmp_path):
     code, j = verify(build, rec.path, "--key", str(pub))
     assert code == SEALED, j
     assert j["key_fp"] == fp
+    # The suite's own verifier, written from docs/format.md, agrees on every figure.
+    mine = recording.verify(rec.path, pub)
+    assert (mine.verdict, mine.version, mine.key_fp, mine.offset, mine.time_ns, mine.checkpoints) == \
+        ("sealed", 2, fp, j["verified_bytes"], j["verified_time_ns"], j["checkpoints"])
     with open(rec.path, "rb") as f:
         header = next(msgpack.Unpacker(f, raw=False))
     assert header["signer"]["key_fp"] == fp
@@ -86,6 +91,9 @@ def test_kill_9_during_flood_verifies_to_within_a_second(build, broker):
     path = b.recording_paths()[0]
     code, j = verify(build, path)
     assert code == TRUNCATED, j
+    mine = recording.verify(path)
+    assert (mine.verdict, mine.offset, mine.time_ns, mine.checkpoints) == \
+        ("truncated", j["verified_bytes"], j["verified_time_ns"], j["checkpoints"])
     with open(path, "rb") as f:
         header = next(msgpack.Unpacker(f, raw=False))
     lost = killed_at - header["start"] - j["verified_time_ns"]

@@ -71,14 +71,15 @@ def test_rec_exit_status_cat_and_info(tmp_path):
     assert j["exit"] == {"status": 3}
     assert j["state"] == "complete"
     assert j["bytes"]["o"] == 7
-    assert j["header"]["format"] == "podgate-rec" and j["header"]["version"] == 1
+    assert j["header"]["format"] == "podgate-rec" and j["header"]["version"] == 2
     assert j["header"]["term"]["cols"] == 80 and j["header"]["term"]["rows"] == 24
 
     header, evs = events(out)
     assert header["session"] == j["header"]["session"]
     assert b"".join(e[2] for e in evs if e[1] == "o") == b"hello\r\n"
     assert exit_event(evs)[2] == {"status": 3}
-    assert evs[-1][1] == "s"
+    # The seal, then the trailer that names the seal's offset.
+    assert [e[1] for e in evs[-2:]] == ["s", "t"]
 
 
 def test_rec_signal_exit(tmp_path):
@@ -207,6 +208,35 @@ def test_rec_typed_input_in_raw_mode(tmp_path):
         os.close(master)
     _, evs = events(out)
     assert b"".join(e[2] for e in evs if e[1] == "i") == b"hi\r"
+
+
+def test_rec_masks_input_typed_with_echo_off(tmp_path):
+    """A password typed at a prompt that does not echo is recorded masked, as the broker does."""
+    out = tmp_path / "p.rec"
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(PLAYER, [PLAYER, "rec", "-q", "-o", str(out), "--", "sh", "-c",
+                          "stty -echo; echo prompt; read p; stty echo; echo len:${#p}; "
+                          "read x; echo typed:$x"])
+    try:
+        deadline = time.monotonic() + 20
+        read_until(master, b"prompt", deadline)
+        os.write(master, "sécret\r".encode())
+        read_until(master, b"len:7", deadline)  # sh counts bytes
+        os.write(master, b"hi\r")
+        read_until(master, b"typed:hi", deadline)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(master)
+    _, evs = events(out)
+    typed = b"".join(e[2] for e in evs if e[1] == "i")
+    assert typed == b"******\rhi\r"
+    assert b"cret" not in out.read_bytes()
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -9,6 +9,8 @@ import time
 import msgpack
 import pytest
 
+import recording
+
 BUILD = os.environ.get("PODGATE_BUILD", os.path.join(os.path.dirname(__file__), "../../build-dev"))
 PLAYER = os.path.join(BUILD, "player", "podgate-player")
 
@@ -130,6 +132,43 @@ def test_data_after_seal_is_modification(signed):
         f.write(msgpack.packb([0, "o", b"injected"]))
     code, j = verify_json(out, "--key", pub)
     assert code == MODIFIED and "after the seal" in j["reason"]
+
+
+def test_incomplete_object_after_the_seal_is_modification(signed):
+    """Even one incomplete object after the trailer is data after the seal, not a cut."""
+    out, _, pub = signed
+    size = out.stat().st_size
+    with open(out, "ab") as f:
+        f.write(msgpack.packb([0, "o", b"injected"])[:-3])
+    code, j = verify_json(out, "--key", pub)
+    assert code == MODIFIED and "after the seal" in j["reason"]
+    assert j["bad_offset"] == size
+
+
+def test_cut_recording_reports_signed_figures(tmp_path):
+    """A cut file reports the offset, time and event count its last good checkpoint signed."""
+    key = tmp_path / "k.pem"
+    pub = make_key(key)
+    out = tmp_path / "slow.rec"
+    r = player("rec", "-q", "--key", str(key), "-o", str(out), "--", "sh", "-c",
+               "printf 'one\\n'; sleep 1.1; printf 'two\\n'")
+    assert r.returncode == 0
+    rec = recording.Recording.load(out)
+    cps = [e for e in rec.events if e.code == "c"]
+    seal = [e for e in rec.events if e.code == "s"][0]
+    assert cps, "a session over a second long has a checkpoint"
+    cut = tmp_path / "cut.rec"
+    cut.write_bytes(out.read_bytes()[:seal.offset + 5])
+    code, j = verify_json(cut, "--key", pub)
+    assert code == TRUNCATED, j
+    last = cps[-1]
+    assert (j["verified_bytes"], j["verified_time_ns"], j["checkpoints"]) == \
+        (last.offset + last.size, last.time_ns, len(cps))
+    assert (last.payload["time"], last.payload["offset"]) == (last.time_ns, last.offset)
+    assert j["verified_events"] == last.payload["events"]
+    mine = recording.verify(cut, pub)
+    assert (mine.verdict, mine.offset, mine.time_ns) == ("truncated", j["verified_bytes"],
+                                                        j["verified_time_ns"])
 
 
 def test_not_a_recording_and_bad_key(tmp_path, signed):

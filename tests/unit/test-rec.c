@@ -98,7 +98,9 @@ test_header_roundtrip(void)
 	assert(strcmp(back.client, "127.0.0.1:5000") == 0);
 	assert(strcmp(back.target_kind, "local") == 0);
 	assert(strcmp(back.command, "echo hi") == 0);
+	assert(back.version == REC_FORMAT_VERSION);
 	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_SEAL);
+	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_TRAILER && ev.len == 8);
 	assert(rec_reader_next(r, &ev) == 0);
 	rec_header_clear(&back);
 	rec_reader_free(r);
@@ -177,6 +179,77 @@ test_golden_events(void)
 		pos += n;
 	}
 	assert(pos == len);
+	free(file);
+	close(fd);
+}
+
+/* Put a hex string (spaces ignored) into out; returns the byte count. */
+static size_t
+unhex(const char *h, uint8_t *out)
+{
+	size_t n = 0;
+	unsigned v;
+
+	for (; *h != '\0'; h++) {
+		if (*h == ' ')
+			continue;
+		assert(sscanf(h, "%2x", &v) == 1);
+		out[n++] = (uint8_t)v;
+		h++;
+	}
+	return n;
+}
+
+/*
+ * Exact bytes of a checkpoint, the seal and the trailer: keys in order,
+ * smallest encodings, the checkpoint's own time, offset and event count.
+ */
+static void
+test_golden_marks(void)
+{
+	struct rec_writer_opts opts = { .start_mono_ns = 1000, .checkpoint_bytes = 1,
+	    .checkpoint_ns = UINT64_MAX };
+	struct rec_writer *w;
+	uint8_t *file, want[128];
+	size_t len, hdr, n, cp, seal, seal_head;
+	int fd = tmpfd();
+
+	assert(rec_writer_open(&w, fd, &test_header, &opts) == 0);
+	assert(rec_writer_flush(w) == 0);
+	hdr = (size_t)rec_writer_written(w);
+	assert(hdr >= 128);	/* offsets pack as uint8 and uint16 below */
+	assert(rec_writer_append(w, 1005, &(struct rec_event){ .code = 'o',
+	    .data = (const uint8_t *)"hi", .len = 2 }) == 0);
+	assert(rec_writer_checkpoints(w) == 1);
+	assert(rec_writer_close(w) == 0);
+	file = slurp(fd, &len);
+	/* [5, "o", b"hi"] */
+	n = unhex("9305a16fc4026869", want);
+	assert(memcmp(file + hdr, want, n) == 0);
+	cp = hdr + n;
+	/* [0, "c", {"seq": 0, "time": 5, "offset": cp, "events": 1, "digest": bin 32}] */
+	assert(cp < 256);
+	n = unhex("9300a16385 a3736571 00 a474696d65 05 a66f6666736574 cc", want);
+	want[n++] = (uint8_t)cp;
+	n += unhex("a66576656e7473 01 a6646967657374 c420", want + n);
+	assert(memcmp(file + cp, want, n) == 0);
+	seal = cp + n + 32;
+	/* [0, "s", {"seq": 1, "offset": seal, "digest": ..., "events": 2, "bytes": [2, 0, 0],
+	 *  "duration": 5, "exit": nil}] then [0, "t", bin 8 of the seal's offset] */
+	n = unhex("9300a17387 a3736571 01 a66f6666736574 cd", want);
+	want[n++] = (uint8_t)(seal >> 8);
+	want[n++] = (uint8_t)seal;
+	n += unhex("a6646967657374 c420", want + n);
+	assert(memcmp(file + seal, want, n) == 0);
+	seal_head = n;
+	n = unhex("a66576656e7473 02 a56279746573 93020000 a86475726174696f6e 05 a465786974 c0",
+	    want);
+	assert(memcmp(file + seal + seal_head + 32, want, n) == 0);
+	assert(len == seal + seal_head + 32 + n + REC_TRAILER_LEN);
+	n = unhex("9300a174c408 000000000000", want);
+	want[n++] = (uint8_t)(seal >> 8);
+	want[n++] = (uint8_t)seal;
+	assert(memcmp(file + len - REC_TRAILER_LEN, want, REC_TRAILER_LEN) == 0);
 	free(file);
 	close(fd);
 }
@@ -265,7 +338,7 @@ roundtrip(uint64_t coalesce_ns, size_t nevents)
 	while ((rc = rec_reader_next(r, &ev)) == 1) {
 		assert(ev.offset == last_off || last_off == 0);
 		last_off = ev.offset + ev.size;
-		if (ev.code == REC_CHECKPOINT || ev.code == REC_SEAL)
+		if (ev.code == REC_CHECKPOINT || ev.code == REC_SEAL || ev.code == REC_TRAILER)
 			continue;
 		nread++;
 		if (ev.code == 'o' || ev.code == 'e' || ev.code == 'i') {
@@ -358,7 +431,9 @@ test_coalesce_window(void)
 	assert(ev.code == 'o' && ev.len == 2 && ev.time_ns == 1091);
 	assert(rec_reader_next(r, &ev) == 1);
 	assert(ev.code == 'i' && ev.len == 1 && ev.time_ns == 1092);
+	assert(back.version == REC_FORMAT_VERSION);
 	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_SEAL);
+	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_TRAILER && ev.len == 8);
 	assert(rec_reader_next(r, &ev) == 0);
 	rec_header_clear(&back);
 	rec_reader_free(r);
@@ -396,8 +471,9 @@ small_recording(size_t *len, uint64_t *ends, size_t *nends)
 	}
 	assert(rec_writer_close(w) == 0);
 	file = slurp(fd, len);
-	ends[31] = *len;	/* the seal */
-	*nends = 32;
+	ends[31] = *len - REC_TRAILER_LEN;	/* the seal */
+	ends[32] = *len;			/* the trailer */
+	*nends = 33;
 	close(fd);
 	return file;
 }
@@ -524,6 +600,20 @@ test_limits(void)
 	memcpy(bad + ends[0], bad_payload, sizeof bad_payload);
 	assert(read_all(bad, ends[0] + sizeof bad_payload) == -EPROTO);
 
+	/* Known codes with payloads of the wrong type: an R with a str, an exit with both. */
+	static const uint8_t r_str[] = { 0x93, 0x00, 0xa1, 'R', 0xa2, 'h', 'i' };
+	static const uint8_t exit_both[] = { 0x93, 0x00, 0xa1, 'x', 0x82,
+	    0xa6, 's', 't', 'a', 't', 'u', 's', 0x00, 0xa6, 's', 'i', 'g', 'n', 'a', 'l',
+	    0xa4, 'K', 'I', 'L', 'L' };
+	static const uint8_t r_ok[] = { 0x93, 0x00, 0xa1, 'R', 0x91, 0x83, 0xa2, 'a', 't', 0x00,
+	    0xa3, 'l', 'e', 'n', 0x02, 0xa4, 'k', 'i', 'n', 'd', 0xa1, 'x' };
+	memcpy(bad + ends[0], r_str, sizeof r_str);
+	assert(read_all(bad, ends[0] + sizeof r_str) == -EPROTO);
+	memcpy(bad + ends[0], exit_both, sizeof exit_both);
+	assert(read_all(bad, ends[0] + sizeof exit_both) == -EPROTO);
+	memcpy(bad + ends[0], r_ok, sizeof r_ok);
+	assert(read_all(bad, ends[0] + sizeof r_ok) == 0);
+
 	/* Unknown codes are returned for skipping, and reading goes on. */
 	memcpy(bad + ends[0], unknown, sizeof unknown);
 	fd = fd_with(bad, ends[0] + sizeof unknown);
@@ -541,24 +631,44 @@ test_limits(void)
 	free(file);
 }
 
-/* A newer version is refused; a map without the format name is not a recording. */
+/*
+ * A newer version is refused, version 1 is read, a session id must be 36
+ * bytes, and a map without the format name is not a recording.
+ */
 static void
 test_versions(void)
 {
-	/* {"format": "podgate-rec", "version": 2, ...} */
-	static const uint8_t v2[] = { 0x84, 0xa6, 'f', 'o', 'r', 'm', 'a', 't',
+	/* {"format": "podgate-rec", "version": 3, "session": <36 bytes>, "start": 0} */
+	static const uint8_t v3[] = { 0x84, 0xa6, 'f', 'o', 'r', 'm', 'a', 't',
 	    0xab, 'p', 'o', 'd', 'g', 'a', 't', 'e', '-', 'r', 'e', 'c',
-	    0xa7, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x02,
-	    0xa7, 's', 'e', 's', 's', 'i', 'o', 'n', 0xa1, 'x',
+	    0xa7, 'v', 'e', 'r', 's', 'i', 'o', 'n', 0x03,
+	    0xa7, 's', 'e', 's', 's', 'i', 'o', 'n', 0xd9, 36,
+	    '0', '1', '9', '3', 'd', '1', 'a', '2', '-', '0', '0', '0', '0', '-', '7', '0', '0',
+	    '0', '-', '8', '0', '0', '0', '-', '0', '0', '0', '0', '0', '0', '0', '0', '0', '0',
+	    '0', '1',
 	    0xa5, 's', 't', 'a', 'r', 't', 0x00 };
 	static const uint8_t other[] = { 0x81, 0xa1, 'a', 0x01 };
-	uint8_t v1[sizeof v2];
+	uint8_t v[sizeof v3];
+	struct rec_writer *w;
+	struct rec_header h = test_header;
+	int fd = tmpfd();
 
-	assert(read_all(v2, sizeof v2) == -EPROTONOSUPPORT);
-	memcpy(v1, v2, sizeof v2);
-	v1[28] = 0x01;
-	assert(read_all(v1, sizeof v1) == 0);
+	assert(read_all(v3, sizeof v3) == -EPROTONOSUPPORT);
+	memcpy(v, v3, sizeof v3);
+	v[28] = 0x02;
+	assert(read_all(v, sizeof v) == 0);
+	v[28] = 0x01;
+	assert(read_all(v, sizeof v) == 0);
+	v[28] = 0x00;
+	assert(read_all(v, sizeof v) == -EPROTONOSUPPORT);
+	v[28] = 0x02;
+	v[38] = 35;	/* a 35-byte session id, then one byte too many */
+	assert(read_all(v, sizeof v) < 0);
 	assert(read_all(other, sizeof other) == -EBADMSG);
+	/* The writer refuses a session id of another length. */
+	h.session_id = "0193d1a2-0000-7000-8000-00000000001";
+	assert(rec_writer_open(&w, fd, &h, NULL) == -EINVAL && w == NULL);
+	close(fd);
 }
 
 /* Bulk output costs at most 3% over the raw bytes, in typical PTY reads. */
@@ -704,15 +814,21 @@ test_verify_every_cut(void)
 	struct rec_header h;
 	struct rec_reader *r;
 	struct rec_event ev;
-	uint64_t cps[64];
+	uint64_t cps[64], cp_time[64], seal_end = 0;
 	size_t len, cut, ncp = 0, j;
 	uint8_t *file = signed_recording(k, &len, true);
 	int fd = fd_with(file, len);
 
 	assert(rec_reader_open(&r, fd, &h) == 0);
-	while (rec_reader_next(r, &ev) == 1)
-		if (ev.code == REC_CHECKPOINT)
+	while (rec_reader_next(r, &ev) == 1) {
+		if (ev.code == REC_CHECKPOINT) {
+			cp_time[ncp] = ev.time_ns;
 			cps[ncp++] = ev.offset + ev.size;
+		}
+		if (ev.code == REC_SEAL)
+			seal_end = ev.offset + ev.size;
+	}
+	assert(seal_end == len - REC_TRAILER_LEN);
 	rec_header_clear(&h);
 	rec_reader_free(r);
 	close(fd);
@@ -726,8 +842,14 @@ test_verify_every_cut(void)
 		for (j = 0; j < ncp && cps[j] <= cut; j++)
 			;
 		assert(v.checkpoints == j);
-		if (j > 0)
+		if (cut >= seal_end) {
+			/* Cut after the seal or inside the trailer: verified to the seal. */
+			assert(v.verified_bytes == seal_end);
+			assert(strstr(v.reason, "the seal") != NULL);
+		} else if (j > 0) {
 			assert(v.verified_bytes == cps[j - 1]);
+			assert(v.verified_time_ns == cp_time[j - 1]);
+		}
 		assert(v.verified_bytes <= cut);
 	}
 	assert(verify_buf(file, len, k, &v) == REC_SEALED);
@@ -900,6 +1022,7 @@ main(void)
 		{ "header_roundtrip", test_header_roundtrip },
 		{ "uuid7", test_uuid7 },
 		{ "golden_events", test_golden_events },
+		{ "golden_marks", test_golden_marks },
 		{ "roundtrip_random", test_roundtrip_random },
 		{ "roundtrip_coalesced", test_roundtrip_coalesced },
 		{ "coalesce_window", test_coalesce_window },
