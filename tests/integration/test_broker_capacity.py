@@ -17,7 +17,7 @@ import time
 import paramiko
 import pytest
 
-from conftest import drain_channel, wait_until
+from conftest import drain_channel
 
 CAPACITY_REFUSAL = b"at its capacity (open file limit)"
 
