@@ -166,12 +166,12 @@ server_fds_raise(struct server *srv)
 		}
 		srv->fds_limit = rl.rlim_cur > INT_MAX ? INT_MAX : (unsigned)rl.rlim_cur;
 	}
-	/* A sixteenth of the limit, at least 16 and at most 128. */
+	/* A sixteenth of the limit, within SERVER_FDS_RESERVE_MIN..MAX. */
 	srv->fds_reserve = srv->fds_limit / 16;
-	if (srv->fds_reserve < 16)
-		srv->fds_reserve = 16;
-	if (srv->fds_reserve > 128)
-		srv->fds_reserve = 128;
+	if (srv->fds_reserve < SERVER_FDS_RESERVE_MIN)
+		srv->fds_reserve = SERVER_FDS_RESERVE_MIN;
+	if (srv->fds_reserve > SERVER_FDS_RESERVE_MAX)
+		srv->fds_reserve = SERVER_FDS_RESERVE_MAX;
 }
 
 /* Log what the limit gives, once listening (descriptors open by then count). */
@@ -184,16 +184,17 @@ server_fds_announce(struct server *srv)
 		room = srv->fds_limit - used - srv->fds_reserve;
 	log_info("capacity: %u open files (%u in use, %u kept in reserve); a session holds "
 	    "%u with a PTY on its own connection (about %u such sessions), %u without a PTY "
-	    "plus %u per connection (about %u on few connections)", srv->fds_limit, used,
-	    srv->fds_reserve, SERVER_FDS_CONN + 2, room / (SERVER_FDS_CONN + 2), 4,
-	    SERVER_FDS_CONN, room / 4);
+	    "plus %u per connection (about %u at 10 per connection)", srv->fds_limit, used,
+	    srv->fds_reserve, SERVER_FDS_CONN + SERVER_FDS_PTY,
+	    room / (SERVER_FDS_CONN + SERVER_FDS_PTY), SERVER_FDS_PIPES, SERVER_FDS_CONN,
+	    (unsigned)((uint64_t)room * 10 / (10 * SERVER_FDS_PIPES + SERVER_FDS_CONN)));
 }
 
 /* Whether n descriptors and the reserve can be opened now: open them, then close them. */
 bool
 server_fds_room(struct server *srv, unsigned n)
 {
-	int fds[SERVER_FDS_CONN + SERVER_FDS_START + 128];
+	int fds[SERVER_FDS_CONN + SERVER_FDS_START + SERVER_FDS_RESERVE_MAX];
 	unsigned want = n + srv->fds_reserve, got = 0;
 	int probe = uv_backend_fd(&srv->loop);
 	bool ok;

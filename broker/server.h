@@ -72,13 +72,17 @@ struct server {
 
 /* Descriptors a connection holds: libssh's socket and conn.c's own for polling. */
 #define SERVER_FDS_CONN 2
+/* Descriptors a running session keeps: PTY master and recording, or three pipes and recording. */
+#define SERVER_FDS_PTY 2
+#define SERVER_FDS_PIPES 4
 /*
  * Descriptors starting a session may hold at once: its recording, three
  * pipes (six ends until the child has its own) and the exec-status pipe.
- * A running session keeps 2 with a PTY (master, recording), 4 without
- * (three pipes, recording).
  */
 #define SERVER_FDS_START 9
+/* The reserve for running sessions: a sixteenth of the limit, within these. */
+#define SERVER_FDS_RESERVE_MIN 16
+#define SERVER_FDS_RESERVE_MAX 128
 
 /*
  * Whether n more descriptors can be opened right now, on top of the

@@ -137,6 +137,7 @@ def test_sessions_until_the_open_file_limit_refused_cleanly(broker):
             admitted.append((c, chan))
             still_works(chan, f"first-{len(admitted)}")
         assert len(admitted) >= 30, f"only {len(admitted)} sessions in 256 descriptors"
+        print(f"{len(admitted)} PTY sessions admitted under 256 open files")
         # The real client is told why, before any key exchange.
         r = b.ssh("alice", "local", "--", "echo never")
         assert r.returncode == 255 and b"never" not in r.stdout
@@ -167,6 +168,7 @@ def test_sessions_until_the_open_file_limit_refused_cleanly(broker):
             refusal = exec_cat_or_refusal(t, f"exec-{len(chans)}", chans)
         assert CAPACITY_REFUSAL in refusal, refusal
         assert len(chans) >= 2, "no room at all for another session"
+        print(f"then {len(chans)} sessions without a PTY on one connection")
         for n, ch in enumerate(chans):
             ch.sendall(f"more-{n}\n".encode())
             expect(ch, f"more-{n}\n".encode())
