@@ -98,7 +98,10 @@ def exec_cat_or_refusal(t: paramiko.Transport, word: str, chans: list) -> bytes 
     channel is added to chans), else what it said on stderr when refused."""
     ch = t.open_session(timeout=10)
     ch.exec_command("local -- cat")
-    ch.sendall(f"{word}\n".encode())
+    try:
+        ch.sendall(f"{word}\n".encode())
+    except OSError:
+        pass  # refused and closed already: what it said is still to be read
     out, err = b"", b""
     ch.settimeout(0.2)
     deadline = time.monotonic() + 20
