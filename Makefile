@@ -14,7 +14,7 @@ PKGS_BUILD := build-essential pkg-config meson ninja-build \
 PKGS_TEST  := clang python3-pytest python3-paramiko python3-msgpack python3-yaml python3-cryptography openssh-client tmux procps python3-websockets openssl asciinema
 
 # Benchmark contenders and tools.
-PKGS_BENCH := openssh-server ttyrec tlog asciinema hyperfine python3-paramiko python3-websockets
+PKGS_BENCH := openssh-server ttyrec tlog asciinema hyperfine python3-paramiko python3-websockets python3-asyncssh
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -6,13 +6,17 @@
  * the targets.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -111,38 +115,254 @@ server_peer(int fd, char *buf, size_t len)
 	}
 }
 
-/* A new TCP connection: refuse it over max_connections, else serve it. */
-static void
-server_accept_cb(uv_stream_t *l, int status)
-{
-	struct server *srv = l->data;
-	uv_tcp_t *t = NULL;
-	char client[80];
-	uv_os_fd_t ufd;
-	unsigned parked = 0;
-	int fd = -1, r;
+/* How long a refused client gets to read why before its socket is closed. */
+#define SERVER_REFUSAL_LINGER_MS 2000
+/* Refused connections lingering at once; past that, the socket is just closed. */
+#define SERVER_REFUSALS_CLOSING_MAX 8
+/* Connections accepted per readiness of the listening socket (fairness). */
+#define SERVER_ACCEPT_BATCH 32
+/* Longest pause in accepting after EMFILE. */
+#define SERVER_ACCEPT_BACKOFF_MAX_MS 1000
+/* SSH_DISCONNECT_TOO_MANY_CONNECTIONS (RFC 4253, section 11.1). */
+#define SERVER_SSH_TOO_MANY_CONNECTIONS 12
 
+/* Count the descriptors open now (once, at start). */
+static unsigned
+server_fds_open(void)
+{
+	DIR *d;
+	struct dirent *e;
+	unsigned n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.')
+			n++;
+	}
+	closedir(d);
+	return n > 0 ? n - 1 : 0;	/* not the directory's own */
+}
+
+/*
+ * Raise the soft RLIMIT_NOFILE to the hard limit, as event-loop servers
+ * do: every session holds descriptors, and the soft limit a shell hands
+ * down (often 1,024) would cap the broker at a few hundred sessions.
+ */
+static void
+server_fds_raise(struct server *srv)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("cannot read the open file limit: %s", strerror(errno));
+		srv->fds_limit = 1024;
+	} else {
+		was = rl.rlim_cur;
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+				log_warn("cannot raise the open file limit from %llu to %llu: %s",
+				    (unsigned long long)was, (unsigned long long)rl.rlim_max,
+				    strerror(errno));
+				rl.rlim_cur = was;
+			} else {
+				log_info("open file limit raised from %llu to %llu",
+				    (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+			}
+		}
+		srv->fds_limit = rl.rlim_cur > INT_MAX ? INT_MAX : (unsigned)rl.rlim_cur;
+	}
+	/* A sixteenth of the limit, within SERVER_FDS_RESERVE_MIN..MAX. */
+	srv->fds_reserve = srv->fds_limit / 16;
+	if (srv->fds_reserve < SERVER_FDS_RESERVE_MIN)
+		srv->fds_reserve = SERVER_FDS_RESERVE_MIN;
+	if (srv->fds_reserve > SERVER_FDS_RESERVE_MAX)
+		srv->fds_reserve = SERVER_FDS_RESERVE_MAX;
+}
+
+/* Log what the limit gives, once listening (descriptors open by then count). */
+static void
+server_fds_announce(struct server *srv)
+{
+	unsigned used = server_fds_open(), room = 0;
+
+	if (srv->fds_limit > used + srv->fds_reserve)
+		room = srv->fds_limit - used - srv->fds_reserve;
+	log_info("capacity: %u open files (%u in use, %u kept in reserve); a session holds "
+	    "%u with a PTY on its own connection (about %u such sessions), %u without a PTY "
+	    "plus %u per connection (about %u at 10 per connection)", srv->fds_limit, used,
+	    srv->fds_reserve, SERVER_FDS_CONN + SERVER_FDS_PTY,
+	    room / (SERVER_FDS_CONN + SERVER_FDS_PTY), SERVER_FDS_PIPES, SERVER_FDS_CONN,
+	    (unsigned)((uint64_t)room * 10 / (10 * SERVER_FDS_PIPES + SERVER_FDS_CONN)));
+}
+
+/* Whether n descriptors and the reserve can be opened now: open them, then close them. */
+bool
+server_fds_room(struct server *srv, unsigned n)
+{
+	int fds[SERVER_FDS_CONN + SERVER_FDS_START + SERVER_FDS_RESERVE_MAX];
+	unsigned want = n + srv->fds_reserve, got = 0;
+	int probe = uv_backend_fd(&srv->loop);
+	bool ok;
+
+	if (want > sizeof fds / sizeof fds[0])
+		want = sizeof fds / sizeof fds[0];
+	while (got < want && (fds[got] = fcntl(probe, F_DUPFD_CLOEXEC, 3)) >= 0)
+		got++;
+	ok = got == want;
+	while (got > 0)
+		close(fds[--got]);
+	return ok;
+}
+
+/* A refused connection: told why, closed once the client has read it. */
+struct server_refusal {
+	struct server *srv;
+	int fd;
+	uv_poll_t poll;
+	uv_timer_t timer;
+	unsigned handles;
+};
+
+/* One of a refusal's handles closed; the last one closes the socket. */
+static void
+server_refusal_close_cb(uv_handle_t *h)
+{
+	struct server_refusal *r = h->data;
+
+	if (--r->handles > 0)
+		return;
+	close(r->fd);
+	r->srv->refusals_closing--;
+	free(r);
+}
+
+/* Stop waiting for the refused client. */
+static void
+server_refusal_end(struct server_refusal *r)
+{
+	if (uv_is_closing((uv_handle_t *)&r->poll))
+		return;
+	uv_close((uv_handle_t *)&r->poll, server_refusal_close_cb);
+	uv_close((uv_handle_t *)&r->timer, server_refusal_close_cb);
+}
+
+/* The refused client sent something or closed: drop it, end at EOF. */
+static void
+server_refusal_read_cb(uv_poll_t *h, int status, int events)
+{
+	struct server_refusal *r = h->data;
+	char buf[512];
+	ssize_t n;
+
+	(void)events;
 	if (status < 0) {
-		log_warn("accept: %s", uv_strerror(status));
+		server_refusal_end(r);
 		return;
 	}
-	if ((t = malloc(sizeof *t)) == NULL)
-		return;
-	uv_tcp_init(&srv->loop, t);
-	if ((r = uv_accept(l, (uv_stream_t *)t)) < 0) {
-		log_warn("accept: %s", uv_strerror(r));
-		uv_close((uv_handle_t *)t, (uv_close_cb)free);
+	while ((n = read(r->fd, buf, sizeof buf)) > 0)
+		;
+	if (n == 0 || (errno != EAGAIN && errno != EINTR))
+		server_refusal_end(r);
+}
+
+/* SERVER_REFUSAL_LINGER_MS passed. */
+static void
+server_refusal_timer_cb(uv_timer_t *t)
+{
+	server_refusal_end(t->data);
+}
+
+/* Put a big-endian 32-bit number. */
+static unsigned char *
+server_put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+	return p + 4;
+}
+
+/*
+ * Tell a client that is not served why, before any key exchange: the
+ * identification line, then an unencrypted SSH_MSG_DISCONNECT (RFC 4253:
+ * packets before the first NEWKEYS have no cipher and no MAC). OpenSSH
+ * prints its description ("Received disconnect from ...: <why>"). libssh
+ * cannot send it without starting a key exchange, which a broker out of
+ * descriptors should not do. Then the socket lingers until the client
+ * closes it, so that no reset races the reason.
+ */
+static void
+server_refuse_with_reason(struct server *srv, int fd, const char *why)
+{
+	static const char ident[] = "SSH-2.0-podgate\r\n";
+	unsigned char buf[sizeof ident + 256], *p = buf;
+	size_t wlen = strlen(why), payload, pad, len;
+	struct server_refusal *r = NULL;
+
+	if (wlen > 160)
+		wlen = 160;
+	memcpy(p, ident, sizeof ident - 1);
+	p += sizeof ident - 1;
+	/* byte type, uint32 reason, string description, string language */
+	payload = 1 + 4 + 4 + wlen + 4;
+	pad = 8 - (4 + 1 + payload) % 8;
+	if (pad < 4)
+		pad += 8;
+	p = server_put32(p, (uint32_t)(1 + payload + pad));
+	*p++ = (unsigned char)pad;
+	*p++ = 1;	/* SSH_MSG_DISCONNECT */
+	p = server_put32(p, SERVER_SSH_TOO_MANY_CONNECTIONS);
+	p = server_put32(p, (uint32_t)wlen);
+	memcpy(p, why, wlen);
+	p += wlen;
+	p = server_put32(p, 0);
+	memset(p, 0, pad);
+	p += pad;
+	len = (size_t)(p - buf);
+	/* A fresh socket's send buffer takes this whole. */
+	if (write(fd, buf, len) != (ssize_t)len || shutdown(fd, SHUT_WR) < 0 ||
+	    srv->refusals_closing >= SERVER_REFUSALS_CLOSING_MAX ||
+	    (r = calloc(1, sizeof *r)) == NULL) {
+		close(fd);
 		return;
 	}
-	uv_tcp_nodelay(t, 1);
-	/* libssh takes its own descriptor; libuv closes the one it accepted. */
-	if (uv_fileno((uv_handle_t *)t, &ufd) == 0)
-		fd = fcntl(ufd, F_DUPFD_CLOEXEC, 3);
-	uv_close((uv_handle_t *)t, (uv_close_cb)free);
-	if (fd < 0) {
-		log_warn("accept: cannot take the socket: %s", strerror(errno));
+	r->srv = srv;
+	r->fd = fd;
+	if (uv_poll_init(&srv->loop, &r->poll, fd) < 0) {
+		close(fd);
+		free(r);
 		return;
 	}
+	r->poll.data = r;
+	uv_timer_init(&srv->loop, &r->timer);
+	r->timer.data = r;
+	r->handles = 2;
+	srv->refusals_closing++;
+	uv_poll_start(&r->poll, UV_READABLE, server_refusal_read_cb);
+	uv_timer_start(&r->timer, server_refusal_timer_cb, SERVER_REFUSAL_LINGER_MS, 0);
+}
+
+/* No Nagle delay on a client's socket: keystrokes and echoes go at once. */
+static void
+server_nodelay(int fd)
+{
+	int on = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+/* An accepted socket: refuse it (over max_connections, near the descriptor limit) or serve it. */
+static void
+server_serve(struct server *srv, int fd)
+{
+	char client[80];
+	unsigned parked = 0;
+	int r;
+
 	server_peer(fd, client, sizeof client);
 	if (srv->stopping) {
 		close(fd);
@@ -156,9 +376,29 @@ server_accept_cb(uv_stream_t *l, int status)
 		};
 
 		audit_event(srv->audit, "refused", f, 2);
+		srv->counters.refused++;
 		log_warn("%s: refused: max_connections (%zu) reached", client,
 		    srv->config->max_connections);
 		close(fd);
+		return;
+	}
+	/*
+	 * Room for the connection and one session started on it, beyond the
+	 * reserve; otherwise say so now rather than fail the session later.
+	 */
+	if (!server_fds_room(srv, SERVER_FDS_CONN + SERVER_FDS_START)) {
+		const char *who = client;
+		struct audit_field f[] = {
+			AUDIT_STR("client", who),
+			AUDIT_STR("reason", "open file limit reached"),
+		};
+
+		audit_event(srv->audit, "refused", f, 2);
+		srv->counters.refused++;
+		log_warn("%s: refused: open file limit (%u) nearly reached with %zu connections",
+		    client, srv->fds_limit, srv->nconns);
+		server_refuse_with_reason(srv, fd, "podgate: the broker is at its capacity "
+		    "(open file limit); try again later");
 		return;
 	}
 	/*
@@ -175,6 +415,7 @@ server_accept_cb(uv_stream_t *l, int status)
 		};
 
 		audit_event(srv->audit, "refused", f, 2);
+		srv->counters.refused++;
 		log_warn("%s: refused: %u connections from this address are not "
 		    "authenticated yet and %u wait (max_unauthenticated_per_address)", client,
 		    srv->config->max_unauthenticated_per_address, parked);
@@ -208,6 +449,77 @@ server_signing_key(const struct config *c, struct rec_key **out)
 		    c->signing_key, rec_strerror(r), r == -EPERM ?
 		    " (readable by others: chmod 600 it)" : "");
 	return r;
+}
+
+static void server_accept_cb(uv_poll_t *h, int status, int events);
+
+/* The accept pause is over: poll the listening socket again. */
+static void
+server_accept_timer_cb(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+
+	if (srv->listening)
+		uv_poll_start(&srv->listener, UV_READABLE, server_accept_cb);
+}
+
+/*
+ * Out of descriptors (or kernel memory) to accept with: stop polling the
+ * listening socket for a while, doubling the pause while it lasts. The
+ * connections wait in the listen queue instead of the loop spinning on
+ * a socket that stays readable.
+ */
+static void
+server_accept_backoff(struct server *srv, int err)
+{
+	if (srv->accept_backoff_ms == 0) {
+		srv->accept_backoff_ms = 10;
+		log_warn("accept: %s; pausing accepts while it lasts (%u open files, %zu "
+		    "connections)", strerror(err), srv->fds_limit, srv->nconns);
+	} else if (srv->accept_backoff_ms < SERVER_ACCEPT_BACKOFF_MAX_MS) {
+		srv->accept_backoff_ms *= 2;
+		if (srv->accept_backoff_ms > SERVER_ACCEPT_BACKOFF_MAX_MS)
+			srv->accept_backoff_ms = SERVER_ACCEPT_BACKOFF_MAX_MS;
+	}
+	uv_poll_stop(&srv->listener);
+	uv_timer_start(&srv->accept_timer, server_accept_timer_cb, srv->accept_backoff_ms, 0);
+}
+
+/* The listening socket is readable: accept what waits, a batch at a time. */
+static void
+server_accept_cb(uv_poll_t *h, int status, int events)
+{
+	struct server *srv = h->data;
+	unsigned i;
+	int fd;
+
+	(void)events;
+	if (status < 0) {
+		log_warn("accept: %s", uv_strerror(status));
+		return;
+	}
+	for (i = 0; i < SERVER_ACCEPT_BATCH && srv->listening; i++) {
+		fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				server_accept_backoff(srv, errno);
+				return;
+			}
+			log_warn("accept: %s", strerror(errno));
+			break;
+		}
+		if (srv->accept_backoff_ms != 0) {
+			log_info("accepting connections again");
+			srv->accept_backoff_ms = 0;
+		}
+		server_nodelay(fd);
+		server_serve(srv, fd);
+	}
 }
 
 /* Whether two optional strings differ. */
@@ -290,22 +602,41 @@ server_reload(struct server *srv)
 	log_info("configuration reloaded: %zu users, %zu rules", c->nusers, c->nrules);
 }
 
+/* The listening poll handle closed: close the socket. */
+static void
+server_listener_close_cb(uv_handle_t *h)
+{
+	struct server *srv = h->data;
+
+	close(srv->listen_fd);
+	srv->listen_fd = -1;
+}
+
+/* Stop accepting: new clients get "connection refused" from the kernel. */
+static void
+server_unlisten(struct server *srv)
+{
+	if (!srv->listening)
+		return;
+	srv->listening = false;
+	uv_timer_stop(&srv->accept_timer);
+	uv_close((uv_handle_t *)&srv->listener, server_listener_close_cb);
+}
+
 /* Close the handles that keep the loop running; uv_run then returns. */
 static void
 server_finish(struct server *srv)
 {
 	metrics_stop(srv);
 	server_unwatch_config(srv);
-	if (srv->listening) {
-		uv_close((uv_handle_t *)&srv->listener, NULL);
-		srv->listening = false;
-	}
+	server_unlisten(srv);
 	if (!uv_is_closing((uv_handle_t *)&srv->sig_hup)) {
 		uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 		uv_close((uv_handle_t *)&srv->sig_term, NULL);
 		uv_close((uv_handle_t *)&srv->sig_int, NULL);
 		uv_close((uv_handle_t *)&srv->sig_chld, NULL);
 		uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+		uv_close((uv_handle_t *)&srv->accept_timer, NULL);
 	}
 }
 
@@ -351,10 +682,7 @@ server_stop(struct server *srv, int signo)
 	srv->stopping = true;
 	log_info("SIG%s: stopping; live sessions have %us to end", sigabbrev_np(signo),
 	    srv->config->shutdown_grace);
-	if (srv->listening) {
-		uv_close((uv_handle_t *)&srv->listener, NULL);
-		srv->listening = false;
-	}
+	server_unlisten(srv);
 	uv_timer_start(&srv->stop_timer, server_grace_cb,
 	    (uint64_t)srv->config->shutdown_grace * 1000, 0);
 	TAILQ_FOREACH_SAFE(c, &srv->conns, entry, tmp)
@@ -446,28 +774,49 @@ server_bind(struct server *srv, enum ssh_keytypes_e keytype)
 	return 0;
 }
 
-/* Listen on the configured (or overridden) address. */
+/*
+ * Listen on the configured (or overridden) address. The socket is the
+ * broker's own, polled by libuv, so that accepting can pause on EMFILE
+ * (server_accept_backoff) instead of dropping the waiting clients.
+ */
 static int
 server_listen(struct server *srv)
 {
 	struct sockaddr_storage ss;
-	int r;
+	socklen_t sl;
+	int r, on = 1, off = 0, fd = -1;
 
-	if (strchr(srv->listen_host, ':') != NULL)
+	memset(&ss, 0, sizeof ss);
+	if (strchr(srv->listen_host, ':') != NULL) {
 		r = uv_ip6_addr(srv->listen_host, srv->listen_port, (struct sockaddr_in6 *)&ss);
-	else
+		sl = sizeof(struct sockaddr_in6);
+	} else {
 		r = uv_ip4_addr(srv->listen_host, srv->listen_port, (struct sockaddr_in *)&ss);
+		sl = sizeof(struct sockaddr_in);
+	}
 	if (r < 0)
 		goto fail;
-	uv_tcp_init(&srv->loop, &srv->listener);
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+	    (ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) < 0) ||
+	    bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, SOMAXCONN) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if ((r = uv_poll_init_socket(&srv->loop, &srv->listener, fd)) < 0)
+		goto fail;
+	srv->listen_fd = fd;
 	srv->listener.data = srv;
 	srv->listening = true;
-	if ((r = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) < 0 ||
-	    (r = uv_listen((uv_stream_t *)&srv->listener, 128, server_accept_cb)) < 0)
-		goto fail;
+	uv_timer_init(&srv->loop, &srv->accept_timer);	/* closed by server_finish */
+	srv->accept_timer.data = srv;
+	uv_poll_start(&srv->listener, UV_READABLE, server_accept_cb);
 	log_info("listening on %s port %u", srv->listen_host, srv->listen_port);
 	return 0;
 fail:
+	if (fd >= 0)
+		close(fd);
 	log_error("cannot listen on %s port %u: %s", srv->listen_host, srv->listen_port,
 	    uv_strerror(r));
 	return r;
@@ -592,11 +941,13 @@ server_run(const struct server_opts *o)
 	bool loop_ok = false;
 
 	memset(&srv, 0, sizeof srv);
+	srv.listen_fd = -1;
 	TAILQ_INIT(&srv.conns);
 	srv.debug = o->debug;
 	if (o->debug)
 		log_set_level(LOG_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
+	server_fds_raise(&srv);
 	if (ssh_init() < 0) {
 		log_error("cannot initialize libssh");
 		return 1;
@@ -709,6 +1060,7 @@ server_run(const struct server_opts *o)
 		goto out;
 	server_signals(&srv);
 	server_watch_config(&srv);
+	server_fds_announce(&srv);
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("listen", srv.listen_host),
@@ -731,10 +1083,7 @@ out:
 		metrics_stop(&srv);
 		server_unwatch_config(&srv);
 		live_close(&srv);
-		if (srv.listening) {
-			uv_close((uv_handle_t *)&srv.listener, NULL);
-			srv.listening = false;
-		}
+		server_unlisten(&srv);
 		uv_run(&srv.loop, UV_RUN_DEFAULT);
 		if (uv_loop_close(&srv.loop) != 0)
 			log_warn("event loop closed with handles still open");

@@ -57,8 +57,14 @@ struct server {
 	ssh_bind bind;
 	char *listen_host;
 	uint16_t listen_port;
-	uv_tcp_t listener;
+	int listen_fd;			/* the listening socket, accepted from by hand */
+	uv_poll_t listener;		/* polls listen_fd */
 	bool listening;
+	uv_timer_t accept_timer;	/* resumes accepting after EMFILE (accept_backoff_ms) */
+	unsigned accept_backoff_ms;	/* 0 while accepting normally */
+	unsigned fds_limit;		/* RLIMIT_NOFILE after start */
+	unsigned fds_reserve;		/* kept free for running sessions (server_fds_room) */
+	unsigned refusals_closing;	/* refused connections waiting for the client to read why */
 	uv_signal_t sig_hup, sig_term, sig_int, sig_chld;
 	uv_timer_t stop_timer;
 	uv_fs_event_t watch;		/* the configuration's directory */
@@ -74,6 +80,28 @@ struct server {
 	bool grace_over;
 	bool debug;
 };
+
+/* Descriptors a connection holds: libssh's socket and conn.c's own for polling. */
+#define SERVER_FDS_CONN 2
+/* Descriptors a running session keeps: PTY master and recording, or three pipes and recording. */
+#define SERVER_FDS_PTY 2
+#define SERVER_FDS_PIPES 4
+/*
+ * Descriptors starting a session may hold at once: its recording, three
+ * pipes (six ends until the child has its own) and the exec-status pipe.
+ */
+#define SERVER_FDS_START 9
+/* The reserve for running sessions: a sixteenth of the limit, within these. */
+#define SERVER_FDS_RESERVE_MIN 16
+#define SERVER_FDS_RESERVE_MAX 128
+
+/*
+ * Whether n more descriptors can be opened right now, on top of the
+ * reserve (fds_reserve) kept for running sessions. Near the limit the
+ * broker refuses new connections and new sessions instead of starting
+ * ones it could not finish.
+ */
+bool server_fds_room(struct server *s, unsigned n);
 
 /*
  * Exit statuses of podgate-broker. SERVER_EXIT_CONFIG is one meaning

@@ -1111,6 +1111,13 @@ session_start_run(struct session *s, const struct cfg_user *u)
 
 	if (live_approval_hold(s))
 		return;		/* waits for an approver (live.c) */
+	/* Start nothing that could not finish; the reserve stays for running sessions. */
+	if (!server_fds_room(s->conn->server, SERVER_FDS_START)) {
+		log_warn("session %s: refused: open file limit nearly reached", s->id);
+		session_refuse(s, "open file limit reached", "podgate: the broker is at its "
+		    "capacity (open file limit); session refused, try again later", false);
+		return;
+	}
 	memset(&req, 0, sizeof req);
 	req.user = s->conn->user;
 	req.target = s->target;

@@ -8,12 +8,14 @@ docs/benchmarks.md. Benchmarks report; they never assert.
     tests/bench/bench.py BUILD_DIR [--quick] [--out docs/benchmarks.md]
 """
 import argparse
+import asyncio
 import json
 import os
 import pathlib
 import platform
 import pty
 import re
+import resource
 import select
 import shutil
 import signal
@@ -60,6 +62,27 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def broker_nofile():
+    """Before exec: a hard open file limit of 65,536 where it is lower and may be
+    raised (CAP_SYS_RESOURCE); the broker raises its soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 65536:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, 65536))
+        except (ValueError, OSError):
+            pass
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        return sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 class Rig:
@@ -115,8 +138,9 @@ MaxStartups 2000
                                    self.work / "k8s")
         self.kube_cache = self.work / "kube-cache"
 
-    def start_broker(self):
-        d = self.work / "broker"
+    def start_broker(self, name="broker"):
+        self.broker_dir = name
+        d = self.work / name
         d.mkdir()
         self.broker_port = free_port()
         cfg = d / "config.yaml"
@@ -146,9 +170,16 @@ targets:
         self.recordings = d / "recordings"
         self.broker = subprocess.Popen([str(self.build / "broker" / "podgate-broker"),
                                         "--config", str(cfg)], cwd=d,
-                                       stderr=open(d / "broker.log", "w"))
+                                       stderr=open(d / "broker.log", "w"),
+                                       preexec_fn=broker_nofile)
         self.procs.append(self.broker)
         wait_port(self.broker_port)
+
+    def restart_broker(self, name):
+        """Stop the broker and start a fresh one in its own directory (same key)."""
+        self.broker.send_signal(signal.SIGTERM)
+        self.broker.wait(timeout=60)
+        self.start_broker(name)
 
     def ssh_kube(self, command):
         """ssh -> podgate -> kubectl exec -> the test API server."""
@@ -264,40 +295,52 @@ def bench_nopty(rig, runs, mb, work):
                                       for k in ("download", "upload")}}
 
 
-def bench_echo(rig, keys):
-    """Single keystrokes to cat under a PTY, round trip."""
-    res = {}
-    for which in ("sshd", "podgate"):
-        pid, fd = pty.fork()
-        if pid == 0:
-            argv = rig.ssh(which, "stty raw -echo; echo READY; cat", tty=True)
-            os.execvp(argv[0], argv)
-        buf = b""
-        deadline = time.monotonic() + 20
+def echo_rtts(rig, which, keys):
+    """Single keystrokes to cat under a PTY over `ssh -tt`: p50, p99 round trip."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        argv = rig.ssh(which, "stty raw -echo; echo READY; cat", tty=True)
+        os.execvp(argv[0], argv)
+    buf = b""
+    deadline = time.monotonic() + 20
+    try:
         while b"READY" not in buf and time.monotonic() < deadline:
             r, _, _ = select.select([fd], [], [], 1)
             if r:
                 buf += os.read(fd, 4096)
-        rtts = []
-        for i in range(keys):
-            c = bytes([97 + i % 26])
-            t0 = time.perf_counter()
-            os.write(fd, c)
-            got = b""
-            while c not in got:
-                r, _, _ = select.select([fd], [], [], 5)
-                if not r:
-                    break
-                got += os.read(fd, 4096)
-            rtts.append(time.perf_counter() - t0)
-        os.write(fd, b"\x04")
-        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        pass		# the client ended (EIO): reported below
+    if b"READY" not in buf:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
         os.waitpid(pid, 0)
         os.close(fd)
-        rtts.sort()
-        res[which] = {"p50": rtts[len(rtts) // 2], "p99": rtts[int(len(rtts) * 0.99) - 1],
-                      "n": len(rtts)}
-    return res
+        raise RuntimeError(f"the {which} session did not start: {buf[-300:]!r}")
+    rtts = []
+    for i in range(keys):
+        c = bytes([97 + i % 26])
+        t0 = time.perf_counter()
+        os.write(fd, c)
+        got = b""
+        while c not in got:
+            r, _, _ = select.select([fd], [], [], 5)
+            if not r:
+                break
+            got += os.read(fd, 4096)
+        rtts.append(time.perf_counter() - t0)
+    os.write(fd, b"\x04")
+    os.kill(pid, signal.SIGTERM)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    rtts.sort()
+    return {"p50": rtts[len(rtts) // 2], "p99": rtts[int(len(rtts) * 0.99) - 1], "n": len(rtts)}
+
+
+def bench_echo(rig, keys):
+    """Single keystrokes to cat under a PTY, round trip."""
+    return {which: echo_rtts(rig, which, keys) for which in ("sshd", "podgate")}
 
 
 def bench_exec(rig, runs):
@@ -371,6 +414,126 @@ def bench_concurrency(rig, idle, flooding, mb_each):
             "per_session_kb": per_session_kb, "flooding": flooding,
             "rate_median_mbs": statistics.median(rates) if rates else 0,
             "rate_min_mbs": min(rates) if rates else 0, "fairness": fair, "peak_kb": peak}
+
+
+async def _scale_run(rig, sessions, per_conn, pty_on, echo_keys, limit_s):
+    """Open sessions (per_conn channels on each connection, from this one
+    process), hold them, measure the broker, close them; stop by limit_s."""
+    import asyncssh  # Debian's python3-asyncssh
+    key = asyncssh.read_private_key(str(rig.key))
+    pid = rig.broker.pid
+    loop = asyncio.get_running_loop()
+    conns, procs, errors = [], [], []
+    # Key exchanges under way at once: fewer than max_unauthenticated_per_address,
+    # so that none waits parked (and none runs into login_grace_time).
+    sem = asyncio.Semaphore(8)
+    # With a PTY, an interactive cat; without, a command with its input at
+    # EOF, as an agent's (`ssh host TARGET -- CMD < /dev/null`).
+    command = "local -- echo ready; exec " + ("cat" if pty_on else "sleep 3600")
+    ready = b"ready\r\n" if pty_on else b"ready\n"
+
+    async def session(conn):
+        p = await conn.create_process(command, encoding=None,
+                                      term_type="xterm" if pty_on else None,
+                                      term_size=(80, 24) if pty_on else None)
+        if not pty_on:
+            p.stdin.write_eof()
+        await p.stdout.readuntil(ready)
+        procs.append(p)
+
+    async def connection(k):
+        try:
+            async with sem:
+                conn = await asyncssh.connect("127.0.0.1", rig.broker_port, username="bench",
+                                              client_keys=[key], known_hosts=None,
+                                              agent_path=None, preferred_auth="publickey",
+                                              compression_algs=["none"])	# as OpenSSH
+            conns.append(conn)
+            for r in await asyncio.gather(*(session(conn) for _ in range(k)),
+                                          return_exceptions=True):
+                if isinstance(r, BaseException):
+                    errors.append(repr(r)[:200])
+        except (OSError, asyncssh.Error) as e:
+            errors.append(repr(e)[:200])
+
+    async def echo():
+        try:
+            return await loop.run_in_executor(None, echo_rtts, rig, "podgate", echo_keys)
+        except (OSError, RuntimeError) as e:
+            return {"error": repr(e)[:200]}
+
+    base_kb, base_fds, base_cpu = rss_kb(pid), open_fds(pid), cpu_ticks(pid)
+    idle_echo = await echo()
+    t0 = time.perf_counter()
+    tasks = [asyncio.ensure_future(connection(min(per_conn, sessions - i)))
+             for i in range(0, sessions, per_conn)]
+    done, pending = await asyncio.wait(tasks, timeout=limit_s)
+    for t in pending:
+        t.cancel()
+    open_s = time.perf_counter() - t0
+    out = {"asked": sessions, "per_conn": per_conn, "pty": pty_on, "opened": len(procs),
+           "connections": len(conns), "errors": len(errors), "error_sample": errors[:3],
+           "timed_out": bool(pending), "open_s": open_s, "base_kb": base_kb,
+           "base_fds": base_fds, "idle_echo": idle_echo}
+    n = max(len(procs), 1)
+    out["with_kb"] = rss_kb(pid)
+    out["per_session_kb"] = (out["with_kb"] - base_kb) / n
+    out["fds"] = open_fds(pid)
+    out["fds_per_session"] = (out["fds"] - base_fds) / n
+    # CPU while every session is open and idle.
+    c0, w0 = cpu_ticks(pid), time.perf_counter()
+    await asyncio.sleep(5)
+    out["idle_cpu_pct"] = ((cpu_ticks(pid) - c0) / os.sysconf("SC_CLK_TCK")
+                           / (time.perf_counter() - w0) * 100)
+    out["busy_echo"] = await echo()
+    # Sessions still answer: cat echoes a line; sleep ends on the signal sent.
+    probe = procs[:: max(1, len(procs) // 50)]
+    for p in probe:
+        if pty_on:
+            p.stdin.write(b"probe\n")
+        else:
+            p.send_signal("TERM")
+    answered = 0
+    for p in probe:
+        try:
+            if pty_on:
+                await asyncio.wait_for(p.stdout.readuntil(b"probe"), 20)
+            else:
+                await asyncio.wait_for(p.wait_closed(), 20)
+                if (p.exit_signal or ("",))[0] != "TERM":
+                    continue
+            answered += 1
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncssh.Error):
+            pass
+    out["probed"], out["answered"] = len(probe), answered
+    t1 = time.perf_counter()
+    for c in conns:
+        c.close()
+    await asyncio.wait([asyncio.ensure_future(c.wait_closed()) for c in conns] or
+                       [asyncio.ensure_future(asyncio.sleep(0))], timeout=60)
+    deadline = time.monotonic() + 120
+    while open_fds(pid) > base_fds + 4 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    out["close_s"] = time.perf_counter() - t1
+    log = (rig.work / rig.broker_dir / "broker.log").read_text(errors="replace")
+    ended = re.findall(r"connection ended: (.*)", log)
+    out["connections_ended"] = {r: ended.count(r) for r in sorted(set(ended))}
+    out["refused"] = len(re.findall(r"refused: ", log))
+    out["fds_after"] = open_fds(pid)
+    out["cpu_s_total"] = (cpu_ticks(pid) - base_cpu) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def bench_scale(rig, exec_sessions, pty_sessions, echo_keys, limit_s):
+    """Thousands of sessions on one broker: exec without a PTY, 10 channels per
+    connection (the broker's most), then PTY sessions with a connection each."""
+    res = {}
+    for name, n, per_conn, pty_on in (("exec", exec_sessions, 10, False),
+                                      ("pty", pty_sessions, 1, True)):
+        print(f"  {n} {name} sessions...", flush=True)
+        rig.restart_broker(f"broker-{name}")	# memory measured from a fresh broker
+        res[name] = asyncio.run(_scale_run(rig, n, per_conn, pty_on, echo_keys, limit_s))
+    return res
 
 
 def bench_player(build, work, mb, runs, grep_runs):
@@ -491,6 +654,22 @@ def targets(res):
                 p["seek_max_ms"] <= 200))
     v = p["sha256sum"]["median"] / p["verify"]["median"]
     out.append(("verify ≥ 0.5× sha256sum", f"{v:.2f}×", v >= 0.5))
+    for name, sc in res.get("scale", {}).items():
+        what = f"{sc['asked']:,} sessions " + ("with a PTY" if sc["pty"] else "without a PTY")
+        out.append((f"{what}: all open and answering",
+                    f"{sc['opened']:,} open, {sc['answered']}/{sc['probed']} probed answer",
+                    sc["opened"] == sc["asked"] and sc["answered"] == sc["probed"]))
+        out.append((f"{what}: ≤ 200 KB of broker memory per session",
+                    f"{sc['per_session_kb']:.0f} KB", sc["per_session_kb"] <= 200))
+        out.append((f"{what}: idle CPU ≈ 0 (≤ 1% of a core)", f"{sc['idle_cpu_pct']:.2f}%",
+                    sc["idle_cpu_pct"] <= 1))
+        if "p50" in sc["busy_echo"] and "p50" in sc["idle_echo"]:
+            added = (sc["busy_echo"]["p50"] - sc["idle_echo"]["p50"]) * 1e3
+            out.append((f"{what}: echo within 0.2 ms of an idle broker (p50)",
+                        f"{added:+.3f} ms", added <= 0.2))
+        else:
+            out.append((f"{what}: echo within 0.2 ms of an idle broker (p50)",
+                        "not measured: the echo session did not start", False))
     k = res.get("kube")
     if k is not None:
         r = min(k["flood"]["kubectl"]["median"] / k["flood"]["podgate"]["median"],
@@ -574,6 +753,31 @@ def report(res, path, quick):
           f"{c['peak_kb']} KB",
           f"- flood throughput per session: median {c['rate_median_mbs']:.1f} MB/s, slowest "
           f"{c['rate_min_mbs']:.1f} MB/s: **slowest/median {c['fairness']:.2f}**"]
+    if res.get("scale"):
+        L += ["", "## Thousands of sessions", "",
+              "One client process (asyncssh) opens the sessions on the local target: without a "
+              "PTY `echo ready; exec sleep 3600` with its input at EOF (as an agent's command), "
+              "10 channels per connection (the broker's most); with a PTY `echo ready; exec cat`, "
+              "one connection each; 8 key exchanges at a time; no compression (OpenSSH's "
+              "default). *Open* is the time until "
+              "every session has said ready; memory and descriptors are the broker's growth "
+              "divided by the sessions; *idle CPU* is the broker's over 5 s with all of them "
+              "open; *echo* is `ssh -tt` keystroke round trips on one more session, on the idle "
+              "broker and with all of them open.", "",
+              "| sessions | open | open s | KB per session | descriptors per session | "
+              "idle CPU | echo p50 idle → loaded ms | echo p99 idle → loaded ms |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        def ms(e, k):
+            return f"{e[k] * 1e3:.3f}" if k in e else "—"
+        for name, sc in res["scale"].items():
+            ie, be = sc["idle_echo"], sc["busy_echo"]
+            L.append(f"| {sc['asked']:,} {'with a PTY' if sc['pty'] else 'without a PTY'} | "
+                     f"{sc['opened']:,} ({sc['connections']:,} connections, {sc['errors']} "
+                     f"errors) | {sc['open_s']:.1f} | {sc['per_session_kb']:.0f} | "
+                     f"{sc['fds_per_session']:.2f} | {sc['idle_cpu_pct']:.2f}% | "
+                     f"{ms(ie, 'p50')} → {ms(be, 'p50')} | {ms(ie, 'p99')} → {ms(be, 'p99')} |")
+        L += ["", "Kubernetes sessions at this scale are not measured: they need the native "
+              "exec transport (through kubectl, each session is a kubectl process)."]
     p = res["player"]
     L += ["", "## Player and verification", "",
           f"A recording of {p['rec_bytes'] / 1e6:.0f} MB ({p['raw_bytes'] / 1e6:.0f} MB of "
@@ -636,6 +840,8 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(TOP / "docs" / "benchmarks.md"))
+    ap.add_argument("--only", choices=["scale"],
+                    help="run only this part and print its figures as JSON (no report)")
     a = ap.parse_args()
     a.build = str(pathlib.Path(a.build).resolve())
     quick = a.quick
@@ -646,6 +852,15 @@ def main():
         "OpenSSH": version(["ssh", "-V"]), "ttyrec": "1.0.8 (Debian)",
         "tlog": version(["tlog-rec", "--version"]), "asciinema": version(["asciinema", "--version"]),
         "script": version(["script", "--version"])}}
+    scale = (500, 100, 200, 180) if quick else (5000, 1000, 1000, 600)
+    if a.only == "scale":
+        try:
+            rig.start_broker()
+            print(json.dumps(bench_scale(rig, *scale), indent=1))
+        finally:
+            rig.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         rig.start_sshd()
         try:
@@ -665,6 +880,8 @@ def main():
         print("concurrency...", flush=True)
         res["concurrency"] = bench_concurrency(rig, 100 if quick else 1000, 20 if quick else 100,
                                                5 if quick else 20)
+        print("thousands of sessions...", flush=True)
+        res["scale"] = bench_scale(rig, *scale)
         if rig.k8s is not None:
             print("kubernetes path...", flush=True)
             try:

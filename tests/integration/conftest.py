@@ -435,6 +435,7 @@ class Broker:
         self.port = free_port()
         self.wrap: list[str] = []  # argv put before the broker's (e.g. a namespace runner)
         self.proc = None
+        self.preexec_fn = None  # run in the broker's process before exec (e.g. setrlimit)
         self.start_failed = False  # start() already failed the test: no second report
         self._log_file = None
         self._out_file = None
@@ -536,7 +537,8 @@ class Broker:
             log_start = self.log_path.stat().st_size
             self.proc = subprocess.Popen([*self.wrap, str(binary), "--config", str(self.config_path)],
                                          cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=self._out_file, stderr=self._log_file)
+                                         stdout=self._out_file, stderr=self._log_file,
+                                         preexec_fn=self.preexec_fn)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
