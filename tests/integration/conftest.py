@@ -56,7 +56,12 @@ Other helpers: ``wait_until(pred, timeout, what)`` polls a condition with a
 deadline; ``run_exec(client, command, ...)`` runs one exec channel over
 paramiko and returns stdout, stderr, exit status and exit signal;
 ``channel_request(chan, name, payload)`` sends any channel request with
-want-reply and returns whether the server accepted it.
+want-reply and returns whether the server accepted it. These and the other
+shared helpers live in the ``support`` package (tests/integration/support/).
+
+Every test has a deadline (pytest-timeout, ``timeout`` in pytest.ini): a hang
+fails that test instead of stopping the suite. paramiko's
+``Channel.recv_exit_status()`` waits at most EXIT_STATUS_TIMEOUT seconds.
 """
 
 from __future__ import annotations
@@ -83,13 +88,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
 from recording import Recording  # noqa: E402
-
-SANITIZER_PATTERNS = (
-    "ERROR: AddressSanitizer",
-    "ERROR: LeakSanitizer",
-    "runtime error:",
-    "LeakSanitizer has encountered a fatal error",
-)
+from support import SANITIZER_PATTERNS, exit_status, sanitizer_report, wait_until  # noqa: E402,F401
 
 SSH_BASE_OPTS = [
     "-F", "/dev/null",
@@ -105,21 +104,16 @@ SSH_BASE_OPTS = [
 
 # ---------------------------------------------------------------- helpers
 
+def pytest_configure(config):
+    if not config.pluginmanager.hasplugin("timeout"):
+        raise pytest.UsageError("pytest-timeout is missing (Debian: python3-pytest-timeout; "
+                                "`make deps-test` installs it): without it a hang stops the "
+                                "suite instead of failing one test")
+
+
 def build_dir() -> pathlib.Path:
     """The meson build directory holding the binaries under test."""
     return pathlib.Path(os.environ.get("PODGATE_BUILD") or REPO / "build-dev").resolve()
-
-
-def wait_until(pred, timeout: float = 10.0, what: str = "condition", interval: float = 0.02):
-    """Poll pred() until it returns a truthy value; return it, or fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -244,6 +238,16 @@ def to_yaml(obj, indent: int = 0) -> str:
 
 
 # ---------------------------------------------- paramiko: exit-signal, requests
+
+EXIT_STATUS_TIMEOUT = 60.0
+
+
+def _recv_exit_status_with_deadline(self, timeout: float = EXIT_STATUS_TIMEOUT) -> int:
+    """paramiko waits for an exit status forever: fail the test after timeout instead."""
+    return exit_status(self, timeout)
+
+
+paramiko.Channel.recv_exit_status = _recv_exit_status_with_deadline
 
 _orig_handle_request = paramiko.Transport._channel_handler_table[MSG_CHANNEL_REQUEST]
 
@@ -615,13 +619,7 @@ class Broker:
         return m
 
     def sanitizer_report(self) -> str | None:
-        log = self.log()
-        for p in SANITIZER_PATTERNS:
-            i = log.find(p)
-            if i >= 0:
-                i = log.rfind("\n", 0, max(0, log.rfind("\n", 0, i))) + 1
-                return log[i: i + 4000]
-        return None
+        return sanitizer_report(self.log())
 
     def audit_lines(self) -> list[str]:
         p = self.audit_path

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from conftest import wait_until
+from support import readline_within
 
 USERS = {
     "alice": {"groups": ["oncall"]},
@@ -270,7 +271,7 @@ def wait_request(p):
     buf = b""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        line = p.stderr.readline()
+        line = readline_within(p.stderr, max(0.1, deadline - time.monotonic()))
         buf += line
         m = re.search(rb"waiting for approval: ([0-9a-f-]{36})", buf)
         if m:

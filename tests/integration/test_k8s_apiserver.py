@@ -32,6 +32,7 @@ K8S_DIR = pathlib.Path(__file__).resolve().parents[1] / "k8s"
 sys.path.insert(0, str(K8S_DIR))
 import apiserver  # noqa: E402
 from fixture import blackhole, closed_port, k8s_apiserver, write_kubeconfig  # noqa: E402
+from support import readline_within  # noqa: E402
 
 if shutil.which("kubectl") is None:
     pytest.skip("kubectl is not installed", allow_module_level=True)
@@ -221,7 +222,7 @@ def test_client_gone_ends_the_command(k8s, tmp_path):
                                           f"echo $$ > {pidfile}; echo started; exec sleep 60"),
                          env=k8s.kubectl_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        assert p.stdout.readline() == b"started\n"
+        assert readline_within(p.stdout) == b"started\n"
         p.kill()
     finally:
         p.wait()
@@ -474,7 +475,7 @@ def test_command_line(tmp_path):
                           "--log", str(tmp_path / "log.jsonl")],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        info = json.loads(p.stdout.readline())
+        info = json.loads(readline_within(p.stdout))
         assert info["url"] == f"https://127.0.0.1:{info['port']}" and info["pid"] == p.pid
         ctx = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.crt"))
         req = urllib.request.Request(info["url"] + "/api/v1/namespaces/prod/pods/web-0",

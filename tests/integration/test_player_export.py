@@ -3,7 +3,10 @@ them, and the plain-text transcript."""
 import json
 import os
 import pty
+import select
 import shutil
+import signal
+import time
 
 import pytest
 
@@ -128,8 +131,15 @@ def run_in_pty(argv, timeout=30):
     if pid == 0:
         os.execvp(argv[0], argv)
     out = b""
+    deadline = time.monotonic() + timeout
     try:
         while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                pytest.fail(f"{argv[0]} did not finish within {timeout}s; got {out[-300:]!r}")
+            if not select.select([fd], [], [], min(left, 0.5))[0]:
+                continue
             try:
                 chunk = os.read(fd, 65536)
             except OSError:

@@ -1,0 +1,16 @@
+"""Helpers shared by every integration suite.
+
+    from support import wait_until, readline_within, exit_status
+    from support import assert_no_sanitizer_report, assert_refused
+
+``wait``       waiting on conditions with deadlines: ``wait_until``,
+               ``read_until`` (a file descriptor), ``readline_within`` (a pipe),
+               ``exit_status`` (a paramiko channel), ``recv_until`` (a channel).
+``sanitizer``  finding AddressSanitizer, LeakSanitizer and UBSan reports in
+               a process's stderr; ``assert_refused`` for a refusal's exact
+               exit status and message.
+"""
+
+from .sanitizer import (SANITIZER_PATTERNS, assert_no_sanitizer_report,  # noqa: F401
+                        assert_refused, sanitizer_report)
+from .wait import exit_status, read_until, readline_within, recv_until, wait_until  # noqa: F401
