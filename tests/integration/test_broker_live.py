@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import wait_until
-from support import readline_within
+from support import readline_within, recv_until
 
 USERS = {
     "alice": {"groups": ["oncall"]},
@@ -180,7 +180,7 @@ def test_watch_late_joiner_sees_screen_then_live_output(broker, tmp_path):
 
         chan = c.get_transport().open_session()
         chan.get_pty(term="xterm", width=80, height=24)
-        cmd = f"cat {shlex.quote(str(f))}; read x; echo AFTER-MARK; read y"
+        cmd = f"cat {shlex.quote(str(f))}; read x; echo AFTER-MARK; read y; echo \"y=[$y]\""
         chan.exec_command(f"local -- {cmd}")
         seen = b""
 
@@ -209,8 +209,10 @@ def test_watch_late_joiner_sees_screen_then_live_output(broker, tmp_path):
         tm.run("send-keys", "-t", "watch", "x")
         tm.run("send-keys", "-t", "watch", "q")
         wait_until(lambda: b.events("watch_end"), what="watch ended")
-        assert b"AFTER-MARK\r\nx" not in seen
+        # alice's Enter ends `read y`: had the watcher's x or q reached her shell, y holds them.
         chan.sendall(b"\n")
+        out = recv_until(chan, b"]\r\n", buf=bytearray(seen))
+        assert re.search(rb"y=\[(.*)\]\r\n", bytes(out)).group(1) == b"", bytes(out[-200:])
         assert chan.recv_exit_status() == 0
     finally:
         tm.kill()

@@ -111,10 +111,10 @@ def test_demo_mode_printed_commands_work(build, tmp_path):
         assert (r.returncode, r.stdout) == (0, b"demo-42\n"), r.stderr
         replay = [ln.strip() for ln in text.splitlines() if " cat " in ln]
         assert replay, text
-        if build.player.exists():
-            r = subprocess.run(replay[0], shell=True, cwd=tmp_path, capture_output=True,
-                               timeout=30)
-            assert (r.returncode, r.stdout) == (0, b"demo-42\n"), r.stderr
+        build.require("player")
+        r = subprocess.run(replay[0], shell=True, cwd=tmp_path, capture_output=True,
+                           timeout=30)
+        assert (r.returncode, r.stdout) == (0, b"demo-42\n"), r.stderr
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0, (tmp_path / "stderr").read_text()[-2000:]
     finally:

@@ -11,6 +11,7 @@ import unicodedata
 import pytest
 
 from player_support import PLAYER, Tmux, player, write_recording
+from support.term import background_runs
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -58,6 +59,17 @@ def screen_lines(text):
 
 def status(text):
     return screen_lines(text)[29]
+
+
+def escaped_lines(t):
+    """The screen with its attributes (tmux capture-pane -e), one string per row."""
+    text = t.tmux("capture-pane", "-e", "-p", "-t", "t").stdout.decode()
+    return (text.split("\n") + [""] * 30)[:30]
+
+
+def highlighted(line):
+    """The parts of a row drawn on the search highlight's yellow background."""
+    return background_runs(line, 43)
 
 
 def wait_screen(t, rows, status_re, what):
@@ -187,10 +199,14 @@ def test_search_and_next_match(tmux, rec):
     wait_screen(tmux, shown_lines(21), r"PAUSED 0:00:21\.000 .*match 2/10", "next match")
     tmux.keys("N", "N")
     wait_screen(tmux, shown_lines(29), r"PAUSED 0:00:29\.000 .*match 10/10", "wrap back")
-    # The match is highlighted on screen (reverse or coloured, not plain).
-    escaped = tmux.tmux("capture-pane", "-e", "-p", "-t", "t").stdout.decode()
-    row = [l for l in escaped.split("\n") if "line 29" in l or "line 2" in l][0]
-    assert "\x1b[" in row.split("line")[0][-12:] or "\x1b[" in row
+    # Each match on screen is highlighted (black on yellow), and only the match.
+    assert [highlighted(l) for l in escaped_lines(tmux)[1:10]] == [["line 2"]] * 9
+    tmux.keys("/")
+    tmux.literal("line 27")
+    tmux.keys("Enter")
+    wait_screen(tmux, shown_lines(27), r"PAUSED 0:00:27\.000 .*match 1/1", "one match")
+    assert [highlighted(l) for l in escaped_lines(tmux)] == \
+        [[]] * 9 + [["line 27"]] + [[]] * 20
     # Backward search from the end.
     tmux.keys("G", "?")
     tmux.wait_for(lambda s: status(s) == "?", what="backward prompt")
@@ -277,6 +293,7 @@ def main(scr):
     scr.move(9, 10); scr.clrtoeol()
     scr.addstr(13, 40, "bottom right", curses.A_REVERSE)
     scr.refresh(); win.touchwin(); win.refresh()
+    sys.stdout.write("\033]2;drawn\007"); sys.stdout.flush()  # last: a title, not on screen
     scr.getch()
     sys.stdout.flush(); os._exit(0)
 curses.wrapper(main)
@@ -292,7 +309,10 @@ def test_end_screen_equals_tmux_screen(tmp_path):
         t.start([PLAYER, "rec", "-q", "-o", rec, "--", "/usr/bin/python3", prog])
         original = t.wait_for(lambda s: "bottom right" in s and "inserted line" in s,
                               what="the curses program's screen")
-        t.wait_for(lambda s: s == t.screen(), what="a settled screen")
+        # tmux handles output in order: once the title is set, all the drawing is on screen.
+        t.wait_for(lambda s: t.tmux("display-message", "-p", "-t", "t",
+                                    "#{pane_title}").stdout.strip() == b"drawn",
+                   what="the title set after the last drawing")
         original = t.screen()
         t.keys("x")
         t.wait_for(lambda s: t.dead(), what="the program to exit")

@@ -97,12 +97,17 @@ def test_truncation_reports_verified_prefix(signed):
     out, _, pub = signed
     data = out.read_bytes()
     cut = out.with_suffix(".cut")
-    for n in range(0, len(data), 7):
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(data)
+    unpacker.unpack()
+    header_end = unpacker.tell()
+    for n in list(range(0, len(data), 7)) + [header_end - 1, header_end, len(data) - 1]:
         cut.write_bytes(data[:n])
         code, j = verify_json(cut, "--key", pub)
-        assert code in (TRUNCATED, NOT_RECORDING), (n, j)
+        # Without a whole header it is not a recording; with one, a truncated recording.
+        assert code == (NOT_RECORDING if n < header_end else TRUNCATED), (n, header_end, j)
         if code == TRUNCATED:
-            assert j["verified_bytes"] <= n
+            assert header_end <= j["verified_bytes"] <= n, (n, j)
             assert "truncated" in j["reason"] or "not sealed" in j["reason"]
 
 
