@@ -9,14 +9,11 @@ import msgpack
 import pytest
 
 from conftest import wait_until
+from support import verify
 
 SEALED, TRUNCATED, NOT_RECORDING, UNSIGNED, WRONG_KEY, MODIFIED = range(6)
 
 
-def verify(build, path, *args):
-    r = subprocess.run([str(build.player), "verify", "--json", *args, str(path)],
-                       capture_output=True, timeout=120)
-    return r.returncode, json.loads(r.stdout)
 
 
 def public_key(build, b, tmp_path):

@@ -28,6 +28,7 @@ import msgpack
 import pytest
 
 from conftest import to_yaml, wait_until
+from support import verify
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "k8s"))
@@ -39,10 +40,6 @@ SEALED, TRUNCATED = 0, 1
 
 # ---------------------------------------------------------------- helpers
 
-def verify(build, path):
-    r = subprocess.run([str(build.player), "verify", "--json", str(path)],
-                       capture_output=True, timeout=120)
-    return r.returncode, json.loads(r.stdout)
 
 
 def header_of(path) -> dict:
@@ -234,7 +231,7 @@ def test_local_target_killed_mid_session_others_continue(build, broker):
                 pass
         assert vchan.status_event.wait(15), "no exit status after the target was killed"
         status, sig = vchan.exit_status, getattr(vchan, "exit_signal", None)
-        assert sig == "KILL" or status == 137, (status, sig)
+        assert (sig, status) == ("KILL", -1), (status, sig)  # exit-signal, not a status
         # The interactive session on another connection goes on.
         ochan.sendall(b"echo still-$((40+2))\r")
         recv_until(ochan, b"still-42", buf=obuf)
@@ -245,10 +242,10 @@ def test_local_target_killed_mid_session_others_continue(build, broker):
         victim.close()
     rec = sealed_recording(build, b, victim_cmd)
     assert rec.data("o") == b"up\n"
-    assert rec.exit() in ({"signal": "KILL"}, {"status": 137})
+    assert rec.exit() == {"signal": "KILL"}
     end = b.wait_audit("session_end", lambda e: e.get("recording") == str(rec.path) or
                        e.get("recording", "").endswith(rec.path.name))[0]
-    assert end.get("exit_signal") == "KILL" or end.get("exit_status") == 137, end
+    assert end.get("exit_signal") == "KILL" and "exit_status" not in end, end
 
 
 # ---------------------------------------------------------------- connections reset
@@ -288,7 +285,7 @@ def test_client_connection_reset_mid_flood_and_mid_shell(build, broker):
             c.close()
     rec = sealed_recording(build, b, flood_cmd)
     assert rec.data("o").startswith(b"reset-me\n" * 10)
-    assert rec.exit() is not None
+    assert rec.exit() == {"signal": "HUP"}  # a vanished client hangs up its target
     shell = [r for r in b.recordings() if r.command is None or r.command == ""]
     assert len(shell) == 1 and shell[0].complete()
     assert f"sleep {shell_token}".encode() in shell[0].data("i")
@@ -380,8 +377,8 @@ def test_sigterm_with_many_sessions_open(build, broker):
         assert rec.complete(), (rec.path, rec.codes()[-3:])
         assert verify(build, rec.path)[0] == SEALED
     assert len(b.events("session_end")) == 6
-    assert {e["reason"] for e in b.events("disconnect")} <= {
-        "broker shutting down", "closed by the client"}
+    # The four connections were open until the broker stopped.
+    assert [e["reason"] for e in b.events("disconnect")] == ["broker shutting down"] * 4
     assert b.events("broker_stop")
 
 
@@ -443,7 +440,7 @@ def test_kubectl_killed_mid_session(build, broker, apiserver, tmp_path):
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         assert vchan.status_event.wait(15), "no exit status after kubectl was killed"
-        assert getattr(vchan, "exit_signal", None) == "KILL" or vchan.exit_status != 0
+        assert (getattr(vchan, "exit_signal", None), vchan.exit_status) == ("KILL", -1)
         ochan.sendall(b"echo local-$((6*7))\r")
         recv_until(ochan, b"local-42", buf=obuf)
         ochan.sendall(b"exit\r")
@@ -453,9 +450,9 @@ def test_kubectl_killed_mid_session(build, broker, apiserver, tmp_path):
         victim.close()
     rec = sealed_recording(build, b, cmd)
     assert rec.data("o").startswith(b"up\n")
-    assert rec.exit() is not None
+    assert rec.exit() == {"signal": "KILL"}
     end = b.wait_audit("session_end", lambda e: e.get("target") == "prod/web-0")[0]
-    assert end.get("exit_signal") == "KILL" or end.get("exit_status", 0) != 0, end
+    assert end.get("exit_signal") == "KILL" and "exit_status" not in end, end
 
 
 def test_api_server_dies_mid_session(build, broker, apiserver, tmp_path):
@@ -469,7 +466,9 @@ def test_api_server_dies_mid_session(build, broker, apiserver, tmp_path):
         recv_until(vchan, b"up\n", timeout=30)
         os.kill(apiserver.pid, signal.SIGKILL)
         assert vchan.status_event.wait(30), "no exit status after the API server died"
-        assert vchan.exit_status != 0 or getattr(vchan, "exit_signal", None)
+        # kubectl ends with a status of its own, not a signal
+        assert getattr(vchan, "exit_signal", None) is None and vchan.exit_status > 0, \
+            (vchan.exit_status, getattr(vchan, "exit_signal", None))
         echo_roundtrip(other, "local-still-works")
         # A new session to the dead cluster fails with one clear line, at once.
         t0 = time.monotonic()
@@ -482,6 +481,7 @@ def test_api_server_dies_mid_session(build, broker, apiserver, tmp_path):
         victim.close()
     rec = sealed_recording(build, b, cmd)
     assert rec.data("o").startswith(b"up\n") and b"never" not in rec.data("o")
+    assert rec.exit() == {"status": vchan.exit_status}
     end = b.wait_audit("session_end", lambda e: e.get("target") == "prod/web-0")[0]
-    assert end.get("exit_status", 0) != 0 or end.get("exit_signal"), end
+    assert end.get("exit_status") == vchan.exit_status and "exit_signal" not in end, end
     b.wait_audit("target_failed")

@@ -12,14 +12,11 @@ import threading
 import time
 
 from conftest import wait_until
+from support import verify
 
 SEALED = 0
 
 
-def verify(build, path):
-    r = subprocess.run([str(build.player), "verify", "--json", str(path)],
-                       capture_output=True, timeout=60)
-    return r.returncode, json.loads(r.stdout)
 
 
 def spans(rec):
@@ -308,10 +305,10 @@ def test_limits_end_sessions(broker):
     evs = b.wait_audit("limit", count=4)
     assert {e["limit"] for e in evs} == {"max_sessions", "max_duration", "idle_timeout",
                                          "max_output"}
-    for rec in b.wait_recordings(4):
-        if rec.header["who"]["user"] == "dur":
-            assert markers(rec) == ["session ended: maximum session duration (2s) reached"]
-            assert rec.exit() is not None
+    dur = [rec for rec in b.wait_recordings(4) if rec.header["who"]["user"] == "dur"]
+    assert len(dur) == 1, [r.header["who"]["user"] for r in b.recordings()]
+    assert markers(dur[0]) == ["session ended: maximum session duration (2s) reached"]
+    assert dur[0].exit() == {"signal": "HUP"}  # the target is hung up, as on a disconnect
     # The count is released when sessions end: "one" may start again.
     wait_until(lambda: b.ssh("one", "local", "--", "true").returncode == 0, 10,
                "a new session once the first ended")

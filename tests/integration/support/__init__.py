@@ -6,6 +6,8 @@
 ``wait``       waiting on conditions with deadlines: ``wait_until``,
                ``read_until`` (a file descriptor), ``readline_within`` (a pipe),
                ``exit_status`` (a paramiko channel), ``recv_until`` (a channel).
+``verify``     ``podgate-player verify --json`` on a recording, its exit
+               statuses (SEALED, TRUNCATED, ...) and ``assert_sealed``.
 ``sanitizer``  finding AddressSanitizer, LeakSanitizer and UBSan reports in
                a process's stderr; ``assert_refused`` for a refusal's exact
                exit status and message.
@@ -13,4 +15,6 @@
 
 from .sanitizer import (SANITIZER_PATTERNS, assert_no_sanitizer_report,  # noqa: F401
                         assert_refused, sanitizer_report)
+from .verify import (MODIFIED, NOT_RECORDING, SEALED, TRUNCATED, UNSIGNED,  # noqa: F401
+                     WRONG_KEY, assert_sealed, verify)
 from .wait import exit_status, read_until, readline_within, recv_until, wait_until  # noqa: F401
