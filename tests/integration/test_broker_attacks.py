@@ -20,6 +20,7 @@ import paramiko
 import pytest
 
 from conftest import drain_channel, wait_until
+from support import assert_refused
 
 ATTACKER = "127.0.0.2"
 UUID_REC = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.rec$")
@@ -237,7 +238,7 @@ def broker_start_fails(build, b) -> subprocess.CompletedProcess:
     b.write_config()
     r = subprocess.run([str(build.broker), "--config", str(b.config_path)], cwd=b.workdir,
                        capture_output=True, timeout=30, env=b.env)
-    assert r.returncode != 0, r.stderr
+    assert_refused(r, 1)
     return r
 
 

@@ -9,7 +9,7 @@ import msgpack
 import pytest
 
 from conftest import wait_until
-from support import verify
+from support import assert_refused, verify
 
 SEALED, TRUNCATED, NOT_RECORDING, UNSIGNED, WRONG_KEY, MODIFIED = range(6)
 
@@ -56,9 +56,8 @@ def test_signing_key_readable_by_others_is_refused(build, broker):
     os.chmod(key, 0o644)
     b.write_config()
     r = subprocess.run([str(build.broker), "--config", str(b.config_path)], cwd=b.workdir,
-                       capture_output=True, timeout=30)
-    assert r.returncode != 0
-    assert b"chmod 600" in r.stderr
+                       capture_output=True, timeout=30, env=b.env)
+    assert_refused(r, 1, "chmod 600")
 
 
 def test_kill_9_during_flood_verifies_to_within_a_second(build, broker):
