@@ -111,9 +111,12 @@ def test_pause_step_and_golden_screen(tmux, rec):
     tmux.keys(".", ".")
     # Two steps: line 02, then line 03 (events at 2 s and 3 s).
     wait_screen(tmux, shown_lines(3), r"PAUSED 0:00:03\.000", "three steps")
-    # Paused means paused: nothing moves.
-    time.sleep(0.3)
-    assert screen_lines(tmux.screen())[:29] == frame(shown_lines(3))
+    # Paused means paused: after a full turn through the player (help shown,
+    # then closed), still 3.000 s and line 03, although events wait at 4 s.
+    tmux.keys("h")
+    tmux.wait_for(lambda s: "podgate-player play: keys" in s, what="help")
+    tmux.keys("x")
+    wait_screen(tmux, shown_lines(3), r"PAUSED 0:00:03\.000", "still paused after the help")
     tmux.keys("Space")
     tmux.wait_for(lambda s: "PLAYING" in s and "line 04" in s, what="resumed")
 
@@ -166,7 +169,7 @@ def test_speed_flag_plays_faster(tmp_path, rec):
         t.start([PLAYER, "play", "--speed", "16", rec])
         t.wait_for(lambda s: " 16x " in s, what="16x")
         t.wait_for(lambda s: "END 0:00:31.000" in s, timeout=20, what="the end at 16x")
-        assert time.monotonic() - t0 < 15  # 31 s of recording
+        assert time.monotonic() - t0 < 31  # 31 s of recording: at 1x it could not be done
         assert screen_lines(t.screen())[:29] == frame(shown_lines(30))
 
 
