@@ -437,6 +437,7 @@ class Broker:
         self.port = free_port()
         self.proc = None
         self.start_failed = False  # start() already failed the test: no second report
+        self.wrapper = []  # argv that execs the broker (same pid), e.g. to set limits
         self._log_file = None
         self._out_file = None
 
@@ -535,7 +536,8 @@ class Broker:
             self._log_file = open(self.log_path, "ab")
             self._out_file = open(self.stdout_path, "ab")
             log_start = self.log_path.stat().st_size
-            self.proc = subprocess.Popen([str(binary), "--config", str(self.config_path)],
+            self.proc = subprocess.Popen([*self.wrapper, str(binary), "--config",
+                                          str(self.config_path)],
                                          cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=self._out_file, stderr=self._log_file)
             deadline = time.monotonic() + timeout
