@@ -807,3 +807,20 @@ def broker(build, keys, tmp_path):
             failures.append(str(e))
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def broker_recordings(build, tmp_path_factory):
+    """Recordings made once by a real broker (support/brokered.py): .pty (signed,
+    checkpoints, typed input, a redacted token, exit 3), .nopty (stdout and
+    stderr, exit 5), .killed (a kill marker, then SIGHUP); .pub the broker's
+    public key, .dir their directory."""
+    from support.brokered import make_broker_recordings
+    top = tmp_path_factory.mktemp("broker-recordings")
+    cache = {}
+
+    def keyf(name, type="ed25519"):
+        if (name, type) not in cache:
+            cache[(name, type)] = make_key(top / "keys", name, type)
+        return cache[(name, type)]
+    return make_broker_recordings(Broker, build, top / "broker", keyf)

@@ -15,10 +15,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 
 import msgpack
+
+from support import assert_no_sanitizer_report
 
 BUILD = os.environ.get("PODGATE_BUILD", os.path.join(os.path.dirname(__file__), "../../build-dev"))
 PLAYER = os.path.join(BUILD, "player", "podgate-player")
@@ -30,10 +33,7 @@ def player(*args, stdin=subprocess.DEVNULL, timeout=120, **kw):
                           timeout=timeout, **kw)
 
 
-def no_sanitizer_report(stderr):
-    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
-    assert "AddressSanitizer" not in text and "runtime error:" not in text, text
-    assert "LeakSanitizer" not in text, text
+no_sanitizer_report = assert_no_sanitizer_report  # ASan, LeakSanitizer and UBSan
 
 
 def write_recording(path, events, cols=80, rows=24, user="alice", target="prod/web-0",
@@ -78,9 +78,17 @@ class Tmux:
         """Run argv in a new session; the pane stays after it exits."""
         cmd = " ".join(_quote(a) for a in argv)
         envs = " ".join(f"{k}={_quote(v)}" for k, v in (env or {}).items())
-        self.tmux("-f", "/dev/null", "new-session", "-d", "-x", str(self.cols), "-y",
-                  str(self.rows), "-s", "t", f"{envs} {cmd}".strip())
-        self.tmux("set-option", "-t", "t", "remain-on-exit", "on")
+        # remain-on-exit from the server's start: a program that exits at once
+        # leaves its pane (and exit status) too.
+        conf = tempfile.NamedTemporaryFile("w", prefix="podgate-tmux-", suffix=".conf",
+                                           delete=False)
+        with conf:
+            conf.write("set-option -g remain-on-exit on\n")
+        try:
+            self.tmux("-f", conf.name, "new-session", "-d", "-x", str(self.cols), "-y",
+                      str(self.rows), "-s", "t", f"{envs} {cmd}".strip())
+        finally:
+            os.unlink(conf.name)
 
     def keys(self, *keys):
         self.tmux("send-keys", "-t", "t", *keys)

@@ -338,3 +338,63 @@ def columns(line, start, end):
             out.append(ch)
         col += w
     return "".join(out)
+
+
+def with_status(argv):
+    """argv run by a shell that prints its exit status once it ends."""
+    return ["sh", "-c", '"$@"; echo "exit-status=$?"', "sh", *map(str, argv)]
+
+
+def exit_status(t):
+    """The status with_status printed (it may have scrolled into tmux's history)."""
+    def find(_):
+        text = t.tmux("capture-pane", "-p", "-S", "-200", "-t", "t").stdout.decode()
+        return re.search(r"exit-status=(\d+)", text)
+    t.wait_for(find, what="the exit status")
+    return int(find(None).group(1))
+
+
+def test_play_broker_recordings(broker_recordings):
+    """A broker's recordings play as recorded: the interactive one with the
+    secret redacted; the killed one with its kill marker to jump to."""
+    br = broker_recordings
+    with Tmux(cols=120, rows=40) as t:
+        t.start(with_status([PLAYER, "play", "--speed", "16", br.pty]))
+        screen = t.wait_for(lambda s: "END" in status_of(s, 40), what="the end")
+        assert "tick-4" in screen and "token=[REDACTED:" in screen
+        assert "ghp_" not in screen
+        assert "sealed" in status_of(screen, 40) or "complete" in status_of(screen, 40)
+        t.keys("q")
+        assert exit_status(t) == 0
+    with Tmux(cols=120, rows=40) as t:
+        t.start(with_status([PLAYER, "play", br.killed]))
+        t.wait_for(lambda s: "PLAYING" in s, what="playing")
+        t.keys("Space", "g", "]")
+        screen = t.wait_for(lambda s: "marker: podgate: session ended by bob" in s,
+                            what="the kill marker")
+        assert "before-kill" in screen
+        t.keys("q")
+        assert exit_status(t) == 0
+
+
+def test_play_exit_statuses(broker_recordings, tmp_path):
+    """0 after q; 1 for a cut recording (played as far as it goes); 2 for a
+    file that is not a recording, a missing one, or bad usage."""
+    cut = tmp_path / "cut.rec"
+    cut.write_bytes(broker_recordings.pty.read_bytes()[:-10])
+    with Tmux(cols=120, rows=40) as t:
+        t.start(with_status([PLAYER, "play", "--speed", "16", cut]))
+        t.wait_for(lambda s: "END" in status_of(s, 40), what="the end of what is there")
+        t.keys("q")
+        assert exit_status(t) == 1
+    notrec = tmp_path / "notes.rec"
+    notrec.write_text("not a recording\n")
+    for args in ([notrec], [tmp_path / "missing.rec"], [], ["--speed", "fast", cut]):
+        with Tmux(cols=120, rows=40) as t:
+            t.start(with_status([PLAYER, "play", *args]))
+            assert exit_status(t) == 2, (args, t.screen())
+
+
+def status_of(text, rows):
+    lines = text.split("\n")
+    return (lines + [""] * rows)[rows - 1]

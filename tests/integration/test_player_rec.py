@@ -3,6 +3,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import select
 import signal
 import stat
@@ -13,6 +14,8 @@ import time
 
 import msgpack
 import pytest
+
+from support import assert_no_sanitizer_report
 
 BUILD = os.environ.get("PODGATE_BUILD", os.path.join(os.path.dirname(__file__), "../../build-dev"))
 PLAYER = os.path.join(BUILD, "player", "podgate-player")
@@ -44,9 +47,7 @@ def exit_event(evs):
     return [e for e in evs if e[1] == "x"][-1]
 
 
-def no_sanitizer_report(stderr):
-    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
-    assert "AddressSanitizer" not in text and "runtime error:" not in text, text
+no_sanitizer_report = assert_no_sanitizer_report  # ASan, LeakSanitizer and UBSan
 
 
 def test_rec_exit_status_cat_and_info(tmp_path):
@@ -255,3 +256,22 @@ def test_truncated_recording(tmp_path):
     assert c.stdout == b"onetwo"
     assert j["exit"] == {"status": 0}
     assert j["integrity"]["state"] == "truncated"
+
+
+def test_help_and_version():
+    r = player("--help")
+    no_sanitizer_report(r.stderr)
+    assert r.returncode == 0 and r.stderr == b""
+    text = r.stdout.decode()
+    assert text.startswith("usage: podgate-player COMMAND [ARGS]\n")
+    for cmd in ("rec", "cat", "info", "verify", "key", "play", "ls", "grep", "export"):
+        assert f"  podgate-player {cmd} " in text, cmd
+    meson = open(os.path.join(os.path.dirname(__file__), "../../meson.build")).read()
+    version = re.search(r"version\s*:\s*'([^']+)'", meson).group(1)
+    r = player("--version")
+    assert r.returncode == 0 and r.stdout == f"podgate-player {version}\n".encode(), r
+    r = player("--bogus")
+    assert r.returncode == 2 and r.stdout == b""
+    assert r.stderr.startswith(b"podgate-player: unknown command '--bogus' (try podgate-player --help)")
+    r = player()
+    assert r.returncode == 2 and b"usage: podgate-player COMMAND" in r.stderr

@@ -10,6 +10,7 @@ import msgpack
 import pytest
 
 from support.checkpoints import assert_checkpoint_cadence
+from support.sanitizer import assert_no_sanitizer_report
 
 BUILD = os.environ.get("PODGATE_BUILD", os.path.join(os.path.dirname(__file__), "../../build-dev"))
 PLAYER = os.path.join(BUILD, "player", "podgate-player")
@@ -27,8 +28,10 @@ def own_home(tmp_path, monkeypatch):
 
 
 def player(*args, timeout=60, **kw):
-    return subprocess.run([PLAYER, *args], stdin=subprocess.DEVNULL, capture_output=True,
-                          timeout=timeout, **kw)
+    r = subprocess.run([PLAYER, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=timeout, **kw)
+    assert_no_sanitizer_report(r.stderr)
+    return r
 
 
 def make_key(path):
@@ -202,3 +205,51 @@ def test_kill_9_loses_at_most_about_a_second(tmp_path):
     # least once a second (or 1 MiB), the verified prefix ends at the last one.
     assert_checkpoint_cadence(out, j)
     print(f"kill -9: {lost_ns / 1e9:.2f} s after the last verified checkpoint")
+
+
+# ---------------------------------------------------------------- broker-made recordings
+
+def test_broker_recordings_verify_sealed_with_the_broker_key(broker_recordings):
+    br = broker_recordings
+    r = player("verify", "--key", str(br.pub), *map(str, br.all))
+    assert r.returncode == SEALED, r.stdout + r.stderr
+    assert r.stdout.count(b"sealed and intact") == 3
+    for p in br.all:
+        code, j = verify_json(p, "--key", str(br.pub))
+        assert code == SEALED and j["state"] == "sealed", j
+    # The interactive session lasted over two seconds: checkpoints, at the promised pace.
+    code, j = verify_json(br.pty, "--key", str(br.pub))
+    assert j["checkpoints"] >= 2, j
+    assert_checkpoint_cadence(br.pty)
+
+
+def test_verify_unsigned_exits_3_and_several_files_give_the_worst(broker_recordings, tmp_path):
+    from player_support import write_recording
+    br = broker_recordings
+    pub = str(br.pub)
+    data = br.pty.read_bytes()
+    cut = tmp_path / "cut.rec"
+    cut.write_bytes(data[:-10])
+    flipped = tmp_path / "flipped.rec"
+    i = data.index(b"tick-2")
+    flipped.write_bytes(data[:i] + b"T" + data[i + 1:])
+    notrec = tmp_path / "notes.rec"
+    notrec.write_text("not a recording\n")
+    unsigned = write_recording(tmp_path / "unsigned.rec", [(10**9, "o", b"hi\r\n"),
+                                                         (2 * 10**9, "x", {"status": 0})])
+    other = make_key(tmp_path / "other.pem")
+    alone = {br.pty: SEALED, cut: TRUNCATED, notrec: NOT_RECORDING, unsigned: UNSIGNED,
+             flipped: MODIFIED}
+    for path, want in alone.items():
+        r = player("verify", "--key", pub, str(path))
+        assert r.returncode == want, (path.name, r.stdout, r.stderr)
+    assert player("verify", "--key", other, str(br.pty)).returncode == WRONG_KEY
+    # Several files: the worst (highest) status, in whatever order they come.
+    for files, want in [([br.pty, cut], TRUNCATED), ([cut, br.pty], TRUNCATED),
+                        ([br.pty, cut, notrec], NOT_RECORDING),
+                        ([unsigned, cut, br.pty], UNSIGNED),
+                        ([flipped, unsigned, br.pty, cut], MODIFIED),
+                        ([br.pty, br.nopty, br.killed], SEALED)]:
+        r = player("verify", "--key", pub, *map(str, files))
+        assert r.returncode == want, ([f.name for f in files], r.stdout, r.stderr)
+        assert len(r.stdout.splitlines()) + len(r.stderr.splitlines()) == len(files)
