@@ -539,3 +539,26 @@ def test_v4_protocol_and_status_frames(tmp_path):
         with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
             asyncio.run(session(["channel.k8s.io"]))
         assert e.value.status_code == 400
+
+
+def test_pod_shells_hide_the_others(tmp_path):
+    """A pod spec says which shells its containers have: the others are neither
+    found on PATH nor run by path, so a slim image can be stood in for."""
+    spec = {"namespaces": {"slim": {"pods": [
+        {"name": "slim-0", "shells": ["sh"]},
+        {"name": "two-0", "containers": ["app", {"name": "tools", "shells": ["sh", "bash"]}],
+         "shells": ["sh"]}]}}}
+    with k8s_apiserver(spec, tmp_path / "k8s") as srv:
+        r = srv.kubectl("exec", "-n", "slim", "slim-0", "--", "sh", "-c",
+                        "command -v bash || echo no-bash; command -v cat >/dev/null && echo cat")
+        assert (r.returncode, r.stdout) == (0, b"no-bash\ncat\n"), r.stderr
+        for argv in (["bash", "-c", "true"], ["/bin/bash", "-c", "true"], ["dash"]):
+            r = srv.kubectl("exec", "-n", "slim", "slim-0", "--", *argv)
+            assert r.returncode == 1 and r.stdout == b"", argv
+            assert f'exec: "{argv[0]}": executable file not found in $PATH'.encode() in r.stderr, \
+                r.stderr
+        r = srv.kubectl("exec", "-n", "slim", "two-0", "-c", "tools", "--", "bash", "-c",
+                        "echo $0")
+        assert (r.returncode, r.stdout) == (0, b"bash\n"), r.stderr
+        r = srv.kubectl("exec", "-n", "slim", "two-0", "-c", "app", "--", "bash")
+        assert r.returncode == 1
