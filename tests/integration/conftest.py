@@ -30,7 +30,10 @@ Fixtures
               env      extra environment for the broker process (ASAN_OPTIONS
                        and UBSAN_OPTIONS default to those of tests/run-tests.sh).
               start    False: only prepare (b.port is chosen, b.write_config()
-                       writes the file); call b.start() yourself.
+                       writes the file); call b.start() yourself. Before
+                       start, b.kubernetes = [cluster dicts] adds
+                       targets.kubernetes, b.wrapper = [argv] runs the broker
+                       through a program that execs it.
             At teardown the broker gets SIGTERM (unless it already exited)
             and the test FAILS if it does not exit 0 in time, if its stderr
             holds a sanitizer report (AddressSanitizer, LeakSanitizer, UBSan
@@ -438,6 +441,7 @@ class Broker:
         self.proc = None
         self.start_failed = False  # start() already failed the test: no second report
         self.wrapper = []  # argv that execs the broker (same pid), e.g. to set limits
+        self.kubernetes = None  # targets.kubernetes: a list of cluster dicts
         self._log_file = None
         self._out_file = None
 
@@ -503,6 +507,8 @@ class Broker:
         for name, spec in d["targets"].items():
             inner = ", ".join(f"{k}: {yaml_scalar(v)}" for k, v in spec.items())
             text += f"  {name}: {{{inner}}}\n"
+        if self.kubernetes:
+            text += "  kubernetes:\n" + to_yaml(self.kubernetes, 2) + "\n"
         return text
 
     def write_config_text(self, text: str):

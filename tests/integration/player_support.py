@@ -13,15 +13,13 @@ inside tmux.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
-import time
 import uuid
 
 import msgpack
 
 from support import assert_no_sanitizer_report
+from support.tmux import Tmux, _quote  # noqa: F401 (the suites import Tmux from here)
 
 BUILD = os.environ.get("PODGATE_BUILD", os.path.join(os.path.dirname(__file__), "../../build-dev"))
 PLAYER = os.path.join(BUILD, "player", "podgate-player")
@@ -54,73 +52,3 @@ def write_recording(path, events, cols=80, rows=24, user="alice", target="prod/w
             f.write(msgpack.packb([t - prev, code, payload], use_bin_type=True))
             prev = t
     return path
-
-
-class Tmux:
-    """A private tmux server (its own socket) with one session of a fixed size."""
-
-    def __init__(self, cols=100, rows=30):
-        self.cols, self.rows = cols, rows
-        self.sock = f"podgate-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-    def __enter__(self):
-        assert shutil.which("tmux"), "tmux is not installed"
-        return self
-
-    def __exit__(self, *exc):
-        subprocess.run(["tmux", "-L", self.sock, "kill-server"], capture_output=True)
-
-    def tmux(self, *args, check=True):
-        return subprocess.run(["tmux", "-L", self.sock, *args], capture_output=True, check=check,
-                              timeout=30)
-
-    def start(self, argv, env=None):
-        """Run argv in a new session; the pane stays after it exits."""
-        cmd = " ".join(_quote(a) for a in argv)
-        envs = " ".join(f"{k}={_quote(v)}" for k, v in (env or {}).items())
-        # remain-on-exit from the server's start: a program that exits at once
-        # leaves its pane (and exit status) too.
-        conf = tempfile.NamedTemporaryFile("w", prefix="podgate-tmux-", suffix=".conf",
-                                           delete=False)
-        with conf:
-            conf.write("set-option -g remain-on-exit on\n")
-        try:
-            self.tmux("-f", conf.name, "new-session", "-d", "-x", str(self.cols), "-y",
-                      str(self.rows), "-s", "t", f"{envs} {cmd}".strip())
-        finally:
-            os.unlink(conf.name)
-
-    def keys(self, *keys):
-        self.tmux("send-keys", "-t", "t", *keys)
-
-    def literal(self, text):
-        self.tmux("send-keys", "-t", "t", "-l", text)
-
-    def screen(self):
-        return self.tmux("capture-pane", "-p", "-t", "t").stdout.decode()
-
-    def lines(self):
-        out = self.screen().split("\n")
-        return (out + [""] * self.rows)[: self.rows]
-
-    def dead(self):
-        r = self.tmux("display-message", "-p", "-t", "t", "#{pane_dead}", check=False)
-        return r.stdout.strip() == b"1"
-
-    def wait_for(self, pred, timeout=20, what="screen"):
-        """Poll capture-pane until pred(screen text) holds; fail with the last screen."""
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if pred(screen):
-                return screen
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; screen was:\n{screen}")
-
-
-def _quote(s):
-    s = str(s)
-    if s and all(c.isalnum() or c in "@%_-+=:,./" for c in s):
-        return s
-    return "'" + s.replace("'", "'\\''") + "'"

@@ -76,11 +76,7 @@ def kube_broker(broker, k8s, users=None, rules=None, timeout="3s", clusters=None
         {"name": "hung", "kubeconfig": str(k8s.hung.kubeconfig), "cache_dir": str(k8s.cache),
          "timeout": timeout},
     ]
-    base = b.config_text
-
-    def text():
-        return base() + "  kubernetes:\n" + to_yaml(clusters, 2) + "\n"
-    b.config_text = text
+    b.kubernetes = clusters
     b.start()
     return b
 

@@ -16,6 +16,7 @@ import pytest
 
 from conftest import wait_until
 from conftest import drain_channel
+import support.tmux
 from support import read_until, readline_within, recv_until
 
 USERS = {
@@ -80,28 +81,11 @@ def finish(p, timeout=20):
     return p.returncode, out, err
 
 
-class Tmux:
-    """A private tmux server for rendering terminals."""
+class Tmux(support.tmux.Tmux):
+    """A private tmux server for rendering terminals: 80x24 sessions."""
 
     def __init__(self, path):
-        self.sock = str(path)
-
-    def run(self, *args, check=True):
-        return subprocess.run(["tmux", "-S", self.sock, *args], capture_output=True,
-                              text=True, check=check)
-
-    def new(self, name, command):
-        self.run("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
-
-    def capture(self, name):
-        return [l.rstrip() for l in self.run("capture-pane", "-p", "-t", name).stdout
-                .split("\n")[:24]]
-
-    def cursor(self, name):
-        return self.run("display", "-p", "-t", name, "#{cursor_x},#{cursor_y}").stdout.strip()
-
-    def kill(self):
-        self.run("kill-server", check=False)
+        super().__init__(cols=80, rows=24, socket_path=path)
 
 
 # ---------------------------------------------------------------- sessions
