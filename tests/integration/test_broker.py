@@ -31,6 +31,7 @@ import paramiko
 import pytest
 
 from conftest import channel_request, drain_channel, run_exec, ssh_string, wait_until
+import support
 from support import assert_refused, assert_sealed, recv_until
 from support.procs import pids_with_argv, pids_with_cmdline
 from paramiko.common import cMSG_CHANNEL_REQUEST
@@ -186,20 +187,7 @@ class PtyProcess:
 
 def read_until(pipe, pattern: bytes, timeout: float = 15.0) -> bytes:
     """Read a subprocess pipe byte by byte until pattern; fail after timeout."""
-    fd = pipe.fileno()
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while pattern not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            pytest.fail(f"timed out after {timeout}s waiting for {pattern!r}; got {buf!r}")
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            d = os.read(fd, 1)
-            if not d:
-                pytest.fail(f"EOF before {pattern!r}; got {buf!r}")
-            buf += d
-    return buf
+    return bytes(support.read_until(pipe.fileno(), pattern, timeout, chunk=1))
 
 
 def dir_size(path: pathlib.Path) -> int:

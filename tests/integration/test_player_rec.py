@@ -15,6 +15,7 @@ import time
 import msgpack
 import pytest
 
+import support
 from support import assert_no_sanitizer_report
 
 BUILD = os.environ.get("PODGATE_BUILD", os.path.join(os.path.dirname(__file__), "../../build-dev"))
@@ -141,20 +142,7 @@ def test_bulk_output_size(tmp_path):
 
 
 def read_until(fd, needle, deadline):
-    buf = b""
-    while needle not in buf:
-        left = deadline - time.monotonic()
-        assert left > 0, f"timed out waiting for {needle!r}; got {buf!r}"
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-    return buf
+    return bytes(support.read_until(fd, needle, deadline - time.monotonic()))
 
 
 def test_rec_resize_reaches_child_and_is_recorded(tmp_path):

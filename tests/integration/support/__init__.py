@@ -8,6 +8,12 @@
                ``exit_status`` (a paramiko channel), ``recv_until`` (a channel).
 ``verify``     ``podgate-player verify --json`` on a recording, its exit
                statuses (SEALED, TRUNCATED, ...) and ``assert_sealed``.
+``procs``      processes by command line (``pids_with_cmdline``, ``pids_with_argv``).
+``tmux``       ``Tmux``: a private tmux server to drive and read terminals.
+``term``       attributes in ``tmux capture-pane -e`` output.
+``checkpoints`` what the recorder guarantees about checkpoints, checked from
+               a recording's own times.
+``brokered``   recordings a real broker made (conftest's ``broker_recordings``).
 ``sanitizer``  finding AddressSanitizer, LeakSanitizer and UBSan reports in
                a process's stderr; ``assert_refused`` for a refusal's exact
                exit status and message.

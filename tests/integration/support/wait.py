@@ -24,10 +24,11 @@ def wait_until(pred, timeout: float = 10.0, what: str = "condition", interval: f
 
 
 def read_until(fd: int, pattern: bytes, timeout: float = 15.0,
-               buf: bytearray | None = None) -> bytearray:
+               buf: bytearray | None = None, chunk: int = 65536) -> bytearray:
     """Read a file descriptor until pattern is in what was read; return it all.
 
     Fails the test at the deadline or at end of file, with the last bytes read.
+    chunk=1 reads nothing past the pattern (for a pipe read on afterwards).
     """
     buf = buf if buf is not None else bytearray()
     deadline = time.monotonic() + timeout
@@ -40,7 +41,7 @@ def read_until(fd: int, pattern: bytes, timeout: float = 15.0,
         if not r:
             continue
         try:
-            d = os.read(fd, 65536)
+            d = os.read(fd, chunk)
         except OSError:  # EIO: a PTY whose other side closed
             d = b""
         if not d:
