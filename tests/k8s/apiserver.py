@@ -126,6 +126,7 @@ class Cluster:
      "owner": {"deployment": NAME} | {"statefulset": NAME},
      "default_container": NAME, "node": "node-1", "age": SECONDS,
      "env": {...}, "workdir": DIR, "hang_exec": bool, "shells": ["sh", ...],
+     "terminating": bool (metadata.deletionTimestamp is set),
      "forbidden_users": [...], "exec_forbidden_users": [...]}
     "shells" (on the pod, or on one container given as an object) lists the
     shells its containers have: the others (bash, dash, zsh, ...) are neither
@@ -193,6 +194,7 @@ class Cluster:
                 "node": p.get("node", "node-1"), "created": self.now - float(p.get("age", 3600)),
                 "env": {str(k): str(v) for k, v in (p.get("env") or {}).items()},
                 "workdir": p.get("workdir"), "hang_exec": bool(p.get("hang_exec")),
+                "terminating": bool(p.get("terminating")),
                 "restarts": int(p.get("restarts", 0)),
                 "forbidden": set(_strlist(p.get("forbidden_users"), "forbidden_users")),
                 "exec_forbidden": set(_strlist(p.get("exec_forbidden_users"), "exec_forbidden_users")),
@@ -221,6 +223,9 @@ class Cluster:
         }
         if pod["default_container"]:
             meta["annotations"] = {"kubectl.kubernetes.io/default-container": pod["default_container"]}
+        if pod["terminating"]:
+            meta["deletionTimestamp"] = _ts(self.now)
+            meta["deletionGracePeriodSeconds"] = 30
         if pod["owner"]:
             kind, wname = pod["owner"]
             if kind == "deployment":
