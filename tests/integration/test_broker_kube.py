@@ -212,7 +212,7 @@ def test_interactive_shell_rule(broker, k8s):
     b = kube_broker(broker, k8s, rules=rules)
     assert interactive_shell_name(b, "prod/web-0") == "bash"
     r = b.ssh("alice", "slim/slim-0", opts=["-tt"])
-    assert r.returncode != 0 and b"bash" in r.stdout + r.stderr, r
+    assert r.returncode == 1 and b"bash" in r.stdout + r.stderr, r
 
 
 def test_shell_none_runs_plain_argv(broker, k8s):
@@ -225,7 +225,7 @@ def test_shell_none_runs_plain_argv(broker, k8s):
     # With the default shell (sh -c), a container without sh cannot run the command.
     b = kube_broker(broker, k8s)
     r = b.ssh("alice", "slim/bare-0", "--", "echo hi")
-    assert r.returncode != 0 and r.stdout == b""
+    assert r.returncode == 1 and r.stdout == b"", (r.returncode, r.stderr)
     assert b'"sh"' in r.stderr, r.stderr
     r = b.ssh("alice", "slim/slim-0", "--", "echo $((6*7))")
     assert (r.returncode, r.stdout) == (0, b"42\n"), r.stderr
@@ -298,7 +298,7 @@ def test_bad_names_never_reach_kubectl(broker, k8s):
     for name in INJECTIONS:
         # "--" first: OpenSSH reads options after the destination too.
         r = b.ssh("alice", "--", name, "--", "id")
-        assert r.returncode != 0, name
+        assert r.returncode == 1, (name, r.returncode, r.stderr)
         line = one_line(r.stderr)
         assert line.startswith("podgate: "), (name, line)
         assert "\x0b" not in line and "é" not in line
