@@ -53,7 +53,7 @@ def test_sigint_stops_like_sigterm(broker, tmp_path):
     try:
         assert readline_within(p.stdout) == b"go\n"
         os.kill(b.pid, signal.SIGINT)
-        b.wait_log("shutting down|stopping|SIGINT")
+        b.wait_log(r"SIGINT: stopping; live sessions have 60s to end")
         # A new connection is no longer served; the running session finishes.
         wait_until(lambda: b.ssh("alice", "local", "--", "true", timeout=30).returncode != 0,
                    15, "new sessions refused after SIGINT")
