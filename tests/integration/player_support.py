@@ -27,8 +27,11 @@ START_NS = 1764345600 * 10**9 + 500_000_000  # 2025-11-28T16:00:00.5Z
 
 
 def player(*args, stdin=subprocess.DEVNULL, timeout=120, **kw):
-    return subprocess.run([PLAYER, *map(str, args)], stdin=stdin, capture_output=True,
-                          timeout=timeout, **kw)
+    """Run podgate-player to completion; fails on a sanitizer report in its stderr."""
+    r = subprocess.run([PLAYER, *map(str, args)], stdin=stdin, capture_output=True,
+                       timeout=timeout, **kw)
+    assert_no_sanitizer_report(r.stderr)
+    return r
 
 
 no_sanitizer_report = assert_no_sanitizer_report  # ASan, LeakSanitizer and UBSan

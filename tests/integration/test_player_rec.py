@@ -16,14 +16,8 @@ import msgpack
 import pytest
 
 import support
+from player_support import PLAYER, player  # player(): a sanitizer report fails the test
 from support import assert_no_sanitizer_report
-
-BUILD = os.environ.get("PODGATE_BUILD", os.path.join(os.path.dirname(__file__), "../../build-dev"))
-PLAYER = os.path.join(BUILD, "player", "podgate-player")
-
-
-def player(*args, stdin=subprocess.DEVNULL, timeout=60, **kw):
-    return subprocess.run([PLAYER, *args], stdin=stdin, capture_output=True, timeout=timeout, **kw)
 
 
 def events(path):
