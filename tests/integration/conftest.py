@@ -242,7 +242,7 @@ def to_yaml(obj, indent: int = 0) -> str:
 
 # ---------------------------------------------- paramiko: exit-signal, requests
 
-EXIT_STATUS_TIMEOUT = 60.0
+EXIT_STATUS_TIMEOUT = 120.0
 
 
 def _recv_exit_status_with_deadline(self, timeout: float = EXIT_STATUS_TIMEOUT) -> int:
