@@ -30,7 +30,10 @@ Fixtures
               env      extra environment for the broker process (ASAN_OPTIONS
                        and UBSAN_OPTIONS default to those of tests/run-tests.sh).
               start    False: only prepare (b.port is chosen, b.write_config()
-                       writes the file); call b.start() yourself.
+                       writes the file); call b.start() yourself. Before
+                       start, b.kubernetes = [cluster dicts] adds
+                       targets.kubernetes, b.wrapper = [argv] runs the broker
+                       through a program that execs it.
             At teardown the broker gets SIGTERM (unless it already exited)
             and the test FAILS if it does not exit 0 in time, if its stderr
             holds a sanitizer report (AddressSanitizer, LeakSanitizer, UBSan
@@ -56,7 +59,12 @@ Other helpers: ``wait_until(pred, timeout, what)`` polls a condition with a
 deadline; ``run_exec(client, command, ...)`` runs one exec channel over
 paramiko and returns stdout, stderr, exit status and exit signal;
 ``channel_request(chan, name, payload)`` sends any channel request with
-want-reply and returns whether the server accepted it.
+want-reply and returns whether the server accepted it. These and the other
+shared helpers live in the ``support`` package (tests/integration/support/).
+
+Every test has a deadline (pytest-timeout, ``timeout`` in pytest.ini): a hang
+fails that test instead of stopping the suite. paramiko's
+``Channel.recv_exit_status()`` waits at most EXIT_STATUS_TIMEOUT seconds.
 """
 
 from __future__ import annotations
@@ -83,13 +91,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
 from recording import Recording  # noqa: E402
-
-SANITIZER_PATTERNS = (
-    "ERROR: AddressSanitizer",
-    "ERROR: LeakSanitizer",
-    "runtime error:",
-    "LeakSanitizer has encountered a fatal error",
-)
+from support import SANITIZER_PATTERNS, exit_status, sanitizer_report, wait_until  # noqa: E402,F401
 
 SSH_BASE_OPTS = [
     "-F", "/dev/null",
@@ -105,21 +107,16 @@ SSH_BASE_OPTS = [
 
 # ---------------------------------------------------------------- helpers
 
+def pytest_configure(config):
+    if not config.pluginmanager.hasplugin("timeout"):
+        raise pytest.UsageError("pytest-timeout is missing (Debian: python3-pytest-timeout; "
+                                "`make deps-test` installs it): without it a hang stops the "
+                                "suite instead of failing one test")
+
+
 def build_dir() -> pathlib.Path:
     """The meson build directory holding the binaries under test."""
     return pathlib.Path(os.environ.get("PODGATE_BUILD") or REPO / "build-dev").resolve()
-
-
-def wait_until(pred, timeout: float = 10.0, what: str = "condition", interval: float = 0.02):
-    """Poll pred() until it returns a truthy value; return it, or fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -244,6 +241,16 @@ def to_yaml(obj, indent: int = 0) -> str:
 
 
 # ---------------------------------------------- paramiko: exit-signal, requests
+
+EXIT_STATUS_TIMEOUT = 120.0
+
+
+def _recv_exit_status_with_deadline(self, timeout: float = EXIT_STATUS_TIMEOUT) -> int:
+    """paramiko waits for an exit status forever: fail the test after timeout instead."""
+    return exit_status(self, timeout)
+
+
+paramiko.Channel.recv_exit_status = _recv_exit_status_with_deadline
 
 _orig_handle_request = paramiko.Transport._channel_handler_table[MSG_CHANNEL_REQUEST]
 
@@ -433,10 +440,11 @@ class Broker:
         self.env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         self.env.update(env or {})
         self.port = free_port()
-        self.wrap: list[str] = []  # argv put before the broker's (e.g. a namespace runner)
         self.proc = None
         self.preexec_fn = None  # run in the broker's process before exec (e.g. setrlimit)
         self.start_failed = False  # start() already failed the test: no second report
+        self.wrapper = []  # argv that execs the broker (same pid), e.g. to set limits
+        self.kubernetes = None  # targets.kubernetes: a list of cluster dicts
         self._log_file = None
         self._out_file = None
 
@@ -502,6 +510,8 @@ class Broker:
         for name, spec in d["targets"].items():
             inner = ", ".join(f"{k}: {yaml_scalar(v)}" for k, v in spec.items())
             text += f"  {name}: {{{inner}}}\n"
+        if self.kubernetes:
+            text += "  kubernetes:\n" + to_yaml(self.kubernetes, 2) + "\n"
         return text
 
     def write_config_text(self, text: str):
@@ -535,7 +545,8 @@ class Broker:
             self._log_file = open(self.log_path, "ab")
             self._out_file = open(self.stdout_path, "ab")
             log_start = self.log_path.stat().st_size
-            self.proc = subprocess.Popen([*self.wrap, str(binary), "--config", str(self.config_path)],
+            self.proc = subprocess.Popen([*self.wrapper, str(binary), "--config",
+                                          str(self.config_path)],
                                          cwd=self.workdir, env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=self._out_file, stderr=self._log_file,
                                          preexec_fn=self.preexec_fn)
@@ -620,13 +631,7 @@ class Broker:
         return m
 
     def sanitizer_report(self) -> str | None:
-        log = self.log()
-        for p in SANITIZER_PATTERNS:
-            i = log.find(p)
-            if i >= 0:
-                i = log.rfind("\n", 0, max(0, log.rfind("\n", 0, i))) + 1
-                return log[i: i + 4000]
-        return None
+        return sanitizer_report(self.log())
 
     def audit_lines(self) -> list[str]:
         p = self.audit_path
@@ -812,3 +817,20 @@ def broker(build, keys, tmp_path):
             failures.append(str(e))
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def broker_recordings(build, tmp_path_factory):
+    """Recordings made once by a real broker (support/brokered.py): .pty (signed,
+    checkpoints, typed input, a redacted token, exit 3), .nopty (stdout and
+    stderr, exit 5), .killed (a kill marker, then SIGHUP); .pub the broker's
+    public key, .dir their directory."""
+    from support.brokered import make_broker_recordings
+    top = tmp_path_factory.mktemp("broker-recordings")
+    cache = {}
+
+    def keyf(name, type="ed25519"):
+        if (name, type) not in cache:
+            cache[(name, type)] = make_key(top / "keys", name, type)
+        return cache[(name, type)]
+    return make_broker_recordings(Broker, build, top / "broker", keyf)

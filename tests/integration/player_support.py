@@ -13,12 +13,13 @@ inside tmux.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import time
 import uuid
 
 import msgpack
+
+from support import assert_no_sanitizer_report
+from support.tmux import Tmux, _quote  # noqa: F401 (the suites import Tmux from here)
 
 BUILD = os.environ.get("PODGATE_BUILD", os.path.join(os.path.dirname(__file__), "../../build-dev"))
 PLAYER = os.path.join(BUILD, "player", "podgate-player")
@@ -26,14 +27,14 @@ START_NS = 1764345600 * 10**9 + 500_000_000  # 2025-11-28T16:00:00.5Z
 
 
 def player(*args, stdin=subprocess.DEVNULL, timeout=120, **kw):
-    return subprocess.run([PLAYER, *map(str, args)], stdin=stdin, capture_output=True,
-                          timeout=timeout, **kw)
+    """Run podgate-player to completion; fails on a sanitizer report in its stderr."""
+    r = subprocess.run([PLAYER, *map(str, args)], stdin=stdin, capture_output=True,
+                       timeout=timeout, **kw)
+    assert_no_sanitizer_report(r.stderr)
+    return r
 
 
-def no_sanitizer_report(stderr):
-    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
-    assert "AddressSanitizer" not in text and "runtime error:" not in text, text
-    assert "LeakSanitizer" not in text, text
+no_sanitizer_report = assert_no_sanitizer_report  # ASan, LeakSanitizer and UBSan
 
 
 def write_recording(path, events, cols=80, rows=24, user="alice", target="prod/web-0",
@@ -54,65 +55,3 @@ def write_recording(path, events, cols=80, rows=24, user="alice", target="prod/w
             f.write(msgpack.packb([t - prev, code, payload], use_bin_type=True))
             prev = t
     return path
-
-
-class Tmux:
-    """A private tmux server (its own socket) with one session of a fixed size."""
-
-    def __init__(self, cols=100, rows=30):
-        self.cols, self.rows = cols, rows
-        self.sock = f"podgate-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-    def __enter__(self):
-        assert shutil.which("tmux"), "tmux is not installed"
-        return self
-
-    def __exit__(self, *exc):
-        subprocess.run(["tmux", "-L", self.sock, "kill-server"], capture_output=True)
-
-    def tmux(self, *args, check=True):
-        return subprocess.run(["tmux", "-L", self.sock, *args], capture_output=True, check=check,
-                              timeout=30)
-
-    def start(self, argv, env=None):
-        """Run argv in a new session; the pane stays after it exits."""
-        cmd = " ".join(_quote(a) for a in argv)
-        envs = " ".join(f"{k}={_quote(v)}" for k, v in (env or {}).items())
-        self.tmux("-f", "/dev/null", "new-session", "-d", "-x", str(self.cols), "-y",
-                  str(self.rows), "-s", "t", f"{envs} {cmd}".strip())
-        self.tmux("set-option", "-t", "t", "remain-on-exit", "on")
-
-    def keys(self, *keys):
-        self.tmux("send-keys", "-t", "t", *keys)
-
-    def literal(self, text):
-        self.tmux("send-keys", "-t", "t", "-l", text)
-
-    def screen(self):
-        return self.tmux("capture-pane", "-p", "-t", "t").stdout.decode()
-
-    def lines(self):
-        out = self.screen().split("\n")
-        return (out + [""] * self.rows)[: self.rows]
-
-    def dead(self):
-        r = self.tmux("display-message", "-p", "-t", "t", "#{pane_dead}", check=False)
-        return r.stdout.strip() == b"1"
-
-    def wait_for(self, pred, timeout=20, what="screen"):
-        """Poll capture-pane until pred(screen text) holds; fail with the last screen."""
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if pred(screen):
-                return screen
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; screen was:\n{screen}")
-
-
-def _quote(s):
-    s = str(s)
-    if s and all(c.isalnum() or c in "@%_-+=:,./" for c in s):
-        return s
-    return "'" + s.replace("'", "'\\''") + "'"

@@ -28,6 +28,9 @@ import msgpack
 import pytest
 
 from conftest import to_yaml, wait_until
+from support import recv_until, verify
+from support.checkpoints import assert_checkpoint_cadence
+from support.procs import pids_with_cmdline
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "k8s"))
@@ -39,47 +42,9 @@ SEALED, TRUNCATED = 0, 1
 
 # ---------------------------------------------------------------- helpers
 
-def verify(build, path):
-    r = subprocess.run([str(build.player), "verify", "--json", str(path)],
-                       capture_output=True, timeout=120)
-    return r.returncode, json.loads(r.stdout)
-
-
 def header_of(path) -> dict:
     with open(path, "rb") as f:
         return next(msgpack.Unpacker(f, raw=False))
-
-
-def pids_with_cmdline(token: str) -> list[int]:
-    out = []
-    for d in pathlib.Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if token.encode() in cmd and d.name != str(os.getpid()):
-            out.append(int(d.name))
-    return out
-
-
-def recv_until(chan, pattern: bytes, timeout: float = 15.0, buf: bytearray | None = None):
-    """Read a paramiko channel until pattern appears in what was read; return it all."""
-    buf = buf if buf is not None else bytearray()
-    chan.settimeout(0.1)
-    deadline = time.monotonic() + timeout
-    while pattern not in buf:
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {pattern!r}; got {bytes(buf[-300:])!r}")
-        try:
-            d = chan.recv(65536)
-        except socket.timeout:
-            continue
-        if not d:
-            pytest.fail(f"channel closed before {pattern!r}; got {bytes(buf[-300:])!r}")
-        buf += d
-    return buf
 
 
 def shell_ready(chan) -> bytearray:
@@ -182,12 +147,14 @@ def test_kill_9_during_20_live_sessions(build, broker, tmp_path):
     for path in paths:
         code, j = verify(build, path)
         assert code == TRUNCATED, (path, j)
+        assert_checkpoint_cadence(path, j)
         lost = killed_at - header_of(path)["start"] - j["verified_time_ns"]
         worst = max(worst, lost)
         rec = Recording.load(path, allow_truncated=True)
         by_cmd[rec.command] = rec
+    # The bound the recorder guarantees was checked above from the recordings'
+    # own times; the wall-clock figure also depends on the machine's load.
     print(f"kill -9 with 20 sessions: at most {worst / 1e9:.2f} s of a session unverified")
-    assert worst < 1_600_000_000, f"lost {worst / 1e9:.2f} s of a session"
     # What the clients received and what was recorded agree up to where either stops.
     for n, (kind, _, _, outpath) in enumerate(clients):
         rec = next(r for c, r in by_cmd.items() if c.endswith(f"# s{n}"))
@@ -199,11 +166,9 @@ def test_kill_9_during_20_live_sessions(build, broker, tmp_path):
             assert rec.data("i").startswith(b"typed line 0\n")
 
     # A restarted broker serves at once, with no clean-up by hand.
-    t0 = time.monotonic()
     b.start()
     r = b.ssh("alice", "local", "--", "echo again")
     assert (r.returncode, r.stdout) == (0, b"again\n"), r.stderr
-    assert time.monotonic() - t0 < 10
     rec = b.recording_for("echo again")
     assert verify(build, rec.path)[0] == SEALED
     # The cut recordings were left as they were.
@@ -234,7 +199,7 @@ def test_local_target_killed_mid_session_others_continue(build, broker):
                 pass
         assert vchan.status_event.wait(15), "no exit status after the target was killed"
         status, sig = vchan.exit_status, getattr(vchan, "exit_signal", None)
-        assert sig == "KILL" or status == 137, (status, sig)
+        assert (sig, status) == ("KILL", -1), (status, sig)  # exit-signal, not a status
         # The interactive session on another connection goes on.
         ochan.sendall(b"echo still-$((40+2))\r")
         recv_until(ochan, b"still-42", buf=obuf)
@@ -245,10 +210,10 @@ def test_local_target_killed_mid_session_others_continue(build, broker):
         victim.close()
     rec = sealed_recording(build, b, victim_cmd)
     assert rec.data("o") == b"up\n"
-    assert rec.exit() in ({"signal": "KILL"}, {"status": 137})
+    assert rec.exit() == {"signal": "KILL"}
     end = b.wait_audit("session_end", lambda e: e.get("recording") == str(rec.path) or
                        e.get("recording", "").endswith(rec.path.name))[0]
-    assert end.get("exit_signal") == "KILL" or end.get("exit_status") == 137, end
+    assert end.get("exit_signal") == "KILL" and "exit_status" not in end, end
 
 
 # ---------------------------------------------------------------- connections reset
@@ -288,7 +253,7 @@ def test_client_connection_reset_mid_flood_and_mid_shell(build, broker):
             c.close()
     rec = sealed_recording(build, b, flood_cmd)
     assert rec.data("o").startswith(b"reset-me\n" * 10)
-    assert rec.exit() is not None
+    assert rec.exit() == {"signal": "HUP"}  # a vanished client hangs up its target
     shell = [r for r in b.recordings() if r.command is None or r.command == ""]
     assert len(shell) == 1 and shell[0].complete()
     assert f"sleep {shell_token}".encode() in shell[0].data("i")
@@ -380,8 +345,8 @@ def test_sigterm_with_many_sessions_open(build, broker):
         assert rec.complete(), (rec.path, rec.codes()[-3:])
         assert verify(build, rec.path)[0] == SEALED
     assert len(b.events("session_end")) == 6
-    assert {e["reason"] for e in b.events("disconnect")} <= {
-        "broker shutting down", "closed by the client"}
+    # The four connections were open until the broker stopped.
+    assert [e["reason"] for e in b.events("disconnect")] == ["broker shutting down"] * 4
     assert b.events("broker_stop")
 
 
@@ -409,8 +374,7 @@ def kube_and_local_broker(broker, srv, tmp_path):
     b = broker(rules=rules, start=False)
     clusters = [{"name": "prod", "kubeconfig": str(srv.kubeconfig), "context": "podgate-test",
                  "cache_dir": str(tmp_path / "kube-cache"), "timeout": "5s"}]
-    base = b.config_text
-    b.config_text = lambda: base() + "  kubernetes:\n" + to_yaml(clusters, 2) + "\n"
+    b.kubernetes = clusters
     b.start()
     return b
 
@@ -443,7 +407,7 @@ def test_kubectl_killed_mid_session(build, broker, apiserver, tmp_path):
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         assert vchan.status_event.wait(15), "no exit status after kubectl was killed"
-        assert getattr(vchan, "exit_signal", None) == "KILL" or vchan.exit_status != 0
+        assert (getattr(vchan, "exit_signal", None), vchan.exit_status) == ("KILL", -1)
         ochan.sendall(b"echo local-$((6*7))\r")
         recv_until(ochan, b"local-42", buf=obuf)
         ochan.sendall(b"exit\r")
@@ -453,9 +417,9 @@ def test_kubectl_killed_mid_session(build, broker, apiserver, tmp_path):
         victim.close()
     rec = sealed_recording(build, b, cmd)
     assert rec.data("o").startswith(b"up\n")
-    assert rec.exit() is not None
+    assert rec.exit() == {"signal": "KILL"}
     end = b.wait_audit("session_end", lambda e: e.get("target") == "prod/web-0")[0]
-    assert end.get("exit_signal") == "KILL" or end.get("exit_status", 0) != 0, end
+    assert end.get("exit_signal") == "KILL" and "exit_status" not in end, end
 
 
 def test_api_server_dies_mid_session(build, broker, apiserver, tmp_path):
@@ -469,12 +433,14 @@ def test_api_server_dies_mid_session(build, broker, apiserver, tmp_path):
         recv_until(vchan, b"up\n", timeout=30)
         os.kill(apiserver.pid, signal.SIGKILL)
         assert vchan.status_event.wait(30), "no exit status after the API server died"
-        assert vchan.exit_status != 0 or getattr(vchan, "exit_signal", None)
+        # kubectl ends with a status of its own, not a signal
+        assert getattr(vchan, "exit_signal", None) is None and vchan.exit_status > 0, \
+            (vchan.exit_status, getattr(vchan, "exit_signal", None))
         echo_roundtrip(other, "local-still-works")
         # A new session to the dead cluster fails with one clear line, at once.
         t0 = time.monotonic()
         r = b.ssh("alice", "prod/web-0", "--", "echo never", timeout=30)
-        assert r.returncode != 0 and r.stdout == b""
+        assert r.returncode == 1 and r.stdout == b"", (r.returncode, r.stderr)
         assert r.stderr.startswith(b"podgate: ") and r.stderr.count(b"\n") == 1, r.stderr
         assert time.monotonic() - t0 < 15
     finally:
@@ -482,6 +448,7 @@ def test_api_server_dies_mid_session(build, broker, apiserver, tmp_path):
         victim.close()
     rec = sealed_recording(build, b, cmd)
     assert rec.data("o").startswith(b"up\n") and b"never" not in rec.data("o")
+    assert rec.exit() == {"status": vchan.exit_status}
     end = b.wait_audit("session_end", lambda e: e.get("target") == "prod/web-0")[0]
-    assert end.get("exit_status", 0) != 0 or end.get("exit_signal"), end
+    assert end.get("exit_status") == vchan.exit_status and "exit_signal" not in end, end
     b.wait_audit("target_failed")

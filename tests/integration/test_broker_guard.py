@@ -12,14 +12,10 @@ import threading
 import time
 
 from conftest import wait_until
+from support import verify
+from support.channel import Chan
 
 SEALED = 0
-
-
-def verify(build, path):
-    r = subprocess.run([str(build.player), "verify", "--json", str(path)],
-                       capture_output=True, timeout=60)
-    return r.returncode, json.loads(r.stdout)
 
 
 def spans(rec):
@@ -39,61 +35,6 @@ def spans(rec):
 
 def markers(rec):
     return [e.payload for e in rec.events if e.code == "m"]
-
-
-class Chan:
-    """A paramiko session channel read by a thread; wait for text in what came."""
-
-    def __init__(self, client, command, pty=True, env=None):
-        self.chan = client.get_transport().open_session(timeout=10)
-        if pty:
-            self.chan.get_pty(term="xterm", width=80, height=24)
-        for k, v in (env or {}).items():
-            self.chan.set_environment_variable(k, v)
-        self.chan.exec_command(command)
-        self.out = bytearray()
-        self.err = bytearray()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        self.chan.settimeout(0.1)
-        while True:
-            got = False
-            while self.chan.recv_stderr_ready():
-                self.err += self.chan.recv_stderr(65536)
-                got = True
-            try:
-                d = self.chan.recv(65536)
-                if not d:
-                    if not self.chan.recv_stderr_ready():
-                        return
-                self.out += d
-                got = True
-            except OSError:
-                pass
-            if not got and self.chan.closed:
-                # Data, exit status and close may all have come in since recv
-                # timed out: take what paramiko buffered before leaving.
-                while self.chan.recv_ready():
-                    self.out += self.chan.recv(65536)
-                while self.chan.recv_stderr_ready():
-                    self.err += self.chan.recv_stderr(65536)
-                return
-
-    def wait(self, text: bytes, timeout=10.0, err=False):
-        buf = self.err if err else self.out
-        wait_until(lambda: text in buf, timeout,
-                   f"{text!r} from the target; have {bytes(self.out)[-200:]!r} "
-                   f"{bytes(self.err)[-200:]!r}")
-
-    def send(self, data: bytes):
-        self.chan.sendall(data)
-
-    def status(self, timeout=15.0) -> int:
-        assert self.chan.status_event.wait(timeout), "no exit status"
-        self.thread.join(timeout)
-        return self.chan.exit_status
 
 
 # ---------------------------------------------------------------- command policy
@@ -228,8 +169,7 @@ def test_input_typed_with_echo_off_is_masked(broker):
     client = b.connect("alice")
     cmd = "stty -echo; echo ready; read x; stty echo; echo done"
     chan = Chan(client, f"local -- {cmd}")
-    chan.wait(b"ready")
-    time.sleep(0.2)  # let stty reach the terminal before the keystrokes do
+    chan.wait(b"ready")  # stty has run: echo is off before the keystrokes are sent
     chan.send(b"Sup3rS3cret\r")
     chan.wait(b"done")
     assert chan.status() == 0
@@ -303,21 +243,22 @@ def test_limits_end_sessions(broker):
     for t in threads:
         t.join(40)
     r, took = results["dur"]
+    # The lines say which limit ended each session; a limit never ends one early.
     assert b"podgate: session ended: maximum session duration (2s) reached\n" in r.stderr
-    assert 1.9 < took < 6
+    assert took >= 2
     r, took = results["idle"]
     assert b"podgate: session ended: idle for 1s" in r.stderr + r.stdout
-    assert took < 6
+    assert took >= 1
     r, took = results["out"]
     assert b"podgate: session ended: output quota (100kB) exceeded\n" in r.stderr
     assert 100_000 <= len(r.stdout) < 2_000_000
     evs = b.wait_audit("limit", count=4)
     assert {e["limit"] for e in evs} == {"max_sessions", "max_duration", "idle_timeout",
                                          "max_output"}
-    for rec in b.wait_recordings(4):
-        if rec.header["who"]["user"] == "dur":
-            assert markers(rec) == ["session ended: maximum session duration (2s) reached"]
-            assert rec.exit() is not None
+    dur = [rec for rec in b.wait_recordings(4) if rec.header["who"]["user"] == "dur"]
+    assert len(dur) == 1, [r.header["who"]["user"] for r in b.recordings()]
+    assert markers(dur[0]) == ["session ended: maximum session duration (2s) reached"]
+    assert dur[0].exit() == {"signal": "HUP"}  # the target is hung up, as on a disconnect
     # The count is released when sessions end: "one" may start again.
     wait_until(lambda: b.ssh("one", "local", "--", "true").returncode == 0, 10,
                "a new session once the first ended")

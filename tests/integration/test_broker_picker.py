@@ -51,11 +51,7 @@ def pick_broker(broker, k8s, rules=RULES, targets=None):
                targets=targets if targets is not None else {}, start=False)
     clusters = [{"name": "prod", "kubeconfig": str(k8s.kubeconfig), "context": "podgate-test",
                  "kubectl": "/usr/bin/kubectl", "cache_dir": str(k8s.cache), "timeout": "5s"}]
-    base = b.config_text
-
-    def text():
-        return base() + "  kubernetes:\n" + to_yaml(clusters, 2) + "\n"
-    b.config_text = text
+    b.kubernetes = clusters
     b.start()
     return b
 

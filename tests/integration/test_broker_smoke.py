@@ -19,6 +19,7 @@ import time
 import pytest
 
 from conftest import free_port, read_ssh_banner, wait_until
+from support import read_until
 
 
 def run_broker(build, *args, timeout=15, **kw):
@@ -51,20 +52,7 @@ class Pty:
         self.buf = bytearray()
 
     def expect(self, pattern: bytes, timeout: float = 15.0):
-        deadline = time.monotonic() + timeout
-        while pattern not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                pytest.fail(f"timed out waiting for {pattern!r}; got {bytes(self.buf[-300:])!r}")
-            r, _, _ = select.select([self.master], [], [], min(left, 0.2))
-            if r:
-                try:
-                    d = os.read(self.master, 4096)
-                except OSError:
-                    d = b""
-                if not d:
-                    pytest.fail(f"EOF waiting for {pattern!r}; got {bytes(self.buf[-300:])!r}")
-                self.buf += d
+        read_until(self.master, pattern, timeout, buf=self.buf)
 
     def send(self, data: bytes):
         os.write(self.master, data)
@@ -111,10 +99,10 @@ def test_demo_mode_printed_commands_work(build, tmp_path):
         assert (r.returncode, r.stdout) == (0, b"demo-42\n"), r.stderr
         replay = [ln.strip() for ln in text.splitlines() if " cat " in ln]
         assert replay, text
-        if build.player.exists():
-            r = subprocess.run(replay[0], shell=True, cwd=tmp_path, capture_output=True,
-                               timeout=30)
-            assert (r.returncode, r.stdout) == (0, b"demo-42\n"), r.stderr
+        build.require("player")
+        r = subprocess.run(replay[0], shell=True, cwd=tmp_path, capture_output=True,
+                           timeout=30)
+        assert (r.returncode, r.stdout) == (0, b"demo-42\n"), r.stderr
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0, (tmp_path / "stderr").read_text()[-2000:]
     finally:

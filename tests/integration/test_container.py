@@ -1110,13 +1110,13 @@ def test_broker_runs_the_configmap_config(build, keys, base_objs, tmp_path):
         assert stat.S_IMODE(os.stat(paths["signing_key"]).st_mode) == 0o600
         assert (paths["host_key"].read_bytes() ==
                 (secrets / "host_ed25519").read_bytes())
-        # Once recordings are signed with signing_key, they verify with its
-        # public half, as docs/deploy.md tells reviewers.
-        if rec.header.get("signer"):
-            v = subprocess.run([str(build.require("player")), "verify", "--key",
-                                str(secrets / "signing_ed25519.pub"), str(rec.path)],
-                               capture_output=True, text=True, timeout=60)
-            assert v.returncode == 0, v.stdout + v.stderr
+        # Recordings are signed with signing_key and verify with its public
+        # half, as docs/deploy.md tells reviewers.
+        assert rec.header.get("signer"), rec.header
+        v = subprocess.run([str(build.require("player")), "verify", "--key",
+                            str(secrets / "signing_ed25519.pub"), str(rec.path)],
+                           capture_output=True, text=True, timeout=60)
+        assert v.returncode == 0, v.stdout + v.stderr
     finally:
         rc = b.stop()
         b.check_clean(rc)
@@ -1210,7 +1210,7 @@ def test_configmap_config_opens_pod_sessions_on_a_read_only_root(which, build, k
                             config=cfg,
                             env={"SA": str(sa), "KUBERNETES_SERVICE_HOST": "127.0.0.1",
                                  "KUBERNETES_SERVICE_PORT": str(k8s.port)})
-        b.wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c", RO_ROOT_SETUP,
+        b.wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c", RO_ROOT_SETUP,
                   "ro-root", *writable, "--"]
         try:
             b.start()

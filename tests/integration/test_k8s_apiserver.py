@@ -32,6 +32,7 @@ K8S_DIR = pathlib.Path(__file__).resolve().parents[1] / "k8s"
 sys.path.insert(0, str(K8S_DIR))
 import apiserver  # noqa: E402
 from fixture import blackhole, closed_port, k8s_apiserver, write_kubeconfig  # noqa: E402
+from support import readline_within  # noqa: E402
 
 if shutil.which("kubectl") is None:
     pytest.skip("kubectl is not installed", allow_module_level=True)
@@ -221,7 +222,7 @@ def test_client_gone_ends_the_command(k8s, tmp_path):
                                           f"echo $$ > {pidfile}; echo started; exec sleep 60"),
                          env=k8s.kubectl_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        assert p.stdout.readline() == b"started\n"
+        assert readline_within(p.stdout) == b"started\n"
         p.kill()
     finally:
         p.wait()
@@ -474,7 +475,7 @@ def test_command_line(tmp_path):
                           "--log", str(tmp_path / "log.jsonl")],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        info = json.loads(p.stdout.readline())
+        info = json.loads(readline_within(p.stdout))
         assert info["url"] == f"https://127.0.0.1:{info['port']}" and info["pid"] == p.pid
         ctx = ssl.create_default_context(cafile=str(tmp_path / "tls" / "ca.crt"))
         req = urllib.request.Request(info["url"] + "/api/v1/namespaces/prod/pods/web-0",
@@ -538,3 +539,26 @@ def test_v4_protocol_and_status_frames(tmp_path):
         with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
             asyncio.run(session(["channel.k8s.io"]))
         assert e.value.status_code == 400
+
+
+def test_pod_shells_hide_the_others(tmp_path):
+    """A pod spec says which shells its containers have: the others are neither
+    found on PATH nor run by path, so a slim image can be stood in for."""
+    spec = {"namespaces": {"slim": {"pods": [
+        {"name": "slim-0", "shells": ["sh"]},
+        {"name": "two-0", "containers": ["app", {"name": "tools", "shells": ["sh", "bash"]}],
+         "shells": ["sh"]}]}}}
+    with k8s_apiserver(spec, tmp_path / "k8s") as srv:
+        r = srv.kubectl("exec", "-n", "slim", "slim-0", "--", "sh", "-c",
+                        "command -v bash || echo no-bash; command -v cat >/dev/null && echo cat")
+        assert (r.returncode, r.stdout) == (0, b"no-bash\ncat\n"), r.stderr
+        for argv in (["bash", "-c", "true"], ["/bin/bash", "-c", "true"], ["dash"]):
+            r = srv.kubectl("exec", "-n", "slim", "slim-0", "--", *argv)
+            assert r.returncode == 1 and r.stdout == b"", argv
+            assert f'exec: "{argv[0]}": executable file not found in $PATH'.encode() in r.stderr, \
+                r.stderr
+        r = srv.kubectl("exec", "-n", "slim", "two-0", "-c", "tools", "--", "bash", "-c",
+                        "echo $0")
+        assert (r.returncode, r.stdout) == (0, b"bash\n"), r.stderr
+        r = srv.kubectl("exec", "-n", "slim", "two-0", "-c", "app", "--", "bash")
+        assert r.returncode == 1

@@ -3,7 +3,10 @@ them, and the plain-text transcript."""
 import json
 import os
 import pty
+import select
 import shutil
+import signal
+import time
 
 import pytest
 
@@ -128,8 +131,15 @@ def run_in_pty(argv, timeout=30):
     if pid == 0:
         os.execvp(argv[0], argv)
     out = b""
+    deadline = time.monotonic() + timeout
     try:
         while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                pytest.fail(f"{argv[0]} did not finish within {timeout}s; got {out[-300:]!r}")
+            if not select.select([fd], [], [], min(left, 0.5))[0]:
+                continue
             try:
                 chunk = os.read(fd, 65536)
             except OSError:
@@ -156,3 +166,23 @@ def test_asciinema_cat_matches_player_cat(tmp_path):
     assert "grün\x1b[0m € 😀".encode() in want
     got = run_in_pty(["asciinema", "cat", str(cast)])
     assert got == want
+
+
+def test_export_broker_recordings(broker_recordings):
+    """asciicast v2 of broker-made recordings: the PTY session at its size with
+    the secret redacted; the session without a PTY exported too."""
+    br = broker_recordings
+    r = player("export", br.pty, "--format", "asciicast-v2")
+    no_sanitizer_report(r.stderr)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    assert lines[0]["version"] == 2
+    assert (lines[0]["width"], lines[0]["height"]) == (100, 30)
+    text = "".join(e[2] for e in lines[1:] if e[1] == "o")
+    assert "tick-4" in text and "[REDACTED:" in text and "ghp_" not in text
+    assert [e[0] for e in lines[1:]] == sorted(e[0] for e in lines[1:])
+    r = player("export", br.nopty, "--format", "asciicast-v2")
+    no_sanitizer_report(r.stderr)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    assert "to-stdout" in "".join(str(e[2]) for e in lines[1:])

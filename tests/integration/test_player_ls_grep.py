@@ -193,3 +193,52 @@ def test_grep_input_and_json(recdir):
     assert hit["user"] == "bob" and hit["target"] == "staging/db-1" and hit["time_ns"] == 1 * MS
     # Typed text is not searched without --input (bob's shell never echoed it).
     assert player("grep", "shadow", top / "hand" / "bob.rec").returncode == 1
+
+
+def test_ls_and_grep_on_broker_recordings(broker_recordings):
+    """What a reviewer runs on the broker's directory: ls shows each session
+    sealed; grep finds what was on screen, never the secret the guard redacted."""
+    br = broker_recordings
+    r, rows = ls_json(br.dir)
+    assert r.returncode == 0, r.stderr
+    # bob's `kill` was an admin session, recorded like any other
+    assert [(row["user"], row["target"]) for row in rows if row["user"] != "alice"] == \
+        [("bob", "podgate:kill")]
+    r, rows = ls_json(br.dir, "--user", "alice")
+    by = {row["file"]: row for row in rows}
+    assert sorted(by) == sorted(str(p) for p in br.all)
+    assert all(row["state"] == "sealed" and row["user"] == "alice" and row["target"] == "local"
+               for row in rows), rows
+    assert by[str(br.pty)]["command"] is None and by[str(br.pty)]["exit"] == {"status": 3}
+    assert by[str(br.nopty)]["exit"] == {"status": 5}
+    assert by[str(br.killed)]["exit"] == {"signal": "HUP"}
+    r = player("grep", "tick-3", br.dir)
+    no_sanitizer_report(r.stderr)
+    assert r.returncode == 0
+    (line,) = r.stdout.decode().splitlines()
+    path, when, who, text = line.split("  ", 3)
+    assert (path, who, text) == (str(br.pty), "alice@local", "tick-3")
+    r = player("grep", "--regex", "REDACTED:[a-z-]+", br.dir)
+    assert r.returncode == 0 and r.stdout.startswith(str(br.pty).encode())
+    assert player("grep", "ghp_", br.dir).returncode == 1
+    assert player("grep", "--input", "ghp_", br.dir).returncode == 1
+    r = player("grep", "to-stdout", br.dir)
+    assert r.returncode == 0 and r.stdout.decode().startswith(str(br.nopty))
+
+
+def test_info_of_several_files(broker_recordings):
+    br = broker_recordings
+    r = player("info", *br.all)
+    no_sanitizer_report(r.stderr)
+    assert r.returncode == 0, r.stderr
+    blocks = r.stdout.decode().strip().split("\n\n")
+    assert [b.splitlines()[0].split(None, 1)[1] for b in blocks] == [str(p) for p in br.all]
+    assert "terminal:  100x30 xterm (pty)" in blocks[0] and "exit:      status 3" in blocks[0]
+    assert "(no pty)" in blocks[1] and "stderr 10" in blocks[1]
+    assert "exit:      signal HUP" in blocks[2] or "SIGHUP" in blocks[2], blocks[2]
+    assert all("integrity: sealed and intact" in b for b in blocks)
+    r = player("info", "--json", *br.all)
+    assert r.returncode == 0
+    docs = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    assert [d["file"] for d in docs] == [str(p) for p in br.all]
+    assert [d["integrity"]["state"] for d in docs] == ["sealed"] * 3

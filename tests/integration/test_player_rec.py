@@ -3,6 +3,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import select
 import signal
 import stat
@@ -14,12 +15,9 @@ import time
 import msgpack
 import pytest
 
-BUILD = os.environ.get("PODGATE_BUILD", os.path.join(os.path.dirname(__file__), "../../build-dev"))
-PLAYER = os.path.join(BUILD, "player", "podgate-player")
-
-
-def player(*args, stdin=subprocess.DEVNULL, timeout=60, **kw):
-    return subprocess.run([PLAYER, *args], stdin=stdin, capture_output=True, timeout=timeout, **kw)
+import support
+from player_support import PLAYER, player  # player(): a sanitizer report fails the test
+from support import assert_no_sanitizer_report
 
 
 def events(path):
@@ -44,9 +42,7 @@ def exit_event(evs):
     return [e for e in evs if e[1] == "x"][-1]
 
 
-def no_sanitizer_report(stderr):
-    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
-    assert "AddressSanitizer" not in text and "runtime error:" not in text, text
+no_sanitizer_report = assert_no_sanitizer_report  # ASan, LeakSanitizer and UBSan
 
 
 def test_rec_exit_status_cat_and_info(tmp_path):
@@ -141,20 +137,7 @@ def test_bulk_output_size(tmp_path):
 
 
 def read_until(fd, needle, deadline):
-    buf = b""
-    while needle not in buf:
-        left = deadline - time.monotonic()
-        assert left > 0, f"timed out waiting for {needle!r}; got {buf!r}"
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-    return buf
+    return bytes(support.read_until(fd, needle, deadline - time.monotonic()))
 
 
 def test_rec_resize_reaches_child_and_is_recorded(tmp_path):
@@ -285,3 +268,22 @@ def test_truncated_recording(tmp_path):
     assert c.stdout == b"onetwo"
     assert j["exit"] == {"status": 0}
     assert j["integrity"]["state"] == "truncated"
+
+
+def test_help_and_version():
+    r = player("--help")
+    no_sanitizer_report(r.stderr)
+    assert r.returncode == 0 and r.stderr == b""
+    text = r.stdout.decode()
+    assert text.startswith("usage: podgate-player COMMAND [ARGS]\n")
+    for cmd in ("rec", "cat", "info", "verify", "key", "play", "ls", "grep", "export"):
+        assert f"  podgate-player {cmd} " in text, cmd
+    meson = open(os.path.join(os.path.dirname(__file__), "../../meson.build")).read()
+    version = re.search(r"version\s*:\s*'([^']+)'", meson).group(1)
+    r = player("--version")
+    assert r.returncode == 0 and r.stdout == f"podgate-player {version}\n".encode(), r
+    r = player("--bogus")
+    assert r.returncode == 2 and r.stdout == b""
+    assert r.stderr.startswith(b"podgate-player: unknown command '--bogus' (try podgate-player --help)")
+    r = player()
+    assert r.returncode == 2 and b"usage: podgate-player COMMAND" in r.stderr

@@ -125,8 +125,13 @@ class Cluster:
      "phase": "Running"|"Pending"|"Succeeded"|"Failed", "labels": {...},
      "owner": {"deployment": NAME} | {"statefulset": NAME},
      "default_container": NAME, "node": "node-1", "age": SECONDS,
-     "env": {...}, "workdir": DIR, "hang_exec": bool,
+     "env": {...}, "workdir": DIR, "hang_exec": bool, "shells": ["sh", ...],
+     "terminating": bool (metadata.deletionTimestamp is set),
      "forbidden_users": [...], "exec_forbidden_users": [...]}
+    "shells" (on the pod, or on one container given as an object) lists the
+    shells its containers have: the others (bash, dash, zsh, ...) are neither
+    on the command's PATH nor runnable by path, as in a slim image. Without
+    it, the container has whatever the host has.
     Workload: {"name", "selector": {...} (default {"app": NAME}), "labels"}.
     """
 
@@ -175,6 +180,9 @@ class Cluster:
                 if not isinstance(c.get("name"), str):
                     raise SpecError(f"pod {name}/{p['name']}: a container needs a name")
                 c.setdefault("image", f"registry.invalid/{c['name']}:1.0")
+                shells = c.get("shells", p.get("shells"))
+                if shells is not None:
+                    c["shells"] = _strlist(shells, f"pod {name}/{p['name']}: shells")
                 containers.append(c)
             owner = p.get("owner") or {}
             if "kind" in owner:
@@ -186,6 +194,7 @@ class Cluster:
                 "node": p.get("node", "node-1"), "created": self.now - float(p.get("age", 3600)),
                 "env": {str(k): str(v) for k, v in (p.get("env") or {}).items()},
                 "workdir": p.get("workdir"), "hang_exec": bool(p.get("hang_exec")),
+                "terminating": bool(p.get("terminating")),
                 "restarts": int(p.get("restarts", 0)),
                 "forbidden": set(_strlist(p.get("forbidden_users"), "forbidden_users")),
                 "exec_forbidden": set(_strlist(p.get("exec_forbidden_users"), "exec_forbidden_users")),
@@ -214,6 +223,9 @@ class Cluster:
         }
         if pod["default_container"]:
             meta["annotations"] = {"kubectl.kubernetes.io/default-container": pod["default_container"]}
+        if pod["terminating"]:
+            meta["deletionTimestamp"] = _ts(self.now)
+            meta["deletionGracePeriodSeconds"] = 30
         if pod["owner"]:
             kind, wname = pod["owner"]
             if kind == "deployment":
@@ -1068,6 +1080,35 @@ async def _write_fd(fd: int, data: bytes) -> None:
             await _wait_fd(fd, True)
 
 
+KNOWN_SHELLS = frozenset({"sh", "bash", "rbash", "dash", "zsh", "ksh", "mksh", "ash", "busybox",
+                          "fish", "csh", "tcsh"})
+_shell_paths: dict[tuple, str] = {}
+
+
+def _shells_only_path(shells, program: str) -> str:
+    """A PATH for a container that has only these shells: one directory of links to
+    every program of the host's PATH but the other shells. Raises ENOENT (as the
+    container runtime would) when program is one of the shells it lacks."""
+    if os.path.basename(program) in KNOWN_SHELLS - set(shells):
+        raise FileNotFoundError(errno.ENOENT, "executable file not found in $PATH")
+    key = tuple(sorted(shells))
+    if key not in _shell_paths:
+        import atexit
+        import shutil
+        import tempfile
+        d = tempfile.mkdtemp(prefix="podgate-k8s-shells-")
+        atexit.register(shutil.rmtree, d, True)
+        for bindir in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
+            with contextlib.suppress(OSError):
+                for name in os.listdir(bindir):
+                    if name in KNOWN_SHELLS and name not in shells:
+                        continue
+                    with contextlib.suppress(FileExistsError):
+                        os.symlink(os.path.join(bindir, name), os.path.join(d, name))
+        _shell_paths[key] = d
+    return _shell_paths[key]
+
+
 class ExecSession:
     """One pods/exec over the channel protocol: the command runs locally."""
 
@@ -1202,6 +1243,9 @@ class ExecSession:
         opts, pod = self.opts, self.pod
         cmd = list(opts["command"])
         kw = dict(env=self._env(), cwd=pod["workdir"] or None)
+        container = next(c for c in pod["containers"] if c["name"] == opts["container"])
+        if container.get("shells") is not None:
+            kw["env"]["PATH"] = _shells_only_path(container["shells"], cmd[0])
         pumps = []
         if opts["tty"]:
             master, slave = os.openpty()
