@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1688,10 +1689,78 @@ config_parse_local_shell(struct config_parse *p, yaml_node_t *n, void *obj)
 	config_set_string(p, n, "shell", &l->shell);
 }
 
+/* targets.local.user */
+static void
+config_parse_local_user(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_local_target *l = obj;
+
+	if (config_scalar(p, n, "user") != NULL)
+		config_set_string(p, n, "user", &l->user);
+}
+
+/* targets.local.allow_broker_user */
+static void
+config_parse_local_allow_broker_user(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_local_target *l = obj;
+
+	(void)config_bool(p, n, "allow_broker_user", &l->allow_broker_user);
+}
+
 static const struct config_entry config_local_entries[] = {
 	{ "shell", config_parse_local_shell },
+	{ "user", config_parse_local_user },
+	{ "allow_broker_user", config_parse_local_allow_broker_user },
 	{ NULL, NULL }
 };
+
+/*
+ * The local target's account: it must exist, and be neither root nor the
+ * broker's own uid (which can read the signing key, the recordings and
+ * the audit log) unless allow_broker_user is true. Another account needs
+ * a broker running as root.
+ */
+static void
+config_check_local_user(struct config_parse *p, yaml_node_t *n)
+{
+	struct cfg_local_target *l = &p->c->local;
+	struct passwd *pw;
+	uid_t me = geteuid();
+
+	if (l->user == NULL) {
+		if (!l->allow_broker_user)
+			config_error(p, n, "targets.local needs user: an unprivileged Unix account "
+			    "the local target runs as (it must not be able to read the broker's "
+			    "keys, recordings or audit log); allow_broker_user: true runs it as "
+			    "the broker's own user instead");
+		else
+			config_warn_line(p, (int)n->start_mark.line + 1, "the local target runs "
+			    "as the broker's own user: what it runs can read the signing key, "
+			    "the recordings and the audit log");
+		return;
+	}
+	if ((pw = getpwnam(l->user)) == NULL) {
+		config_error(p, n, "targets.local.user: no such user \"%s\"", l->user);
+		return;
+	}
+	if (pw->pw_uid == 0 || pw->pw_uid == me) {
+		if (!l->allow_broker_user)
+			config_error(p, n, "targets.local.user \"%s\" is %s: the local target "
+			    "could read the broker's keys, recordings and audit log; name an "
+			    "unprivileged account, or set allow_broker_user: true", l->user,
+			    pw->pw_uid == 0 ? "root" : "the broker's own user");
+		else
+			config_warn_line(p, (int)n->start_mark.line + 1, "targets.local.user "
+			    "\"%s\" is %s: what the local target runs can read the signing key, "
+			    "the recordings and the audit log", l->user,
+			    pw->pw_uid == 0 ? "root" : "the broker's own user");
+		return;
+	}
+	if (me != 0)
+		config_error(p, n, "targets.local.user \"%s\": the broker must run as root to "
+		    "start sessions as another account", l->user);
+}
 
 /* targets.local: present (even empty) means enabled. */
 static void
@@ -1702,6 +1771,7 @@ config_parse_target_local(struct config_parse *p, yaml_node_t *n, void *obj)
 	c->local.enabled = true;
 	if (!config_is_null(n))
 		config_walk_map(p, n, "targets.local", config_local_entries, &c->local);
+	config_check_local_user(p, n);
 }
 
 /* Whether s is a DNS-1123 label: 1..63 of [a-z0-9-], no '-' at either end. */
@@ -2482,6 +2552,7 @@ config_unref(struct config *c)
 	free(c->recordings);
 	free(c->audit_log);
 	free(c->local.shell);
+	free(c->local.user);
 	free(c);
 }
 

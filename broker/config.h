@@ -141,6 +141,9 @@ struct cfg_rule {
 struct cfg_local_target {
 	bool enabled;		/* targets.local present */
 	char *shell;		/* default /bin/sh */
+	char *user;		/* user: the Unix account sessions run as */
+	bool allow_broker_user;	/* allow_broker_user: true: user may be the broker's
+				   own uid or root, or be left out (the broker's) */
 };
 
 /* One targets.kubernetes entry: a cluster kubectl reaches. */

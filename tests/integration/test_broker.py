@@ -247,7 +247,7 @@ rules:
   - groups: [oncall]
     targets: [local]
 targets:
-  local: {{shell: /bin/sh}}
+  local: {{shell: /bin/sh, user: nobody}}
 """
 
 

@@ -281,3 +281,37 @@ def test_recordings_directory_symlink_is_refused(build, broker, tmp_path):
     b.start()
     honest_session_works(b)
     assert len(list(elsewhere.glob("*.rec"))) == 1
+
+
+# ---------------------------------------------------------------- the local target's account
+
+def test_local_target_runs_as_its_own_account_not_the_brokers(broker):
+    """targets.local.user: sessions run with that uid and its groups, and cannot
+    read the signing key, the audit log or signal the broker."""
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    b = broker(targets={"local": {"shell": "/bin/sh", "user": "nobody"}})
+    key = b.path(b.settings.get("signing_key", "state/signing_ed25519"))
+    r = b.ssh("alice", "local", "--", "id -u; id -g; id -G; echo HOME=$HOME; pwd")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().split("\n")
+    assert lines[0] == str(nobody.pw_uid) and lines[1] == str(nobody.pw_gid), r.stdout
+    assert "0" not in lines[2].split(), r.stdout
+    r = b.ssh("alice", "local", "--", f"cat {key}; cat {b.audit_path}; kill -0 {b.pid}")
+    assert r.returncode != 0 and b"BEGIN" not in r.stdout and b"session_start" not in r.stdout
+    assert r.stderr.count(b"ermission denied") + r.stderr.count(b"Operation not permitted") >= 2
+    # With a terminal, the terminal is the account's.
+    r = b.ssh("alice", "local", "--", "stat -c %u $(tty)", opts=("-tt",))
+    assert r.returncode == 0 and r.stdout.strip() == str(nobody.pw_uid).encode(), r
+
+
+def test_local_target_as_root_or_the_brokers_user_is_refused(build, broker):
+    b = broker(targets={"local": {"shell": "/bin/sh", "user": "root"}}, start=False)
+    r = broker_start_fails(build, b)
+    assert b'targets.local.user "root" is root' in r.stderr, r.stderr
+    assert b"allow_broker_user: true" in r.stderr
+    b.write_config(targets={"local": {"shell": "/bin/sh", "user": "root",
+                                      "allow_broker_user": True}})
+    b.start()
+    b.wait_log(r'warning: targets.local.user "root" is root')
+    honest_session_works(b)

@@ -86,7 +86,7 @@ test_config_full(void)
 	    "      - {on: both, pattern: 're:DROP +TABLE', message: no schema changes here}\n"
 	    "      - {on: output, pattern: '*Permission denied*', action: alert}\n"
 	    "    limits: {max_duration: 1h30m, max_output: 1GiB}\n"
-	    "targets: {local: {}}\n"
+	    "targets: {local: {user: nobody}}\n"
 	    "redact: [\"re:corp-[0-9a-f]{32}\", {pattern: 'sk_live_*', kind: stripe}]\n";
 	struct config *c = expect_ok(yaml);
 	const struct cfg_rule *r = &c->rules[0];
@@ -127,7 +127,7 @@ static void
 test_config_defaults(void)
 {
 	struct config *c = expect_ok(USERS "rules: [{users: [alice], targets: [local]}]\n"
-	    "targets: {local: {}}\n");
+	    "targets: {local: {user: nobody}}\n");
 	const struct cfg_rule *r = &c->rules[0];
 
 	assert(!r->deny_pty && !r->deny_exec && !r->has_allow && !r->require_reason);
