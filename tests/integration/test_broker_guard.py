@@ -346,3 +346,20 @@ def test_watch_alert_and_terminate(broker):
     b.wait_audit("watch", lambda e: e["on"] == "output")
     rec = b.recording_for("echo DROP TABLE users; sleep 10; echo after")
     assert markers(rec) == ["session terminated: no schema changes"]
+
+
+def test_allow_pattern_matches_the_pipeline_structure(broker):
+    """A control character in an allow pattern matches only at its position:
+    "ps * | grep *" lets one pipe into grep through, never a further stage."""
+    b = broker(users={"alice": {"groups": ["agents"]}},
+               rules=[{"groups": ["agents"], "targets": ["local"], "pty": False,
+                       "commands": {"allow": ["echo * | grep *", "echo *"]}}])
+    r = b.ssh("alice", "local", "--", "echo x | grep x")
+    assert (r.returncode, r.stdout) == (0, b"x\n"), r.stderr
+    r = b.ssh("alice", "local", "--", "echo 'a|b;c' | grep \"|b;\"")
+    assert (r.returncode, r.stdout) == (0, b"a|b;c\n"), r.stderr
+    for cmd in ("echo x | grep x | sh -c id", "echo x | grep x; id", "echo x | id",
+                "echo x || id", "echo x | grep \"$(id)\"", "echo x & id"):
+        r = b.ssh("alice", "local", "--", cmd)
+        assert r.returncode == 126 and r.stdout == b"", (cmd, r)
+        assert r.stderr.endswith(b"matches no allow pattern\n"), (cmd, r.stderr)
