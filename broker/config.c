@@ -2003,6 +2003,13 @@ config_parse_signing_key(struct config_parse *p, yaml_node_t *n, void *obj)
 	config_set_string(p, n, "signing_key", &((struct config *)obj)->signing_key);
 }
 
+/* redaction_key */
+static void
+config_parse_redaction_key(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_set_string(p, n, "redaction_key", &((struct config *)obj)->redaction_key);
+}
+
 /* recordings */
 static void
 config_parse_recordings(struct config_parse *p, yaml_node_t *n, void *obj)
@@ -2272,6 +2279,7 @@ static const struct config_entry config_top_entries[] = {
 	{ "auth_failure_delay", config_parse_auth_failure_delay },
 	{ "redact", config_parse_redact },
 	{ "signing_key", config_parse_signing_key },
+	{ "redaction_key", config_parse_redaction_key },
 	{ "groups", config_parse_groups },
 	{ NULL, NULL }
 };
@@ -2363,6 +2371,7 @@ config_new(void)
 	if ((c->listen_host = strdup("127.0.0.1")) == NULL ||
 	    (c->host_key = strdup("state/host_ed25519")) == NULL ||
 	    (c->signing_key = strdup("state/signing_ed25519")) == NULL ||
+	    (c->redaction_key = strdup("state/redaction_key")) == NULL ||
 	    (c->recordings = strdup("state/recordings")) == NULL ||
 	    (c->audit_log = strdup("state/audit.jsonl")) == NULL ||
 	    (c->local.shell = strdup("/bin/sh")) == NULL) {
@@ -2549,6 +2558,7 @@ config_unref(struct config *c)
 	free(c->listen_host);
 	free(c->host_key);
 	free(c->signing_key);
+	free(c->redaction_key);
 	free(c->recordings);
 	free(c->audit_log);
 	free(c->local.shell);

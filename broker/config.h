@@ -165,6 +165,8 @@ struct config {
 	char *host_key;		/* default state/host_ed25519 */
 	char *signing_key;	/* recording signing key (Ed25519 PEM, 0600), default
 				   state/signing_ed25519; generated when missing */
+	char *redaction_key;	/* HMAC key proving what redaction hid (64 hex digits,
+				   0600), default state/redaction_key; made when missing */
 	char *recordings;	/* default state/recordings */
 	char *audit_log;	/* default state/audit.jsonl; "-" is stdout */
 	unsigned max_auth_tries;	/* default 6 */

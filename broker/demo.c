@@ -89,6 +89,11 @@ demo_config(const char *dir, const char *listen, char **yaml, char **identity)
 		goto oom;
 	demo_quote(f, path);
 	free(path);
+	fprintf(f, "\nredaction_key: ");
+	if (asprintf(&path, "%s/redaction_key", dir) < 0)
+		goto oom;
+	demo_quote(f, path);
+	free(path);
 	fprintf(f, "\nrecordings: ");
 	if (asprintf(&path, "%s/recordings", dir) < 0)
 		goto oom;

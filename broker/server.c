@@ -500,6 +500,10 @@ server_run(const struct server_opts *o)
 	}
 	log_info("recordings are signed by %s (%s)", rec_key_fingerprint(srv.sign_key),
 	    srv.config->signing_key);
+	/* The redaction key is apart from the signing key: it proves what was hidden. */
+	if ((r = keys_hmac_ensure(srv.config->redaction_key, srv.redact_key)) < 0)
+		goto out;
+	srv.have_redact_key = true;
 	if ((r = audit_open(srv.config->audit_log, &srv.audit)) < 0) {
 		log_error_r(r, "cannot open the audit log %s", srv.config->audit_log);
 		goto out;

@@ -48,6 +48,8 @@ struct server {
 	struct config *config;		/* the current one (one reference) */
 	struct audit *audit;
 	struct rec_key *sign_key;	/* signs recordings; NULL: unsigned */
+	unsigned char redact_key[32];	/* proves what redaction hid (keys_hmac_ensure) */
+	bool have_redact_key;
 	struct guard_counts *guard_counts;	/* live sessions per user (made at first use) */
 	ssh_bind bind;
 	char *listen_host;

@@ -72,6 +72,43 @@ session_guard_header(struct session *s, const char *const *what)
 	return s->guard.what;
 }
 
+/*
+ * Record the proof of each secret that ended by this chunk: a marker
+ * "redacted KIND: N bytes of STREAM, hmac-sha256 HEX", so that whoever
+ * holds the broker's redaction key can show what was hidden.
+ */
+static int
+session_guard_proofs(struct session *s, const struct redact_chunk *ch)
+{
+	static const char *const streams[] = { "o", "output", "e", "stderr", "i", "input" };
+	const struct redact_proof *p;
+	const char *name;
+	struct rec_event ev;
+	char text[256];
+	size_t i, k;
+	int n, r;
+
+	for (i = 0; i < ch->nproofs; i++) {
+		p = &ch->proofs[i];
+		name = "?";
+		for (k = 0; k < 6; k += 2) {
+			if (streams[k][0] == p->code)
+				name = streams[k + 1];
+		}
+		n = snprintf(text, sizeof text, "redacted %s: %llu bytes of %s, hmac-sha256 %s",
+		    p->kind, (unsigned long long)p->len, name, p->hmac);
+		if (n < 0 || (size_t)n >= sizeof text)
+			continue;
+		memset(&ev, 0, sizeof ev);
+		ev.code = REC_MARKER;
+		ev.data = (const uint8_t *)text;
+		ev.len = (size_t)n;
+		if ((r = rec_writer_append_spans(s->rec, ch->time, &ev, NULL, 0)) < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Append the chunks the redactor has decided to the recording. */
 static int
 session_guard_drain(struct session *s)
@@ -96,8 +133,11 @@ session_guard_drain(struct session *s)
 		case REC_OUTPUT:
 		case REC_STDERR:
 		case REC_INPUT:
-			if (ch.len == 0)
+			if (ch.len == 0) {
+				if ((r = session_guard_proofs(s, &ch)) < 0)
+					return r;
 				continue;
+			}
 			ev.data = ch.data;
 			ev.len = ch.len;
 			if (ch.nspans == 0)
@@ -131,6 +171,8 @@ session_guard_drain(struct session *s)
 			free(spans);
 		if (r < 0)
 			return r;
+		if ((r = session_guard_proofs(s, &ch)) < 0)
+			return r;
 	}
 	return r;
 }
@@ -143,8 +185,15 @@ session_guard_feed(struct session *s, char code, const void *data, size_t len)
 
 	if (s->rec == NULL || s->rec_failed)
 		return 0;
-	if (s->guard.redact == NULL && (r = redact_new(s->config, &s->guard.redact)) < 0)
-		return r;
+	if (s->guard.redact == NULL) {
+		const struct server *srv = s->conn->server;
+
+		if ((r = redact_new(s->config, &s->guard.redact)) < 0)
+			return r;
+		if (srv->have_redact_key && (r = redact_set_key(s->guard.redact, srv->redact_key,
+		    sizeof srv->redact_key)) < 0)
+			return r;
+	}
 	if ((r = redact_feed(s->guard.redact, code, session_guard_now(), data, len)) < 0)
 		return r;
 	return session_guard_drain(s);

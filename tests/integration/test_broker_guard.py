@@ -6,7 +6,10 @@ paramiko and checks what the client saw, the audit log and the recording.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import re
 import subprocess
 import threading
 import time
@@ -363,3 +366,49 @@ def test_allow_pattern_matches_the_pipeline_structure(broker):
         r = b.ssh("alice", "local", "--", cmd)
         assert r.returncode == 126 and r.stdout == b"", (cmd, r)
         assert r.stderr.endswith(b"matches no allow pattern\n"), (cmd, r.stderr)
+
+
+def _proofs(rec):
+    """[(kind, length, stream, hmac)] of the redaction proofs in a recording."""
+    out = []
+    for e in rec.events:
+        if e.code == "m":
+            text = e.payload.decode() if isinstance(e.payload, bytes) else e.payload
+            m = re.match(r"redacted ([a-z0-9-]+): (\d+) bytes of (\w+), hmac-sha256 ([0-9a-f]{64})$",
+                         text)
+            if m:
+                out.append((m.group(1), int(m.group(2)), m.group(3), m.group(4)))
+    return out
+
+
+def test_a_typed_begin_line_cannot_blind_the_session(broker):
+    """A PEM BEGIN line is not a key: what follows stays in the recording,
+    the audit log and the header, and the redaction is proved by an HMAC
+    under the broker's redaction key."""
+    b = broker()
+    begin = b"-----BEGIN RSA PRIVATE KEY-----"
+    client = b.connect("alice")
+    chan = Chan(client, "local")
+    chan.send(b"# " + begin + b"\r")
+    chan.send(b"echo VISIBLE-$((6*7))\r")
+    chan.wait(b"VISIBLE-42")
+    chan.send(b"exit\r")
+    assert chan.status() == 0
+    rec = b.wait_recordings(1)[0]
+    assert b"echo VISIBLE-$((6*7))" in rec.data("i")
+    assert b"VISIBLE-42" in rec.data("o")
+    assert b"[REDACTED:private-key]" in rec.data("i")
+    keyfile = b.workdir / "state" / "redaction_key"
+    assert oct(keyfile.stat().st_mode & 0o777) == "0o600"
+    key = bytes.fromhex(keyfile.read_text().strip())
+    want = hmac.new(key, begin, hashlib.sha256).hexdigest()
+    assert ("private-key", len(begin), "input", want) in _proofs(rec), rec.events
+
+    # In a command, the header and the audit event keep what follows.
+    cmd = "# -----BEGIN RSA PRIVATE KEY-----\necho after-the-begin-line"
+    r = b.ssh("alice", "local", "--", cmd)
+    assert r.returncode == 0 and r.stdout == b"after-the-begin-line\n", r
+    e = b.wait_audit("session_start", lambda e: "after-the-begin" in e.get("command", ""))[0]
+    assert e["command"] == "# [REDACTED:private-key]\necho after-the-begin-line", e
+    rec = b.recording_for("# [REDACTED:private-key]\necho after-the-begin-line")
+    assert rec.data("o") == b"after-the-begin-line\n"
