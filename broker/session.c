@@ -37,6 +37,9 @@
 #define SESSION_LINGER_MS 200
 #define SESSION_KILL_MS 2000
 #define SESSION_COALESCE_NS 2000000u
+#define SESSION_RESIZE_MS 20		/* window changes are applied at most this often */
+#define SESSION_MAX_COLS 1000		/* a terminal's largest size */
+#define SESSION_MAX_ROWS 500
 #define SESSION_PROMPT "Select a target (number or name, empty to quit): "
 
 static void session_fd_cb(uv_poll_t *h, int status, int events);
@@ -221,6 +224,7 @@ session_release(struct session *s)
 	uv_close((uv_handle_t *)&s->flush_timer, session_close_cb);
 	uv_close((uv_handle_t *)&s->linger_timer, session_close_cb);
 	uv_close((uv_handle_t *)&s->kill_timer, session_close_cb);
+	uv_close((uv_handle_t *)&s->resize_timer, session_close_cb);
 }
 
 /* Free the session once its last handle is closed. */
@@ -450,8 +454,10 @@ session_open(struct conn *c)
 	uv_timer_init(&c->server->loop, &s->flush_timer);
 	uv_timer_init(&c->server->loop, &s->linger_timer);
 	uv_timer_init(&c->server->loop, &s->kill_timer);
+	uv_timer_init(&c->server->loop, &s->resize_timer);
 	s->flush_timer.data = s->linger_timer.data = s->kill_timer.data = s;
-	s->handles = 3;
+	s->resize_timer.data = s;
+	s->handles = 4;
 	TAILQ_INSERT_TAIL(&c->sessions, s, entry);
 	c->nsessions++;
 	return s->channel;
@@ -701,13 +707,13 @@ session_term_ok(const char *term)
 	return true;
 }
 
-/* Clamp a terminal dimension to 1..4096 (0: the default). */
+/* Clamp a terminal dimension to 1..max (0: the default). */
 static uint16_t
-session_dim(int v, uint16_t dflt)
+session_dim(int v, uint16_t dflt, uint16_t max)
 {
 	if (v <= 0)
 		return dflt;
-	return v > 4096 ? 4096 : (uint16_t)v;
+	return v > max ? max : (uint16_t)v;
 }
 
 /* channel_pty_request_function */
@@ -722,24 +728,21 @@ session_pty_cb(ssh_session ssh, ssh_channel channel, const char *term, int width
 	if (term == NULL || !session_term_ok(term))
 		term = "xterm";
 	snprintf(s->term, sizeof s->term, "%s", term);
-	s->cols = session_dim(width, 80);
-	s->rows = session_dim(height, 24);
+	s->cols = session_dim(width, 80, SESSION_MAX_COLS);
+	s->rows = session_dim(height, 24, SESSION_MAX_ROWS);
 	s->pty = true;
 	return 0;
 }
 
-/* channel_pty_window_change_function */
-static int
-session_winch_cb(ssh_session ssh, ssh_channel channel, int width, int height,
-    int pxwidth, int pxheight, void *userdata)
+/* Apply the last window change: the PTY, the recording, the menu and live views. */
+static void
+session_resize_cb(uv_timer_t *t)
 {
-	struct session *s = userdata;
+	struct session *s = t->data;
 	int r;
 
-	if (!s->pty)
-		return -1;
-	s->cols = session_dim(width, s->cols);
-	s->rows = session_dim(height, s->rows);
+	if (s->state == SESSION_CLOSING)
+		return;
 	if (s->state == SESSION_RUNNING && s->fds[0].fd >= 0) {
 		if ((r = pty_set_size(s->fds[0].fd, s->cols, s->rows)) < 0)
 			log_warn_r(r, "session %s: resize", s->id);
@@ -749,6 +752,27 @@ session_winch_cb(ssh_session ssh, ssh_channel channel, int width, int height,
 	}
 	session_pick_resize(s);
 	live_resize(s);
+}
+
+/* channel_pty_window_change_function */
+static int
+session_winch_cb(ssh_session ssh, ssh_channel channel, int width, int height,
+    int pxwidth, int pxheight, void *userdata)
+{
+	struct session *s = userdata;
+	uint16_t cols, rows;
+
+	if (!s->pty)
+		return -1;
+	cols = session_dim(width, s->cols, SESSION_MAX_COLS);
+	rows = session_dim(height, s->rows, SESSION_MAX_ROWS);
+	if (cols == s->cols && rows == s->rows && !uv_is_active((uv_handle_t *)&s->resize_timer))
+		return 0;
+	s->cols = cols;
+	s->rows = rows;
+	/* A burst of window changes is applied once, with the last size. */
+	if (s->state != SESSION_CLOSING && !uv_is_active((uv_handle_t *)&s->resize_timer))
+		uv_timer_start(&s->resize_timer, session_resize_cb, SESSION_RESIZE_MS, 0);
 	return 0;
 }
 

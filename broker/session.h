@@ -105,6 +105,7 @@ struct session {
 
 	/* timers */
 	uv_timer_t flush_timer, linger_timer, kill_timer;
+	uv_timer_t resize_timer;	/* applies the last window change (coalesced) */
 	bool linger_over;
 
 	uint64_t bytes_in, bytes_out;

@@ -315,3 +315,45 @@ def test_local_target_as_root_or_the_brokers_user_is_refused(build, broker):
     b.start()
     b.wait_log(r'warning: targets.local.user "root" is root')
     honest_session_works(b)
+
+
+# ---------------------------------------------------------------- window changes
+
+def test_window_change_flood_is_coalesced_and_capped(broker):
+    """400 window changes at once are applied as a few (the last size wins),
+    and a terminal larger than 1000x500 is given 1000x500."""
+    b = broker()
+    c = b.connect("alice")
+    try:
+        chan = c.get_transport().open_session()
+        chan.get_pty(term="xterm", width=80, height=24)
+        cmd = "echo ready; while read x; do stty size; done"
+        chan.exec_command(f"local -- {cmd}")
+        out = bytearray()
+
+        def saw(text):
+            while chan.recv_ready():
+                out.extend(chan.recv(65536))
+            return text in out
+        wait_until(lambda: saw(b"ready"), 10, "ready")
+        for i in range(400):
+            chan.resize_pty(width=100 + i % 50, height=30 + i % 20)
+
+        def stty_size():
+            del out[:]
+            chan.sendall(b"\n")
+            m = wait_until(lambda: saw(b"") and re.search(rb"(\d+ \d+)\r\n", out), 10,
+                           "stty size")
+            return m.group(1)
+        wait_until(lambda: stty_size() == b"49 149", 10, "the last size")
+        chan.resize_pty(width=5000, height=5000)
+        wait_until(lambda: stty_size() == b"500 1000", 10, "the capped size")
+        honest_session_works(b)
+        chan.close()
+    finally:
+        c.close()
+    rec = b.recording_for(cmd)
+    sizes = rec.resizes()
+    assert sizes[-1] == (1000, 500), sizes[-5:]
+    assert (149, 49) in sizes
+    assert len(sizes) < 100, f"{len(sizes)} resize events for 401 window changes"
