@@ -147,7 +147,7 @@ server_accept_cb(uv_stream_t *l, int status)
 			AUDIT_STR("reason", "max_connections reached"),
 		};
 
-		audit_event(srv->audit, "refused", f, 2);
+		audit_event_from(srv->audit, client, "refused", f, 2);
 		log_warn("%s: refused: max_connections (%zu) reached", client,
 		    srv->config->max_connections);
 		close(fd);
@@ -166,7 +166,7 @@ server_accept_cb(uv_stream_t *l, int status)
 			AUDIT_STR("reason", "too many unauthenticated connections from this address"),
 		};
 
-		audit_event(srv->audit, "refused", f, 2);
+		audit_event_from(srv->audit, client, "refused", f, 2);
 		log_warn("%s: refused: %u connections from this address are not "
 		    "authenticated yet and %u wait (max_unauthenticated_per_address)", client,
 		    srv->config->max_unauthenticated_per_address, parked);
@@ -237,6 +237,7 @@ server_finish(struct server *srv)
 		uv_close((uv_handle_t *)&srv->sig_int, NULL);
 		uv_close((uv_handle_t *)&srv->sig_chld, NULL);
 		uv_close((uv_handle_t *)&srv->stop_timer, NULL);
+		uv_close((uv_handle_t *)&srv->audit_timer, NULL);
 	}
 }
 
@@ -399,6 +400,15 @@ fail:
 	return r;
 }
 
+/* Once a second: summarise suppressed audit events. */
+static void
+server_audit_cb(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+
+	audit_tick(srv->audit);
+}
+
 /* Start the signal watchers and the stop timer. */
 static void
 server_signals(struct server *srv)
@@ -414,6 +424,11 @@ server_signals(struct server *srv)
 	}
 	uv_timer_init(&srv->loop, &srv->stop_timer);
 	srv->stop_timer.data = srv;
+	/* Summaries of suppressed audit events (audit_event_from). */
+	uv_timer_init(&srv->loop, &srv->audit_timer);
+	srv->audit_timer.data = srv;
+	uv_timer_start(&srv->audit_timer, server_audit_cb, 1000, 1000);
+	uv_unref((uv_handle_t *)&srv->audit_timer);
 }
 
 /* Run the broker until it is stopped. */

@@ -58,6 +58,7 @@ struct server {
 	bool listening;
 	uv_signal_t sig_hup, sig_term, sig_int, sig_chld;
 	uv_timer_t stop_timer;
+	uv_timer_t audit_timer;		/* audit_tick, once a second */
 	struct conn_list conns;
 	size_t nconns;
 	struct live *live;		/* live sessions, watchers, held requests (live.h) */

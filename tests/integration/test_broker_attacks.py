@@ -357,3 +357,58 @@ def test_window_change_flood_is_coalesced_and_capped(broker):
     assert sizes[-1] == (1000, 500), sizes[-5:]
     assert (149, 49) in sizes
     assert len(sizes) < 100, f"{len(sizes)} resize events for 401 window changes"
+
+
+# ---------------------------------------------------------------- audit floods
+
+def _attacker_transport(port: int) -> paramiko.Transport:
+    t = paramiko.Transport(attacker_socket(port))
+    t.banner_timeout = 10
+    t.start_client(timeout=10)
+    return t
+
+
+def test_long_user_name_is_refused_with_one_bounded_event(broker):
+    b = broker()
+    key = paramiko.Ed25519Key.generate() if hasattr(paramiko.Ed25519Key, "generate") else None
+    key = key or paramiko.ECDSAKey.generate()
+    t = _attacker_transport(b.port)
+    try:
+        with pytest.raises((paramiko.AuthenticationException, paramiko.SSHException, EOFError)):
+            t.auth_publickey("u" * 250000, key)
+        wait_until(lambda: not t.is_active(), 10, "the connection to end")
+    finally:
+        t.close()
+    evs = b.wait_audit("auth_failure", lambda e: e.get("client", "").startswith(ATTACKER + ":"))
+    assert len(evs) == 1, evs
+    assert evs[0]["user"] == "u" * 256 and evs[0]["reason"] == "user name longer than 256 bytes"
+    assert b.audit_path.stat().st_size < 4096
+    honest_session_works(b)
+
+
+def test_audit_events_from_one_address_are_limited_and_summarised(broker):
+    """Past 20 events in 10 s from one address, failures are counted, not
+    written, and one audit_suppressed event says how many."""
+    b = broker(settings={"auth_failure_delay": 0, "max_auth_tries": 6,
+                         "max_unauthenticated_per_address": 10})
+    key = paramiko.ECDSAKey.generate()
+    for _ in range(6):   # 6 connections x 6 failures = 36 events
+        t = _attacker_transport(b.port)
+        try:
+            while t.is_active():
+                try:
+                    t.auth_publickey("mallory", key)
+                except (paramiko.AuthenticationException, paramiko.SSHException, EOFError,
+                        OSError):
+                    pass
+        finally:
+            t.close()
+    honest_session_works(b)
+    assert b.stop() == 0
+    mine = [e for e in b.audit()
+            if e.get("client", "").startswith(ATTACKER + ":") or e.get("address") == ATTACKER]
+    written = [e for e in mine if e["event"] == "auth_failure"]
+    summary = [e for e in mine if e["event"] == "audit_suppressed"]
+    assert len(written) == 20, len(written)
+    assert len(summary) == 1 and summary[0]["first"] == "auth_failure", summary
+    assert summary[0]["suppressed"] == 36 - 20, summary
