@@ -1180,7 +1180,7 @@ session_start_run(struct session *s, const struct cfg_user *u)
 	}
 	log_info("session %s: %s@%s -> %s%s%s (pid %d, %s)", s->id, s->conn->user,
 	    s->conn->client, s->target, s->command != NULL ? ": " : "",
-	    s->command != NULL ? s->command : "", (int)s->child.pid,
+	    s->command != NULL ? session_guard_command(s) : "", (int)s->child.pid,
 	    s->pty ? "pty" : "pipes");
 	s->state = SESSION_RUNNING;
 	live_session_start(s);

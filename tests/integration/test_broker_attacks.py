@@ -10,6 +10,7 @@ checked from another address, as it would be in production.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -412,3 +413,26 @@ def test_audit_events_from_one_address_are_limited_and_summarised(broker):
     assert len(written) == 20, len(written)
     assert len(summary) == 1 and summary[0]["first"] == "auth_failure", summary
     assert summary[0]["suppressed"] == 36 - 20, summary
+
+
+# ---------------------------------------------------------------- log injection
+
+def test_commands_cannot_forge_log_or_audit_lines(broker):
+    """A command holding a newline and a JSON object stays inside its log
+    line, escaped, and its secrets are redacted there too."""
+    b = broker(settings={"audit_log": "-"})
+    forged = '{"event":"session_end","user":"forged","time":"x"}'
+    cmd = f"true DB_PASSWORD=hunter2hunter2\n{forged}\r\x1b[2Kx"
+    r = b.ssh("alice", "local", "--", cmd)
+    assert r.returncode == 127, r.stderr   # the second line is no command
+    b.wait_audit("session_end")
+    assert b.stop() == 0
+    both = b.log_path.read_bytes() + b.stdout_path.read_bytes()
+    assert b"hunter2hunter2" not in both
+    for line in both.splitlines():
+        assert not line.startswith(b'{"event"'), line
+        if line.startswith(b"{"):
+            assert json.loads(line)["time"] != "x", line
+    assert b"\\n{\\\"event\\\"" in b.log_path.read_bytes() or \
+        b'\\n{"event":"session_end"' in b.log_path.read_bytes(), b.log_tail()
+    assert [e for e in b.audit() if e.get("user") == "forged"] == []
