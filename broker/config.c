@@ -1210,11 +1210,19 @@ config_parse_commands_approve_timeout(struct config_parse *p, yaml_node_t *n, vo
 		((struct cfg_rule *)obj)->approve_timeout = v;
 }
 
+/* rules[].commands.self_approve */
+static void
+config_parse_commands_self_approve(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	(void)config_bool(p, n, "self_approve", &((struct cfg_rule *)obj)->self_approve);
+}
+
 static const struct config_entry config_commands_entries[] = {
 	{ "allow", config_parse_commands_allow },
 	{ "deny", config_parse_commands_deny },
 	{ "approve", config_parse_commands_approve },
 	{ "approve_timeout", config_parse_commands_approve_timeout },
+	{ "self_approve", config_parse_commands_self_approve },
 	{ NULL, NULL }
 };
 

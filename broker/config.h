@@ -126,6 +126,7 @@ struct cfg_rule {
 	struct cfg_pattern *approve;	/* commands.approve: exec commands that wait */
 	size_t napprove;
 	uint64_t approve_timeout;	/* commands.approve_timeout, seconds; default 300 */
+	bool self_approve;	/* commands.self_approve: a requester may approve their own */
 
 	/* Kubernetes targets (broker/target-kube.c, docs/kubernetes.md). */
 	bool impersonate;	/* impersonate given: kubectl --as / --as-group */

@@ -162,6 +162,100 @@ guard_command_split(const char *cmd, struct guard_cmd_part *parts, size_t max, s
 	return 0;
 }
 
+/* Split a command into shell words (quotes removed), operators as words. */
+char *
+guard_command_words(const char *cmd)
+{
+	size_t n = strlen(cmd), o = 0;
+	char *out, quote = 0;
+	bool word = false, sep = false;
+	const char *s;
+
+	/* Each byte gives at most itself and two separators. */
+	if ((out = malloc(3 * n + 1)) == NULL)
+		return NULL;
+	for (s = cmd; *s != '\0'; s++) {
+		if (quote == '\'') {
+			if (*s == '\'')
+				quote = 0;
+			else
+				out[o++] = *s;
+			continue;
+		}
+		if (quote == '"') {
+			if (*s == '"')
+				quote = 0;
+			else if (*s == '\\' && strchr("$`\"\\\n", s[1]) != NULL && s[1] != '\0')
+				out[o++] = *++s;
+			else
+				out[o++] = *s;
+			continue;
+		}
+		switch (*s) {
+		case '\'':
+		case '"':
+			quote = *s;
+			if (sep && o > 0)
+				out[o++] = ' ';
+			sep = false;
+			word = true;
+			continue;
+		case '\\':
+			if (s[1] == '\0')
+				continue;
+			if (sep && o > 0)
+				out[o++] = ' ';
+			sep = false;
+			word = true;
+			if (*++s != '\n')
+				out[o++] = *s;
+			continue;
+		case ' ':
+		case '\t':
+			if (word)
+				sep = true;
+			word = false;
+			continue;
+		case ';':
+		case '&':
+		case '|':
+		case '\n':
+			if (o > 0)
+				out[o++] = ' ';
+			out[o++] = *s == '\n' ? ';' : *s;
+			if ((*s == '&' || *s == '|') && (s[1] == *s || (*s == '|' && s[1] == '&')))
+				out[o++] = *++s;
+			word = false;
+			sep = true;
+			continue;
+		default:
+			if (sep && o > 0)
+				out[o++] = ' ';
+			sep = false;
+			word = true;
+			out[o++] = *s;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* Match as written, or in the shell-word form. */
+bool
+guard_command_match(const struct cfg_pattern *p, const char *command)
+{
+	char *words;
+	bool ok;
+
+	if (guard_pattern_match(p, command))
+		return true;
+	if (command == NULL || (words = guard_command_words(command)) == NULL)
+		return false;
+	ok = strcmp(words, command) != 0 && guard_pattern_match(p, words);
+	free(words);
+	return ok;
+}
+
 /* Match a part of a command against a part of a glob (both trimmed). */
 static bool
 guard_glob_part_match(const struct guard_cmd_part *g, const struct guard_cmd_part *c)
@@ -241,7 +335,7 @@ guard_check_request(const struct cfg_rule *r, bool pty, const char *command,
 	if (r->deny_exec)
 		return v->decision = GUARD_NO_EXEC;
 	for (i = 0; i < r->ndeny; i++) {
-		if (guard_pattern_match(&r->deny[i], command)) {
+		if (guard_command_match(&r->deny[i], command)) {
 			v->pattern = &r->deny[i];
 			return v->decision = GUARD_DENIED;
 		}

@@ -107,7 +107,8 @@ struct guard_verdict {
  *   - With an allow list (has_allow) the command must match one of its
  *     patterns; without one every command not denied is allowed.
  *   - Allow patterns match the command's structure (guard_allow_match).
- *     Deny patterns match the command as written.
+ *     Deny patterns match the command as written or in its shell-word
+ *     form (guard_command_match).
  * A NULL r allows everything (no rule: policy already refused).
  */
 enum guard_decision guard_check_request(const struct cfg_rule *r, bool pty,
@@ -141,6 +142,20 @@ struct guard_cmd_part {
  * cmd has more than max parts (then *n is max).
  */
 int guard_command_split(const char *cmd, struct guard_cmd_part *parts, size_t max, size_t *n);
+
+/*
+ * The shell-word form of cmd, as sh would split it: quotes and backslash
+ * escapes removed, words separated by one space, list and pipeline
+ * operators kept as words ("echo ap\"\"prove x;id" is "echo approve x ; id").
+ * A new string, or NULL when out of memory.
+ */
+char *guard_command_words(const char *cmd);
+
+/*
+ * Whether pattern p matches command as written or in its shell-word form
+ * (deny and approve patterns: quoting cannot dodge them).
+ */
+bool guard_command_match(const struct cfg_pattern *p, const char *command);
 
 /*
  * Whether command matches allow pattern p by its structure. A glob is

@@ -669,6 +669,48 @@ static const struct {
 };
 
 /*
+ * Length of the colour change (SGR: ESC '[' digits and ';' or ':' 'm')
+ * that ends right before i, or 0.
+ */
+static size_t
+redact_sgr_before(const uint8_t *b, size_t i)
+{
+	size_t j;
+
+	if (i < 3 || b[i - 1] != 'm')
+		return 0;
+	for (j = i - 1; j > 0 && i - j <= 32 && ((b[j - 1] >= '0' && b[j - 1] <= '9') ||
+	    b[j - 1] == ';' || b[j - 1] == ':'); j--)
+		;
+	if (j < 2 || b[j - 1] != '[' || b[j - 2] != 0x1b)
+		return 0;
+	return i - (j - 2);
+}
+
+/*
+ * Length of the colour change that starts at i (within n), or 0; a
+ * sequence cut by n counts as what has arrived (its length to n).
+ */
+static size_t
+redact_sgr_at(const uint8_t *b, size_t n, size_t i)
+{
+	size_t j;
+
+	if (i >= n || b[i] != 0x1b)
+		return 0;
+	if (i + 1 == n)
+		return 1;
+	if (b[i + 1] != '[')
+		return 0;
+	for (j = i + 2; j < n && j - i <= 32 && ((b[j] >= '0' && b[j] <= '9') || b[j] == ';' ||
+	    b[j] == ':'); j++)
+		;
+	if (j == n)
+		return n - i;
+	return b[j] == 'm' ? j + 1 - i : 0;
+}
+
+/*
  * The kind of the key that ends just before index q (after blanks and a
  * closing quote), or NULL; *auth is set for an Authorization header.
  */
@@ -676,35 +718,64 @@ static const char *
 redact_key_kind(const uint8_t *b, size_t q, bool *auth)
 {
 	char key[REDACT_KEY_MAX + 1];
-	size_t end, start, k = 0, klen, i, slen;
+	size_t end, start, k = 0, klen, i, slen, sgr;
 	uint8_t c;
 
 	*auth = false;
 	end = q;
-	while (end > 0 && q - end < 8 && (b[end - 1] == ' ' || b[end - 1] == '\t'))
-		end--;
+	/* Blanks and colours (grep --color, jq -C) between the key and the '=' or ':'. */
+	for (;;) {
+		if (end > 0 && q - end < 64 && (b[end - 1] == ' ' || b[end - 1] == '\t'))
+			end--;
+		else if ((sgr = redact_sgr_before(b, end)) > 0 && q - end < 64)
+			end -= sgr;
+		else
+			break;
+	}
 	if (end > 0 && (b[end - 1] == '"' || b[end - 1] == '\''))
 		end--;
+	while ((sgr = redact_sgr_before(b, end)) > 0 && q - end < 96)
+		end -= sgr;
 	if (end == 0)
 		return NULL;
 	/* Cheap reject on the last letter: d e t n y l s. */
 	c = b[end - 1] | 0x20;
 	if (c != 'd' && c != 'e' && c != 't' && c != 'n' && c != 'y' && c != 'l' && c != 's')
 		return NULL;
-	for (start = end; start > 0 && IS(b[start - 1], C_WORD); start--) {
-		if (end - start >= REDACT_KEY_MAX)
+	/* The key, read backwards: word characters, colour changes skipped. */
+	for (start = end; start > 0 && end - start < 4 * REDACT_KEY_MAX; ) {
+		if ((sgr = redact_sgr_before(b, start)) > 0) {
+			start -= sgr;
+			continue;
+		}
+		if (!IS(b[start - 1], C_WORD))
+			break;
+		if (++k > REDACT_KEY_MAX)
 			return NULL;
+		start--;
 	}
-	if (start == end || (start > 0 && b[start - 1] == '/'))
+	if (k == 0 || (start > 0 && b[start - 1] == '/'))
 		return NULL;	/* no key, or a path such as /etc/passwd: */
+	/* Colours before the key are not part of it. */
+	while (start < end && b[start] == 0x1b && (sgr = redact_sgr_at(b, end, start)) > 0)
+		start += sgr;
+	k = 0;
 	for (i = start; i < end; i++) {
 		c = b[i];
+		if (c == 0x1b && (sgr = redact_sgr_at(b, end, i)) > 0) {
+			i += sgr - 1;
+			continue;
+		}
+		if (!IS(c, C_WORD))
+			return NULL;
 		if (c == '_' || c == '-' || c == '.')
 			continue;
 		key[k++] = (char)(c | 0x20);
 	}
 	key[k] = '\0';
 	klen = k;
+	if (klen < 2)
+		return NULL;
 	for (i = 0; i < sizeof redact_keys / sizeof redact_keys[0]; i++) {
 		slen = redact_keys[i].len;
 		if (klen >= slen && key[klen - 1] == redact_keys[i].suffix[slen - 1] &&
@@ -788,8 +859,15 @@ redact_det_kv(const uint8_t *b, size_t n, size_t p, bool force)
 		return d;
 	if (p + 1 < n && b[p + 1] == '=')
 		return d;	/* == */
-	for (v = p + 1; v < n && v - p <= 8 && (b[v] == ' ' || b[v] == '\t'); v++)
-		;
+	/* Blanks and colours before the value. */
+	for (v = p + 1; v < n && v - p <= 96; ) {
+		if (b[v] == ' ' || b[v] == '\t')
+			v++;
+		else if ((run = redact_sgr_at(b, n, v)) > 0)
+			v += run;
+		else
+			break;
+	}
 	if (v == n) {
 		if (!force)
 			return (struct det){ .res = DET_MORE, .start = p };

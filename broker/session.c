@@ -28,6 +28,7 @@
 #include "policy.h"
 #include "live.h"
 #include "recfile.h"
+#include "redact.h"
 #include "session-pick.h"
 #include "session.h"
 
@@ -1308,9 +1309,18 @@ session_read_output(struct session_fd *sf)
 	session_record(s, sf->code, buf, (size_t)n);
 	s->bytes_out += (uint64_t)n;
 	session_send(s, sf->code == REC_STDERR, buf, (size_t)n);
-	/* With a recording, watchers get the redacted bytes from the guard's drain. */
-	if (s->rec == NULL)
-		live_output(s, buf, (size_t)n);
+	/*
+	 * With a recording, watchers get the redacted bytes from the guard's
+	 * drain; without one, each read is redacted on its own.
+	 */
+	if (s->rec == NULL && s->live != NULL) {
+		char *red = NULL;
+		size_t rlen = 0;
+
+		if (redact_string(s->config, buf, (size_t)n, &red, &rlen) == 0)
+			live_output(s, red, rlen);
+		free(red);
+	}
 	return 1;
 }
 

@@ -41,7 +41,7 @@ check(const struct cfg_rule *r, bool pty, const char *cmd)
 	d = guard_check_request(r, pty, cmd, &v);
 	if (d != v.decision || v.rule != r)
 		__builtin_trap();
-	if (d == GUARD_DENIED && (v.pattern == NULL || !guard_pattern_match(v.pattern, cmd)))
+	if (d == GUARD_DENIED && (v.pattern == NULL || !guard_command_match(v.pattern, cmd)))
 		__builtin_trap();
 	if (d == GUARD_OK && v.pattern != NULL && !guard_allow_match(v.pattern, cmd))
 		__builtin_trap();
@@ -119,6 +119,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (parts[k].s < s || parts[k].s + parts[k].len > s + strlen(s))
 				__builtin_trap();
 		}
+	}
+	{
+		char *w = guard_command_words(s);
+
+		if (w != NULL && strlen(w) > 3 * strlen(s))
+			__builtin_trap();
+		free(w);
 	}
 	if (guard_input_mask(data, size, mask) > size)
 		__builtin_trap();

@@ -394,6 +394,41 @@ test_command_split(void)
 	assert(guard_command_split("", q, 8, &n) == 0 && n == 1 && q[0].len == 0);
 }
 
+/* The shell-word form deny and approve patterns also match. */
+static void
+test_command_words(void)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "echo \"approve\" x", "echo approve x" },
+		{ "echo ap\"\"prove x", "echo approve x" },
+		{ "echo \\approve  'x  y'", "echo approve x  y" },
+		{ "r\"m\" -rf /;id&&ls|cat", "rm -rf / ; id && ls | cat" },
+		{ "a \"b\\\"c\" 'd\\e'\nf", "a b\"c d\\e ; f" },
+		{ "", "" },
+	};
+	struct config *c;
+	struct guard_verdict v;
+	size_t i;
+	char *w;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		assert((w = guard_command_words(cases[i].in)) != NULL);
+		if (strcmp(w, cases[i].want) != 0) {
+			fprintf(stderr, "words of [%s]: [%s], want [%s]\n", cases[i].in, w,
+			    cases[i].want);
+			abort();
+		}
+		free(w);
+	}
+	c = rule_config("    commands: {deny: ['*rm -rf*']}\n");
+	assert(guard_check_request(&c->rules[0], false, "r\"m\" -rf /tmp/x", &v) == GUARD_DENIED);
+	assert(guard_check_request(&c->rules[0], false, "'rm' '-rf' /tmp/x", &v) == GUARD_DENIED);
+	assert(guard_check_request(&c->rules[0], false, "rm -r -f /tmp/x", &v) == GUARD_OK);
+	config_unref(c);
+}
+
 /* The one line a refused client sees, and decision names. */
 static void
 test_messages(void)
@@ -748,6 +783,7 @@ main(void)
 		{ "config_errors", test_config_errors },
 		{ "commands", test_commands },
 		{ "command_split", test_command_split },
+		{ "command_words", test_command_words },
 		{ "messages", test_messages },
 		{ "lines", test_lines },
 		{ "line_bound", test_line_bound },

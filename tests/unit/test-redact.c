@@ -147,6 +147,12 @@ static const struct {
 	{ "-----BEGIN RSA PRIVATE KEY-----\n"
 	  "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nwhoami\nid\n",
 	  "[REDACTED:private-key]\nwhoami\nid\n" },
+	/* colours between key, '=' and value (grep --color, jq -C) */
+	{ "DB_\033[01;31mPASSWORD\033[m=hunter2 x", "DB_\033[01;31mPASSWORD\033[m=[REDACTED:password] x" },
+	{ "\033[34;1m\"DB_PASSWORD\"\033[0m\033[1;39m:\033[0m \033[0;32m\"hunter2\"\033[0m\n",
+	  "\033[34;1m\"DB_PASSWORD\"\033[0m\033[1;39m:\033[0m \033[0;32m\"[REDACTED:password]\"\033[0m\n" },
+	{ "\033[01;31mDB_PASSWORD\033[m=\033[32mhunter2\033[m\n",
+	  "\033[01;31mDB_PASSWORD\033[m=\033[32m[REDACTED:password]\033[m\n" },
 	/* AWS */
 	{ "id " AWSKEY " ok", "id [REDACTED:aws-access-key] ok" },
 	{ "ASIAY34FZKBOKMUTVV7A\n", "[REDACTED:aws-access-key]\n" },
