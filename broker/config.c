@@ -1210,6 +1210,15 @@ config_parse_commands_approve_timeout(struct config_parse *p, yaml_node_t *n, vo
 		((struct cfg_rule *)obj)->approve_timeout = v;
 }
 
+/* rules[].passprompt: prompts after which typed input is masked up to Enter. */
+static void
+config_parse_rule_passprompt(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+
+	config_set_patterns(p, n, "passprompt", &r->passprompt, &r->npassprompt);
+}
+
 /* rules[].commands.self_approve */
 static void
 config_parse_commands_self_approve(struct config_parse *p, yaml_node_t *n, void *obj)
@@ -1638,6 +1647,7 @@ static const struct config_entry config_rule_entries[] = {
 	{ "limits", config_parse_rule_limits },
 	{ "on_recording_failure", config_parse_rule_on_rec_failure },
 	{ "announce_watchers", config_parse_rule_announce },
+	{ "passprompt", config_parse_rule_passprompt },
 	{ NULL, NULL }
 };
 
@@ -2544,6 +2554,7 @@ config_unref(struct config *c)
 		config_free_patterns(c->rules[i].allow, c->rules[i].nallow);
 		config_free_patterns(c->rules[i].deny, c->rules[i].ndeny);
 		config_free_patterns(c->rules[i].approve, c->rules[i].napprove);
+		config_free_patterns(c->rules[i].passprompt, c->rules[i].npassprompt);
 		config_free_watches(c->rules[i].watch, c->rules[i].nwatch);
 		free(c->rules[i].as_user);
 		config_free_strings(c->rules[i].as_groups, c->rules[i].nas_groups);

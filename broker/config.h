@@ -127,6 +127,8 @@ struct cfg_rule {
 	size_t napprove;
 	uint64_t approve_timeout;	/* commands.approve_timeout, seconds; default 300 */
 	bool self_approve;	/* commands.self_approve: a requester may approve their own */
+	struct cfg_pattern *passprompt;	/* passprompt: output lines that ask for a password */
+	size_t npassprompt;
 
 	/* Kubernetes targets (broker/target-kube.c, docs/kubernetes.md). */
 	bool impersonate;	/* impersonate given: kubectl --as / --as-group */

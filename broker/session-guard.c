@@ -435,15 +435,78 @@ session_guard_reason_input(struct session *s, const uint8_t *data, uint32_t len)
 	return i;
 }
 
-/* Whether the local PTY has echo off (a password prompt). */
+/*
+ * Whether the local PTY is reading a password: echo off in canonical mode,
+ * as getpass, read -s and sudo set it. Readline and full-screen programs
+ * (bash, zsh, python, vim, less, top) turn echo off too, but also leave
+ * canonical mode: their input is recorded as typed.
+ */
 static bool
-session_guard_echo_off(const struct session *s)
+session_guard_password_mode(const struct session *s)
 {
 	struct termios t;
 
 	if (!s->pty || s->fds[0].fd < 0)
 		return false;
-	return tcgetattr(s->fds[0].fd, &t) == 0 && (t.c_lflag & ECHO) == 0;
+	return tcgetattr(s->fds[0].fd, &t) == 0 && (t.c_lflag & ECHO) == 0 &&
+	    (t.c_lflag & ICANON) != 0;
+}
+
+/* Keep the target's current output line (after the last line end), for passprompt. */
+static void
+session_guard_prompt_track(struct session *s, const uint8_t *p, size_t len)
+{
+	struct session_guard *g = &s->guard;
+	size_t i, from = 0;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] == '\n' || p[i] == '\r') {
+			from = i + 1;
+			g->promptlen = 0;
+		}
+	}
+	for (i = from; i < len; i++) {
+		if (g->promptlen + 1 >= sizeof g->prompt) {
+			/* Keep the tail: a prompt is at the end of the line. */
+			memmove(g->prompt, g->prompt + sizeof g->prompt / 2,
+			    g->promptlen - sizeof g->prompt / 2);
+			g->promptlen -= sizeof g->prompt / 2;
+		}
+		g->prompt[g->promptlen++] = (char)(p[i] != '\0' ? p[i] : ' ');
+	}
+	g->prompt[g->promptlen] = '\0';
+}
+
+/*
+ * Whether typed input is to be masked: in password mode, or after an
+ * output line matching one of the rule's passprompt patterns, up to the
+ * Enter that answers it.
+ */
+static bool
+session_guard_mask_input(struct session *s, const uint8_t *p, size_t len)
+{
+	struct session_guard *g = &s->guard;
+	size_t i;
+
+	if (session_guard_password_mode(s))
+		return true;
+	if (s->rule == NULL || s->rule->npassprompt == 0)
+		return false;
+	if (!g->pass_armed) {
+		for (i = 0; i < s->rule->npassprompt; i++) {
+			if (guard_pattern_match(&s->rule->passprompt[i], g->prompt)) {
+				g->pass_armed = true;
+				g->promptlen = 0;	/* answered: the same prompt arms once */
+				g->prompt[0] = '\0';
+				break;
+			}
+		}
+	}
+	if (!g->pass_armed)
+		return false;
+	if (memchr(p, '\r', len) != NULL || memchr(p, '\n', len) != NULL)
+		g->pass_armed = false;
+	return true;
 }
 
 /* End the session for a limit or a watch pattern: tell the user, mark, kill. */
@@ -567,7 +630,9 @@ session_guard_data(struct session *s, char code, const void *data, size_t len)
 
 	if (code != REC_OUTPUT && code != REC_STDERR && code != REC_INPUT)
 		return session_guard_feed(s, code, data, len);
-	if (code == REC_INPUT && len > 0 && session_guard_echo_off(s)) {
+	if (code != REC_INPUT && s->rule != NULL && s->rule->npassprompt > 0)
+		session_guard_prompt_track(s, data, len);
+	if (code == REC_INPUT && len > 0 && session_guard_mask_input(s, data, len)) {
 		if ((masked = malloc(len)) == NULL)
 			return -ENOMEM;
 		len = guard_input_mask(data, len, masked);

@@ -44,6 +44,9 @@ struct session_guard {
 	bool ended;			/* a limit or a watch pattern ended the session */
 	struct guard_line reason_line;	/* the reason being typed */
 	struct guard_line in, out;	/* typed and printed lines, for watch patterns */
+	char prompt[256];		/* the target's current output line (passprompt) */
+	size_t promptlen;
+	bool pass_armed;		/* a passprompt matched: mask input up to Enter */
 };
 
 /*

