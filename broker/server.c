@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "cgroup.h"
 #include "conn.h"
 #include "demo.h"
 #include "keys.h"
@@ -400,13 +401,48 @@ fail:
 	return r;
 }
 
-/* Once a second: summarise suppressed audit events. */
+/* Remove the session cgroups that have emptied (all of them: last). */
+static void
+server_cgroups_sweep(struct server *srv, bool last)
+{
+	size_t i, keep = 0;
+
+	for (i = 0; i < srv->ncgroups_later; i++) {
+		if (last)
+			cgroup_kill(srv->cgroups_later[i]);
+		if (cgroup_remove(srv->cgroups_later[i]) == 0 || last)
+			free(srv->cgroups_later[i]);
+		else
+			srv->cgroups_later[keep++] = srv->cgroups_later[i];
+	}
+	srv->ncgroups_later = keep;
+	if (last) {
+		free(srv->cgroups_later);
+		srv->cgroups_later = NULL;
+	}
+}
+
+void
+server_cgroup_later(struct server *srv, char *path)
+{
+	char **n;
+
+	if ((n = reallocarray(srv->cgroups_later, srv->ncgroups_later + 1, sizeof *n)) == NULL) {
+		free(path);
+		return;
+	}
+	srv->cgroups_later = n;
+	srv->cgroups_later[srv->ncgroups_later++] = path;
+}
+
+/* Once a second: summarise suppressed audit events, remove emptied cgroups. */
 static void
 server_audit_cb(uv_timer_t *t)
 {
 	struct server *srv = t->data;
 
 	audit_tick(srv->audit);
+	server_cgroups_sweep(srv, false);
 }
 
 /* Start the signal watchers and the stop timer. */
@@ -519,6 +555,8 @@ server_run(const struct server_opts *o)
 	if ((r = keys_hmac_ensure(srv.config->redaction_key, srv.redact_key)) < 0)
 		goto out;
 	srv.have_redact_key = true;
+	if (srv.config->local.enabled && (r = cgroup_base_new(&srv.cgroups)) < 0)
+		goto out;
 	if ((r = audit_open(srv.config->audit_log, &srv.audit)) < 0) {
 		log_error_r(r, "cannot open the audit log %s", srv.config->audit_log);
 		goto out;
@@ -565,6 +603,8 @@ out:
 	}
 	if (srv.bind != NULL)
 		ssh_bind_free(srv.bind);
+	server_cgroups_sweep(&srv, true);
+	cgroup_base_free(srv.cgroups);
 	if (srv.audit != NULL)
 		audit_close(srv.audit);
 	rec_key_free(srv.sign_key);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "cgroup.h"
 #include "conn.h"
 #include "keys.h"
 #include "log.h"
@@ -247,6 +248,16 @@ session_handle_closed(struct session *s)
 		s->channel = NULL;
 	}
 	session_guard_free(s);
+	if (s->cgroup != NULL) {
+		int r;
+
+		cgroup_kill(s->cgroup);
+		if ((r = cgroup_remove(s->cgroup)) < 0)
+			server_cgroup_later(c->server, s->cgroup);	/* still emptying */
+		else
+			free(s->cgroup);
+		s->cgroup = NULL;
+	}
 	if (s->rec != NULL)
 		rec_writer_close(s->rec);
 	recfile_close(s->rf, &c->server->loop);
@@ -385,6 +396,7 @@ session_kill_cb(uv_timer_t *t)
 		log_info("session %s: target did not end after SIGHUP, sending SIGKILL", s->id);
 		kill(-s->pgid, SIGKILL);
 	}
+	cgroup_kill(s->cgroup);
 	conn_after_io(s->conn);
 }
 
@@ -1143,7 +1155,15 @@ session_start_run(struct session *s, const struct cfg_user *u)
 		session_unrecord(s);
 	}
 	req.session_id = s->id;
-	if ((r = s->ops->spawn(s->config, &req, &s->child)) < 0) {
+	req.cgroup_procs_fd = -1;
+	if (s->ops == &target_local_ops && s->conn->server->cgroups != NULL &&
+	    (r = cgroup_session_new(s->conn->server->cgroups, s->id, &s->cgroup,
+	    &req.cgroup_procs_fd)) < 0)
+		log_warn_r(r, "session %s: no cgroup; what it leaves behind may outlive it", s->id);
+	r = s->ops->spawn(s->config, &req, &s->child);
+	if (req.cgroup_procs_fd >= 0)
+		close(req.cgroup_procs_fd);
+	if (r < 0) {
 		snprintf(msg, sizeof msg, "podgate: cannot start target '%s': %s", s->target,
 		    strerror(-r));
 		session_record(s, REC_MARKER, msg + 9, strlen(msg + 9));
@@ -1469,9 +1489,10 @@ session_finish(struct session *s)
 		recfile_close(s->rf, &s->conn->server->loop);
 		s->rf = NULL;
 	}
-	/* Nothing the session started outlives it. */
+	/* Nothing the session started outlives it: its group, and its cgroup. */
 	if (s->pgid > 0)
 		kill(-s->pgid, SIGHUP);
+	cgroup_kill(s->cgroup);
 	session_close_channel(s, status, signame, s->exit.core_dumped);
 	dur = uv_now(&s->conn->server->loop) - s->start_mono;
 	{

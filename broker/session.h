@@ -81,6 +81,7 @@ struct session {
 	const struct target_ops *ops;
 	struct pty_child child;
 	pid_t pgid;
+	char *cgroup;			/* the local target's cgroup (cgroup.h), or NULL */
 	bool started;
 	bool exited;
 	struct pty_exit exit;

@@ -436,3 +436,39 @@ def test_commands_cannot_forge_log_or_audit_lines(broker):
     assert b"\\n{\\\"event\\\"" in b.log_path.read_bytes() or \
         b'\\n{"event":"session_end"' in b.log_path.read_bytes(), b.log_tail()
     assert [e for e in b.audit() if e.get("user") == "forged"] == []
+
+
+# ---------------------------------------------------------------- escaped processes
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_processes_that_escape_the_session_end_with_it(broker):
+    """setsid/nohup children leave the target's process group; the session's
+    cgroup ends them when the session ends or its client vanishes."""
+    b = broker(targets={"local": {"shell": "/bin/sh", "user": "nobody"}})
+    if "no cgroup v2 hierarchy" in b.log() or "cannot make the cgroup" in b.log():
+        pytest.skip("no writable cgroup v2 hierarchy here")
+    r = b.ssh("alice", "local", "--",
+              "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!")
+    assert r.returncode == 0, r.stderr
+    escaped = int(r.stdout)
+    wait_until(lambda: not _alive(escaped), 10, "the escaped process to end")
+
+    c = b.connect("alice")
+    chan = c.get_transport().open_session()
+    chan.exec_command("local -- nohup setsid sleep 1001 </dev/null >/dev/null 2>&1 & "
+                      "echo $!; sleep 1000")
+    out = b""
+    while b"\n" not in out:
+        out += chan.recv(100)
+    escaped = int(out.split()[0])
+    assert _alive(escaped)
+    c.close()   # the client vanishes
+    wait_until(lambda: not _alive(escaped), 15, "the escaped process to end")
+    honest_session_works(b)
