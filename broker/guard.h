@@ -40,10 +40,11 @@
  *      line goes to guard_watch_match (loop with the previous match to see
  *      them all). An alert is an audit event "watch" (redact the line
  *      first); a terminate ends the session with guard_watch_message.
- *   6. While the PTY's ECHO flag is off (tcgetattr on the master before
- *      recording each input read), record and watch guard_input_mask'ed
- *      bytes instead of the typed ones; the target still gets the real
- *      bytes.
+ *   6. While a password is read (tcgetattr on the master before
+ *      recording each input read: ECHO off and ICANON on), or after an
+ *      output line matching the rule's passprompt up to Enter, record and
+ *      watch guard_input_mask'ed bytes instead of the typed ones; the
+ *      target still gets the real bytes.
  */
 #ifndef PODGATE_GUARD_H
 #define PODGATE_GUARD_H
@@ -239,7 +240,7 @@ const struct cfg_watch *guard_watch_match(const struct cfg_rule *r, unsigned on,
 int guard_watch_message(const struct cfg_watch *w, unsigned on, char *buf, size_t len);
 
 /*
- * Mask input typed while the terminal does not echo (a password prompt),
+ * Mask input typed at a password prompt,
  * as sudo's I/O log does: each character becomes one '*' (a UTF-8
  * sequence counts once), CR and LF are kept. out must hold len bytes (it
  * may be in); returns the number of bytes written (<= len).

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <termios.h>
 
+#include <openssl/evp.h>
+
 #include "conn.h"
 #include "live.h"
 #include "log.h"
@@ -52,23 +54,52 @@ session_guard_command(struct session *s)
 	return s->guard.command != NULL ? s->guard.command : "[REDACTED:unavailable]";
 }
 
-/* The header's what_extra pairs: what (may be NULL) and the reason. */
+/* The HMAC of the command as given, when redaction changed it. */
+const char *
+session_guard_command_hmac(struct session *s)
+{
+	const struct server *srv = s->conn->server;
+	unsigned char md[32];
+	const char *red = session_guard_command(s);
+	size_t mdlen = 0, i;
+
+	if (red == NULL || strcmp(red, s->command) == 0 || !srv->have_redact_key)
+		return NULL;
+	if (s->guard.command_hmac[0] == '\0') {
+		if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, srv->redact_key,
+		    sizeof srv->redact_key, (const unsigned char *)s->command, strlen(s->command),
+		    md, sizeof md, &mdlen) == NULL || mdlen != sizeof md)
+			return NULL;
+		for (i = 0; i < mdlen; i++)
+			snprintf(s->guard.command_hmac + 2 * i, 3, "%02x", md[i]);
+	}
+	return s->guard.command_hmac;
+}
+
+/* The header's what_extra pairs: what (may be NULL), the reason, the command's HMAC. */
 const char *const *
 session_guard_header(struct session *s, const char *const *what)
 {
+	const char *hmac = session_guard_command_hmac(s);
 	size_t n = 0, i;
 
-	if (s->guard.reason == NULL)
+	if (s->guard.reason == NULL && hmac == NULL)
 		return what;
 	while (what != NULL && what[n] != NULL && what[n + 1] != NULL)
 		n += 2;
 	free(s->guard.what);
-	if ((s->guard.what = calloc(n + 3, sizeof *s->guard.what)) == NULL)
+	if ((s->guard.what = calloc(n + 5, sizeof *s->guard.what)) == NULL)
 		return what;
 	for (i = 0; i < n; i++)
 		s->guard.what[i] = what[i];
-	s->guard.what[n] = "reason";
-	s->guard.what[n + 1] = s->guard.reason;
+	if (s->guard.reason != NULL) {
+		s->guard.what[n++] = "reason";
+		s->guard.what[n++] = s->guard.reason;
+	}
+	if (hmac != NULL) {
+		s->guard.what[n++] = "command_hmac";
+		s->guard.what[n++] = hmac;
+	}
 	return s->guard.what;
 }
 

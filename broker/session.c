@@ -1190,6 +1190,8 @@ session_start_run(struct session *s, const struct cfg_user *u)
 
 		if (s->guard.reason != NULL)
 			f[n++] = AUDIT_STR("reason", s->guard.reason);
+		if (s->command != NULL && session_guard_command_hmac(s) != NULL)
+			f[n++] = AUDIT_STR("command_hmac", session_guard_command_hmac(s));
 
 		for (p = s->where_extra; p != NULL && p[0] != NULL && p[1] != NULL &&
 		    n < 12; p += 2)

@@ -410,6 +410,8 @@ def test_a_typed_begin_line_cannot_blind_the_session(broker):
     assert r.returncode == 0 and r.stdout == b"after-the-begin-line\n", r
     e = b.wait_audit("session_start", lambda e: "after-the-begin" in e.get("command", ""))[0]
     assert e["command"] == "# [REDACTED:private-key]\necho after-the-begin-line", e
+    # ... and the HMAC of the command as given proves what the marker hides.
+    assert e["command_hmac"] == hmac.new(key, cmd.encode(), hashlib.sha256).hexdigest(), e
     rec = b.recording_for("# [REDACTED:private-key]\necho after-the-begin-line")
     assert rec.data("o") == b"after-the-begin-line\n"
 
