@@ -16,10 +16,21 @@
 #include "audit.h"
 #include "log.h"
 
+/* Events of one address within the current window (audit_event_from). */
+struct audit_limit {
+	char addr[64];		/* "" when free */
+	uint64_t window_ms;	/* when the window started */
+	uint64_t last_ms;	/* the last event */
+	unsigned count;		/* events written in the window */
+	unsigned suppressed;	/* events dropped in the window */
+	char first[32];		/* the first dropped event's name */
+};
+
 struct audit {
 	int fd;
 	bool own_fd;		/* false for stdout, which is not ours to close */
 	char *path;
+	struct audit_limit limits[AUDIT_LIMIT_ADDRS];
 };
 
 /* A growing line; a failed allocation sets oom and later appends do nothing. */
@@ -333,11 +344,121 @@ out:
 }
 
 /* Close the log (not stdout) and free a. */
+/* Milliseconds of the monotonic clock. */
+static uint64_t
+audit_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Write the summary of what l dropped, and start a new window at now. */
+static void
+audit_limit_summarise(struct audit *a, struct audit_limit *l, uint64_t now)
+{
+	if (l->suppressed > 0) {
+		struct audit_field f[] = {
+			AUDIT_STR("address", l->addr),
+			AUDIT_NUM("suppressed", l->suppressed),
+			AUDIT_STR("first", l->first),
+			AUDIT_NUM("seconds", (now - l->window_ms + 999) / 1000),
+		};
+
+		audit_event(a, "audit_suppressed", f, sizeof f / sizeof f[0]);
+	}
+	l->window_ms = now;
+	l->count = 0;
+	l->suppressed = 0;
+	l->first[0] = '\0';
+}
+
+void
+audit_tick(struct audit *a)
+{
+	uint64_t now = audit_now_ms();
+	size_t i;
+
+	if (a == NULL)
+		return;
+	for (i = 0; i < AUDIT_LIMIT_ADDRS; i++) {
+		struct audit_limit *l = &a->limits[i];
+
+		if (l->addr[0] != '\0' && now - l->window_ms >= AUDIT_LIMIT_WINDOW_MS) {
+			audit_limit_summarise(a, l, now);
+			if (now - l->last_ms >= AUDIT_LIMIT_WINDOW_MS)
+				l->addr[0] = '\0';	/* quiet: forget it */
+		}
+	}
+}
+
+void
+audit_event_from(struct audit *a, const char *client, const char *event,
+    const struct audit_field *fields, size_t nfields)
+{
+	struct audit_limit *l = NULL, *oldest = NULL, *free_slot = NULL;
+	const char *colon;
+	char addr[sizeof l->addr];
+	uint64_t now;
+	size_t i, len;
+
+	if (a == NULL)
+		return;
+	/* The address: "addr:port" and "[v6]:port" without the port. */
+	colon = client != NULL ? strrchr(client, ':') : NULL;
+	len = client == NULL ? 0 : colon != NULL ? (size_t)(colon - client) : strlen(client);
+	snprintf(addr, sizeof addr, "%.*s", (int)len, client != NULL ? client : "");
+	now = audit_now_ms();
+	for (i = 0; i < AUDIT_LIMIT_ADDRS; i++) {
+		struct audit_limit *e = &a->limits[i];
+
+		if (e->addr[0] == '\0') {
+			if (free_slot == NULL)
+				free_slot = e;
+			continue;
+		}
+		if (strcmp(e->addr, addr) == 0) {
+			l = e;
+			break;
+		}
+		if (oldest == NULL || e->last_ms < oldest->last_ms)
+			oldest = e;
+	}
+	if (l == NULL) {
+		/* A new address: a free slot, or the one quiet the longest. */
+		if ((l = free_slot) == NULL) {
+			l = oldest;
+			audit_limit_summarise(a, l, now);
+		}
+		memset(l, 0, sizeof *l);
+		snprintf(l->addr, sizeof l->addr, "%s", addr);
+		l->window_ms = now;
+	} else if (now - l->window_ms >= AUDIT_LIMIT_WINDOW_MS) {
+		audit_limit_summarise(a, l, now);
+	}
+	l->last_ms = now;
+	if (l->count < AUDIT_LIMIT_BURST) {
+		l->count++;
+		audit_event(a, event, fields, nfields);
+		return;
+	}
+	if (l->suppressed++ == 0)
+		snprintf(l->first, sizeof l->first, "%s", event);
+}
+
 void
 audit_close(struct audit *a)
 {
+	size_t i;
+	uint64_t now = audit_now_ms();
+
 	if (a == NULL)
 		return;
+	for (i = 0; i < AUDIT_LIMIT_ADDRS; i++) {
+		if (a->limits[i].addr[0] != '\0')
+			audit_limit_summarise(a, &a->limits[i], now);
+	}
 	if (a->own_fd && a->fd != -1 && close(a->fd) == -1)
 		log_error("closing %s: %s", a->path, strerror(errno));
 	free(a->path);

@@ -46,6 +46,26 @@ void audit_event(struct audit *a, const char *event, const struct audit_field *f
  */
 int audit_reopen(struct audit *a);
 
+/* Per address, at most this many events a window; more are counted. */
+#define AUDIT_LIMIT_BURST 20
+#define AUDIT_LIMIT_WINDOW_MS 10000
+#define AUDIT_LIMIT_ADDRS 1024		/* addresses tracked; the quietest makes room */
+
+/*
+ * audit_event for events an unauthenticated client can cause (failed
+ * authentication, refusals), from client ("addr:port" or "[v6]:port"):
+ * an address gets AUDIT_LIMIT_BURST events per AUDIT_LIMIT_WINDOW_MS
+ * window; beyond that they are counted, and once the window is over one
+ * event "audit_suppressed" {address, suppressed, first (the first dropped
+ * event's name), seconds} summarises them (at the address's next event,
+ * at audit_tick, or at audit_close).
+ */
+void audit_event_from(struct audit *a, const char *client, const char *event,
+    const struct audit_field *fields, size_t nfields);
+
+/* Summarise the windows that are over; call about once a second. NULL is ignored. */
+void audit_tick(struct audit *a);
+
 /* Close the log (stdout stays open) and free a; NULL is ignored. */
 void audit_close(struct audit *a);
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1210,11 +1211,28 @@ config_parse_commands_approve_timeout(struct config_parse *p, yaml_node_t *n, vo
 		((struct cfg_rule *)obj)->approve_timeout = v;
 }
 
+/* rules[].passprompt: prompts after which typed input is masked up to Enter. */
+static void
+config_parse_rule_passprompt(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_rule *r = obj;
+
+	config_set_patterns(p, n, "passprompt", &r->passprompt, &r->npassprompt);
+}
+
+/* rules[].commands.self_approve */
+static void
+config_parse_commands_self_approve(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	(void)config_bool(p, n, "self_approve", &((struct cfg_rule *)obj)->self_approve);
+}
+
 static const struct config_entry config_commands_entries[] = {
 	{ "allow", config_parse_commands_allow },
 	{ "deny", config_parse_commands_deny },
 	{ "approve", config_parse_commands_approve },
 	{ "approve_timeout", config_parse_commands_approve_timeout },
+	{ "self_approve", config_parse_commands_self_approve },
 	{ NULL, NULL }
 };
 
@@ -1630,6 +1648,7 @@ static const struct config_entry config_rule_entries[] = {
 	{ "limits", config_parse_rule_limits },
 	{ "on_recording_failure", config_parse_rule_on_rec_failure },
 	{ "announce_watchers", config_parse_rule_announce },
+	{ "passprompt", config_parse_rule_passprompt },
 	{ NULL, NULL }
 };
 
@@ -1689,10 +1708,78 @@ config_parse_local_shell(struct config_parse *p, yaml_node_t *n, void *obj)
 	config_set_string(p, n, "shell", &l->shell);
 }
 
+/* targets.local.user */
+static void
+config_parse_local_user(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_local_target *l = obj;
+
+	if (config_scalar(p, n, "user") != NULL)
+		config_set_string(p, n, "user", &l->user);
+}
+
+/* targets.local.allow_broker_user */
+static void
+config_parse_local_allow_broker_user(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_local_target *l = obj;
+
+	(void)config_bool(p, n, "allow_broker_user", &l->allow_broker_user);
+}
+
 static const struct config_entry config_local_entries[] = {
 	{ "shell", config_parse_local_shell },
+	{ "user", config_parse_local_user },
+	{ "allow_broker_user", config_parse_local_allow_broker_user },
 	{ NULL, NULL }
 };
+
+/*
+ * The local target's account: it must exist, and be neither root nor the
+ * broker's own uid (which can read the signing key, the recordings and
+ * the audit log) unless allow_broker_user is true. Another account needs
+ * a broker running as root.
+ */
+static void
+config_check_local_user(struct config_parse *p, yaml_node_t *n)
+{
+	struct cfg_local_target *l = &p->c->local;
+	struct passwd *pw;
+	uid_t me = geteuid();
+
+	if (l->user == NULL) {
+		if (!l->allow_broker_user)
+			config_error(p, n, "targets.local needs user: an unprivileged Unix account "
+			    "the local target runs as (it must not be able to read the broker's "
+			    "keys, recordings or audit log); allow_broker_user: true runs it as "
+			    "the broker's own user instead");
+		else
+			config_warn_line(p, (int)n->start_mark.line + 1, "the local target runs "
+			    "as the broker's own user: what it runs can read the signing key, "
+			    "the recordings and the audit log");
+		return;
+	}
+	if ((pw = getpwnam(l->user)) == NULL) {
+		config_error(p, n, "targets.local.user: no such user \"%s\"", l->user);
+		return;
+	}
+	if (pw->pw_uid == 0 || pw->pw_uid == me) {
+		if (!l->allow_broker_user)
+			config_error(p, n, "targets.local.user \"%s\" is %s: the local target "
+			    "could read the broker's keys, recordings and audit log; name an "
+			    "unprivileged account, or set allow_broker_user: true", l->user,
+			    pw->pw_uid == 0 ? "root" : "the broker's own user");
+		else
+			config_warn_line(p, (int)n->start_mark.line + 1, "targets.local.user "
+			    "\"%s\" is %s: what the local target runs can read the signing key, "
+			    "the recordings and the audit log", l->user,
+			    pw->pw_uid == 0 ? "root" : "the broker's own user");
+		return;
+	}
+	if (me != 0)
+		config_error(p, n, "targets.local.user \"%s\": the broker must run as root to "
+		    "start sessions as another account", l->user);
+}
 
 /* targets.local: present (even empty) means enabled. */
 static void
@@ -1703,6 +1790,7 @@ config_parse_target_local(struct config_parse *p, yaml_node_t *n, void *obj)
 	c->local.enabled = true;
 	if (!config_is_null(n))
 		config_walk_map(p, n, "targets.local", config_local_entries, &c->local);
+	config_check_local_user(p, n);
 }
 
 /* Whether s is a DNS-1123 label: 1..63 of [a-z0-9-], no '-' at either end. */
@@ -2005,6 +2093,13 @@ config_parse_generate_keys(struct config_parse *p, yaml_node_t *n, void *obj)
 		((struct config *)obj)->generate_keys = v;
 }
 
+/* redaction_key */
+static void
+config_parse_redaction_key(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_set_string(p, n, "redaction_key", &((struct config *)obj)->redaction_key);
+}
+
 /* recordings */
 static void
 config_parse_recordings(struct config_parse *p, yaml_node_t *n, void *obj)
@@ -2276,6 +2371,7 @@ static const struct config_entry config_top_entries[] = {
 	{ "redact", config_parse_redact },
 	{ "signing_key", config_parse_signing_key },
 	{ "generate_keys", config_parse_generate_keys },
+	{ "redaction_key", config_parse_redaction_key },
 	{ "groups", config_parse_groups },
 	{ NULL, NULL }
 };
@@ -2381,25 +2477,33 @@ config_check_pattern(struct config_parse *p, const struct cfg_rule *r, const cha
 	    "targets.kubernetes defines none", known);
 }
 
+/* A key file's default: NAME in host_key's directory. */
+static void
+config_key_default(struct config_parse *p, char **key, const char *name)
+{
+	const struct config *c = p->c;
+	const char *slash;
+
+	if (*key != NULL || c->host_key == NULL)
+		return;
+	slash = strrchr(c->host_key, '/');
+	if ((slash != NULL ? asprintf(key, "%.*s/%s", (int)(slash - c->host_key), c->host_key,
+	    name) : asprintf(key, "%s", name)) < 0) {
+		*key = NULL;
+		p->oom = 1;
+	}
+}
+
 /*
- * Fill in signing_key when it is not given: signing_ed25519 in host_key's
- * directory, so that both keys live together wherever the broker starts.
+ * Fill in signing_key and redaction_key when they are not given:
+ * signing_ed25519 and redaction_key in host_key's directory, so that the
+ * broker's keys live together wherever the broker starts.
  */
 static void
 config_key_defaults(struct config_parse *p)
 {
-	struct config *c = p->c;
-	const char *slash;
-
-	if (c->signing_key != NULL || c->host_key == NULL)
-		return;
-	slash = strrchr(c->host_key, '/');
-	if ((slash != NULL ? asprintf(&c->signing_key, "%.*s/signing_ed25519",
-	    (int)(slash - c->host_key), c->host_key) :
-	    asprintf(&c->signing_key, "signing_ed25519")) < 0) {
-		c->signing_key = NULL;
-		p->oom = 1;
-	}
+	config_key_default(p, &p->c->signing_key, "signing_ed25519");
+	config_key_default(p, &p->c->redaction_key, "redaction_key");
 }
 
 /*
@@ -2632,6 +2736,7 @@ config_unref(struct config *c)
 		config_free_patterns(c->rules[i].allow, c->rules[i].nallow);
 		config_free_patterns(c->rules[i].deny, c->rules[i].ndeny);
 		config_free_patterns(c->rules[i].approve, c->rules[i].napprove);
+		config_free_patterns(c->rules[i].passprompt, c->rules[i].npassprompt);
 		config_free_watches(c->rules[i].watch, c->rules[i].nwatch);
 		free(c->rules[i].as_user);
 		config_free_strings(c->rules[i].as_groups, c->rules[i].nas_groups);
@@ -2656,9 +2761,11 @@ config_unref(struct config *c)
 	free(c->metrics_host);
 	free(c->host_key);
 	free(c->signing_key);
+	free(c->redaction_key);
 	free(c->recordings);
 	free(c->audit_log);
 	free(c->local.shell);
+	free(c->local.user);
 	free(c);
 }
 

@@ -126,6 +126,9 @@ struct cfg_rule {
 	struct cfg_pattern *approve;	/* commands.approve: exec commands that wait */
 	size_t napprove;
 	uint64_t approve_timeout;	/* commands.approve_timeout, seconds; default 300 */
+	bool self_approve;	/* commands.self_approve: a requester may approve their own */
+	struct cfg_pattern *passprompt;	/* passprompt: output lines that ask for a password */
+	size_t npassprompt;
 
 	/* Kubernetes targets (broker/target-kube.c, docs/kubernetes.md). */
 	bool impersonate;	/* impersonate given: kubectl --as / --as-group */
@@ -141,6 +144,9 @@ struct cfg_rule {
 struct cfg_local_target {
 	bool enabled;		/* targets.local present */
 	char *shell;		/* default /bin/sh */
+	char *user;		/* user: the Unix account sessions run as */
+	bool allow_broker_user;	/* allow_broker_user: true: user may be the broker's
+				   own uid or root, or be left out (the broker's) */
 };
 
 /* One targets.kubernetes entry: a cluster kubectl reaches. */
@@ -169,6 +175,9 @@ struct config {
 				   signing_ed25519 in host_key's directory */
 	bool generate_keys;	/* generate_keys: true: make missing host and signing
 				   keys at start (default false: refuse to start) */
+	char *redaction_key;	/* HMAC key proving what redaction hid (64 hex digits,
+				   0600), default redaction_key in host_key's directory;
+				   made when missing */
 	char *recordings;	/* default state/recordings */
 	char *audit_log;	/* default state/audit.jsonl; "-" is stdout */
 	unsigned max_auth_tries;	/* default 6 */

@@ -131,7 +131,7 @@ conn_auth_failed(struct conn *c, const char *user, const char *fp, const char *r
 	};
 	char name[80];
 
-	audit_event(c->server->audit, "auth_failure", f, sizeof f / sizeof f[0]);
+	audit_event_from(c->server->audit, c->client, "auth_failure", f, sizeof f / sizeof f[0]);
 	c->server->counters.auth_failures++;
 	conn_clean(name, sizeof name, user);
 	log_info("%s: authentication failed for '%s': %s", c->client, name, reason);
@@ -140,6 +140,37 @@ conn_auth_failed(struct conn *c, const char *user, const char *fp, const char *r
 		conn_kill(c, "too many authentication failures");
 	else if (delay)
 		conn_penalize(c);
+}
+
+/*
+ * A user name over CONN_USER_MAX bytes is refused at once: the connection
+ * ends, after one audit event holding the name's first CONN_USER_MAX
+ * bytes. Returns whether user was too long.
+ */
+static bool
+conn_user_too_long(struct conn *c, const char *user)
+{
+	char cut[CONN_USER_MAX + 1], reason[64];
+	size_t len = user != NULL ? strnlen(user, CONN_USER_MAX + 1) : 0;
+
+	if (len <= CONN_USER_MAX)
+		return false;
+	memcpy(cut, user, CONN_USER_MAX);
+	cut[CONN_USER_MAX] = '\0';
+	snprintf(reason, sizeof reason, "user name longer than %d bytes", CONN_USER_MAX);
+	{
+		struct audit_field f[] = {
+			AUDIT_STR("user", cut),
+			AUDIT_STR("key_fp", ""),
+			AUDIT_STR("client", c->client),
+			AUDIT_STR("reason", reason),
+		};
+
+		audit_event_from(c->server->audit, c->client, "auth_failure", f,
+		    sizeof f / sizeof f[0]);
+	}
+	conn_kill(c, reason);
+	return true;
 }
 
 /* auth_pubkey_function: the user's configured keys only; same answer for unknowns. */
@@ -156,6 +187,8 @@ conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pu
 
 	/* CONN_KEX too: libssh may read a pipelined request as the keys settle. */
 	if ((c->state != CONN_AUTH && c->state != CONN_KEX) || user == NULL || pubkey == NULL)
+		return SSH_AUTH_DENIED;
+	if (conn_user_too_long(c, user))
 		return SSH_AUTH_DENIED;
 	if (keys_fingerprint(pubkey, &fp) < 0)
 		fp = NULL;
@@ -222,7 +255,10 @@ conn_refused(struct conn *c, const char *reason)
 		AUDIT_STR("reason", reason),
 	};
 
-	audit_event(c->server->audit, "refused", f, sizeof f / sizeof f[0]);
+	if (c->user == NULL)
+		audit_event_from(c->server->audit, c->client, "refused", f, sizeof f / sizeof f[0]);
+	else
+		audit_event(c->server->audit, "refused", f, sizeof f / sizeof f[0]);
 	c->server->counters.refused++;
 	log_info("%s: refused: %s", c->client, reason);
 	c->refusals++;
@@ -267,7 +303,8 @@ conn_message_cb(ssh_session ssh, ssh_message msg, void *userdata)
 		    sub == SSH_AUTH_METHOD_INTERACTIVE ? "keyboard-interactive" :
 		    sub == SSH_AUTH_METHOD_HOSTBASED ? "hostbased" :
 		    sub == SSH_AUTH_METHOD_GSSAPI_MIC ? "gssapi-with-mic" : "unknown");
-		conn_auth_failed(c, ssh_message_auth_user(msg), NULL, reason, true);
+		if (!conn_user_too_long(c, ssh_message_auth_user(msg)))
+			conn_auth_failed(c, ssh_message_auth_user(msg), NULL, reason, true);
 		break;
 	case SSH_REQUEST_CHANNEL_OPEN:
 		snprintf(reason, sizeof reason, "%s refused", conn_channel_type(sub));
@@ -362,7 +399,8 @@ conn_grace_cb(uv_timer_t *t)
 			AUDIT_STR("reason", "login grace time exceeded"),
 		};
 
-		audit_event(c->server->audit, "auth_failure", f, sizeof f / sizeof f[0]);
+		audit_event_from(c->server->audit, c->client, "auth_failure", f,
+		    sizeof f / sizeof f[0]);
 		conn_kill(c, "login grace time exceeded");
 	}
 	conn_after_io(c);

@@ -67,6 +67,9 @@ struct conn {
 					   max_unauthenticated_per_address */
 };
 
+/* Longest user name a client may give; a longer one ends the connection. */
+#define CONN_USER_MAX 256
+
 /* Parked connections one address may have, per max_unauthenticated_per_address. */
 #define CONN_PARK_FACTOR 10
 

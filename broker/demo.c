@@ -1,10 +1,12 @@
 /*
  * The --demo mode: a default configuration built as YAML text (so that it
  * goes through config_load_string like any file), with one user named
- * after whoever runs the broker, allowed to reach the local target.
+ * after whoever runs the broker, allowed to reach the local target (run
+ * as nobody when the broker runs as root).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +89,12 @@ demo_config(const char *dir, const char *listen, char **yaml, char **identity)
 		goto oom;
 	demo_quote(f, path);
 	free(path);
-	fprintf(f, "\ngenerate_keys: true\nrecordings: ");
+	fprintf(f, "\ngenerate_keys: true\nredaction_key: ");
+	if (asprintf(&path, "%s/redaction_key", dir) < 0)
+		goto oom;
+	demo_quote(f, path);
+	free(path);
+	fprintf(f, "\nrecordings: ");
 	if (asprintf(&path, "%s/recordings", dir) < 0)
 		goto oom;
 	demo_quote(f, path);
@@ -105,6 +112,14 @@ demo_config(const char *dir, const char *listen, char **yaml, char **identity)
 	fprintf(f, "\nrules:\n  - users: [");
 	demo_quote(f, demo_user());
 	fprintf(f, "]\n    targets: [\"local\"]\ntargets:\n  local:\n    shell: /bin/sh\n");
+	/*
+	 * The local target never runs as the broker: as root, sessions run as
+	 * nobody; a broker that cannot switch users says so when it loads this.
+	 */
+	if (geteuid() == 0 && getpwnam("nobody") != NULL)
+		fprintf(f, "    user: nobody\n");
+	else
+		fprintf(f, "    allow_broker_user: true\n");
 	if (fclose(f) != 0) {
 		f = NULL;
 		goto oom;

@@ -71,21 +71,250 @@ guard_pattern_match(const struct cfg_pattern *p, const char *s)
 
 /* ---- Request policy ---- */
 
-/*
- * Whether s holds a shell control character (or "$(") that the pattern's
- * own text does not: an allow pattern must not let those through by a '*'.
- */
+/* Whether c is a blank sh separates words with. */
 static bool
-guard_has_unlisted_control(const char *s, const char *pattern)
+guard_blank(char c)
 {
-	static const char controls[] = "\n\r;&|`<>";
-	const char *c;
+	return c == ' ' || c == '\t';
+}
 
-	for (c = controls; *c != '\0'; c++) {
-		if (strchr(s, *c) != NULL && strchr(pattern, *c) == NULL)
-			return true;
+/* Close part p at end (exclusive), trimming blanks; op is what follows it. */
+static void
+guard_cmd_close(struct guard_cmd_part *p, const char *start, const char *end, const char *op)
+{
+	while (start < end && guard_blank(*start))
+		start++;
+	while (end > start && guard_blank(end[-1]))
+		end--;
+	p->s = start;
+	p->len = (size_t)(end - start);
+	snprintf(p->op, sizeof p->op, "%s", op);
+}
+
+/* Split a command into its list and pipeline parts, quotes respected. */
+int
+guard_command_split(const char *cmd, struct guard_cmd_part *parts, size_t max, size_t *n)
+{
+	const char *s = cmd, *start = cmd;
+	char quote = 0, op[3];
+	unsigned flags = 0;
+
+	*n = 0;
+	if (max == 0)
+		return -E2BIG;
+	for (; *s != '\0'; s++) {
+		if (quote == '\'') {
+			if (*s == '\'')
+				quote = 0;
+			continue;
+		}
+		if (*s == '\\') {
+			if (s[1] != '\0')
+				s++;
+			continue;
+		}
+		if (*s == '`')
+			flags |= GUARD_CMD_BACKQUOTE;
+		if (*s == '$' && s[1] == '(')
+			flags |= GUARD_CMD_DOLLAR_PAREN;
+		if (quote == '"') {
+			if (*s == '"')
+				quote = 0;
+			continue;
+		}
+		switch (*s) {
+		case '\'':
+		case '"':
+			quote = *s;
+			continue;
+		case '<':
+			flags |= GUARD_CMD_REDIR_IN;
+			continue;
+		case '>':
+			flags |= GUARD_CMD_REDIR_OUT;
+			continue;
+		case '\r':
+			flags |= GUARD_CMD_CR;
+			continue;
+		case ';':
+		case '&':
+		case '|':
+		case '\n':
+			break;
+		default:
+			continue;
+		}
+		op[0] = *s;
+		op[1] = op[2] = '\0';
+		if ((*s == '&' && s[1] == '&') || (*s == '|' && (s[1] == '|' || s[1] == '&')))
+			op[1] = *++s;
+		if (*n == max)
+			return -E2BIG;
+		guard_cmd_close(&parts[*n], start, s + 1 - strlen(op), op);
+		parts[(*n)++].flags = flags;
+		flags = 0;
+		start = s + 1;
 	}
-	return strstr(s, "$(") != NULL && strstr(pattern, "$(") == NULL;
+	if (*n == max)
+		return -E2BIG;
+	guard_cmd_close(&parts[*n], start, s, "");
+	parts[(*n)++].flags = flags;
+	return 0;
+}
+
+/* Split a command into shell words (quotes removed), operators as words. */
+char *
+guard_command_words(const char *cmd)
+{
+	size_t n = strlen(cmd), o = 0;
+	char *out, quote = 0;
+	bool word = false, sep = false;
+	const char *s;
+
+	/* Each byte gives at most itself and two separators. */
+	if ((out = malloc(3 * n + 1)) == NULL)
+		return NULL;
+	for (s = cmd; *s != '\0'; s++) {
+		if (quote == '\'') {
+			if (*s == '\'')
+				quote = 0;
+			else
+				out[o++] = *s;
+			continue;
+		}
+		if (quote == '"') {
+			if (*s == '"')
+				quote = 0;
+			else if (*s == '\\' && strchr("$`\"\\\n", s[1]) != NULL && s[1] != '\0')
+				out[o++] = *++s;
+			else
+				out[o++] = *s;
+			continue;
+		}
+		switch (*s) {
+		case '\'':
+		case '"':
+			quote = *s;
+			if (sep && o > 0)
+				out[o++] = ' ';
+			sep = false;
+			word = true;
+			continue;
+		case '\\':
+			if (s[1] == '\0')
+				continue;
+			if (sep && o > 0)
+				out[o++] = ' ';
+			sep = false;
+			word = true;
+			if (*++s != '\n')
+				out[o++] = *s;
+			continue;
+		case ' ':
+		case '\t':
+			if (word)
+				sep = true;
+			word = false;
+			continue;
+		case ';':
+		case '&':
+		case '|':
+		case '\n':
+			if (o > 0)
+				out[o++] = ' ';
+			out[o++] = *s == '\n' ? ';' : *s;
+			if ((*s == '&' || *s == '|') && (s[1] == *s || (*s == '|' && s[1] == '&')))
+				out[o++] = *++s;
+			word = false;
+			sep = true;
+			continue;
+		default:
+			if (sep && o > 0)
+				out[o++] = ' ';
+			sep = false;
+			word = true;
+			out[o++] = *s;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* Match as written, or in the shell-word form. */
+bool
+guard_command_match(const struct cfg_pattern *p, const char *command)
+{
+	char *words;
+	bool ok;
+
+	if (guard_pattern_match(p, command))
+		return true;
+	if (command == NULL || (words = guard_command_words(command)) == NULL)
+		return false;
+	ok = strcmp(words, command) != 0 && guard_pattern_match(p, words);
+	free(words);
+	return ok;
+}
+
+/* Match a part of a command against a part of a glob (both trimmed). */
+static bool
+guard_glob_part_match(const struct guard_cmd_part *g, const struct guard_cmd_part *c)
+{
+	char *gs, *cs;
+	bool ok;
+
+	if ((c->flags & ~g->flags) != 0 || strcmp(g->op, c->op) != 0)
+		return false;
+	gs = strndup(g->s, g->len);
+	cs = strndup(c->s, c->len);
+	ok = gs != NULL && cs != NULL && fnmatch(gs, cs, 0) == 0;
+	free(gs);
+	free(cs);
+	return ok;
+}
+
+/* Whether an allow pattern matches the command, part by part. */
+bool
+guard_allow_match(const struct cfg_pattern *p, const char *command)
+{
+	struct guard_cmd_part *cp = NULL, *gp = NULL;
+	size_t nc = 0, ng = 0, i;
+	unsigned named = 0;
+	bool ok = false;
+
+	if (p == NULL || p->text == NULL || command == NULL)
+		return false;
+	if ((cp = calloc(GUARD_CMD_MAX_PARTS, sizeof *cp)) == NULL ||
+	    (gp = calloc(GUARD_CMD_MAX_PARTS, sizeof *gp)) == NULL)
+		goto out;
+	if (guard_command_split(command, cp, GUARD_CMD_MAX_PARTS, &nc) < 0)
+		goto out;
+	if (p->regex) {
+		/* The characters the regex's text names are allowed. */
+		if (strstr(p->text, "$(") != NULL)
+			named |= GUARD_CMD_DOLLAR_PAREN;
+		if (strchr(p->text, '`') != NULL)
+			named |= GUARD_CMD_BACKQUOTE;
+		if (strchr(p->text, '<') != NULL)
+			named |= GUARD_CMD_REDIR_IN;
+		if (strchr(p->text, '>') != NULL)
+			named |= GUARD_CMD_REDIR_OUT;
+		if (strchr(p->text, '\r') != NULL)
+			named |= GUARD_CMD_CR;
+		ok = nc == 1 && (cp[0].flags & ~named) == 0 && guard_pattern_match(p, command);
+		goto out;
+	}
+	if (guard_command_split(p->text, gp, GUARD_CMD_MAX_PARTS, &ng) < 0 || ng != nc)
+		goto out;
+	for (i = 0; i < nc; i++) {
+		if (!guard_glob_part_match(&gp[i], &cp[i]))
+			goto out;
+	}
+	ok = true;
+out:
+	free(cp);
+	free(gp);
+	return ok;
 }
 
 /* Decide pty, exec and commands for one request. */
@@ -106,7 +335,7 @@ guard_check_request(const struct cfg_rule *r, bool pty, const char *command,
 	if (r->deny_exec)
 		return v->decision = GUARD_NO_EXEC;
 	for (i = 0; i < r->ndeny; i++) {
-		if (guard_pattern_match(&r->deny[i], command)) {
+		if (guard_command_match(&r->deny[i], command)) {
 			v->pattern = &r->deny[i];
 			return v->decision = GUARD_DENIED;
 		}
@@ -114,9 +343,7 @@ guard_check_request(const struct cfg_rule *r, bool pty, const char *command,
 	if (!r->has_allow)
 		return v->decision = GUARD_OK;
 	for (i = 0; i < r->nallow; i++) {
-		if (guard_has_unlisted_control(command, r->allow[i].text))
-			continue;
-		if (guard_pattern_match(&r->allow[i], command)) {
+		if (guard_allow_match(&r->allow[i], command)) {
 			v->pattern = &r->allow[i];
 			return v->decision = GUARD_OK;
 		}

@@ -40,10 +40,11 @@
  *      line goes to guard_watch_match (loop with the previous match to see
  *      them all). An alert is an audit event "watch" (redact the line
  *      first); a terminate ends the session with guard_watch_message.
- *   6. While the PTY's ECHO flag is off (tcgetattr on the master before
- *      recording each input read), record and watch guard_input_mask'ed
- *      bytes instead of the typed ones; the target still gets the real
- *      bytes.
+ *   6. While a password is read (tcgetattr on the master before
+ *      recording each input read: ECHO off and ICANON on), or after an
+ *      output line matching the rule's passprompt up to Enter, record and
+ *      watch guard_input_mask'ed bytes instead of the typed ones; the
+ *      target still gets the real bytes.
  */
 #ifndef PODGATE_GUARD_H
 #define PODGATE_GUARD_H
@@ -106,15 +107,68 @@ struct guard_verdict {
  *   - A command matching any deny pattern is refused (deny wins).
  *   - With an allow list (has_allow) the command must match one of its
  *     patterns; without one every command not denied is allowed.
- *   - Shell control characters: an allow pattern never matches a command
- *     that holds a newline, CR, ';', '&', '|', '`', '<', '>' or "$(",
- *     unless the pattern's own text holds that character (a '$(' needs a
- *     "$(" in the pattern). So "ls *" allows "ls /tmp" but not
- *     "ls; rm -rf /". Deny patterns match as written.
+ *   - Allow patterns match the command's structure (guard_allow_match).
+ *     Deny patterns match the command as written or in its shell-word
+ *     form (guard_command_match).
  * A NULL r allows everything (no rule: policy already refused).
  */
 enum guard_decision guard_check_request(const struct cfg_rule *r, bool pty,
     const char *command, struct guard_verdict *v);
+
+/* Most parts of a command guard_command_split keeps. */
+#define GUARD_CMD_MAX_PARTS 64
+
+/* What a part of a command holds outside quotes that a pattern must name. */
+enum {
+	GUARD_CMD_DOLLAR_PAREN = 1 << 0,	/* "$(" (also inside double quotes) */
+	GUARD_CMD_BACKQUOTE = 1 << 1,		/* '`' (also inside double quotes) */
+	GUARD_CMD_REDIR_IN = 1 << 2,		/* '<' */
+	GUARD_CMD_REDIR_OUT = 1 << 3,		/* '>' */
+	GUARD_CMD_CR = 1 << 4,			/* a carriage return */
+};
+
+/* One simple command of a list or pipeline, and the operator after it. */
+struct guard_cmd_part {
+	const char *s;		/* into the command; blanks around it trimmed */
+	size_t len;
+	char op[3];		/* "|", "||", "|&", "&", "&&", ";", "\n"; "" for the last */
+	unsigned flags;		/* GUARD_CMD_* found in the part */
+};
+
+/*
+ * Split cmd as sh reads its lists and pipelines: the unquoted operators
+ * ';', '&', '&&', '|', '||', '|&' and newline separate parts; single and
+ * double quotes and backslash escapes are respected (an unterminated
+ * quote runs to the end). Fills parts[0..*n-1]. Returns 0, or -E2BIG when
+ * cmd has more than max parts (then *n is max).
+ */
+int guard_command_split(const char *cmd, struct guard_cmd_part *parts, size_t max, size_t *n);
+
+/*
+ * The shell-word form of cmd, as sh would split it: quotes and backslash
+ * escapes removed, words separated by one space, list and pipeline
+ * operators kept as words ("echo ap\"\"prove x;id" is "echo approve x ; id").
+ * A new string, or NULL when out of memory.
+ */
+char *guard_command_words(const char *cmd);
+
+/*
+ * Whether pattern p matches command as written or in its shell-word form
+ * (deny and approve patterns: quoting cannot dodge them).
+ */
+bool guard_command_match(const struct cfg_pattern *p, const char *command);
+
+/*
+ * Whether command matches allow pattern p by its structure. A glob is
+ * split like the command: both need the same operators in the same
+ * order, each part of the command must match the glob's part at that
+ * position (fnmatch), and hold no "$(", '`', '<', '>' or CR that the
+ * glob's part does not also hold. So "ps * | grep *" allows
+ * "ps x | grep y" and never "ps x | grep y | sh" or "ps x; sh". A regex
+ * matches only a command of one part that holds none of those, unless
+ * its text holds the character, and is searched in the whole command.
+ */
+bool guard_allow_match(const struct cfg_pattern *p, const char *command);
 
 /* A stable name for the decision, for audit events: "ok", "no-pty", "denied", ... */
 const char *guard_decision_name(enum guard_decision d);
@@ -186,7 +240,7 @@ const struct cfg_watch *guard_watch_match(const struct cfg_rule *r, unsigned on,
 int guard_watch_message(const struct cfg_watch *w, unsigned on, char *buf, size_t len);
 
 /*
- * Mask input typed while the terminal does not echo (a password prompt),
+ * Mask input typed at a password prompt,
  * as sudo's I/O log does: each character becomes one '*' (a UTF-8
  * sequence counts once), CR and LF are kept. out must hold len bytes (it
  * may be in); returns the number of bytes written (<= len).

@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
 #include "keys.h"
 #include "log.h"
 
@@ -88,6 +91,93 @@ out:
 		r = -errno;
 	if (r < 0)
 		unlink(path);
+	return r;
+}
+
+/* Parse 2 * KEYS_HMAC_LEN hex digits (then blanks) into key. */
+static int
+keys_hmac_parse(const char *text, size_t len, unsigned char key[KEYS_HMAC_LEN])
+{
+	size_t i;
+	int hi, lo;
+
+	for (i = 0; i < KEYS_HMAC_LEN; i++) {
+		if (2 * i + 1 >= len)
+			return -EINVAL;
+		hi = OPENSSL_hexchar2int((unsigned char)text[2 * i]);
+		lo = OPENSSL_hexchar2int((unsigned char)text[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		key[i] = (unsigned char)(hi << 4 | lo);
+	}
+	for (i = 2 * KEYS_HMAC_LEN; i < len; i++) {
+		if (text[i] != '\n' && text[i] != '\r' && text[i] != ' ' && text[i] != '\t')
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Load the redaction key, or make one. */
+int
+keys_hmac_ensure(const char *path, unsigned char key[KEYS_HMAC_LEN])
+{
+	char text[2 * KEYS_HMAC_LEN + 8];
+	unsigned char fresh[KEYS_HMAC_LEN];
+	struct stat st;
+	ssize_t n;
+	size_t i;
+	int fd = -1, r;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		if ((r = keys_mkparent(path)) < 0) {
+			log_error_r(r, "cannot make the directory of %s", path);
+			return r;
+		}
+		if (RAND_bytes(fresh, sizeof fresh) != 1) {
+			log_error("cannot make the redaction key %s: no random bytes", path);
+			return -EIO;
+		}
+		for (i = 0; i < KEYS_HMAC_LEN; i++)
+			snprintf(text + 2 * i, 3, "%02x", fresh[i]);
+		text[2 * KEYS_HMAC_LEN] = '\n';
+		r = keys_write_new(path, text, 2 * KEYS_HMAC_LEN + 1, 0600);
+		OPENSSL_cleanse(text, sizeof text);
+		if (r < 0) {
+			OPENSSL_cleanse(fresh, sizeof fresh);
+			log_error_r(r, "cannot write the redaction key %s", path);
+			return r;
+		}
+		memcpy(key, fresh, KEYS_HMAC_LEN);
+		OPENSSL_cleanse(fresh, sizeof fresh);
+		log_info("made a redaction key in %s", path);
+		return 0;
+	}
+	if (fd < 0) {
+		r = -errno;
+		log_error_r(r, "cannot open the redaction key %s", path);
+		return r;
+	}
+	r = 0;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		log_error_r(r, "cannot read the redaction key %s", path);
+	} else if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		log_error("the redaction key %s is not a regular file", path);
+	} else if ((st.st_mode & 077) != 0) {
+		r = -EPERM;
+		log_error("the redaction key %s is readable by others (mode %o); fix with: "
+		    "chmod 600 %s", path, (unsigned)(st.st_mode & 0777), path);
+	} else if ((n = read(fd, text, sizeof text)) < 0) {
+		r = -errno;
+		log_error_r(r, "cannot read the redaction key %s", path);
+	} else if (keys_hmac_parse(text, (size_t)n, key) < 0) {
+		r = -EINVAL;
+		log_error("the redaction key %s is not 64 hex digits", path);
+	}
+	OPENSSL_cleanse(text, sizeof text);
+	close(fd);
 	return r;
 }
 

@@ -29,6 +29,18 @@ int keys_host_ensure(const char *path, bool generate, char **publine,
  */
 int keys_demo_client(const char *dir, char **publine, char **identity);
 
+#define KEYS_HMAC_LEN 32
+
+/*
+ * The redaction key at path: 64 hex digits (a line), the HMAC-SHA256 key
+ * that proves what a redaction hid. When the file is missing, 32 random
+ * bytes are written there mode 0600 (its directory made mode 0700). A key
+ * readable by group or others gives -EPERM, a malformed one -EINVAL.
+ * Returns 0 with key[0..KEYS_HMAC_LEN) filled, or a negative errno after
+ * logging why.
+ */
+int keys_hmac_ensure(const char *path, unsigned char key[KEYS_HMAC_LEN]);
+
 /* "SHA256:..." of a public key into *out (caller frees). */
 int keys_fingerprint(const ssh_key key, char **out);
 

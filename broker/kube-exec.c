@@ -335,6 +335,14 @@ kx_check_pod(struct kx *k, const struct kube_pod *pod)
 	char list[512] = "";
 	char *const *c;
 
+	/* Names from the API server reach kubectl's argv: check them as the ones that go in. */
+	if (pod->name == NULL || !kube_subdomain_ok(pod->name))
+		kx_fail(k, "the API server returned a pod whose name is not a valid name");
+	for (c = pod->containers; c != NULL && *c != NULL; c++) {
+		if (!kube_label_ok(*c))
+			kx_fail(k, "the API server returned a container whose name is not a valid "
+			    "name in pod %s", pod->name);
+	}
 	snprintf(k->pod, sizeof k->pod, "%s", pod->name);
 	if (strcmp(pod->phase, "Succeeded") == 0 || strcmp(pod->phase, "Failed") == 0)
 		kx_fail(k, "cannot exec into a completed pod (phase %s)", pod->phase);
@@ -355,7 +363,7 @@ kx_check_pod(struct kx *k, const struct kube_pod *pod)
 			    k->e.container, pod->name, list);
 		}
 		snprintf(k->container, sizeof k->container, "%s", k->e.container);
-	} else if (pod->default_container != NULL &&
+	} else if (pod->default_container != NULL && kube_label_ok(pod->default_container) &&
 	    kube_pod_has_container(pod, pod->default_container)) {
 		snprintf(k->container, sizeof k->container, "%s", pod->default_container);
 	} else {

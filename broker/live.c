@@ -646,6 +646,40 @@ live_clean(char *dst, size_t len, const char *src)
 	dst[i] = '\0';
 }
 
+/*
+ * Print text whole, escaped for a terminal: control characters as \xNN,
+ * a backslash doubled, and the characters that reorder or hide text
+ * (bidirectional controls, zero-width ones) as \u{XXXX}.
+ */
+static void
+live_escaped(struct live_text *out, const char *text)
+{
+	const unsigned char *p = (const unsigned char *)(text != NULL ? text : "-");
+	unsigned cp;
+
+	for (; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			live_printf(out, "\\x%02x", *p);
+		} else if (*p == '\\') {
+			live_printf(out, "\\\\");
+		} else if (*p == 0xe2 && p[1] >= 0x80 && p[1] <= 0x81 && p[2] >= 0x80 && p[2] <= 0xbf) {
+			cp = 0x2000u | (unsigned)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
+			if ((cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
+			    (cp >= 0x2060 && cp <= 0x2069)) {
+				live_printf(out, "\\u{%04X}", cp);
+				p += 2;
+			} else {
+				live_printf(out, "%c", *p);
+			}
+		} else if ((*p == 0xd8 && p[1] == 0x9c) || (*p == 0xef && p[1] == 0xbb && p[2] == 0xbf)) {
+			live_printf(out, "\\u{%04X}", *p == 0xd8 ? 0x061cu : 0xfeffu);
+			p += *p == 0xd8 ? 1 : 2;
+		} else {
+			live_printf(out, "%c", *p);
+		}
+	}
+}
+
 /* sessions [--json]: the live sessions. */
 static int
 live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
@@ -654,7 +688,7 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 	struct live_session *le;
 	uint64_t now = uv_now(&l->srv->loop);
 	bool json = argc > 0 && strcmp(argv[0], "--json") == 0;
-	char start[40], user[64], target[96], cmd[256];
+	char start[40], user[64], target[96];
 	bool first = true;
 
 	if (argc > 1 || (argc == 1 && !json)) {
@@ -681,7 +715,7 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 			live_printf(out, ",\"target\":");
 			live_json_str(out, t->target);
 			live_printf(out, ",\"command\":");
-			live_json_str(out, t->command);
+			live_json_str(out, session_guard_command(t));
 			live_printf(out, ",\"pty\":%s,\"start\":\"%s\",\"idle_seconds\":%llu,"
 			    "\"bytes_in\":%llu,\"bytes_out\":%llu,\"watchers\":%u}",
 			    t->pty ? "true" : "false", start, (unsigned long long)idle,
@@ -690,11 +724,12 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 		} else {
 			live_clean(user, sizeof user, t->conn->user);
 			live_clean(target, sizeof target, t->target);
-			live_clean(cmd, sizeof cmd, t->command);
-			live_printf(out, "%-36s  %-12s  %-20s  %-20s  %5llus  %10llu  %10llu  %8u  %s\n",
+			live_printf(out, "%-36s  %-12s  %-20s  %-20s  %5llus  %10llu  %10llu  %8u  ",
 			    t->id, user, target, start, (unsigned long long)idle,
 			    (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
-			    le->nwatchers, cmd);
+			    le->nwatchers);
+			live_escaped(out, session_guard_command(t));
+			live_printf(out, "\n");
 		}
 		first = false;
 	}
@@ -721,7 +756,7 @@ live_cmd_kill(struct session *s, struct live *l, char **argv, size_t argc,
 		session_notice(s, msg);
 		return 1;
 	}
-	reason = live_rest(s->command, 1);
+	reason = live_rest(session_guard_command(s), 1);
 	if (reason == NULL)
 		reason = "no reason given";
 	snprintf(id, sizeof id, "%s", le->s->id);
@@ -784,27 +819,50 @@ live_cmd_watch(struct session *s, struct live *l, char **argv, size_t argc,
 	return -1;
 }
 
-/* pending: held requests. */
+/* pending [--json]: held requests, each command whole and escaped. */
 static int
 live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
     struct live_text *out)
 {
 	struct live_admin *a;
-	char when[40], user[64], target[96], cmd[256];
+	bool json = argc > 0 && strcmp(argv[0], "--json") == 0;
+	char when[40], user[64], target[96];
+	bool first = true;
 
-	(void)s;
-	(void)argv;
-	(void)argc;
-	live_printf(out, "%-36s  %-12s  %-20s  %-20s  %s\n", "ID", "USER", "TARGET",
-	    "REQUESTED", "COMMAND");
+	if (argc > 1 || (argc == 1 && !json)) {
+		session_notice(s, "usage: pending [--json]");
+		return 2;
+	}
+	if (json)
+		live_printf(out, "[");
+	else
+		live_printf(out, "%-36s  %-12s  %-20s  %-20s  %s\n", "ID", "USER", "TARGET",
+		    "REQUESTED", "COMMAND");
 	TAILQ_FOREACH(a, &l->held, peer) {
 		live_time(a->requested_ns, when, sizeof when);
+		if (json) {
+			live_printf(out, "%s{\"id\":", first ? "" : ",");
+			live_json_str(out, a->s->id);
+			live_printf(out, ",\"user\":");
+			live_json_str(out, a->s->conn->user);
+			live_printf(out, ",\"client\":");
+			live_json_str(out, a->s->conn->client);
+			live_printf(out, ",\"target\":");
+			live_json_str(out, a->s->target);
+			live_printf(out, ",\"command\":");
+			live_json_str(out, session_guard_command(a->s));
+			live_printf(out, ",\"requested\":\"%s\"}", when);
+			first = false;
+			continue;
+		}
 		live_clean(user, sizeof user, a->s->conn->user);
 		live_clean(target, sizeof target, a->s->target);
-		live_clean(cmd, sizeof cmd, a->s->command);
-		live_printf(out, "%-36s  %-12s  %-20s  %-20s  %s\n", a->s->id, user, target, when,
-		    cmd);
+		live_printf(out, "%-36s  %-12s  %-20s  %-20s  ", a->s->id, user, target, when);
+		live_escaped(out, session_guard_command(a->s));
+		live_printf(out, "\n");
 	}
+	if (json)
+		live_printf(out, "]\n");
 	return 0;
 }
 
@@ -848,8 +906,16 @@ live_cmd_decide(struct session *s, struct live *l, char **argv, size_t argc,
 		session_notice(s, msg);
 		return 1;
 	}
+	/* Four eyes: a requester who is also an approver does not approve their own. */
+	if (approve && strcmp(h->s->conn->user, s->conn->user) == 0 &&
+	    (h->s->rule == NULL || !h->s->rule->self_approve)) {
+		snprintf(msg, sizeof msg, "podgate: request %.36s is your own; another approver "
+		    "must approve it (commands.self_approve is off)", h->s->id);
+		session_notice(s, msg);
+		return 1;
+	}
 	if (!approve)
-		reason = live_rest(s->command, 1);
+		reason = live_rest(session_guard_command(s), 1);
 	snprintf(id, sizeof id, "%s", h->s->id);
 	live_decide(h, s, approve, reason);
 	live_printf(out, "podgate: request %s %s\n", id, approve ? "approved" : "denied");
@@ -916,7 +982,7 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("command", live_cmds[i].name),
-			AUDIT_STR("args", s->command),
+			AUDIT_STR("args", session_guard_command(s)),
 			AUDIT_STR("recording", s->rec_path),
 		};
 		live_audit(s, "admin_command", f, 3);
@@ -1021,7 +1087,7 @@ live_needs_approval(const struct session *s)
 	if (s->rule == NULL || s->rule->napprove == 0 || s->command == NULL)
 		return false;
 	for (i = 0; i < s->rule->napprove; i++) {
-		if (guard_pattern_match(&s->rule->approve[i], s->command))
+		if (guard_command_match(&s->rule->approve[i], s->command))
 			return true;
 	}
 	return false;
@@ -1037,7 +1103,7 @@ live_held_timeout_cb(uv_timer_t *t)
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("target", s->target),
-			AUDIT_STR("command", s->command),
+			AUDIT_STR("command", session_guard_command(s)),
 		};
 		live_audit(s, "approval_timeout", f, 2);
 	}
@@ -1082,7 +1148,7 @@ live_approval_hold(struct session *s)
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("target", s->target),
-			AUDIT_STR("command", s->command),
+			AUDIT_STR("command", session_guard_command(s)),
 			AUDIT_NUM("timeout_s", timeout),
 		};
 		live_audit(s, "approval_requested", f, 3);
@@ -1106,7 +1172,7 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 			AUDIT_STR("session", s->id),
 			AUDIT_STR("requester", s->conn->user),
 			AUDIT_STR("target", s->target),
-			AUDIT_STR("command", s->command),
+			AUDIT_STR("command", session_guard_command(s)),
 			{ .key = "decided_at", .str = when },
 			AUDIT_STR("reason", reason),
 		};

@@ -17,6 +17,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "redact.h"
 
 #define REDACT_LOOKBEHIND 128		/* decided bytes kept before the undecided ones */
@@ -101,6 +105,7 @@ struct det {
 	const char *kind;
 	enum cont_class cont;	/* DET_MATCH reaching the end: how it continues */
 	char quote;
+	size_t resume;		/* CONT_PEM: where the undecided line starts */
 };
 
 /* A decided secret, in stream offsets. */
@@ -123,6 +128,12 @@ struct redact_stream {
 	const char *cont_kind;
 	char cont_quote;
 	uint64_t cont_from;	/* CONT_PEM: offset of the BEGIN */
+	bool pem_body;		/* CONT_PEM: a base64 line was seen (no more headers) */
+	uint64_t pem_end;	/* CONT_PEM: where the secret ends so far (scan: the next line) */
+	EVP_MAC_CTX *proof;	/* the secret being proved, as its events come out */
+	const char *proof_kind;
+	uint64_t proof_len;
+	bool proof_queued;	/* an empty event was queued to close it */
 	struct redact_mark *marks;
 	size_t nmarks, capmarks;
 };
@@ -150,6 +161,11 @@ struct redact {
 	uint64_t last_feed;
 	bool fed_since_flush;
 	bool failed;
+	EVP_MAC *mac;			/* HMAC, with key (redact_set_key) */
+	unsigned char key[64];
+	size_t keylen;
+	struct redact_proof *proofs;	/* of the chunk last returned */
+	size_t nproofs, capproofs;
 };
 
 /* ---- Buffers and marks ---- */
@@ -279,14 +295,218 @@ redact_lit(const uint8_t *b, size_t n, size_t i, const char *s, size_t slen)
 	return k == slen ? 1 : 0;
 }
 
-/* "-----BEGIN ... PRIVATE KEY-----" at p, through its END line. */
+/* How a walk over a PEM body ended. */
+enum pem_walk {
+	PEM_ENDED,		/* the END line closed it */
+	PEM_BROKEN,		/* a line that is not PEM: the secret ends before it */
+	PEM_OPEN,		/* more is needed to decide the line at the returned end */
+};
+
+#define REDACT_PEM_LINE 128	/* longest line of a PEM body */
+#define REDACT_PEM_FULL 40	/* a body line this long or longer is not the last */
+
+/*
+ * The end of a line at b[i..n): sets *next after its terminator ("\n",
+ * "\r\n", "\r", or the two characters "\\n" of an escaped string) and
+ * returns the line's length, or returns -1 when no terminator has arrived
+ * within REDACT_PEM_LINE bytes (*next = n) or -2 when none can come.
+ */
+static long
+redact_pem_line(const uint8_t *b, size_t n, size_t i, size_t *next)
+{
+	size_t j;
+
+	for (j = i; j < n && j - i <= REDACT_PEM_LINE; j++) {
+		if (b[j] == '\n') {
+			*next = j + 1;
+			return (long)(j - i);
+		}
+		if (b[j] == '\r') {
+			*next = j + 1 < n && b[j + 1] == '\n' ? j + 2 : j + 1;
+			return (long)(j - i);
+		}
+		if (b[j] == '\\') {
+			/* An escaped string: "\\n" or "\\r\\n" ends the line. */
+			if (j + 1 == n)
+				break;
+			if (b[j + 1] == 'n') {
+				*next = j + 2;
+				return (long)(j - i);
+			}
+			if (b[j + 1] == 'r') {
+				if (j + 3 >= n)
+					break;
+				if (b[j + 2] == '\\' && b[j + 3] == 'n') {
+					*next = j + 4;
+					return (long)(j - i);
+				}
+			}
+		}
+	}
+	*next = n;
+	return j - i > REDACT_PEM_LINE ? -2 : -1;
+}
+
+/* Whether b[i..i+len) is an END line "-----END LABEL-----" (1), may become one (0), or not (-1). */
+static int
+redact_pem_endline(const uint8_t *b, size_t i, size_t len, bool complete)
+{
+	static const char end[] = "-----END ";
+	size_t k = len < sizeof end - 1 ? len : sizeof end - 1, j;
+
+	if (memcmp(b + i, end, k) != 0)
+		return -1;
+	if (k < sizeof end - 1)
+		return complete ? -1 : 0;
+	for (j = i + k; j < i + len && IS(b[j], C_LABEL); j++)
+		;
+	if (j + 5 == i + len && memcmp(b + j, "-----", 5) == 0 && j > i + k)
+		return 1;
+	if (!complete && j < i + len && b[j] == '-' && i + len - j < 5 &&
+	    memcmp(b + j, "-----", i + len - j) == 0)
+		return 0;
+	return complete || j < i + len ? -1 : 0;
+}
+
+/* Whether b[i..i+len) is base64 (and '='): a body line. */
+static bool
+redact_pem_b64(const uint8_t *b, size_t i, size_t len)
+{
+	size_t j;
+
+	for (j = i; j < i + len; j++) {
+		if (!IS(b[j], C_ALNUM) && b[j] != '+' && b[j] != '/' && b[j] != '=')
+			return false;
+	}
+	return len > 0;
+}
+
+/* Whether b[i..i+len) is an encapsulated header "Name: value" (Proc-Type, DEK-Info, Comment). */
+static bool
+redact_pem_header(const uint8_t *b, size_t i, size_t len)
+{
+	size_t j;
+
+	if (len < 3 || !IS(b[i], C_ALNUM))
+		return false;
+	for (j = i; j < i + len && (IS(b[j], C_ALNUM) || b[j] == '-'); j++)
+		;
+	if (j + 1 >= i + len || b[j] != ':' || b[j + 1] != ' ')
+		return false;
+	for (j += 2; j < i + len; j++) {
+		if (b[j] < 0x20 || b[j] > 0x7e)
+			return false;
+	}
+	return true;
+}
+
+/* Whether b[i..i+len) may still grow into a header line. */
+static bool
+redact_pem_header_prefix(const uint8_t *b, size_t i, size_t len)
+{
+	size_t j;
+
+	if (len == 0 || !IS(b[i], C_ALNUM))
+		return false;
+	for (j = i; j < i + len && (IS(b[j], C_ALNUM) || b[j] == '-'); j++)
+		;
+	if (j == i + len)
+		return true;
+	if (b[j] != ':' || (j + 1 < i + len && b[j + 1] != ' '))
+		return false;
+	for (j += 2; j < i + len; j++) {
+		if (b[j] < 0x20 || b[j] > 0x7e)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Walk a PEM body from the line start at i: lines of base64 (a short one
+ * only right before the END line, or before a short "=" checksum line),
+ * headers and one blank line before the first base64 line, then the END
+ * line. cend is where the secret ends so far (the end of the line before
+ * i, without its terminator); *body says whether a base64 line was seen
+ * (in and out). Returns how it ended and sets *end where the secret ends:
+ * after the END line (PEM_ENDED), or at the end of the last line that is
+ * part of it (PEM_BROKEN: the next line is not PEM; PEM_OPEN: the line at
+ * *resume needs more bytes to be decided). With force, a line still
+ * arriving is decided as not PEM.
+ */
+static enum pem_walk
+redact_pem_walk(const uint8_t *b, size_t n, size_t i, size_t cend, bool *body, bool force,
+    size_t *end, size_t *resume)
+{
+	size_t next, pend = SIZE_MAX, pcend = cend, k;
+	bool blank = false;
+	long len;
+	int e;
+
+	for (;;) {
+		len = redact_pem_line(b, n, i, &next);
+		if (len < 0) {
+			/* The line is still arriving: it may be the END line. */
+			k = n - i;
+			/* a terminator may be arriving: "\\", "\\r", "\\r\\" */
+			if (k >= 1 && b[n - 1] == '\\')
+				k--;
+			if (k >= 2 && b[i + k - 1] == 'r' && b[i + k - 2] == '\\')
+				k -= 2;
+			if (redact_pem_endline(b, i, k, true) == 1) {
+				*end = i + k;
+				return PEM_ENDED;
+			}
+			if (len == -1 && !force && (redact_pem_endline(b, i, k, false) >= 0 ||
+			    redact_pem_b64(b, i, k) || k == 0 ||
+			    (!*body && pend == SIZE_MAX && redact_pem_header_prefix(b, i, k))))
+				break;
+			*end = pend != SIZE_MAX ? pcend : cend;
+			return PEM_BROKEN;
+		}
+		/* An END line may have no terminator yet: it ends with its dashes. */
+		if ((e = redact_pem_endline(b, i, (size_t)len, true)) == 1) {
+			*end = i + (size_t)len;
+			return PEM_ENDED;
+		}
+		if (pend != SIZE_MAX) {
+			/* After a short line only a short checksum line may come before END. */
+			if (!(len > 0 && len < REDACT_PEM_FULL && b[i] == '=' &&
+			    redact_pem_b64(b, i, (size_t)len))) {
+				*end = pcend;
+				return PEM_BROKEN;
+			}
+		} else if (len == 0 && !*body && !blank) {
+			blank = true;
+		} else if (!*body && redact_pem_header(b, i, (size_t)len)) {
+			;
+		} else if (redact_pem_b64(b, i, (size_t)len)) {
+			*body = true;
+			if (len < REDACT_PEM_FULL) {
+				pend = i;	/* the last line: decided by what follows */
+				pcend = cend;
+			}
+		} else {
+			*end = cend;
+			return PEM_BROKEN;
+		}
+		cend = i + (size_t)len;
+		i = next;
+	}
+	*end = pend != SIZE_MAX ? pcend : cend;
+	*resume = pend != SIZE_MAX ? pend : i;
+	return PEM_OPEN;
+}
+
+/* "-----BEGIN ... PRIVATE KEY-----" at p, then a PEM body, through its END line. */
 static struct det
 redact_det_pem(const uint8_t *b, size_t n, size_t p, bool force)
 {
 	static const char begin[] = "-----BEGIN ";
 	struct det d = { .res = DET_NO };
-	size_t q, label;
-	const uint8_t *e;
+	size_t q, label, next, end, resume = 0;
+	bool body = false;
+	enum pem_walk w;
+	long len;
 	int r;
 
 	if ((p > 0 && b[p - 1] == '-') || (p + 1 < n && b[p + 1] != '-'))
@@ -307,27 +527,29 @@ redact_det_pem(const uint8_t *b, size_t n, size_t p, bool force)
 		return d;
 	if (memmem(b + label, q - label, "PRIVATE KEY", 11) == NULL)
 		return d;
-	/* The block: up to the "-----" that closes an END line. */
-	for (q += 5; q < n; q = (size_t)(e - b) + 1) {
-		size_t l;
-
-		if ((e = memmem(b + q, n - q, "-----END ", 9)) == NULL)
-			break;
-		l = (size_t)(e - b) + 9;
-		while (l < n && IS(b[l], C_LABEL) && l - (size_t)(e - b) < 80)
-			l++;
-		if (l + 5 <= n && memcmp(b + l, "-----", 5) == 0) {
-			if (l + 5 - p > REDACT_PEM_MAX)
-				break;
-			return (struct det){ DET_MATCH, p, l + 5, KIND_PRIVATE_KEY, CONT_NONE, 0 };
-		}
-		if (l >= n || (b[l] == '-' && n - l < 5))
-			break;	/* the END line is still arriving */
+	q += 5;
+	/* The BEGIN line ends there: a body follows on the next line. */
+	len = redact_pem_line(b, n, q, &next);
+	if (len != 0) {
+		if (len == -1 && q + 2 > n && !force)
+			return (struct det){ .res = DET_MORE, .start = p };
+		/* Not the shape of a key: only the BEGIN line is hidden. */
+		return (struct det){ DET_MATCH, p, q, KIND_PRIVATE_KEY, CONT_NONE, 0 };
 	}
-	if (n - p >= REDACT_PEM_MAX)
-		return (struct det){ DET_MATCH, p, p + REDACT_PEM_MAX, KIND_PRIVATE_KEY,
-		    CONT_NONE, 0 };
-	return (struct det){ DET_MATCH, p, n, KIND_PRIVATE_KEY, CONT_PEM, 0 };
+	w = redact_pem_walk(b, n, next, q, &body, force, &end, &resume);
+	if (end - p > REDACT_PEM_MAX) {
+		/* The bound: at the last line end within it. */
+		for (end = p + REDACT_PEM_MAX; end > q && b[end] != '\n' && b[end] != '\r'; end--)
+			;
+		return (struct det){ DET_MATCH, p, end, KIND_PRIVATE_KEY, CONT_NONE, 0 };
+	}
+	if (w != PEM_OPEN)
+		return (struct det){ DET_MATCH, p, end, KIND_PRIVATE_KEY, CONT_NONE, 0 };
+	/* Open: the lines so far are the secret; from resume on it waits (CONT_PEM). */
+	d = (struct det){ DET_MATCH, p, end, KIND_PRIVATE_KEY, CONT_PEM, 0 };
+	d.quote = body ? 1 : 0;
+	d.resume = resume;
+	return d;
 }
 
 /* AKIA / ASIA and 16 of [A-Z0-9]; anchor p is the K or S. */
@@ -447,6 +669,48 @@ static const struct {
 };
 
 /*
+ * Length of the colour change (SGR: ESC '[' digits and ';' or ':' 'm')
+ * that ends right before i, or 0.
+ */
+static size_t
+redact_sgr_before(const uint8_t *b, size_t i)
+{
+	size_t j;
+
+	if (i < 3 || b[i - 1] != 'm')
+		return 0;
+	for (j = i - 1; j > 0 && i - j <= 32 && ((b[j - 1] >= '0' && b[j - 1] <= '9') ||
+	    b[j - 1] == ';' || b[j - 1] == ':'); j--)
+		;
+	if (j < 2 || b[j - 1] != '[' || b[j - 2] != 0x1b)
+		return 0;
+	return i - (j - 2);
+}
+
+/*
+ * Length of the colour change that starts at i (within n), or 0; a
+ * sequence cut by n counts as what has arrived (its length to n).
+ */
+static size_t
+redact_sgr_at(const uint8_t *b, size_t n, size_t i)
+{
+	size_t j;
+
+	if (i >= n || b[i] != 0x1b)
+		return 0;
+	if (i + 1 == n)
+		return 1;
+	if (b[i + 1] != '[')
+		return 0;
+	for (j = i + 2; j < n && j - i <= 32 && ((b[j] >= '0' && b[j] <= '9') || b[j] == ';' ||
+	    b[j] == ':'); j++)
+		;
+	if (j == n)
+		return n - i;
+	return b[j] == 'm' ? j + 1 - i : 0;
+}
+
+/*
  * The kind of the key that ends just before index q (after blanks and a
  * closing quote), or NULL; *auth is set for an Authorization header.
  */
@@ -454,35 +718,64 @@ static const char *
 redact_key_kind(const uint8_t *b, size_t q, bool *auth)
 {
 	char key[REDACT_KEY_MAX + 1];
-	size_t end, start, k = 0, klen, i, slen;
+	size_t end, start, k = 0, klen, i, slen, sgr;
 	uint8_t c;
 
 	*auth = false;
 	end = q;
-	while (end > 0 && q - end < 8 && (b[end - 1] == ' ' || b[end - 1] == '\t'))
-		end--;
+	/* Blanks and colours (grep --color, jq -C) between the key and the '=' or ':'. */
+	for (;;) {
+		if (end > 0 && q - end < 64 && (b[end - 1] == ' ' || b[end - 1] == '\t'))
+			end--;
+		else if ((sgr = redact_sgr_before(b, end)) > 0 && q - end < 64)
+			end -= sgr;
+		else
+			break;
+	}
 	if (end > 0 && (b[end - 1] == '"' || b[end - 1] == '\''))
 		end--;
+	while ((sgr = redact_sgr_before(b, end)) > 0 && q - end < 96)
+		end -= sgr;
 	if (end == 0)
 		return NULL;
 	/* Cheap reject on the last letter: d e t n y l s. */
 	c = b[end - 1] | 0x20;
 	if (c != 'd' && c != 'e' && c != 't' && c != 'n' && c != 'y' && c != 'l' && c != 's')
 		return NULL;
-	for (start = end; start > 0 && IS(b[start - 1], C_WORD); start--) {
-		if (end - start >= REDACT_KEY_MAX)
+	/* The key, read backwards: word characters, colour changes skipped. */
+	for (start = end; start > 0 && end - start < 4 * REDACT_KEY_MAX; ) {
+		if ((sgr = redact_sgr_before(b, start)) > 0) {
+			start -= sgr;
+			continue;
+		}
+		if (!IS(b[start - 1], C_WORD))
+			break;
+		if (++k > REDACT_KEY_MAX)
 			return NULL;
+		start--;
 	}
-	if (start == end || (start > 0 && b[start - 1] == '/'))
+	if (k == 0 || (start > 0 && b[start - 1] == '/'))
 		return NULL;	/* no key, or a path such as /etc/passwd: */
+	/* Colours before the key are not part of it. */
+	while (start < end && b[start] == 0x1b && (sgr = redact_sgr_at(b, end, start)) > 0)
+		start += sgr;
+	k = 0;
 	for (i = start; i < end; i++) {
 		c = b[i];
+		if (c == 0x1b && (sgr = redact_sgr_at(b, end, i)) > 0) {
+			i += sgr - 1;
+			continue;
+		}
+		if (!IS(c, C_WORD))
+			return NULL;
 		if (c == '_' || c == '-' || c == '.')
 			continue;
 		key[k++] = (char)(c | 0x20);
 	}
 	key[k] = '\0';
 	klen = k;
+	if (klen < 2)
+		return NULL;
 	for (i = 0; i < sizeof redact_keys / sizeof redact_keys[0]; i++) {
 		slen = redact_keys[i].len;
 		if (klen >= slen && key[klen - 1] == redact_keys[i].suffix[slen - 1] &&
@@ -566,8 +859,15 @@ redact_det_kv(const uint8_t *b, size_t n, size_t p, bool force)
 		return d;
 	if (p + 1 < n && b[p + 1] == '=')
 		return d;	/* == */
-	for (v = p + 1; v < n && v - p <= 8 && (b[v] == ' ' || b[v] == '\t'); v++)
-		;
+	/* Blanks and colours before the value. */
+	for (v = p + 1; v < n && v - p <= 96; ) {
+		if (b[v] == ' ' || b[v] == '\t')
+			v++;
+		else if ((run = redact_sgr_at(b, n, v)) > 0)
+			v += run;
+		else
+			break;
+	}
 	if (v == n) {
 		if (!force)
 			return (struct det){ .res = DET_MORE, .start = p };
@@ -691,11 +991,11 @@ redact_cont_byte(enum cont_class cls, char quote, uint8_t c)
  * to it. Returns 0 or -ENOMEM; st->cont is CONT_NONE once it ended.
  */
 static int
-redact_stream_continue(struct redact_stream *st)
+redact_stream_continue(struct redact_stream *st, bool force)
 {
 	uint8_t *b = st->buf;
 	size_t n = st->len, i = st->scan, from, l;
-	const uint8_t *e;
+	enum pem_walk w;
 	int r;
 
 	if (st->cont == CONT_WAIT) {
@@ -725,33 +1025,24 @@ redact_stream_continue(struct redact_stream *st)
 		return redact_mark_add(st, from, i, st->cont_kind, false);
 	}
 	if (st->cont == CONT_PEM) {
-		/* An END line may have started in the look-behind. */
-		from = i >= 40 ? i - 40 : 0;
-		if (st->base + from < st->cont_from)
-			from = (size_t)(st->cont_from - st->base);
-		for (; from < n; from = (size_t)(e - b) + 1) {
-			if ((e = memmem(b + from, n - from, "-----END ", 9)) == NULL)
-				break;
-			l = (size_t)(e - b) + 9;
-			while (l < n && IS(b[l], C_LABEL) && l - (size_t)(e - b) < 80)
-				l++;
-			if (l + 5 <= n && memcmp(b + l, "-----", 5) == 0 && l + 5 > i) {
-				st->cont = CONT_NONE;
-				st->scan = l + 5;
-				return redact_mark_add(st, i, l + 5, KIND_PRIVATE_KEY, true);
-			}
-		}
-		if (st->base + n - st->cont_from >= REDACT_PEM_MAX) {
-			/* fail safe up to the bound, then scan again */
+		/* The body goes on line by line while it has a key's shape. */
+		size_t at = (size_t)(st->pem_end - st->base);
+
+		w = redact_pem_walk(b, n, i, at, &st->pem_body, force, &l, &from);
+		if (st->base + l - st->cont_from > REDACT_PEM_MAX) {
+			/* The bound: at the last line end within it, then scan again. */
 			l = (size_t)(st->cont_from + REDACT_PEM_MAX - st->base);
-			if (l < i)
-				l = i;
-			st->cont = CONT_NONE;
-			st->scan = l;
-			return redact_mark_add(st, i, l, KIND_PRIVATE_KEY, true);
+			while (l > at && b[l] != '\n' && b[l] != '\r')
+				l--;
+			w = PEM_BROKEN;
 		}
-		st->scan = n;
-		return redact_mark_add(st, i, n, KIND_PRIVATE_KEY, true);
+		if (w != PEM_OPEN) {
+			st->cont = CONT_NONE;
+			from = l;
+		}
+		st->pem_end = st->base + l;
+		st->scan = from;
+		return redact_mark_add(st, at, l, KIND_PRIVATE_KEY, true);
 	}
 	for (; i < n && redact_cont_byte(st->cont, st->cont_quote, b[i]); i++)
 		;
@@ -827,14 +1118,14 @@ redact_stream_scan(struct redact *rd, struct redact_stream *st, enum redact_pass
 	const bool force = pass != PASS_NORMAL;
 	const bool custom = rd->config != NULL && rd->config->nredact > 0;
 	uint8_t *b = st->buf;
-	size_t n = st->len, p, hold = n, nl;
+	size_t n = st->len, p, hold = n, nl, resume = SIZE_MAX;
 	const uint8_t *q;
 	struct det d;
 	int r;
 
 	/* An open secret first: everything before it is decided. */
-	while (st->cont != CONT_NONE && st->scan < n) {
-		if ((r = redact_stream_continue(st)) < 0)
+	while (st->cont != CONT_NONE && (st->scan < n || (force && st->cont == CONT_PEM))) {
+		if ((r = redact_stream_continue(st, force)) < 0)
 			return r;
 		if (st->cont != CONT_NONE)
 			break;
@@ -858,11 +1149,19 @@ redact_stream_scan(struct redact *rd, struct redact_stream *st, enum redact_pass
 				d.start = d.end;
 			if ((r = redact_mark_add(st, d.start, d.end, d.kind, false)) < 0)
 				return r;
-			if (d.cont != CONT_NONE && d.end == n) {
+			if (d.cont != CONT_NONE && (d.end == n || d.cont == CONT_PEM)) {
 				st->cont = d.cont;
 				st->cont_kind = d.kind;
 				st->cont_quote = d.quote;
 				st->cont_from = st->base + d.start;
+				if (d.cont == CONT_PEM) {
+					/* What follows the secret so far waits. */
+					st->pem_body = d.quote != 0;
+					st->pem_end = st->base + d.end;
+					st->cont_quote = 0;
+					hold = d.end;
+					resume = d.resume;
+				}
 				p = n;
 				break;
 			}
@@ -873,8 +1172,10 @@ redact_stream_scan(struct redact *rd, struct redact_stream *st, enum redact_pass
 			hold = redact_partial_tail(b, redact_undecided_from(st), n);
 		if (hold < st->scan)
 			st->scan = hold;
+		if (resume != SIZE_MAX)
+			st->scan = resume;
 	} else {
-		hold = n;
+		hold = st->cont == CONT_PEM ? (size_t)(st->pem_end - st->base) : n;
 	}
 	if (hold < st->lb)
 		hold = st->lb;
@@ -1019,7 +1320,11 @@ redact_free(struct redact *r)
 			explicit_bzero(r->streams[i].buf, r->streams[i].cap);
 		free(r->streams[i].buf);
 		free(r->streams[i].marks);
+		EVP_MAC_CTX_free(r->streams[i].proof);
 	}
+	OPENSSL_cleanse(r->key, sizeof r->key);
+	EVP_MAC_free(r->mac);
+	free(r->proofs);
 	if (r->out != NULL)
 		explicit_bzero(r->out, r->outcap);
 	free(r->out);
@@ -1100,6 +1405,88 @@ redact_span_push(struct redact *r, size_t *n, size_t at, size_t len, const char 
 	return 0;
 }
 
+/* Start proving a secret of kind on st. */
+static int
+redact_proof_start(struct redact *r, struct redact_stream *st, const char *kind)
+{
+	OSSL_PARAM params[2];
+
+	if (r->mac == NULL)
+		return 0;
+	if ((st->proof = EVP_MAC_CTX_new(r->mac)) == NULL)
+		return -ENOMEM;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_init(st->proof, r->key, r->keylen, params) != 1) {
+		EVP_MAC_CTX_free(st->proof);
+		st->proof = NULL;
+		return -ENOMEM;
+	}
+	st->proof_kind = kind;
+	st->proof_len = 0;
+	return 0;
+}
+
+/* Add hidden bytes to the open proof of st. */
+static int
+redact_proof_update(struct redact_stream *st, const uint8_t *b, size_t len)
+{
+	if (st->proof == NULL || len == 0)
+		return 0;
+	st->proof_len += len;
+	return EVP_MAC_update(st->proof, b, len) == 1 ? 0 : -ENOMEM;
+}
+
+/* Close the open proof of st into the chunk's list. */
+static int
+redact_proof_finish(struct redact *r, struct redact_stream *st)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	struct redact_proof *p;
+	size_t mdlen = 0, i;
+	int e = 0;
+
+	if (st->proof == NULL)
+		return 0;
+	if (r->nproofs == r->capproofs) {
+		size_t ncap = r->capproofs > 0 ? r->capproofs * 2 : 4;
+
+		if ((p = reallocarray(r->proofs, ncap, sizeof *p)) == NULL) {
+			e = -ENOMEM;
+			goto out;
+		}
+		r->proofs = p;
+		r->capproofs = ncap;
+	}
+	if (EVP_MAC_final(st->proof, md, &mdlen, sizeof md) != 1 || mdlen * 2 > REDACT_PROOF_HEX) {
+		e = -ENOMEM;
+		goto out;
+	}
+	p = &r->proofs[r->nproofs++];
+	p->code = st->code;
+	p->kind = st->proof_kind;
+	p->len = st->proof_len;
+	for (i = 0; i < mdlen; i++)
+		snprintf(p->hmac + 2 * i, 3, "%02x", md[i]);
+out:
+	EVP_MAC_CTX_free(st->proof);
+	st->proof = NULL;
+	st->proof_queued = false;
+	return e;
+}
+
+int
+redact_set_key(struct redact *r, const void *key, size_t len)
+{
+	if (r == NULL || key == NULL || len == 0 || len > sizeof r->key)
+		return -EINVAL;
+	if (r->mac == NULL && (r->mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
+		return -ENOMEM;
+	memcpy(r->key, key, len);
+	r->keylen = len;
+	return 0;
+}
+
 int
 redact_next(struct redact *r, struct redact_chunk *out)
 {
@@ -1130,7 +1517,16 @@ redact_next(struct redact *r, struct redact_chunk *out)
 	out->time = ev->time;
 	out->data = ev->data;
 	out->len = ev->len;
+	r->nproofs = 0;
 	st = ev->st;
+	/* A secret being proved ends unless this event continues it. */
+	if (st != NULL && st->proof != NULL && !(st->nmarks > 0 && st->marks[0].cont &&
+	    st->marks[0].start == ev->start && ev->len > 0)) {
+		if ((e = redact_proof_finish(r, st)) < 0)
+			goto fail;
+	}
+	out->proofs = r->proofs;
+	out->nproofs = r->nproofs;
 	if (st == NULL || st->nmarks == 0 || st->marks[0].start >= ev->start + ev->len)
 		return 1;	/* nothing to change: the bytes as fed */
 
@@ -1155,8 +1551,19 @@ redact_next(struct redact *r, struct redact_chunk *out)
 			if ((e = redact_span_push(r, &nspans, o, (size_t)ml, m->kind)) < 0)
 				goto fail;
 			o += (size_t)ml;
+			if ((e = redact_proof_finish(r, st)) < 0 ||
+			    (e = redact_proof_start(r, st, m->kind)) < 0)
+				goto fail;
+		} else if (st->proof == NULL && (e = redact_proof_start(r, st, m->kind)) < 0) {
+			goto fail;
 		}
 		to = m->end < s1 ? m->end : s1;
+		if ((e = redact_proof_update(st, ev->data + (from - s0), to - from)) < 0)
+			goto fail;
+		/* Followed by a byte it did not hide, or nothing may continue it: done. */
+		if ((to < s1 || (m->end <= s1 && st->cont == CONT_NONE)) &&
+		    (e = redact_proof_finish(r, st)) < 0)
+			goto fail;
 		cur = to;
 	}
 	memcpy(r->out + o, ev->data + (cur - s0), s1 - cur);
@@ -1177,6 +1584,8 @@ redact_next(struct redact *r, struct redact_chunk *out)
 	out->len = o;
 	out->spans = r->spans;
 	out->nspans = nspans;
+	out->proofs = r->proofs;
+	out->nproofs = r->nproofs;
 	return 1;
 fail:
 	r->failed = true;
@@ -1197,6 +1606,16 @@ redact_flush(struct redact *r)
 		if ((e = redact_stream_flush(r, &r->streams[i])) < 0) {
 			r->failed = true;
 			return e;
+		}
+	}
+	/* A proof still open has nothing left to wait for: an empty event closes it. */
+	for (i = 0; i < 3; i++) {
+		struct redact_stream *st = &r->streams[i];
+
+		if (st->proof != NULL && st->cont == CONT_NONE && !st->proof_queued) {
+			if ((e = redact_feed(r, st->code, r->last_feed, NULL, 0)) < 0)
+				return e;
+			st->proof_queued = true;
 		}
 	}
 	r->fed_since_flush = false;

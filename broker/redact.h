@@ -5,12 +5,15 @@
  * path and never delays the session's I/O.
  *
  * Secrets are replaced by "[REDACTED:kind]". Built-in detectors (kinds):
- *   private-key      PEM blocks "-----BEGIN ... PRIVATE KEY-----" through
- *                    their END line (RSA, EC, OPENSSH, ENCRYPTED, PGP ...);
- *                    redacted as they arrive, so a block is never held back.
- *                    A block without its END line is redacted for
- *                    REDACT_PEM_MAX bytes from its BEGIN (fail safe), then
- *                    scanning resumes.
+ *   private-key      PEM blocks "-----BEGIN ... PRIVATE KEY-----" (RSA,
+ *                    EC, OPENSSH, ENCRYPTED, PGP ...) and the body lines
+ *                    that have a key's shape (base64 lines; headers and a
+ *                    blank line before them; a short last line and an "="
+ *                    checksum line only before END), through the END line.
+ *                    Redacted line by line as they arrive (the line still
+ *                    arriving is held back); the span stops at the first
+ *                    line without that shape, and at REDACT_PEM_MAX bytes
+ *                    from its BEGIN.
  *   aws-access-key   AKIA or ASIA and 16 of [A-Z0-9], standing alone
  *   aws-secret-key   the value of aws_secret_access_key = ..., and of keys
  *                    ending in SecretAccessKey ("SecretAccessKey": "...")
@@ -102,6 +105,21 @@ struct redact_span {
 	const char *kind;	/* "jwt", ..., or a custom kind (lives as long as the config) */
 };
 
+/* Hex digits of a proof's HMAC-SHA256. */
+#define REDACT_PROOF_HEX 64
+
+/*
+ * A secret that ended, with what proves what it hid (redact_set_key): the
+ * HMAC-SHA256, under the broker's redaction key, of the exact bytes the
+ * secret's markers replaced, over every event of its stream.
+ */
+struct redact_proof {
+	char code;			/* its stream: 'o', 'e' or 'i' */
+	const char *kind;
+	uint64_t len;			/* bytes hidden */
+	char hmac[REDACT_PROOF_HEX + 1];	/* lowercase hex */
+};
+
 /* An event that is final. Pointers are valid until the next call on the redactor. */
 struct redact_chunk {
 	char code;
@@ -110,6 +128,9 @@ struct redact_chunk {
 	size_t len;			/* may be 0 */
 	const struct redact_span *spans;	/* in order, not overlapping */
 	size_t nspans;
+	const struct redact_proof *proofs;	/* secrets that ended by this chunk (its
+						   data may be empty), with a key set */
+	size_t nproofs;
 };
 
 struct redact;
@@ -120,6 +141,13 @@ struct redact;
  * (a session holds a reference to its config).
  */
 int redact_new(const struct config *c, struct redact **out);
+
+/*
+ * Prove each redaction from now on with an HMAC-SHA256 under key (copied,
+ * wiped at redact_free): chunks then carry the proofs of the secrets that
+ * ended (struct redact_proof). Returns 0, -EINVAL or -ENOMEM.
+ */
+int redact_set_key(struct redact *r, const void *key, size_t len);
 
 /* Free the redactor, wiping held bytes; NULL is ignored. */
 void redact_free(struct redact *r);

@@ -95,9 +95,9 @@ screen_buf_printf(struct screen_buf *b, const char *fmt, ...)
 
 /* Clamp a dimension to 1..1000. */
 static int
-screen_dim(int v)
+screen_dim(int v, int max)
 {
-	return v < 1 ? 1 : v > 1000 ? 1000 : v;
+	return v < 1 ? 1 : v > max ? max : v;
 }
 
 /* A new blank screen. */
@@ -110,8 +110,8 @@ screen_new(struct screen **out, int cols, int rows, bool crlf)
 	*out = NULL;
 	if ((sc = calloc(1, sizeof *sc)) == NULL)
 		return -ENOMEM;
-	sc->cols = screen_dim(cols);
-	sc->rows = screen_dim(rows);
+	sc->cols = screen_dim(cols, SCREEN_MAX_COLS);
+	sc->rows = screen_dim(rows, SCREEN_MAX_ROWS);
 	if ((r = term_new(&sc->t, sc->cols, sc->rows)) < 0) {
 		free(sc);
 		return r;
@@ -158,8 +158,8 @@ screen_resize(struct screen *sc, int cols, int rows)
 	if (sc == NULL)
 		return;
 	screen_flush(sc);
-	sc->cols = screen_dim(cols);
-	sc->rows = screen_dim(rows);
+	sc->cols = screen_dim(cols, SCREEN_MAX_COLS);
+	sc->rows = screen_dim(rows, SCREEN_MAX_ROWS);
 	term_resize(sc->t, sc->cols, sc->rows);
 }
 

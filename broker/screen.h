@@ -13,8 +13,13 @@
 
 struct screen;
 
+/* The largest screen emulated; a larger terminal shows its top-left part. */
+#define SCREEN_MAX_COLS 500
+#define SCREEN_MAX_ROWS 200
+
 /*
- * A blank screen of cols x rows (clamped to 1..1000). With crlf, a line
+ * A blank screen of cols x rows (clamped to 1..SCREEN_MAX_COLS and
+ * 1..SCREEN_MAX_ROWS). With crlf, a line
  * feed also returns the carriage (output of a session without a PTY).
  */
 int screen_new(struct screen **out, int cols, int rows, bool crlf);
@@ -25,7 +30,7 @@ void screen_free(struct screen *sc);
 /* Feed bytes the target wrote (cheap: libvterm parses them in place). */
 void screen_feed(struct screen *sc, const void *buf, size_t len);
 
-/* Change the size, as the target's terminal was resized. */
+/* Change the size (clamped as above), as the target's terminal was resized. */
 void screen_resize(struct screen *sc, int cols, int rows);
 
 /* The size now. */

@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "audit.h"
+#include "cgroup.h"
 #include "conn.h"
 #include "demo.h"
 #include "keys.h"
@@ -375,7 +376,7 @@ server_serve(struct server *srv, int fd)
 			AUDIT_STR("reason", "max_connections reached"),
 		};
 
-		audit_event(srv->audit, "refused", f, 2);
+		audit_event_from(srv->audit, client, "refused", f, 2);
 		srv->counters.refused++;
 		log_warn("%s: refused: max_connections (%zu) reached", client,
 		    srv->config->max_connections);
@@ -414,7 +415,7 @@ server_serve(struct server *srv, int fd)
 			AUDIT_STR("reason", "too many unauthenticated connections from this address"),
 		};
 
-		audit_event(srv->audit, "refused", f, 2);
+		audit_event_from(srv->audit, client, "refused", f, 2);
 		srv->counters.refused++;
 		log_warn("%s: refused: %u connections from this address are not "
 		    "authenticated yet and %u wait (max_unauthenticated_per_address)", client,
@@ -637,6 +638,7 @@ server_finish(struct server *srv)
 		uv_close((uv_handle_t *)&srv->sig_chld, NULL);
 		uv_close((uv_handle_t *)&srv->stop_timer, NULL);
 		uv_close((uv_handle_t *)&srv->accept_timer, NULL);
+		uv_close((uv_handle_t *)&srv->audit_timer, NULL);
 	}
 }
 
@@ -822,6 +824,50 @@ fail:
 	return r;
 }
 
+/* Remove the session cgroups that have emptied (all of them: last). */
+static void
+server_cgroups_sweep(struct server *srv, bool last)
+{
+	size_t i, keep = 0;
+
+	for (i = 0; i < srv->ncgroups_later; i++) {
+		if (last)
+			cgroup_kill(srv->cgroups_later[i]);
+		if (cgroup_remove(srv->cgroups_later[i]) == 0 || last)
+			free(srv->cgroups_later[i]);
+		else
+			srv->cgroups_later[keep++] = srv->cgroups_later[i];
+	}
+	srv->ncgroups_later = keep;
+	if (last) {
+		free(srv->cgroups_later);
+		srv->cgroups_later = NULL;
+	}
+}
+
+void
+server_cgroup_later(struct server *srv, char *path)
+{
+	char **n;
+
+	if ((n = reallocarray(srv->cgroups_later, srv->ncgroups_later + 1, sizeof *n)) == NULL) {
+		free(path);
+		return;
+	}
+	srv->cgroups_later = n;
+	srv->cgroups_later[srv->ncgroups_later++] = path;
+}
+
+/* Once a second: summarise suppressed audit events, remove emptied cgroups. */
+static void
+server_audit_cb(uv_timer_t *t)
+{
+	struct server *srv = t->data;
+
+	audit_tick(srv->audit);
+	server_cgroups_sweep(srv, false);
+}
+
 /* Start the signal watchers and the stop timer. */
 static void
 server_signals(struct server *srv)
@@ -837,6 +883,11 @@ server_signals(struct server *srv)
 	}
 	uv_timer_init(&srv->loop, &srv->stop_timer);
 	srv->stop_timer.data = srv;
+	/* Summaries of suppressed audit events (audit_event_from). */
+	uv_timer_init(&srv->loop, &srv->audit_timer);
+	srv->audit_timer.data = srv;
+	uv_timer_start(&srv->audit_timer, server_audit_cb, 1000, 1000);
+	uv_unref((uv_handle_t *)&srv->audit_timer);
 }
 
 /*
@@ -1041,6 +1092,12 @@ server_run(const struct server_opts *o)
 	}
 	log_info("recordings are signed by %s (%s)", rec_key_fingerprint(srv.sign_key),
 	    srv.config->signing_key);
+	/* The redaction key is apart from the signing key: it proves what was hidden. */
+	if ((r = keys_hmac_ensure(srv.config->redaction_key, srv.redact_key)) < 0)
+		goto out;
+	srv.have_redact_key = true;
+	if (srv.config->local.enabled && (r = cgroup_base_new(&srv.cgroups)) < 0)
+		goto out;
 	if ((r = audit_open(srv.config->audit_log, &srv.audit)) < 0) {
 		log_error_r(r, "cannot open the audit log %s", srv.config->audit_log);
 		goto out;
@@ -1090,6 +1147,8 @@ out:
 	}
 	if (srv.bind != NULL)
 		ssh_bind_free(srv.bind);
+	server_cgroups_sweep(&srv, true);
+	cgroup_base_free(srv.cgroups);
 	if (srv.audit != NULL)
 		audit_close(srv.audit);
 	rec_key_free(srv.sign_key);

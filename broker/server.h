@@ -53,6 +53,11 @@ struct server {
 	struct config *config;		/* the current one (one reference) */
 	struct audit *audit;
 	struct rec_key *sign_key;	/* signs recordings; NULL: unsigned */
+	struct cgroup_base *cgroups;	/* local sessions' cgroups; NULL: none (cgroup.h) */
+	char **cgroups_later;		/* session cgroups still emptying: removed later */
+	size_t ncgroups_later;
+	unsigned char redact_key[32];	/* proves what redaction hid (keys_hmac_ensure) */
+	bool have_redact_key;
 	struct guard_counts *guard_counts;	/* live sessions per user (made at first use) */
 	ssh_bind bind;
 	char *listen_host;
@@ -71,6 +76,7 @@ struct server {
 	uv_timer_t watch_timer;
 	bool watching;
 	unsigned char config_digest[SERVER_DIGEST_LEN];	/* of the file last loaded */
+	uv_timer_t audit_timer;		/* audit_tick, once a second */
 	struct conn_list conns;
 	size_t nconns;
 	struct live *live;		/* live sessions, watchers, held requests (live.h) */
@@ -135,5 +141,11 @@ void server_conn_gone(struct server *s);
  * port. Returns -EINVAL when it is not of that form.
  */
 int server_parse_listen(const char *spec, char **host, uint16_t *port);
+
+/*
+ * Remove the session cgroup at path (taken over) once its processes are
+ * gone: retried every second, and when the broker stops.
+ */
+void server_cgroup_later(struct server *srv, char *path);
 
 #endif

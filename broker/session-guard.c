@@ -10,6 +10,8 @@
 #include <string.h>
 #include <termios.h>
 
+#include <openssl/evp.h>
+
 #include "conn.h"
 #include "live.h"
 #include "log.h"
@@ -52,24 +54,90 @@ session_guard_command(struct session *s)
 	return s->guard.command != NULL ? s->guard.command : "[REDACTED:unavailable]";
 }
 
-/* The header's what_extra pairs: what (may be NULL) and the reason. */
+/* The HMAC of the command as given, when redaction changed it. */
+const char *
+session_guard_command_hmac(struct session *s)
+{
+	const struct server *srv = s->conn->server;
+	unsigned char md[32];
+	const char *red = session_guard_command(s);
+	size_t mdlen = 0, i;
+
+	if (red == NULL || strcmp(red, s->command) == 0 || !srv->have_redact_key)
+		return NULL;
+	if (s->guard.command_hmac[0] == '\0') {
+		if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, srv->redact_key,
+		    sizeof srv->redact_key, (const unsigned char *)s->command, strlen(s->command),
+		    md, sizeof md, &mdlen) == NULL || mdlen != sizeof md)
+			return NULL;
+		for (i = 0; i < mdlen; i++)
+			snprintf(s->guard.command_hmac + 2 * i, 3, "%02x", md[i]);
+	}
+	return s->guard.command_hmac;
+}
+
+/* The header's what_extra pairs: what (may be NULL), the reason, the command's HMAC. */
 const char *const *
 session_guard_header(struct session *s, const char *const *what)
 {
+	const char *hmac = session_guard_command_hmac(s);
 	size_t n = 0, i;
 
-	if (s->guard.reason == NULL)
+	if (s->guard.reason == NULL && hmac == NULL)
 		return what;
 	while (what != NULL && what[n] != NULL && what[n + 1] != NULL)
 		n += 2;
 	free(s->guard.what);
-	if ((s->guard.what = calloc(n + 3, sizeof *s->guard.what)) == NULL)
+	if ((s->guard.what = calloc(n + 5, sizeof *s->guard.what)) == NULL)
 		return what;
 	for (i = 0; i < n; i++)
 		s->guard.what[i] = what[i];
-	s->guard.what[n] = "reason";
-	s->guard.what[n + 1] = s->guard.reason;
+	if (s->guard.reason != NULL) {
+		s->guard.what[n++] = "reason";
+		s->guard.what[n++] = s->guard.reason;
+	}
+	if (hmac != NULL) {
+		s->guard.what[n++] = "command_hmac";
+		s->guard.what[n++] = hmac;
+	}
 	return s->guard.what;
+}
+
+/*
+ * Record the proof of each secret that ended by this chunk: a marker
+ * "redacted KIND: N bytes of STREAM, hmac-sha256 HEX", so that whoever
+ * holds the broker's redaction key can show what was hidden.
+ */
+static int
+session_guard_proofs(struct session *s, const struct redact_chunk *ch)
+{
+	static const char *const streams[] = { "o", "output", "e", "stderr", "i", "input" };
+	const struct redact_proof *p;
+	const char *name;
+	struct rec_event ev;
+	char text[256];
+	size_t i, k;
+	int n, r;
+
+	for (i = 0; i < ch->nproofs; i++) {
+		p = &ch->proofs[i];
+		name = "?";
+		for (k = 0; k < 6; k += 2) {
+			if (streams[k][0] == p->code)
+				name = streams[k + 1];
+		}
+		n = snprintf(text, sizeof text, "redacted %s: %llu bytes of %s, hmac-sha256 %s",
+		    p->kind, (unsigned long long)p->len, name, p->hmac);
+		if (n < 0 || (size_t)n >= sizeof text)
+			continue;
+		memset(&ev, 0, sizeof ev);
+		ev.code = REC_MARKER;
+		ev.data = (const uint8_t *)text;
+		ev.len = (size_t)n;
+		if ((r = rec_writer_append_spans(s->rec, ch->time, &ev, NULL, 0)) < 0)
+			return r;
+	}
+	return 0;
 }
 
 /* Append the chunks the redactor has decided to the recording. */
@@ -96,8 +164,11 @@ session_guard_drain(struct session *s)
 		case REC_OUTPUT:
 		case REC_STDERR:
 		case REC_INPUT:
-			if (ch.len == 0)
+			if (ch.len == 0) {
+				if ((r = session_guard_proofs(s, &ch)) < 0)
+					return r;
 				continue;
+			}
 			ev.data = ch.data;
 			ev.len = ch.len;
 			if (ch.nspans == 0)
@@ -131,6 +202,8 @@ session_guard_drain(struct session *s)
 			free(spans);
 		if (r < 0)
 			return r;
+		if ((r = session_guard_proofs(s, &ch)) < 0)
+			return r;
 	}
 	return r;
 }
@@ -143,8 +216,15 @@ session_guard_feed(struct session *s, char code, const void *data, size_t len)
 
 	if (s->rec == NULL || s->rec_failed)
 		return 0;
-	if (s->guard.redact == NULL && (r = redact_new(s->config, &s->guard.redact)) < 0)
-		return r;
+	if (s->guard.redact == NULL) {
+		const struct server *srv = s->conn->server;
+
+		if ((r = redact_new(s->config, &s->guard.redact)) < 0)
+			return r;
+		if (srv->have_redact_key && (r = redact_set_key(s->guard.redact, srv->redact_key,
+		    sizeof srv->redact_key)) < 0)
+			return r;
+	}
 	if ((r = redact_feed(s->guard.redact, code, session_guard_now(), data, len)) < 0)
 		return r;
 	return session_guard_drain(s);
@@ -386,15 +466,78 @@ session_guard_reason_input(struct session *s, const uint8_t *data, uint32_t len)
 	return i;
 }
 
-/* Whether the local PTY has echo off (a password prompt). */
+/*
+ * Whether the local PTY is reading a password: echo off in canonical mode,
+ * as getpass, read -s and sudo set it. Readline and full-screen programs
+ * (bash, zsh, python, vim, less, top) turn echo off too, but also leave
+ * canonical mode: their input is recorded as typed.
+ */
 static bool
-session_guard_echo_off(const struct session *s)
+session_guard_password_mode(const struct session *s)
 {
 	struct termios t;
 
 	if (!s->pty || s->fds[0].fd < 0)
 		return false;
-	return tcgetattr(s->fds[0].fd, &t) == 0 && (t.c_lflag & ECHO) == 0;
+	return tcgetattr(s->fds[0].fd, &t) == 0 && (t.c_lflag & ECHO) == 0 &&
+	    (t.c_lflag & ICANON) != 0;
+}
+
+/* Keep the target's current output line (after the last line end), for passprompt. */
+static void
+session_guard_prompt_track(struct session *s, const uint8_t *p, size_t len)
+{
+	struct session_guard *g = &s->guard;
+	size_t i, from = 0;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] == '\n' || p[i] == '\r') {
+			from = i + 1;
+			g->promptlen = 0;
+		}
+	}
+	for (i = from; i < len; i++) {
+		if (g->promptlen + 1 >= sizeof g->prompt) {
+			/* Keep the tail: a prompt is at the end of the line. */
+			memmove(g->prompt, g->prompt + sizeof g->prompt / 2,
+			    g->promptlen - sizeof g->prompt / 2);
+			g->promptlen -= sizeof g->prompt / 2;
+		}
+		g->prompt[g->promptlen++] = (char)(p[i] != '\0' ? p[i] : ' ');
+	}
+	g->prompt[g->promptlen] = '\0';
+}
+
+/*
+ * Whether typed input is to be masked: in password mode, or after an
+ * output line matching one of the rule's passprompt patterns, up to the
+ * Enter that answers it.
+ */
+static bool
+session_guard_mask_input(struct session *s, const uint8_t *p, size_t len)
+{
+	struct session_guard *g = &s->guard;
+	size_t i;
+
+	if (session_guard_password_mode(s))
+		return true;
+	if (s->rule == NULL || s->rule->npassprompt == 0)
+		return false;
+	if (!g->pass_armed) {
+		for (i = 0; i < s->rule->npassprompt; i++) {
+			if (guard_pattern_match(&s->rule->passprompt[i], g->prompt)) {
+				g->pass_armed = true;
+				g->promptlen = 0;	/* answered: the same prompt arms once */
+				g->prompt[0] = '\0';
+				break;
+			}
+		}
+	}
+	if (!g->pass_armed)
+		return false;
+	if (memchr(p, '\r', len) != NULL || memchr(p, '\n', len) != NULL)
+		g->pass_armed = false;
+	return true;
 }
 
 /* End the session for a limit or a watch pattern: tell the user, mark, kill. */
@@ -518,7 +661,9 @@ session_guard_data(struct session *s, char code, const void *data, size_t len)
 
 	if (code != REC_OUTPUT && code != REC_STDERR && code != REC_INPUT)
 		return session_guard_feed(s, code, data, len);
-	if (code == REC_INPUT && len > 0 && session_guard_echo_off(s)) {
+	if (code != REC_INPUT && s->rule != NULL && s->rule->npassprompt > 0)
+		session_guard_prompt_track(s, data, len);
+	if (code == REC_INPUT && len > 0 && session_guard_mask_input(s, data, len)) {
 		if ((masked = malloc(len)) == NULL)
 			return -ENOMEM;
 		len = guard_input_mask(data, len, masked);

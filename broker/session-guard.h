@@ -36,6 +36,7 @@ struct session_guard {
 	bool counted;			/* holds one of the user's server-wide session counts */
 	char *user;			/* the name counted (the conn may be gone at free) */
 	char *command;			/* the command, redacted (for header and audit), or NULL */
+	char command_hmac[65];		/* HMAC-SHA256 of the command when redaction changed it */
 	char *reason;			/* the reason given, redacted, or NULL */
 	const char **what;		/* the header's what pairs with the reason added */
 	const struct cfg_user *account;	/* to resume the start once the reason is typed */
@@ -44,6 +45,9 @@ struct session_guard {
 	bool ended;			/* a limit or a watch pattern ended the session */
 	struct guard_line reason_line;	/* the reason being typed */
 	struct guard_line in, out;	/* typed and printed lines, for watch patterns */
+	char prompt[256];		/* the target's current output line (passprompt) */
+	size_t promptlen;
+	bool pass_armed;		/* a passprompt matched: mask input up to Enter */
 };
 
 /*
@@ -77,6 +81,13 @@ void session_guard_flush(struct session *s);
 
 /* The command for the header and audit events (redacted). */
 const char *session_guard_command(struct session *s);
+
+/*
+ * When redaction changed the command: the hex HMAC-SHA256 of the command
+ * as given, under the broker's redaction key (what proves what was
+ * hidden); otherwise NULL.
+ */
+const char *session_guard_command_hmac(struct session *s);
 
 /*
  * The header's what_extra pairs: what (NULL-terminated pairs, or NULL)

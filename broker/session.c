@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "cgroup.h"
 #include "conn.h"
 #include "keys.h"
 #include "kube.h"
@@ -29,6 +30,7 @@
 #include "policy.h"
 #include "live.h"
 #include "recfile.h"
+#include "redact.h"
 #include "session-pick.h"
 #include "session.h"
 
@@ -38,6 +40,9 @@
 #define SESSION_LINGER_MS 200
 #define SESSION_KILL_MS 2000
 #define SESSION_COALESCE_NS 2000000u
+#define SESSION_RESIZE_MS 20		/* window changes are applied at most this often */
+#define SESSION_MAX_COLS 1000		/* a terminal's largest size */
+#define SESSION_MAX_ROWS 500
 #define SESSION_PROMPT "Select a target (number or name, empty to quit): "
 
 static void session_fd_cb(uv_poll_t *h, int status, int events);
@@ -223,6 +228,7 @@ session_release(struct session *s)
 	uv_close((uv_handle_t *)&s->flush_timer, session_close_cb);
 	uv_close((uv_handle_t *)&s->linger_timer, session_close_cb);
 	uv_close((uv_handle_t *)&s->kill_timer, session_close_cb);
+	uv_close((uv_handle_t *)&s->resize_timer, session_close_cb);
 }
 
 /* Free the session once its last handle is closed. */
@@ -244,6 +250,16 @@ session_handle_closed(struct session *s)
 		s->channel = NULL;
 	}
 	session_guard_free(s);
+	if (s->cgroup != NULL) {
+		int r;
+
+		cgroup_kill(s->cgroup);
+		if ((r = cgroup_remove(s->cgroup)) < 0)
+			server_cgroup_later(c->server, s->cgroup);	/* still emptying */
+		else
+			free(s->cgroup);
+		s->cgroup = NULL;
+	}
 	if (s->rec != NULL)
 		rec_writer_close(s->rec);
 	recfile_close(s->rf, &c->server->loop);
@@ -382,6 +398,7 @@ session_kill_cb(uv_timer_t *t)
 		log_info("session %s: target did not end after SIGHUP, sending SIGKILL", s->id);
 		kill(-s->pgid, SIGKILL);
 	}
+	cgroup_kill(s->cgroup);
 	conn_after_io(s->conn);
 }
 
@@ -452,8 +469,10 @@ session_open(struct conn *c)
 	uv_timer_init(&c->server->loop, &s->flush_timer);
 	uv_timer_init(&c->server->loop, &s->linger_timer);
 	uv_timer_init(&c->server->loop, &s->kill_timer);
+	uv_timer_init(&c->server->loop, &s->resize_timer);
 	s->flush_timer.data = s->linger_timer.data = s->kill_timer.data = s;
-	s->handles = 3;
+	s->resize_timer.data = s;
+	s->handles = 4;
 	TAILQ_INSERT_TAIL(&c->sessions, s, entry);
 	c->nsessions++;
 	return s->channel;
@@ -703,13 +722,13 @@ session_term_ok(const char *term)
 	return true;
 }
 
-/* Clamp a terminal dimension to 1..4096 (0: the default). */
+/* Clamp a terminal dimension to 1..max (0: the default). */
 static uint16_t
-session_dim(int v, uint16_t dflt)
+session_dim(int v, uint16_t dflt, uint16_t max)
 {
 	if (v <= 0)
 		return dflt;
-	return v > 4096 ? 4096 : (uint16_t)v;
+	return v > max ? max : (uint16_t)v;
 }
 
 /* channel_pty_request_function */
@@ -724,24 +743,21 @@ session_pty_cb(ssh_session ssh, ssh_channel channel, const char *term, int width
 	if (term == NULL || !session_term_ok(term))
 		term = "xterm";
 	snprintf(s->term, sizeof s->term, "%s", term);
-	s->cols = session_dim(width, 80);
-	s->rows = session_dim(height, 24);
+	s->cols = session_dim(width, 80, SESSION_MAX_COLS);
+	s->rows = session_dim(height, 24, SESSION_MAX_ROWS);
 	s->pty = true;
 	return 0;
 }
 
-/* channel_pty_window_change_function */
-static int
-session_winch_cb(ssh_session ssh, ssh_channel channel, int width, int height,
-    int pxwidth, int pxheight, void *userdata)
+/* Apply the last window change: the PTY, the recording, the menu and live views. */
+static void
+session_resize_cb(uv_timer_t *t)
 {
-	struct session *s = userdata;
+	struct session *s = t->data;
 	int r;
 
-	if (!s->pty)
-		return -1;
-	s->cols = session_dim(width, s->cols);
-	s->rows = session_dim(height, s->rows);
+	if (s->state == SESSION_CLOSING)
+		return;
 	if (s->state == SESSION_RUNNING && s->fds[0].fd >= 0) {
 		if ((r = pty_set_size(s->fds[0].fd, s->cols, s->rows)) < 0)
 			log_warn_r(r, "session %s: resize", s->id);
@@ -751,6 +767,27 @@ session_winch_cb(ssh_session ssh, ssh_channel channel, int width, int height,
 	}
 	session_pick_resize(s);
 	live_resize(s);
+}
+
+/* channel_pty_window_change_function */
+static int
+session_winch_cb(ssh_session ssh, ssh_channel channel, int width, int height,
+    int pxwidth, int pxheight, void *userdata)
+{
+	struct session *s = userdata;
+	uint16_t cols, rows;
+
+	if (!s->pty)
+		return -1;
+	cols = session_dim(width, s->cols, SESSION_MAX_COLS);
+	rows = session_dim(height, s->rows, SESSION_MAX_ROWS);
+	if (cols == s->cols && rows == s->rows && !uv_is_active((uv_handle_t *)&s->resize_timer))
+		return 0;
+	s->cols = cols;
+	s->rows = rows;
+	/* A burst of window changes is applied once, with the last size. */
+	if (s->state != SESSION_CLOSING && !uv_is_active((uv_handle_t *)&s->resize_timer))
+		uv_timer_start(&s->resize_timer, session_resize_cb, SESSION_RESIZE_MS, 0);
 	return 0;
 }
 
@@ -1157,7 +1194,15 @@ session_start_run(struct session *s, const struct cfg_user *u)
 		session_unrecord(s);
 	}
 	req.session_id = s->id;
-	if ((r = s->ops->spawn(s->config, &req, &s->child)) < 0) {
+	req.cgroup_procs_fd = -1;
+	if (s->ops == &target_local_ops && s->conn->server->cgroups != NULL &&
+	    (r = cgroup_session_new(s->conn->server->cgroups, s->id, &s->cgroup,
+	    &req.cgroup_procs_fd)) < 0)
+		log_warn_r(r, "session %s: no cgroup; what it leaves behind may outlive it", s->id);
+	r = s->ops->spawn(s->config, &req, &s->child);
+	if (req.cgroup_procs_fd >= 0)
+		close(req.cgroup_procs_fd);
+	if (r < 0) {
 		snprintf(msg, sizeof msg, "podgate: cannot start target '%s': %s", s->target,
 		    strerror(-r));
 		session_record(s, REC_MARKER, msg + 9, strlen(msg + 9));
@@ -1184,6 +1229,8 @@ session_start_run(struct session *s, const struct cfg_user *u)
 
 		if (s->guard.reason != NULL)
 			f[n++] = AUDIT_STR("reason", s->guard.reason);
+		if (s->command != NULL && session_guard_command_hmac(s) != NULL)
+			f[n++] = AUDIT_STR("command_hmac", session_guard_command_hmac(s));
 
 		for (p = s->where_extra; p != NULL && p[0] != NULL && p[1] != NULL &&
 		    n < 12; p += 2)
@@ -1195,7 +1242,7 @@ session_start_run(struct session *s, const struct cfg_user *u)
 	}
 	log_info("session %s: %s@%s -> %s%s%s (pid %d, %s)", s->id, s->conn->user,
 	    s->conn->client, s->target, s->command != NULL ? ": " : "",
-	    s->command != NULL ? s->command : "", (int)s->child.pid,
+	    s->command != NULL ? session_guard_command(s) : "", (int)s->child.pid,
 	    s->pty ? "pty" : "pipes");
 	s->state = SESSION_RUNNING;
 	live_session_start(s);
@@ -1323,9 +1370,18 @@ session_read_output(struct session_fd *sf)
 	session_record(s, sf->code, buf, (size_t)n);
 	s->bytes_out += (uint64_t)n;
 	session_send(s, sf->code == REC_STDERR, buf, (size_t)n);
-	/* With a recording, watchers get the redacted bytes from the guard's drain. */
-	if (s->rec == NULL)
-		live_output(s, buf, (size_t)n);
+	/*
+	 * With a recording, watchers get the redacted bytes from the guard's
+	 * drain; without one, each read is redacted on its own.
+	 */
+	if (s->rec == NULL && s->live != NULL) {
+		char *red = NULL;
+		size_t rlen = 0;
+
+		if (redact_string(s->config, buf, (size_t)n, &red, &rlen) == 0)
+			live_output(s, red, rlen);
+		free(red);
+	}
 	return 1;
 }
 
@@ -1474,9 +1530,10 @@ session_finish(struct session *s)
 		recfile_close(s->rf, &s->conn->server->loop);
 		s->rf = NULL;
 	}
-	/* Nothing the session started outlives it. */
+	/* Nothing the session started outlives it: its group, and its cgroup. */
 	if (s->pgid > 0)
 		kill(-s->pgid, SIGHUP);
+	cgroup_kill(s->cgroup);
 	session_close_channel(s, status, signame, s->exit.core_dumped);
 	dur = uv_now(&s->conn->server->loop) - s->start_mono;
 	{

@@ -81,6 +81,7 @@ struct session {
 	const struct target_ops *ops;
 	struct pty_child child;
 	pid_t pgid;
+	char *cgroup;			/* the local target's cgroup (cgroup.h), or NULL */
 	bool started;
 	bool exited;
 	struct pty_exit exit;
@@ -105,6 +106,7 @@ struct session {
 
 	/* timers */
 	uv_timer_t flush_timer, linger_timer, kill_timer;
+	uv_timer_t resize_timer;	/* applies the last window change (coalesced) */
 	bool linger_over;
 
 	uint64_t bytes_in, bytes_out;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -103,16 +105,65 @@ target_local_spawn(const struct config *c, const struct target_request *req,
     struct pty_child *child)
 {
 	struct pty_spawn_opts o;
-	struct passwd *pw;
-	char **env = NULL, *login = NULL;
+	struct passwd pwbuf, *pw = NULL;
+	struct stat st;
+	char **env = NULL, *login = NULL, *pwstr = NULL;
 	const char *home, *base;
 	char *argv[5] = { NULL, NULL, NULL, NULL, NULL };
-	int r;
+	gid_t *groups = NULL;
+	int r, ngroups = 0, e;
+	long pwlen;
 
 	memset(child, 0, sizeof *child);
 	child->master = child->in = child->out = child->err = -1;
-	pw = getpwuid(getuid());
+	memset(&o, 0, sizeof o);
+	if ((pwlen = sysconf(_SC_GETPW_R_SIZE_MAX)) < 1024)
+		pwlen = 16384;
+	if ((pwstr = malloc((size_t)pwlen)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (c->local.user != NULL)
+		e = getpwnam_r(c->local.user, &pwbuf, pwstr, (size_t)pwlen, &pw);
+	else
+		e = getpwuid_r(geteuid(), &pwbuf, pwstr, (size_t)pwlen, &pw);
+	if (c->local.user != NULL && pw == NULL) {
+		r = e != 0 ? -e : -ENOENT;
+		log_warn_r(r, "session %s: no account \"%s\" for the local target",
+		    req->session_id, c->local.user);
+		goto out;
+	}
+	if (c->local.user != NULL && pw->pw_uid != geteuid()) {
+		/* Run as the account, with its groups, never with the broker's. */
+		ngroups = 64;
+		for (;;) {
+			gid_t *g = realloc(groups, (size_t)ngroups * sizeof *groups);
+			int want = ngroups;
+
+			if (g == NULL) {
+				r = -ENOMEM;
+				goto out;
+			}
+			groups = g;
+			if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ngroups) >= 0)
+				break;
+			if (ngroups <= want)
+				ngroups = want * 2;
+			if (ngroups > 65536) {
+				r = -E2BIG;
+				goto out;
+			}
+		}
+		o.set_ids = true;
+		o.uid = pw->pw_uid;
+		o.gid = pw->pw_gid;
+		o.groups = groups;
+		o.ngroups = (size_t)ngroups;
+	}
 	home = pw != NULL && pw->pw_dir != NULL ? pw->pw_dir : "/";
+	/* An account without a home (nobody's /nonexistent) starts in /. */
+	if (stat(home, &st) < 0 || !S_ISDIR(st.st_mode))
+		home = "/";
 	if ((r = target_local_env(c, req, home, &env)) < 0)
 		goto out;
 	base = strrchr(c->local.shell, '/');
@@ -132,8 +183,8 @@ target_local_spawn(const struct config *c, const struct target_request *req,
 		}
 		argv[0] = login;
 	}
-	memset(&o, 0, sizeof o);
 	o.path = c->local.shell;
+	o.cgroup_procs_fd = req->cgroup_procs_fd;
 	o.argv = argv;
 	o.envp = env;
 	o.cwd = home;
@@ -145,6 +196,8 @@ target_local_spawn(const struct config *c, const struct target_request *req,
 		log_warn_r(r, "session %s: cannot start %s", req->session_id, c->local.shell);
 out:
 	free(login);
+	free(groups);
+	free(pwstr);
 	target_local_free_env(env);
 	return r;
 }

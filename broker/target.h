@@ -29,6 +29,8 @@ struct target_request {
 	const struct cfg_user *account;	/* the podgate user's entry */
 	const struct cfg_rule *rule;	/* the rule that granted the target */
 	const char *canonical;		/* the name policy matched */
+	int cgroup_procs_fd;		/* > 2: the session's cgroup.procs (local
+					   target); otherwise none */
 };
 
 struct target_ops {

@@ -13,6 +13,8 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <grp.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -41,6 +43,12 @@ struct pty_spawn_plan {
 	int errfd;			/* write end of the exec-status pipe */
 	int extra;			/* becomes fd 3, or -1 */
 	int maxfd;			/* fallback bound for closing fds */
+	int cgroup;			/* cgroup.procs to join, or -1 */
+	bool set_ids;
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	size_t ngroups;
 };
 
 /* Signals that restore the terminal before being re-raised in raw mode. */
@@ -237,6 +245,9 @@ pty_spawn_child(const struct pty_spawn_plan *shared)
 			pty_spawn_fail(plan);
 		plan->extra = fd;
 	}
+	/* Join the session's cgroup first, so that everything it starts is in it. */
+	if (plan->cgroup >= 0 && write(plan->cgroup, "0", 1) != 1)
+		pty_spawn_fail(plan);
 
 	/* Every disposition to default, then an empty mask. */
 	memset(&sa, 0, sizeof(sa));
@@ -279,6 +290,19 @@ pty_spawn_child(const struct pty_spawn_plan *shared)
 	}
 	pty_close_range(plan->errfd + 1, -1, plan->maxfd);
 
+	if (plan->set_ids) {
+		if (plan->ctty && fchown(0, plan->uid, (gid_t)-1) == -1)
+			pty_spawn_fail(plan);
+		if (setgroups(plan->ngroups, plan->groups) == -1 ||
+		    setresgid(plan->gid, plan->gid, plan->gid) == -1 ||
+		    setresuid(plan->uid, plan->uid, plan->uid) == -1)
+			pty_spawn_fail(plan);
+		/* Dropped for good: the old identity must be out of reach. */
+		if (plan->uid != 0 && (setuid(0) != -1 || seteuid(0) != -1)) {
+			errno = EPERM;
+			pty_spawn_fail(plan);
+		}
+	}
 	if (plan->cwd != NULL && chdir(plan->cwd) == -1)
 		pty_spawn_fail(plan);
 
@@ -359,6 +383,12 @@ pty_spawn(const struct pty_spawn_opts *opts, struct pty_child *child)
 	plan.cwd = opts->cwd;
 	plan.errfd = -1;
 	plan.extra = opts->extra_fd > 2 ? opts->extra_fd : -1;
+	plan.cgroup = opts->cgroup_procs_fd > 2 ? opts->cgroup_procs_fd : -1;
+	plan.set_ids = opts->set_ids;
+	plan.uid = opts->uid;
+	plan.gid = opts->gid;
+	plan.groups = opts->groups;
+	plan.ngroups = opts->ngroups;
 	if (strchr(opts->path, '/') == NULL) {
 		if ((plan.search = pty_spawn_getpath(plan.envp)) == NULL)
 			plan.search = PTY_DEFAULT_PATH;

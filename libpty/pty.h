@@ -31,6 +31,13 @@ struct pty_spawn_opts {
 	bool nonblock;			/* parent's ends are O_NONBLOCK */
 	int extra_fd;			/* > 2: given to the child as its fd 3 (the
 					   caller keeps its copy); below 3: none */
+	bool set_ids;			/* run as uid/gid with groups (needs root) */
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;		/* supplementary groups, ngroups of them */
+	size_t ngroups;
+	int cgroup_procs_fd;		/* > 2: an open cgroup.procs the child
+					   writes itself into first; below 3: none */
 };
 
 /*
@@ -62,7 +69,11 @@ int pty_open(int *master, int *slave, bool nonblock);
  * Start a child. The child runs in a new session (setsid) with the PTY
  * slave as its controlling terminal (PTY mode), with every signal
  * disposition reset to default, an empty signal mask, and no descriptors
- * but 0, 1 and 2 (and 3, a copy of opts->extra_fd, when that is above 2). Failure to exec is reported as the return value when
+ * but 0, 1 and 2 (and 3, a copy of opts->extra_fd, when that is above 2).
+ * With set_ids the child joins opts->cgroup_procs_fd's cgroup (when given),
+ * takes ownership of its PTY, sets its supplementary groups, gid and uid,
+ * and fails (-EPERM) when it could regain the old uid. Failure to exec is
+ * reported as the return value when
  * detectable (-ENOENT, -EACCES) and the child is reaped; the outs are
  * then cleared (pid 0, fds -1).
  *

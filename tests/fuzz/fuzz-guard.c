@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness for the guard: the input is a command checked against
  * rules with globs and regexes, a pattern compiled and matched, typed
- * bytes rebuilt into lines in both modes, masked, and a reason checked;
+ * bytes rebuilt into lines in both modes, masked, a command split into
+ * its list and pipeline parts and matched by structure, and a reason checked;
  * never a crash, a leak or an inconsistent verdict.
  */
 #include <stdint.h>
@@ -40,9 +41,9 @@ check(const struct cfg_rule *r, bool pty, const char *cmd)
 	d = guard_check_request(r, pty, cmd, &v);
 	if (d != v.decision || v.rule != r)
 		__builtin_trap();
-	if (d == GUARD_DENIED && (v.pattern == NULL || !guard_pattern_match(v.pattern, cmd)))
+	if (d == GUARD_DENIED && (v.pattern == NULL || !guard_command_match(v.pattern, cmd)))
 		__builtin_trap();
-	if (d == GUARD_OK && v.pattern != NULL && !guard_pattern_match(v.pattern, cmd))
+	if (d == GUARD_OK && v.pattern != NULL && !guard_allow_match(v.pattern, cmd))
 		__builtin_trap();
 	if ((guard_verdict_message(&v, msg, sizeof msg) == 0) != (d == GUARD_OK))
 		__builtin_trap();
@@ -54,6 +55,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct config *c;
 	struct guard_line l;
 	struct cfg_pattern p;
+	struct guard_cmd_part parts[GUARD_CMD_MAX_PARTS];
+	size_t np;
 	const char *line, *nl;
 	char *s, err[512];
 	uint8_t *mask;
@@ -78,6 +81,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (pat != NULL && guard_pattern_compile(&p, pat, err, sizeof err) == 0) {
 			guard_pattern_match(&p, nl + 1);
+			guard_allow_match(&p, nl + 1);
+			/* A glob always matches the command it was written as. */
+			if (!p.regex && strpbrk(pat, "*?[\\") == NULL &&
+			    guard_command_split(pat, parts, GUARD_CMD_MAX_PARTS, &np) == 0 &&
+			    !guard_allow_match(&p, pat))
+				__builtin_trap();
 			guard_pattern_free(&p);
 		}
 		free(pat);
@@ -98,6 +107,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		line = guard_line_partial(&l, &len);
 		if (strlen(line) != len)
 			__builtin_trap();
+	}
+	{
+		size_t k;
+
+		if (guard_command_split(s, parts, GUARD_CMD_MAX_PARTS, &np) == 0) {
+			if (np == 0 || parts[np - 1].op[0] != '\0')
+				__builtin_trap();
+		}
+		for (k = 0; k < np; k++) {
+			if (parts[k].s < s || parts[k].s + parts[k].len > s + strlen(s))
+				__builtin_trap();
+		}
+	}
+	{
+		char *w = guard_command_words(s);
+
+		if (w != NULL && strlen(w) > 3 * strlen(s))
+			__builtin_trap();
+		free(w);
 	}
 	if (guard_input_mask(data, size, mask) > size)
 		__builtin_trap();

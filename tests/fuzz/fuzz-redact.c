@@ -28,6 +28,11 @@ drain(struct redact *r, uint64_t *last)
 		if (ch.time < *last || (ch.len > 0 && ch.data == NULL))
 			__builtin_trap();
 		*last = ch.time;
+		for (i = 0; i < ch.nproofs; i++) {
+			if (strlen(ch.proofs[i].hmac) != REDACT_PROOF_HEX || ch.proofs[i].len == 0 ||
+			    strchr("oei", ch.proofs[i].code) == NULL)
+				__builtin_trap();
+		}
 		for (i = 0; i < ch.nspans; i++) {
 			if (ch.spans[i].at + ch.spans[i].len > ch.len ||
 			    memcmp(ch.data + ch.spans[i].at, "[REDACTED:", 10) != 0 ||
@@ -60,6 +65,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size -= 2;
 	if (redact_new((sizes & 1) ? c : NULL, &r) != 0)
 		return 0;
+	if ((streams & 0x80) && redact_set_key(r, "fuzz-key", 8) != 0)
+		__builtin_trap();
 	for (off = 0, step = 0; off < size; off += n, step++) {
 		n = (size_t)(sizes >> 1) + 1;
 		if (sizes & 0x80)

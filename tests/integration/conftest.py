@@ -499,7 +499,13 @@ class Broker:
         d.update(self.settings)
         d["users"] = users
         d["rules"] = self.rules
-        d["targets"] = self.targets
+        # The local target runs as the broker's own user unless a test names
+        # an account: most tests run scripts from tmp_path, which only the
+        # broker's user can read (test_broker_attacks.py tests "user").
+        d["targets"] = {name: (dict(spec, allow_broker_user=True)
+                               if name == "local" and "user" not in spec
+                               and "allow_broker_user" not in spec else spec)
+                        for name, spec in self.targets.items()}
         return d
 
     def config_text(self) -> str:

@@ -10,6 +10,7 @@ checked from another address, as it would be in production.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -359,3 +360,193 @@ def test_recordings_directory_symlink_is_refused(build, broker, tmp_path):
     b.start()
     honest_session_works(b)
     assert len(list(elsewhere.glob("*.rec"))) == 1
+
+
+# ---------------------------------------------------------------- the local target's account
+
+def test_local_target_runs_as_its_own_account_not_the_brokers(broker):
+    """targets.local.user: sessions run with that uid and its groups, and cannot
+    read the signing key, the audit log or signal the broker."""
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    b = broker(targets={"local": {"shell": "/bin/sh", "user": "nobody"}})
+    key = b.path(b.settings.get("signing_key", "state/signing_ed25519"))
+    r = b.ssh("alice", "local", "--", "id -u; id -g; id -G; echo HOME=$HOME; pwd")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().split("\n")
+    assert lines[0] == str(nobody.pw_uid) and lines[1] == str(nobody.pw_gid), r.stdout
+    assert "0" not in lines[2].split(), r.stdout
+    r = b.ssh("alice", "local", "--", f"cat {key}; cat {b.audit_path}; kill -0 {b.pid}")
+    assert r.returncode != 0 and b"BEGIN" not in r.stdout and b"session_start" not in r.stdout
+    assert r.stderr.count(b"ermission denied") + r.stderr.count(b"Operation not permitted") >= 2
+    # With a terminal, the terminal is the account's.
+    r = b.ssh("alice", "local", "--", "stat -c %u $(tty)", opts=("-tt",))
+    assert r.returncode == 0 and r.stdout.strip() == str(nobody.pw_uid).encode(), r
+
+
+def test_local_target_as_root_or_the_brokers_user_is_refused(build, broker):
+    b = broker(targets={"local": {"shell": "/bin/sh", "user": "root"}}, start=False)
+    r = broker_start_fails(build, b)
+    assert b'targets.local.user "root" is root' in r.stderr, r.stderr
+    assert b"allow_broker_user: true" in r.stderr
+    b.write_config(targets={"local": {"shell": "/bin/sh", "user": "root",
+                                      "allow_broker_user": True}})
+    b.start()
+    b.wait_log(r'warning: targets.local.user "root" is root')
+    honest_session_works(b)
+
+
+# ---------------------------------------------------------------- window changes
+
+def test_window_change_flood_is_coalesced_and_capped(broker):
+    """400 window changes at once are applied as a few (the last size wins),
+    and a terminal larger than 1000x500 is given 1000x500."""
+    b = broker()
+    c = b.connect("alice")
+    try:
+        chan = c.get_transport().open_session()
+        chan.get_pty(term="xterm", width=80, height=24)
+        cmd = "echo ready; while read x; do stty size; done"
+        chan.exec_command(f"local -- {cmd}")
+        out = bytearray()
+
+        def saw(text):
+            while chan.recv_ready():
+                out.extend(chan.recv(65536))
+            return text in out
+        wait_until(lambda: saw(b"ready"), 10, "ready")
+        for i in range(400):
+            chan.resize_pty(width=100 + i % 50, height=30 + i % 20)
+
+        def stty_size():
+            del out[:]
+            chan.sendall(b"\n")
+            m = wait_until(lambda: saw(b"") and re.search(rb"(\d+ \d+)\r\n", out), 10,
+                           "stty size")
+            return m.group(1)
+        wait_until(lambda: stty_size() == b"49 149", 10, "the last size")
+        chan.resize_pty(width=5000, height=5000)
+        wait_until(lambda: stty_size() == b"500 1000", 10, "the capped size")
+        honest_session_works(b)
+        chan.close()
+    finally:
+        c.close()
+    rec = b.recording_for(cmd)
+    sizes = rec.resizes()
+    assert sizes[-1] == (1000, 500), sizes[-5:]
+    assert (149, 49) in sizes
+    assert len(sizes) < 100, f"{len(sizes)} resize events for 401 window changes"
+
+
+# ---------------------------------------------------------------- audit floods
+
+def _attacker_transport(port: int) -> paramiko.Transport:
+    t = paramiko.Transport(attacker_socket(port))
+    t.banner_timeout = 10
+    t.start_client(timeout=10)
+    return t
+
+
+def test_long_user_name_is_refused_with_one_bounded_event(broker):
+    b = broker()
+    key = paramiko.Ed25519Key.generate() if hasattr(paramiko.Ed25519Key, "generate") else None
+    key = key or paramiko.ECDSAKey.generate()
+    t = _attacker_transport(b.port)
+    try:
+        with pytest.raises((paramiko.AuthenticationException, paramiko.SSHException, EOFError)):
+            t.auth_publickey("u" * 250000, key)
+        wait_until(lambda: not t.is_active(), 10, "the connection to end")
+    finally:
+        t.close()
+    evs = b.wait_audit("auth_failure", lambda e: e.get("client", "").startswith(ATTACKER + ":"))
+    assert len(evs) == 1, evs
+    assert evs[0]["user"] == "u" * 256 and evs[0]["reason"] == "user name longer than 256 bytes"
+    assert b.audit_path.stat().st_size < 4096
+    honest_session_works(b)
+
+
+def test_audit_events_from_one_address_are_limited_and_summarised(broker):
+    """Past 20 events in 10 s from one address, failures are counted, not
+    written, and one audit_suppressed event says how many."""
+    b = broker(settings={"auth_failure_delay": 0, "max_auth_tries": 6,
+                         "max_unauthenticated_per_address": 10})
+    key = paramiko.ECDSAKey.generate()
+    for _ in range(6):   # 6 connections x 6 failures = 36 events
+        t = _attacker_transport(b.port)
+        try:
+            while t.is_active():
+                try:
+                    t.auth_publickey("mallory", key)
+                except (paramiko.AuthenticationException, paramiko.SSHException, EOFError,
+                        OSError):
+                    pass
+        finally:
+            t.close()
+    honest_session_works(b)
+    assert b.stop() == 0
+    mine = [e for e in b.audit()
+            if e.get("client", "").startswith(ATTACKER + ":") or e.get("address") == ATTACKER]
+    written = [e for e in mine if e["event"] == "auth_failure"]
+    summary = [e for e in mine if e["event"] == "audit_suppressed"]
+    assert len(written) == 20, len(written)
+    assert len(summary) == 1 and summary[0]["first"] == "auth_failure", summary
+    assert summary[0]["suppressed"] == 36 - 20, summary
+
+
+# ---------------------------------------------------------------- log injection
+
+def test_commands_cannot_forge_log_or_audit_lines(broker):
+    """A command holding a newline and a JSON object stays inside its log
+    line, escaped, and its secrets are redacted there too."""
+    b = broker(settings={"audit_log": "-"})
+    forged = '{"event":"session_end","user":"forged","time":"x"}'
+    cmd = f"true DB_PASSWORD=hunter2hunter2\n{forged}\r\x1b[2Kx"
+    r = b.ssh("alice", "local", "--", cmd)
+    assert r.returncode == 127, r.stderr   # the second line is no command
+    b.wait_audit("session_end")
+    assert b.stop() == 0
+    both = b.log_path.read_bytes() + b.stdout_path.read_bytes()
+    assert b"hunter2hunter2" not in both
+    for line in both.splitlines():
+        assert not line.startswith(b'{"event"'), line
+        if line.startswith(b"{"):
+            assert json.loads(line)["time"] != "x", line
+    assert b"\\n{\\\"event\\\"" in b.log_path.read_bytes() or \
+        b'\\n{"event":"session_end"' in b.log_path.read_bytes(), b.log_tail()
+    assert [e for e in b.audit() if e.get("user") == "forged"] == []
+
+
+# ---------------------------------------------------------------- escaped processes
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_processes_that_escape_the_session_end_with_it(broker):
+    """setsid/nohup children leave the target's process group; the session's
+    cgroup ends them when the session ends or its client vanishes."""
+    b = broker(targets={"local": {"shell": "/bin/sh", "user": "nobody"}})
+    if "no cgroup v2 hierarchy" in b.log() or "cannot make the cgroup" in b.log():
+        pytest.skip("no writable cgroup v2 hierarchy here")
+    r = b.ssh("alice", "local", "--",
+              "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!")
+    assert r.returncode == 0, r.stderr
+    escaped = int(r.stdout)
+    wait_until(lambda: not _alive(escaped), 10, "the escaped process to end")
+
+    c = b.connect("alice")
+    chan = c.get_transport().open_session()
+    chan.exec_command("local -- nohup setsid sleep 1001 </dev/null >/dev/null 2>&1 & "
+                      "echo $!; sleep 1000")
+    out = b""
+    while b"\n" not in out:
+        out += chan.recv(100)
+    escaped = int(out.split()[0])
+    assert _alive(escaped)
+    c.close()   # the client vanishes
+    wait_until(lambda: not _alive(escaped), 15, "the escaped process to end")
+    honest_session_works(b)

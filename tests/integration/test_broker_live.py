@@ -394,7 +394,12 @@ def test_watchers_see_secrets_redacted(broker, tmp_path):
     go, end = gate(tmp_path / "go"), gate(tmp_path / "end")
     script = f"cat {go} >/dev/null; printf 'token=%s\\n' " + token + f"; cat {end} >/dev/null"
     p = start_bg(b, "alice", "local", "--", script)
-    s = wait_session(b, script)
+    # sessions lists the command as the recording holds it: redacted.
+    found = wait_until(lambda: [x for x in live_sessions(b)
+                                if x["command"].startswith("sleep 2; printf ")], 15,
+                       "the live session")
+    s = found[0]
+    assert token not in s["command"] and "[REDACTED:github-token]" in s["command"], s
     w = start_bg(b, "bob", "watch", s["id"], opts=["-tt"])
     wait_until(lambda: watchers_of(b, s["id"]) == 1, what="the watcher attached")
     release(go)
@@ -476,3 +481,55 @@ def test_admin_commands_bad_arguments_exit_2(broker, cmd, usage):
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert usage in r.stderr.decode(), r.stderr
     assert r.stdout == b""
+
+
+# ---------------------------------------------------------------- approvals: evasion, self, listing
+
+def test_approvals_see_through_quotes_refuse_self_approval_and_show_commands_whole(broker):
+    users = dict(USERS, erin={"groups": ["oncall", "sec"]})   # requester and approver
+    b = broker(users=users, settings={"groups": GROUPS},
+               rules=[{"groups": ["oncall"], "targets": ["local"],
+                       "commands": {"approve": ["echo approve *"], "approve_timeout": "30s"}}])
+    # Quoting does not dodge an approve pattern: the shell-word form matches.
+    for cmd in ('echo "approve" x', 'echo ap""prove x', "echo \\approve x"):
+        p = start_bg(b, "alice", "local", "--", cmd)
+        rid = wait_request(p)
+        assert b.ssh("bob", "deny", rid).returncode == 0
+        assert finish(p)[0] == 126
+    # A request is listed whole, escaped, and redacted, as text and JSON.
+    long_cmd = "echo approve DB_PASSWORD=hunter2hunter2 " + "a" * 400 + " \u202ex"
+    p = start_bg(b, "erin", "local", "--", long_cmd)
+    rid = wait_request(p)
+    r = b.ssh("bob", "pending")
+    assert r.returncode == 0, r.stderr
+    assert b"a" * 400 + b" \\u{202E}x" in r.stdout, r.stdout
+    assert "\u202e".encode() not in r.stdout and b"hunter2hunter2" not in r.stdout
+    r = b.ssh("bob", "pending", "--json")
+    held = json.loads(r.stdout)
+    assert [h["id"] for h in held] == [rid]
+    assert held[0]["command"] == long_cmd.replace("hunter2hunter2", "[REDACTED:password]")
+    # The requester cannot approve their own request; another approver can.
+    r = b.ssh("erin", "approve", rid)
+    assert r.returncode == 1 and b"is your own" in r.stderr, r
+    assert p.poll() is None
+    r = b.ssh("bob", "approve", rid)
+    assert r.returncode == 0, r.stderr
+    rc, out, err = finish(p)
+    assert rc == 0 and b"a" * 400 in out
+    for ev in ("approval_requested", "approved"):
+        e = b.wait_audit(ev, lambda e: "a" * 400 in e.get("command", ""))[0]
+        assert "hunter2hunter2" not in e["command"] and "[REDACTED:password]" in e["command"]
+    assert b"hunter2hunter2" not in b.audit_path.read_bytes()
+
+
+def test_self_approve_true_lets_a_requester_approve(broker):
+    users = dict(USERS, erin={"groups": ["oncall", "sec"]})
+    b = broker(users=users, settings={"groups": GROUPS},
+               rules=[{"groups": ["oncall"], "targets": ["local"],
+                       "commands": {"approve": ["echo approve *"], "self_approve": True}}])
+    p = start_bg(b, "erin", "local", "--", "echo approve mine")
+    rid = wait_request(p)
+    r = b.ssh("erin", "approve", rid)
+    assert r.returncode == 0, r.stderr
+    rc, out, err = finish(p)
+    assert rc == 0 and out == b"approve mine\n"

@@ -1063,6 +1063,7 @@ def test_broker_runs_the_configmap_config(build, keys, base_objs, tmp_path):
     (secrets / "signing_ed25519.pub").write_bytes(pub.stdout)
     paths = {"host_key": work / "etc/keys/host_ed25519",
              "signing_key": work / "etc/signing/signing_ed25519",
+             "redaction_key": work / "etc/signing/redaction_key",
              "recordings": work / "var/recordings"}
     for key, secret in (("host_key", "host_ed25519"), ("signing_key", "signing_ed25519")):
         paths[key].parent.mkdir(parents=True)
@@ -1083,7 +1084,7 @@ def test_broker_runs_the_configmap_config(build, keys, base_objs, tmp_path):
 
     # The smoke session needs a target that runs here: add the local one
     # (the Kubernetes target is kept; it needs a cluster to serve a session).
-    cfg["targets"]["local"] = {"shell": "/bin/sh"}
+    cfg["targets"]["local"] = {"shell": "/bin/sh", "allow_broker_user": True}
     cfg["rules"].append({"users": ["alice"], "targets": ["local"]})
     r = check_config(build, yaml.safe_dump(cfg), tmp_path / "check2")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -141,7 +141,7 @@ test_full(void)
 	    "    groups: [dev]\n"
 	    "    targets: ['prod:*/*', local]\n"
 	    "targets:\n"
-	    "  local: {shell: /bin/bash}\n"
+	    "  local: {shell: /bin/bash, user: nobody}\n"
 	    "  kubernetes: [{name: prod, kubeconfig: prod.kubeconfig}]\n";
 	struct config *c = expect_ok(yaml);
 	const struct cfg_user *u;
@@ -211,7 +211,7 @@ test_defaults(void)
 	    "  - groups: [oncall]\n"
 	    "    targets: [local]\n"
 	    "targets:\n"
-	    "  local: {shell: /bin/sh}\n";
+	    "  local: {shell: /bin/sh, user: nobody}\n";
 	static const char *const empty[] = { "", "{}\n", "# nothing\n", "---\n",
 	    "users: []\nrules: []\n", "users:\nrules:\ntargets:\n" };
 	struct config *c;
@@ -241,13 +241,32 @@ test_defaults(void)
 		config_unref(c);
 	}
 
-	/* targets.local with no settings is enabled with the default shell. */
-	c = expect_ok("targets:\n  local:\n");
+	/* targets.local needs an account other than the broker's (root here). */
+	expect_error("targets:\n  local:\n", "t:2: targets.local needs user: an unprivileged");
+	expect_error("targets: {local: {user: root}}\n",
+	    "t:1: targets.local.user \"root\" is root: the local target could read");
+	expect_error("targets: {local: {user: no-such-account-x}}\n",
+	    "t:1: targets.local.user: no such user \"no-such-account-x\"");
+	c = expect_ok("targets: {local: {user: nobody}}\n");
 	assert(c->local.enabled && strcmp(c->local.shell, "/bin/sh") == 0);
+	assert(strcmp(c->local.user, "nobody") == 0 && !c->local.allow_broker_user);
 	config_unref(c);
-	c = expect_ok("targets: {local: {}}\n");
-	assert(c->local.enabled);
-	config_unref(c);
+	{
+		char *errs = NULL;
+
+		/* allow_broker_user: true loads, with a warning. */
+		assert(load("targets: {local: {user: root, allow_broker_user: true}}\n", &c,
+		    &errs) == 0);
+		assert(c->local.enabled && c->local.allow_broker_user);
+		assert(strstr(errs, "t:1: warning: targets.local.user \"root\" is root") != NULL);
+		config_unref(c);
+		free(errs);
+		assert(load("targets: {local: {allow_broker_user: true}}\n", &c, &errs) == 0);
+		assert(c->local.enabled && c->local.user == NULL);
+		assert(strstr(errs, "warning: the local target runs as the broker's own user") != NULL);
+		config_unref(c);
+		free(errs);
+	}
 }
 
 /* YAML syntax errors carry libyaml's line. */
@@ -340,7 +359,7 @@ test_types(void)
 	    "t:3: keys must be a list of public keys");
 	expect_error("users:\n  - name: alice\n    keys: [\"ssh-ed25519 " ALICE_KEY "\"]\n"
 	    "    groups: oncall\n", "t:4: groups must be a list of strings");
-	expect_error("targets: {local: {shell: sh}}\n", "t:1: shell must be an absolute path");
+	expect_error("targets: {local: {shell: sh, user: nobody}}\n", "t:1: shell must be an absolute path");
 
 	c = expect_ok("login_grace_time: 30s\nshutdown_grace: 0\n");
 	assert(c->login_grace_time == 30 && c->shutdown_grace == 0);
@@ -535,7 +554,7 @@ test_rules(void)
 	/* An unknown user grants nothing: a warning. */
 	assert(load("users:\n  - name: alice\n    keys: [\"ssh-ed25519 " ALICE_KEY "\"]\n"
 	    "rules:\n  - users: [alice, bbo]\n"
-	    "    targets: [local]\ntargets: {local: {}}\n", &c, &errs) == 0);
+	    "    targets: [local]\ntargets: {local: {user: nobody}}\n", &c, &errs) == 0);
 	assert(strcmp(errs, "t:5: warning: rule names unknown user \"bbo\"\n") == 0);
 	assert(c->nrules == 1 && c->rules[0].nusers == 2);
 	free(errs);

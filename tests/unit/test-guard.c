@@ -86,7 +86,7 @@ test_config_full(void)
 	    "      - {on: both, pattern: 're:DROP +TABLE', message: no schema changes here}\n"
 	    "      - {on: output, pattern: '*Permission denied*', action: alert}\n"
 	    "    limits: {max_duration: 1h30m, max_output: 1GiB}\n"
-	    "targets: {local: {}, kubernetes: [{name: prod}]}\n"
+	    "targets: {local: {user: nobody}, kubernetes: [{name: prod}]}\n"
 	    "redact: [\"re:corp-[0-9a-f]{32}\", {pattern: 'sk_live_*', kind: stripe}]\n";
 	struct config *c = expect_ok(yaml);
 	const struct cfg_rule *r = &c->rules[0];
@@ -127,7 +127,7 @@ static void
 test_config_defaults(void)
 {
 	struct config *c = expect_ok(USERS "rules: [{users: [alice], targets: [local]}]\n"
-	    "targets: {local: {}}\n");
+	    "targets: {local: {user: nobody}}\n");
 	const struct cfg_rule *r = &c->rules[0];
 
 	assert(!r->deny_pty && !r->deny_exec && !r->has_allow && !r->require_reason);
@@ -312,6 +312,31 @@ test_commands(void)
 		  "ps * | grep *" },
 		{ "    commands: {allow: ['ps * | grep *']}\n", false, "ps aux | grep x; id",
 		  GUARD_NOT_ALLOWED, NULL },
+		/* control characters match only at their position in the pattern */
+		{ "    commands: {allow: ['ps * | grep *']}\n", false, "ps x | grep x | sh -c id",
+		  GUARD_NOT_ALLOWED, NULL },
+		{ "    commands: {allow: ['ps * | grep *']}\n", false, "ps x|grep y", GUARD_OK,
+		  "ps * | grep *" },
+		{ "    commands: {allow: ['ps * | grep *']}\n", false, "ps x || grep y",
+		  GUARD_NOT_ALLOWED, NULL },
+		{ "    commands: {allow: ['ps * | grep *']}\n", false, "ps x | sh",
+		  GUARD_NOT_ALLOWED, NULL },
+		{ "    commands: {allow: ['ps * | grep *']}\n", false, "ps x & grep y | id",
+		  GUARD_NOT_ALLOWED, NULL },
+		{ "    commands: {allow: ['ps * | grep *']}\n", false, "ps 'a|b' | grep \"x;y\"",
+		  GUARD_OK, "ps * | grep *" },
+		{ "    commands: {allow: ['ps * | grep *']}\n", false, "ps x | grep $(id)",
+		  GUARD_NOT_ALLOWED, NULL },
+		{ "    commands: {allow: ['echo *']}\n", false, "echo 'a; b' \"c | d\"", GUARD_OK,
+		  "echo *" },
+		{ "    commands: {allow: ['echo *']}\n", false, "echo \"$(id)\"", GUARD_NOT_ALLOWED,
+		  NULL },
+		{ "    commands: {allow: ['echo *']}\n", false, "echo '$(id)'", GUARD_OK, "echo *" },
+		{ "    commands: {allow: ['echo *']}\n", false, "echo a\\; id", GUARD_OK, "echo *" },
+		{ "    commands: {allow: ['echo *']}\n", false, "echo 'a' ; id", GUARD_NOT_ALLOWED,
+		  NULL },
+		{ "    commands: {allow: ['re:^ps [a-z]+ .*$']}\n", false, "ps x | sh",
+		  GUARD_NOT_ALLOWED, NULL },
 		/* pty and exec */
 		{ "    pty: false\n", false, "ls", GUARD_OK, NULL },
 		{ "    pty: false\n", true, "ls", GUARD_NO_PTY, NULL },
@@ -342,6 +367,66 @@ test_commands(void)
 		config_unref(c);
 	}
 	assert(guard_check_request(NULL, true, "x", &v) == GUARD_OK && v.rule == NULL);
+}
+
+/* The structure guard_command_split reads. */
+static void
+test_command_split(void)
+{
+	struct guard_cmd_part p[4];
+	size_t n;
+
+	assert(guard_command_split("a | b && 'c;d' ; e\\|f || g", p, 4, &n) == -E2BIG && n == 4);
+	struct guard_cmd_part q[8];
+	assert(guard_command_split(" a | b && 'c;d' ; e\\|f || g ", q, 8, &n) == 0 && n == 5);
+	assert(q[0].len == 1 && strncmp(q[0].s, "a", 1) == 0 && strcmp(q[0].op, "|") == 0);
+	assert(q[1].len == 1 && strcmp(q[1].op, "&&") == 0);
+	assert(q[2].len == 5 && strncmp(q[2].s, "'c;d'", 5) == 0 && strcmp(q[2].op, ";") == 0);
+	assert(q[3].len == 4 && strncmp(q[3].s, "e\\|f", 4) == 0 && strcmp(q[3].op, "||") == 0);
+	assert(q[4].len == 1 && strcmp(q[4].op, "") == 0);
+	assert(guard_command_split("x \"$(a)\" `b` < c > d\r", q, 8, &n) == 0 && n == 1);
+	assert(q[0].flags == (GUARD_CMD_DOLLAR_PAREN | GUARD_CMD_BACKQUOTE | GUARD_CMD_REDIR_IN |
+	    GUARD_CMD_REDIR_OUT | GUARD_CMD_CR));
+	assert(guard_command_split("x '$(a) `b` <>' \"<>\"", q, 8, &n) == 0 && n == 1 &&
+	    q[0].flags == 0);
+	assert(guard_command_split("a\nb |& c", q, 8, &n) == 0 && n == 3 &&
+	    strcmp(q[0].op, "\n") == 0 && strcmp(q[1].op, "|&") == 0);
+	assert(guard_command_split("", q, 8, &n) == 0 && n == 1 && q[0].len == 0);
+}
+
+/* The shell-word form deny and approve patterns also match. */
+static void
+test_command_words(void)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "echo \"approve\" x", "echo approve x" },
+		{ "echo ap\"\"prove x", "echo approve x" },
+		{ "echo \\approve  'x  y'", "echo approve x  y" },
+		{ "r\"m\" -rf /;id&&ls|cat", "rm -rf / ; id && ls | cat" },
+		{ "a \"b\\\"c\" 'd\\e'\nf", "a b\"c d\\e ; f" },
+		{ "", "" },
+	};
+	struct config *c;
+	struct guard_verdict v;
+	size_t i;
+	char *w;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		assert((w = guard_command_words(cases[i].in)) != NULL);
+		if (strcmp(w, cases[i].want) != 0) {
+			fprintf(stderr, "words of [%s]: [%s], want [%s]\n", cases[i].in, w,
+			    cases[i].want);
+			abort();
+		}
+		free(w);
+	}
+	c = rule_config("    commands: {deny: ['*rm -rf*']}\n");
+	assert(guard_check_request(&c->rules[0], false, "r\"m\" -rf /tmp/x", &v) == GUARD_DENIED);
+	assert(guard_check_request(&c->rules[0], false, "'rm' '-rf' /tmp/x", &v) == GUARD_DENIED);
+	assert(guard_check_request(&c->rules[0], false, "rm -r -f /tmp/x", &v) == GUARD_OK);
+	config_unref(c);
 }
 
 /* The one line a refused client sees, and decision names. */
@@ -697,6 +782,8 @@ main(void)
 		{ "config_sizes", test_config_sizes },
 		{ "config_errors", test_config_errors },
 		{ "commands", test_commands },
+		{ "command_split", test_command_split },
+		{ "command_words", test_command_words },
 		{ "messages", test_messages },
 		{ "lines", test_lines },
 		{ "line_bound", test_line_bound },

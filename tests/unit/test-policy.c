@@ -51,7 +51,7 @@ match(const struct config *c, const char *name, const char *target)
 static void
 test_deny_by_default(void)
 {
-	struct config *c = load(USERS "targets: {local: {}}\n");
+	struct config *c = load(USERS "targets: {local: {user: nobody}}\n");
 	char **list;
 
 	assert(match(c, "alice", "local") == -1);
@@ -78,7 +78,7 @@ test_users_and_groups(void)
 	    "  - groups: [readers]\n"
 	    "    users: [alice]\n"
 	    "    targets: ['prod:*/*', 'staging:*/*/*']\n"
-	    "targets: {local: {}, kubernetes: [{name: prod}, {name: staging}]}\n");
+	    "targets: {local: {user: nobody}, kubernetes: [{name: prod}, {name: staging}]}\n");
 
 	assert(match(c, "carol", "prod:web/web-0") == 0);
 	assert(match(c, "carol", "prod:db/db-0") == -1);
@@ -124,7 +124,7 @@ test_globs(void)
 	    "rules:\n"
 	    "  - users: [alice]\n"
 	    "    targets: ['prod:*/*', 'dev:web-[0-9]', 'qa:*', 'lab:*/*/*', local]\n"
-	    "targets: {local: {}, kubernetes: [{name: prod}, {name: dev}, {name: qa}, "
+	    "targets: {local: {user: nobody}, kubernetes: [{name: prod}, {name: dev}, {name: qa}, "
 	    "{name: lab}]}\n");
 	size_t i;
 	int want;
@@ -140,7 +140,7 @@ test_globs(void)
 
 	/* A lone '*' matches any one-part name, including "local". */
 	c = load(USERS "rules:\n  - groups: [dev]\n    targets: ['*']\n"
-	    "targets: {local: {}}\n");
+	    "targets: {local: {user: nobody}}\n");
 	assert(match(c, "bob", "local") == 0);
 	assert(match(c, "bob", "anything") == 0);
 	assert(match(c, "bob", "a/b") == -1);
@@ -202,7 +202,7 @@ test_targets_list(void)
 	    "    targets: ['prod:*/*', local, 'loc*']\n"
 	    "  - users: [bob]\n"
 	    "    targets: ['l?cal']\n"
-	    "targets: {local: {shell: /bin/sh}, kubernetes: [{name: prod}]}\n");
+	    "targets: {local: {shell: /bin/sh, user: nobody}, kubernetes: [{name: prod}]}\n");
 	char **list;
 
 	list = policy_targets(c, config_find_user(c, "alice"));

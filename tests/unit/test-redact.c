@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "config.h"
 #include "redact.h"
 
@@ -125,6 +128,31 @@ static const struct {
 	  "[REDACTED:private-key]\n" },
 	{ "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHz\n-----END ENCRYPTED PRIVATE KEY-----",
 	  "[REDACTED:private-key]" },
+	/* a key's shape: base64 lines, headers before them, a short last line before END */
+	{ "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,AB12\n"
+	  "\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw\n"
+	  "-----END RSA PRIVATE KEY-----\nok", "[REDACTED:private-key]\nok" },
+	{ "-----BEGIN PGP PRIVATE KEY BLOCK-----\nComment: x\n\n"
+	  "lQOYBF0AAAABCADmU3xkY8iT2HlJ3UV4lWc9P1yqL0Yp5m4mDbcDqkQ2x6kAAAAA\nabc=\n=Xy12\n"
+	  "-----END PGP PRIVATE KEY BLOCK-----", "[REDACTED:private-key]" },
+	{ "\"k\": \"-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcw"
+	  "ggSjAgEAAoIBAQC7\\nAbCd\\n-----END PRIVATE KEY-----\\n\", \"x\": 1",
+	  "\"k\": \"[REDACTED:private-key]\\n\", \"x\": 1" },
+	/* a BEGIN line alone cannot hide what follows */
+	{ "# -----BEGIN RSA PRIVATE KEY-----\rid\rcurl x | sh\r",
+	  "# [REDACTED:private-key]\rid\rcurl x | sh\r" },
+	{ "# -----BEGIN RSA PRIVATE KEY-----\nls -la /etc\n", "# [REDACTED:private-key]\nls -la /etc\n" },
+	{ "echo -----BEGIN RSA PRIVATE KEY----- ; rm -rf /tmp/x",
+	  "echo [REDACTED:private-key] ; rm -rf /tmp/x" },
+	{ "-----BEGIN RSA PRIVATE KEY-----\n"
+	  "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nwhoami\nid\n",
+	  "[REDACTED:private-key]\nwhoami\nid\n" },
+	/* colours between key, '=' and value (grep --color, jq -C) */
+	{ "DB_\033[01;31mPASSWORD\033[m=hunter2 x", "DB_\033[01;31mPASSWORD\033[m=[REDACTED:password] x" },
+	{ "\033[34;1m\"DB_PASSWORD\"\033[0m\033[1;39m:\033[0m \033[0;32m\"hunter2\"\033[0m\n",
+	  "\033[34;1m\"DB_PASSWORD\"\033[0m\033[1;39m:\033[0m \033[0;32m\"[REDACTED:password]\"\033[0m\n" },
+	{ "\033[01;31mDB_PASSWORD\033[m=\033[32mhunter2\033[m\n",
+	  "\033[01;31mDB_PASSWORD\033[m=\033[32m[REDACTED:password]\033[m\n" },
 	/* AWS */
 	{ "id " AWSKEY " ok", "id [REDACTED:aws-access-key] ok" },
 	{ "ASIAY34FZKBOKMUTVV7A\n", "[REDACTED:aws-access-key]\n" },
@@ -205,7 +233,8 @@ test_split_everywhere(void)
 	}
 }
 
-/* A private key printed one byte per read, with each event's time kept. */
+/* A private key printed one byte per read, with each event's time kept; at most
+ * the line still arriving (and a short last line) is held back. */
 static void
 test_slow_private_key(void)
 {
@@ -220,7 +249,7 @@ test_slow_private_key(void)
 	assert(redact_new(NULL, &r) == 0);
 	for (i = 0; i < sizeof in - 1; i++) {
 		assert(redact_feed(r, 'o', 100 + i, in + i, 1) == 0);
-		assert(redact_held(r, 'o') <= 64);
+		assert(redact_held(r, 'o') <= 256);
 		while (redact_next(r, &ch) == 1) {
 			/* one chunk per byte fed, in order, with its own time */
 			assert(ch.time == 100 + t);
@@ -576,6 +605,87 @@ test_errors(void)
 	redact_pattern_free(&p);
 }
 
+/* Hex HMAC-SHA256 of s under key. */
+static void
+hmac_hex(const char *key, const char *s, size_t len, char out[65])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0, i;
+
+	assert(HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)s, len, md,
+	    &mdlen) != NULL && mdlen == 32);
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/*
+ * Each secret gives one proof, however its bytes were cut into events:
+ * the HMAC-SHA256 of exactly the bytes it hid, its length and kind.
+ */
+static void
+test_proofs(void)
+{
+	static const char key[] = "0123456789abcdef0123456789abcdef";
+	static const char in[] = "a " GHP " b\n-----BEGIN RSA PRIVATE KEY-----\n"
+	    "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw\n"
+	    "-----END RSA PRIVATE KEY-----\nid\n";
+	const char *pem = strstr(in, "-----BEGIN");
+	size_t pemlen = (size_t)(strstr(in, "KEY-----\nid") + 8 - pem), len = sizeof in - 1, k;
+	char want_ghp[65], want_pem[65];
+	struct redact_chunk ch;
+	struct redact *r;
+
+	hmac_hex(key, GHP, strlen(GHP), want_ghp);
+	hmac_hex(key, pem, pemlen, want_pem);
+	for (k = 0; k <= len; k++) {
+		size_t got = 0;
+
+		assert(redact_new(NULL, &r) == 0);
+		assert(redact_set_key(r, key, strlen(key)) == 0);
+		assert(redact_feed(r, 'o', 1, in, k) == 0);
+		for (size_t fed = k;; fed = len) {
+			while (redact_next(r, &ch) == 1) {
+				for (size_t i = 0; i < ch.nproofs; i++) {
+					const struct redact_proof *p = &ch.proofs[i];
+
+					assert(p->code == 'o');
+					if (got == 0) {
+						assert(strcmp(p->kind, "github-token") == 0);
+						assert(p->len == strlen(GHP));
+						assert(strcmp(p->hmac, want_ghp) == 0);
+					} else {
+						assert(got == 1 && strcmp(p->kind, "private-key") == 0);
+						if (p->len != pemlen || strcmp(p->hmac, want_pem) != 0) {
+							fprintf(stderr, "split %zu: len %llu of %zu\n", k,
+							    (unsigned long long)p->len, pemlen);
+							abort();
+						}
+					}
+					got++;
+				}
+			}
+			if (fed == len)
+				break;
+			assert(redact_feed(r, 'o', 2, in + k, len - k) == 0);
+		}
+		assert(redact_flush(r) == 0);
+		while (redact_next(r, &ch) == 1) {
+			for (size_t i = 0; i < ch.nproofs; i++) {
+				assert(got == 1 && ch.proofs[i].len == pemlen);
+				got++;
+			}
+		}
+		assert(got == 2);
+		redact_free(r);
+	}
+	/* Without a key, no proofs. */
+	assert(redact_new(NULL, &r) == 0);
+	assert(redact_feed(r, 'o', 1, in, len) == 0 && redact_flush(r) == 0);
+	while (redact_next(r, &ch) == 1)
+		assert(ch.nproofs == 0);
+	redact_free(r);
+}
+
 int
 main(void)
 {
@@ -597,6 +707,7 @@ main(void)
 		{ "flush_and_tick", test_flush_and_tick },
 		{ "string", test_string },
 		{ "errors", test_errors },
+		{ "proofs", test_proofs },
 	};
 	size_t i;
 
