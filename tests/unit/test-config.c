@@ -573,13 +573,13 @@ test_rule_groups(void)
 	expect_error("users:\n  - name: alice\n    keys: [\"ssh-ed25519 " ALICE_KEY "\"]\n"
 	    "    groups: [oncall]\n"
 	    "rules:\n  - users: [alice]\n    targets: [local]\n"
-	    "  - groups: [oncal]\n    targets: [local]\ntargets: {local: {}}\n",
+	    "  - groups: [oncal]\n    targets: [local]\ntargets: {local: {user: nobody}}\n",
 	    "t:8: rule names unknown group \"oncal\": no user is in it");
 	c = expect_ok("users:\n  - name: alice\n    keys: [\"ssh-ed25519 " ALICE_KEY "\"]\n"
 	    "    groups: [oncall]\n"
 	    "groups: [{name: nobody-yet}]\n"
 	    "rules:\n  - groups: [oncall, nobody-yet]\n    targets: [local]\n"
-	    "targets: {local: {}}\n");
+	    "targets: {local: {user: nobody}}\n");
 	assert(c->nrules == 1 && c->rules[0].ngroups == 2);
 	config_unref(c);
 }
@@ -596,7 +596,7 @@ test_rule_clusters(void)
 	    "users:\n  - name: alice\n    keys: [\"ssh-ed25519 " ALICE_KEY "\"]\n"
 	    "rules:\n  - users: [alice]\n";
 	static const char tail[] =
-	    "targets:\n  local: {}\n  kubernetes: [{name: lab}, {name: staging}]\n";
+	    "targets:\n  local: {user: nobody}\n  kubernetes: [{name: lab}, {name: staging}]\n";
 	static const struct {
 		const char *targets;
 		const char *error;	/* NULL: loads */

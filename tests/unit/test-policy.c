@@ -158,7 +158,7 @@ test_match_pattern(void)
 	    "    targets: [local, 'prod:web/*', 'prod:*/*']\n"
 	    "  - groups: [dev]\n"
 	    "    targets: ['prod:*/deploy/*']\n"
-	    "targets: {local: {}, kubernetes: [{name: prod}]}\n");
+	    "targets: {local: {user: nobody}, kubernetes: [{name: prod}]}\n");
 	const struct cfg_user *alice = config_find_user(c, "alice");
 	const char *p;
 
