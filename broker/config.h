@@ -152,6 +152,11 @@ struct cfg_kube_cluster {
 	char *kubectl;		/* default "kubectl" (looked up in PATH) */
 	char *cache_dir;	/* kubectl's HOME; default <recordings>/../kube/<name> */
 	unsigned timeout;	/* seconds for API requests before exec; default 10 */
+	enum cfg_kube_transport {
+		CFG_KUBE_NATIVE,	/* the broker speaks to the API server itself */
+		CFG_KUBE_KUBECTL,	/* kubectl exec through the --kube-exec helper */
+	} transport;		/* transport: native (default) or kubectl */
+	unsigned keepalive;	/* seconds between WebSocket pings (native); default 30 */
 };
 
 struct config {
