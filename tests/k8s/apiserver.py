@@ -125,7 +125,7 @@ class Cluster:
      "phase": "Running"|"Pending"|"Succeeded"|"Failed", "labels": {...},
      "owner": {"deployment": NAME} | {"statefulset": NAME},
      "default_container": NAME, "node": "node-1", "age": SECONDS,
-     "env": {...}, "workdir": DIR, "hang_exec": bool,
+     "env": {...}, "workdir": DIR, "hang_exec": bool, "drop_exec": bool,
      "forbidden_users": [...], "exec_forbidden_users": [...]}
     Workload: {"name", "selector": {...} (default {"app": NAME}), "labels"}.
     """
@@ -186,6 +186,7 @@ class Cluster:
                 "node": p.get("node", "node-1"), "created": self.now - float(p.get("age", 3600)),
                 "env": {str(k): str(v) for k, v in (p.get("env") or {}).items()},
                 "workdir": p.get("workdir"), "hang_exec": bool(p.get("hang_exec")),
+                "drop_exec": bool(p.get("drop_exec")),
                 "restarts": int(p.get("restarts", 0)),
                 "forbidden": set(_strlist(p.get("forbidden_users"), "forbidden_users")),
                 "exec_forbidden": set(_strlist(p.get("exec_forbidden_users"), "exec_forbidden_users")),
@@ -561,8 +562,12 @@ class ApiServer:
 
     def __init__(self, spec=None, *, host="127.0.0.1", port=0, tls=None, token=None,
                  token_user="podgate-broker", forbid=(), forbid_exec=(), forbid_impersonation=False,
-                 hang=None, log_path=None, server_version=SERVER_VERSION):
+                 hang=None, log_path=None, server_version=SERVER_VERSION, protocols=None):
         self.cluster = Cluster(load_spec(spec) if spec is not None else {})
+        # The channel protocols exec accepts, in the server's order of preference.
+        self.protocols = list(protocols or CHANNEL_PROTOCOLS)
+        if not all(x in CHANNEL_PROTOCOLS for x in self.protocols):
+            raise ValueError(f"protocols must be among {CHANNEL_PROTOCOLS}")
         self.host = host
         self.port = port
         self.tls = tls
@@ -1007,11 +1012,11 @@ class ApiServer:
                 msg = "Upgrade request required"
             return await self._respond(conn, req, entry, 400, status_failure(400, "BadRequest", msg))
         offered = [x.strip() for h in req.header_all("Sec-WebSocket-Protocol") for x in h.split(",")]
-        if not any(x in CHANNEL_PROTOCOLS for x in offered):
+        if not any(x in self.protocols for x in offered):
             return await self._respond(conn, req, entry, 400, status_failure(
                 400, "BadRequest", f"none of the offered subprotocols {offered} is supported; "
-                                   f"supported: {CHANNEL_PROTOCOLS}"))
-        ws = ServerConnection(subprotocols=[Subprotocol(x) for x in CHANNEL_PROTOCOLS])
+                                   f"supported: {self.protocols}"))
+        ws = ServerConnection(subprotocols=[Subprotocol(x) for x in self.protocols])
         ws.select_subprotocol = lambda client, server: next(x for x in server if x in client)
         ws.receive_data(req.raw_head)
         events = ws.events_received()
@@ -1024,6 +1029,12 @@ class ApiServer:
         entry["subprotocol"] = response.headers.get("Sec-WebSocket-Protocol")
         self._flush_entry(entry)
         await self._write(conn, b"".join(ws.data_to_send()))
+        if pod["drop_exec"]:
+            # The stream ends at once, without a status on channel 3.
+            self._event("exec-dropped", pod=pod["name"])
+            ws.send_close(1000)
+            await self._write(conn, b"".join(ws.data_to_send()))
+            return False
         session = ExecSession(self, conn, ws, pod, opts, entry["subprotocol"])
         await session.run()
         return False
@@ -1427,6 +1438,9 @@ def main(argv=None) -> int:
     ap.add_argument("--kubeconfig", help="write a kubeconfig for this server to this path")
     ap.add_argument("--namespace", default="default", help="namespace of the kubeconfig's context")
     ap.add_argument("--server-version", default=SERVER_VERSION)
+    ap.add_argument("--protocol", action="append", default=[], choices=CHANNEL_PROTOCOLS,
+                    help="a channel protocol exec accepts (repeatable, in order of preference; "
+                         "default: v5 then v4)")
     a = ap.parse_args(argv)
 
     tls = None
@@ -1440,7 +1454,8 @@ def main(argv=None) -> int:
         srv = ApiServer(load_spec(a.pods) if a.pods else {}, host=a.host, port=a.port, tls=tls, token=a.token,
                         token_user=a.token_user, forbid=a.forbid, forbid_exec=a.forbid_exec,
                         forbid_impersonation=a.forbid_impersonation, hang=a.hang,
-                        log_path=a.log, server_version=a.server_version)
+                        log_path=a.log, server_version=a.server_version,
+                        protocols=a.protocol or None)
     except (SpecError, OSError, ValueError) as e:
         print(f"apiserver: {e}", file=sys.stderr)
         return 2

@@ -151,7 +151,7 @@ class K8sApiServer:
 def start_apiserver(pods=None, directory=None, *, tls=True, token="podgate-test-token",
                     token_user="podgate-broker", forbid=(), forbid_exec=(), forbid_impersonation=False,
                     hang=None, namespace="default", server_version=None, in_process=False,
-                    start_timeout: float = 15) -> K8sApiServer:
+                    start_timeout: float = 15, protocols=None) -> K8sApiServer:
     """Start a server on a free port of 127.0.0.1, write its kubeconfig."""
     if directory is None:
         import tempfile
@@ -167,7 +167,7 @@ def start_apiserver(pods=None, directory=None, *, tls=True, token="podgate-test-
             pods if pods is not None else {}, tls=(tls_files["cert"], tls_files["key"]) if tls else None,
             token=token, token_user=token_user, forbid=forbid, forbid_exec=forbid_exec,
             forbid_impersonation=forbid_impersonation, hang=hang, log_path=str(srv.log_path),
-            server_version=server_version or apiserver.SERVER_VERSION).start()
+            server_version=server_version or apiserver.SERVER_VERSION, protocols=protocols).start()
         srv.url, srv.port = srv.server.url, srv.server.port
     else:
         pods_path = d / "pods.json"
@@ -191,6 +191,8 @@ def start_apiserver(pods=None, directory=None, *, tls=True, token="podgate-test-
             argv += ["--hang", hang]
         if server_version:
             argv += ["--server-version", server_version]
+        for p in protocols or ():
+            argv += ["--protocol", p]
         stderr = open(d / "apiserver.stderr", "wb")
         srv.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL)
         stderr.close()
