@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "demo.h"
 #include "keys.h"
+#include "kube-client.h"
 #include "live.h"
 #include "log.h"
 #include "server.h"
@@ -212,6 +213,7 @@ server_reload(struct server *srv)
 		log_warn("reload: audit_log changes only at restart");
 	srv->config = c;
 	config_unref(old);
+	kube_client_check_config(c);
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("config", srv->config_path != NULL ? srv->config_path : "demo"),
@@ -453,6 +455,7 @@ server_run(const struct server_opts *o)
 		log_error("cannot load the configuration");
 		goto out;
 	}
+	kube_client_check_config(srv.config);
 	if (o->listen != NULL && o->demo_dir == NULL) {
 		if ((r = server_parse_listen(o->listen, &srv.listen_host, &srv.listen_port)) < 0)
 			goto out;
