@@ -87,6 +87,7 @@ struct kube_client {
 };
 
 static struct kube_client *kube_clients;
+static bool kube_client_quiet;	/* a helper on a terminal: no log lines */
 
 /* ---- TLS context ---- */
 
@@ -181,8 +182,9 @@ kube_client_tls(struct kube_client *cl)
 	SSL_CTX_set_alpn_protos(cl->ctx, alpn, sizeof alpn - 1);
 	if (kc->insecure) {
 		SSL_CTX_set_verify(cl->ctx, SSL_VERIFY_NONE, NULL);
-		log_warn("cluster %s: insecure-skip-tls-verify is set in its kubeconfig: the API "
-		    "server's certificate is not checked", cl->name);
+		if (!kube_client_quiet)
+			log_warn("cluster %s: insecure-skip-tls-verify is set in its kubeconfig: "
+			    "the API server's certificate is not checked", cl->name);
 	} else {
 		SSL_CTX_set_verify(cl->ctx, SSL_VERIFY_PEER, NULL);
 		if (kc->ca_pem != NULL) {
@@ -281,7 +283,7 @@ kube_client_new(const struct cfg_kube_cluster *k, const struct stat *st)
 		if (cl->kc.token != NULL && (cl->token = strdup(cl->kc.token)) == NULL)
 			asprintf(&cl->error, "out of memory");
 	}
-	if (cl->error != NULL)
+	if (cl->error != NULL && !kube_client_quiet)
 		log_error("cluster %s: cannot use transport: native: %s", cl->name, cl->error);
 	cl->next = kube_clients;
 	kube_clients = cl;
@@ -323,6 +325,13 @@ kube_client_get(const struct cfg_kube_cluster *k, struct kube_client **out, char
 	}
 	*out = cl;
 	return 0;
+}
+
+/* Log nothing (a helper whose stderr is the user's terminal). */
+void
+kube_client_set_quiet(bool quiet)
+{
+	kube_client_quiet = quiet;
 }
 
 /* Check every native cluster of c. */

@@ -40,6 +40,9 @@ struct kube_ident {
 int kube_client_get(const struct cfg_kube_cluster *k, struct kube_client **out, char *err,
     size_t errlen);
 
+/* Log nothing from here on (for a helper whose stderr is the user's terminal). */
+void kube_client_set_quiet(bool quiet);
+
 /* Make the clients of every native cluster of c, logging one line for each that fails. */
 void kube_client_check_config(const struct config *c);
 
