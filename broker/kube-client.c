@@ -83,10 +83,12 @@ struct kube_client {
 	bool cred_valid;
 	struct kube_plugin *plugin;	/* while it runs */
 	struct kube_auth_wait *waiters;
+	struct kube_conn *spare;	/* a connection opened ahead for the next session */
 	char last_error[512];
 };
 
 static struct kube_client *kube_clients;
+static void kube_client_drop_spare(struct kube_client *cl);
 static bool kube_client_quiet;	/* a helper on a terminal: no log lines */
 
 /* ---- TLS context ---- */
@@ -450,6 +452,7 @@ kube_client_unauthorized(struct kube_client *cl)
 {
 	if (cl->kc.exec_command != NULL)
 		kube_client_cred_clear(cl);
+	kube_client_drop_spare(cl);	/* it may carry the old client certificate */
 }
 
 /* Tell every waiter how credentials went. */
@@ -1322,11 +1325,23 @@ kube_conn_poll_cb(uv_poll_t *h, int status, int events)
 	case KC_STREAM:
 		kc->cb(kc, KUBE_CONN_IO, status < 0 ? status : 0, kc->arg);
 		break;
-	case KC_READY:
-		/* An idle connection became readable: the server closed it. */
+	case KC_READY: {
+		/*
+		 * An idle connection became readable: TLS records after the
+		 * handshake (session tickets), or the server closing it.
+		 */
+		char b[64];
+		long n = kube_conn_raw_read(kc, b, sizeof b);
+
+		if (n == -EAGAIN) {
+			kube_conn_poll(kc, kc->rd_ssl == SSL_ERROR_WANT_WRITE ? UV_WRITABLE :
+			    UV_READABLE);
+			break;
+		}
 		kc->eof = true;
 		kube_conn_poll(kc, 0);
 		break;
+	}
 	default:
 		kube_conn_poll(kc, 0);
 		break;
@@ -1432,6 +1447,80 @@ kube_conn_close(struct kube_conn *kc)
 		uv_cancel((uv_req_t *)&kc->gai);
 	kube_conn_stop_poll(kc);
 	kube_conn_unref(kc);
+}
+
+/* ---- the spare connection ---- */
+
+/* News of the spare: once open it waits, unreferenced, for the next session. */
+static void
+kube_spare_cb(struct kube_conn *kc, enum kube_conn_event ev, int err, void *arg)
+{
+	struct kube_client *cl = arg;
+
+	if (cl->spare != kc)
+		return;
+	if (ev == KUBE_CONN_OPEN && err == 0 && kc->state == KC_READY) {
+		/* Notice the server closing it; it keeps no loop alive. */
+		kube_conn_poll(kc, UV_READABLE);
+		if (kc->poll != NULL)
+			uv_unref((uv_handle_t *)kc->poll);
+		return;
+	}
+	cl->spare = NULL;
+	kube_conn_close(kc);
+}
+
+/* Close the spare connection, if any. */
+static void
+kube_client_drop_spare(struct kube_client *cl)
+{
+	struct kube_conn *kc = cl->spare;
+
+	if (kc == NULL)
+		return;
+	cl->spare = NULL;
+	kube_conn_close(kc);
+}
+
+/* A connection for a request: the spare when it is open (or opening), else a new one. */
+int
+kube_client_conn(struct kube_client *cl, uv_loop_t *loop, kube_conn_cb cb, void *arg,
+    struct kube_conn **out)
+{
+	struct kube_conn *kc = cl->spare;
+	int r;
+
+	*out = NULL;
+	if (kc != NULL && kc->loop == loop && !kc->eof && kc->state != KC_FAILED &&
+	    kc->state <= KC_READY) {
+		cl->spare = NULL;
+		kc->cb = cb;
+		kc->arg = arg;
+		if (kc->poll != NULL)
+			uv_ref((uv_handle_t *)kc->poll);
+		if (kc->state == KC_READY)
+			kube_conn_poll(kc, 0);
+		*out = kc;
+		r = kc->state == KC_READY ? 1 : 0;
+	} else {
+		kube_client_drop_spare(cl);
+		if ((r = kube_conn_open(cl, loop, cb, arg, out)) < 0)
+			return r;
+	}
+	/* Open the next one now, off the next session's path. */
+	if (cl->spare == NULL && kube_conn_open(cl, loop, kube_spare_cb, cl, &cl->spare) < 0)
+		cl->spare = NULL;
+	return r;
+}
+
+/* Close every spare connection (the loop is ending). */
+void
+kube_client_close_spares(void)
+{
+	struct kube_client *cl;
+
+	for (cl = kube_clients; cl != NULL; cl = cl->next)
+		kube_client_drop_spare(cl);
 }
 
 /* ---- one GET on a private loop ---- */

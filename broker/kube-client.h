@@ -100,11 +100,25 @@ typedef void (*kube_conn_cb)(struct kube_conn *kc, enum kube_conn_event ev, int 
 
 /*
  * Connect to the cluster's API server (resolve, TCP, TLS). Returns 0
- * with *out set, cb called later with KUBE_CONN_OPEN; or a negative
- * errno (cb never called).
+ * with *out set and cb called with KUBE_CONN_OPEN, later, or from inside
+ * this call when the connection fails at once; or a negative errno (cb
+ * never called).
  */
 int kube_conn_open(struct kube_client *cl, uv_loop_t *loop, kube_conn_cb cb, void *arg,
     struct kube_conn **out);
+
+/*
+ * A connection for the next request. The cluster keeps one connection
+ * opened ahead (TCP and TLS done) for the next session: this takes it
+ * and starts opening another. Returns 1 with *out ready for a request (no
+ * KUBE_CONN_OPEN follows), 0 with *out opening (KUBE_CONN_OPEN follows, or
+ * came already: cb may run from inside this call), or a negative errno.
+ */
+int kube_client_conn(struct kube_client *cl, uv_loop_t *loop, kube_conn_cb cb, void *arg,
+    struct kube_conn **out);
+
+/* Close the connections kept ahead (when the loop ends). */
+void kube_client_close_spares(void);
 
 /*
  * Send a request (the whole text, copied) and read its response: the

@@ -77,6 +77,8 @@ struct kn_run {
 	enum kn_get get;
 	bool auth_pending;
 	bool retried;			/* a 401 was retried once */
+	bool reused;			/* the connection was opened ahead and waited idle */
+	bool reconnected;		/* a request on such a connection was sent again */
 	/* what */
 	char *cluster, *context, *target, *ns, *name, *container;
 	enum kube_kind kind;
@@ -716,7 +718,13 @@ kn_need_conn(struct kn_run *run)
 		run->conn = NULL;
 	}
 	run->stage = KN_CONNECT;
-	if ((r = kube_conn_open(run->cl, run->loop, kn_conn_cb, run, &run->conn)) < 0) {
+	r = kube_client_conn(run->cl, run->loop, kn_conn_cb, run, &run->conn);
+	if (r == 1) {
+		run->reused = true;	/* opened ahead: ready now */
+		return false;
+	}
+	run->reused = false;
+	if (r < 0) {
 		run->conn = NULL;
 		kn_fail(run, "cannot reach the API server of cluster %s: %s", run->cluster,
 		    strerror(-r));
@@ -992,6 +1000,16 @@ kn_conn_cb(struct kube_conn *kc, enum kube_conn_event ev, int err, void *arg)
 		return;
 	if (ev == KUBE_CONN_IO) {
 		kn_pump(run);
+		return;
+	}
+	if (err < 0 && ev == KUBE_CONN_RESPONSE && run->reused && !run->reconnected) {
+		/* The server closed the idle connection as we used it: once more, afresh. */
+		run->reconnected = true;
+		kube_conn_close(run->conn);
+		run->conn = NULL;
+		if (run->stage == KN_GET)
+			run->stage = KN_CONNECT;
+		kn_step(run);
 		return;
 	}
 	if (err < 0) {

@@ -229,6 +229,7 @@ server_reload(struct server *srv)
 static void
 server_finish(struct server *srv)
 {
+	kube_client_close_spares();
 	if (srv->listening) {
 		uv_close((uv_handle_t *)&srv->listener, NULL);
 		srv->listening = false;

@@ -132,6 +132,22 @@ def test_native_starts_no_process(broker, api):
                                          "/api/v1/namespaces/prod/pods/web-0/exec"]
 
 
+def test_next_session_uses_a_connection_opened_ahead(broker, api):
+    b = native_broker(broker, [{"name": "prod", "kubeconfig": str(api.kubeconfig)}])
+    r = b.ssh("alice", "prod/web-0/app", "--", "echo one")
+    assert (r.returncode, r.stdout) == (0, b"one\n"), r.stderr
+    # The first session opened a second connection for the next one.
+    wait_until(lambda: len(api.events("connection")) >= 2, 10, "a connection opened ahead")
+    ahead = {e["conn"] for e in api.events("connection")}
+    n0 = len(api.requests())
+    r = b.ssh("alice", "prod/web-0/app", "--", "echo two")
+    assert (r.returncode, r.stdout) == (0, b"two\n"), r.stderr
+    reqs = api.requests()[n0:]
+    assert [q["path"] for q in reqs] == ["/api/v1/namespaces/prod/pods/web-0",
+                                         "/api/v1/namespaces/prod/pods/web-0/exec"]
+    assert reqs[0]["conn"] == reqs[1]["conn"] and reqs[0]["conn"] in ahead
+
+
 def test_v4_server(broker, api):
     b = native_broker(broker, [{"name": "old", "kubeconfig": str(api.v4.kubeconfig)}])
     r = b.ssh("alice", "old:prod/web-0/app", "--", "echo out; echo err >&2; exit 7")

@@ -589,6 +589,7 @@ class ApiServer:
         self._thread = None
         self._tasks: set[asyncio.Task] = set()
         self._children: set[int] = set()  # process groups of running exec commands
+        self._nconns = 0  # connections accepted (each one's number is in its events)
         self._stopped = None
 
     # ---- public API
@@ -703,6 +704,9 @@ class ApiServer:
         task = asyncio.current_task()
         self._tasks.add(task)
         conn = _Conn(reader, writer)
+        self._nconns += 1
+        conn.id = self._nconns
+        self._event("connection", conn=conn.id)
         try:
             while True:
                 req = await self._read_request(reader)
@@ -779,7 +783,8 @@ class ApiServer:
 
     async def _handle(self, conn: _Conn, req: Request) -> bool:
         entry = self._record({
-            "type": "request", "method": req.method, "path": req.path, "query": req.query,
+            "type": "request", "conn": conn.id, "method": req.method, "path": req.path,
+            "query": req.query,
             "raw_query": req.raw_query, "authorization": req.header("Authorization"),
             "impersonate_user": req.header("Impersonate-User"),
             "impersonate_groups": req.header_all("Impersonate-Group"),
