@@ -1,14 +1,17 @@
 /*
  * libFuzzer harness for the JSON the native Kubernetes transport reads
- * (broker/kube-json.c): any bytes as the exec status of channel 3, as the
- * Status body of a refused request, and as an exec plugin's
- * ExecCredential. Never a crash; an exit code is 0..255 or -1 with a
- * message of printable bytes.
+ * (broker/kube-json.c, broker/kube.c): any bytes as the exec status of
+ * channel 3, as the Status body of a refused request, as an exec plugin's
+ * ExecCredential, and as a Pod, a PodList and a workload. Never a crash;
+ * an exit code is 0..255 or -1 with a message of printable bytes; a
+ * selector holds only characters a label selector may.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kube-json.h"
+#include "kube.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -40,6 +43,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if ((c.cert_pem == NULL) != (c.key_pem == NULL))
 			__builtin_trap();
 		kube_json_cred_clear(&c);
+	}
+	{
+		struct kube_pod pod, *pods = NULL;
+		char *sel = NULL;
+		size_t n = 0;
+
+		if (kube_pod_parse((const char *)data, size, &pod) == 0 && pod.name == NULL)
+			__builtin_trap();
+		kube_pod_clear(&pod);
+		if (kube_pods_parse((const char *)data, size, &pods, &n) == 0)
+			kube_pods_free(pods, n);
+		if (kube_selector_parse((const char *)data, size, &sel) == 0) {
+			if (strspn(sel, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789._-/=,") != strlen(sel))
+				__builtin_trap();
+			free(sel);
+		}
 	}
 	return 0;
 }
