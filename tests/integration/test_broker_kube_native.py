@@ -24,7 +24,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "k8s"))
 
 from conftest import to_yaml, wait_until  # noqa: E402
-from fixture import make_tls, start_apiserver  # noqa: E402
+from fixture import make_client_cert, make_tls, start_apiserver  # noqa: E402
 import apiserver  # noqa: E402
 
 PODS = {
@@ -88,7 +88,7 @@ def children(pid: int) -> list[int]:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     d = tmp_path_factory.mktemp("k8s-native")
-    srv = start_apiserver(PODS, d / "api", in_process=True)
+    srv = start_apiserver(PODS, d / "api", in_process=True, client_ca=True)
     srv.v4 = start_apiserver(PODS, d / "v4", protocols=["v4.channel.k8s.io"])
     try:
         yield srv
@@ -252,6 +252,64 @@ def test_exec_plugin_cached_and_run_again_on_401(broker, api, tmp_path, version)
         api.server.token = api.token
 
 
+def test_client_certificate_from_files_and_data(broker, api, tmp_path):
+    import base64
+    c = make_client_cert(pathlib.Path(api.ca).parent, "cert-broker")
+    data = {"client-certificate-data": base64.b64encode(pathlib.Path(c["cert"]).read_bytes()).decode(),
+            "client-key-data": base64.b64encode(pathlib.Path(c["key"]).read_bytes()).decode()}
+    clusters = [
+        {"name": "files", "kubeconfig": kubeconfig(tmp_path / "files", api.url, ca=api.ca, user={
+            "client-certificate": c["cert"], "client-key": c["key"]})},
+        {"name": "data", "kubeconfig": kubeconfig(tmp_path / "data", api.url, ca=api.ca,
+                                                  user=data)},
+    ]
+    b = native_broker(broker, clusters)
+    for cl in ("files", "data"):
+        n0 = len(api.requests())
+        r = b.ssh("alice", f"{cl}:prod/web-0/app", "--", "echo " + cl)
+        assert (r.returncode, r.stdout) == (0, cl.encode() + b"\n"), r.stderr
+        reqs = api.requests()[n0:]
+        assert reqs and all(q["client_cert"] == "cert-broker" and q["authorization"] is None
+                            for q in reqs), reqs
+
+
+def test_a_pod_that_stops_reading_holds_the_client_back(broker, api):
+    import threading
+    b = native_broker(broker, [{"name": "prod", "kubeconfig": str(api.kubeconfig)}])
+    c = b.connect("alice")
+    total = 16 * 1024 * 1024
+    sent = []
+    try:
+        ch = c.get_transport().open_session()
+        ch.exec_command("prod/web-0/app -- sleep 2; wc -c")
+        api.wait_event("exec-start", lambda e: "wc -c" in e["command"][-1])
+        rss0 = b.rss_kb()
+
+        def send():
+            chunk = b"x" * (1 << 20)
+            for _ in range(total // len(chunk)):
+                ch.sendall(chunk)
+                sent.append(len(chunk))
+            ch.shutdown_write()
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        time.sleep(1.0)  # the pod sleeps: nothing reads its stdin
+        grown = b.rss_kb() - rss0
+        assert sum(sent) < total, "everything was taken while the pod did not read"
+        assert grown < 24 * 1024, f"broker RSS grew {grown} KB while the pod did not read"
+        t.join(60)
+        out = b""
+        while True:
+            d = ch.recv(65536)
+            if not d:
+                break
+            out += d
+        assert ch.recv_exit_status() == 0
+        assert int(out.split()[0]) == total
+    finally:
+        c.close()
+
+
 def test_plugin_failure_is_one_line(broker, api, tmp_path):
     plugin = tmp_path / "bad.sh"
     plugin.write_text("#!/bin/sh\necho 'no credentials for you' >&2\nexit 3\n")
@@ -316,7 +374,7 @@ def test_pings_keep_the_stream_and_a_dead_server_is_noticed(broker, tmp_path):
 def test_a_client_that_stops_reading_holds_the_pod_back(broker, api):
     b = native_broker(broker, [{"name": "prod", "kubeconfig": str(api.kubeconfig)}])
     c = b.connect("alice")
-    total = 64 * 1024 * 1024
+    total = 16 * 1024 * 1024
     try:
         ch = c.get_transport().open_session(window_size=2 * 1024 * 1024)
         ch.exec_command(f"prod/web-0/app -- head -c {total} /dev/zero")

@@ -562,7 +562,10 @@ class ApiServer:
 
     def __init__(self, spec=None, *, host="127.0.0.1", port=0, tls=None, token=None,
                  token_user="podgate-broker", forbid=(), forbid_exec=(), forbid_impersonation=False,
-                 hang=None, log_path=None, server_version=SERVER_VERSION, protocols=None):
+                 hang=None, log_path=None, server_version=SERVER_VERSION, protocols=None,
+                 client_ca=None):
+        # Client certificates signed by this CA authenticate as their CN.
+        self.client_ca = client_ca
         self.cluster = Cluster(load_spec(spec) if spec is not None else {})
         # The channel protocols exec accepts, in the server's order of preference.
         self.protocols = list(protocols or CHANNEL_PROTOCOLS)
@@ -619,6 +622,9 @@ class ApiServer:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*self.tls)
             ctx.set_alpn_protocols(["http/1.1"])
+            if self.client_ca:
+                ctx.load_verify_locations(self.client_ca)
+                ctx.verify_mode = ssl.CERT_OPTIONAL
         if self.log_path:
             self._log_file = open(self.log_path, "a", buffering=1)
         self._server = await asyncio.start_server(self._client, self.host, self.port, ssl=ctx,
@@ -771,11 +777,22 @@ class ApiServer:
         await self._write(conn, ("\r\n".join(head) + "\r\n\r\n").encode() + body)
         return not close
 
-    def _user(self, req: Request) -> tuple[str, list[str]]:
+    def _user(self, req: Request, base: str | None = None) -> tuple[str, list[str]]:
         imp = req.header("Impersonate-User")
         if imp:
             return imp, req.header_all("Impersonate-Group")
-        return self.token_user, []
+        return base or self.token_user, []
+
+    def _cert_user(self, conn) -> str | None:
+        """The CN of a client certificate the TLS layer verified (client_ca), or None."""
+        if not self.client_ca:
+            return None
+        peer = conn.writer.get_extra_info("peercert") or {}
+        for rdn in peer.get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    return v
+        return None
 
     def _denied(self, user: str, groups: list[str], *sets) -> bool:
         names = {user} | {"group:" + g for g in groups}
@@ -799,12 +816,14 @@ class ApiServer:
         if self.hang == "all" or (self.hang == "api" and req.path.rstrip("/") not in DISCOVERY_PATHS):
             return await self._hang(conn, entry)
         try:
-            # Authentication, then impersonation, then the request itself.
-            if self.token is not None:
-                auth = req.header("Authorization", "")
-                if auth != f"Bearer {self.token}":
-                    raise ApiError(401, "Unauthorized", "Unauthorized")
-            user, groups = self._user(req)
+            # Authentication (a token, or a client certificate without one),
+            # then impersonation, then the request itself.
+            cert_user = self._cert_user(conn)
+            auth = req.header("Authorization", "")
+            entry["client_cert"] = cert_user
+            if self.token is not None and auth != f"Bearer {self.token}" and not (cert_user and not auth):
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            user, groups = self._user(req, cert_user if not auth else None)
             if req.header("Impersonate-User") and self.forbid_impersonation:
                 raise ApiError(403, "Forbidden",
                                f'users "{user}" is forbidden: User "{self.token_user}" cannot impersonate '
