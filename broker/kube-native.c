@@ -124,6 +124,7 @@ struct kn_run {
 
 static void kn_pump(struct kn_run *run);
 static void kn_step(struct kn_run *run);
+static size_t kn_obuf_pending(const struct kn_obuf *b);
 static void kn_fail(struct kn_run *run, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void kn_conn_cb(struct kube_conn *kc, enum kube_conn_event ev, int err, void *arg);
@@ -248,7 +249,13 @@ kn_timer_cb(uv_timer_t *t)
 		return;
 	}
 	if (run->stage == KN_STREAM) {
-		uint64_t quiet = uv_now(run->loop) - run->last_rx;
+		uint64_t quiet;
+
+		/* While the client holds output back we do not read: silence means nothing. */
+		if (kn_obuf_pending(&run->ob[0]) >= KN_OUT_HIGH ||
+		    kn_obuf_pending(&run->ob[1]) >= KN_OUT_HIGH)
+			run->last_rx = uv_now(run->loop);
+		quiet = uv_now(run->loop) - run->last_rx;
 
 		if (quiet > (uint64_t)run->keepalive * 2000 + 1000) {
 			kn_fail(run, "the API server of cluster %s stopped answering (nothing for "

@@ -372,7 +372,10 @@ def test_pings_keep_the_stream_and_a_dead_server_is_noticed(broker, tmp_path):
 
 
 def test_a_client_that_stops_reading_holds_the_pod_back(broker, api):
-    b = native_broker(broker, [{"name": "prod", "kubeconfig": str(api.kubeconfig)}])
+    # keepalive 1s: a client that holds output back for longer than the
+    # dead-server limit (3 s) is not mistaken for a dead API server.
+    b = native_broker(broker, [{"name": "prod", "kubeconfig": str(api.kubeconfig),
+                                "keepalive": "1s"}])
     c = b.connect("alice")
     total = 16 * 1024 * 1024
     try:
@@ -380,7 +383,7 @@ def test_a_client_that_stops_reading_holds_the_pod_back(broker, api):
         ch.exec_command(f"prod/web-0/app -- head -c {total} /dev/zero")
         api.wait_event("exec-start", lambda e: "head" in e["command"][-1])
         rss0 = b.rss_kb()
-        time.sleep(1.5)  # the pod writes as fast as it may; nobody reads
+        time.sleep(4)  # the pod writes as fast as it may; nobody reads
         grown = b.rss_kb() - rss0
         assert grown < 24 * 1024, f"broker RSS grew {grown} KB while the client did not read"
         got = 0
