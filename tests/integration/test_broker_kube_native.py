@@ -273,15 +273,17 @@ def test_client_certificate_from_files_and_data(broker, api, tmp_path):
                             for q in reqs), reqs
 
 
-def test_a_pod_that_stops_reading_holds_the_client_back(broker, api):
+def test_a_pod_that_stops_reading_holds_the_client_back(broker, api, tmp_path):
     import threading
     b = native_broker(broker, [{"name": "prod", "kubeconfig": str(api.kubeconfig)}])
     c = b.connect("alice")
     total = 16 * 1024 * 1024
     sent = []
+    go = tmp_path / "go"
     try:
         ch = c.get_transport().open_session()
-        ch.exec_command("prod/web-0/app -- sleep 2; wc -c")
+        # The pod reads nothing until the test says so.
+        ch.exec_command(f"prod/web-0/app -- while [ ! -e {go} ]; do sleep 0.05; done; wc -c")
         api.wait_event("exec-start", lambda e: "wc -c" in e["command"][-1])
         rss0 = b.rss_kb()
 
@@ -293,11 +295,12 @@ def test_a_pod_that_stops_reading_holds_the_client_back(broker, api):
             ch.shutdown_write()
         t = threading.Thread(target=send, daemon=True)
         t.start()
-        time.sleep(1.0)  # the pod sleeps: nothing reads its stdin
+        time.sleep(1.0)  # let every buffer on the way fill up
         grown = b.rss_kb() - rss0
         assert sum(sent) < total, "everything was taken while the pod did not read"
         assert grown < 24 * 1024, f"broker RSS grew {grown} KB while the pod did not read"
-        t.join(60)
+        go.touch()
+        t.join(120)
         out = b""
         while True:
             d = ch.recv(65536)
