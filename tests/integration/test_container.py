@@ -38,7 +38,7 @@ SERVICE_ACCOUNT = "podgate"
 IMPERSONATION = "podgate-impersonate"
 BUILTIN_ADMIN_ROLES = {"cluster-admin", "admin", "edit"}
 RUNTIME_PACKAGES = {"libssh-4", "libuv1", "libssl3", "libmsgpackc2", "libncursesw6",
-                    "libvterm0", "libyaml-0-2"}
+                    "libvterm0", "libyaml-0-2", "libjansson4", "libwslay1"}
 # What a Role may grant the broker: (apiGroup, resource) -> verbs. pods/exec
 # "get" is kubectl's WebSocket exec (an HTTP GET) on API servers before 1.35.
 ROLE_ALLOWED = {
