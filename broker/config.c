@@ -1918,6 +1918,33 @@ config_parse_kube_env(struct config_parse *p, yaml_node_t *n, void *obj)
 	    "NAME or NAME=VALUE (not PATH, HOME, KUBECONFIG, LANG or TERM)", &k->env, &k->nenv);
 }
 
+/* targets.kubernetes[].transport: native or kubectl */
+static void
+config_parse_kube_transport(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_kube_cluster *k = obj;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "transport")) == NULL)
+		return;
+	if (strcmp(v, "native") == 0)
+		k->transport = CFG_KUBE_NATIVE;
+	else if (strcmp(v, "kubectl") == 0)
+		k->transport = CFG_KUBE_KUBECTL;
+	else
+		config_error(p, n, "transport must be native or kubectl");
+}
+
+/* targets.kubernetes[].keepalive */
+static void
+config_parse_kube_keepalive(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_duration(p, n, "keepalive", 1, 3600, &v) == 0)
+		((struct cfg_kube_cluster *)obj)->keepalive = (unsigned)v;
+}
+
 static const struct config_entry config_kube_entries[] = {
 	{ "name", config_parse_kube_name },
 	{ "env", config_parse_kube_env },
@@ -1926,6 +1953,8 @@ static const struct config_entry config_kube_entries[] = {
 	{ "kubectl", config_parse_kube_kubectl },
 	{ "cache_dir", config_parse_kube_cache },
 	{ "timeout", config_parse_kube_timeout },
+	{ "transport", config_parse_kube_transport },
+	{ "keepalive", config_parse_kube_keepalive },
 	{ NULL, NULL }
 };
 
@@ -1957,6 +1986,7 @@ config_parse_target_kube(struct config_parse *p, yaml_node_t *n, void *obj)
 		k = &c->kube[c->nkube++];
 		k->line = (int)in->start_mark.line + 1;
 		k->timeout = 10;
+		k->keepalive = 30;
 		if (in->type != YAML_MAPPING_NODE) {
 			config_error(p, in, "each targets.kubernetes entry must be a mapping "
 			    "with a name");

@@ -160,6 +160,11 @@ struct cfg_kube_cluster {
 	unsigned timeout;	/* seconds for API requests before exec; default 10 */
 	char **env;		/* NAME or NAME=VALUE for kubectl (exec credential plugins) */
 	size_t nenv;
+	enum cfg_kube_transport {
+		CFG_KUBE_NATIVE,	/* the broker speaks to the API server itself */
+		CFG_KUBE_KUBECTL,	/* kubectl exec through the --kube-exec helper */
+	} transport;		/* transport: native (default) or kubectl */
+	unsigned keepalive;	/* seconds between WebSocket pings (native); default 30 */
 };
 
 struct config {

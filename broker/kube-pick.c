@@ -33,6 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <uv.h>
+
+#include "kube-client.h"
+#include "kube-json.h"
 #include "kube-pick.h"
 #include "kube.h"
 
@@ -56,6 +60,8 @@ struct kp_group {
 	size_t nallow;
 	const char *as_groups[KP_MAXLIST + 1];
 	size_t nas_groups;
+	bool native;			/* --native: the API server directly, not kubectl */
+	struct kube_conn *conn;		/* native: kept alive across the group's lists */
 };
 
 /* One row of the list. */
@@ -569,9 +575,63 @@ kp_add_pods(struct kp *k, const struct kp_group *g, const struct kube_pod *pods,
 	return 0;
 }
 
+/* List pods of g natively (ns NULL: every namespace), on a keep-alive connection. */
+static void
+kp_list_native(struct kp *k, struct kp_group *g, const char *ns)
+{
+	static uv_loop_t loop;
+	static bool loop_ready;
+	struct cfg_kube_cluster cc;
+	struct kube_client *cl = NULL;
+	struct kube_ident id = { g->e.as_user, (char *const *)g->as_groups };
+	struct kube_pod *pods = NULL;
+	char err[600] = "", msg[600], *path = NULL, *body = NULL;
+	size_t n = 0, bodylen = 0;
+	int status = 0, r;
+
+	if (!loop_ready) {
+		if (uv_loop_init(&loop) < 0) {
+			kp_note(k, "cluster %s: cannot make an event loop", g->cluster);
+			return;
+		}
+		loop_ready = true;
+	}
+	memset(&cc, 0, sizeof cc);
+	cc.name = (char *)g->cluster;
+	cc.kubeconfig = (char *)g->e.kubeconfig;
+	cc.context = (char *)g->e.context;
+	cc.timeout = g->timeout;
+	cc.transport = CFG_KUBE_NATIVE;
+	if (kube_client_get(&cc, &cl, err, sizeof err) < 0) {
+		kp_note(k, "%s", err);
+		return;
+	}
+	if ((ns != NULL ? asprintf(&path, "/api/v1/namespaces/%s/pods", ns) :
+	    asprintf(&path, "/api/v1/pods")) < 0) {
+		kp_note(k, "out of memory");
+		return;
+	}
+	r = kube_client_sync_get(cl, &loop, &g->conn, path, &id, g->timeout, &status, &body,
+	    &bodylen, err, sizeof err);
+	free(path);
+	if (r < 0)
+		kp_note(k, "cluster %s: %s", g->cluster, err);
+	else if (status != 200 && kube_json_status_message(body, bodylen, msg, sizeof msg) == 0)
+		kp_note(k, "cluster %s: %s", g->cluster, msg);
+	else if (status != 200)
+		kp_note(k, "cluster %s: the API server answered %d", g->cluster, status);
+	else if (kube_pods_parse(body != NULL ? body : "", bodylen, &pods, &n) < 0)
+		kp_note(k, "cluster %s: the API server sent something that is not a pod list",
+		    g->cluster);
+	else if (kp_add_pods(k, g, pods, n) < 0)
+		kp_note(k, "out of memory");
+	kube_pods_free(pods, n);
+	free(body);
+}
+
 /* Run one kubectl get pods for g (ns NULL: every namespace). */
 static void
-kp_list(struct kp *k, const struct kp_group *g, const char *ns)
+kp_list(struct kp *k, struct kp_group *g, const char *ns)
 {
 	static char *const all[] = { (char *)"--all-namespaces", NULL };
 	struct kube_buf out = { 0 }, err = { 0 };
@@ -584,6 +644,10 @@ kp_list(struct kp *k, const struct kp_group *g, const char *ns)
 
 	kp_status(k, "podgate: listing pods of cluster %s%s%s... (q quits)", g->cluster,
 	    ns != NULL ? ", namespace " : "", ns != NULL ? ns : "");
+	if (g->native) {
+		kp_list_native(k, g, ns);
+		return;
+	}
 	e.ns = ns;
 	if (kube_get_argv(&e, "pods", NULL, g->timeout, ns == NULL ? all : NULL, &argv) < 0) {
 		kp_note(k, "out of memory");
@@ -934,6 +998,10 @@ kp_parse(int argc, char **argv, struct kp *k)
 			g->all = true;
 			continue;
 		}
+		if (KP_OPT("--native") && v == NULL && g != NULL) {
+			g->native = true;
+			continue;
+		}
 		if (v == NULL)
 			return -EINVAL;
 		v++;
@@ -997,6 +1065,7 @@ kube_pick_main(int argc, char **argv)
 		return KUBE_PICK_NONE;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	kube_client_set_quiet(true);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = kp_winch_cb;	/* no SA_RESTART: a resize ends a wait */
 	sigaction(SIGWINCH, &sa, NULL);

@@ -1,7 +1,9 @@
 /*
- * Kubernetes target names, kubectl argv and kubectl's JSON. Nothing here
- * runs a process: the names a client sends are checked before any of
- * them reaches an argv, and the argv is a plain array (no shell).
+ * Kubernetes target names, kubectl argv, and the Kubernetes JSON both
+ * transports read (Pod, PodList, workload selectors) through jansson.
+ * Nothing here runs a process: the names a client sends are checked
+ * before any of them reaches an argv, and the argv is a plain array (no
+ * shell).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -10,8 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <yaml.h>
+#include <jansson.h>
 
+#include "kube-json.h"
 #include "kube.h"
 #include "strv.h"
 
@@ -353,70 +356,47 @@ kube_free_argv(char **argv)
 	free(argv);
 }
 
-/* ---- JSON through libyaml ---- */
+/* ---- JSON through jansson ---- */
 
-/* Load json as a libyaml document; false on a syntax error. */
-static bool
-kube_json_load(const char *json, size_t len, yaml_document_t *doc)
+#define KUBE_JSON_MAX (32u * 1024 * 1024)
+
+/* Load a JSON object; NULL on a syntax error or anything but an object. */
+static json_t *
+kube_json_load(const char *json, size_t len)
 {
-	yaml_parser_t parser;
-	bool ok;
+	json_error_t e;
+	json_t *root;
 
-	if (!yaml_parser_initialize(&parser))
-		return false;
-	yaml_parser_set_input_string(&parser, (const unsigned char *)json, len);
-	yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
-	ok = yaml_parser_load(&parser, doc) != 0;
-	yaml_parser_delete(&parser);
-	if (ok && yaml_document_get_root_node(doc) == NULL) {
-		yaml_document_delete(doc);
-		ok = false;
-	}
-	return ok;
-}
-
-/* The value of key in mapping n, or NULL. */
-static yaml_node_t *
-kube_json_get(yaml_document_t *doc, yaml_node_t *n, const char *key)
-{
-	yaml_node_pair_t *pair;
-	yaml_node_t *k;
-
-	if (n == NULL || n->type != YAML_MAPPING_NODE)
+	if (json == NULL || len == 0 || len > KUBE_JSON_MAX)
 		return NULL;
-	for (pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top; pair++) {
-		k = yaml_document_get_node(doc, pair->key);
-		if (k != NULL && k->type == YAML_SCALAR_NODE &&
-		    strcmp((const char *)k->data.scalar.value, key) == 0)
-			return yaml_document_get_node(doc, pair->value);
+	if ((root = json_loadb(json, len, 0, &e)) != NULL && !json_is_object(root)) {
+		json_decref(root);
+		root = NULL;
 	}
-	return NULL;
+	return root;
 }
 
 /* Follow a path of keys ("metadata", "name", NULL). */
-static yaml_node_t *
-kube_json_path(yaml_document_t *doc, yaml_node_t *n, const char *const *keys)
+static json_t *
+kube_json_path(json_t *n, const char *const *keys)
 {
 	for (; n != NULL && *keys != NULL; keys++)
-		n = kube_json_get(doc, n, *keys);
+		n = json_object_get(n, *keys);
 	return n;
 }
 
-/* The string of a scalar node, or NULL. */
+/* The string of a node, or NULL. */
 static const char *
-kube_json_str(const yaml_node_t *n)
+kube_json_str(json_t *n)
 {
-	if (n == NULL || n->type != YAML_SCALAR_NODE)
-		return NULL;
-	return (const char *)n->data.scalar.value;
+	return json_is_string(n) ? json_string_value(n) : NULL;
 }
 
 /* Copy the string at a path, or def (NULL: none). */
 static int
-kube_json_copy(yaml_document_t *doc, yaml_node_t *n, const char *const *keys,
-    const char *def, char **out)
+kube_json_copy(json_t *n, const char *const *keys, const char *def, char **out)
 {
-	const char *v = kube_json_str(kube_json_path(doc, n, keys));
+	const char *v = kube_json_str(kube_json_path(n, keys));
 
 	*out = NULL;
 	if (v == NULL)
@@ -426,25 +406,9 @@ kube_json_copy(yaml_document_t *doc, yaml_node_t *n, const char *const *keys,
 	return (*out = strdup(v)) == NULL ? -ENOMEM : 0;
 }
 
-/* Parse an RFC 3339 UTC time "2024-01-02T03:04:05Z"; 0 when it is not one. */
-static time_t
-kube_json_time(const char *s)
-{
-	struct tm tm;
-	char *end;
-
-	if (s == NULL)
-		return 0;
-	memset(&tm, 0, sizeof tm);
-	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (end == NULL)
-		return 0;
-	return timegm(&tm);
-}
-
-/* Fill pod from the Pod object at node n. */
+/* Fill pod from the Pod object n. */
 static int
-kube_pod_fill(yaml_document_t *doc, yaml_node_t *n, struct kube_pod *pod)
+kube_pod_fill(json_t *n, struct kube_pod *pod)
 {
 	static const char *const k_name[] = { "metadata", "name", NULL };
 	static const char *const k_ns[] = { "metadata", "namespace", NULL };
@@ -456,46 +420,40 @@ kube_pod_fill(yaml_document_t *doc, yaml_node_t *n, struct kube_pod *pod)
 	static const char *const k_containers[] = { "spec", "containers", NULL };
 	static const char *const k_statuses[] = { "status", "containerStatuses", NULL };
 	static const char *const k_waiting[] = { "state", "waiting", "reason", NULL };
-	yaml_node_t *list, *item;
-	yaml_node_item_t *it;
+	json_t *list, *item, *del;
 	const char *v;
-	size_t n_c = 0;
+	size_t n_c = 0, i;
 	int r;
 
-	if (n == NULL || n->type != YAML_MAPPING_NODE)
+	if (!json_is_object(n))
 		return -EINVAL;
-	if ((r = kube_json_copy(doc, n, k_name, NULL, &pod->name)) < 0 ||
-	    (r = kube_json_copy(doc, n, k_ns, "", &pod->ns)) < 0 ||
-	    (r = kube_json_copy(doc, n, k_phase, "Unknown", &pod->phase)) < 0 ||
-	    (r = kube_json_copy(doc, n, k_ann, NULL, &pod->default_container)) < 0)
+	if ((r = kube_json_copy(n, k_name, NULL, &pod->name)) < 0 ||
+	    (r = kube_json_copy(n, k_ns, "", &pod->ns)) < 0 ||
+	    (r = kube_json_copy(n, k_phase, "Unknown", &pod->phase)) < 0 ||
+	    (r = kube_json_copy(n, k_ann, NULL, &pod->default_container)) < 0)
 		return r;
 	if (pod->name == NULL)
 		return -EINVAL;
-	pod->created = kube_json_time(kube_json_str(kube_json_path(doc, n, k_created)));
-	pod->deleting = kube_json_path(doc, n, k_deleted) != NULL;
-	list = kube_json_path(doc, n, k_containers);
-	if (list != NULL && list->type == YAML_SEQUENCE_NODE)
-		n_c = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+	pod->created = kube_json_time(kube_json_str(kube_json_path(n, k_created)));
+	del = kube_json_path(n, k_deleted);
+	pod->deleting = del != NULL && !json_is_null(del);
+	list = kube_json_path(n, k_containers);
+	if (json_is_array(list))
+		n_c = json_array_size(list);
 	if ((pod->containers = calloc(n_c + 1, sizeof *pod->containers)) == NULL)
 		return -ENOMEM;
 	n_c = 0;
-	if (list != NULL && list->type == YAML_SEQUENCE_NODE) {
-		for (it = list->data.sequence.items.start; it < list->data.sequence.items.top;
-		    it++) {
-			item = yaml_document_get_node(doc, *it);
-			if ((v = kube_json_str(kube_json_get(doc, item, "name"))) == NULL)
-				continue;
-			if ((pod->containers[n_c++] = strdup(v)) == NULL)
-				return -ENOMEM;
-		}
+	json_array_foreach(list, i, item) {
+		if ((v = kube_json_str(json_object_get(item, "name"))) == NULL)
+			continue;
+		if ((pod->containers[n_c++] = strdup(v)) == NULL)
+			return -ENOMEM;
 	}
 	v = pod->deleting ? "Terminating" : pod->phase;
-	list = kube_json_path(doc, n, k_statuses);
-	if (!pod->deleting && list != NULL && list->type == YAML_SEQUENCE_NODE) {
-		for (it = list->data.sequence.items.start; it < list->data.sequence.items.top;
-		    it++) {
-			const char *w = kube_json_str(kube_json_path(doc,
-			    yaml_document_get_node(doc, *it), k_waiting));
+	list = kube_json_path(n, k_statuses);
+	if (!pod->deleting) {
+		json_array_foreach(list, i, item) {
+			const char *w = kube_json_str(kube_json_path(item, k_waiting));
 
 			if (w != NULL) {
 				v = w;
@@ -510,14 +468,14 @@ kube_pod_fill(yaml_document_t *doc, yaml_node_t *n, struct kube_pod *pod)
 int
 kube_pod_parse(const char *json, size_t len, struct kube_pod *pod)
 {
-	yaml_document_t doc;
+	json_t *root;
 	int r;
 
 	memset(pod, 0, sizeof *pod);
-	if (!kube_json_load(json, len, &doc))
+	if ((root = kube_json_load(json, len)) == NULL)
 		return -EINVAL;
-	r = kube_pod_fill(&doc, yaml_document_get_root_node(&doc), pod);
-	yaml_document_delete(&doc);
+	r = kube_pod_fill(root, pod);
+	json_decref(root);
 	if (r < 0)
 		kube_pod_clear(pod);
 	return r;
@@ -527,27 +485,24 @@ kube_pod_parse(const char *json, size_t len, struct kube_pod *pod)
 int
 kube_pods_parse(const char *json, size_t len, struct kube_pod **pods, size_t *n)
 {
-	yaml_document_t doc;
-	yaml_node_t *items;
-	yaml_node_item_t *it;
+	json_t *root, *items, *it;
 	struct kube_pod *list = NULL;
-	size_t max, cnt = 0;
+	size_t cnt = 0, i;
 	int r = -EINVAL;
 
 	*pods = NULL;
 	*n = 0;
-	if (!kube_json_load(json, len, &doc))
+	if ((root = kube_json_load(json, len)) == NULL)
 		return -EINVAL;
-	items = kube_json_get(&doc, yaml_document_get_root_node(&doc), "items");
-	if (items == NULL || items->type != YAML_SEQUENCE_NODE)
+	items = json_object_get(root, "items");
+	if (!json_is_array(items))
 		goto out;
-	max = (size_t)(items->data.sequence.items.top - items->data.sequence.items.start);
-	if ((list = calloc(max + 1, sizeof *list)) == NULL) {
+	if ((list = calloc(json_array_size(items) + 1, sizeof *list)) == NULL) {
 		r = -ENOMEM;
 		goto out;
 	}
-	for (it = items->data.sequence.items.start; it < items->data.sequence.items.top; it++) {
-		r = kube_pod_fill(&doc, yaml_document_get_node(&doc, *it), &list[cnt]);
+	json_array_foreach(items, i, it) {
+		r = kube_pod_fill(it, &list[cnt]);
 		if (r == -ENOMEM)
 			goto out;
 		if (r < 0) {
@@ -562,7 +517,7 @@ kube_pods_parse(const char *json, size_t len, struct kube_pod **pods, size_t *n)
 	r = 0;
 out:
 	kube_pods_free(list, cnt + (list != NULL ? 1 : 0));
-	yaml_document_delete(&doc);
+	json_decref(root);
 	return r;
 }
 
@@ -619,23 +574,20 @@ int
 kube_selector_parse(const char *json, size_t len, char **out)
 {
 	static const char *const k_labels[] = { "spec", "selector", "matchLabels", NULL };
-	yaml_document_t doc;
-	yaml_node_t *m;
-	yaml_node_pair_t *pair;
+	json_t *root, *m, *val;
 	char *sel = NULL, *nsel;
 	const char *k, *v;
 	int r = -EINVAL;
 
 	*out = NULL;
-	if (!kube_json_load(json, len, &doc))
+	if ((root = kube_json_load(json, len)) == NULL)
 		return -EINVAL;
-	m = kube_json_path(&doc, yaml_document_get_root_node(&doc), k_labels);
-	if (m == NULL || m->type != YAML_MAPPING_NODE)
+	m = kube_json_path(root, k_labels);
+	if (!json_is_object(m))
 		goto out;
-	for (pair = m->data.mapping.pairs.start; pair < m->data.mapping.pairs.top; pair++) {
-		k = kube_json_str(yaml_document_get_node(&doc, pair->key));
-		v = kube_json_str(yaml_document_get_node(&doc, pair->value));
-		if (k == NULL || v == NULL || !kube_selector_word_ok(k, true) ||
+	json_object_foreach(m, k, val) {
+		v = kube_json_str(val);
+		if (v == NULL || !kube_selector_word_ok(k, true) ||
 		    !kube_selector_word_ok(v, false))
 			goto out;
 		if (asprintf(&nsel, "%s%s%s=%s", sel != NULL ? sel : "", sel != NULL ? "," : "",
@@ -653,7 +605,7 @@ kube_selector_parse(const char *json, size_t len, char **out)
 	r = 0;
 out:
 	free(sel);
-	yaml_document_delete(&doc);
+	json_decref(root);
 	return r;
 }
 

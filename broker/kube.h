@@ -2,7 +2,8 @@
  * Kubernetes targets without I/O: target names ([CLUSTER:]NAMESPACE/POD
  * [/CONTAINER], NAMESPACE/deploy/NAME, NAMESPACE/sts/NAME) checked against
  * Kubernetes' naming rules, kubectl argv built without a shell, and the
- * JSON kubectl prints (`get -o json`) read with libyaml.
+ * Kubernetes JSON (what `kubectl get -o json` prints and the API server
+ * sends) read with jansson.
  */
 #ifndef PODGATE_KUBE_H
 #define PODGATE_KUBE_H

@@ -29,6 +29,7 @@
 #include "demo.h"
 #include "keys.h"
 #include "kube-incluster.h"
+#include "kube-client.h"
 #include "live.h"
 #include "log.h"
 #include "server.h"
@@ -591,6 +592,7 @@ server_reload(struct server *srv)
 		log_warn("reload: audit_log changes only at restart");
 	srv->config = c;
 	config_unref(old);
+	kube_client_check_config(c);
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("config", srv->config_path != NULL ? srv->config_path : "demo"),
@@ -628,6 +630,7 @@ server_unlisten(struct server *srv)
 static void
 server_finish(struct server *srv)
 {
+	kube_client_close_spares();
 	metrics_stop(srv);
 	server_unwatch_config(srv);
 	server_unlisten(srv);
@@ -1021,6 +1024,7 @@ server_run(const struct server_opts *o)
 		status = SERVER_EXIT_CONFIG;
 		goto out;
 	}
+	kube_client_check_config(srv.config);
 	if (o->listen != NULL && o->demo_dir == NULL) {
 		if ((r = server_parse_listen(o->listen, &srv.listen_host, &srv.listen_port)) < 0)
 			goto out;
@@ -1067,6 +1071,8 @@ server_run(const struct server_opts *o)
 	for (size_t i = 0; i < srv.config->nkube; i++) {
 		const struct cfg_kube_cluster *k = &srv.config->kube[i];
 
+		if (k->transport != CFG_KUBE_KUBECTL)
+			continue;
 		if ((r = keys_mkdirs(k->cache_dir, 0700)) < 0) {
 			log_error_r(r, "cannot make kubectl's cache directory %s for cluster %s "
 			    "(targets.kubernetes[].cache_dir: a writable directory)",

@@ -215,6 +215,8 @@ session_pick_argv(struct session *s, const struct cfg_user *u, struct strv *a)
 			goto out;
 		}
 		strv_addf(a, "--cluster", k->name);
+		if (k->transport == CFG_KUBE_NATIVE)
+			strv_addf(a, "--native", NULL);
 		strv_addf(a, "--kubectl", k->kubectl);
 		strv_addf(a, "--kubeconfig", k->kubeconfig != NULL ? k->kubeconfig : incluster);
 		if (k->context != NULL)

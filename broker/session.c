@@ -249,6 +249,10 @@ session_handle_closed(struct session *s)
 		ssh_channel_free(s->channel);
 		s->channel = NULL;
 	}
+	if (s->proc != NULL) {
+		s->proc->ops->release(s->proc);
+		s->proc = NULL;
+	}
 	session_guard_free(s);
 	if (s->cgroup != NULL) {
 		int r;
@@ -416,6 +420,11 @@ session_linger_cb(uv_timer_t *t)
 void
 session_kill(struct session *s)
 {
+	if (!s->killed && s->proc != NULL && !s->exited) {
+		s->killed = true;
+		s->proc->ops->hangup(s->proc);
+		return;
+	}
 	if (s->killed || s->pgid <= 0)
 		return;
 	s->killed = true;
@@ -758,7 +767,12 @@ session_resize_cb(uv_timer_t *t)
 
 	if (s->state == SESSION_CLOSING)
 		return;
-	if (s->state == SESSION_RUNNING && s->fds[0].fd >= 0) {
+	if (s->state == SESSION_RUNNING && s->proc != NULL) {
+		s->proc->ops->resize(s->proc, s->cols, s->rows);
+		if (s->rec != NULL && !s->rec_failed &&
+		    (r = session_guard_resize(s)) < 0)
+			session_rec_fail(s, r);
+	} else if (s->state == SESSION_RUNNING && s->fds[0].fd >= 0) {
 		if ((r = pty_set_size(s->fds[0].fd, s->cols, s->rows)) < 0)
 			log_warn_r(r, "session %s: resize", s->id);
 		if (s->rec != NULL && !s->rec_failed &&
@@ -1138,6 +1152,19 @@ session_start_target(struct session *s, const struct cfg_user *u)
 	session_start_run(s, u);
 }
 
+/* A target running in the loop ended (its output is written and closed). */
+static void
+session_proc_exit(void *arg, const struct pty_exit *ex)
+{
+	struct session *s = arg;
+
+	if (s->exited)
+		return;
+	s->exited = true;
+	s->exit = *ex;
+	session_wake(s);
+}
+
 /* Describe the target, open the recording, start the child (the guard let it). */
 void
 session_start_run(struct session *s, const struct cfg_user *u)
@@ -1195,6 +1222,10 @@ session_start_run(struct session *s, const struct cfg_user *u)
 	}
 	req.session_id = s->id;
 	req.cgroup_procs_fd = -1;
+	req.loop = &s->conn->server->loop;
+	req.proc = &s->proc;
+	req.on_exit = session_proc_exit;
+	req.exit_arg = s;
 	if (s->ops == &target_local_ops && s->conn->server->cgroups != NULL &&
 	    (r = cgroup_session_new(s->conn->server->cgroups, s->id, &s->cgroup,
 	    &req.cgroup_procs_fd)) < 0)

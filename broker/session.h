@@ -80,6 +80,7 @@ struct session {
 	char *command;
 	const struct target_ops *ops;
 	struct pty_child child;
+	struct target_proc *proc;	/* a target running in the loop (no process), or NULL */
 	pid_t pgid;
 	char *cgroup;			/* the local target's cgroup (cgroup.h), or NULL */
 	bool started;

@@ -1,6 +1,8 @@
 /*
- * The kubernetes target: a command in a pod's container through kubectl
- * exec. The session's child is the broker binary itself in its helper
+ * The kubernetes target: a command in a pod's container. With transport
+ * native (the default) the broker speaks to the API server itself, in its
+ * loop (broker/kube-native.c). With transport kubectl it runs kubectl
+ * exec: the session's child is the broker binary itself in its helper
  * mode (podgate-broker --kube-exec, broker/kube-exec.c), started with an
  * argv (no shell) and an environment built from scratch; the helper asks
  * the API server about the pod first (bounded by the cluster's timeout),
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "keys.h"
+#include "kube-native.h"
 #include "kube.h"
 #include "kube-incluster.h"
 #include "log.h"
@@ -286,6 +289,51 @@ target_kube_command(const struct target_request *req, struct strv *a)
 	strv_take(a, script);
 }
 
+/* Start a native exec in the broker's loop: no process. */
+static int
+target_kube_native(const struct config *c, const struct target_request *req,
+    const struct kube_target *t, struct pty_child *child)
+{
+	struct kube_native_req nr;
+	struct strv a = { 0 }, g = { 0 };
+	char *user = NULL, **groups = NULL;
+	int r;
+
+	if (req->loop == NULL || req->proc == NULL || req->on_exit == NULL)
+		return -EINVAL;
+	target_kube_command(req, &a);
+	target_kube_identity(req, &user, &g);
+	if (user == NULL && req->rule != NULL && req->rule->impersonate &&
+	    req->rule->as_user != NULL)
+		g.oom = true;
+	if ((r = strv_done(&g, &groups)) < 0 || a.oom || a.n == 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memset(&nr, 0, sizeof nr);
+	nr.t = t;
+	nr.argv = a.v;
+	nr.tty = req->pty;
+	nr.cols = req->cols;
+	nr.rows = req->rows;
+	nr.as_user = user;
+	nr.as_groups = groups;
+	nr.user = req->user;
+	nr.session_id = req->session_id;
+	nr.audit_log = c->audit_log;
+	nr.loop = req->loop;
+	nr.on_exit = req->on_exit;
+	nr.exit_arg = req->exit_arg;
+	if ((r = kube_native_start(&nr, child, req->proc)) < 0)
+		log_warn_r(r, "session %s: cannot start the native exec", req->session_id);
+out:
+	free(user);
+	target_free_pairs(groups);
+	strv_free(&g);
+	strv_free(&a);
+	return r;
+}
+
 /* Start the helper: podgate-broker --kube-exec OPTIONS -- WORDS... */
 static int
 target_kube_spawn(const struct config *c, const struct target_request *req,
@@ -303,6 +351,8 @@ target_kube_spawn(const struct config *c, const struct target_request *req,
 	child->master = child->in = child->out = child->err = -1;
 	if ((r = kube_target_parse(c, req->target, &t, err, sizeof err)) < 0)
 		return r == -ENOENT ? -ENOENT : -EINVAL;
+	if (t.cluster->transport == CFG_KUBE_NATIVE)
+		return target_kube_native(c, req, &t, child);
 	if ((r = keys_mkdirs(t.cluster->cache_dir, 0700)) < 0) {
 		log_warn_r(r, "session %s: cannot make %s", req->session_id,
 		    t.cluster->cache_dir);

@@ -2,8 +2,8 @@
  * Targets: where a session's command runs. A target kind turns a request
  * (who, which target, which command, PTY or not, accepted environment)
  * into a started child process whose stdio the session then forwards.
- * The local kind runs a command on the broker host; a Kubernetes kind
- * (kubectl exec) fits the same interface.
+ * The local kind runs a command on the broker host; the Kubernetes kind
+ * fits the same interface, through kubectl exec or natively in the loop.
  */
 #ifndef PODGATE_TARGET_H
 #define PODGATE_TARGET_H
@@ -12,8 +12,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "config.h"
 #include "pty.h"
+
+/*
+ * A target that runs inside the broker's loop rather than as a process
+ * (the native Kubernetes transport). Its spawn fills the child's
+ * descriptors as a process would (pipes, or one socket standing for the
+ * PTY master) with pid 0, sets *req->proc, and reports the end through
+ * req->on_exit, always on a later loop turn than any call into it, and
+ * only once every byte of output was written to the descriptors and
+ * their ends closed.
+ */
+struct target_proc;
+
+struct target_proc_ops {
+	/* The client's window changed. */
+	void (*resize)(struct target_proc *p, uint16_t cols, uint16_t rows);
+	/* End it (like SIGHUP to a process); on_exit follows. */
+	void (*hangup)(struct target_proc *p);
+	/* The session forgets it: no callback follows; it frees itself. */
+	void (*release)(struct target_proc *p);
+};
+
+struct target_proc {
+	const struct target_proc_ops *ops;
+};
 
 /* What to start. Strings are borrowed for the duration of the call. */
 struct target_request {
@@ -31,6 +57,11 @@ struct target_request {
 	const char *canonical;		/* the name policy matched */
 	int cgroup_procs_fd;		/* > 2: the session's cgroup.procs (local
 					   target); otherwise none */
+	/* for targets that run inside the loop (struct target_proc) */
+	uv_loop_t *loop;
+	struct target_proc **proc;	/* out: set when the target runs in the loop */
+	void (*on_exit)(void *arg, const struct pty_exit *ex);
+	void *exit_arg;
 };
 
 struct target_ops {
@@ -41,8 +72,9 @@ struct target_ops {
 	bool (*exists)(const struct config *c, const char *target);
 	/*
 	 * Start the child. Returns 0 with *child filled (nonblocking parent
-	 * ends, a new process group led by child->pid), or a negative errno
-	 * with *child cleared.
+	 * ends, a new process group led by child->pid; or pid 0 and
+	 * *req->proc set for a target that runs in the loop), or a negative
+	 * errno with *child cleared.
 	 */
 	int (*spawn)(const struct config *c, const struct target_request *req,
 	    struct pty_child *child);

@@ -146,8 +146,12 @@ MaxStartups 2000
         cfg = d / "config.yaml"
         kube = ""
         if getattr(self, "k8s", None) is not None:
+            # bench: the native transport (kubectl /bin/false: never run); benchk: kubectl.
             kube = (f"  kubernetes:\n    - name: bench\n      kubeconfig: {self.k8s.kubeconfig}\n"
-                    f"      kubectl: /usr/bin/kubectl\n      cache_dir: {self.kube_cache}\n")
+                    f"      kubectl: /bin/false\n      transport: native\n"
+                    f"    - name: benchk\n      kubeconfig: {self.k8s.kubeconfig}\n"
+                    f"      kubectl: /usr/bin/kubectl\n      cache_dir: {self.kube_cache}\n"
+                    f"      transport: kubectl\n")
         cfg.write_text(f"""listen: 127.0.0.1:{self.broker_port}
 host_key: {d / 'host_ed25519'}
 signing_key: {d / 'signing_ed25519'}
@@ -161,7 +165,7 @@ users:
     groups: [bench]
 rules:
   - groups: [bench]
-    targets: [local{', "bench:*/*"' if kube else ''}]
+    targets: [local{', "bench:*/*", "benchk:*/*"' if kube else ''}]
     impersonate: {{user: "{{user}}", groups: [bench]}}
 targets:
   local: {{shell: /bin/sh}}
@@ -181,9 +185,10 @@ targets:
         self.broker.wait(timeout=60)
         self.start_broker(name)
 
-    def ssh_kube(self, command):
-        """ssh -> podgate -> kubectl exec -> the test API server."""
-        return self.ssh("podgate", command)[:-3] + ["bench:bench/web-0", "--", command]
+    def ssh_kube(self, command, cluster="bench", tty=False):
+        """ssh -> podgate -> the test API server: natively (bench) or through kubectl (benchk)."""
+        return self.ssh("podgate", command, tty=tty)[:-3] + [f"{cluster}:bench/web-0", "--",
+                                                             command]
 
     def kubectl(self, command):
         """kubectl alone, against the same API server."""
@@ -577,19 +582,68 @@ def bench_player(build, work, mb, runs, grep_runs):
 
 
 def bench_kube(rig, runs, mb):
-    """Flood and exec round trip through kubectl: via podgate, and kubectl alone."""
+    """The Kubernetes path: native and kubectl transports, beside kubectl alone, sshd and
+    the local target. No-PTY flood, PTY flood, and `true` connect to exit."""
     env = dict(os.environ, HOME=str(rig.work / "kube-home"))
     os.makedirs(env["HOME"], exist_ok=True)
     flood = f"head -c {mb * 1_000_000} /dev/zero"
-    res = {"flood": {"podgate": [], "kubectl": []}, "exec": {"podgate": [], "kubectl": []}}
+    cols = ("podgate", "native", "kubectl", "sshd", "local")
+    res = {k: {c: [] for c in cols} for k in ("flood", "pty", "exec")}
     timed(rig.kubectl("true"), env=env)		# warm both discovery caches
+    timed(rig.ssh_kube("true", "benchk"))
     timed(rig.ssh_kube("true"))
     for _ in range(runs):
-        res["exec"]["podgate"].append(timed(rig.ssh_kube("true")))
+        res["exec"]["native"].append(timed(rig.ssh_kube("true")))
+        res["exec"]["podgate"].append(timed(rig.ssh_kube("true", "benchk")))
         res["exec"]["kubectl"].append(timed(rig.kubectl("true"), env=env))
-        res["flood"]["podgate"].append(timed(rig.ssh_kube(flood)))
+        res["flood"]["native"].append(timed(rig.ssh_kube(flood)))
+        res["flood"]["podgate"].append(timed(rig.ssh_kube(flood, "benchk")))
         res["flood"]["kubectl"].append(timed(rig.kubectl(flood), env=env))
-    return {"mb": mb, **{k: {c: summary(v) for c, v in d.items()} for k, d in res.items()}}
+        res["flood"]["sshd"].append(timed(rig.ssh("sshd", flood)))
+        res["pty"]["native"].append(timed(rig.ssh_kube(flood, tty=True)))
+        res["pty"]["podgate"].append(timed(rig.ssh_kube(flood, "benchk", tty=True)))
+        res["pty"]["local"].append(timed(rig.ssh("podgate", flood, tty=True)))
+    return {"mb": mb, **{k: {c: summary(v) for c, v in d.items() if v} for k, d in res.items()}}
+
+
+def bench_kube_idle(rig, idle):
+    """Broker memory per idle native Kubernetes session (no PTY, `cat` waiting in the pod),
+    and the processes the broker has while they run."""
+    import paramiko  # Debian's python3-paramiko
+    pkey = paramiko.Ed25519Key.from_private_key_file(str(rig.key))
+    clients, chans = [], []
+    base = rss_kb(rig.broker.pid)
+    per_conn = 10
+    for i in range(0, idle, per_conn):
+        c = paramiko.SSHClient()
+        c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        c.connect("127.0.0.1", rig.broker_port, "bench", pkey=pkey, allow_agent=False,
+                  look_for_keys=False, timeout=60)
+        clients.append(c)
+        for _ in range(min(per_conn, idle - i)):
+            ch = c.get_transport().open_session(timeout=60)
+            ch.exec_command("bench:bench/web-0 -- echo ready; cat")
+            chans.append(ch)
+    ready = 0
+    deadline = time.monotonic() + 300
+    for ch in chans:
+        buf = b""
+        while b"ready" not in buf and time.monotonic() < deadline:
+            if ch.recv_ready():
+                buf += ch.recv(64)
+            elif ch.exit_status_ready():
+                break
+            else:
+                time.sleep(0.01)
+        ready += b"ready" in buf
+    with_idle = rss_kb(rig.broker.pid)
+    kids = []
+    for task in pathlib.Path(f"/proc/{rig.broker.pid}/task").iterdir():
+        kids += (task / "children").read_text().split()
+    for c in clients:
+        c.close()
+    return {"idle": idle, "ready": ready, "base_kb": base, "with_idle_kb": with_idle,
+            "per_session_kb": (with_idle - base) / max(ready, 1), "broker_children": len(kids)}
 
 
 def bench_rec(build, runs):
@@ -676,6 +730,21 @@ def targets(res):
                 k["exec"]["kubectl"]["median"] / k["exec"]["podgate"]["median"])
         out.append(("Kubernetes path ≥ 0.8× kubectl alone", f"{r:.2f}× (the lower of flood "
                     "and exec)", r >= 0.8))
+        f = k["flood"]["sshd"]["median"] / k["flood"]["native"]["median"]
+        out.append(("native no-PTY flood ≥ 0.9× sshd's", f"{f:.2f}×", f >= 0.9))
+        t = k["pty"]["local"]["median"] / k["pty"]["native"]["median"]
+        out.append(("native PTY flood ≥ 0.9× the local target's", f"{t:.2f}×", t >= 0.9))
+        e = k["exec"]["kubectl"]["median"] / k["exec"]["native"]["median"]
+        out.append(("native `-- true` faster than kubectl exec alone",
+                    f"{k['exec']['native']['median'] * 1e3:.0f} ms vs "
+                    f"{k['exec']['kubectl']['median'] * 1e3:.0f} ms", e > 1))
+    ki = res.get("kube_idle")
+    if ki is not None:
+        out.append((f"≤ 300 KB per idle native Kubernetes session ({ki['idle']} sessions, "
+                    "no kubectl)", f"{ki['per_session_kb']:.0f} KB, "
+                    f"{ki['broker_children']} processes",
+                    ki["per_session_kb"] <= 300 and ki["broker_children"] == 0
+                    and ki["ready"] == ki["idle"]))
     return out
 
 
@@ -821,13 +890,31 @@ def report(res, path, quick):
               f"{k['exec']['kubectl']['median'] / k['exec']['podgate']['median']:.2f}× |",
               "", "The podgate column includes the broker's pre-flight `kubectl get pod` "
               "(bounded by the cluster's timeout), which kubectl alone does not make."]
-        n = res.get("nopty")
-        if n is not None:
-            per_mb = n["download"]["sshd"]["median"] / (n["bytes"] / 1e6)
-            L += ["", f"Beside sshd: the same flood through bare sshd without a PTY takes about "
-                  f"{per_mb * k['mb']:.2f} s (scaled from the download above), so the "
-                  f"Kubernetes path runs at {per_mb * k['mb'] / k['flood']['podgate']['median']:.2f}× "
-                  "sshd's no-PTY speed."]
+        L += ["", "### Native transport", "",
+              "The same server through `transport: native` (no process per session), beside "
+              "`transport: kubectl`, kubectl alone, sshd (no PTY) and the broker's `local` "
+              "target (PTY). Recording on.", "",
+              "| workload | native | transport: kubectl | reference | native vs reference |",
+              "| --- | --- | --- | --- | --- |",
+              f"| {k['mb']} MB, no PTY | {fmt(k['flood']['native'], ' s', digits=2)} | "
+              f"{fmt(k['flood']['podgate'], ' s', digits=2)} | sshd "
+              f"{fmt(k['flood']['sshd'], ' s', digits=2)}; kubectl alone "
+              f"{fmt(k['flood']['kubectl'], ' s', digits=2)} | "
+              f"{k['flood']['sshd']['median'] / k['flood']['native']['median']:.2f}× sshd |",
+              f"| {k['mb']} MB, PTY | {fmt(k['pty']['native'], ' s', digits=2)} | "
+              f"{fmt(k['pty']['podgate'], ' s', digits=2)} | local target "
+              f"{fmt(k['pty']['local'], ' s', digits=2)} | "
+              f"{k['pty']['local']['median'] / k['pty']['native']['median']:.2f}× local |",
+              f"| `-- true`, connect to exit | {fmt(k['exec']['native'], ' ms', scale=1e3)} | "
+              f"{fmt(k['exec']['podgate'], ' ms', scale=1e3)} | kubectl alone "
+              f"{fmt(k['exec']['kubectl'], ' ms', scale=1e3)} | "
+              f"{k['exec']['kubectl']['median'] / k['exec']['native']['median']:.2f}× kubectl |"]
+        ki = res.get("kube_idle")
+        if ki is not None:
+            L += ["", f"{ki['idle']} idle native sessions (`cat` waiting in the pod, "
+                  f"{ki['ready']} ready): broker RSS {ki['base_kb'] / 1024:.1f} → "
+                  f"{ki['with_idle_kb'] / 1024:.1f} MB, **{ki['per_session_kb']:.0f} KB per "
+                  f"session**, {ki['broker_children']} child processes of the broker."]
     else:
         L += ["", "## Kubernetes path", "", f"Not measured: {res.get('kube_error')}"]
     L += [""]
@@ -886,6 +973,7 @@ def main():
             print("kubernetes path...", flush=True)
             try:
                 res["kube"] = bench_kube(rig, 3 if quick else 5, 20 if quick else 100)
+                res["kube_idle"] = bench_kube_idle(rig, 100 if quick else 1000)
             except Exception as e:  # noqa: BLE001 - reported in the table
                 res["kube_error"] = str(e)[:300]
         print("recording writer...", flush=True)

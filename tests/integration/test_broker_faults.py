@@ -373,7 +373,8 @@ def kube_and_local_broker(broker, srv, tmp_path):
               "impersonate": {"user": "{user}", "groups": ["oncall"]}}]
     b = broker(rules=rules, start=False)
     clusters = [{"name": "prod", "kubeconfig": str(srv.kubeconfig), "context": "podgate-test",
-                 "cache_dir": str(tmp_path / "kube-cache"), "timeout": "5s"}]
+                 "cache_dir": str(tmp_path / "kube-cache"), "timeout": "5s",
+                 "transport": "kubectl"}]
     b.kubernetes = clusters
     b.start()
     return b

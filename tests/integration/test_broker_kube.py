@@ -1,7 +1,10 @@
-"""The kubernetes target: ssh -> podgate-broker -> the real kubectl -> the test API server.
+"""The kubernetes target: ssh -> podgate-broker -> the test API server, through
+both transports: native (the broker speaks TLS, HTTP and the exec WebSocket
+itself; kubectl is /bin/false to show it is never run) and kubectl (the real
+kubectl exec).
 
-One API server per module (tests/k8s/fixture.py) serves every test; each
-test starts its own broker whose kubectl discovery cache is shared
+One API server per module and transport (tests/k8s/fixture.py) serves every
+test; each test starts its own broker whose kubectl discovery cache is shared
 (cache_dir), so only the first kubectl run pays for discovery.
 """
 
@@ -45,12 +48,13 @@ PODS = {
 RULE_TARGETS = ["prod:*/*", "prod:*/*/*", "prod:*/deploy/*", "prod:*/sts/*", "down:*/*", "hung:*/*"]
 
 
-@pytest.fixture(scope="module")
-def k8s(tmp_path_factory):
-    d = tmp_path_factory.mktemp("k8s")
+@pytest.fixture(scope="module", params=["native", "kubectl"])
+def k8s(request, tmp_path_factory):
+    d = tmp_path_factory.mktemp("k8s-" + request.param)
     srv = start_apiserver(PODS, d / "api")
     hung = start_apiserver(PODS, d / "hung", hang="all")
     srv.hung = hung
+    srv.transport = request.param
     srv.cache = d / "kube-cache"
     srv.down_kubeconfig = write_kubeconfig(d / "down.kubeconfig", f"https://127.0.0.1:{closed_port()}",
                                            ca_file=srv.ca, token=srv.token)
@@ -76,6 +80,10 @@ def kube_broker(broker, k8s, users=None, rules=None, timeout="3s", clusters=None
         {"name": "hung", "kubeconfig": str(k8s.hung.kubeconfig), "cache_dir": str(k8s.cache),
          "timeout": timeout},
     ]
+    for cl in clusters:
+        cl.setdefault("transport", k8s.transport)
+        if cl["transport"] == "native":
+            cl["kubectl"] = "/bin/false"  # never run
     b.kubernetes = clusters
     b.start()
     return b

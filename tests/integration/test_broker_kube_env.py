@@ -57,7 +57,7 @@ def env_broker(broker, k8s, tmp_path, env_list, broker_env):
                        "impersonate": {"user": "{user}", "groups": ["oncall"]}}],
                targets={}, env=broker_env, start=False)
     cluster = {"name": "prod", "kubeconfig": str(kubeconfig), "kubectl": "/usr/bin/kubectl",
-               "cache_dir": str(tmp_path / "cache"), "timeout": "5s"}
+               "cache_dir": str(tmp_path / "cache"), "timeout": "5s", "transport": "kubectl"}
     if env_list is not None:
         cluster["env"] = env_list
     base = b.config_text

@@ -1,8 +1,9 @@
 """The pod picker: `ssh -t broker` without a target on a broker with clusters.
 
 The client is paramiko with an 80x24 PTY (invoke_shell); the broker lists
-pods through the real kubectl against the test API server
-(tests/k8s/fixture.py). Screens are awaited with deadlines, never sleeps.
+pods against the test API server (tests/k8s/fixture.py) with both
+transports: natively (kubectl is /bin/false, never run) and through the real
+kubectl. Screens are awaited with deadlines, never sleeps.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ RULES = [{"groups": ["oncall"], "targets": ["prod:prod/*"],
           "impersonate": {"user": "{user}", "groups": ["oncall"]}}]
 
 
-@pytest.fixture(scope="module")
-def k8s(tmp_path_factory):
-    d = tmp_path_factory.mktemp("k8s-pick")
+@pytest.fixture(scope="module", params=["native", "kubectl"])
+def k8s(request, tmp_path_factory):
+    d = tmp_path_factory.mktemp("k8s-pick-" + request.param)
     srv = start_apiserver(PODS, d / "api")
     srv.cache = d / "kube-cache"
+    srv.transport = request.param
     try:
         yield srv
     finally:
@@ -50,7 +52,8 @@ def pick_broker(broker, k8s, rules=RULES, targets=None):
     b = broker(users={"alice": {"groups": ["oncall"]}}, rules=rules,
                targets=targets if targets is not None else {}, start=False)
     clusters = [{"name": "prod", "kubeconfig": str(k8s.kubeconfig), "context": "podgate-test",
-                 "kubectl": "/usr/bin/kubectl", "cache_dir": str(k8s.cache), "timeout": "5s"}]
+                 "kubectl": "/usr/bin/kubectl" if k8s.transport == "kubectl" else "/bin/false",
+                 "cache_dir": str(k8s.cache), "timeout": "5s", "transport": k8s.transport}]
     b.kubernetes = clusters
     b.start()
     return b

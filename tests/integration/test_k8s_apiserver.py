@@ -490,7 +490,9 @@ def test_command_line(tmp_path):
         r = subprocess.run(["kubectl", "--kubeconfig", str(kc), "exec", "api-1", "--", "echo", "ok"],
                            capture_output=True, env=dict(os.environ, HOME=str(tmp_path)), timeout=30)
         assert (r.returncode, r.stdout) == (0, b"ok\n")
-        assert json.loads((tmp_path / "log.jsonl").read_text().splitlines()[0])["type"] == "request"
+        log = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+        assert [e["type"] for e in log[:2]] == ["connection", "request"]
+        assert log[1]["conn"] == log[0]["conn"] == 1
     finally:
         p.terminate()
         assert p.wait(10) == 0

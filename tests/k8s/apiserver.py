@@ -125,7 +125,7 @@ class Cluster:
      "phase": "Running"|"Pending"|"Succeeded"|"Failed", "labels": {...},
      "owner": {"deployment": NAME} | {"statefulset": NAME},
      "default_container": NAME, "node": "node-1", "age": SECONDS,
-     "env": {...}, "workdir": DIR, "hang_exec": bool, "shells": ["sh", ...],
+     "env": {...}, "workdir": DIR, "hang_exec": bool, "drop_exec": bool, "shells": ["sh", ...],
      "terminating": bool (metadata.deletionTimestamp is set),
      "forbidden_users": [...], "exec_forbidden_users": [...]}
     "shells" (on the pod, or on one container given as an object) lists the
@@ -195,6 +195,7 @@ class Cluster:
                 "env": {str(k): str(v) for k, v in (p.get("env") or {}).items()},
                 "workdir": p.get("workdir"), "hang_exec": bool(p.get("hang_exec")),
                 "terminating": bool(p.get("terminating")),
+                "drop_exec": bool(p.get("drop_exec")),
                 "restarts": int(p.get("restarts", 0)),
                 "forbidden": set(_strlist(p.get("forbidden_users"), "forbidden_users")),
                 "exec_forbidden": set(_strlist(p.get("exec_forbidden_users"), "exec_forbidden_users")),
@@ -573,8 +574,15 @@ class ApiServer:
 
     def __init__(self, spec=None, *, host="127.0.0.1", port=0, tls=None, token=None,
                  token_user="podgate-broker", forbid=(), forbid_exec=(), forbid_impersonation=False,
-                 hang=None, log_path=None, server_version=SERVER_VERSION):
+                 hang=None, log_path=None, server_version=SERVER_VERSION, protocols=None,
+                 client_ca=None):
+        # Client certificates signed by this CA authenticate as their CN.
+        self.client_ca = client_ca
         self.cluster = Cluster(load_spec(spec) if spec is not None else {})
+        # The channel protocols exec accepts, in the server's order of preference.
+        self.protocols = list(protocols or CHANNEL_PROTOCOLS)
+        if not all(x in CHANNEL_PROTOCOLS for x in self.protocols):
+            raise ValueError(f"protocols must be among {CHANNEL_PROTOCOLS}")
         self.host = host
         self.port = port
         self.tls = tls
@@ -596,6 +604,7 @@ class ApiServer:
         self._thread = None
         self._tasks: set[asyncio.Task] = set()
         self._children: set[int] = set()  # process groups of running exec commands
+        self._nconns = 0  # connections accepted (each one's number is in its events)
         self._stopped = None
 
     # ---- public API
@@ -625,6 +634,9 @@ class ApiServer:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*self.tls)
             ctx.set_alpn_protocols(["http/1.1"])
+            if self.client_ca:
+                ctx.load_verify_locations(self.client_ca)
+                ctx.verify_mode = ssl.CERT_OPTIONAL
         if self.log_path:
             self._log_file = open(self.log_path, "a", buffering=1)
         self._server = await asyncio.start_server(self._client, self.host, self.port, ssl=ctx,
@@ -710,6 +722,9 @@ class ApiServer:
         task = asyncio.current_task()
         self._tasks.add(task)
         conn = _Conn(reader, writer)
+        self._nconns += 1
+        conn.id = self._nconns
+        self._event("connection", conn=conn.id)
         try:
             while True:
                 req = await self._read_request(reader)
@@ -774,11 +789,22 @@ class ApiServer:
         await self._write(conn, ("\r\n".join(head) + "\r\n\r\n").encode() + body)
         return not close
 
-    def _user(self, req: Request) -> tuple[str, list[str]]:
+    def _user(self, req: Request, base: str | None = None) -> tuple[str, list[str]]:
         imp = req.header("Impersonate-User")
         if imp:
             return imp, req.header_all("Impersonate-Group")
-        return self.token_user, []
+        return base or self.token_user, []
+
+    def _cert_user(self, conn) -> str | None:
+        """The CN of a client certificate the TLS layer verified (client_ca), or None."""
+        if not self.client_ca:
+            return None
+        peer = conn.writer.get_extra_info("peercert") or {}
+        for rdn in peer.get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    return v
+        return None
 
     def _denied(self, user: str, groups: list[str], *sets) -> bool:
         names = {user} | {"group:" + g for g in groups}
@@ -786,7 +812,8 @@ class ApiServer:
 
     async def _handle(self, conn: _Conn, req: Request) -> bool:
         entry = self._record({
-            "type": "request", "method": req.method, "path": req.path, "query": req.query,
+            "type": "request", "conn": conn.id, "method": req.method, "path": req.path,
+            "query": req.query,
             "raw_query": req.raw_query, "authorization": req.header("Authorization"),
             "impersonate_user": req.header("Impersonate-User"),
             "impersonate_groups": req.header_all("Impersonate-Group"),
@@ -801,12 +828,14 @@ class ApiServer:
         if self.hang == "all" or (self.hang == "api" and req.path.rstrip("/") not in DISCOVERY_PATHS):
             return await self._hang(conn, entry)
         try:
-            # Authentication, then impersonation, then the request itself.
-            if self.token is not None:
-                auth = req.header("Authorization", "")
-                if auth != f"Bearer {self.token}":
-                    raise ApiError(401, "Unauthorized", "Unauthorized")
-            user, groups = self._user(req)
+            # Authentication (a token, or a client certificate without one),
+            # then impersonation, then the request itself.
+            cert_user = self._cert_user(conn)
+            auth = req.header("Authorization", "")
+            entry["client_cert"] = cert_user
+            if self.token is not None and auth != f"Bearer {self.token}" and not (cert_user and not auth):
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            user, groups = self._user(req, cert_user if not auth else None)
             if req.header("Impersonate-User") and self.forbid_impersonation:
                 raise ApiError(403, "Forbidden",
                                f'users "{user}" is forbidden: User "{self.token_user}" cannot impersonate '
@@ -1019,11 +1048,11 @@ class ApiServer:
                 msg = "Upgrade request required"
             return await self._respond(conn, req, entry, 400, status_failure(400, "BadRequest", msg))
         offered = [x.strip() for h in req.header_all("Sec-WebSocket-Protocol") for x in h.split(",")]
-        if not any(x in CHANNEL_PROTOCOLS for x in offered):
+        if not any(x in self.protocols for x in offered):
             return await self._respond(conn, req, entry, 400, status_failure(
                 400, "BadRequest", f"none of the offered subprotocols {offered} is supported; "
-                                   f"supported: {CHANNEL_PROTOCOLS}"))
-        ws = ServerConnection(subprotocols=[Subprotocol(x) for x in CHANNEL_PROTOCOLS])
+                                   f"supported: {self.protocols}"))
+        ws = ServerConnection(subprotocols=[Subprotocol(x) for x in self.protocols])
         ws.select_subprotocol = lambda client, server: next(x for x in server if x in client)
         ws.receive_data(req.raw_head)
         events = ws.events_received()
@@ -1036,6 +1065,12 @@ class ApiServer:
         entry["subprotocol"] = response.headers.get("Sec-WebSocket-Protocol")
         self._flush_entry(entry)
         await self._write(conn, b"".join(ws.data_to_send()))
+        if pod["drop_exec"]:
+            # The stream ends at once, without a status on channel 3.
+            self._event("exec-dropped", pod=pod["name"])
+            ws.send_close(1000)
+            await self._write(conn, b"".join(ws.data_to_send()))
+            return False
         session = ExecSession(self, conn, ws, pod, opts, entry["subprotocol"])
         await session.run()
         return False
@@ -1471,6 +1506,9 @@ def main(argv=None) -> int:
     ap.add_argument("--kubeconfig", help="write a kubeconfig for this server to this path")
     ap.add_argument("--namespace", default="default", help="namespace of the kubeconfig's context")
     ap.add_argument("--server-version", default=SERVER_VERSION)
+    ap.add_argument("--protocol", action="append", default=[], choices=CHANNEL_PROTOCOLS,
+                    help="a channel protocol exec accepts (repeatable, in order of preference; "
+                         "default: v5 then v4)")
     a = ap.parse_args(argv)
 
     tls = None
@@ -1484,7 +1522,8 @@ def main(argv=None) -> int:
         srv = ApiServer(load_spec(a.pods) if a.pods else {}, host=a.host, port=a.port, tls=tls, token=a.token,
                         token_user=a.token_user, forbid=a.forbid, forbid_exec=a.forbid_exec,
                         forbid_impersonation=a.forbid_impersonation, hang=a.hang,
-                        log_path=a.log, server_version=a.server_version)
+                        log_path=a.log, server_version=a.server_version,
+                        protocols=a.protocol or None)
     except (SpecError, OSError, ValueError) as e:
         print(f"apiserver: {e}", file=sys.stderr)
         return 2

@@ -151,7 +151,7 @@ class K8sApiServer:
 def start_apiserver(pods=None, directory=None, *, tls=True, token="podgate-test-token",
                     token_user="podgate-broker", forbid=(), forbid_exec=(), forbid_impersonation=False,
                     hang=None, namespace="default", server_version=None, in_process=False,
-                    start_timeout: float = 15) -> K8sApiServer:
+                    start_timeout: float = 15, protocols=None, client_ca=False) -> K8sApiServer:
     """Start a server on a free port of 127.0.0.1, write its kubeconfig."""
     if directory is None:
         import tempfile
@@ -167,7 +167,8 @@ def start_apiserver(pods=None, directory=None, *, tls=True, token="podgate-test-
             pods if pods is not None else {}, tls=(tls_files["cert"], tls_files["key"]) if tls else None,
             token=token, token_user=token_user, forbid=forbid, forbid_exec=forbid_exec,
             forbid_impersonation=forbid_impersonation, hang=hang, log_path=str(srv.log_path),
-            server_version=server_version or apiserver.SERVER_VERSION).start()
+            server_version=server_version or apiserver.SERVER_VERSION, protocols=protocols,
+            client_ca=tls_files["ca"] if tls and client_ca else None).start()
         srv.url, srv.port = srv.server.url, srv.server.port
     else:
         pods_path = d / "pods.json"
@@ -191,6 +192,8 @@ def start_apiserver(pods=None, directory=None, *, tls=True, token="podgate-test-
             argv += ["--hang", hang]
         if server_version:
             argv += ["--server-version", server_version]
+        for p in protocols or ():
+            argv += ["--protocol", p]
         stderr = open(d / "apiserver.stderr", "wb")
         srv.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL)
         stderr.close()
@@ -223,6 +226,21 @@ def k8s_apiserver(pods=None, directory=None, **options):
         yield srv
     finally:
         srv.stop()
+
+
+def make_client_cert(tls_dir, cn: str) -> dict:
+    """A client certificate for CN signed by the CA of make_tls(tls_dir): {"cert", "key"}."""
+    d = pathlib.Path(tls_dir)
+    cert, key, csr, ext = d / f"{cn}.crt", d / f"{cn}.key", d / f"{cn}.csr", d / f"{cn}.ext"
+    ext.write_text("extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    subprocess.run(["openssl", "req", "-new", *ec, "-keyout", str(key), "-out", str(csr),
+                    "-subj", f"/CN={cn}"], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(d / "ca.crt"),
+                    "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-out", str(cert),
+                    "-days", "30", "-extfile", str(ext)], check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    return {"cert": str(cert), "key": str(key)}
 
 
 def closed_port() -> int:
