@@ -63,7 +63,8 @@ def _objects(raw: bytes):
     ("end", offset, reason) tuple: reason None at a clean end, "truncated"
     when the file ends inside an object, or a description of a corrupt one."""
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, unicode_errors="surrogateescape",
-                                object_pairs_hook=_map, max_buffer_size=max(len(raw), 1 << 20))
+                                object_pairs_hook=_map, ext_hook=_ext,
+                                max_buffer_size=max(len(raw), 1 << 20))
     unpacker.feed(raw)
     pos = 0
     while True:
@@ -88,6 +89,11 @@ def _objects(raw: bytes):
             return
         yield (pos, end - pos, obj)
         pos = end
+
+
+def _ext(code: int, data: bytes):
+    """An ext object of any type code (librec accepts all; none is a known payload)."""
+    return ("ext", code, data)
 
 
 def _frozen(o):

@@ -388,6 +388,14 @@ def make(podgate_player=None):
     limits("unknown-ext.rec", msgpack.ExtType(5, b"later"), True,
            "an unknown event whose payload is an ext type: skipped")
 
+    w = Writer()
+    w.ev(1_000, "o", b"x")
+    w.ev(1_000, "z", None, raw=b"\x93\xcd\x03\xe8\xa1z\xd4\x80\x00")
+    w.ev(1_000, "x", {"status": 0})
+    w.checkpoint(0)
+    w.seal()
+    v.sealed("unknown-ext-negative.rec", w, "an unknown event whose payload is an ext of type -128: skipped")
+
     # Lengths over the limits are refused before the bytes arrive: corrupt, not a cut.
     for name, frame, why in (
             ("unknown-size-over.rec", b"\xc6" + (R.MAX_OBJECT + 1).to_bytes(4, "big"),
