@@ -386,7 +386,8 @@ session_flush_cb(uv_timer_t *t)
 			else
 				recfile_sync(s->rf, &s->conn->server->loop);
 		}
-		if (!s->rec_failed && s->rf->err < 0)
+		/* (on_recording_failure: continue may just have dropped the file) */
+		if (!s->rec_failed && s->rf != NULL && s->rf->err < 0)
 			session_rec_fail(s, s->rf->err);
 	}
 	conn_after_io(s->conn);
