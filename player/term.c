@@ -16,6 +16,12 @@
 #include "term.h"
 
 #define TERM_MAX_DIM 1000
+/*
+ * Most bytes handed to libvterm at once: it decodes a write's text into an
+ * array on the stack as long as the write, so one large output event given
+ * whole overflows the stack.
+ */
+#define TERM_VT_CHUNK (16u * 1024)
 #define SCAN_MAX_PARAMS 16
 /* Modes a snapshot starts from, whatever came before it. */
 #define TERM_RESET_MODES "\033[?6l\033[?7h\033[4l\033[r\033(B\033[?25h"
@@ -110,6 +116,30 @@ static const VTermScreenCallbacks term_screen_cbs_push = {
 	.resize = term_resize_cb,
 	.sb_pushline = term_pushline_cb,
 };
+
+/*
+ * Feed bytes to libvterm in pieces of at most TERM_VT_CHUNK, each cut
+ * before a UTF-8 lead byte so that no character is split between writes.
+ */
+static void
+term_vt_write(VTerm *vt, const char *p, size_t len)
+{
+	size_t n, k;
+
+	while (len > 0) {
+		n = len;
+		if (n > TERM_VT_CHUNK) {
+			n = TERM_VT_CHUNK;
+			for (k = 0; k < 3 && ((unsigned char)p[n - k] & 0xc0) == 0x80; k++)
+				;
+			if (((unsigned char)p[n - k] & 0xc0) != 0x80)
+				n -= k;
+		}
+		vterm_input_write(vt, p, n);
+		p += n;
+		len -= n;
+	}
+}
 
 /* Clamp a dimension to what the player accepts. */
 static int
@@ -922,13 +952,13 @@ term_fast_run(struct term *t, const char **from, const char *a, const char *b)
 		;
 	if (p == b || (lf = memchr(p, '\n', (size_t)(b - p))) == NULL)
 		return;
-	vterm_input_write(t->vt, *from, (size_t)(lf - *from));
+	term_vt_write(t->vt, *from, (size_t)(lf - *from));
 	*from = lf;
 	vterm_state_get_cursorpos(t->st, &pos);
 	if (pos.row != t->rows - 1)
 		return;
 	scrolls = t->full_scrolls;
-	vterm_input_write(t->vt, lf, 1);
+	term_vt_write(t->vt, lf, 1);
 	*from = s1 = lf + 1;
 	vterm_state_get_cursorpos(t->st, &pos);
 	if (t->full_scrolls != scrolls + 1 || t->alt || pos.row != t->rows - 1 || pos.col != 0 ||
@@ -1063,7 +1093,7 @@ term_write(struct term *t, const void *buf, size_t len)
 			t->nu8 = tail;
 			return;
 		}
-		vterm_input_write(t->vt, u, tail);
+		term_vt_write(t->vt, u, tail);
 		(void)term_scan_utf8(t, u, u + tail);
 		from = p;
 	}
@@ -1170,7 +1200,7 @@ term_write(struct term *t, const void *buf, size_t len)
 					t->sc_nparam = SCAN_MAX_PARAMS;
 				if ((act = term_scan_csi(t, (char)c)) != SCAN_ACT_NONE) {
 					if (p > from)
-						vterm_input_write(t->vt, from, (size_t)(p - from));
+						term_vt_write(t->vt, from, (size_t)(p - from));
 					from = p;
 					if (act == SCAN_ACT_FLUSH)
 						term_flush_rows(t);
@@ -1198,7 +1228,7 @@ term_write(struct term *t, const void *buf, size_t len)
 		t->nu8 = tail;
 	}
 	if (end > from)
-		vterm_input_write(t->vt, from, (size_t)(end - from));
+		term_vt_write(t->vt, from, (size_t)(end - from));
 	t->known.len = t->known_pos = 0;
 }
 
