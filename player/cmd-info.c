@@ -5,11 +5,13 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "player.h"
+#include "trust.h"
 
 /* What reading a whole recording found. */
 struct info_stats {
@@ -20,22 +22,27 @@ struct info_stats {
 	bool exited;
 	int exit_status;
 	char exit_signal[32];
-	const char *state;	/* complete, incomplete, truncated, corrupt */
+	uint64_t exit_offset;
+	bool exit_verified;	/* the exit event is inside what verified */
+	const char *state;	/* complete, incomplete, truncated, corrupt, modified */
 	int rc;
 	struct rec_verify verify;	/* integrity, against the header's signer */
 	int verify_rc;
+	const struct trust *trust;
 };
 
 static const char info_codes[] = "oeirmx";
 
 /* Read every event of f and count them. */
 static void
-info_scan(struct player_file *f, struct info_stats *s)
+info_scan(struct player_file *f, struct info_stats *s, const struct trust *trust)
 {
+	struct trust_events te;
 	struct rec_event ev;
 	const char *c;
 
 	memset(s, 0, sizeof *s);
+	s->trust = trust;
 	while ((s->rc = rec_reader_next(f->reader, &ev)) == 1) {
 		s->events++;
 		s->duration_ns = ev.time_ns;
@@ -49,6 +56,7 @@ info_scan(struct player_file *f, struct info_stats *s)
 		if (ev.code == REC_EXIT) {
 			s->exited = true;
 			s->exit_status = ev.exit_status;
+			s->exit_offset = ev.offset;
 			memcpy(s->exit_signal, ev.exit_signal, sizeof s->exit_signal);
 		}
 	}
@@ -56,12 +64,12 @@ info_scan(struct player_file *f, struct info_stats *s)
 		s->verify_rc = rec_verify_fd(f->fd, NULL, &s->verify);
 	else
 		s->verify_rc = -errno;
-	if (s->rc == -ENODATA)
-		s->state = "truncated";
-	else if (s->rc < 0)
-		s->state = "corrupt";
-	else
-		s->state = s->exited ? "complete" : "incomplete";
+	/* The state comes from the verified seal, not from unsigned events. */
+	te.read_rc = s->rc;
+	te.exited = s->exited;
+	te.exit_offset = s->exit_offset;
+	s->state = trust_state(&s->verify, s->verify_rc, &te);
+	s->exit_verified = trust_exit_verified(&s->verify, s->verify_rc, &te);
 }
 
 /* Format UTC nanoseconds as RFC 3339 with milliseconds. */
@@ -89,7 +97,7 @@ static void
 info_text(const struct player_file *f, const struct info_stats *s)
 {
 	const struct rec_header *h = &f->header;
-	char when[48];
+	char when[48], line[640];
 
 	format_time(h->start_ns, when, sizeof when);
 	printf("file:      %s\n", f->path);
@@ -111,21 +119,20 @@ info_text(const struct player_file *f, const struct info_stats *s)
 	printf("bytes:     output %" PRIu64 ", stderr %" PRIu64 ", input %" PRIu64 "\n",
 	    s->bytes[0], s->bytes[1], s->bytes[2]);
 	if (!s->exited)
-		printf("exit:      -\n");
+		printf("exit:      -");
 	else if (s->exit_signal[0] != '\0')
-		printf("exit:      signal %s\n", s->exit_signal);
+		printf("exit:      signal %s", s->exit_signal);
 	else
-		printf("exit:      status %d\n", s->exit_status);
-	printf("state:     %s", s->state);
+		printf("exit:      status %d", s->exit_status);
+	if (s->exited && !s->exit_verified)
+		printf(" (unverified: after the last verified byte %llu)",
+		    (unsigned long long)s->verify.verified_bytes);
+	printf("\nstate:     %s", s->state);
 	if (s->rc < 0)
 		printf(" (%s)", rec_reader_error(f->reader));
 	printf("\n");
-	if (s->verify_rc < 0)
-		printf("integrity: unknown (%s)\n", strerror(-s->verify_rc));
-	else if (s->verify.verdict == REC_SEALED)
-		printf("integrity: %s\n", s->verify.reason);
-	else
-		printf("integrity: %s: %s\n", rec_verdict_name(s->verify.verdict), s->verify.reason);
+	trust_describe(s->trust, &s->verify, s->verify_rc, line, sizeof line);
+	printf("integrity: %s\n", line);
 }
 
 /* Print one JSON object on one line. */
@@ -150,7 +157,8 @@ info_json(const struct player_file *f, const struct info_stats *s)
 		printf("{\"signal\":\"%s\"}", s->exit_signal);
 	else
 		printf("{\"status\":%d}", s->exit_status);
-	printf(",\"state\":\"%s\",\"error\":", s->state);
+	printf(",\"exit_verified\":%s,\"state\":\"%s\",\"error\":",
+	    s->exit_verified ? "true" : "false", s->state);
 	if (s->rc < 0) {
 		const char *e = rec_reader_error(f->reader);
 
@@ -162,7 +170,9 @@ info_json(const struct player_file *f, const struct info_stats *s)
 	if (s->verify_rc < 0)
 		fputs("null", stdout);
 	else {
-		printf("{\"state\":\"%s\",\"reason\":", rec_verdict_name(s->verify.verdict));
+		printf("{\"state\":\"%s\",\"trust\":\"%s\",\"reason\":",
+		    rec_verdict_name(s->verify.verdict),
+		    trust_word(s->trust, &s->verify, s->verify_rc));
 		rec_json_string(stdout, s->verify.reason, strlen(s->verify.reason));
 		fputs(",\"key_fp\":", stdout);
 		if (s->verify.key_fp[0] != '\0')
@@ -174,43 +184,68 @@ info_json(const struct player_file *f, const struct info_stats *s)
 	fputs("}\n", stdout);
 }
 
+#define INFO_USAGE "info [--json] [--key PUB]... FILE..."
+
 /* Describe each recording named on the command line. */
 int
 cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct info_stats s;
 	struct player_file f;
+	struct trust trust;
+	char **keys;
+	size_t nkeys = 0;
 	bool json = false;
 	int c, i, st = 0;
 
+	if ((keys = calloc((size_t)argc, sizeof *keys)) == NULL)
+		return EXIT_USAGE;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jk:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
 			break;
+		case 'k':
+			keys[nkeys++] = optarg;
+			break;
 		case 'h':
-			printf("usage: podgate-player info [--json] FILE...\n");
+			printf("usage: podgate-player " INFO_USAGE "\n\n"
+			    "What a recording holds: header, duration, event counts, exit status,\n"
+			    "state (from the verified seal) and integrity (against trusted keys).\n\n"
+			    "  --json       one JSON object per file, on one line\n"
+			    "  --key PUB    trust this signing key (PEM public key, or a list of keys;\n"
+			    "               repeatable); default: $PODGATE_KEYS, then\n"
+			    "               ~/.config/podgate/trusted_keys, then /etc/podgate/trusted_keys\n");
+			free(keys);
 			return 0;
 		default:
+			free(keys);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		player_warn("usage: podgate-player info [--json] FILE...");
+		player_warn("usage: podgate-player " INFO_USAGE);
+		free(keys);
 		return EXIT_USAGE;
 	}
+	if (trust_load(&trust, keys, nkeys) < 0) {
+		free(keys);
+		return EXIT_USAGE;
+	}
+	free(keys);
 	for (i = optind; i < argc; i++) {
 		if (player_open(&f, argv[i]) < 0) {
 			st = EXIT_USAGE;
 			continue;
 		}
-		info_scan(&f, &s);
+		info_scan(&f, &s, &trust);
 		if (json)
 			info_json(&f, &s);
 		else {
@@ -221,7 +256,11 @@ cmd_info(int argc, char **argv)
 		if (s.rc < 0 && st == 0)
 			st = s.rc == -ENODATA || s.rc == -EBADMSG || s.rc == -EPROTO ?
 			    EXIT_DAMAGED : EXIT_USAGE;
+		else if (st == 0 && (strcmp(s.state, "truncated") == 0 ||
+		    strcmp(s.state, "modified") == 0))
+			st = EXIT_DAMAGED;
 		player_close(&f);
 	}
+	trust_free(&trust);
 	return st;
 }

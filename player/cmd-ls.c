@@ -16,20 +16,24 @@
 #include <string.h>
 
 #include "player.h"
+#include "trust.h"
 #include "walk.h"
 #include "when.h"
 
-#define LS_USAGE "ls PATH... [--user U] [--target GLOB] [--since WHEN] [--until WHEN] [--json]"
+#define LS_USAGE "ls PATH... [--user U] [--target GLOB] [--since WHEN] [--until WHEN] " \
+    "[--key PUB]... [--json]"
 
 /* One session to list. */
 struct ls_entry {
 	char *path;
 	char *session, *user, *target, *command;
 	uint64_t start_ns, duration_ns;
-	bool exited;
+	bool exited;		/* an exit status inside what verified */
 	int exit_status;
 	char exit_signal[32];
 	const char *state;
+	const char *trust;	/* trust_word */
+	char key_fp[REC_KEY_FP_LEN];	/* the signer, or "" */
 };
 
 struct ls_state {
@@ -38,6 +42,7 @@ struct ls_state {
 	bool has_since, has_until;
 	bool json;
 	bool error;
+	struct trust trust;
 	struct ls_entry *ents;
 	size_t n, cap;
 };
@@ -70,7 +75,8 @@ ls_file(const char *path, bool named, void *arg)
 	struct ls_entry e, *p;
 	const struct rec_header *h;
 	struct rec_verify v;
-	int rc;
+	struct trust_events te;
+	int rc, vrc;
 
 	if (player_open(&f, path) < 0) {
 		if (named)
@@ -85,24 +91,24 @@ ls_file(const char *path, bool named, void *arg)
 		return 0;
 	}
 	memset(&e, 0, sizeof e);
+	memset(&te, 0, sizeof te);
 	while ((rc = rec_reader_next(f.reader, &ev)) == 1) {
 		e.duration_ns = ev.time_ns;
 		if (ev.code == REC_EXIT) {
-			e.exited = true;
+			te.exited = true;
+			te.exit_offset = ev.offset;
 			e.exit_status = ev.exit_status;
 			memcpy(e.exit_signal, ev.exit_signal, sizeof e.exit_signal);
 		}
 	}
-	if (rc == -ENODATA)
-		e.state = "truncated";
-	else if (rc < 0)
-		e.state = "corrupt";
-	else
-		e.state = e.exited ? "complete" : "incomplete";
-	/* The integrity verdict says more where there is one: sealed, modified. */
-	if (player_verify_path(path, &v) == 0 && (v.verdict == REC_SEALED ||
-	    v.verdict == REC_MODIFIED || (v.verdict == REC_TRUNCATED && rc >= 0)))
-		e.state = rec_verdict_name(v.verdict);
+	te.read_rc = rc;
+	/* The state comes from the verified seal, not from unsigned events. */
+	vrc = player_verify_path(path, &v);
+	e.state = trust_state(&v, vrc, &te);
+	e.exited = trust_exit_verified(&v, vrc, &te);
+	e.trust = trust_word(&s->trust, &v, vrc);
+	if (vrc == 0)
+		memcpy(e.key_fp, v.key_fp, sizeof e.key_fp);
 	e.start_ns = h->start_ns;
 	e.path = strdup(path);
 	e.session = ls_dup(h->session_id);
@@ -152,7 +158,7 @@ ls_json_str(const char *s)
 static void
 ls_print(const struct ls_state *s, const struct ls_entry *e)
 {
-	char start[32], dur[32], ex[48];
+	char start[32], dur[32], ex[48], *user, *target, *command, *path;
 
 	when_format_utc(e->start_ns, start, sizeof start);
 	if (s->json) {
@@ -174,7 +180,9 @@ ls_print(const struct ls_state *s, const struct ls_entry *e)
 			printf("{\"signal\":\"%s\"}", e->exit_signal);
 		else
 			printf("{\"status\":%d}", e->exit_status);
-		printf(",\"state\":\"%s\"}\n", e->state);
+		printf(",\"state\":\"%s\",\"trust\":\"%s\",\"signer\":", e->state, e->trust);
+		ls_json_str(e->key_fp[0] != '\0' ? e->key_fp : NULL);
+		fputs("}\n", stdout);
 		return;
 	}
 	when_format_offset(e->duration_ns, dur, sizeof dur);
@@ -184,9 +192,18 @@ ls_print(const struct ls_state *s, const struct ls_entry *e)
 		snprintf(ex, sizeof ex, "SIG%s", e->exit_signal);
 	else
 		snprintf(ex, sizeof ex, "%d", e->exit_status);
-	printf("%s  %s  %-10s  %-20s  %-30s  %-7s  %-10s  %s\n", start, dur,
-	    e->user != NULL ? e->user : "-", e->target != NULL ? e->target : "-",
-	    e->command != NULL ? e->command : "(shell)", ex, e->state, e->path);
+	/* Recorded strings are the recorded client's: never raw on the terminal. */
+	user = player_escape_str(e->user, "-");
+	target = player_escape_str(e->target, "-");
+	command = player_escape_str(e->command, "(shell)");
+	path = player_escape_str(e->path, "-");
+	if (user != NULL && target != NULL && command != NULL && path != NULL)
+		printf("%s  %s  %-10s  %-20s  %-30s  %-7s  %-10s  %-17s  %s\n", start, dur, user,
+		    target, command, ex, e->state, e->trust, path);
+	free(user);
+	free(target);
+	free(command);
+	free(path);
 }
 
 /* List sessions. */
@@ -199,17 +216,21 @@ cmd_ls(int argc, char **argv)
 		{ "since", required_argument, NULL, 'S' },
 		{ "until", required_argument, NULL, 'U' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ls_state s;
 	uint64_t now = rec_now_utc_ns();
-	size_t i;
+	char **keys;
+	size_t i, nkeys = 0;
 	int c, r, st = 0;
 
 	memset(&s, 0, sizeof s);
+	if ((keys = calloc((size_t)argc, sizeof *keys)) == NULL)
+		return EXIT_USAGE;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "u:t:S:U:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "u:t:S:U:jk:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'u':
 			s.user = optarg;
@@ -222,6 +243,7 @@ cmd_ls(int argc, char **argv)
 			if (when_parse(optarg, now, c == 'S' ? &s.since : &s.until) < 0) {
 				player_warn("bad time '%s' (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][Z], "
 				    "or 30m, 2h, 3d ago)", optarg);
+				free(keys);
 				return EXIT_USAGE;
 			}
 			if (c == 'S')
@@ -232,17 +254,37 @@ cmd_ls(int argc, char **argv)
 		case 'j':
 			s.json = true;
 			break;
+		case 'k':
+			keys[nkeys++] = optarg;
+			break;
 		case 'h':
-			printf("usage: podgate-player " LS_USAGE "\n");
+			printf("usage: podgate-player " LS_USAGE "\n\n"
+			    "One line per recorded session under the paths (directories recursively):\n"
+			    "start, duration, user, target, command, exit status, state, signer, file.\n"
+			    "The state and exit status are those the verified seal covers.\n\n"
+			    "  --user U        sessions of user U\n"
+			    "  --target GLOB   sessions whose target matches GLOB\n"
+			    "  --since WHEN    started at or after WHEN (2025-11-28, 2025-11-28T16:00Z, 2h)\n"
+			    "  --until WHEN    started at or before WHEN\n"
+			    "  --key PUB       trust this signing key (repeatable); default: $PODGATE_KEYS,\n"
+			    "                  ~/.config/podgate/trusted_keys, /etc/podgate/trusted_keys\n"
+			    "  --json          one JSON object per session\n");
+			free(keys);
 			return 0;
 		default:
+			free(keys);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
 		player_warn("usage: podgate-player " LS_USAGE);
+		free(keys);
 		return EXIT_USAGE;
 	}
+	r = trust_load(&s.trust, keys, nkeys);
+	free(keys);
+	if (r < 0)
+		return EXIT_USAGE;
 	r = walk_paths(argv + optind, argc - optind, ls_file, &s);
 	if (r == -ENOMEM) {
 		player_warn("out of memory");
@@ -258,6 +300,7 @@ cmd_ls(int argc, char **argv)
 	for (i = 0; i < s.n; i++)
 		ls_entry_clear(&s.ents[i]);
 	free(s.ents);
+	trust_free(&s.trust);
 	if (fflush(stdout) != 0) {
 		player_warn("write: %s", strerror(errno));
 		st = EXIT_USAGE;

@@ -18,23 +18,26 @@
 #include "index.h"
 #include "player.h"
 #include "search.h"
+#include "trust.h"
 #include "when.h"
 
-#define PLAY_USAGE "play FILE [--speed X] [--idle-limit SECS] [--start TIME] [--regex] [-i]"
+#define PLAY_USAGE "play FILE [--speed X] [--idle-limit SECS] [--start TIME] [--regex] [-i] " \
+    "[--key PUB]..."
 #define NS 1000000000ull
 #define PLAY_OVERLAY_LINES 6
 #define PLAY_MAX_MATCHES 1000000
 #define PLAY_STEP_BUDGET_NS 30000000ull	/* replay at most this long per frame */
 
-static const double play_speeds[] = { 0.25, 0.5, 1, 2, 4, 8, 16 };
-#define PLAY_NSPEEDS (sizeof play_speeds / sizeof play_speeds[0])
+#define PLAY_MIN_SPEED (1.0 / 64)
+#define PLAY_MAX_SPEED 64.0
+#define PLAY_STEP_MAX 100000	/* events '.' looks through for a visible one */
 
 static const char *const play_help[] = {
 	"podgate-player play: keys",
 	"",
 	"  space        pause / resume",
-	"  .            step one event (while paused)",
-	"  + / -        faster / slower (0.25x to 16x)",
+	"  .            step to the next event that changes the screen (while paused)",
+	"  + / -  > / < twice / half as fast (1/64x to 64x)",
 	"  left/right   back / forward 5 seconds",
 	"  PgUp/PgDn    back / forward 60 seconds",
 	"  0 ... 9      jump to 0% ... 90%",
@@ -46,7 +49,7 @@ static const char *const play_help[] = {
 	"  H J K L      pan the view left, down, up, right (also shift+arrows)",
 	"               when the recording is larger than this terminal",
 	"  h            this help (any key closes it)",
-	"  q            quit",
+	"  q, Ctrl-C    quit",
 	"",
 	"Search finds text as it was on screen (also lines that scrolled off) and",
 	"what was typed, and stops where the match first became visible.",
@@ -60,7 +63,7 @@ struct play {
 	struct display *disp;
 	uint64_t pos;		/* playback position, ns since the start */
 	uint64_t wall;		/* monotonic time of the last update */
-	size_t speed;		/* index into play_speeds */
+	double speed;		/* 1: as recorded */
 	uint64_t idle_ns;	/* longest pause played (0: no limit) */
 	uint64_t seeked;	/* where the last seek landed: a pause counts from there */
 	bool paused;
@@ -77,7 +80,8 @@ struct play {
 	size_t match;		/* the match shown, when nmatches > 0 */
 	bool match_shown;
 	char message[160];
-	const char *integrity;	/* verified / modified, when known */
+	const char *state;	/* complete, truncated, ... (trust_state) */
+	const char *integrity;	/* verified, unknown-key, ... (trust_word) */
 };
 
 /* Monotonic time in nanoseconds. */
@@ -134,7 +138,7 @@ play_advance(struct play *p)
 	uint64_t now = play_now(), start = now, base;
 
 	if (!p->paused && !p->help)
-		p->pos += (uint64_t)((double)(now - p->wall) * play_speeds[p->speed]);
+		p->pos += (uint64_t)((double)(now - p->wall) * p->speed);
 	p->wall = now;
 	while (index_cursor_peek(p->cur, &ev) == 1) {
 		/* A long pause is cut to the idle limit. */
@@ -171,65 +175,87 @@ play_timeout(struct play *p)
 		return 250;
 	if (ev->time_ns <= p->pos)
 		return 0;
-	wait = (uint64_t)((double)(ev->time_ns - p->pos) / play_speeds[p->speed]);
+	wait = (uint64_t)((double)(ev->time_ns - p->pos) / p->speed);
 	if (p->idle_ns > 0 && ev->time_ns - p->cur->time_ns > p->idle_ns)
 		wait = 1000000;
 	wait /= 1000000;
 	return wait > 50 ? 50 : (int)wait;
 }
 
-/* Append "  part" to the status line when part is not empty. */
-static void
-play_status_add(char *buf, size_t cap, const char *part)
-{
-	size_t n = strlen(buf);
-
-	if (part[0] != '\0' && n < cap)
-		snprintf(buf + n, cap - n, "  %s", part);
-}
+/* One part of the status line: its text and how much it matters (0 most). */
+struct play_part {
+	char text[200];
+	int prio;
+};
 
 /*
- * Format the status line: mode, position / duration, speed, user@target,
- * the match shown, the recording's state and integrity, the viewport when
- * panning, a message, and where help is.
+ * Format the status line, each part as wide as it needs and in this order:
+ * mode and position / duration, the recording's state and signer, the
+ * match shown, speed, user@target, the viewport when panning, a message,
+ * and where help is. When they do not all fit in width, the parts that
+ * matter least are left out first: never the position or the verdict.
  */
 static void
-play_status(struct play *p, char *buf, size_t cap)
+play_status(struct play *p, char *buf, size_t cap, int width)
 {
 	const struct rec_header *h = &p->ix->file->header;
-	char pos[32], dur[32], part[200];
+	struct play_part parts[9];
+	char pos[32], dur[32], *user, *target;
 	const struct rec_event *ev;
 	const char *mode;
-	int cols, rows, vc, vr;
+	int cols, rows, vc, vr, drop;
+	size_t n = 0, i, total, len;
 
+	memset(parts, 0, sizeof parts);
 	when_format_offset(p->pos, pos, sizeof pos);
 	when_format_offset(p->ix->duration_ns, dur, sizeof dur);
 	if (index_cursor_peek(p->cur, &ev) == 0)
 		mode = "END";
 	else
 		mode = p->paused ? "PAUSED" : "PLAYING";
-	snprintf(buf, cap, " %s %s / %s", mode, pos, dur);
-	snprintf(part, sizeof part, "%gx", play_speeds[p->speed]);
-	play_status_add(buf, cap, part);
-	snprintf(part, sizeof part, "%.80s@%.80s", h->user != NULL ? h->user : "-",
-	    h->target != NULL ? h->target : "-");
-	play_status_add(buf, cap, part);
-	part[0] = '\0';
+	snprintf(parts[n].text, sizeof parts[n].text, "%s %s / %s", mode, pos, dur);
+	parts[n++].prio = 0;
+	snprintf(parts[n].text, sizeof parts[n].text, "%s%s%s", p->state,
+	    p->integrity[0] != '\0' ? "  " : "", p->integrity);
+	parts[n++].prio = 0;
 	if (p->has_search)
-		snprintf(part, sizeof part, "match %zu/%zu%s", p->nmatches > 0 ? p->match + 1 : 0,
-		    p->nmatches, p->more_matches ? "+" : "");
-	play_status_add(buf, cap, part);
-	play_status_add(buf, cap, p->ix->state);
-	/* The integrity check's verdict (verified / modified) goes here when known. */
-	play_status_add(buf, cap, p->integrity != NULL ? p->integrity : "");
+		snprintf(parts[n].text, sizeof parts[n].text, "match %zu/%zu%s",
+		    p->nmatches > 0 ? p->match + 1 : 0, p->nmatches, p->more_matches ? "+" : "");
+	parts[n++].prio = 1;
+	snprintf(parts[n].text, sizeof parts[n].text, "%gx", p->speed);
+	parts[n++].prio = 3;
+	user = player_escape_str(h->user, "-");
+	target = player_escape_str(h->target, "-");
+	snprintf(parts[n].text, sizeof parts[n].text, "%.80s@%.80s", user != NULL ? user : "-",
+	    target != NULL ? target : "-");
+	free(user);
+	free(target);
+	parts[n++].prio = 5;
 	term_size(p->cur->term, &cols, &rows);
 	display_size(p->disp, &vc, &vr);
-	part[0] = '\0';
 	if (cols > vc || rows > vr - 1)
-		snprintf(part, sizeof part, "view %dx%d+%d+%d", cols, rows, p->pan_col, p->pan_row);
-	play_status_add(buf, cap, part);
-	play_status_add(buf, cap, p->message);
-	play_status_add(buf, cap, "h:help");
+		snprintf(parts[n].text, sizeof parts[n].text, "view %dx%d+%d+%d", cols, rows,
+		    p->pan_col, p->pan_row);
+	parts[n++].prio = 4;
+	snprintf(parts[n].text, sizeof parts[n].text, "%s", p->message);
+	parts[n++].prio = 2;
+	snprintf(parts[n].text, sizeof parts[n].text, "h:help");
+	parts[n++].prio = 6;
+	/* Leave out the least important parts until the rest fits. */
+	for (drop = 6; drop > 0; drop--) {
+		for (i = 0, total = 0; i < n; i++)
+			if (parts[i].text[0] != '\0' && parts[i].prio <= drop)
+				total += 2 + strlen(parts[i].text);
+		if (width <= 0 || total <= (size_t)width)
+			break;
+	}
+	buf[0] = '\0';
+	for (i = 0, len = 0; i < n; i++) {
+		if (parts[i].text[0] == '\0' || parts[i].prio > drop || len >= cap)
+			continue;
+		len += (size_t)snprintf(buf + len, cap - len, "%s%s", i == 0 ? " " : "  ",
+		    parts[i].text);
+	}
 }
 
 /* The typed lines up to the position, and the line being typed. */
@@ -266,10 +292,12 @@ play_draw(struct play *p)
 {
 	struct display_frame f;
 	const char *lines[PLAY_OVERLAY_LINES + 1];
-	char status[512], partial[512];
+	char status[1024], partial[512];
+	int vc, vr;
 
 	memset(&f, 0, sizeof f);
-	play_status(p, status, sizeof status);
+	display_size(p->disp, &vc, &vr);
+	play_status(p, status, sizeof status, vc);
 	f.term = p->cur->term;
 	f.pan_row = p->pan_row;
 	f.pan_col = p->pan_col;
@@ -384,6 +412,30 @@ play_marker(struct play *p, bool next)
 	snprintf(p->message, sizeof p->message, "no %s marker", next ? "next" : "previous");
 }
 
+/*
+ * Step to the next event that shows: output that changes the screen, a
+ * resize, a marker, or typed input while it is shown.
+ */
+static void
+play_step(struct play *p)
+{
+	const struct rec_event *ev;
+	bool shows = false;
+	int i;
+
+	(void)term_take_damage(p->cur->term);
+	for (i = 0; i < PLAY_STEP_MAX && !shows; i++) {
+		if (index_cursor_peek(p->cur, &ev) != 1)
+			break;
+		shows = ev->code == REC_RESIZE || ev->code == REC_MARKER ||
+		    (ev->code == REC_INPUT && p->overlay);
+		if (index_cursor_step(p->cur) != 1)
+			break;
+		p->pos = p->cur->time_ns;
+		shows = shows || term_take_damage(p->cur->term);
+	}
+}
+
 /* Act on one key; false to quit. */
 static bool
 play_key(struct play *p, int c)
@@ -397,6 +449,7 @@ play_key(struct play *p, int c)
 	p->message[0] = '\0';
 	switch (c) {
 	case 'q':
+	case 3:		/* Ctrl-C: the terminal is in raw mode */
 		return false;
 	case ' ':
 		p->paused = !p->paused;
@@ -404,20 +457,20 @@ play_key(struct play *p, int c)
 			play_seek_seq(p, 0);
 		break;
 	case '.':
-		if (p->paused) {
-			if (index_cursor_step(p->cur) == 1)
-				p->pos = p->cur->time_ns;
-		}
+		if (p->paused)
+			play_step(p);
 		break;
 	case '+':
 	case '=':
-		if (p->speed + 1 < PLAY_NSPEEDS)
-			p->speed++;
+	case '>':
+		if (p->speed * 2 <= PLAY_MAX_SPEED)
+			p->speed *= 2;
 		break;
 	case '-':
 	case '_':
-		if (p->speed > 0)
-			p->speed--;
+	case '<':
+		if (p->speed / 2 >= PLAY_MIN_SPEED)
+			p->speed /= 2;
 		break;
 	case KEY_LEFT:
 		play_seek(p, pos - 5 * (int64_t)NS);
@@ -499,13 +552,19 @@ cmd_play(int argc, char **argv)
 		{ "start", required_argument, NULL, 't' },
 		{ "regex", no_argument, NULL, 'E' },
 		{ "ignore-case", no_argument, NULL, 'i' },
+		{ "key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct player_file f;
 	struct play p;
 	struct rec_verify verdict;
+	struct trust_events te;
+	struct trust trust;
 	struct stat sb;
+	char **keys;
+	size_t nkeys = 0;
+	int vrc;
 	double speed = 1, idle = 2;
 	uint64_t start = 0, total;
 	char *end;
@@ -513,13 +572,17 @@ cmd_play(int argc, char **argv)
 	size_t i;
 
 	memset(&p, 0, sizeof p);
+	if ((keys = calloc((size_t)argc, sizeof *keys)) == NULL)
+		return EXIT_USAGE;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:l:t:Eih", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:l:t:Eik:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			speed = strtod(optarg, &end);
-			if (*end != '\0' || !(speed >= 0.25 && speed <= 16)) {
-				player_warn("bad speed '%s' (0.25 to 16)", optarg);
+			if (end == optarg || *end != '\0' || !(speed >= PLAY_MIN_SPEED &&
+			    speed <= PLAY_MAX_SPEED)) {
+				player_warn("bad speed '%s' (a number from 1/64 to 64)", optarg);
+				free(keys);
 				return EXIT_USAGE;
 			}
 			break;
@@ -527,12 +590,14 @@ cmd_play(int argc, char **argv)
 			idle = strtod(optarg, &end);
 			if (*end != '\0' || !(idle >= 0 && idle <= 86400)) {
 				player_warn("bad idle limit '%s' (seconds, 0 for none)", optarg);
+				free(keys);
 				return EXIT_USAGE;
 			}
 			break;
 		case 't':
 			if (when_parse_offset(optarg, &start) < 0) {
 				player_warn("bad start time '%s' (seconds, M:SS or H:MM:SS)", optarg);
+				free(keys);
 				return EXIT_USAGE;
 			}
 			break;
@@ -542,31 +607,37 @@ cmd_play(int argc, char **argv)
 		case 'i':
 			p.icase = true;
 			break;
+		case 'k':
+			keys[nkeys++] = optarg;
+			break;
 		case 'h':
 			printf("usage: podgate-player " PLAY_USAGE "\n\n");
 			for (i = 2; play_help[i] != NULL; i++)
 				printf("%s\n", play_help[i]);
+			free(keys);
 			return 0;
 		default:
+			free(keys);
 			return EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 1) {
+	r = argc - optind != 1 ? -EINVAL : trust_load(&trust, keys, nkeys);
+	free(keys);
+	if (r == -EINVAL)
 		player_warn("usage: podgate-player " PLAY_USAGE);
+	if (r < 0)
 		return EXIT_USAGE;
-	}
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
 		player_warn("play needs a terminal");
+		trust_free(&trust);
 		return EXIT_USAGE;
 	}
-	/* The nearest listed speed at or above the one asked for. */
-	for (p.speed = 0; p.speed + 1 < PLAY_NSPEEDS && play_speeds[p.speed] < speed; p.speed++)
-		;
+	p.speed = speed;
 	p.idle_ns = (uint64_t)(idle * 1e9);
-	/* The status line shows whether the file is whole and signed. */
-	if (player_verify_path(argv[optind], &verdict) == 0 &&
-	    (verdict.verdict == REC_SEALED || verdict.verdict == REC_MODIFIED))
-		p.integrity = verdict.verdict == REC_SEALED ? "verified" : "MODIFIED";
+	/* The status line shows whether the file is whole and who signed it. */
+	vrc = player_verify_path(argv[optind], &verdict);
+	p.integrity = trust_word(&trust, &verdict, vrc);
+	trust_free(&trust);
 	if (player_open(&f, argv[optind]) < 0)
 		return EXIT_USAGE;
 	total = fstat(f.fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
@@ -577,6 +648,15 @@ cmd_play(int argc, char **argv)
 		player_warn("%s: %s", f.path, rec_strerror(r));
 		player_close(&f);
 		return EXIT_USAGE;
+	}
+	/* The state comes from the verified seal, not from unsigned events. */
+	te.read_rc = p.ix->rc;
+	te.exited = p.ix->exited;
+	te.exit_offset = 0;
+	p.state = trust_state(&verdict, vrc, &te);
+	if (strcmp(p.integrity, "MODIFIED") == 0) {
+		p.state = "MODIFIED";
+		p.integrity = "";
 	}
 	if ((r = index_cursor_new(&p.cur, p.ix)) < 0) {
 		player_warn("%s: %s", f.path, rec_strerror(r));

@@ -86,8 +86,8 @@ def start_paused_at_zero(t, rec, *args):
     t.keys("Space")
     t.wait_for(lambda s: "PAUSED" in s, what="paused")
     t.keys("g")
-    return wait_screen(t, shown_lines(0), r"^ PAUSED 0:00:00\.000 / 0:00:31\.000  1x  alice@prod/web-0"
-                       r"  complete", "start")
+    return wait_screen(t, shown_lines(0), r"^ PAUSED 0:00:00\.000 / 0:00:31\.000  complete  unsigned"
+                       r"  1x  alice@prod/web-0", "start")
 
 
 def test_pause_step_and_golden_screen(tmux, rec):
@@ -95,7 +95,7 @@ def test_pause_step_and_golden_screen(tmux, rec):
     tmux.keys(".")
     screen = wait_screen(tmux, shown_lines(1), r"PAUSED 0:00:01\.000", "one step")
     assert screen_lines(screen)[29] == \
-        " PAUSED 0:00:01.000 / 0:00:31.000  1x  alice@prod/web-0  complete  h:help"
+        " PAUSED 0:00:01.000 / 0:00:31.000  complete  unsigned  1x  alice@prod/web-0  h:help"
     tmux.keys(".", ".")
     # Two steps: line 02, then line 03 (events at 2 s and 3 s).
     wait_screen(tmux, shown_lines(3), r"PAUSED 0:00:03\.000", "three steps")
@@ -141,11 +141,14 @@ def test_speed(tmux, rec):
     tmux.keys("+", "+")
     tmux.wait_for(lambda s: "  4x  " in status(s), what="4x")
     for _ in range(5):
-        tmux.keys("+")
-    tmux.wait_for(lambda s: "  16x  " in status(s), what="16x at most")
+        tmux.keys(">")
+    tmux.wait_for(lambda s: "  64x  " in status(s), what="64x at most")
     for _ in range(9):
         tmux.keys("-")
-    tmux.wait_for(lambda s: "  0.25x  " in status(s), what="0.25x at least")
+    tmux.wait_for(lambda s: "  0.125x  " in status(s), what="halved 9 times")
+    for _ in range(5):
+        tmux.keys("<")
+    tmux.wait_for(lambda s: "  0.015625x  " in status(s), what="1/64x at least")
 
 
 def test_speed_flag_plays_faster(tmp_path, rec):
@@ -222,7 +225,7 @@ def test_help(tmux, rec):
     start_paused_at_zero(tmux, rec)
     tmux.keys("h")
     screen = tmux.wait_for(lambda s: "podgate-player play: keys" in s, what="help")
-    for needle in ["space", "PgUp/PgDn", "] / [", "n / N", "H J K L", "q            quit"]:
+    for needle in ["space", "PgUp/PgDn", "] / [", "n / N", "H J K L", "q, Ctrl-C    quit"]:
         assert needle in screen
     tmux.keys("x")
     wait_screen(tmux, shown_lines(0), r"PAUSED 0:00:00\.000", "help closed")
