@@ -1,13 +1,68 @@
 /*
- * podgate-player cat: the recorded output bytes, exactly.
+ * podgate-player cat: the recorded output bytes, exactly; with --safe,
+ * without the control strings that act outside the screen.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "player.h"
+
+/*
+ * The --safe filter: drops OSC strings (ESC ], clipboard writes with OSC
+ * 52, hyperlinks with OSC 8, window titles), DCS (ESC P) and APC, PM and
+ * SOS strings, up to their BEL or ST, across events. Everything else is
+ * kept as it was.
+ */
+enum cat_safe_state { SAFE_GROUND, SAFE_ESC, SAFE_STRING, SAFE_STRING_ESC };
+
+/* Filter p[0..n) into out (at least n + 1 bytes); returns the length kept. */
+static size_t
+cat_safe(enum cat_safe_state *st, const uint8_t *p, size_t n, uint8_t *out)
+{
+	size_t i, o = 0;
+	uint8_t c;
+
+	for (i = 0; i < n; i++) {
+		c = p[i];
+		switch (*st) {
+		case SAFE_GROUND:
+			if (c == 0x1b)
+				*st = SAFE_ESC;	/* held until the next byte says what it starts */
+			else
+				out[o++] = c;
+			break;
+		case SAFE_ESC:
+			if (c == ']' || c == 'P' || c == '_' || c == '^' || c == 'X') {
+				*st = SAFE_STRING;
+			} else if (c != 0x1b) {
+				out[o++] = 0x1b;
+				out[o++] = c;
+				*st = SAFE_GROUND;
+			} else
+				out[o++] = 0x1b;
+			break;
+		case SAFE_STRING:
+			if (c == 0x07 || c == 0x18 || c == 0x1a)
+				*st = SAFE_GROUND;
+			else if (c == 0x1b)
+				*st = SAFE_STRING_ESC;
+			break;
+		case SAFE_STRING_ESC:
+			if (c == '\\') {
+				*st = SAFE_GROUND;
+			} else {
+				*st = SAFE_ESC;	/* the ESC starts a new sequence */
+				i--;
+			}
+			break;
+		}
+	}
+	return o;
+}
 
 /* Write o events to stdout, e to stderr, and i to stdout with --input. */
 int
@@ -15,29 +70,42 @@ cmd_cat(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "input", no_argument, NULL, 'i' },
+		{ "safe", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	enum cat_safe_state safe_st[2] = { SAFE_GROUND, SAFE_GROUND };
 	struct player_file f;
 	struct rec_event ev;
-	bool input = false;
+	bool input = false, safe = false;
+	uint8_t *buf = NULL;
+	const uint8_t *data;
+	size_t len;
 	int c, rc, st, wr;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "ih", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ish", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			input = true;
 			break;
+		case 's':
+			safe = true;
+			break;
 		case 'h':
-			printf("usage: podgate-player cat [--input] FILE\n");
+			printf("usage: podgate-player cat [--input] [--safe] FILE\n\n"
+			    "The recorded output bytes, exactly (stderr of a session without a PTY\n"
+			    "to stderr), for a terminal.\n\n"
+			    "  --input   also what was typed, where it was typed\n"
+			    "  --safe    leave out OSC strings (clipboard writes, hyperlinks, window\n"
+			    "            titles), DCS, APC, PM and SOS strings\n");
 			return 0;
 		default:
 			return EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 1) {
-		player_warn("usage: podgate-player cat [--input] FILE");
+		player_warn("usage: podgate-player cat [--input] [--safe] FILE");
 		return EXIT_USAGE;
 	}
 	if (player_open(&f, argv[optind]) < 0)
@@ -49,12 +117,28 @@ cmd_cat(int argc, char **argv)
 			fd = STDOUT_FILENO;
 		else if (ev.code == REC_STDERR)
 			fd = STDERR_FILENO;
-		if (fd >= 0 && (wr = player_write_all(fd, ev.data, ev.len)) < 0) {
+		if (fd < 0)
+			continue;
+		data = ev.data;
+		len = ev.len;
+		if (safe) {
+			free(buf);
+			if ((buf = malloc(ev.len + 1)) == NULL) {
+				player_warn("out of memory");
+				player_close(&f);
+				return EXIT_USAGE;
+			}
+			len = cat_safe(&safe_st[fd == STDERR_FILENO], ev.data, ev.len, buf);
+			data = buf;
+		}
+		if ((wr = player_write_all(fd, data, len)) < 0) {
 			player_warn("write: %s", strerror(-wr));
+			free(buf);
 			player_close(&f);
 			return EXIT_USAGE;
 		}
 	}
+	free(buf);
 	st = player_read_end(&f, rc);
 	player_close(&f);
 	return st;

@@ -16,7 +16,7 @@
 /* What reading a whole recording found. */
 struct info_stats {
 	uint64_t events, duration_ns;
-	uint64_t count[6];	/* o e i r m x */
+	uint64_t count[7];	/* o e i r m x R */
 	uint64_t other;
 	uint64_t bytes[3];	/* o e i */
 	bool exited;
@@ -31,7 +31,7 @@ struct info_stats {
 	const struct trust *trust;
 };
 
-static const char info_codes[] = "oeirmx";
+static const char info_codes[] = "oeirmxR";
 
 /* Read every event of f and count them. */
 static void
@@ -85,11 +85,14 @@ format_time(uint64_t ns, char *buf, size_t len)
 	snprintf(buf, len, "%s.%03uZ", day, (unsigned)(ns % 1000000000u / 1000000u));
 }
 
-/* A header string for display. */
-static const char *
-or_dash(const char *s)
+/* Print "label" and a recorded string (escaped: it is the client's) or dflt. */
+static void
+info_field(const char *label, const char *v, const char *dflt)
 {
-	return s != NULL ? s : "-";
+	char *e = player_escape_str(v, dflt);
+
+	printf("%s%s", label, e != NULL ? e : "?");
+	free(e);
 }
 
 /* Print the human form. */
@@ -100,22 +103,28 @@ info_text(const struct player_file *f, const struct info_stats *s)
 	char when[48], line[640];
 
 	format_time(h->start_ns, when, sizeof when);
-	printf("file:      %s\n", f->path);
-	printf("session:   %s\n", h->session_id);
-	printf("start:     %s\n", when);
+	info_field("file:      ", f->path, "-");
+	info_field("\nsession:   ", h->session_id, "-");
+	printf("\nstart:     %s\n", when);
 	printf("duration:  %.3fs\n", (double)s->duration_ns / 1e9);
-	printf("user:      %s", or_dash(h->user));
-	if (h->key_fp != NULL)
-		printf(" (%s)", h->key_fp);
+	info_field("user:      ", h->user, "-");
+	if (h->key_fp != NULL) {
+		info_field(" (", h->key_fp, "");
+		printf(")");
+	}
 	if (h->client != NULL)
-		printf(" from %s", h->client);
-	printf("\ntarget:    %s (%s)\n", or_dash(h->target), or_dash(h->target_kind));
-	printf("command:   %s\n", h->command != NULL ? h->command : "(interactive shell)");
-	printf("terminal:  %ux%u %s%s\n", h->cols, h->rows, or_dash(h->term),
-	    h->pty ? " (pty)" : " (no pty)");
+		info_field(" from ", h->client, "");
+	info_field("\ntarget:    ", h->target, "-");
+	info_field(" (", h->target_kind, "-");
+	info_field(")\ncommand:   ", h->command, "(interactive shell)");
+	info_field("\nterminal:  ", "", "");
+	printf("%ux%u ", h->cols, h->rows);
+	info_field("", h->term, "-");
+	printf("%s\n", h->pty ? " (pty)" : " (no pty)");
 	printf("events:    %" PRIu64 " (o %" PRIu64 ", e %" PRIu64 ", i %" PRIu64 ", r %" PRIu64
-	    ", m %" PRIu64 ", x %" PRIu64 ", other %" PRIu64 ")\n", s->events, s->count[0],
-	    s->count[1], s->count[2], s->count[3], s->count[4], s->count[5], s->other);
+	    ", m %" PRIu64 ", x %" PRIu64 ", redactions R %" PRIu64 ", other %" PRIu64 ")\n",
+	    s->events, s->count[0], s->count[1], s->count[2], s->count[3], s->count[4],
+	    s->count[5], s->count[6], s->other);
 	printf("bytes:     output %" PRIu64 ", stderr %" PRIu64 ", input %" PRIu64 "\n",
 	    s->bytes[0], s->bytes[1], s->bytes[2]);
 	if (!s->exited)
@@ -147,7 +156,7 @@ info_json(const struct player_file *f, const struct info_stats *s)
 	rec_reader_header_json(f->reader, stdout);
 	printf(",\"duration_ns\":%" PRIu64 ",\"events\":%" PRIu64 ",\"counts\":{",
 	    s->duration_ns, s->events);
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < 7; i++)
 		printf("\"%c\":%" PRIu64 ",", info_codes[i], s->count[i]);
 	printf("\"other\":%" PRIu64 "},\"bytes\":{\"o\":%" PRIu64 ",\"e\":%" PRIu64
 	    ",\"i\":%" PRIu64 "},\"exit\":", s->other, s->bytes[0], s->bytes[1], s->bytes[2]);

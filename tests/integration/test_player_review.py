@@ -210,3 +210,97 @@ def test_play_state_comes_from_the_seal(tmp_path, keys):
         t.start([PLAYER, "play", "--key", good, forged])
         t.wait_for(lambda s: "truncated  verified" in s, what="truncated")
         assert "complete" not in t.screen()
+
+
+# ---- Recorded strings never reach the reviewer's terminal raw ----
+
+HOSTILE = "ls\r\x1b[2Kecho harmless\x1b[2J\x1b]52;c;cm0gLXJmIC8=\x07\u202e"
+
+
+def test_ls_and_info_escape_control_characters(tmp_path):
+    p = write_recording(tmp_path / "h.rec", [
+        (1 * MS, "o", b"x\r\n"), (2 * MS, "x", {"status": 0}),
+    ], user="eve\x1b[31m", target="prod/\x1b]0;title\x07web", command=HOSTILE)
+    for args in (("ls", p), ("info", p)):
+        r = player(*args)
+        no_sanitizer_report(r.stderr)
+        assert r.returncode == 0, r.stderr
+        assert b"\x1b" not in r.stdout and b"\r" not in r.stdout and b"\x07" not in r.stdout
+        assert "\u202e".encode() not in r.stdout
+        assert b"ls\\r\\x1b[2Kecho harmless\\x1b[2J\\x1b]52;c;cm0gLXJmIC8=\\x07\\u202e" in r.stdout
+        assert b"eve\\x1b[31m" in r.stdout and b"prod/\\x1b]0;title\\x07web" in r.stdout
+    # The JSON forms carry the exact strings.
+    j = json.loads(player("ls", "--json", p).stdout)
+    assert j["command"] == HOSTILE
+
+
+def test_cat_safe_strips_strings_that_act_outside_the_screen(tmp_path):
+    p = write_recording(tmp_path / "osc.rec", [
+        (1 * MS, "o", b"a\x1b]52;c;cm0gLXJmIC8=\x07b\x1b]0;tit"),
+        (2 * MS, "o", b"le\x1b\\c\x1b]8;;http://evil/\x1b\\link\x1b]8;;\x1b\\"),
+        (3 * MS, "o", b"\x1bP+q544e\x1b\\\x1b[1mbold\x1b[0m\xc3\xa9\x1b"),
+        (4 * MS, "o", b"[2Jend\r\n"),
+        (5 * MS, "x", {"status": 0}),
+    ])
+    raw = player("cat", p)
+    assert b"\x1b]52;" in raw.stdout  # cat keeps raw bytes
+    r = player("cat", "--safe", p)
+    no_sanitizer_report(r.stderr)
+    assert r.returncode == 0
+    assert r.stdout == "abclink\x1b[1mbold\x1b[0m\u00e9\x1b[2Jend\r\n".encode()
+
+
+# ---- play: status line, speed, Ctrl-C, stepping ----
+
+pytestmark_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+S = 1_000_000_000
+
+
+@pytestmark_tmux
+def test_play_any_speed_and_ctrl_c(tmp_path):
+    p = write_recording(tmp_path / "s.rec", [(1 * S, "o", b"one\r\n"), (60 * S, "x", {"status": 0})])
+    for speed in ("3", "1.7"):
+        with Tmux(cols=100, rows=30) as t:
+            t.start([PLAYER, "play", "--speed", speed, p])
+            t.wait_for(lambda s: f"  {speed}x  " in s, what=f"{speed}x")
+            t.keys("C-c")
+            t.wait_for(lambda s: t.dead(), what="Ctrl-C to quit")
+    r = player("play", "--speed", "0", p)
+    assert r.returncode == 2 and b"bad speed" in r.stderr
+
+
+@pytestmark_tmux
+def test_play_step_skips_events_that_show_nothing(tmp_path):
+    p = write_recording(tmp_path / "s.rec", [
+        (1 * S, "o", b"first\r\n"),
+        (2 * S, "i", b"x"),            # typed, not echoed
+        (3 * S, "o", b""),             # nothing
+        (4 * S, "o", b"\x1b[0m"),       # a pen change: the screen does not change
+        (5 * S, "o", b"second\r\n"),
+        (6 * S, "x", {"status": 0}),
+    ], cols=40, rows=10)
+    with Tmux(cols=100, rows=30) as t:
+        t.start([PLAYER, "play", p])
+        t.wait_for(lambda s: "PLAYING" in s, what="playing")
+        t.keys("Space")
+        t.wait_for(lambda s: "PAUSED" in s, what="paused")
+        t.keys("g")
+        t.wait_for(lambda s: "PAUSED 0:00:00.000" in s, what="the start")
+        t.keys(".")
+        t.wait_for(lambda s: "PAUSED 0:00:01.000" in s and "first" in s, what="first")
+        t.keys(".")
+        t.wait_for(lambda s: "0:00:05.000" in s and "second" in s, what="second, skipping 2-4 s")
+
+
+@pytestmark_tmux
+def test_play_status_keeps_position_and_verdict_when_narrow(tmp_path):
+    p = write_recording(tmp_path / "wide.rec", [
+        (1 * S, "o", b"x" * 100 + b"\r\n"), (2 * S, "m", "a-long-marker-label"),
+        (3 * S, "x", {"status": 0}),
+    ], cols=120, rows=40, user="someone-with-a-long-name", target="production/some-long-pod-name-0")
+    with Tmux(cols=60, rows=20) as t:
+        t.start([PLAYER, "play", p])
+        t.wait_for(lambda s: "END" in s, what="the end")
+        last = t.lines()[-1]
+        assert last.startswith(" END 0:00:03.000 / 0:00:03.000  complete  unsigned"), last
+        assert len(last.rstrip()) <= 60
