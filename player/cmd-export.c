@@ -58,6 +58,7 @@ export_text(FILE *out, struct player_file *f)
 	if ((rc = term_new(&t, f->header.cols > 0 ? f->header.cols : 80,
 	    f->header.rows > 0 ? f->header.rows : 24)) < 0)
 		return rc;
+	term_set_onlcr(t, !f->header.pty);
 	term_set_line_fn(t, export_text_line, out);
 	while ((rc = rec_reader_next(f->reader, &ev)) == 1) {
 		term_set_seq(t, seq++);

@@ -110,6 +110,7 @@ grep_file(const char *path, bool named, void *arg)
 		if ((rc = term_new(&t, f.header.cols > 0 ? f.header.cols : 80,
 		    f.header.rows > 0 ? f.header.rows : 24)) < 0)
 			goto out;
+		term_set_onlcr(t, !f.header.pty);
 		term_set_line_fn(t, grep_screen_line, g);
 	}
 	while ((rc = rec_reader_next(f.reader, &ev)) == 1) {

@@ -274,6 +274,7 @@ index_build(struct index **out, struct player_file *f,
 	}
 	if ((r = term_new(&b.term, ix->cols, ix->rows)) < 0)
 		goto out;
+	term_set_onlcr(b.term, !f->header.pty);
 	term_set_line_fn(b.term, index_line_cb, &b);
 	if ((r = index_add_kf(&b, 0, ix->first_offset, 0)) < 0)
 		goto out;
@@ -512,8 +513,12 @@ index_cursor_new(struct index_cursor **out, struct index *ix)
 		return -ENOMEM;
 	c->ix = ix;
 	typed_init(&c->typed);
-	if ((r = term_new(&c->term, ix->cols, ix->rows)) < 0 ||
-	    (r = index_cursor_seek_seq(c, 0)) < 0) {
+	if ((r = term_new(&c->term, ix->cols, ix->rows)) < 0) {
+		index_cursor_free(c);
+		return r;
+	}
+	term_set_onlcr(c->term, !ix->file->header.pty);
+	if ((r = index_cursor_seek_seq(c, 0)) < 0) {
 		index_cursor_free(c);
 		return r;
 	}

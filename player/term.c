@@ -50,6 +50,7 @@ struct term {
 	bool origin, noautowrap, insert, g0_graphics;
 	/* ... and those that change how plain text is drawn (term_fast_run). */
 	bool newline;		/* LNM: LF also returns the carriage */
+	bool onlcr;		/* every LF written is CR LF (output without a PTY) */
 	bool lrmm;		/* DECLRMM: left and right margins */
 	bool g0_other;		/* G0 is not ASCII */
 	int gl;			/* the character set shifted in (SO, SI, LS2, LS3) */
@@ -1072,8 +1073,8 @@ term_scan_text(struct term *t, const char **from, const char *p, const char *end
  * the final byte of a sequence that enters the alternate screen, the bytes
  * so far go to libvterm and the main screen is kept.
  */
-void
-term_write(struct term *t, const void *buf, size_t len)
+static void
+term_write_bytes(struct term *t, const void *buf, size_t len)
 {
 	const char *p = buf, *from = buf, *end = p + len, *e;
 	enum scan_act act;
@@ -1230,6 +1231,46 @@ term_write(struct term *t, const void *buf, size_t len)
 	if (end > from)
 		term_vt_write(t->vt, from, (size_t)(end - from));
 	t->known.len = t->known_pos = 0;
+}
+
+/* Feed output bytes, LF as CR LF with onlcr on. */
+void
+term_write(struct term *t, const void *buf, size_t len)
+{
+	const char *p = buf, *end = p + len, *lf;
+	char piece[2 * TERM_VT_CHUNK];
+	size_t n;
+
+	if (!t->onlcr) {
+		term_write_bytes(t, buf, len);
+		return;
+	}
+	/* Translate in pieces, so that runs of lines still reach the fast path. */
+	while (p < end) {
+		n = 0;
+		while (p < end && n + 2 < sizeof piece) {
+			if ((lf = memchr(p, '\n', (size_t)(end - p))) == NULL)
+				lf = end;
+			if ((size_t)(lf - p) > sizeof piece - 2 - n)
+				lf = p + (sizeof piece - 2 - n);
+			memcpy(piece + n, p, (size_t)(lf - p));
+			n += (size_t)(lf - p);
+			p = lf;
+			if (p < end && *p == '\n') {
+				piece[n++] = '\r';
+				piece[n++] = '\n';
+				p++;
+			}
+		}
+		term_write_bytes(t, piece, n);
+	}
+}
+
+/* Give LF the CR a PTY would have added. */
+void
+term_set_onlcr(struct term *t, bool on)
+{
+	t->onlcr = on;
 }
 
 /* Resize the emulator. */
@@ -1546,7 +1587,7 @@ term_restore(struct term *t, int cols, int rows, const char *snap, size_t len)
 	if ((r = term_open_vt(t, term_clamp(cols), term_clamp(rows))) < 0)
 		return r;
 	t->quiet = true;
-	term_write(t, snap, len);
+	term_write_bytes(t, snap, len);	/* a snapshot is not output: no onlcr */
 	t->quiet = false;
 	term_rehash(t);
 	t->damaged = true;

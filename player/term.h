@@ -51,6 +51,13 @@ void term_set_seq(struct term *t, uint64_t seq);
  */
 void term_write(struct term *t, const void *buf, size_t len);
 
+/*
+ * Output recorded without a PTY has no ONLCR: with onlcr on, every LF
+ * written is given to the emulator as CR LF, as a terminal would have
+ * shown it. Off by default; kept across term_resize and term_restore.
+ */
+void term_set_onlcr(struct term *t, bool on);
+
 /* Turn the fast path on (the default) or off, and the bytes it skipped. */
 void term_set_fast(struct term *t, bool on);
 uint64_t term_fast_skipped(const struct term *t);

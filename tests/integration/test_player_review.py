@@ -304,3 +304,41 @@ def test_play_status_keeps_position_and_verdict_when_narrow(tmp_path):
         last = t.lines()[-1]
         assert last.startswith(" END 0:00:03.000 / 0:00:03.000  complete  unsigned"), last
         assert len(last.rstrip()) <= 60
+
+
+# ---- Output recorded without a PTY (no ONLCR) ----
+
+def no_pty_recording(path):
+    return write_recording(path, [
+        (1 * MS, "o", b"1\n2\n3\n"), (2 * MS, "e", b"oops\n"), (3 * MS, "o", b"4\n5\n"),
+        (4 * MS, "x", {"status": 0}),
+    ], cols=0, rows=0, pty=False, command="seq 1 5")
+
+
+def test_no_pty_output_is_not_a_staircase(tmp_path):
+    p = no_pty_recording(tmp_path / "nopty.rec")
+    r = player("export", p, "--format", "text")
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stdout.decode().splitlines() if l.strip() and not l.startswith("#")]
+    assert lines[:6] == ["1", "2", "3", "oops", "4", "5"], r.stdout
+    # Each line is a line of its own for grep, not "   4" after a staircase.
+    r = player("grep", "--json", "--regex", "^4$", p)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[0])["line"] == "4"
+
+
+@pytestmark_tmux
+def test_no_pty_play_is_not_a_staircase(tmp_path):
+    p = no_pty_recording(tmp_path / "nopty.rec")
+    with Tmux(cols=100, rows=30) as t:
+        t.start([PLAYER, "play", p])
+        t.wait_for(lambda s: "END" in s, what="the end")
+        rows = [l.split("\u2502")[1].rstrip() if "\u2502" in l else l for l in t.lines()]
+        i = rows.index("1")
+        assert rows[i:i + 6] == ["1", "2", "3", "oops", "4", "5"], t.screen()
+        # Seeking back goes through a keyframe: still no staircase.
+        t.keys("g")
+        t.keys("G")
+        t.wait_for(lambda s: "END" in s, what="the end again")
+        rows = [l.split("\u2502")[1].rstrip() if "\u2502" in l else l for l in t.lines()]
+        assert rows[i:i + 6] == ["1", "2", "3", "oops", "4", "5"], t.screen()
