@@ -9,11 +9,16 @@
  * listed with their state, and an empty directory lists nothing.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <msgpack.h>
 
 #include "player.h"
 #include "trust.h"
@@ -21,7 +26,7 @@
 #include "when.h"
 
 #define LS_USAGE "ls PATH... [--user U] [--target GLOB] [--since WHEN] [--until WHEN] " \
-    "[--key PUB]... [--json]"
+    "[--verify] [--key PUB]... [--json]"
 
 /* One session to list. */
 struct ls_entry {
@@ -42,6 +47,7 @@ struct ls_state {
 	bool has_since, has_until;
 	bool json;
 	bool error;
+	bool verify;		/* --verify: check every byte, and the signer */
 	struct trust trust;
 	struct ls_entry *ents;
 	size_t n, cap;
@@ -65,6 +71,143 @@ ls_entry_clear(struct ls_entry *e)
 	free(e->command);
 }
 
+/* How much of a recording's end is searched for its seal. */
+#define LS_TAIL (64u * 1024)
+
+/* What the header and the seal at the end say, without reading the rest. */
+struct ls_end {
+	bool chained;		/* the header names a hash chain: a seal is expected */
+	bool sealed;
+	uint64_t duration_ns;
+	bool exited;
+	int exit_status;
+	char exit_signal[32];
+};
+
+/* The value of key in a msgpack map, or NULL. */
+static const msgpack_object *
+ls_map_get(const msgpack_object *m, const char *key)
+{
+	size_t n = strlen(key);
+	uint32_t i;
+
+	if (m->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	for (i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key;
+
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+		    memcmp(k->via.str.ptr, key, n) == 0)
+			return &m->via.map.ptr[i].val;
+	}
+	return NULL;
+}
+
+/* Whether the header names a hash chain. */
+static bool
+ls_header_chained(const struct player_file *f)
+{
+	msgpack_unpacked u;
+	const uint8_t *raw;
+	size_t len, used = 0;
+	bool chained = false;
+
+	raw = rec_reader_header_raw(f->reader, &len);
+	msgpack_unpacked_init(&u);
+	if (raw != NULL && msgpack_unpack_next(&u, (const char *)raw, len, &used) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		chained = ls_map_get(&u.data, "chain") != NULL;
+	msgpack_unpacked_destroy(&u);
+	return chained;
+}
+
+/* Read the totals of a seal event (docs/format.md): duration and exit. */
+static bool
+ls_seal_totals(const uint8_t *raw, size_t len, struct ls_end *end)
+{
+	const msgpack_object *m, *d, *x, *v;
+	msgpack_unpacked u;
+	size_t used = 0;
+	bool ok = false;
+
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, (const char *)raw, len, &used) != MSGPACK_UNPACK_SUCCESS ||
+	    u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != 3)
+		goto out;
+	m = &u.data.via.array.ptr[2];
+	if ((d = ls_map_get(m, "duration")) == NULL || d->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		goto out;
+	end->duration_ns = d->via.u64;
+	x = ls_map_get(m, "exit");
+	if (x != NULL && x->type == MSGPACK_OBJECT_MAP) {
+		if ((v = ls_map_get(x, "signal")) != NULL && v->type == MSGPACK_OBJECT_STR &&
+		    v->via.str.size > 0 && v->via.str.size < sizeof end->exit_signal) {
+			memcpy(end->exit_signal, v->via.str.ptr, v->via.str.size);
+			end->exit_signal[v->via.str.size] = '\0';
+			end->exited = true;
+		} else if ((v = ls_map_get(x, "status")) != NULL &&
+		    ((v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT32_MAX) ||
+		    (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && v->via.i64 >= INT32_MIN))) {
+			end->exit_status = (int)v->via.i64;
+			end->exited = true;
+		}
+	}
+	ok = true;
+out:
+	msgpack_unpacked_destroy(&u);
+	return ok;
+}
+
+/*
+ * Find the seal at the end of the file: the last event, [0, "s", {...}],
+ * which a reader started on it reads to a clean end of file. Reads at
+ * most LS_TAIL bytes, on a descriptor of its own.
+ */
+static void
+ls_find_seal(const char *path, uint64_t from, struct ls_end *end)
+{
+	static const uint8_t lead[] = { 0x93, 0x00, 0xa1, 's' };
+	struct rec_reader *r = NULL;
+	struct rec_event ev;
+	struct stat st;
+	uint8_t *buf = NULL;
+	const uint8_t *raw;
+	uint64_t start;
+	size_t n, i, len;
+	ssize_t got;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < from + sizeof lead)
+		goto out;
+	n = (uint64_t)st.st_size - from < LS_TAIL ? (size_t)((uint64_t)st.st_size - from) : LS_TAIL;
+	start = (uint64_t)st.st_size - n;
+	if ((buf = malloc(n)) == NULL ||
+	    (got = pread(fd, buf, n, (off_t)start)) < 0 || (size_t)got != n)
+		goto out;
+	for (i = n - sizeof lead + 1; i-- > 0;) {
+		if (memcmp(buf + i, lead, sizeof lead) != 0)
+			continue;
+		if (rec_reader_open_at(&r, fd, start + i, 0) < 0)
+			break;
+		if (rec_reader_next(r, &ev) == 1 && ev.code == REC_SEAL &&
+		    (raw = rec_reader_event_raw(r, &len)) != NULL &&
+		    ls_seal_totals(raw, len, end) && rec_reader_next(r, &ev) == 0) {
+			end->sealed = true;
+			break;
+		}
+		rec_reader_free(r);
+		r = NULL;
+		memset(end->exit_signal, 0, sizeof end->exit_signal);
+		end->exited = false;
+	}
+out:
+	rec_reader_free(r);
+	free(buf);
+	close(fd);
+}
+
 /* Read one recording and keep it when it passes the filters. */
 static int
 ls_file(const char *path, bool named, void *arg)
@@ -76,6 +219,7 @@ ls_file(const char *path, bool named, void *arg)
 	const struct rec_header *h;
 	struct rec_verify v;
 	struct trust_events te;
+	struct ls_end end;
 	int rc, vrc;
 
 	if (player_open(&f, path) < 0) {
@@ -92,6 +236,26 @@ ls_file(const char *path, bool named, void *arg)
 	}
 	memset(&e, 0, sizeof e);
 	memset(&te, 0, sizeof te);
+	memset(&end, 0, sizeof end);
+	if (!s->verify) {
+		/*
+		 * Without --verify only the header and the end are read: the state
+		 * comes from the seal (a recording with a hash chain and no seal is
+		 * truncated, whatever its events say), unchecked.
+		 */
+		end.chained = ls_header_chained(&f);
+		if (end.chained)
+			ls_find_seal(path, rec_reader_offset(f.reader), &end);
+		e.trust = end.chained ? "unchecked" : "unsigned";
+		if (end.sealed) {
+			e.state = end.exited ? "complete" : "incomplete";
+			e.duration_ns = end.duration_ns;
+			e.exited = end.exited;
+			e.exit_status = end.exit_status;
+			memcpy(e.exit_signal, end.exit_signal, sizeof e.exit_signal);
+			goto keep;
+		}
+	}
 	while ((rc = rec_reader_next(f.reader, &ev)) == 1) {
 		e.duration_ns = ev.time_ns;
 		if (ev.code == REC_EXIT) {
@@ -102,6 +266,14 @@ ls_file(const char *path, bool named, void *arg)
 		}
 	}
 	te.read_rc = rc;
+	if (!s->verify) {
+		memset(&v, 0, sizeof v);
+		v.verdict = REC_TRUNCATED;	/* a chain without a seal */
+		vrc = end.chained ? 0 : -ENODATA;
+		e.state = trust_state(&v, vrc, &te);
+		e.exited = te.exited && !end.chained;
+		goto keep;
+	}
 	/* The state comes from the verified seal, not from unsigned events. */
 	vrc = player_verify_path(path, &v);
 	e.state = trust_state(&v, vrc, &te);
@@ -109,14 +281,16 @@ ls_file(const char *path, bool named, void *arg)
 	e.trust = trust_word(&s->trust, &v, vrc);
 	if (vrc == 0)
 		memcpy(e.key_fp, v.key_fp, sizeof e.key_fp);
+keep:
 	e.start_ns = h->start_ns;
 	e.path = strdup(path);
 	e.session = ls_dup(h->session_id);
 	e.user = ls_dup(h->user);
 	e.target = ls_dup(h->target);
 	e.command = ls_dup(h->command);
+	rc = e.path == NULL || (h->session_id != NULL && e.session == NULL);
 	player_close(&f);
-	if (e.path == NULL || (h->session_id != NULL && e.session == NULL))
+	if (rc)
 		goto nomem;
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
@@ -217,6 +391,7 @@ cmd_ls(int argc, char **argv)
 		{ "until", required_argument, NULL, 'U' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "key", required_argument, NULL, 'k' },
+		{ "verify", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -230,7 +405,7 @@ cmd_ls(int argc, char **argv)
 	if ((keys = calloc((size_t)argc, sizeof *keys)) == NULL)
 		return EXIT_USAGE;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "u:t:S:U:jk:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "u:t:S:U:jk:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'u':
 			s.user = optarg;
@@ -257,15 +432,23 @@ cmd_ls(int argc, char **argv)
 		case 'k':
 			keys[nkeys++] = optarg;
 			break;
+		case 'V':
+			s.verify = true;
+			break;
 		case 'h':
 			printf("usage: podgate-player " LS_USAGE "\n\n"
 			    "One line per recorded session under the paths (directories recursively):\n"
 			    "start, duration, user, target, command, exit status, state, signer, file.\n"
-			    "The state and exit status are those the verified seal covers.\n\n"
+			    "Only a recording's header and its end are read: the state and exit status\n"
+			    "are the seal's (a recording with a hash chain and no seal is truncated),\n"
+			    "and the signer is \"unchecked\". With --verify every byte is checked: the\n"
+			    "state and exit status are those the verified seal covers, and the signer\n"
+			    "is verified, unknown-key, unverified-signer, unsigned or MODIFIED.\n\n"
 			    "  --user U        sessions of user U\n"
 			    "  --target GLOB   sessions whose target matches GLOB\n"
 			    "  --since WHEN    started at or after WHEN (2025-11-28, 2025-11-28T16:00Z, 2h)\n"
 			    "  --until WHEN    started at or before WHEN\n"
+			    "  --verify        check every recording as `verify` does, and its signer\n"
 			    "  --key PUB       trust this signing key (repeatable); default: $PODGATE_KEYS,\n"
 			    "                  ~/.config/podgate/trusted_keys, /etc/podgate/trusted_keys\n"
 			    "  --json          one JSON object per session\n");

@@ -137,17 +137,19 @@ def test_signer_must_be_trusted(tmp_path, keys, own_home, monkeypatch):
     assert ("signed by an unknown key " + fingerprint(evil)).encode() in r.stdout, r.stdout
     # $PODGATE_KEYS, then ~/.config/podgate/trusted_keys (a list: PEM keys, fingerprints).
     monkeypatch.setenv("PODGATE_KEYS", good)
-    assert ls_json(rec)[0]["trust"] == "verified"
-    assert ls_json(forged)[0]["trust"] == "unknown-key"
+    assert ls_json(rec, "--verify")[0]["trust"] == "verified"
+    assert ls_json(forged, "--verify")[0]["trust"] == "unknown-key"
+    # Without --verify, ls reads only the header and the seal: nothing is checked.
+    assert ls_json(rec)[0]["trust"] == "unchecked"
     monkeypatch.delenv("PODGATE_KEYS")
     conf = own_home / ".config" / "podgate"
     conf.mkdir(parents=True)
     (conf / "trusted_keys").write_text("# reviewers' list\n\n" + fingerprint(evil) + "\n" +
                                        open(good).read())
-    by = {os.path.basename(e["file"]): e for e in ls_json(tmp_path)}
+    by = {os.path.basename(e["file"]): e for e in ls_json(tmp_path, "--verify")}
     assert by["s.rec"]["trust"] == "verified" and by["forged.rec"]["trust"] == "verified"
     assert by["s.rec"]["signer"] == fingerprint(good)
-    r = player("ls", tmp_path)
+    r = player("ls", "--verify", tmp_path)
     assert all(b"verified" in l for l in r.stdout.splitlines()), r.stdout
     # A list that holds something else is an error, not an empty list.
     (conf / "trusted_keys").write_text("ssh-ed25519 AAAA not-a-key\n")
@@ -193,13 +195,16 @@ def test_state_comes_from_the_seal(tmp_path, keys):
     assert j["integrity"]["state"] == "truncated"
     r = player("info", "--key", good, forged)
     assert b"state:     truncated" in r.stdout and b"(unverified" in r.stdout
-    e = ls_json(forged, "--key", good)[0]
-    assert e["state"] == "truncated" and e["exit"] is None
+    for args in ((), ("--verify", "--key", good)):
+        e = ls_json(forged, *args)[0]
+        assert e["state"] == "truncated" and e["exit"] is None, args
     # The real one is complete, with its exit status.
     code, j = info_json(rec, "--key", good)
     assert code == 0 and j["state"] == "complete" and j["exit"] == {"status": 3}
     assert j["exit_verified"] is True
-    assert ls_json(rec, "--key", good)[0]["exit"] == {"status": 3}
+    for args in ((), ("--verify", "--key", good)):
+        e = ls_json(rec, *args)[0]
+        assert e["exit"] == {"status": 3} and e["state"] == "complete", args
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -342,3 +347,26 @@ def test_no_pty_play_is_not_a_staircase(tmp_path):
         t.wait_for(lambda s: "END" in s, what="the end again")
         rows = [l.split("\u2502")[1].rstrip() if "\u2502" in l else l for l in t.lines()]
         assert rows[i:i + 6] == ["1", "2", "3", "oops", "4", "5"], t.screen()
+
+
+def test_ls_reads_only_the_header_and_the_seal(tmp_path, keys):
+    """A byte changed in the middle goes unseen by ls (it does not hash every
+    byte) and is found by ls --verify; both agree on duration and exit."""
+    good_key, good = keys[0], keys[1]
+    rec = tmp_path / "long.rec"
+    r = player("rec", "-q", "--key", good_key, "-o", rec, "--", "sh", "-c",
+               "head -c 3000000 /dev/zero | tr '\\0' x; exit 5")
+    assert r.returncode == 5, r.stderr
+    fast = ls_json(rec)[0]
+    full = ls_json(rec, "--verify", "--key", good)[0]
+    assert fast["state"] == full["state"] == "complete"
+    assert fast["exit"] == full["exit"] == {"status": 5}
+    assert fast["duration_ns"] == full["duration_ns"]
+    assert (fast["trust"], full["trust"]) == ("unchecked", "verified")
+    raw = bytearray(rec.read_bytes())
+    mid = raw.index(b"xxxx", len(raw) // 2)
+    raw[mid] = ord("y")
+    rec.write_bytes(bytes(raw))
+    assert ls_json(rec)[0]["state"] == "complete"
+    full = ls_json(rec, "--verify", "--key", good)[0]
+    assert full["state"] == "modified" and full["trust"] == "MODIFIED"
