@@ -2,8 +2,9 @@
  * podgate-player ls: one line per recorded session found under the paths
  * given, filtered by user, target and start time.
  *
- * Directories are read recursively. Files in them that cannot be read or
- * are not recordings are reported on stderr and skipped. The exit status
+ * Directories are read recursively. Files in them that cannot be read are
+ * reported on stderr and skipped; files that are not recordings (keys, the
+ * audit log) are skipped quietly (named on stderr with -v). The exit status
  * is 2 when a path named on the command line cannot be read or is not a
  * recording (or on a usage error), 0 otherwise: damaged recordings are
  * listed with their state, and an empty directory lists nothing.
@@ -25,8 +26,10 @@
 #include "walk.h"
 #include "when.h"
 
-#define LS_USAGE "ls PATH... [--user U] [--target GLOB] [--since WHEN] [--until WHEN] " \
-    "[--verify] [--key PUB]... [--json]"
+#define LS_USAGE "ls PATH... [--user U] [--target GLOB] [--command GLOB] [--client GLOB] " \
+    "[--key-fp FP] [--state S] [--exit N] [--since WHEN] [--until WHEN] [--min-duration T] " \
+    "[--max-duration T] [--sort FIELD] [--limit N] [--header] [--verify] [--key PUB]... [-v] " \
+    "[--json]"
 
 /* One session to list. */
 struct ls_entry {
@@ -41,13 +44,23 @@ struct ls_entry {
 	char key_fp[REC_KEY_FP_LEN];	/* the signer, or "" */
 };
 
+/* ls --sort: the orders sessions can be listed in. */
+enum ls_sort { LS_SORT_START, LS_SORT_DURATION, LS_SORT_USER, LS_SORT_TARGET };
+
 struct ls_state {
 	const char *user, *target;
+	const char *command, *client, *key_fp, *state, *exit;
+	uint64_t min_dur, max_dur;
+	bool has_min_dur, has_max_dur;
+	enum ls_sort sort;
+	size_t limit;		/* 0: all */
+	bool header;
 	uint64_t since, until;
 	bool has_since, has_until;
 	bool json;
 	bool error;
 	bool verify;		/* --verify: check every byte, and the signer */
+	bool verbose;		/* -v: name the files skipped as not recordings */
 	struct trust trust;
 	struct ls_entry *ents;
 	size_t n, cap;
@@ -208,6 +221,31 @@ out:
 	close(fd);
 }
 
+/* Whether an entry passes the filters on what reading it found. */
+static bool
+ls_keep(const struct ls_state *s, const struct ls_entry *e)
+{
+	char ex[48];
+
+	if (s->state != NULL && strcmp(s->state, e->state) != 0)
+		return false;
+	if (s->has_min_dur && e->duration_ns < s->min_dur)
+		return false;
+	if (s->has_max_dur && e->duration_ns > s->max_dur)
+		return false;
+	if (s->exit != NULL) {
+		if (!e->exited)
+			return false;
+		if (e->exit_signal[0] != '\0')
+			snprintf(ex, sizeof ex, "SIG%s", e->exit_signal);
+		else
+			snprintf(ex, sizeof ex, "%d", e->exit_status);
+		if (strcmp(s->exit, ex) != 0 && strcmp(s->exit, ex + (ex[0] == 'S' ? 3 : 0)) != 0)
+			return false;
+	}
+	return true;
+}
+
 /* Read one recording and keep it when it passes the filters. */
 static int
 ls_file(const char *path, bool named, void *arg)
@@ -222,7 +260,7 @@ ls_file(const char *path, bool named, void *arg)
 	struct ls_end end;
 	int rc, vrc;
 
-	if (player_open(&f, path) < 0) {
+	if (player_open_quiet(&f, path, !named && !s->verbose) < 0) {
 		if (named)
 			s->error = true;
 		return 0;
@@ -230,6 +268,10 @@ ls_file(const char *path, bool named, void *arg)
 	h = &f.header;
 	if ((s->user != NULL && (h->user == NULL || strcmp(h->user, s->user) != 0)) ||
 	    (s->target != NULL && (h->target == NULL || fnmatch(s->target, h->target, 0) != 0)) ||
+	    (s->command != NULL && fnmatch(s->command, h->command != NULL ? h->command : "",
+	    0) != 0) ||
+	    (s->client != NULL && (h->client == NULL || fnmatch(s->client, h->client, 0) != 0)) ||
+	    (s->key_fp != NULL && (h->key_fp == NULL || strcmp(h->key_fp, s->key_fp) != 0)) ||
 	    (s->has_since && h->start_ns < s->since) || (s->has_until && h->start_ns > s->until)) {
 		player_close(&f);
 		return 0;
@@ -282,6 +324,10 @@ ls_file(const char *path, bool named, void *arg)
 	if (vrc == 0)
 		memcpy(e.key_fp, v.key_fp, sizeof e.key_fp);
 keep:
+	if (!ls_keep(s, &e)) {
+		player_close(&f);
+		return 0;
+	}
 	e.start_ns = h->start_ns;
 	e.path = strdup(path);
 	e.session = ls_dup(h->session_id);
@@ -307,11 +353,32 @@ nomem:
 	return -ENOMEM;
 }
 
-/* Order sessions by start time, then path. */
+/* Compare two strings that may be NULL (NULL first). */
+static int
+ls_strcmp(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return (a != NULL) - (b != NULL);
+	return strcmp(a, b);
+}
+
+static enum ls_sort ls_sort_by;
+
+/* Order sessions by the --sort field, then start time, then path. */
 static int
 ls_cmp(const void *a, const void *b)
 {
 	const struct ls_entry *x = a, *y = b;
+	int c = 0;
+
+	if (ls_sort_by == LS_SORT_DURATION && x->duration_ns != y->duration_ns)
+		return x->duration_ns < y->duration_ns ? -1 : 1;
+	if (ls_sort_by == LS_SORT_USER)
+		c = ls_strcmp(x->user, y->user);
+	else if (ls_sort_by == LS_SORT_TARGET)
+		c = ls_strcmp(x->target, y->target);
+	if (c != 0)
+		return c;
 
 	if (x->start_ns != y->start_ns)
 		return x->start_ns < y->start_ns ? -1 : 1;
@@ -392,6 +459,17 @@ cmd_ls(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "verify", no_argument, NULL, 'V' },
+		{ "command", required_argument, NULL, 'c' },
+		{ "client", required_argument, NULL, 'a' },
+		{ "key-fp", required_argument, NULL, 'f' },
+		{ "state", required_argument, NULL, 's' },
+		{ "exit", required_argument, NULL, 'x' },
+		{ "min-duration", required_argument, NULL, 'm' },
+		{ "max-duration", required_argument, NULL, 'M' },
+		{ "sort", required_argument, NULL, 'o' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "header", no_argument, NULL, 'H' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -405,7 +483,7 @@ cmd_ls(int argc, char **argv)
 	if ((keys = calloc((size_t)argc, sizeof *keys)) == NULL)
 		return EXIT_USAGE;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "u:t:S:U:jk:Vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "u:t:S:U:jk:Vvc:a:f:s:x:m:M:o:n:Hh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'u':
 			s.user = optarg;
@@ -435,6 +513,74 @@ cmd_ls(int argc, char **argv)
 		case 'V':
 			s.verify = true;
 			break;
+		case 'v':
+			s.verbose = true;
+			break;
+		case 'c':
+			s.command = optarg;
+			break;
+		case 'a':
+			s.client = optarg;
+			break;
+		case 'f':
+			s.key_fp = optarg;
+			break;
+		case 's':
+			if (strcmp(optarg, "complete") != 0 && strcmp(optarg, "incomplete") != 0 &&
+			    strcmp(optarg, "truncated") != 0 && strcmp(optarg, "corrupt") != 0 &&
+			    strcmp(optarg, "modified") != 0) {
+				player_warn("bad state '%s' (complete, incomplete, truncated, corrupt, "
+				    "modified)", optarg);
+				free(keys);
+				return EXIT_USAGE;
+			}
+			s.state = optarg;
+			break;
+		case 'x':
+			s.exit = optarg;
+			break;
+		case 'm':
+		case 'M':
+			if (when_parse_offset(optarg, c == 'm' ? &s.min_dur : &s.max_dur) < 0) {
+				player_warn("bad duration '%s' (seconds, M:SS or H:MM:SS)", optarg);
+				free(keys);
+				return EXIT_USAGE;
+			}
+			if (c == 'm')
+				s.has_min_dur = true;
+			else
+				s.has_max_dur = true;
+			break;
+		case 'o':
+			if (strcmp(optarg, "start") == 0)
+				s.sort = LS_SORT_START;
+			else if (strcmp(optarg, "duration") == 0)
+				s.sort = LS_SORT_DURATION;
+			else if (strcmp(optarg, "user") == 0)
+				s.sort = LS_SORT_USER;
+			else if (strcmp(optarg, "target") == 0)
+				s.sort = LS_SORT_TARGET;
+			else {
+				player_warn("bad sort '%s' (start, duration, user, target)", optarg);
+				free(keys);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'n': {
+			char *end;
+			unsigned long long n = strtoull(optarg, &end, 10);
+
+			if (end == optarg || *end != '\0' || n == 0 || optarg[0] == '-') {
+				player_warn("bad limit '%s' (a number of sessions)", optarg);
+				free(keys);
+				return EXIT_USAGE;
+			}
+			s.limit = (size_t)n;
+			break;
+		}
+		case 'H':
+			s.header = true;
+			break;
 		case 'h':
 			printf("usage: podgate-player " LS_USAGE "\n\n"
 			    "One line per recorded session under the paths (directories recursively):\n"
@@ -446,11 +592,22 @@ cmd_ls(int argc, char **argv)
 			    "is verified, unknown-key, unverified-signer, unsigned or MODIFIED.\n\n"
 			    "  --user U        sessions of user U\n"
 			    "  --target GLOB   sessions whose target matches GLOB\n"
+			    "  --command GLOB  sessions whose command matches GLOB (\"\" for shells)\n"
+			    "  --client GLOB   sessions from a client address (ip:port) matching GLOB\n"
+			    "  --key-fp FP     sessions of the client key with fingerprint FP\n"
+			    "  --state S       complete, incomplete, truncated, corrupt or modified\n"
+			    "  --exit N        sessions that exited with status N (or signal, KILL)\n"
 			    "  --since WHEN    started at or after WHEN (2025-11-28, 2025-11-28T16:00Z, 2h)\n"
 			    "  --until WHEN    started at or before WHEN\n"
+			    "  --min-duration T, --max-duration T\n"
+			    "                  sessions at least / at most T long (seconds, M:SS, H:MM:SS)\n"
+			    "  --sort FIELD    start (the default), duration, user or target\n"
+			    "  --limit N       the first N sessions in that order\n"
+			    "  --header        a first line naming the columns\n"
 			    "  --verify        check every recording as `verify` does, and its signer\n"
 			    "  --key PUB       trust this signing key (repeatable); default: $PODGATE_KEYS,\n"
 			    "                  ~/.config/podgate/trusted_keys, /etc/podgate/trusted_keys\n"
+			    "  -v              say which files were skipped as not recordings\n"
 			    "  --json          one JSON object per session\n");
 			free(keys);
 			return 0;
@@ -473,9 +630,13 @@ cmd_ls(int argc, char **argv)
 		player_warn("out of memory");
 		st = EXIT_USAGE;
 	} else {
+		ls_sort_by = s.sort;
 		if (s.n > 0)
 			qsort(s.ents, s.n, sizeof *s.ents, ls_cmp);
-		for (i = 0; i < s.n; i++)
+		if (s.header && !s.json)
+			printf("%-20s  %-11s  %-10s  %-20s  %-30s  %-7s  %-10s  %-17s  %s\n", "START",
+			    "DURATION", "USER", "TARGET", "COMMAND", "EXIT", "STATE", "SIGNER", "FILE");
+		for (i = 0; i < s.n && (s.limit == 0 || i < s.limit); i++)
 			ls_print(&s, &s.ents[i]);
 		if (r < 0 || s.error)
 			st = EXIT_USAGE;

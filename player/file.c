@@ -143,6 +143,13 @@ player_write_all(int fd, const void *buf, size_t len)
 int
 player_open(struct player_file *f, const char *path)
 {
+	return player_open_quiet(f, path, false);
+}
+
+/* Open a recording; say nothing about a file that is not one when quiet. */
+int
+player_open_quiet(struct player_file *f, const char *path, bool quiet)
+{
 	int r;
 
 	memset(f, 0, sizeof *f);
@@ -154,7 +161,9 @@ player_open(struct player_file *f, const char *path)
 		return r;
 	}
 	if ((r = rec_reader_open(&f->reader, f->fd, &f->header)) < 0) {
-		if (r == -EISDIR)
+		if (quiet && (r == -EBADMSG || r == -ENODATA)) {
+			r = -EBADMSG;
+		} else if (r == -EISDIR)
 			player_warn("%s: is a directory", path);
 		else if (r == -EBADMSG)
 			player_warn("%s: not a podgate recording", path);

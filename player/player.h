@@ -52,6 +52,12 @@ struct player_file {
  * and the reason and returns a negative errno; f is then closed.
  */
 int player_open(struct player_file *f, const char *path);
+
+/*
+ * player_open, saying nothing when the file is not a recording when quiet
+ * is set (files found in a directory: keys, logs); returns -EBADMSG then.
+ */
+int player_open_quiet(struct player_file *f, const char *path, bool quiet);
 void player_close(struct player_file *f);
 
 /*

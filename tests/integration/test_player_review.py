@@ -370,3 +370,80 @@ def test_ls_reads_only_the_header_and_the_seal(tmp_path, keys):
     assert ls_json(rec)[0]["state"] == "complete"
     full = ls_json(rec, "--verify", "--key", good)[0]
     assert full["state"] == "modified" and full["trust"] == "MODIFIED"
+
+
+# ---- grep and ls options reviewers ask for ----
+
+OLD = 1577836800 * 10**9  # 2020-01-01T00:00:00Z
+NEW = 1764345600 * 10**9  # 2025-11-28T16:00:00Z
+
+
+@pytest.fixture
+def many(tmp_path):
+    d = tmp_path / "recs"
+    d.mkdir()
+    body = b"".join(b"line %d\r\n" % i for i in range(1, 11))
+    write_recording(d / "a.rec", [(1 * MS, "o", body), (2 * MS, "x", {"status": 0})],
+                    user="alice", command="seq 10", start_ns=OLD)
+    write_recording(d / "b.rec", [(1 * MS, "o", b"line 5 again\r\n"), (9 * S, "x", {"status": 2})],
+                    user="bob", command="make test", start_ns=NEW, target="staging/db-1")
+    write_recording(d / "c.rec", [(1 * MS, "o", b"nothing\r\n"), (2 * MS, "x", {"signal": "KILL"})],
+                    user="carol", command=None, start_ns=NEW + S)
+    (d / "signing_ed25519.pub").write_text("-----BEGIN PUBLIC KEY-----\nxx\n-----END PUBLIC KEY-----\n")
+    (d / "audit.log").write_text('{"event":"session_start"}\n')
+    return d
+
+
+def test_grep_list_count_context_and_filters(many):
+    r = player("grep", "-l", "line 5", many)
+    assert r.returncode == 0 and r.stdout.decode().splitlines() == [
+        str(many / "a.rec"), str(many / "b.rec")]
+    assert r.stderr == b""  # the key and the log are skipped quietly
+    r = player("grep", "-v", "-l", "line 5", many)
+    assert b"audit.log: not a podgate recording" in r.stderr
+    r = player("grep", "-c", "line", many)
+    assert r.stdout.decode().splitlines() == [
+        f"{many / 'a.rec'}:10", f"{many / 'b.rec'}:1", f"{many / 'c.rec'}:0"]
+    r = player("grep", "-C", "1", "line 5", many / "a.rec")
+    marks = [l.split("@prod/web-0 ")[1] for l in r.stdout.decode().splitlines()]
+    assert marks == ["- line 4", ": line 5", "- line 6"], r.stdout
+    r = player("grep", "-B", "2", "line 5", many / "a.rec")
+    marks = [l.split("@prod/web-0 ")[1] for l in r.stdout.decode().splitlines()]
+    assert marks == ["- line 3", "- line 4", ": line 5"], r.stdout
+    r = player("grep", "--user", "bob", "-l", "line", many)
+    assert r.stdout.decode().splitlines() == [str(many / "b.rec")]
+    r = player("grep", "--since", "2025-01-01", "-l", "line", many)
+    assert r.stdout.decode().splitlines() == [str(many / "b.rec")]
+    r = player("grep", "-A", "x", "line", many)
+    assert r.returncode == 2 and b"bad context" in r.stderr
+
+
+def test_ls_filters_sort_limit_header(many):
+    def files(*args):
+        r = player("ls", *args, many)
+        assert r.returncode == 0 and r.stderr == b"", r.stderr
+        return [os.path.basename(l.split()[-1]) for l in r.stdout.decode().splitlines()]
+    assert files() == ["a.rec", "b.rec", "c.rec"]
+    assert files("--command", "make *") == ["b.rec"]
+    assert files("--command", "") == ["c.rec"]
+    assert files("--exit", "2") == ["b.rec"]
+    assert files("--exit", "KILL") == files("--exit", "SIGKILL") == ["c.rec"]
+    assert files("--state", "complete") == ["a.rec", "b.rec", "c.rec"]
+    assert files("--state", "truncated") == []
+    assert files("--min-duration", "5") == ["b.rec"]
+    assert files("--max-duration", "1") == ["a.rec", "c.rec"]
+    assert files("--client", "127.0.0.1:*") == ["a.rec", "b.rec", "c.rec"]
+    assert files("--client", "10.*") == []
+    assert files("--key-fp", "SHA256:test", "--user", "alice") == ["a.rec"]
+    assert files("--sort", "duration", "--limit", "1") == ["a.rec"]
+    assert files("--sort", "user") == ["a.rec", "b.rec", "c.rec"]
+    assert files("--sort", "target", "--limit", "2") == ["a.rec", "c.rec"]
+    r = player("ls", "--header", many)
+    assert r.stdout.decode().splitlines()[0].split() == [
+        "START", "DURATION", "USER", "TARGET", "COMMAND", "EXIT", "STATE", "SIGNER", "FILE"]
+    for bad in (("--state", "done"), ("--sort", "size"), ("--limit", "0"),
+                ("--min-duration", "soon")):
+        r = player("ls", *bad, many)
+        assert r.returncode == 2 and r.stderr.startswith(b"podgate-player: bad"), bad
+    r = player("ls", "-v", many)
+    assert b"audit.log: not a podgate recording" in r.stderr
