@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "player.h"
+#include "walk.h"
 
 /*
  * The --safe filter: drops OSC strings (ESC ], clipboard writes with OSC
@@ -71,6 +72,7 @@ cmd_cat(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "input", no_argument, NULL, 'i' },
 		{ "safe", no_argument, NULL, 's' },
+		{ "dir", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -79,18 +81,23 @@ cmd_cat(int argc, char **argv)
 	struct rec_event ev;
 	bool input = false, safe = false;
 	uint8_t *buf = NULL;
+	const char *dir = NULL;
+	char *file = NULL;
 	const uint8_t *data;
 	size_t len;
 	int c, rc, st, wr;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "ish", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "isd:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			input = true;
 			break;
 		case 's':
 			safe = true;
+			break;
+		case 'd':
+			dir = optarg;
 			break;
 		case 'h':
 			printf("usage: podgate-player cat [--input] [--safe] FILE\n\n"
@@ -108,8 +115,12 @@ cmd_cat(int argc, char **argv)
 		player_warn("usage: podgate-player cat [--input] [--safe] FILE");
 		return EXIT_USAGE;
 	}
-	if (player_open(&f, argv[optind]) < 0)
+	if (walk_find_session(argv[optind], dir, &file) < 0)
 		return EXIT_USAGE;
+	if (player_open(&f, file) < 0) {
+		free(file);
+		return EXIT_USAGE;
+	}
 	while ((rc = rec_reader_next(f.reader, &ev)) == 1) {
 		int fd = -1;
 
@@ -126,6 +137,7 @@ cmd_cat(int argc, char **argv)
 			if ((buf = malloc(ev.len + 1)) == NULL) {
 				player_warn("out of memory");
 				player_close(&f);
+				free(file);
 				return EXIT_USAGE;
 			}
 			len = cat_safe(&safe_st[fd == STDERR_FILENO], ev.data, ev.len, buf);
@@ -135,11 +147,13 @@ cmd_cat(int argc, char **argv)
 			player_warn("write: %s", strerror(-wr));
 			free(buf);
 			player_close(&f);
+			free(file);
 			return EXIT_USAGE;
 		}
 	}
 	free(buf);
 	st = player_read_end(&f, rc);
 	player_close(&f);
+	free(file);
 	return st;
 }

@@ -13,8 +13,9 @@
 #include "asciicast.h"
 #include "player.h"
 #include "term.h"
+#include "walk.h"
 
-#define EXPORT_USAGE "export FILE --format asciicast-v2|asciicast-v3|text [-o OUT]"
+#define EXPORT_USAGE "export FILE|ID --format asciicast-v2|asciicast-v3|text [-o OUT] [--dir DIR]"
 
 enum export_format { EXPORT_V2, EXPORT_V3, EXPORT_TEXT };
 
@@ -79,17 +80,19 @@ cmd_export(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "dir", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	enum export_format fmt;
 	FILE *out = NULL;
 	struct player_file f;
-	const char *format = NULL, *outpath = NULL;
+	const char *format = NULL, *outpath = NULL, *dir = NULL;
+	char *file = NULL;
 	int c, rc, st, werr, fd = -1;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:o:d:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			format = optarg;
@@ -97,8 +100,17 @@ cmd_export(int argc, char **argv)
 		case 'o':
 			outpath = optarg;
 			break;
+		case 'd':
+			dir = optarg;
+			break;
 		case 'h':
-			printf("usage: podgate-player " EXPORT_USAGE "\n");
+			printf("usage: podgate-player " EXPORT_USAGE "\n\n"
+			    "Write a recording for other tools: asciicast v2 or v3 (asciinema), or the\n"
+			    "text of every line as it was rendered on screen.\n\n"
+			    "  --format F   asciicast-v2, asciicast-v3 or text\n"
+			    "  -o OUT       write to OUT (mode 0600) instead of stdout\n"
+			    "  --dir DIR    where to look up a session ID (default $PODGATE_RECORDINGS,\n"
+			    "               else state/recordings)\n");
 			return 0;
 		default:
 			return EXIT_USAGE;
@@ -118,8 +130,12 @@ cmd_export(int argc, char **argv)
 		player_warn("unknown format '%s' (asciicast-v2, asciicast-v3 or text)", format);
 		return EXIT_USAGE;
 	}
-	if (player_open(&f, argv[optind]) < 0)
+	if (walk_find_session(argv[optind], dir, &file) < 0)
 		return EXIT_USAGE;
+	if (player_open(&f, file) < 0) {
+		free(file);
+		return EXIT_USAGE;
+	}
 	if (outpath == NULL || strcmp(outpath, "-") == 0)
 		out = stdout;
 	else if ((fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
@@ -128,6 +144,7 @@ cmd_export(int argc, char **argv)
 		if (fd >= 0)
 			close(fd);
 		player_close(&f);
+		free(file);
 		return EXIT_USAGE;
 	}
 	rc = fmt == EXPORT_TEXT ? export_text(out, &f) :
@@ -143,5 +160,6 @@ cmd_export(int argc, char **argv)
 		st = EXIT_USAGE;
 	}
 	player_close(&f);
+	free(file);
 	return st;
 }

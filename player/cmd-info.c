@@ -12,6 +12,7 @@
 
 #include "player.h"
 #include "trust.h"
+#include "walk.h"
 
 /* What reading a whole recording found. */
 struct info_stats {
@@ -202,13 +203,15 @@ cmd_info(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "key", required_argument, NULL, 'k' },
+		{ "dir", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct info_stats s;
 	struct player_file f;
 	struct trust trust;
-	char **keys;
+	char **keys, *file;
+	const char *dir = NULL;
 	size_t nkeys = 0;
 	bool json = false;
 	int c, i, st = 0;
@@ -216,13 +219,16 @@ cmd_info(int argc, char **argv)
 	if ((keys = calloc((size_t)argc, sizeof *keys)) == NULL)
 		return EXIT_USAGE;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "jk:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jk:d:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
 			break;
 		case 'k':
 			keys[nkeys++] = optarg;
+			break;
+		case 'd':
+			dir = optarg;
 			break;
 		case 'h':
 			printf("usage: podgate-player " INFO_USAGE "\n\n"
@@ -250,7 +256,12 @@ cmd_info(int argc, char **argv)
 	}
 	free(keys);
 	for (i = optind; i < argc; i++) {
-		if (player_open(&f, argv[i]) < 0) {
+		if (walk_find_session(argv[i], dir, &file) < 0) {
+			st = EXIT_USAGE;
+			continue;
+		}
+		if (player_open(&f, file) < 0) {
+			free(file);
 			st = EXIT_USAGE;
 			continue;
 		}
@@ -269,6 +280,7 @@ cmd_info(int argc, char **argv)
 		    strcmp(s.state, "modified") == 0))
 			st = EXIT_DAMAGED;
 		player_close(&f);
+		free(file);
 	}
 	trust_free(&trust);
 	return st;

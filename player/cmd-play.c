@@ -19,10 +19,11 @@
 #include "player.h"
 #include "search.h"
 #include "trust.h"
+#include "walk.h"
 #include "when.h"
 
-#define PLAY_USAGE "play FILE [--speed X] [--idle-limit SECS] [--start TIME] [--regex] [-i] " \
-    "[--key PUB]..."
+#define PLAY_USAGE "play FILE|ID [--speed X] [--idle-limit SECS] [--start TIME] [--regex] [-i] " \
+    "[--key PUB]... [--dir DIR]"
 #define NS 1000000000ull
 #define PLAY_OVERLAY_LINES 6
 #define PLAY_MAX_MATCHES 1000000
@@ -553,6 +554,7 @@ cmd_play(int argc, char **argv)
 		{ "regex", no_argument, NULL, 'E' },
 		{ "ignore-case", no_argument, NULL, 'i' },
 		{ "key", required_argument, NULL, 'k' },
+		{ "dir", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -562,7 +564,8 @@ cmd_play(int argc, char **argv)
 	struct trust_events te;
 	struct trust trust;
 	struct stat sb;
-	char **keys;
+	char **keys, *file = NULL;
+	const char *dir = NULL;
 	size_t nkeys = 0;
 	int vrc;
 	double speed = 1, idle = 2;
@@ -575,7 +578,7 @@ cmd_play(int argc, char **argv)
 	if ((keys = calloc((size_t)argc, sizeof *keys)) == NULL)
 		return EXIT_USAGE;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:l:t:Eik:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:l:t:Eik:d:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			speed = strtod(optarg, &end);
@@ -610,8 +613,20 @@ cmd_play(int argc, char **argv)
 		case 'k':
 			keys[nkeys++] = optarg;
 			break;
+		case 'd':
+			dir = optarg;
+			break;
 		case 'h':
-			printf("usage: podgate-player " PLAY_USAGE "\n\n");
+			printf("usage: podgate-player " PLAY_USAGE "\n\n"
+			    "  --speed X        play X times as fast (1/64 to 64, any number: 1.7)\n"
+			    "  --idle-limit S   play pauses longer than S seconds as S (0: as recorded)\n"
+			    "  --start TIME     start at TIME (seconds, M:SS or H:MM:SS)\n"
+			    "  --regex          searches are POSIX extended regular expressions\n"
+			    "  -i               searches ignore case\n"
+			    "  --key PUB        trust this signing key (repeatable); default: $PODGATE_KEYS,\n"
+			    "                   ~/.config/podgate/trusted_keys, /etc/podgate/trusted_keys\n"
+			    "  --dir DIR        where to look up a session ID (default $PODGATE_RECORDINGS,\n"
+			    "                   else state/recordings)\n\n");
 			for (i = 2; play_help[i] != NULL; i++)
 				printf("%s\n", play_help[i]);
 			free(keys);
@@ -632,14 +647,20 @@ cmd_play(int argc, char **argv)
 		trust_free(&trust);
 		return EXIT_USAGE;
 	}
+	if (walk_find_session(argv[optind], dir, &file) < 0) {
+		trust_free(&trust);
+		return EXIT_USAGE;
+	}
 	p.speed = speed;
 	p.idle_ns = (uint64_t)(idle * 1e9);
 	/* The status line shows whether the file is whole and who signed it. */
-	vrc = player_verify_path(argv[optind], &verdict);
+	vrc = player_verify_path(file, &verdict);
 	p.integrity = trust_word(&trust, &verdict, vrc);
 	trust_free(&trust);
-	if (player_open(&f, argv[optind]) < 0)
+	if (player_open(&f, file) < 0) {
+		free(file);
 		return EXIT_USAGE;
+	}
 	total = fstat(f.fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 	r = index_build(&p.ix, &f, play_progress, &total);
 	if (isatty(STDERR_FILENO) && total >= (16u << 20))
@@ -647,6 +668,7 @@ cmd_play(int argc, char **argv)
 	if (r < 0) {
 		player_warn("%s: %s", f.path, rec_strerror(r));
 		player_close(&f);
+		free(file);
 		return EXIT_USAGE;
 	}
 	/* The state comes from the verified seal, not from unsigned events. */
@@ -694,5 +716,6 @@ out:
 	index_cursor_free(p.cur);
 	index_free(p.ix);
 	player_close(&f);
+	free(file);
 	return st;
 }

@@ -447,3 +447,31 @@ def test_ls_filters_sort_limit_header(many):
         assert r.returncode == 2 and r.stderr.startswith(b"podgate-player: bad"), bad
     r = player("ls", "-v", many)
     assert b"audit.log: not a podgate recording" in r.stderr
+
+
+def test_open_by_session_id(tmp_path, monkeypatch):
+    d = tmp_path / "recordings"
+    (d / "sub").mkdir(parents=True)
+    ids = ["01a2491b-0000-7000-8000-000000000001", "01a2491b-0000-7000-8000-000000000002",
+           "01b00000-0000-7000-8000-000000000003"]
+    for i, sid in enumerate(ids):
+        write_recording((d if i else d / "sub") / f"{sid}.rec",
+                        [(1 * MS, "o", b"session %d\r\n" % i), (2 * MS, "x", {"status": 0})],
+                        session=sid)
+    r = player("cat", "--dir", d, ids[1])
+    assert r.returncode == 0 and r.stdout == b"session 1\r\n", r.stderr
+    r = player("cat", "--dir", d, "01b0")  # a unique prefix
+    assert r.returncode == 0 and r.stdout == b"session 2\r\n", r.stderr
+    r = player("cat", "--dir", d, "01a2491b")
+    assert r.returncode == 2 and b"2 sessions" in r.stderr
+    monkeypatch.setenv("PODGATE_RECORDINGS", str(d))
+    r = player("info", "--json", ids[0])
+    assert r.returncode == 0 and json.loads(r.stdout)["header"]["session"] == ids[0]
+    r = player("export", ids[2], "--format", "text")
+    assert r.returncode == 0 and b"session 2" in r.stdout
+    r = player("info", "0fffffff")
+    assert r.returncode == 2 and b"no session 0fffffff" in r.stderr
+    if shutil.which("tmux"):
+        with Tmux(cols=100, rows=30) as t:
+            t.start([PLAYER, "play", ids[1]], env={"PODGATE_RECORDINGS": str(d)})
+            t.wait_for(lambda s: "END" in s and "session 1" in s, what="the session by its ID")
