@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "player.h"
@@ -65,6 +66,25 @@ cat_safe(enum cat_safe_state *st, const uint8_t *p, size_t n, uint8_t *out)
 	return o;
 }
 
+/* How often -f looks for more of a recording still being written. */
+#define CAT_FOLLOW_NS 200000000L
+
+/*
+ * -f: wait for more of a recording still being written, then read on from
+ * the end of the last whole event (a reader stops at the end of the file).
+ */
+static int
+cat_follow(struct player_file *f, uint64_t time_ns)
+{
+	struct timespec ts = { 0, CAT_FOLLOW_NS };
+	uint64_t off = rec_reader_offset(f->reader);
+
+	nanosleep(&ts, NULL);
+	rec_reader_free(f->reader);
+	f->reader = NULL;
+	return rec_reader_open_at(&f->reader, f->fd, off, time_ns);
+}
+
 /* Write o events to stdout, e to stderr, and i to stdout with --input. */
 int
 cmd_cat(int argc, char **argv)
@@ -73,13 +93,15 @@ cmd_cat(int argc, char **argv)
 		{ "input", no_argument, NULL, 'i' },
 		{ "safe", no_argument, NULL, 's' },
 		{ "dir", required_argument, NULL, 'd' },
+		{ "follow", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	enum cat_safe_state safe_st[2] = { SAFE_GROUND, SAFE_GROUND };
 	struct player_file f;
 	struct rec_event ev;
-	bool input = false, safe = false;
+	bool input = false, safe = false, follow = false, ended = false;
+	uint64_t time_ns = 0;
 	uint8_t *buf = NULL;
 	const char *dir = NULL;
 	char *file = NULL;
@@ -88,7 +110,7 @@ cmd_cat(int argc, char **argv)
 	int c, rc, st, wr;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "isd:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "isd:fh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			input = true;
@@ -99,20 +121,27 @@ cmd_cat(int argc, char **argv)
 		case 'd':
 			dir = optarg;
 			break;
+		case 'f':
+			follow = true;
+			break;
 		case 'h':
-			printf("usage: podgate-player cat [--input] [--safe] FILE\n\n"
+			printf("usage: podgate-player cat [--input] [--safe] [-f] [--dir DIR] FILE|ID\n\n"
 			    "The recorded output bytes, exactly (stderr of a session without a PTY\n"
 			    "to stderr), for a terminal.\n\n"
 			    "  --input   also what was typed, where it was typed\n"
 			    "  --safe    leave out OSC strings (clipboard writes, hyperlinks, window\n"
-			    "            titles), DCS, APC, PM and SOS strings\n");
+			    "            titles), DCS, APC, PM and SOS strings\n"
+			    "  -f        follow a recording still being written, as tail -f, until the\n"
+			    "            session ends (its exit status or seal); Ctrl-C stops\n"
+			    "  --dir DIR where to look up a session ID (default $PODGATE_RECORDINGS,\n"
+			    "            else state/recordings)\n");
 			return 0;
 		default:
 			return EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 1) {
-		player_warn("usage: podgate-player cat [--input] [--safe] FILE");
+		player_warn("usage: podgate-player cat [--input] [--safe] [-f] [--dir DIR] FILE|ID");
 		return EXIT_USAGE;
 	}
 	if (walk_find_session(argv[optind], dir, &file) < 0)
@@ -121,8 +150,20 @@ cmd_cat(int argc, char **argv)
 		free(file);
 		return EXIT_USAGE;
 	}
-	while ((rc = rec_reader_next(f.reader, &ev)) == 1) {
+	for (;;) {
 		int fd = -1;
+
+		if ((rc = rec_reader_next(f.reader, &ev)) != 1) {
+			/* The end of what is written so far: wait for more. */
+			if (!follow || ended || (rc != 0 && rc != -ENODATA))
+				break;
+			if ((rc = cat_follow(&f, time_ns)) < 0)
+				break;
+			continue;
+		}
+		time_ns = ev.time_ns;
+		if (ev.code == REC_EXIT || ev.code == REC_SEAL)
+			ended = true;	/* only the seal may follow */
 
 		if (ev.code == REC_OUTPUT || (input && ev.code == REC_INPUT))
 			fd = STDOUT_FILENO;

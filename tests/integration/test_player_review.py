@@ -475,3 +475,26 @@ def test_open_by_session_id(tmp_path, monkeypatch):
         with Tmux(cols=100, rows=30) as t:
             t.start([PLAYER, "play", ids[1]], env={"PODGATE_RECORDINGS": str(d)})
             t.wait_for(lambda s: "END" in s and "session 1" in s, what="the session by its ID")
+
+
+def test_cat_follows_a_recording_being_written(tmp_path):
+    import select
+    p = tmp_path / "live.rec"
+    write_recording(p, [(1 * MS, "o", b"one\r\n")])
+    proc = subprocess.Popen([PLAYER, "cat", "-f", str(p)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        got = b""
+        while b"one" not in got:
+            assert select.select([proc.stdout], [], [], 20)[0], "no output from cat -f"
+            got += os.read(proc.stdout.fileno(), 100)
+        with open(p, "ab") as f:
+            f.write(msgpack.packb([1 * MS, "o", b"two\r\n"]) +
+                    msgpack.packb([1 * MS, "x", {"status": 0}]))
+        out, err = proc.communicate(timeout=20)
+        no_sanitizer_report(err)
+        assert proc.returncode == 0 and got + out == b"one\r\ntwo\r\n", (got, out, err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
