@@ -53,7 +53,8 @@ static const char *const play_help[] = {
 	"  q, Ctrl-C    quit",
 	"",
 	"Search finds text as it was on screen (also lines that scrolled off) and",
-	"what was typed, and stops where the match first became visible.",
+	"what was typed, and stops where the match first became visible: inside an",
+	"event that goes on to scroll it away, at the end of the matched line.",
 	NULL,
 };
 
@@ -141,7 +142,8 @@ play_advance(struct play *p)
 	if (!p->paused && !p->help)
 		p->pos += (uint64_t)((double)(now - p->wall) * p->speed);
 	p->wall = now;
-	while (index_cursor_peek(p->cur, &ev) == 1) {
+	/* Paused inside an event at a search hit: stay there. */
+	while (!(p->paused && p->cur->partial > 0) && index_cursor_peek(p->cur, &ev) == 1) {
 		/* A long pause is cut to the idle limit. */
 		base = p->cur->time_ns > p->seeked ? p->cur->time_ns : p->seeked;
 		if (p->idle_ns > 0 && ev->time_ns > base + p->idle_ns &&

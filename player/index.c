@@ -584,7 +584,8 @@ index_cursor_step(struct index_cursor *c)
 	switch (ev->code) {
 	case REC_OUTPUT:
 	case REC_STDERR:
-		term_write(c->term, ev->data, ev->len);
+		if (c->partial < ev->len)
+			term_write(c->term, ev->data + c->partial, ev->len - c->partial);
 		break;
 	case REC_RESIZE:
 		term_resize(c->term, ev->cols, ev->rows);
@@ -598,6 +599,7 @@ index_cursor_step(struct index_cursor *c)
 	c->time_ns = ev->time_ns;
 	c->seq++;
 	c->has_next = false;
+	c->partial = 0;
 	return 1;
 }
 
@@ -619,6 +621,7 @@ index_cursor_restore(struct index_cursor *c, const struct index_kf *kf)
 	c->seq = kf->seq;
 	c->time_ns = kf->time_ns;
 	c->has_next = false;
+	c->partial = 0;
 	c->at_end = false;
 	typed_init(&c->typed);
 	return 0;
@@ -635,7 +638,8 @@ index_cursor_seek_seq(struct index_cursor *c, uint64_t seq)
 		seq = c->ix->nevents;
 	kf = index_kf_for_seq(c->ix, seq);
 	/* Replaying forward from here is cheaper than from the keyframe. */
-	if (c->reader == NULL || seq < c->seq || kf->seq > c->seq) {
+	if (c->reader == NULL || seq < c->seq || kf->seq > c->seq ||
+	    (c->partial > 0 && seq == c->seq)) {
 		if ((r = index_cursor_restore(c, kf)) < 0)
 			return r;
 	}
@@ -693,7 +697,9 @@ index_cursor_reveal(struct index_cursor *c, const struct search *s,
     const struct index_match *m)
 {
 	const struct index_input *in;
-	size_t so, eo;
+	const struct rec_event *ev;
+	const uint8_t *nl;
+	size_t so, eo, upto, shown;
 	uint64_t seq;
 	int r;
 
@@ -709,9 +715,56 @@ index_cursor_reveal(struct index_cursor *c, const struct search *s,
 	if ((r = index_cursor_seek_seq(c, m->seq_from)) < 0)
 		return r;
 	while (c->seq <= m->seq_to) {
-		if ((r = index_cursor_step(c)) < 0)
+		if ((r = index_cursor_fetch(c)) <= 0)
 			return r;
-		if (r == 0 || index_screen_shows(c->term, s, m->text, m->len))
+		ev = &c->next;
+		if ((ev->code != REC_OUTPUT && ev->code != REC_STDERR) || ev->len == 0) {
+			if ((r = index_cursor_step(c)) < 0)
+				return r;
+			if (r == 0 || index_screen_shows(c->term, s, m->text, m->len))
+				return 0;
+			continue;
+		}
+		/*
+		 * Output: a line at a time, up to (not including) each LF, so
+		 * that a burst that scrolls on stops where the match shows.
+		 */
+		term_set_seq(c->term, c->seq);
+		while (c->partial < ev->len) {
+			nl = memchr(ev->data + c->partial, '\n', ev->len - c->partial);
+			upto = nl != NULL ? (size_t)(nl - ev->data) : ev->len;
+			if (upto == c->partial)
+				upto++;	/* the LF itself */
+			term_write(c->term, ev->data + c->partial, upto - c->partial);
+			c->partial = upto;
+			if (index_screen_shows(c->term, s, m->text, m->len))
+				break;
+		}
+		if (c->partial < ev->len) {
+			/*
+			 * Shown: when the rest of the event keeps it on screen, apply
+			 * it all; when it scrolls it away, stop at the matched line.
+			 */
+			shown = c->partial;
+			seq = c->seq;
+			term_write(c->term, ev->data + c->partial, ev->len - c->partial);
+			c->partial = ev->len;
+			if (!index_screen_shows(c->term, s, m->text, m->len)) {
+				if ((r = index_cursor_seek_seq(c, seq)) < 0 ||
+				    (r = index_cursor_fetch(c)) <= 0)
+					return r;
+				ev = &c->next;
+				term_write(c->term, ev->data, shown);
+				c->partial = shown;
+				c->time_ns = ev->time_ns;	/* inside this event */
+				return 0;
+			}
+		}
+		c->time_ns = ev->time_ns;
+		c->seq++;
+		c->has_next = false;
+		c->partial = 0;
+		if (index_screen_shows(c->term, s, m->text, m->len))
 			return 0;
 	}
 	return 0;

@@ -106,6 +106,7 @@ struct index_cursor {
 	uint64_t time_ns;	/* time of the last event applied */
 	struct rec_event next;
 	bool has_next;
+	size_t partial;		/* bytes of the next (output) event already applied */
 	bool at_end;
 	struct typed typed;	/* the line being typed */
 };
@@ -131,7 +132,9 @@ int index_cursor_step(struct index_cursor *c);
 /*
  * Go to the moment match m first became visible: the first state in which
  * a row shows the matched line drawn at least up to a match of s (screen
- * lines), or in which the typed line holds the match (typed lines).
+ * lines), or in which the typed line holds the match (typed lines). An
+ * output event that goes on to scroll the match away is applied only up to
+ * the end of the matched line (c->partial bytes); stepping applies the rest.
  */
 int index_cursor_reveal(struct index_cursor *c, const struct search *s,
     const struct index_match *m);

@@ -498,3 +498,37 @@ def test_cat_follows_a_recording_being_written(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytestmark_tmux
+def test_search_hit_inside_a_burst_is_shown_where_it_is(tmp_path):
+    """One event prints WORD and then 100 more lines: the match is shown
+    with the event stopped at the end of the matched line, not after it
+    scrolled away; playing on applies the rest of the event."""
+    burst = b"".join(b"before %d\r\n" % i for i in range(5)) + b"the WORD here\r\n" + \
+        b"".join(b"after %d\r\n" % i for i in range(100))
+    p = write_recording(tmp_path / "burst.rec", [
+        (1 * S, "o", b"start\r\n"), (2 * S, "o", burst), (3 * S, "o", b"done\r\n"),
+        (4 * S, "x", {"status": 0}),
+    ], cols=40, rows=10)
+    with Tmux(cols=100, rows=30) as t:
+        t.start([PLAYER, "play", p])
+        t.wait_for(lambda s: "PLAYING" in s, what="playing")
+        t.keys("Space")
+        t.wait_for(lambda s: "PAUSED" in s, what="paused")
+        t.keys("g", "/")
+        t.wait_for(lambda s: s.rstrip().endswith("/"), what="search prompt")
+        t.literal("WORD")
+        t.keys("Enter")
+        screen = t.wait_for(lambda s: "match 1/1" in s, what="the match")
+        assert "the WORD here" in screen and "after 0" not in screen, screen
+        assert "0:00:02.000" in screen
+        # The match is highlighted.
+        esc = t.tmux("capture-pane", "-e", "-p", "-t", "t").stdout.decode()
+        row = [l for l in esc.split("\n") if "WORD" in l][0]
+        assert "\x1b[" in row.split("WORD")[0][-12:], row
+        # Stepping goes on with the rest of the burst, then the next event.
+        t.keys(".")
+        t.wait_for(lambda s: "after 99" in s and "the WORD here" not in s, what="the rest")
+        t.keys(".")
+        t.wait_for(lambda s: "done" in s and "0:00:03.000" in s, what="the next event")
