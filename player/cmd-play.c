@@ -317,6 +317,52 @@ play_draw(struct play *p)
 	p->pan_col = f.pan_col;
 }
 
+/*
+ * Pan a viewport smaller than the recording to the match on screen: the
+ * row showing the matched line, and the columns of the match in it.
+ */
+static void
+play_pan_to_match(struct play *p, const struct index_match *m)
+{
+	int cols, rows, vc, vr, row, best = -1, bcol = 0, bend = 0;
+	size_t cap, n, so, eo;
+	char *buf;
+	int *map;
+
+	term_size(p->cur->term, &cols, &rows);
+	display_size(p->disp, &vc, &vr);
+	vr -= 1;	/* the status line */
+	if (cols <= vc && rows <= vr)
+		return;
+	cap = (size_t)cols * VTERM_MAX_CHARS_PER_CELL * 4 + 1;
+	buf = malloc(cap);
+	map = malloc(cap * sizeof *map);
+	for (row = 0; buf != NULL && map != NULL && row < rows; row++) {
+		n = term_row_text(p->cur->term, row, buf, cap, map);
+		if (n == 0 || !search_find(&p->search, buf, n, 0, &so, &eo) || eo == 0)
+			continue;
+		if (best < 0 || (n <= m->len && memcmp(buf, m->text, n) == 0)) {
+			best = row;
+			bcol = map[so];
+			bend = map[eo - 1];
+			if (n <= m->len && memcmp(buf, m->text, n) == 0)
+				break;
+		}
+	}
+	free(buf);
+	free(map);
+	if (best < 0)
+		return;
+	if (best < p->pan_row || best >= p->pan_row + vr)
+		p->pan_row = best - vr / 2;
+	if (bcol < p->pan_col || bend >= p->pan_col + vc)
+		p->pan_col = bend - bcol < vc ? bcol - (vc - (bend - bcol)) / 2 : bcol;
+	if (p->pan_row < 0)
+		p->pan_row = 0;
+	if (p->pan_col < 0)
+		p->pan_col = 0;
+}
+
 /* Show match i. */
 static void
 play_show_match(struct play *p, size_t i)
@@ -330,6 +376,8 @@ play_show_match(struct play *p, size_t i)
 	p->match_shown = true;
 	if (p->matches[i].kind == INDEX_INPUT)
 		p->overlay = true;
+	else
+		play_pan_to_match(p, &p->matches[i]);
 }
 
 /* Ask for a pattern and go to the first match in one direction. */

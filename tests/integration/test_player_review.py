@@ -532,3 +532,23 @@ def test_search_hit_inside_a_burst_is_shown_where_it_is(tmp_path):
         t.wait_for(lambda s: "after 99" in s and "the WORD here" not in s, what="the rest")
         t.keys(".")
         t.wait_for(lambda s: "done" in s and "0:00:03.000" in s, what="the next event")
+
+
+@pytestmark_tmux
+def test_search_pans_to_a_match_outside_the_viewport(tmp_path):
+    p = write_recording(tmp_path / "wide.rec", [
+        (1 * S, "o", b"\x1b[2J\x1b[1;1Htop left"),
+        (2 * S, "o", b"\x1b[50;150HFARAWAY text"),
+        (3 * S, "x", {"status": 0}),
+    ], cols=200, rows=60)
+    with Tmux(cols=80, rows=24) as t:
+        t.start([PLAYER, "play", p])
+        t.wait_for(lambda s: "END" in s, what="the end")
+        t.keys("g")
+        t.wait_for(lambda s: "top left" in s, what="the top left of the recording")
+        t.keys("/")
+        t.wait_for(lambda s: s.rstrip().endswith("/"), what="search prompt")
+        t.literal("FARAWAY")
+        t.keys("Enter")
+        screen = t.wait_for(lambda s: "match 1/1" in s, what="the match")
+        assert "FARAWAY text" in screen and "top left" not in screen, screen
