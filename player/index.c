@@ -11,6 +11,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <msgpack.h>
+
 #include "index.h"
 
 /* A keyframe after this much output since the last (or 16 snapshots' worth). */
@@ -31,7 +33,83 @@ struct index_builder {
 	int err;
 	uint64_t time_ns;
 	size_t inputs_cap;
+	struct index_spans spans;
 };
+
+/* The unsigned integer at key in map m, or false. */
+static bool
+index_map_uint(const msgpack_object *m, const char *key, uint64_t *v)
+{
+	size_t n = strlen(key);
+	uint32_t i;
+
+	for (i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key, *x = &m->via.map.ptr[i].val;
+
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+		    memcmp(k->via.str.ptr, key, n) == 0 && x->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			*v = x->via.u64;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Read the spans of an R event (docs/format.md): [interval, "R", [{at, len, kind}...]]. */
+void
+index_spans_parse(struct index_spans *sp, const uint8_t *raw, size_t len)
+{
+	const msgpack_object *a;
+	msgpack_unpacked u;
+	size_t used = 0;
+	uint32_t i;
+
+	sp->n = 0;
+	msgpack_unpacked_init(&u);
+	if (raw == NULL || msgpack_unpack_next(&u, (const char *)raw, len, &used) !=
+	    MSGPACK_UNPACK_SUCCESS || u.data.type != MSGPACK_OBJECT_ARRAY ||
+	    u.data.via.array.size != 3 || u.data.via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY)
+		goto out;
+	a = &u.data.via.array.ptr[2];
+	for (i = 0; i < a->via.array.size && sp->n < INDEX_MAX_SPANS; i++) {
+		const msgpack_object *m = &a->via.array.ptr[i];
+		uint64_t at, n;
+
+		if (m->type != MSGPACK_OBJECT_MAP || !index_map_uint(m, "at", &at) ||
+		    !index_map_uint(m, "len", &n) || at + n < at ||
+		    (sp->n > 0 && at < sp->at[sp->n - 1] + sp->len[sp->n - 1]))
+			break;	/* in increasing order, not overlapping */
+		sp->at[sp->n] = at;
+		sp->len[sp->n++] = n;
+	}
+out:
+	msgpack_unpacked_destroy(&u);
+}
+
+/* Write [from, to) of a payload, its redacted spans in reverse video. */
+void
+index_feed(struct term *t, const uint8_t *data, size_t from, size_t to,
+    const struct index_spans *sp)
+{
+	size_t i, a, b;
+
+	for (i = 0; sp != NULL && i < sp->n && from < to; i++) {
+		if (sp->at[i] + sp->len[i] <= from)
+			continue;
+		if (sp->at[i] >= to)
+			break;
+		a = sp->at[i] > from ? (size_t)sp->at[i] : from;
+		b = sp->at[i] + sp->len[i] < to ? (size_t)(sp->at[i] + sp->len[i]) : to;
+		if (a > from)
+			term_write(t, data + from, a - from);
+		term_write(t, "\033[7m", 4);
+		term_write(t, data + a, b - a);
+		term_write(t, "\033[27m", 5);
+		from = b;
+	}
+	if (to > from)
+		term_write(t, data + from, to - from);
+}
 
 /* Write all of p to fd. */
 static int
@@ -284,13 +362,23 @@ index_build(struct index **out, struct player_file *f,
 		switch (ev.code) {
 		case REC_OUTPUT:
 		case REC_STDERR:
-			term_write(b.term, ev.data, ev.len);
+			index_feed(b.term, ev.data, 0, ev.len, &b.spans);
+			b.spans.n = 0;
 			since_bytes += ev.len;
 			ix->output_bytes += ev.len;
 			break;
 		case REC_INPUT:
+			b.spans.n = 0;
 			typed_feed(&b.typed, ev.data, ev.len, seq, index_typed_cb, &b);
 			break;
+		case REC_REDACTED: {
+			const uint8_t *raw;
+			size_t rlen;
+
+			raw = rec_reader_event_raw(f->reader, &rlen);
+			index_spans_parse(&b.spans, raw, rlen);
+			break;
+		}
 		case REC_RESIZE:
 			term_resize(b.term, ev.cols, ev.rows);
 			break;
@@ -313,7 +401,9 @@ index_build(struct index **out, struct player_file *f,
 			r = b.err;
 			goto out;
 		}
-		if (since_bytes >= threshold || since_events >= INDEX_KF_EVENTS) {
+		/* Not between an R event and the event it describes. */
+		if (ev.code != REC_REDACTED &&
+		    (since_bytes >= threshold || since_events >= INDEX_KF_EVENTS)) {
 			if ((r = index_add_kf(&b, seq, rec_reader_offset(f->reader), ev.time_ns)) < 0)
 				goto out;
 			since_bytes = since_events = 0;
@@ -585,12 +675,22 @@ index_cursor_step(struct index_cursor *c)
 	case REC_OUTPUT:
 	case REC_STDERR:
 		if (c->partial < ev->len)
-			term_write(c->term, ev->data + c->partial, ev->len - c->partial);
+			index_feed(c->term, ev->data, c->partial, ev->len, &c->spans);
+		c->spans.n = 0;
 		break;
+	case REC_REDACTED: {
+		const uint8_t *raw;
+		size_t rlen;
+
+		raw = rec_reader_event_raw(c->reader, &rlen);
+		index_spans_parse(&c->spans, raw, rlen);
+		break;
+	}
 	case REC_RESIZE:
 		term_resize(c->term, ev->cols, ev->rows);
 		break;
 	case REC_INPUT:
+		c->spans.n = 0;
 		typed_feed(&c->typed, ev->data, ev->len, c->seq, NULL, NULL);
 		break;
 	default:
@@ -622,6 +722,7 @@ index_cursor_restore(struct index_cursor *c, const struct index_kf *kf)
 	c->time_ns = kf->time_ns;
 	c->has_next = false;
 	c->partial = 0;
+	c->spans.n = 0;
 	c->at_end = false;
 	typed_init(&c->typed);
 	return 0;
@@ -735,7 +836,7 @@ index_cursor_reveal(struct index_cursor *c, const struct search *s,
 			upto = nl != NULL ? (size_t)(nl - ev->data) : ev->len;
 			if (upto == c->partial)
 				upto++;	/* the LF itself */
-			term_write(c->term, ev->data + c->partial, upto - c->partial);
+			index_feed(c->term, ev->data, c->partial, upto, &c->spans);
 			c->partial = upto;
 			if (index_screen_shows(c->term, s, m->text, m->len))
 				break;
@@ -747,14 +848,14 @@ index_cursor_reveal(struct index_cursor *c, const struct search *s,
 			 */
 			shown = c->partial;
 			seq = c->seq;
-			term_write(c->term, ev->data + c->partial, ev->len - c->partial);
+			index_feed(c->term, ev->data, c->partial, ev->len, &c->spans);
 			c->partial = ev->len;
 			if (!index_screen_shows(c->term, s, m->text, m->len)) {
 				if ((r = index_cursor_seek_seq(c, seq)) < 0 ||
 				    (r = index_cursor_fetch(c)) <= 0)
 					return r;
 				ev = &c->next;
-				term_write(c->term, ev->data, shown);
+				index_feed(c->term, ev->data, 0, shown, &c->spans);
 				c->partial = shown;
 				c->time_ns = ev->time_ns;	/* inside this event */
 				return 0;
@@ -764,6 +865,7 @@ index_cursor_reveal(struct index_cursor *c, const struct search *s,
 		c->seq++;
 		c->has_next = false;
 		c->partial = 0;
+		c->spans.n = 0;
 		if (index_screen_shows(c->term, s, m->text, m->len))
 			return 0;
 	}

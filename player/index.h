@@ -97,6 +97,28 @@ const struct index_kf *index_kf_for_time(const struct index *ix, uint64_t t);
 int index_search(const struct index *ix, const struct search *s, size_t max,
     struct index_match **out, size_t *n, bool *more);
 
+/*
+ * The redacted spans an R event lists for the next o, e or i event (byte
+ * ranges of its payload holding a redaction marker); the emulator is given
+ * them in reverse video, so that a marker is not mistaken for printed text
+ * that looks like one. At most INDEX_MAX_SPANS are kept.
+ */
+#define INDEX_MAX_SPANS 64
+struct index_spans {
+	uint64_t at[INDEX_MAX_SPANS], len[INDEX_MAX_SPANS];
+	size_t n;
+};
+
+/* Read the spans of an R event from its raw bytes (none when malformed). */
+void index_spans_parse(struct index_spans *sp, const uint8_t *raw, size_t len);
+
+/*
+ * Write bytes [from, to) of an output event's payload to t, the spans in
+ * it in reverse video.
+ */
+void index_feed(struct term *t, const uint8_t *data, size_t from, size_t to,
+    const struct index_spans *sp);
+
 /* A replay position: an emulator and a reader at the next event. */
 struct index_cursor {
 	struct index *ix;
@@ -107,6 +129,7 @@ struct index_cursor {
 	struct rec_event next;
 	bool has_next;
 	size_t partial;		/* bytes of the next (output) event already applied */
+	struct index_spans spans;	/* from an R event, for the next data event */
 	bool at_end;
 	struct typed typed;	/* the line being typed */
 };

@@ -552,3 +552,25 @@ def test_search_pans_to_a_match_outside_the_viewport(tmp_path):
         t.keys("Enter")
         screen = t.wait_for(lambda s: "match 1/1" in s, what="the match")
         assert "FARAWAY text" in screen and "top left" not in screen, screen
+
+
+@pytestmark_tmux
+def test_redactions_are_shown_as_such(tmp_path):
+    marker = b"[REDACTED:jwt]"
+    real = b"token=" + marker + b" end\r\n"
+    p = write_recording(tmp_path / "r.rec", [
+        (1 * S, "o", b"fake: " + marker + b"\r\n"),      # printed text that looks like one
+        (2 * S, "R", [{"at": 6, "len": len(marker), "kind": "jwt"}]),
+        (2 * S, "o", real),
+        (3 * S, "x", {"status": 0}),
+    ], cols=40, rows=10)
+    with Tmux(cols=100, rows=30) as t:
+        t.start([PLAYER, "play", p])
+        t.wait_for(lambda s: "END" in s and "token=" in s, what="the end")
+        esc = t.tmux("capture-pane", "-e", "-p", "-t", "t").stdout.decode()
+        fake = [l for l in esc.split("\n") if "fake:" in l][0]
+        tok = [l for l in esc.split("\n") if "token=" in l][0]
+        assert "\x1b[7m[REDACTED:jwt]" in tok, repr(tok)
+        assert "\x1b[7m" not in fake, repr(fake)
+    r = player("info", p)
+    assert b"redactions R 1" in r.stdout, r.stdout
