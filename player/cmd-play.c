@@ -43,7 +43,7 @@ static const char *const play_help[] = {
 	"  PgUp/PgDn    back / forward 60 seconds",
 	"  0 ... 9      jump to 0% ... 90%",
 	"  g / G        start / end",
-	"  ] / [        next / previous marker",
+	"  ] / [        next / previous marker or command (a typed line ended by Enter)",
 	"  / and ?      search forward / backward (prefix re: for a regular expression)",
 	"  n / N        next / previous match",
 	"  i            show / hide what was typed",
@@ -441,26 +441,42 @@ static void
 play_marker(struct play *p, bool next)
 {
 	const struct index *ix = p->ix;
-	size_t i;
+	const char *what = NULL, *text = NULL;
+	uint64_t best = 0, seq;
+	size_t i, len = 0;
+	bool found = false;
+	char *e;
 
-	if (next) {
-		for (i = 0; i < ix->nmarkers; i++)
-			if (ix->markers[i].seq >= p->cur->seq) {
-				play_seek_seq(p, ix->markers[i].seq + 1);
-				snprintf(p->message, sizeof p->message, "marker: %.100s",
-				    ix->markers[i].label);
-				return;
-			}
-	} else {
-		for (i = ix->nmarkers; i > 0; i--)
-			if (ix->markers[i - 1].seq + 1 < p->cur->seq) {
-				play_seek_seq(p, ix->markers[i - 1].seq + 1);
-				snprintf(p->message, sizeof p->message, "marker: %.100s",
-				    ix->markers[i - 1].label);
-				return;
-			}
+	/* The nearest broker marker or end of a typed command line. */
+	for (i = 0; i < ix->nmarkers + ix->ninputs; i++) {
+		seq = i < ix->nmarkers ? ix->markers[i].seq : ix->inputs[i - ix->nmarkers].seq;
+		if (i >= ix->nmarkers && ix->inputs[i - ix->nmarkers].len == 0)
+			continue;	/* Enter alone is not a command */
+		if (next ? seq < p->cur->seq : seq + 1 >= p->cur->seq)
+			continue;
+		if (found && (next ? seq >= best : seq <= best))
+			continue;
+		found = true;
+		best = seq;
+		if (i < ix->nmarkers) {
+			what = "marker";
+			text = ix->markers[i].label;
+			len = strlen(text);
+		} else {
+			what = "command";
+			text = ix->inputs[i - ix->nmarkers].text;
+			len = ix->inputs[i - ix->nmarkers].len;
+		}
 	}
-	snprintf(p->message, sizeof p->message, "no %s marker", next ? "next" : "previous");
+	if (!found) {
+		snprintf(p->message, sizeof p->message, "no %s marker or command",
+		    next ? "next" : "previous");
+		return;
+	}
+	play_seek_seq(p, best + 1);
+	e = player_escape(text, len);
+	snprintf(p->message, sizeof p->message, "%s: %.100s", what, e != NULL ? e : "");
+	free(e);
 }
 
 /*

@@ -130,9 +130,16 @@ def test_markers(tmux, rec):
     start_paused_at_zero(tmux, rec)
     tmux.keys("]")
     wait_screen(tmux, shown_lines(10), r"PAUSED 0:00:10\.500 .*marker: half", "next marker")
+    # ] and [ walk typed commands too: "echo secret" ended by Enter at 12 s.
     tmux.keys("]")
-    wait_screen(tmux, shown_lines(10), r"no next marker", "no more markers")
+    wait_screen(tmux, shown_lines(12), r"PAUSED 0:00:12\.000 .*command: echo secret",
+                "next command")
+    tmux.keys("]")
+    wait_screen(tmux, shown_lines(12), r"no next marker or command", "no more markers")
     tmux.keys("G", "[")
+    wait_screen(tmux, shown_lines(12), r"PAUSED 0:00:12\.000 .*command: echo secret",
+                "previous command")
+    tmux.keys("[")
     wait_screen(tmux, shown_lines(10), r"PAUSED 0:00:10\.500 .*marker: half", "previous marker")
 
 
