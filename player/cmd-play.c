@@ -47,6 +47,7 @@ static const char *const play_help[] = {
 	"  / and ?      search forward / backward (prefix re: for a regular expression)",
 	"  n / N        next / previous match",
 	"  i            show / hide what was typed",
+	"  y            copy the screen as text (printed on stdout when play ends)",
 	"  H J K L      pan the view left, down, up, right (also shift+arrows)",
 	"               when the recording is larger than this terminal",
 	"  h            this help (any key closes it)",
@@ -82,6 +83,8 @@ struct play {
 	size_t match;		/* the match shown, when nmatches > 0 */
 	bool match_shown;
 	char message[160];
+	char *copied;		/* screens copied with y, printed when play ends */
+	size_t copied_len;
 	const char *state;	/* complete, truncated, ... (trust_state) */
 	const char *integrity;	/* verified, unknown-key, ... (trust_word) */
 };
@@ -503,6 +506,38 @@ play_step(struct play *p)
 	}
 }
 
+/* y: keep the text of the screen shown, to print when play ends. */
+static void
+play_copy(struct play *p)
+{
+	int cols, rows, r, last;
+	size_t cap, n;
+	char *row, *q;
+
+	term_size(p->cur->term, &cols, &rows);
+	cap = (size_t)cols * VTERM_MAX_CHARS_PER_CELL * 4 + 1;
+	if ((row = malloc(cap)) == NULL)
+		goto nomem;
+	for (last = rows - 1; last >= 0 && term_row_text(p->cur->term, last, row, cap, NULL) == 0;
+	    last--)
+		;
+	for (r = 0; r <= last; r++) {
+		n = term_row_text(p->cur->term, r, row, cap, NULL);
+		if ((q = realloc(p->copied, p->copied_len + n + 2)) == NULL)
+			goto nomem;
+		p->copied = q;
+		memcpy(p->copied + p->copied_len, row, n);
+		p->copied_len += n;
+		p->copied[p->copied_len++] = '\n';
+	}
+	free(row);
+	snprintf(p->message, sizeof p->message, "screen copied: printed when play ends");
+	return;
+nomem:
+	free(row);
+	snprintf(p->message, sizeof p->message, "out of memory");
+}
+
 /* Act on one key; false to quit. */
 static bool
 play_key(struct play *p, int c)
@@ -518,6 +553,9 @@ play_key(struct play *p, int c)
 	case 'q':
 	case 3:		/* Ctrl-C: the terminal is in raw mode */
 		return false;
+	case 'y':
+		play_copy(p);
+		break;
 	case ' ':
 		p->paused = !p->paused;
 		if (!p->paused && p->cur->at_end)
@@ -771,6 +809,8 @@ cmd_play(int argc, char **argv)
 		p.wall = play_now();
 	}
 	display_close(p.disp);
+	if (p.copied_len > 0 && player_write_all(STDOUT_FILENO, p.copied, p.copied_len) < 0)
+		st = EXIT_USAGE;
 	if (p.ix->rc < 0) {
 		player_warn("%s: %s", f.path, p.ix->error);
 		st = EXIT_DAMAGED;
@@ -779,6 +819,7 @@ out:
 	if (p.has_search)
 		search_free(&p.search);
 	free(p.matches);
+	free(p.copied);
 	index_cursor_free(p.cur);
 	index_free(p.ix);
 	player_close(&f);

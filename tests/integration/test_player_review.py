@@ -574,3 +574,38 @@ def test_redactions_are_shown_as_such(tmp_path):
         assert "\x1b[7m" not in fake, repr(fake)
     r = player("info", p)
     assert b"redactions R 1" in r.stdout, r.stdout
+
+
+def test_text_export_keeps_markers_and_exports_one_screen(tmp_path):
+    p = write_recording(tmp_path / "m.rec", [
+        (1 * S, "o", b"one\r\ntwo"), (2 * S, "m", "half\x1b[2J"), (3 * S, "o", b"\r\nthree\r\n"),
+        (4 * S, "x", {"status": 0}),
+    ], cols=20, rows=5)
+    r = player("export", p, "--format", "text")
+    assert r.returncode == 0
+    assert r.stdout == b"one\n--- marker at 0:00:02.000: half\\x1b[2J ---\ntwo\nthree\n"
+    r = player("export", p, "--format", "text", "--at", "2.5")
+    assert r.returncode == 0 and r.stdout == b"one\ntwo\n"
+    r = player("export", p, "--format", "text", "--at", "0:03")
+    assert r.stdout == b"one\ntwo\nthree\n"
+    r = player("export", p, "--format", "asciicast-v2", "--at", "3")
+    assert r.returncode == 2 and b"--at needs --format text" in r.stderr
+
+
+@pytestmark_tmux
+def test_play_y_copies_the_screen(tmp_path):
+    p = write_recording(tmp_path / "y.rec", [
+        (1 * S, "o", b"\x1b[1mcopied\x1b[0m line\r\nsecond"), (2 * S, "x", {"status": 0}),
+    ], cols=40, rows=10)
+    with Tmux(cols=100, rows=30) as t:
+        t.start([PLAYER, "play", p])
+        t.wait_for(lambda s: "END" in s, what="the end")
+        t.keys("y")
+        t.wait_for(lambda s: "screen copied" in s, what="copied")
+        t.keys("q")
+        t.wait_for(lambda s: t.dead(), what="quit")
+        # What play printed after leaving the full screen (with the history).
+        out = t.tmux("capture-pane", "-p", "-S", "-100", "-t", "t").stdout.decode()
+        lines = [l for l in out.split("\n") if l.strip()]
+        i = lines.index("copied line")
+        assert lines[i:i + 2] == ["copied line", "second"], lines
