@@ -26,7 +26,7 @@
     "[--key PUB]... [--dir DIR]"
 #define NS 1000000000ull
 #define PLAY_OVERLAY_LINES 6
-#define PLAY_MAX_MATCHES 1000000
+#define PLAY_MAX_MATCHES 100000	/* bounds the memory a search takes (~5 MB) */
 #define PLAY_STEP_BUDGET_NS 30000000ull	/* replay at most this long per frame */
 
 #define PLAY_MIN_SPEED (1.0 / 64)
@@ -395,6 +395,10 @@ play_search(struct play *p, bool forward)
 
 	if (display_prompt(p->disp, forward ? "/" : "?", buf, sizeof buf) < 0 || buf[0] == '\0')
 		return;
+	if (p->ix->log_error[0] != '\0') {
+		snprintf(p->message, sizeof p->message, "%s", p->ix->log_error);
+		return;
+	}
 	if (strncmp(buf, "re:", 3) == 0) {
 		regex = true;
 		pat += 3;
@@ -784,6 +788,8 @@ cmd_play(int argc, char **argv)
 		p.state = "MODIFIED";
 		p.integrity = "";
 	}
+	if (p.ix->log_error[0] != '\0')
+		snprintf(p.message, sizeof p.message, "%s", p.ix->log_error);
 	if ((r = index_cursor_new(&p.cur, p.ix)) < 0) {
 		player_warn("%s: %s", f.path, rec_strerror(r));
 		st = EXIT_USAGE;

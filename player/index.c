@@ -129,14 +129,33 @@ index_write(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* Give up the search log (playing goes on without search), saying why. */
+static void
+index_log_fail(struct index_builder *b, int err)
+{
+	if (b->ix->log_error[0] == '\0')
+		snprintf(b->ix->log_error, sizeof b->ix->log_error,
+		    "no search index: %s", strerror(-err));
+	if (b->ix->log_fd >= 0)
+		close(b->ix->log_fd);
+	b->ix->log_fd = -1;
+	b->log_written = 0;
+	b->len = 0;
+}
+
 /* Write the buffered log records. */
 static void
 index_log_flush(struct index_builder *b)
 {
-	if (b->len == 0 || b->err < 0)
+	int r;
+
+	if (b->len == 0 || b->ix->log_fd < 0)
 		return;
-	if ((b->err = index_write(b->ix->log_fd, b->buf, b->len)) == 0)
-		b->log_written += b->len;
+	if ((r = index_write(b->ix->log_fd, b->buf, b->len)) < 0) {
+		index_log_fail(b, r);
+		return;
+	}
+	b->log_written += b->len;
 	b->len = 0;
 }
 
@@ -179,7 +198,7 @@ index_log_add(struct index_builder *b, enum index_kind kind, uint64_t from, uint
 	uint8_t hdr[32];
 	size_t h = 0;
 
-	if (b->err < 0)
+	if (b->err < 0 || b->ix->log_fd < 0)
 		return;
 	hdr[h++] = (uint8_t)kind;
 	h += index_varint(hdr + h, from);
@@ -187,9 +206,16 @@ index_log_add(struct index_builder *b, enum index_kind kind, uint64_t from, uint
 	h += index_varint(hdr + h, len);
 	if (b->len + h + len > INDEX_LOG_BUF)
 		index_log_flush(b);
+	if (b->ix->log_fd < 0)
+		return;
 	if (h + len > INDEX_LOG_BUF) {
-		index_write(b->ix->log_fd, hdr, h);
-		index_write(b->ix->log_fd, text, len);
+		int r;
+
+		if ((r = index_write(b->ix->log_fd, hdr, h)) < 0 ||
+		    (r = index_write(b->ix->log_fd, text, len)) < 0) {
+			index_log_fail(b, r);
+			return;
+		}
 		b->log_written += h + len;
 		return;
 	}
@@ -346,10 +372,11 @@ index_build(struct index **out, struct player_file *f,
 		r = -ENOMEM;
 		goto out;
 	}
-	if ((ix->log_fd = index_tmpfd()) < 0) {
-		r = ix->log_fd;
-		goto out;
-	}
+	if ((r = index_tmpfd()) < 0) {
+		ix->log_fd = -1;
+		index_log_fail(&b, r);
+	} else
+		ix->log_fd = r;
 	if ((r = term_new(&b.term, ix->cols, ix->rows)) < 0)
 		goto out;
 	term_set_onlcr(b.term, !f->header.pty);
@@ -435,12 +462,12 @@ index_build(struct index **out, struct player_file *f,
 	if ((r = b.err) < 0)
 		goto out;
 	ix->log_len = (size_t)b.log_written;
-	if (ix->log_len > 0) {
+	if (ix->log_len > 0 && ix->log_fd >= 0) {
 		ix->log = mmap(NULL, ix->log_len, PROT_READ, MAP_PRIVATE, ix->log_fd, 0);
 		if (ix->log == MAP_FAILED) {
 			ix->log = NULL;
-			r = -errno;
-			goto out;
+			ix->log_len = 0;
+			index_log_fail(&b, -errno);
 		}
 	}
 	*out = ix;

@@ -71,10 +71,15 @@ struct index {
 	bool exited;
 	int exit_status;
 	char exit_signal[32];
-	/* Log of rendered and typed lines, for search. */
+	/*
+	 * Log of rendered and typed lines, for search, in an unlinked file in
+	 * $TMPDIR. When it cannot be written (no space), the recording is
+	 * still indexed for playing and log_error says why search is missing.
+	 */
 	int log_fd;
 	uint8_t *log;
 	size_t log_len;
+	char log_error[160];
 };
 
 /*

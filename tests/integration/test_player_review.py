@@ -609,3 +609,19 @@ def test_play_y_copies_the_screen(tmp_path):
         lines = [l for l in out.split("\n") if l.strip()]
         i = lines.index("copied line")
         assert lines[i:i + 2] == ["copied line", "second"], lines
+
+
+@pytestmark_tmux
+def test_play_without_room_for_the_search_index_still_plays(tmp_path):
+    p = write_recording(tmp_path / "s.rec", [(1 * S, "o", b"hello there\r\n"),
+                                             (2 * S, "x", {"status": 0})], cols=40, rows=10)
+    with Tmux(cols=100, rows=30) as t:
+        t.start([PLAYER, "play", p], env={"TMPDIR": str(tmp_path / "missing")})
+        t.wait_for(lambda s: "END" in s and "hello there" in s and "no search index" in s,
+                   what="playing, without search")
+        t.keys("/")
+        t.wait_for(lambda s: s.rstrip().endswith("/"), what="search prompt")
+        t.literal("hello")
+        t.keys("Enter")
+        t.wait_for(lambda s: "no search index: No such file or directory" in s,
+                   what="search unavailable")
