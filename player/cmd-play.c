@@ -46,6 +46,8 @@ static const char *const play_help[] = {
 	"  ] / [        next / previous marker or command (a typed line ended by Enter)",
 	"  / and ?      search forward / backward (prefix re: for a regular expression)",
 	"  n / N        next / previous match",
+	"  c            searches ignore / match case (the search shown is redone)",
+	"  { / }        idle limit halved / doubled (pauses played at most this long)",
 	"  i            show / hide what was typed",
 	"  y            copy the screen as text (printed on stdout when play ends)",
 	"  H J K L      pan the view left, down, up, right (also shift+arrows)",
@@ -83,6 +85,8 @@ struct play {
 	size_t match;		/* the match shown, when nmatches > 0 */
 	bool match_shown;
 	char message[160];
+	char pattern[256];	/* the last search */
+	bool pattern_regex;
 	char *copied;		/* screens copied with y, printed when play ends */
 	size_t copied_len;
 	const char *state;	/* complete, truncated, ... (trust_state) */
@@ -383,26 +387,21 @@ play_show_match(struct play *p, size_t i)
 		play_pan_to_match(p, &p->matches[i]);
 }
 
-/* Ask for a pattern and go to the first match in one direction. */
+/* Search for pat and go to the first match in one direction. */
 static void
-play_search(struct play *p, bool forward)
+play_search_run(struct play *p, const char *pat, bool regex, bool forward)
 {
-	char buf[256], err[200];
-	const char *pat = buf;
-	bool regex = p->regex;
+	char err[200];
 	size_t i;
 	int r;
 
-	if (display_prompt(p->disp, forward ? "/" : "?", buf, sizeof buf) < 0 || buf[0] == '\0')
-		return;
 	if (p->ix->log_error[0] != '\0') {
 		snprintf(p->message, sizeof p->message, "%s", p->ix->log_error);
 		return;
 	}
-	if (strncmp(buf, "re:", 3) == 0) {
-		regex = true;
-		pat += 3;
-	}
+	if (pat != p->pattern)
+		snprintf(p->pattern, sizeof p->pattern, "%s", pat);
+	p->pattern_regex = regex;
 	if (p->has_search) {
 		search_free(&p->search);
 		free(p->matches);
@@ -441,6 +440,23 @@ play_search(struct play *p, bool forward)
 		i--;
 	}
 	play_show_match(p, i);
+}
+
+/* Ask for a pattern and go to the first match in one direction. */
+static void
+play_search(struct play *p, bool forward)
+{
+	char buf[256];
+	const char *pat = buf;
+	bool regex = p->regex;
+
+	if (display_prompt(p->disp, forward ? "/" : "?", buf, sizeof buf) < 0 || buf[0] == '\0')
+		return;
+	if (strncmp(buf, "re:", 3) == 0) {
+		regex = true;
+		pat += 3;
+	}
+	play_search_run(p, pat, regex, forward);
 }
 
 /* Go to the next or previous marker. */
@@ -623,6 +639,30 @@ play_key(struct play *p, int c)
 		break;
 	case 'i':
 		p->overlay = !p->overlay;
+		break;
+	case 'c':
+		p->icase = !p->icase;
+		if (p->has_search)
+			play_search_run(p, p->pattern, p->pattern_regex, true);
+		if (p->message[0] == '\0' || strncmp(p->message, "search wrapped", 14) == 0)
+			snprintf(p->message, sizeof p->message, "search %s case",
+			    p->icase ? "ignores" : "matches");
+		break;
+	case '{':
+	case '}':
+		if (c == '}')
+			p->idle_ns = p->idle_ns == 0 ? NS : p->idle_ns * 2;
+		else
+			p->idle_ns /= 2;
+		if (p->idle_ns > 3600 * NS)
+			p->idle_ns = 3600 * NS;
+		if (p->idle_ns < NS / 8)
+			p->idle_ns = 0;
+		if (p->idle_ns == 0)
+			snprintf(p->message, sizeof p->message, "idle limit: none");
+		else
+			snprintf(p->message, sizeof p->message, "idle limit: %gs",
+			    (double)p->idle_ns / 1e9);
 		break;
 	case 'h':
 		p->help = true;

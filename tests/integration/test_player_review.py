@@ -625,3 +625,27 @@ def test_play_without_room_for_the_search_index_still_plays(tmp_path):
         t.keys("Enter")
         t.wait_for(lambda s: "no search index: No such file or directory" in s,
                    what="search unavailable")
+
+
+@pytestmark_tmux
+def test_play_case_toggle_and_idle_limit_keys(tmp_path):
+    p = write_recording(tmp_path / "c.rec", [
+        (1 * S, "o", b"Hello one\r\n"), (2 * S, "o", b"hello two\r\n"),
+        (3 * S, "x", {"status": 0}),
+    ], cols=40, rows=10)
+    with Tmux(cols=100, rows=30) as t:
+        t.start([PLAYER, "play", p])
+        t.wait_for(lambda s: "END" in s, what="the end")
+        t.keys("/")
+        t.wait_for(lambda s: s.rstrip().endswith("/"), what="search prompt")
+        t.literal("hello")
+        t.keys("Enter")
+        t.wait_for(lambda s: "match 1/1" in s, what="case-sensitive: one match")
+        t.keys("c")
+        t.wait_for(lambda s: "match 1/2" in s, what="case-insensitive: two matches")
+        t.keys("c")
+        t.wait_for(lambda s: "match 1/1" in s, what="case-sensitive again")
+        t.keys("}")
+        t.wait_for(lambda s: "idle limit: 4s" in s, what="idle limit doubled")
+        t.keys("{", "{")
+        t.wait_for(lambda s: "idle limit: 1s" in s, what="idle limit halved twice")
