@@ -243,7 +243,7 @@ play_status(struct play *p, char *buf, size_t cap, int width)
 	parts[n++].prio = 5;
 	term_size(p->cur->term, &cols, &rows);
 	display_size(p->disp, &vc, &vr);
-	if (cols > vc || rows > vr - 1)
+	if (cols > vc || rows > vr - (vr >= 8 ? 2 : 1))
 		snprintf(parts[n].text, sizeof parts[n].text, "view %dx%d+%d+%d", cols, rows,
 		    p->pan_col, p->pan_row);
 	parts[n++].prio = 4;
@@ -296,18 +296,59 @@ play_typed(struct play *p, const char **lines, char *partial, size_t cap)
 	return n;
 }
 
+/*
+ * The timeline, width columns: played '=' and to come '-' up to the
+ * position '>', broker markers and typed commands '|', search hits '*'.
+ */
+static void
+play_timeline(struct play *p, char *buf, int width)
+{
+	const struct index *ix = p->ix;
+	uint64_t dur = ix->duration_ns;
+	int head, k;
+	size_t i;
+
+	if (width < 2) {
+		buf[0] = '\0';
+		return;
+	}
+#define PLAY_COL(t) (dur == 0 ? width - 1 : (int)((double)(t) / (double)dur * (width - 1)))
+	head = PLAY_COL(p->pos > dur ? dur : p->pos);
+	for (k = 0; k < width; k++)
+		buf[k] = k < head ? '=' : '-';
+	for (i = 0; i < ix->nmarkers; i++)
+		buf[PLAY_COL(ix->markers[i].time_ns)] = '|';
+	for (i = 0; i < ix->ninputs; i++)
+		if (ix->inputs[i].len > 0)
+			buf[PLAY_COL(ix->inputs[i].time_ns)] = '|';
+	for (i = 0; p->has_search && i < p->nmatches; i++) {
+		const struct index_match *m = &p->matches[i];
+
+		if (m->kind == INDEX_INPUT && m->input < ix->ninputs)
+			buf[PLAY_COL(ix->inputs[m->input].time_ns)] = '*';
+		else if (m->kind != INDEX_INPUT)
+			buf[PLAY_COL(m->time_ns)] = '*';
+	}
+#undef PLAY_COL
+	buf[head] = '>';
+	buf[width] = '\0';
+}
+
 /* Draw the current state. */
 static void
 play_draw(struct play *p)
 {
 	struct display_frame f;
 	const char *lines[PLAY_OVERLAY_LINES + 1];
-	char status[1024], partial[512];
+	char status[1024], partial[512], *timeline;
 	int vc, vr;
 
 	memset(&f, 0, sizeof f);
 	display_size(p->disp, &vc, &vr);
 	play_status(p, status, sizeof status, vc);
+	if ((timeline = malloc((size_t)(vc > 0 ? vc : 0) + 1)) != NULL)
+		play_timeline(p, timeline, vc);
+	f.timeline = timeline;
 	f.term = p->cur->term;
 	f.pan_row = p->pan_row;
 	f.pan_col = p->pan_col;
@@ -320,6 +361,7 @@ play_draw(struct play *p)
 	if (p->help)
 		f.help = play_help;
 	display_draw(p->disp, &f);
+	free(timeline);
 	p->pan_row = f.pan_row;
 	p->pan_col = f.pan_col;
 }
@@ -338,7 +380,7 @@ play_pan_to_match(struct play *p, const struct index_match *m)
 
 	term_size(p->cur->term, &cols, &rows);
 	display_size(p->disp, &vc, &vr);
-	vr -= 1;	/* the status line */
+	vr -= vr >= 8 ? 2 : 1;	/* the status line and the timeline */
 	if (cols <= vc && rows <= vr)
 		return;
 	cap = (size_t)cols * VTERM_MAX_CHARS_PER_CELL * 4 + 1;

@@ -190,12 +190,12 @@ index_get_varint(const uint8_t *p, size_t n, uint64_t *v)
 	return 0;
 }
 
-/* Append one log record: kind, seq_from (or input number), seq_to, text. */
+/* Append one log record: kind, seq_from (or input number), seq_to, time, text. */
 static void
 index_log_add(struct index_builder *b, enum index_kind kind, uint64_t from, uint64_t to,
     const char *text, size_t len)
 {
-	uint8_t hdr[32];
+	uint8_t hdr[48];
 	size_t h = 0;
 
 	if (b->err < 0 || b->ix->log_fd < 0)
@@ -203,6 +203,7 @@ index_log_add(struct index_builder *b, enum index_kind kind, uint64_t from, uint
 	hdr[h++] = (uint8_t)kind;
 	h += index_varint(hdr + h, from);
 	h += index_varint(hdr + h, to);
+	h += index_varint(hdr + h, b->time_ns);
 	h += index_varint(hdr + h, len);
 	if (b->len + h + len > INDEX_LOG_BUF)
 		index_log_flush(b);
@@ -547,7 +548,7 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 {
 	struct index_match *m = NULL, *p;
 	size_t off = 0, cap = 0, count = 0, used, so, eo;
-	uint64_t kind, from, to, len;
+	uint64_t kind, from, to, when, len;
 	char *text = NULL;
 	const char *line;
 	size_t text_cap = 0;
@@ -561,6 +562,9 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 			break;
 		off += used;
 		if ((used = index_get_varint(ix->log + off, ix->log_len - off, &to)) == 0)
+			break;
+		off += used;
+		if ((used = index_get_varint(ix->log + off, ix->log_len - off, &when)) == 0)
 			break;
 		off += used;
 		if ((used = index_get_varint(ix->log + off, ix->log_len - off, &len)) == 0 ||
@@ -600,6 +604,7 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 		}
 		m[count].kind = kind == INDEX_INPUT ? INDEX_INPUT : INDEX_SCREEN;
 		m[count].seq_to = to;
+		m[count].time_ns = when;
 		m[count].text = line;
 		m[count].len = (size_t)len;
 		if (m[count].kind == INDEX_INPUT) {

@@ -47,6 +47,7 @@ struct index_match {
 	enum index_kind kind;
 	uint64_t seq_from;	/* screen: the event that first changed the row */
 	uint64_t seq_to;	/* the event during which the line was completed */
+	uint64_t time_ns;	/* its time */
 	size_t input;		/* INDEX_INPUT: position in index.inputs */
 	const char *text;	/* the whole line (in the index's log, not NUL-terminated) */
 	size_t len;

@@ -47,7 +47,8 @@ def test_one_huge_event_grep_and_export(big, tmp_path):
 def test_one_huge_event_play(big):
     with Tmux(cols=100, rows=30) as t:
         t.start([PLAYER, "play", big, "--speed", "16"])
-        t.wait_for(lambda s: "END" in s, what="the end of the recording")
+        # 4 MiB through the emulator twice (index, replay) under ASan: a generous deadline.
+        t.wait_for(lambda s: "END" in s, timeout=120, what="the end of the recording")
         assert "\u00e9\u00e9\u00e9" in t.screen()
         t.keys("q")
         t.wait_for(lambda s: t.dead(), what="play to quit")
@@ -649,3 +650,25 @@ def test_play_case_toggle_and_idle_limit_keys(tmp_path):
         t.wait_for(lambda s: "idle limit: 4s" in s, what="idle limit doubled")
         t.keys("{", "{")
         t.wait_for(lambda s: "idle limit: 1s" in s, what="idle limit halved twice")
+
+
+@pytestmark_tmux
+def test_timeline_shows_position_markers_and_hits(tmp_path):
+    p = write_recording(tmp_path / "t.rec", [
+        (10 * S, "o", b"alpha\r\n"), (25 * S, "m", "kill"), (50 * S, "o", b"NEEDLE\r\n"),
+        (75 * S, "o", b"NEEDLE again\r\n"), (100 * S, "x", {"status": 0}),
+    ], cols=40, rows=10)
+    with Tmux(cols=101, rows=30) as t:
+        t.start([PLAYER, "play", p])
+        t.wait_for(lambda s: "PLAYING" in s, what="playing")
+        t.keys("Space")
+        t.wait_for(lambda s: "PAUSED" in s, what="paused")
+        t.keys("g")
+        line = t.wait_for(lambda s: "PAUSED 0:00:00.000" in s, what="start").split("\n")[28]
+        assert line == ">" + "-" * 24 + "|" + "-" * 75, line
+        t.keys("/")
+        t.wait_for(lambda s: s.rstrip().endswith("/"), what="search prompt")
+        t.literal("NEEDLE")
+        t.keys("Enter")
+        line = t.wait_for(lambda s: "match 1/2" in s, what="match").split("\n")[28]
+        assert line == "=" * 25 + "|" + "=" * 24 + ">" + "-" * 24 + "*" + "-" * 25, line
