@@ -194,7 +194,7 @@ info_json(const struct player_file *f, const struct info_stats *s)
 	fputs("}\n", stdout);
 }
 
-#define INFO_USAGE "info [--json] [--key PUB]... FILE..."
+#define INFO_USAGE "info [--json] [--key PUB]... [--dir DIR] FILE|ID..."
 
 /* Describe each recording named on the command line. */
 int
@@ -237,7 +237,9 @@ cmd_info(int argc, char **argv)
 			    "  --json       one JSON object per file, on one line\n"
 			    "  --key PUB    trust this signing key (PEM public key, or a list of keys;\n"
 			    "               repeatable); default: $PODGATE_KEYS, then\n"
-			    "               ~/.config/podgate/trusted_keys, then /etc/podgate/trusted_keys\n");
+			    "               ~/.config/podgate/trusted_keys, then /etc/podgate/trusted_keys\n"
+			    "  --dir DIR    where to look up a session ID (default $PODGATE_RECORDINGS,\n"
+			    "               else state/recordings)\n");
 			free(keys);
 			return 0;
 		default:

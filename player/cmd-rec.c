@@ -289,7 +289,13 @@ cmd_rec(int argc, char **argv)
 			keypath = optarg;
 			break;
 		case 'h':
-			printf("usage: podgate-player rec [-o FILE] [-q] [--no-input] [--key PRIVATE] -- CMD [ARG...]\n");
+			printf("usage: podgate-player rec [-o FILE] [-q] [--no-input] [--key PRIVATE] -- CMD [ARG...]\n\n"
+			    "Record CMD under a PTY, like script(1); exits with its status.\n\n"
+			    "  -o FILE         where to write (default SESSION-ID.rec; never overwritten)\n"
+			    "  -q              no messages\n"
+			    "  --no-input      do not record what is typed\n"
+			    "  --key PRIVATE   sign with this key (default ~/.config/podgate/signing_ed25519,\n"
+			    "                  made when missing)\n");
 			return 0;
 		default:
 			return EXIT_USAGE;

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -672,3 +673,21 @@ def test_timeline_shows_position_markers_and_hits(tmp_path):
         t.keys("Enter")
         line = t.wait_for(lambda s: "match 1/2" in s, what="match").split("\n")[28]
         assert line == "=" * 25 + "|" + "=" * 24 + ">" + "-" * 24 + "*" + "-" * 25, line
+
+
+def test_every_command_lists_its_options_and_has_a_manual():
+    man = open(os.path.join(os.path.dirname(__file__), "../../player/podgate-player.1")).read()
+    for cmd, opts in [("rec", ["-o FILE", "--no-input", "--key"]),
+                      ("cat", ["--input", "--safe", "-f", "--dir"]),
+                      ("info", ["--json", "--key", "--dir"]),
+                      ("play", ["--speed", "--idle-limit", "--start", "--key", "--dir"]),
+                      ("ls", ["--verify", "--sort", "--limit", "--header", "--state", "--exit"]),
+                      ("grep", ["-l ", "-c ", "-A N", "--user", "--since"]),
+                      ("export", ["--format", "--at", "-o OUT", "--dir"])]:
+        r = player(cmd, "--help")
+        assert r.returncode == 0
+        text = r.stdout.decode()
+        # One line per option after the usage line.
+        for o in opts:
+            assert any(l.lstrip().startswith(o.strip()) for l in text.splitlines()[1:]), (cmd, o)
+        assert re.search(r'^\.BI "%s ' % cmd, man, re.M), cmd  # a section of the manual
