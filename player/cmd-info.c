@@ -10,6 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <msgpack.h>
+#include <openssl/evp.h>
+
 #include "player.h"
 #include "trust.h"
 #include "walk.h"
@@ -117,7 +120,8 @@ info_text(const struct player_file *f, const struct info_stats *s)
 		info_field(" from ", h->client, "");
 	info_field("\ntarget:    ", h->target, "-");
 	info_field(" (", h->target_kind, "-");
-	info_field(")\ncommand:   ", h->command, "(interactive shell)");
+	info_field(")\ncommand:   ", h->command, h->target_kind != NULL &&
+	    strcmp(h->target_kind, "podgate") == 0 ? "(admin command)" : "(interactive shell)");
 	info_field("\nterminal:  ", "", "");
 	printf("%ux%u ", h->cols, h->rows);
 	info_field("", h->term, "-");
@@ -145,6 +149,95 @@ info_text(const struct player_file *f, const struct info_stats *s)
 	printf("integrity: %s\n", line);
 }
 
+/*
+ * Write a msgpack object as JSON: strings escaped, binary values (the
+ * signer's key) as base64 strings, at most 16 levels deep.
+ */
+static void
+info_json_value(const msgpack_object *o, int depth)
+{
+	unsigned char *b64;
+	uint32_t i;
+	int n;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		fputs("null", stdout);
+		break;
+	case MSGPACK_OBJECT_BOOLEAN:
+		fputs(o->via.boolean ? "true" : "false", stdout);
+		break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		printf("%" PRIu64, o->via.u64);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		printf("%" PRId64, o->via.i64);
+		break;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		printf("%.17g", o->via.f64);
+		break;
+	case MSGPACK_OBJECT_STR:
+		rec_json_string(stdout, o->via.str.ptr, o->via.str.size);
+		break;
+	case MSGPACK_OBJECT_BIN:
+		if ((b64 = malloc((size_t)o->via.bin.size / 3 * 4 + 5)) == NULL) {
+			fputs("null", stdout);
+			break;
+		}
+		n = EVP_EncodeBlock(b64, (const unsigned char *)o->via.bin.ptr, (int)o->via.bin.size);
+		printf("\"%.*s\"", n, (const char *)b64);
+		free(b64);
+		break;
+	case MSGPACK_OBJECT_ARRAY:
+		fputc('[', stdout);
+		for (i = 0; i < o->via.array.size && depth < 16; i++) {
+			if (i > 0)
+				fputc(',', stdout);
+			info_json_value(&o->via.array.ptr[i], depth + 1);
+		}
+		fputc(']', stdout);
+		break;
+	case MSGPACK_OBJECT_MAP:
+		fputc('{', stdout);
+		for (i = 0; i < o->via.map.size && depth < 16; i++) {
+			const msgpack_object *k = &o->via.map.ptr[i].key;
+
+			if (i > 0)
+				fputc(',', stdout);
+			if (k->type == MSGPACK_OBJECT_STR)
+				rec_json_string(stdout, k->via.str.ptr, k->via.str.size);
+			else
+				fputs("\"?\"", stdout);
+			fputc(':', stdout);
+			info_json_value(&o->via.map.ptr[i].val, depth + 1);
+		}
+		fputc('}', stdout);
+		break;
+	default:
+		fputs("null", stdout);
+		break;
+	}
+}
+
+/* The header as JSON. */
+static void
+info_json_header(const struct player_file *f)
+{
+	msgpack_unpacked u;
+	const uint8_t *raw;
+	size_t len, used = 0;
+
+	raw = rec_reader_header_raw(f->reader, &len);
+	msgpack_unpacked_init(&u);
+	if (raw != NULL && msgpack_unpack_next(&u, (const char *)raw, len, &used) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		info_json_value(&u.data, 0);
+	else
+		fputs("null", stdout);
+	msgpack_unpacked_destroy(&u);
+}
+
 /* Print one JSON object on one line. */
 static void
 info_json(const struct player_file *f, const struct info_stats *s)
@@ -154,7 +247,7 @@ info_json(const struct player_file *f, const struct info_stats *s)
 	fputs("{\"file\":", stdout);
 	rec_json_string(stdout, f->path, strlen(f->path));
 	fputs(",\"header\":", stdout);
-	rec_reader_header_json(f->reader, stdout);
+	info_json_header(f);
 	printf(",\"duration_ns\":%" PRIu64 ",\"events\":%" PRIu64 ",\"counts\":{",
 	    s->duration_ns, s->events);
 	for (i = 0; i < 7; i++)

@@ -35,6 +35,7 @@
 struct ls_entry {
 	char *path;
 	char *session, *user, *target, *command;
+	bool admin;		/* a broker admin command (target kind "podgate"), not a shell */
 	uint64_t start_ns, duration_ns;
 	bool exited;		/* an exit status inside what verified */
 	int exit_status;
@@ -334,6 +335,7 @@ keep:
 	e.user = ls_dup(h->user);
 	e.target = ls_dup(h->target);
 	e.command = ls_dup(h->command);
+	e.admin = h->target_kind != NULL && strcmp(h->target_kind, "podgate") == 0;
 	rc = e.path == NULL || (h->session_id != NULL && e.session == NULL);
 	player_close(&f);
 	if (rc)
@@ -436,7 +438,7 @@ ls_print(const struct ls_state *s, const struct ls_entry *e)
 	/* Recorded strings are the recorded client's: never raw on the terminal. */
 	user = player_escape_str(e->user, "-");
 	target = player_escape_str(e->target, "-");
-	command = player_escape_str(e->command, "(shell)");
+	command = player_escape_str(e->command, e->admin ? "(admin)" : "(shell)");
 	path = player_escape_str(e->path, "-");
 	if (user != NULL && target != NULL && command != NULL && path != NULL)
 		printf("%s  %s  %-10s  %-20s  %-30s  %-7s  %-10s  %-17s  %s\n", start, dur, user,

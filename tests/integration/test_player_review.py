@@ -691,3 +691,25 @@ def test_every_command_lists_its_options_and_has_a_manual():
         for o in opts:
             assert any(l.lstrip().startswith(o.strip()) for l in text.splitlines()[1:]), (cmd, o)
         assert re.search(r'^\.BI "%s ' % cmd, man, re.M), cmd  # a section of the manual
+
+
+def test_info_json_gives_the_signer_key_in_base64(tmp_path, keys):
+    good_key, good = keys[0], keys[1]
+    rec = signed_rec(tmp_path / "s.rec", good_key)
+    code, j = info_json(rec)
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-in", good, "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    assert j["header"]["signer"]["key"] == base64.b64encode(der[-32:]).decode()
+    assert j["header"]["signer"]["key_fp"] == fingerprint(good)
+
+
+def test_admin_sessions_are_not_shells(tmp_path):
+    p = tmp_path / "admin.rec"
+    write_recording(p, [(1 * MS, "o", b"ID USER\r\n"), (2 * MS, "x", {"status": 0})],
+                    command=None, target="sessions")
+    raw = p.read_bytes()
+    p.write_bytes(raw.replace(b"\xa5local", b"\xa7podgate", 1))  # where.kind
+    r = player("ls", p)
+    assert b"(admin)" in r.stdout and b"(shell)" not in r.stdout, r.stdout
+    r = player("info", p)
+    assert b"command:   (admin command)" in r.stdout, r.stdout
