@@ -27,6 +27,7 @@ export_asciicast(FILE *out, int version, struct player_file *f)
 {
 	struct asciicast_writer w;
 	struct rec_event ev;
+	uint64_t replaced;
 	int rc, r;
 
 	if ((r = asciicast_writer_init(&w, version, out, &f->header)) < 0)
@@ -36,6 +37,11 @@ export_asciicast(FILE *out, int version, struct player_file *f)
 			break;
 	if ((r = asciicast_writer_finish(&w)) < 0 && rc >= 0)
 		rc = r;
+	replaced = w.carry[0].replaced + w.carry[1].replaced + w.carry[2].replaced;
+	/* asciicast is JSON text: say what could not be kept as it was. */
+	if (replaced > 0)
+		player_warn("%s: %llu invalid UTF-8 sequence%s replaced by U+FFFD (cat keeps the bytes)",
+		    f->path, (unsigned long long)replaced, replaced == 1 ? "" : "s");
 	return rc;
 }
 

@@ -713,3 +713,16 @@ def test_admin_sessions_are_not_shells(tmp_path):
     assert b"(admin)" in r.stdout and b"(shell)" not in r.stdout, r.stdout
     r = player("info", p)
     assert b"command:   (admin command)" in r.stdout, r.stdout
+
+
+def test_asciicast_export_says_what_it_replaced(tmp_path):
+    p = write_recording(tmp_path / "u.rec", [
+        (1 * MS, "o", b"ok \xff\xfe here \xc3"), (2 * MS, "o", b"\xa9 split\r\n"),
+        (3 * MS, "x", {"status": 0}),
+    ])
+    r = player("export", p, "--format", "asciicast-v2")
+    assert r.returncode == 0
+    assert b"2 invalid UTF-8 sequences replaced by U+FFFD" in r.stderr, r.stderr
+    q = write_recording(tmp_path / "ok.rec", [(1 * MS, "o", b"caf\xc3"), (2 * MS, "o", b"\xa9\r\n")])
+    r = player("export", q, "--format", "asciicast-v3")
+    assert r.returncode == 0 and r.stderr == b""
