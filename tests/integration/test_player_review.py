@@ -726,3 +726,17 @@ def test_asciicast_export_says_what_it_replaced(tmp_path):
     q = write_recording(tmp_path / "ok.rec", [(1 * MS, "o", b"caf\xc3"), (2 * MS, "o", b"\xa9\r\n")])
     r = player("export", q, "--format", "asciicast-v3")
     assert r.returncode == 0 and r.stderr == b""
+
+
+def test_rec_marker_key(tmp_path):
+    from recording import Recording
+    out = tmp_path / "m.rec"
+    r = player("rec", "-q", "--marker-key", "^]", "-o", out, "--", "sh", "-c",
+               "read x; echo got $x", stdin=None, input=b"ab\x1dcd\n")
+    assert r.returncode == 0, r.stderr
+    rec = Recording.load(out)
+    assert [e.payload for e in rec.events if e.code == "m"] == ["marker 1"]
+    assert rec.data("i") == b"abcd\n"
+    assert b"got abcd" in rec.data("o")
+    r = player("rec", "--marker-key", "x", "--", "true")
+    assert r.returncode == 2 and b"bad marker key" in r.stderr
