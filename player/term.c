@@ -51,6 +51,7 @@ struct term {
 	/* ... and those that change how plain text is drawn (term_fast_run). */
 	bool newline;		/* LNM: LF also returns the carriage */
 	bool onlcr;		/* every LF written is CR LF (output without a PTY) */
+	bool line_full;		/* the row being reported reaches the last column */
 	bool lrmm;		/* DECLRMM: left and right margins */
 	bool g0_other;		/* G0 is not ASCII */
 	int gl;			/* the character set shifted in (SO, SI, LS2, LS3) */
@@ -325,7 +326,7 @@ term_sync_push(struct term *t)
 
 /* Report a row's text when it differs from what was last reported for it. */
 static void
-term_report(struct term *t, int row, const char *text, size_t len)
+term_report(struct term *t, int row, const char *text, size_t len, bool full)
 {
 	uint64_t h = term_hash(text, len);
 
@@ -333,25 +334,49 @@ term_report(struct term *t, int row, const char *text, size_t len)
 	if (h == t->hash[row])
 		return;
 	t->hash[row] = h;
+	t->line_full = full;
 	t->line_fn(t->line_arg, text, len, t->since[row], t->seq);
+	t->line_full = false;
+}
+
+/* Whether the last of n cells holds a character (or the end of a wide one). */
+static bool
+term_cells_full(const VTermScreenCell *last, const VTermScreenCell *before)
+{
+	return (last->chars[0] != 0 && last->chars[0] != ' ') ||
+	    (before != NULL && before->width == 2);
+}
+
+/* Whether the row being reported reaches the last column. */
+bool
+term_line_full(const struct term *t)
+{
+	return t->line_full;
 }
 
 /* Report a screen row if it changed; blank rows only when blank_ok. */
 static void
 term_capture_row(struct term *t, int row, bool blank_ok)
 {
+	VTermScreenCell last, before;
 	size_t cap, len;
+	bool full;
 	char *buf;
 
 	if (t->line_fn == NULL || t->quiet || row < 0 || row >= t->rows || !t->dirty[row])
 		return;
 	if (t->known_pos < t->known.len && row == t->rows - 2) {
-		/* A row the fast path drew too: it knows the text. */
+		/* A row the fast path drew too: it knows the text (ASCII). */
 		buf = t->known.p + t->known_pos;
 		len = strlen(buf);
 		t->known_pos += len + 1;
+		full = len == (size_t)t->cols;
 	} else if ((buf = term_text_buf(t, &cap)) != NULL) {
 		len = term_row_text(t, row, buf, cap, NULL);
+		term_cell(t, row, t->cols - 1, &last);
+		if (t->cols >= 2)
+			term_cell(t, row, t->cols - 2, &before);
+		full = term_cells_full(&last, t->cols >= 2 ? &before : NULL);
 	} else {
 		return;
 	}
@@ -359,7 +384,7 @@ term_capture_row(struct term *t, int row, bool blank_ok)
 		t->dirty[row] = 0;
 		return;
 	}
-	term_report(t, row, buf, len);
+	term_report(t, row, buf, len, full);
 }
 
 /*
@@ -508,7 +533,7 @@ static int
 term_pushline_cb(int cols, const VTermScreenCell *cells, void *user)
 {
 	struct term *t = user;
-	int row = t->pushed++;
+	int row = t->pushed++, n;
 	size_t cap, len;
 	char *buf;
 
@@ -516,9 +541,11 @@ term_pushline_cb(int cols, const VTermScreenCell *cells, void *user)
 		return 1;
 	if ((buf = term_text_buf(t, &cap)) == NULL)
 		return 1;
-	len = term_cells_text(cells, cols < t->cols ? cols : t->cols, buf, cap, NULL);
+	n = cols < t->cols ? cols : t->cols;
+	len = term_cells_text(cells, n, buf, cap, NULL);
 	if (len > 0)
-		term_report(t, row, buf, len);
+		term_report(t, row, buf, len, n == t->cols &&
+		    term_cells_full(&cells[n - 1], n >= 2 ? &cells[n - 2] : NULL));
 	term_sync_push(t);
 	return 1;
 }
@@ -864,8 +891,11 @@ term_fast_row(struct term *t, char *row, int *hi, bool late)
 	row[len] = '\0';
 	if (late)
 		term_buf_add(&t->known, row, len + 1);
-	else if (len > 0)
+	else if (len > 0) {
+		t->line_full = len == (size_t)t->cols;
 		t->line_fn(t->line_arg, row, len, t->seq, t->seq);
+		t->line_full = false;
+	}
 	memset(row, ' ', (size_t)t->cols + 1);
 	row[t->cols] = '\0';
 	*hi = 0;

@@ -740,3 +740,22 @@ def test_rec_marker_key(tmp_path):
     assert b"got abcd" in rec.data("o")
     r = player("rec", "--marker-key", "x", "--", "true")
     assert r.returncode == 2 and b"bad marker key" in r.stderr
+
+
+def test_grep_joins_rows_wrapped_at_the_margin(tmp_path):
+    word = b"WRAPWORD_ACROSS_EDGE"
+    # One line wrapped by the emulator, then a flood of wrapped lines (the fast path).
+    flood = b"".join(b"%03d" % i + b"y" * 33 + (word if i == 150 else b"z" * 20) + b"\r\n"
+                     for i in range(300))
+    p = write_recording(tmp_path / "w.rec", [
+        (1 * MS, "o", b"x" * 35 + word + b" and more\r\nnext\r\n"),
+        (2 * MS, "o", flood),
+        (3 * MS, "x", {"status": 0}),
+    ], cols=40, rows=5)
+    r = player("grep", "--json", "WRAPWORD_ACROSS_EDGE", p)
+    no_sanitizer_report(r.stderr)
+    lines = [json.loads(l)["line"] for l in r.stdout.splitlines()]
+    assert lines == ["x" * 35 + "WRAPWORD_ACROSS_EDGE and more",
+                     "150" + "y" * 33 + "WRAPWORD_ACROSS_EDGE"], lines
+    r = player("grep", "-c", "next", p)
+    assert r.stdout.strip().endswith(b":1")
