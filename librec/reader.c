@@ -401,6 +401,12 @@ decode_event(struct rec_reader *r, struct rec_event *ev)
 	ev->size = r->raw_len;
 	ev->exit_status = -1;
 	p = &a[2];
+	/* Writers split or refuse payloads over the limit; so does the reader. */
+	if ((p->type == MSGPACK_OBJECT_BIN || p->type == MSGPACK_OBJECT_STR) &&
+	    p->via.bin.size > REC_MAX_PAYLOAD)
+		return fail(r, -EPROTO, off, "event at byte %llu: payload of %u bytes over the "
+		    "limit of %u", (unsigned long long)off, (unsigned)p->via.bin.size,
+		    REC_MAX_PAYLOAD);
 	switch (ev->code) {
 	case REC_OUTPUT:
 	case REC_STDERR:

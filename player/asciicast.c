@@ -110,6 +110,7 @@ asciicast_utf8(struct asciicast_utf8 *u, const uint8_t *p, size_t n, bool final,
 		}
 		if (need == 0) {
 			memcpy(out + o, repl, 3), o += 3;
+			u->replaced++;
 			have = 1;
 		} else if (have == need) {
 			memcpy(out + o, seq, need), o += need;
@@ -121,6 +122,7 @@ asciicast_utf8(struct asciicast_utf8 *u, const uint8_t *p, size_t n, bool final,
 		} else {
 			/* A maximal invalid subpart: one replacement character. */
 			memcpy(out + o, repl, 3), o += 3;
+			u->replaced++;
 		}
 		/* Consume have bytes: pending first. */
 		if (have <= u->npending) {

@@ -38,6 +38,7 @@ size_t asciicast_time_v3(uint64_t *clock_ms, uint64_t ns, char *buf, size_t cap)
 struct asciicast_utf8 {
 	uint8_t pending[4];
 	size_t npending;
+	uint64_t replaced;	/* U+FFFD written for bytes that were not UTF-8 */
 };
 
 /*

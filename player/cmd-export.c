@@ -13,8 +13,11 @@
 #include "asciicast.h"
 #include "player.h"
 #include "term.h"
+#include "walk.h"
+#include "when.h"
 
-#define EXPORT_USAGE "export FILE --format asciicast-v2|asciicast-v3|text [-o OUT]"
+#define EXPORT_USAGE "export FILE|ID --format asciicast-v2|asciicast-v3|text [--at TIME] " \
+    "[-o OUT] [--dir DIR]"
 
 enum export_format { EXPORT_V2, EXPORT_V3, EXPORT_TEXT };
 
@@ -24,6 +27,7 @@ export_asciicast(FILE *out, int version, struct player_file *f)
 {
 	struct asciicast_writer w;
 	struct rec_event ev;
+	uint64_t replaced;
 	int rc, r;
 
 	if ((r = asciicast_writer_init(&w, version, out, &f->header)) < 0)
@@ -33,6 +37,11 @@ export_asciicast(FILE *out, int version, struct player_file *f)
 			break;
 	if ((r = asciicast_writer_finish(&w)) < 0 && rc >= 0)
 		rc = r;
+	replaced = w.carry[0].replaced + w.carry[1].replaced + w.carry[2].replaced;
+	/* asciicast is JSON text: say what could not be kept as it was. */
+	if (replaced > 0)
+		player_warn("%s: %llu invalid UTF-8 sequence%s replaced by U+FFFD (cat keeps the bytes)",
+		    f->path, (unsigned long long)replaced, replaced == 1 ? "" : "s");
 	return rc;
 }
 
@@ -48,27 +57,58 @@ export_text_line(void *arg, const char *text, size_t len, uint64_t since, uint64
 
 /* Export the rendered screen lines as text; returns the reader's last result. */
 static int
-export_text(FILE *out, struct player_file *f)
+export_text(FILE *out, struct player_file *f, bool has_at, uint64_t at)
 {
 	struct rec_event ev;
 	struct term *t = NULL;
 	uint64_t seq = 0;
-	int rc;
+	char when[32], *label, *row = NULL;
+	size_t cap;
+	int rc, r, cols, rows, last;
 
 	if ((rc = term_new(&t, f->header.cols > 0 ? f->header.cols : 80,
 	    f->header.rows > 0 ? f->header.rows : 24)) < 0)
 		return rc;
-	term_set_line_fn(t, export_text_line, out);
+	term_set_onlcr(t, !f->header.pty);
+	if (!has_at)
+		term_set_line_fn(t, export_text_line, out);
 	while ((rc = rec_reader_next(f->reader, &ev)) == 1) {
+		if (has_at && ev.time_ns > at)
+			break;
 		term_set_seq(t, seq++);
 		if (ev.code == REC_OUTPUT || ev.code == REC_STDERR)
 			term_write(t, ev.data, ev.len);
 		else if (ev.code == REC_RESIZE)
 			term_resize(t, ev.cols, ev.rows);
+		else if (ev.code == REC_MARKER && !has_at) {
+			/* Markers are kept, in the order they came, escaped. */
+			when_format_offset(ev.time_ns, when, sizeof when);
+			label = player_escape(ev.data, ev.len);
+			fprintf(out, "--- marker at %s: %s ---\n", when, label != NULL ? label : "");
+			free(label);
+		}
 	}
-	term_finish(t);
+	if (!has_at) {
+		term_finish(t);
+		term_free(t);
+		return rc;
+	}
+	/* One screen: its rows, without the blank ones at the bottom. */
+	term_size(t, &cols, &rows);
+	cap = (size_t)cols * VTERM_MAX_CHARS_PER_CELL * 4 + 1;
+	if ((row = malloc(cap)) == NULL) {
+		term_free(t);
+		return -ENOMEM;
+	}
+	for (last = rows - 1; last >= 0 && term_row_text(t, last, row, cap, NULL) == 0; last--)
+		;
+	for (r = 0; r <= last; r++) {
+		fwrite(row, 1, term_row_text(t, r, row, cap, NULL), out);
+		fputc('\n', out);
+	}
+	free(row);
 	term_free(t);
-	return rc;
+	return rc == 1 ? 0 : rc;
 }
 
 /* Export one recording. */
@@ -78,17 +118,22 @@ cmd_export(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "at", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	enum export_format fmt;
 	FILE *out = NULL;
 	struct player_file f;
-	const char *format = NULL, *outpath = NULL;
+	const char *format = NULL, *outpath = NULL, *dir = NULL;
+	char *file = NULL;
+	uint64_t at = 0;
+	bool has_at = false;
 	int c, rc, st, werr, fd = -1;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:o:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:o:d:a:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			format = optarg;
@@ -96,8 +141,27 @@ cmd_export(int argc, char **argv)
 		case 'o':
 			outpath = optarg;
 			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'a':
+			if (when_parse_offset(optarg, &at) < 0) {
+				player_warn("bad time '%s' (seconds, M:SS or H:MM:SS)", optarg);
+				return EXIT_USAGE;
+			}
+			has_at = true;
+			break;
 		case 'h':
-			printf("usage: podgate-player " EXPORT_USAGE "\n");
+			printf("usage: podgate-player " EXPORT_USAGE "\n\n"
+			    "Write a recording for other tools: asciicast v2 or v3 (asciinema), or the\n"
+			    "text of every line as it was rendered on screen.\n\n"
+			    "  --format F   asciicast-v2, asciicast-v3 or text (markers as lines\n"
+			    "               \"--- marker at TIME: LABEL ---\")\n"
+			    "  --at TIME    text: only the screen as it was at TIME (seconds, M:SS,\n"
+			    "               H:MM:SS)\n"
+			    "  -o OUT       write to OUT (mode 0600) instead of stdout\n"
+			    "  --dir DIR    where to look up a session ID (default $PODGATE_RECORDINGS,\n"
+			    "               else state/recordings)\n");
 			return 0;
 		default:
 			return EXIT_USAGE;
@@ -117,8 +181,16 @@ cmd_export(int argc, char **argv)
 		player_warn("unknown format '%s' (asciicast-v2, asciicast-v3 or text)", format);
 		return EXIT_USAGE;
 	}
-	if (player_open(&f, argv[optind]) < 0)
+	if (has_at && fmt != EXPORT_TEXT) {
+		player_warn("--at needs --format text");
 		return EXIT_USAGE;
+	}
+	if (walk_find_session(argv[optind], dir, &file) < 0)
+		return EXIT_USAGE;
+	if (player_open(&f, file) < 0) {
+		free(file);
+		return EXIT_USAGE;
+	}
 	if (outpath == NULL || strcmp(outpath, "-") == 0)
 		out = stdout;
 	else if ((fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
@@ -127,9 +199,10 @@ cmd_export(int argc, char **argv)
 		if (fd >= 0)
 			close(fd);
 		player_close(&f);
+		free(file);
 		return EXIT_USAGE;
 	}
-	rc = fmt == EXPORT_TEXT ? export_text(out, &f) :
+	rc = fmt == EXPORT_TEXT ? export_text(out, &f, has_at, at) :
 	    export_asciicast(out, fmt == EXPORT_V2 ? 2 : 3, &f);
 	st = rc == -ENOMEM ? (player_warn("out of memory"), EXIT_USAGE) : player_read_end(&f, rc);
 	werr = ferror(out) != 0;
@@ -142,5 +215,6 @@ cmd_export(int argc, char **argv)
 		st = EXIT_USAGE;
 	}
 	player_close(&f);
+	free(file);
 	return st;
 }

@@ -16,16 +16,119 @@
 #include "walk.h"
 #include "when.h"
 
-#define GREP_USAGE "grep PATTERN PATH... [--input] [--regex] [-i] [--json]"
+#define GREP_USAGE "grep PATTERN PATH... [--input] [--regex] [-i] [-l] [-c] [-A N] [-B N] " \
+    "[-C N] [--user U] [--since WHEN] [--until WHEN] [-v] [--json]"
+#define GREP_MAX_CONTEXT 100
+#define GREP_MAX_JOIN (64u * 1024)	/* longest logical line made of wrapped rows */
 
 struct grep_state {
 	struct search search;
 	bool input, json;
+	bool list, count;	/* -l: file names only; -c: a count per file */
+	bool verbose;
+	const char *user;
+	uint64_t since, until;
+	bool has_since, has_until;
+	int before, after;	/* context lines */
 	bool matched;
 	bool error;
 	struct player_file *f;
 	uint64_t time_ns;	/* time of the event being processed */
+	uint64_t nmatch;	/* matching lines in this file */
+	bool file_done;		/* -l: this file is listed, the rest can be skipped */
+	/* -B: the lines before, a ring; -A: lines still to print after a match. */
+	char *ring[GREP_MAX_CONTEXT];
+	uint64_t ring_time[GREP_MAX_CONTEXT];
+	int ring_n, ring_at;
+	int after_left;
+	bool printed_any;	/* a group was printed: the next one gets "--" */
+	uint64_t skipped;	/* files that are not recordings */
+	/* Rows wrapped at the right margin, joined into one line before matching. */
+	struct term *term;
+	char *join;
+	size_t join_len, join_cap;
 };
+
+/* Add a row to the line being joined; false when it cannot grow. */
+static bool
+grep_join_add(struct grep_state *g, const char *text, size_t len)
+{
+	char *p;
+
+	if (g->join_len + len + 1 > g->join_cap) {
+		size_t cap = (g->join_len + len + 1) * 2;
+
+		if ((p = realloc(g->join, cap)) == NULL)
+			return false;
+		g->join = p;
+		g->join_cap = cap;
+	}
+	memcpy(g->join + g->join_len, text, len);
+	g->join_len += len;
+	g->join[g->join_len] = '\0';
+	return true;
+}
+
+/* Forget the lines kept for -B. */
+static void
+grep_ring_clear(struct grep_state *g)
+{
+	int i;
+
+	for (i = 0; i < GREP_MAX_CONTEXT; i++) {
+		free(g->ring[i]);
+		g->ring[i] = NULL;
+	}
+	g->ring_n = g->ring_at = 0;
+}
+
+/* Print one line in the text form: file, time, user@target, a mark, the line. */
+static void
+grep_print_text(struct grep_state *g, uint64_t time_ns, char mark, const char *text, size_t len)
+{
+	const struct rec_header *h = &g->f->header;
+	char when[32], *path, *user, *target, *line;
+
+	when_format_offset(time_ns, when, sizeof when);
+	/* What was recorded is the client's: never raw on the reviewer's terminal. */
+	path = player_escape_str(g->f->path, "-");
+	user = player_escape_str(h->user, "-");
+	target = player_escape_str(h->target, "-");
+	line = player_escape(text, len);
+	if (path != NULL && user != NULL && target != NULL && line != NULL) {
+		if (g->before > 0 || g->after > 0)
+			printf("%s  %s  %s@%s %c %s\n", path, when, user, target, mark, line);
+		else
+			printf("%s  %s  %s@%s  %s\n", path, when, user, target, line);
+	}
+	free(path);
+	free(user);
+	free(target);
+	free(line);
+}
+
+/* A line that does not match: keep it for -B, or print it for -A. */
+static void
+grep_context(struct grep_state *g, const char *text, size_t len)
+{
+	char *copy;
+
+	if (g->json || g->list || g->count)
+		return;
+	if (g->after_left > 0) {
+		g->after_left--;
+		grep_print_text(g, g->time_ns, '-', text, len);
+		return;
+	}
+	if (g->before == 0 || (copy = strndup(text, len)) == NULL)
+		return;
+	free(g->ring[g->ring_at]);
+	g->ring[g->ring_at] = copy;
+	g->ring_time[g->ring_at] = g->time_ns;
+	g->ring_at = (g->ring_at + 1) % g->before;
+	if (g->ring_n < g->before)
+		g->ring_n++;
+}
 
 /* Print one matching line. */
 static void
@@ -34,12 +137,34 @@ grep_print(struct grep_state *g, const char *text, size_t len)
 	const struct rec_header *h = &g->f->header;
 	const char *user = h->user != NULL ? h->user : "-";
 	const char *target = h->target != NULL ? h->target : "-";
-	char when[32];
+	int i, k;
 
 	g->matched = true;
+	g->nmatch++;
+	if (g->list) {
+		if (!g->file_done) {
+			char *path = player_escape_str(g->f->path, "-");
+
+			if (path != NULL)
+				printf("%s\n", path);
+			free(path);
+		}
+		g->file_done = true;
+		return;
+	}
+	if (g->count)
+		return;
 	if (!g->json) {
-		when_format_offset(g->time_ns, when, sizeof when);
-		printf("%s  %s  %s@%s  %.*s\n", g->f->path, when, user, target, (int)len, text);
+		if ((g->before > 0 || g->after > 0) && g->printed_any && g->ring_n > 0)
+			printf("--\n");
+		for (i = 0; i < g->ring_n; i++) {
+			k = (g->ring_at - g->ring_n + i + 2 * g->before) % g->before;
+			grep_print_text(g, g->ring_time[k], '-', g->ring[k], strlen(g->ring[k]));
+		}
+		grep_ring_clear(g);
+		grep_print_text(g, g->time_ns, ':', text, len);
+		g->after_left = g->after;
+		g->printed_any = true;
 		return;
 	}
 	fputs("{\"file\":", stdout);
@@ -56,15 +181,42 @@ grep_print(struct grep_state *g, const char *text, size_t len)
 	fputs("}\n", stdout);
 }
 
-/* A rendered row: print it when it matches. */
+/* Match one (logical) screen line. */
 static void
-grep_screen_line(void *arg, const char *text, size_t len, uint64_t since, uint64_t seq)
+grep_screen_match(struct grep_state *g, const char *text, size_t len)
 {
-	struct grep_state *g = arg;
 	size_t so, eo;
 
 	if (search_find(&g->search, text, len, 0, &so, &eo))
 		grep_print(g, text, len);
+	else
+		grep_context(g, text, len);
+}
+
+/*
+ * A rendered row: rows that reach the right margin are joined with the
+ * rows that follow, so that a word wrapped across the edge is found.
+ */
+static void
+grep_screen_line(void *arg, const char *text, size_t len, uint64_t since, uint64_t seq)
+{
+	struct grep_state *g = arg;
+	bool full = g->term != NULL && term_line_full(g->term);
+
+	if (g->join_len == 0 && !full) {
+		grep_screen_match(g, text, len);
+		return;
+	}
+	if (!grep_join_add(g, text, len)) {
+		grep_screen_match(g, g->join, g->join_len);
+		g->join_len = 0;
+		grep_screen_match(g, text, len);
+		return;
+	}
+	if (full && g->join_len < GREP_MAX_JOIN)
+		return;
+	grep_screen_match(g, g->join, g->join_len);
+	g->join_len = 0;
 }
 
 /* A typed line: print it when it matches. */
@@ -79,6 +231,8 @@ grep_typed_line(void *arg, const char *text, size_t len, const uint64_t *seqs, u
 	buf[len] = '\0';
 	if (search_find(&g->search, buf, len, 0, &so, &eo))
 		grep_print(g, buf, len);
+	else
+		grep_context(g, buf, len);
 }
 
 /* Search one file. */
@@ -93,13 +247,25 @@ grep_file(const char *path, bool named, void *arg)
 	uint64_t seq = 0;
 	int rc;
 
-	if (player_open(&f, path) < 0) {
+	if ((rc = player_open_quiet(&f, path, !named && !g->verbose)) < 0) {
 		if (named)
 			g->error = true;
+		else if (rc == -EBADMSG)
+			g->skipped++;
+		return 0;
+	}
+	if ((g->user != NULL && (f.header.user == NULL || strcmp(f.header.user, g->user) != 0)) ||
+	    (g->has_since && f.header.start_ns < g->since) ||
+	    (g->has_until && f.header.start_ns > g->until)) {
+		player_close(&f);
 		return 0;
 	}
 	g->f = &f;
 	g->time_ns = 0;
+	g->nmatch = 0;
+	g->file_done = false;
+	g->after_left = 0;
+	grep_ring_clear(g);
 	if (g->input) {
 		if ((ty = malloc(sizeof *ty)) == NULL) {
 			rc = -ENOMEM;
@@ -110,9 +276,12 @@ grep_file(const char *path, bool named, void *arg)
 		if ((rc = term_new(&t, f.header.cols > 0 ? f.header.cols : 80,
 		    f.header.rows > 0 ? f.header.rows : 24)) < 0)
 			goto out;
+		term_set_onlcr(t, !f.header.pty);
 		term_set_line_fn(t, grep_screen_line, g);
+		g->term = t;
+		g->join_len = 0;
 	}
-	while ((rc = rec_reader_next(f.reader, &ev)) == 1) {
+	while (!g->file_done && (rc = rec_reader_next(f.reader, &ev)) == 1) {
 		g->time_ns = ev.time_ns;
 		if (ty != NULL) {
 			if (ev.code == REC_INPUT)
@@ -126,16 +295,30 @@ grep_file(const char *path, bool named, void *arg)
 		}
 		seq++;
 	}
-	if (ty != NULL)
+	if (g->file_done)
+		rc = 0;
+	else if (ty != NULL)
 		typed_finish(ty, seq, grep_typed_line, g);
 	else
 		term_finish(t);
+	if (g->join_len > 0 && !g->file_done)
+		grep_screen_match(g, g->join, g->join_len);
+	g->join_len = 0;
+	if (g->count) {
+		char *p = player_escape_str(path, "-");
+
+		if (p != NULL)
+			printf("%s:%llu\n", p, (unsigned long long)g->nmatch);
+		free(p);
+	}
 	if (rc < 0 && player_read_end(&f, rc) == EXIT_USAGE)
 		g->error = true;
 	rc = 0;
 out:
 	free(ty);
 	term_free(t);
+	g->term = NULL;
+	grep_ring_clear(g);
 	player_close(&f);
 	g->f = NULL;
 	return rc;
@@ -150,18 +333,67 @@ cmd_grep(int argc, char **argv)
 		{ "regex", no_argument, NULL, 'E' },
 		{ "ignore-case", no_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "files-with-matches", no_argument, NULL, 'l' },
+		{ "count", no_argument, NULL, 'c' },
+		{ "after-context", required_argument, NULL, 'A' },
+		{ "before-context", required_argument, NULL, 'B' },
+		{ "context", required_argument, NULL, 'C' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "since", required_argument, NULL, 'S' },
+		{ "until", required_argument, NULL, 'U' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct grep_state g;
 	bool regex = false, icase = false;
-	char err[256];
+	uint64_t now = rec_now_utc_ns();
+	char err[256], *end;
+	long n;
 	int c, r;
 
 	memset(&g, 0, sizeof g);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "IEijh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "IEijlcA:B:C:u:S:U:vh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'l':
+			g.list = true;
+			break;
+		case 'c':
+			g.count = true;
+			break;
+		case 'A':
+		case 'B':
+		case 'C':
+			n = strtol(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || n < 0 || n > GREP_MAX_CONTEXT) {
+				player_warn("bad context '%s' (0 to %d lines)", optarg,
+				    GREP_MAX_CONTEXT);
+				return EXIT_USAGE;
+			}
+			if (c != 'B')
+				g.after = (int)n;
+			if (c != 'A')
+				g.before = (int)n;
+			break;
+		case 'u':
+			g.user = optarg;
+			break;
+		case 'S':
+		case 'U':
+			if (when_parse(optarg, now, c == 'S' ? &g.since : &g.until) < 0) {
+				player_warn("bad time '%s' (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS][Z], "
+				    "or 30m, 2h, 3d ago)", optarg);
+				return EXIT_USAGE;
+			}
+			if (c == 'S')
+				g.has_since = true;
+			else
+				g.has_until = true;
+			break;
+		case 'v':
+			g.verbose = true;
+			break;
 		case 'I':
 			g.input = true;
 			break;
@@ -175,7 +407,21 @@ cmd_grep(int argc, char **argv)
 			g.json = true;
 			break;
 		case 'h':
-			printf("usage: podgate-player " GREP_USAGE "\n");
+			printf("usage: podgate-player " GREP_USAGE "\n\n"
+			    "Search recordings (directories recursively) for text as it was on screen,\n"
+			    "rendered by the emulator, or for what was typed. Exit 0 when a line matched,\n"
+			    "1 when none did, 2 on an error. Files that are not recordings are skipped.\n\n"
+			    "  --input            search what was typed instead of the screen\n"
+			    "  --regex            PATTERN is a POSIX extended regular expression\n"
+			    "  -i, --ignore-case  case-insensitive\n"
+			    "  -l                 print only the names of files with a match\n"
+			    "  -c                 print FILE:COUNT of matching lines for each file\n"
+			    "  -A N, -B N, -C N   N lines after, before, around each match\n"
+			    "  --user U           only sessions of user U\n"
+			    "  --since WHEN       only sessions started at or after WHEN\n"
+			    "  --until WHEN       only sessions started at or before WHEN\n"
+			    "  -v                 say which files were skipped as not recordings\n"
+			    "  --json             one JSON object per matching line\n");
 			return 0;
 		default:
 			return EXIT_USAGE;
@@ -191,6 +437,8 @@ cmd_grep(int argc, char **argv)
 	}
 	r = walk_paths(argv + optind + 1, argc - optind - 1, grep_file, &g);
 	search_free(&g.search);
+	grep_ring_clear(&g);
+	free(g.join);
 	if (fflush(stdout) != 0) {
 		player_warn("write: %s", strerror(errno));
 		return EXIT_USAGE;

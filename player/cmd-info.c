@@ -5,37 +5,48 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <msgpack.h>
+#include <openssl/evp.h>
+
 #include "player.h"
+#include "trust.h"
+#include "walk.h"
 
 /* What reading a whole recording found. */
 struct info_stats {
 	uint64_t events, duration_ns;
-	uint64_t count[6];	/* o e i r m x */
+	uint64_t count[7];	/* o e i r m x R */
 	uint64_t other;
 	uint64_t bytes[3];	/* o e i */
 	bool exited;
 	int exit_status;
 	char exit_signal[32];
-	const char *state;	/* complete, incomplete, truncated, corrupt */
+	uint64_t exit_offset;
+	bool exit_verified;	/* the exit event is inside what verified */
+	const char *state;	/* complete, incomplete, truncated, corrupt, modified */
 	int rc;
 	struct rec_verify verify;	/* integrity, against the header's signer */
 	int verify_rc;
+	const struct trust *trust;
 };
 
-static const char info_codes[] = "oeirmx";
+static const char info_codes[] = "oeirmxR";
 
 /* Read every event of f and count them. */
 static void
-info_scan(struct player_file *f, struct info_stats *s)
+info_scan(struct player_file *f, struct info_stats *s, const struct trust *trust)
 {
+	struct trust_events te;
 	struct rec_event ev;
 	const char *c;
 
 	memset(s, 0, sizeof *s);
+	s->trust = trust;
 	while ((s->rc = rec_reader_next(f->reader, &ev)) == 1) {
 		s->events++;
 		s->duration_ns = ev.time_ns;
@@ -49,6 +60,7 @@ info_scan(struct player_file *f, struct info_stats *s)
 		if (ev.code == REC_EXIT) {
 			s->exited = true;
 			s->exit_status = ev.exit_status;
+			s->exit_offset = ev.offset;
 			memcpy(s->exit_signal, ev.exit_signal, sizeof s->exit_signal);
 		}
 	}
@@ -56,12 +68,12 @@ info_scan(struct player_file *f, struct info_stats *s)
 		s->verify_rc = rec_verify_fd(f->fd, NULL, &s->verify);
 	else
 		s->verify_rc = -errno;
-	if (s->rc == -ENODATA)
-		s->state = "truncated";
-	else if (s->rc < 0)
-		s->state = "corrupt";
-	else
-		s->state = s->exited ? "complete" : "incomplete";
+	/* The state comes from the verified seal, not from unsigned events. */
+	te.read_rc = s->rc;
+	te.exited = s->exited;
+	te.exit_offset = s->exit_offset;
+	s->state = trust_state(&s->verify, s->verify_rc, &te);
+	s->exit_verified = trust_exit_verified(&s->verify, s->verify_rc, &te);
 }
 
 /* Format UTC nanoseconds as RFC 3339 with milliseconds. */
@@ -77,11 +89,14 @@ format_time(uint64_t ns, char *buf, size_t len)
 	snprintf(buf, len, "%s.%03uZ", day, (unsigned)(ns % 1000000000u / 1000000u));
 }
 
-/* A header string for display. */
-static const char *
-or_dash(const char *s)
+/* Print "label" and a recorded string (escaped: it is the client's) or dflt. */
+static void
+info_field(const char *label, const char *v, const char *dflt)
 {
-	return s != NULL ? s : "-";
+	char *e = player_escape_str(v, dflt);
+
+	printf("%s%s", label, e != NULL ? e : "?");
+	free(e);
 }
 
 /* Print the human form. */
@@ -89,44 +104,139 @@ static void
 info_text(const struct player_file *f, const struct info_stats *s)
 {
 	const struct rec_header *h = &f->header;
-	char when[48];
+	char when[48], line[640];
 
 	format_time(h->start_ns, when, sizeof when);
-	printf("file:      %s\n", f->path);
-	printf("format:    %s version %u\n", REC_FORMAT_NAME, h->version);
-	printf("session:   %s\n", h->session_id);
-	printf("start:     %s\n", when);
+	info_field("file:      ", f->path, "-");
+	printf("\nformat:    %s version %u", REC_FORMAT_NAME, h->version);
+	info_field("\nsession:   ", h->session_id, "-");
+	printf("\nstart:     %s\n", when);
 	printf("duration:  %.3fs\n", (double)s->duration_ns / 1e9);
-	printf("user:      %s", or_dash(h->user));
-	if (h->key_fp != NULL)
-		printf(" (%s)", h->key_fp);
+	info_field("user:      ", h->user, "-");
+	if (h->key_fp != NULL) {
+		info_field(" (", h->key_fp, "");
+		printf(")");
+	}
 	if (h->client != NULL)
-		printf(" from %s", h->client);
-	printf("\ntarget:    %s (%s)\n", or_dash(h->target), or_dash(h->target_kind));
-	printf("command:   %s\n", h->command != NULL ? h->command : "(interactive shell)");
-	printf("terminal:  %ux%u %s%s\n", h->cols, h->rows, or_dash(h->term),
-	    h->pty ? " (pty)" : " (no pty)");
+		info_field(" from ", h->client, "");
+	info_field("\ntarget:    ", h->target, "-");
+	info_field(" (", h->target_kind, "-");
+	info_field(")\ncommand:   ", h->command, h->target_kind != NULL &&
+	    strcmp(h->target_kind, "podgate") == 0 ? "(admin command)" : "(interactive shell)");
+	info_field("\nterminal:  ", "", "");
+	printf("%ux%u ", h->cols, h->rows);
+	info_field("", h->term, "-");
+	printf("%s\n", h->pty ? " (pty)" : " (no pty)");
 	printf("events:    %" PRIu64 " (o %" PRIu64 ", e %" PRIu64 ", i %" PRIu64 ", r %" PRIu64
-	    ", m %" PRIu64 ", x %" PRIu64 ", other %" PRIu64 ")\n", s->events, s->count[0],
-	    s->count[1], s->count[2], s->count[3], s->count[4], s->count[5], s->other);
+	    ", m %" PRIu64 ", x %" PRIu64 ", redactions R %" PRIu64 ", other %" PRIu64 ")\n",
+	    s->events, s->count[0], s->count[1], s->count[2], s->count[3], s->count[4],
+	    s->count[5], s->count[6], s->other);
 	printf("bytes:     output %" PRIu64 ", stderr %" PRIu64 ", input %" PRIu64 "\n",
 	    s->bytes[0], s->bytes[1], s->bytes[2]);
 	if (!s->exited)
-		printf("exit:      -\n");
+		printf("exit:      -");
 	else if (s->exit_signal[0] != '\0')
-		printf("exit:      signal %s\n", s->exit_signal);
+		printf("exit:      signal %s", s->exit_signal);
 	else
-		printf("exit:      status %d\n", s->exit_status);
-	printf("state:     %s", s->state);
+		printf("exit:      status %d", s->exit_status);
+	if (s->exited && !s->exit_verified)
+		printf(" (unverified: after the last verified byte %llu)",
+		    (unsigned long long)s->verify.verified_bytes);
+	printf("\nstate:     %s", s->state);
 	if (s->rc < 0)
 		printf(" (%s)", rec_reader_error(f->reader));
 	printf("\n");
-	if (s->verify_rc < 0)
-		printf("integrity: unknown (%s)\n", strerror(-s->verify_rc));
-	else if (s->verify.verdict == REC_SEALED)
-		printf("integrity: %s\n", s->verify.reason);
+	trust_describe(s->trust, &s->verify, s->verify_rc, line, sizeof line);
+	printf("integrity: %s\n", line);
+}
+
+/*
+ * Write a msgpack object as JSON: strings escaped, binary values (the
+ * signer's key) as base64 strings, at most 16 levels deep.
+ */
+static void
+info_json_value(const msgpack_object *o, int depth)
+{
+	unsigned char *b64;
+	uint32_t i;
+	int n;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		fputs("null", stdout);
+		break;
+	case MSGPACK_OBJECT_BOOLEAN:
+		fputs(o->via.boolean ? "true" : "false", stdout);
+		break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		printf("%" PRIu64, o->via.u64);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		printf("%" PRId64, o->via.i64);
+		break;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		printf("%.17g", o->via.f64);
+		break;
+	case MSGPACK_OBJECT_STR:
+		rec_json_string(stdout, o->via.str.ptr, o->via.str.size);
+		break;
+	case MSGPACK_OBJECT_BIN:
+		if ((b64 = malloc((size_t)o->via.bin.size / 3 * 4 + 5)) == NULL) {
+			fputs("null", stdout);
+			break;
+		}
+		n = EVP_EncodeBlock(b64, (const unsigned char *)o->via.bin.ptr, (int)o->via.bin.size);
+		printf("\"%.*s\"", n, (const char *)b64);
+		free(b64);
+		break;
+	case MSGPACK_OBJECT_ARRAY:
+		fputc('[', stdout);
+		for (i = 0; i < o->via.array.size && depth < 16; i++) {
+			if (i > 0)
+				fputc(',', stdout);
+			info_json_value(&o->via.array.ptr[i], depth + 1);
+		}
+		fputc(']', stdout);
+		break;
+	case MSGPACK_OBJECT_MAP:
+		fputc('{', stdout);
+		for (i = 0; i < o->via.map.size && depth < 16; i++) {
+			const msgpack_object *k = &o->via.map.ptr[i].key;
+
+			if (i > 0)
+				fputc(',', stdout);
+			if (k->type == MSGPACK_OBJECT_STR)
+				rec_json_string(stdout, k->via.str.ptr, k->via.str.size);
+			else
+				fputs("\"?\"", stdout);
+			fputc(':', stdout);
+			info_json_value(&o->via.map.ptr[i].val, depth + 1);
+		}
+		fputc('}', stdout);
+		break;
+	default:
+		fputs("null", stdout);
+		break;
+	}
+}
+
+/* The header as JSON. */
+static void
+info_json_header(const struct player_file *f)
+{
+	msgpack_unpacked u;
+	const uint8_t *raw;
+	size_t len, used = 0;
+
+	raw = rec_reader_header_raw(f->reader, &len);
+	msgpack_unpacked_init(&u);
+	if (raw != NULL && msgpack_unpack_next(&u, (const char *)raw, len, &used) ==
+	    MSGPACK_UNPACK_SUCCESS)
+		info_json_value(&u.data, 0);
 	else
-		printf("integrity: %s: %s\n", rec_verdict_name(s->verify.verdict), s->verify.reason);
+		fputs("null", stdout);
+	msgpack_unpacked_destroy(&u);
 }
 
 /* Print one JSON object on one line. */
@@ -138,10 +248,10 @@ info_json(const struct player_file *f, const struct info_stats *s)
 	fputs("{\"file\":", stdout);
 	rec_json_string(stdout, f->path, strlen(f->path));
 	fputs(",\"header\":", stdout);
-	rec_reader_header_json(f->reader, stdout);
+	info_json_header(f);
 	printf(",\"duration_ns\":%" PRIu64 ",\"events\":%" PRIu64 ",\"counts\":{",
 	    s->duration_ns, s->events);
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < 7; i++)
 		printf("\"%c\":%" PRIu64 ",", info_codes[i], s->count[i]);
 	printf("\"other\":%" PRIu64 "},\"bytes\":{\"o\":%" PRIu64 ",\"e\":%" PRIu64
 	    ",\"i\":%" PRIu64 "},\"exit\":", s->other, s->bytes[0], s->bytes[1], s->bytes[2]);
@@ -151,7 +261,8 @@ info_json(const struct player_file *f, const struct info_stats *s)
 		printf("{\"signal\":\"%s\"}", s->exit_signal);
 	else
 		printf("{\"status\":%d}", s->exit_status);
-	printf(",\"state\":\"%s\",\"error\":", s->state);
+	printf(",\"exit_verified\":%s,\"state\":\"%s\",\"error\":",
+	    s->exit_verified ? "true" : "false", s->state);
 	if (s->rc < 0) {
 		const char *e = rec_reader_error(f->reader);
 
@@ -163,8 +274,9 @@ info_json(const struct player_file *f, const struct info_stats *s)
 	if (s->verify_rc < 0)
 		fputs("null", stdout);
 	else {
-		printf("{\"state\":\"%s\",\"version\":%u,\"reason\":",
-		    rec_verdict_name(s->verify.verdict), s->verify.version);
+		printf("{\"state\":\"%s\",\"version\":%u,\"trust\":\"%s\",\"reason\":",
+		    rec_verdict_name(s->verify.verdict), s->verify.version,
+		    trust_word(s->trust, &s->verify, s->verify_rc));
 		rec_json_string(stdout, s->verify.reason, strlen(s->verify.reason));
 		fputs(",\"key_fp\":", stdout);
 		if (s->verify.key_fp[0] != '\0')
@@ -176,43 +288,80 @@ info_json(const struct player_file *f, const struct info_stats *s)
 	fputs("}\n", stdout);
 }
 
+#define INFO_USAGE "info [--json] [--key PUB]... [--dir DIR] FILE|ID..."
+
 /* Describe each recording named on the command line. */
 int
 cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "dir", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct info_stats s;
 	struct player_file f;
+	struct trust trust;
+	char **keys, *file;
+	const char *dir = NULL;
+	size_t nkeys = 0;
 	bool json = false;
 	int c, i, st = 0;
 
+	if ((keys = calloc((size_t)argc, sizeof *keys)) == NULL)
+		return EXIT_USAGE;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jk:d:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			json = true;
 			break;
+		case 'k':
+			keys[nkeys++] = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
 		case 'h':
-			printf("usage: podgate-player info [--json] FILE...\n");
+			printf("usage: podgate-player " INFO_USAGE "\n\n"
+			    "What a recording holds: header, duration, event counts, exit status,\n"
+			    "state (from the verified seal) and integrity (against trusted keys).\n\n"
+			    "  --json       one JSON object per file, on one line\n"
+			    "  --key PUB    trust this signing key (PEM public key, or a list of keys;\n"
+			    "               repeatable); default: $PODGATE_KEYS, then\n"
+			    "               ~/.config/podgate/trusted_keys, then /etc/podgate/trusted_keys\n"
+			    "  --dir DIR    where to look up a session ID (default $PODGATE_RECORDINGS,\n"
+			    "               else state/recordings)\n");
+			free(keys);
 			return 0;
 		default:
+			free(keys);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		player_warn("usage: podgate-player info [--json] FILE...");
+		player_warn("usage: podgate-player " INFO_USAGE);
+		free(keys);
 		return EXIT_USAGE;
 	}
+	if (trust_load(&trust, keys, nkeys) < 0) {
+		free(keys);
+		return EXIT_USAGE;
+	}
+	free(keys);
 	for (i = optind; i < argc; i++) {
-		if (player_open(&f, argv[i]) < 0) {
+		if (walk_find_session(argv[i], dir, &file) < 0) {
 			st = EXIT_USAGE;
 			continue;
 		}
-		info_scan(&f, &s);
+		if (player_open(&f, file) < 0) {
+			free(file);
+			st = EXIT_USAGE;
+			continue;
+		}
+		info_scan(&f, &s, &trust);
 		if (json)
 			info_json(&f, &s);
 		else {
@@ -223,7 +372,12 @@ cmd_info(int argc, char **argv)
 		if (s.rc < 0 && st == 0)
 			st = s.rc == -ENODATA || s.rc == -EBADMSG || s.rc == -EPROTO ?
 			    EXIT_DAMAGED : EXIT_USAGE;
+		else if (st == 0 && (strcmp(s.state, "truncated") == 0 ||
+		    strcmp(s.state, "modified") == 0))
+			st = EXIT_DAMAGED;
 		player_close(&f);
+		free(file);
 	}
+	trust_free(&trust);
 	return st;
 }

@@ -18,38 +18,49 @@
 #include "index.h"
 #include "player.h"
 #include "search.h"
+#include "trust.h"
+#include "walk.h"
 #include "when.h"
 
-#define PLAY_USAGE "play FILE [--speed X] [--idle-limit SECS] [--start TIME] [--regex] [-i]"
+#define PLAY_USAGE "play FILE|ID [--speed X] [--idle-limit SECS] [--start TIME] [--regex] [-i] " \
+    "[--key PUB]... [--dir DIR]"
 #define NS 1000000000ull
 #define PLAY_OVERLAY_LINES 6
-#define PLAY_MAX_MATCHES 1000000
+#define PLAY_MAX_MATCHES 100000	/* bounds the memory a search takes (~5 MB) */
 #define PLAY_STEP_BUDGET_NS 30000000ull	/* replay at most this long per frame */
 
-static const double play_speeds[] = { 0.25, 0.5, 1, 2, 4, 8, 16 };
-#define PLAY_NSPEEDS (sizeof play_speeds / sizeof play_speeds[0])
+#define PLAY_MIN_SPEED (1.0 / 64)
+#define PLAY_MAX_SPEED 64.0
+#define PLAY_STEP_MAX 100000	/* events '.' looks through for a visible one */
 
 static const char *const play_help[] = {
 	"podgate-player play: keys",
 	"",
 	"  space        pause / resume",
-	"  .            step one event (while paused)",
-	"  + / -        faster / slower (0.25x to 16x)",
+	"  .            step to the next event that changes the screen (while paused)",
+	"  + / -  > / < twice / half as fast (1/64x to 64x)",
 	"  left/right   back / forward 5 seconds",
 	"  PgUp/PgDn    back / forward 60 seconds",
 	"  0 ... 9      jump to 0% ... 90%",
 	"  g / G        start / end",
-	"  ] / [        next / previous marker",
+	"  ] / [        next / previous marker or command (a typed line ended by Enter)",
 	"  / and ?      search forward / backward (prefix re: for a regular expression)",
 	"  n / N        next / previous match",
+	"  c            searches ignore / match case (the search shown is redone)",
+	"  { / }        idle limit halved / doubled (pauses played at most this long)",
 	"  i            show / hide what was typed",
+	"  y            copy the screen as text (printed on stdout when play ends)",
 	"  H J K L      pan the view left, down, up, right (also shift+arrows)",
 	"               when the recording is larger than this terminal",
 	"  h            this help (any key closes it)",
-	"  q            quit",
+	"  q, Ctrl-C    quit",
+	"",
+	"The line above the status line is the timeline: played '=', to come '-',",
+	"the position '>', markers and typed commands '|', search hits '*'.",
 	"",
 	"Search finds text as it was on screen (also lines that scrolled off) and",
-	"what was typed, and stops where the match first became visible.",
+	"what was typed, and stops where the match first became visible: inside an",
+	"event that goes on to scroll it away, at the end of the matched line.",
 	NULL,
 };
 
@@ -60,7 +71,7 @@ struct play {
 	struct display *disp;
 	uint64_t pos;		/* playback position, ns since the start */
 	uint64_t wall;		/* monotonic time of the last update */
-	size_t speed;		/* index into play_speeds */
+	double speed;		/* 1: as recorded */
 	uint64_t idle_ns;	/* longest pause played (0: no limit) */
 	uint64_t seeked;	/* where the last seek landed: a pause counts from there */
 	bool paused;
@@ -77,7 +88,12 @@ struct play {
 	size_t match;		/* the match shown, when nmatches > 0 */
 	bool match_shown;
 	char message[160];
-	const char *integrity;	/* verified / modified, when known */
+	char pattern[256];	/* the last search */
+	bool pattern_regex;
+	char *copied;		/* screens copied with y, printed when play ends */
+	size_t copied_len;
+	const char *state;	/* complete, truncated, ... (trust_state) */
+	const char *integrity;	/* verified, unknown-key, ... (trust_word) */
 };
 
 /* Monotonic time in nanoseconds. */
@@ -134,9 +150,10 @@ play_advance(struct play *p)
 	uint64_t now = play_now(), start = now, base;
 
 	if (!p->paused && !p->help)
-		p->pos += (uint64_t)((double)(now - p->wall) * play_speeds[p->speed]);
+		p->pos += (uint64_t)((double)(now - p->wall) * p->speed);
 	p->wall = now;
-	while (index_cursor_peek(p->cur, &ev) == 1) {
+	/* Paused inside an event at a search hit: stay there. */
+	while (!(p->paused && p->cur->partial > 0) && index_cursor_peek(p->cur, &ev) == 1) {
 		/* A long pause is cut to the idle limit. */
 		base = p->cur->time_ns > p->seeked ? p->cur->time_ns : p->seeked;
 		if (p->idle_ns > 0 && ev->time_ns > base + p->idle_ns &&
@@ -171,65 +188,87 @@ play_timeout(struct play *p)
 		return 250;
 	if (ev->time_ns <= p->pos)
 		return 0;
-	wait = (uint64_t)((double)(ev->time_ns - p->pos) / play_speeds[p->speed]);
+	wait = (uint64_t)((double)(ev->time_ns - p->pos) / p->speed);
 	if (p->idle_ns > 0 && ev->time_ns - p->cur->time_ns > p->idle_ns)
 		wait = 1000000;
 	wait /= 1000000;
 	return wait > 50 ? 50 : (int)wait;
 }
 
-/* Append "  part" to the status line when part is not empty. */
-static void
-play_status_add(char *buf, size_t cap, const char *part)
-{
-	size_t n = strlen(buf);
-
-	if (part[0] != '\0' && n < cap)
-		snprintf(buf + n, cap - n, "  %s", part);
-}
+/* One part of the status line: its text and how much it matters (0 most). */
+struct play_part {
+	char text[200];
+	int prio;
+};
 
 /*
- * Format the status line: mode, position / duration, speed, user@target,
- * the match shown, the recording's state and integrity, the viewport when
- * panning, a message, and where help is.
+ * Format the status line, each part as wide as it needs and in this order:
+ * mode and position / duration, the recording's state and signer, the
+ * match shown, speed, user@target, the viewport when panning, a message,
+ * and where help is. When they do not all fit in width, the parts that
+ * matter least are left out first: never the position or the verdict.
  */
 static void
-play_status(struct play *p, char *buf, size_t cap)
+play_status(struct play *p, char *buf, size_t cap, int width)
 {
 	const struct rec_header *h = &p->ix->file->header;
-	char pos[32], dur[32], part[200];
+	struct play_part parts[9];
+	char pos[32], dur[32], *user, *target;
 	const struct rec_event *ev;
 	const char *mode;
-	int cols, rows, vc, vr;
+	int cols, rows, vc, vr, drop;
+	size_t n = 0, i, total, len;
 
+	memset(parts, 0, sizeof parts);
 	when_format_offset(p->pos, pos, sizeof pos);
 	when_format_offset(p->ix->duration_ns, dur, sizeof dur);
 	if (index_cursor_peek(p->cur, &ev) == 0)
 		mode = "END";
 	else
 		mode = p->paused ? "PAUSED" : "PLAYING";
-	snprintf(buf, cap, " %s %s / %s", mode, pos, dur);
-	snprintf(part, sizeof part, "%gx", play_speeds[p->speed]);
-	play_status_add(buf, cap, part);
-	snprintf(part, sizeof part, "%.80s@%.80s", h->user != NULL ? h->user : "-",
-	    h->target != NULL ? h->target : "-");
-	play_status_add(buf, cap, part);
-	part[0] = '\0';
+	snprintf(parts[n].text, sizeof parts[n].text, "%s %s / %s", mode, pos, dur);
+	parts[n++].prio = 0;
+	snprintf(parts[n].text, sizeof parts[n].text, "%s%s%s", p->state,
+	    p->integrity[0] != '\0' ? "  " : "", p->integrity);
+	parts[n++].prio = 0;
 	if (p->has_search)
-		snprintf(part, sizeof part, "match %zu/%zu%s", p->nmatches > 0 ? p->match + 1 : 0,
-		    p->nmatches, p->more_matches ? "+" : "");
-	play_status_add(buf, cap, part);
-	play_status_add(buf, cap, p->ix->state);
-	/* The integrity check's verdict (verified / modified) goes here when known. */
-	play_status_add(buf, cap, p->integrity != NULL ? p->integrity : "");
+		snprintf(parts[n].text, sizeof parts[n].text, "match %zu/%zu%s",
+		    p->nmatches > 0 ? p->match + 1 : 0, p->nmatches, p->more_matches ? "+" : "");
+	parts[n++].prio = 1;
+	snprintf(parts[n].text, sizeof parts[n].text, "%gx", p->speed);
+	parts[n++].prio = 3;
+	user = player_escape_str(h->user, "-");
+	target = player_escape_str(h->target, "-");
+	snprintf(parts[n].text, sizeof parts[n].text, "%.80s@%.80s", user != NULL ? user : "-",
+	    target != NULL ? target : "-");
+	free(user);
+	free(target);
+	parts[n++].prio = 5;
 	term_size(p->cur->term, &cols, &rows);
 	display_size(p->disp, &vc, &vr);
-	part[0] = '\0';
-	if (cols > vc || rows > vr - 1)
-		snprintf(part, sizeof part, "view %dx%d+%d+%d", cols, rows, p->pan_col, p->pan_row);
-	play_status_add(buf, cap, part);
-	play_status_add(buf, cap, p->message);
-	play_status_add(buf, cap, "h:help");
+	if (cols > vc || rows > vr - (vr >= 8 ? 2 : 1))
+		snprintf(parts[n].text, sizeof parts[n].text, "view %dx%d+%d+%d", cols, rows,
+		    p->pan_col, p->pan_row);
+	parts[n++].prio = 4;
+	snprintf(parts[n].text, sizeof parts[n].text, "%s", p->message);
+	parts[n++].prio = 2;
+	snprintf(parts[n].text, sizeof parts[n].text, "h:help");
+	parts[n++].prio = 6;
+	/* Leave out the least important parts until the rest fits. */
+	for (drop = 6; drop > 0; drop--) {
+		for (i = 0, total = 0; i < n; i++)
+			if (parts[i].text[0] != '\0' && parts[i].prio <= drop)
+				total += 2 + strlen(parts[i].text);
+		if (width <= 0 || total <= (size_t)width)
+			break;
+	}
+	buf[0] = '\0';
+	for (i = 0, len = 0; i < n; i++) {
+		if (parts[i].text[0] == '\0' || parts[i].prio > drop || len >= cap)
+			continue;
+		len += (size_t)snprintf(buf + len, cap - len, "%s%s", i == 0 ? " " : "  ",
+		    parts[i].text);
+	}
 }
 
 /* The typed lines up to the position, and the line being typed. */
@@ -260,16 +299,59 @@ play_typed(struct play *p, const char **lines, char *partial, size_t cap)
 	return n;
 }
 
+/*
+ * The timeline, width columns: played '=' and to come '-' up to the
+ * position '>', broker markers and typed commands '|', search hits '*'.
+ */
+static void
+play_timeline(struct play *p, char *buf, int width)
+{
+	const struct index *ix = p->ix;
+	uint64_t dur = ix->duration_ns;
+	int head, k;
+	size_t i;
+
+	if (width < 2) {
+		buf[0] = '\0';
+		return;
+	}
+#define PLAY_COL(t) (dur == 0 ? width - 1 : (int)((double)(t) / (double)dur * (width - 1)))
+	head = PLAY_COL(p->pos > dur ? dur : p->pos);
+	for (k = 0; k < width; k++)
+		buf[k] = k < head ? '=' : '-';
+	for (i = 0; i < ix->nmarkers; i++)
+		buf[PLAY_COL(ix->markers[i].time_ns)] = '|';
+	for (i = 0; i < ix->ninputs; i++)
+		if (ix->inputs[i].len > 0)
+			buf[PLAY_COL(ix->inputs[i].time_ns)] = '|';
+	for (i = 0; p->has_search && i < p->nmatches; i++) {
+		const struct index_match *m = &p->matches[i];
+
+		if (m->kind == INDEX_INPUT && m->input < ix->ninputs)
+			buf[PLAY_COL(ix->inputs[m->input].time_ns)] = '*';
+		else if (m->kind != INDEX_INPUT)
+			buf[PLAY_COL(m->time_ns)] = '*';
+	}
+#undef PLAY_COL
+	buf[head] = '>';
+	buf[width] = '\0';
+}
+
 /* Draw the current state. */
 static void
 play_draw(struct play *p)
 {
 	struct display_frame f;
 	const char *lines[PLAY_OVERLAY_LINES + 1];
-	char status[512], partial[512];
+	char status[1024], partial[512], *timeline;
+	int vc, vr;
 
 	memset(&f, 0, sizeof f);
-	play_status(p, status, sizeof status);
+	display_size(p->disp, &vc, &vr);
+	play_status(p, status, sizeof status, vc);
+	if ((timeline = malloc((size_t)(vc > 0 ? vc : 0) + 1)) != NULL)
+		play_timeline(p, timeline, vc);
+	f.timeline = timeline;
 	f.term = p->cur->term;
 	f.pan_row = p->pan_row;
 	f.pan_col = p->pan_col;
@@ -282,8 +364,55 @@ play_draw(struct play *p)
 	if (p->help)
 		f.help = play_help;
 	display_draw(p->disp, &f);
+	free(timeline);
 	p->pan_row = f.pan_row;
 	p->pan_col = f.pan_col;
+}
+
+/*
+ * Pan a viewport smaller than the recording to the match on screen: the
+ * row showing the matched line, and the columns of the match in it.
+ */
+static void
+play_pan_to_match(struct play *p, const struct index_match *m)
+{
+	int cols, rows, vc, vr, row, best = -1, bcol = 0, bend = 0;
+	size_t cap, n, so, eo;
+	char *buf;
+	int *map;
+
+	term_size(p->cur->term, &cols, &rows);
+	display_size(p->disp, &vc, &vr);
+	vr -= vr >= 8 ? 2 : 1;	/* the status line and the timeline */
+	if (cols <= vc && rows <= vr)
+		return;
+	cap = (size_t)cols * VTERM_MAX_CHARS_PER_CELL * 4 + 1;
+	buf = malloc(cap);
+	map = malloc(cap * sizeof *map);
+	for (row = 0; buf != NULL && map != NULL && row < rows; row++) {
+		n = term_row_text(p->cur->term, row, buf, cap, map);
+		if (n == 0 || !search_find(&p->search, buf, n, 0, &so, &eo) || eo == 0)
+			continue;
+		if (best < 0 || (n <= m->len && memcmp(buf, m->text, n) == 0)) {
+			best = row;
+			bcol = map[so];
+			bend = map[eo - 1];
+			if (n <= m->len && memcmp(buf, m->text, n) == 0)
+				break;
+		}
+	}
+	free(buf);
+	free(map);
+	if (best < 0)
+		return;
+	if (best < p->pan_row || best >= p->pan_row + vr)
+		p->pan_row = best - vr / 2;
+	if (bcol < p->pan_col || bend >= p->pan_col + vc)
+		p->pan_col = bend - bcol < vc ? bcol - (vc - (bend - bcol)) / 2 : bcol;
+	if (p->pan_row < 0)
+		p->pan_row = 0;
+	if (p->pan_col < 0)
+		p->pan_col = 0;
 }
 
 /* Show match i. */
@@ -299,24 +428,25 @@ play_show_match(struct play *p, size_t i)
 	p->match_shown = true;
 	if (p->matches[i].kind == INDEX_INPUT)
 		p->overlay = true;
+	else
+		play_pan_to_match(p, &p->matches[i]);
 }
 
-/* Ask for a pattern and go to the first match in one direction. */
+/* Search for pat and go to the first match in one direction. */
 static void
-play_search(struct play *p, bool forward)
+play_search_run(struct play *p, const char *pat, bool regex, bool forward)
 {
-	char buf[256], err[200];
-	const char *pat = buf;
-	bool regex = p->regex;
+	char err[200];
 	size_t i;
 	int r;
 
-	if (display_prompt(p->disp, forward ? "/" : "?", buf, sizeof buf) < 0 || buf[0] == '\0')
+	if (p->ix->log_error[0] != '\0') {
+		snprintf(p->message, sizeof p->message, "%s", p->ix->log_error);
 		return;
-	if (strncmp(buf, "re:", 3) == 0) {
-		regex = true;
-		pat += 3;
 	}
+	if (pat != p->pattern)
+		snprintf(p->pattern, sizeof p->pattern, "%s", pat);
+	p->pattern_regex = regex;
 	if (p->has_search) {
 		search_free(&p->search);
 		free(p->matches);
@@ -357,31 +487,120 @@ play_search(struct play *p, bool forward)
 	play_show_match(p, i);
 }
 
+/* Ask for a pattern and go to the first match in one direction. */
+static void
+play_search(struct play *p, bool forward)
+{
+	char buf[256];
+	const char *pat = buf;
+	bool regex = p->regex;
+
+	if (display_prompt(p->disp, forward ? "/" : "?", buf, sizeof buf) < 0 || buf[0] == '\0')
+		return;
+	if (strncmp(buf, "re:", 3) == 0) {
+		regex = true;
+		pat += 3;
+	}
+	play_search_run(p, pat, regex, forward);
+}
+
 /* Go to the next or previous marker. */
 static void
 play_marker(struct play *p, bool next)
 {
 	const struct index *ix = p->ix;
-	size_t i;
+	const char *what = NULL, *text = NULL;
+	uint64_t best = 0, seq;
+	size_t i, len = 0;
+	bool found = false;
+	char *e;
 
-	if (next) {
-		for (i = 0; i < ix->nmarkers; i++)
-			if (ix->markers[i].seq >= p->cur->seq) {
-				play_seek_seq(p, ix->markers[i].seq + 1);
-				snprintf(p->message, sizeof p->message, "marker: %.100s",
-				    ix->markers[i].label);
-				return;
-			}
-	} else {
-		for (i = ix->nmarkers; i > 0; i--)
-			if (ix->markers[i - 1].seq + 1 < p->cur->seq) {
-				play_seek_seq(p, ix->markers[i - 1].seq + 1);
-				snprintf(p->message, sizeof p->message, "marker: %.100s",
-				    ix->markers[i - 1].label);
-				return;
-			}
+	/* The nearest broker marker or end of a typed command line. */
+	for (i = 0; i < ix->nmarkers + ix->ninputs; i++) {
+		seq = i < ix->nmarkers ? ix->markers[i].seq : ix->inputs[i - ix->nmarkers].seq;
+		if (i >= ix->nmarkers && ix->inputs[i - ix->nmarkers].len == 0)
+			continue;	/* Enter alone is not a command */
+		if (next ? seq < p->cur->seq : seq + 1 >= p->cur->seq)
+			continue;
+		if (found && (next ? seq >= best : seq <= best))
+			continue;
+		found = true;
+		best = seq;
+		if (i < ix->nmarkers) {
+			what = "marker";
+			text = ix->markers[i].label;
+			len = strlen(text);
+		} else {
+			what = "command";
+			text = ix->inputs[i - ix->nmarkers].text;
+			len = ix->inputs[i - ix->nmarkers].len;
+		}
 	}
-	snprintf(p->message, sizeof p->message, "no %s marker", next ? "next" : "previous");
+	if (!found) {
+		snprintf(p->message, sizeof p->message, "no %s marker or command",
+		    next ? "next" : "previous");
+		return;
+	}
+	play_seek_seq(p, best + 1);
+	e = player_escape(text, len);
+	snprintf(p->message, sizeof p->message, "%s: %.100s", what, e != NULL ? e : "");
+	free(e);
+}
+
+/*
+ * Step to the next event that shows: output that changes the screen, a
+ * resize, a marker, or typed input while it is shown.
+ */
+static void
+play_step(struct play *p)
+{
+	const struct rec_event *ev;
+	bool shows = false;
+	int i;
+
+	(void)term_take_damage(p->cur->term);
+	for (i = 0; i < PLAY_STEP_MAX && !shows; i++) {
+		if (index_cursor_peek(p->cur, &ev) != 1)
+			break;
+		shows = ev->code == REC_RESIZE || ev->code == REC_MARKER ||
+		    (ev->code == REC_INPUT && p->overlay);
+		if (index_cursor_step(p->cur) != 1)
+			break;
+		p->pos = p->cur->time_ns;
+		shows = shows || term_take_damage(p->cur->term);
+	}
+}
+
+/* y: keep the text of the screen shown, to print when play ends. */
+static void
+play_copy(struct play *p)
+{
+	int cols, rows, r, last;
+	size_t cap, n;
+	char *row, *q;
+
+	term_size(p->cur->term, &cols, &rows);
+	cap = (size_t)cols * VTERM_MAX_CHARS_PER_CELL * 4 + 1;
+	if ((row = malloc(cap)) == NULL)
+		goto nomem;
+	for (last = rows - 1; last >= 0 && term_row_text(p->cur->term, last, row, cap, NULL) == 0;
+	    last--)
+		;
+	for (r = 0; r <= last; r++) {
+		n = term_row_text(p->cur->term, r, row, cap, NULL);
+		if ((q = realloc(p->copied, p->copied_len + n + 2)) == NULL)
+			goto nomem;
+		p->copied = q;
+		memcpy(p->copied + p->copied_len, row, n);
+		p->copied_len += n;
+		p->copied[p->copied_len++] = '\n';
+	}
+	free(row);
+	snprintf(p->message, sizeof p->message, "screen copied: printed when play ends");
+	return;
+nomem:
+	free(row);
+	snprintf(p->message, sizeof p->message, "out of memory");
 }
 
 /* Act on one key; false to quit. */
@@ -397,27 +616,31 @@ play_key(struct play *p, int c)
 	p->message[0] = '\0';
 	switch (c) {
 	case 'q':
+	case 3:		/* Ctrl-C: the terminal is in raw mode */
 		return false;
+	case 'y':
+		play_copy(p);
+		break;
 	case ' ':
 		p->paused = !p->paused;
 		if (!p->paused && p->cur->at_end)
 			play_seek_seq(p, 0);
 		break;
 	case '.':
-		if (p->paused) {
-			if (index_cursor_step(p->cur) == 1)
-				p->pos = p->cur->time_ns;
-		}
+		if (p->paused)
+			play_step(p);
 		break;
 	case '+':
 	case '=':
-		if (p->speed + 1 < PLAY_NSPEEDS)
-			p->speed++;
+	case '>':
+		if (p->speed * 2 <= PLAY_MAX_SPEED)
+			p->speed *= 2;
 		break;
 	case '-':
 	case '_':
-		if (p->speed > 0)
-			p->speed--;
+	case '<':
+		if (p->speed / 2 >= PLAY_MIN_SPEED)
+			p->speed /= 2;
 		break;
 	case KEY_LEFT:
 		play_seek(p, pos - 5 * (int64_t)NS);
@@ -462,6 +685,30 @@ play_key(struct play *p, int c)
 	case 'i':
 		p->overlay = !p->overlay;
 		break;
+	case 'c':
+		p->icase = !p->icase;
+		if (p->has_search)
+			play_search_run(p, p->pattern, p->pattern_regex, true);
+		if (p->message[0] == '\0' || strncmp(p->message, "search wrapped", 14) == 0)
+			snprintf(p->message, sizeof p->message, "search %s case",
+			    p->icase ? "ignores" : "matches");
+		break;
+	case '{':
+	case '}':
+		if (c == '}')
+			p->idle_ns = p->idle_ns == 0 ? NS : p->idle_ns * 2;
+		else
+			p->idle_ns /= 2;
+		if (p->idle_ns > 3600 * NS)
+			p->idle_ns = 3600 * NS;
+		if (p->idle_ns < NS / 8)
+			p->idle_ns = 0;
+		if (p->idle_ns == 0)
+			snprintf(p->message, sizeof p->message, "idle limit: none");
+		else
+			snprintf(p->message, sizeof p->message, "idle limit: %gs",
+			    (double)p->idle_ns / 1e9);
+		break;
 	case 'h':
 		p->help = true;
 		break;
@@ -499,13 +746,21 @@ cmd_play(int argc, char **argv)
 		{ "start", required_argument, NULL, 't' },
 		{ "regex", no_argument, NULL, 'E' },
 		{ "ignore-case", no_argument, NULL, 'i' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "dir", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct player_file f;
 	struct play p;
 	struct rec_verify verdict;
+	struct trust_events te;
+	struct trust trust;
 	struct stat sb;
+	char **keys, *file = NULL;
+	const char *dir = NULL;
+	size_t nkeys = 0;
+	int vrc;
 	double speed = 1, idle = 2;
 	uint64_t start = 0, total;
 	char *end;
@@ -513,13 +768,17 @@ cmd_play(int argc, char **argv)
 	size_t i;
 
 	memset(&p, 0, sizeof p);
+	if ((keys = calloc((size_t)argc, sizeof *keys)) == NULL)
+		return EXIT_USAGE;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:l:t:Eih", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:l:t:Eik:d:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			speed = strtod(optarg, &end);
-			if (*end != '\0' || !(speed >= 0.25 && speed <= 16)) {
-				player_warn("bad speed '%s' (0.25 to 16)", optarg);
+			if (end == optarg || *end != '\0' || !(speed >= PLAY_MIN_SPEED &&
+			    speed <= PLAY_MAX_SPEED)) {
+				player_warn("bad speed '%s' (a number from 1/64 to 64)", optarg);
+				free(keys);
 				return EXIT_USAGE;
 			}
 			break;
@@ -527,12 +786,14 @@ cmd_play(int argc, char **argv)
 			idle = strtod(optarg, &end);
 			if (*end != '\0' || !(idle >= 0 && idle <= 86400)) {
 				player_warn("bad idle limit '%s' (seconds, 0 for none)", optarg);
+				free(keys);
 				return EXIT_USAGE;
 			}
 			break;
 		case 't':
 			if (when_parse_offset(optarg, &start) < 0) {
 				player_warn("bad start time '%s' (seconds, M:SS or H:MM:SS)", optarg);
+				free(keys);
 				return EXIT_USAGE;
 			}
 			break;
@@ -542,33 +803,57 @@ cmd_play(int argc, char **argv)
 		case 'i':
 			p.icase = true;
 			break;
+		case 'k':
+			keys[nkeys++] = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
 		case 'h':
-			printf("usage: podgate-player " PLAY_USAGE "\n\n");
+			printf("usage: podgate-player " PLAY_USAGE "\n\n"
+			    "  --speed X        play X times as fast (1/64 to 64, any number: 1.7)\n"
+			    "  --idle-limit S   play pauses longer than S seconds as S (0: as recorded)\n"
+			    "  --start TIME     start at TIME (seconds, M:SS or H:MM:SS)\n"
+			    "  --regex          searches are POSIX extended regular expressions\n"
+			    "  -i               searches ignore case\n"
+			    "  --key PUB        trust this signing key (repeatable); default: $PODGATE_KEYS,\n"
+			    "                   ~/.config/podgate/trusted_keys, /etc/podgate/trusted_keys\n"
+			    "  --dir DIR        where to look up a session ID (default $PODGATE_RECORDINGS,\n"
+			    "                   else state/recordings)\n\n");
 			for (i = 2; play_help[i] != NULL; i++)
 				printf("%s\n", play_help[i]);
+			free(keys);
 			return 0;
 		default:
+			free(keys);
 			return EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 1) {
+	r = argc - optind != 1 ? -EINVAL : trust_load(&trust, keys, nkeys);
+	free(keys);
+	if (r == -EINVAL)
 		player_warn("usage: podgate-player " PLAY_USAGE);
+	if (r < 0)
 		return EXIT_USAGE;
-	}
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
 		player_warn("play needs a terminal");
+		trust_free(&trust);
 		return EXIT_USAGE;
 	}
-	/* The nearest listed speed at or above the one asked for. */
-	for (p.speed = 0; p.speed + 1 < PLAY_NSPEEDS && play_speeds[p.speed] < speed; p.speed++)
-		;
-	p.idle_ns = (uint64_t)(idle * 1e9);
-	/* The status line shows whether the file is whole and signed. */
-	if (player_verify_path(argv[optind], &verdict) == 0 &&
-	    (verdict.verdict == REC_SEALED || verdict.verdict == REC_MODIFIED))
-		p.integrity = verdict.verdict == REC_SEALED ? "verified" : "MODIFIED";
-	if (player_open(&f, argv[optind]) < 0)
+	if (walk_find_session(argv[optind], dir, &file) < 0) {
+		trust_free(&trust);
 		return EXIT_USAGE;
+	}
+	p.speed = speed;
+	p.idle_ns = (uint64_t)(idle * 1e9);
+	/* The status line shows whether the file is whole and who signed it. */
+	vrc = player_verify_path(file, &verdict);
+	p.integrity = trust_word(&trust, &verdict, vrc);
+	trust_free(&trust);
+	if (player_open(&f, file) < 0) {
+		free(file);
+		return EXIT_USAGE;
+	}
 	total = fstat(f.fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 	r = index_build(&p.ix, &f, play_progress, &total);
 	if (isatty(STDERR_FILENO) && total >= (16u << 20))
@@ -576,8 +861,20 @@ cmd_play(int argc, char **argv)
 	if (r < 0) {
 		player_warn("%s: %s", f.path, rec_strerror(r));
 		player_close(&f);
+		free(file);
 		return EXIT_USAGE;
 	}
+	/* The state comes from the verified seal, not from unsigned events. */
+	te.read_rc = p.ix->rc;
+	te.exited = p.ix->exited;
+	te.exit_offset = 0;
+	p.state = trust_state(&verdict, vrc, &te);
+	if (strcmp(p.integrity, "MODIFIED") == 0) {
+		p.state = "MODIFIED";
+		p.integrity = "";
+	}
+	if (p.ix->log_error[0] != '\0')
+		snprintf(p.message, sizeof p.message, "%s", p.ix->log_error);
 	if ((r = index_cursor_new(&p.cur, p.ix)) < 0) {
 		player_warn("%s: %s", f.path, rec_strerror(r));
 		st = EXIT_USAGE;
@@ -603,6 +900,8 @@ cmd_play(int argc, char **argv)
 		p.wall = play_now();
 	}
 	display_close(p.disp);
+	if (p.copied_len > 0 && player_write_all(STDOUT_FILENO, p.copied, p.copied_len) < 0)
+		st = EXIT_USAGE;
 	if (p.ix->rc < 0) {
 		player_warn("%s: %s", f.path, p.ix->error);
 		st = EXIT_DAMAGED;
@@ -611,8 +910,10 @@ out:
 	if (p.has_search)
 		search_free(&p.search);
 	free(p.matches);
+	free(p.copied);
 	index_cursor_free(p.cur);
 	index_free(p.ix);
 	player_close(&f);
+	free(file);
 	return st;
 }

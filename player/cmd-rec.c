@@ -28,6 +28,8 @@ struct rec_session {
 	struct pty_child child;
 	int sfd;			/* signalfd */
 	bool record_input;
+	int marker_key;			/* a byte typed that adds a marker instead, or -1 */
+	unsigned markers;
 	bool stdin_tty;
 	bool stdin_open;
 	bool child_done;
@@ -154,6 +156,20 @@ rec_from_stdin(struct rec_session *s)
 			s->in_len = 1;
 		}
 		return;
+	}
+	/* The marker key adds a marker and goes no further. */
+	if (s->marker_key >= 0) {
+		char *p, label[32];
+
+		while ((p = memchr(s->inbuf, s->marker_key, (size_t)n)) != NULL) {
+			memmove(p, p + 1, (size_t)n - (size_t)(p - s->inbuf) - 1);
+			n--;
+			snprintf(label, sizeof label, "marker %u", ++s->markers);
+			if (s->err == 0 && (s->err = rec_writer_marker(s->w, label)) < 0)
+				break;
+		}
+		if (n == 0)
+			return;
 	}
 	if (s->record_input)
 		rec_input(s, s->inbuf, (size_t)n);
@@ -282,11 +298,13 @@ cmd_rec(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "no-input", no_argument, NULL, 'n' },
 		{ "key", required_argument, NULL, 'k' },
+		{ "marker-key", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rec_writer_opts wopts = { .coalesce_ns = REC_COALESCE_NS };
-	struct rec_session s = { .sfd = -1, .record_input = true, .stdin_open = true };
+	struct rec_session s = { .sfd = -1, .record_input = true, .stdin_open = true,
+	    .marker_key = -1 };
 	struct rec_header h = { .pty = true, .target_kind = "local", .target = "local" };
 	struct pty_spawn_opts so = { .stdio = PTY_STDIO_PTY, .nonblock = true };
 	struct termios tio;
@@ -315,8 +333,29 @@ cmd_rec(int argc, char **argv)
 		case 'k':
 			keypath = optarg;
 			break;
+		case 'M':
+			/* ^X: a control key, as stty writes them. */
+			if (optarg[0] == '^' && optarg[1] >= '@' && optarg[1] <= '_' && optarg[2] == '\0')
+				s.marker_key = optarg[1] - '@';
+			else if (optarg[0] == '^' && optarg[1] >= 'a' && optarg[1] <= 'z' &&
+			    optarg[2] == '\0')
+				s.marker_key = optarg[1] - 'a' + 1;
+			else {
+				player_warn("bad marker key '%s' (a control key: ^A ... ^_)", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'h':
-			printf("usage: podgate-player rec [-o FILE] [-q] [--no-input] [--key PRIVATE] -- CMD [ARG...]\n");
+			printf("usage: podgate-player rec [-o FILE] [-q] [--no-input] [--key PRIVATE] "
+			    "[--marker-key ^X] -- CMD [ARG...]\n\n"
+			    "Record CMD under a PTY, like script(1); exits with its status.\n\n"
+			    "  -o FILE         where to write (default SESSION-ID.rec; never overwritten)\n"
+			    "  -q              no messages\n"
+			    "  --no-input      do not record what is typed\n"
+			    "  --key PRIVATE   sign with this key (default ~/.config/podgate/signing_ed25519,\n"
+			    "                  made when missing)\n"
+			    "  --marker-key ^X typing this control key adds a marker (\"marker N\") to\n"
+			    "                  the recording instead of reaching the command\n");
 			return 0;
 		default:
 			return EXIT_USAGE;

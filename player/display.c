@@ -372,6 +372,10 @@ display_draw(struct display *d, struct display_frame *f)
 	int avail_rows = LINES - 1;
 
 	erase();
+	if (f->timeline != NULL && LINES >= 8) {
+		avail_rows--;
+		mvaddnstr(LINES - 2, 0, f->timeline, COLS);
+	}
 	if (f->help != NULL)
 		display_help(f, avail_rows);
 	else {

@@ -22,6 +22,7 @@ struct display_frame {
 	const char *const *overlay;	/* typed lines, oldest first, or NULL */
 	size_t noverlay;
 	const char *status;
+	const char *timeline;		/* a line drawn above the status line, or NULL */
 	const char *const *help;	/* help lines, NULL-terminated, shown when not NULL */
 };
 

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,6 +23,101 @@ player_warn(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+/* Length of the UTF-8 character at p (1 to 4), or 0 when it is not one. */
+static size_t
+utf8_len(const unsigned char *p, size_t n, uint32_t *cp)
+{
+	size_t need, i;
+	uint32_t c;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		need = 1;
+		c = p[0] & 0x1f;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		need = 2;
+		c = p[0] & 0x0f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		need = 3;
+		c = p[0] & 0x07;
+	} else
+		return 0;
+	if (n <= need)
+		return 0;
+	for (i = 1; i <= need; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates and code points past U+10FFFF. */
+	if ((need == 2 && c < 0x800) || (need == 3 && (c < 0x10000 || c > 0x10ffff)) ||
+	    (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return need + 1;
+}
+
+/* Whether code point c must not reach a terminal as it is. */
+static bool
+escape_cp(uint32_t c)
+{
+	return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x061c || c == 0x200e ||
+	    c == 0x200f || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+/* s made safe to print on a terminal. */
+char *
+player_escape(const void *s, size_t len)
+{
+	const unsigned char *p = s;
+	char *out, *o;
+	uint32_t cp;
+	size_t i = 0, n;
+
+	/* At most 6 bytes out per byte in ("\u202e" is 6 for 3). */
+	if (len > (SIZE_MAX - 1) / 6 || (out = malloc(len * 6 + 1)) == NULL)
+		return NULL;
+	o = out;
+	while (i < len) {
+		if ((n = utf8_len(p + i, len - i, &cp)) == 0) {
+			o += sprintf(o, "\\x%02x", p[i]);
+			i++;
+			continue;
+		}
+		if (cp == '\\')
+			o += sprintf(o, "\\\\");
+		else if (cp == '\t')
+			o += sprintf(o, "\\t");
+		else if (cp == '\n')
+			o += sprintf(o, "\\n");
+		else if (cp == '\r')
+			o += sprintf(o, "\\r");
+		else if (escape_cp(cp) && cp < 0x80)
+			o += sprintf(o, "\\x%02x", (unsigned)cp);
+		else if (escape_cp(cp))
+			o += sprintf(o, "\\u%04x", (unsigned)cp);
+		else {
+			memcpy(o, p + i, n);
+			o += n;
+		}
+		i += n;
+	}
+	*o = '\0';
+	return out;
+}
+
+/* player_escape of a string that may be NULL. */
+char *
+player_escape_str(const char *s, const char *dflt)
+{
+	if (s == NULL)
+		return strdup(dflt);
+	return player_escape(s, strlen(s));
 }
 
 /* Write all of buf to fd. */
@@ -47,6 +143,13 @@ player_write_all(int fd, const void *buf, size_t len)
 int
 player_open(struct player_file *f, const char *path)
 {
+	return player_open_quiet(f, path, false);
+}
+
+/* Open a recording; say nothing about a file that is not one when quiet. */
+int
+player_open_quiet(struct player_file *f, const char *path, bool quiet)
+{
 	int r;
 
 	memset(f, 0, sizeof *f);
@@ -58,7 +161,9 @@ player_open(struct player_file *f, const char *path)
 		return r;
 	}
 	if ((r = rec_reader_open(&f->reader, f->fd, &f->header)) < 0) {
-		if (r == -EISDIR)
+		if (quiet && (r == -EBADMSG || r == -ENODATA)) {
+			r = -EBADMSG;
+		} else if (r == -EISDIR)
 			player_warn("%s: is a directory", path);
 		else if (r == -EBADMSG)
 			player_warn("%s: not a podgate recording", path);

@@ -11,6 +11,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <msgpack.h>
+
 #include "index.h"
 
 /* A keyframe after this much output since the last (or 16 snapshots' worth). */
@@ -31,7 +33,83 @@ struct index_builder {
 	int err;
 	uint64_t time_ns;
 	size_t inputs_cap;
+	struct index_spans spans;
 };
+
+/* The unsigned integer at key in map m, or false. */
+static bool
+index_map_uint(const msgpack_object *m, const char *key, uint64_t *v)
+{
+	size_t n = strlen(key);
+	uint32_t i;
+
+	for (i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key, *x = &m->via.map.ptr[i].val;
+
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+		    memcmp(k->via.str.ptr, key, n) == 0 && x->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			*v = x->via.u64;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Read the spans of an R event (docs/format.md): [interval, "R", [{at, len, kind}...]]. */
+void
+index_spans_parse(struct index_spans *sp, const uint8_t *raw, size_t len)
+{
+	const msgpack_object *a;
+	msgpack_unpacked u;
+	size_t used = 0;
+	uint32_t i;
+
+	sp->n = 0;
+	msgpack_unpacked_init(&u);
+	if (raw == NULL || msgpack_unpack_next(&u, (const char *)raw, len, &used) !=
+	    MSGPACK_UNPACK_SUCCESS || u.data.type != MSGPACK_OBJECT_ARRAY ||
+	    u.data.via.array.size != 3 || u.data.via.array.ptr[2].type != MSGPACK_OBJECT_ARRAY)
+		goto out;
+	a = &u.data.via.array.ptr[2];
+	for (i = 0; i < a->via.array.size && sp->n < INDEX_MAX_SPANS; i++) {
+		const msgpack_object *m = &a->via.array.ptr[i];
+		uint64_t at, n;
+
+		if (m->type != MSGPACK_OBJECT_MAP || !index_map_uint(m, "at", &at) ||
+		    !index_map_uint(m, "len", &n) || at + n < at ||
+		    (sp->n > 0 && at < sp->at[sp->n - 1] + sp->len[sp->n - 1]))
+			break;	/* in increasing order, not overlapping */
+		sp->at[sp->n] = at;
+		sp->len[sp->n++] = n;
+	}
+out:
+	msgpack_unpacked_destroy(&u);
+}
+
+/* Write [from, to) of a payload, its redacted spans in reverse video. */
+void
+index_feed(struct term *t, const uint8_t *data, size_t from, size_t to,
+    const struct index_spans *sp)
+{
+	size_t i, a, b;
+
+	for (i = 0; sp != NULL && i < sp->n && from < to; i++) {
+		if (sp->at[i] + sp->len[i] <= from)
+			continue;
+		if (sp->at[i] >= to)
+			break;
+		a = sp->at[i] > from ? (size_t)sp->at[i] : from;
+		b = sp->at[i] + sp->len[i] < to ? (size_t)(sp->at[i] + sp->len[i]) : to;
+		if (a > from)
+			term_write(t, data + from, a - from);
+		term_write(t, "\033[7m", 4);
+		term_write(t, data + a, b - a);
+		term_write(t, "\033[27m", 5);
+		from = b;
+	}
+	if (to > from)
+		term_write(t, data + from, to - from);
+}
 
 /* Write all of p to fd. */
 static int
@@ -51,14 +129,33 @@ index_write(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* Give up the search log (playing goes on without search), saying why. */
+static void
+index_log_fail(struct index_builder *b, int err)
+{
+	if (b->ix->log_error[0] == '\0')
+		snprintf(b->ix->log_error, sizeof b->ix->log_error,
+		    "no search index: %s", strerror(-err));
+	if (b->ix->log_fd >= 0)
+		close(b->ix->log_fd);
+	b->ix->log_fd = -1;
+	b->log_written = 0;
+	b->len = 0;
+}
+
 /* Write the buffered log records. */
 static void
 index_log_flush(struct index_builder *b)
 {
-	if (b->len == 0 || b->err < 0)
+	int r;
+
+	if (b->len == 0 || b->ix->log_fd < 0)
 		return;
-	if ((b->err = index_write(b->ix->log_fd, b->buf, b->len)) == 0)
-		b->log_written += b->len;
+	if ((r = index_write(b->ix->log_fd, b->buf, b->len)) < 0) {
+		index_log_fail(b, r);
+		return;
+	}
+	b->log_written += b->len;
 	b->len = 0;
 }
 
@@ -93,25 +190,33 @@ index_get_varint(const uint8_t *p, size_t n, uint64_t *v)
 	return 0;
 }
 
-/* Append one log record: kind, seq_from (or input number), seq_to, text. */
+/* Append one log record: kind, seq_from (or input number), seq_to, time, text. */
 static void
 index_log_add(struct index_builder *b, enum index_kind kind, uint64_t from, uint64_t to,
     const char *text, size_t len)
 {
-	uint8_t hdr[32];
+	uint8_t hdr[48];
 	size_t h = 0;
 
-	if (b->err < 0)
+	if (b->err < 0 || b->ix->log_fd < 0)
 		return;
 	hdr[h++] = (uint8_t)kind;
 	h += index_varint(hdr + h, from);
 	h += index_varint(hdr + h, to);
+	h += index_varint(hdr + h, b->time_ns);
 	h += index_varint(hdr + h, len);
 	if (b->len + h + len > INDEX_LOG_BUF)
 		index_log_flush(b);
+	if (b->ix->log_fd < 0)
+		return;
 	if (h + len > INDEX_LOG_BUF) {
-		index_write(b->ix->log_fd, hdr, h);
-		index_write(b->ix->log_fd, text, len);
+		int r;
+
+		if ((r = index_write(b->ix->log_fd, hdr, h)) < 0 ||
+		    (r = index_write(b->ix->log_fd, text, len)) < 0) {
+			index_log_fail(b, r);
+			return;
+		}
 		b->log_written += h + len;
 		return;
 	}
@@ -268,12 +373,14 @@ index_build(struct index **out, struct player_file *f,
 		r = -ENOMEM;
 		goto out;
 	}
-	if ((ix->log_fd = index_tmpfd()) < 0) {
-		r = ix->log_fd;
-		goto out;
-	}
+	if ((r = index_tmpfd()) < 0) {
+		ix->log_fd = -1;
+		index_log_fail(&b, r);
+	} else
+		ix->log_fd = r;
 	if ((r = term_new(&b.term, ix->cols, ix->rows)) < 0)
 		goto out;
+	term_set_onlcr(b.term, !f->header.pty);
 	term_set_line_fn(b.term, index_line_cb, &b);
 	if ((r = index_add_kf(&b, 0, ix->first_offset, 0)) < 0)
 		goto out;
@@ -283,13 +390,23 @@ index_build(struct index **out, struct player_file *f,
 		switch (ev.code) {
 		case REC_OUTPUT:
 		case REC_STDERR:
-			term_write(b.term, ev.data, ev.len);
+			index_feed(b.term, ev.data, 0, ev.len, &b.spans);
+			b.spans.n = 0;
 			since_bytes += ev.len;
 			ix->output_bytes += ev.len;
 			break;
 		case REC_INPUT:
+			b.spans.n = 0;
 			typed_feed(&b.typed, ev.data, ev.len, seq, index_typed_cb, &b);
 			break;
+		case REC_REDACTED: {
+			const uint8_t *raw;
+			size_t rlen;
+
+			raw = rec_reader_event_raw(f->reader, &rlen);
+			index_spans_parse(&b.spans, raw, rlen);
+			break;
+		}
 		case REC_RESIZE:
 			term_resize(b.term, ev.cols, ev.rows);
 			break;
@@ -312,7 +429,9 @@ index_build(struct index **out, struct player_file *f,
 			r = b.err;
 			goto out;
 		}
-		if (since_bytes >= threshold || since_events >= INDEX_KF_EVENTS) {
+		/* Not between an R event and the event it describes. */
+		if (ev.code != REC_REDACTED &&
+		    (since_bytes >= threshold || since_events >= INDEX_KF_EVENTS)) {
 			if ((r = index_add_kf(&b, seq, rec_reader_offset(f->reader), ev.time_ns)) < 0)
 				goto out;
 			since_bytes = since_events = 0;
@@ -344,12 +463,12 @@ index_build(struct index **out, struct player_file *f,
 	if ((r = b.err) < 0)
 		goto out;
 	ix->log_len = (size_t)b.log_written;
-	if (ix->log_len > 0) {
+	if (ix->log_len > 0 && ix->log_fd >= 0) {
 		ix->log = mmap(NULL, ix->log_len, PROT_READ, MAP_PRIVATE, ix->log_fd, 0);
 		if (ix->log == MAP_FAILED) {
 			ix->log = NULL;
-			r = -errno;
-			goto out;
+			ix->log_len = 0;
+			index_log_fail(&b, -errno);
 		}
 	}
 	*out = ix;
@@ -429,7 +548,7 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 {
 	struct index_match *m = NULL, *p;
 	size_t off = 0, cap = 0, count = 0, used, so, eo;
-	uint64_t kind, from, to, len;
+	uint64_t kind, from, to, when, len;
 	char *text = NULL;
 	const char *line;
 	size_t text_cap = 0;
@@ -443,6 +562,9 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 			break;
 		off += used;
 		if ((used = index_get_varint(ix->log + off, ix->log_len - off, &to)) == 0)
+			break;
+		off += used;
+		if ((used = index_get_varint(ix->log + off, ix->log_len - off, &when)) == 0)
 			break;
 		off += used;
 		if ((used = index_get_varint(ix->log + off, ix->log_len - off, &len)) == 0 ||
@@ -482,6 +604,7 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 		}
 		m[count].kind = kind == INDEX_INPUT ? INDEX_INPUT : INDEX_SCREEN;
 		m[count].seq_to = to;
+		m[count].time_ns = when;
 		m[count].text = line;
 		m[count].len = (size_t)len;
 		if (m[count].kind == INDEX_INPUT) {
@@ -512,8 +635,12 @@ index_cursor_new(struct index_cursor **out, struct index *ix)
 		return -ENOMEM;
 	c->ix = ix;
 	typed_init(&c->typed);
-	if ((r = term_new(&c->term, ix->cols, ix->rows)) < 0 ||
-	    (r = index_cursor_seek_seq(c, 0)) < 0) {
+	if ((r = term_new(&c->term, ix->cols, ix->rows)) < 0) {
+		index_cursor_free(c);
+		return r;
+	}
+	term_set_onlcr(c->term, !ix->file->header.pty);
+	if ((r = index_cursor_seek_seq(c, 0)) < 0) {
 		index_cursor_free(c);
 		return r;
 	}
@@ -579,12 +706,23 @@ index_cursor_step(struct index_cursor *c)
 	switch (ev->code) {
 	case REC_OUTPUT:
 	case REC_STDERR:
-		term_write(c->term, ev->data, ev->len);
+		if (c->partial < ev->len)
+			index_feed(c->term, ev->data, c->partial, ev->len, &c->spans);
+		c->spans.n = 0;
 		break;
+	case REC_REDACTED: {
+		const uint8_t *raw;
+		size_t rlen;
+
+		raw = rec_reader_event_raw(c->reader, &rlen);
+		index_spans_parse(&c->spans, raw, rlen);
+		break;
+	}
 	case REC_RESIZE:
 		term_resize(c->term, ev->cols, ev->rows);
 		break;
 	case REC_INPUT:
+		c->spans.n = 0;
 		typed_feed(&c->typed, ev->data, ev->len, c->seq, NULL, NULL);
 		break;
 	default:
@@ -593,6 +731,7 @@ index_cursor_step(struct index_cursor *c)
 	c->time_ns = ev->time_ns;
 	c->seq++;
 	c->has_next = false;
+	c->partial = 0;
 	return 1;
 }
 
@@ -614,6 +753,8 @@ index_cursor_restore(struct index_cursor *c, const struct index_kf *kf)
 	c->seq = kf->seq;
 	c->time_ns = kf->time_ns;
 	c->has_next = false;
+	c->partial = 0;
+	c->spans.n = 0;
 	c->at_end = false;
 	typed_init(&c->typed);
 	return 0;
@@ -630,7 +771,8 @@ index_cursor_seek_seq(struct index_cursor *c, uint64_t seq)
 		seq = c->ix->nevents;
 	kf = index_kf_for_seq(c->ix, seq);
 	/* Replaying forward from here is cheaper than from the keyframe. */
-	if (c->reader == NULL || seq < c->seq || kf->seq > c->seq) {
+	if (c->reader == NULL || seq < c->seq || kf->seq > c->seq ||
+	    (c->partial > 0 && seq == c->seq)) {
 		if ((r = index_cursor_restore(c, kf)) < 0)
 			return r;
 	}
@@ -688,7 +830,9 @@ index_cursor_reveal(struct index_cursor *c, const struct search *s,
     const struct index_match *m)
 {
 	const struct index_input *in;
-	size_t so, eo;
+	const struct rec_event *ev;
+	const uint8_t *nl;
+	size_t so, eo, upto, shown;
 	uint64_t seq;
 	int r;
 
@@ -704,9 +848,57 @@ index_cursor_reveal(struct index_cursor *c, const struct search *s,
 	if ((r = index_cursor_seek_seq(c, m->seq_from)) < 0)
 		return r;
 	while (c->seq <= m->seq_to) {
-		if ((r = index_cursor_step(c)) < 0)
+		if ((r = index_cursor_fetch(c)) <= 0)
 			return r;
-		if (r == 0 || index_screen_shows(c->term, s, m->text, m->len))
+		ev = &c->next;
+		if ((ev->code != REC_OUTPUT && ev->code != REC_STDERR) || ev->len == 0) {
+			if ((r = index_cursor_step(c)) < 0)
+				return r;
+			if (r == 0 || index_screen_shows(c->term, s, m->text, m->len))
+				return 0;
+			continue;
+		}
+		/*
+		 * Output: a line at a time, up to (not including) each LF, so
+		 * that a burst that scrolls on stops where the match shows.
+		 */
+		term_set_seq(c->term, c->seq);
+		while (c->partial < ev->len) {
+			nl = memchr(ev->data + c->partial, '\n', ev->len - c->partial);
+			upto = nl != NULL ? (size_t)(nl - ev->data) : ev->len;
+			if (upto == c->partial)
+				upto++;	/* the LF itself */
+			index_feed(c->term, ev->data, c->partial, upto, &c->spans);
+			c->partial = upto;
+			if (index_screen_shows(c->term, s, m->text, m->len))
+				break;
+		}
+		if (c->partial < ev->len) {
+			/*
+			 * Shown: when the rest of the event keeps it on screen, apply
+			 * it all; when it scrolls it away, stop at the matched line.
+			 */
+			shown = c->partial;
+			seq = c->seq;
+			index_feed(c->term, ev->data, c->partial, ev->len, &c->spans);
+			c->partial = ev->len;
+			if (!index_screen_shows(c->term, s, m->text, m->len)) {
+				if ((r = index_cursor_seek_seq(c, seq)) < 0 ||
+				    (r = index_cursor_fetch(c)) <= 0)
+					return r;
+				ev = &c->next;
+				index_feed(c->term, ev->data, 0, shown, &c->spans);
+				c->partial = shown;
+				c->time_ns = ev->time_ns;	/* inside this event */
+				return 0;
+			}
+		}
+		c->time_ns = ev->time_ns;
+		c->seq++;
+		c->has_next = false;
+		c->partial = 0;
+		c->spans.n = 0;
+		if (index_screen_shows(c->term, s, m->text, m->len))
 			return 0;
 	}
 	return 0;

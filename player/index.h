@@ -47,6 +47,7 @@ struct index_match {
 	enum index_kind kind;
 	uint64_t seq_from;	/* screen: the event that first changed the row */
 	uint64_t seq_to;	/* the event during which the line was completed */
+	uint64_t time_ns;	/* its time */
 	size_t input;		/* INDEX_INPUT: position in index.inputs */
 	const char *text;	/* the whole line (in the index's log, not NUL-terminated) */
 	size_t len;
@@ -71,10 +72,15 @@ struct index {
 	bool exited;
 	int exit_status;
 	char exit_signal[32];
-	/* Log of rendered and typed lines, for search. */
+	/*
+	 * Log of rendered and typed lines, for search, in an unlinked file in
+	 * $TMPDIR. When it cannot be written (no space), the recording is
+	 * still indexed for playing and log_error says why search is missing.
+	 */
 	int log_fd;
 	uint8_t *log;
 	size_t log_len;
+	char log_error[160];
 };
 
 /*
@@ -97,6 +103,28 @@ const struct index_kf *index_kf_for_time(const struct index *ix, uint64_t t);
 int index_search(const struct index *ix, const struct search *s, size_t max,
     struct index_match **out, size_t *n, bool *more);
 
+/*
+ * The redacted spans an R event lists for the next o, e or i event (byte
+ * ranges of its payload holding a redaction marker); the emulator is given
+ * them in reverse video, so that a marker is not mistaken for printed text
+ * that looks like one. At most INDEX_MAX_SPANS are kept.
+ */
+#define INDEX_MAX_SPANS 64
+struct index_spans {
+	uint64_t at[INDEX_MAX_SPANS], len[INDEX_MAX_SPANS];
+	size_t n;
+};
+
+/* Read the spans of an R event from its raw bytes (none when malformed). */
+void index_spans_parse(struct index_spans *sp, const uint8_t *raw, size_t len);
+
+/*
+ * Write bytes [from, to) of an output event's payload to t, the spans in
+ * it in reverse video.
+ */
+void index_feed(struct term *t, const uint8_t *data, size_t from, size_t to,
+    const struct index_spans *sp);
+
 /* A replay position: an emulator and a reader at the next event. */
 struct index_cursor {
 	struct index *ix;
@@ -106,6 +134,8 @@ struct index_cursor {
 	uint64_t time_ns;	/* time of the last event applied */
 	struct rec_event next;
 	bool has_next;
+	size_t partial;		/* bytes of the next (output) event already applied */
+	struct index_spans spans;	/* from an R event, for the next data event */
 	bool at_end;
 	struct typed typed;	/* the line being typed */
 };
@@ -131,7 +161,9 @@ int index_cursor_step(struct index_cursor *c);
 /*
  * Go to the moment match m first became visible: the first state in which
  * a row shows the matched line drawn at least up to a match of s (screen
- * lines), or in which the typed line holds the match (typed lines).
+ * lines), or in which the typed line holds the match (typed lines). An
+ * output event that goes on to scroll the match away is applied only up to
+ * the end of the matched line (c->partial bytes); stepping applies the rest.
  */
 int index_cursor_reveal(struct index_cursor *c, const struct search *s,
     const struct index_match *m);

@@ -13,14 +13,18 @@ static const struct player_cmd {
 	const char *usage;
 } player_cmds[] = {
 	{ "rec", cmd_rec, "rec [-o FILE] [-q] [--no-input] [--key PRIVATE] -- CMD [ARG...]" },
-	{ "cat", cmd_cat, "cat [--input] FILE" },
-	{ "info", cmd_info, "info [--json] FILE..." },
+	{ "cat", cmd_cat, "cat [--input] [--safe] [--dir DIR] FILE|ID" },
+	{ "info", cmd_info, "info [--json] [--key PUB]... [--dir DIR] FILE|ID..." },
 	{ "verify", cmd_verify, "verify [--key PUB] [--json] FILE..." },
 	{ "key", cmd_key, "key [--key PRIVATE]" },
-	{ "play", cmd_play, "play FILE [--speed X] [--idle-limit SECS] [--start TIME] [--regex] [-i]" },
-	{ "ls", cmd_ls, "ls PATH... [--user U] [--target GLOB] [--since WHEN] [--until WHEN] [--json]" },
-	{ "grep", cmd_grep, "grep PATTERN PATH... [--input] [--regex] [-i] [--json]" },
-	{ "export", cmd_export, "export FILE --format asciicast-v2|asciicast-v3|text [-o OUT]" },
+	{ "play", cmd_play, "play FILE|ID [--speed X] [--idle-limit SECS] [--start TIME] [--regex] "
+	    "[-i] [--key PUB]... [--dir DIR]" },
+	{ "ls", cmd_ls, "ls PATH... [--user U] [--target GLOB] [--command GLOB] [--state S] "
+	    "[--exit N] [--since WHEN] [--sort FIELD] [--limit N] [--verify] [--json] ..." },
+	{ "grep", cmd_grep, "grep PATTERN PATH... [--input] [--regex] [-i] [-l] [-c] [-C N] "
+	    "[--user U] [--since WHEN] [--json] ..." },
+	{ "export", cmd_export, "export FILE|ID --format asciicast-v2|asciicast-v3|text [-o OUT] "
+	    "[--dir DIR]" },
 };
 
 /* Print the usage of every subcommand. */
@@ -32,7 +36,10 @@ usage(FILE *out)
 	fprintf(out, "usage: podgate-player COMMAND [ARGS]\n\ncommands:\n");
 	for (i = 0; i < sizeof player_cmds / sizeof player_cmds[0]; i++)
 		fprintf(out, "  podgate-player %s\n", player_cmds[i].usage);
-	fprintf(out, "\nexit status: 0 ok, 1 damaged recording, 2 usage error or not a "
+	fprintf(out, "\nID: a session ID, or a unique prefix of one, looked up in --dir, else\n"
+	    "$PODGATE_RECORDINGS, else state/recordings. `podgate-player COMMAND --help`\n"
+	    "lists a command's options.\n"
+	    "\nexit status: 0 ok, 1 damaged recording, 2 usage error or not a "
 	    "recording;\n`rec` exits with the recorded command's status.\n");
 }
 

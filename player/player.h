@@ -52,6 +52,12 @@ struct player_file {
  * and the reason and returns a negative errno; f is then closed.
  */
 int player_open(struct player_file *f, const char *path);
+
+/*
+ * player_open, saying nothing when the file is not a recording when quiet
+ * is set (files found in a directory: keys, logs); returns -EBADMSG then.
+ */
+int player_open_quiet(struct player_file *f, const char *path, bool quiet);
 void player_close(struct player_file *f);
 
 /*
@@ -65,6 +71,18 @@ int player_read_end(const struct player_file *f, int rc);
  * its position) against the signer its header names.
  */
 int player_verify_path(const char *path, struct rec_verify *v);
+
+/*
+ * s[0..len) made safe to print on a terminal, as a NUL-terminated heap
+ * string (NULL when out of memory): control characters (C0, DEL, C1),
+ * bidirectional controls and bytes that are not UTF-8 are written as
+ * escapes (\t \n \r, \x1b, \u202e), and a backslash as \\; printable
+ * UTF-8 is kept.
+ */
+char *player_escape(const void *s, size_t len);
+
+/* player_escape of a NUL-terminated string; NULL gives a copy of dflt. */
+char *player_escape_str(const char *s, const char *dflt);
 
 /* Write all of buf to fd, retrying on EINTR and short writes. */
 int player_write_all(int fd, const void *buf, size_t len);

@@ -16,6 +16,12 @@
 #include "term.h"
 
 #define TERM_MAX_DIM 1000
+/*
+ * Most bytes handed to libvterm at once: it decodes a write's text into an
+ * array on the stack as long as the write, so one large output event given
+ * whole overflows the stack.
+ */
+#define TERM_VT_CHUNK (16u * 1024)
 #define SCAN_MAX_PARAMS 16
 /* Modes a snapshot starts from, whatever came before it. */
 #define TERM_RESET_MODES "\033[?6l\033[?7h\033[4l\033[r\033(B\033[?25h"
@@ -44,6 +50,8 @@ struct term {
 	bool origin, noautowrap, insert, g0_graphics;
 	/* ... and those that change how plain text is drawn (term_fast_run). */
 	bool newline;		/* LNM: LF also returns the carriage */
+	bool onlcr;		/* every LF written is CR LF (output without a PTY) */
+	bool line_full;		/* the row being reported reaches the last column */
 	bool lrmm;		/* DECLRMM: left and right margins */
 	bool g0_other;		/* G0 is not ASCII */
 	int gl;			/* the character set shifted in (SO, SI, LS2, LS3) */
@@ -110,6 +118,30 @@ static const VTermScreenCallbacks term_screen_cbs_push = {
 	.resize = term_resize_cb,
 	.sb_pushline = term_pushline_cb,
 };
+
+/*
+ * Feed bytes to libvterm in pieces of at most TERM_VT_CHUNK, each cut
+ * before a UTF-8 lead byte so that no character is split between writes.
+ */
+static void
+term_vt_write(VTerm *vt, const char *p, size_t len)
+{
+	size_t n, k;
+
+	while (len > 0) {
+		n = len;
+		if (n > TERM_VT_CHUNK) {
+			n = TERM_VT_CHUNK;
+			for (k = 0; k < 3 && ((unsigned char)p[n - k] & 0xc0) == 0x80; k++)
+				;
+			if (((unsigned char)p[n - k] & 0xc0) != 0x80)
+				n -= k;
+		}
+		vterm_input_write(vt, p, n);
+		p += n;
+		len -= n;
+	}
+}
 
 /* Clamp a dimension to what the player accepts. */
 static int
@@ -294,7 +326,7 @@ term_sync_push(struct term *t)
 
 /* Report a row's text when it differs from what was last reported for it. */
 static void
-term_report(struct term *t, int row, const char *text, size_t len)
+term_report(struct term *t, int row, const char *text, size_t len, bool full)
 {
 	uint64_t h = term_hash(text, len);
 
@@ -302,25 +334,49 @@ term_report(struct term *t, int row, const char *text, size_t len)
 	if (h == t->hash[row])
 		return;
 	t->hash[row] = h;
+	t->line_full = full;
 	t->line_fn(t->line_arg, text, len, t->since[row], t->seq);
+	t->line_full = false;
+}
+
+/* Whether the last of n cells holds a character (or the end of a wide one). */
+static bool
+term_cells_full(const VTermScreenCell *last, const VTermScreenCell *before)
+{
+	return (last->chars[0] != 0 && last->chars[0] != ' ') ||
+	    (before != NULL && before->width == 2);
+}
+
+/* Whether the row being reported reaches the last column. */
+bool
+term_line_full(const struct term *t)
+{
+	return t->line_full;
 }
 
 /* Report a screen row if it changed; blank rows only when blank_ok. */
 static void
 term_capture_row(struct term *t, int row, bool blank_ok)
 {
+	VTermScreenCell last, before;
 	size_t cap, len;
+	bool full;
 	char *buf;
 
 	if (t->line_fn == NULL || t->quiet || row < 0 || row >= t->rows || !t->dirty[row])
 		return;
 	if (t->known_pos < t->known.len && row == t->rows - 2) {
-		/* A row the fast path drew too: it knows the text. */
+		/* A row the fast path drew too: it knows the text (ASCII). */
 		buf = t->known.p + t->known_pos;
 		len = strlen(buf);
 		t->known_pos += len + 1;
+		full = len == (size_t)t->cols;
 	} else if ((buf = term_text_buf(t, &cap)) != NULL) {
 		len = term_row_text(t, row, buf, cap, NULL);
+		term_cell(t, row, t->cols - 1, &last);
+		if (t->cols >= 2)
+			term_cell(t, row, t->cols - 2, &before);
+		full = term_cells_full(&last, t->cols >= 2 ? &before : NULL);
 	} else {
 		return;
 	}
@@ -328,7 +384,7 @@ term_capture_row(struct term *t, int row, bool blank_ok)
 		t->dirty[row] = 0;
 		return;
 	}
-	term_report(t, row, buf, len);
+	term_report(t, row, buf, len, full);
 }
 
 /*
@@ -477,7 +533,7 @@ static int
 term_pushline_cb(int cols, const VTermScreenCell *cells, void *user)
 {
 	struct term *t = user;
-	int row = t->pushed++;
+	int row = t->pushed++, n;
 	size_t cap, len;
 	char *buf;
 
@@ -485,9 +541,11 @@ term_pushline_cb(int cols, const VTermScreenCell *cells, void *user)
 		return 1;
 	if ((buf = term_text_buf(t, &cap)) == NULL)
 		return 1;
-	len = term_cells_text(cells, cols < t->cols ? cols : t->cols, buf, cap, NULL);
+	n = cols < t->cols ? cols : t->cols;
+	len = term_cells_text(cells, n, buf, cap, NULL);
 	if (len > 0)
-		term_report(t, row, buf, len);
+		term_report(t, row, buf, len, n == t->cols &&
+		    term_cells_full(&cells[n - 1], n >= 2 ? &cells[n - 2] : NULL));
 	term_sync_push(t);
 	return 1;
 }
@@ -833,8 +891,11 @@ term_fast_row(struct term *t, char *row, int *hi, bool late)
 	row[len] = '\0';
 	if (late)
 		term_buf_add(&t->known, row, len + 1);
-	else if (len > 0)
+	else if (len > 0) {
+		t->line_full = len == (size_t)t->cols;
 		t->line_fn(t->line_arg, row, len, t->seq, t->seq);
+		t->line_full = false;
+	}
 	memset(row, ' ', (size_t)t->cols + 1);
 	row[t->cols] = '\0';
 	*hi = 0;
@@ -922,13 +983,13 @@ term_fast_run(struct term *t, const char **from, const char *a, const char *b)
 		;
 	if (p == b || (lf = memchr(p, '\n', (size_t)(b - p))) == NULL)
 		return;
-	vterm_input_write(t->vt, *from, (size_t)(lf - *from));
+	term_vt_write(t->vt, *from, (size_t)(lf - *from));
 	*from = lf;
 	vterm_state_get_cursorpos(t->st, &pos);
 	if (pos.row != t->rows - 1)
 		return;
 	scrolls = t->full_scrolls;
-	vterm_input_write(t->vt, lf, 1);
+	term_vt_write(t->vt, lf, 1);
 	*from = s1 = lf + 1;
 	vterm_state_get_cursorpos(t->st, &pos);
 	if (t->full_scrolls != scrolls + 1 || t->alt || pos.row != t->rows - 1 || pos.col != 0 ||
@@ -1042,8 +1103,8 @@ term_scan_text(struct term *t, const char **from, const char *p, const char *end
  * the final byte of a sequence that enters the alternate screen, the bytes
  * so far go to libvterm and the main screen is kept.
  */
-void
-term_write(struct term *t, const void *buf, size_t len)
+static void
+term_write_bytes(struct term *t, const void *buf, size_t len)
 {
 	const char *p = buf, *from = buf, *end = p + len, *e;
 	enum scan_act act;
@@ -1063,7 +1124,7 @@ term_write(struct term *t, const void *buf, size_t len)
 			t->nu8 = tail;
 			return;
 		}
-		vterm_input_write(t->vt, u, tail);
+		term_vt_write(t->vt, u, tail);
 		(void)term_scan_utf8(t, u, u + tail);
 		from = p;
 	}
@@ -1170,7 +1231,7 @@ term_write(struct term *t, const void *buf, size_t len)
 					t->sc_nparam = SCAN_MAX_PARAMS;
 				if ((act = term_scan_csi(t, (char)c)) != SCAN_ACT_NONE) {
 					if (p > from)
-						vterm_input_write(t->vt, from, (size_t)(p - from));
+						term_vt_write(t->vt, from, (size_t)(p - from));
 					from = p;
 					if (act == SCAN_ACT_FLUSH)
 						term_flush_rows(t);
@@ -1198,8 +1259,48 @@ term_write(struct term *t, const void *buf, size_t len)
 		t->nu8 = tail;
 	}
 	if (end > from)
-		vterm_input_write(t->vt, from, (size_t)(end - from));
+		term_vt_write(t->vt, from, (size_t)(end - from));
 	t->known.len = t->known_pos = 0;
+}
+
+/* Feed output bytes, LF as CR LF with onlcr on. */
+void
+term_write(struct term *t, const void *buf, size_t len)
+{
+	const char *p = buf, *end = p + len, *lf;
+	char piece[2 * TERM_VT_CHUNK];
+	size_t n;
+
+	if (!t->onlcr) {
+		term_write_bytes(t, buf, len);
+		return;
+	}
+	/* Translate in pieces, so that runs of lines still reach the fast path. */
+	while (p < end) {
+		n = 0;
+		while (p < end && n + 2 < sizeof piece) {
+			if ((lf = memchr(p, '\n', (size_t)(end - p))) == NULL)
+				lf = end;
+			if ((size_t)(lf - p) > sizeof piece - 2 - n)
+				lf = p + (sizeof piece - 2 - n);
+			memcpy(piece + n, p, (size_t)(lf - p));
+			n += (size_t)(lf - p);
+			p = lf;
+			if (p < end && *p == '\n') {
+				piece[n++] = '\r';
+				piece[n++] = '\n';
+				p++;
+			}
+		}
+		term_write_bytes(t, piece, n);
+	}
+}
+
+/* Give LF the CR a PTY would have added. */
+void
+term_set_onlcr(struct term *t, bool on)
+{
+	t->onlcr = on;
 }
 
 /* Resize the emulator. */
@@ -1516,7 +1617,7 @@ term_restore(struct term *t, int cols, int rows, const char *snap, size_t len)
 	if ((r = term_open_vt(t, term_clamp(cols), term_clamp(rows))) < 0)
 		return r;
 	t->quiet = true;
-	term_write(t, snap, len);
+	term_write_bytes(t, snap, len);	/* a snapshot is not output: no onlcr */
 	t->quiet = false;
 	term_rehash(t);
 	t->damaged = true;

@@ -40,6 +40,14 @@ void term_free(struct term *t);
 /* Report completed rows to fn (NULL: stop reporting). */
 void term_set_line_fn(struct term *t, term_line_fn *fn, void *arg);
 
+/*
+ * During a line callback: whether the row reported holds a character in
+ * its last column, so that the line may go on in the next row reported (a
+ * line longer than the screen is wide, wrapped). libvterm does not say
+ * which rows were wrapped; a row that is exactly full looks the same.
+ */
+bool term_line_full(const struct term *t);
+
 /* The sequence number of the event whose bytes are written next. */
 void term_set_seq(struct term *t, uint64_t seq);
 
@@ -50,6 +58,13 @@ void term_set_seq(struct term *t, uint64_t seq);
  * libvterm would have them reported (see term.c).
  */
 void term_write(struct term *t, const void *buf, size_t len);
+
+/*
+ * Output recorded without a PTY has no ONLCR: with onlcr on, every LF
+ * written is given to the emulator as CR LF, as a terminal would have
+ * shown it. Off by default; kept across term_resize and term_restore.
+ */
+void term_set_onlcr(struct term *t, bool on);
 
 /* Turn the fast path on (the default) or off, and the bytes it skipped. */
 void term_set_fast(struct term *t, bool on);

@@ -1,11 +1,13 @@
 /*
  * Walking files and directories for ls and grep.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "player.h"
@@ -63,6 +65,77 @@ out:
 		free(ents[i]);
 	free(ents);
 	return r;
+}
+
+/* What walk_find_session looks for and found. */
+struct walk_find {
+	const char *prefix;
+	size_t len;
+	char *found;
+	int n;
+};
+
+/* A file named PREFIX...rec. */
+static int
+walk_find_cb(const char *path, bool named, void *arg)
+{
+	struct walk_find *w = arg;
+	const char *base = strrchr(path, '/');
+	size_t n;
+
+	(void)named;
+	base = base != NULL ? base + 1 : path;
+	n = strlen(base);
+	if (n < 4 || strcmp(base + n - 4, ".rec") != 0 || strncasecmp(base, w->prefix, w->len) != 0)
+		return 0;
+	if (w->n++ == 0 && (w->found = strdup(path)) == NULL)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Find a recording by session ID or a unique prefix of one. */
+int
+walk_find_session(const char *arg, const char *dir, char **out)
+{
+	struct walk_find w = { .prefix = arg, .len = strlen(arg) };
+	struct stat st;
+	char *paths[1];
+	size_t i;
+	int r;
+
+	*out = NULL;
+	for (i = 0; arg[i] != '\0' && (isxdigit((unsigned char)arg[i]) || arg[i] == '-'); i++)
+		;
+	if (stat(arg, &st) == 0 || arg[i] != '\0' || i < 4 || i > 36) {
+		if ((*out = strdup(arg)) == NULL)
+			return -ENOMEM;
+		return 0;
+	}
+	if (dir == NULL && ((dir = getenv("PODGATE_RECORDINGS")) == NULL || dir[0] == '\0'))
+		dir = "state/recordings";
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		player_warn("%s: no such file, and no recordings directory %s to find the session "
+		    "in (--dir, $PODGATE_RECORDINGS)", arg, dir);
+		return -ENOENT;
+	}
+	paths[0] = (char *)dir;
+	if ((r = walk_paths(paths, 1, walk_find_cb, &w)) < 0 && w.found == NULL) {
+		free(w.found);
+		return r;
+	}
+	if (w.n == 0) {
+		player_warn("%s: no such file, and no session %s... in %s", arg, arg, dir);
+		free(w.found);
+		return -ENOENT;
+	}
+	if (w.n > 1) {
+		player_warn("%s: %d sessions in %s start with %s: give more of the ID", arg, w.n,
+		    dir, arg);
+		free(w.found);
+		return -EEXIST;
+	}
+	*out = w.found;
+	return 0;
 }
 
 /* Walk the paths named on the command line. */

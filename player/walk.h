@@ -21,4 +21,14 @@ typedef int walk_fn(const char *path, bool named, void *arg);
  */
 int walk_paths(char **paths, int n, walk_fn *fn, void *arg);
 
+/*
+ * The recording named by arg: arg itself when it is a file or does not look
+ * like a session ID; else the one file in the recordings directory (dir,
+ * else $PODGATE_RECORDINGS, else the broker's default "state/recordings")
+ * whose name starts with arg (a session ID or a unique prefix of one, at
+ * least 4 characters) and ends in ".rec". *out is a heap copy the caller
+ * frees. Returns 0, or a negative errno after saying why on stderr.
+ */
+int walk_find_session(const char *arg, const char *dir, char **out);
+
 #endif

@@ -670,6 +670,23 @@ def machine():
             "load": os.getloadavg()}
 
 
+def bench_ls(build, work, big, runs):
+    """ls over 4 large recordings (links to the player benchmark's) and 200 small ones."""
+    player = pathlib.Path(build) / "player" / "podgate-player"
+    d = work / "ls"
+    (d / "small").mkdir(parents=True)
+    for i in range(4):
+        os.link(big, d / f"big{i}.rec")
+    for i in range(200):
+        subprocess.run([str(player), "rec", "-q", "-o", str(d / "small" / f"s{i}.rec"), "--",
+                        "echo", str(i)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       check=True, env=dict(os.environ, HOME=str(work)))
+    total = sum(p.stat().st_size for p in d.rglob("*.rec"))
+    times = [timed([str(player), "ls", str(d)]) for _ in range(runs)]
+    return {"files": 204, "bytes": total, "ls": summary(times),
+            "ls_verify": summary([timed([str(player), "ls", "--verify", str(d)])])}
+
+
 def targets(res):
     """Each target of the benchmark issue: (what, measured, met)."""
     out = []
@@ -706,6 +723,11 @@ def targets(res):
                 c["fairness"] >= 0.5))
     out.append(("seek ≤ 200 ms on a 1 GB recording", f"worst {p['seek_max_ms']:.1f} ms",
                 p["seek_max_ms"] <= 200))
+    ls = res.get("ls")
+    if ls is not None:
+        out.append(("ls over 4 large + 200 small recordings well under 1 s",
+                    f"{ls['ls']['median']:.3f} s for {ls['bytes'] / 1e9:.1f} GB "
+                    f"(--verify {ls['ls_verify']['median']:.1f} s)", ls["ls"]["median"] < 0.5))
     v = p["sha256sum"]["median"] / p["verify"]["median"]
     out.append(("verify ≥ 0.5× sha256sum", f"{v:.2f}×", v >= 0.5))
     for name, sc in res.get("scale", {}).items():
@@ -981,6 +1003,8 @@ def main():
         print("player...", flush=True)
         res["player"] = bench_player(a.build, work, 30 if quick else 1000, 3 if quick else 5,
                                      2 if quick else 1)
+        print("ls...", flush=True)
+        res["ls"] = bench_ls(a.build, work, work / "big.rec", 5 if quick else 10)
     finally:
         rig.stop()
     report(res, a.out, quick)

@@ -31,7 +31,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rec_reader_open(&r, fd, &h) == 0) {
 		rec_reader_header_json(r, devnull);
 		while ((rc = rec_reader_next(r, &ev)) == 1) {
-			if (ev.offset + ev.size > size)
+			if (ev.offset + ev.size > size || ev.len > REC_MAX_PAYLOAD)
 				__builtin_trap();
 			if ((ev.code == 'o' || ev.code == 'm') && ev.len > 0)
 				rec_json_string(devnull, ev.data, ev.len);

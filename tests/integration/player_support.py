@@ -38,12 +38,13 @@ no_sanitizer_report = assert_no_sanitizer_report  # ASan, LeakSanitizer and UBSa
 
 
 def write_recording(path, events, cols=80, rows=24, user="alice", target="prod/web-0",
-                    command="bash", start_ns=START_NS, term="xterm-256color", session=None):
+                    command="bash", start_ns=START_NS, term="xterm-256color", session=None,
+                    pty=True):
     """Write a recording; events are (absolute time in ns, code, payload)."""
     header = {
         "format": "podgate-rec", "version": 1,
         "session": session or str(uuid.UUID(int=uuid.uuid4().int & ~(0xf << 76) | (7 << 76))),
-        "start": start_ns, "term": {"cols": cols, "rows": rows, "type": term}, "pty": True,
+        "start": start_ns, "term": {"cols": cols, "rows": rows, "type": term}, "pty": pty,
         "who": {"user": user, "key_fp": "SHA256:test", "client": "127.0.0.1:1"},
         "where": {"kind": "local", "target": target}, "what": {"command": command},
     }

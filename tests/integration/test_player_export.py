@@ -99,7 +99,9 @@ def test_text_transcript(rec):
     r = player("export", rec, "--format", "text")
     no_sanitizer_report(r.stderr)
     assert r.returncode == 0
-    assert r.stdout.decode().splitlines() == ["hello \u20ac", "bad \ufffdred", 'caf\u00e9 "q" \\']
+    assert r.stdout.decode().splitlines() == ["hello \u20ac", "bad \ufffdred",
+                                              "--- marker at 0:00:01.500: mark ---",
+                                              'caf\u00e9 "q" \\']
 
 
 def test_text_transcript_renders_escape_sequences(tmp_path):

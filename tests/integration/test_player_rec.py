@@ -61,7 +61,8 @@ def test_rec_exit_status_cat_and_info(tmp_path):
     text = i.stdout.decode()
     assert "exit:      status 3" in text
     assert "state:     complete" in text
-    assert "command:   sh -c 'printf \"hello\\n\"; exit 3'" in text
+    # Recorded strings are escaped for the terminal: a backslash is doubled.
+    assert "command:   sh -c 'printf \"hello\\\\n\"; exit 3'" in text
 
     j = json.loads(player("info", "--json", str(out)).stdout)
     assert j["exit"] == {"status": 3}

@@ -613,6 +613,22 @@ test_limits(void)
 	assert(read_all(bad, ends[0] + sizeof exit_both) == -EPROTO);
 	memcpy(bad + ends[0], r_ok, sizeof r_ok);
 	assert(read_all(bad, ends[0] + sizeof r_ok) == 0);
+	/* A payload one byte over REC_MAX_PAYLOAD is refused; one at it is read. */
+	{
+		size_t big = ends[0] + 9 + REC_MAX_PAYLOAD + 1;
+		uint8_t *over = malloc(big);
+
+		assert(over != NULL);
+		memcpy(over, file, ends[0]);
+		memcpy(over + ends[0], (const uint8_t[]){ 0x93, 0x00, 0xa1, 'o', 0xc6,
+		    (REC_MAX_PAYLOAD + 1) >> 24, ((REC_MAX_PAYLOAD + 1) >> 16) & 0xff,
+		    ((REC_MAX_PAYLOAD + 1) >> 8) & 0xff, (REC_MAX_PAYLOAD + 1) & 0xff }, 9);
+		memset(over + ends[0] + 9, 'A', REC_MAX_PAYLOAD + 1);
+		assert(read_all(over, big) == -EPROTO);
+		over[ends[0] + 8] = REC_MAX_PAYLOAD & 0xff;
+		assert(read_all(over, big - 1) == 0);
+		free(over);
+	}
 
 	/* Unknown codes are returned for skipping, and reading goes on. */
 	memcpy(bad + ends[0], unknown, sizeof unknown);
