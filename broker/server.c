@@ -26,6 +26,7 @@
 #include "log.h"
 #include "server.h"
 #include "session.h"
+#include "storage.h"
 
 /* Public key signature algorithms clients may use (no SHA-1 "ssh-rsa"). */
 #define SERVER_PUBKEY_TYPES \
@@ -239,6 +240,8 @@ server_finish(struct server *srv)
 		uv_close((uv_handle_t *)&srv->sig_chld, NULL);
 		uv_close((uv_handle_t *)&srv->stop_timer, NULL);
 	}
+	storage_close(srv->storage);
+	srv->storage = NULL;
 }
 
 /* A connection was freed; the last one ends a graceful stop. */
@@ -537,6 +540,10 @@ server_run(const struct server_opts *o)
 		log_error("cannot start: out of memory");
 		goto out;
 	}
+	if (srv.config->s3.enabled &&
+	    (r = storage_open(&srv.loop, &srv.config->s3, srv.config->recordings, srv.audit,
+	    &srv.storage)) < 0)
+		goto out;
 	if ((r = server_listen(&srv)) < 0)
 		goto out;
 	server_signals(&srv);
@@ -558,6 +565,8 @@ server_run(const struct server_opts *o)
 out:
 	if (loop_ok) {
 		live_close(&srv);
+		storage_close(srv.storage);
+		srv.storage = NULL;
 		if (srv.listening) {
 			uv_close((uv_handle_t *)&srv.listener, NULL);
 			srv.listening = false;

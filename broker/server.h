@@ -29,6 +29,7 @@
 #endif
 
 struct conn;
+struct storage;
 struct guard_counts;
 TAILQ_HEAD(conn_list, conn);
 
@@ -59,6 +60,7 @@ struct server {
 	struct conn_list conns;
 	size_t nconns;
 	struct live *live;		/* live sessions, watchers, held requests (live.h) */
+	struct storage *storage;	/* shipping to object storage (storage.h); NULL: none */
 	bool stopping;
 	bool grace_over;
 	bool debug;

@@ -28,6 +28,7 @@
 #include "policy.h"
 #include "live.h"
 #include "recfile.h"
+#include "storage.h"
 #include "session-pick.h"
 #include "session.h"
 
@@ -245,6 +246,7 @@ session_handle_closed(struct session *s)
 	if (s->rec != NULL)
 		rec_writer_close(s->rec);
 	recfile_close(s->rf, &c->server->loop);
+	storage_done(s->ship);	/* the shipper owns it now */
 	for (i = 0; i < s->nenv; i++)
 		free(s->env[i]);
 	policy_free_list(s->menu);
@@ -361,8 +363,10 @@ session_flush_cb(uv_timer_t *t)
 		if (!rec_writer_quiet(s->rec) && (r = rec_writer_tick(s->rec, 0)) != 0) {
 			if (r < 0)
 				session_rec_fail(s, r);
-			else
+			else {
 				recfile_sync(s->rf, &s->conn->server->loop);
+				storage_checkpoint(s->ship, rec_writer_written(s->rec));
+			}
 		}
 		if (!s->rec_failed && s->rf->err < 0)
 			session_rec_fail(s, s->rf->err);
@@ -941,6 +945,7 @@ session_open_recording(struct session *s)
 		log_error_r(r, "cannot write %s", s->rec_path);
 		return r;
 	}
+	s->ship = storage_track(s->conn->server->storage, s->id, s->rec_path);
 	return 0;
 }
 
