@@ -977,7 +977,9 @@ storage_open(uv_loop_t *loop, const struct cfg_s3 *cfg, const char *spool, struc
 		r = -ENOKEY;
 		goto fail;
 	}
-	if ((st->multi = curl_multi_init()) == NULL) {
+	/* Before any thread runs: libcurl's global set-up is not thread-safe. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	    (st->multi = curl_multi_init()) == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}
