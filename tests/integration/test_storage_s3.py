@@ -174,3 +174,148 @@ def test_kill_9_leaves_a_verifiable_prefix_and_a_restart_ships_the_rest(build, b
     code, j = verify_bytes(build, tmp_path, spool)
     assert code == TRUNCATED
     wait_until(lambda: not (b.recordings_dir / f"{sid}.rec").exists(), what="spool emptied")
+
+
+# ------------------------------------------------------------ the player reads the bucket
+
+def run_player(build, server, *args, env=None, timeout=120):
+    e = dict(os.environ)
+    for k in ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_SESSION_TOKEN",
+              "AWS_ENDPOINT_URL_S3"):
+        e.pop(k, None)
+    e.update(S3_ENV)
+    e.update({"AWS_ENDPOINT_URL": server.endpoint, "AWS_REGION": "us-east-1",
+              "HOME": "/nonexistent"})
+    e.update(env or {})
+    r = subprocess.run([str(build.player), *map(str, args)], capture_output=True, env=e,
+                       timeout=timeout)
+    assert b"runtime error:" not in r.stderr and b"Sanitizer" not in r.stderr, r.stderr
+    return r
+
+
+def local_player(build, *args):
+    return subprocess.run([str(build.player), *map(str, args)], capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def shipped(build, broker, s3, tmp_path):
+    """Two sealed sessions in the bucket under prod/, kept in the spool too."""
+    server = s3()
+    b = broker(settings=s3_settings(server, keep_local=True), env=S3_ENV)
+    for cmd in ("echo alpha-one; exit 3", "echo beta-two"):
+        b.ssh("alice", "local", "--", cmd)
+    recs = sorted(b.recording_paths())
+    for p in recs:
+        key = f"prod/{p.stem}.rec"
+        wait_until(lambda: key in server.list("prod/") and server.list(key)[key] ==
+                   p.stat().st_size, timeout=30, what=f"{key} stored")
+    return server, b, recs
+
+
+def test_player_reads_every_form(build, shipped, tmp_path):
+    server, b, recs = shipped
+    url = "s3://" + BUCKET
+    sid = recs[0].stem
+    # ls of a prefix: the same lines as ls of the spool, the names aside.
+    r = run_player(build, server, "ls", "--json", f"{url}/prod/")
+    assert r.returncode == 0, r.stderr
+    remote = [json.loads(x) for x in r.stdout.splitlines()]
+    local = [json.loads(x) for x in local_player(build, "ls", "--json", b.recordings_dir)
+             .stdout.splitlines()]
+    assert [x["file"] for x in remote] == [f"{url}/prod/{p.name}" for p in recs]
+    assert [{k: v for k, v in x.items() if k != "file"} for x in remote] == \
+           [{k: v for k, v in x.items() if k != "file"} for x in local]
+    # ls of the whole bucket finds them too.
+    r = run_player(build, server, "ls", url + "/")
+    assert r.returncode == 0 and r.stdout.count(b"\n") == 2, r
+    # grep across the prefix.
+    r = run_player(build, server, "grep", "beta-two", f"{url}/prod/")
+    assert r.returncode == 0 and recs[1].name.encode() in r.stdout, r
+    assert recs[0].name.encode() not in r.stdout
+    # cat and export of one object, by key, by session id and by a unique prefix of it.
+    for name in (f"prod/{sid}.rec", f"prod/{sid}", f"prod/{sid[:30]}"):
+        r = run_player(build, server, "cat", f"{url}/{name}")
+        assert r.returncode == 0 and b"alpha-one" in r.stdout, r
+        assert r.stdout == local_player(build, "cat", recs[0]).stdout
+    r = run_player(build, server, "export", f"{url}/prod/{sid}", "--format", "asciicast-v2")
+    assert r.returncode == 0
+    assert r.stdout == local_player(build, "export", recs[0], "--format", "asciicast-v2").stdout
+    # info, and verify with the broker's public key: exactly as the local file.
+    r = run_player(build, server, "info", "--json", f"{url}/prod/{sid}")
+    loc = local_player(build, "info", "--json", recs[0])
+    assert r.returncode == 0 and json.loads(r.stdout)["header"]["session"] == sid
+    assert {k: v for k, v in json.loads(r.stdout).items() if k != "file"} == \
+           {k: v for k, v in json.loads(loc.stdout).items() if k != "file"}
+    pub = tmp_path / "broker.pub"
+    pk = subprocess.run([str(build.broker), "--config", str(b.config_path),
+                         "--print-signing-key"], capture_output=True, cwd=b.workdir, timeout=30)
+    pub.write_bytes(pk.stdout)
+    r = run_player(build, server, "verify", "--key", pub, "--json", f"{url}/prod/{sid}.rec",
+                   f"{url}/prod/{recs[1].stem}")
+    assert r.returncode == SEALED, r
+    assert [json.loads(x)["state"] for x in r.stdout.splitlines()] == ["sealed", "sealed"]
+    # Names that do not resolve.
+    r = run_player(build, server, "cat", f"{url}/prod/0")
+    assert r.returncode == 2 and b"2 recordings start with this name" in r.stderr, r.stderr
+    r = run_player(build, server, "cat", f"{url}/prod/ffffffff")
+    assert r.returncode == 2 and b"no such recording" in r.stderr, r.stderr
+    r = run_player(build, server, "info", f"{url}/prod/")
+    assert r.returncode == 2 and b"names a prefix" in r.stderr, r.stderr
+    r = run_player(build, server, "ls", "s3://no-such-bucket/")
+    assert r.returncode == 2 and b"NoSuchBucket" in r.stderr, r.stderr
+    # Credentials as the aws CLI takes them: missing, unknown, or from a profile file.
+    r = run_player(build, server, "cat", f"{url}/prod/{sid}",
+                   env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+    assert r.returncode == 2 and b"no credentials" in r.stderr, r.stderr
+    r = run_player(build, server, "cat", f"{url}/prod/{sid}", env={"AWS_ACCESS_KEY_ID": "NOPE"})
+    assert r.returncode == 2 and b"InvalidAccessKeyId" in r.stderr, r.stderr
+    creds = tmp_path / "aws-credentials"
+    creds.write_text("[default]\naws_access_key_id = WRONG\naws_secret_access_key = x\n"
+                     "[review]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n")
+    r = run_player(build, server, "cat", f"{url}/prod/{sid}",
+                   env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+                        "AWS_SHARED_CREDENTIALS_FILE": str(creds), "AWS_PROFILE": "review"})
+    assert r.returncode == 0 and b"alpha-one" in r.stdout, r.stderr
+
+
+def test_player_plays_from_the_bucket(build, shipped, tmp_path):
+    from player_support import Tmux
+    server, b, recs = shipped
+    env = dict(S3_ENV, AWS_ENDPOINT_URL=server.endpoint, AWS_REGION="us-east-1")
+    with Tmux(cols=100, rows=30) as t:
+        t.start([str(build.player), "play", f"s3://{BUCKET}/prod/{recs[1].stem}"], env=env)
+        screen = t.wait_for(lambda s: "beta-two" in s and "verified" in s, what="the replay")
+        assert "alice@local" in screen
+        t.keys("q")
+        t.wait_for(lambda s: t.dead() or "beta-two" not in s, what="quit")
+
+
+def test_player_reads_a_large_object_by_ranges(build, s3, tmp_path):
+    server = s3()
+    big = tmp_path / "big.rec"
+    r = local_player(build, "rec", "-q", "-o", big, "--", "sh", "-c",
+                     "head -c 12000000 /dev/zero | tr '\\0' a; echo")
+    assert r.returncode == 0, r.stderr
+    assert big.stat().st_size > 9 << 20  # more than one 8 MiB range
+    server.put("big/0192f000-0000-7000-8000-000000000000.rec", big.read_bytes())
+    r = run_player(build, server, "cat", f"s3://{BUCKET}/big/0192f000")
+    assert r.returncode == 0 and r.stdout == local_player(build, "cat", big).stdout
+    r = run_player(build, server, "verify", f"s3://{BUCKET}/big/0192f000")
+    assert r.returncode == SEALED, r
+
+
+def test_player_reads_a_live_session_from_its_segments(build, broker, s3, tmp_path):
+    server = s3()
+    b = broker(settings=s3_settings(server), env=S3_ENV)
+    c, chan = exec_session(b, LOOP)
+    echo(chan, b"live-line")
+    sid = b.recording_paths()[0].stem
+    wait_until(lambda: segments(server, "prod/", sid), timeout=20, what="a segment")
+    r = run_player(build, server, "verify", "--json", f"s3://{BUCKET}/prod/{sid}")
+    assert r.returncode == TRUNCATED, r
+    assert b"not sealed in the bucket yet" in r.stderr
+    r = run_player(build, server, "ls", f"s3://{BUCKET}/prod/")
+    assert r.returncode == 0 and f"{sid}.rec".encode() in r.stdout, r
+    r = run_player(build, server, "cat", f"s3://{BUCKET}/prod/{sid}")
+    assert b"got live-line" in r.stdout
+    assert finish(c, chan) == 0
