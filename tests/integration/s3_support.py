@@ -144,3 +144,135 @@ def s3(tmp_path):
     yield factory
     for s in servers:
         s.stop()
+
+
+# ------------------------------------------------ an independent check of the signatures
+
+import hmac  # noqa: E402
+import http.client  # noqa: E402
+import http.server  # noqa: E402
+import threading  # noqa: E402
+import urllib.parse  # noqa: E402
+
+
+def _q(s: str) -> str:
+    return urllib.parse.quote(s, safe="-_.~")
+
+
+def sigv4_check(method: str, raw_path: str, headers, body: bytes, secrets: dict) -> str | None:
+    """Why a request's AWS Signature V4 is wrong (None: it is right), from the spec alone."""
+    auth = headers.get("Authorization", "")
+    if not auth.startswith("AWS4-HMAC-SHA256 "):
+        return "no AWS4-HMAC-SHA256 Authorization header"
+    parts = dict(p.strip().split("=", 1) for p in auth[len("AWS4-HMAC-SHA256 "):].split(","))
+    access, date, region, service, term = parts["Credential"].split("/")
+    if access not in secrets:
+        return "InvalidAccessKeyId"
+    signed = parts["SignedHeaders"].split(";")
+    for must in ("host", "x-amz-content-sha256", "x-amz-date"):
+        if must not in signed:
+            return f"{must} is not signed"
+    if headers.get("x-amz-security-token") and "x-amz-security-token" not in signed:
+        return "x-amz-security-token is not signed"
+    payload = headers.get("x-amz-content-sha256", "")
+    if method in ("PUT", "POST") and payload != hashlib.sha256(body).hexdigest():
+        return "x-amz-content-sha256 is not the SHA-256 of the body"
+    path, _, query = raw_path.partition("?")
+    pairs = []
+    for item in query.split("&") if query else []:
+        k, _, v = item.partition("=")
+        pairs.append((_q(urllib.parse.unquote(k)), _q(urllib.parse.unquote(v))))
+    cquery = "&".join(f"{k}={v}" for k, v in sorted(pairs))
+    cheaders = "".join(f"{h}:{' '.join(headers.get(h, '').split())}\n" for h in signed)
+    creq = "\n".join([method, path, cquery, cheaders, ";".join(signed), payload])
+    amzdate = headers.get("x-amz-date", "")
+    sts = "\n".join(["AWS4-HMAC-SHA256", amzdate, f"{date}/{region}/{service}/{term}",
+                     hashlib.sha256(creq.encode()).hexdigest()])
+    key = ("AWS4" + secrets[access]).encode()
+    for part in (date, region, service, term):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    want = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+    if service != "s3" or not hmac.compare_digest(want, parts["Signature"]):
+        return "SignatureDoesNotMatch"
+    return None
+
+
+class SigV4Proxy:
+    """Checks each request's signature, then passes it on to s3rver; also a tiny STS."""
+
+    def __init__(self, server: S3rver, secrets: dict):
+        self.server, self.secrets = server, secrets
+        self.requests = []  # (method, path, verdict, headers)
+        self.sts_token = None  # the web identity token STS accepts
+        self.issued = []  # session tokens handed out
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                if self.path.startswith("/?Action=AssumeRoleWithWebIdentity"):
+                    return self._sts()
+                why = sigv4_check(self.command, self.path, self.headers, body, proxy.secrets)
+                proxy.requests.append((self.command, self.path, why, dict(self.headers)))
+                if why is not None:
+                    out = (f"<Error><Code>{why.split()[0]}</Code><Message>{why}</Message>"
+                           "</Error>").encode()
+                    return self._send(403, out, {"Content-Type": "application/xml"})
+                c = http.client.HTTPConnection("127.0.0.1", proxy.server.port, timeout=60)
+                hdrs = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                c.request(self.command, self.path, body=body or None, headers=hdrs)
+                r = c.getresponse()
+                data = r.read()
+                keep = {k: v for k, v in r.getheaders()
+                        if k.lower() not in ("connection", "transfer-encoding", "content-length")}
+                c.close()
+                self._send(r.status, data, keep, head_length=r.getheader("Content-Length"))
+
+            def _sts(self):
+                q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                if q.get("WebIdentityToken", [None])[0] != proxy.sts_token:
+                    return self._send(403, b"<ErrorResponse><Error><Code>AccessDenied</Code>"
+                                      b"<Message>bad token</Message></Error></ErrorResponse>", {})
+                tok = f"session-token-{len(proxy.issued)}"
+                proxy.issued.append(tok)
+                exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+                xml = ("<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>"
+                       f"<Credentials><AccessKeyId>{ACCESS_KEY}</AccessKeyId>"
+                       f"<SecretAccessKey>{SECRET_KEY}</SecretAccessKey>"
+                       f"<SessionToken>{tok}</SessionToken><Expiration>{exp}</Expiration>"
+                       "</Credentials></AssumeRoleWithWebIdentityResult>"
+                       "</AssumeRoleWithWebIdentityResponse>")
+                self._send(200, xml.encode(), {"Content-Type": "text/xml"})
+
+            def _send(self, code, data, headers, head_length=None):
+                self.send_response(code)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                if self.command == "HEAD":
+                    self.send_header("Content-Length", head_length or "0")
+                    self.end_headers()
+                    return
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _any
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

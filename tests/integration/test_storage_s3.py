@@ -319,3 +319,85 @@ def test_player_reads_a_live_session_from_its_segments(build, broker, s3, tmp_pa
     r = run_player(build, server, "cat", f"s3://{BUCKET}/prod/{sid}")
     assert b"got live-line" in r.stdout
     assert finish(c, chan) == 0
+
+
+# ------------------------------------------------------------ signatures and credentials
+
+@pytest.fixture
+def proxy(s3):
+    from s3_support import SigV4Proxy
+    made = []
+
+    def factory(secrets=None):
+        p = SigV4Proxy(s3(), secrets or {"S3RVER": "S3RVER"})
+        made.append(p)
+        return p
+    yield factory
+    for p in made:
+        p.close()
+
+
+def test_requests_are_signed_with_sigv4(build, broker, proxy, tmp_path):
+    p = proxy()
+    b = broker(settings=s3_settings(p.server, endpoint=p.endpoint),
+               env=dict(S3_ENV, AWS_SESSION_TOKEN="tok/en+1"))
+    r = b.ssh("alice", "local", "--", "echo signed")
+    assert r.returncode == 0
+    sid = b.recording_paths()[0].stem if b.recording_paths() else None
+    wait_until(lambda: any(m == "PUT" and path.endswith(".rec") for m, path, _, _ in p.requests),
+               timeout=30, what="the sealed upload")
+    wait_until(lambda: not b.recording_paths(), what="the spool emptied")
+    methods = {m for m, _, _, _ in p.requests}
+    assert "PUT" in methods and "GET" in methods  # the upload and the listing of segments
+    bad = [(m, path, why) for m, path, why, _ in p.requests if why is not None]
+    assert not bad, bad
+    for _, _, _, h in p.requests:
+        assert h.get("x-amz-security-token") == "tok/en+1"
+    assert p.server.list("prod/") and (sid is None or f"prod/{sid}.rec" in p.server.list("prod/"))
+
+
+def test_a_wrong_secret_is_refused_and_audited(build, broker, proxy):
+    p = proxy()
+    b = broker(settings=s3_settings(p.server, endpoint=p.endpoint),
+               env=dict(S3_ENV, AWS_SECRET_ACCESS_KEY="not-the-secret"))
+    r = b.ssh("alice", "local", "--", "echo refused")
+    assert r.returncode == 0 and r.stdout == b"refused\n"  # the session does not notice
+    failed = b.wait_audit("storage_failed", timeout=30)
+    assert "SignatureDoesNotMatch" in failed[0]["error"], failed
+    assert p.server.list("") == {}
+    assert len(b.recording_paths()) == 1  # still in the spool
+
+
+def test_credentials_from_files_are_read_again_after_a_refusal(build, broker, proxy, tmp_path):
+    p = proxy()
+    ak, sk = tmp_path / "access_key", tmp_path / "secret_key"
+    ak.write_text("S3RVER\n")
+    sk.write_text("old-secret\n")
+    b = broker(settings=s3_settings(p.server, endpoint=p.endpoint, credentials={
+        "access_key_file": str(ak), "secret_key_file": str(sk)}))
+    b.ssh("alice", "local", "--", "echo rotated")
+    b.wait_audit("storage_failed", timeout=30)
+    sk.write_text("S3RVER\n")  # the Secret is rotated
+    wait_until(lambda: any(k.endswith(".rec") for k in p.server.list("prod/")), timeout=90,
+               what="the upload with the new secret")
+    ok = b.wait_audit("storage_ok", lambda e: e.get("failed_attempts", 0) >= 1)
+    assert ok
+
+
+def test_web_identity_credentials_from_sts(build, broker, proxy, tmp_path):
+    p = proxy()
+    p.sts_token = "eyJ.web-identity.token"
+    tok = tmp_path / "token"
+    tok.write_text(p.sts_token + "\n")
+    b = broker(settings=s3_settings(p.server, endpoint=p.endpoint, credentials="web_identity"),
+               env={"AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/podgate",
+                    "AWS_WEB_IDENTITY_TOKEN_FILE": str(tok),
+                    "AWS_ENDPOINT_URL_STS": p.endpoint,
+                    "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+    b.ssh("alice", "local", "--", "echo identity")
+    wait_until(lambda: any(k.endswith(".rec") for k in p.server.list("prod/")), timeout=30,
+               what="the upload with STS credentials")
+    assert p.issued
+    puts = [h for m, _, why, h in p.requests if m == "PUT"]
+    assert puts and all(h.get("x-amz-security-token") == p.issued[-1] for h in puts)
+    assert all(why is None for _, _, why, _ in p.requests)
