@@ -212,6 +212,10 @@ server_reload(struct server *srv)
 		log_warn("reload: host_key changes only at restart");
 	if (server_differs(c->audit_log, old->audit_log))
 		log_warn("reload: audit_log changes only at restart");
+	if (c->s3.enabled != old->s3.enabled || server_differs(c->s3.endpoint, old->s3.endpoint) ||
+	    server_differs(c->s3.bucket, old->s3.bucket) ||
+	    server_differs(c->s3.prefix, old->s3.prefix))
+		log_warn("reload: storage changes only at restart");
 	srv->config = c;
 	config_unref(old);
 	{
