@@ -220,11 +220,10 @@ def echo_while_shipping(build, work, s3, keys):
                                            "done"), stdout=subprocess.DEVNULL)
             time.sleep(3)
             res[name] = echo(b, keys)
+            if store is not None:
+                res[name]["segments_seen"] = sum(1 for k in s3.list("bench/") if ".rec.seg/" in k)
             flood.kill()
             flood.wait()
-            if store is not None:
-                res[name]["segments_during"] = sum(
-                    1 for k in s3.list("bench/") if ".rec.seg/" in k) or "(deleted)"
         finally:
             b.stop()
     return res
@@ -266,13 +265,9 @@ def kill9(build, work, s3, seg, runs, command, name):
             "all_prefixes_verify": all(x["verified_bytes"] == x["bucket_bytes"] for x in out)}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("build")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--json")
-    a = ap.parse_args()
-    build = pathlib.Path(a.build).resolve()
+def run(build, quick: bool) -> dict:
+    """Every figure above, against a private s3rver."""
+    build = pathlib.Path(build).resolve()
     work = pathlib.Path(tempfile.mkdtemp(prefix="podgate-storage-bench-"))
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / "client")],
                    check=True)
@@ -280,12 +275,12 @@ def main():
     res = {}
     try:
         print("upload throughput...", file=sys.stderr, flush=True)
-        res["throughput"] = [throughput(build, work, s3, mb) for mb in ((20,) if a.quick
+        res["throughput"] = [throughput(build, work, s3, mb) for mb in ((20,) if quick
                                                                         else (20, 100))]
         print("echo while shipping...", file=sys.stderr, flush=True)
-        res["echo"] = echo_while_shipping(build, work, s3, 200 if a.quick else 1000)
+        res["echo"] = echo_while_shipping(build, work, s3, 200 if quick else 1000)
         print("kill -9 with the spool gone...", file=sys.stderr, flush=True)
-        n = 3 if a.quick else 10
+        n = 3 if quick else 10
         res["kill9_lines"] = kill9(build, work, s3, 10, n,
                                    "while :; do date +%s%N; sleep 0.1; done", "lines")
         res["kill9_flood"] = kill9(build, work, s3, 10, n,
@@ -293,11 +288,21 @@ def main():
                                    "sleep 0.1; done", "flood")
     finally:
         s3.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    res = run(a.build, a.quick)
     text = json.dumps(res, indent=1)
     print(text)
     if a.json:
         pathlib.Path(a.json).write_text(text + "\n")
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,32 @@ def test_server_stopped_mid_session_session_goes_on_and_ships_after(build, broke
     assert any(e.get("object") == key and e.get("bytes") == rec.stat().st_size for e in oks), oks
 
 
+def test_a_stalled_server_does_not_stall_sessions(build, broker, s3, tmp_path):
+    """s3rver frozen (SIGSTOP) mid-upload: connections hang, sessions do not."""
+    server = s3()
+    b = broker(settings=s3_settings(server, segment_seconds=1, keep_local=True), env=S3_ENV)
+    c, chan = exec_session(b, LOOP)
+    echo(chan, b"first")
+    sid = b.recording_paths()[0].stem
+    wait_until(lambda: segments(server, "prod/", sid), timeout=20, what="a segment")
+    shipped = len(segments(server, "prod/", sid))
+    os.killpg(server.proc.pid, signal.SIGSTOP)
+    try:
+        # Segments fall due while the server hangs; every line still comes back.
+        for i in range(40):
+            echo(chan, b"frozen%d" % i)
+        c2, chan2 = exec_session(b, LOOP)  # and new sessions start
+        echo(chan2, b"second")
+        assert finish(c2, chan2) == 0
+    finally:
+        os.killpg(server.proc.pid, signal.SIGCONT)
+    assert finish(c, chan) == 0
+    key = f"prod/{sid}.rec"
+    wait_until(lambda: key in server.list("prod/"), timeout=90, what="the sealed object")
+    assert server.get(key) == (b.recordings_dir / f"{sid}.rec").read_bytes()
+    assert shipped >= 1
+
+
 def test_kill_9_leaves_a_verifiable_prefix_and_a_restart_ships_the_rest(build, broker, s3,
                                                                         tmp_path):
     server = s3()
