@@ -10,8 +10,10 @@ PYTHON     ?= /usr/bin/python3
 # Build and test dependencies (Debian 12 package names).
 PKGS_BUILD := build-essential pkg-config meson ninja-build \
 	libssh-dev libuv1-dev libssl-dev libmsgpack-dev libncurses-dev \
-	libvterm-dev libyaml-dev libhttp-parser-dev libjansson-dev libwslay-dev
-PKGS_TEST  := clang python3-pytest python3-pytest-timeout python3-paramiko python3-msgpack python3-yaml python3-cryptography openssh-client tmux procps python3-websockets openssl asciinema systemd vim-tiny
+	libvterm-dev libyaml-dev libhttp-parser-dev libjansson-dev libwslay-dev libcurl4-openssl-dev
+PKGS_TEST  := clang python3-pytest python3-pytest-timeout python3-paramiko python3-msgpack python3-yaml python3-cryptography openssh-client tmux procps python3-websockets openssl asciinema systemd vim-tiny curl
+# Test servers from npm (an S3-compatible object store for the storage tests).
+NPM_TEST   := s3rver@3.7.1
 
 # Benchmark contenders and tools.
 PKGS_BENCH := openssh-server ttyrec tlog asciinema hyperfine python3-paramiko python3-websockets python3-asyncssh
@@ -28,6 +30,7 @@ deps:
 
 deps-test:
 	@./tests/install-deps.sh $(PKGS_BUILD) $(PKGS_TEST)
+	@./tests/install-npm.sh $(NPM_TEST)
 	@./tests/check-kubectl.sh
 
 $(BUILD)/build.ninja:

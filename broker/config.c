@@ -23,6 +23,7 @@
 #include "guard.h"
 #include "log.h"
 #include "redact.h"
+#include "s3.h"
 
 #define CONFIG_FILE_MAX		(1024 * 1024)	/* config and authorized_keys files */
 #define CONFIG_NAME_MAX		255		/* user and group names */
@@ -2137,6 +2138,203 @@ config_parse_recordings(struct config_parse *p, yaml_node_t *n, void *obj)
 	config_set_string(p, n, "recordings", &((struct config *)obj)->recordings);
 }
 
+/* storage.s3.endpoint: http(s)://host[:port]; plain http only with a warning. */
+static void
+config_parse_s3_endpoint(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_s3 *s = obj;
+	struct s3_bucket b;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "storage.s3.endpoint")) == NULL)
+		return;
+	if (s3_bucket_set(&b, v, "us-east-1", "podgate", false) < 0) {
+		config_error(p, n, "storage.s3.endpoint must be https://HOST[:PORT] (or http://), "
+		    "not \"%s\"", v);
+		return;
+	}
+	s3_bucket_clear(&b);
+	config_set_string(p, n, "storage.s3.endpoint", &s->endpoint);
+}
+
+/* storage.s3.region */
+static void
+config_parse_s3_region(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_s3 *s = obj;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "storage.s3.region")) == NULL)
+		return;
+	if (*v == '\0' || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(v)) {
+		config_error(p, n, "storage.s3.region must be a region name like eu-west-1");
+		return;
+	}
+	config_set_string(p, n, "storage.s3.region", &s->region);
+}
+
+/* storage.s3.bucket */
+static void
+config_parse_s3_bucket(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_s3 *s = obj;
+	struct s3_bucket b;
+	const char *v;
+
+	if ((v = config_scalar(p, n, "storage.s3.bucket")) == NULL)
+		return;
+	if (s3_bucket_set(&b, "https://s3", "us-east-1", v, false) < 0) {
+		config_error(p, n, "storage.s3.bucket must be a bucket name: 3 to 63 of a-z 0-9 . -");
+		return;
+	}
+	s3_bucket_clear(&b);
+	config_set_string(p, n, "storage.s3.bucket", &s->bucket);
+}
+
+/* storage.s3.prefix: [A-Za-z0-9._/-], no leading '/', no "//" or ".." */
+static void
+config_parse_s3_prefix(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_s3 *s = obj;
+	const char *v;
+	char *copy;
+
+	if ((v = config_scalar(p, n, "storage.s3.prefix")) == NULL)
+		return;
+	if (strlen(v) > 512 || v[0] == '/' || strstr(v, "//") != NULL || strstr(v, "..") != NULL ||
+	    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._/-") !=
+	    strlen(v)) {
+		config_error(p, n, "storage.s3.prefix must be at most 512 of A-Z a-z 0-9 . _ / -, "
+		    "not starting with / and without // or ..");
+		return;
+	}
+	if ((copy = config_strdup(p, v)) == NULL)
+		return;
+	free(s->prefix);
+	s->prefix = copy;
+}
+
+/* storage.s3.path_style */
+static void
+config_parse_s3_path_style(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_bool(p, n, "storage.s3.path_style", &((struct cfg_s3 *)obj)->path_style);
+}
+
+/* storage.s3.credentials.access_key_file */
+static void
+config_parse_s3_access_key_file(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_set_string(p, n, "access_key_file", &((struct cfg_s3 *)obj)->access_key_file);
+}
+
+/* storage.s3.credentials.secret_key_file */
+static void
+config_parse_s3_secret_key_file(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_set_string(p, n, "secret_key_file", &((struct cfg_s3 *)obj)->secret_key_file);
+}
+
+static const struct config_entry config_s3_files_entries[] = {
+	{ "access_key_file", config_parse_s3_access_key_file },
+	{ "secret_key_file", config_parse_s3_secret_key_file },
+	{ NULL, NULL }
+};
+
+/* storage.s3.credentials: env, web_identity, or {access_key_file, secret_key_file} */
+static void
+config_parse_s3_credentials(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_s3 *s = obj;
+	const char *v;
+
+	if (n->type == YAML_MAPPING_NODE) {
+		s->credentials = CFG_S3_CREDS_FILES;
+		config_walk_map(p, n, "storage.s3.credentials", config_s3_files_entries, s);
+		if (s->access_key_file == NULL || s->secret_key_file == NULL)
+			config_error(p, n, "storage.s3.credentials needs access_key_file and "
+			    "secret_key_file");
+		return;
+	}
+	if ((v = config_scalar(p, n, "storage.s3.credentials")) == NULL)
+		return;
+	if (strcmp(v, "env") == 0)
+		s->credentials = CFG_S3_CREDS_ENV;
+	else if (strcmp(v, "web_identity") == 0)
+		s->credentials = CFG_S3_CREDS_WEB_IDENTITY;
+	else
+		config_error(p, n, "storage.s3.credentials must be env, web_identity or "
+		    "{access_key_file, secret_key_file}, not \"%s\"", v);
+}
+
+/* storage.s3.segment_seconds */
+static void
+config_parse_s3_segment_seconds(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	unsigned long long v;
+
+	if (config_uint(p, n, "storage.s3.segment_seconds", 1, 3600, &v) == 0)
+		((struct cfg_s3 *)obj)->segment_seconds = (unsigned)v;
+}
+
+/* storage.s3.keep_local */
+static void
+config_parse_s3_keep_local(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_bool(p, n, "storage.s3.keep_local", &((struct cfg_s3 *)obj)->keep_local);
+}
+
+static const struct config_entry config_s3_entries[] = {
+	{ "endpoint", config_parse_s3_endpoint },
+	{ "region", config_parse_s3_region },
+	{ "bucket", config_parse_s3_bucket },
+	{ "prefix", config_parse_s3_prefix },
+	{ "path_style", config_parse_s3_path_style },
+	{ "credentials", config_parse_s3_credentials },
+	{ "segment_seconds", config_parse_s3_segment_seconds },
+	{ "keep_local", config_parse_s3_keep_local },
+	{ NULL, NULL }
+};
+
+/* storage.s3 */
+static void
+config_parse_storage_s3(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct cfg_s3 *s = &((struct config *)obj)->s3;
+
+	s->enabled = true;
+	s->line = (int)n->start_mark.line + 1;
+	s->segment_seconds = 10;
+	config_walk_map(p, n, "storage.s3", config_s3_entries, s);
+	if (s->endpoint == NULL)
+		config_error(p, n, "storage.s3 needs an endpoint");
+	if (s->bucket == NULL)
+		config_error(p, n, "storage.s3 needs a bucket");
+	if (s->region == NULL && (s->region = config_strdup(p, "us-east-1")) == NULL)
+		return;
+	if (s->prefix == NULL && (s->prefix = config_strdup(p, "")) == NULL)
+		return;
+	if (s->endpoint != NULL && strncmp(s->endpoint, "http://", 7) == 0 &&
+	    strncmp(s->endpoint, "http://127.", 11) != 0 &&
+	    strncmp(s->endpoint, "http://localhost", 16) != 0 &&
+	    strncmp(s->endpoint, "http://[::1]", 12) != 0)
+		config_warn_line(p, s->line, "storage.s3.endpoint %s is plain http: recordings and "
+		    "request signatures cross the network unencrypted", s->endpoint);
+}
+
+static const struct config_entry config_storage_entries[] = {
+	{ "s3", config_parse_storage_s3 },
+	{ NULL, NULL }
+};
+
+/* storage: absent or empty, recordings stay in the local directory only. */
+static void
+config_parse_storage(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	if (!config_is_null(n))
+		config_walk_map(p, n, "storage", config_storage_entries, obj);
+}
+
 /* audit_log */
 static void
 config_parse_audit_log(struct config_parse *p, yaml_node_t *n, void *obj)
@@ -2388,6 +2586,7 @@ static const struct config_entry config_top_entries[] = {
 	{ "metrics_listen", config_parse_metrics_listen },
 	{ "host_key", config_parse_host_key },
 	{ "recordings", config_parse_recordings },
+	{ "storage", config_parse_storage },
 	{ "audit_log", config_parse_audit_log },
 	{ "users", config_parse_users },
 	{ "rules", config_parse_rules },
@@ -2793,6 +2992,12 @@ config_unref(struct config *c)
 	free(c->signing_key);
 	free(c->redaction_key);
 	free(c->recordings);
+	free(c->s3.endpoint);
+	free(c->s3.region);
+	free(c->s3.bucket);
+	free(c->s3.prefix);
+	free(c->s3.access_key_file);
+	free(c->s3.secret_key_file);
 	free(c->audit_log);
 	free(c->local.shell);
 	free(c->local.user);

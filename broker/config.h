@@ -167,6 +167,29 @@ struct cfg_kube_cluster {
 	unsigned keepalive;	/* seconds between WebSocket pings (native); default 30 */
 };
 
+/* How the broker gets its object storage credentials (storage.s3.credentials). */
+enum cfg_s3_creds {
+	CFG_S3_CREDS_ENV = 0,	/* AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN */
+	CFG_S3_CREDS_FILES,	/* {access_key_file, secret_key_file} */
+	CFG_S3_CREDS_WEB_IDENTITY, /* AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE through STS */
+};
+
+/* storage.s3: recordings shipped to S3-compatible object storage (docs/storage.md). */
+struct cfg_s3 {
+	bool enabled;		/* storage.s3 present */
+	int line;
+	char *endpoint;		/* https://host[:port] */
+	char *region;		/* default us-east-1 */
+	char *bucket;
+	char *prefix;		/* default "": objects are PREFIX + SESSION-ID + ... */
+	bool path_style;	/* default false */
+	enum cfg_s3_creds credentials;	/* default env */
+	char *access_key_file;	/* CFG_S3_CREDS_FILES */
+	char *secret_key_file;
+	unsigned segment_seconds;	/* default 10 */
+	bool keep_local;	/* default false */
+};
+
 struct config {
 	unsigned refs;
 	char *path;		/* the file it was loaded from (NULL for the demo) */
@@ -204,6 +227,7 @@ struct config {
 	size_t nredact;
 	struct cfg_group *groups;	/* top-level groups: roles by group */
 	size_t ngroups;
+	struct cfg_s3 s3;		/* storage.s3 */
 };
 
 /*

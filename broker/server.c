@@ -34,6 +34,7 @@
 #include "log.h"
 #include "server.h"
 #include "session.h"
+#include "storage.h"
 
 static void server_unwatch_config(struct server *srv);
 static bool server_config_digest(const char *path, unsigned char out[SERVER_DIGEST_LEN]);
@@ -590,6 +591,10 @@ server_reload(struct server *srv)
 		log_warn("reload: host_key changes only at restart");
 	if (server_differs(c->audit_log, old->audit_log))
 		log_warn("reload: audit_log changes only at restart");
+	if (c->s3.enabled != old->s3.enabled || server_differs(c->s3.endpoint, old->s3.endpoint) ||
+	    server_differs(c->s3.bucket, old->s3.bucket) ||
+	    server_differs(c->s3.prefix, old->s3.prefix))
+		log_warn("reload: storage changes only at restart");
 	srv->config = c;
 	config_unref(old);
 	kube_client_check_config(c);
@@ -643,6 +648,8 @@ server_finish(struct server *srv)
 		uv_close((uv_handle_t *)&srv->accept_timer, NULL);
 		uv_close((uv_handle_t *)&srv->audit_timer, NULL);
 	}
+	storage_close(srv->storage);
+	srv->storage = NULL;
 }
 
 /* A connection was freed; the last one ends a graceful stop. */
@@ -1119,6 +1126,10 @@ server_run(const struct server_opts *o)
 		log_error("cannot start: out of memory");
 		goto out;
 	}
+	if (srv.config->s3.enabled &&
+	    (r = storage_open(&srv.loop, &srv.config->s3, srv.config->recordings, srv.audit,
+	    &srv.storage)) < 0)
+		goto out;
 	if ((r = server_listen(&srv)) < 0 || (r = metrics_start(&srv)) < 0)
 		goto out;
 	server_signals(&srv);
@@ -1146,6 +1157,8 @@ out:
 		metrics_stop(&srv);
 		server_unwatch_config(&srv);
 		live_close(&srv);
+		storage_close(srv.storage);
+		srv.storage = NULL;
 		server_unlisten(&srv);
 		uv_run(&srv.loop, UV_RUN_DEFAULT);
 		if (uv_loop_close(&srv.loop) != 0)

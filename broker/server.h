@@ -34,6 +34,7 @@
 #define SERVER_DIGEST_LEN 32
 
 struct conn;
+struct storage;
 struct guard_counts;
 TAILQ_HEAD(conn_list, conn);
 
@@ -82,6 +83,7 @@ struct server {
 	struct live *live;		/* live sessions, watchers, held requests (live.h) */
 	struct metrics *metrics;	/* the HTTP listener (metrics.h), or NULL */
 	struct metrics_counters counters;
+	struct storage *storage;	/* shipping to object storage (storage.h); NULL: none */
 	bool stopping;
 	bool grace_over;
 	bool debug;

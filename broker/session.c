@@ -31,6 +31,7 @@
 #include "live.h"
 #include "recfile.h"
 #include "redact.h"
+#include "storage.h"
 #include "session-pick.h"
 #include "session.h"
 
@@ -267,6 +268,7 @@ session_handle_closed(struct session *s)
 	if (s->rec != NULL)
 		rec_writer_close(s->rec);
 	recfile_close(s->rf, &c->server->loop);
+	storage_done(s->ship);	/* the shipper owns it now */
 	for (i = 0; i < s->nenv; i++)
 		free(s->env[i]);
 	policy_free_list(s->menu);
@@ -383,8 +385,10 @@ session_flush_cb(uv_timer_t *t)
 		if (!rec_writer_quiet(s->rec) && (r = rec_writer_tick(s->rec, 0)) != 0) {
 			if (r < 0)
 				session_rec_fail(s, r);
-			else
+			else {
 				recfile_sync(s->rf, &s->conn->server->loop);
+				storage_checkpoint(s->ship, rec_writer_written(s->rec));
+			}
 		}
 		/* (on_recording_failure: continue may just have dropped the file) */
 		if (!s->rec_failed && s->rf != NULL && s->rf->err < 0)
@@ -995,6 +999,7 @@ session_open_recording(struct session *s)
 		log_error_r(r, "cannot write %s", s->rec_path);
 		return r;
 	}
+	s->ship = storage_track(s->conn->server->storage, s->id, s->rec_path);
 	return 0;
 }
 

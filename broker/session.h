@@ -21,6 +21,7 @@
 #include "target.h"
 
 struct conn;
+struct storage_rec;
 
 enum session_state {
 	SESSION_NEW,		/* collecting pty-req and env requests */
@@ -100,6 +101,7 @@ struct session {
 	char id[37];
 	char *rec_path;
 	struct recfile *rf;		/* the recording's file; NULL without one */
+	struct storage_rec *ship;	/* its shipping to object storage; NULL: none */
 	struct rec_writer *rec;
 	bool rec_failed;
 	bool unrecorded;		/* on_recording_failure: continue took effect */

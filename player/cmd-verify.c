@@ -20,8 +20,8 @@ verify_one(const char *path, const struct rec_key *key, bool json)
 	struct rec_verify v;
 	int fd, r;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		r = -errno;
+	if ((fd = player_open_fd(path)) < 0) {
+		r = fd;
 		goto fail;
 	}
 	r = rec_verify_fd(fd, key, &v);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "player.h"
+#include "remote.h"
 
 /* Print "podgate-player: " and a message to stderr. */
 void
@@ -139,6 +140,18 @@ player_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* A descriptor of a local path or of a copy of an s3:// recording (which says why not). */
+int
+player_open_fd(const char *path)
+{
+	int fd;
+
+	if (remote_is_url(path))
+		return remote_open(path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd >= 0 ? fd : -errno;
+}
+
 /* Open a recording, or say why not. */
 int
 player_open(struct player_file *f, const char *path)
@@ -154,10 +167,12 @@ player_open_quiet(struct player_file *f, const char *path, bool quiet)
 
 	memset(f, 0, sizeof *f);
 	f->path = path;
-	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	f->fd = player_open_fd(path);
 	if (f->fd < 0) {
-		r = -errno;
-		player_warn("%s: %s", path, strerror(-r));
+		r = f->fd;
+		f->fd = -1;
+		if (!remote_is_url(path))
+			player_warn("%s: %s", path, strerror(-r));
 		return r;
 	}
 	if ((r = rec_reader_open(&f->reader, f->fd, &f->header)) < 0) {
@@ -209,11 +224,11 @@ player_read_end(const struct player_file *f, int rc)
 int
 player_verify_path(const char *path, struct rec_verify *v)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+	int fd = player_open_fd(path), r;
 
 	memset(v, 0, sizeof *v);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	r = rec_verify_fd(fd, NULL, v);
 	close(fd);
 	return r;

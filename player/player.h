@@ -48,6 +48,13 @@ struct player_file {
 };
 
 /*
+ * A read-only descriptor for path, or for a local copy of the recording an
+ * s3:// name gives (player/remote.h; failures of those are printed).
+ * Returns the descriptor or a negative errno.
+ */
+int player_open_fd(const char *path);
+
+/*
  * Open path as a recording. On failure prints one line naming the file
  * and the reason and returns a negative errno; f is then closed.
  */

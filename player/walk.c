@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "player.h"
+#include "remote.h"
 #include "walk.h"
 
 /* Skip hidden entries. */
@@ -146,7 +147,15 @@ walk_paths(char **paths, int n, walk_fn *fn, void *arg)
 	int i, r, err = 0;
 
 	for (i = 0; i < n; i++) {
-		if (stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (remote_is_prefix(paths[i])) {
+			/* s3://BUCKET/PREFIX/: every recording under it. */
+			if ((r = remote_walk(paths[i], fn, arg)) == -ENOMEM)
+				return r;
+			if (r < 0)
+				err = r;
+			continue;
+		}
+		if (!remote_is_url(paths[i]) && stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode)) {
 			if ((r = walk_dir(paths[i], fn, arg, 0)) == -ENOMEM)
 				return r;
 			if (r < 0)

@@ -939,6 +939,27 @@ def report(res, path, quick):
                   f"session**, {ki['broker_children']} child processes of the broker."]
     else:
         L += ["", "## Kubernetes path", "", f"Not measured: {res.get('kube_error')}"]
+    st = res.get("storage")
+    if st is not None:
+        L += ["", "## Object storage", "",
+              "The broker shipping to s3rver on loopback (tests/bench/storage.py, "
+              "docs/storage.md).", "", "| figure | value |", "| --- | --- |"]
+        for t in st["throughput"]:
+            L.append(f"| upload of a {t['object_bytes'] / 1e6:.0f} MB recording after its "
+                     f"session ended | {t['upload_after_end_s']:.2f} s, "
+                     f"{t['mb_per_s']:.0f} MB/s |")
+        for name in ("without storage", "with storage"):
+            e = st["echo"][name]
+            L.append(f"| keystroke echo beside a 2 MB/s flood, {name} | p50 "
+                     f"{e['p50_ms']:.3f} ms, p99 {e['p99_ms']:.3f} ms |")
+        for key, what in (("kill9_lines", "a line every 100 ms"),
+                          ("kill9_flood", "about 1.3 MB/s")):
+            k = st[key]
+            L.append(f"| kill -9 with the spool gone, {what} (segment_seconds 10) | "
+                     f"median {k['median_lost_bytes']} bytes / {k['median_lost_s']:.2f} s "
+                     f"lost, worst {k['max_lost_bytes']} bytes / {k['max_lost_s']:.2f} s |")
+    elif res.get("storage_error"):
+        L += ["", "## Object storage", "", f"Not measured: {res['storage_error']}"]
     L += [""]
     pathlib.Path(path).write_text("\n".join(L))
     (pathlib.Path(path).with_suffix(".json")).write_text(json.dumps(res, indent=1))
@@ -1005,6 +1026,16 @@ def main():
                                      2 if quick else 1)
         print("ls...", flush=True)
         res["ls"] = bench_ls(a.build, work, work / "big.rec", 5 if quick else 10)
+        if shutil.which("s3rver"):
+            print("object storage...", flush=True)
+            sys.path.insert(0, str(TOP / "tests" / "bench"))
+            import storage  # noqa: E402 - tests/bench/storage.py
+            try:
+                res["storage"] = storage.run(a.build, quick)
+            except Exception as e:  # noqa: BLE001 - reported in the table
+                res["storage_error"] = str(e)[:300]
+        else:
+            res["storage_error"] = "s3rver is not installed (make deps-test)"
     finally:
         rig.stop()
     report(res, a.out, quick)

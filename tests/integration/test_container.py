@@ -38,7 +38,8 @@ SERVICE_ACCOUNT = "podgate"
 IMPERSONATION = "podgate-impersonate"
 BUILTIN_ADMIN_ROLES = {"cluster-admin", "admin", "edit"}
 RUNTIME_PACKAGES = {"libssh-4", "libuv1", "libssl3", "libmsgpackc2", "libncursesw6",
-                    "libvterm0", "libyaml-0-2", "libhttp-parser2.9", "libjansson4", "libwslay1"}
+                    "libvterm0", "libyaml-0-2", "libhttp-parser2.9", "libjansson4", "libwslay1",
+                    "libcurl4"}
 # What a Role may grant the broker: (apiGroup, resource) -> verbs. pods/exec
 # "get" is kubectl's WebSocket exec (an HTTP GET) on API servers before 1.35.
 ROLE_ALLOWED = {
@@ -1233,3 +1234,72 @@ def test_configmap_config_opens_pod_sessions_on_a_read_only_root(which, transpor
         finally:
             rc = b.stop()
             b.check_clean(rc)
+
+
+# ------------------------------------------------------------ the object-storage overlay
+
+STORAGE_OVERLAY = K8S / "overlays" / "object-storage"
+
+
+def test_object_storage_overlay(build, base_objs, tmp_path):
+    objs = render(STORAGE_OVERLAY)
+    assert all_problems(objs) == []
+    assert find(objs, "Secret") == [], "a Secret is rendered: credentials must not be committed"
+    assert {ident(o) for o in base_objs} == {ident(o) for o in objs}
+    base_cfg, cfg = broker_config(base_objs), broker_config(objs)
+    assert {k: v for k, v in cfg.items() if k != "storage"} == base_cfg
+    s3 = cfg["storage"]["s3"]
+    assert set(s3) == {"endpoint", "region", "bucket", "prefix", "path_style", "credentials",
+                       "segment_seconds", "keep_local"}
+    assert s3["endpoint"].startswith("https://") and s3["keep_local"] is False
+    # The credentials files come read-only from the Secret, nowhere else.
+    c = broker_container(objs)
+    for key in ("access_key_file", "secret_key_file"):
+        path = s3["credentials"][key]
+        m = mount_for(c, path)
+        assert m is not None and m.get("readOnly"), f"{path} is not mounted read-only"
+        vol = volumes(pod_spec(broker_sts(objs)))[m["name"]]
+        assert vol["secret"]["secretName"] == "podgate-s3-credentials"
+        assert {"key": posixpath.basename(path), "path": posixpath.relpath(path, m["mountPath"])} \
+            in vol["secret"]["items"]
+    # Egress to the endpoint on 443, beside DNS and the API server.
+    pol = one(objs, "NetworkPolicy", "podgate", NAMESPACE)
+    cidrs = [peer["ipBlock"]["cidr"] for r in pol["spec"]["egress"] for peer in r["to"]
+             if "ipBlock" in peer]
+    assert len(cidrs) == 2 and "203.0.113.30/32" in cidrs
+    r = check_config(build, config_text(objs), tmp_path)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stdout + r.stderr
+
+
+def test_systemd_s3_dropin_loads_the_credentials(unit_copy, build, tmp_path):
+    """The drop-in verifies with the unit, and the config it documents loads."""
+    dropin = CONTAINER / "podgate-broker-s3.conf"
+    d = unit_copy.parent / (unit_copy.name + ".d")
+    d.mkdir()
+    (d / "s3.conf").write_text(dropin.read_text())
+    r = subprocess.run(["/usr/bin/systemd-analyze", "verify", str(unit_copy)],
+                       capture_output=True, text=True, timeout=60)
+    about_ours = [ln for ln in (r.stdout + r.stderr).splitlines() if "s3.conf" in ln
+                  or unit_copy.name in ln]
+    assert r.returncode == 0 and about_ours == [], r.stdout + r.stderr
+    creds = dict(v.split("=", 1)[1].split(":", 1) for v in dropin.read_text().splitlines()
+                 if v.startswith("LoadCredential="))
+    assert set(creds) == {"s3-access-key-id", "s3-secret-access-key"}
+    # The storage block in the drop-in's comment, as a configuration.
+    lines = dropin.read_text().splitlines()
+    start = lines.index("#   storage:")
+    block = []
+    for ln in lines[start:]:
+        if not ln.startswith("#   "):
+            break
+        if ln.strip() != "#       ...":
+            block.append(ln[4:])
+    text = "\n".join(block).replace("s3:", "s3:\n    endpoint: https://s3.eu-west-1.amazonaws.com"
+                                     "\n    bucket: podgate-recordings", 1)
+    cfg = yaml.safe_load(text)
+    paths = cfg["storage"]["s3"]["credentials"]
+    for key, name in (("access_key_file", "s3-access-key-id"),
+                      ("secret_key_file", "s3-secret-access-key")):
+        assert paths[key] == f"/run/credentials/{UNIT.name}/{name}"
+    r = check_config(build, VM_CONFIG.read_text() + yaml.safe_dump(cfg), tmp_path)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stdout + r.stderr
