@@ -10,7 +10,7 @@ PYTHON     ?= /usr/bin/python3
 # Build and test dependencies (Debian 12 package names).
 PKGS_BUILD := build-essential pkg-config meson ninja-build \
 	libssh-dev libuv1-dev libssl-dev libmsgpack-dev libncurses-dev \
-	libvterm-dev libyaml-dev libhttp-parser-dev
+	libvterm-dev libyaml-dev libhttp-parser-dev libjansson-dev
 PKGS_TEST  := clang python3-pytest python3-paramiko python3-msgpack python3-yaml openssh-client tmux procps python3-websockets openssl asciinema
 
 # Benchmark contenders and tools.

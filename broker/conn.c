@@ -160,7 +160,9 @@ conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pu
 	if (keys_fingerprint(pubkey, &fp) < 0)
 		fp = NULL;
 	u = config_find_user(cfg, user);
-	if (u != NULL)
+	if (c->peer)
+		k = u != NULL ? config_user_pubkey(&cfg->peer_keys, pubkey) : NULL;
+	else if (u != NULL)
 		k = config_user_pubkey(u, pubkey);
 	if (k != NULL && signature_state == SSH_PUBLICKEY_STATE_NONE) {
 		r = SSH_AUTH_SUCCESS;	/* "would this key do?": yes, sign with it */
@@ -172,6 +174,7 @@ conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pu
 			AUDIT_STR("key_fp", fp),
 			AUDIT_STR("client", c->client),
 			AUDIT_STR("key_type", ssh_key_type_to_char(ssh_key_type(pubkey))),
+			AUDIT_STR("via", c->peer ? "peer" : NULL),
 		};
 
 		if ((c->user = strdup(u->name)) == NULL ||
@@ -183,13 +186,15 @@ conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pu
 		c->state = CONN_OPEN;
 		uv_timer_stop(&c->grace);
 		conn_unpark_next(c);
-		audit_event(c->server->audit, "auth_success", f, sizeof f / sizeof f[0]);
+		audit_event(c->server->audit, "auth_success", f, sizeof f / sizeof f[0] -
+		    (c->peer ? 0 : 1));
 		log_info("%s: authenticated as %s with %s", c->client, u->name, fp);
 		r = SSH_AUTH_SUCCESS;
 		goto out;
 	}
 	conn_auth_failed(c, user, fp, u == NULL ? "unknown user" :
-	    k == NULL ? "key not authorized for user" : "invalid signature",
+	    k == NULL ? (c->peer ? "unknown peer key" : "key not authorized for user") :
+	    "invalid signature",
 	    signature_state != SSH_PUBLICKEY_STATE_NONE);
 out:
 	free(fp);
@@ -368,9 +373,9 @@ conn_grace_cb(uv_timer_t *t)
 	conn_after_io(c);
 }
 
-/* Start serving an accepted socket. */
-int
-conn_accept(struct server *srv, int fd, const char *client)
+/* Start serving an accepted socket on bind. */
+static int
+conn_accept_on(struct server *srv, ssh_bind bind, bool peer, int fd, const char *client)
 {
 	struct conn *c = NULL;
 	int r;
@@ -380,6 +385,7 @@ conn_accept(struct server *srv, int fd, const char *client)
 		return -ENOMEM;
 	}
 	c->server = srv;
+	c->peer = peer;
 	c->state = CONN_KEX;
 	/*
 	 * libssh closes its descriptor when the peer goes away; polling a
@@ -400,8 +406,8 @@ conn_accept(struct server *srv, int fd, const char *client)
 		free(c);
 		return -ENOMEM;
 	}
-	if (ssh_bind_accept_fd(srv->bind, c->ssh, fd) != SSH_OK) {
-		log_error("%s: cannot start SSH: %s", client, ssh_get_error(srv->bind));
+	if (ssh_bind_accept_fd(bind, c->ssh, fd) != SSH_OK) {
+		log_error("%s: cannot start SSH: %s", client, ssh_get_error(bind));
 		ssh_free(c->ssh);	/* closes fd */
 		close(c->fd);
 		free(c->client);
@@ -450,6 +456,20 @@ conn_accept(struct server *srv, int fd, const char *client)
 	c->depth--;
 	conn_after_io(c);
 	return 0;
+}
+
+/* Start serving an accepted socket. */
+int
+conn_accept(struct server *srv, int fd, const char *client)
+{
+	return conn_accept_on(srv, srv->bind, false, fd, client);
+}
+
+/* Start serving a socket accepted on the peer listener. */
+int
+conn_accept_peer(struct server *srv, ssh_bind bind, int fd, const char *client)
+{
+	return conn_accept_on(srv, bind, true, fd, client);
 }
 
 /* The length of the address part of "addr:port" or "[v6]:port". */

@@ -18,12 +18,15 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "audit.h"
 #include "config.h"
 #include "conn.h"
 #include "guard.h"
 #include "live.h"
 #include "log.h"
+#include "peer.h"
 #include "screen.h"
 #include "server.h"
 #include "session-guard.h"
@@ -58,6 +61,15 @@ struct live_admin {
 	/* held */
 	uv_timer_t *timer;		/* approve_timeout */
 	uint64_t requested_ns;
+
+	/* other replicas (peer.h) */
+	struct peer_query *pq;		/* a command sent to them, until they answer */
+	struct peer_relay *relay;	/* a watch relayed from one of them */
+	const struct cfg_user *user;	/* the admin (in s->config) */
+	int cmd;			/* live_cmds index */
+	bool json;
+	char *local;			/* this replica's part of the answer (JSON) */
+	char *id;			/* the ID asked for */
 };
 
 struct live_session {
@@ -104,6 +116,9 @@ static const struct {
 };
 
 static void live_kick_cb(uv_timer_t *t);
+struct live_text;
+static int live_peer_start(struct session *s, struct live *l, struct live_admin *a,
+    char **argv, size_t argc, struct live_text *out);
 
 /* Wall clock in nanoseconds. */
 static uint64_t
@@ -449,6 +464,10 @@ live_session_gone(struct session *s)
 		uv_close((uv_handle_t *)a->timer, live_timer_close_cb);
 	if (l != NULL)
 		TAILQ_REMOVE(&l->admins, a, all);
+	peer_query_cancel(a->pq);
+	peer_relay_cancel(a->relay);
+	free(a->local);
+	free(a->id);
 	free(a->q);
 	free(a);
 	s->admin = NULL;
@@ -682,6 +701,8 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 			live_json_str(out, t->target);
 			live_printf(out, ",\"command\":");
 			live_json_str(out, t->command);
+			if (peer_enabled(l->srv))
+				live_printf(out, ",\"replica\":\"%s\"", peer_self_name());
 			live_printf(out, ",\"pty\":%s,\"start\":\"%s\",\"idle_seconds\":%llu,"
 			    "\"bytes_in\":%llu,\"bytes_out\":%llu,\"watchers\":%u}",
 			    t->pty ? "true" : "false", start, (unsigned long long)idle,
@@ -791,10 +812,32 @@ live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
 {
 	struct live_admin *a;
 	char when[40], user[64], target[96], cmd[256];
+	bool json = argc == 1 && strcmp(argv[0], "--json") == 0, first = true;
 
-	(void)s;
-	(void)argv;
-	(void)argc;
+	if (argc > 1 || (argc == 1 && !json)) {
+		session_notice(s, "usage: pending [--json]");
+		return 2;
+	}
+	if (json) {
+		live_printf(out, "[");
+		TAILQ_FOREACH(a, &l->held, peer) {
+			live_time(a->requested_ns, when, sizeof when);
+			live_printf(out, "%s{\"id\":", first ? "" : ",");
+			live_json_str(out, a->s->id);
+			live_printf(out, ",\"user\":");
+			live_json_str(out, a->s->conn->user);
+			live_printf(out, ",\"target\":");
+			live_json_str(out, a->s->target);
+			live_printf(out, ",\"command\":");
+			live_json_str(out, a->s->command);
+			if (peer_enabled(l->srv))
+				live_printf(out, ",\"replica\":\"%s\"", peer_self_name());
+			live_printf(out, ",\"requested\":\"%s\"}", when);
+			first = false;
+		}
+		live_printf(out, "]\n");
+		return 0;
+	}
 	live_printf(out, "%-36s  %-12s  %-20s  %-20s  %s\n", "ID", "USER", "TARGET",
 	    "REQUESTED", "COMMAND");
 	TAILQ_FOREACH(a, &l->held, peer) {
@@ -902,7 +945,8 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 	int i, status;
 
 	i = live_cmd_index(s->target);
-	if (!config_user_has_role(s->config, u, live_cmds[i].role)) {
+	if (!config_user_has_role(s->config, u, live_cmds[i].role) ||
+	    (peer_session(s) && !peer_roles_include(s, live_cmds[i].role))) {
 		snprintf(msg, sizeof msg, "podgate: '%s' needs the %s role", live_cmds[i].name,
 		    live_cmds[i].role);
 		session_refuse_msg(s, msg + 9, msg);
@@ -926,7 +970,12 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 		return;
 	}
 	argc = live_args(args, argv, sizeof argv / sizeof argv[0]);
-	switch (i) {
+	a->user = u;
+	a->cmd = i;
+	if (peer_enabled(l->srv) && !peer_session(s) &&
+	    (status = live_peer_start(s, l, a, argv, argc, &out)) != 0) {
+		/* Sent to the other replicas too (or refused): their answer ends it. */
+	} else switch (i) {
 	case 0:
 		status = live_cmd_sessions(s, l, argv, argc, &out);
 		break;
@@ -967,7 +1016,9 @@ live_admin_input(struct session *s, const void *data, uint32_t len)
 	}
 	s->bytes_in += len;
 	if (a->kind == LIVE_WATCH && !a->done && memchr(data, 'q', len) != NULL) {
-		if (a->watched != NULL)
+		if (a->relay != NULL)
+			peer_relay_quit(a->relay);
+		else if (a->watched != NULL)
 			live_watch_stop(a, 0, "podgate: stopped watching");
 		else
 			a->done = true;
@@ -987,6 +1038,10 @@ live_admin_after_io(struct session *s)
 	    s->conn->state == CONN_DEAD) {
 		if (a->kind == LIVE_WATCH && a->watched != NULL)
 			live_watch_stop(a, 0, NULL);
+		peer_query_cancel(a->pq);
+		a->pq = NULL;
+		peer_relay_cancel(a->relay);
+		a->relay = NULL;
 		if (a->kind == LIVE_HELD && s->aborted)
 			session_notice(s, "podgate: the broker is shutting down");
 		session_end_status(s, a->kind == LIVE_HELD ? 126 : 0);
@@ -1150,4 +1205,298 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 	s->state = SESSION_STARTING;
 	session_start_run(s, config_find_user(s->config, s->conn->user));
 	session_wake(s);
+}
+
+/* ---- other replicas (peer.h) ---- */
+
+/* Tell the admin which replicas did not answer. */
+static void
+live_peer_unreachable(struct session *s, const struct peer_reply *r, size_t n)
+{
+	char msg[512];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (r[i].reachable)
+			continue;
+		snprintf(msg, sizeof msg, "podgate: replica %.128s unreachable (%.200s)", r[i].name,
+		    r[i].why != NULL ? r[i].why : "no answer");
+		session_notice(s, msg);
+	}
+}
+
+/* A JSON string field, or "-". */
+static const char *
+live_peer_str(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return v != NULL ? v : "-";
+}
+
+/* The rows of every replica, this one's first; NULL when out of memory. */
+static json_t *
+live_peer_rows(const char *local, const struct peer_reply *r, size_t n)
+{
+	json_t *all = json_array(), *part;
+	size_t i;
+
+	if (all == NULL)
+		return NULL;
+	if ((part = json_loads(local != NULL ? local : "[]", 0, NULL)) != NULL &&
+	    json_is_array(part))
+		json_array_extend(all, part);
+	json_decref(part);
+	for (i = 0; i < n; i++) {
+		if (!r[i].reachable || r[i].status != 0)
+			continue;
+		if ((part = json_loads(r[i].out, 0, NULL)) != NULL && json_is_array(part))
+			json_array_extend(all, part);
+		else
+			log_warn("replica %s: unreadable answer", r[i].name);
+		json_decref(part);
+	}
+	return all;
+}
+
+/* sessions or pending on every replica: one table (or JSON array) with a replica column. */
+static int
+live_peer_list(struct live_admin *a, json_t *rows, struct live_text *out)
+{
+	char cells[6][256];
+	const char *keys_s[] = { "replica", "id", "user", "target", "start", "command" };
+	const char *keys_p[] = { "replica", "id", "user", "target", "requested", "command" };
+	const char **keys = a->cmd == 0 ? keys_s : keys_p;
+	json_t *o;
+	size_t i, k;
+	char *text;
+
+	if (a->json) {
+		if ((text = json_dumps(rows, JSON_COMPACT)) == NULL)
+			return 1;
+		live_printf(out, "%s\n", text);
+		free(text);
+		return 0;
+	}
+	if (a->cmd == 0)
+		live_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %6s  %10s  %10s  %8s  %s\n",
+		    "REPLICA", "ID", "USER", "TARGET", "START", "IDLE", "IN", "OUT", "WATCHERS",
+		    "COMMAND");
+	else
+		live_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %s\n", "REPLICA", "ID", "USER",
+		    "TARGET", "REQUESTED", "COMMAND");
+	json_array_foreach(rows, i, o) {
+		for (k = 0; k < 6; k++)
+			live_clean(cells[k], k == 5 ? 256 : 96, live_peer_str(o, keys[k]));
+		if (a->cmd == 0)
+			live_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %5llus  %10llu  %10llu  "
+			    "%8llu  %s\n", cells[0], cells[1], cells[2], cells[3], cells[4],
+			    (unsigned long long)json_integer_value(json_object_get(o, "idle_seconds")),
+			    (unsigned long long)json_integer_value(json_object_get(o, "bytes_in")),
+			    (unsigned long long)json_integer_value(json_object_get(o, "bytes_out")),
+			    (unsigned long long)json_integer_value(json_object_get(o, "watchers")),
+			    cells[5]);
+		else
+			live_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %s\n", cells[0], cells[1],
+			    cells[2], cells[3], cells[4], cells[5]);
+	}
+	return 0;
+}
+
+/* Whether a row's id is the one asked for (or a prefix of 8 or more of it). */
+static bool
+live_peer_id_match(json_t *o, const char *id)
+{
+	const char *v = json_string_value(json_object_get(o, "id"));
+	size_t n = strlen(id);
+
+	return v != NULL && (strcmp(v, id) == 0 || (n >= 8 && strncmp(v, id, n) == 0));
+}
+
+/* Bytes from a relayed watch, or its end. */
+static void
+live_peer_relay_cb(void *arg, const void *buf, size_t len, int status)
+{
+	struct live_admin *a = arg;
+
+	if (len == 0) {
+		a->relay = NULL;	/* it frees itself */
+		a->done = true;
+		a->status = status;
+	} else if (!live_enqueue(a, buf, len)) {
+		peer_relay_cancel(a->relay);
+		a->relay = NULL;
+		live_watch_drop(a);
+	}
+	live_kick(a);
+}
+
+/* watch: the session was found on another replica (or nowhere). */
+static int
+live_peer_watch(struct live_admin *a, const struct peer_reply *r, size_t n)
+{
+	struct session *s = a->s;
+	json_t *rows;
+	char msg[256];
+	size_t i, j;
+	json_t *o;
+	int e;
+
+	for (i = 0; i < n; i++) {
+		if (!r[i].reachable || r[i].status != 0 ||
+		    (rows = json_loads(r[i].out, 0, NULL)) == NULL)
+			continue;
+		json_array_foreach(rows, j, o) {
+			if (!live_peer_id_match(o, a->id))
+				continue;
+			if ((a->q = malloc(LIVE_QUEUE_MAX)) == NULL ||
+			    (e = peer_relay_start(s->conn->server, a->user, r[i].addr,
+			    live_peer_str(o, "id"), s->pty ? s->cols : 80, s->pty ? s->rows : 24,
+			    live_peer_relay_cb, a, &a->relay)) < 0) {
+				json_decref(rows);
+				session_notice(s, "podgate: internal error");
+				return 1;
+			}
+			a->kind = LIVE_WATCH;
+			json_decref(rows);
+			return -1;
+		}
+		json_decref(rows);
+	}
+	snprintf(msg, sizeof msg, "podgate: no live session '%.64s'", a->id);
+	session_notice(s, msg);
+	return 1;
+}
+
+/* kill, approve, deny: the answer of the replica that held the session. */
+static int
+live_peer_act(struct live_admin *a, const struct peer_reply *r, size_t n,
+    struct live_text *out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (r[i].reachable && r[i].status == 0) {
+			live_printf(out, "%s", r[i].out);
+			return 0;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (r[i].reachable && r[i].status != 1 && r[i].err[0] != '\0') {
+			session_write(a->s, true, r[i].err, strlen(r[i].err));
+			return r[i].status;
+		}
+	}
+	{
+		char msg[256];
+
+		snprintf(msg, sizeof msg, a->cmd == 2 ? "podgate: no live session '%.64s'" :
+		    "podgate: no pending request '%.64s'", a->id);
+		session_notice(a->s, msg);
+	}
+	return 1;
+}
+
+/* Every other replica answered (or timed out): finish the command. */
+static void
+live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
+{
+	struct live_admin *a = arg;
+	struct session *s = a->s;
+	struct live_text out = { 0 };
+	json_t *rows;
+	int status;
+
+	a->pq = NULL;
+	if (a->cmd == 0 || a->cmd == 3) {
+		if ((rows = live_peer_rows(a->local, r, n)) == NULL) {
+			status = 1;
+			out.oom = true;
+		} else {
+			status = live_peer_list(a, rows, &out);
+			json_decref(rows);
+		}
+	} else if (a->cmd == 1) {
+		status = live_peer_watch(a, r, n);
+	} else {
+		status = live_peer_act(a, r, n, &out);
+	}
+	if (out.oom) {
+		session_notice(s, "podgate: out of memory");
+		status = 1;
+	} else if (out.len > 0) {
+		session_write(s, false, out.p, out.len);
+	}
+	free(out.p);
+	live_peer_unreachable(s, r, n);
+	if (status >= 0)
+		session_end_status(s, status);
+	else
+		live_kick(a);
+	session_wake(s);
+}
+
+/*
+ * Send the command to the other replicas too: sessions and pending always,
+ * watch, kill, approve and deny when the session is not held here.
+ * Returns 0 to run it here alone, -1 when the replicas' answer will end
+ * it, or an exit status.
+ */
+static int
+live_peer_start(struct session *s, struct live *l, struct live_admin *a, char **argv,
+    size_t argc, struct live_text *out)
+{
+	struct live_text local = { 0 };
+	char *line = NULL;
+	int r;
+
+	switch (a->cmd) {
+	case 0:
+	case 3:
+		a->json = argc == 1 && strcmp(argv[0], "--json") == 0;
+		if (argc > 1 || (argc == 1 && !a->json))
+			return 0;	/* the usage message */
+		{
+			char *jarg[] = { (char *)"--json" };
+
+			r = a->cmd == 0 ? live_cmd_sessions(s, l, jarg, 1, &local) :
+			    live_cmd_pending(s, l, jarg, 1, &local);
+		}
+		if (r != 0 || local.oom) {
+			free(local.p);
+			return 0;
+		}
+		a->local = local.p;
+		if (asprintf(&line, "%s --json", live_cmds[a->cmd].name) < 0)
+			return 0;
+		break;
+	case 1:
+	case 2:
+	case 4:
+	case 5:
+		if (argc < 1 || (a->cmd == 1 && argc != 1) || (a->cmd == 4 && argc != 1))
+			return 0;
+		if (a->cmd <= 2 ? live_find(l, argv[0]) != NULL :
+		    live_find_held(l, argv[0]) != NULL)
+			return 0;
+		if ((a->id = strdup(argv[0])) == NULL)
+			return 0;
+		if (a->cmd == 1)
+			line = strdup("sessions --json");
+		else if (asprintf(&line, "%s %s", live_cmds[a->cmd].name, s->command) < 0)
+			line = NULL;
+		if (line == NULL)
+			return 0;
+		break;
+	default:
+		return 0;
+	}
+	(void)out;
+	r = peer_query(l->srv, a->user, line, live_peer_done_cb, a, &a->pq);
+	free(line);
+	if (r < 0) {
+		log_warn_r(r, "cannot ask the other replicas");
+		return 0;
+	}
+	return -1;
 }

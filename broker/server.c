@@ -26,6 +26,7 @@
 #include "kube-incluster.h"
 #include "live.h"
 #include "log.h"
+#include "peer.h"
 #include "server.h"
 #include "session.h"
 
@@ -234,6 +235,7 @@ static void
 server_finish(struct server *srv)
 {
 	metrics_stop(srv);
+	peer_stop(srv);
 	server_unwatch_config(srv);
 	if (srv->listening) {
 		uv_close((uv_handle_t *)&srv->listener, NULL);
@@ -640,7 +642,8 @@ server_run(const struct server_opts *o)
 		log_error("cannot start: out of memory");
 		goto out;
 	}
-	if ((r = server_listen(&srv)) < 0 || (r = metrics_start(&srv)) < 0)
+	if ((r = server_listen(&srv)) < 0 || (r = metrics_start(&srv)) < 0 ||
+	    (r = peer_start(&srv)) < 0)
 		goto out;
 	server_signals(&srv);
 	server_watch_config(&srv);
@@ -662,6 +665,7 @@ server_run(const struct server_opts *o)
 out:
 	if (loop_ok) {
 		metrics_stop(&srv);
+		peer_stop(&srv);
 		server_unwatch_config(&srv);
 		live_close(&srv);
 		if (srv.listening) {
