@@ -91,8 +91,18 @@ struct live_session {
 	uint64_t last_mono;		/* last output, loop time in ms */
 };
 
+/* Remembered held requests of other replicas (LIVE_REMOTE_MAX, oldest dropped). */
+#define LIVE_REMOTE_MAX 256
+struct live_remote {
+	char id[37];
+	char replica[128];	/* the replica's name as peer.h gives it */
+	bool ended;		/* reported ended: its replica went away */
+};
+
 struct live {
 	struct server *srv;
+	struct live_remote remote[LIVE_REMOTE_MAX];
+	size_t nremote;
 	TAILQ_HEAD(, live_session) sessions;
 	TAILQ_HEAD(, live_admin) admins;
 	TAILQ_HEAD(, live_admin) held;
@@ -1225,6 +1235,10 @@ live_peer_unreachable(struct session *s, const struct peer_reply *r, size_t n)
 	}
 }
 
+static const struct live_remote *live_remote_ended(const struct live *l, const char *id);
+static void live_remote_update(struct live *l, struct session *s, const struct peer_reply *r,
+    size_t n, bool listing);
+
 /* A JSON string field, or "-". */
 static const char *
 live_peer_str(json_t *o, const char *key)
@@ -1388,13 +1402,89 @@ live_peer_act(struct live_admin *a, const struct peer_reply *r, size_t n,
 		}
 	}
 	{
-		char msg[256];
+		const struct live_remote *e = a->cmd >= 4 ? live_remote_ended(a->live, a->id) : NULL;
+		char msg[512];
 
-		snprintf(msg, sizeof msg, a->cmd == 2 ? "podgate: no live session '%.64s'" :
-		    "podgate: no pending request '%.64s'", a->id);
+		if (e != NULL)
+			snprintf(msg, sizeof msg, "podgate: request %s ended: replica %.128s "
+			    "unreachable", e->id, e->replica);
+		else
+			snprintf(msg, sizeof msg, a->cmd == 2 ? "podgate: no live session '%.64s'" :
+			    "podgate: no pending request '%.64s'", a->id);
 		session_notice(a->s, msg);
 	}
 	return 1;
+}
+
+/* Forget remembered request i. */
+static void
+live_remote_drop(struct live *l, size_t i)
+{
+	memmove(&l->remote[i], &l->remote[i + 1], (l->nremote - i - 1) * sizeof l->remote[0]);
+	l->nremote--;
+}
+
+/*
+ * Keep track of the requests other replicas hold: a replica's listing
+ * replaces what was known of it; the requests of a replica that no longer
+ * answers are reported as ended (once) and remembered as such.
+ */
+static void
+live_remote_update(struct live *l, struct session *s, const struct peer_reply *r, size_t n,
+    bool listing)
+{
+	char msg[512];
+	json_t *rows, *o;
+	size_t i, k, j;
+
+	for (i = 0; i < n; i++) {
+		if (!r[i].reachable) {
+			for (k = 0; k < l->nremote; k++) {
+				if (l->remote[k].ended || strcmp(l->remote[k].replica, r[i].name) != 0)
+					continue;
+				l->remote[k].ended = true;
+				if (!listing)
+					continue;
+				snprintf(msg, sizeof msg, "podgate: request %s ended: replica %.128s "
+				    "unreachable", l->remote[k].id, r[i].name);
+				session_notice(s, msg);
+			}
+			continue;
+		}
+		if (!listing || r[i].status != 0 || (rows = json_loads(r[i].out, 0, NULL)) == NULL)
+			continue;
+		for (k = l->nremote; k-- > 0;) {
+			if (strcmp(l->remote[k].replica, r[i].name) == 0)
+				live_remote_drop(l, k);
+		}
+		json_array_foreach(rows, j, o) {
+			const char *id = json_string_value(json_object_get(o, "id"));
+
+			if (id == NULL || strlen(id) >= sizeof l->remote[0].id)
+				continue;
+			if (l->nremote == LIVE_REMOTE_MAX)
+				live_remote_drop(l, 0);
+			k = l->nremote++;
+			snprintf(l->remote[k].id, sizeof l->remote[k].id, "%s", id);
+			snprintf(l->remote[k].replica, sizeof l->remote[k].replica, "%s", r[i].name);
+			l->remote[k].ended = false;
+		}
+		json_decref(rows);
+	}
+}
+
+/* A remembered request of a replica that went away, by id or prefix; NULL if none. */
+static const struct live_remote *
+live_remote_ended(const struct live *l, const char *id)
+{
+	size_t i, n = strlen(id);
+
+	for (i = 0; i < l->nremote; i++) {
+		if (l->remote[i].ended && (strcmp(l->remote[i].id, id) == 0 ||
+		    (n >= 8 && strncmp(l->remote[i].id, id, n) == 0)))
+			return &l->remote[i];
+	}
+	return NULL;
 }
 
 /* Every other replica answered (or timed out): finish the command. */
@@ -1419,8 +1509,11 @@ live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
 	} else if (a->cmd == 1) {
 		status = live_peer_watch(a, r, n);
 	} else {
+		live_remote_update(a->live, s, r, n, false);
 		status = live_peer_act(a, r, n, &out);
 	}
+	if (a->cmd == 3)
+		live_remote_update(a->live, s, r, n, true);
 	if (out.oom) {
 		session_notice(s, "podgate: out of memory");
 		status = 1;
