@@ -528,6 +528,8 @@ live_resize(struct session *s)
 			live_kick(a);
 		}
 	}
+	if (s->admin != NULL && s->admin->relay != NULL)
+		peer_relay_resize(s->admin->relay, s->cols, s->rows);
 	if (s->admin != NULL && s->admin->kind == LIVE_WATCH && s->admin->watched != NULL) {
 		live_watch_draw(s->admin);
 		live_kick(s->admin);

@@ -3,11 +3,13 @@
  * replicas and relayed watches. See peer.h for the contract and
  * docs/live.md for what users see.
  *
- * A query makes one job per replica. Jobs run in libuv's thread pool and
- * touch nothing of the loop's: each gets copies of what it needs (the
- * address, the user, the roles, the command, the key path and the peers'
- * public keys) and leaves its reply in the job. The last job to finish
- * calls the query's callback on the loop. A relayed watch is a thread
+ * A query makes one job per replica. Each job runs on a thread of its own
+ * (not libuv's thread pool, which recordings' fsyncs need) and touches
+ * nothing of the loop's: the query holds copies of what the jobs need (the
+ * user, the roles, the command, the key path and the peers' public keys)
+ * and each job leaves its reply in itself. A coordinating thread starts
+ * the jobs, joins them and wakes the loop through a uv_async, whose
+ * callback hands the replies to the caller. A relayed watch is a thread
  * that reads the remote watcher's bytes into a buffer under a mutex and
  * wakes the loop with a uv_async.
  */
@@ -69,7 +71,8 @@ struct peer_creds {
 };
 
 struct peer_job {
-	uv_work_t req;
+	uv_thread_t thread;
+	bool started;
 	struct peer_query *q;
 	char *host;
 	uint16_t port;
@@ -81,11 +84,12 @@ struct peer_query {
 	struct peer_creds creds;
 	char *command;
 	char *dns;		/* resolve this first, then one job per address */
-	uv_work_t resolve;
+	uv_thread_t thread;	/* runs the jobs' threads, then wakes the loop */
+	uv_async_t async;
 	char **addrs;		/* "HOST:PORT" of the peers */
 	size_t naddrs;
 	struct peer_job *jobs;
-	size_t njobs, left;
+	size_t njobs;
 	peer_done_cb done;	/* NULL once cancelled */
 	void *arg;
 };
@@ -106,6 +110,8 @@ struct peer_relay {
 	int status;
 	atomic_bool quit;	/* send 'q' to the replica */
 	atomic_bool stop;	/* close at once */
+	atomic_int new_cols, new_rows;	/* the watcher's terminal, when resized */
+	atomic_bool resized;
 	peer_relay_cb cb;	/* NULL once cancelled */
 	void *arg;
 };
@@ -565,9 +571,9 @@ peer_append(char **buf, size_t *len, const char *p, size_t n)
 
 /* Run one job: connect, run the command, collect stdout, stderr and status. */
 static void
-peer_job_work_cb(uv_work_t *req)
+peer_job_thread(void *arg)
 {
-	struct peer_job *j = req->data;
+	struct peer_job *j = arg;
 	struct peer_query *q = j->q;
 	struct peer_reply *r = &j->reply;
 	uint64_t deadline = peer_now_ms() + PEER_TIMEOUT_MS;
@@ -636,10 +642,11 @@ out:
 	}
 }
 
-/* Free a query and its jobs. */
+/* Free a query and its jobs (its async handle is closed). */
 static void
-peer_query_free(struct peer_query *q)
+peer_query_close_cb(uv_handle_t *h)
 {
+	struct peer_query *q = h->data;
 	size_t i;
 
 	for (i = 0; i < q->njobs; i++) {
@@ -660,39 +667,27 @@ peer_query_free(struct peer_query *q)
 	free(q);
 }
 
-/* Every job is in: hand the replies (self excluded) to the caller. */
+/* Every job is in (the query's thread ended): hand the replies to the caller. */
 static void
-peer_query_finish(struct peer_query *q)
+peer_query_async_cb(uv_async_t *a)
 {
+	struct peer_query *q = a->data;
 	struct peer_reply *replies = NULL;
 	size_t i, n = 0;
 
-	if (q->done != NULL && (replies = calloc(q->njobs + 1, sizeof *replies)) != NULL) {
+	uv_thread_join(&q->thread);
+	if ((replies = calloc(q->njobs + 1, sizeof *replies)) != NULL) {
 		for (i = 0; i < q->njobs; i++) {
 			if (q->jobs[i].reply.self)
 				continue;
 			peer_seen(q->srv, q->jobs[i].reply.name, q->jobs[i].reply.reachable);
 			replies[n++] = q->jobs[i].reply;
 		}
-		q->done(q->arg, replies, n);
-	} else if (q->done != NULL) {
-		q->done(q->arg, NULL, 0);
 	}
+	if (q->done != NULL)
+		q->done(q->arg, replies, n);
 	free(replies);
-	peer_query_free(q);
-}
-
-/* One job is in. */
-static void
-peer_job_after_cb(uv_work_t *req, int status)
-{
-	struct peer_job *j = req->data;
-	struct peer_query *q = j->q;
-
-	if (status < 0 && j->reply.why == NULL)
-		j->reply.why = strdup("cancelled");
-	if (--q->left == 0)
-		peer_query_finish(q);
+	uv_close((uv_handle_t *)&q->async, peer_query_close_cb);
 }
 
 /* Split "HOST:PORT". */
@@ -701,6 +696,7 @@ peer_split(const char *spec, char **host, uint16_t *port)
 {
 	const char *colon = strrchr(spec, ':');
 
+	*host = NULL;
 	if (colon == NULL)
 		return -EINVAL;
 	*port = (uint16_t)strtoul(colon + 1, NULL, 10);
@@ -709,50 +705,10 @@ peer_split(const char *spec, char **host, uint16_t *port)
 	return 0;
 }
 
-/* Queue one job per address. */
-static int
-peer_query_jobs(struct peer_query *q)
-{
-	size_t i;
-	int r;
-
-	if (q->naddrs == 0) {
-		peer_query_finish(q);
-		return 0;
-	}
-	if ((q->jobs = calloc(q->naddrs, sizeof *q->jobs)) == NULL)
-		return -ENOMEM;
-	for (i = 0; i < q->naddrs; i++) {
-		struct peer_job *j = &q->jobs[i];
-
-		j->q = q;
-		j->req.data = j;
-		if ((r = peer_split(q->addrs[i], &j->host, &j->port)) < 0 ||
-		    (j->reply.name = peer_name_of(j->host, j->port)) == NULL ||
-		    (j->reply.addr = strdup(q->addrs[i])) == NULL)
-			return r < 0 ? r : -ENOMEM;
-		j->reply.status = -1;
-	}
-	q->njobs = q->left = q->naddrs;
-	for (i = 0; i < q->naddrs; i++) {
-		if ((r = uv_queue_work(&q->srv->loop, &q->jobs[i].req, peer_job_work_cb,
-		    peer_job_after_cb)) < 0) {
-			/* Not queued: count it as answered (unreachable). */
-			q->jobs[i].reply.why = strdup(uv_strerror(r));
-			if (--q->left == 0) {
-				peer_query_finish(q);
-				return 0;
-			}
-		}
-	}
-	return 0;
-}
-
-/* Resolve peers.dns (off the loop): one address per replica, named by reverse DNS. */
+/* Resolve peers.dns: one "HOST:PORT" per replica, named by reverse DNS. */
 static void
-peer_resolve_work_cb(uv_work_t *req)
+peer_resolve(struct peer_query *q)
 {
-	struct peer_query *q = req->data;
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
 	char host[NI_MAXHOST], addr[INET6_ADDRSTRLEN + 2];
 	char **list;
@@ -784,16 +740,42 @@ peer_resolve_work_cb(uv_work_t *req)
 	freeaddrinfo(res);
 }
 
-/* peers.dns is resolved: queue the jobs. */
+/*
+ * The query's thread: resolve peers.dns if needed, run one thread per
+ * replica, wait for them all, then wake the loop.
+ */
 static void
-peer_resolve_after_cb(uv_work_t *req, int status)
+peer_query_thread(void *arg)
 {
-	struct peer_query *q = req->data;
+	struct peer_query *q = arg;
+	size_t i;
 
-	if (peer_query_jobs(q) < 0) {
-		q->njobs = 0;
-		peer_query_finish(q);
+	if (q->dns != NULL)
+		peer_resolve(q);
+	if (q->naddrs > 0 && (q->jobs = calloc(q->naddrs, sizeof *q->jobs)) != NULL) {
+		q->njobs = q->naddrs;
+		for (i = 0; i < q->njobs; i++) {
+			struct peer_job *j = &q->jobs[i];
+
+			j->q = q;
+			j->reply.status = -1;
+			if (peer_split(q->addrs[i], &j->host, &j->port) < 0 ||
+			    (j->reply.name = peer_name_of(j->host, j->port)) == NULL ||
+			    (j->reply.addr = strdup(q->addrs[i])) == NULL ||
+			    uv_thread_create(&j->thread, peer_job_thread, j) < 0) {
+				j->reply.why = strdup("cannot start");
+				continue;
+			}
+			j->started = true;
+		}
+		for (i = 0; i < q->njobs; i++) {
+			if (q->jobs[i].started)
+				uv_thread_join(&q->jobs[i].thread);
+			if (q->jobs[i].reply.name == NULL)
+				q->jobs[i].reply.self = true;	/* out of memory: leave it out */
+		}
 	}
+	uv_async_send(&q->async);
 }
 
 /* Run command on every other replica. */
@@ -816,31 +798,28 @@ peer_query(struct server *srv, const struct cfg_user *u, const char *command,
 	q->arg = arg;
 	if (peer_creds_fill(srv, u, &q->creds) < 0 || (q->command = strdup(command)) == NULL)
 		goto fail;
-	if (c->peers_dns != NULL) {
-		if ((q->dns = strdup(c->peers_dns)) == NULL)
-			goto fail;
-		q->resolve.data = q;
-		if ((r = uv_queue_work(&srv->loop, &q->resolve, peer_resolve_work_cb,
-		    peer_resolve_after_cb)) < 0)
-			goto fail;
-		*qp = q;
-		return 0;
-	}
-	if ((q->addrs = calloc(c->npeers, sizeof *q->addrs)) == NULL)
+	if (c->peers_dns != NULL && (q->dns = strdup(c->peers_dns)) == NULL)
+		goto fail;
+	if (c->npeers > 0 && (q->addrs = calloc(c->npeers, sizeof *q->addrs)) == NULL)
 		goto fail;
 	for (i = 0; i < c->npeers; i++) {
 		if ((q->addrs[i] = strdup(c->peers[i])) == NULL)
 			goto fail;
 		q->naddrs++;
 	}
-	*qp = q;
-	if ((r = peer_query_jobs(q)) < 0) {
-		*qp = NULL;
+	if ((r = uv_async_init(&srv->loop, &q->async, peer_query_async_cb)) < 0)
 		goto fail;
+	q->async.data = q;
+	if ((r = uv_thread_create(&q->thread, peer_query_thread, q)) < 0) {
+		q->done = NULL;
+		uv_close((uv_handle_t *)&q->async, peer_query_close_cb);
+		return r;
 	}
+	*qp = q;
 	return 0;
 fail:
-	peer_query_free(q);
+	q->async.data = q;
+	peer_query_close_cb((uv_handle_t *)&q->async);
 	return r;
 }
 
@@ -900,6 +879,9 @@ peer_relay_thread(void *arg)
 		goto fail;
 	}
 	while (!atomic_load(&r->stop)) {
+		if (atomic_exchange(&r->resized, false))
+			ssh_channel_change_pty_size(ch, atomic_load(&r->new_cols),
+			    atomic_load(&r->new_rows));
 		if (atomic_load(&r->quit) && !quit_sent) {
 			ssh_channel_write(ch, "q", 1);
 			quit_sent = true;
@@ -1011,6 +993,9 @@ peer_relay_start(struct server *srv, const struct cfg_user *u, const char *addr,
 	r->arg = arg;
 	atomic_init(&r->quit, false);
 	atomic_init(&r->stop, false);
+	atomic_init(&r->resized, false);
+	atomic_init(&r->new_cols, cols);
+	atomic_init(&r->new_rows, rows);
 	uv_mutex_init(&r->mu);
 	uv_async_init(&srv->loop, &r->async, peer_relay_async_cb);
 	r->async.data = r;
@@ -1029,6 +1014,17 @@ peer_relay_quit(struct peer_relay *r)
 {
 	if (r != NULL)
 		atomic_store(&r->quit, true);
+}
+
+/* The watcher's terminal changed size: pass it on. */
+void
+peer_relay_resize(struct peer_relay *r, int cols, int rows)
+{
+	if (r == NULL)
+		return;
+	atomic_store(&r->new_cols, cols);
+	atomic_store(&r->new_rows, rows);
+	atomic_store(&r->resized, true);
 }
 
 /* Forget the caller of a relay. */

@@ -8,7 +8,7 @@
  * against this replica's configuration.
  *
  * The other side is libssh's client: a query runs one admin command on
- * every other replica, each in libuv's thread pool (libssh's client calls
+ * every other replica, each on a thread of its own (libssh's client calls
  * block), and hands the replies back on the loop. A relayed watch runs on
  * a thread of its own and hands the bytes back through a uv_async. Nothing
  * waits longer than PEER_TIMEOUT_MS for a replica that does not answer.
@@ -93,6 +93,9 @@ int peer_relay_start(struct server *srv, const struct cfg_user *u, const char *a
 
 /* Ask the replica to stop the watch ('q'); the end follows through cb. */
 void peer_relay_quit(struct peer_relay *r);
+
+/* The watcher's terminal changed size: the replica draws for the new size. */
+void peer_relay_resize(struct peer_relay *r, int cols, int rows);
 
 /* Forget the caller: cb will not be called again; the relay frees itself. */
 void peer_relay_cancel(struct peer_relay *r);
