@@ -36,7 +36,8 @@ def replicas(broker, tmp_path, n=3, rules=None, trusted=None):
     for i in range(n):
         settings = {
             "groups": GROUPS,
-            "peers": [f"127.0.0.1:{ports[j]}" for j in range(n) if j != i],
+            # one list for all: each replica skips its own address and port
+            "peers": [f"127.0.0.1:{ports[j]}" for j in range(n)],
             "peer_listen": f"127.0.0.1:{ports[i]}",
             "peer_key": str(pkeys[i].path),
             "peer_keys": [k.pub for k in trusted],
