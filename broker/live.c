@@ -69,6 +69,7 @@ struct live_admin {
 	int cmd;			/* live_cmds index */
 	bool json;
 	char *local;			/* this replica's part of the answer (JSON) */
+	bool located;			/* kill, approve, deny: sent to the replica holding it */
 	char *id;			/* the ID asked for */
 };
 
@@ -1239,7 +1240,7 @@ live_peer_unreachable(struct session *s, const struct peer_reply *r, size_t n)
 
 static const struct live_remote *live_remote_ended(const struct live *l, const char *id);
 static void live_remote_update(struct live *l, struct session *s, const struct peer_reply *r,
-    size_t n, bool listing);
+    size_t n, bool listing, bool notify);
 
 /* A JSON string field, or "-". */
 static const char *
@@ -1347,40 +1348,73 @@ live_peer_relay_cb(void *arg, const void *buf, size_t len, int status)
 	live_kick(a);
 }
 
-/* watch: the session was found on another replica (or nowhere). */
-static int
-live_peer_watch(struct live_admin *a, const struct peer_reply *r, size_t n)
+/*
+ * Find the session (or request) a->id names among this replica's rows
+ * (a->local) and the others' answers. Returns how many match; with one,
+ * *addr is the replica holding it (NULL: this one) and id its full id.
+ */
+static size_t
+live_peer_locate(struct live_admin *a, const struct peer_reply *r, size_t n,
+    const char **addr, char id[37])
 {
-	struct session *s = a->s;
-	json_t *rows;
-	char msg[256];
-	size_t i, j;
-	json_t *o;
-	int e;
+	json_t *rows, *o;
+	size_t i, j, found = 0;
 
-	for (i = 0; i < n; i++) {
-		if (!r[i].reachable || r[i].status != 0 ||
-		    (rows = json_loads(r[i].out, 0, NULL)) == NULL)
+	*addr = NULL;
+	id[0] = '\0';
+	for (i = 0; i <= n; i++) {
+		const char *text = i == 0 ? a->local : r[i - 1].out;
+
+		if (i > 0 && (!r[i - 1].reachable || r[i - 1].status != 0))
+			continue;
+		if (text == NULL || (rows = json_loads(text, 0, NULL)) == NULL)
 			continue;
 		json_array_foreach(rows, j, o) {
 			if (!live_peer_id_match(o, a->id))
 				continue;
-			if ((a->q = malloc(LIVE_QUEUE_MAX)) == NULL ||
-			    (e = peer_relay_start(s->conn->server, a->user, r[i].addr,
-			    live_peer_str(o, "id"), s->pty ? s->cols : 80, s->pty ? s->rows : 24,
-			    live_peer_relay_cb, a, &a->relay)) < 0) {
-				json_decref(rows);
-				session_notice(s, "podgate: internal error");
-				return 1;
+			if (found++ == 0) {
+				*addr = i == 0 ? NULL : r[i - 1].addr;
+				snprintf(id, 37, "%s", live_peer_str(o, "id"));
 			}
-			a->kind = LIVE_WATCH;
-			json_decref(rows);
-			return -1;
 		}
 		json_decref(rows);
 	}
-	snprintf(msg, sizeof msg, "podgate: no live session '%.64s'", a->id);
-	session_notice(s, msg);
+	return found;
+}
+
+/* Watch a session held by the replica at addr: relay its watcher's view. */
+static int
+live_peer_watch(struct live_admin *a, const char *addr, const char *id)
+{
+	struct session *s = a->s;
+
+	if ((a->q = malloc(LIVE_QUEUE_MAX)) == NULL ||
+	    peer_relay_start(s->conn->server, a->user, addr, id, s->pty ? s->cols : 80,
+	    s->pty ? s->rows : 24, live_peer_relay_cb, a, &a->relay) < 0) {
+		session_notice(s, "podgate: internal error");
+		return 1;
+	}
+	a->kind = LIVE_WATCH;
+	return -1;
+}
+
+/* Nothing (or more than one) matches the id: say so. Returns the exit status. */
+static int
+live_peer_not_found(struct live_admin *a, size_t matches)
+{
+	const struct live_remote *e = a->cmd >= 4 ? live_remote_ended(a->live, a->id) : NULL;
+	char msg[512];
+
+	if (matches > 1)
+		snprintf(msg, sizeof msg, "podgate: '%.64s' names more than one %s on the "
+		    "replicas; give more of the id", a->id, a->cmd >= 4 ? "request" : "session");
+	else if (e != NULL)
+		snprintf(msg, sizeof msg, "podgate: request %s ended: replica %.128s "
+		    "unreachable", e->id, e->replica);
+	else
+		snprintf(msg, sizeof msg, a->cmd <= 2 ? "podgate: no live session '%.64s'" :
+		    "podgate: no pending request '%.64s'", a->id);
+	session_notice(a->s, msg);
 	return 1;
 }
 
@@ -1403,19 +1437,7 @@ live_peer_act(struct live_admin *a, const struct peer_reply *r, size_t n,
 			return r[i].status;
 		}
 	}
-	{
-		const struct live_remote *e = a->cmd >= 4 ? live_remote_ended(a->live, a->id) : NULL;
-		char msg[512];
-
-		if (e != NULL)
-			snprintf(msg, sizeof msg, "podgate: request %s ended: replica %.128s "
-			    "unreachable", e->id, e->replica);
-		else
-			snprintf(msg, sizeof msg, a->cmd == 2 ? "podgate: no live session '%.64s'" :
-			    "podgate: no pending request '%.64s'", a->id);
-		session_notice(a->s, msg);
-	}
-	return 1;
+	return live_peer_not_found(a, 0);
 }
 
 /* Forget remembered request i. */
@@ -1427,13 +1449,14 @@ live_remote_drop(struct live *l, size_t i)
 }
 
 /*
- * Keep track of the requests other replicas hold: a replica's listing
- * replaces what was known of it; the requests of a replica that no longer
- * answers are reported as ended (once) and remembered as such.
+ * Keep track of the requests other replicas hold: a replica's listing of
+ * them (listing) replaces what was known of it; the requests of a replica
+ * that no longer answers are remembered as ended, and reported once when
+ * notify.
  */
 static void
 live_remote_update(struct live *l, struct session *s, const struct peer_reply *r, size_t n,
-    bool listing)
+    bool listing, bool notify)
 {
 	char msg[512];
 	json_t *rows, *o;
@@ -1445,7 +1468,7 @@ live_remote_update(struct live *l, struct session *s, const struct peer_reply *r
 				if (l->remote[k].ended || strcmp(l->remote[k].replica, r[i].name) != 0)
 					continue;
 				l->remote[k].ended = true;
-				if (!listing)
+				if (!notify)
 					continue;
 				snprintf(msg, sizeof msg, "podgate: request %s ended: replica %.128s "
 				    "unreachable", l->remote[k].id, r[i].name);
@@ -1496,6 +1519,8 @@ live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
 	struct live_admin *a = arg;
 	struct session *s = a->s;
 	struct live_text out = { 0 };
+	const char *addr;
+	char id[37];
 	json_t *rows;
 	int status;
 
@@ -1508,14 +1533,34 @@ live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
 			status = live_peer_list(a, rows, &out);
 			json_decref(rows);
 		}
-	} else if (a->cmd == 1) {
-		status = live_peer_watch(a, r, n);
+		if (a->cmd == 3)
+			live_remote_update(a->live, s, r, n, true, true);
+	} else if (!a->located) {
+		/* Where is it? Then act there alone. */
+		live_remote_update(a->live, s, r, n, a->cmd >= 4, false);
+		if (live_peer_locate(a, r, n, &addr, id) != 1 || addr == NULL) {
+			status = live_peer_not_found(a, live_peer_locate(a, r, n, &addr, id));
+		} else if (a->cmd == 1) {
+			status = live_peer_watch(a, addr, id);
+		} else {
+			const char *rest = live_rest(s->command, 1);
+			char *line = NULL;
+
+			a->located = true;
+			status = 1;
+			if (asprintf(&line, "%s %s%s%s", live_cmds[a->cmd].name, id,
+			    rest != NULL ? " " : "", rest != NULL ? rest : "") < 0)
+				line = NULL;
+			if (line != NULL && peer_query_at(s->conn->server, a->user, addr, line,
+			    live_peer_done_cb, a, &a->pq) == 0)
+				status = -1;
+			else
+				session_notice(s, "podgate: internal error");
+			free(line);
+		}
 	} else {
-		live_remote_update(a->live, s, r, n, false);
 		status = live_peer_act(a, r, n, &out);
 	}
-	if (a->cmd == 3)
-		live_remote_update(a->live, s, r, n, true);
 	if (out.oom) {
 		session_notice(s, "podgate: out of memory");
 		status = 1;
@@ -1576,11 +1621,18 @@ live_peer_start(struct session *s, struct live *l, struct live_admin *a, char **
 			return 0;
 		if ((a->id = strdup(argv[0])) == NULL)
 			return 0;
-		if (a->cmd == 1)
-			line = strdup("sessions --json");
-		else if (asprintf(&line, "%s %s", live_cmds[a->cmd].name, s->command) < 0)
-			line = NULL;
-		if (line == NULL)
+		{
+			char *jarg[] = { (char *)"--json" };
+
+			r = a->cmd <= 2 ? live_cmd_sessions(s, l, jarg, 1, &local) :
+			    live_cmd_pending(s, l, jarg, 1, &local);
+		}
+		if (r != 0 || local.oom) {
+			free(local.p);
+			return 0;
+		}
+		a->local = local.p;
+		if ((line = strdup(a->cmd <= 2 ? "sessions --json" : "pending --json")) == NULL)
 			return 0;
 		break;
 	default:

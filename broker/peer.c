@@ -778,10 +778,10 @@ peer_query_thread(void *arg)
 	uv_async_send(&q->async);
 }
 
-/* Run command on every other replica. */
-int
-peer_query(struct server *srv, const struct cfg_user *u, const char *command,
-    peer_done_cb done, void *arg, struct peer_query **qp)
+/* Run command on the replica at addr, or on every other one (addr NULL). */
+static int
+peer_query_start(struct server *srv, const struct cfg_user *u, const char *addr,
+    const char *command, peer_done_cb done, void *arg, struct peer_query **qp)
 {
 	const struct config *c = srv->config;
 	struct peer_query *q = NULL;
@@ -798,14 +798,21 @@ peer_query(struct server *srv, const struct cfg_user *u, const char *command,
 	q->arg = arg;
 	if (peer_creds_fill(srv, u, &q->creds) < 0 || (q->command = strdup(command)) == NULL)
 		goto fail;
-	if (c->peers_dns != NULL && (q->dns = strdup(c->peers_dns)) == NULL)
-		goto fail;
-	if (c->npeers > 0 && (q->addrs = calloc(c->npeers, sizeof *q->addrs)) == NULL)
-		goto fail;
-	for (i = 0; i < c->npeers; i++) {
-		if ((q->addrs[i] = strdup(c->peers[i])) == NULL)
+	if (addr != NULL) {
+		if ((q->addrs = calloc(1, sizeof *q->addrs)) == NULL ||
+		    (q->addrs[0] = strdup(addr)) == NULL)
 			goto fail;
-		q->naddrs++;
+		q->naddrs = 1;
+	} else {
+		if (c->peers_dns != NULL && (q->dns = strdup(c->peers_dns)) == NULL)
+			goto fail;
+		if (c->npeers > 0 && (q->addrs = calloc(c->npeers, sizeof *q->addrs)) == NULL)
+			goto fail;
+		for (i = 0; i < c->npeers; i++) {
+			if ((q->addrs[i] = strdup(c->peers[i])) == NULL)
+				goto fail;
+			q->naddrs++;
+		}
 	}
 	if ((r = uv_async_init(&srv->loop, &q->async, peer_query_async_cb)) < 0)
 		goto fail;
@@ -821,6 +828,22 @@ fail:
 	q->async.data = q;
 	peer_query_close_cb((uv_handle_t *)&q->async);
 	return r;
+}
+
+/* Run command on every other replica. */
+int
+peer_query(struct server *srv, const struct cfg_user *u, const char *command,
+    peer_done_cb done, void *arg, struct peer_query **qp)
+{
+	return peer_query_start(srv, u, NULL, command, done, arg, qp);
+}
+
+/* Run command on the replica at addr. */
+int
+peer_query_at(struct server *srv, const struct cfg_user *u, const char *addr,
+    const char *command, peer_done_cb done, void *arg, struct peer_query **qp)
+{
+	return peer_query_start(srv, u, addr, command, done, arg, qp);
 }
 
 /* Forget the caller of a query. */

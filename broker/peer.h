@@ -71,6 +71,10 @@ const char *peer_self_name(void);
 int peer_query(struct server *srv, const struct cfg_user *u, const char *command,
     peer_done_cb done, void *arg, struct peer_query **qp);
 
+/* The same on one replica only: addr is a reply's addr ("HOST:PORT"). */
+int peer_query_at(struct server *srv, const struct cfg_user *u, const char *addr,
+    const char *command, peer_done_cb done, void *arg, struct peer_query **qp);
+
 /* Forget the caller: done will not be called; the query frees itself. */
 void peer_query_cancel(struct peer_query *q);
 

@@ -16,7 +16,12 @@ import paramiko
 import pytest
 
 from conftest import Key, free_port, make_key, wait_until
-from test_broker_live import APPROVE_RULES, GROUPS, USERS, Tmux, finish, start_bg, wait_request
+from test_broker_live import GROUPS, USERS, Tmux, finish, start_bg, wait_request
+
+
+# As test_broker_live's, with time for three replicas to be asked twice.
+APPROVE_RULES = [{"groups": ["oncall"], "targets": ["local"],
+                  "commands": {"approve": ["rm *", "re:^danger"], "approve_timeout": "5m"}}]
 
 
 def peer_key(tmp_path, name):
@@ -328,3 +333,29 @@ def test_metrics_report_peer_reachability(broker, tmp_path):
     kill_replica(r1)
     assert r0.ssh("bob", "sessions").returncode == 0
     assert re.search(rb'podgate_peer_up\{replica="127.0.0.1:%d"\} 0' % r1.peer_port, scrape())
+
+
+def test_kill_by_a_prefix_two_replicas_share_ends_nothing(broker, tmp_path):
+    r0, r1, r2 = replicas(broker, tmp_path)
+    p = start_bg(r1, "alice", "local", "--", "sleep 51")
+    q = start_bg(r2, "alice", "local", "--", "sleep 52")
+    try:
+        a = wait_listed(r0, "sleep 51", "r1")["id"]
+        b = wait_listed(r0, "sleep 52", "r2")["id"]
+        prefix = os.path.commonprefix([a, b])
+        if len(prefix) < 8:
+            pytest.skip("the two ids share fewer than 8 characters (a minute boundary)")
+        r = r0.ssh("bob", "kill", prefix[:8])
+        assert r.returncode == 1
+        assert b"names more than one session" in r.stderr
+        assert sorted(x["command"] for x in sessions_json(r0)) == ["sleep 51", "sleep 52"]
+        assert not r1.events("session_killed") and not r2.events("session_killed")
+        # the full id reaches the one replica that holds it
+        r = r0.ssh("bob", "kill", b)
+        assert r.returncode == 0, r.stderr
+        assert r2.wait_audit("session_killed")[0]["killed"] == b
+        assert [x["command"] for x in sessions_json(r0)] == ["sleep 51"]
+    finally:
+        for x in (p, q):
+            x.kill()
+            x.wait()
