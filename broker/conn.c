@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@ static void conn_refused(struct conn *c, const char *reason);
 /* The connection libssh is working for right now (for its log callback). */
 static struct conn *conn_current;
 static bool conn_debug;
+/* The loop's thread: libssh's client side (peer.c) logs from threads of its own. */
+static pthread_t conn_loop_thread;
 
 /*
  * libssh's log. Besides forwarding it with --debug, it is the only place
@@ -38,8 +41,8 @@ static bool conn_debug;
 static void
 conn_log_cb(int priority, const char *function, const char *buffer, void *userdata)
 {
-	if (conn_current != NULL && buffer != NULL &&
-	    strstr(buffer, "auth-agent-req") != NULL)
+	if (pthread_equal(pthread_self(), conn_loop_thread) && conn_current != NULL &&
+	    buffer != NULL && strstr(buffer, "auth-agent-req") != NULL)
 		conn_current->agent_requests++;
 	if (conn_debug)
 		log_write(LOG_DEBUG, "libssh", "%s: %s", function, buffer);
@@ -50,6 +53,7 @@ void
 conn_log_setup(bool debug)
 {
 	conn_debug = debug;
+	conn_loop_thread = pthread_self();
 	ssh_set_log_callback(conn_log_cb);
 	ssh_set_log_level(debug ? SSH_LOG_PACKET : SSH_LOG_PROTOCOL);
 }

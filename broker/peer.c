@@ -165,15 +165,19 @@ peer_accept_cb(uv_stream_t *l, int status)
 	uv_tcp_nodelay(t, 1);
 	if (uv_fileno((uv_handle_t *)t, &ufd) == 0)
 		fd = fcntl(ufd, F_DUPFD_CLOEXEC, 3);
+	memset(&ss, 0, sizeof ss);
+	snprintf(client, sizeof client, "unknown");
 	if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &namelen) == 0) {
-		if (ss.ss_family == AF_INET)
+		if (ss.ss_family == AF_INET) {
 			uv_ip4_name((struct sockaddr_in *)&ss, addr, sizeof addr);
-		else if (ss.ss_family == AF_INET6)
+			snprintf(client, sizeof client, "%s:%u", addr,
+			    ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		} else if (ss.ss_family == AF_INET6) {
 			uv_ip6_name((struct sockaddr_in6 *)&ss, addr, sizeof addr);
+			snprintf(client, sizeof client, "[%s]:%u", addr,
+			    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+		}
 	}
-	snprintf(client, sizeof client, "%s:%u", addr, ss.ss_family == AF_INET6 ?
-	    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) :
-	    ntohs(((struct sockaddr_in *)&ss)->sin_port));
 	uv_close((uv_handle_t *)t, (uv_close_cb)free);
 	if (fd < 0)
 		return;
