@@ -2100,6 +2100,81 @@ config_parse_metrics_listen(struct config_parse *p, yaml_node_t *n, void *obj)
 	config_parse_addr(p, n, "metrics_listen", &c->metrics_host, &c->metrics_port);
 }
 
+/* peer_listen: where other replicas connect (docs/live.md) */
+static void
+config_parse_peer_listen(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config *c = obj;
+
+	config_parse_addr(p, n, "peer_listen", &c->peer_host, &c->peer_port);
+}
+
+/* peer_key: this replica's private key */
+static void
+config_parse_peer_key(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_set_string(p, n, "peer_key", &((struct config *)obj)->peer_key);
+}
+
+/* peer_keys: the replicas' public keys, as OpenSSH lines */
+static void
+config_parse_peer_keys(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	config_parse_user_keys(p, n, &((struct config *)obj)->peer_keys);
+}
+
+/* Whether s is a peer address: HOST:PORT with a DNS name or IPv4 address. */
+static int
+config_peer_ok(const char *s)
+{
+	const char *colon = strrchr(s, ':'), *q;
+	unsigned long port = 0;
+
+	if (colon == NULL || colon == s || colon - s > 253 || colon[1] == '\0')
+		return 0;
+	for (q = s; q < colon; q++) {
+		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-",
+		    *q) == NULL)
+			return 0;
+	}
+	for (q = colon + 1; *q >= '0' && *q <= '9' && port <= 65535; q++)
+		port = port * 10 + (unsigned long)(*q - '0');
+	return *q == '\0' && port >= 1 && port <= 65535 && *s != '-' && *s != '.';
+}
+
+/* peers: a list of HOST:PORT, or {dns: NAME} (a headless Service) */
+static void
+config_parse_peers(struct config_parse *p, yaml_node_t *n, void *obj)
+{
+	struct config *c = obj;
+	yaml_node_pair_t *pair;
+	yaml_node_t *k, *v;
+
+	if (n->type == YAML_SEQUENCE_NODE) {
+		config_set_list(p, n, "peers", config_peer_ok, "HOST:PORT", &c->peers, &c->npeers);
+		if (c->npeers == 0)
+			config_error(p, n, "peers: the list is empty");
+		return;
+	}
+	if (n->type != YAML_MAPPING_NODE || n->data.mapping.pairs.top -
+	    n->data.mapping.pairs.start != 1) {
+		config_error(p, n, "peers must be a list of HOST:PORT or {dns: NAME}");
+		return;
+	}
+	pair = n->data.mapping.pairs.start;
+	k = config_node(p, pair->key);
+	v = config_node(p, pair->value);
+	if (k->type != YAML_SCALAR_NODE || strcmp((const char *)k->data.scalar.value, "dns") != 0) {
+		config_error(p, k, "peers must be a list of HOST:PORT or {dns: NAME}");
+		return;
+	}
+	config_set_string(p, v, "peers.dns", &c->peers_dns);
+	if (c->peers_dns != NULL && (strlen(c->peers_dns) > 253 || c->peers_dns[0] == '-' ||
+	    strspn(c->peers_dns, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(c->peers_dns)))
+		config_error(p, v, "peers.dns: \"%s\" is not a DNS name", c->peers_dns);
+}
+
 /* host_key */
 static void
 config_parse_host_key(struct config_parse *p, yaml_node_t *n, void *obj)
@@ -2584,6 +2659,10 @@ config_parse_groups(struct config_parse *p, yaml_node_t *n, void *obj)
 static const struct config_entry config_top_entries[] = {
 	{ "listen", config_parse_listen },
 	{ "metrics_listen", config_parse_metrics_listen },
+	{ "peers", config_parse_peers },
+	{ "peer_listen", config_parse_peer_listen },
+	{ "peer_key", config_parse_peer_key },
+	{ "peer_keys", config_parse_peer_keys },
 	{ "host_key", config_parse_host_key },
 	{ "recordings", config_parse_recordings },
 	{ "storage", config_parse_storage },
@@ -2752,6 +2831,9 @@ config_check(struct config_parse *p)
 
 	config_kube_defaults(p);
 	config_key_defaults(p);
+	if ((c->npeers > 0 || c->peers_dns != NULL) && (c->peer_host == NULL ||
+	    c->peer_key == NULL || c->peer_keys.nkeys == 0))
+		config_error_at(p, p->name, 1, "peers needs peer_listen, peer_key and peer_keys");
 	for (i = 0; i < c->nrules; i++) {
 		r = &c->rules[i];
 		for (j = 0; j < r->nusers; j++) {
@@ -2988,6 +3070,13 @@ config_unref(struct config *c)
 	free(c->path);
 	free(c->listen_host);
 	free(c->metrics_host);
+	free(c->peer_host);
+	free(c->peer_key);
+	for (i = 0; i < c->peer_keys.nkeys; i++)
+		config_free_key(&c->peer_keys.keys[i]);
+	free(c->peer_keys.keys);
+	config_free_strings(c->peers, c->npeers);
+	free(c->peers_dns);
 	free(c->host_key);
 	free(c->signing_key);
 	free(c->redaction_key);

@@ -198,6 +198,14 @@ struct config {
 	uint16_t listen_port;	/* default 2222 */
 	char *metrics_host;	/* metrics_listen: HTTP probes and metrics; NULL: none */
 	uint16_t metrics_port;
+	char *peer_host;	/* peer_listen: where other replicas connect; NULL: none */
+	uint16_t peer_port;
+	char *peer_key;		/* peer_key: this replica's private key (and the peer
+				   listener's host key) */
+	struct cfg_user peer_keys;	/* peer_keys: the replicas' public keys (.keys) */
+	char **peers;		/* peers: "HOST:PORT" each (a static list) */
+	size_t npeers;
+	char *peers_dns;	/* peers: {dns: NAME}: resolved at each use, on peer_listen's port */
 	char *host_key;		/* default state/host_ed25519 */
 	char *signing_key;	/* recording signing key (Ed25519 PEM, 0600), default
 				   signing_ed25519 in host_key's directory */

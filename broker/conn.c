@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@ static void conn_refused(struct conn *c, const char *reason);
 /* The connection libssh is working for right now (for its log callback). */
 static struct conn *conn_current;
 static bool conn_debug;
+/* The loop's thread: libssh's client side (peer.c) logs from threads of its own. */
+static pthread_t conn_loop_thread;
 
 /*
  * libssh's log. Besides forwarding it with --debug, it is the only place
@@ -38,8 +41,8 @@ static bool conn_debug;
 static void
 conn_log_cb(int priority, const char *function, const char *buffer, void *userdata)
 {
-	if (conn_current != NULL && buffer != NULL &&
-	    strstr(buffer, "auth-agent-req") != NULL)
+	if (pthread_equal(pthread_self(), conn_loop_thread) && conn_current != NULL &&
+	    buffer != NULL && strstr(buffer, "auth-agent-req") != NULL)
 		conn_current->agent_requests++;
 	if (conn_debug)
 		log_write(LOG_DEBUG, "libssh", "%s: %s", function, buffer);
@@ -50,6 +53,7 @@ void
 conn_log_setup(bool debug)
 {
 	conn_debug = debug;
+	conn_loop_thread = pthread_self();
 	ssh_set_log_callback(conn_log_cb);
 	ssh_set_log_level(debug ? SSH_LOG_PACKET : SSH_LOG_PROTOCOL);
 }
@@ -193,7 +197,9 @@ conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pu
 	if (keys_fingerprint(pubkey, &fp) < 0)
 		fp = NULL;
 	u = config_find_user(cfg, user);
-	if (u != NULL)
+	if (c->peer)
+		k = u != NULL ? config_user_pubkey(&cfg->peer_keys, pubkey) : NULL;
+	else if (u != NULL)
 		k = config_user_pubkey(u, pubkey);
 	if (k != NULL && signature_state == SSH_PUBLICKEY_STATE_NONE) {
 		r = SSH_AUTH_SUCCESS;	/* "would this key do?": yes, sign with it */
@@ -205,6 +211,7 @@ conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pu
 			AUDIT_STR("key_fp", fp),
 			AUDIT_STR("client", c->client),
 			AUDIT_STR("key_type", ssh_key_type_to_char(ssh_key_type(pubkey))),
+			AUDIT_STR("via", c->peer ? "peer" : NULL),
 		};
 
 		if ((c->user = strdup(u->name)) == NULL ||
@@ -216,13 +223,15 @@ conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pu
 		c->state = CONN_OPEN;
 		uv_timer_stop(&c->grace);
 		conn_unpark_next(c);
-		audit_event(c->server->audit, "auth_success", f, sizeof f / sizeof f[0]);
+		audit_event(c->server->audit, "auth_success", f, sizeof f / sizeof f[0] -
+		    (c->peer ? 0 : 1));
 		log_info("%s: authenticated as %s with %s", c->client, u->name, fp);
 		r = SSH_AUTH_SUCCESS;
 		goto out;
 	}
 	conn_auth_failed(c, user, fp, u == NULL ? "unknown user" :
-	    k == NULL ? "key not authorized for user" : "invalid signature",
+	    k == NULL ? (c->peer ? "unknown peer key" : "key not authorized for user") :
+	    "invalid signature",
 	    signature_state != SSH_PUBLICKEY_STATE_NONE);
 out:
 	free(fp);
@@ -406,9 +415,9 @@ conn_grace_cb(uv_timer_t *t)
 	conn_after_io(c);
 }
 
-/* Start serving an accepted socket. */
-int
-conn_accept(struct server *srv, int fd, const char *client)
+/* Start serving an accepted socket on bind. */
+static int
+conn_accept_on(struct server *srv, ssh_bind bind, bool peer, int fd, const char *client)
 {
 	struct conn *c = NULL;
 	int r;
@@ -418,6 +427,7 @@ conn_accept(struct server *srv, int fd, const char *client)
 		return -ENOMEM;
 	}
 	c->server = srv;
+	c->peer = peer;
 	c->state = CONN_KEX;
 	/*
 	 * libssh closes its descriptor when the peer goes away; polling a
@@ -438,8 +448,8 @@ conn_accept(struct server *srv, int fd, const char *client)
 		free(c);
 		return -ENOMEM;
 	}
-	if (ssh_bind_accept_fd(srv->bind, c->ssh, fd) != SSH_OK) {
-		log_error("%s: cannot start SSH: %s", client, ssh_get_error(srv->bind));
+	if (ssh_bind_accept_fd(bind, c->ssh, fd) != SSH_OK) {
+		log_error("%s: cannot start SSH: %s", client, ssh_get_error(bind));
 		ssh_free(c->ssh);	/* closes fd */
 		close(c->fd);
 		free(c->client);
@@ -488,6 +498,20 @@ conn_accept(struct server *srv, int fd, const char *client)
 	c->depth--;
 	conn_after_io(c);
 	return 0;
+}
+
+/* Start serving an accepted socket. */
+int
+conn_accept(struct server *srv, int fd, const char *client)
+{
+	return conn_accept_on(srv, srv->bind, false, fd, client);
+}
+
+/* Start serving a socket accepted on the peer listener. */
+int
+conn_accept_peer(struct server *srv, ssh_bind bind, int fd, const char *client)
+{
+	return conn_accept_on(srv, bind, true, fd, client);
 }
 
 /* The length of the address part of "addr:port" or "[v6]:port". */

@@ -63,6 +63,7 @@ struct conn {
 	char *death;			/* why it ended */
 	uv_timer_t penalty;		/* auth_failure_delay: ends the pause below */
 	bool penalized;			/* not read until the penalty timer fires */
+	bool peer;			/* came through peer_listen (peer.h) */
 	bool parked;			/* waits for its address to be under
 					   max_unauthenticated_per_address */
 };
@@ -78,6 +79,12 @@ void conn_log_setup(bool debug);
 
 /* Start serving an accepted socket (taken over: closed on failure). */
 int conn_accept(struct server *s, int fd, const char *client);
+
+/*
+ * The same for a socket accepted on the peer listener: bind has the peer
+ * host key, and only peer_keys authenticate (as a configured user's name).
+ */
+int conn_accept_peer(struct server *s, ssh_bind bind, int fd, const char *client);
 
 /*
  * Connections from the address of client ("addr:port") in key exchange or

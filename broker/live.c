@@ -18,12 +18,15 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "audit.h"
 #include "config.h"
 #include "conn.h"
 #include "guard.h"
 #include "live.h"
 #include "log.h"
+#include "peer.h"
 #include "screen.h"
 #include "server.h"
 #include "session-guard.h"
@@ -58,6 +61,16 @@ struct live_admin {
 	/* held */
 	uv_timer_t *timer;		/* approve_timeout */
 	uint64_t requested_ns;
+
+	/* other replicas (peer.h) */
+	struct peer_query *pq;		/* a command sent to them, until they answer */
+	struct peer_relay *relay;	/* a watch relayed from one of them */
+	const struct cfg_user *user;	/* the admin (in s->config) */
+	int cmd;			/* live_cmds index */
+	bool json;
+	char *local;			/* this replica's part of the answer (JSON) */
+	bool located;			/* kill, approve, deny: sent to the replica holding it */
+	char *id;			/* the ID asked for */
 };
 
 struct live_session {
@@ -79,8 +92,18 @@ struct live_session {
 	uint64_t last_mono;		/* last output, loop time in ms */
 };
 
+/* Remembered held requests of other replicas (LIVE_REMOTE_MAX, oldest dropped). */
+#define LIVE_REMOTE_MAX 256
+struct live_remote {
+	char id[37];
+	char replica[128];	/* the replica's name as peer.h gives it */
+	bool ended;		/* reported ended: its replica went away */
+};
+
 struct live {
 	struct server *srv;
+	struct live_remote remote[LIVE_REMOTE_MAX];
+	size_t nremote;
 	TAILQ_HEAD(, live_session) sessions;
 	TAILQ_HEAD(, live_admin) admins;
 	TAILQ_HEAD(, live_admin) held;
@@ -104,6 +127,9 @@ static const struct {
 };
 
 static void live_kick_cb(uv_timer_t *t);
+struct live_text;
+static int live_peer_start(struct session *s, struct live *l, struct live_admin *a,
+    char **argv, size_t argc, struct live_text *out);
 
 /* Wall clock in nanoseconds. */
 static uint64_t
@@ -449,6 +475,10 @@ live_session_gone(struct session *s)
 		uv_close((uv_handle_t *)a->timer, live_timer_close_cb);
 	if (l != NULL)
 		TAILQ_REMOVE(&l->admins, a, all);
+	peer_query_cancel(a->pq);
+	peer_relay_cancel(a->relay);
+	free(a->local);
+	free(a->id);
 	free(a->q);
 	free(a);
 	s->admin = NULL;
@@ -499,6 +529,8 @@ live_resize(struct session *s)
 			live_kick(a);
 		}
 	}
+	if (s->admin != NULL && s->admin->relay != NULL)
+		peer_relay_resize(s->admin->relay, s->cols, s->rows);
 	if (s->admin != NULL && s->admin->kind == LIVE_WATCH && s->admin->watched != NULL) {
 		live_watch_draw(s->admin);
 		live_kick(s->admin);
@@ -716,6 +748,8 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 			live_json_str(out, t->target);
 			live_printf(out, ",\"command\":");
 			live_json_str(out, session_guard_command(t));
+			if (peer_enabled(l->srv))
+				live_printf(out, ",\"replica\":\"%s\"", peer_self_name());
 			live_printf(out, ",\"pty\":%s,\"start\":\"%s\",\"idle_seconds\":%llu,"
 			    "\"bytes_in\":%llu,\"bytes_out\":%llu,\"watchers\":%u}",
 			    t->pty ? "true" : "false", start, (unsigned long long)idle,
@@ -851,6 +885,8 @@ live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
 			live_json_str(out, a->s->target);
 			live_printf(out, ",\"command\":");
 			live_json_str(out, session_guard_command(a->s));
+			if (peer_enabled(l->srv))
+				live_printf(out, ",\"replica\":\"%s\"", peer_self_name());
 			live_printf(out, ",\"requested\":\"%s\"}", when);
 			first = false;
 			continue;
@@ -968,7 +1004,8 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 	int i, status;
 
 	i = live_cmd_index(s->target);
-	if (!config_user_has_role(s->config, u, live_cmds[i].role)) {
+	if (!config_user_has_role(s->config, u, live_cmds[i].role) ||
+	    (peer_session(s) && !peer_roles_include(s, live_cmds[i].role))) {
 		snprintf(msg, sizeof msg, "podgate: '%s' needs the %s role", live_cmds[i].name,
 		    live_cmds[i].role);
 		session_refuse_msg(s, msg + 9, msg);
@@ -992,7 +1029,12 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 		return;
 	}
 	argc = live_args(args, argv, sizeof argv / sizeof argv[0]);
-	switch (i) {
+	a->user = u;
+	a->cmd = i;
+	if (peer_enabled(l->srv) && !peer_session(s) &&
+	    (status = live_peer_start(s, l, a, argv, argc, &out)) != 0) {
+		/* Sent to the other replicas too (or refused): their answer ends it. */
+	} else switch (i) {
 	case 0:
 		status = live_cmd_sessions(s, l, argv, argc, &out);
 		break;
@@ -1033,7 +1075,9 @@ live_admin_input(struct session *s, const void *data, uint32_t len)
 	}
 	s->bytes_in += len;
 	if (a->kind == LIVE_WATCH && !a->done && memchr(data, 'q', len) != NULL) {
-		if (a->watched != NULL)
+		if (a->relay != NULL)
+			peer_relay_quit(a->relay);
+		else if (a->watched != NULL)
 			live_watch_stop(a, 0, "podgate: stopped watching");
 		else
 			a->done = true;
@@ -1053,6 +1097,10 @@ live_admin_after_io(struct session *s)
 	    s->conn->state == CONN_DEAD) {
 		if (a->kind == LIVE_WATCH && a->watched != NULL)
 			live_watch_stop(a, 0, NULL);
+		peer_query_cancel(a->pq);
+		a->pq = NULL;
+		peer_relay_cancel(a->relay);
+		a->relay = NULL;
 		if (a->kind == LIVE_HELD && s->aborted)
 			session_notice(s, "podgate: the broker is shutting down");
 		session_end_status(s, a->kind == LIVE_HELD ? 126 : 0);
@@ -1216,4 +1264,432 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 	s->state = SESSION_STARTING;
 	session_start_run(s, config_find_user(s->config, s->conn->user));
 	session_wake(s);
+}
+
+/* ---- other replicas (peer.h) ---- */
+
+/* Tell the admin which replicas did not answer. */
+static void
+live_peer_unreachable(struct session *s, const struct peer_reply *r, size_t n)
+{
+	char msg[512];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (r[i].reachable)
+			continue;
+		snprintf(msg, sizeof msg, "podgate: replica %.128s unreachable (%.200s)", r[i].name,
+		    r[i].why != NULL ? r[i].why : "no answer");
+		session_notice(s, msg);
+	}
+}
+
+static const struct live_remote *live_remote_ended(const struct live *l, const char *id);
+static void live_remote_update(struct live *l, struct session *s, const struct peer_reply *r,
+    size_t n, bool listing, bool notify);
+
+/* A JSON string field, or "-". */
+static const char *
+live_peer_str(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return v != NULL ? v : "-";
+}
+
+/* The rows of every replica, this one's first; NULL when out of memory. */
+static json_t *
+live_peer_rows(const char *local, const struct peer_reply *r, size_t n)
+{
+	json_t *all = json_array(), *part;
+	size_t i;
+
+	if (all == NULL)
+		return NULL;
+	if ((part = json_loads(local != NULL ? local : "[]", 0, NULL)) != NULL &&
+	    json_is_array(part))
+		json_array_extend(all, part);
+	json_decref(part);
+	for (i = 0; i < n; i++) {
+		if (!r[i].reachable || r[i].status != 0)
+			continue;
+		if ((part = json_loads(r[i].out, 0, NULL)) != NULL && json_is_array(part))
+			json_array_extend(all, part);
+		else
+			log_warn("replica %s: unreadable answer", r[i].name);
+		json_decref(part);
+	}
+	return all;
+}
+
+/* sessions or pending on every replica: one table (or JSON array) with a replica column. */
+static int
+live_peer_list(struct live_admin *a, json_t *rows, struct live_text *out)
+{
+	char cells[6][256];
+	const char *keys_s[] = { "replica", "id", "user", "target", "start", "command" };
+	const char *keys_p[] = { "replica", "id", "user", "target", "requested", "command" };
+	const char **keys = a->cmd == 0 ? keys_s : keys_p;
+	json_t *o;
+	size_t i, k;
+	char *text;
+
+	if (a->json) {
+		if ((text = json_dumps(rows, JSON_COMPACT)) == NULL)
+			return 1;
+		live_printf(out, "%s\n", text);
+		free(text);
+		return 0;
+	}
+	if (a->cmd == 0)
+		live_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %6s  %10s  %10s  %8s  %s\n",
+		    "REPLICA", "ID", "USER", "TARGET", "START", "IDLE", "IN", "OUT", "WATCHERS",
+		    "COMMAND");
+	else
+		live_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %s\n", "REPLICA", "ID", "USER",
+		    "TARGET", "REQUESTED", "COMMAND");
+	json_array_foreach(rows, i, o) {
+		for (k = 0; k < 6; k++)
+			live_clean(cells[k], k == 5 ? 256 : 96, live_peer_str(o, keys[k]));
+		if (a->cmd == 0)
+			live_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %5llus  %10llu  %10llu  "
+			    "%8llu  %s\n", cells[0], cells[1], cells[2], cells[3], cells[4],
+			    (unsigned long long)json_integer_value(json_object_get(o, "idle_seconds")),
+			    (unsigned long long)json_integer_value(json_object_get(o, "bytes_in")),
+			    (unsigned long long)json_integer_value(json_object_get(o, "bytes_out")),
+			    (unsigned long long)json_integer_value(json_object_get(o, "watchers")),
+			    cells[5]);
+		else
+			live_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %s\n", cells[0], cells[1],
+			    cells[2], cells[3], cells[4], cells[5]);
+	}
+	return 0;
+}
+
+/* Whether a row's id is the one asked for (or a prefix of 8 or more of it). */
+static bool
+live_peer_id_match(json_t *o, const char *id)
+{
+	const char *v = json_string_value(json_object_get(o, "id"));
+	size_t n = strlen(id);
+
+	return v != NULL && (strcmp(v, id) == 0 || (n >= 8 && strncmp(v, id, n) == 0));
+}
+
+/* Bytes from a relayed watch, or its end. */
+static void
+live_peer_relay_cb(void *arg, const void *buf, size_t len, int status)
+{
+	struct live_admin *a = arg;
+
+	if (len == 0) {
+		a->relay = NULL;	/* it frees itself */
+		a->done = true;
+		a->status = status;
+	} else if (!live_enqueue(a, buf, len)) {
+		peer_relay_cancel(a->relay);
+		a->relay = NULL;
+		live_watch_drop(a);
+	}
+	live_kick(a);
+}
+
+/*
+ * Find the session (or request) a->id names among this replica's rows
+ * (a->local) and the others' answers. Returns how many match; with one,
+ * *addr is the replica holding it (NULL: this one) and id its full id.
+ */
+static size_t
+live_peer_locate(struct live_admin *a, const struct peer_reply *r, size_t n,
+    const char **addr, char id[37])
+{
+	json_t *rows, *o;
+	size_t i, j, found = 0;
+
+	*addr = NULL;
+	id[0] = '\0';
+	for (i = 0; i <= n; i++) {
+		const char *text = i == 0 ? a->local : r[i - 1].out;
+
+		if (i > 0 && (!r[i - 1].reachable || r[i - 1].status != 0))
+			continue;
+		if (text == NULL || (rows = json_loads(text, 0, NULL)) == NULL)
+			continue;
+		json_array_foreach(rows, j, o) {
+			if (!live_peer_id_match(o, a->id))
+				continue;
+			if (found++ == 0) {
+				*addr = i == 0 ? NULL : r[i - 1].addr;
+				snprintf(id, 37, "%s", live_peer_str(o, "id"));
+			}
+		}
+		json_decref(rows);
+	}
+	return found;
+}
+
+/* Watch a session held by the replica at addr: relay its watcher's view. */
+static int
+live_peer_watch(struct live_admin *a, const char *addr, const char *id)
+{
+	struct session *s = a->s;
+
+	if ((a->q = malloc(LIVE_QUEUE_MAX)) == NULL ||
+	    peer_relay_start(s->conn->server, a->user, addr, id, s->pty ? s->cols : 80,
+	    s->pty ? s->rows : 24, live_peer_relay_cb, a, &a->relay) < 0) {
+		session_notice(s, "podgate: internal error");
+		return 1;
+	}
+	a->kind = LIVE_WATCH;
+	return -1;
+}
+
+/* Nothing (or more than one) matches the id: say so. Returns the exit status. */
+static int
+live_peer_not_found(struct live_admin *a, size_t matches)
+{
+	const struct live_remote *e = a->cmd >= 4 ? live_remote_ended(a->live, a->id) : NULL;
+	char msg[512];
+
+	if (matches > 1)
+		snprintf(msg, sizeof msg, "podgate: '%.64s' names more than one %s on the "
+		    "replicas; give more of the id", a->id, a->cmd >= 4 ? "request" : "session");
+	else if (e != NULL)
+		snprintf(msg, sizeof msg, "podgate: request %s ended: replica %.128s "
+		    "unreachable", e->id, e->replica);
+	else
+		snprintf(msg, sizeof msg, a->cmd <= 2 ? "podgate: no live session '%.64s'" :
+		    "podgate: no pending request '%.64s'", a->id);
+	session_notice(a->s, msg);
+	return 1;
+}
+
+/* kill, approve, deny: the answer of the replica that held the session. */
+static int
+live_peer_act(struct live_admin *a, const struct peer_reply *r, size_t n,
+    struct live_text *out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (r[i].reachable && r[i].status == 0) {
+			live_printf(out, "%s", r[i].out);
+			return 0;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (r[i].reachable && r[i].status != 1 && r[i].err[0] != '\0') {
+			session_write(a->s, true, r[i].err, strlen(r[i].err));
+			return r[i].status;
+		}
+	}
+	return live_peer_not_found(a, 0);
+}
+
+/* Forget remembered request i. */
+static void
+live_remote_drop(struct live *l, size_t i)
+{
+	memmove(&l->remote[i], &l->remote[i + 1], (l->nremote - i - 1) * sizeof l->remote[0]);
+	l->nremote--;
+}
+
+/*
+ * Keep track of the requests other replicas hold: a replica's listing of
+ * them (listing) replaces what was known of it; the requests of a replica
+ * that no longer answers are remembered as ended, and reported once when
+ * notify.
+ */
+static void
+live_remote_update(struct live *l, struct session *s, const struct peer_reply *r, size_t n,
+    bool listing, bool notify)
+{
+	char msg[512];
+	json_t *rows, *o;
+	size_t i, k, j;
+
+	for (i = 0; i < n; i++) {
+		if (!r[i].reachable) {
+			for (k = 0; k < l->nremote; k++) {
+				if (l->remote[k].ended || strcmp(l->remote[k].replica, r[i].name) != 0)
+					continue;
+				l->remote[k].ended = true;
+				if (!notify)
+					continue;
+				snprintf(msg, sizeof msg, "podgate: request %s ended: replica %.128s "
+				    "unreachable", l->remote[k].id, r[i].name);
+				session_notice(s, msg);
+			}
+			continue;
+		}
+		if (!listing || r[i].status != 0 || (rows = json_loads(r[i].out, 0, NULL)) == NULL)
+			continue;
+		for (k = l->nremote; k-- > 0;) {
+			if (strcmp(l->remote[k].replica, r[i].name) == 0)
+				live_remote_drop(l, k);
+		}
+		json_array_foreach(rows, j, o) {
+			const char *id = json_string_value(json_object_get(o, "id"));
+
+			if (id == NULL || strlen(id) >= sizeof l->remote[0].id)
+				continue;
+			if (l->nremote == LIVE_REMOTE_MAX)
+				live_remote_drop(l, 0);
+			k = l->nremote++;
+			snprintf(l->remote[k].id, sizeof l->remote[k].id, "%s", id);
+			snprintf(l->remote[k].replica, sizeof l->remote[k].replica, "%s", r[i].name);
+			l->remote[k].ended = false;
+		}
+		json_decref(rows);
+	}
+}
+
+/* A remembered request of a replica that went away, by id or prefix; NULL if none. */
+static const struct live_remote *
+live_remote_ended(const struct live *l, const char *id)
+{
+	size_t i, n = strlen(id);
+
+	for (i = 0; i < l->nremote; i++) {
+		if (l->remote[i].ended && (strcmp(l->remote[i].id, id) == 0 ||
+		    (n >= 8 && strncmp(l->remote[i].id, id, n) == 0)))
+			return &l->remote[i];
+	}
+	return NULL;
+}
+
+/* Every other replica answered (or timed out): finish the command. */
+static void
+live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
+{
+	struct live_admin *a = arg;
+	struct session *s = a->s;
+	struct live_text out = { 0 };
+	const char *addr;
+	char id[37];
+	json_t *rows;
+	int status;
+
+	a->pq = NULL;
+	if (a->cmd == 0 || a->cmd == 3) {
+		if ((rows = live_peer_rows(a->local, r, n)) == NULL) {
+			status = 1;
+			out.oom = true;
+		} else {
+			status = live_peer_list(a, rows, &out);
+			json_decref(rows);
+		}
+		if (a->cmd == 3)
+			live_remote_update(a->live, s, r, n, true, true);
+	} else if (!a->located) {
+		/* Where is it? Then act there alone. */
+		live_remote_update(a->live, s, r, n, a->cmd >= 4, false);
+		if (live_peer_locate(a, r, n, &addr, id) != 1 || addr == NULL) {
+			status = live_peer_not_found(a, live_peer_locate(a, r, n, &addr, id));
+		} else if (a->cmd == 1) {
+			status = live_peer_watch(a, addr, id);
+		} else {
+			const char *rest = live_rest(s->command, 1);
+			char *line = NULL;
+
+			a->located = true;
+			status = 1;
+			if (asprintf(&line, "%s %s%s%s", live_cmds[a->cmd].name, id,
+			    rest != NULL ? " " : "", rest != NULL ? rest : "") < 0)
+				line = NULL;
+			if (line != NULL && peer_query_at(s->conn->server, a->user, addr, line,
+			    live_peer_done_cb, a, &a->pq) == 0)
+				status = -1;
+			else
+				session_notice(s, "podgate: internal error");
+			free(line);
+		}
+	} else {
+		status = live_peer_act(a, r, n, &out);
+	}
+	if (out.oom) {
+		session_notice(s, "podgate: out of memory");
+		status = 1;
+	} else if (out.len > 0) {
+		session_write(s, false, out.p, out.len);
+	}
+	free(out.p);
+	live_peer_unreachable(s, r, n);
+	if (status >= 0)
+		session_end_status(s, status);
+	else
+		live_kick(a);
+	session_wake(s);
+}
+
+/*
+ * Send the command to the other replicas too: sessions and pending always,
+ * watch, kill, approve and deny when the session is not held here.
+ * Returns 0 to run it here alone, -1 when the replicas' answer will end
+ * it, or an exit status.
+ */
+static int
+live_peer_start(struct session *s, struct live *l, struct live_admin *a, char **argv,
+    size_t argc, struct live_text *out)
+{
+	struct live_text local = { 0 };
+	char *line = NULL;
+	int r;
+
+	switch (a->cmd) {
+	case 0:
+	case 3:
+		a->json = argc == 1 && strcmp(argv[0], "--json") == 0;
+		if (argc > 1 || (argc == 1 && !a->json))
+			return 0;	/* the usage message */
+		{
+			char *jarg[] = { (char *)"--json" };
+
+			r = a->cmd == 0 ? live_cmd_sessions(s, l, jarg, 1, &local) :
+			    live_cmd_pending(s, l, jarg, 1, &local);
+		}
+		if (r != 0 || local.oom) {
+			free(local.p);
+			return 0;
+		}
+		a->local = local.p;
+		if (asprintf(&line, "%s --json", live_cmds[a->cmd].name) < 0)
+			return 0;
+		break;
+	case 1:
+	case 2:
+	case 4:
+	case 5:
+		if (argc < 1 || (a->cmd == 1 && argc != 1) || (a->cmd == 4 && argc != 1))
+			return 0;
+		if (a->cmd <= 2 ? live_find(l, argv[0]) != NULL :
+		    live_find_held(l, argv[0]) != NULL)
+			return 0;
+		if ((a->id = strdup(argv[0])) == NULL)
+			return 0;
+		{
+			char *jarg[] = { (char *)"--json" };
+
+			r = a->cmd <= 2 ? live_cmd_sessions(s, l, jarg, 1, &local) :
+			    live_cmd_pending(s, l, jarg, 1, &local);
+		}
+		if (r != 0 || local.oom) {
+			free(local.p);
+			return 0;
+		}
+		a->local = local.p;
+		if ((line = strdup(a->cmd <= 2 ? "sessions --json" : "pending --json")) == NULL)
+			return 0;
+		break;
+	default:
+		return 0;
+	}
+	(void)out;
+	r = peer_query(l->srv, a->user, line, live_peer_done_cb, a, &a->pq);
+	free(line);
+	if (r < 0) {
+		log_warn_r(r, "cannot ask the other replicas");
+		return 0;
+	}
+	return -1;
 }

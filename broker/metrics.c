@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "log.h"
 #include "metrics.h"
+#include "peer.h"
 #include "server.h"
 #include "session.h"
 
@@ -178,6 +179,7 @@ metrics_render(const struct metrics *m, struct metrics_text *t)
 	const struct server *srv = m->srv;
 	const struct metrics_counters *k = &srv->counters;
 	uint64_t local = 0, kube = 0, admin = 0, other = 0, held = 0;
+	char *peers;
 	const struct conn *c;
 	const struct session *s;
 	size_t i;
@@ -228,6 +230,9 @@ metrics_render(const struct metrics *m, struct metrics_text *t)
 	    "podgate_session_bytes_total{direction=\"in\"} %llu\n"
 	    "podgate_session_bytes_total{direction=\"out\"} %llu\n",
 	    (unsigned long long)k->bytes_in, (unsigned long long)k->bytes_out);
+	if ((peers = peer_metrics_text(srv)) != NULL)
+		metrics_text_add(t, "%s", peers);
+	free(peers);
 	metrics_text_add(t, "# HELP podgate_event_loop_lag_seconds How late a 1 s timer fired last.\n"
 	    "# TYPE podgate_event_loop_lag_seconds gauge\npodgate_event_loop_lag_seconds %.6f\n",
 	    m->lag_seconds);

@@ -32,6 +32,7 @@
 #include "kube-client.h"
 #include "live.h"
 #include "log.h"
+#include "peer.h"
 #include "server.h"
 #include "session.h"
 #include "storage.h"
@@ -595,6 +596,10 @@ server_reload(struct server *srv)
 	    server_differs(c->s3.bucket, old->s3.bucket) ||
 	    server_differs(c->s3.prefix, old->s3.prefix))
 		log_warn("reload: storage changes only at restart");
+	if (server_differs(c->peer_host, old->peer_host) || c->peer_port != old->peer_port ||
+	    server_differs(c->peer_key, old->peer_key) ||
+	    (srv->peer == NULL && (c->npeers > 0 || c->peers_dns != NULL)))
+		log_warn("reload: peer_listen and peer_key change only at restart");
 	srv->config = c;
 	config_unref(old);
 	kube_client_check_config(c);
@@ -637,6 +642,7 @@ server_finish(struct server *srv)
 {
 	kube_client_close_spares();
 	metrics_stop(srv);
+	peer_stop(srv);
 	server_unwatch_config(srv);
 	server_unlisten(srv);
 	if (!uv_is_closing((uv_handle_t *)&srv->sig_hup)) {
@@ -1130,7 +1136,8 @@ server_run(const struct server_opts *o)
 	    (r = storage_open(&srv.loop, &srv.config->s3, srv.config->recordings, srv.audit,
 	    &srv.storage)) < 0)
 		goto out;
-	if ((r = server_listen(&srv)) < 0 || (r = metrics_start(&srv)) < 0)
+	if ((r = server_listen(&srv)) < 0 || (r = metrics_start(&srv)) < 0 ||
+	    (r = peer_start(&srv)) < 0)
 		goto out;
 	server_signals(&srv);
 	server_watch_config(&srv);
@@ -1155,6 +1162,7 @@ server_run(const struct server_opts *o)
 out:
 	if (loop_ok) {
 		metrics_stop(&srv);
+		peer_stop(&srv);
 		server_unwatch_config(&srv);
 		live_close(&srv);
 		storage_close(srv.storage);

@@ -82,6 +82,7 @@ struct server {
 	size_t nconns;
 	struct live *live;		/* live sessions, watchers, held requests (live.h) */
 	struct metrics *metrics;	/* the HTTP listener (metrics.h), or NULL */
+	struct peer *peer;		/* the peer listener (peer.h), or NULL */
 	struct metrics_counters counters;
 	struct storage *storage;	/* shipping to object storage (storage.h); NULL: none */
 	bool stopping;

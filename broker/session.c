@@ -1312,6 +1312,11 @@ session_start(struct session *s)
 		session_refuse(s, "out of memory", "podgate: internal error", false);
 		return;
 	}
+	if (s->conn->peer && !live_admin_wants(s)) {
+		session_refuse(s, "peers may run admin commands only",
+		    "podgate: peers may run admin commands only", false);
+		return;
+	}
 	if (s->target == NULL && s->state == SESSION_PICKED) {
 		session_refuse(s, "no target selected", "podgate: no target selected", false);
 		return;

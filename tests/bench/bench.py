@@ -659,6 +659,147 @@ def bench_rec(build, runs):
 
 # ---- report ----------------------------------------------------------------
 
+def start_replicas(build, work, n):
+    """n brokers on loopback that are each other's peers, plus one without peers."""
+    key = work / "replica_client"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    peer = work / "replica_peer"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(peer)], check=True)
+    pub = (work / "replica_client.pub").read_text().strip()
+    peer_pub = (work / "replica_peer.pub").read_text().strip()
+    peer_ports = [free_port() for _ in range(n)]
+    brokers, procs = [], []
+    for i in range(n + 1):
+        d = work / f"replica{i}"
+        d.mkdir()
+        port = free_port()
+        peers = ""
+        if i < n:
+            peers = (f"peers: [{', '.join(f'127.0.0.1:{p}' for p in peer_ports)}]\n"
+                     f"peer_listen: 127.0.0.1:{peer_ports[i]}\npeer_key: {peer}\n"
+                     f"peer_keys: [\"{peer_pub}\"]\n")
+        cfg = d / "config.yaml"
+        cfg.write_text(f"""listen: 127.0.0.1:{port}
+host_key: {d / 'host_ed25519'}
+signing_key: {d / 'signing_ed25519'}
+recordings: {d / 'recordings'}
+audit_log: {d / 'audit.jsonl'}
+{peers}users:
+  - name: bench
+    keys: ["{pub}"]
+    roles: [auditor, approver]
+rules:
+  - users: [bench]
+    targets: [local]
+targets:
+  local: {{shell: /bin/sh}}
+""")
+        os.chmod(cfg, 0o600)
+        env = dict(os.environ, PODGATE_REPLICA=f"r{i}")
+        procs.append(subprocess.Popen([str(pathlib.Path(build) / "broker" / "podgate-broker"),
+                                       "--config", str(cfg)], cwd=d, env=env,
+                                      stderr=open(d / "broker.log", "w")))
+        brokers.append(port)
+    for port in brokers:
+        wait_port(port)
+    for port in peer_ports:
+        wait_port(port)
+
+    def ssh(port, *remote, tty=False):
+        return (["ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
+                 "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+                 "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-i", str(key)]
+                + (["-tt"] if tty else []) + ["-p", str(port), "bench@127.0.0.1", *remote])
+    return brokers, procs, ssh
+
+
+def pty_spawn(argv, cols=80, rows=24):
+    """Run argv on a new PTY of cols x rows; returns (pid, master fd)."""
+    import fcntl
+    import struct
+    import termios
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        os.execvp(argv[0], argv)
+    return pid, fd
+
+
+def pty_wait(fd, needle, timeout=20):
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while needle not in buf and time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 1)
+        if r:
+            buf += os.read(fd, 65536)
+    return needle in buf
+
+
+def bench_replicas(build, work, runs, keys):
+    """Three replicas: `sessions` across them, and a relayed `watch` beside a local one."""
+    brokers, procs, ssh = start_replicas(build, work, 3)
+    res = {}
+    try:
+        # sessions: a broker without peers, then the same command given to a replica
+        times = {"alone": [], "three replicas": []}
+        for _ in range(runs):
+            times["alone"].append(timed(ssh(brokers[3], "sessions", "--json")))
+            times["three replicas"].append(timed(ssh(brokers[0], "sessions", "--json")))
+        res["sessions"] = {k: summary(v) for k, v in times.items()}
+        # watch: a session on r2 running cat; a watcher on r2 (local) and one on r0 (relayed)
+        sp, sfd = pty_spawn(ssh(brokers[2], "local", "--", "stty raw -echo; echo READY; cat",
+                                tty=True))
+        pty_wait(sfd, b"READY")
+        sid = None
+        deadline = time.monotonic() + 20
+        while sid is None and time.monotonic() < deadline:
+            out = subprocess.run(ssh(brokers[2], "sessions", "--json"), capture_output=True,
+                                 timeout=60).stdout
+            rows = [r for r in json.loads(out or b"[]") if "cat" in (r.get("command") or "")]
+            sid = rows[0]["id"] if rows else None
+        watchers = {}
+        for name, port in (("local", brokers[2]), ("relayed", brokers[0])):
+            pid, fd = pty_spawn(ssh(port, "watch", sid, tty=True))
+            pty_wait(fd, b"READY")
+            watchers[name] = (pid, fd)
+        lat = {k: [] for k in watchers}
+        for i in range(keys):
+            c = bytes([97 + i % 26])
+            t0 = time.perf_counter()
+            os.write(sfd, c)
+            waiting = {fd: name for name, (pid, fd) in watchers.items()}
+            while waiting:
+                r, _, _ = select.select(list(waiting), [], [], 5)
+                if not r:
+                    break
+                for fd in r:
+                    if c in os.read(fd, 65536):
+                        lat[waiting.pop(fd)].append(time.perf_counter() - t0)
+        for name, (pid, fd) in list(watchers.items()) + [("session", (sp, sfd))]:
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+            os.close(fd)
+        res["watch"] = {}
+        if len(lat["local"]) == len(lat["relayed"]):
+            # keystroke by keystroke: what the hop adds, free of the load both share
+            d = sorted(r - l for l, r in zip(lat["local"], lat["relayed"]))
+            res["watch"]["added"] = {"p50": d[len(d) // 2], "p99": d[int(len(d) * 0.99) - 1],
+                                     "n": len(d)}
+        for name, v in lat.items():
+            v.sort()
+            res["watch"][name] = {"p50": v[len(v) // 2], "p99": v[int(len(v) * 0.99) - 1],
+                                  "n": len(v)}
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return res
+
+
 def machine():
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -960,6 +1101,27 @@ def report(res, path, quick):
                      f"lost, worst {k['max_lost_bytes']} bytes / {k['max_lost_s']:.2f} s |")
     elif res.get("storage_error"):
         L += ["", "## Object storage", "", f"Not measured: {res['storage_error']}"]
+    rp = res.get("replicas")
+    if rp is not None:
+        s, w = rp["sessions"], rp["watch"]
+        L += ["", "## Several replicas", "",
+              "Three brokers on loopback that are each other's peers (docs/live.md). "
+              "`sessions --json` given to one of them (it asks the two others over SSH, "
+              "in parallel) against a broker without peers; and one keystroke to `cat` in a "
+              "session on r2, seen by a watcher on r2 and by one on r0 (relayed from r2).", "",
+              "| | alone / local | three replicas / relayed | added |",
+              "| --- | --- | --- | --- |",
+              f"| `sessions --json`, connect to exit | {fmt(s['alone'], ' ms', scale=1e3)} | "
+              f"{fmt(s['three replicas'], ' ms', scale=1e3)} | "
+              f"{(s['three replicas']['median'] - s['alone']['median']) * 1e3:.1f} ms |",
+              f"| `watch`, keystroke to watcher, p50 | {w['local']['p50'] * 1e3:.2f} ms | "
+              f"{w['relayed']['p50'] * 1e3:.2f} ms | "
+              f"{w['added']['p50'] * 1e3:.2f} ms |" if "added" in w else "",
+              f"| `watch`, p99 | {w['local']['p99'] * 1e3:.2f} ms | "
+              f"{w['relayed']['p99'] * 1e3:.2f} ms | "
+              f"{w['added']['p99'] * 1e3:.2f} ms |" if "added" in w else "",
+              "", "*Added* for `watch` is the median (p99) of the relayed watcher's delay "
+              "minus the local one's, keystroke by keystroke."]
     L += [""]
     pathlib.Path(path).write_text("\n".join(L))
     (pathlib.Path(path).with_suffix(".json")).write_text(json.dumps(res, indent=1))
@@ -970,12 +1132,17 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(TOP / "docs" / "benchmarks.md"))
-    ap.add_argument("--only", choices=["scale"],
+    ap.add_argument("--only", choices=["scale", "replicas"],
                     help="run only this part and print its figures as JSON (no report)")
     a = ap.parse_args()
     a.build = str(pathlib.Path(a.build).resolve())
     quick = a.quick
     work = pathlib.Path(tempfile.mkdtemp(prefix="podgate-bench-"))
+    if a.only == "replicas":
+        print(json.dumps(bench_replicas(a.build, work, 5 if quick else 20,
+                                        100 if quick else 500), indent=1))
+        shutil.rmtree(work, ignore_errors=True)
+        return
     rig = Rig(a.build, work)
     res = {"machine": machine(), "versions": {
         "podgate": version([str(pathlib.Path(a.build) / "broker" / "podgate-broker"), "--version"]),
@@ -1021,6 +1188,8 @@ def main():
                 res["kube_error"] = str(e)[:300]
         print("recording writer...", flush=True)
         res["rec"] = bench_rec(a.build, 3 if quick else 5)
+        print("replicas...", flush=True)
+        res["replicas"] = bench_replicas(a.build, work, 5 if quick else 20, 100 if quick else 500)
         print("player...", flush=True)
         res["player"] = bench_player(a.build, work, 30 if quick else 1000, 3 if quick else 5,
                                      2 if quick else 1)

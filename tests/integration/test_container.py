@@ -24,7 +24,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import REPO, Broker, wait_until
+from conftest import REPO, Broker, free_port, wait_until
 
 CONTAINER = REPO / "container"
 K8S = CONTAINER / "k8s"
@@ -311,7 +311,14 @@ def network_problems(objs) -> list[str]:
                 if not ports or not to:
                     problems.append(f"{ident(p)}: an egress rule without ports or destinations "
                                     f"allows too much: {rule}")
+                # The peer port, to the broker's own pods (same namespace) and nowhere else.
+                to_own = to and all(set(t) == {"podSelector"} and
+                                    (t["podSelector"].get("matchLabels") or {}).items()
+                                    <= labels.items() and t["podSelector"].get("matchLabels")
+                                    for t in to)
                 for port in ports:
+                    if (port.get("port"), port.get("protocol", "TCP")) == (2223, "TCP") and to_own:
+                        continue
                     if (port.get("port"), port.get("protocol", "TCP")) not in EGRESS_ALLOWED:
                         problems.append(f"{ident(p)}: egress to port {port}")
                 for peer in to:
@@ -374,6 +381,14 @@ def test_statefulset_shape(which, base_objs, overlay_objs):
     cfg = broker_config(base_objs)
     mport = int(cfg["metrics_listen"].rsplit(":", 1)[1])
     assert {"name": "metrics", "containerPort": mport, "protocol": "TCP"} in c["ports"]
+    # The replicas find each other through the governing Service, on the peer port,
+    # including a replica that is stopping (not ready) and still holds sessions.
+    pport = int(cfg["peer_listen"].rsplit(":", 1)[1])
+    assert {"name": "peer", "containerPort": pport, "protocol": "TCP"} in c["ports"]
+    assert cfg["peers"] == {"dns": f"{headless['metadata']['name']}.{NAMESPACE}.svc.cluster.local"}
+    assert {"name": "peer", "port": pport, "targetPort": "peer", "protocol": "TCP"} in \
+        headless["spec"]["ports"]
+    assert headless["spec"].get("publishNotReadyAddresses") is True
     for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         get = (c.get(probe) or {}).get("httpGet") or {}
         assert (get.get("path"), get.get("port")) == (path, "metrics"), f"{probe}: {c.get(probe)}"
@@ -446,9 +461,11 @@ def test_keys_come_from_secrets(base_objs):
     cfg = broker_config(base_objs)
     assert cfg["host_key"] == "/etc/podgate/keys/host_ed25519"
     assert cfg["signing_key"] == "/etc/podgate/signing/signing_ed25519"
+    assert cfg["peer_key"] == "/etc/podgate/peer/peer_ed25519"
     inits = spec.get("initContainers") or []
     for key, secret in ((cfg["host_key"], "podgate-host-key"),
-                        (cfg["signing_key"], "podgate-signing-key")):
+                        (cfg["signing_key"], "podgate-signing-key"),
+                        (cfg["peer_key"], "podgate-peer-key")):
         m = mount_for(c, key)
         assert m is not None and m["mountPath"] == posixpath.dirname(key), f"{key} not mounted"
         assert vols[m["name"]].get("emptyDir", {}).get("medium") == "Memory", \
@@ -583,6 +600,16 @@ def test_network_policy_reaches_dns_and_an_api_server(base_objs, overlay_objs):
                if "ipBlock" in peer]
         assert len(api) == cidrs, api
         assert [p["port"] for p in pol["spec"]["ingress"][0]["ports"]] == [2222]
+        # The peer port: from the broker's own pods only, and to them.
+        pport = int(broker_config(objs)["peer_listen"].rsplit(":", 1)[1])
+        labels = pod_labels(broker_sts(objs))
+        ins = [r for r in pol["spec"]["ingress"] if pport in {p["port"] for p in r["ports"]}]
+        assert len(ins) == 1 and [p["port"] for p in ins[0]["ports"]] == [pport]
+        assert ins[0]["from"] and all(set(f) == {"podSelector"} and
+                                      f["podSelector"]["matchLabels"].items() <= labels.items()
+                                      for f in ins[0]["from"]), ins
+        outs = [r for r in pol["spec"]["egress"] if pport in {p["port"] for p in r["ports"]}]
+        assert len(outs) == 1 and all(set(t) == {"podSelector"} for t in outs[0]["to"]), outs
 
 
 def test_overlay_adds_the_second_cluster(base_objs, overlay_objs):
@@ -1066,7 +1093,14 @@ def test_broker_runs_the_configmap_config(build, keys, base_objs, tmp_path):
              "signing_key": work / "etc/signing/signing_ed25519",
              "redaction_key": work / "etc/signing/redaction_key",
              "recordings": work / "var/recordings"}
-    for key, secret in (("host_key", "host_ed25519"), ("signing_key", "signing_ed25519")):
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "podgate-peer",
+                    "-f", str(secrets / "peer_ed25519")], check=True, timeout=60,
+                   stdin=subprocess.DEVNULL)
+    paths["peer_key"] = work / "etc/peer/peer_ed25519"
+    cfg["peer_listen"] = f"127.0.0.1:{free_port()}"
+    cfg["peer_keys"] = [(secrets / "peer_ed25519.pub").read_text().strip()]
+    for key, secret in (("host_key", "host_ed25519"), ("signing_key", "signing_ed25519"),
+                        ("peer_key", "peer_ed25519")):
         paths[key].parent.mkdir(parents=True)
         shutil.copyfile(secrets / secret, paths[key])
         os.chmod(paths[key], 0o600)
@@ -1178,15 +1212,18 @@ def test_configmap_config_opens_pod_sessions_on_a_read_only_root(which, transpor
         at(m["mountPath"]).mkdir(parents=True, exist_ok=True)
         if not m.get("readOnly"):
             writable.append(str(at(m["mountPath"])))
-    for key in ("host_key", "signing_key"):
+    for key in ("host_key", "signing_key", "peer_key"):
         p = at(cfg[key])
         assert mount_for(c, cfg[key]) is not None, f"{key} {cfg[key]} is on no volume"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(p)], check=True,
-                       timeout=60, stdin=subprocess.DEVNULL) if key == "host_key" else \
+                       timeout=60, stdin=subprocess.DEVNULL) if key != "signing_key" else \
             subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(p)],
                            check=True, timeout=60, capture_output=True)
         os.chmod(p, 0o600)
     cfg["host_key"], cfg["signing_key"] = str(at(cfg["host_key"])), str(at(cfg["signing_key"]))
+    cfg["peer_key"] = str(at(cfg["peer_key"]))
+    cfg["peer_listen"] = f"127.0.0.1:{free_port()}"
+    cfg["peer_keys"] = [pathlib.Path(cfg["peer_key"] + ".pub").read_text().strip()]
     cfg["recordings"] = str(at(cfg["recordings"]))
     for k in cfg["targets"]["kubernetes"]:
         k.setdefault("transport", transport)

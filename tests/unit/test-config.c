@@ -420,6 +420,52 @@ test_listen(void)
 	config_unref(c);
 }
 
+/* peers, peer_listen, peer_key, peer_keys (docs/live.md, "Several replicas"). */
+static void
+test_peers(void)
+{
+	static const struct {
+		const char *yaml;
+		const char *error;
+	} bad[] = {
+		{ "peers: [a:1]\n", "peers needs peer_listen, peer_key and peer_keys" },
+		{ "peers: [a:1]\npeer_listen: 127.0.0.1:2223\npeer_key: k\n",
+		    "peers needs peer_listen, peer_key and peer_keys" },
+		{ "peers: [a]\n", "peers: \"a\" is not a valid HOST:PORT" },
+		{ "peers: ['a:0']\n", "is not a valid HOST:PORT" },
+		{ "peers: ['a b:22']\n", "is not a valid HOST:PORT" },
+		{ "peers: ['-a:22']\n", "is not a valid HOST:PORT" },
+		{ "peers: []\n", "peers: the list is empty" },
+		{ "peers: podgate-1:2223\n", "peers must be a list of HOST:PORT or {dns: NAME}" },
+		{ "peers: {srv: x}\n", "peers must be a list of HOST:PORT or {dns: NAME}" },
+		{ "peers: {dns: 'a b'}\n", "peers.dns: \"a b\" is not a DNS name" },
+		{ "peer_listen: podgate:2223\n", "\"podgate\" is not a numeric IPv4 address" },
+		{ "peer_keys: [nonsense]\n", "not a public key" },
+	};
+	struct config *c;
+	size_t i;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		expect_error(bad[i].yaml, bad[i].error);
+	c = expect_ok("peers: [podgate-1.podgate-peers:2223, '10.0.0.2:2223']\n"
+	    "peer_listen: 0.0.0.0:2223\npeer_key: state/peer_ed25519\n"
+	    "peer_keys: ['ssh-ed25519 " ALICE_KEY " r0', 'ssh-ed25519 " BOB_KEY "']\n");
+	assert(c->npeers == 2 && strcmp(c->peers[0], "podgate-1.podgate-peers:2223") == 0);
+	assert(strcmp(c->peers[1], "10.0.0.2:2223") == 0 && c->peers_dns == NULL);
+	assert(strcmp(c->peer_host, "0.0.0.0") == 0 && c->peer_port == 2223);
+	assert(strcmp(c->peer_key, "state/peer_ed25519") == 0);
+	assert(c->peer_keys.nkeys == 2 && strcmp(c->peer_keys.keys[1].fingerprint, BOB_FP) == 0);
+	config_unref(c);
+	c = expect_ok("peers: {dns: podgate-peers.podgate.svc.cluster.local}\n"
+	    "peer_listen: 0.0.0.0:2223\npeer_key: k\npeer_keys: ['ssh-ed25519 " ALICE_KEY "']\n");
+	assert(c->npeers == 0 && strcmp(c->peers_dns, "podgate-peers.podgate.svc.cluster.local") == 0);
+	config_unref(c);
+	/* Without peers, the other keys are read and nothing else. */
+	c = expect_ok("peer_listen: 0.0.0.0:2223\n");
+	assert(c->npeers == 0 && c->peers_dns == NULL);
+	config_unref(c);
+}
+
 /* Users: a name, unique, valid, and at least one key. */
 static void
 test_users(void)
@@ -957,6 +1003,7 @@ main(void)
 		{ "unknown_key", test_unknown_key },
 		{ "types", test_types },
 		{ "listen", test_listen },
+		{ "peers", test_peers },
 		{ "users", test_users },
 		{ "bad_keys", test_bad_keys },
 		{ "all_errors", test_all_errors },

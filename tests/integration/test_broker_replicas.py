@@ -1,0 +1,361 @@
+"""Several replicas acting as one service (docs/live.md, "Several replicas"): three
+brokers on 127.0.0.1 that know each other through peers, peer_listen, peer_key and
+peer_keys. Admin commands given to any of them cover all three; a replica that is
+killed is named; an unknown peer key is refused. Driven with the OpenSSH client."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import shlex
+import shutil
+
+import paramiko
+import pytest
+
+from conftest import Key, free_port, make_key, wait_until
+from test_broker_live import GROUPS, USERS, Tmux, finish, start_bg, wait_request
+
+
+# As test_broker_live's, with time for three replicas to be asked twice.
+APPROVE_RULES = [{"groups": ["oncall"], "targets": ["local"],
+                  "commands": {"approve": ["rm *", "re:^danger"], "approve_timeout": "5m"}}]
+
+
+def peer_key(tmp_path, name):
+    """A peer key pair, made once per test."""
+    path = tmp_path / "peerkeys" / f"{name}_ed25519"
+    if path.exists():
+        return Key(name, "ed25519", path)
+    return make_key(tmp_path / "peerkeys", name)
+
+
+def replicas(broker, tmp_path, n=3, rules=None, trusted=None):
+    """n brokers, each a peer of the others, named r0, r1, r2 (PODGATE_REPLICA)."""
+    pkeys = [peer_key(tmp_path, f"r{i}") for i in range(n)]
+    ports = [free_port() for _ in range(n)]
+    trusted = pkeys if trusted is None else trusted
+    out = []
+    for i in range(n):
+        settings = {
+            "groups": GROUPS,
+            # one list for all: each replica skips its own address and port
+            "peers": [f"127.0.0.1:{ports[j]}" for j in range(n)],
+            "peer_listen": f"127.0.0.1:{ports[i]}",
+            "peer_key": str(pkeys[i].path),
+            "peer_keys": [k.pub for k in trusted],
+        }
+        b = broker(users=USERS, settings=settings, env={"PODGATE_REPLICA": f"r{i}"},
+                   rules=rules or [{"groups": ["oncall"], "targets": ["local"]}])
+        b.peer_port = ports[i]
+        out.append(b)
+    return out
+
+
+def sessions_json(b, user="bob"):
+    r = b.ssh(user, "sessions", "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def wait_listed(b, command, replica):
+    found = []
+
+    def check():
+        found[:] = [s for s in sessions_json(b) if s["command"] == command]
+        return bool(found)
+    wait_until(check, timeout=15, what=f"{command!r} listed")
+    assert found[0]["replica"] == replica
+    return found[0]
+
+
+def kill_replica(b):
+    """SIGKILL a replica; the fixture then leaves it alone."""
+    b.proc.kill()
+    b.proc.wait(10)
+    b._close_files()
+    b.proc = None
+
+
+def test_sessions_lists_every_replica(broker, tmp_path):
+    r0, r1, r2 = replicas(broker, tmp_path)
+    procs = [start_bg(b, "alice", "local", "--", f"sleep 3{i}") for i, b in enumerate((r0, r1, r2))]
+    try:
+        for i in range(3):
+            s = wait_listed(r0, f"sleep 3{i}", f"r{i}")
+            assert s["user"] == "alice"
+        # the same answer from every replica, ids unique
+        for b in (r1, r2):
+            rows = sessions_json(b)
+            assert sorted(x["replica"] for x in rows) == ["r0", "r1", "r2"]
+            assert len({x["id"] for x in rows}) == 3
+        r = r1.ssh("carol", "sessions")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.decode().splitlines()
+        assert lines[0].split()[:3] == ["REPLICA", "ID", "USER"]
+        assert sorted(l.split()[0] for l in lines[1:]) == ["r0", "r1", "r2"]
+        assert r.stderr == b""
+        # the replica that ran it audits the admin, with the peer key
+        ev = r2.wait_audit("admin_command", lambda e: e.get("user") == "carol")
+        assert ev[0]["command"] == "sessions"
+        assert r2.wait_audit("auth_success", lambda e: e.get("via") == "peer")
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_roles_checked_again_by_the_replica(broker, tmp_path):
+    r0, r1, r2 = replicas(broker, tmp_path)
+    r = r0.ssh("alice", "sessions")
+    assert r.returncode == 1 and b"needs the auditor role" in r.stderr
+    assert not r1.events("admin_command")
+
+
+def test_kill_where_the_session_is(broker, tmp_path):
+    r0, r1, r2 = replicas(broker, tmp_path)
+    p = start_bg(r2, "alice", "local", "--", "sleep 60")
+    try:
+        s = wait_listed(r0, "sleep 60", "r2")
+        r = r0.ssh("bob", "kill", s["id"], "from", "elsewhere")
+        assert r.returncode == 0, r.stderr
+        assert f"session {s['id']} ended".encode() in r.stdout
+        rc, out, err = finish(p)
+        assert b"session ended by bob: from elsewhere" in err
+        ev = r2.wait_audit("session_killed")
+        assert ev[0]["user"] == "bob" and ev[0]["killed"] == s["id"]
+        r = r1.ssh("bob", "kill", s["id"])
+        assert r.returncode == 1 and b"no live session" in r.stderr
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_approve_and_deny_across_replicas(broker, tmp_path):
+    r0, r1, r2 = replicas(broker, tmp_path, rules=APPROVE_RULES)
+    p = start_bg(r1, "alice", "local", "--", "danger; echo approved-run")
+    q = start_bg(r2, "alice", "local", "--", "rm -rf /tmp/nothing-here")
+    try:
+        rid = wait_request(p)
+        qid = wait_request(q)
+        r = r0.ssh("bob", "pending", "--json")
+        assert r.returncode == 0, r.stderr
+        held = {x["id"]: x["replica"] for x in json.loads(r.stdout)}
+        assert held == {rid: "r1", qid: "r2"}
+        r = r0.ssh("bob", "pending")
+        assert r.returncode == 0 and rid.encode() in r.stdout and b"REPLICA" in r.stdout
+        r = r0.ssh("bob", "approve", rid)
+        assert r.returncode == 0, r.stderr
+        assert f"request {rid} approved".encode() in r.stdout
+        rc, out, err = finish(p)
+        assert rc == 0 and b"approved-run" in out
+        r = r0.ssh("bob", "deny", qid, "not", "today")
+        assert r.returncode == 0, r.stderr
+        rc, out, err = finish(q)
+        assert rc == 126 and b"denied by bob: not today" in err
+        assert r1.wait_audit("approved")[0]["user"] == "bob"
+        assert r2.wait_audit("denied")[0]["user"] == "bob"
+    finally:
+        for x in (p, q):
+            x.kill()
+            x.wait()
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux missing")
+def test_watch_relayed_from_another_replica(broker, tmp_path):
+    r0, r1, r2 = replicas(broker, tmp_path)
+    tm = Tmux(tmp_path / "tmux.sock")
+    c = r2.connect("alice")
+    try:
+        chan = c.get_transport().open_session()
+        chan.get_pty(term="xterm", width=80, height=24)
+        cmd = "echo BEFORE-MARK; read x; echo AFTER-MARK; read y"
+        chan.exec_command(f"local -- {cmd}")
+        s = wait_listed(r0, cmd, "r2")
+        tm.new("watch", shlex.join(r0.ssh_args("bob", "watch", s["id"], opts=["-tt"])))
+        wait_until(lambda: any("BEFORE-MARK" in l for l in tm.capture("watch")),
+                   what="the screen so far, relayed")
+        chan.sendall(b"\n")
+        wait_until(lambda: any("AFTER-MARK" in l for l in tm.capture("watch")),
+                   what="new output, relayed")
+        assert r2.wait_audit("watch_start")[0]["user"] == "bob"
+        tm.run("send-keys", "-t", "watch", "q")
+        ev = r2.wait_audit("watch_end")
+        assert ev[0]["reason"] == "podgate: stopped watching"
+        ev = r0.wait_audit("session_end", lambda e: e.get("target") == "podgate:watch")
+        assert ev[0]["exit_status"] == 0
+        # a smaller watcher: the replica that holds the session draws for its size
+        tm.new("small", shlex.join(r0.ssh_args("bob", "watch", s["id"], opts=["-tt"])))
+        wait_until(lambda: any("AFTER-MARK" in l for l in tm.capture("small")),
+                   what="the screen, relayed again")
+        tm.run("resize-window", "-t", "small", "-x", "60", "-y", "20")
+        wait_until(lambda: any("your terminal 60x20" in l for l in tm.capture("small")),
+                   what="the status line of a smaller watcher")
+        chan.sendall(b"\n")
+        assert chan.recv_exit_status() == 0
+    finally:
+        tm.kill()
+        c.close()
+
+
+def test_watch_of_unknown_session(broker, tmp_path):
+    r0, r1, r2 = replicas(broker, tmp_path)
+    r = r0.ssh("bob", "watch", "01900000-0000-7000-8000-000000000000")
+    assert r.returncode == 1 and b"no live session" in r.stderr
+
+
+def test_unknown_peer_key_refused_and_audited(broker, tmp_path):
+    stranger = peer_key(tmp_path, "stranger")
+    r0, r1 = replicas(broker, tmp_path, n=2)
+    # a client holding a key that is not in peer_keys
+    c = paramiko.SSHClient()
+    c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    with pytest.raises(paramiko.AuthenticationException):
+        c.connect("127.0.0.1", port=r0.peer_port, username="bob", pkey=stranger.pkey(),
+                  allow_agent=False, look_for_keys=False, timeout=10)
+    c.close()
+    ev = r0.wait_audit("auth_failure", lambda e: e.get("reason") == "unknown peer key")
+    assert ev[0]["user"] == "bob"
+    # a user's own key does not open the peer listener either
+    c = paramiko.SSHClient()
+    c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    with pytest.raises(paramiko.AuthenticationException):
+        c.connect("127.0.0.1", port=r0.peer_port, username="bob", pkey=r0.key("bob").pkey(),
+                  allow_agent=False, look_for_keys=False, timeout=10)
+    c.close()
+
+
+def test_replica_not_trusting_our_key_is_named(broker, tmp_path):
+    r0, r1 = replicas(broker, tmp_path, n=2)
+    # r1 now trusts nobody but itself: r0's queries are refused there
+    r1.settings["peer_keys"] = [peer_key(tmp_path, "r1").pub]
+    r1.write_config()
+    r1.wait_log("configuration reloaded")
+    r = r0.ssh("bob", "sessions")
+    assert r.returncode == 0
+    assert b"replica 127.0.0.1:%d unreachable" % r1.peer_port in r.stderr
+    assert r1.wait_audit("auth_failure", lambda e: e.get("reason") == "unknown peer key")
+
+
+def test_peer_listener_runs_admin_commands_only(broker, tmp_path):
+    r0, r1 = replicas(broker, tmp_path, n=2)
+    pk = peer_key(tmp_path, "r1")
+    c = paramiko.SSHClient()
+    c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    c.connect("127.0.0.1", port=r0.peer_port, username="alice", pkey=pk.pkey(),
+              allow_agent=False, look_for_keys=False, timeout=10)
+    try:
+        chan = c.get_transport().open_session()
+        chan.exec_command("local -- id")
+        assert chan.recv_exit_status() == 1
+        assert b"peers may run admin commands only" in chan.recv_stderr(4096)
+        # roles are those passed along, checked again: none passed, none granted
+        chan = c.get_transport().open_session()
+        chan.exec_command("sessions")
+        assert chan.recv_exit_status() == 1
+    finally:
+        c.close()
+
+
+def test_killed_replica_is_named_and_the_rest_answer(broker, tmp_path):
+    r0, r1, r2 = replicas(broker, tmp_path)
+    p = start_bg(r2, "alice", "local", "--", "sleep 40")
+    try:
+        wait_listed(r0, "sleep 40", "r2")
+        kill_replica(r1)
+        r = r0.ssh("bob", "sessions", "--json")
+        assert r.returncode == 0, r.stderr
+        rows = json.loads(r.stdout)
+        assert [x["replica"] for x in rows] == ["r2"]
+        assert b"replica 127.0.0.1:%d unreachable" % r1.peer_port in r.stderr
+        m = r0.ssh("bob", "sessions")
+        assert b"unreachable" in m.stderr and b"r2" in m.stdout
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_hung_replica_is_named_and_nothing_waits_for_it(broker, tmp_path):
+    r0, r1, r2 = replicas(broker, tmp_path)
+    p = start_bg(r2, "alice", "local", "--", "sleep 41")
+    os.kill(r1.pid, signal.SIGSTOP)     # accepts TCP (the kernel does), never answers
+    try:
+        wait_listed(r0, "sleep 41", "r2")
+        r = r0.ssh("bob", "sessions", "--json", timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert [x["replica"] for x in json.loads(r.stdout)] == ["r2"]
+        assert b"replica 127.0.0.1:%d unreachable" % r1.peer_port in r.stderr
+        # the broker's own loop kept serving while the query waited
+        assert r0.ssh("alice", "local", "--", "echo still-here").stdout == b"still-here\n"
+    finally:
+        os.kill(r1.pid, signal.SIGCONT)
+        p.kill()
+        p.wait()
+
+
+def test_held_request_on_a_killed_replica_reported_ended(broker, tmp_path):
+    r0, r1, r2 = replicas(broker, tmp_path, rules=APPROVE_RULES)
+    p = start_bg(r1, "alice", "local", "--", "danger; echo never")
+    try:
+        rid = wait_request(p)
+        r = r0.ssh("bob", "pending", "--json")
+        assert [x["id"] for x in json.loads(r.stdout)] == [rid]
+        kill_replica(r1)
+        rc, out, err = finish(p)
+        assert b"never" not in out
+        r = r0.ssh("bob", "pending", "--json")
+        assert r.returncode == 0
+        assert json.loads(r.stdout) == []
+        assert b"replica 127.0.0.1:%d unreachable" % r1.peer_port in r.stderr
+        assert f"request {rid} ended".encode() in r.stderr
+        r = r0.ssh("bob", "approve", rid)
+        assert r.returncode == 1
+        assert f"request {rid} ended".encode() in r.stderr
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_metrics_report_peer_reachability(broker, tmp_path):
+    import urllib.request
+    mport = free_port()
+    r0, r1 = replicas(broker, tmp_path, n=2)
+    r0.write_config(settings={"metrics_listen": f"127.0.0.1:{mport}"})
+    r0.stop()
+    r0.start()
+    assert r0.ssh("bob", "sessions").returncode == 0
+
+    def scrape():
+        return urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read()
+    assert re.search(rb'podgate_peer_up\{replica="127.0.0.1:%d"\} 1' % r1.peer_port, scrape())
+    kill_replica(r1)
+    assert r0.ssh("bob", "sessions").returncode == 0
+    assert re.search(rb'podgate_peer_up\{replica="127.0.0.1:%d"\} 0' % r1.peer_port, scrape())
+
+
+def test_kill_by_a_prefix_two_replicas_share_ends_nothing(broker, tmp_path):
+    r0, r1, r2 = replicas(broker, tmp_path)
+    p = start_bg(r1, "alice", "local", "--", "sleep 51")
+    q = start_bg(r2, "alice", "local", "--", "sleep 52")
+    try:
+        a = wait_listed(r0, "sleep 51", "r1")["id"]
+        b = wait_listed(r0, "sleep 52", "r2")["id"]
+        prefix = os.path.commonprefix([a, b])
+        if len(prefix) < 8:
+            pytest.skip("the two ids share fewer than 8 characters (a minute boundary)")
+        r = r0.ssh("bob", "kill", prefix[:8])
+        assert r.returncode == 1
+        assert b"names more than one session" in r.stderr
+        assert sorted(x["command"] for x in sessions_json(r0)) == ["sleep 51", "sleep 52"]
+        assert not r1.events("session_killed") and not r2.events("session_killed")
+        # the full id reaches the one replica that holds it
+        r = r0.ssh("bob", "kill", b)
+        assert r.returncode == 0, r.stderr
+        assert r2.wait_audit("session_killed")[0]["killed"] == b
+        assert [x["command"] for x in sessions_json(r0)] == ["sleep 51"]
+    finally:
+        for x in (p, q):
+            x.kill()
+            x.wait()
