@@ -374,6 +374,8 @@ rec_map_get(const msgpack_object *m, const char *key)
 static int
 dup_str(const msgpack_object *o, const char **out)
 {
+	char *copy;
+
 	*out = NULL;
 	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
 		return 0;
@@ -381,8 +383,12 @@ dup_str(const msgpack_object *o, const char **out)
 		return -EPROTO;
 	if (memchr(o->via.str.ptr, '\0', o->via.str.size) != NULL)
 		return -EPROTO;
-	if ((*out = strndup(o->via.str.ptr, o->via.str.size)) == NULL)
+	/* Not strndup: the bytes need not be followed by a NUL in the buffer. */
+	if ((copy = malloc((size_t)o->via.str.size + 1)) == NULL)
 		return -ENOMEM;
+	memcpy(copy, o->via.str.ptr, o->via.str.size);
+	copy[o->via.str.size] = '\0';
+	*out = copy;
 	return 0;
 }
 
