@@ -322,8 +322,11 @@ index_add_marker(struct index *ix, uint64_t seq, uint64_t time_ns, const uint8_t
 		}
 	}
 	m = &ix->markers[ix->nmarkers];
-	if ((m->label = strndup((const char *)p, n)) == NULL)
+	/* Not strndup: the payload need not be followed by a NUL. */
+	if ((m->label = malloc(n + 1)) == NULL)
 		return -ENOMEM;
+	memcpy(m->label, p, n);
+	m->label[n] = '\0';
 	m->seq = seq;
 	m->time_ns = time_ns;
 	ix->nmarkers++;
