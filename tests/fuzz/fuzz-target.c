@@ -18,9 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char yaml[] =
     "targets:\n"
-    "  local: {shell: /bin/sh}\n"
+    "  local: {shell: /bin/sh, user: nobody}\n"
     "  kubernetes:\n"
-    "    - {name: prod, kubeconfig: /nonexistent/prod}\n"
+    "    - {name: prod}\n"
     "    - {name: staging}\n";
 
 int
