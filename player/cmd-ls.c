@@ -173,8 +173,9 @@ out:
 }
 
 /*
- * Find the seal at the end of the file: the last event, [0, "s", {...}],
- * which a reader started on it reads to a clean end of file. Reads at
+ * Find the seal at the end of the file: the last event, [0, "s", {...}]
+ * (in version 2 followed only by the trailer), which a reader started on
+ * it reads to a clean end of file. Reads at
  * most LS_TAIL bytes, on a descriptor of its own.
  */
 static void
@@ -207,9 +208,16 @@ ls_find_seal(const char *path, uint64_t from, struct ls_end *end)
 			break;
 		if (rec_reader_next(r, &ev) == 1 && ev.code == REC_SEAL &&
 		    (raw = rec_reader_event_raw(r, &len)) != NULL &&
-		    ls_seal_totals(raw, len, end) && rec_reader_next(r, &ev) == 0) {
-			end->sealed = true;
-			break;
+		    ls_seal_totals(raw, len, end)) {
+			/* Version 2 ends with the trailer that names the seal. */
+			int k = rec_reader_next(r, &ev);
+
+			if (k == 1 && ev.code == REC_TRAILER)
+				k = rec_reader_next(r, &ev);
+			if (k == 0) {
+				end->sealed = true;
+				break;
+			}
 		}
 		rec_reader_free(r);
 		r = NULL;
