@@ -210,8 +210,13 @@ def test_ls_and_grep_on_broker_recordings(broker_recordings):
     r, rows = ls_json(br.dir, "--user", "alice")
     by = {row["file"]: row for row in rows}
     assert sorted(by) == sorted(str(p) for p in br.all)
-    assert all(row["state"] == "sealed" and row["user"] == "alice" and row["target"] == "local"
+    # ls reads the header and the seal without checking every byte; `ls --verify`
+    # checks them all, and with no trusted key names the signer unverified.
+    assert all(row["state"] == "complete" and row["user"] == "alice" and row["target"] == "local"
                for row in rows), rows
+    r, rows = ls_json(br.dir, "--user", "alice", "--verify")
+    assert r.returncode == 0 and all(row["state"] == "complete" and row["trust"] ==
+                                     "unverified-signer" for row in rows), rows
     assert by[str(br.pty)]["command"] is None and by[str(br.pty)]["exit"] == {"status": 3}
     assert by[str(br.nopty)]["exit"] == {"status": 5}
     assert by[str(br.killed)]["exit"] == {"signal": "HUP"}
@@ -239,7 +244,8 @@ def test_info_of_several_files(broker_recordings):
     assert "terminal:  100x30 xterm (pty)" in blocks[0] and "exit:      status 3" in blocks[0]
     assert "(no pty)" in blocks[1] and "stderr 10" in blocks[1]
     assert "exit:      signal HUP" in blocks[2] or "SIGHUP" in blocks[2], blocks[2]
-    assert all("integrity: sealed and intact" in b for b in blocks)
+    # No trusted key given: intact, with the signer said to be unverified.
+    assert all("sealed and intact" in b and "unverified signer" in b for b in blocks)
     r = player("info", "--json", *br.all)
     assert r.returncode == 0
     docs = [json.loads(line) for line in r.stdout.decode().splitlines()]
