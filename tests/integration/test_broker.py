@@ -298,7 +298,7 @@ def test_config_writable_by_others_refused(build, keys, tmp_path, mode):
                            capture_output=True, text=True, timeout=15, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         pytest.fail(f"broker started with a config of mode {oct(mode)}")
-    assert_refused(p, 1, str(cfg))  # names the file
+    assert_refused(p, 2, str(cfg))  # a configuration mistake; names the file
 
 
 def test_host_key_generated_ed25519_0600(broker):

@@ -336,11 +336,12 @@ def test_client_cannot_influence_recording_paths(broker, tmp_path):
 
 # ---------------------------------------------------------------- files
 
-def broker_start_fails(build, b) -> subprocess.CompletedProcess:
+def broker_start_fails(build, b, status=1) -> subprocess.CompletedProcess:
+    """The broker refuses to start: 2 for a configuration mistake, 1 for anything else."""
     b.write_config()
     r = subprocess.run([str(build.broker), "--config", str(b.config_path)], cwd=b.workdir,
                        capture_output=True, timeout=30, env=b.env)
-    assert_refused(r, 1)
+    assert_refused(r, status)
     return r
 
 
@@ -361,7 +362,7 @@ def test_authorized_keys_writable_by_others_is_refused(build, broker, keys, tmp_
     ak.write_text(keys("alice").pub + "\n")
     os.chmod(ak, 0o666)
     b = broker(users={"alice": {"groups": ["oncall"], "authorized_keys": ak}}, start=False)
-    r = broker_start_fails(build, b)
+    r = broker_start_fails(build, b, 2)
     assert b"writable by group or others; fix with: chmod go-w" in r.stderr, r.stderr
     os.chmod(ak, 0o644)   # readable is fine: public keys are not secret
     b.start()
@@ -410,7 +411,7 @@ def test_local_target_runs_as_its_own_account_not_the_brokers(broker):
 
 def test_local_target_as_root_or_the_brokers_user_is_refused(build, broker):
     b = broker(targets={"local": {"shell": "/bin/sh", "user": "root"}}, start=False)
-    r = broker_start_fails(build, b)
+    r = broker_start_fails(build, b, 2)
     assert b'targets.local.user "root" is root' in r.stderr, r.stderr
     assert b"allow_broker_user: true" in r.stderr
     b.write_config(targets={"local": {"shell": "/bin/sh", "user": "root",

@@ -121,7 +121,7 @@ rules:
   - users: [alice]
     targets: ["prod/*", "stagign:*/*"]
 targets:
-  local: {{}}
+  local: {{user: nobody}}
   kubernetes:
     - name: lab
       kubeconfig: {kubeconfig}

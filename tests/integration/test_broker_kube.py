@@ -81,7 +81,8 @@ def kube_broker(broker, k8s, users=None, rules=None, timeout="3s", clusters=None
          "timeout": timeout},
     ]
     for cl in clusters:
-        cl.setdefault("transport", k8s.transport)
+        if "transport" not in cl:
+            cl["transport"] = k8s.transport
         if cl["transport"] == "native":
             cl["kubectl"] = "/bin/false"  # never run
     b.kubernetes = clusters
@@ -397,7 +398,7 @@ def test_names_from_a_hostile_api_server_never_reach_kubectl(broker, tmp_path):
     try:
         clusters = [{"name": "evil", "kubeconfig": str(srv.kubeconfig), "context": "podgate-test",
                      "kubectl": "/usr/bin/kubectl", "cache_dir": str(tmp_path / "cache"),
-                     "timeout": "5s"}]
+                     "timeout": "5s", "transport": "kubectl"}]
         rules = [{"groups": ["oncall"], "targets": ["evil:*/*", "evil:*/deploy/*"]}]
         b = kube_broker(broker, None, rules=rules, clusters=clusters)
         for target, what in (("evil:prod/deploy/evil", "pod whose name"),

@@ -40,7 +40,8 @@ def kube_broker(broker, k8s, rule=None, users=None, env=None, **cluster):
     b = broker(users=users or {"alice": {"groups": ["oncall"]}}, rules=[rule or RULE],
                targets={}, env=env, start=False)
     c = {"name": "prod", "kubeconfig": str(k8s.kubeconfig), "context": "podgate-test",
-         "kubectl": "/usr/bin/kubectl", "cache_dir": str(k8s.cache), "timeout": "5s"}
+         "kubectl": "/usr/bin/kubectl", "cache_dir": str(k8s.cache), "timeout": "5s",
+         "transport": "kubectl"}
     c.update(cluster)
     b.kubernetes = [{k: v for k, v in c.items() if v is not None}]
     b.start()
@@ -120,8 +121,9 @@ def test_impersonate_true_is_the_user_and_their_groups(broker, k8s):
 
 
 def test_in_cluster_configuration(broker, k8s, tmp_path):
-    """Without kubeconfig, kubectl gets no --kubeconfig and the broker's
-    KUBERNETES_SERVICE_HOST/PORT (what kubectl's in-cluster configuration reads)."""
+    """Without kubeconfig (transport kubectl), kubectl gets the in-cluster kubeconfig the
+    broker writes from KUBERNETES_SERVICE_HOST/PORT and the service account's files:
+    kubectl's own in-cluster configuration is ignored as soon as --as is given."""
     kubectl, out = spy_kubectl(tmp_path)
     b = kube_broker(broker, k8s, kubectl=str(kubectl), kubeconfig=None, context=None,
                     env={"KUBERNETES_SERVICE_HOST": "127.0.0.1",
@@ -131,8 +133,11 @@ def test_in_cluster_configuration(broker, k8s, tmp_path):
     assert r.returncode != 0 and r.stdout == b""
     assert r.stderr.startswith(b"podgate: "), r.stderr
     argvs, envs = spied(out, "argv"), spied(out, "env")
-    assert argvs and not any(a.startswith("--kubeconfig") for argv in argvs for a in argv), argvs
+    generated = str(k8s.cache / "in-cluster.kubeconfig")
+    assert argvs and all(generated in argv for argv in argvs), argvs
+    text = pathlib.Path(generated).read_text()
+    assert f'server: "https://127.0.0.1:{k8s.port}"' in text, text
+    assert "tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token" in text, text
     for e in envs:
         env = dict(kv.split("=", 1) for kv in e)
-        assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1", env
-        assert env["KUBERNETES_SERVICE_PORT"] == str(k8s.port), env
+        assert "KUBERNETES_SERVICE_HOST" not in env, env

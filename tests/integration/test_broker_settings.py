@@ -128,6 +128,6 @@ def test_reload_warns_about_settings_that_change_at_restart(broker):
     b.settings.update({"host_key": "state/host_ed25519", "audit_log": "state/audit.jsonl"})
     r = b.ssh("alice", "local", "--", "echo same")
     assert (r.returncode, r.stdout) == (0, b"same\n"), r.stderr
-    assert b.wait_audit("config_reload")
+    assert b.wait_audit("config_reloaded")
     assert not (b.workdir / "state" / "other.jsonl").exists()
     assert not (b.workdir / "state" / "other_host_key").exists()
