@@ -1222,6 +1222,11 @@ def test_configmap_config_opens_pod_sessions_on_a_read_only_root(which, transpor
         os.chmod(p, 0o600)
     cfg["host_key"], cfg["signing_key"] = str(at(cfg["host_key"])), str(at(cfg["signing_key"]))
     cfg["peer_key"] = str(at(cfg["peer_key"]))
+    # The redaction key, as the init container copies it from its Secret.
+    assert mount_for(c, cfg["redaction_key"]) is not None
+    at(cfg["redaction_key"]).write_text(os.urandom(32).hex() + "\n")
+    os.chmod(at(cfg["redaction_key"]), 0o600)
+    cfg["redaction_key"] = str(at(cfg["redaction_key"]))
     cfg["peer_listen"] = f"127.0.0.1:{free_port()}"
     cfg["peer_keys"] = [pathlib.Path(cfg["peer_key"] + ".pub").read_text().strip()]
     cfg["recordings"] = str(at(cfg["recordings"]))
@@ -1338,5 +1343,6 @@ def test_systemd_s3_dropin_loads_the_credentials(unit_copy, build, tmp_path):
     for key, name in (("access_key_file", "s3-access-key-id"),
                       ("secret_key_file", "s3-secret-access-key")):
         assert paths[key] == f"/run/credentials/{UNIT.name}/{name}"
-    r = check_config(build, VM_CONFIG.read_text() + yaml.safe_dump(cfg), tmp_path)
+    r = check_config(build, kubeconfigs_here(VM_CONFIG.read_text(), tmp_path / "clusters") +
+                     yaml.safe_dump(cfg), tmp_path)
     assert r.returncode == 0 and "warning" not in r.stderr, r.stdout + r.stderr
