@@ -1278,7 +1278,7 @@ class ExecSession:
         opts, pod = self.opts, self.pod
         cmd = list(opts["command"])
         kw = dict(env=self._env(), cwd=pod["workdir"] or None)
-        container = next(c for c in pod["containers"] if c["name"] == opts["container"])
+        container = next((c for c in pod["containers"] if c["name"] == opts["container"]), {})
         if container.get("shells") is not None:
             kw["env"]["PATH"] = _shells_only_path(container["shells"], cmd[0])
         pumps = []
