@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "guard.h"
+#include "rec.h"
 
 /* ---- Patterns ---- */
 
@@ -582,22 +583,11 @@ guard_watch_message(const struct cfg_watch *w, unsigned on, char *buf, size_t le
 	    w->pattern.text, w->line);
 }
 
-/* Mask typed bytes one '*' per character, keeping CR and LF. */
+/* Mask typed bytes one '*' per character, keeping CR and LF: librec's mask. */
 size_t
 guard_input_mask(const void *in, size_t len, uint8_t *out)
 {
-	const uint8_t *p = in;
-	size_t i, n = 0;
-	uint8_t c;
-
-	for (i = 0; i < len; i++) {
-		c = p[i];
-		if (c == '\r' || c == '\n')
-			out[n++] = c;
-		else if ((c & 0xc0) != 0x80)	/* not a UTF-8 continuation byte */
-			out[n++] = '*';
-	}
-	return n;
+	return rec_input_mask(in, len, out);
 }
 
 /* ---- Reasons ---- */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kube-incluster.h"
@@ -94,4 +95,22 @@ out:
 	if (r < 0 && len > 0)
 		path[0] = '\0';
 	return r;
+}
+
+int
+kube_incluster_ensure(const char *dir, char *path, size_t len)
+{
+	struct stat st;
+
+	if (len > 0)
+		path[0] = '\0';
+	if ((size_t)snprintf(path, len, "%s/in-cluster.kubeconfig", dir) >= len) {
+		if (len > 0)
+			path[0] = '\0';
+		return -ENAMETOOLONG;
+	}
+	/* The service variables do not change while the broker runs: written once. */
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	return kube_incluster_write(dir, path, len);
 }

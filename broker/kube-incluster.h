@@ -25,4 +25,11 @@
  */
 int kube_incluster_write(const char *dir, char *path, size_t len);
 
+/*
+ * As kube_incluster_write, but only when DIR/in-cluster.kubeconfig is not a
+ * file already (the broker writes it at start; a session start then costs
+ * one stat, not a synced write).
+ */
+int kube_incluster_ensure(const char *dir, char *path, size_t len);
+
 #endif

@@ -209,7 +209,7 @@ session_pick_argv(struct session *s, const struct cfg_user *u, struct strv *a)
 			goto out;
 		}
 		if (k->kubeconfig == NULL &&
-		    (r = kube_incluster_write(k->cache_dir, incluster, sizeof incluster)) < 0) {
+		    (r = kube_incluster_ensure(k->cache_dir, incluster, sizeof incluster)) < 0) {
 			log_warn_r(r, "session %s: cluster %s has no kubeconfig and no in-cluster "
 			    "configuration (KUBERNETES_SERVICE_HOST/PORT)", s->id, k->name);
 			goto out;

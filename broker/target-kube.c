@@ -359,7 +359,7 @@ target_kube_spawn(const struct config *c, const struct target_request *req,
 		return r;
 	}
 	if (t.cluster->kubeconfig == NULL &&
-	    (r = kube_incluster_write(t.cluster->cache_dir, incluster, sizeof incluster)) < 0) {
+	    (r = kube_incluster_ensure(t.cluster->cache_dir, incluster, sizeof incluster)) < 0) {
 		log_warn_r(r, "session %s: cluster %s has no kubeconfig and no in-cluster "
 		    "configuration (KUBERNETES_SERVICE_HOST/PORT)", req->session_id, t.cluster->name);
 		return r == -ENOENT ? -EHOSTUNREACH : r;

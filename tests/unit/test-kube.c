@@ -254,6 +254,16 @@ test_incluster(void)
 	assert(strstr(text, "server: \"https://[fd00::1]:443\"\n") != NULL);
 	assert(strstr(text, "tokenFile: " KUBE_INCLUSTER_DIR "/token\n") != NULL);
 	assert(strstr(text, "certificate-authority: " KUBE_INCLUSTER_DIR "/ca.crt\n") != NULL);
+	/* ensure: an existing file is left as it is; a missing one is written. */
+	{
+		struct stat before, after;
+
+		assert(stat(path, &before) == 0);
+		assert(kube_incluster_ensure(dir, path, sizeof path) == 0);
+		assert(stat(path, &after) == 0 && after.st_ino == before.st_ino);
+		assert(unlink(path) == 0);
+		assert(kube_incluster_ensure(dir, path, sizeof path) == 0 && stat(path, &after) == 0);
+	}
 	assert(unlink(path) == 0 && rmdir(dir) == 0);
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	unsetenv("KUBERNETES_SERVICE_PORT");
