@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "demo.h"
-#include "keys.h"
-#include "log.h"
+#include "ssh/keys.h"
+#include "base/log.h"
 
 /* Append s to a YAML document as a double-quoted scalar. */
 static void

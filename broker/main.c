@@ -9,12 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "policy/config.h"
 #include "demo.h"
-#include "kube-exec.h"
-#include "kube-pick.h"
+#include "kube/kube-exec.h"
+#include "kube/kube-pick.h"
 #include "rec.h"
-#include "server.h"
+#include "ssh/server.h"
 
 #define MAIN_EXIT_USAGE SERVER_EXIT_CONFIG	/* one status: the command line or config is wrong */
 

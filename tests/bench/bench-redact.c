@@ -12,8 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
-#include "redact.h"
+#include "policy/config.h"
+#include "policy/redact.h"
 
 #define READ_SIZE (64 * 1024)
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "guard.h"
+#include "policy/config.h"
+#include "policy/guard.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

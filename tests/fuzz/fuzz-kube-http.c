@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kube-http.h"
+#include "kube/kube-http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
-#include "redact.h"
+#include "policy/config.h"
+#include "policy/redact.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "audit.h"
+#include "policy/audit.h"
 
 static char tmpdir[] = "/tmp/podgate-test-audit-XXXXXX";
 

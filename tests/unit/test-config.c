@@ -14,7 +14,7 @@
 
 #include <libssh/libssh.h>
 
-#include "config.h"
+#include "policy/config.h"
 
 #define ALICE_KEY "AAAAC3NzaC1lZDI1NTE5AAAAIDAyAMLG3/AKjNcLoN06yCmkF1ADo+psC7xsb27+Ek/R"
 #define ALICE_FP "SHA256:H7bfvMpy3Kru7dciui5jqHybQgaJdk5MblQb+TJvTXg"

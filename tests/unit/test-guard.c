@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "guard.h"
+#include "policy/config.h"
+#include "policy/guard.h"
 
 #define KEY "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDAyAMLG3/AKjNcLoN06yCmkF1ADo+psC7xsb27+Ek/R"
 #define USERS "users: [{name: alice, keys: [\"" KEY "\"], groups: [agents]}]\n"

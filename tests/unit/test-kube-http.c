@@ -13,10 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "kube-http.h"
-#include "kube-json.h"
-#include "kubeconfig.h"
+#include "policy/config.h"
+#include "kube/kube-http.h"
+#include "kube/kube-json.h"
+#include "kube/kubeconfig.h"
 
 /* A response and what reading it must give. */
 static const struct {

@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "kube.h"
-#include "kube-incluster.h"
+#include "policy/config.h"
+#include "kube/kube.h"
+#include "kube/kube-incluster.h"
 
 /* Run in a directory of its own, where prod.kubeconfig exists. */
 static char tmpdir[] = "/tmp/podgate-test-kube-XXXXXX";

@@ -15,8 +15,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "config.h"
-#include "redact.h"
+#include "policy/config.h"
+#include "policy/redact.h"
 
 #define JWT "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0." \
 	"dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "policy/config.h"
 #include "s3.h"
 
 static char tmpdir[] = "/tmp/podgate-test-s3-XXXXXX";

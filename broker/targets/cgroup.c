@@ -1,0 +1,195 @@
+/*
+ * Per-session cgroups (contract in cgroup.h): found through
+ * /proc/self/mountinfo and /proc/self/cgroup, made with mkdir, ended with
+ * cgroup.kill.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "targets/cgroup.h"
+#include "base/log.h"
+
+struct cgroup_base {
+	char *path;		/* <mount><own cgroup>/podgate-<pid> */
+};
+
+/* The mount point of the cgroup2 file system (its root mounted), or NULL. */
+static char *
+cgroup_mount(void)
+{
+	char line[4096], *res = NULL, *fields[5], *tok, *save;
+	FILE *f;
+	int i;
+
+	if ((f = fopen("/proc/self/mountinfo", "re")) == NULL)
+		return NULL;
+	while (res == NULL && fgets(line, sizeof line, f) != NULL) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER */
+		save = NULL;
+		tok = strtok_r(line, " \n", &save);
+		for (i = 0; i < 5 && tok != NULL; i++) {
+			fields[i] = tok;
+			tok = strtok_r(NULL, " \n", &save);
+		}
+		if (i < 5)
+			continue;
+		while (tok != NULL && strcmp(tok, "-") != 0)
+			tok = strtok_r(NULL, " \n", &save);
+		if (tok == NULL || (tok = strtok_r(NULL, " \n", &save)) == NULL)
+			continue;
+		if (strcmp(tok, "cgroup2") == 0 && strcmp(fields[3], "/") == 0)
+			res = strdup(fields[4]);
+	}
+	fclose(f);
+	return res;
+}
+
+/* The broker's own cgroup in the v2 hierarchy ("0::PATH"), or NULL. */
+static char *
+cgroup_own(void)
+{
+	char line[4096], *res = NULL;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/cgroup", "re")) == NULL)
+		return NULL;
+	while (res == NULL && fgets(line, sizeof line, f) != NULL) {
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			res = strdup(line + 3);
+		}
+	}
+	fclose(f);
+	return res;
+}
+
+int
+cgroup_base_new(struct cgroup_base **out)
+{
+	struct cgroup_base *b = NULL;
+	char *mnt = NULL, *own = NULL;
+	int r = 0;
+
+	*out = NULL;
+	if ((mnt = cgroup_mount()) == NULL || (own = cgroup_own()) == NULL) {
+		log_warn("no cgroup v2 hierarchy: processes a local session leaves behind "
+		    "(setsid, nohup) are not ended with it");
+		goto out;
+	}
+	if ((b = calloc(1, sizeof *b)) == NULL ||
+	    asprintf(&b->path, "%s%s%spodgate-%ld", mnt, own,
+	    own[strlen(own) - 1] == '/' ? "" : "/", (long)getpid()) < 0) {
+		if (b != NULL)
+			b->path = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	if (mkdir(b->path, 0755) < 0 && errno != EEXIST) {
+		log_warn("cannot make the cgroup %s (%s): processes a local session leaves "
+		    "behind (setsid, nohup) are not ended with it", b->path, strerror(errno));
+		goto out;
+	}
+	log_info("local sessions run in cgroups under %s", b->path);
+	*out = b;
+	b = NULL;	/* transferred */
+out:
+	if (b != NULL) {
+		free(b->path);
+		free(b);
+	}
+	free(mnt);
+	free(own);
+	return r;
+}
+
+void
+cgroup_base_free(struct cgroup_base *b)
+{
+	if (b == NULL)
+		return;
+	if (rmdir(b->path) < 0 && errno != ENOENT)
+		log_warn("cannot remove the cgroup %s: %s", b->path, strerror(errno));
+	free(b->path);
+	free(b);
+}
+
+int
+cgroup_session_new(struct cgroup_base *b, const char *id, char **path, int *procs_fd)
+{
+	char *p = NULL, *procs = NULL;
+	int r = 0, fd = -1;
+
+	*path = NULL;
+	*procs_fd = -1;
+	if (asprintf(&p, "%s/session-%s", b->path, id) < 0) {
+		p = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	if (asprintf(&procs, "%s/cgroup.procs", p) < 0) {
+		procs = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	if (mkdir(p, 0755) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if ((fd = open(procs, O_WRONLY | O_CLOEXEC)) < 0) {
+		r = -errno;
+		rmdir(p);
+		goto out;
+	}
+	*path = p;
+	p = NULL;	/* transferred */
+	*procs_fd = fd;
+out:
+	free(p);
+	free(procs);
+	return r;
+}
+
+void
+cgroup_kill(const char *path)
+{
+	char file[4096];
+	FILE *f;
+	long pid;
+	int fd;
+
+	if (path == NULL)
+		return;
+	snprintf(file, sizeof file, "%s/cgroup.kill", path);
+	if ((fd = open(file, O_WRONLY | O_CLOEXEC)) >= 0) {
+		ssize_t n = write(fd, "1", 1);
+
+		close(fd);
+		if (n == 1)
+			return;
+	}
+	/* Without cgroup.kill (before Linux 5.14): each member. */
+	snprintf(file, sizeof file, "%s/cgroup.procs", path);
+	if ((f = fopen(file, "re")) == NULL)
+		return;
+	while (fscanf(f, "%ld", &pid) == 1) {
+		if (pid > 1)
+			kill((pid_t)pid, SIGKILL);
+	}
+	fclose(f);
+}
+
+int
+cgroup_remove(const char *path)
+{
+	if (path == NULL)
+		return 0;
+	if (rmdir(path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}

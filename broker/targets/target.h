@@ -1,0 +1,116 @@
+/*
+ * Targets: where a session's command runs. A target kind turns a request
+ * (who, which target, which command, PTY or not, accepted environment)
+ * into a started child process whose stdio the session then forwards.
+ * The local kind runs a command on the broker host; the Kubernetes kind
+ * fits the same interface, through kubectl exec or natively in the loop.
+ */
+#ifndef PODGATE_TARGET_H
+#define PODGATE_TARGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "policy/config.h"
+#include "pty.h"
+
+/*
+ * A target that runs inside the broker's loop rather than as a process
+ * (the native Kubernetes transport). Its spawn fills the child's
+ * descriptors as a process would (pipes, or one socket standing for the
+ * PTY master) with pid 0, sets *req->proc, and reports the end through
+ * req->on_exit, always on a later loop turn than any call into it, and
+ * only once every byte of output was written to the descriptors and
+ * their ends closed.
+ */
+struct target_proc;
+
+struct target_proc_ops {
+	/* The client's window changed. */
+	void (*resize)(struct target_proc *p, uint16_t cols, uint16_t rows);
+	/* End it (like SIGHUP to a process); on_exit follows. */
+	void (*hangup)(struct target_proc *p);
+	/* The session forgets it: no callback follows; it frees itself. */
+	void (*release)(struct target_proc *p);
+};
+
+struct target_proc {
+	const struct target_proc_ops *ops;
+};
+
+/* What to start. Strings are borrowed for the duration of the call. */
+struct target_request {
+	const char *user;		/* the podgate user name */
+	const char *target;		/* the target as named ("local") */
+	const char *command;		/* NULL: an interactive shell */
+	bool pty;
+	const char *term;		/* TERM, when pty */
+	uint16_t cols, rows;		/* when pty */
+	char *const *env;		/* accepted client variables, "NAME=value" */
+	size_t nenv;
+	const char *session_id;
+	const struct cfg_user *account;	/* the podgate user's entry */
+	const struct cfg_rule *rule;	/* the rule that granted the target */
+	const char *canonical;		/* the name policy matched */
+	int cgroup_procs_fd;		/* > 2: the session's cgroup.procs (local
+					   target); otherwise none */
+	/* for targets that run inside the loop (struct target_proc) */
+	uv_loop_t *loop;
+	struct target_proc **proc;	/* out: set when the target runs in the loop */
+	void (*on_exit)(void *arg, const struct pty_exit *ex);
+	void *exit_arg;
+};
+
+struct target_ops {
+	const char *kind;		/* "local", ... */
+	/* Whether this kind serves the target name (already syntax-checked). */
+	bool (*serves)(const char *target);
+	/* Whether the target exists in this configuration. */
+	bool (*exists)(const struct config *c, const char *target);
+	/*
+	 * Start the child. Returns 0 with *child filled (nonblocking parent
+	 * ends, a new process group led by child->pid; or pid 0 and
+	 * *req->proc set for a target that runs in the loop), or a negative
+	 * errno with *child cleared.
+	 */
+	int (*spawn)(const struct config *c, const struct target_request *req,
+	    struct pty_child *child);
+	/*
+	 * Optional. Check the name as this kind reads it and give the name
+	 * policy matches (a new string in *canonical). Returns 0, or -EINVAL
+	 * (a bad name) or -ENOENT (no such cluster) with a one-line reason in
+	 * err and *canonical NULL.
+	 */
+	int (*resolve)(const struct config *c, const char *target, char **canonical,
+	    char *err, size_t errlen);
+	/*
+	 * Optional. Describe a request for the recording header and the audit:
+	 * *where and *who get NULL-terminated {key, value, ...} arrays of new
+	 * strings (free with target_free_pairs), or NULL. Returns 0 or -ENOMEM.
+	 */
+	int (*describe)(const struct config *c, const struct target_request *req,
+	    char ***where, char ***who);
+};
+
+/* Free an array from describe; NULL is ignored. */
+void target_free_pairs(char **pairs);
+
+/* The kind that serves name, or NULL when no kind does. */
+const struct target_ops *target_find(const char *name);
+
+/*
+ * The identity a kubernetes rule makes kubectl act as for user (account
+ * is the user's entry): *as_user a new string or NULL (no impersonation),
+ * *as_groups a NULL-terminated array of new strings (target_free_pairs)
+ * or NULL. Returns 0 or -ENOMEM with both outs NULL.
+ */
+int target_kube_impersonation(const struct cfg_rule *rule, const struct cfg_user *account,
+    const char *user, char **as_user, char ***as_groups);
+
+extern const struct target_ops target_local_ops;
+extern const struct target_ops target_kube_ops;
+
+#endif
