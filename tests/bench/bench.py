@@ -168,7 +168,8 @@ rules:
     targets: [local{', "bench:*/*", "benchk:*/*"' if kube else ''}]
     impersonate: {{user: "{{user}}", groups: [bench]}}
 targets:
-  local: {{shell: /bin/sh}}
+  # the same account as sshd's sessions, so the two compare like for like
+  local: {{shell: /bin/sh, allow_broker_user: true}}
 {kube}""")
         os.chmod(cfg, 0o600)
         self.recordings = d / "recordings"
@@ -692,7 +693,8 @@ rules:
   - users: [bench]
     targets: [local]
 targets:
-  local: {{shell: /bin/sh}}
+  # the same account as sshd's sessions, so the two compare like for like
+  local: {{shell: /bin/sh, allow_broker_user: true}}
 """)
         os.chmod(cfg, 0o600)
         env = dict(os.environ, PODGATE_REPLICA=f"r{i}")
