@@ -683,6 +683,7 @@ def start_replicas(build, work, n):
         cfg.write_text(f"""listen: 127.0.0.1:{port}
 host_key: {d / 'host_ed25519'}
 signing_key: {d / 'signing_ed25519'}
+generate_keys: true
 recordings: {d / 'recordings'}
 audit_log: {d / 'audit.jsonl'}
 {peers}users:

@@ -108,6 +108,7 @@ class Broker:
         cfg = self.dir / "broker.yaml"
         cfg.write_text(f"""listen: "127.0.0.1:{self.port}"
 host_key: state/host_ed25519
+generate_keys: true
 recordings: state/recordings
 audit_log: state/audit.jsonl
 users:
