@@ -1,6 +1,6 @@
 """Helpers for the podgate-player tests: run the player, write recordings
-with exact contents and times (independently of librec), and drive `play`
-inside tmux.
+with exact contents and times (independently of librec), make signing keys,
+give each test a HOME of its own, and drive `play` inside tmux.
 
     write_recording(path, [(time_ns, "o", b"hi\\r\\n"), (time_ns, "x", {"status": 0})],
                     cols=80, rows=24, user="alice", target="prod/web-0")
@@ -17,12 +17,13 @@ import subprocess
 import uuid
 
 import msgpack
+import pytest
 
+from conftest import build_dir
 from support import assert_no_sanitizer_report
 from support.tmux import Tmux, _quote  # noqa: F401 (the suites import Tmux from here)
 
-BUILD = os.environ.get("PODGATE_BUILD", os.path.join(os.path.dirname(__file__), "../../build-dev"))
-PLAYER = os.path.join(BUILD, "player", "podgate-player")
+PLAYER = str(build_dir() / "player" / "podgate-player")
 START_NS = 1764345600 * 10**9 + 500_000_000  # 2025-11-28T16:00:00.5Z
 
 
@@ -35,6 +36,31 @@ def player(*args, stdin=subprocess.DEVNULL, timeout=120, **kw):
 
 
 no_sanitizer_report = assert_no_sanitizer_report  # ASan, LeakSanitizer and UBSan
+
+
+@pytest.fixture(autouse=True)
+def own_home(tmp_path, monkeypatch):
+    """A HOME of the test's own, so its per-user signing key and trusted keys
+    are its own: no trusted keys but those a test gives. A suite takes it
+    (autouse) by importing it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("PODGATE_KEYS", raising=False)
+    return home
+
+
+def make_key(path):
+    """An Ed25519 signing key at path (mode 0600) made by openssl; returns the
+    path of its public key (PEM), path + ".pub"."""
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(path)],
+                   check=True, capture_output=True)
+    os.chmod(path, 0o600)
+    pub = str(path) + ".pub"
+    subprocess.run(["openssl", "pkey", "-in", str(path), "-pubout", "-out", pub],
+                   check=True, capture_output=True)
+    return pub
 
 
 def write_recording(path, events, cols=80, rows=24, user="alice", target="prod/web-0",

@@ -18,6 +18,7 @@ import paramiko
 import pytest
 
 from conftest import drain_channel
+from support import recv_until
 
 CAPACITY_REFUSAL = b"at its capacity (open file limit)"
 
@@ -45,20 +46,7 @@ def open_fds(b) -> int:
 
 def expect(chan: paramiko.Channel, want: bytes, timeout: float = 20.0) -> bytes:
     """Read chan until want has arrived."""
-    got = b""
-    chan.settimeout(0.5)
-    deadline = time.monotonic() + timeout
-    while want not in got:
-        if time.monotonic() > deadline:
-            pytest.fail(f"{want!r} did not arrive within {timeout}s; got {got[-200:]!r}")
-        try:
-            d = chan.recv(4096)
-        except socket.timeout:
-            continue
-        if not d:
-            pytest.fail(f"channel closed before {want!r}; got {got[-200:]!r}")
-        got += d
-    return got
+    return bytes(recv_until(chan, want, timeout))
 
 
 def pty_cat(b) -> tuple[paramiko.SSHClient, paramiko.Channel]:

@@ -4,11 +4,11 @@ many sessions open. Each test checks that the other sessions go on, that the
 audit log says what happened and that every recording is sealed (or verifies
 up to its last checkpoint when the broker itself was killed).
 
-What test_broker.py, test_broker_evidence.py and test_broker_kube.py already
-cover (one flood killed with -9, a full disk, one stalled client, a client
-shutting its socket, SIGTERM with one session, a hanging or unreachable API
-server at session start) is not repeated here; docs/reliability.md lists
-which test covers which fault.
+What test_broker_robustness.py, test_broker_signals.py, test_broker_evidence.py
+and test_broker_kube.py already cover (one flood killed with -9, a full disk,
+one stalled client, a client shutting its socket, SIGTERM with one session, a
+hanging or unreachable API server at session start) is not repeated here;
+docs/reliability.md lists which test covers which fault.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE.parent / "k8s"))
 
 from conftest import to_yaml, wait_until  # noqa: E402
 from support import recv_until  # noqa: E402
+from support.terminal import Terminal  # noqa: E402
 from fixture import blackhole, closed_port, start_apiserver, write_kubeconfig  # noqa: E402
 
 PODS = {
@@ -160,23 +161,12 @@ def test_pty_session_and_resize(broker, k8s):
         ch = c.get_transport().open_session()
         ch.get_pty(term="xterm", width=80, height=24)
         ch.exec_command("prod/web-0 -- stty size; read x; stty size; exit 5")
-        buf = b""
-        deadline = time.monotonic() + 20
-        while b"24 80" not in buf and time.monotonic() < deadline:
-            if ch.recv_ready():
-                buf += ch.recv(4096)
-            else:
-                time.sleep(0.02)
-        assert b"24 80" in buf, buf
+        t = Terminal(ch)
+        t.expect(b"24 80", timeout=20)
         ch.resize_pty(width=100, height=40)
         k8s.wait_event("resize", lambda e: e["width"] == 100 and e["height"] == 40)
         ch.send(b"\r")
-        while b"40 100" not in buf and time.monotonic() < deadline:
-            if ch.recv_ready():
-                buf += ch.recv(4096)
-            else:
-                time.sleep(0.02)
-        assert b"40 100" in buf, buf
+        t.expect(b"40 100", timeout=20)
         assert ch.recv_exit_status() == 5
     finally:
         c.close()

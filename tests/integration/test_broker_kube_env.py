@@ -14,7 +14,6 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "k8s"))
 
-from conftest import to_yaml  # noqa: E402
 from fixture import start_apiserver  # noqa: E402
 
 PODS = {"namespaces": {"prod": {"pods": ["web-0"]}}}
@@ -60,8 +59,7 @@ def env_broker(broker, k8s, tmp_path, env_list, broker_env):
                "cache_dir": str(tmp_path / "cache"), "timeout": "5s", "transport": "kubectl"}
     if env_list is not None:
         cluster["env"] = env_list
-    base = b.config_text
-    b.config_text = lambda: base() + "  kubernetes:\n" + to_yaml([cluster], 2) + "\n"
+    b.kubernetes = [cluster]
     b.start()
     return b
 
@@ -98,8 +96,7 @@ def test_without_env_the_plugin_gets_nothing_and_the_session_fails_in_one_line(
 def test_env_entries_the_broker_sets_itself_are_refused(broker, entry, tmp_path):
     b = broker(targets={}, start=False)
     cluster = {"name": "prod", "kubeconfig": "/dev/null", "env": [entry]}
-    base = b.config_text
-    b.config_text = lambda: base() + "  kubernetes:\n" + to_yaml([cluster], 2) + "\n"
+    b.kubernetes = [cluster]
     b.write_config_text(b.config_text())
     import subprocess
     r = subprocess.run([str(b.build.require("broker")), "--check-config", str(b.config_path)],

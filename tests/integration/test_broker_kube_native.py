@@ -23,7 +23,8 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "k8s"))
 
-from conftest import to_yaml, wait_until  # noqa: E402
+from conftest import wait_until  # noqa: E402
+from support.terminal import Terminal  # noqa: E402
 from fixture import make_client_cert, make_tls, start_apiserver  # noqa: E402
 import apiserver  # noqa: E402
 
@@ -51,11 +52,7 @@ def native_broker(broker, clusters, env=None):
         cl.setdefault("transport", "native")
         cl.setdefault("kubectl", "/bin/false")
         cl.setdefault("timeout", "3s")
-    base = b.config_text
-
-    def text():
-        return base() + "  kubernetes:\n" + to_yaml(clusters, 2) + "\n"
-    b.config_text = text
+    b.kubernetes = clusters
     b.start()
     return b
 
@@ -110,12 +107,7 @@ def test_native_starts_no_process(broker, api):
         ch.sendall(b"hello\n")
         ch.shutdown_write()
         assert ch.recv_exit_status() == 0
-        out = b""
-        while True:
-            chunk = ch.recv(65536)
-            if not chunk:
-                break
-            out += chunk
+        out = Terminal(ch).drain()
         assert out == b"got hello\nsidecar\n"  # the default-container annotation
     finally:
         c.close()
@@ -306,12 +298,7 @@ def test_a_pod_that_stops_reading_holds_the_client_back(broker, api, tmp_path):
         assert grown < 24 * 1024, f"broker RSS grew {grown} KB while the pod did not read"
         go.touch()
         t.join(120)
-        out = b""
-        while True:
-            d = ch.recv(65536)
-            if not d:
-                break
-            out += d
+        out = Terminal(ch).drain()
         assert ch.recv_exit_status() == 0
         assert int(out.split()[0]) == total
     finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pathlib
 import re
 import sys
-import time
 
 import pytest
 
@@ -20,6 +19,7 @@ sys.path.insert(0, str(HERE.parent / "k8s"))
 
 from conftest import to_yaml  # noqa: E402
 from fixture import start_apiserver  # noqa: E402
+from support.terminal import Terminal  # noqa: E402
 
 PODS = {
     "namespaces": {
@@ -59,48 +59,12 @@ def pick_broker(broker, k8s, rules=RULES, targets=None):
     return b
 
 
-class Shell:
+class Shell(Terminal):
     """An interactive channel with a PTY of 80x24 and its output so far."""
 
     def __init__(self, b, user="alice"):
         self.client = b.connect(user)
-        self.ch = self.client.invoke_shell(term="xterm", width=80, height=24)
-        self.out = b""
-        self.err = b""
-
-    def read(self):
-        got = False
-        while self.ch.recv_ready():
-            self.out += self.ch.recv(65536)
-            got = True
-        while self.ch.recv_stderr_ready():
-            self.err += self.ch.recv_stderr(65536)
-            got = True
-        return got
-
-    def wait_for(self, needle: bytes | str, timeout: float = 20.0, since: int = 0) -> bytes:
-        if isinstance(needle, str):
-            needle = needle.encode()
-        deadline = time.monotonic() + timeout
-        while needle not in self.out[since:]:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{needle!r} did not appear within {timeout}s; "
-                                     f"output: {self.out[-2000:]!r} stderr: {self.err!r}")
-            if not self.read():
-                if self.ch.exit_status_ready() and not self.ch.recv_ready():
-                    raise AssertionError(f"channel ended before {needle!r}: {self.out[-2000:]!r} "
-                                         f"stderr: {self.err!r}")
-                time.sleep(0.01)
-        return self.out
-
-    def exit_status(self, timeout: float = 20.0) -> int:
-        deadline = time.monotonic() + timeout
-        while not self.ch.exit_status_ready():
-            assert time.monotonic() < deadline, "no exit status"
-            self.read()
-            time.sleep(0.01)
-        self.read()
-        return self.ch.recv_exit_status()
+        super().__init__(self.client.invoke_shell(term="xterm", width=80, height=24))
 
     def close(self):
         self.client.close()
@@ -110,13 +74,13 @@ def pick(sh: Shell) -> None:
     """Enter, then wait until the picker has left its screen (keys typed
     before that may reach the picker instead of the target)."""
     n = len(sh.out)
-    sh.ch.send(b"\r")
-    sh.wait_for("\x1b[?1049l", since=n)
+    sh.chan.send(b"\r")
+    sh.expect("\x1b[?1049l", start=n)
 
 
 def list_screen(sh: Shell) -> str:
     """The picker's screen text once the list is drawn (escape sequences dropped)."""
-    sh.wait_for("filter:")
+    sh.expect("filter:")
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", sh.out.decode(errors="replace"))
 
 
@@ -151,13 +115,13 @@ def test_arrow_down_enter_picks_second_pod(broker, k8s):
     try:
         list_screen(sh)
         n = len(sh.out)
-        sh.ch.send(b"\x1b[B")
-        sh.wait_for("\x1b[7m> prod", since=n)
+        sh.chan.send(b"\x1b[B")
+        sh.expect("\x1b[7m> prod", start=n)
         pick(sh)
         n = len(sh.out)
-        sh.ch.send(b"echo pod=$PODGATE_K8S_POD\r")
-        sh.wait_for("pod=web-0", since=n)
-        sh.ch.send(b"exit 3\r")
+        sh.chan.send(b"echo pod=$PODGATE_K8S_POD\r")
+        sh.expect("pod=web-0", start=n)
+        sh.chan.send(b"exit 3\r")
         assert sh.exit_status() == 3
     finally:
         sh.close()
@@ -175,10 +139,10 @@ def test_typing_filters_and_enter_picks(broker, k8s):
     try:
         list_screen(sh)
         n = len(sh.out)
-        sh.ch.send(b"work")
-        sh.wait_for("filter: work", since=n)
-        sh.wait_for("(1 of 3)", since=n)
-        sh.ch.send(b"\r")
+        sh.chan.send(b"work")
+        sh.expect("filter: work", start=n)
+        sh.expect("(1 of 3)", start=n)
+        sh.chan.send(b"\r")
         # worker-7 is Pending: the target says so in one line, and the session ends.
         assert sh.exit_status() == 1
         assert b"not running (phase Pending)" in sh.out + sh.err
@@ -187,12 +151,12 @@ def test_typing_filters_and_enter_picks(broker, k8s):
     sh = Shell(b)
     try:
         list_screen(sh)
-        sh.ch.send(b"api")
-        sh.wait_for("filter: api")
+        sh.chan.send(b"api")
+        sh.expect("filter: api")
         pick(sh)
         n = len(sh.out)
-        sh.ch.send(b"echo host=$HOSTNAME; exit\r")
-        sh.wait_for("host=api-1", since=n)
+        sh.chan.send(b"echo host=$HOSTNAME; exit\r")
+        sh.expect("host=api-1", start=n)
         assert sh.exit_status() == 0
     finally:
         sh.close()
@@ -203,7 +167,7 @@ def test_q_cancels(broker, k8s):
     sh = Shell(b)
     try:
         list_screen(sh)
-        sh.ch.send(b"q")
+        sh.chan.send(b"q")
         assert sh.exit_status() == 1
         assert b"podgate: no target selected" in sh.err + sh.out
     finally:
@@ -222,8 +186,8 @@ def test_local_is_listed_first(broker, k8s):
         assert re.search(r"> - +local +broker host", text), text
         pick(sh)
         n = len(sh.out)
-        sh.ch.send(b"echo local-$((6*7)); exit\r")
-        sh.wait_for("local-42", since=n)
+        sh.chan.send(b"echo local-$((6*7)); exit\r")
+        sh.expect("local-42", start=n)
         assert sh.exit_status() == 0
     finally:
         sh.close()

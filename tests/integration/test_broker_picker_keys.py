@@ -59,7 +59,7 @@ def selected(sh, since):
 def key(sh, data: bytes, want, what: str):
     """Send a key and wait until the highlighted row is want."""
     n = len(sh.out)
-    sh.ch.send(data)
+    sh.chan.send(data)
     deadline = time.monotonic() + 20
     while selected(sh, n) != want:
         assert time.monotonic() < deadline, f"{what}: selected {selected(sh, n)!r}, not {want!r}"
@@ -75,8 +75,8 @@ def test_page_and_home_end_keys(broker, k8s):
         key(sh, b"\x1b[F", "solo-0", "End")                 # the last entry
         key(sh, b"\x1b[H", "pod-00", "Home")
         n = len(sh.out)
-        sh.ch.send(b"\x1b[6~")                              # PgDn: a page further
-        sh.wait_for("\x1b[7m>", since=n)
+        sh.chan.send(b"\x1b[6~")                              # PgDn: a page further
+        sh.expect("\x1b[7m>", start=n)
         m = re.fullmatch(r"pod-(\d+)", selected(sh, n) or "")
         assert m and 5 < int(m.group(1)) < NPODS, selected(sh, n)
         key(sh, b"\x1b[5~", "pod-00", "PgUp")
@@ -92,18 +92,18 @@ def test_filter_editing_escape_and_ctrl_c(broker, k8s):
     try:
         list_screen(sh)
         n = len(sh.out)
-        sh.ch.send(b"pod-3")
-        sh.wait_for("(10 of 41)", since=n)
+        sh.chan.send(b"pod-3")
+        sh.expect("(10 of 41)", start=n)
         n = len(sh.out)
-        sh.ch.send(b"\x7f")                                  # Backspace: "pod-"
-        sh.wait_for("(40 of 41)", since=n)
+        sh.chan.send(b"\x7f")                                  # Backspace: "pod-"
+        sh.expect("(40 of 41)", start=n)
         n = len(sh.out)
-        sh.ch.send(b"\x15solo")                              # ^U clears, then "solo"
-        sh.wait_for("(1 of 41)", since=n)
+        sh.chan.send(b"\x15solo")                              # ^U clears, then "solo"
+        sh.expect("(1 of 41)", start=n)
         n = len(sh.out)
-        sh.ch.send(b"\x1b")                                  # Escape clears the filter first
-        sh.wait_for("(41 of 41)", since=n)
-        sh.ch.send(b"\x1b")                                  # ... then quits
+        sh.chan.send(b"\x1b")                                  # Escape clears the filter first
+        sh.expect("(41 of 41)", start=n)
+        sh.chan.send(b"\x1b")                                  # ... then quits
         assert sh.exit_status() == 1
         assert b"podgate: no target selected" in sh.out + sh.err
     finally:
@@ -111,7 +111,7 @@ def test_filter_editing_escape_and_ctrl_c(broker, k8s):
     sh = Shell(b)
     try:
         list_screen(sh)
-        sh.ch.send(b"pod\x03")                               # ^C quits, filter or not
+        sh.chan.send(b"pod\x03")                               # ^C quits, filter or not
         assert sh.exit_status() == 1
         assert b"podgate: no target selected" in sh.out + sh.err
     finally:
@@ -125,8 +125,8 @@ def test_resize_redraws_within_the_new_size(broker, k8s):
     try:
         list_screen(sh)
         n = len(sh.out)
-        sh.ch.resize_pty(width=60, height=16)
-        sh.wait_for("filter:", since=n)
+        sh.chan.resize_pty(width=60, height=16)
+        sh.expect("filter:", start=n)
         redraw = sh.out[n:].decode(errors="replace")
         frame = redraw[redraw.rfind("\x1b[H"):]            # the last full drawing
         lines = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", x) for x in frame.split("\r\n")]
@@ -135,8 +135,8 @@ def test_resize_redraws_within_the_new_size(broker, k8s):
         assert "filter:" in lines[-1], lines
         pick(sh)
         n = len(sh.out)
-        sh.ch.send(b"stty size; exit\r")
-        sh.wait_for("16 60", since=n)
+        sh.chan.send(b"stty size; exit\r")
+        sh.expect("16 60", start=n)
         assert sh.exit_status() == 0
     finally:
         sh.close()
@@ -149,7 +149,7 @@ def test_several_clusters_and_one_that_cannot_be_listed(broker, k8s):
     sh = Shell(b)
     try:
         list_screen(sh)
-        sh.wait_for("down")
+        sh.expect("down")
         text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", sh.out.decode(errors="replace"))
         # With several clusters the NAMESPACE column reads CLUSTER:NS.
         assert re.search(r"prod:other +solo-0", text) and re.search(r"eu:other +solo-0", text), text
@@ -157,12 +157,12 @@ def test_several_clusters_and_one_that_cannot_be_listed(broker, k8s):
         # The cluster that cannot be listed is named under the list.
         assert re.search(r"\bdown\b.*(cannot|refused|reach)", text), text
         n = len(sh.out)
-        sh.ch.send(b"eu:")
-        sh.wait_for("(1 of 2)", since=n)
+        sh.chan.send(b"eu:")
+        sh.expect("(1 of 2)", start=n)
         pick(sh)
         n = len(sh.out)
-        sh.ch.send(b"echo host=$HOSTNAME; exit\r")
-        sh.wait_for("host=solo-0", since=n)
+        sh.chan.send(b"echo host=$HOSTNAME; exit\r")
+        sh.expect("host=solo-0", start=n)
         assert sh.exit_status() == 0
     finally:
         sh.close()

@@ -1,8 +1,9 @@
 """End-to-end smoke checks of podgate-broker's command line, demo mode and menu.
 
-The broker contract itself is tested in test_broker.py; these cover what a
-person does first: `make run` (--demo), the printed ssh and replay commands,
-usage errors, and picking a target from the menu with the real ssh client.
+The broker contract itself is tested in the test_broker_*.py files, a file a
+topic; these cover what a person does first: `make run` (--demo), the printed
+ssh and replay commands, usage errors, and picking a target from the menu with
+the real ssh client.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import pytest
 
 from conftest import free_port, read_ssh_banner, wait_until
-from support import read_until
+from support.terminal import Terminal
 
 
 def run_broker(build, *args, timeout=15, **kw):
@@ -39,29 +40,6 @@ def test_version_help_and_usage_errors(build):
         assert r.returncode == 2, (args, r.returncode, r.stderr)
         lines = [ln for ln in r.stderr.splitlines() if ln]
         assert len(lines) == 1 and r.stdout == "", (args, r.stdout, r.stderr)
-
-
-class Pty:
-    """A child process on a pseudo-terminal, with waiting for output."""
-
-    def __init__(self, args, **kw):
-        self.master, slave = os.openpty()
-        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave,
-                                     start_new_session=True, **kw)
-        os.close(slave)
-        self.buf = bytearray()
-
-    def expect(self, pattern: bytes, timeout: float = 15.0):
-        read_until(self.master, pattern, timeout, buf=self.buf)
-
-    def send(self, data: bytes):
-        os.write(self.master, data)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        os.close(self.master)
 
 
 def test_demo_mode_printed_commands_work(build, tmp_path):
@@ -116,7 +94,7 @@ def test_demo_mode_printed_commands_work(build, tmp_path):
 def test_menu_pick_with_openssh(broker):
     """ssh -t without a command: a numbered menu; the pick runs an interactive shell."""
     b = broker()
-    p = Pty(b.ssh_args("alice", opts=["-tt"]))
+    p = Terminal.spawn(b.ssh_args("alice", opts=["-tt"]))
     try:
         p.expect(b"1) local")
         p.expect(b"Select a target")

@@ -8,19 +8,15 @@ in docs/k8s-test-apiserver.md.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import os
 import pathlib
 import pty
 import re
-import select
 import shutil
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import time
 import ssl
 import urllib.error
@@ -33,6 +29,7 @@ sys.path.insert(0, str(K8S_DIR))
 import apiserver  # noqa: E402
 from fixture import blackhole, closed_port, k8s_apiserver, write_kubeconfig  # noqa: E402
 from support import readline_within  # noqa: E402
+from support.terminal import Terminal, set_winsize  # noqa: E402
 
 if shutil.which("kubectl") is None:
     pytest.skip("kubectl is not installed", allow_module_level=True)
@@ -132,27 +129,6 @@ def test_exec_deploy_and_sts_resolve_to_pods(k8s):
     assert ("/apis/apps/v1/namespaces/prod/statefulsets/web", "") in paths
 
 
-def read_until(fd: int, buf: bytearray, pattern: bytes, deadline: float) -> bool:
-    """Read the PTY into buf until pattern shows up; False at EOF or deadline."""
-    while pattern not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        if select.select([fd], [], [], left)[0]:
-            try:
-                data = os.read(fd, 4096)
-            except OSError:  # EIO: the other side is closed
-                return pattern in buf
-            if not data:
-                return pattern in buf
-            buf += data
-    return True
-
-
-def set_winsize(fd: int, rows: int, cols: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-
 def spawn_in_pty(argv: list[str], env: dict, rows=24, cols=80) -> tuple[int, int]:
     pid, fd = pty.fork()
     if pid == 0:  # child: kubectl on a terminal of the given size
@@ -181,14 +157,13 @@ def test_exec_tty_resize_reaches_the_command(k8s):
              'while :; do sleep 0.05; done'
     pid, fd = spawn_in_pty(k8s.kubectl_argv("exec", "-it", "-n", "prod", "api-1", "--", "sh", "-c", script),
                            k8s.kubectl_env())
-    buf = bytearray()
+    t = Terminal(fd=fd)
     try:
-        deadline = time.monotonic() + 15
-        assert read_until(fd, buf, b"READY", deadline), bytes(buf)
-        assert b"24 80\r\n" in buf and b"TERM=xterm\r\n" in buf
+        t.expect(b"READY", timeout=15)
+        assert b"24 80\r\n" in t.buf and b"TERM=xterm\r\n" in t.buf
         set_winsize(fd, 40, 100)  # kubectl gets SIGWINCH and sends a resize frame
-        assert read_until(fd, buf, b"40 100\r\n", deadline), bytes(buf)
-        read_until(fd, buf, b"\0never", deadline)  # the rest, up to EOF
+        t.expect(b"40 100\r\n", timeout=15)
+        buf = t.drain(timeout=15)  # the rest, up to EOF
     finally:
         code = wait_pid(pid, 15)
         os.close(fd)
@@ -204,12 +179,11 @@ def test_exec_tty_resize_reaches_the_command(k8s):
 def test_exec_tty_input(k8s):
     pid, fd = spawn_in_pty(k8s.kubectl_argv("exec", "-it", "-n", "prod", "api-1", "--", "sh", "-c",
                                             'echo READY; read line; echo "got:$line"'), k8s.kubectl_env())
-    buf = bytearray()
+    t = Terminal(fd=fd)
     try:
-        deadline = time.monotonic() + 15
-        assert read_until(fd, buf, b"READY", deadline), bytes(buf)
-        os.write(fd, b"abc\r")  # kubectl puts its terminal in raw mode: the remote PTY cooks it
-        assert read_until(fd, buf, b"got:abc", deadline), bytes(buf)
+        t.expect(b"READY", timeout=15)
+        t.send(b"abc\r")  # kubectl puts its terminal in raw mode: the remote PTY cooks it
+        t.expect(b"got:abc", timeout=15)
     finally:
         code = wait_pid(pid, 15)
         os.close(fd)

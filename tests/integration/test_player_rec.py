@@ -17,6 +17,7 @@ import pytest
 
 import support
 from player_support import PLAYER, player  # player(): a sanitizer report fails the test
+from player_support import own_home  # noqa: F401 (autouse: a HOME of its own)
 from support import assert_no_sanitizer_report
 
 
@@ -26,16 +27,6 @@ def events(path):
         unpacker = msgpack.Unpacker(f, raw=False, max_buffer_size=64 << 20)
         header = next(unpacker)
         return header, [tuple(e) for e in unpacker]
-
-
-@pytest.fixture(autouse=True)
-def own_home(tmp_path, monkeypatch):
-    """Each test gets its own HOME, so its per-user signing key is its own."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    return home
 
 
 def exit_event(evs):

@@ -13,7 +13,8 @@ import subprocess
 import msgpack
 import pytest
 
-from player_support import PLAYER, Tmux, no_sanitizer_report, player, write_recording
+from player_support import (PLAYER, Tmux, make_key, no_sanitizer_report,  # noqa: F401
+                            own_home, player, write_recording)  # own_home: autouse
 
 MS = 1_000_000
 BIG = 2 << 20  # one 2 MiB output event
@@ -69,27 +70,6 @@ def test_payload_over_the_limit_is_refused(tmp_path):
 
 
 # ---- Trusted signers, and the state taken from the verified seal ----
-
-@pytest.fixture(autouse=True)
-def own_home(tmp_path, monkeypatch):
-    """No trusted keys but those a test gives."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    monkeypatch.delenv("PODGATE_KEYS", raising=False)
-    return home
-
-
-def make_key(path):
-    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(path)],
-                   check=True, capture_output=True)
-    os.chmod(path, 0o600)
-    pub = str(path) + ".pub"
-    subprocess.run(["openssl", "pkey", "-in", str(path), "-pubout", "-out", pub],
-                   check=True, capture_output=True)
-    return pub
-
 
 def fingerprint(pub):
     der = subprocess.run(["openssl", "pkey", "-pubin", "-in", pub, "-outform", "DER"],

@@ -1,4 +1,5 @@
 """podgate-player verify and key: signed recordings checked offline with a public key."""
+import functools
 import json
 import os
 import random
@@ -11,33 +12,13 @@ import pytest
 
 import recording
 from player_support import PLAYER, player  # player(): a sanitizer report fails the test
+from player_support import make_key, own_home  # noqa: F401 (own_home: autouse)
+from support.verify import (MODIFIED, NOT_RECORDING, SEALED, TRUNCATED, UNSIGNED,
+                            WRONG_KEY, verify)
 from support.checkpoints import assert_checkpoint_cadence
 
-SEALED, TRUNCATED, NOT_RECORDING, UNSIGNED, WRONG_KEY, MODIFIED = range(6)
-
-
-@pytest.fixture(autouse=True)
-def own_home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    return home
-
-
-def make_key(path):
-    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(path)],
-                   check=True, capture_output=True)
-    os.chmod(path, 0o600)
-    pub = str(path) + ".pub"
-    subprocess.run(["openssl", "pkey", "-in", str(path), "-pubout", "-out", pub],
-                   check=True, capture_output=True)
-    return pub
-
-
-def verify_json(path, *args):
-    r = player("verify", "--json", *args, str(path))
-    return r.returncode, json.loads(r.stdout)
+# verify --json with the player under test: (exit status, JSON)
+verify_json = functools.partial(verify, PLAYER)
 
 
 @pytest.fixture

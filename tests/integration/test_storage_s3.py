@@ -12,16 +12,15 @@ import pytest
 
 from conftest import wait_until
 from s3_support import BUCKET, S3_ENV, s3, s3_settings  # noqa: F401 (fixture)
-
-SEALED, TRUNCATED = 0, 1
+from support import recv_until
+from support.verify import SEALED, TRUNCATED, verify
 
 
 def verify_bytes(build, tmp_path, data: bytes, name: str = "check.rec"):
+    """verify --json on data written to tmp_path/name: (exit status, JSON)."""
     p = tmp_path / name
     p.write_bytes(data)
-    r = subprocess.run([str(build.player), "verify", "--json", str(p)], capture_output=True,
-                       timeout=120)
-    return r.returncode, json.loads(r.stdout)
+    return verify(build, p)
 
 
 def segments(server, prefix, sid):
@@ -81,15 +80,7 @@ def exec_session(b, command):
 def echo(chan, line: bytes, timeout: float = 20.0) -> bytes:
     """Send a line to a `while read` loop and wait for its answer."""
     chan.sendall(line + b"\n")
-    got = b""
-    deadline = time.monotonic() + timeout
-    while b"got " + line + b"\n" not in got:
-        assert time.monotonic() < deadline, f"no echo of {line!r}; got {got!r}"
-        if chan.recv_ready():
-            got += chan.recv(65536)
-        else:
-            time.sleep(0.01)
-    return got
+    return bytes(recv_until(chan, b"got " + line + b"\n", timeout))
 
 
 def finish(c, chan):

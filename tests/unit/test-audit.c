@@ -2,38 +2,15 @@
  * Unit tests for broker/audit.c: exact bytes of escaped lines, the file's
  * mode and directory, refused paths and stdout.
  */
-#undef NDEBUG
-#include <assert.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "policy/audit.h"
+#include "unit.h"
 
 static char tmpdir[] = "/tmp/podgate-test-audit-XXXXXX";
 
-/* Read a whole file into a new string. */
-static char *
-slurp(const char *path)
-{
-	char *buf;
-	long n;
-	FILE *f;
-
-	assert((f = fopen(path, "r")) != NULL);
-	assert(fseek(f, 0, SEEK_END) == 0);
-	assert((n = ftell(f)) >= 0);
-	rewind(f);
-	assert((buf = malloc((size_t)n + 1)) != NULL);
-	assert(fread(buf, 1, (size_t)n, f) == (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
+/* A whole file as a new string. */
+#define slurp(path) unit_slurp(path, NULL)
 
 /* Check that line starts with a well-formed time and return what follows it. */
 static const char *

@@ -3,18 +3,10 @@
  * error with its line, authorized_keys files, file permissions and the
  * key types ssh-keygen makes.
  */
-#undef NDEBUG
-#include <assert.h>
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <libssh/libssh.h>
 
 #include "policy/config.h"
+#include "unit.h"
 
 #define ALICE_KEY "AAAAC3NzaC1lZDI1NTE5AAAAIDAyAMLG3/AKjNcLoN06yCmkF1ADo+psC7xsb27+Ek/R"
 #define ALICE_FP "SHA256:H7bfvMpy3Kru7dciui5jqHybQgaJdk5MblQb+TJvTXg"
@@ -26,81 +18,8 @@
 
 static char tmpdir[] = "/tmp/podgate-test-config-XXXXXX";
 
-/* Load yaml as file "t"; *errs gets what was reported (caller frees). */
-static int
-load(const char *yaml, struct config **c, char **errs)
-{
-	size_t len = 0;
-	FILE *f;
-	int r;
-
-	assert((f = open_memstream(errs, &len)) != NULL);
-	r = config_load_string("t", yaml, strlen(yaml), f, c);
-	fclose(f);
-	assert((r == 0) == (*c != NULL));
-	return r;
-}
-
-/* Load yaml expecting failure with each of the messages in want[] (NULL-terminated). */
-static void
-expect_errors(const char *yaml, const char *const *want)
-{
-	struct config *c = (struct config *)1;
-	char *errs = NULL;
-	size_t i;
-	int r;
-
-	r = load(yaml, &c, &errs);
-	for (i = 0; want[i] != NULL; i++) {
-		if (strstr(errs, want[i]) == NULL) {
-			fprintf(stderr, "missing \"%s\" in:\n%s--- for:\n%s\n", want[i], errs,
-			    yaml);
-			abort();
-		}
-	}
-	assert(r == -EINVAL);
-	assert(c == NULL);
-	free(errs);
-}
-
-/* Load yaml expecting one error containing want. */
-static void
-expect_error(const char *yaml, const char *want)
-{
-	const char *const list[] = { want, NULL };
-
-	expect_errors(yaml, list);
-}
-
-/* Load yaml expecting success with no message at all. */
-static struct config *
-expect_ok(const char *yaml)
-{
-	struct config *c = NULL;
-	char *errs = NULL;
-
-	if (load(yaml, &c, &errs) != 0 || *errs != '\0') {
-		fprintf(stderr, "unexpected:\n%s--- for:\n%s\n", errs, yaml);
-		abort();
-	}
-	free(errs);
-	return c;
-}
-
-/* Write text to dir/name with mode; returns the path (caller frees). */
-static char *
-write_file(const char *name, const char *text, mode_t mode)
-{
-	char *path;
-	FILE *f;
-
-	assert(asprintf(&path, "%s/%s", tmpdir, name) > 0);
-	assert((f = fopen(path, "w")) != NULL);
-	assert(fputs(text, f) >= 0);
-	assert(fclose(f) == 0);
-	assert(chmod(path, mode) == 0);
-	return path;
-}
+/* Write text to tmpdir/name with mode; returns the path (caller frees). */
+#define write_file(name, text, mode) unit_write_file(tmpdir, name, text, mode)
 
 /* A complete file: every key, including those accepted for later features. */
 static void

@@ -5,62 +5,14 @@
  * characters, pty and exec), refusal lines, typed-line reconstruction,
  * input masking, reasons and limits.
  */
-#undef NDEBUG
-#include <assert.h>
-#include <errno.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "policy/config.h"
 #include "policy/guard.h"
+#include "unit.h"
 
 #define KEY "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDAyAMLG3/AKjNcLoN06yCmkF1ADo+psC7xsb27+Ek/R"
 #define USERS "users: [{name: alice, keys: [\"" KEY "\"], groups: [agents]}]\n"
-
-/* Load yaml; *errs gets the messages (caller frees). */
-static int
-load(const char *yaml, struct config **c, char **errs)
-{
-	size_t len = 0;
-	FILE *f;
-	int r;
-
-	assert((f = open_memstream(errs, &len)) != NULL);
-	r = config_load_string("t", yaml, strlen(yaml), f, c);
-	fclose(f);
-	assert((r == 0) == (*c != NULL));
-	return r;
-}
-
-static struct config *
-expect_ok(const char *yaml)
-{
-	struct config *c = NULL;
-	char *errs = NULL;
-
-	if (load(yaml, &c, &errs) != 0 || *errs != '\0') {
-		fprintf(stderr, "unexpected:\n%s--- for:\n%s\n", errs, yaml);
-		abort();
-	}
-	free(errs);
-	return c;
-}
-
-static void
-expect_error(const char *yaml, const char *want)
-{
-	struct config *c = NULL;
-	char *errs = NULL;
-
-	if (load(yaml, &c, &errs) != -EINVAL || strstr(errs, want) == NULL) {
-		fprintf(stderr, "missing \"%s\" in:\n%s--- for:\n%s\n", want, errs, yaml);
-		abort();
-	}
-	assert(c == NULL);
-	free(errs);
-}
 
 /* The example of the issue, every key with a value. */
 static void

@@ -5,18 +5,11 @@
  * broker/kubeconfig.c (contexts, credentials, refusals, in-cluster), and
  * the transport and keepalive configuration keys.
  */
-#undef NDEBUG
-#include <assert.h>
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
 #include "policy/config.h"
 #include "kube/kube-http.h"
 #include "kube/kube-json.h"
 #include "kube/kubeconfig.h"
+#include "unit.h"
 
 /* A response and what reading it must give. */
 static const struct {
@@ -336,11 +329,13 @@ test_config_keys(void)
 int
 main(void)
 {
-	test_responses();
-	test_escape_and_key();
-	test_json();
-	test_kubeconfig();
-	test_config_keys();
-	printf("kube-http: ok\n");
-	return 0;
+	static const struct unit_test tests[] = {
+		{ "responses", test_responses },
+		{ "escape_and_key", test_escape_and_key },
+		{ "json", test_json },
+		{ "kubeconfig", test_kubeconfig },
+		{ "config_keys", test_config_keys },
+	};
+
+	return unit_run("kube-http", tests, UNIT_COUNT(tests));
 }

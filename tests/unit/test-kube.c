@@ -3,21 +3,10 @@
  * form), the kubernetes configuration keys, kubectl argv, and the JSON
  * kubectl prints.
  */
-#undef NDEBUG
-#include <assert.h>
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include "policy/config.h"
 #include "kube/kube.h"
 #include "kube/kube-incluster.h"
-
-/* Run in a directory of its own, where prod.kubeconfig exists. */
-static char tmpdir[] = "/tmp/podgate-test-kube-XXXXXX";
+#include "unit.h"
 
 static const char conf[] =
     "recordings: /var/lib/podgate/recordings\n"
@@ -36,33 +25,23 @@ static const char conf[] =
     "      timeout: 30s\n"
     "    - name: staging\n";
 
-/* Load the test configuration. */
-static struct config *
-load(void)
-{
-	struct config *c = NULL;
-
-	assert(config_load_string("test", conf, strlen(conf), stderr, &c) == 0);
-	return c;
-}
-
 /* The configuration keys land where target-kube.c reads them. */
 static void
 test_config(void)
 {
-	struct config *c = load();
+	struct config *c = load_valid(conf);
 	static const char bad[] =
 	    "targets:\n  kubernetes:\n    - name: Prod\n    - {kubeconfig: /x}\n"
 	    "    - {name: a, kubectl: \"--x\"}\n";
 	struct config *b = NULL;
 
 	assert(c->nkube == 2);
-	assert(strcmp(c->kube[0].name, "prod") == 0);
-	assert(strcmp(c->kube[0].kubeconfig, "prod.kubeconfig") == 0);
-	assert(strcmp(c->kube[0].context, "prod-admin") == 0);
-	assert(strcmp(c->kube[0].kubectl, "kubectl") == 0);
+	CHECK_STR(c->kube[0].name, "prod");
+	CHECK_STR(c->kube[0].kubeconfig, "prod.kubeconfig");
+	CHECK_STR(c->kube[0].context, "prod-admin");
+	CHECK_STR(c->kube[0].kubectl, "kubectl");
 	assert(c->kube[0].timeout == 30);
-	assert(strcmp(c->kube[0].cache_dir, "/var/lib/podgate/recordings/.kube/prod") == 0);
+	CHECK_STR(c->kube[0].cache_dir, "/var/lib/podgate/recordings/.kube/prod");
 	assert(c->kube[1].kubeconfig == NULL && c->kube[1].timeout == 10);
 	assert(c->rules[0].impersonate && strcmp(c->rules[0].as_user, "{user}") == 0);
 	assert(c->rules[0].nas_groups == 2);
@@ -86,7 +65,7 @@ test_names_ok(void)
 		{ "ns/deployment/api/app", "prod:ns/deploy/api/app", KUBE_DEPLOY },
 		{ "prod:ns/sts/web", "prod:ns/sts/web", KUBE_STS },
 	};
-	struct config *c = load();
+	struct config *c = load_valid(conf);
 	struct kube_target t;
 	char err[256];
 	size_t i;
@@ -97,7 +76,7 @@ test_names_ok(void)
 		assert(t.kind == ok[i].kind);
 	}
 	assert(kube_target_parse(c, "nope:ns/pod", &t, err, sizeof err) == -ENOENT);
-	assert(strcmp(err, "no such cluster 'nope'") == 0);
+	CHECK_STR(err, "no such cluster 'nope'");
 	config_unref(c);
 }
 
@@ -127,7 +106,7 @@ test_names_refused(void)
 		{ "Ns/pod", "'N' is not allowed" },
 		{ "ns/..", "pod '..' is not a valid name" },
 	};
-	struct config *c = load();
+	struct config *c = load_valid(conf);
 	struct kube_target t;
 	char err[256];
 	size_t i;
@@ -205,9 +184,9 @@ test_json(void)
 
 	assert(kube_pod_parse(pod_json, strlen(pod_json), &pod) == 0);
 	assert(strcmp(pod.name, "web-0") == 0 && strcmp(pod.ns, "prod") == 0);
-	assert(strcmp(pod.phase, "Running") == 0);
-	assert(strcmp(pod.status, "CrashLoopBackOff") == 0);
-	assert(strcmp(pod.default_container, "sidecar") == 0);
+	CHECK_STR(pod.phase, "Running");
+	CHECK_STR(pod.status, "CrashLoopBackOff");
+	CHECK_STR(pod.default_container, "sidecar");
 	assert(kube_pod_has_container(&pod, "app") && !kube_pod_has_container(&pod, "x"));
 	assert(pod.created == 1704164645);
 	kube_pod_clear(&pod);
@@ -221,7 +200,7 @@ test_json(void)
 	kube_pods_free(pods, n);
 
 	assert(kube_selector_parse(sel_json, strlen(sel_json), &sel) == 0);
-	assert(strcmp(sel, "app=api,tier=web") == 0);
+	CHECK_STR(sel, "app=api,tier=web");
 	free(sel);
 	assert(kube_selector_parse(bad_sel, strlen(bad_sel), &sel) == -EINVAL && sel == NULL);
 }
@@ -272,19 +251,22 @@ test_incluster(void)
 int
 main(void)
 {
-	char cmd[128];
-	FILE *f;
+	static const struct unit_test tests[] = {
+		{ "config", test_config },
+		{ "incluster", test_incluster },
+		{ "names_ok", test_names_ok },
+		{ "names_refused", test_names_refused },
+		{ "argv", test_argv },
+		{ "json", test_json },
+	};
+	char *dir = unit_tmpdir("kube");
+	int status;
 
-	assert(mkdtemp(tmpdir) != NULL && chdir(tmpdir) == 0);
-	assert((f = fopen("prod.kubeconfig", "w")) != NULL && fclose(f) == 0);
-	test_config();
-	test_incluster();
-	test_names_ok();
-	test_names_refused();
-	test_argv();
-	test_json();
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	assert(system(cmd) == 0);
-	printf("kube: ok\n");
-	return 0;
+	/* Run in a directory of its own, where prod.kubeconfig exists. */
+	assert(chdir(dir) == 0);
+	free(unit_write_file(NULL, "prod.kubeconfig", "", 0600));
+	status = unit_run("kube", tests, UNIT_COUNT(tests));
+	unit_rmtree(dir);
+	free(dir);
+	return status;
 }

@@ -3,12 +3,6 @@
  * times, typed-line reconstruction, search, and emulator snapshots (a
  * snapshot replayed into a fresh emulator gives the same screen).
  */
-#undef NDEBUG
-#include <assert.h>
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "asciicast.h"
@@ -16,6 +10,7 @@
 #include "term.h"
 #include "typed.h"
 #include "when.h"
+#include "unit.h"
 
 /* v2 time: microseconds, trailing zeros trimmed, one decimal kept. */
 static void

@@ -3,14 +3,9 @@
  * group, glob semantics, first match wins, the target list and the target
  * name validator.
  */
-#undef NDEBUG
-#include <assert.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "policy/config.h"
 #include "policy/policy.h"
+#include "unit.h"
 
 #define KEY "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDAyAMLG3/AKjNcLoN06yCmkF1ADo+psC7xsb27+Ek/R"
 
@@ -26,17 +21,6 @@
 	"  - name: carol\n" \
 	"    keys: [\"" KEY "\"]\n"
 
-/* Load a config that must be valid. */
-static struct config *
-load(const char *yaml)
-{
-	struct config *c = NULL;
-
-	if (config_load_string("t", yaml, strlen(yaml), stderr, &c) != 0)
-		abort();
-	return c;
-}
-
 /* The index of the rule that grants user name access to target, or -1. */
 static int
 match(const struct config *c, const char *name, const char *target)
@@ -51,7 +35,7 @@ match(const struct config *c, const char *name, const char *target)
 static void
 test_deny_by_default(void)
 {
-	struct config *c = load(USERS "targets: {local: {user: nobody}}\n");
+	struct config *c = load_valid(USERS "targets: {local: {user: nobody}}\n");
 	char **list;
 
 	assert(match(c, "alice", "local") == -1);
@@ -69,7 +53,7 @@ test_deny_by_default(void)
 static void
 test_users_and_groups(void)
 {
-	struct config *c = load(USERS
+	struct config *c = load_valid(USERS
 	    "rules:\n"
 	    "  - users: [carol]\n"
 	    "    targets: ['prod:web/*']\n"
@@ -120,7 +104,7 @@ test_globs(void)
 		{ "prod:ns/$(id)", -1 },
 		{ "prod:../x", -1 },
 	};
-	struct config *c = load(USERS
+	struct config *c = load_valid(USERS
 	    "rules:\n"
 	    "  - users: [alice]\n"
 	    "    targets: ['prod:*/*', 'dev:web-[0-9]', 'qa:*', 'lab:*/*/*', local]\n"
@@ -139,7 +123,7 @@ test_globs(void)
 	config_unref(c);
 
 	/* A lone '*' matches any one-part name, including "local". */
-	c = load(USERS "rules:\n  - groups: [dev]\n    targets: ['*']\n"
+	c = load_valid(USERS "rules:\n  - groups: [dev]\n    targets: ['*']\n"
 	    "targets: {local: {user: nobody}}\n");
 	assert(match(c, "bob", "local") == 0);
 	assert(match(c, "bob", "anything") == 0);
@@ -152,7 +136,7 @@ test_globs(void)
 static void
 test_match_pattern(void)
 {
-	struct config *c = load(USERS
+	struct config *c = load_valid(USERS
 	    "rules:\n"
 	    "  - users: [alice]\n"
 	    "    targets: [local, 'prod:web/*', 'prod:*/*']\n"
@@ -196,7 +180,7 @@ test_local_absent(void)
 static void
 test_targets_list(void)
 {
-	struct config *c = load(USERS
+	struct config *c = load_valid(USERS
 	    "rules:\n"
 	    "  - groups: [oncall]\n"
 	    "    targets: ['prod:*/*', local, 'loc*']\n"
@@ -288,10 +272,7 @@ test_target_names(void)
 int
 main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		{ "deny_by_default", test_deny_by_default },
 		{ "users_and_groups", test_users_and_groups },
 		{ "globs", test_globs },
@@ -300,13 +281,6 @@ main(void)
 		{ "targets_list", test_targets_list },
 		{ "target_names", test_target_names },
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-		printf("policy: %s\n", tests[i].name);
-		fflush(stdout);
-		tests[i].fn();
-	}
-	printf("policy: all passed\n");
-	return 0;
+	return unit_run("policy", tests, UNIT_COUNT(tests));
 }

@@ -5,37 +5,26 @@
  * Run without arguments to run the tests. The binary is also its own
  * helper child: "test-pty helper <what>" prints what a spawned child sees.
  */
-#undef NDEBUG
-#include <assert.h>
-
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
 #include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <termios.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "pty.h"
+#include "unit.h"
 
 extern char **environ;
 
 /* Every wait for a child's output gives up after this long. */
 #define TEST_DEADLINE_MS 20000
-
-/* A test that hangs is killed by SIGALRM after this many seconds. */
-#define TEST_WATCHDOG_S 60
 
 /* Output collected from a child. */
 struct test_buf {
@@ -1014,10 +1003,7 @@ test_helper(const char *what)
 	return 2;
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} tests[] = {
+static const struct unit_test tests[] = {
 	{ "open", test_open },
 	{ "exit_status", test_exit_status },
 	{ "ctty", test_ctty },
@@ -1040,12 +1026,21 @@ static const struct {
 	{ "raw_exit", test_raw_exit },
 };
 
+/* Descriptors open before the first test: each test leaves as many. */
+static int nfds;
+
+/* After each test: no child left to reap, no descriptor left open. */
+static void
+test_after(void)
+{
+	assert(test_no_children());
+	assert(test_count_fds() == nfds);
+}
+
 int
 main(int argc, char **argv)
 {
 	ssize_t n;
-	size_t i;
-	int nfds;
 
 	if (argc == 3 && strcmp(argv[1], "helper") == 0)
 		return test_helper(argv[2]);
@@ -1054,16 +1049,6 @@ main(int argc, char **argv)
 	assert(n > 0);
 	test_self[n] = '\0';
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	nfds = test_count_fds();
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		printf("test %s\n", tests[i].name);
-		alarm(TEST_WATCHDOG_S);
-		tests[i].fn();
-		alarm(0);
-		assert(test_no_children());
-		assert(test_count_fds() == nfds);
-	}
-	printf("all %zu tests passed\n", i);
-	return 0;
+	return unit_run_with("pty", tests, UNIT_COUNT(tests), test_after);
 }

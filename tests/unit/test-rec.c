@@ -2,17 +2,10 @@
  * librec unit tests: golden encodings, round trips of random event
  * streams, truncation at every offset, corruption, limits and size.
  */
-#undef NDEBUG
-#include <assert.h>
-#include <errno.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "rec.h"
+#include "unit.h"
 
 /* A small deterministic PRNG (xorshift64*), so failures reproduce. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;

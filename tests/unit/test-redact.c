@@ -5,18 +5,12 @@
  * its times and order, the hold-back bound, spans, custom patterns, the
  * queue across streams, flush and tick.
  */
-#undef NDEBUG
-#include <assert.h>
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include "policy/config.h"
 #include "policy/redact.h"
+#include "unit.h"
 
 #define JWT "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0." \
 	"dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"

@@ -2,33 +2,12 @@
  * Unit tests of libs3 (names, URLs, queries, the XML answers, credentials
  * files) and of the broker's storage.s3 configuration block.
  */
-#undef NDEBUG
-#include <assert.h>
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include "policy/config.h"
 #include "s3.h"
+#include "unit.h"
 
-static char tmpdir[] = "/tmp/podgate-test-s3-XXXXXX";
-
-/* Load yaml as file "t": 0 and *c, or the error text in *errs (caller frees). */
-static int
-load(const char *yaml, struct config **c, char **errs)
-{
-	size_t len = 0;
-	FILE *f;
-	int r;
-
-	assert((f = open_memstream(errs, &len)) != NULL);
-	r = config_load_string("t", yaml, strlen(yaml), f, c);
-	fclose(f);
-	return r;
-}
+/* The credentials files' directory. */
+static char *tmpdir;
 
 #define USERS "users:\n  - name: alice\n    keys: [\"ssh-ed25519 " \
 	"AAAAC3NzaC1lZDI1NTE5AAAAIGjbPL0TdOg2sw69SA3DAaYeqhGqSGhc/cdVFm32dPSc\"]\n"
@@ -257,13 +236,18 @@ test_creds(void)
 int
 main(void)
 {
-	assert(mkdtemp(tmpdir) != NULL);
-	test_config_ok();
-	test_config_errors();
-	test_urls();
-	test_xml();
-	test_creds();
+	static const struct unit_test tests[] = {
+		{ "config_ok", test_config_ok },
+		{ "config_errors", test_config_errors },
+		{ "urls", test_urls },
+		{ "xml", test_xml },
+		{ "creds", test_creds },
+	};
+	int status;
+
+	tmpdir = unit_tmpdir("s3");
+	status = unit_run("s3", tests, UNIT_COUNT(tests));
 	assert(rmdir(tmpdir) == 0);
-	printf("s3: all passed\n");
-	return 0;
+	free(tmpdir);
+	return status;
 }

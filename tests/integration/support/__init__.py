@@ -6,6 +6,10 @@
 ``wait``       waiting on conditions with deadlines: ``wait_until``,
                ``read_until`` (a file descriptor), ``readline_within`` (a pipe),
                ``exit_status`` (a paramiko channel), ``recv_until`` (a channel).
+``terminal``   ``Terminal``: the one terminal reader, over a paramiko channel,
+               a PTY master, or a process it spawns on a PTY of its own
+               (``read_until`` and ``recv_until`` read through it too).
+``audit``      reading audit events (``mentions``, ``has_client_addr``, ...).
 ``verify``     ``podgate-player verify --json`` on a recording, its exit
                statuses (SEALED, TRUNCATED, ...) and ``assert_sealed``.
 ``procs``      processes by command line (``pids_with_cmdline``, ``pids_with_argv``).

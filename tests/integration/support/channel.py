@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 
+from .terminal import Terminal
 from .wait import wait_until
 
 
 class Chan:
     """Open a session on a paramiko client (with a PTY unless pty=False, with
-    env), exec command, and collect stdout and stderr in .out and .err."""
+    env), exec command, and collect stdout and stderr in .out and .err while
+    the test goes on (a support.terminal.Terminal read by a thread)."""
 
     def __init__(self, client, command, pty=True, env=None):
         self.chan = client.get_transport().open_session(timeout=10)
@@ -18,35 +20,15 @@ class Chan:
         for k, v in (env or {}).items():
             self.chan.set_environment_variable(k, v)
         self.chan.exec_command(command)
-        self.out = bytearray()
-        self.err = bytearray()
+        self.term = Terminal(self.chan)
+        self.out = self.term.buf
+        self.err = self.term.err
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
     def _read(self):
-        self.chan.settimeout(0.1)
-        while True:
-            got = False
-            while self.chan.recv_stderr_ready():
-                self.err += self.chan.recv_stderr(65536)
-                got = True
-            try:
-                d = self.chan.recv(65536)
-                if not d:
-                    if not self.chan.recv_stderr_ready():
-                        return
-                self.out += d
-                got = True
-            except OSError:
-                pass
-            if not got and self.chan.closed:
-                # Data, exit status and close may all have come in since recv
-                # timed out: take what paramiko buffered before leaving.
-                while self.chan.recv_ready():
-                    self.out += self.chan.recv(65536)
-                while self.chan.recv_stderr_ready():
-                    self.err += self.chan.recv_stderr(65536)
-                return
+        while self.term.pump():
+            pass
 
     def wait(self, text: bytes, timeout=10.0, err=False):
         buf = self.err if err else self.out

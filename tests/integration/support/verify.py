@@ -14,10 +14,11 @@ SEALED, TRUNCATED, NOT_RECORDING, UNSIGNED, WRONG_KEY, MODIFIED = range(6)
 def verify(build, path, *args, timeout: float = 120) -> tuple[int, dict]:
     """Run `podgate-player verify --json [args] path`; return (exit status, parsed JSON).
 
-    build is the conftest Build (or anything with a .player path). Fails on a
-    sanitizer report in the player's stderr.
+    build is the conftest Build (or anything with a .player path), or the
+    player's path itself. Fails on a sanitizer report in the player's stderr.
     """
-    r = subprocess.run([str(build.player), "verify", "--json", *map(str, args), str(path)],
+    player = getattr(build, "player", build)
+    r = subprocess.run([str(player), "verify", "--json", *map(str, args), str(path)],
                        capture_output=True, timeout=timeout)
     assert_no_sanitizer_report(r.stderr)
     try:

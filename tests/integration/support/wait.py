@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import time
 
 import pytest
+
+from .terminal import Terminal
 
 
 def wait_until(pred, timeout: float = 10.0, what: str = "condition", interval: float = 0.02):
@@ -30,24 +31,9 @@ def read_until(fd: int, pattern: bytes, timeout: float = 15.0,
     Fails the test at the deadline or at end of file, with the last bytes read.
     chunk=1 reads nothing past the pattern (for a pipe read on afterwards).
     """
-    buf = buf if buf is not None else bytearray()
-    deadline = time.monotonic() + timeout
-    while pattern not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            pytest.fail(f"timed out after {timeout}s waiting for {pattern!r}; "
-                        f"got {bytes(buf[-300:])!r}")
-        r, _, _ = select.select([fd], [], [], min(left, 0.5))
-        if not r:
-            continue
-        try:
-            d = os.read(fd, chunk)
-        except OSError:  # EIO: a PTY whose other side closed
-            d = b""
-        if not d:
-            pytest.fail(f"end of file before {pattern!r}; got {bytes(buf[-300:])!r}")
-        buf += d
-    return buf
+    t = Terminal(fd=fd, buf=buf, chunk=chunk)
+    t.expect(pattern, timeout)
+    return t.buf
 
 
 def readline_within(stream, timeout: float = 15.0) -> bytes:
@@ -81,18 +67,8 @@ def exit_status(chan, timeout: float = 30.0) -> int:
 
 
 def recv_until(chan, pattern: bytes, timeout: float = 15.0, buf: bytearray | None = None):
-    """Read a paramiko channel until pattern appears in what was read; return it all."""
-    buf = buf if buf is not None else bytearray()
-    chan.settimeout(0.1)
-    deadline = time.monotonic() + timeout
-    while pattern not in buf:
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {pattern!r}; got {bytes(buf[-300:])!r}")
-        try:
-            d = chan.recv(65536)
-        except socket.timeout:
-            continue
-        if not d:
-            pytest.fail(f"channel closed before {pattern!r}; got {bytes(buf[-300:])!r}")
-        buf += d
-    return buf
+    """Read a paramiko channel until pattern appears in what was read; return it all.
+    The channel's stderr stays unread, for the caller."""
+    t = Terminal(chan, buf=buf, stderr=False)
+    t.expect(pattern, timeout)
+    return t.buf
