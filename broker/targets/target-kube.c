@@ -1,7 +1,7 @@
 /*
  * The kubernetes target: a command in a pod's container. With transport
  * native (the default) the broker speaks to the API server itself, in its
- * loop (broker/kube-native.c). With transport kubectl it runs kubectl
+ * loop (kube-native.c). With transport kubectl it runs kubectl
  * exec: the session's child is the broker binary itself in its helper
  * mode (podgate-broker --kube-exec, broker/kube-exec.c), started with an
  * argv (no shell) and an environment built from scratch; the helper asks
@@ -16,12 +16,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ssh/keys.h"
-#include "kube/kube-native.h"
 #include "kube/kube.h"
 #include "kube/kube-incluster.h"
 #include "base/log.h"
+#include "base/mkdirs.h"
 #include "base/strv.h"
+#include "targets/kube-native.h"
 #include "targets/target.h"
 
 #define TARGET_KUBE_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -353,7 +353,7 @@ target_kube_spawn(const struct config *c, const struct target_request *req,
 		return r == -ENOENT ? -ENOENT : -EINVAL;
 	if (t.cluster->transport == CFG_KUBE_NATIVE)
 		return target_kube_native(c, req, &t, child);
-	if ((r = keys_mkdirs(t.cluster->cache_dir, 0700)) < 0) {
+	if ((r = mkdirs(t.cluster->cache_dir, 0700)) < 0) {
 		log_warn_r(r, "session %s: cannot make %s", req->session_id,
 		    t.cluster->cache_dir);
 		return r;

@@ -102,6 +102,15 @@ void target_free_pairs(char **pairs);
 const struct target_ops *target_find(const char *name);
 
 /*
+ * The kinds as a table: target_kind(i) for i < TARGET_NKINDS, in the order
+ * target_find tries them; target_kind_index gives ops's place, or
+ * TARGET_NKINDS for ops not in the table.
+ */
+#define TARGET_NKINDS 2
+const struct target_ops *target_kind(size_t i);
+size_t target_kind_index(const struct target_ops *ops);
+
+/*
  * The identity a kubernetes rule makes kubectl act as for user (account
  * is the user's entry): *as_user a new string or NULL (no impersonation),
  * *as_groups a NULL-terminated array of new strings (target_free_pairs)
