@@ -41,6 +41,10 @@
 #include "kube/kube-pick-int.h"
 #include "kube/kube-pick.h"
 #include "kube/kube.h"
+#include "base/strv.h"
+#include "pty.h"
+
+extern char **environ;
 
 /* ---- listing ---- */
 
@@ -78,46 +82,44 @@ kp_cancel_key(void)
 static int
 kp_run(char **argv, const char *home, unsigned timeout, struct kube_buf *out, struct kube_buf *err)
 {
+	struct pty_spawn_opts o;
+	struct pty_child c;
+	struct pty_exit ex;
+	struct strv env = { 0 };
 	struct pollfd pf[3];
-	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, st, r = 0, nfd, i;
+	char **envp = NULL, **e;
+	int r = 0, nfd, i;
 	long long deadline = kp_now_ms() + (long long)timeout * 1000 + 1000, left;
 	char buf[16384];
 	ssize_t n;
 	pid_t pid;
 
-	if (pipe2(po, O_CLOEXEC) < 0)
-		return -errno;
-	if (pipe2(pe, O_CLOEXEC) < 0) {
-		r = -errno;
-		close(po[0]);
-		close(po[1]);
+	for (e = environ; e != NULL && *e != NULL; e++) {
+		if (home == NULL || strncmp(*e, "HOME=", 5) != 0)
+			strv_add(&env, *e);
+	}
+	if (home != NULL)
+		strv_addf(&env, "HOME", home);
+	if ((r = strv_done(&env, &envp)) < 0)
 		return r;
-	}
-	if ((pid = fork()) < 0) {
-		r = -errno;
-		close(po[0]);
-		close(po[1]);
-		close(pe[0]);
-		close(pe[1]);
+	/* In our session and process group, as a child on the terminal would be. */
+	memset(&o, 0, sizeof o);
+	o.path = argv[0];
+	o.argv = argv;
+	o.envp = envp;
+	o.stdio = PTY_STDIO_PIPES;
+	o.same_session = true;
+	r = pty_spawn(&o, &c);
+	for (e = envp; e != NULL && *e != NULL; e++)
+		free(*e);
+	free(envp);
+	if (r < 0)
 		return r;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-
-		signal(SIGWINCH, SIG_DFL);
-		signal(SIGPIPE, SIG_DFL);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
-			_exit(127);
-		if (home != NULL)
-			setenv("HOME", home, 1);
-		execvp(argv[0], argv);
-		dprintf(2, "error: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(po[1]);
-	close(pe[1]);
-	pf[0].fd = po[0];
-	pf[1].fd = pe[0];
+	pid = c.pid;
+	/* Nothing to say to it: its input ends at once, as /dev/null's would. */
+	close(c.in);
+	pf[0].fd = c.out;
+	pf[1].fd = c.err;
 	pf[2].fd = STDIN_FILENO;
 	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
 		left = deadline - kp_now_ms();
@@ -158,13 +160,10 @@ kp_run(char **argv, const char *home, unsigned timeout, struct kube_buf *out, st
 	}
 	if (r < 0)
 		kill(pid, SIGKILL);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	(void)pty_wait(pid, false, &ex);
 	if (r < 0)
 		return r;
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	return ex.status >= 0 ? ex.status : 128 + ex.signal;
 }
 
 /* The last non-empty line of b without kubectl's "Error from server (X): ". */
@@ -433,7 +432,8 @@ kp_list(struct kp *k, struct kp_group *g, const char *ns)
 	if (r == -ETIMEDOUT)
 		kp_note(k, "cluster %s did not answer within %us", g->cluster, g->timeout);
 	else if (r < 0)
-		kp_note(k, "cannot run %s: %s", g->e.kubectl, strerror(-r));
+		kp_note(k, "cluster %s: cannot run %s: %s", g->cluster, g->e.kubectl,
+		    strerror(-r));
 	else if (r != 0) {
 		why = kp_reason(&err);
 		kp_note(k, "cluster %s: %s", g->cluster, *why != '\0' ? why : "kubectl failed");
