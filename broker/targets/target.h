@@ -93,6 +93,14 @@ struct target_ops {
 	 */
 	int (*describe)(const struct config *c, const struct target_request *req,
 	    char ***where, char ***who);
+	/*
+	 * Optional. Policy denied target to the user u: a hint for the refusal
+	 * into hint[0..len) ("" when there is none to give).
+	 */
+	void (*deny_hint)(const struct config *c, const struct cfg_user *u,
+	    const char *target, char *hint, size_t len);
+	/* The child runs on the broker host, inside the session's cgroup. */
+	bool host_cgroup;
 };
 
 /* Free an array from describe; NULL is ignored. */
