@@ -55,7 +55,7 @@ rules:
   - groups: [ops]
     targets: [local]
 targets:
-  local: {{shell: /bin/sh}}
+  local: {{shell: /bin/sh, allow_broker_user: true}}
 """)
     os.chmod(cfg, 0o600)
     log = open(work / "broker.stderr", "wb")

@@ -118,7 +118,7 @@ rules:
   - groups: [b]
     targets: [local]
 targets:
-  local: {{shell: /bin/sh}}
+  local: {{shell: /bin/sh, allow_broker_user: true}}
 {storage}""")
         os.chmod(cfg, 0o600)
         self.build = build
