@@ -338,8 +338,12 @@ kn_flush(struct kn_run *run)
 				kn_fd_close(f);
 			break;
 		}
-		if (kn_obuf_pending(b) == 0)
-			b->off = b->len = 0;
+		if (kn_obuf_pending(b) == 0) {
+			/* Drained: a session that waits keeps no buffer (16 KiB and up). */
+			free(b->buf);
+			b->buf = NULL;
+			b->off = b->len = b->cap = 0;
+		}
 	}
 }
 
