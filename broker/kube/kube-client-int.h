@@ -24,7 +24,6 @@
 #define KUBE_TOKEN_MAX (64u * 1024)
 #define KUBE_CRED_SLACK 10	/* seconds before expiry a credential counts as expired */
 
-
 /* Someone waiting for credentials. */
 struct kube_auth_wait {
 	struct kube_auth_wait *next;

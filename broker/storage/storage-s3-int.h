@@ -16,7 +16,6 @@
 #include "s3.h"
 #include "storage/storage.h"
 
-
 #ifndef TAILQ_FOREACH_SAFE
 #define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
 	for ((var) = TAILQ_FIRST(head);					\

@@ -30,7 +30,6 @@ const char *const storage_op_names[] = {
 	"delete segment",
 };
 
-
 static void storage_kick(struct storage *st);
 
 /* Free the storage once every handle is closed and no job runs. */
