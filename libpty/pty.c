@@ -39,6 +39,7 @@ struct pty_spawn_plan {
 	const char *search;		/* PATH to search, NULL if path has a '/' */
 	const char *cwd;
 	bool ctty;			/* make stdio[0] the controlling terminal */
+	bool setsid;			/* start a new session */
 	int stdio[3];			/* child's fds for 0, 1 and 2 */
 	int errfd;			/* write end of the exec-status pipe */
 	int extra;			/* becomes fd 3, or -1 */
@@ -262,7 +263,7 @@ pty_spawn_child(const struct pty_spawn_plan *shared)
 	if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
 		pty_spawn_fail(plan);
 
-	if (setsid() == -1)
+	if (plan->setsid && setsid() == -1)
 		pty_spawn_fail(plan);
 	if (plan->ctty && ioctl(plan->stdio[0], TIOCSCTTY, 0) == -1)
 		pty_spawn_fail(plan);
@@ -350,7 +351,7 @@ pty_waitpid(pid_t pid, int *wstatus, int flags)
 	return r;
 }
 
-/* Start a child on a new PTY or on three pipes; report exec failure. */
+/* Start a child on a new PTY, three pipes or given descriptors; report exec failure. */
 int
 pty_spawn(const struct pty_spawn_opts *opts, struct pty_child *child)
 {
@@ -360,7 +361,7 @@ pty_spawn(const struct pty_spawn_opts *opts, struct pty_child *child)
 	struct winsize ws;
 	struct rlimit rl;
 	sigset_t all, old;
-	int slave = -1, cin = -1, cout = -1, cerr = -1;
+	int slave = -1, cin = -1, cout = -1, cerr = -1, null = -1, i;
 	int errpipe[2] = { -1, -1 };
 	int p[2], r, err, wstatus;
 	bool masked = false;
@@ -373,7 +374,9 @@ pty_spawn(const struct pty_spawn_opts *opts, struct pty_child *child)
 	}
 	if (opts == NULL || child == NULL || opts->path == NULL ||
 	    opts->argv == NULL || opts->argv[0] == NULL ||
-	    (opts->stdio != PTY_STDIO_PTY && opts->stdio != PTY_STDIO_PIPES))
+	    (opts->stdio != PTY_STDIO_PTY && opts->stdio != PTY_STDIO_PIPES &&
+	    opts->stdio != PTY_STDIO_GIVEN) ||
+	    (opts->stdio == PTY_STDIO_PTY && opts->same_session))
 		return -EINVAL;
 
 	memset(&plan, 0, sizeof(plan));
@@ -389,6 +392,7 @@ pty_spawn(const struct pty_spawn_opts *opts, struct pty_child *child)
 	plan.gid = opts->gid;
 	plan.groups = opts->groups;
 	plan.ngroups = opts->ngroups;
+	plan.setsid = !opts->same_session;
 	if (strchr(opts->path, '/') == NULL) {
 		if ((plan.search = pty_spawn_getpath(plan.envp)) == NULL)
 			plan.search = PTY_DEFAULT_PATH;
@@ -415,7 +419,7 @@ pty_spawn(const struct pty_spawn_opts *opts, struct pty_child *child)
 		}
 		plan.ctty = true;
 		plan.stdio[0] = plan.stdio[1] = plan.stdio[2] = slave;
-	} else {
+	} else if (opts->stdio == PTY_STDIO_PIPES) {
 		if (pipe2(p, O_CLOEXEC) == -1) {
 			r = -errno;
 			goto out;
@@ -442,6 +446,18 @@ pty_spawn(const struct pty_spawn_opts *opts, struct pty_child *child)
 		plan.stdio[0] = cin;
 		plan.stdio[1] = cout;
 		plan.stdio[2] = cerr;
+	} else {
+		for (i = 0; i < 3; i++) {
+			if (opts->fds[i] >= 0) {
+				plan.stdio[i] = opts->fds[i];
+				continue;
+			}
+			if (null < 0 && (null = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1) {
+				r = -errno;
+				goto out;
+			}
+			plan.stdio[i] = null;
+		}
 	}
 
 	if (pipe2(errpipe, O_CLOEXEC) == -1) {
@@ -475,6 +491,7 @@ pty_spawn(const struct pty_spawn_opts *opts, struct pty_child *child)
 	pty_close_fd(&cin);
 	pty_close_fd(&cout);
 	pty_close_fd(&cerr);
+	pty_close_fd(&null);
 	pty_close_fd(&errpipe[1]);
 
 	/* EOF means execve succeeded; an int is the errno of the failure. */
@@ -499,6 +516,7 @@ pty_spawn(const struct pty_spawn_opts *opts, struct pty_child *child)
 	pty_close_fd(&cin);
 	pty_close_fd(&cout);
 	pty_close_fd(&cerr);
+	pty_close_fd(&null);
 	pty_close_fd(&errpipe[0]);
 	pty_close_fd(&errpipe[1]);
 	pty_child_close(&c);

@@ -18,6 +18,7 @@
 enum pty_stdio {
 	PTY_STDIO_PTY = 0,	/* a new PTY: stdin, stdout, stderr are its slave */
 	PTY_STDIO_PIPES = 1,	/* three pipes: stdin, stdout, stderr apart */
+	PTY_STDIO_GIVEN = 2,	/* the caller's descriptors, opts->fds */
 };
 
 struct pty_spawn_opts {
@@ -38,13 +39,19 @@ struct pty_spawn_opts {
 	size_t ngroups;
 	int cgroup_procs_fd;		/* > 2: an open cgroup.procs the child
 					   writes itself into first; below 3: none */
+	int fds[3];			/* PTY_STDIO_GIVEN: the child's stdin, stdout
+					   and stderr (the caller keeps its copies);
+					   below 0: /dev/null */
+	bool same_session;		/* stay in the caller's session and process
+					   group, no setsid (not with a PTY): a
+					   helper's child that shares its terminal */
 };
 
 /*
  * A spawned child. For PTY_STDIO_PTY, `master` is the parent's end and
  * the pipe fds are -1. For PTY_STDIO_PIPES, `master` is -1, `in` is the
  * write end of the child's stdin, `out` and `err` the read ends of its
- * stdout and stderr.
+ * stdout and stderr. For PTY_STDIO_GIVEN all four are -1.
  */
 struct pty_child {
 	pid_t pid;
@@ -66,8 +73,10 @@ struct pty_exit {
 int pty_open(int *master, int *slave, bool nonblock);
 
 /*
- * Start a child. The child runs in a new session (setsid) with the PTY
- * slave as its controlling terminal (PTY mode), with every signal
+ * Start a child: the one way the broker, its helpers and the player start
+ * a process. The child runs in a new session (setsid; with same_session,
+ * in the caller's session and process group) with the PTY slave as its
+ * controlling terminal (PTY mode), with every signal
  * disposition reset to default, an empty signal mask, and no descriptors
  * but 0, 1 and 2 (and 3, a copy of opts->extra_fd, when that is above 2).
  * With set_ids the child joins opts->cgroup_procs_fd's cgroup (when given),
@@ -82,7 +91,8 @@ int pty_open(int *master, int *slave, bool nonblock);
  * entry giving EACCES is skipped and -EACCES returned if no entry works,
  * but a file that is not a valid executable gives -ENOEXEC (no retry with
  * /bin/sh). A cwd the child cannot enter fails the same way (-ENOENT...).
- * Bad opts (no path, no argv[0], unknown stdio) give -EINVAL.
+ * Bad opts (no path, no argv[0], unknown stdio, same_session with a PTY)
+ * give -EINVAL.
  */
 int pty_spawn(const struct pty_spawn_opts *opts, struct pty_child *child);
 

@@ -2,7 +2,7 @@
  * The native Kubernetes client, inside a libuv loop: per-cluster state
  * (kubeconfig, OpenSSL context, credentials) and connections to the API
  * server (TCP, TLS through OpenSSL, HTTP/1.1 requests and responses).
- * The exec stream (kube-native.c) and the pod picker build on it.
+ * The exec stream (targets/kube-native.c) and the pod picker build on it.
  *
  * Credentials: a static token, a tokenFile re-read whenever it changes,
  * a client certificate and key, or an exec credential plugin run off the

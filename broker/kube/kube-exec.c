@@ -25,10 +25,13 @@
 #include "policy/audit.h"
 #include "kube/kube-exec.h"
 #include "kube/kube.h"
+#include "pty.h"
 
 #define KX_OUT_MAX (16u * 1024 * 1024)
 #define KX_ERR_MAX (64u * 1024)
 #define KX_MAXGROUPS 32
+
+extern char **environ;
 
 struct kx {
 	struct kube_exec e;
@@ -142,49 +145,36 @@ kx_now_ms(void)
 /*
  * Run argv with stdin from /dev/null, collecting stdout and stderr, for at
  * most timeout seconds (then its process group is killed). Returns its
- * exit status, or -ETIMEDOUT, or another negative errno.
+ * exit status, or -ETIMEDOUT, or another negative errno (-ENOENT: no such
+ * program).
  */
 static int
 kx_run(char **argv, unsigned timeout, struct kube_buf *out, struct kube_buf *err)
 {
+	struct pty_spawn_opts o;
+	struct pty_child c;
+	struct pty_exit ex;
 	struct pollfd pf[2];
-	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, st, r = 0, nfd;
+	int r = 0, nfd;
 	long long deadline = kx_now_ms() + (long long)timeout * 1000, left;
 	char buf[16384];
 	ssize_t n;
 	pid_t pid;
 
-	if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0)
-		return -errno;
-	if ((pid = fork()) < 0) {
-		r = -errno;
-		close(po[0]);
-		close(po[1]);
-		close(pe[0]);
-		close(pe[1]);
+	/* A session of its own, so its process group can be ended with us. */
+	memset(&o, 0, sizeof o);
+	o.path = argv[0];
+	o.argv = argv;
+	o.envp = environ;
+	o.stdio = PTY_STDIO_PIPES;
+	if ((r = pty_spawn(&o, &c)) < 0)
 		return r;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-
-		setpgid(0, 0);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGQUIT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGPIPE, SIG_DFL);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
-			_exit(127);
-		execvp(argv[0], argv);
-		dprintf(2, "error: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	setpgid(pid, pid);
+	pid = c.pid;
 	kx_child_pgid = pid;
-	close(po[1]);
-	close(pe[1]);
-	pf[0].fd = po[0];
-	pf[1].fd = pe[0];
+	/* Nothing to say to it: its input ends at once, as /dev/null's would. */
+	close(c.in);
+	pf[0].fd = c.out;
+	pf[1].fd = c.err;
 	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
 		left = deadline - kx_now_ms();
 		if (left <= 0) {
@@ -222,14 +212,11 @@ kx_run(char **argv, unsigned timeout, struct kube_buf *out, struct kube_buf *err
 		close(pf[1].fd);
 	if (r < 0)
 		kill(-pid, SIGKILL);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	(void)pty_wait(pid, false, &ex);
 	kx_child_pgid = 0;
 	if (r < 0)
 		return r;
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	return ex.status >= 0 ? ex.status : 128 + ex.signal;
 }
 
 /* Whether a kubectl error means the API server could not be reached. */
@@ -272,8 +259,6 @@ kx_get(struct kx *k, const char *resource, const char *name, char *const *extra,
 	if (r == 0 && out->len > 0)
 		return;
 	line = kx_last_line(&err);
-	if (r == 127 && strncmp(line, "error: cannot run", 17) == 0)
-		kx_fail(k, "%s", kx_strip(line));
 	if (kx_unreachable(line))
 		kx_fail(k, "cannot reach the API server of cluster %s: %s", k->cluster, line);
 	if (*line == '\0')
@@ -460,9 +445,11 @@ kx_relay(struct kx_relay *rl, const char *p, size_t n)
 static void
 kx_exec_relayed(struct kx *k, char **argv)
 {
+	struct pty_spawn_opts o;
+	struct pty_child c;
 	struct kx_relay rl;
 	char buf[16384];
-	int pe[2], st;
+	int pe[2], st, r;
 	ssize_t n;
 	pid_t pid;
 
@@ -470,20 +457,24 @@ kx_exec_relayed(struct kx *k, char **argv)
 	rl.candidate = true;
 	if (pipe2(pe, O_CLOEXEC) < 0)
 		kx_fail(k, "pipe: %s", strerror(errno));
-	if ((pid = fork()) < 0)
-		kx_fail(k, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		signal(SIGINT, SIG_DFL);
-		signal(SIGQUIT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGPIPE, SIG_DFL);
-		if (dup2(pe[1], 2) < 0)
-			_exit(127);
-		execvp(argv[0], argv);
-		dprintf(2, "podgate: %s: cannot run %s: %s\n", k->target, argv[0],
-		    strerror(errno));
+	memset(&o, 0, sizeof o);
+	o.path = argv[0];
+	o.argv = argv;
+	o.envp = environ;
+	o.stdio = PTY_STDIO_GIVEN;
+	o.fds[0] = STDIN_FILENO;
+	o.fds[1] = STDOUT_FILENO;
+	o.fds[2] = pe[1];
+	o.same_session = true;		/* the terminal's signals reach it */
+	if ((r = pty_spawn(&o, &c)) == -EAGAIN || r == -ENOMEM)
+		kx_fail(k, "fork: %s", strerror(-r));
+	if (r < 0) {
+		/* What a child that could not exec kubectl said, and its status. */
+		dprintf(STDERR_FILENO, "podgate: %s: cannot run %s: %s\n", k->target, argv[0],
+		    strerror(-r));
 		_exit(127);
 	}
+	pid = c.pid;
 	close(pe[1]);
 	/* Our stdin and stdout stay with kubectl only. */
 	close(STDIN_FILENO);

@@ -1079,31 +1079,14 @@ session_list_targets(struct session *s, const struct cfg_user *u)
 	session_refuse(s, "no target given", NULL, true);
 }
 
-/*
- * Fill hint for a refused Kubernetes target that names a container when a
- * rule grants the same pod (or workload) without one: '*' never crosses
- * '/', so "prod:*\/\*" grants pods but not their named containers. The
- * hint names the granting pattern with "/\*" added. Empty otherwise.
- */
+/* Fill hint for a refused target, as its kind gives one (target.h). */
 static void
 session_container_hint(struct session *s, const struct cfg_user *u, char *hint,
     size_t len)
 {
-	struct kube_target t;
-	char why[400], pod[sizeof t.canonical];
-	const char *pat;
-	size_t n;
-
 	hint[0] = '\0';
-	if (s->ops != &target_kube_ops ||
-	    kube_target_parse(s->config, s->target, &t, why, sizeof why) < 0 ||
-	    t.container[0] == '\0')
-		return;
-	n = strlen(t.canonical) - strlen(t.container) - 1;	/* without "/CONTAINER" */
-	snprintf(pod, sizeof pod, "%.*s", (int)n, t.canonical);
-	if ((pat = policy_match_pattern(s->config, u, pod)) == NULL)
-		return;
-	snprintf(hint, len, " (rules grant %s without a container; add \"%s/*\")", pod, pat);
+	if (s->ops != NULL && s->ops->deny_hint != NULL)
+		s->ops->deny_hint(s->config, u, s->target, hint, len);
 }
 
 /* Check the target, open the recording, start the child. */
@@ -1232,7 +1215,7 @@ session_start_run(struct session *s, const struct cfg_user *u)
 	req.proc = &s->proc;
 	req.on_exit = session_proc_exit;
 	req.exit_arg = s;
-	if (s->ops == &target_local_ops && s->conn->server->cgroups != NULL &&
+	if (s->ops->host_cgroup && s->conn->server->cgroups != NULL &&
 	    (r = cgroup_session_new(s->conn->server->cgroups, s->id, &s->cgroup,
 	    &req.cgroup_procs_fd)) < 0)
 		log_warn_r(r, "session %s: no cgroup; what it leaves behind may outlive it", s->id);

@@ -17,6 +17,7 @@
 #include "ssh/peer.h"
 #include "ssh/server.h"
 #include "session/session.h"
+#include "targets/target.h"
 
 #define METRICS_MAX_CLIENTS 32
 #define METRICS_REQUEST_MS 5000
@@ -178,7 +179,7 @@ metrics_render(const struct metrics *m, struct metrics_text *t)
 	};
 	const struct server *srv = m->srv;
 	const struct metrics_counters *k = &srv->counters;
-	uint64_t local = 0, kube = 0, admin = 0, other = 0, held = 0;
+	uint64_t bykind[TARGET_NKINDS + 1] = { 0 }, admin = 0, other = 0, held = 0;
 	char *peers;
 	const struct conn *c;
 	const struct session *s;
@@ -192,12 +193,8 @@ metrics_render(const struct metrics *m, struct metrics_text *t)
 				admin++;
 			else if (s->state != SESSION_RUNNING || s->ops == NULL)
 				other++;
-			else if (strcmp(s->ops->kind, "local") == 0)
-				local++;
-			else if (strcmp(s->ops->kind, "kubernetes") == 0)
-				kube++;
 			else
-				other++;
+				bykind[target_kind_index(s->ops)]++;
 		}
 	}
 	metrics_text_add(t, "# HELP podgate_build_info The broker's version.\n"
@@ -206,11 +203,13 @@ metrics_render(const struct metrics *m, struct metrics_text *t)
 	metrics_text_add(t, "# HELP podgate_connections SSH connections open.\n"
 	    "# TYPE podgate_connections gauge\npodgate_connections %zu\n", srv->nconns);
 	metrics_text_add(t, "# HELP podgate_sessions Sessions open, by what they are.\n"
-	    "# TYPE podgate_sessions gauge\n"
-	    "podgate_sessions{kind=\"local\"} %llu\npodgate_sessions{kind=\"kubernetes\"} %llu\n"
-	    "podgate_sessions{kind=\"admin\"} %llu\npodgate_sessions{kind=\"starting\"} %llu\n",
-	    (unsigned long long)local, (unsigned long long)kube, (unsigned long long)admin,
-	    (unsigned long long)other);
+	    "# TYPE podgate_sessions gauge\n");
+	for (i = 0; i < TARGET_NKINDS; i++)
+		metrics_text_add(t, "podgate_sessions{kind=\"%s\"} %llu\n", target_kind(i)->kind,
+		    (unsigned long long)bykind[i]);
+	metrics_text_add(t, "podgate_sessions{kind=\"admin\"} %llu\n"
+	    "podgate_sessions{kind=\"starting\"} %llu\n",
+	    (unsigned long long)admin, (unsigned long long)(other + bykind[TARGET_NKINDS]));
 	metrics_text_add(t, "# HELP podgate_approvals_held Requests waiting for an approver.\n"
 	    "# TYPE podgate_approvals_held gauge\npodgate_approvals_held %llu\n",
 	    (unsigned long long)held);

@@ -1,7 +1,7 @@
 /*
  * The kubernetes target: a command in a pod's container. With transport
  * native (the default) the broker speaks to the API server itself, in its
- * loop (broker/kube-native.c). With transport kubectl it runs kubectl
+ * loop (kube-native.c). With transport kubectl it runs kubectl
  * exec: the session's child is the broker binary itself in its helper
  * mode (podgate-broker --kube-exec, broker/kube-exec.c), started with an
  * argv (no shell) and an environment built from scratch; the helper asks
@@ -16,12 +16,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ssh/keys.h"
-#include "kube/kube-native.h"
 #include "kube/kube.h"
 #include "kube/kube-incluster.h"
 #include "base/log.h"
+#include "base/mkdirs.h"
 #include "base/strv.h"
+#include "policy/policy.h"
+#include "targets/kube-native.h"
 #include "targets/target.h"
 
 #define TARGET_KUBE_PATH "/usr/local/bin:/usr/bin:/bin"
@@ -353,7 +354,7 @@ target_kube_spawn(const struct config *c, const struct target_request *req,
 		return r == -ENOENT ? -ENOENT : -EINVAL;
 	if (t.cluster->transport == CFG_KUBE_NATIVE)
 		return target_kube_native(c, req, &t, child);
-	if ((r = keys_mkdirs(t.cluster->cache_dir, 0700)) < 0) {
+	if ((r = mkdirs(t.cluster->cache_dir, 0700)) < 0) {
 		log_warn_r(r, "session %s: cannot make %s", req->session_id,
 		    t.cluster->cache_dir);
 		return r;
@@ -434,6 +435,31 @@ out:
 	return r;
 }
 
+/*
+ * Fill hint for a refused target that names a container when a rule
+ * grants the same pod (or workload) without one: '*' never crosses '/',
+ * so "prod:*\/\*" grants pods but not their named containers. The hint
+ * names the granting pattern with "/\*" added. Empty otherwise.
+ */
+static void
+target_kube_deny_hint(const struct config *c, const struct cfg_user *u, const char *target,
+    char *hint, size_t len)
+{
+	struct kube_target t;
+	char why[400], pod[sizeof t.canonical];
+	const char *pat;
+	size_t n;
+
+	hint[0] = '\0';
+	if (kube_target_parse(c, target, &t, why, sizeof why) < 0 || t.container[0] == '\0')
+		return;
+	n = strlen(t.canonical) - strlen(t.container) - 1;	/* without "/CONTAINER" */
+	snprintf(pod, sizeof pod, "%.*s", (int)n, t.canonical);
+	if ((pat = policy_match_pattern(c, u, pod)) == NULL)
+		return;
+	snprintf(hint, len, " (rules grant %s without a container; add \"%s/*\")", pod, pat);
+}
+
 const struct target_ops target_kube_ops = {
 	.kind = "kubernetes",
 	.serves = target_kube_serves,
@@ -441,4 +467,5 @@ const struct target_ops target_kube_ops = {
 	.spawn = target_kube_spawn,
 	.resolve = target_kube_resolve,
 	.describe = target_kube_describe,
+	.deny_hint = target_kube_deny_hint,
 };

@@ -207,4 +207,5 @@ const struct target_ops target_local_ops = {
 	.serves = target_local_serves,
 	.exists = target_local_exists,
 	.spawn = target_local_spawn,
+	.host_cgroup = true,
 };

@@ -6,10 +6,30 @@
 
 #include "targets/target.h"
 
-static const struct target_ops *const target_kinds[] = {
+static const struct target_ops *const target_kinds[TARGET_NKINDS] = {
 	&target_local_ops,
 	&target_kube_ops,
 };
+
+/* The i-th kind, or NULL past the last. */
+const struct target_ops *
+target_kind(size_t i)
+{
+	return i < TARGET_NKINDS ? target_kinds[i] : NULL;
+}
+
+/* Where ops is in the table; TARGET_NKINDS when it is not there. */
+size_t
+target_kind_index(const struct target_ops *ops)
+{
+	size_t i;
+
+	for (i = 0; i < TARGET_NKINDS; i++) {
+		if (target_kinds[i] == ops)
+			break;
+	}
+	return i;
+}
 
 /* The kind that serves name, or NULL when no kind does. */
 const struct target_ops *
@@ -17,7 +37,7 @@ target_find(const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof target_kinds / sizeof target_kinds[0]; i++) {
+	for (i = 0; i < TARGET_NKINDS; i++) {
 		if (target_kinds[i]->serves(name))
 			return target_kinds[i];
 	}

@@ -93,6 +93,14 @@ struct target_ops {
 	 */
 	int (*describe)(const struct config *c, const struct target_request *req,
 	    char ***where, char ***who);
+	/*
+	 * Optional. Policy denied target to the user u: a hint for the refusal
+	 * into hint[0..len) ("" when there is none to give).
+	 */
+	void (*deny_hint)(const struct config *c, const struct cfg_user *u,
+	    const char *target, char *hint, size_t len);
+	/* The child runs on the broker host, inside the session's cgroup. */
+	bool host_cgroup;
 };
 
 /* Free an array from describe; NULL is ignored. */
@@ -100,6 +108,15 @@ void target_free_pairs(char **pairs);
 
 /* The kind that serves name, or NULL when no kind does. */
 const struct target_ops *target_find(const char *name);
+
+/*
+ * The kinds as a table: target_kind(i) for i < TARGET_NKINDS, in the order
+ * target_find tries them; target_kind_index gives ops's place, or
+ * TARGET_NKINDS for ops not in the table.
+ */
+#define TARGET_NKINDS 2
+const struct target_ops *target_kind(size_t i);
+size_t target_kind_index(const struct target_ops *ops);
 
 /*
  * The identity a kubernetes rule makes kubectl act as for user (account

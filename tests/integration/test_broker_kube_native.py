@@ -13,17 +13,19 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import signal
 import stat
 import sys
 import time
+import urllib.request
 
 import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "k8s"))
 
-from conftest import wait_until  # noqa: E402
+from conftest import free_port, to_yaml, wait_until  # noqa: E402
 from support.terminal import Terminal  # noqa: E402
 from fixture import make_client_cert, make_tls, start_apiserver  # noqa: E402
 import apiserver  # noqa: E402
@@ -44,10 +46,10 @@ RULES = [{"groups": ["oncall"], "targets": ["*:*/*", "*:*/*/*"],
           "impersonate": {"user": "{user}", "groups": ["oncall", "sre"]}}]
 
 
-def native_broker(broker, clusters, env=None):
+def native_broker(broker, clusters, env=None, settings=None):
     """A broker with native clusters (kubectl /bin/false: never run)."""
     b = broker(users={"alice": {"groups": ["oncall"]}}, rules=RULES, targets={}, env=env,
-               start=False)
+               settings=settings, start=False)
     for cl in clusters:
         cl.setdefault("transport", "native")
         cl.setdefault("kubectl", "/bin/false")
@@ -391,3 +393,35 @@ def test_a_client_that_stops_reading_holds_the_pod_back(broker, api):
         assert ch.recv_exit_status() == 0
     finally:
         c.close()
+
+
+def sessions_of_kind(port: int, kind: str) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(r'^podgate_sessions\{kind="%s"\} (\d+)$' % kind, text, re.M)
+    assert m is not None, text
+    return int(m.group(1))
+
+
+def test_metrics_count_a_native_session_as_kubernetes(broker, api):
+    port = free_port()
+    b = native_broker(broker, [{"name": "prod", "kubeconfig": str(api.kubeconfig)}],
+                      settings={"metrics_listen": f"127.0.0.1:{port}"})
+    assert sessions_of_kind(port, "kubernetes") == 0
+    c = b.connect("alice")
+    try:
+        ch = c.get_transport().open_session()
+        ch.exec_command("prod/web-0/app -- echo started; read x")
+        out = b""
+        while b"started" not in out:
+            chunk = ch.recv(64)
+            assert chunk, "the session ended before it started"
+            out += chunk
+        wait_until(lambda: sessions_of_kind(port, "kubernetes") == 1, 10,
+                   "the native session in the metrics")
+        assert sessions_of_kind(port, "local") == 0
+        ch.sendall(b"x\n")
+        assert ch.recv_exit_status() == 0
+    finally:
+        c.close()
+    wait_until(lambda: sessions_of_kind(port, "kubernetes") == 0, 10, "the session ended")

@@ -1,5 +1,6 @@
 /*
- * Unit tests for libpty: spawning on a PTY and on pipes, exit statuses,
+ * Unit tests for libpty: spawning on a PTY, on pipes and on given
+ * descriptors, in a new session or the caller's, exit statuses,
  * window size, descriptor and signal hygiene in the child, raw mode.
  *
  * Run without arguments to run the tests. The binary is also its own
@@ -540,6 +541,74 @@ test_pipes_session(void)
 	test_finish(&c, 0);
 }
 
+/*
+ * GIVEN mode: the child's stdio are the caller's descriptors (below 0:
+ * /dev/null), the parent gets no ends, and the child has nothing else.
+ */
+static void
+test_given(void)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)"-c",
+	    (char *)"cat; echo out; echo err >&2; ls /proc/self/fd | wc -l", NULL };
+	struct pty_spawn_opts o;
+	struct pty_child c;
+	struct test_buf b;
+	int p[2];
+
+	assert(pipe2(p, O_CLOEXEC) == 0);
+	memset(&o, 0, sizeof(o));
+	o.path = argv[0];
+	o.argv = argv;
+	o.envp = environ;
+	o.stdio = PTY_STDIO_GIVEN;
+	o.fds[0] = -1;
+	o.fds[1] = o.fds[2] = p[1];
+	assert(pty_spawn(&o, &c) == 0);
+	assert(c.pid > 0 && c.master == -1 && c.in == -1 && c.out == -1 && c.err == -1);
+	close(p[1]);
+	/* cat ends at once on /dev/null; ls sees 0, 1, 2 and its own directory. */
+	assert(strcmp(test_read_all(p[0], &b), "out\nerr\n4\n") == 0);
+	close(p[0]);
+	test_finish(&c, 0);
+}
+
+/* same_session: the child stays in our session and process group. */
+static void
+test_same_session(void)
+{
+	char *argv[] = { test_self, (char *)"helper", (char *)"session", NULL };
+	struct pty_spawn_opts o;
+	struct pty_child c;
+	struct test_buf b;
+	int p[2], pid, sid, pgrp;
+
+	assert(pipe2(p, O_CLOEXEC) == 0);
+	memset(&o, 0, sizeof(o));
+	o.path = argv[0];
+	o.argv = argv;
+	o.envp = environ;
+	o.stdio = PTY_STDIO_GIVEN;
+	o.fds[0] = o.fds[2] = -1;
+	o.fds[1] = p[1];
+	o.same_session = true;
+	assert(pty_spawn(&o, &c) == 0);
+	close(p[1]);
+	assert(sscanf(test_read_all(p[0], &b), "pid=%d sid=%d pgrp=%d", &pid, &sid, &pgrp) == 3);
+	close(p[0]);
+	assert(pid == (int)c.pid && sid == (int)getsid(0) && pgrp == (int)getpgrp());
+	test_finish(&c, 0);
+
+	/* Pipes too; a PTY needs a session of its own. */
+	o.stdio = PTY_STDIO_PIPES;
+	assert(pty_spawn(&o, &c) == 0);
+	assert(sscanf(test_read_all(c.out, &b), "pid=%d sid=%d pgrp=%d", &pid, &sid, &pgrp) == 3);
+	assert(sid == (int)getsid(0) && pgrp == (int)getpgrp());
+	test_finish(&c, 0);
+	o.stdio = PTY_STDIO_PTY;
+	assert(pty_spawn(&o, &c) == -EINVAL);
+	assert(c.pid == 0 && c.master == -1);
+}
+
 /* Spawn path in mode stdio with envp and cwd; expect err and no traces. */
 static void
 test_spawn_fails(enum pty_stdio stdio, const char *path, char *const *envp,
@@ -1014,6 +1083,8 @@ static const struct unit_test tests[] = {
 	{ "pipes", test_pipes },
 	{ "pipes_stdin", test_pipes_stdin },
 	{ "pipes_session", test_pipes_session },
+	{ "given", test_given },
+	{ "same_session", test_same_session },
 	{ "enoent", test_enoent },
 	{ "eacces", test_eacces },
 	{ "einval", test_einval },
