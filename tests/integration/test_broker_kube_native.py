@@ -15,7 +15,6 @@ import os
 import pathlib
 import re
 import signal
-import stat
 import sys
 import time
 import urllib.request
@@ -25,7 +24,7 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "k8s"))
 
-from conftest import free_port, to_yaml, wait_until  # noqa: E402
+from conftest import free_port, wait_until  # noqa: E402
 from support.terminal import Terminal  # noqa: E402
 from fixture import make_client_cert, make_tls, start_apiserver  # noqa: E402
 import apiserver  # noqa: E402
