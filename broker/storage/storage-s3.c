@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "base.h"
 #include "base/log.h"
 #include "s3.h"
 #include "storage/storage.h"
@@ -90,8 +91,7 @@ struct storage_xfer {
 	struct curl_slist *hdrs;
 	char *key;
 	uint64_t off, len, sent;
-	char *body;
-	size_t body_len;
+	struct buf body;		/* an answer's body: lists and error messages */
 	char err[CURL_ERROR_SIZE];
 };
 TAILQ_HEAD(storage_xfer_list, storage_xfer);
@@ -349,7 +349,7 @@ storage_xfer_free(struct storage_xfer *x)
 	}
 	curl_slist_free_all(x->hdrs);
 	free(x->key);
-	free(x->body);
+	buf_free(&x->body);
 	free(x);
 }
 
@@ -383,18 +383,12 @@ static size_t
 storage_write_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct storage_xfer *x = arg;
-	char *t;
 
 	n *= size;
-	if (x->body_len + n > STORAGE_BODY_MAX)
+	if (x->body.len + n > STORAGE_BODY_MAX)
 		return 0;
-	if ((t = realloc(x->body, x->body_len + n + 1)) == NULL)
-		return 0;
-	x->body = t;
-	memcpy(x->body + x->body_len, p, n);
-	x->body_len += n;
-	x->body[x->body_len] = '\0';
-	return n;
+	buf_add(&x->body, p, n);
+	return x->body.oom ? 0 : n;
 }
 
 /* Start one request for r. Returns 0, or a negative errno (r is then not busy). */
@@ -457,7 +451,7 @@ storage_take_list(struct storage_rec *r, struct storage_xfer *x)
 	struct s3_list l;
 	int rc;
 
-	if ((rc = s3_list_parse(x->body ? x->body : "", x->body_len, &l)) < 0)
+	if ((rc = s3_list_parse(x->body.data ? x->body.data : "", x->body.len, &l)) < 0)
 		return rc;
 	free(r->doomed);	/* emptied by the deletes of the previous page */
 	r->doomed = l.keys;
@@ -507,7 +501,7 @@ storage_xfer_done(struct storage_xfer *x, CURLcode cc)
 		if (cc != CURLE_OK)
 			snprintf(why, sizeof why, "%s", x->err[0] ? x->err : curl_easy_strerror(cc));
 		else {
-			s3_error_text(x->body, x->body_len, text, sizeof text);
+			s3_error_text(x->body.data, x->body.len, text, sizeof text);
 			snprintf(why, sizeof why, "HTTP %ld%s%s", code, text[0] ? ": " : "", text);
 			/* Files of a Secret may have been rotated. */
 			if ((code == 401 || code == 403) && storage_creds_load(st) < 0)
