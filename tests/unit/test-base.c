@@ -197,6 +197,53 @@ test_jsonout_long(void)
 	free(s);
 }
 
+/*
+ * Random bytes through every escaping read back by jansson: the text is
+ * always valid JSON and holds the sanitized bytes.
+ */
+static void
+test_jsonout_roundtrip(void)
+{
+	static const unsigned escs[] = { 0, JSONOUT_SHORT, JSONOUT_DEL, JSONOUT_SHORT | JSONOUT_DEL };
+	static const uint8_t pick[] = { 0x00, 0x01, 0x08, 0x09, 0x0a, 0x0c, 0x0d, 0x1b, 0x1f,
+	    '"', '\\', '/', 'u', 'a', 0x7f, 0x80, 0xbf, 0xc2, 0xc3, 0xe0, 0xe2, 0xed, 0xef,
+	    0xf0, 0xf4, 0xff, 0x82, 0xac, 0x9f };
+	struct buf text = { 0 }, want = { 0 };
+	uint8_t in[64];
+	json_error_t e;
+	unsigned seed = 1;
+	size_t round, i, n, k;
+	json_t *v, *back;
+
+	for (round = 0; round < 10000; round++) {
+		n = (seed = seed * 1103515245 + 12345) >> 16 & 63;
+		for (i = 0; i < n; i++) {
+			seed = seed * 1103515245 + 12345;
+			in[i] = pick[(seed >> 16) % sizeof pick];
+		}
+		buf_reset(&want);
+		utf8_sanitize(&want, in, n);
+		assert(utf8_valid(want.data, want.len));
+		assert((v = jsonout_string(in, n)) != NULL);
+		for (k = 0; k < sizeof escs / sizeof escs[0]; k++) {
+			buf_reset(&text);
+			assert(jsonout_dump(v, JSON_ENCODE_ANY, escs[k], &text) == 0);
+			for (i = 0; i < text.len; i++) {
+				assert((uint8_t)text.data[i] >= 0x20);
+				assert(!(escs[k] & JSONOUT_DEL) || text.data[i] != 0x7f);
+			}
+			back = json_loadb(text.data, text.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+			assert(back != NULL && json_is_string(back));
+			assert(json_string_length(back) == want.len);
+			assert(memcmp(json_string_value(back), want.data, want.len) == 0);
+			json_decref(back);
+		}
+		json_decref(v);
+	}
+	buf_free(&text);
+	buf_free(&want);
+}
+
 int
 main(void)
 {
@@ -206,6 +253,7 @@ main(void)
 	test_jsonout_escaping();
 	test_jsonout_object();
 	test_jsonout_long();
+	test_jsonout_roundtrip();
 	printf("ok\n");
 	return 0;
 }
