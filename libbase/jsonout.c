@@ -27,9 +27,10 @@ struct jsonout {
 static void
 jsonout_control(struct jsonout *j, unsigned c)
 {
-	static const char named[] = "\b\f\n\r\t", names[] = "bfnrt";
+	static const char named[] = "\b\f\n\r\t", names[] = "bfnrt", hex[] = "0123456789abcdef";
 	const char *p;
 	char tmp[8];
+	int i;
 
 	if ((j->esc & JSONOUT_SHORT) && c != 0 && c < 0x20 &&
 	    (p = memchr(named, (int)c, sizeof named - 1)) != NULL) {
@@ -38,8 +39,23 @@ jsonout_control(struct jsonout *j, unsigned c)
 		buf_add(j->out, tmp, 2);
 		return;
 	}
-	snprintf(tmp, sizeof tmp, "\\u%04x", c & 0xffff);
+	memcpy(tmp, "\\u", 2);
+	for (i = 0; i < 4; i++)
+		tmp[2 + i] = hex[(c >> (12 - 4 * i)) & 0xf];
 	buf_add(j->out, tmp, 6);
+}
+
+/* Where the text from i on needs re-spelling: a backslash, or DEL when escaped. */
+static size_t
+jsonout_plain(const struct jsonout *j, const char *text, size_t i, size_t n)
+{
+	const char *bs, *del;
+
+	bs = memchr(text + i, '\\', n - i);
+	if ((j->esc & JSONOUT_DEL) &&
+	    (del = memchr(text + i, 0x7f, (bs != NULL ? (size_t)(bs - text) : n) - i)) != NULL)
+		return (size_t)(del - text);
+	return bs != NULL ? (size_t)(bs - text) : n;
 }
 
 /* jansson's dump callback: copy text, re-spelling escapes. */
@@ -55,9 +71,7 @@ jsonout_cb(const char *text, size_t n, void *data)
 		switch (j->state) {
 		case 0:
 			from = i;
-			while (i < n && text[i] != '\\' &&
-			    !((j->esc & JSONOUT_DEL) && text[i] == 0x7f))
-				i++;
+			i = jsonout_plain(j, text, i, n);
 			buf_add(j->out, text + from, i - from);
 			if (i == n)
 				break;

@@ -53,7 +53,10 @@ asciicast_utf8(struct asciicast_utf8 *u, const uint8_t *p, size_t n, bool final,
 	for (;;) {
 		/* The next character: from p directly, or through the bytes carried. */
 		if (u->npending == 0) {
-			if (i == n)
+			for (k = i; k < n && p[k] < 0x80; k++)
+				;
+			memcpy(out + o, p + i, k - i), o += k - i;
+			if ((i = k) == n)
 				break;
 			c = p + i;
 			have = n - i;
@@ -127,10 +130,15 @@ asciicast_put_time(struct asciicast_writer *s, uint64_t ns)
 static void
 asciicast_put_line(struct asciicast_writer *s, uint64_t ns, char code, const char *data, size_t len)
 {
+	json_t *v;
+
 	fputc('[', s->out);
 	asciicast_put_time(s, ns);
 	fprintf(s->out, ", \"%c\", ", code);
-	asciicast_json_string(s->out, data, len);
+	/* data is valid UTF-8 already: skip jsonout_string's check. */
+	v = json_stringn_nocheck(data, len);
+	jsonout_print(s->out, v, JSON_ENCODE_ANY, JSONOUT_SHORT);
+	json_decref(v);
 	fputs("]\n", s->out);
 }
 
