@@ -53,6 +53,8 @@ asciicast_utf8(struct asciicast_utf8 *u, const uint8_t *p, size_t n, bool final,
 	for (;;) {
 		/* The next character: from p directly, or through the bytes carried. */
 		if (u->npending == 0) {
+			if (i == n)
+				break;
 			for (k = i; k < n && p[k] < 0x80; k++)
 				;
 			memcpy(out + o, p + i, k - i), o += k - i;
@@ -204,11 +206,13 @@ asciicast_header(struct asciicast_writer *s, const struct rec_header *h)
 		asciicast_header_set(term, "TERM", h->term);
 		json_object_set_new(o, "env", term);
 	}
+	/* A failed write shows on the stream (ferror), as for the event lines. */
 	r = jsonout_print(s->out, o, JSON_COMPACT, JSONOUT_SHORT);
 	json_decref(o);
-	if (r == 0)
-		fputc('\n', s->out);
-	return r;
+	if (r == -ENOMEM)
+		return r;
+	fputc('\n', s->out);
+	return 0;
 }
 
 /* Start a writer and write the header line. */

@@ -75,7 +75,7 @@ struct asciicast_writer {
 
 /*
  * Start writing version 2 or 3 to out (not taken over): the header line.
- * -EINVAL for another version, -ENOMEM, or -EIO when out fails.
+ * -EINVAL for another version, or -ENOMEM.
  */
 int asciicast_writer_init(struct asciicast_writer *w, int version, FILE *out,
     const struct rec_header *h);
