@@ -13,6 +13,7 @@
 
 #include <openssl/crypto.h>
 
+#include "base.h"
 #include "s3.h"
 
 /* Free a string holding a secret, wiped first. */
@@ -482,25 +483,16 @@ s3_sts_parse(const char *xml, size_t len, struct s3_creds *c)
 }
 
 /* Collect a response body, up to 1 MiB. */
-struct s3_body {
-	char *data;
-	size_t len;
-};
-
 static size_t
 s3_body_cb(char *p, size_t size, size_t n, void *arg)
 {
-	struct s3_body *b = arg;
-	char *t;
+	struct buf *b = arg;
 
 	n *= size;
-	if (b->len + n > (1u << 20) || (t = realloc(b->data, b->len + n + 1)) == NULL)
+	if (b->len + n > (1u << 20))
 		return 0;
-	b->data = t;
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
+	buf_add(b, p, n);
+	return b->oom ? 0 : n;
 }
 
 /* AssumeRoleWithWebIdentity with the environment's role and token. */
@@ -510,7 +502,7 @@ s3_creds_web_identity(const char *region, struct s3_creds *c, char *err, size_t 
 	const char *role = getenv("AWS_ROLE_ARN"), *tokfile = getenv("AWS_WEB_IDENTITY_TOKEN_FILE");
 	const char *name = getenv("AWS_ROLE_SESSION_NAME"), *sts = getenv("AWS_ENDPOINT_URL_STS");
 	char *token = NULL, *erole = NULL, *etok = NULL, *ename = NULL, *url = NULL;
-	struct s3_body body = { 0 };
+	struct buf body = { 0 };
 	CURL *h = NULL;
 	long code = 0;
 	CURLcode cr;

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,96 +41,52 @@ asciicast_time_v3(uint64_t *clock_ms, uint64_t ns, char *buf, size_t cap)
 	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
 }
 
-/*
- * How a UTF-8 sequence starting with lead continues: its length (0 for a
- * byte that cannot start one) and the range its second byte must be in.
- */
-static size_t
-asciicast_lead(uint8_t b, uint8_t *lo, uint8_t *hi)
-{
-	*lo = 0x80;
-	*hi = 0xbf;
-	if (b < 0x80)
-		return 1;
-	if (b >= 0xc2 && b <= 0xdf)
-		return 2;
-	if (b >= 0xe0 && b <= 0xef) {
-		if (b == 0xe0)
-			*lo = 0xa0;
-		else if (b == 0xed)
-			*hi = 0x9f;
-		return 3;
-	}
-	if (b >= 0xf0 && b <= 0xf4) {
-		if (b == 0xf0)
-			*lo = 0x90;
-		else if (b == 0xf4)
-			*hi = 0x8f;
-		return 4;
-	}
-	return 0;
-}
-
 /* Convert one chunk to valid UTF-8, carrying a split character. */
 size_t
 asciicast_utf8(struct asciicast_utf8 *u, const uint8_t *p, size_t n, bool final, char *out)
 {
 	static const char repl[] = "\xef\xbf\xbd";
-	uint8_t seq[4], lo, hi;
-	size_t o = 0, i = 0, need, have;
+	uint8_t seq[4];
+	const uint8_t *c;
+	size_t o = 0, i = 0, have, len, bad, k;
 
-	/* Work through the carried bytes, then the new ones, one character at a time. */
 	for (;;) {
-		uint8_t b;
-
-		if (u->npending > 0)
-			b = u->pending[0];
-		else if (i < n)
-			b = p[i];
-		else
-			break;
-		need = asciicast_lead(b, &lo, &hi);
-		/* Gather up to need bytes from pending then p. */
-		have = 0;
-		while (have < (need ? need : 1)) {
-			uint8_t c;
-
-			if (have < u->npending)
-				c = u->pending[have];
-			else if (i + (have - u->npending) < n)
-				c = p[i + (have - u->npending)];
-			else
+		/* The next character: from p directly, or through the bytes carried. */
+		if (u->npending == 0) {
+			if (i == n)
 				break;
-			if (have > 0) {
-				uint8_t l = have == 1 ? lo : 0x80, h = have == 1 ? hi : 0xbf;
-
-				if (c < l || c > h)
-					break;
-			}
-			seq[have++] = c;
+			for (k = i; k < n && p[k] < 0x80; k++)
+				;
+			memcpy(out + o, p + i, k - i), o += k - i;
+			if ((i = k) == n)
+				break;
+			c = p + i;
+			have = n - i;
+		} else {
+			memcpy(seq, u->pending, u->npending);
+			for (have = u->npending, k = i; have < sizeof seq && k < n; )
+				seq[have++] = p[k++];
+			c = seq;
 		}
-		if (need == 0) {
-			memcpy(out + o, repl, 3), o += 3;
-			u->replaced++;
-			have = 1;
-		} else if (have == need) {
-			memcpy(out + o, seq, need), o += need;
-		} else if (u->npending + (n - i) == have && !final) {
+		if ((len = utf8_char(c, have, &bad)) != 0) {
+			memcpy(out + o, c, len), o += len;
+		} else if (!final && have == u->npending + (n - i) && utf8_cut(c, have)) {
 			/* The input ends inside a character: carry it. */
-			memcpy(u->pending, seq, have);
+			memmove(u->pending, c, have);
 			u->npending = have;
 			return o;
 		} else {
 			/* A maximal invalid subpart: one replacement character. */
 			memcpy(out + o, repl, 3), o += 3;
 			u->replaced++;
+			len = bad;
 		}
-		/* Consume have bytes: pending first. */
-		if (have <= u->npending) {
-			memmove(u->pending, u->pending + have, u->npending - have);
-			u->npending -= have;
+		/* Consume len bytes: carried ones first. */
+		if (len <= u->npending) {
+			memmove(u->pending, u->pending + len, u->npending - len);
+			u->npending -= len;
 		} else {
-			i += have - u->npending;
+			i += len - u->npending;
 			u->npending = 0;
 		}
 	}
@@ -140,37 +97,7 @@ asciicast_utf8(struct asciicast_utf8 *u, const uint8_t *p, size_t n, bool final,
 void
 asciicast_json_string(FILE *out, const char *s, size_t len)
 {
-	size_t i, from = 0;
-
-	fputc('"', out);
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		const char *esc = NULL;
-		char tmp[8];
-
-		switch (c) {
-		case '"': esc = "\\\""; break;
-		case '\\': esc = "\\\\"; break;
-		case '\b': esc = "\\b"; break;
-		case '\f': esc = "\\f"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
-		default:
-			if (c < 0x20) {
-				snprintf(tmp, sizeof tmp, "\\u%04x", c);
-				esc = tmp;
-			}
-			break;
-		}
-		if (esc == NULL)
-			continue;
-		fwrite(s + from, 1, i - from, out);
-		fputs(esc, out);
-		from = i + 1;
-	}
-	fwrite(s + from, 1, len - from, out);
-	fputc('"', out);
+	jsonout_print_string(out, s, len, JSONOUT_SHORT);
 }
 
 /* The exit status asciinema would record for a signal name. */
@@ -205,27 +132,16 @@ asciicast_put_time(struct asciicast_writer *s, uint64_t ns)
 static void
 asciicast_put_line(struct asciicast_writer *s, uint64_t ns, char code, const char *data, size_t len)
 {
+	json_t *v;
+
 	fputc('[', s->out);
 	asciicast_put_time(s, ns);
 	fprintf(s->out, ", \"%c\", ", code);
-	asciicast_json_string(s->out, data, len);
+	/* data is valid UTF-8 already: skip jsonout_string's check. */
+	v = json_stringn_nocheck(data, len);
+	jsonout_print(s->out, v, JSON_ENCODE_ANY, JSONOUT_SHORT);
+	json_decref(v);
 	fputs("]\n", s->out);
-}
-
-/* Make room for converting n bytes. */
-static int
-asciicast_room(struct asciicast_writer *s, size_t n)
-{
-	size_t need = 3 * (n + 4);
-	char *c;
-
-	if (need <= s->conv_cap)
-		return 0;
-	if ((c = realloc(s->conv, need)) == NULL)
-		return -ENOMEM;
-	s->conv = c;
-	s->conv_cap = need;
-	return 0;
 }
 
 /* Write bytes of stream k (0 o, 1 e, 2 i) as an event, carrying split characters. */
@@ -234,65 +150,69 @@ asciicast_put_data(struct asciicast_writer *s, uint64_t ns, int k, char code, co
     bool final)
 {
 	size_t len;
-	int r;
 
-	if ((r = asciicast_room(s, n)) < 0)
-		return r;
-	len = asciicast_utf8(&s->carry[k], p, n, final, s->conv);
+	buf_reset(&s->conv);
+	if (n > SIZE_MAX / 3 - 4 || !buf_reserve(&s->conv, 3 * (n + 4)))
+		return -ENOMEM;
+	len = asciicast_utf8(&s->carry[k], p, n, final, s->conv.data);
 	if (len > 0)
-		asciicast_put_line(s, ns, code, s->conv, len);
+		asciicast_put_line(s, ns, code, s->conv.data, len);
 	return 0;
 }
 
-/* Write a header string (from the recording: any bytes) as valid UTF-8 JSON. */
+/* Add a header string (from the recording: any bytes) to o. */
 static void
-asciicast_header_string(struct asciicast_writer *s, const char *str)
+asciicast_header_set(json_t *o, const char *key, const char *str)
 {
-	struct asciicast_utf8 u = { .npending = 0 };
-	size_t n = strlen(str);
-
-	if (asciicast_room(s, n) < 0) {
-		fputs("\"\"", s->out);
-		return;
-	}
-	asciicast_json_string(s->out, s->conv, asciicast_utf8(&u, (const uint8_t *)str, n,
-	    true, s->conv));
+	json_object_set_new(o, key, jsonout_string(str, strlen(str)));
 }
 
-/* Write the header line. */
-static void
+/*
+ * Write the header line: a jansson object, dumped compact with its keys in
+ * the order asciinema writes them.
+ */
+static int
 asciicast_header(struct asciicast_writer *s, const struct rec_header *h)
 {
 	unsigned cols = h->cols > 0 ? h->cols : 80, rows = h->rows > 0 ? h->rows : 24;
+	json_t *o, *term;
 	char *title = NULL;
+	int r;
 
-	if (s->version == 2)
-		fprintf(s->out, "{\"version\":2,\"width\":%u,\"height\":%u", cols, rows);
-	else {
-		fprintf(s->out, "{\"version\":3,\"term\":{\"cols\":%u,\"rows\":%u", cols, rows);
-		if (h->term != NULL) {
-			fputs(",\"type\":", s->out);
-			asciicast_header_string(s, h->term);
-		}
-		fputc('}', s->out);
+	if ((o = json_object()) == NULL)
+		return -ENOMEM;
+	json_object_set_new(o, "version", json_integer(s->version));
+	if (s->version == 2) {
+		json_object_set_new(o, "width", json_integer(cols));
+		json_object_set_new(o, "height", json_integer(rows));
+	} else {
+		term = json_object();
+		json_object_set_new(term, "cols", json_integer(cols));
+		json_object_set_new(term, "rows", json_integer(rows));
+		if (h->term != NULL)
+			asciicast_header_set(term, "type", h->term);
+		json_object_set_new(o, "term", term);
 	}
-	fprintf(s->out, ",\"timestamp\":%" PRIu64, h->start_ns / 1000000000u);
-	if (h->command != NULL) {
-		fputs(",\"command\":", s->out);
-		asciicast_header_string(s, h->command);
-	}
+	json_object_set_new(o, "timestamp", json_integer((json_int_t)(h->start_ns / 1000000000u)));
+	if (h->command != NULL)
+		asciicast_header_set(o, "command", h->command);
 	if (h->user != NULL && asprintf(&title, "%s@%s", h->user,
 	    h->target != NULL ? h->target : "-") >= 0) {
-		fputs(",\"title\":", s->out);
-		asciicast_header_string(s, title);
+		asciicast_header_set(o, "title", title);
 		free(title);
 	}
 	if (s->version == 2 && h->term != NULL) {
-		fputs(",\"env\":{\"TERM\":", s->out);
-		asciicast_header_string(s, h->term);
-		fputc('}', s->out);
+		term = json_object();
+		asciicast_header_set(term, "TERM", h->term);
+		json_object_set_new(o, "env", term);
 	}
-	fputs("}\n", s->out);
+	/* A failed write shows on the stream (ferror), as for the event lines. */
+	r = jsonout_print(s->out, o, JSON_COMPACT, JSONOUT_SHORT);
+	json_decref(o);
+	if (r == -ENOMEM)
+		return r;
+	fputc('\n', s->out);
+	return 0;
 }
 
 /* Start a writer and write the header line. */
@@ -305,8 +225,7 @@ asciicast_writer_init(struct asciicast_writer *s, int version, FILE *out,
 		return -EINVAL;
 	s->version = version;
 	s->out = out;
-	asciicast_header(s, h);
-	return 0;
+	return asciicast_header(s, h);
 }
 
 /* Write one event. */
@@ -328,11 +247,15 @@ asciicast_writer_event(struct asciicast_writer *s, const struct rec_event *ev)
 		r = asciicast_put_data(s, ev->time_ns, 2, 'i', ev->data, ev->len, false);
 		break;
 	case REC_MARKER: {
-		struct asciicast_utf8 u = { .npending = 0 };
+		struct buf label = { 0 };
 
-		if ((r = asciicast_room(s, ev->len)) == 0)
-			asciicast_put_line(s, ev->time_ns, 'm', s->conv,
-			    asciicast_utf8(&u, ev->data, ev->len, true, s->conv));
+		utf8_sanitize(&label, ev->data, ev->len);
+		if (label.oom)
+			r = -ENOMEM;
+		else
+			asciicast_put_line(s, ev->time_ns, 'm', label.data != NULL ? label.data : "",
+			    label.len);
+		buf_free(&label);
 		break;
 	}
 	case REC_RESIZE:
@@ -360,8 +283,6 @@ asciicast_writer_finish(struct asciicast_writer *s)
 	for (k = 0; k < 3 && r == 0; k++)
 		if (s->carry[k].npending > 0)
 			r = asciicast_put_data(s, s->last_ns, k, k == 2 ? 'i' : 'o', NULL, 0, true);
-	free(s->conv);
-	s->conv = NULL;
-	s->conv_cap = 0;
+	buf_free(&s->conv);
 	return r;
 }

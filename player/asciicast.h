@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base.h"
 #include "rec.h"
 
 /*
@@ -69,11 +70,13 @@ struct asciicast_writer {
 	uint64_t clock_ms;		/* v3: time printed so far */
 	uint64_t last_ns;
 	struct asciicast_utf8 carry[3];	/* o, e, i */
-	char *conv;
-	size_t conv_cap;
+	struct buf conv;		/* an event's data made valid UTF-8 */
 };
 
-/* Start writing version 2 or 3 to out (not taken over): the header line. */
+/*
+ * Start writing version 2 or 3 to out (not taken over): the header line.
+ * -EINVAL for another version, or -ENOMEM.
+ */
 int asciicast_writer_init(struct asciicast_writer *w, int version, FILE *out,
     const struct rec_header *h);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "player.h"
 #include "remote.h"
 
@@ -24,43 +25,6 @@ player_warn(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-}
-
-/* Length of the UTF-8 character at p (1 to 4), or 0 when it is not one. */
-static size_t
-utf8_len(const unsigned char *p, size_t n, uint32_t *cp)
-{
-	size_t need, i;
-	uint32_t c;
-
-	if (p[0] < 0x80) {
-		*cp = p[0];
-		return 1;
-	}
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		need = 1;
-		c = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		need = 2;
-		c = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		need = 3;
-		c = p[0] & 0x07;
-	} else
-		return 0;
-	if (n <= need)
-		return 0;
-	for (i = 1; i <= need; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		c = c << 6 | (p[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and code points past U+10FFFF. */
-	if ((need == 2 && c < 0x800) || (need == 3 && (c < 0x10000 || c > 0x10ffff)) ||
-	    (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return need + 1;
 }
 
 /* Whether code point c must not reach a terminal as it is. */
@@ -78,18 +42,19 @@ player_escape(const void *s, size_t len)
 	const unsigned char *p = s;
 	char *out, *o;
 	uint32_t cp;
-	size_t i = 0, n;
+	size_t i = 0, n, bad;
 
 	/* At most 6 bytes out per byte in ("\u202e" is 6 for 3). */
 	if (len > (SIZE_MAX - 1) / 6 || (out = malloc(len * 6 + 1)) == NULL)
 		return NULL;
 	o = out;
 	while (i < len) {
-		if ((n = utf8_len(p + i, len - i, &cp)) == 0) {
+		if ((n = utf8_char(p + i, len - i, &bad)) == 0) {
 			o += sprintf(o, "\\x%02x", p[i]);
 			i++;
 			continue;
 		}
+		cp = utf8_decode(p + i, n);
 		if (cp == '\\')
 			o += sprintf(o, "\\\\");
 		else if (cp == '\t')

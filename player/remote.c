@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "player.h"
 #include "remote.h"
 #include "s3.h"
@@ -32,8 +33,7 @@ static struct {
 
 /* Where an answer goes: memory, or a file at an offset. */
 struct remote_sink {
-	char *data;
-	size_t len;
+	struct buf body;	/* in memory when fd is -1 */
 	int fd;
 	uint64_t off;
 	int err;
@@ -195,7 +195,6 @@ static size_t
 remote_write_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct remote_sink *s = arg;
-	char *t;
 	ssize_t w;
 	size_t done = 0;
 
@@ -214,14 +213,10 @@ remote_write_cb(char *p, size_t size, size_t n, void *arg)
 		s->off += n;
 		return n;
 	}
-	if (s->len + n > REMOTE_BODY_MAX || (t = realloc(s->data, s->len + n + 1)) == NULL) {
+	if (s->body.len + n > REMOTE_BODY_MAX || (buf_add(&s->body, p, n), s->body.oom)) {
 		s->err = -ENOMEM;
 		return 0;
 	}
-	s->data = t;
-	memcpy(s->data + s->len, p, n);
-	s->len += n;
-	s->data[s->len] = '\0';
 	return n;
 }
 
@@ -284,7 +279,7 @@ remote_refused(const char *url, long code, const struct remote_sink *s)
 {
 	char text[256];
 
-	s3_error_text(s->data, s->len, text, sizeof text);
+	s3_error_text(s->body.data, s->body.len, text, sizeof text);
 	player_warn("%s: HTTP %ld%s%s", url, code, text[0] ? ": " : "", text);
 	return code == 404 ? -ENOENT : code == 403 || code == 401 ? -EACCES : -EIO;
 }
@@ -299,7 +294,7 @@ remote_head(const char *url, const struct s3_bucket *b, const char *key, uint64_
 
 	if ((r = remote_request(url, b, "HEAD", key, NULL, NULL, &s, &code, size)) < 0)
 		return r;
-	free(s.data);
+	buf_free(&s.body);
 	if (code == 200)
 		return 1;
 	if (code == 404 || code == 403)
@@ -332,11 +327,11 @@ remote_list(const char *url, const struct s3_bucket *b, const char *prefix, stru
 			break;
 		if (code != 200) {
 			r = remote_refused(url, code, &s);
-			free(s.data);
+			buf_free(&s.body);
 			break;
 		}
-		r = s3_list_parse(s.data ? s.data : "", s.len, &page);
-		free(s.data);
+		r = s3_list_parse(s.body.data ? s.body.data : "", s.body.len, &page);
+		buf_free(&s.body);
 		if (r < 0) {
 			player_warn("%s: not a ListObjectsV2 answer", url);
 			break;
@@ -497,8 +492,7 @@ remote_get(const char *url, const struct s3_bucket *b, const char *key, uint64_t
 		end = size - at > REMOTE_CHUNK ? at + REMOTE_CHUNK : size;
 		snprintf(range, sizeof range, "bytes=%" PRIu64 "-%" PRIu64, at, end - 1);
 		s.off = off + at;
-		s.data = NULL;
-		s.len = 0;
+		memset(&s.body, 0, sizeof s.body);
 		if ((r = remote_request(url, b, "GET", key, NULL, range, &s, &code, NULL)) < 0)
 			return r;
 		if (code != 206 && code != 200) {

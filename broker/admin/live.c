@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "base.h"
 #include "policy/audit.h"
 #include "policy/config.h"
 #include "ssh/conn.h"
@@ -643,26 +644,22 @@ live_printf(struct live_text *t, const char *fmt, ...)
 	t->len += (size_t)n;
 }
 
-/* Append a JSON string (quoted, escaped; control bytes as \u00XX). */
+/*
+ * Append a JSON string (quoted, escaped; control bytes and DEL as \u00xx,
+ * invalid UTF-8 as U+FFFD), or null.
+ */
 static void
 live_json_str(struct live_text *t, const char *s)
 {
-	const unsigned char *p;
+	struct buf b = { 0 };
+	json_t *v = s != NULL ? jsonout_string(s, strlen(s)) : json_null();
 
-	if (s == NULL) {
-		live_printf(t, "null");
-		return;
-	}
-	live_printf(t, "\"");
-	for (p = (const unsigned char *)s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			live_printf(t, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			live_printf(t, "\\u%04x", *p);
-		else
-			live_printf(t, "%c", *p);
-	}
-	live_printf(t, "\"");
+	if (jsonout_dump(v, JSON_ENCODE_ANY, JSONOUT_DEL, &b) == 0)
+		live_printf(t, "%s", b.data);
+	else
+		t->oom = true;
+	json_decref(v);
+	buf_free(&b);
 }
 
 /* Replace control characters for a table cell. */

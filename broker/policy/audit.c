@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "base.h"
 #include "policy/audit.h"
 #include "base/log.h"
 
@@ -32,135 +34,6 @@ struct audit {
 	char *path;
 	struct audit_limit limits[AUDIT_LIMIT_ADDRS];
 };
-
-/* A growing line; a failed allocation sets oom and later appends do nothing. */
-struct audit_buf {
-	char *data;
-	size_t len;
-	size_t size;
-	bool oom;
-};
-
-/* Make room for n more bytes in b. */
-static bool
-audit_buf_reserve(struct audit_buf *b, size_t n)
-{
-	size_t size;
-	char *data;
-
-	if (b->oom)
-		return false;
-	if (b->size - b->len >= n)
-		return true;
-	size = b->size != 0 ? b->size : 256;
-	while (size - b->len < n) {
-		if (size > SIZE_MAX / 2) {
-			b->oom = true;
-			return false;
-		}
-		size *= 2;
-	}
-	if ((data = realloc(b->data, size)) == NULL) {
-		b->oom = true;
-		return false;
-	}
-	b->data = data;
-	b->size = size;
-	return true;
-}
-
-/* Append n bytes to b. */
-static void
-audit_buf_add(struct audit_buf *b, const void *p, size_t n)
-{
-	if (!audit_buf_reserve(b, n))
-		return;
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-}
-
-/* Append a C string to b. */
-static void
-audit_buf_str(struct audit_buf *b, const char *s)
-{
-	audit_buf_add(b, s, strlen(s));
-}
-
-/*
- * The length of the valid UTF-8 sequence at s (at most n bytes), or 0 if
- * the bytes there are not one; *bad is then how many bytes form the
- * maximal invalid prefix that one U+FFFD replaces (Unicode's "maximal
- * subpart" practice). Overlong forms, surrogates and code points above
- * U+10FFFF are invalid.
- */
-static size_t
-audit_utf8_len(const unsigned char *s, size_t n, size_t *bad)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t need, i;
-
-	*bad = 1;
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		need = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		need = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		need = 4;
-	else
-		return 0;
-	if (s[0] == 0xe0)
-		lo = 0xa0;		/* overlong */
-	else if (s[0] == 0xed)
-		hi = 0x9f;		/* surrogates */
-	else if (s[0] == 0xf0)
-		lo = 0x90;		/* overlong */
-	else if (s[0] == 0xf4)
-		hi = 0x8f;		/* above U+10FFFF */
-	for (i = 1; i < need; i++) {
-		if (i >= n || s[i] < lo || s[i] > hi) {
-			*bad = i;
-			return 0;
-		}
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	return need;
-}
-
-/*
- * Append s as a JSON string: quotes and backslash escaped, control
- * characters (and DEL) as \u00XX, invalid UTF-8 as U+FFFD.
- */
-static void
-audit_buf_json_string(struct audit_buf *b, const char *str)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t n = strlen(str), i = 0, len, bad;
-	char esc[8];
-
-	audit_buf_add(b, "\"", 1);
-	while (i < n) {
-		if (s[i] == '"' || s[i] == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)s[i];
-			audit_buf_add(b, esc, 2);
-			i++;
-		} else if (s[i] < 0x20 || s[i] == 0x7f) {
-			snprintf(esc, sizeof esc, "\\u%04x", s[i]);
-			audit_buf_add(b, esc, 6);
-			i++;
-		} else if ((len = audit_utf8_len(s + i, n - i, &bad)) != 0) {
-			audit_buf_add(b, s + i, len);
-			i += len;
-		} else {
-			audit_buf_add(b, "\xef\xbf\xbd", 3);
-			i += bad;
-		}
-	}
-	audit_buf_add(b, "\"", 1);
-}
 
 /* Create the directory holding path (mode 0700 for what is created), like mkdir -p. */
 static int
@@ -285,17 +158,41 @@ audit_reopen(struct audit *a)
 	return 1;
 }
 
-/* Format one event as a line of JSON and append it with one write(2). */
+/* Add key: value to the event object o, a string or a number. */
+static int
+audit_set(json_t *o, const char *key, json_t *v)
+{
+	json_t *k;
+	int r = -1;
+
+	/* Keys are escaped like values: through a string that is valid UTF-8. */
+	if (v != NULL && (k = jsonout_string(key, strlen(key))) != NULL) {
+		r = json_object_setn_new_nocheck(o, json_string_value(k), json_string_length(k), v);
+		v = NULL;	/* taken by the object, even on failure */
+		json_decref(k);
+	}
+	json_decref(v);
+	return r;
+}
+
+/*
+ * Format one event as a line of JSON and append it with one write(2).
+ * jansson keeps the keys in the order they are set; control characters
+ * and DEL are spelled \u00xx, so a line holds no byte a terminal acts on.
+ */
 void
 audit_event(struct audit *a, const char *event, const struct audit_field *fields,
     size_t nfields)
 {
-	struct audit_buf b = { 0 };
+	struct buf b = { 0 };
+	json_t *o = NULL;
 	struct timespec ts;
 	struct tm tm;
-	char when[64], num[32];
+	char when[64];
+	const char *s;
 	size_t i, off;
 	ssize_t n;
+	int r;
 
 	if (a == NULL)
 		return;
@@ -306,23 +203,17 @@ audit_event(struct audit *a, const char *event, const struct audit_field *fields
 	off = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(when + off, sizeof when - off, ".%09ldZ", (long)ts.tv_nsec);
 
-	audit_buf_str(&b, "{\"time\":\"");
-	audit_buf_str(&b, when);
-	audit_buf_str(&b, "\",\"event\":");
-	audit_buf_json_string(&b, event != NULL ? event : "");
-	for (i = 0; i < nfields; i++) {
-		audit_buf_add(&b, ",", 1);
-		audit_buf_json_string(&b, fields[i].key != NULL ? fields[i].key : "");
-		audit_buf_add(&b, ":", 1);
-		if (fields[i].str != NULL) {
-			audit_buf_json_string(&b, fields[i].str);
-		} else {
-			snprintf(num, sizeof num, "%" PRId64, fields[i].num);
-			audit_buf_str(&b, num);
-		}
+	s = event != NULL ? event : "";
+	r = (o = json_object()) == NULL ||
+	    audit_set(o, "time", json_string(when)) != 0 ||
+	    audit_set(o, "event", jsonout_string(s, strlen(s))) != 0;
+	for (i = 0; i < nfields && r == 0; i++) {
+		s = fields[i].str;
+		r = audit_set(o, fields[i].key != NULL ? fields[i].key : "", s != NULL ?
+		    jsonout_string(s, strlen(s)) : json_integer(fields[i].num));
 	}
-	audit_buf_add(&b, "}\n", 2);
-	if (b.oom) {
+	if (r != 0 || jsonout_dump(o, JSON_COMPACT, JSONOUT_DEL, &b) != 0 ||
+	    (buf_add(&b, "\n", 1), b.oom)) {
 		log_error("out of memory formatting audit event %s", event);
 		goto out;
 	}
@@ -340,10 +231,10 @@ audit_event(struct audit *a, const char *event, const struct audit_field *fields
 		}
 	}
 out:
-	free(b.data);
+	json_decref(o);
+	buf_free(&b);
 }
 
-/* Close the log (not stdout) and free a. */
 /* Milliseconds of the monotonic clock. */
 static uint64_t
 audit_now_ms(void)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base.h"
 #include "policy/guard.h"
 #include "rec.h"
 
@@ -592,40 +593,15 @@ guard_input_mask(const void *in, size_t len, uint8_t *out)
 
 /* ---- Reasons ---- */
 
-/* Length of the valid UTF-8 sequence at s (of n bytes), or 0. */
+/* Length of the valid UTF-8 sequence at s (of n bytes), or 0; C1 controls are not valid here. */
 static size_t
 guard_utf8_len(const unsigned char *s, size_t n)
 {
-	size_t want, i;
-	uint32_t cp;
+	size_t len, bad;
 
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		want = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		want = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		want = 4;
-		cp = s[0] & 0x07;
-	} else {
+	if ((len = utf8_char(s, n, &bad)) == 2 && utf8_decode(s, len) <= 0x9f)
 		return 0;
-	}
-	if (n < want)
-		return 0;
-	for (i = 1; i < want; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((want == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (want == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	if (cp >= 0x80 && cp <= 0x9f)
-		return 0;	/* C1 controls */
-	return want;
+	return len;
 }
 
 /* Whether s is a usable reason. */

@@ -11,6 +11,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "ssh/conn.h"
 #include "base/log.h"
 #include "ssh/metrics.h"
@@ -49,49 +50,18 @@ struct metrics_client {
 	char *resp;
 };
 
-/* A growing text for a response body. */
-struct metrics_text {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void metrics_text_add(struct metrics_text *t, const char *fmt, ...)
+static void metrics_text_add(struct buf *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Append formatted text. */
+/* Append formatted text to a response body. */
 static void
-metrics_text_add(struct metrics_text *t, const char *fmt, ...)
+metrics_text_add(struct buf *t, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
-	for (;;) {
-		if (t->oom)
-			return;
-		va_start(ap, fmt);
-		n = vsnprintf(t->p != NULL ? t->p + t->len : NULL, t->cap - t->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->oom = true;
-			return;
-		}
-		if ((size_t)n < t->cap - t->len) {
-			t->len += (size_t)n;
-			return;
-		}
-		{
-			size_t cap = t->cap * 2 + (size_t)n + 256;
-			char *np = realloc(t->p, cap);
-
-			if (np == NULL) {
-				t->oom = true;
-				return;
-			}
-			t->p = np;
-			t->cap = cap;
-		}
-	}
+	va_start(ap, fmt);
+	buf_vprintf(t, fmt, ap);
+	va_end(ap);
 }
 
 /* A handle of the client closed: free it with the last one. */
@@ -172,7 +142,7 @@ metrics_unready(const struct metrics *m)
 
 /* The Prometheus text of the broker's figures. */
 static void
-metrics_render(const struct metrics *m, struct metrics_text *t)
+metrics_render(const struct metrics *m, struct buf *t)
 {
 	static const char *const outcome[METRICS_NOUTCOMES] = {
 		"exit", "signal", "killed", "recording_failed",
@@ -243,7 +213,7 @@ metrics_on_headers_complete(http_parser *p)
 {
 	struct metrics_client *cl = p->data;
 	struct metrics *m = cl->m;
-	struct metrics_text t = { 0 };
+	struct buf t = { 0 };
 	const char *why;
 	char *q;
 
@@ -264,18 +234,18 @@ metrics_on_headers_complete(http_parser *p)
 		} else {
 			metrics_text_add(&t, "not ready: %s\n", why);
 			metrics_respond(cl, 503, "Service Unavailable", "text/plain",
-			    t.oom ? "" : t.p, t.oom ? 0 : t.len);
+			    t.oom ? "" : t.data, t.oom ? 0 : t.len);
 		}
 	} else if (strcmp(cl->url, "/metrics") == 0) {
 		metrics_render(m, &t);
 		if (t.oom)
 			metrics_respond(cl, 500, "Internal Server Error", "text/plain", "", 0);
 		else
-			metrics_respond(cl, 200, "OK", "text/plain; version=0.0.4", t.p, t.len);
+			metrics_respond(cl, 200, "OK", "text/plain; version=0.0.4", t.data, t.len);
 	} else {
 		metrics_respond(cl, 404, "Not Found", "text/plain", "not found\n", 10);
 	}
-	free(t.p);
+	buf_free(&t);
 	return 1;	/* nothing after the headers is read */
 }
 

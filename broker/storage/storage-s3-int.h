@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include "base.h"
 #include "s3.h"
 #include "storage/storage.h"
 
@@ -82,8 +83,7 @@ struct storage_xfer {
 	struct curl_slist *hdrs;
 	char *key;
 	uint64_t off, len, sent;
-	char *body;
-	size_t body_len;
+	struct buf body;		/* an answer's body: lists and error messages */
 	char err[CURL_ERROR_SIZE];
 };
 TAILQ_HEAD(storage_xfer_list, storage_xfer);

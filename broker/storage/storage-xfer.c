@@ -40,7 +40,7 @@ storage_xfer_free(struct storage_xfer *x)
 	}
 	curl_slist_free_all(x->hdrs);
 	free(x->key);
-	free(x->body);
+	buf_free(&x->body);
 	free(x);
 }
 
@@ -74,18 +74,12 @@ static size_t
 storage_write_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct storage_xfer *x = arg;
-	char *t;
 
 	n *= size;
-	if (x->body_len + n > STORAGE_BODY_MAX)
+	if (x->body.len + n > STORAGE_BODY_MAX)
 		return 0;
-	if ((t = realloc(x->body, x->body_len + n + 1)) == NULL)
-		return 0;
-	x->body = t;
-	memcpy(x->body + x->body_len, p, n);
-	x->body_len += n;
-	x->body[x->body_len] = '\0';
-	return n;
+	buf_add(&x->body, p, n);
+	return x->body.oom ? 0 : n;
 }
 
 /* Start one request for r. Returns 0, or a negative errno (r is then not busy). */
@@ -148,7 +142,7 @@ storage_take_list(struct storage_rec *r, struct storage_xfer *x)
 	struct s3_list l;
 	int rc;
 
-	if ((rc = s3_list_parse(x->body ? x->body : "", x->body_len, &l)) < 0)
+	if ((rc = s3_list_parse(x->body.data ? x->body.data : "", x->body.len, &l)) < 0)
 		return rc;
 	free(r->doomed);	/* emptied by the deletes of the previous page */
 	r->doomed = l.keys;
@@ -198,7 +192,7 @@ storage_xfer_done(struct storage_xfer *x, CURLcode cc)
 		if (cc != CURLE_OK)
 			snprintf(why, sizeof why, "%s", x->err[0] ? x->err : curl_easy_strerror(cc));
 		else {
-			s3_error_text(x->body, x->body_len, text, sizeof text);
+			s3_error_text(x->body.data, x->body.len, text, sizeof text);
 			snprintf(why, sizeof why, "HTTP %ld%s%s", code, text[0] ? ": " : "", text);
 			/* Files of a Secret may have been rotated. */
 			if ((code == 401 || code == 403) && storage_creds_load(st) < 0)

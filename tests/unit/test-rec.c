@@ -4,6 +4,8 @@
  */
 #include <signal.h>
 
+#include <jansson.h>
+
 #include "rec.h"
 #include "unit.h"
 
@@ -95,6 +97,47 @@ test_header_roundtrip(void)
 	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_SEAL);
 	assert(rec_reader_next(r, &ev) == 1 && ev.code == REC_TRAILER && ev.len == 8);
 	assert(rec_reader_next(r, &ev) == 0);
+	rec_header_clear(&back);
+	rec_reader_free(r);
+	close(fd);
+}
+
+/* JSON of recordings: strings byte for byte, and the header map as jansson reads it back. */
+static void
+test_json(void)
+{
+	static const char *const extra[] = { "pod", "a\nb\x7f\xff\"", NULL, NULL };
+	struct rec_header h = test_header, back;
+	struct rec_writer *w;
+	struct rec_reader *r;
+	json_t *o;
+	char *text;
+	size_t len;
+	FILE *f;
+	int fd = tmpfd();
+
+	assert((f = open_memstream(&text, &len)) != NULL);
+	rec_json_string(f, "q\"\\\b\f\n\r\t\x01\x1b\x7f\0\xe2\x82|\xc3\xa9", 17);
+	fclose(f);
+	assert(strcmp(text, "\"q\\\"\\\\\\b\\f\\n\\r\\t\\u0001\\u001b\\u007f\\u0000"
+	    "\xef\xbf\xbd|\xc3\xa9\"") == 0);
+	free(text);
+
+	h.where_extra = extra;
+	assert(rec_writer_open(&w, fd, &h, NULL) == 0);
+	assert(rec_writer_close(w) == 0);
+	assert(lseek(fd, 0, SEEK_SET) == 0);
+	assert(rec_reader_open(&r, fd, &back) == 0);
+	assert((f = open_memstream(&text, &len)) != NULL);
+	assert(rec_reader_header_json(r, f) == 0);
+	fclose(f);
+	assert(strncmp(text, "{\"format\":\"podgate-rec\",\"version\":2,", 35) == 0);
+	assert(strstr(text, "\"pod\":\"a\\nb\\u007f\xef\xbf\xbd\\\"\"") != NULL);
+	assert((o = json_loads(text, 0, NULL)) != NULL);
+	assert(json_integer_value(json_object_get(o, "start")) == (json_int_t)h.start_ns);
+	assert(json_is_true(json_object_get(o, "pty")));
+	json_decref(o);
+	free(text);
 	rec_header_clear(&back);
 	rec_reader_free(r);
 	close(fd);
@@ -1031,6 +1074,7 @@ main(void)
 		void (*fn)(void);
 	} tests[] = {
 		{ "header_roundtrip", test_header_roundtrip },
+		{ "json", test_json },
 		{ "uuid7", test_uuid7 },
 		{ "golden_events", test_golden_events },
 		{ "golden_marks", test_golden_marks },
