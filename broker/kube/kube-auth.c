@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -270,41 +271,51 @@ kube_plugin_timeout(uv_timer_t *t)
 	uv_process_kill(&p->proc, SIGKILL);
 }
 
-/* KUBERNETES_EXEC_INFO for the plugin. */
+/* KUBERNETES_EXEC_INFO for the plugin (NULL when it cannot be made). */
 static char *
 kube_plugin_info(const struct kube_client *cl)
 {
+	json_t *root, *spec, *cluster;
 	char *s = NULL, *ca = NULL;
-	size_t i, k = 0;
+	int bad = 0;
 
+	root = json_object();
+	spec = json_object();
+	if (root == NULL || spec == NULL) {
+		json_decref(root);
+		json_decref(spec);
+		return NULL;
+	}
+	bad |= json_object_set_new(root, "apiVersion", json_string(cl->kc.exec_api_version));
+	bad |= json_object_set_new(root, "kind", json_string("ExecCredential"));
+	bad |= json_object_set_new(spec, "interactive", json_false());
 	if (cl->kc.exec_cluster_info) {
 		/* cluster: server, tls-server-name, insecure, CA data (base64 of the PEM). */
-		if (cl->kc.ca_pem != NULL && (ca = malloc(cl->kc.ca_len / 3 * 4 + 8)) != NULL)
-			EVP_EncodeBlock((unsigned char *)ca, (const unsigned char *)cl->kc.ca_pem,
-			    (int)cl->kc.ca_len);
-		if (asprintf(&s, "{\"apiVersion\":\"%s\",\"kind\":\"ExecCredential\",\"spec\":"
-		    "{\"interactive\":false,\"cluster\":{\"server\":\"%s\",%s%s%s"
-		    "\"insecure-skip-tls-verify\":%s%s%s%s}}}", cl->kc.exec_api_version,
-		    cl->kc.server, cl->kc.server_name != NULL ? "\"tls-server-name\":\"" : "",
-		    cl->kc.server_name != NULL ? cl->kc.server_name : "",
-		    cl->kc.server_name != NULL ? "\"," : "", cl->kc.insecure ? "true" : "false",
-		    ca != NULL ? ",\"certificate-authority-data\":\"" : "", ca != NULL ? ca : "",
-		    ca != NULL ? "\"" : "") < 0)
-			s = NULL;
-		free(ca);
-	} else if (asprintf(&s, "{\"apiVersion\":\"%s\",\"kind\":\"ExecCredential\","
-	    "\"spec\":{\"interactive\":false}}", cl->kc.exec_api_version) < 0) {
-		s = NULL;
+		if ((cluster = json_object()) == NULL)
+			bad = 1;
+		else {
+			bad |= json_object_set_new(cluster, "server", json_string(cl->kc.server));
+			if (cl->kc.server_name != NULL)
+				bad |= json_object_set_new(cluster, "tls-server-name",
+				    json_string(cl->kc.server_name));
+			bad |= json_object_set_new(cluster, "insecure-skip-tls-verify",
+			    json_boolean(cl->kc.insecure));
+			if (cl->kc.ca_pem != NULL &&
+			    (ca = malloc(cl->kc.ca_len / 3 * 4 + 8)) != NULL) {
+				EVP_EncodeBlock((unsigned char *)ca,
+				    (const unsigned char *)cl->kc.ca_pem, (int)cl->kc.ca_len);
+				bad |= json_object_set_new(cluster, "certificate-authority-data",
+				    json_string(ca));
+				free(ca);
+			}
+			bad |= json_object_set_new(spec, "cluster", cluster);
+		}
 	}
-	/* Values from the kubeconfig go into a JSON string: refuse what would break it. */
-	for (i = 0; s != NULL && s[i] != '\0'; i++) {
-		if ((unsigned char)s[i] < 0x20 || s[i] == '\\')
-			k++;
-	}
-	if (k > 0) {
-		free(s);
-		s = NULL;
-	}
+	bad |= json_object_set_new(root, "spec", spec);
+	/* json_string refuses invalid UTF-8 (NULL, so the set fails): no info then. */
+	if (bad == 0)
+		s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(root);
 	return s;
 }
 

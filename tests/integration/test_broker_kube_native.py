@@ -246,6 +246,30 @@ def test_exec_plugin_cached_and_run_again_on_401(broker, api, tmp_path, version)
         api.server.token = api.token
 
 
+def test_exec_plugin_gets_cluster_info_as_json(broker, api, tmp_path):
+    """provideClusterInfo: the plugin reads the cluster (server, CA) as valid JSON."""
+    import base64
+    d = tmp_path / "plugin"
+    d.mkdir()
+    plugin = d / "cred.sh"
+    plugin.write_text(PLUGIN)
+    plugin.chmod(0o755)
+    (d / "token").write_text(api.token)
+    av = "client.authentication.k8s.io/v1"
+    kc = kubeconfig(tmp_path / "kc", api.url, ca=api.ca, user={"exec": {
+        "apiVersion": av, "command": str(plugin), "args": [], "provideClusterInfo": True,
+        "env": [{"name": "API_VERSION", "value": av}], "interactiveMode": "Never"}})
+    b = native_broker(broker, [{"name": "prod", "kubeconfig": kc}])
+    r = b.ssh("alice", "prod/web-0/app", "--", "echo ok")
+    assert (r.returncode, r.stdout) == (0, b"ok\n"), r.stderr
+    info = json.loads((d / "info.json").read_text())
+    cluster = info["spec"]["cluster"]
+    assert cluster["server"] == api.url
+    assert cluster["insecure-skip-tls-verify"] is False
+    assert base64.b64decode(cluster["certificate-authority-data"]) == \
+        pathlib.Path(api.ca).read_bytes()
+
+
 def test_client_certificate_from_files_and_data(broker, api, tmp_path):
     import base64
     c = make_client_cert(pathlib.Path(api.ca).parent, "cert-broker")
