@@ -15,36 +15,6 @@
  *
  * Patterns are struct cfg_pattern (config.h), compiled by config.c
  * through guard_pattern_compile. Errors are negative errno values.
- *
- * Wiring into a session (phase 2), in order:
- *   1. After policy_match picked the rule and before the target or the
- *      recording starts: guard_check_request. When refused: one line
- *      guard_verdict_message on stderr, exit status GUARD_EXIT_REFUSED
- *      (126), no target process, an audit event "command_refused" with the
- *      rule line, the decision name and the pattern, and a recording of
- *      the request and the reason (a marker then an exit event).
- *   2. guard_counts_acquire(server table, user, rule->limits.max_sessions)
- *      before starting; guard_counts_release when the session ends.
- *   3. When rule->require_reason: guard_reason_from_env over the env
- *      requests; without it, a PTY session asks for it (read the answer
- *      with a guard_line in input mode) and an exec session is refused.
- *      Check with guard_reason_ok; pass it through redact_string before
- *      the header and the audit event.
- *   4. guard_limits_start at spawn; guard_limits_activity on input and
- *      output; guard_limits_output for every output read; a timer at
- *      guard_limits_next_ns calling guard_limits_check. A non-zero
- *      enum guard_limit ends the session with guard_limit_message shown
- *      and an audit event "limit".
- *   5. Interactive sessions: one guard_line per direction (input mode for
- *      the client's bytes, output mode for the target's); each completed
- *      line goes to guard_watch_match (loop with the previous match to see
- *      them all). An alert is an audit event "watch" (redact the line
- *      first); a terminate ends the session with guard_watch_message.
- *   6. While a password is read (tcgetattr on the master before
- *      recording each input read: ECHO off and ICANON on), or after an
- *      output line matching the rule's passprompt up to Enter, record and
- *      watch guard_input_mask'ed bytes instead of the typed ones; the
- *      target still gets the real bytes.
  */
 #ifndef PODGATE_GUARD_H
 #define PODGATE_GUARD_H

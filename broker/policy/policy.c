@@ -95,7 +95,11 @@ policy_match_pattern(const struct config *c, const struct cfg_user *u, const cha
 	return r != NULL ? policy_rule_pattern(r, target) : NULL;
 }
 
-/* List the existing targets (for now only "local") that u may reach. */
+/*
+ * List "local" when u may reach it. Kubernetes targets are not listed
+ * here: which pods exist is the API server's to say, and the picker
+ * (session/session-pick.c) asks it.
+ */
 char **
 policy_targets(const struct config *c, const struct cfg_user *u)
 {

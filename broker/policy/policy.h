@@ -33,11 +33,11 @@ const char *policy_match_pattern(const struct config *c, const struct cfg_user *
 bool policy_rule_applies(const struct cfg_rule *r, const struct cfg_user *u);
 
 /*
- * The names of the targets the user may reach, for the picker: a
- * NULL-terminated array the caller frees with policy_free_list. Only
- * targets that exist are listed (for now "local", when configured), never
- * patterns. An empty list is an array holding only NULL; NULL means out
- * of memory.
+ * The targets the user may reach that the configuration alone names:
+ * "local", when configured and granted (Kubernetes pods are listed by
+ * the picker, which asks the API server). A NULL-terminated array the
+ * caller frees with policy_free_list; never patterns. An empty list is
+ * an array holding only NULL; NULL means out of memory.
  */
 char **policy_targets(const struct config *c, const struct cfg_user *u);
 void policy_free_list(char **list);

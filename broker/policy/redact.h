@@ -61,26 +61,6 @@
  * REDACT_QUEUE_MAX bytes wait in the queue behind a held event, that
  * event's stream is flushed. Each redacted span is the marker text only.
  *
- * Wiring (phase 2), per session:
- *   - after opening the recording: redact_new(config, &s->redact);
- *   - each read of the target's output or the client's input: send the
- *     real bytes on, then redact_feed(code, now, bytes) (input masked
- *     with guard_input_mask first when the PTY's echo is off), then drain;
- *   - resizes, markers and the exit go through redact_feed too (encoded as
- *     the caller likes) so they stay in order; or call redact_flush first
- *     and write them directly;
- *   - drain: while (redact_next(r, &ch) == 1): skip empty data chunks;
- *     when ch.nspans > 0 write the span event (docs/format.md, code 'R')
- *     at ch.time right before the data event; append the data event with
- *     rec_writer_append(w, ch.time, ...); send the same chunk to live
- *     views;
- *   - from the periodic flush timer: redact_tick(r, now) then drain, so
- *     held bytes reach the recording and live views within REDACT_IDLE_NS
- *     of the stream going quiet; at the end: redact_flush, drain, then
- *     rec_writer_exit and rec_writer_close;
- *   - strings for the audit log and the header (command, reason, watched
- *     lines): redact_string.
- *
  * Errors are negative errno values; out-parameters are cleared on entry.
  */
 #ifndef PODGATE_REDACT_H
