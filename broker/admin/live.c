@@ -1135,7 +1135,7 @@ live_needs_approval(const struct session *s)
 	if (s->rule == NULL || s->rule->napprove == 0 || s->command == NULL)
 		return false;
 	for (i = 0; i < s->rule->napprove; i++) {
-		if (guard_command_match(&s->rule->approve[i], s->command))
+		if (pattern_match(&s->rule->approve[i], s->command))
 			return true;
 	}
 	return false;

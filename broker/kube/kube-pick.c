@@ -18,7 +18,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -39,6 +38,7 @@
 #include "kube/kube-json.h"
 #include "kube/kube-pick.h"
 #include "kube/kube.h"
+#include "policy/pattern.h"
 
 #define KP_MAXGROUPS 32		/* query groups */
 #define KP_MAXLIST 64		/* namespaces, allow patterns, as-groups per group */
@@ -426,7 +426,7 @@ kp_allowed(const struct kp_group *g, const char *name)
 	size_t i;
 
 	for (i = 0; i < g->nallow; i++) {
-		if (fnmatch(g->allow[i], name, FNM_PATHNAME) == 0)
+		if (pattern_target_match(g->allow[i], name))
 			return true;
 	}
 	return false;

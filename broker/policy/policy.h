@@ -13,8 +13,8 @@
  * The first rule that grants user access to target, or NULL. Target is
  * the canonical target name ("local", or later "cluster:ns/pod/container").
  * A rule applies to u when it names u or one of u's groups, and grants
- * target when one of its patterns matches under fnmatch(3) with
- * FNM_PATHNAME: '*', '?' and '[...]' never match '/'. Names failing
+ * target when one of its patterns matches (PATTERN_TARGET,
+ * policy/pattern.h: '*', '?' and '[...]' never match '/'). Names failing
  * policy_target_name_ok are denied, and so is "local" when targets.local
  * is not configured. Whether other targets exist is the caller's check.
  */

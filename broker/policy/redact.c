@@ -36,7 +36,6 @@ static const char KIND_GITHUB[] = "github-token";
 static const char KIND_GITLAB[] = "gitlab-token";
 static const char KIND_JWT[] = "jwt";
 static const char KIND_PASSWORD[] = "password";
-static const char KIND_CUSTOM[] = "custom";
 
 /* Character classes, as bits in a table. */
 enum {
@@ -1070,7 +1069,7 @@ redact_custom_line(struct redact *rd, struct redact_stream *st, size_t ls, size_
 		for (at = ls, flags = REG_STARTEND; at < le; flags |= REG_NOTBOL) {
 			m.rm_so = (regoff_t)at;
 			m.rm_eo = (regoff_t)le;
-			if (regexec(&c->redact[i].re, (const char *)st->buf, 1, &m, flags) != 0)
+			if (regexec(&c->redact[i].pattern.re, (const char *)st->buf, 1, &m, flags) != 0)
 				break;
 			if (m.rm_eo <= m.rm_so) {
 				at = (size_t)m.rm_so + 1;
@@ -1688,108 +1687,4 @@ out:
 	free(buf);
 	redact_free(r);
 	return e;
-}
-
-/* ---- Configured patterns ---- */
-
-/*
- * Turn a glob into an ERE found inside a line: '*' is a run of non-blank
- * characters, '?' one, [...] a bracket expression ("[!" is "[^").
- */
-static char *
-redact_glob_to_ere(const char *g)
-{
-	size_t n = strlen(g), o = 0, j;
-	char *e;
-
-	if ((e = malloc(n * 16 + 1)) == NULL)
-		return NULL;
-	for (; *g != '\0'; g++) {
-		if (*g == '*') {
-			o += (size_t)sprintf(e + o, "[^[:space:]]*");
-		} else if (*g == '?') {
-			o += (size_t)sprintf(e + o, "[^[:space:]]");
-		} else if (*g == '[' && (j = strcspn(g + 1 + (g[1] == '!' || g[1] == ']'),
-		    "]")) < strlen(g + 1 + (g[1] == '!' || g[1] == ']'))) {
-			size_t blen = j + 2 + (g[1] == '!' || g[1] == ']');
-
-			memcpy(e + o, g, blen);
-			if (g[1] == '!')
-				e[o + 1] = '^';
-			o += blen;
-			g += blen - 1;
-		} else {
-			if (strchr(".[]{}()\\*+?^$|", *g) != NULL)
-				e[o++] = '\\';
-			e[o++] = *g;
-		}
-	}
-	e[o] = '\0';
-	return e;
-}
-
-/* Whether kind is a valid custom kind. */
-static bool
-redact_kind_ok(const char *k)
-{
-	size_t n = strlen(k);
-
-	return n > 0 && n <= REDACT_KIND_MAX && strspn(k, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
-}
-
-int
-redact_pattern_compile(struct cfg_redact *p, const char *text, const char *kind, char *err,
-    size_t errlen)
-{
-	char why[256], *ere = NULL;
-	bool compiled = false;
-	int r;
-
-	memset(p, 0, sizeof *p);
-	if (errlen > 0)
-		*err = '\0';
-	if (*text == '\0' || strcmp(text, "re:") == 0) {
-		snprintf(err, errlen, "empty pattern");
-		return -EINVAL;
-	}
-	if (strlen(text) > 1024) {
-		snprintf(err, errlen, "pattern is longer than 1024 bytes");
-		return -EINVAL;
-	}
-	if (kind != NULL && !redact_kind_ok(kind)) {
-		snprintf(err, errlen, "kind \"%s\" is not valid: use 1 to %d of a-z, 0-9 and -",
-		    kind, REDACT_KIND_MAX);
-		return -EINVAL;
-	}
-	if (strncmp(text, "re:", 3) != 0 && (ere = redact_glob_to_ere(text)) == NULL)
-		return -ENOMEM;
-	r = regcomp(&p->re, ere != NULL ? ere : text + 3, REG_EXTENDED | REG_NEWLINE);
-	free(ere);
-	if (r != 0) {
-		if (r == REG_ESPACE)
-			return -ENOMEM;
-		regerror(r, &p->re, why, sizeof why);
-		snprintf(err, errlen, "bad regular expression '%s': %s", text, why);
-		return -EINVAL;
-	}
-	compiled = true;
-	if ((p->text = strdup(text)) == NULL ||
-	    (p->kind = strdup(kind != NULL ? kind : KIND_CUSTOM)) == NULL) {
-		if (compiled)
-			regfree(&p->re);
-		free(p->text);
-		memset(p, 0, sizeof *p);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-void
-redact_pattern_free(struct cfg_redact *p)
-{
-	if (p->text != NULL)
-		regfree(&p->re);
-	free(p->text);
-	free(p->kind);
-	memset(p, 0, sizeof *p);
 }

@@ -76,7 +76,7 @@
 #define REDACT_PEM_MAX (16u * 1024)	/* a PEM block without END is redacted this far */
 #define REDACT_QUEUE_MAX (256u * 1024)	/* queued bytes behind a held event */
 #define REDACT_IDLE_NS (500000000ull)	/* redact_tick flushes after this much quiet */
-#define REDACT_KIND_MAX 32		/* longest custom kind */
+#define REDACT_KIND_MAX CFG_REDACT_KIND_MAX	/* longest custom kind */
 
 /* One redacted span in a chunk: the "[REDACTED:kind]" text. */
 struct redact_span {
@@ -174,17 +174,5 @@ size_t redact_queued(const struct redact *r);
  */
 int redact_string(const struct config *c, const void *s, size_t len, char **out,
     size_t *outlen);
-
-/*
- * Compile a redact entry (for config.c): text is "re:ERE" or a glob,
- * kind NULL for "custom" or 1..REDACT_KIND_MAX of [a-z0-9-]. Fills *p
- * (cleared on entry; p->line is left to the caller). Returns 0, -EINVAL
- * with a one-line reason in err, or -ENOMEM.
- */
-int redact_pattern_compile(struct cfg_redact *p, const char *text, const char *kind,
-    char *err, size_t errlen);
-
-/* Free a compiled entry and zero it; a zeroed entry is fine. */
-void redact_pattern_free(struct cfg_redact *p);
 
 #endif

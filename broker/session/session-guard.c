@@ -525,7 +525,7 @@ session_guard_mask_input(struct session *s, const uint8_t *p, size_t len)
 		return false;
 	if (!g->pass_armed) {
 		for (i = 0; i < s->rule->npassprompt; i++) {
-			if (guard_pattern_match(&s->rule->passprompt[i], g->prompt)) {
+			if (pattern_match(&s->rule->passprompt[i], g->prompt)) {
 				g->pass_armed = true;
 				g->promptlen = 0;	/* answered: the same prompt arms once */
 				g->prompt[0] = '\0';

@@ -586,7 +586,7 @@ test_errors(void)
 {
 	struct redact *r = NULL;
 	struct redact_chunk ch;
-	struct cfg_redact p;
+	struct cfg_pattern p;
 	char err[256];
 
 	assert(redact_new(NULL, &r) == 0);
@@ -596,13 +596,12 @@ test_errors(void)
 	assert(redact_next(r, &ch) == 1 && ch.len == 0);
 	redact_free(r);
 	redact_free(NULL);
-	assert(redact_pattern_compile(&p, "re:(", NULL, err, sizeof err) == -EINVAL);
+	assert(pattern_compile(&p, PATTERN_REDACT, "re:(", err, sizeof err) == -EINVAL);
 	assert(strncmp(err, "bad regular expression 're:(': ", 31) == 0);
-	assert(redact_pattern_compile(&p, "", NULL, err, sizeof err) == -EINVAL);
-	assert(redact_pattern_compile(&p, "x", "Bad Kind", err, sizeof err) == -EINVAL);
-	assert(redact_pattern_compile(&p, "a[b*?.c", NULL, err, sizeof err) == 0);
-	redact_pattern_free(&p);
-	redact_pattern_free(&p);
+	assert(pattern_compile(&p, PATTERN_REDACT, "", err, sizeof err) == -EINVAL);
+	assert(pattern_compile(&p, PATTERN_REDACT, "a[b*?.c", err, sizeof err) == 0 && p.regex);
+	pattern_free(&p);
+	pattern_free(&p);
 }
 
 /* Hex HMAC-SHA256 of s under key. */
