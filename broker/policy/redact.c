@@ -883,3 +883,33 @@ out:
 	redact_free(r);
 	return e;
 }
+
+/* Redact s; and when that changed it, its HMAC under key. */
+int
+redact_string_proved(const struct config *c, const void *key, size_t keylen, const void *s,
+    size_t len, char **out, size_t *outlen, char hmac[REDACT_PROOF_HEX + 1])
+{
+	unsigned char md[32];
+	size_t n = 0, mdlen = 0, i;
+	int e;
+
+	hmac[0] = '\0';
+	if ((e = redact_string(c, s, len, out, &n)) < 0)
+		return e;
+	if (outlen != NULL)
+		*outlen = n;
+	if (key == NULL || keylen == 0 || (n == len && memcmp(*out, s, len) == 0))
+		return 0;
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, keylen, s, len, md, sizeof md,
+	    &mdlen) == NULL || mdlen != sizeof md) {
+		/* With a key, a redacted value never goes out without its proof. */
+		free(*out);
+		*out = NULL;
+		if (outlen != NULL)
+			*outlen = 0;
+		return -ENOMEM;
+	}
+	for (i = 0; i < mdlen; i++)
+		snprintf(hmac + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}

@@ -175,4 +175,14 @@ size_t redact_queued(const struct redact *r);
 int redact_string(const struct config *c, const void *s, size_t len, char **out,
     size_t *outlen);
 
+/*
+ * redact_string, proved: when redaction changed s and key is not NULL,
+ * hmac gets the lowercase hex HMAC-SHA256 of s as given under key (the
+ * broker's redaction key), as a redacted command in the recording's
+ * header and the audit log carries it; otherwise hmac is "". Returns 0
+ * or a negative errno (*out NULL, hmac "").
+ */
+int redact_string_proved(const struct config *c, const void *key, size_t keylen,
+    const void *s, size_t len, char **out, size_t *outlen, char hmac[REDACT_PROOF_HEX + 1]);
+
 #endif

@@ -685,6 +685,28 @@ test_proofs(void)
 	redact_free(r);
 }
 
+/* A redacted string is proved by the HMAC of the string as given; an unchanged one is not. */
+static void
+test_string_proved(void)
+{
+	static const char key[] = "0123456789abcdef0123456789abcdef";
+	static const char cmd[] = "curl -H 'Authorization: Bearer " GHP "' x";
+	char want[65], hmac[REDACT_PROOF_HEX + 1], *out;
+	size_t len;
+
+	hmac_hex(key, cmd, strlen(cmd), want);
+	assert(redact_string_proved(NULL, key, strlen(key), cmd, strlen(cmd), &out, &len,
+	    hmac) == 0);
+	assert(strstr(out, GHP) == NULL && strlen(out) == len && strcmp(hmac, want) == 0);
+	free(out);
+	assert(redact_string_proved(NULL, NULL, 0, cmd, strlen(cmd), &out, NULL, hmac) == 0);
+	assert(strstr(out, GHP) == NULL && hmac[0] == '\0');
+	free(out);
+	assert(redact_string_proved(NULL, key, strlen(key), "ls -l", 5, &out, &len, hmac) == 0);
+	assert(strcmp(out, "ls -l") == 0 && len == 5 && hmac[0] == '\0');
+	free(out);
+}
+
 int
 main(void)
 {
@@ -707,6 +729,7 @@ main(void)
 		{ "string", test_string },
 		{ "errors", test_errors },
 		{ "proofs", test_proofs },
+		{ "string_proved", test_string_proved },
 	};
 	size_t i;
 
