@@ -4,7 +4,6 @@
  * contracts are in guard.h.
  */
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
