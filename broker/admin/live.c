@@ -1016,7 +1016,7 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("command", live_cmds[i].name),
-			AUDIT_STR("args", session_guard_command(s)),
+			AUDIT_SECRET("args", s->command, s->config),
 			AUDIT_STR("recording", s->rec_path),
 		};
 		live_audit(s, "admin_command", f, 3);
@@ -1132,7 +1132,7 @@ live_needs_approval(const struct session *s)
 	if (s->rule == NULL || s->rule->napprove == 0 || s->command == NULL)
 		return false;
 	for (i = 0; i < s->rule->napprove; i++) {
-		if (guard_command_match(&s->rule->approve[i], s->command))
+		if (pattern_match(&s->rule->approve[i], s->command))
 			return true;
 	}
 	return false;
@@ -1148,7 +1148,7 @@ live_held_timeout_cb(uv_timer_t *t)
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("target", s->target),
-			AUDIT_STR("command", session_guard_command(s)),
+			AUDIT_SECRET("command", s->command, s->config),
 		};
 		live_audit(s, "approval_timeout", f, 2);
 	}
@@ -1193,7 +1193,7 @@ live_approval_hold(struct session *s)
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("target", s->target),
-			AUDIT_STR("command", session_guard_command(s)),
+			AUDIT_SECRET("command", s->command, s->config),
 			AUDIT_NUM("timeout_s", timeout),
 		};
 		live_audit(s, "approval_requested", f, 3);
@@ -1217,7 +1217,7 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 			AUDIT_STR("session", s->id),
 			AUDIT_STR("requester", s->conn->user),
 			AUDIT_STR("target", s->target),
-			AUDIT_STR("command", session_guard_command(s)),
+			AUDIT_SECRET("command", s->command, s->config),
 			{ .key = "decided_at", .str = when },
 			AUDIT_STR("reason", reason),
 		};

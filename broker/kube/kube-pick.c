@@ -19,7 +19,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -42,6 +41,7 @@
 #include "kube/kube-pick.h"
 #include "kube/kube.h"
 #include "base/strv.h"
+#include "policy/pattern.h"
 #include "pty.h"
 
 extern char **environ;
@@ -196,7 +196,7 @@ kp_allowed(const struct kp_group *g, const char *name)
 	size_t i;
 
 	for (i = 0; i < g->nallow; i++) {
-		if (fnmatch(g->allow[i], name, FNM_PATHNAME) == 0)
+		if (pattern_target_match(g->allow[i], name))
 			return true;
 	}
 	return false;

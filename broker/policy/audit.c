@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "base.h"
 #include "policy/audit.h"
+#include "policy/redact.h"
 #include "base/log.h"
 
 /* Events of one address within the current window (audit_event_from). */
@@ -33,6 +35,8 @@ struct audit {
 	bool own_fd;		/* false for stdout, which is not ours to close */
 	char *path;
 	struct audit_limit limits[AUDIT_LIMIT_ADDRS];
+	unsigned char key[64];	/* the redaction key (audit_set_redaction_key) */
+	size_t keylen;		/* 0: secrets are redacted without proof */
 };
 
 /* Create the directory holding path (mode 0700 for what is created), like mkdir -p. */
@@ -175,6 +179,68 @@ audit_set(json_t *o, const char *key, json_t *v)
 	return r;
 }
 
+/* Keep the redaction key. */
+int
+audit_set_redaction_key(struct audit *a, const void *key, size_t len)
+{
+	if (a == NULL || len == 0 || len > sizeof a->key)
+		return -EINVAL;
+	memcpy(a->key, key, len);
+	a->keylen = len;
+	return 0;
+}
+
+/*
+ * audit_event with its AUDIT_SECRET fields redacted, each one that
+ * redaction changed followed by its "KEY_hmac" under the redaction key.
+ */
+static void
+audit_event_secrets(struct audit *a, const char *event, const struct audit_field *fields,
+    size_t nfields)
+{
+	struct audit_field *f = NULL;
+	char **red = NULL, **names = NULL, (*hmac)[REDACT_PROOF_HEX + 1] = NULL;
+	size_t i, m = 0;
+
+	if ((f = calloc(2 * nfields, sizeof *f)) == NULL ||
+	    (red = calloc(nfields, sizeof *red)) == NULL ||
+	    (names = calloc(nfields, sizeof *names)) == NULL ||
+	    (hmac = calloc(nfields, sizeof *hmac)) == NULL) {
+		log_error("out of memory formatting audit event %s", event);
+		goto out;
+	}
+	for (i = 0; i < nfields; i++) {
+		if (!fields[i].secret || fields[i].str == NULL) {
+			f[m++] = fields[i];
+			continue;
+		}
+		/* Fail closed: a value that cannot be redacted is not written. */
+		if (redact_string_proved(fields[i].redact, a->keylen > 0 ? a->key : NULL,
+		    a->keylen, fields[i].str, strlen(fields[i].str), &red[i], NULL, hmac[i]) < 0)
+			red[i] = NULL;
+		f[m++] = AUDIT_STR(fields[i].key, red[i] != NULL ? red[i] :
+		    "[REDACTED:unavailable]");
+		if (hmac[i][0] == '\0')
+			continue;
+		if (asprintf(&names[i], "%s_hmac", fields[i].key != NULL ? fields[i].key : "") < 0) {
+			names[i] = NULL;
+			f[m - 1].str = "[REDACTED:unavailable]";	/* no value without its proof */
+			continue;
+		}
+		f[m++] = AUDIT_STR(names[i], hmac[i]);
+	}
+	audit_event(a, event, f, m);
+out:
+	for (i = 0; red != NULL && names != NULL && i < nfields; i++) {
+		free(red[i]);
+		free(names[i]);
+	}
+	free(f);
+	free(red);
+	free(names);
+	free(hmac);
+}
+
 /*
  * Format one event as a line of JSON and append it with one write(2).
  * jansson keeps the keys in the order they are set; control characters
@@ -196,6 +262,12 @@ audit_event(struct audit *a, const char *event, const struct audit_field *fields
 
 	if (a == NULL)
 		return;
+	for (i = 0; i < nfields; i++) {
+		if (fields[i].secret) {
+			audit_event_secrets(a, event, fields, nfields);
+			return;
+		}
+	}
 	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 || gmtime_r(&ts.tv_sec, &tm) == NULL) {
 		log_error("cannot read the clock for audit event %s", event);
 		return;
@@ -353,5 +425,6 @@ audit_close(struct audit *a)
 	if (a->own_fd && a->fd != -1 && close(a->fd) == -1)
 		log_error("closing %s: %s", a->path, strerror(errno));
 	free(a->path);
+	OPENSSL_cleanse(a->key, sizeof a->key);
 	free(a);
 }

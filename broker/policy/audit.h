@@ -6,19 +6,34 @@
 #ifndef PODGATE_AUDIT_H
 #define PODGATE_AUDIT_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct audit;
+struct config;
 
 /* A field of an event: a key with a string or an integer value. */
 struct audit_field {
 	const char *key;
 	const char *str;	/* used when not NULL (escaped as JSON) */
 	int64_t num;		/* used when str is NULL */
+	bool secret;		/* str may hold a secret (AUDIT_SECRET) */
+	const struct config *redact;	/* whose redact patterns apply (NULL: built-ins) */
 };
 
 #define AUDIT_STR(k, v) ((struct audit_field){ .key = (k), .str = (v) ? (v) : "" })
 #define AUDIT_NUM(k, v) ((struct audit_field){ .key = (k), .str = NULL, .num = (int64_t)(v) })
+
+/*
+ * A string as the client or an admin gave it (a command, a watched line,
+ * a reason), which may hold a secret: written redacted with config c's
+ * patterns (policy/redact.h), and when redaction changed it and the log
+ * has a redaction key, followed by "KEY_hmac": the HMAC-SHA256 of v as
+ * given under that key, which proves what the markers hide.
+ */
+#define AUDIT_SECRET(k, v, c) \
+	((struct audit_field){ .key = (k), .str = (v) ? (v) : "", .secret = true, .redact = (c) })
 
 /*
  * Open the log at path ("-": stdout). The file is opened for appending
@@ -37,6 +52,13 @@ int audit_open(const char *path, struct audit **out);
  */
 void audit_event(struct audit *a, const char *event, const struct audit_field *fields,
     size_t nfields);
+
+/*
+ * The broker's redaction key (copied; wiped at audit_close): AUDIT_SECRET
+ * fields that redaction changed get their HMAC under it. Without one they
+ * are redacted all the same. Returns 0, or -EINVAL (len 0 or over 64).
+ */
+int audit_set_redaction_key(struct audit *a, const void *key, size_t len);
 
 /*
  * Open the log's file again at its path, for logrotate: a file moved away

@@ -8,11 +8,12 @@
 #ifndef PODGATE_CONFIG_H
 #define PODGATE_CONFIG_H
 
-#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "policy/pattern.h"
 
 struct ssh_key_struct;		/* libssh's ssh_key */
 
@@ -43,20 +44,6 @@ struct cfg_group {
 	size_t nroles;
 };
 
-/*
- * A command or watch pattern as written in the file: "re:" and a POSIX
- * extended regular expression (compiled once at load, REG_EXTENDED |
- * REG_NOSUB, found anywhere in the text unless anchored), or else an
- * fnmatch(3) glob without FNM_PATHNAME that must match the whole text.
- * Matched by guard_pattern_match (broker/guard.h).
- */
-struct cfg_pattern {
-	int line;		/* where it is written */
-	char *text;		/* as written, "re:" included (for reasons) */
-	bool regex;		/* "re:": re is compiled and must be regfree'd */
-	regex_t re;
-};
-
 /* Which side a watch pattern looks at (a bit set). */
 enum cfg_watch_on {
 	CFG_WATCH_INPUT = 1,	/* lines as the user typed them */
@@ -73,7 +60,7 @@ struct cfg_watch {
 	int line;
 	unsigned on;			/* CFG_WATCH_INPUT and/or CFG_WATCH_OUTPUT; default input */
 	enum cfg_watch_action action;	/* default alert */
-	struct cfg_pattern pattern;
+	struct cfg_pattern pattern;	/* PATTERN_LINE */
 	char *message;			/* shown to the user instead of the default, or NULL */
 };
 
@@ -85,17 +72,17 @@ struct cfg_limits {
 	uint64_t max_output;		/* bytes the target may write (stdout + stderr) */
 };
 
+/* Longest kind of a redact entry. */
+#define CFG_REDACT_KIND_MAX 32
+
 /*
  * A top-level redact entry: a pattern added to the built-in detectors
- * (broker/redact.h). "re:" marks a POSIX ERE; anything else is a glob
- * found inside a line, where '*' stands for any run of non-blank
- * characters and '?' for one. Compiled at load (REG_EXTENDED).
+ * (policy/redact.h), compiled as PATTERN_REDACT (policy/pattern.h).
  */
 struct cfg_redact {
 	int line;
-	char *text;		/* as written */
+	struct cfg_pattern pattern;
 	char *kind;		/* shown as [REDACTED:kind]; default "custom" */
-	regex_t re;
 };
 
 struct cfg_rule {
@@ -104,16 +91,16 @@ struct cfg_rule {
 	size_t nusers;
 	char **groups;		/* or members of these groups */
 	size_t ngroups;
-	char **targets;		/* target names or globs ("local", "prod:*\/\*") */
+	char **targets;		/* target names or PATTERN_TARGET globs ("local", "prod:*\/\*") */
 	size_t ntargets;
 
 	/* Guard (broker/guard.h); zero values are the defaults. */
 	bool deny_pty;		/* pty: false */
 	bool deny_exec;		/* exec: false */
 	bool has_allow;		/* commands.allow given (even empty: nothing allowed) */
-	struct cfg_pattern *allow;	/* commands.allow */
+	struct cfg_pattern *allow;	/* commands.allow (PATTERN_ALLOW) */
 	size_t nallow;
-	struct cfg_pattern *deny;	/* commands.deny */
+	struct cfg_pattern *deny;	/* commands.deny (PATTERN_COMMAND) */
 	size_t ndeny;
 	struct cfg_watch *watch;	/* watch */
 	size_t nwatch;
@@ -123,11 +110,13 @@ struct cfg_rule {
 
 	/* Live supervision (broker/live.h, docs/live.md). */
 	bool announce_watchers;	/* announce_watchers: true: tell the user who watches */
-	struct cfg_pattern *approve;	/* commands.approve: exec commands that wait */
+	struct cfg_pattern *approve;	/* commands.approve: exec commands that wait
+					   (PATTERN_COMMAND) */
 	size_t napprove;
 	uint64_t approve_timeout;	/* commands.approve_timeout, seconds; default 300 */
 	bool self_approve;	/* commands.self_approve: a requester may approve their own */
-	struct cfg_pattern *passprompt;	/* passprompt: output lines that ask for a password */
+	struct cfg_pattern *passprompt;	/* passprompt: output lines that ask for a password
+					   (PATTERN_LINE) */
 	size_t npassprompt;
 
 	/* Kubernetes targets (broker/target-kube.c, docs/kubernetes.md). */

@@ -4,7 +4,6 @@
  * contracts are in guard.h.
  */
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,311 +12,7 @@
 #include "policy/guard.h"
 #include "rec.h"
 
-/* ---- Patterns ---- */
-
-/* Compile "re:ERE" or keep a glob. */
-int
-guard_pattern_compile(struct cfg_pattern *p, const char *text, char *err, size_t errlen)
-{
-	char why[256];
-	int r;
-
-	memset(p, 0, sizeof *p);
-	if (errlen > 0)
-		*err = '\0';
-	if (*text == '\0' || strcmp(text, "re:") == 0) {
-		snprintf(err, errlen, "empty pattern");
-		return -EINVAL;
-	}
-	if (strlen(text) > GUARD_PATTERN_MAX) {
-		snprintf(err, errlen, "pattern is longer than %d bytes", GUARD_PATTERN_MAX);
-		return -EINVAL;
-	}
-	if (strncmp(text, "re:", 3) == 0) {
-		if ((r = regcomp(&p->re, text + 3, REG_EXTENDED | REG_NOSUB)) != 0) {
-			if (r == REG_ESPACE)
-				return -ENOMEM;
-			regerror(r, &p->re, why, sizeof why);
-			snprintf(err, errlen, "bad regular expression '%s': %s", text, why);
-			return -EINVAL;
-		}
-		p->regex = true;
-	}
-	if ((p->text = strdup(text)) == NULL) {
-		guard_pattern_free(p);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* Free a compiled pattern. */
-void
-guard_pattern_free(struct cfg_pattern *p)
-{
-	if (p->regex)
-		regfree(&p->re);
-	free(p->text);
-	memset(p, 0, sizeof *p);
-}
-
-/* Match a whole string against a glob, or search it with a regex. */
-bool
-guard_pattern_match(const struct cfg_pattern *p, const char *s)
-{
-	if (p == NULL || p->text == NULL || s == NULL)
-		return false;
-	if (p->regex)
-		return regexec(&p->re, s, 0, NULL, 0) == 0;
-	return fnmatch(p->text, s, 0) == 0;
-}
-
 /* ---- Request policy ---- */
-
-/* Whether c is a blank sh separates words with. */
-static bool
-guard_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* Close part p at end (exclusive), trimming blanks; op is what follows it. */
-static void
-guard_cmd_close(struct guard_cmd_part *p, const char *start, const char *end, const char *op)
-{
-	while (start < end && guard_blank(*start))
-		start++;
-	while (end > start && guard_blank(end[-1]))
-		end--;
-	p->s = start;
-	p->len = (size_t)(end - start);
-	snprintf(p->op, sizeof p->op, "%s", op);
-}
-
-/* Split a command into its list and pipeline parts, quotes respected. */
-int
-guard_command_split(const char *cmd, struct guard_cmd_part *parts, size_t max, size_t *n)
-{
-	const char *s = cmd, *start = cmd;
-	char quote = 0, op[3];
-	unsigned flags = 0;
-
-	*n = 0;
-	if (max == 0)
-		return -E2BIG;
-	for (; *s != '\0'; s++) {
-		if (quote == '\'') {
-			if (*s == '\'')
-				quote = 0;
-			continue;
-		}
-		if (*s == '\\') {
-			if (s[1] != '\0')
-				s++;
-			continue;
-		}
-		if (*s == '`')
-			flags |= GUARD_CMD_BACKQUOTE;
-		if (*s == '$' && s[1] == '(')
-			flags |= GUARD_CMD_DOLLAR_PAREN;
-		if (quote == '"') {
-			if (*s == '"')
-				quote = 0;
-			continue;
-		}
-		switch (*s) {
-		case '\'':
-		case '"':
-			quote = *s;
-			continue;
-		case '<':
-			flags |= GUARD_CMD_REDIR_IN;
-			continue;
-		case '>':
-			flags |= GUARD_CMD_REDIR_OUT;
-			continue;
-		case '\r':
-			flags |= GUARD_CMD_CR;
-			continue;
-		case ';':
-		case '&':
-		case '|':
-		case '\n':
-			break;
-		default:
-			continue;
-		}
-		op[0] = *s;
-		op[1] = op[2] = '\0';
-		if ((*s == '&' && s[1] == '&') || (*s == '|' && (s[1] == '|' || s[1] == '&')))
-			op[1] = *++s;
-		if (*n == max)
-			return -E2BIG;
-		guard_cmd_close(&parts[*n], start, s + 1 - strlen(op), op);
-		parts[(*n)++].flags = flags;
-		flags = 0;
-		start = s + 1;
-	}
-	if (*n == max)
-		return -E2BIG;
-	guard_cmd_close(&parts[*n], start, s, "");
-	parts[(*n)++].flags = flags;
-	return 0;
-}
-
-/* Split a command into shell words (quotes removed), operators as words. */
-char *
-guard_command_words(const char *cmd)
-{
-	size_t n = strlen(cmd), o = 0;
-	char *out, quote = 0;
-	bool word = false, sep = false;
-	const char *s;
-
-	/* Each byte gives at most itself and two separators. */
-	if ((out = malloc(3 * n + 1)) == NULL)
-		return NULL;
-	for (s = cmd; *s != '\0'; s++) {
-		if (quote == '\'') {
-			if (*s == '\'')
-				quote = 0;
-			else
-				out[o++] = *s;
-			continue;
-		}
-		if (quote == '"') {
-			if (*s == '"')
-				quote = 0;
-			else if (*s == '\\' && strchr("$`\"\\\n", s[1]) != NULL && s[1] != '\0')
-				out[o++] = *++s;
-			else
-				out[o++] = *s;
-			continue;
-		}
-		switch (*s) {
-		case '\'':
-		case '"':
-			quote = *s;
-			if (sep && o > 0)
-				out[o++] = ' ';
-			sep = false;
-			word = true;
-			continue;
-		case '\\':
-			if (s[1] == '\0')
-				continue;
-			if (sep && o > 0)
-				out[o++] = ' ';
-			sep = false;
-			word = true;
-			if (*++s != '\n')
-				out[o++] = *s;
-			continue;
-		case ' ':
-		case '\t':
-			if (word)
-				sep = true;
-			word = false;
-			continue;
-		case ';':
-		case '&':
-		case '|':
-		case '\n':
-			if (o > 0)
-				out[o++] = ' ';
-			out[o++] = *s == '\n' ? ';' : *s;
-			if ((*s == '&' || *s == '|') && (s[1] == *s || (*s == '|' && s[1] == '&')))
-				out[o++] = *++s;
-			word = false;
-			sep = true;
-			continue;
-		default:
-			if (sep && o > 0)
-				out[o++] = ' ';
-			sep = false;
-			word = true;
-			out[o++] = *s;
-		}
-	}
-	out[o] = '\0';
-	return out;
-}
-
-/* Match as written, or in the shell-word form. */
-bool
-guard_command_match(const struct cfg_pattern *p, const char *command)
-{
-	char *words;
-	bool ok;
-
-	if (guard_pattern_match(p, command))
-		return true;
-	if (command == NULL || (words = guard_command_words(command)) == NULL)
-		return false;
-	ok = strcmp(words, command) != 0 && guard_pattern_match(p, words);
-	free(words);
-	return ok;
-}
-
-/* Match a part of a command against a part of a glob (both trimmed). */
-static bool
-guard_glob_part_match(const struct guard_cmd_part *g, const struct guard_cmd_part *c)
-{
-	char *gs, *cs;
-	bool ok;
-
-	if ((c->flags & ~g->flags) != 0 || strcmp(g->op, c->op) != 0)
-		return false;
-	gs = strndup(g->s, g->len);
-	cs = strndup(c->s, c->len);
-	ok = gs != NULL && cs != NULL && fnmatch(gs, cs, 0) == 0;
-	free(gs);
-	free(cs);
-	return ok;
-}
-
-/* Whether an allow pattern matches the command, part by part. */
-bool
-guard_allow_match(const struct cfg_pattern *p, const char *command)
-{
-	struct guard_cmd_part *cp = NULL, *gp = NULL;
-	size_t nc = 0, ng = 0, i;
-	unsigned named = 0;
-	bool ok = false;
-
-	if (p == NULL || p->text == NULL || command == NULL)
-		return false;
-	if ((cp = calloc(GUARD_CMD_MAX_PARTS, sizeof *cp)) == NULL ||
-	    (gp = calloc(GUARD_CMD_MAX_PARTS, sizeof *gp)) == NULL)
-		goto out;
-	if (guard_command_split(command, cp, GUARD_CMD_MAX_PARTS, &nc) < 0)
-		goto out;
-	if (p->regex) {
-		/* The characters the regex's text names are allowed. */
-		if (strstr(p->text, "$(") != NULL)
-			named |= GUARD_CMD_DOLLAR_PAREN;
-		if (strchr(p->text, '`') != NULL)
-			named |= GUARD_CMD_BACKQUOTE;
-		if (strchr(p->text, '<') != NULL)
-			named |= GUARD_CMD_REDIR_IN;
-		if (strchr(p->text, '>') != NULL)
-			named |= GUARD_CMD_REDIR_OUT;
-		if (strchr(p->text, '\r') != NULL)
-			named |= GUARD_CMD_CR;
-		ok = nc == 1 && (cp[0].flags & ~named) == 0 && guard_pattern_match(p, command);
-		goto out;
-	}
-	if (guard_command_split(p->text, gp, GUARD_CMD_MAX_PARTS, &ng) < 0 || ng != nc)
-		goto out;
-	for (i = 0; i < nc; i++) {
-		if (!guard_glob_part_match(&gp[i], &cp[i]))
-			goto out;
-	}
-	ok = true;
-out:
-	free(cp);
-	free(gp);
-	return ok;
-}
 
 /* Decide pty, exec and commands for one request. */
 enum guard_decision
@@ -337,7 +32,7 @@ guard_check_request(const struct cfg_rule *r, bool pty, const char *command,
 	if (r->deny_exec)
 		return v->decision = GUARD_NO_EXEC;
 	for (i = 0; i < r->ndeny; i++) {
-		if (guard_command_match(&r->deny[i], command)) {
+		if (pattern_match(&r->deny[i], command)) {
 			v->pattern = &r->deny[i];
 			return v->decision = GUARD_DENIED;
 		}
@@ -345,7 +40,7 @@ guard_check_request(const struct cfg_rule *r, bool pty, const char *command,
 	if (!r->has_allow)
 		return v->decision = GUARD_OK;
 	for (i = 0; i < r->nallow; i++) {
-		if (guard_allow_match(&r->allow[i], command)) {
+		if (pattern_match(&r->allow[i], command)) {
 			v->pattern = &r->allow[i];
 			return v->decision = GUARD_OK;
 		}
@@ -567,7 +262,7 @@ guard_watch_match(const struct cfg_rule *r, unsigned on, const char *line,
 		return NULL;
 	i = after == NULL ? 0 : (size_t)(after - r->watch) + 1;
 	for (; i < r->nwatch; i++) {
-		if ((r->watch[i].on & on) != 0 && guard_pattern_match(&r->watch[i].pattern, line))
+		if ((r->watch[i].on & on) != 0 && pattern_match(&r->watch[i].pattern, line))
 			return &r->watch[i];
 	}
 	return NULL;

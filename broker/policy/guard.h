@@ -13,38 +13,9 @@
  *   - limits: a per-user session counter table and the duration, idle and
  *     output checks of one session (guard_counts_*, guard_limits_*).
  *
- * Patterns are struct cfg_pattern (config.h), compiled by config.c
- * through guard_pattern_compile. Errors are negative errno values.
- *
- * Wiring into a session (phase 2), in order:
- *   1. After policy_match picked the rule and before the target or the
- *      recording starts: guard_check_request. When refused: one line
- *      guard_verdict_message on stderr, exit status GUARD_EXIT_REFUSED
- *      (126), no target process, an audit event "command_refused" with the
- *      rule line, the decision name and the pattern, and a recording of
- *      the request and the reason (a marker then an exit event).
- *   2. guard_counts_acquire(server table, user, rule->limits.max_sessions)
- *      before starting; guard_counts_release when the session ends.
- *   3. When rule->require_reason: guard_reason_from_env over the env
- *      requests; without it, a PTY session asks for it (read the answer
- *      with a guard_line in input mode) and an exec session is refused.
- *      Check with guard_reason_ok; pass it through redact_string before
- *      the header and the audit event.
- *   4. guard_limits_start at spawn; guard_limits_activity on input and
- *      output; guard_limits_output for every output read; a timer at
- *      guard_limits_next_ns calling guard_limits_check. A non-zero
- *      enum guard_limit ends the session with guard_limit_message shown
- *      and an audit event "limit".
- *   5. Interactive sessions: one guard_line per direction (input mode for
- *      the client's bytes, output mode for the target's); each completed
- *      line goes to guard_watch_match (loop with the previous match to see
- *      them all). An alert is an audit event "watch" (redact the line
- *      first); a terminate ends the session with guard_watch_message.
- *   6. While a password is read (tcgetattr on the master before
- *      recording each input read: ECHO off and ICANON on), or after an
- *      output line matching the rule's passprompt up to Enter, record and
- *      watch guard_input_mask'ed bytes instead of the typed ones; the
- *      target still gets the real bytes.
+ * Patterns are struct cfg_pattern, compiled and matched by
+ * policy/pattern.h in the mode config.c gave them. Errors are negative
+ * errno values.
  */
 #ifndef PODGATE_GUARD_H
 #define PODGATE_GUARD_H
@@ -59,26 +30,7 @@
 #define GUARD_EXIT_REFUSED 126
 
 /* Longest pattern text in the configuration, "re:" included. */
-#define GUARD_PATTERN_MAX 1024
-
-/* ---- Patterns ---- */
-
-/*
- * Compile text ("re:ERE" or a glob) into *p (cleared on entry). Returns 0,
- * -EINVAL with a one-line reason in err ("bad regular expression 're:(':
- * ..." or "empty pattern"), or -ENOMEM. p->line is left to the caller.
- */
-int guard_pattern_compile(struct cfg_pattern *p, const char *text, char *err, size_t errlen);
-
-/* Free what guard_pattern_compile made and zero *p; a zeroed p is fine. */
-void guard_pattern_free(struct cfg_pattern *p);
-
-/*
- * Whether s matches p: a regex found anywhere in s (use ^ and $ to
- * anchor), a glob matching all of s under fnmatch(3) without
- * FNM_PATHNAME ('*' crosses '/', so "ls *" matches "ls /etc/x").
- */
-bool guard_pattern_match(const struct cfg_pattern *p, const char *s);
+#define GUARD_PATTERN_MAX PATTERN_TEXT_MAX
 
 /* ---- Request policy ---- */
 
@@ -107,68 +59,13 @@ struct guard_verdict {
  *   - A command matching any deny pattern is refused (deny wins).
  *   - With an allow list (has_allow) the command must match one of its
  *     patterns; without one every command not denied is allowed.
- *   - Allow patterns match the command's structure (guard_allow_match).
- *     Deny patterns match the command as written or in its shell-word
- *     form (guard_command_match).
+ *   - Allow patterns match the command's structure (PATTERN_ALLOW);
+ *     deny patterns the command as written or in its shell-word form
+ *     (PATTERN_COMMAND); see policy/pattern.h.
  * A NULL r allows everything (no rule: policy already refused).
  */
 enum guard_decision guard_check_request(const struct cfg_rule *r, bool pty,
     const char *command, struct guard_verdict *v);
-
-/* Most parts of a command guard_command_split keeps. */
-#define GUARD_CMD_MAX_PARTS 64
-
-/* What a part of a command holds outside quotes that a pattern must name. */
-enum {
-	GUARD_CMD_DOLLAR_PAREN = 1 << 0,	/* "$(" (also inside double quotes) */
-	GUARD_CMD_BACKQUOTE = 1 << 1,		/* '`' (also inside double quotes) */
-	GUARD_CMD_REDIR_IN = 1 << 2,		/* '<' */
-	GUARD_CMD_REDIR_OUT = 1 << 3,		/* '>' */
-	GUARD_CMD_CR = 1 << 4,			/* a carriage return */
-};
-
-/* One simple command of a list or pipeline, and the operator after it. */
-struct guard_cmd_part {
-	const char *s;		/* into the command; blanks around it trimmed */
-	size_t len;
-	char op[3];		/* "|", "||", "|&", "&", "&&", ";", "\n"; "" for the last */
-	unsigned flags;		/* GUARD_CMD_* found in the part */
-};
-
-/*
- * Split cmd as sh reads its lists and pipelines: the unquoted operators
- * ';', '&', '&&', '|', '||', '|&' and newline separate parts; single and
- * double quotes and backslash escapes are respected (an unterminated
- * quote runs to the end). Fills parts[0..*n-1]. Returns 0, or -E2BIG when
- * cmd has more than max parts (then *n is max).
- */
-int guard_command_split(const char *cmd, struct guard_cmd_part *parts, size_t max, size_t *n);
-
-/*
- * The shell-word form of cmd, as sh would split it: quotes and backslash
- * escapes removed, words separated by one space, list and pipeline
- * operators kept as words ("echo ap\"\"prove x;id" is "echo approve x ; id").
- * A new string, or NULL when out of memory.
- */
-char *guard_command_words(const char *cmd);
-
-/*
- * Whether pattern p matches command as written or in its shell-word form
- * (deny and approve patterns: quoting cannot dodge them).
- */
-bool guard_command_match(const struct cfg_pattern *p, const char *command);
-
-/*
- * Whether command matches allow pattern p by its structure. A glob is
- * split like the command: both need the same operators in the same
- * order, each part of the command must match the glob's part at that
- * position (fnmatch), and hold no "$(", '`', '<', '>' or CR that the
- * glob's part does not also hold. So "ps * | grep *" allows
- * "ps x | grep y" and never "ps x | grep y | sh" or "ps x; sh". A regex
- * matches only a command of one part that holds none of those, unless
- * its text holds the character, and is searched in the whole command.
- */
-bool guard_allow_match(const struct cfg_pattern *p, const char *command);
 
 /* A stable name for the decision, for audit events: "ok", "no-pty", "denied", ... */
 const char *guard_decision_name(enum guard_decision d);

@@ -3,10 +3,10 @@
  * users or holding one of its groups; it grants the targets whose names
  * match one of its patterns.
  */
-#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/pattern.h"
 #include "policy/policy.h"
 
 #define POLICY_NAME_MAX 253
@@ -40,10 +40,8 @@ policy_rule_applies(const struct cfg_rule *r, const struct cfg_user *u)
 }
 
 /*
- * The first of rule r's patterns that matches target, or NULL. FNM_PATHNAME
- * keeps '*', '?' and '[...]' from matching '/', so "prod:*" is one
- * namespace level and "prod:*\/\*" matches "prod:ns/pod" but not
- * "prod:ns/pod/container".
+ * The first of rule r's patterns that matches target, or NULL
+ * (PATTERN_TARGET: '*' never crosses '/').
  */
 static const char *
 policy_rule_pattern(const struct cfg_rule *r, const char *target)
@@ -51,7 +49,7 @@ policy_rule_pattern(const struct cfg_rule *r, const char *target)
 	size_t i;
 
 	for (i = 0; i < r->ntargets; i++) {
-		if (fnmatch(r->targets[i], target, FNM_PATHNAME) == 0)
+		if (pattern_target_match(r->targets[i], target))
 			return r->targets[i];
 	}
 	return NULL;
@@ -95,7 +93,11 @@ policy_match_pattern(const struct config *c, const struct cfg_user *u, const cha
 	return r != NULL ? policy_rule_pattern(r, target) : NULL;
 }
 
-/* List the existing targets (for now only "local") that u may reach. */
+/*
+ * List "local" when u may reach it. Kubernetes targets are not listed
+ * here: which pods exist is the API server's to say, and the picker
+ * (session/session-pick.c) asks it.
+ */
 char **
 policy_targets(const struct config *c, const struct cfg_user *u)
 {

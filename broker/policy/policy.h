@@ -13,8 +13,8 @@
  * The first rule that grants user access to target, or NULL. Target is
  * the canonical target name ("local", or later "cluster:ns/pod/container").
  * A rule applies to u when it names u or one of u's groups, and grants
- * target when one of its patterns matches under fnmatch(3) with
- * FNM_PATHNAME: '*', '?' and '[...]' never match '/'. Names failing
+ * target when one of its patterns matches (PATTERN_TARGET,
+ * policy/pattern.h: '*', '?' and '[...]' never match '/'). Names failing
  * policy_target_name_ok are denied, and so is "local" when targets.local
  * is not configured. Whether other targets exist is the caller's check.
  */
@@ -33,11 +33,11 @@ const char *policy_match_pattern(const struct config *c, const struct cfg_user *
 bool policy_rule_applies(const struct cfg_rule *r, const struct cfg_user *u);
 
 /*
- * The names of the targets the user may reach, for the picker: a
- * NULL-terminated array the caller frees with policy_free_list. Only
- * targets that exist are listed (for now "local", when configured), never
- * patterns. An empty list is an array holding only NULL; NULL means out
- * of memory.
+ * The targets the user may reach that the configuration alone names:
+ * "local", when configured and granted (Kubernetes pods are listed by
+ * the picker, which asks the API server). A NULL-terminated array the
+ * caller frees with policy_free_list; never patterns. An empty list is
+ * an array holding only NULL; NULL means out of memory.
  */
 char **policy_targets(const struct config *c, const struct cfg_user *u);
 void policy_free_list(char **list);

@@ -61,26 +61,6 @@
  * REDACT_QUEUE_MAX bytes wait in the queue behind a held event, that
  * event's stream is flushed. Each redacted span is the marker text only.
  *
- * Wiring (phase 2), per session:
- *   - after opening the recording: redact_new(config, &s->redact);
- *   - each read of the target's output or the client's input: send the
- *     real bytes on, then redact_feed(code, now, bytes) (input masked
- *     with guard_input_mask first when the PTY's echo is off), then drain;
- *   - resizes, markers and the exit go through redact_feed too (encoded as
- *     the caller likes) so they stay in order; or call redact_flush first
- *     and write them directly;
- *   - drain: while (redact_next(r, &ch) == 1): skip empty data chunks;
- *     when ch.nspans > 0 write the span event (docs/format.md, code 'R')
- *     at ch.time right before the data event; append the data event with
- *     rec_writer_append(w, ch.time, ...); send the same chunk to live
- *     views;
- *   - from the periodic flush timer: redact_tick(r, now) then drain, so
- *     held bytes reach the recording and live views within REDACT_IDLE_NS
- *     of the stream going quiet; at the end: redact_flush, drain, then
- *     rec_writer_exit and rec_writer_close;
- *   - strings for the audit log and the header (command, reason, watched
- *     lines): redact_string.
- *
  * Errors are negative errno values; out-parameters are cleared on entry.
  */
 #ifndef PODGATE_REDACT_H
@@ -96,7 +76,7 @@
 #define REDACT_PEM_MAX (16u * 1024)	/* a PEM block without END is redacted this far */
 #define REDACT_QUEUE_MAX (256u * 1024)	/* queued bytes behind a held event */
 #define REDACT_IDLE_NS (500000000ull)	/* redact_tick flushes after this much quiet */
-#define REDACT_KIND_MAX 32		/* longest custom kind */
+#define REDACT_KIND_MAX CFG_REDACT_KIND_MAX	/* longest custom kind */
 
 /* One redacted span in a chunk: the "[REDACTED:kind]" text. */
 struct redact_span {
@@ -196,15 +176,13 @@ int redact_string(const struct config *c, const void *s, size_t len, char **out,
     size_t *outlen);
 
 /*
- * Compile a redact entry (for config.c): text is "re:ERE" or a glob,
- * kind NULL for "custom" or 1..REDACT_KIND_MAX of [a-z0-9-]. Fills *p
- * (cleared on entry; p->line is left to the caller). Returns 0, -EINVAL
- * with a one-line reason in err, or -ENOMEM.
+ * redact_string, proved: when redaction changed s and key is not NULL,
+ * hmac gets the lowercase hex HMAC-SHA256 of s as given under key (the
+ * broker's redaction key), as a redacted command in the recording's
+ * header and the audit log carries it; otherwise hmac is "". Returns 0
+ * or a negative errno (*out NULL, hmac "").
  */
-int redact_pattern_compile(struct cfg_redact *p, const char *text, const char *kind,
-    char *err, size_t errlen);
-
-/* Free a compiled entry and zero it; a zeroed entry is fine. */
-void redact_pattern_free(struct cfg_redact *p);
+int redact_string_proved(const struct config *c, const void *key, size_t keylen,
+    const void *s, size_t len, char **out, size_t *outlen, char hmac[REDACT_PROOF_HEX + 1]);
 
 #endif

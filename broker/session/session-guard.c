@@ -283,7 +283,7 @@ session_guard_refuse(struct session *s, const struct guard_verdict *v)
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("target", s->target),
-			AUDIT_STR("command", session_guard_command(s)),
+			AUDIT_SECRET("command", s->command, s->config),
 			AUDIT_NUM("pty", s->pty),
 			SESSION_GUARD_RULE(s),
 			AUDIT_STR("decision", guard_decision_name(v->decision)),
@@ -346,8 +346,10 @@ session_guard_take_reason(struct session *s, const char *reason)
 	if (!guard_reason_ok(reason))
 		return false;
 	free(s->guard.reason);
+	free(s->guard.reason_given);
 	s->guard.reason = session_guard_redact(s, reason);
-	return s->guard.reason != NULL;
+	s->guard.reason_given = strdup(reason);
+	return s->guard.reason != NULL && s->guard.reason_given != NULL;
 }
 
 /* The target may start: the limits' clocks start now. */
@@ -525,7 +527,7 @@ session_guard_mask_input(struct session *s, const uint8_t *p, size_t len)
 		return false;
 	if (!g->pass_armed) {
 		for (i = 0; i < s->rule->npassprompt; i++) {
-			if (guard_pattern_match(&s->rule->passprompt[i], g->prompt)) {
+			if (pattern_match(&s->rule->passprompt[i], g->prompt)) {
 				g->pass_armed = true;
 				g->promptlen = 0;	/* answered: the same prompt arms once */
 				g->prompt[0] = '\0';
@@ -582,10 +584,8 @@ session_guard_watch_line(struct session *s, unsigned on, const char *line)
 {
 	const struct cfg_watch *w = NULL;
 	char msg[GUARD_PATTERN_MAX + 256];
-	char *red;
 
 	while ((w = guard_watch_match(s->rule, on, line, w)) != NULL) {
-		red = session_guard_redact(s, line);
 		{
 			struct audit_field f[] = {
 				AUDIT_STR("target", s->target),
@@ -595,12 +595,11 @@ session_guard_watch_line(struct session *s, unsigned on, const char *line)
 				AUDIT_STR("pattern", w->pattern.text),
 				AUDIT_STR("action", w->action == CFG_WATCH_TERMINATE ? "terminate" :
 				    "alert"),
-				AUDIT_STR("line", red != NULL ? red : "[REDACTED:unavailable]"),
+				AUDIT_SECRET("line", line, s->config),
 			};
 
 			session_audit(s, "watch", f, 7);
 		}
-		free(red);
 		if (w->action == CFG_WATCH_TERMINATE) {
 			guard_watch_message(w, on, msg, sizeof msg);
 			session_guard_end(s, msg);
@@ -742,5 +741,8 @@ session_guard_free(struct session *s)
 	if (g->reason != NULL)
 		explicit_bzero(g->reason, strlen(g->reason));
 	free(g->reason);
-	g->user = g->command = g->reason = NULL;
+	if (g->reason_given != NULL)
+		explicit_bzero(g->reason_given, strlen(g->reason_given));
+	free(g->reason_given);
+	g->user = g->command = g->reason = g->reason_given = NULL;
 }

@@ -38,6 +38,7 @@ struct session_guard {
 	char *command;			/* the command, redacted (for header and audit), or NULL */
 	char command_hmac[65];		/* HMAC-SHA256 of the command when redaction changed it */
 	char *reason;			/* the reason given, redacted, or NULL */
+	char *reason_given;		/* the reason as given (the audit log proves it) */
 	const char **what;		/* the header's what pairs with the reason added */
 	const struct cfg_user *account;	/* to resume the start once the reason is typed */
 	bool limits_on;			/* the target started: limits count */

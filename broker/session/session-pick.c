@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,7 +102,7 @@ session_pick_groups(const struct config *c, const struct cfg_user *u,
 			if (!glob && !kube_label_ok(ns))
 				continue;
 			for (ki = 0; ki < c->nkube; ki++) {
-				if (fnmatch(cglob, c->kube[ki].name, 0) != 0)
+				if (!pattern_target_match(cglob, c->kube[ki].name))
 					continue;
 				for (gi = 0; gi < n; gi++) {
 					if (v[gi].k == &c->kube[ki] &&

@@ -1239,7 +1239,7 @@ session_start_run(struct session *s, const struct cfg_user *u)
 		struct audit_field f[18] = {
 			AUDIT_STR("target", s->target),
 			AUDIT_STR("kind", s->ops->kind),
-			AUDIT_STR("command", session_guard_command(s)),
+			AUDIT_SECRET("command", s->command, s->config),
 			AUDIT_NUM("pty", s->pty),
 			AUDIT_STR("recording", s->rec_path),
 			AUDIT_NUM("pid", s->child.pid),
@@ -1248,9 +1248,7 @@ session_start_run(struct session *s, const struct cfg_user *u)
 		char **p;
 
 		if (s->guard.reason != NULL)
-			f[n++] = AUDIT_STR("reason", s->guard.reason);
-		if (s->command != NULL && session_guard_command_hmac(s) != NULL)
-			f[n++] = AUDIT_STR("command_hmac", session_guard_command_hmac(s));
+			f[n++] = AUDIT_SECRET("reason", s->guard.reason_given, s->config);
 
 		for (p = s->where_extra; p != NULL && p[0] != NULL && p[1] != NULL &&
 		    n < 12; p += 2)

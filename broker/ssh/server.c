@@ -1121,6 +1121,7 @@ server_run(const struct server_opts *o)
 		log_error_r(r, "cannot open the audit log %s", srv.config->audit_log);
 		goto out;
 	}
+	(void)audit_set_redaction_key(srv.audit, srv.redact_key, sizeof srv.redact_key);
 	if ((r = server_bind(&srv, keytype)) < 0)
 		goto out;
 	if ((r = uv_loop_init(&srv.loop)) < 0) {

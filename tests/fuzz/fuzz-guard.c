@@ -41,9 +41,9 @@ check(const struct cfg_rule *r, bool pty, const char *cmd)
 	d = guard_check_request(r, pty, cmd, &v);
 	if (d != v.decision || v.rule != r)
 		__builtin_trap();
-	if (d == GUARD_DENIED && (v.pattern == NULL || !guard_command_match(v.pattern, cmd)))
+	if (d == GUARD_DENIED && (v.pattern == NULL || !pattern_match(v.pattern, cmd)))
 		__builtin_trap();
-	if (d == GUARD_OK && v.pattern != NULL && !guard_allow_match(v.pattern, cmd))
+	if (d == GUARD_OK && v.pattern != NULL && !pattern_match(v.pattern, cmd))
 		__builtin_trap();
 	if ((guard_verdict_message(&v, msg, sizeof msg) == 0) != (d == GUARD_OK))
 		__builtin_trap();
@@ -55,7 +55,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct config *c;
 	struct guard_line l;
 	struct cfg_pattern p;
-	struct guard_cmd_part parts[GUARD_CMD_MAX_PARTS];
+	struct pattern_cmd_part parts[PATTERN_CMD_MAX_PARTS];
 	size_t np;
 	const char *line, *nl;
 	char *s, err[512];
@@ -79,16 +79,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((nl = strchr(s, '\n')) != NULL) {
 		char *pat = strndup(s, (size_t)(nl - s));
 
-		if (pat != NULL && guard_pattern_compile(&p, pat, err, sizeof err) == 0) {
-			guard_pattern_match(&p, nl + 1);
-			guard_allow_match(&p, nl + 1);
-			/* A glob always matches the command it was written as. */
-			if (!p.regex && strpbrk(pat, "*?[\\") == NULL &&
-			    guard_command_split(pat, parts, GUARD_CMD_MAX_PARTS, &np) == 0 &&
-			    !guard_allow_match(&p, pat))
+		int mode;
+
+		/* The same text in every mode, then as a target pattern. */
+		for (mode = PATTERN_ALLOW; pat != NULL && mode <= PATTERN_REDACT; mode++) {
+			if (pattern_compile(&p, (enum pattern_mode)mode, pat, err, sizeof err) != 0)
+				continue;
+			if (p.mode != (enum pattern_mode)mode)
 				__builtin_trap();
-			guard_pattern_free(&p);
+			pattern_match(&p, nl + 1);
+			/* A glob always allows the command it was written as. */
+			if (mode == PATTERN_ALLOW && !p.regex && strpbrk(pat, "*?[\\") == NULL &&
+			    pattern_command_split(pat, parts, PATTERN_CMD_MAX_PARTS, &np) == 0 &&
+			    !pattern_match(&p, pat))
+				__builtin_trap();
+			pattern_free(&p);
 		}
+		if (pat != NULL && pattern_target_ok(pat))
+			pattern_target_match(pat, nl + 1);
 		free(pat);
 	}
 	for (i = 0; i < 2; i++) {
@@ -111,7 +119,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		size_t k;
 
-		if (guard_command_split(s, parts, GUARD_CMD_MAX_PARTS, &np) == 0) {
+		if (pattern_command_split(s, parts, PATTERN_CMD_MAX_PARTS, &np) == 0) {
 			if (np == 0 || parts[np - 1].op[0] != '\0')
 				__builtin_trap();
 		}
@@ -121,7 +129,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	{
-		char *w = guard_command_words(s);
+		char *w = pattern_command_words(s);
 
 		if (w != NULL && strlen(w) > 3 * strlen(s))
 			__builtin_trap();

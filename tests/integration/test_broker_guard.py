@@ -363,6 +363,33 @@ def test_a_typed_begin_line_cannot_blind_the_session(broker):
     assert rec.data("o") == b"after-the-begin-line\n"
 
 
+def test_audit_fields_prove_what_redaction_hid(broker):
+    """Every command and reason the audit log holds redacted carries
+    KEY_hmac: the HMAC-SHA256 of the text as given under the redaction key,
+    as the recordings' proofs do; text redaction left alone carries none."""
+    b = broker(rules=[{"groups": ["oncall"], "targets": ["local"], "require_reason": True,
+                       "commands": {"deny": ["*rm -rf*"]}}])
+    key = bytes.fromhex((b.workdir / "state" / "redaction_key").read_text().strip())
+    proof = lambda s: hmac.new(key, s.encode(), hashlib.sha256).hexdigest()
+    reason = "INC-9 DB_PASSWORD=hunter2"
+    opts = ["-o", f"SetEnv=PODGATE_REASON=\"{reason}\""]
+
+    cmd = "DB_PASSWORD=hunter2 rm -rf /nonexistent-podgate"
+    r = b.ssh("alice", "local", "--", cmd, opts=opts)
+    assert r.returncode == 126, r
+    e = b.wait_audit("command_refused")[0]
+    assert e["command"] == "DB_PASSWORD=[REDACTED:password] rm -rf /nonexistent-podgate", e
+    assert e["command_hmac"] == proof(cmd), e
+
+    r = b.ssh("alice", "local", "--", "echo proved", opts=opts)
+    assert (r.returncode, r.stdout) == (0, b"proved\n"), r.stderr
+    e = b.wait_audit("session_start", lambda e: e.get("command") == "echo proved")[0]
+    assert e["reason"] == "INC-9 DB_PASSWORD=[REDACTED:password]", e
+    assert e["reason_hmac"] == proof(reason), e
+    assert "command_hmac" not in e, e
+    assert b"hunter2" not in (b.workdir / "state" / "audit.jsonl").read_bytes()
+
+
 # ---------------------------------------------------------------- input masking
 
 def test_input_in_bash_and_vim_is_recorded_and_watched(broker):

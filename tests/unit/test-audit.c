@@ -1,10 +1,14 @@
 /*
  * Unit tests for broker/audit.c: exact bytes of escaped lines, the file's
- * mode and directory, refused paths and stdout.
+ * mode and directory, refused paths and stdout; secrets redacted and proved.
  */
 #include <fcntl.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "policy/audit.h"
+#include "policy/config.h"
 #include "unit.h"
 
 static char tmpdir[] = "/tmp/podgate-test-audit-XXXXXX";
@@ -177,6 +181,64 @@ test_long(void)
 	free(path);
 }
 
+/*
+ * AUDIT_SECRET fields are written redacted, with the config's patterns,
+ * and followed by KEY_hmac (the HMAC-SHA256 of the value as given under
+ * the redaction key) only when redaction changed them and a key is set.
+ */
+static void
+test_secrets(void)
+{
+	static const char key[] = "0123456789abcdef0123456789abcdef";
+	static const char yaml[] = "redact: ['corp-*']\n";
+	static const char cmd[] = "DB_PASSWORD=hunter2 ls";
+	unsigned char md[32];
+	unsigned int mdlen = 0, i;
+	char want[65], *path, *text, *p;
+	struct config *c = NULL;
+	struct audit *a = NULL;
+
+	assert(config_load_string("t", yaml, sizeof yaml - 1, stderr, &c) == 0);
+	assert(HMAC(EVP_sha256(), key, (int)strlen(key), (const unsigned char *)cmd, strlen(cmd),
+	    md, &mdlen) != NULL && mdlen == 32);
+	for (i = 0; i < 32; i++)
+		snprintf(want + 2 * i, 3, "%02x", md[i]);
+	assert(asprintf(&path, "%s/secrets.jsonl", tmpdir) > 0);
+	assert(audit_open(path, &a) == 0);
+	assert(audit_set_redaction_key(a, key, 0) == -EINVAL);
+	assert(audit_set_redaction_key(a, key, 65) == -EINVAL);
+	/* Without a key: redacted all the same, no proof. */
+	audit_event(a, "one", (struct audit_field[]){ AUDIT_SECRET("command", cmd, NULL) }, 1);
+	assert(audit_set_redaction_key(a, key, strlen(key)) == 0);
+	audit_event(a, "two", (struct audit_field[]){
+		AUDIT_STR("target", "local"),
+		AUDIT_SECRET("command", cmd, NULL),
+		AUDIT_NUM("pty", 0),
+		AUDIT_SECRET("line", "ls -l", c),
+		AUDIT_SECRET("reason", "token corp-42 leaked", c),
+		AUDIT_SECRET("none", NULL, c),
+	}, 6);
+	audit_close(a);
+
+	text = slurp(path);
+	p = strchr(text, '\n');
+	assert(p != NULL);
+	*p++ = '\0';
+	assert(strcmp(skip_time(text), ",\"event\":\"one\",\"command\":"
+	    "\"DB_PASSWORD=[REDACTED:password] ls\"}") == 0);
+	assert(strstr(text, "hunter2") == NULL && strstr(text, "_hmac") == NULL);
+	assert(strstr(p, "hunter2") == NULL && strstr(p, "corp-42") == NULL);
+	assert(strstr(p, ",\"target\":\"local\",\"command\":\"DB_PASSWORD=[REDACTED:password] "
+	    "ls\",\"command_hmac\":\"") != NULL);
+	assert(strstr(p, want) != NULL);
+	assert(strstr(p, "\"pty\":0,\"line\":\"ls -l\",\"reason\":\"token "
+	    "[REDACTED:custom] leaked\",\"reason_hmac\":\"") != NULL);
+	assert(strstr(p, "line_hmac") == NULL && strstr(p, "\"none\":\"\"}\n") != NULL);
+	free(text);
+	free(path);
+	config_unref(c);
+}
+
 int
 main(void)
 {
@@ -188,6 +250,7 @@ main(void)
 		{ "refused", test_refused },
 		{ "stdout", test_stdout },
 		{ "long", test_long },
+		{ "secrets", test_secrets },
 	};
 	char cmd[128];
 	size_t i;

@@ -69,7 +69,7 @@ test_config_full(void)
 	    r->limits.idle_timeout == 0 && r->limits.max_output == 1073741824);
 
 	assert(c->nredact == 2);
-	assert(strcmp(c->redact[0].text, "re:corp-[0-9a-f]{32}") == 0 && c->redact[0].line == 21);
+	assert(strcmp(c->redact[0].pattern.text, "re:corp-[0-9a-f]{32}") == 0 && c->redact[0].line == 21);
 	assert(strcmp(c->redact[0].kind, "custom") == 0 && strcmp(c->redact[1].kind, "stripe") == 0);
 	config_unref(c);
 }
@@ -321,29 +321,29 @@ test_commands(void)
 	assert(guard_check_request(NULL, true, "x", &v) == GUARD_OK && v.rule == NULL);
 }
 
-/* The structure guard_command_split reads. */
+/* The structure pattern_command_split reads. */
 static void
 test_command_split(void)
 {
-	struct guard_cmd_part p[4];
+	struct pattern_cmd_part p[4];
 	size_t n;
 
-	assert(guard_command_split("a | b && 'c;d' ; e\\|f || g", p, 4, &n) == -E2BIG && n == 4);
-	struct guard_cmd_part q[8];
-	assert(guard_command_split(" a | b && 'c;d' ; e\\|f || g ", q, 8, &n) == 0 && n == 5);
+	assert(pattern_command_split("a | b && 'c;d' ; e\\|f || g", p, 4, &n) == -E2BIG && n == 4);
+	struct pattern_cmd_part q[8];
+	assert(pattern_command_split(" a | b && 'c;d' ; e\\|f || g ", q, 8, &n) == 0 && n == 5);
 	assert(q[0].len == 1 && strncmp(q[0].s, "a", 1) == 0 && strcmp(q[0].op, "|") == 0);
 	assert(q[1].len == 1 && strcmp(q[1].op, "&&") == 0);
 	assert(q[2].len == 5 && strncmp(q[2].s, "'c;d'", 5) == 0 && strcmp(q[2].op, ";") == 0);
 	assert(q[3].len == 4 && strncmp(q[3].s, "e\\|f", 4) == 0 && strcmp(q[3].op, "||") == 0);
 	assert(q[4].len == 1 && strcmp(q[4].op, "") == 0);
-	assert(guard_command_split("x \"$(a)\" `b` < c > d\r", q, 8, &n) == 0 && n == 1);
-	assert(q[0].flags == (GUARD_CMD_DOLLAR_PAREN | GUARD_CMD_BACKQUOTE | GUARD_CMD_REDIR_IN |
-	    GUARD_CMD_REDIR_OUT | GUARD_CMD_CR));
-	assert(guard_command_split("x '$(a) `b` <>' \"<>\"", q, 8, &n) == 0 && n == 1 &&
+	assert(pattern_command_split("x \"$(a)\" `b` < c > d\r", q, 8, &n) == 0 && n == 1);
+	assert(q[0].flags == (PATTERN_CMD_DOLLAR_PAREN | PATTERN_CMD_BACKQUOTE | PATTERN_CMD_REDIR_IN |
+	    PATTERN_CMD_REDIR_OUT | PATTERN_CMD_CR));
+	assert(pattern_command_split("x '$(a) `b` <>' \"<>\"", q, 8, &n) == 0 && n == 1 &&
 	    q[0].flags == 0);
-	assert(guard_command_split("a\nb |& c", q, 8, &n) == 0 && n == 3 &&
+	assert(pattern_command_split("a\nb |& c", q, 8, &n) == 0 && n == 3 &&
 	    strcmp(q[0].op, "\n") == 0 && strcmp(q[1].op, "|&") == 0);
-	assert(guard_command_split("", q, 8, &n) == 0 && n == 1 && q[0].len == 0);
+	assert(pattern_command_split("", q, 8, &n) == 0 && n == 1 && q[0].len == 0);
 }
 
 /* The shell-word form deny and approve patterns also match. */
@@ -366,7 +366,7 @@ test_command_words(void)
 	char *w;
 
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		assert((w = guard_command_words(cases[i].in)) != NULL);
+		assert((w = pattern_command_words(cases[i].in)) != NULL);
 		if (strcmp(w, cases[i].want) != 0) {
 			fprintf(stderr, "words of [%s]: [%s], want [%s]\n", cases[i].in, w,
 			    cases[i].want);
@@ -554,18 +554,18 @@ test_patterns(void)
 	struct cfg_pattern p;
 	char err[256];
 
-	assert(guard_pattern_compile(&p, "re:^a+$", err, sizeof err) == 0 && p.regex);
-	assert(guard_pattern_match(&p, "aaa") && !guard_pattern_match(&p, "ab"));
-	guard_pattern_free(&p);
-	guard_pattern_free(&p);
-	assert(guard_pattern_compile(&p, "a?[bc]*", err, sizeof err) == 0 && !p.regex);
-	assert(guard_pattern_match(&p, "axb/c/d") && !guard_pattern_match(&p, "axd"));
-	assert(!guard_pattern_match(&p, NULL) && !guard_pattern_match(NULL, "x"));
-	guard_pattern_free(&p);
-	assert(guard_pattern_compile(&p, "re:a(", err, sizeof err) == -EINVAL);
+	assert(pattern_compile(&p, PATTERN_LINE, "re:^a+$", err, sizeof err) == 0 && p.regex);
+	assert(pattern_match(&p, "aaa") && !pattern_match(&p, "ab"));
+	pattern_free(&p);
+	pattern_free(&p);
+	assert(pattern_compile(&p, PATTERN_LINE, "a?[bc]*", err, sizeof err) == 0 && !p.regex);
+	assert(pattern_match(&p, "axb/c/d") && !pattern_match(&p, "axd"));
+	assert(!pattern_match(&p, NULL) && !pattern_match(NULL, "x"));
+	pattern_free(&p);
+	assert(pattern_compile(&p, PATTERN_LINE, "re:a(", err, sizeof err) == -EINVAL);
 	assert(strncmp(err, "bad regular expression 're:a(': ", 32) == 0);
 	assert(p.text == NULL);
-	assert(guard_pattern_compile(&p, "", err, sizeof err) == -EINVAL);
+	assert(pattern_compile(&p, PATTERN_LINE, "", err, sizeof err) == -EINVAL);
 	assert(strcmp(err, "empty pattern") == 0);
 }
 

@@ -1,9 +1,11 @@
 /*
  * Unit tests for broker/policy.c: deny by default, rules by user and by
  * group, glob semantics, first match wins, the target list and the target
- * name validator.
+ * name validator; and broker/policy/pattern.c, the one pattern module:
+ * each mode, and the configuration giving each key its mode.
  */
 #include "policy/config.h"
+#include "policy/pattern.h"
 #include "policy/policy.h"
 #include "unit.h"
 
@@ -269,6 +271,96 @@ test_target_names(void)
 	assert(!policy_target_name_ok(name));
 }
 
+/* One pattern text, each mode: what it matches differs by where it is written. */
+static void
+test_pattern_modes(void)
+{
+	struct cfg_pattern p;
+	char err[256];
+
+	/* A glob matches the whole text as a line, but a command by its parts. */
+	assert(pattern_compile(&p, PATTERN_LINE, "ps * | grep *", err, sizeof err) == 0);
+	assert(p.mode == PATTERN_LINE && !p.regex);
+	assert(pattern_match(&p, "ps x | grep y | sh -c id"));
+	pattern_free(&p);
+	assert(pattern_compile(&p, PATTERN_ALLOW, "ps * | grep *", err, sizeof err) == 0);
+	assert(pattern_match(&p, "ps x | grep y"));
+	assert(!pattern_match(&p, "ps x | grep y | sh -c id"));
+	assert(!pattern_match(&p, "ps x; sh"));
+	assert(!pattern_match(&p, "ps $(id) | grep y"));
+	pattern_free(&p);
+
+	/* Deny and approve: as written or in shell-word form, so quotes do not dodge. */
+	assert(pattern_compile(&p, PATTERN_COMMAND, "*approve*", err, sizeof err) == 0);
+	assert(pattern_match(&p, "echo ap\"\"prove x"));
+	assert(pattern_match(&p, "echo 'approve' x"));
+	assert(!pattern_match(&p, "echo app rove"));
+	pattern_free(&p);
+	assert(pattern_compile(&p, PATTERN_LINE, "*approve*", err, sizeof err) == 0);
+	assert(!pattern_match(&p, "echo ap\"\"prove x"));
+	pattern_free(&p);
+
+	/* Regexes are searched in every mode but redaction's globs are found in a line. */
+	assert(pattern_compile(&p, PATTERN_COMMAND, "re:^kubectl get", err, sizeof err) == 0);
+	assert(p.regex && pattern_match(&p, "kubectl get pods"));
+	assert(!pattern_match(&p, "x; kubectl get pods"));
+	pattern_free(&p);
+	assert(pattern_compile(&p, PATTERN_REDACT, "sk_live_*", err, sizeof err) == 0);
+	assert(p.regex && p.mode == PATTERN_REDACT);
+	assert(pattern_match(&p, "key is sk_live_abc, ok"));
+	assert(!pattern_match(&p, "key is sk_test_abc"));
+	pattern_free(&p);
+
+	/* Errors, and the text check shared by every mode. */
+	assert(pattern_compile(&p, PATTERN_ALLOW, "re:a(", err, sizeof err) == -EINVAL);
+	assert(strncmp(err, "bad regular expression 're:a(': ", 32) == 0 && p.text == NULL);
+	assert(pattern_compile(&p, PATTERN_REDACT, "re:", err, sizeof err) == -EINVAL);
+	assert(strcmp(err, "empty pattern") == 0);
+	assert(pattern_compile(&p, PATTERN_TARGET, "local", err, sizeof err) == -EINVAL);
+	assert(pattern_text_check("x", err, sizeof err) == 0);
+	assert(!pattern_match(NULL, "x") && !pattern_match(&p, "x"));
+	pattern_free(&p);
+
+	/* Targets: '*' never crosses '/'; the picker re-checks pods with the same call. */
+	assert(pattern_target_ok("prod:*/*") && pattern_target_ok("local"));
+	assert(!pattern_target_ok("-x") && !pattern_target_ok("") && !pattern_target_ok("a b"));
+	assert(pattern_target_match("prod:*/*", "prod:ns/pod"));
+	assert(!pattern_target_match("prod:*/*", "prod:ns/pod/container"));
+	assert(!pattern_target_match("prod:*", "prod:ns/pod"));
+	assert(!pattern_target_match(NULL, "x") && !pattern_target_match("x", NULL));
+}
+
+/* The configuration gives each key its mode, without compiling anything itself. */
+static void
+test_pattern_config_modes(void)
+{
+	static const char yaml[] = USERS
+	    "targets: {local: {allow_broker_user: true}}\n"
+	    "rules:\n"
+	    "  - users: [alice]\n"
+	    "    targets: [local]\n"
+	    "    commands: {allow: ['ls *'], deny: ['*rm*'], approve: ['sudo *']}\n"
+	    "    watch: ['*curl*', {pattern: 're:wget', on: output}]\n"
+	    "    passprompt: ['re:[Pp]assword: *$']\n"
+	    "redact: ['corp-*', {pattern: 're:x[0-9]+', kind: corp}]\n";
+	const struct cfg_rule *r;
+	struct config *c;
+
+	c = load_valid(yaml);
+	r = &c->rules[0];
+	assert(r->nallow == 1 && r->allow[0].mode == PATTERN_ALLOW);
+	assert(r->ndeny == 1 && r->deny[0].mode == PATTERN_COMMAND);
+	assert(r->napprove == 1 && r->approve[0].mode == PATTERN_COMMAND);
+	assert(r->nwatch == 2 && r->watch[0].pattern.mode == PATTERN_LINE &&
+	    r->watch[1].pattern.mode == PATTERN_LINE);
+	assert(r->npassprompt == 1 && r->passprompt[0].mode == PATTERN_LINE);
+	assert(c->nredact == 2 && c->redact[0].pattern.mode == PATTERN_REDACT &&
+	    c->redact[1].pattern.mode == PATTERN_REDACT);
+	assert(strcmp(c->redact[0].kind, "custom") == 0 && strcmp(c->redact[1].kind, "corp") == 0);
+	assert(c->redact[1].line == c->redact[1].pattern.line && c->redact[1].line > 0);
+	config_unref(c);
+}
+
 int
 main(void)
 {
@@ -280,6 +372,8 @@ main(void)
 		{ "local_absent", test_local_absent },
 		{ "targets_list", test_targets_list },
 		{ "target_names", test_target_names },
+		{ "pattern_modes", test_pattern_modes },
+		{ "pattern_config_modes", test_pattern_config_modes },
 	};
 
 	return unit_run("policy", tests, UNIT_COUNT(tests));

@@ -580,7 +580,7 @@ test_errors(void)
 {
 	struct redact *r = NULL;
 	struct redact_chunk ch;
-	struct cfg_redact p;
+	struct cfg_pattern p;
 	char err[256];
 
 	assert(redact_new(NULL, &r) == 0);
@@ -590,13 +590,12 @@ test_errors(void)
 	assert(redact_next(r, &ch) == 1 && ch.len == 0);
 	redact_free(r);
 	redact_free(NULL);
-	assert(redact_pattern_compile(&p, "re:(", NULL, err, sizeof err) == -EINVAL);
+	assert(pattern_compile(&p, PATTERN_REDACT, "re:(", err, sizeof err) == -EINVAL);
 	assert(strncmp(err, "bad regular expression 're:(': ", 31) == 0);
-	assert(redact_pattern_compile(&p, "", NULL, err, sizeof err) == -EINVAL);
-	assert(redact_pattern_compile(&p, "x", "Bad Kind", err, sizeof err) == -EINVAL);
-	assert(redact_pattern_compile(&p, "a[b*?.c", NULL, err, sizeof err) == 0);
-	redact_pattern_free(&p);
-	redact_pattern_free(&p);
+	assert(pattern_compile(&p, PATTERN_REDACT, "", err, sizeof err) == -EINVAL);
+	assert(pattern_compile(&p, PATTERN_REDACT, "a[b*?.c", err, sizeof err) == 0 && p.regex);
+	pattern_free(&p);
+	pattern_free(&p);
 }
 
 /* Hex HMAC-SHA256 of s under key. */
@@ -680,6 +679,28 @@ test_proofs(void)
 	redact_free(r);
 }
 
+/* A redacted string is proved by the HMAC of the string as given; an unchanged one is not. */
+static void
+test_string_proved(void)
+{
+	static const char key[] = "0123456789abcdef0123456789abcdef";
+	static const char cmd[] = "curl -H 'Authorization: Bearer " GHP "' x";
+	char want[65], hmac[REDACT_PROOF_HEX + 1], *out;
+	size_t len;
+
+	hmac_hex(key, cmd, strlen(cmd), want);
+	assert(redact_string_proved(NULL, key, strlen(key), cmd, strlen(cmd), &out, &len,
+	    hmac) == 0);
+	assert(strstr(out, GHP) == NULL && strlen(out) == len && strcmp(hmac, want) == 0);
+	free(out);
+	assert(redact_string_proved(NULL, NULL, 0, cmd, strlen(cmd), &out, NULL, hmac) == 0);
+	assert(strstr(out, GHP) == NULL && hmac[0] == '\0');
+	free(out);
+	assert(redact_string_proved(NULL, key, strlen(key), "ls -l", 5, &out, &len, hmac) == 0);
+	assert(strcmp(out, "ls -l") == 0 && len == 5 && hmac[0] == '\0');
+	free(out);
+}
+
 int
 main(void)
 {
@@ -702,6 +723,7 @@ main(void)
 		{ "string", test_string },
 		{ "errors", test_errors },
 		{ "proofs", test_proofs },
+		{ "string_proved", test_string_proved },
 	};
 	size_t i;
 
