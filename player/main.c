@@ -15,7 +15,7 @@ static const struct player_cmd {
 	{ "rec", cmd_rec, "rec [-o FILE] [-q] [--no-input] [--key PRIVATE] -- CMD [ARG...]" },
 	{ "cat", cmd_cat, "cat [--input] [--safe] [--dir DIR] FILE|ID" },
 	{ "info", cmd_info, "info [--json] [--key PUB]... [--dir DIR] FILE|ID..." },
-	{ "verify", cmd_verify, "verify [--key PUB] [--json] FILE..." },
+	{ "verify", cmd_verify, "verify [--key PUB] [--json] [-v] PATH..." },
 	{ "key", cmd_key, "key [--key PRIVATE]" },
 	{ "play", cmd_play, "play FILE|ID [--speed X] [--idle-limit SECS] [--start TIME] [--regex] "
 	    "[-i] [--key PUB]... [--dir DIR]" },

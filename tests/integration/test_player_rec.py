@@ -288,3 +288,22 @@ def test_help_and_version():
     assert r.stderr.startswith(b"podgate-player: unknown command '--bogus' (try podgate-player --help)")
     r = player()
     assert r.returncode == 2 and b"usage: podgate-player COMMAND" in r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["rec", "cat", "info", "verify", "key", "play", "ls", "grep",
+                                 "export"])
+def test_every_command_help_lists_its_options(cmd):
+    """COMMAND --help: exit 0, the usage on stdout, and every option of the
+    usage line explained on a line of its own below it."""
+    r = player(cmd, "--help")
+    no_sanitizer_report(r.stderr)
+    assert r.returncode == 0 and r.stderr == b"", r
+    text = r.stdout.decode()
+    first, _, body = text.partition("\n")
+    assert first.startswith(f"usage: podgate-player {cmd} "), first
+    options = set(re.findall(r"\[(--?[a-zA-Z][-a-zA-Z]*)", first))
+    assert options, first
+    described = set(re.findall(r"^ +(--?[a-zA-Z][-a-zA-Z]*)", body, re.M))
+    described |= set(re.findall(r"^ +-[A-Za-z] [A-Z]+, (--?[a-zA-Z][-a-zA-Z]*)", body, re.M))
+    described |= set(re.findall(r", (--?[a-zA-Z][-a-zA-Z]*)", body))
+    assert options <= described, (cmd, options - described)
