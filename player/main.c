@@ -21,7 +21,7 @@ static const struct player_cmd {
 	    "[-i] [--key PUB]... [--dir DIR]" },
 	{ "ls", cmd_ls, "ls PATH... [--user U] [--target GLOB] [--command GLOB] [--state S] "
 	    "[--exit N] [--since WHEN] [--sort FIELD] [--limit N] [--verify] [--json] ..." },
-	{ "grep", cmd_grep, "grep PATTERN PATH... [--input] [--regex] [-i] [-l] [-c] [-C N] "
+	{ "grep", cmd_grep, "grep PATTERN PATH... [--input] [--raw] [--regex] [-i] [-l] [-c] [-C N] "
 	    "[--user U] [--since WHEN] [--json] ..." },
 	{ "export", cmd_export, "export FILE|ID --format asciicast-v2|asciicast-v3|text [-o OUT] "
 	    "[--dir DIR]" },
