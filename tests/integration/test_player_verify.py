@@ -348,3 +348,15 @@ def test_key_help(signed):
     text = r.stdout.decode()
     assert text.startswith("usage: podgate-player key [--key PRIVATE]\n")
     assert "  --key PRIVATE" in text
+
+
+def test_info_says_the_verdict_once(signed, tmp_path):
+    """info's integrity line: a reason that names its verdict is not
+    prefixed with it again ("truncated: truncated at byte")."""
+    out, _, pub = signed
+    cut = tmp_path / "cut.rec"
+    cut.write_bytes(out.read_bytes()[:-10])
+    for args in ([], ["--key", pub]):
+        r = player("info", *args, str(cut))
+        line = [ln for ln in r.stdout.decode().splitlines() if ln.startswith("integrity:")][0]
+        assert "truncated" in line and "truncated: truncated" not in line, line
