@@ -1,7 +1,9 @@
 /*
  * podgate-player play: replay a recording in a curses UI. The recording is
  * indexed first (keyframes, markers, rendered and typed lines), so seeking
- * and search replay only from the nearest keyframe.
+ * and search replay only from the nearest keyframe. With -f, a recording
+ * still being written is followed as tail -f follows a file: the index is
+ * extended as it grows, until it is sealed or the reviewer quits.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,13 +19,14 @@
 #include "display.h"
 #include "index.h"
 #include "player.h"
+#include "remote.h"
 #include "search.h"
 #include "trust.h"
 #include "walk.h"
 #include "when.h"
 
-#define PLAY_USAGE "play FILE|ID [--speed X] [--idle-limit SECS] [--start TIME] [--regex] [-i] " \
-    "[--key PUB]... [--dir DIR]"
+#define PLAY_USAGE "play FILE|ID [-f] [--speed X] [--idle-limit SECS] [--start TIME] [--regex] " \
+    "[-i] [--key PUB]... [--dir DIR]"
 #define NS 1000000000ull
 #define PLAY_OVERLAY_LINES 6
 #define PLAY_MAX_MATCHES 100000	/* bounds the memory a search takes (~5 MB) */
@@ -32,6 +35,8 @@
 #define PLAY_MIN_SPEED (1.0 / 64)
 #define PLAY_MAX_SPEED 64.0
 #define PLAY_STEP_MAX 100000	/* events '.' looks through for a visible one */
+#define PLAY_FOLLOW_NS (NS / 5)	/* -f: how often to look for more */
+#define PLAY_SETTLE_NS NS	/* -f: quiet this long after the exit or seal: the end */
 
 static const char *const play_help[] = {
 	"podgate-player play: keys",
@@ -94,6 +99,9 @@ struct play {
 	size_t copied_len;
 	const char *state;	/* complete, truncated, ... (trust_state) */
 	const char *integrity;	/* verified, unknown-key, ... (trust_word) */
+	/* -f: following a recording still being written. */
+	uint64_t follow_polled;	/* monotonic time of the last look */
+	uint64_t follow_grew;	/* ... of the last time it had grown */
 };
 
 /* Monotonic time in nanoseconds. */
@@ -223,7 +231,7 @@ play_status(struct play *p, char *buf, size_t cap, int width)
 	when_format_offset(p->pos, pos, sizeof pos);
 	when_format_offset(p->ix->duration_ns, dur, sizeof dur);
 	if (index_cursor_peek(p->cur, &ev) == 0)
-		mode = "END";
+		mode = p->ix->live != NULL ? "LIVE" : "END";
 	else
 		mode = p->paused ? "PAUSED" : "PLAYING";
 	snprintf(parts[n].text, sizeof parts[n].text, "%s %s / %s", mode, pos, dur);
@@ -623,7 +631,7 @@ play_key(struct play *p, int c)
 		break;
 	case ' ':
 		p->paused = !p->paused;
-		if (!p->paused && p->cur->at_end)
+		if (!p->paused && p->cur->at_end && p->ix->live == NULL)
 			play_seek_seq(p, 0);
 		break;
 	case '.':
@@ -736,6 +744,87 @@ play_key(struct play *p, int c)
 	return true;
 }
 
+/* The state and signer shown, from a verification of the file as it is now. */
+static void
+play_verdict(struct play *p, const char *file, const struct trust *trust)
+{
+	struct rec_verify verdict;
+	struct trust_events te;
+	int vrc;
+
+	vrc = player_verify_path(file, &verdict);
+	p->integrity = trust_word(trust, &verdict, vrc);
+	/* The state comes from the verified seal, not from unsigned events. */
+	te.read_rc = p->ix->rc;
+	te.exited = p->ix->exited;
+	te.exit_offset = 0;
+	p->state = p->ix->live != NULL ? "live" : trust_state(&verdict, vrc, &te);
+	if (strcmp(p->integrity, "MODIFIED") == 0) {
+		p->state = "MODIFIED";
+		p->integrity = "";
+	}
+}
+
+/*
+ * The log the matches point into is mapped anew when the index grows:
+ * find them again, keeping the one shown.
+ */
+static void
+play_research(struct play *p)
+{
+	if (!p->has_search)
+		return;
+	free(p->matches);
+	p->matches = NULL;
+	p->nmatches = 0;
+	if (index_search(p->ix, &p->search, PLAY_MAX_MATCHES, &p->matches, &p->nmatches,
+	    &p->more_matches) < 0)
+		snprintf(p->message, sizeof p->message, "search failed");
+	if (p->match >= p->nmatches)
+		p->match = p->nmatches > 0 ? p->nmatches - 1 : 0;
+	if (p->nmatches == 0)
+		p->match_shown = false;
+}
+
+/*
+ * -f: index what was written since the last look. Playing at the end of
+ * what was there goes on with the new events at once (the clock jumps to
+ * the first of them). Following ends when the recording has been quiet
+ * for a while after its exit status or seal, or when it turns out damaged;
+ * the state and signer are then checked again.
+ */
+static void
+play_follow(struct play *p, const char *file, const struct trust *trust)
+{
+	const struct rec_event *ev;
+	uint64_t now = play_now();
+	bool at_edge;
+	int r;
+
+	if (p->ix->live == NULL || now - p->follow_polled < PLAY_FOLLOW_NS)
+		return;
+	p->follow_polled = now;
+	at_edge = index_cursor_peek(p->cur, &ev) == 0;
+	if ((r = index_extend(p->ix)) < 0) {
+		snprintf(p->message, sizeof p->message, "follow: %s", rec_strerror(r));
+		(void)index_end(p->ix);
+	} else if (r == 1) {
+		p->follow_grew = now;
+		play_research(p);
+		if ((r = index_cursor_resume(p->cur)) < 0)
+			snprintf(p->message, sizeof p->message, "follow: %s", rec_strerror(r));
+		if (at_edge && !p->paused && index_cursor_peek(p->cur, &ev) == 1 &&
+		    ev->time_ns > p->pos)
+			p->pos = ev->time_ns;
+	} else if ((p->ix->sealed || p->ix->exited) && now - p->follow_grew >= PLAY_SETTLE_NS) {
+		if ((r = index_end(p->ix)) < 0)
+			snprintf(p->message, sizeof p->message, "follow: %s", rec_strerror(r));
+		play_research(p);
+	}
+	if (p->ix->live == NULL)
+		play_verdict(p, file, trust);
+}
+
 /* Play a recording. */
 int
 cmd_play(int argc, char **argv)
@@ -748,19 +837,18 @@ cmd_play(int argc, char **argv)
 		{ "ignore-case", no_argument, NULL, 'i' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "dir", required_argument, NULL, 'd' },
+		{ "follow", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct player_file f;
 	struct play p;
-	struct rec_verify verdict;
-	struct trust_events te;
 	struct trust trust;
 	struct stat sb;
 	char **keys, *file = NULL;
 	const char *dir = NULL;
 	size_t nkeys = 0;
-	int vrc;
+	bool follow = false;
 	double speed = 1, idle = 2;
 	uint64_t start = 0, total;
 	char *end;
@@ -771,7 +859,7 @@ cmd_play(int argc, char **argv)
 	if ((keys = calloc((size_t)argc, sizeof *keys)) == NULL)
 		return EXIT_USAGE;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:l:t:Eik:d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:l:t:Eik:d:fh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			speed = strtod(optarg, &end);
@@ -809,8 +897,14 @@ cmd_play(int argc, char **argv)
 		case 'd':
 			dir = optarg;
 			break;
+		case 'f':
+			follow = true;
+			break;
 		case 'h':
 			printf("usage: podgate-player " PLAY_USAGE "\n\n"
+			    "  -f               follow a recording still being written, as tail -f:\n"
+			    "                   play on as it grows (LIVE at its end) until it is\n"
+			    "                   sealed or q quits\n"
 			    "  --speed X        play X times as fast (1/64 to 64, any number: 1.7)\n"
 			    "  --idle-limit S   play pauses longer than S seconds as S (0: as recorded)\n"
 			    "  --start TIME     start at TIME (seconds, M:SS or H:MM:SS)\n"
@@ -844,35 +938,35 @@ cmd_play(int argc, char **argv)
 		trust_free(&trust);
 		return EXIT_USAGE;
 	}
+	if (follow && remote_is_url(file)) {
+		/* A remote recording is read from a copy made when it is opened. */
+		player_warn("%s: -f follows local files only", file);
+		trust_free(&trust);
+		free(file);
+		return EXIT_USAGE;
+	}
 	p.speed = speed;
 	p.idle_ns = (uint64_t)(idle * 1e9);
-	/* The status line shows whether the file is whole and who signed it. */
-	vrc = player_verify_path(file, &verdict);
-	p.integrity = trust_word(&trust, &verdict, vrc);
-	trust_free(&trust);
 	if (player_open(&f, file) < 0) {
+		trust_free(&trust);
 		free(file);
 		return EXIT_USAGE;
 	}
 	total = fstat(f.fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-	r = index_build(&p.ix, &f, play_progress, &total);
+	r = follow ? index_build_live(&p.ix, &f, play_progress, &total) :
+	    index_build(&p.ix, &f, play_progress, &total);
 	if (isatty(STDERR_FILENO) && total >= (16u << 20))
 		fputs("\r\033[K", stderr);
 	if (r < 0) {
 		player_warn("%s: %s", f.path, rec_strerror(r));
+		trust_free(&trust);
 		player_close(&f);
 		free(file);
 		return EXIT_USAGE;
 	}
-	/* The state comes from the verified seal, not from unsigned events. */
-	te.read_rc = p.ix->rc;
-	te.exited = p.ix->exited;
-	te.exit_offset = 0;
-	p.state = trust_state(&verdict, vrc, &te);
-	if (strcmp(p.integrity, "MODIFIED") == 0) {
-		p.state = "MODIFIED";
-		p.integrity = "";
-	}
+	/* The status line shows whether the file is whole and who signed it. */
+	play_verdict(&p, file, &trust);
+	p.follow_polled = p.follow_grew = play_now();
 	if (p.ix->log_error[0] != '\0')
 		snprintf(p.message, sizeof p.message, "%s", p.ix->log_error);
 	if ((r = index_cursor_new(&p.cur, p.ix)) < 0) {
@@ -889,6 +983,7 @@ cmd_play(int argc, char **argv)
 	}
 	p.wall = play_now();
 	for (;;) {
+		play_follow(&p, file, &trust);
 		play_advance(&p);
 		play_draw(&p);
 		if ((c = display_key(p.disp, play_timeout(&p))) < 0)
@@ -907,6 +1002,7 @@ cmd_play(int argc, char **argv)
 		st = EXIT_DAMAGED;
 	}
 out:
+	trust_free(&trust);
 	if (p.has_search)
 		search_free(&p.search);
 	free(p.matches);

@@ -34,6 +34,11 @@ struct index_builder {
 	uint64_t time_ns;
 	size_t inputs_cap;
 	struct index_spans spans;
+	struct rec_reader *reader;	/* the events come from here */
+	int fd;			/* following: a descriptor of its own, else -1 */
+	uint64_t seq;		/* the next event */
+	uint64_t offset;	/* end of the last whole event read */
+	uint64_t since_bytes, since_events, threshold, last_progress;
 };
 
 /* The unsigned integer at key in map m, or false. */
@@ -349,106 +354,91 @@ index_tmpfd(void)
 	return fd;
 }
 
-/* Build the index. */
-int
-index_build(struct index **out, struct player_file *f,
-    void (*progress)(void *arg, uint64_t done), void *arg)
+/*
+ * Index the events the builder's reader gives until it stops; returns its
+ * last result (0 at a clean end, or the reader's error).
+ */
+static int
+index_read(struct index_builder *b, void (*progress)(void *arg, uint64_t done), void *arg)
 {
-	struct index_builder b;
-	struct index *ix = NULL;
+	struct index *ix = b->ix;
 	struct rec_event ev;
-	uint64_t since_bytes = 0, since_events = 0, threshold = INDEX_KF_BYTES, seq = 0;
-	uint64_t last_progress = 0;
 	int r;
 
-	*out = NULL;
-	memset(&b, 0, sizeof b);
-	if ((ix = calloc(1, sizeof *ix)) == NULL)
-		return -ENOMEM;
-	ix->log_fd = -1;
-	ix->file = f;
-	ix->cols = f->header.cols > 0 ? f->header.cols : 80;
-	ix->rows = f->header.rows > 0 ? f->header.rows : 24;
-	ix->first_offset = rec_reader_offset(f->reader);
-	b.ix = ix;
-	typed_init(&b.typed);
-	if ((b.buf = malloc(INDEX_LOG_BUF)) == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if ((r = index_tmpfd()) < 0) {
-		ix->log_fd = -1;
-		index_log_fail(&b, r);
-	} else
-		ix->log_fd = r;
-	if ((r = term_new(&b.term, ix->cols, ix->rows)) < 0)
-		goto out;
-	term_set_onlcr(b.term, !f->header.pty);
-	term_set_line_fn(b.term, index_line_cb, &b);
-	if ((r = index_add_kf(&b, 0, ix->first_offset, 0)) < 0)
-		goto out;
-	while ((r = rec_reader_next(f->reader, &ev)) == 1) {
-		b.time_ns = ev.time_ns;
-		term_set_seq(b.term, seq);
+	while ((r = rec_reader_next(b->reader, &ev)) == 1) {
+		b->time_ns = ev.time_ns;
+		term_set_seq(b->term, b->seq);
 		switch (ev.code) {
 		case REC_OUTPUT:
 		case REC_STDERR:
-			index_feed(b.term, ev.data, 0, ev.len, &b.spans);
-			b.spans.n = 0;
-			since_bytes += ev.len;
+			index_feed(b->term, ev.data, 0, ev.len, &b->spans);
+			b->spans.n = 0;
+			b->since_bytes += ev.len;
 			ix->output_bytes += ev.len;
 			break;
 		case REC_INPUT:
-			b.spans.n = 0;
-			typed_feed(&b.typed, ev.data, ev.len, seq, index_typed_cb, &b);
+			b->spans.n = 0;
+			typed_feed(&b->typed, ev.data, ev.len, b->seq, index_typed_cb, b);
 			break;
 		case REC_REDACTED: {
 			const uint8_t *raw;
 			size_t rlen;
 
-			raw = rec_reader_event_raw(f->reader, &rlen);
-			index_spans_parse(&b.spans, raw, rlen);
+			raw = rec_reader_event_raw(b->reader, &rlen);
+			index_spans_parse(&b->spans, raw, rlen);
 			break;
 		}
 		case REC_RESIZE:
-			term_resize(b.term, ev.cols, ev.rows);
+			term_resize(b->term, ev.cols, ev.rows);
 			break;
 		case REC_MARKER:
-			if ((r = index_add_marker(ix, seq, ev.time_ns, ev.data, ev.len)) < 0)
-				goto out;
+			if ((r = index_add_marker(ix, b->seq, ev.time_ns, ev.data, ev.len)) < 0)
+				return r;
 			break;
 		case REC_EXIT:
 			ix->exited = true;
 			ix->exit_status = ev.exit_status;
 			memcpy(ix->exit_signal, ev.exit_signal, sizeof ix->exit_signal);
 			break;
+		case REC_SEAL:
+			ix->sealed = true;
+			break;
 		default:
 			break;
 		}
-		seq++;
-		since_events++;
+		b->seq++;
+		b->since_events++;
+		ix->nevents = b->seq;
 		ix->duration_ns = ev.time_ns;
-		if (b.err < 0) {
-			r = b.err;
-			goto out;
-		}
+		b->offset = rec_reader_offset(b->reader);
+		if (b->err < 0)
+			return b->err;
 		/* Not between an R event and the event it describes. */
 		if (ev.code != REC_REDACTED &&
-		    (since_bytes >= threshold || since_events >= INDEX_KF_EVENTS)) {
-			if ((r = index_add_kf(&b, seq, rec_reader_offset(f->reader), ev.time_ns)) < 0)
-				goto out;
-			since_bytes = since_events = 0;
-			threshold = ix->kf[ix->nkf - 1].snap_len * 16;
-			if (threshold < INDEX_KF_BYTES)
-				threshold = INDEX_KF_BYTES;
+		    (b->since_bytes >= b->threshold || b->since_events >= INDEX_KF_EVENTS)) {
+			if ((r = index_add_kf(b, b->seq, b->offset, ev.time_ns)) < 0)
+				return r;
+			b->since_bytes = b->since_events = 0;
+			b->threshold = ix->kf[ix->nkf - 1].snap_len * 16;
+			if (b->threshold < INDEX_KF_BYTES)
+				b->threshold = INDEX_KF_BYTES;
 		}
-		if (progress != NULL && ev.offset - last_progress >= (16u << 20)) {
-			last_progress = ev.offset;
+		if (progress != NULL && ev.offset - b->last_progress >= (16u << 20)) {
+			b->last_progress = ev.offset;
 			progress(arg, ev.offset);
 		}
 	}
+	return r;
+}
+
+/* Say how reading ended: the state, and the reader's error when damaged. */
+static void
+index_set_state(struct index_builder *b, int r)
+{
+	struct index *ix = b->ix;
+
 	ix->rc = r;
-	ix->nevents = seq;
+	ix->error[0] = '\0';
 	if (r == -ENODATA)
 		ix->state = "truncated";
 	else if (r < 0)
@@ -456,31 +446,204 @@ index_build(struct index **out, struct player_file *f,
 	else
 		ix->state = ix->exited ? "complete" : "incomplete";
 	if (r < 0)
-		snprintf(ix->error, sizeof ix->error, "%s", rec_reader_error(f->reader));
-	if (r < 0 && r != -ENODATA && r != -EBADMSG && r != -EPROTO)
-		goto out;
-	term_set_seq(b.term, seq > 0 ? seq - 1 : 0);
-	term_finish(b.term);
-	typed_finish(&b.typed, seq > 0 ? seq - 1 : 0, index_typed_cb, &b);
-	index_log_flush(&b);
-	if ((r = b.err) < 0)
-		goto out;
-	ix->log_len = (size_t)b.log_written;
+		snprintf(ix->error, sizeof ix->error, "%s", rec_reader_error(b->reader));
+}
+
+/* Map the log written so far (again, when it grew). */
+static void
+index_map_log(struct index_builder *b)
+{
+	struct index *ix = b->ix;
+
+	index_log_flush(b);
+	if (ix->log != NULL)
+		munmap(ix->log, ix->log_len);
+	ix->log = NULL;
+	ix->log_len = (size_t)b->log_written;
 	if (ix->log_len > 0 && ix->log_fd >= 0) {
 		ix->log = mmap(NULL, ix->log_len, PROT_READ, MAP_PRIVATE, ix->log_fd, 0);
 		if (ix->log == MAP_FAILED) {
 			ix->log = NULL;
 			ix->log_len = 0;
-			index_log_fail(&b, -errno);
+			index_log_fail(b, -errno);
 		}
 	}
+}
+
+/* The rows still on screen and the line being typed go to the log too. */
+static int
+index_finish(struct index_builder *b)
+{
+	uint64_t seq = b->seq;
+
+	term_set_seq(b->term, seq > 0 ? seq - 1 : 0);
+	term_finish(b->term);
+	typed_finish(&b->typed, seq > 0 ? seq - 1 : 0, index_typed_cb, b);
+	index_log_flush(b);
+	if (b->err < 0)
+		return b->err;
+	index_map_log(b);
+	return 0;
+}
+
+/* Free a builder kept for a recording still being written. */
+static void
+index_builder_free(struct index_builder *b)
+{
+	if (b == NULL)
+		return;
+	if (b->reader != b->ix->file->reader)
+		rec_reader_free(b->reader);
+	if (b->fd >= 0)
+		close(b->fd);
+	term_free(b->term);
+	free(b->buf);
+	free(b);
+}
+
+/* Build the index; with live, keep what it takes to extend it. */
+static int
+index_build_as(struct index **out, struct player_file *f, bool live,
+    void (*progress)(void *arg, uint64_t done), void *arg)
+{
+	struct index_builder *b;
+	struct index *ix = NULL;
+	int r;
+
+	*out = NULL;
+	if ((b = calloc(1, sizeof *b)) == NULL)
+		return -ENOMEM;
+	b->fd = -1;
+	if ((ix = calloc(1, sizeof *ix)) == NULL) {
+		free(b);
+		return -ENOMEM;
+	}
+	ix->log_fd = -1;
+	ix->file = f;
+	ix->cols = f->header.cols > 0 ? f->header.cols : 80;
+	ix->rows = f->header.rows > 0 ? f->header.rows : 24;
+	ix->first_offset = rec_reader_offset(f->reader);
+	b->ix = ix;
+	b->reader = f->reader;
+	b->offset = ix->first_offset;
+	b->threshold = INDEX_KF_BYTES;
+	typed_init(&b->typed);
+	/*
+	 * Following a file: the builder reads on through a descriptor of its
+	 * own, so that a cursor's reads on f->fd keep their offset.
+	 */
+	if (live && (b->fd = open(f->path, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if ((b->buf = malloc(INDEX_LOG_BUF)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = index_tmpfd()) < 0) {
+		ix->log_fd = -1;
+		index_log_fail(b, r);
+	} else
+		ix->log_fd = r;
+	if ((r = term_new(&b->term, ix->cols, ix->rows)) < 0)
+		goto out;
+	term_set_onlcr(b->term, !f->header.pty);
+	term_set_line_fn(b->term, index_line_cb, b);
+	if ((r = index_add_kf(b, 0, ix->first_offset, 0)) < 0)
+		goto out;
+	r = index_read(b, progress, arg);
+	if (r == -ENOMEM)
+		goto out;
+	if (live && (r == 0 || r == -ENODATA)) {
+		/* The end of what is written so far, not damage. */
+		ix->rc = 0;
+		ix->state = "live";
+		index_map_log(b);
+		ix->live = b;
+		*out = ix;
+		return 0;
+	}
+	index_set_state(b, r);
+	if (r < 0 && r != -ENODATA && r != -EBADMSG && r != -EPROTO)
+		goto out;
+	if ((r = index_finish(b)) < 0)
+		goto out;
 	*out = ix;
 	ix = NULL;
 	r = 0;
 out:
-	term_free(b.term);
-	free(b.buf);
+	index_builder_free(b);
 	index_free(ix);
+	return r;
+}
+
+/* Build the index. */
+int
+index_build(struct index **out, struct player_file *f,
+    void (*progress)(void *arg, uint64_t done), void *arg)
+{
+	return index_build_as(out, f, false, progress, arg);
+}
+
+/* Build the index of a recording still being written. */
+int
+index_build_live(struct index **out, struct player_file *f,
+    void (*progress)(void *arg, uint64_t done), void *arg)
+{
+	return index_build_as(out, f, true, progress, arg);
+}
+
+/* Index what was written since. */
+int
+index_extend(struct index *ix)
+{
+	struct index_builder *b = ix->live;
+	uint64_t before = ix->nevents;
+	int r;
+
+	if (b == NULL)
+		return 0;
+	/* A reader stops for good at the end of the file: a new one reads on. */
+	if (b->reader != ix->file->reader)
+		rec_reader_free(b->reader);
+	b->reader = NULL;
+	if ((r = rec_reader_open_at(&b->reader, b->fd, b->offset, b->time_ns)) < 0)
+		return r;
+	r = index_read(b, NULL, NULL);
+	if (r != 0 && r != -ENODATA) {
+		/* Damage, not the end of what is written: the index ends here. */
+		if (r == -ENOMEM)
+			return r;
+		index_set_state(b, r);
+		if ((r = index_finish(b)) < 0)
+			return r;
+		index_builder_free(b);
+		ix->live = NULL;
+		return 1;
+	}
+	if (ix->nevents == before)
+		return 0;
+	index_map_log(b);
+	return b->err < 0 ? b->err : 1;
+}
+
+/* Stop following: the index as index_build makes it. */
+int
+index_end(struct index *ix)
+{
+	struct index_builder *b = ix->live;
+	int r;
+
+	if (b == NULL)
+		return 0;
+	/* Whatever is left after the last whole event is a cut, as a reader says. */
+	index_set_state(b, b->offset < (uint64_t)lseek(b->fd, 0, SEEK_END) ? -ENODATA : 0);
+	if (ix->rc == -ENODATA)
+		snprintf(ix->error, sizeof ix->error, "truncated at byte %llu",
+		    (unsigned long long)b->offset);
+	r = index_finish(b);
+	index_builder_free(b);
+	ix->live = NULL;
 	return r;
 }
 
@@ -492,6 +655,7 @@ index_free(struct index *ix)
 
 	if (ix == NULL)
 		return;
+	index_builder_free(ix->live);
 	for (i = 0; i < ix->nkf; i++)
 		free(ix->kf[i].snap);
 	free(ix->kf);
@@ -660,6 +824,24 @@ index_cursor_free(struct index_cursor *c)
 	rec_reader_free(c->reader);
 	term_free(c->term);
 	free(c);
+}
+
+/* After index_extend: a cursor that reached the old end reads on. */
+int
+index_cursor_resume(struct index_cursor *c)
+{
+	struct rec_reader *r = NULL;
+	int rc;
+
+	if (!c->at_end || c->has_next || c->reader == NULL || c->seq >= c->ix->nevents)
+		return 0;
+	if ((rc = rec_reader_open_at(&r, c->ix->file->fd, rec_reader_offset(c->reader),
+	    c->time_ns)) < 0)
+		return rc;
+	rec_reader_free(c->reader);
+	c->reader = r;
+	c->at_end = false;
+	return 0;
 }
 
 /* Read the next event into c->next. */

@@ -53,6 +53,8 @@ struct index_match {
 	size_t len;
 };
 
+struct index_builder;
+
 struct index {
 	const struct player_file *file;
 	uint64_t first_offset;	/* offset of event 0 */
@@ -72,6 +74,8 @@ struct index {
 	bool exited;
 	int exit_status;
 	char exit_signal[32];
+	bool sealed;		/* a seal was read */
+	struct index_builder *live;	/* following a file still being written */
 	/*
 	 * Log of rendered and typed lines, for search, in an unlinked file in
 	 * $TMPDIR. When it cannot be written (no space), the recording is
@@ -91,6 +95,21 @@ struct index {
 int index_build(struct index **out, struct player_file *f,
     void (*progress)(void *arg, uint64_t done), void *arg);
 void index_free(struct index *ix);
+
+/*
+ * index_build for a recording still being written (play -f): the end of
+ * what is written so far, even inside an event, is not damage (state
+ * "live"), and index_extend indexes what was written since (1 when there
+ * were new events, 0 when none, or a negative error; on damage the index
+ * ends there, with the state and error index_build would give). index_end
+ * stops following and finishes the index as index_build would have. The
+ * search log is mapped anew when it grows: matches found before an
+ * extension point into the old map and must be searched for again.
+ */
+int index_build_live(struct index **out, struct player_file *f,
+    void (*progress)(void *arg, uint64_t done), void *arg);
+int index_extend(struct index *ix);
+int index_end(struct index *ix);
 
 /* The keyframe to start from to reach the state at seq / at time t. */
 const struct index_kf *index_kf_for_seq(const struct index *ix, uint64_t seq);
@@ -142,6 +161,9 @@ struct index_cursor {
 
 int index_cursor_new(struct index_cursor **out, struct index *ix);
 void index_cursor_free(struct index_cursor *c);
+
+/* After index_extend: a cursor that had reached the end reads on. */
+int index_cursor_resume(struct index_cursor *c);
 
 /* Go to the state at seq (clamped to the end). */
 int index_cursor_seek_seq(struct index_cursor *c, uint64_t seq);

@@ -409,3 +409,54 @@ def test_play_exit_statuses(broker_recordings, tmp_path):
 def status_of(text, rows):
     lines = text.split("\n")
     return (lines + [""] * rows)[rows - 1]
+
+
+def test_follow_a_recording_being_written(tmux, tmp_path):
+    """play -f plays a recording still being written as tail -f follows a
+    file: what is written later (even an event cut in two by a write) shows
+    as it arrives, the status says LIVE / live meanwhile, and following
+    ends at the exit status, with the state of a finished recording."""
+    import msgpack
+    full = write_recording(tmp_path / "full.rec", [
+        (S // 10, "o", b"first-chunk\r\n"),
+        (2 * S // 10, "o", b"second-chunk\r\n"),
+        (3 * S // 10, "o", b"third-chunk\r\n"),
+        (4 * S // 10, "x", {"status": 0}),
+    ], cols=COLS, rows=ROWS)
+    data = full.read_bytes()
+    ends = []
+    u = msgpack.Unpacker(raw=False)
+    u.feed(data)
+    for _ in u:
+        ends.append(u.tell())  # the header, then each event
+    live = tmp_path / "live.rec"
+    half = (ends[1] + ends[2]) // 2
+    live.write_bytes(data[:half])  # the second event cut in two
+    tmux.start([PLAYER, "play", "-f", live])
+    tmux.wait_for(lambda s: "first-chunk" in s and re.search(r"LIVE .*  live  unsigned", s),
+                  what="the first event, live")
+    assert "second-chunk" not in tmux.screen()
+
+    def append(upto):
+        with open(live, "ab") as f:
+            f.write(data[live.stat().st_size:upto])
+
+    append(ends[2])
+    tmux.wait_for(lambda s: "second-chunk" in s and "LIVE" in s, what="the second event")
+    append(len(data))
+    screen = tmux.wait_for(lambda s: "third-chunk" in s and re.search(r" END .*  complete  unsigned", s),
+                           what="the end, complete")
+    assert "LIVE" not in screen and " live " not in screen
+    # Still a player: pause, and seek back to the start.
+    tmux.keys("Space", "g")
+    tmux.wait_for(lambda s: "PAUSED 0:00:00.000 / 0:00:00.400" in s and "first-chunk" not in s,
+                  what="the start")
+    tmux.keys("q")
+    tmux.wait_for(lambda s: tmux.dead(), what="quit")
+
+
+def test_follow_needs_a_local_file(tmux):
+    tmux.start(with_status([PLAYER, "play", "-f", "s3://bucket/prefix/key.rec"]))
+    assert exit_status(tmux) == 2
+    text = tmux.tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", "t").stdout.decode()
+    assert "-f follows local files only" in text
