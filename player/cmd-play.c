@@ -48,7 +48,8 @@ static const char *const play_help[] = {
 	"  PgUp/PgDn    back / forward 60 seconds",
 	"  0 ... 9      jump to 0% ... 90%",
 	"  g / G        start / end",
-	"  ] / [        next / previous marker or command (a typed line ended by Enter)",
+	"  ] / [        next / previous marker, command (a typed line ended by Enter)",
+	"               or shell prompt (marked by the shell with OSC 133)",
 	"  / and ?      search forward / backward (prefix re: for a regular expression)",
 	"  n / N        next / previous match",
 	"  c            searches ignore / match case (the search shown is redone)",
@@ -61,7 +62,7 @@ static const char *const play_help[] = {
 	"  q, Ctrl-C    quit",
 	"",
 	"The line above the status line is the timeline: played '=', to come '-',",
-	"the position '>', markers and typed commands '|', search hits '*'.",
+	"the position '>', markers, typed commands and prompts '|', search hits '*'.",
 	"",
 	"Search finds text as it was on screen (also lines that scrolled off) and",
 	"what was typed, and stops where the match first became visible: inside an",
@@ -332,6 +333,8 @@ play_timeline(struct play *p, char *buf, int width)
 	for (i = 0; i < ix->ninputs; i++)
 		if (ix->inputs[i].len > 0)
 			buf[PLAY_COL(ix->inputs[i].time_ns)] = '|';
+	for (i = 0; i < ix->nprompts; i++)
+		buf[PLAY_COL(ix->prompts[i].time_ns)] = '|';
 	for (i = 0; p->has_search && i < p->nmatches; i++) {
 		const struct index_match *m = &p->matches[i];
 
@@ -519,14 +522,22 @@ play_marker(struct play *p, bool next)
 	const struct index *ix = p->ix;
 	const char *what = NULL, *text = NULL;
 	uint64_t best = 0, seq;
-	size_t i, len = 0;
+	size_t i, len = 0, nm = ix->nmarkers, ni = ix->ninputs;
 	bool found = false;
-	char *e;
+	char status[64], *e;
 
-	/* The nearest broker marker or end of a typed command line. */
-	for (i = 0; i < ix->nmarkers + ix->ninputs; i++) {
-		seq = i < ix->nmarkers ? ix->markers[i].seq : ix->inputs[i - ix->nmarkers].seq;
-		if (i >= ix->nmarkers && ix->inputs[i - ix->nmarkers].len == 0)
+	/*
+	 * The nearest broker marker, end of a typed command line, or shell
+	 * prompt (OSC 133); at one event, a marker first, then a command.
+	 */
+	for (i = 0; i < nm + ni + ix->nprompts; i++) {
+		if (i < nm)
+			seq = ix->markers[i].seq;
+		else if (i < nm + ni)
+			seq = ix->inputs[i - nm].seq;
+		else
+			seq = ix->prompts[i - nm - ni].seq;
+		if (i >= nm && i < nm + ni && ix->inputs[i - nm].len == 0)
 			continue;	/* Enter alone is not a command */
 		if (next ? seq < p->cur->seq : seq + 1 >= p->cur->seq)
 			continue;
@@ -534,14 +545,23 @@ play_marker(struct play *p, bool next)
 			continue;
 		found = true;
 		best = seq;
-		if (i < ix->nmarkers) {
+		if (i < nm) {
 			what = "marker";
 			text = ix->markers[i].label;
 			len = strlen(text);
-		} else {
+		} else if (i < nm + ni) {
 			what = "command";
-			text = ix->inputs[i - ix->nmarkers].text;
-			len = ix->inputs[i - ix->nmarkers].len;
+			text = ix->inputs[i - nm].text;
+			len = ix->inputs[i - nm].len;
+		} else {
+			what = "prompt";
+			if (ix->prompts[i - nm - ni].status >= 0)
+				snprintf(status, sizeof status, "the command before exited %d",
+				    ix->prompts[i - nm - ni].status);
+			else
+				snprintf(status, sizeof status, "marked by the shell");
+			text = status;
+			len = strlen(status);
 		}
 	}
 	if (!found) {

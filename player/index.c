@@ -39,6 +39,12 @@ struct index_builder {
 	uint64_t seq;		/* the next event */
 	uint64_t offset;	/* end of the last whole event read */
 	uint64_t since_bytes, since_events, threshold, last_progress;
+	/* OSC 133 shell marks, across events: how much of one was read. */
+	unsigned osc;
+	char osc_kind;
+	char osc_arg[16];
+	size_t osc_len;
+	int osc_status;		/* from the last "D;STATUS", -1 when none */
 };
 
 /* The unsigned integer at key in map m, or false. */
@@ -338,6 +344,93 @@ index_add_marker(struct index *ix, uint64_t seq, uint64_t time_ns, const uint8_t
 	return 0;
 }
 
+/* Add a shell prompt (OSC 133;A) at the event being read. */
+static int
+index_add_prompt(struct index_builder *b)
+{
+	struct index *ix = b->ix;
+	struct index_prompt *pr;
+
+	/* A prompt drawn again in the same event (a redraw) is one. */
+	if (ix->nprompts > 0 && ix->prompts[ix->nprompts - 1].seq == b->seq)
+		return 0;
+	if ((ix->nprompts & (ix->nprompts - 1)) == 0) {
+		size_t cap = ix->nprompts == 0 ? 16 : ix->nprompts * 2;
+
+		if (ix->nprompts == 0 || ix->nprompts >= 16) {
+			if ((pr = realloc(ix->prompts, cap * sizeof *pr)) == NULL)
+				return -ENOMEM;
+			ix->prompts = pr;
+		}
+	}
+	pr = &ix->prompts[ix->nprompts++];
+	pr->seq = b->seq;
+	pr->time_ns = b->time_ns;
+	pr->status = b->osc_status;
+	b->osc_status = -1;
+	return 0;
+}
+
+/*
+ * Find the semantic prompt marks shells emit (OSC 133, as iTerm2, kitty,
+ * WezTerm and VS Code read them): ESC ] 133 ; KIND [; ARGS] ended by BEL
+ * or ESC \. "A" starts a prompt; "D;STATUS" ends a command with its exit
+ * status, kept for the prompt that follows. A mark may be split across
+ * events.
+ */
+static int
+index_osc133(struct index_builder *b, const uint8_t *p, size_t n)
+{
+	static const char prefix[] = "\033]133;";
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		uint8_t c = p[i];
+
+		if (b->osc < sizeof prefix - 1) {
+			if (c == (uint8_t)prefix[b->osc])
+				b->osc++;
+			else
+				b->osc = c == 0x1b;
+			continue;
+		}
+		if (b->osc == sizeof prefix - 1) {
+			b->osc_kind = (char)c;
+			b->osc_len = 0;
+			b->osc++;
+			continue;
+		}
+		if (b->osc == sizeof prefix && c == 0x1b) {
+			b->osc++;	/* ESC \ ends it */
+			continue;
+		}
+		if (b->osc == sizeof prefix && c != 0x07) {
+			if (b->osc_len < sizeof b->osc_arg - 1)
+				b->osc_arg[b->osc_len++] = (char)c;
+			else
+				b->osc = 0;	/* too long for a mark we know */
+			continue;
+		}
+		/* BEL, or the byte after ESC: ST, or the start of another sequence. */
+		if (c != 0x07 && c != '\\') {
+			b->osc = c == ']' ? 2 : 0;
+			continue;
+		}
+		b->osc = 0;
+		b->osc_arg[b->osc_len] = '\0';
+		if (b->osc_kind == 'A') {
+			if ((r = index_add_prompt(b)) < 0)
+				return r;
+		} else if (b->osc_kind == 'D') {
+			/* "D;STATUS" (or "D" alone: unknown). */
+			b->osc_status = b->osc_arg[0] == ';' && b->osc_arg[1] >= '0' &&
+			    b->osc_arg[1] <= '9' ? atoi(b->osc_arg + 1) : -1;
+		}
+	}
+	return 0;
+}
+
 /* Make an unlinked temporary file for the log. */
 static int
 index_tmpfd(void)
@@ -375,6 +468,8 @@ index_read(struct index_builder *b, void (*progress)(void *arg, uint64_t done), 
 			b->spans.n = 0;
 			b->since_bytes += ev.len;
 			ix->output_bytes += ev.len;
+			if (ev.code == REC_OUTPUT && (r = index_osc133(b, ev.data, ev.len)) < 0)
+				return r;
 			break;
 		case REC_INPUT:
 			b->spans.n = 0;
@@ -527,6 +622,7 @@ index_build_as(struct index **out, struct player_file *f, bool live,
 	b->reader = f->reader;
 	b->offset = ix->first_offset;
 	b->threshold = INDEX_KF_BYTES;
+	b->osc_status = -1;
 	typed_init(&b->typed);
 	/*
 	 * Following a file: the builder reads on through a descriptor of its
@@ -662,6 +758,7 @@ index_free(struct index *ix)
 	for (i = 0; i < ix->nmarkers; i++)
 		free(ix->markers[i].label);
 	free(ix->markers);
+	free(ix->prompts);
 	for (i = 0; i < ix->ninputs; i++) {
 		free(ix->inputs[i].text);
 		free(ix->inputs[i].seqs);

@@ -32,6 +32,12 @@ struct index_marker {
 	char *label;
 };
 
+/* A shell prompt the shell marked (OSC 133;A). */
+struct index_prompt {
+	uint64_t seq, time_ns;	/* the event that drew it */
+	int status;		/* exit status of the command before (OSC 133;D), or -1 */
+};
+
 struct index_input {
 	uint64_t seq;		/* the event that ended the line */
 	uint64_t time_ns;
@@ -65,6 +71,8 @@ struct index {
 	size_t nmarkers;
 	struct index_input *inputs;
 	size_t ninputs;
+	struct index_prompt *prompts;	/* in order */
+	size_t nprompts;
 	uint64_t nevents;	/* events that could be read */
 	uint64_t duration_ns;	/* time of the last event */
 	uint64_t output_bytes;

@@ -460,3 +460,38 @@ def test_follow_needs_a_local_file(tmux):
     assert exit_status(tmux) == 2
     text = tmux.tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", "t").stdout.decode()
     assert "-f follows local files only" in text
+
+
+def test_shell_prompt_marks_walk_commands(tmux, tmp_path):
+    """] and [ stop at the prompts a shell marks with OSC 133;A (also split
+    across events, ended by BEL or ST), saying the exit status OSC 133;D
+    gave the command before; no input is needed in the recording."""
+    A_BEL, A_ST = b"\x1b]133;A\x07", b"\x1b]133;A\x1b\\"
+    ev = [
+        (1 * S, "o", A_BEL + b"$ "),
+        (2 * S, "o", b"make\r\nbuilding\r\n\x1b]133;D;2\x07\x1b]13"),
+        (3 * S, "o", b"3;A\x07$ "),  # the mark split across two events
+        (4 * S, "o", b"ls\r\nfile-one\r\n\x1b]133;D;0\x1b\\" + A_ST[:-1]),
+        (5 * S, "o", b"\\" + b"$ "),  # ... and its ST too
+        (6 * S, "o", b"echo \x1b]133;Anot a mark\r\n"),  # no terminator: not one
+        (7 * S, "x", {"status": 0}),
+    ]
+    rec = write_recording(tmp_path / "osc133.rec", ev, cols=COLS, rows=ROWS)
+    tmux.start([PLAYER, "play", rec])
+    tmux.wait_for(lambda s: "PLAYING" in s, what="playing")
+    tmux.keys("Space", "g")
+    tmux.wait_for(lambda s: "PAUSED 0:00:00.000" in s, what="start")
+    tmux.keys("]")
+    tmux.wait_for(lambda s: "PAUSED 0:00:01.000" in s and "prompt: marked by the shell" in s,
+                  what="first prompt")
+    tmux.keys("]")
+    tmux.wait_for(lambda s: "PAUSED 0:00:03.000" in s and "prompt: the command before exited 2" in s,
+                  what="prompt after make")
+    tmux.keys("]")
+    screen = tmux.wait_for(lambda s: "PAUSED 0:00:05.000" in s and
+                           "prompt: the command before exited 0" in s, what="prompt after ls")
+    assert "file-one" in screen
+    tmux.keys("]")
+    tmux.wait_for(lambda s: "no next marker or command" in s, what="no more")
+    tmux.keys("[")
+    tmux.wait_for(lambda s: "PAUSED 0:00:03.000" in s, what="back one prompt")
