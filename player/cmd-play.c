@@ -3,7 +3,9 @@
  * indexed first (keyframes, markers, rendered and typed lines), so seeking
  * and search replay only from the nearest keyframe. With -f, a recording
  * still being written is followed as tail -f follows a file: the index is
- * extended as it grows, until it is sealed or the reviewer quits.
+ * extended as it grows, until it is sealed or the reviewer quits. A
+ * recording in object storage is played the same way while the rest of it
+ * is downloaded.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -103,6 +105,7 @@ struct play {
 	/* -f: following a recording still being written. */
 	uint64_t follow_polled;	/* monotonic time of the last look */
 	uint64_t follow_grew;	/* ... of the last time it had grown */
+	bool loading;		/* an s3:// recording, still being downloaded */
 };
 
 /* Monotonic time in nanoseconds. */
@@ -232,7 +235,7 @@ play_status(struct play *p, char *buf, size_t cap, int width)
 	when_format_offset(p->pos, pos, sizeof pos);
 	when_format_offset(p->ix->duration_ns, dur, sizeof dur);
 	if (index_cursor_peek(p->cur, &ev) == 0)
-		mode = p->ix->live != NULL ? "LIVE" : "END";
+		mode = p->ix->live == NULL ? "END" : p->loading ? "LOADING" : "LIVE";
 	else
 		mode = p->paused ? "PAUSED" : "PLAYING";
 	snprintf(parts[n].text, sizeof parts[n].text, "%s %s / %s", mode, pos, dur);
@@ -778,7 +781,8 @@ play_verdict(struct play *p, const char *file, const struct trust *trust)
 	te.read_rc = p->ix->rc;
 	te.exited = p->ix->exited;
 	te.exit_offset = 0;
-	p->state = p->ix->live != NULL ? "live" : trust_state(&verdict, vrc, &te);
+	p->state = p->ix->live == NULL ? trust_state(&verdict, vrc, &te) :
+	    p->loading ? "loading" : "live";
 	if (strcmp(p->integrity, "MODIFIED") == 0) {
 		p->state = "MODIFIED";
 		p->integrity = "";
@@ -807,10 +811,11 @@ play_research(struct play *p)
 }
 
 /*
- * -f: index what was written since the last look. Playing at the end of
- * what was there goes on with the new events at once (the clock jumps to
- * the first of them). Following ends when the recording has been quiet
- * for a while after its exit status or seal, or when it turns out damaged;
+ * -f, or an s3:// recording still downloading: index what was written
+ * since the last look. Playing at the end of what was there goes on with
+ * the new events at once (the clock jumps to the first of them). Following
+ * ends when the recording has been quiet for a while after its exit status
+ * or seal (a download: when it is over), or when it turns out damaged;
  * the state and signer are then checked again.
  */
 static void
@@ -818,12 +823,19 @@ play_follow(struct play *p, const char *file, const struct trust *trust)
 {
 	const struct rec_event *ev;
 	uint64_t now = play_now();
+	const char *why;
 	bool at_edge;
-	int r;
+	int r, done = 0;
 
 	if (p->ix->live == NULL || now - p->follow_polled < PLAY_FOLLOW_NS)
 		return;
 	p->follow_polled = now;
+	/* Downloading: what is read now is all there will be once it is over. */
+	if (p->loading && (done = remote_stream_poll(&why)) != 0) {
+		p->loading = false;
+		if (done < 0)
+			snprintf(p->message, sizeof p->message, "download stopped: %.120s", why);
+	}
 	at_edge = index_cursor_peek(p->cur, &ev) == 0;
 	if ((r = index_extend(p->ix)) < 0) {
 		snprintf(p->message, sizeof p->message, "follow: %s", rec_strerror(r));
@@ -836,7 +848,9 @@ play_follow(struct play *p, const char *file, const struct trust *trust)
 		if (at_edge && !p->paused && index_cursor_peek(p->cur, &ev) == 1 &&
 		    ev->time_ns > p->pos)
 			p->pos = ev->time_ns;
-	} else if ((p->ix->sealed || p->ix->exited) && now - p->follow_grew >= PLAY_SETTLE_NS) {
+	}
+	if (p->ix->live != NULL && (done != 0 || (!p->loading && (p->ix->sealed ||
+	    p->ix->exited) && now - p->follow_grew >= PLAY_SETTLE_NS))) {
 		if ((r = index_end(p->ix)) < 0)
 			snprintf(p->message, sizeof p->message, "follow: %s", rec_strerror(r));
 		play_research(p);
@@ -965,6 +979,15 @@ cmd_play(int argc, char **argv)
 		free(file);
 		return EXIT_USAGE;
 	}
+	/* Object storage: play what has come while the rest comes. */
+	if (remote_is_url(file)) {
+		if (remote_stream_start(file) < 0) {
+			trust_free(&trust);
+			free(file);
+			return EXIT_USAGE;
+		}
+		p.loading = true;
+	}
 	p.speed = speed;
 	p.idle_ns = (uint64_t)(idle * 1e9);
 	if (player_open(&f, file) < 0) {
@@ -973,12 +996,13 @@ cmd_play(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	total = fstat(f.fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-	r = follow ? index_build_live(&p.ix, &f, play_progress, &total) :
+	r = follow || p.loading ? index_build_live(&p.ix, &f, play_progress, &total) :
 	    index_build(&p.ix, &f, play_progress, &total);
 	if (isatty(STDERR_FILENO) && total >= (16u << 20))
 		fputs("\r\033[K", stderr);
 	if (r < 0) {
 		player_warn("%s: %s", f.path, rec_strerror(r));
+		remote_stream_stop();
 		trust_free(&trust);
 		player_close(&f);
 		free(file);
@@ -1022,6 +1046,7 @@ cmd_play(int argc, char **argv)
 		st = EXIT_DAMAGED;
 	}
 out:
+	remote_stream_stop();
 	trust_free(&trust);
 	if (p.has_search)
 		search_free(&p.search);

@@ -628,9 +628,15 @@ index_build_as(struct index **out, struct player_file *f, bool live,
 	 * Following a file: the builder reads on through a descriptor of its
 	 * own, so that a cursor's reads on f->fd keep their offset.
 	 */
-	if (live && (b->fd = open(f->path, O_RDONLY | O_CLOEXEC)) < 0) {
-		r = -errno;
-		goto out;
+	if (live) {
+		char path[64];
+
+		/* The same file as f->fd (a local copy of a remote one too), anew. */
+		snprintf(path, sizeof path, "/proc/self/fd/%d", f->fd);
+		if ((b->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+			r = -errno;
+			goto out;
+		}
 	}
 	if ((b->buf = malloc(INDEX_LOG_BUF)) == NULL) {
 		r = -ENOMEM;

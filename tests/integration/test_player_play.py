@@ -495,3 +495,118 @@ def test_shell_prompt_marks_walk_commands(tmux, tmp_path):
     tmux.wait_for(lambda s: "no next marker or command" in s, what="no more")
     tmux.keys("[")
     tmux.wait_for(lambda s: "PAUSED 0:00:03.000" in s, what="back one prompt")
+
+
+class GatedProxy:
+    """A TCP proxy in front of s3rver that holds every request for a range
+    not starting at byte 0 until opened: what play shows before that came
+    from the first range alone."""
+
+    def __init__(self, upstream_port):
+        import socket
+        import threading
+        self.upstream = upstream_port
+        self.gate = threading.Event()
+        self.held = threading.Event()  # a later range was asked for
+        self.ranges = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pipe, args=(u, c, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(c, u, True), daemon=True).start()
+
+    def _pipe(self, src, dst, requests):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                m = re.search(rb"(?i)\r\nrange: bytes=(\d+)-", data) if requests else None
+                if m:
+                    self.ranges.append(int(m.group(1)))
+                    if int(m.group(1)) > 0:
+                        self.held.set()
+                        self.gate.wait(60)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.gate.set()
+        self.sock.close()
+
+
+def bucket_recording(tmp_path):
+    """s3rver holding a recording of 1.2 MB: FIRST-SCREEN at once, then
+    filler drawn over row 5, LAST-SCREEN at 2 s; and the gated proxy."""
+    from s3_support import S3_ENV, S3rver
+    server = S3rver(tmp_path / "s3").start()
+    ev = [(S // 10, "o", b"\x1b[2J\x1b[HFIRST-SCREEN\r\n")]
+    ev += [(S // 10 + (i + 1) * 1000, "o", b"".join(b"\x1b[5;1Hfiller-%06d" % (i * 4000 + k)
+                                                    for k in range(4000)))
+           for i in range(20)]
+    ev += [(2 * S, "o", b"\x1b[2J\x1b[HLAST-SCREEN\r\n"), (2 * S + 1, "x", {"status": 0})]
+    rec = write_recording(tmp_path / "big.rec", ev, cols=COLS, rows=ROWS)
+    assert rec.stat().st_size > 1 << 20
+    server.put("big/0192f111-0000-7000-8000-000000000000.rec", rec.read_bytes())
+    proxy = GatedProxy(server.port)
+    env = dict(S3_ENV, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", AWS_REGION="us-east-1")
+    return server, proxy, env
+
+
+def test_play_from_the_bucket_starts_before_the_download_ends(tmux, tmp_path):
+    """play of an s3:// recording shows its start from the first range while
+    the rest is still to come (a proxy holds the later ranges), says
+    LOADING meanwhile, and plays on to the end once the rest arrives."""
+    from s3_support import BUCKET
+    server, proxy, env = bucket_recording(tmp_path)
+    try:
+        tmux.start([PLAYER, "play", f"s3://{BUCKET}/big/0192f111"], env=env)
+        screen = tmux.wait_for(lambda s: "FIRST-SCREEN" in s and "LOADING" in s and
+                               " loading " in s, what="the start, while loading")
+        assert proxy.held.is_set() and not proxy.gate.is_set()
+        assert "LAST-SCREEN" not in screen
+        proxy.gate.set()
+        tmux.wait_for(lambda s: "LAST-SCREEN" in s and re.search(r" END .*  complete  unsigned", s),
+                      timeout=60, what="the end, once all has come")
+        assert proxy.ranges[0] == 0 and max(proxy.ranges) > 0, proxy.ranges
+        tmux.keys("q")
+    finally:
+        proxy.close()
+        server.stop()
+
+
+def test_play_from_the_bucket_quits_while_loading(tmux, tmp_path):
+    """q while the rest of the recording has not come: play stops the
+    download and exits at once (0), without waiting for the server."""
+    from s3_support import BUCKET
+    server, proxy, env = bucket_recording(tmp_path)
+    try:
+        tmux.start(with_status([PLAYER, "play", f"s3://{BUCKET}/big/0192f111"]), env=env)
+        tmux.wait_for(lambda s: "FIRST-SCREEN" in s and "LOADING" in s, what="loading")
+        assert proxy.held.is_set()
+        t0 = time.monotonic()
+        tmux.keys("q")
+        assert exit_status(tmux) == 0
+        assert time.monotonic() - t0 < 10
+    finally:
+        proxy.close()
+        server.stop()
