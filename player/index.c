@@ -406,10 +406,9 @@ index_osc133(struct index_builder *b, const uint8_t *p, size_t n)
 			continue;
 		}
 		if (b->osc == sizeof prefix && c != 0x07) {
+			/* Only the start of the arguments matters (D's status). */
 			if (b->osc_len < sizeof b->osc_arg - 1)
 				b->osc_arg[b->osc_len++] = (char)c;
-			else
-				b->osc = 0;	/* too long for a mark we know */
 			continue;
 		}
 		/* BEL, or the byte after ESC: ST, or the start of another sequence. */
@@ -540,7 +539,7 @@ index_set_state(struct index_builder *b, int r)
 		ix->state = "corrupt";
 	else
 		ix->state = ix->exited ? "complete" : "incomplete";
-	if (r < 0)
+	if (r < 0 && b->reader != NULL)
 		snprintf(ix->error, sizeof ix->error, "%s", rec_reader_error(b->reader));
 }
 

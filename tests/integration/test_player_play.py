@@ -468,7 +468,7 @@ def test_shell_prompt_marks_walk_commands(tmux, tmp_path):
     gave the command before; no input is needed in the recording."""
     A_BEL, A_ST = b"\x1b]133;A\x07", b"\x1b]133;A\x1b\\"
     ev = [
-        (1 * S, "o", A_BEL + b"$ "),
+        (1 * S, "o", b"\x1b]133;A;cl=m;aid=0123456789abcdef0123\x07$ "),  # long arguments
         (2 * S, "o", b"make\r\nbuilding\r\n\x1b]133;D;2\x07\x1b]13"),
         (3 * S, "o", b"3;A\x07$ "),  # the mark split across two events
         (4 * S, "o", b"ls\r\nfile-one\r\n\x1b]133;D;0\x1b\\" + A_ST[:-1]),
