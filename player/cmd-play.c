@@ -106,6 +106,7 @@ struct play {
 	uint64_t follow_polled;	/* monotonic time of the last look */
 	uint64_t follow_grew;	/* ... of the last time it had grown */
 	bool loading;		/* an s3:// recording, still being downloaded */
+	bool downloaded;	/* ... and now whole (or as whole as it will be) */
 };
 
 /* Monotonic time in nanoseconds. */
@@ -196,6 +197,8 @@ play_timeout(struct play *p)
 	const struct rec_event *ev;
 	uint64_t wait;
 
+	if (p->ix->live != NULL && p->ix->live_more)
+		return 0;	/* more of a growing file to index */
 	if (p->paused || p->help || index_cursor_peek(p->cur, &ev) != 1)
 		return 250;
 	if (ev->time_ns <= p->pos)
@@ -825,22 +828,24 @@ play_follow(struct play *p, const char *file, const struct trust *trust)
 	uint64_t now = play_now();
 	const char *why;
 	bool at_edge;
-	int r, done = 0;
+	int r, done, grew;
 
-	if (p->ix->live == NULL || now - p->follow_polled < PLAY_FOLLOW_NS)
+	/* More is waiting to be indexed: no pause between the steps. */
+	if (p->ix->live == NULL || (!p->ix->live_more && now - p->follow_polled < PLAY_FOLLOW_NS))
 		return;
 	p->follow_polled = now;
 	/* Downloading: what is read now is all there will be once it is over. */
 	if (p->loading && (done = remote_stream_poll(&why)) != 0) {
 		p->loading = false;
+		p->downloaded = true;
 		if (done < 0)
 			snprintf(p->message, sizeof p->message, "download stopped: %.120s", why);
 	}
 	at_edge = index_cursor_peek(p->cur, &ev) == 0;
-	if ((r = index_extend(p->ix)) < 0) {
-		snprintf(p->message, sizeof p->message, "follow: %s", rec_strerror(r));
+	if ((grew = index_extend(p->ix)) < 0) {
+		snprintf(p->message, sizeof p->message, "follow: %s", rec_strerror(grew));
 		(void)index_end(p->ix);
-	} else if (r == 1) {
+	} else if (grew == 1) {
 		p->follow_grew = now;
 		play_research(p);
 		if ((r = index_cursor_resume(p->cur)) < 0)
@@ -849,8 +854,10 @@ play_follow(struct play *p, const char *file, const struct trust *trust)
 		    ev->time_ns > p->pos)
 			p->pos = ev->time_ns;
 	}
-	if (p->ix->live != NULL && (done != 0 || (!p->loading && (p->ix->sealed ||
-	    p->ix->exited) && now - p->follow_grew >= PLAY_SETTLE_NS))) {
+	/* The end: all of a download indexed, or a file quiet after its end. */
+	if (p->ix->live != NULL && !p->ix->live_more && grew == 0 && (p->downloaded ||
+	    (!p->loading && (p->ix->sealed || p->ix->exited) &&
+	    now - p->follow_grew >= PLAY_SETTLE_NS))) {
 		if ((r = index_end(p->ix)) < 0)
 			snprintf(p->message, sizeof p->message, "follow: %s", rec_strerror(r));
 		play_research(p);

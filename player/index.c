@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <msgpack.h>
@@ -19,6 +20,8 @@
 #define INDEX_KF_BYTES (256u * 1024)
 /* ... or after this many events. */
 #define INDEX_KF_EVENTS 20000u
+/* Following a file: at most this much is indexed per index_extend. */
+#define INDEX_EXTEND_BYTES (4u << 20)
 /* Log records are buffered up to this size before a write(2). */
 #define INDEX_LOG_BUF (256u * 1024)
 
@@ -38,6 +41,7 @@ struct index_builder {
 	int fd;			/* following: a descriptor of its own, else -1 */
 	uint64_t seq;		/* the next event */
 	uint64_t offset;	/* end of the last whole event read */
+	uint64_t limit;		/* stop reading at this offset (0: read to the end) */
 	uint64_t since_bytes, since_events, threshold, last_progress;
 	/* OSC 133 shell marks, across events: how much of one was read. */
 	unsigned osc;
@@ -448,7 +452,8 @@ index_tmpfd(void)
 
 /*
  * Index the events the builder's reader gives until it stops; returns its
- * last result (0 at a clean end, or the reader's error).
+ * last result (0 at a clean end, or the reader's error), or 1 when it
+ * stopped at b->limit with more to read.
  */
 static int
 index_read(struct index_builder *b, void (*progress)(void *arg, uint64_t done), void *arg)
@@ -458,6 +463,10 @@ index_read(struct index_builder *b, void (*progress)(void *arg, uint64_t done), 
 	int r;
 
 	while ((r = rec_reader_next(b->reader, &ev)) == 1) {
+		if (b->limit > 0 && ev.offset >= b->limit) {
+			/* Read one event too many: the next read starts there again. */
+			return 1;
+		}
 		b->time_ns = ev.time_ns;
 		term_set_seq(b->term, b->seq);
 		switch (ev.code) {
@@ -602,6 +611,7 @@ index_build_as(struct index **out, struct player_file *f, bool live,
 {
 	struct index_builder *b;
 	struct index *ix = NULL;
+	struct stat st;
 	int r;
 
 	*out = NULL;
@@ -636,6 +646,12 @@ index_build_as(struct index **out, struct player_file *f, bool live,
 			r = -errno;
 			goto out;
 		}
+		/*
+		 * What is there now, not what is added meanwhile (a download
+		 * can outrun indexing): the rest is for index_extend.
+		 */
+		if (fstat(b->fd, &st) == 0 && st.st_size > 0)
+			b->limit = (uint64_t)st.st_size;
 	}
 	if ((b->buf = malloc(INDEX_LOG_BUF)) == NULL) {
 		r = -ENOMEM;
@@ -655,8 +671,9 @@ index_build_as(struct index **out, struct player_file *f, bool live,
 	r = index_read(b, progress, arg);
 	if (r == -ENOMEM)
 		goto out;
-	if (live && (r == 0 || r == -ENODATA)) {
+	if (live && (r == 0 || r == -ENODATA || r == 1)) {
 		/* The end of what is written so far, not damage. */
+		ix->live_more = r == 1;
 		ix->rc = 0;
 		ix->state = "live";
 		index_map_log(b);
@@ -710,7 +727,12 @@ index_extend(struct index *ix)
 	b->reader = NULL;
 	if ((r = rec_reader_open_at(&b->reader, b->fd, b->offset, b->time_ns)) < 0)
 		return r;
+	/* A bounded step, so that playing goes on while much is to be read. */
+	b->limit = b->offset + INDEX_EXTEND_BYTES;
 	r = index_read(b, NULL, NULL);
+	ix->live_more = r == 1;
+	if (r == 1)
+		r = 0;
 	if (r != 0 && r != -ENODATA) {
 		/* Damage, not the end of what is written: the index ends here. */
 		if (r == -ENOMEM)

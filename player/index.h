@@ -84,6 +84,7 @@ struct index {
 	char exit_signal[32];
 	bool sealed;		/* a seal was read */
 	struct index_builder *live;	/* following a file still being written */
+	bool live_more;		/* index_extend stopped with more to read */
 	/*
 	 * Log of rendered and typed lines, for search, in an unlinked file in
 	 * $TMPDIR. When it cannot be written (no space), the recording is
@@ -107,9 +108,11 @@ void index_free(struct index *ix);
 /*
  * index_build for a recording still being written (play -f): the end of
  * what is written so far, even inside an event, is not damage (state
- * "live"), and index_extend indexes what was written since (1 when there
- * were new events, 0 when none, or a negative error; on damage the index
- * ends there, with the state and error index_build would give). index_end
+ * "live"; the build reads what the file held when it started), and
+ * index_extend indexes what was written since, a few MiB at a time
+ * (live_more says there is more: call it again soon). It returns 1 when
+ * there were new events, 0 when none, or a negative error; on damage the
+ * index ends there, with the state and error index_build would give. index_end
  * stops following and finishes the index as index_build would have. The
  * search log is mapped anew when it grows: matches found before an
  * extension point into the old map and must be searched for again.

@@ -694,20 +694,21 @@ remote_cache(const char *url, int fd)
 	return 0;
 }
 
-/* The segments of stream.rec from stream.seg on, each where it belongs. */
+/* The segments of stream.rec from stream.seg on, each where it belongs, up to byte upto. */
 static int
-remote_stream_segments(void)
+remote_stream_segments(uint64_t upto)
 {
 	const char *slash;
 	uint64_t start;
 	int r = 0;
 
-	for (; stream.seg < stream.rec.segs.n && r == 0; stream.seg++) {
+	for (; stream.seg < stream.rec.segs.n && stream.at < upto && r == 0; stream.seg++) {
 		slash = strrchr(stream.rec.segs.keys[stream.seg], '/');
 		start = strtoull(slash + 1, NULL, 10);
 		if (start != stream.at) {
 			remote_warn("%s: segment %s does not follow byte %" PRIu64, stream.url,
 			    stream.rec.segs.keys[stream.seg], stream.at);
+			stream.seg = stream.rec.segs.n;
 			return 0;	/* read as cut there, as remote_download does */
 		}
 		r = remote_get(stream.url, &stream.b, stream.rec.segs.keys[stream.seg], 0,
@@ -728,7 +729,7 @@ remote_stream_main(void *arg)
 		r = remote_get(stream.url, &stream.b, stream.rec.key, stream.from, stream.rec.size,
 		    stream.fd, 0);
 	else
-		r = remote_stream_segments();
+		r = remote_stream_segments(UINT64_MAX);
 	atomic_store(&stream.result, r);
 	return NULL;
 }
@@ -773,15 +774,11 @@ remote_stream_start(const char *url)
 	} else {
 		remote_warn("%s: not sealed in the bucket yet: reading the %zu segment(s) shipped "
 		    "so far", url, stream.rec.segs.n);
+		/* Segments up to the first range's worth, the header among them. */
 		stream.seg = 0;
 		stream.at = 0;
-		/* The first segment holds the header. */
-		if (stream.rec.segs.n > 0 &&
-		    (r = remote_get(url, &stream.b, stream.rec.segs.keys[0], 0,
-		    stream.rec.segs.sizes[0], fd, 0)) < 0)
+		if ((r = remote_stream_segments(REMOTE_FIRST)) < 0)
 			goto fail;
-		stream.seg = 1;
-		stream.at = stream.rec.segs.n > 0 ? stream.rec.segs.sizes[0] : 0;
 	}
 	if ((fd = dup(stream.fd)) < 0 || (r = remote_cache(url, fd)) < 0) {
 		r = fd < 0 ? -errno : r;

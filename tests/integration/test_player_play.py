@@ -610,3 +610,26 @@ def test_play_from_the_bucket_quits_while_loading(tmux, tmp_path):
     finally:
         proxy.close()
         server.stop()
+
+
+def test_play_from_the_bucket_reads_segments_in_the_background(tmux, tmp_path):
+    """A recording not sealed in the bucket yet plays from its segments,
+    read in order while it plays, however small the first one is (here it
+    ends inside the header)."""
+    from s3_support import BUCKET, S3_ENV, S3rver
+    server = S3rver(tmp_path / "s3").start()
+    try:
+        ev = [(S // 10, "o", b"SEG-ONE\r\n"), (S // 5, "o", b"SEG-TWO\r\n"),
+              (S // 2, "o", b"SEG-THREE\r\n")]
+        data = write_recording(tmp_path / "r.rec", ev).read_bytes()
+        sid = "0192f222-0000-7000-8000-000000000000"
+        cuts = [0, 100, len(data) * 3 // 4, len(data)]
+        for a, b in zip(cuts, cuts[1:]):
+            server.put(f"live/{sid}.rec.seg/{a}", data[a:b])
+        env = dict(S3_ENV, AWS_ENDPOINT_URL=server.endpoint, AWS_REGION="us-east-1")
+        tmux.start([PLAYER, "play", f"s3://{BUCKET}/live/{sid[:8]}"], env=env)
+        tmux.wait_for(lambda s: "SEG-ONE" in s and "SEG-THREE" in s and
+                      re.search(r" END .*  incomplete  unsigned", s), what="all segments, played")
+        tmux.keys("q")
+    finally:
+        server.stop()
