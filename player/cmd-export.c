@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,20 +22,77 @@
 
 enum export_format { EXPORT_V2, EXPORT_V3, EXPORT_TEXT };
 
+/* The marker that opens the asciicast of a session recorded without a PTY. */
+#define EXPORT_ONLCR_NOTE "podgate: recorded without a terminal; each LF is written as CR LF, " \
+    "as a terminal would have shown it"
+
+/*
+ * Output recorded without a PTY had no ONLCR on its way to the client's
+ * terminal, which turned each LF into CR LF; a player given the bytes as
+ * they are draws a staircase. Write p[0..n) with each LF as CR LF into *buf
+ * (grown as needed); returns the new length, or 0 with errno on failure.
+ */
+static size_t
+export_onlcr(const uint8_t *p, size_t n, uint8_t **buf, size_t *cap)
+{
+	uint8_t *b;
+	size_t i, o = 0;
+
+	if (n > SIZE_MAX / 2 - 1) {
+		errno = ENOMEM;
+		return 0;
+	}
+	if (2 * n > *cap) {
+		if ((b = realloc(*buf, 2 * n)) == NULL)
+			return 0;
+		*buf = b;
+		*cap = 2 * n;
+	}
+	for (i = 0; i < n; i++) {
+		if (p[i] == '\n')
+			(*buf)[o++] = '\r';
+		(*buf)[o++] = p[i];
+	}
+	return o;
+}
+
 /* Export as asciicast; returns the reader's last result. */
 static int
 export_asciicast(FILE *out, int version, struct player_file *f)
 {
 	struct asciicast_writer w;
-	struct rec_event ev;
+	struct rec_event ev, note;
 	uint64_t replaced;
+	uint8_t *crlf = NULL;
+	size_t crlf_cap = 0;
+	bool onlcr = !f->header.pty;
 	int rc, r;
 
 	if ((r = asciicast_writer_init(&w, version, out, &f->header)) < 0)
 		return r;
-	while ((rc = rec_reader_next(f->reader, &ev)) == 1)
+	if (onlcr) {
+		/* Say in the file itself that its output is not byte for byte. */
+		memset(&note, 0, sizeof note);
+		note.code = REC_MARKER;
+		note.data = (const uint8_t *)EXPORT_ONLCR_NOTE;
+		note.len = strlen(EXPORT_ONLCR_NOTE);
+		if ((r = asciicast_writer_event(&w, &note)) < 0) {
+			asciicast_writer_finish(&w);
+			return r;
+		}
+	}
+	while ((rc = rec_reader_next(f->reader, &ev)) == 1) {
+		if (onlcr && (ev.code == REC_OUTPUT || ev.code == REC_STDERR) && ev.len > 0) {
+			if ((ev.len = export_onlcr(ev.data, ev.len, &crlf, &crlf_cap)) == 0) {
+				rc = -ENOMEM;
+				break;
+			}
+			ev.data = crlf;
+		}
 		if ((r = asciicast_writer_event(&w, &ev)) < 0)
 			break;
+	}
+	free(crlf);
 	if ((r = asciicast_writer_finish(&w)) < 0 && rc >= 0)
 		rc = r;
 	replaced = w.carry[0].replaced + w.carry[1].replaced + w.carry[2].replaced;
@@ -154,7 +212,9 @@ cmd_export(int argc, char **argv)
 		case 'h':
 			printf("usage: podgate-player " EXPORT_USAGE "\n\n"
 			    "Write a recording for other tools: asciicast v2 or v3 (asciinema), or the\n"
-			    "text of every line as it was rendered on screen.\n\n"
+			    "text of every line as it was rendered on screen. Output recorded without\n"
+			    "a PTY is written with each LF as CR LF, as a terminal showed it (the\n"
+			    "asciicast opens with a marker saying so).\n\n"
 			    "  --format F   asciicast-v2, asciicast-v3 or text (markers as lines\n"
 			    "               \"--- marker at TIME: LABEL ---\")\n"
 			    "  --at TIME    text: only the screen as it was at TIME (seconds, M:SS,\n"

@@ -1,7 +1,9 @@
 /*
  * podgate-player grep: search many recordings for text as it appeared on
  * screen (rendered through the emulator, so escape sequences and cursor
- * moves do not split a command), or for what was typed.
+ * moves do not split a command), or for what was typed; with --raw, the
+ * bytes as they were recorded, so that what a carriage return or an erase
+ * hid from the screen is found too.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,14 +18,15 @@
 #include "walk.h"
 #include "when.h"
 
-#define GREP_USAGE "grep PATTERN PATH... [--input] [--regex] [-i] [-l] [-c] [-A N] [-B N] " \
-    "[-C N] [--user U] [--since WHEN] [--until WHEN] [-v] [--json]"
+#define GREP_USAGE "grep PATTERN PATH... [--input] [--raw] [--regex] [-i] [-l] [-c] [-A N] " \
+    "[-B N] [-C N] [--user U] [--since WHEN] [--until WHEN] [-v] [--json]"
 #define GREP_MAX_CONTEXT 100
 #define GREP_MAX_JOIN (64u * 1024)	/* longest logical line made of wrapped rows */
 
 struct grep_state {
 	struct search search;
 	bool input, json;
+	bool raw;		/* match recorded bytes, split at line feeds */
 	bool list, count;	/* -l: file names only; -c: a count per file */
 	bool verbose;
 	const char *user;
@@ -47,6 +50,9 @@ struct grep_state {
 	struct term *term;
 	char *join;
 	size_t join_len, join_cap;
+	/* --raw: the line being read from each stream (o, e; or i). */
+	char *rawbuf[2];
+	size_t raw_len[2], raw_cap[2];
 };
 
 /* Add a row to the line being joined; false when it cannot grow. */
@@ -176,7 +182,8 @@ grep_print(struct grep_state *g, const char *text, size_t len)
 	rec_json_string(stdout, user, strlen(user));
 	fputs(",\"target\":", stdout);
 	rec_json_string(stdout, target, strlen(target));
-	printf(",\"kind\":\"%s\",\"line\":", g->input ? "input" : "screen");
+	printf(",\"kind\":\"%s\",\"line\":", g->raw ? (g->input ? "raw-input" : "raw") :
+	    g->input ? "input" : "screen");
 	rec_json_string(stdout, text, len);
 	fputs("}\n", stdout);
 }
@@ -235,6 +242,47 @@ grep_typed_line(void *arg, const char *text, size_t len, const uint64_t *seqs, u
 		grep_context(g, buf, len);
 }
 
+/* Match a raw line and start the next one. */
+static void
+grep_raw_flush(struct grep_state *g, int k)
+{
+	if (g->raw_len[k] == 0)
+		return;
+	g->rawbuf[k][g->raw_len[k]] = '\0';
+	grep_screen_match(g, g->rawbuf[k], g->raw_len[k]);
+	g->raw_len[k] = 0;
+}
+
+/*
+ * --raw: the bytes of stream k, cut into lines at each line feed (and, for
+ * what was typed, at each carriage return: Enter). Everything else, escape
+ * sequences and carriage returns included, stays in the line it came in,
+ * across events; a line longer than GREP_MAX_JOIN is matched in pieces.
+ */
+static bool
+grep_raw_feed(struct grep_state *g, int k, const uint8_t *p, size_t n)
+{
+	char *nb;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] == '\n' || (g->input && p[i] == '\r')) {
+			grep_raw_flush(g, k);
+			continue;
+		}
+		if (g->raw_len[k] + 2 > g->raw_cap[k]) {
+			if ((nb = realloc(g->rawbuf[k], GREP_MAX_JOIN + 2)) == NULL)
+				return false;
+			g->rawbuf[k] = nb;
+			g->raw_cap[k] = GREP_MAX_JOIN + 2;
+		}
+		g->rawbuf[k][g->raw_len[k]++] = (char)p[i];
+		if (g->raw_len[k] >= GREP_MAX_JOIN)
+			grep_raw_flush(g, k);
+	}
+	return true;
+}
+
 /* Search one file. */
 static int
 grep_file(const char *path, bool named, void *arg)
@@ -266,7 +314,10 @@ grep_file(const char *path, bool named, void *arg)
 	g->file_done = false;
 	g->after_left = 0;
 	grep_ring_clear(g);
-	if (g->input) {
+	g->raw_len[0] = g->raw_len[1] = 0;
+	if (g->raw) {
+		/* Neither an emulator nor the line editor: the bytes themselves. */
+	} else if (g->input) {
 		if ((ty = malloc(sizeof *ty)) == NULL) {
 			rc = -ENOMEM;
 			goto out;
@@ -283,7 +334,15 @@ grep_file(const char *path, bool named, void *arg)
 	}
 	while (!g->file_done && (rc = rec_reader_next(f.reader, &ev)) == 1) {
 		g->time_ns = ev.time_ns;
-		if (ty != NULL) {
+		if (g->raw) {
+			if (g->input ? ev.code == REC_INPUT : ev.code == REC_OUTPUT ||
+			    ev.code == REC_STDERR) {
+				if (!grep_raw_feed(g, ev.code == REC_STDERR, ev.data, ev.len)) {
+					rc = -ENOMEM;
+					goto out;
+				}
+			}
+		} else if (ty != NULL) {
 			if (ev.code == REC_INPUT)
 				typed_feed(ty, ev.data, ev.len, seq, grep_typed_line, g);
 		} else {
@@ -297,7 +356,10 @@ grep_file(const char *path, bool named, void *arg)
 	}
 	if (g->file_done)
 		rc = 0;
-	else if (ty != NULL)
+	else if (g->raw) {
+		grep_raw_flush(g, 0);
+		grep_raw_flush(g, 1);
+	} else if (ty != NULL)
 		typed_finish(ty, seq, grep_typed_line, g);
 	else
 		term_finish(t);
@@ -330,6 +392,7 @@ cmd_grep(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "input", no_argument, NULL, 'I' },
+		{ "raw", no_argument, NULL, 'R' },
 		{ "regex", no_argument, NULL, 'E' },
 		{ "ignore-case", no_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
@@ -354,7 +417,7 @@ cmd_grep(int argc, char **argv)
 
 	memset(&g, 0, sizeof g);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "IEijlcA:B:C:u:S:U:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "IREijlcA:B:C:u:S:U:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			g.list = true;
@@ -397,6 +460,9 @@ cmd_grep(int argc, char **argv)
 		case 'I':
 			g.input = true;
 			break;
+		case 'R':
+			g.raw = true;
+			break;
 		case 'E':
 			regex = true;
 			break;
@@ -412,6 +478,9 @@ cmd_grep(int argc, char **argv)
 			    "rendered by the emulator, or for what was typed. Exit 0 when a line matched,\n"
 			    "1 when none did, 2 on an error. Files that are not recordings are skipped.\n\n"
 			    "  --input            search what was typed instead of the screen\n"
+			    "  --raw              match the recorded bytes, lines cut at line feeds\n"
+			    "                     (with --input at Enter too), for text a carriage\n"
+			    "                     return or an erase hid; printed escaped (\\r, \\x1b)\n"
 			    "  --regex            PATTERN is a POSIX extended regular expression\n"
 			    "  -i, --ignore-case  case-insensitive\n"
 			    "  -l                 print only the names of files with a match\n"
@@ -439,6 +508,8 @@ cmd_grep(int argc, char **argv)
 	search_free(&g.search);
 	grep_ring_clear(&g);
 	free(g.join);
+	free(g.rawbuf[0]);
+	free(g.rawbuf[1]);
 	if (fflush(stdout) != 0) {
 		player_warn("write: %s", strerror(errno));
 		return EXIT_USAGE;

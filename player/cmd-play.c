@@ -1,7 +1,11 @@
 /*
  * podgate-player play: replay a recording in a curses UI. The recording is
  * indexed first (keyframes, markers, rendered and typed lines), so seeking
- * and search replay only from the nearest keyframe.
+ * and search replay only from the nearest keyframe. With -f, a recording
+ * still being written is followed as tail -f follows a file: the index is
+ * extended as it grows, until it is sealed or the reviewer quits. A
+ * recording in object storage is played the same way while the rest of it
+ * is downloaded.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,13 +21,14 @@
 #include "display.h"
 #include "index.h"
 #include "player.h"
+#include "remote.h"
 #include "search.h"
 #include "trust.h"
 #include "walk.h"
 #include "when.h"
 
-#define PLAY_USAGE "play FILE|ID [--speed X] [--idle-limit SECS] [--start TIME] [--regex] [-i] " \
-    "[--key PUB]... [--dir DIR]"
+#define PLAY_USAGE "play FILE|ID [-f] [--speed X] [--idle-limit SECS] [--start TIME] [--regex] " \
+    "[-i] [--key PUB]... [--dir DIR]"
 #define NS 1000000000ull
 #define PLAY_OVERLAY_LINES 6
 #define PLAY_MAX_MATCHES 100000	/* bounds the memory a search takes (~5 MB) */
@@ -32,6 +37,8 @@
 #define PLAY_MIN_SPEED (1.0 / 64)
 #define PLAY_MAX_SPEED 64.0
 #define PLAY_STEP_MAX 100000	/* events '.' looks through for a visible one */
+#define PLAY_FOLLOW_NS (NS / 5)	/* -f: how often to look for more */
+#define PLAY_SETTLE_NS NS	/* -f: quiet this long after the exit or seal: the end */
 
 static const char *const play_help[] = {
 	"podgate-player play: keys",
@@ -43,7 +50,8 @@ static const char *const play_help[] = {
 	"  PgUp/PgDn    back / forward 60 seconds",
 	"  0 ... 9      jump to 0% ... 90%",
 	"  g / G        start / end",
-	"  ] / [        next / previous marker or command (a typed line ended by Enter)",
+	"  ] / [        next / previous marker, command (a typed line ended by Enter)",
+	"               or shell prompt (marked by the shell with OSC 133)",
 	"  / and ?      search forward / backward (prefix re: for a regular expression)",
 	"  n / N        next / previous match",
 	"  c            searches ignore / match case (the search shown is redone)",
@@ -56,7 +64,7 @@ static const char *const play_help[] = {
 	"  q, Ctrl-C    quit",
 	"",
 	"The line above the status line is the timeline: played '=', to come '-',",
-	"the position '>', markers and typed commands '|', search hits '*'.",
+	"the position '>', markers, typed commands and prompts '|', search hits '*'.",
 	"",
 	"Search finds text as it was on screen (also lines that scrolled off) and",
 	"what was typed, and stops where the match first became visible: inside an",
@@ -94,6 +102,11 @@ struct play {
 	size_t copied_len;
 	const char *state;	/* complete, truncated, ... (trust_state) */
 	const char *integrity;	/* verified, unknown-key, ... (trust_word) */
+	/* -f: following a recording still being written. */
+	uint64_t follow_polled;	/* monotonic time of the last look */
+	uint64_t follow_grew;	/* ... of the last time it had grown */
+	bool loading;		/* an s3:// recording, still being downloaded */
+	bool downloaded;	/* ... and now whole (or as whole as it will be) */
 };
 
 /* Monotonic time in nanoseconds. */
@@ -184,6 +197,8 @@ play_timeout(struct play *p)
 	const struct rec_event *ev;
 	uint64_t wait;
 
+	if (p->ix->live != NULL && p->ix->live_more)
+		return 0;	/* more of a growing file to index */
 	if (p->paused || p->help || index_cursor_peek(p->cur, &ev) != 1)
 		return 250;
 	if (ev->time_ns <= p->pos)
@@ -223,7 +238,7 @@ play_status(struct play *p, char *buf, size_t cap, int width)
 	when_format_offset(p->pos, pos, sizeof pos);
 	when_format_offset(p->ix->duration_ns, dur, sizeof dur);
 	if (index_cursor_peek(p->cur, &ev) == 0)
-		mode = "END";
+		mode = p->ix->live == NULL ? "END" : p->loading ? "LOADING" : "LIVE";
 	else
 		mode = p->paused ? "PAUSED" : "PLAYING";
 	snprintf(parts[n].text, sizeof parts[n].text, "%s %s / %s", mode, pos, dur);
@@ -324,6 +339,8 @@ play_timeline(struct play *p, char *buf, int width)
 	for (i = 0; i < ix->ninputs; i++)
 		if (ix->inputs[i].len > 0)
 			buf[PLAY_COL(ix->inputs[i].time_ns)] = '|';
+	for (i = 0; i < ix->nprompts; i++)
+		buf[PLAY_COL(ix->prompts[i].time_ns)] = '|';
 	for (i = 0; p->has_search && i < p->nmatches; i++) {
 		const struct index_match *m = &p->matches[i];
 
@@ -511,14 +528,22 @@ play_marker(struct play *p, bool next)
 	const struct index *ix = p->ix;
 	const char *what = NULL, *text = NULL;
 	uint64_t best = 0, seq;
-	size_t i, len = 0;
+	size_t i, len = 0, nm = ix->nmarkers, ni = ix->ninputs;
 	bool found = false;
-	char *e;
+	char status[64], *e;
 
-	/* The nearest broker marker or end of a typed command line. */
-	for (i = 0; i < ix->nmarkers + ix->ninputs; i++) {
-		seq = i < ix->nmarkers ? ix->markers[i].seq : ix->inputs[i - ix->nmarkers].seq;
-		if (i >= ix->nmarkers && ix->inputs[i - ix->nmarkers].len == 0)
+	/*
+	 * The nearest broker marker, end of a typed command line, or shell
+	 * prompt (OSC 133); at one event, a marker first, then a command.
+	 */
+	for (i = 0; i < nm + ni + ix->nprompts; i++) {
+		if (i < nm)
+			seq = ix->markers[i].seq;
+		else if (i < nm + ni)
+			seq = ix->inputs[i - nm].seq;
+		else
+			seq = ix->prompts[i - nm - ni].seq;
+		if (i >= nm && i < nm + ni && ix->inputs[i - nm].len == 0)
 			continue;	/* Enter alone is not a command */
 		if (next ? seq < p->cur->seq : seq + 1 >= p->cur->seq)
 			continue;
@@ -526,14 +551,23 @@ play_marker(struct play *p, bool next)
 			continue;
 		found = true;
 		best = seq;
-		if (i < ix->nmarkers) {
+		if (i < nm) {
 			what = "marker";
 			text = ix->markers[i].label;
 			len = strlen(text);
-		} else {
+		} else if (i < nm + ni) {
 			what = "command";
-			text = ix->inputs[i - ix->nmarkers].text;
-			len = ix->inputs[i - ix->nmarkers].len;
+			text = ix->inputs[i - nm].text;
+			len = ix->inputs[i - nm].len;
+		} else {
+			what = "prompt";
+			if (ix->prompts[i - nm - ni].status >= 0)
+				snprintf(status, sizeof status, "the command before exited %d",
+				    ix->prompts[i - nm - ni].status);
+			else
+				snprintf(status, sizeof status, "marked by the shell");
+			text = status;
+			len = strlen(status);
 		}
 	}
 	if (!found) {
@@ -623,7 +657,7 @@ play_key(struct play *p, int c)
 		break;
 	case ' ':
 		p->paused = !p->paused;
-		if (!p->paused && p->cur->at_end)
+		if (!p->paused && p->cur->at_end && p->ix->live == NULL)
 			play_seek_seq(p, 0);
 		break;
 	case '.':
@@ -736,6 +770,102 @@ play_key(struct play *p, int c)
 	return true;
 }
 
+/* The state and signer shown, from a verification of the file as it is now. */
+static void
+play_verdict(struct play *p, const char *file, const struct trust *trust)
+{
+	struct rec_verify verdict;
+	struct trust_events te;
+	int vrc;
+
+	vrc = player_verify_path(file, &verdict);
+	p->integrity = trust_word(trust, &verdict, vrc);
+	/* The state comes from the verified seal, not from unsigned events. */
+	te.read_rc = p->ix->rc;
+	te.exited = p->ix->exited;
+	te.exit_offset = 0;
+	p->state = p->ix->live == NULL ? trust_state(&verdict, vrc, &te) :
+	    p->loading ? "loading" : "live";
+	if (strcmp(p->integrity, "MODIFIED") == 0) {
+		p->state = "MODIFIED";
+		p->integrity = "";
+	}
+}
+
+/*
+ * The log the matches point into is mapped anew when the index grows:
+ * find them again, keeping the one shown.
+ */
+static void
+play_research(struct play *p)
+{
+	if (!p->has_search)
+		return;
+	free(p->matches);
+	p->matches = NULL;
+	p->nmatches = 0;
+	if (index_search(p->ix, &p->search, PLAY_MAX_MATCHES, &p->matches, &p->nmatches,
+	    &p->more_matches) < 0)
+		snprintf(p->message, sizeof p->message, "search failed");
+	if (p->match >= p->nmatches)
+		p->match = p->nmatches > 0 ? p->nmatches - 1 : 0;
+	if (p->nmatches == 0)
+		p->match_shown = false;
+}
+
+/*
+ * -f, or an s3:// recording still downloading: index what was written
+ * since the last look. Playing at the end of what was there goes on with
+ * the new events at once (the clock jumps to the first of them). Following
+ * ends when the recording has been quiet for a while after its exit status
+ * or seal (a download: when it is over), or when it turns out damaged;
+ * the state and signer are then checked again.
+ */
+static void
+play_follow(struct play *p, const char *file, const struct trust *trust)
+{
+	const struct rec_event *ev;
+	uint64_t now = play_now();
+	const char *why;
+	bool at_edge;
+	int r, done, grew;
+
+	/* More is waiting to be indexed: no pause between the steps. */
+	if (p->ix->live == NULL || (!p->ix->live_more && now - p->follow_polled < PLAY_FOLLOW_NS))
+		return;
+	p->follow_polled = now;
+	/* Downloading: what is read now is all there will be once it is over. */
+	if (p->loading && (done = remote_stream_poll(&why)) != 0) {
+		p->loading = false;
+		p->downloaded = true;
+		if (done < 0)
+			snprintf(p->message, sizeof p->message, "download stopped: %.120s", why);
+	}
+	at_edge = index_cursor_peek(p->cur, &ev) == 0;
+	if ((grew = index_extend(p->ix)) < 0) {
+		snprintf(p->message, sizeof p->message, "follow: %s", rec_strerror(grew));
+		(void)index_end(p->ix);
+	} else if (grew == 1) {
+		p->follow_grew = now;
+		play_research(p);
+		if ((r = index_cursor_resume(p->cur)) < 0)
+			snprintf(p->message, sizeof p->message, "follow: %s", rec_strerror(r));
+		if (at_edge && !p->paused && index_cursor_peek(p->cur, &ev) == 1 &&
+		    ev->time_ns > p->pos)
+			p->pos = ev->time_ns;
+	}
+	/* The end: all of a download indexed, or a file quiet after its end. */
+	if (p->ix->live != NULL && !p->ix->live_more && grew == 0 && (p->downloaded ||
+	    (!p->loading && (p->ix->sealed || p->ix->exited) &&
+	    now - p->follow_grew >= PLAY_SETTLE_NS))) {
+		if ((r = index_end(p->ix)) < 0)
+			snprintf(p->message, sizeof p->message, "follow: %s", rec_strerror(r));
+		play_research(p);
+	}
+	if (p->ix->live == NULL)
+		play_verdict(p, file, trust);
+}
+
 /* Play a recording. */
 int
 cmd_play(int argc, char **argv)
@@ -748,19 +878,18 @@ cmd_play(int argc, char **argv)
 		{ "ignore-case", no_argument, NULL, 'i' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "dir", required_argument, NULL, 'd' },
+		{ "follow", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct player_file f;
 	struct play p;
-	struct rec_verify verdict;
-	struct trust_events te;
 	struct trust trust;
 	struct stat sb;
 	char **keys, *file = NULL;
 	const char *dir = NULL;
 	size_t nkeys = 0;
-	int vrc;
+	bool follow = false;
 	double speed = 1, idle = 2;
 	uint64_t start = 0, total;
 	char *end;
@@ -771,7 +900,7 @@ cmd_play(int argc, char **argv)
 	if ((keys = calloc((size_t)argc, sizeof *keys)) == NULL)
 		return EXIT_USAGE;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:l:t:Eik:d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:l:t:Eik:d:fh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			speed = strtod(optarg, &end);
@@ -809,8 +938,14 @@ cmd_play(int argc, char **argv)
 		case 'd':
 			dir = optarg;
 			break;
+		case 'f':
+			follow = true;
+			break;
 		case 'h':
 			printf("usage: podgate-player " PLAY_USAGE "\n\n"
+			    "  -f               follow a recording still being written, as tail -f:\n"
+			    "                   play on as it grows (LIVE at its end) until it is\n"
+			    "                   sealed or q quits\n"
 			    "  --speed X        play X times as fast (1/64 to 64, any number: 1.7)\n"
 			    "  --idle-limit S   play pauses longer than S seconds as S (0: as recorded)\n"
 			    "  --start TIME     start at TIME (seconds, M:SS or H:MM:SS)\n"
@@ -844,35 +979,45 @@ cmd_play(int argc, char **argv)
 		trust_free(&trust);
 		return EXIT_USAGE;
 	}
+	if (follow && remote_is_url(file)) {
+		/* A remote recording is read from a copy made when it is opened. */
+		player_warn("%s: -f follows local files only", file);
+		trust_free(&trust);
+		free(file);
+		return EXIT_USAGE;
+	}
+	/* Object storage: play what has come while the rest comes. */
+	if (remote_is_url(file)) {
+		if (remote_stream_start(file) < 0) {
+			trust_free(&trust);
+			free(file);
+			return EXIT_USAGE;
+		}
+		p.loading = true;
+	}
 	p.speed = speed;
 	p.idle_ns = (uint64_t)(idle * 1e9);
-	/* The status line shows whether the file is whole and who signed it. */
-	vrc = player_verify_path(file, &verdict);
-	p.integrity = trust_word(&trust, &verdict, vrc);
-	trust_free(&trust);
 	if (player_open(&f, file) < 0) {
+		trust_free(&trust);
 		free(file);
 		return EXIT_USAGE;
 	}
 	total = fstat(f.fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-	r = index_build(&p.ix, &f, play_progress, &total);
+	r = follow || p.loading ? index_build_live(&p.ix, &f, play_progress, &total) :
+	    index_build(&p.ix, &f, play_progress, &total);
 	if (isatty(STDERR_FILENO) && total >= (16u << 20))
 		fputs("\r\033[K", stderr);
 	if (r < 0) {
 		player_warn("%s: %s", f.path, rec_strerror(r));
+		remote_stream_stop();
+		trust_free(&trust);
 		player_close(&f);
 		free(file);
 		return EXIT_USAGE;
 	}
-	/* The state comes from the verified seal, not from unsigned events. */
-	te.read_rc = p.ix->rc;
-	te.exited = p.ix->exited;
-	te.exit_offset = 0;
-	p.state = trust_state(&verdict, vrc, &te);
-	if (strcmp(p.integrity, "MODIFIED") == 0) {
-		p.state = "MODIFIED";
-		p.integrity = "";
-	}
+	/* The status line shows whether the file is whole and who signed it. */
+	play_verdict(&p, file, &trust);
+	p.follow_polled = p.follow_grew = play_now();
 	if (p.ix->log_error[0] != '\0')
 		snprintf(p.message, sizeof p.message, "%s", p.ix->log_error);
 	if ((r = index_cursor_new(&p.cur, p.ix)) < 0) {
@@ -889,6 +1034,7 @@ cmd_play(int argc, char **argv)
 	}
 	p.wall = play_now();
 	for (;;) {
+		play_follow(&p, file, &trust);
 		play_advance(&p);
 		play_draw(&p);
 		if ((c = display_key(p.disp, play_timeout(&p))) < 0)
@@ -907,6 +1053,8 @@ cmd_play(int argc, char **argv)
 		st = EXIT_DAMAGED;
 	}
 out:
+	remote_stream_stop();
+	trust_free(&trust);
 	if (p.has_search)
 		search_free(&p.search);
 	free(p.matches);

@@ -12,12 +12,28 @@
 #include <unistd.h>
 
 #include "player.h"
+#include "walk.h"
 
-/* Verify one file and print its line; returns its exit status. */
+struct verify_state {
+	const struct rec_key *key;
+	bool json, verbose;
+	int status;		/* the worst so far */
+	uint64_t skipped;	/* files in directories that are not recordings */
+};
+
+/*
+ * Verify one file and print its line; returns its exit status, or -1 for
+ * a file found in a directory that is not a recording at all (keys, the
+ * audit log), skipped without a word as ls and grep skip it.
+ */
 static int
-verify_one(const char *path, const struct rec_key *key, bool json)
+verify_one(const char *path, bool named, const struct verify_state *s)
 {
+	const struct rec_key *key = s->key;
+	const char *name, *reason;
+	bool json = s->json;
 	struct rec_verify v;
+	size_t nlen;
 	int fd, r;
 
 	if ((fd = player_open_fd(path)) < 0) {
@@ -28,6 +44,18 @@ verify_one(const char *path, const struct rec_key *key, bool json)
 	close(fd);
 	if (r < 0)
 		goto fail;
+	if (!named && v.verdict == REC_NOT_RECORDING && v.version == 0) {
+		if (s->verbose)
+			player_warn("%s: not a podgate recording", path);
+		return -1;
+	}
+	/* The reason may begin with the verdict's own name: say it once. */
+	name = rec_verdict_name(v.verdict);
+	nlen = strlen(name);
+	reason = v.reason;
+	if (strncmp(reason, name, nlen) == 0 && (reason[nlen] == ':' || reason[nlen] == ' ' ||
+	    reason[nlen] == '\0'))
+		name = NULL;
 	if (json) {
 		fputs("{\"file\":", stdout);
 		rec_json_string(stdout, path, strlen(path));
@@ -49,10 +77,11 @@ verify_one(const char *path, const struct rec_key *key, bool json)
 	} else if (v.verdict == REC_SEALED)
 		printf("%s: %s (format version %u)\n", path, v.reason, v.version);
 	else if (v.version != 0)
-		printf("%s: %s: %s (format version %u)\n", path, rec_verdict_name(v.verdict),
-		    v.reason, v.version);
+		printf("%s: %s%s%s (format version %u)\n", path, name != NULL ? name : "",
+		    name != NULL ? ": " : "", reason, v.version);
 	else
-		printf("%s: %s: %s\n", path, rec_verdict_name(v.verdict), v.reason);
+		printf("%s: %s%s%s\n", path, name != NULL ? name : "", name != NULL ? ": " : "",
+		    reason);
 	return (int)v.verdict;
 fail:
 	if (json) {
@@ -81,33 +110,60 @@ load_key_arg(const char *path, bool private, struct rec_key **key)
 	return r;
 }
 
-/* Check each file; exit with the worst verdict. */
+/* A file named or found under a directory: verify it, keep the worst status. */
+static int
+verify_file(const char *path, bool named, void *arg)
+{
+	struct verify_state *s = arg;
+	int one = verify_one(path, named, s);
+
+	if (one < 0)
+		s->skipped++;
+	else if (one > s->status)
+		s->status = one;
+	return 0;
+}
+
+/* Check each file (directories and s3:// prefixes recursively); exit with the worst verdict. */
 int
 cmd_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "key", required_argument, NULL, 'k' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char usage[] = "usage: podgate-player verify [--key PUB] [--json] FILE...";
+	static const char usage[] = "usage: podgate-player verify [--key PUB] [--json] [-v] PATH...";
+	struct verify_state s;
 	struct rec_key *key = NULL;
 	const char *keypath = NULL;
-	bool json = false;
-	int c, i, st = 0, one;
+	int c, r;
 
+	memset(&s, 0, sizeof s);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "k:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "k:jvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			keypath = optarg;
 			break;
 		case 'j':
-			json = true;
+			s.json = true;
+			break;
+		case 'v':
+			s.verbose = true;
 			break;
 		case 'h':
-			printf("%s\n\nexit status: 0 sealed and intact, 1 truncated or unsealed, "
+			printf("%s\n\n"
+			    "Check recordings offline: every checkpoint, the seal and the signatures.\n"
+			    "A PATH may be a file, a directory (every recording under it; files that\n"
+			    "are not recordings are skipped) or s3://BUCKET/KEY or s3://BUCKET/PREFIX/.\n\n"
+			    "  --key PUB   the signer's public key (PEM); without it, the key the\n"
+			    "              header names is used and a valid signature reads as sealed\n"
+			    "  --json      one JSON object per recording\n"
+			    "  -v          say which files were skipped as not recordings\n\n"
+			    "exit status: 0 sealed and intact, 1 truncated or unsealed, "
 			    "2 not a recording or unreadable,\n3 unsigned, 4 wrong key, 5 modified "
 			    "(the worst over all files)\n", usage);
 			return 0;
@@ -121,13 +177,15 @@ cmd_verify(int argc, char **argv)
 	}
 	if (keypath != NULL && load_key_arg(keypath, false, &key) < 0)
 		return EXIT_USAGE;
-	for (i = optind; i < argc; i++) {
-		one = verify_one(argv[i], key, json);
-		if (one > st)
-			st = one;
-	}
+	s.key = key;
+	r = walk_paths(argv + optind, argc - optind, verify_file, &s);
 	rec_key_free(key);
-	return st;
+	if (r == -ENOMEM)
+		player_warn("out of memory");
+	/* A directory that could not be read is as bad as an unreadable file. */
+	if (r < 0 && s.status < EXIT_USAGE)
+		s.status = EXIT_USAGE;
+	return s.status;
 }
 
 /* The per-user signing key: $XDG_CONFIG_HOME or ~/.config, podgate/signing_ed25519. */
@@ -185,7 +243,12 @@ cmd_key(int argc, char **argv)
 			path = optarg;
 			break;
 		case 'h':
-			printf("usage: podgate-player key [--key PRIVATE]\n");
+			printf("usage: podgate-player key [--key PRIVATE]\n\n"
+			    "Print the public half of a signing key (PEM) on stdout and its\n"
+			    "fingerprint on stderr: the key to give reviewers for verify --key.\n\n"
+			    "  --key PRIVATE  the private key (PEM, mode 0600); default: the per-user\n"
+			    "                 key $XDG_CONFIG_HOME/podgate/signing_ed25519 (else\n"
+			    "                 ~/.config/podgate/signing_ed25519), made when missing\n");
 			return 0;
 		default:
 			return EXIT_USAGE;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <msgpack.h>
@@ -19,6 +20,8 @@
 #define INDEX_KF_BYTES (256u * 1024)
 /* ... or after this many events. */
 #define INDEX_KF_EVENTS 20000u
+/* Following a file: at most this much is indexed per index_extend. */
+#define INDEX_EXTEND_BYTES (4u << 20)
 /* Log records are buffered up to this size before a write(2). */
 #define INDEX_LOG_BUF (256u * 1024)
 
@@ -34,6 +37,18 @@ struct index_builder {
 	uint64_t time_ns;
 	size_t inputs_cap;
 	struct index_spans spans;
+	struct rec_reader *reader;	/* the events come from here */
+	int fd;			/* following: a descriptor of its own, else -1 */
+	uint64_t seq;		/* the next event */
+	uint64_t offset;	/* end of the last whole event read */
+	uint64_t limit;		/* stop reading at this offset (0: read to the end) */
+	uint64_t since_bytes, since_events, threshold, last_progress;
+	/* OSC 133 shell marks, across events: how much of one was read. */
+	unsigned osc;
+	char osc_kind;
+	char osc_arg[16];
+	size_t osc_len;
+	int osc_status;		/* from the last "D;STATUS", -1 when none */
 };
 
 /* The unsigned integer at key in map m, or false. */
@@ -333,6 +348,92 @@ index_add_marker(struct index *ix, uint64_t seq, uint64_t time_ns, const uint8_t
 	return 0;
 }
 
+/* Add a shell prompt (OSC 133;A) at the event being read. */
+static int
+index_add_prompt(struct index_builder *b)
+{
+	struct index *ix = b->ix;
+	struct index_prompt *pr;
+
+	/* A prompt drawn again in the same event (a redraw) is one. */
+	if (ix->nprompts > 0 && ix->prompts[ix->nprompts - 1].seq == b->seq)
+		return 0;
+	if ((ix->nprompts & (ix->nprompts - 1)) == 0) {
+		size_t cap = ix->nprompts == 0 ? 16 : ix->nprompts * 2;
+
+		if (ix->nprompts == 0 || ix->nprompts >= 16) {
+			if ((pr = realloc(ix->prompts, cap * sizeof *pr)) == NULL)
+				return -ENOMEM;
+			ix->prompts = pr;
+		}
+	}
+	pr = &ix->prompts[ix->nprompts++];
+	pr->seq = b->seq;
+	pr->time_ns = b->time_ns;
+	pr->status = b->osc_status;
+	b->osc_status = -1;
+	return 0;
+}
+
+/*
+ * Find the semantic prompt marks shells emit (OSC 133, as iTerm2, kitty,
+ * WezTerm and VS Code read them): ESC ] 133 ; KIND [; ARGS] ended by BEL
+ * or ESC \. "A" starts a prompt; "D;STATUS" ends a command with its exit
+ * status, kept for the prompt that follows. A mark may be split across
+ * events.
+ */
+static int
+index_osc133(struct index_builder *b, const uint8_t *p, size_t n)
+{
+	static const char prefix[] = "\033]133;";
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		uint8_t c = p[i];
+
+		if (b->osc < sizeof prefix - 1) {
+			if (c == (uint8_t)prefix[b->osc])
+				b->osc++;
+			else
+				b->osc = c == 0x1b;
+			continue;
+		}
+		if (b->osc == sizeof prefix - 1) {
+			b->osc_kind = (char)c;
+			b->osc_len = 0;
+			b->osc++;
+			continue;
+		}
+		if (b->osc == sizeof prefix && c == 0x1b) {
+			b->osc++;	/* ESC \ ends it */
+			continue;
+		}
+		if (b->osc == sizeof prefix && c != 0x07) {
+			/* Only the start of the arguments matters (D's status). */
+			if (b->osc_len < sizeof b->osc_arg - 1)
+				b->osc_arg[b->osc_len++] = (char)c;
+			continue;
+		}
+		/* BEL, or the byte after ESC: ST, or the start of another sequence. */
+		if (c != 0x07 && c != '\\') {
+			b->osc = c == ']' ? 2 : 0;
+			continue;
+		}
+		b->osc = 0;
+		b->osc_arg[b->osc_len] = '\0';
+		if (b->osc_kind == 'A') {
+			if ((r = index_add_prompt(b)) < 0)
+				return r;
+		} else if (b->osc_kind == 'D') {
+			/* "D;STATUS" (or "D" alone: unknown). */
+			b->osc_status = b->osc_arg[0] == ';' && b->osc_arg[1] >= '0' &&
+			    b->osc_arg[1] <= '9' ? atoi(b->osc_arg + 1) : -1;
+		}
+	}
+	return 0;
+}
+
 /* Make an unlinked temporary file for the log. */
 static int
 index_tmpfd(void)
@@ -349,138 +450,323 @@ index_tmpfd(void)
 	return fd;
 }
 
-/* Build the index. */
-int
-index_build(struct index **out, struct player_file *f,
-    void (*progress)(void *arg, uint64_t done), void *arg)
+/*
+ * Index the events the builder's reader gives until it stops; returns its
+ * last result (0 at a clean end, or the reader's error), or 1 when it
+ * stopped at b->limit with more to read.
+ */
+static int
+index_read(struct index_builder *b, void (*progress)(void *arg, uint64_t done), void *arg)
 {
-	struct index_builder b;
-	struct index *ix = NULL;
+	struct index *ix = b->ix;
 	struct rec_event ev;
-	uint64_t since_bytes = 0, since_events = 0, threshold = INDEX_KF_BYTES, seq = 0;
-	uint64_t last_progress = 0;
 	int r;
 
-	*out = NULL;
-	memset(&b, 0, sizeof b);
-	if ((ix = calloc(1, sizeof *ix)) == NULL)
-		return -ENOMEM;
-	ix->log_fd = -1;
-	ix->file = f;
-	ix->cols = f->header.cols > 0 ? f->header.cols : 80;
-	ix->rows = f->header.rows > 0 ? f->header.rows : 24;
-	ix->first_offset = rec_reader_offset(f->reader);
-	b.ix = ix;
-	typed_init(&b.typed);
-	if ((b.buf = malloc(INDEX_LOG_BUF)) == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if ((r = index_tmpfd()) < 0) {
-		ix->log_fd = -1;
-		index_log_fail(&b, r);
-	} else
-		ix->log_fd = r;
-	if ((r = term_new(&b.term, ix->cols, ix->rows)) < 0)
-		goto out;
-	term_set_onlcr(b.term, !f->header.pty);
-	term_set_line_fn(b.term, index_line_cb, &b);
-	if ((r = index_add_kf(&b, 0, ix->first_offset, 0)) < 0)
-		goto out;
-	while ((r = rec_reader_next(f->reader, &ev)) == 1) {
-		b.time_ns = ev.time_ns;
-		term_set_seq(b.term, seq);
+	while ((r = rec_reader_next(b->reader, &ev)) == 1) {
+		if (b->limit > 0 && ev.offset >= b->limit) {
+			/* Read one event too many: the next read starts there again. */
+			return 1;
+		}
+		b->time_ns = ev.time_ns;
+		term_set_seq(b->term, b->seq);
 		switch (ev.code) {
 		case REC_OUTPUT:
 		case REC_STDERR:
-			index_feed(b.term, ev.data, 0, ev.len, &b.spans);
-			b.spans.n = 0;
-			since_bytes += ev.len;
+			index_feed(b->term, ev.data, 0, ev.len, &b->spans);
+			b->spans.n = 0;
+			b->since_bytes += ev.len;
 			ix->output_bytes += ev.len;
+			if (ev.code == REC_OUTPUT && (r = index_osc133(b, ev.data, ev.len)) < 0)
+				return r;
 			break;
 		case REC_INPUT:
-			b.spans.n = 0;
-			typed_feed(&b.typed, ev.data, ev.len, seq, index_typed_cb, &b);
+			b->spans.n = 0;
+			typed_feed(&b->typed, ev.data, ev.len, b->seq, index_typed_cb, b);
 			break;
 		case REC_REDACTED: {
 			const uint8_t *raw;
 			size_t rlen;
 
-			raw = rec_reader_event_raw(f->reader, &rlen);
-			index_spans_parse(&b.spans, raw, rlen);
+			raw = rec_reader_event_raw(b->reader, &rlen);
+			index_spans_parse(&b->spans, raw, rlen);
 			break;
 		}
 		case REC_RESIZE:
-			term_resize(b.term, ev.cols, ev.rows);
+			term_resize(b->term, ev.cols, ev.rows);
 			break;
 		case REC_MARKER:
-			if ((r = index_add_marker(ix, seq, ev.time_ns, ev.data, ev.len)) < 0)
-				goto out;
+			if ((r = index_add_marker(ix, b->seq, ev.time_ns, ev.data, ev.len)) < 0)
+				return r;
 			break;
 		case REC_EXIT:
 			ix->exited = true;
 			ix->exit_status = ev.exit_status;
 			memcpy(ix->exit_signal, ev.exit_signal, sizeof ix->exit_signal);
 			break;
+		case REC_SEAL:
+			ix->sealed = true;
+			break;
 		default:
 			break;
 		}
-		seq++;
-		since_events++;
+		b->seq++;
+		b->since_events++;
+		ix->nevents = b->seq;
 		ix->duration_ns = ev.time_ns;
-		if (b.err < 0) {
-			r = b.err;
-			goto out;
-		}
+		b->offset = rec_reader_offset(b->reader);
+		if (b->err < 0)
+			return b->err;
 		/* Not between an R event and the event it describes. */
 		if (ev.code != REC_REDACTED &&
-		    (since_bytes >= threshold || since_events >= INDEX_KF_EVENTS)) {
-			if ((r = index_add_kf(&b, seq, rec_reader_offset(f->reader), ev.time_ns)) < 0)
-				goto out;
-			since_bytes = since_events = 0;
-			threshold = ix->kf[ix->nkf - 1].snap_len * 16;
-			if (threshold < INDEX_KF_BYTES)
-				threshold = INDEX_KF_BYTES;
+		    (b->since_bytes >= b->threshold || b->since_events >= INDEX_KF_EVENTS)) {
+			if ((r = index_add_kf(b, b->seq, b->offset, ev.time_ns)) < 0)
+				return r;
+			b->since_bytes = b->since_events = 0;
+			b->threshold = ix->kf[ix->nkf - 1].snap_len * 16;
+			if (b->threshold < INDEX_KF_BYTES)
+				b->threshold = INDEX_KF_BYTES;
 		}
-		if (progress != NULL && ev.offset - last_progress >= (16u << 20)) {
-			last_progress = ev.offset;
+		if (progress != NULL && ev.offset - b->last_progress >= (16u << 20)) {
+			b->last_progress = ev.offset;
 			progress(arg, ev.offset);
 		}
 	}
+	return r;
+}
+
+/* Say how reading ended: the state, and the reader's error when damaged. */
+static void
+index_set_state(struct index_builder *b, int r)
+{
+	struct index *ix = b->ix;
+
 	ix->rc = r;
-	ix->nevents = seq;
+	ix->error[0] = '\0';
 	if (r == -ENODATA)
 		ix->state = "truncated";
 	else if (r < 0)
 		ix->state = "corrupt";
 	else
 		ix->state = ix->exited ? "complete" : "incomplete";
-	if (r < 0)
-		snprintf(ix->error, sizeof ix->error, "%s", rec_reader_error(f->reader));
-	if (r < 0 && r != -ENODATA && r != -EBADMSG && r != -EPROTO)
-		goto out;
-	term_set_seq(b.term, seq > 0 ? seq - 1 : 0);
-	term_finish(b.term);
-	typed_finish(&b.typed, seq > 0 ? seq - 1 : 0, index_typed_cb, &b);
-	index_log_flush(&b);
-	if ((r = b.err) < 0)
-		goto out;
-	ix->log_len = (size_t)b.log_written;
+	if (r < 0 && b->reader != NULL)
+		snprintf(ix->error, sizeof ix->error, "%s", rec_reader_error(b->reader));
+}
+
+/* Map the log written so far (again, when it grew). */
+static void
+index_map_log(struct index_builder *b)
+{
+	struct index *ix = b->ix;
+
+	index_log_flush(b);
+	if (ix->log != NULL)
+		munmap(ix->log, ix->log_len);
+	ix->log = NULL;
+	ix->log_len = (size_t)b->log_written;
 	if (ix->log_len > 0 && ix->log_fd >= 0) {
 		ix->log = mmap(NULL, ix->log_len, PROT_READ, MAP_PRIVATE, ix->log_fd, 0);
 		if (ix->log == MAP_FAILED) {
 			ix->log = NULL;
 			ix->log_len = 0;
-			index_log_fail(&b, -errno);
+			index_log_fail(b, -errno);
 		}
 	}
+}
+
+/* The rows still on screen and the line being typed go to the log too. */
+static int
+index_finish(struct index_builder *b)
+{
+	uint64_t seq = b->seq;
+
+	term_set_seq(b->term, seq > 0 ? seq - 1 : 0);
+	term_finish(b->term);
+	typed_finish(&b->typed, seq > 0 ? seq - 1 : 0, index_typed_cb, b);
+	index_log_flush(b);
+	if (b->err < 0)
+		return b->err;
+	index_map_log(b);
+	return 0;
+}
+
+/* Free a builder kept for a recording still being written. */
+static void
+index_builder_free(struct index_builder *b)
+{
+	if (b == NULL)
+		return;
+	if (b->reader != b->ix->file->reader)
+		rec_reader_free(b->reader);
+	if (b->fd >= 0)
+		close(b->fd);
+	term_free(b->term);
+	free(b->buf);
+	free(b);
+}
+
+/* Build the index; with live, keep what it takes to extend it. */
+static int
+index_build_as(struct index **out, struct player_file *f, bool live,
+    void (*progress)(void *arg, uint64_t done), void *arg)
+{
+	struct index_builder *b;
+	struct index *ix = NULL;
+	struct stat st;
+	int r;
+
+	*out = NULL;
+	if ((b = calloc(1, sizeof *b)) == NULL)
+		return -ENOMEM;
+	b->fd = -1;
+	if ((ix = calloc(1, sizeof *ix)) == NULL) {
+		free(b);
+		return -ENOMEM;
+	}
+	ix->log_fd = -1;
+	ix->file = f;
+	ix->cols = f->header.cols > 0 ? f->header.cols : 80;
+	ix->rows = f->header.rows > 0 ? f->header.rows : 24;
+	ix->first_offset = rec_reader_offset(f->reader);
+	b->ix = ix;
+	b->reader = f->reader;
+	b->offset = ix->first_offset;
+	b->threshold = INDEX_KF_BYTES;
+	b->osc_status = -1;
+	typed_init(&b->typed);
+	/*
+	 * Following a file: the builder reads on through a descriptor of its
+	 * own, so that a cursor's reads on f->fd keep their offset.
+	 */
+	if (live) {
+		char path[64];
+
+		/* The same file as f->fd (a local copy of a remote one too), anew. */
+		snprintf(path, sizeof path, "/proc/self/fd/%d", f->fd);
+		if ((b->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+			r = -errno;
+			goto out;
+		}
+		/*
+		 * What is there now, not what is added meanwhile (a download
+		 * can outrun indexing): the rest is for index_extend.
+		 */
+		if (fstat(b->fd, &st) == 0 && st.st_size > 0)
+			b->limit = (uint64_t)st.st_size;
+	}
+	if ((b->buf = malloc(INDEX_LOG_BUF)) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = index_tmpfd()) < 0) {
+		ix->log_fd = -1;
+		index_log_fail(b, r);
+	} else
+		ix->log_fd = r;
+	if ((r = term_new(&b->term, ix->cols, ix->rows)) < 0)
+		goto out;
+	term_set_onlcr(b->term, !f->header.pty);
+	term_set_line_fn(b->term, index_line_cb, b);
+	if ((r = index_add_kf(b, 0, ix->first_offset, 0)) < 0)
+		goto out;
+	r = index_read(b, progress, arg);
+	if (r == -ENOMEM)
+		goto out;
+	if (live && (r == 0 || r == -ENODATA || r == 1)) {
+		/* The end of what is written so far, not damage. */
+		ix->live_more = r == 1;
+		ix->rc = 0;
+		ix->state = "live";
+		index_map_log(b);
+		ix->live = b;
+		*out = ix;
+		return 0;
+	}
+	index_set_state(b, r);
+	if (r < 0 && r != -ENODATA && r != -EBADMSG && r != -EPROTO)
+		goto out;
+	if ((r = index_finish(b)) < 0)
+		goto out;
 	*out = ix;
 	ix = NULL;
 	r = 0;
 out:
-	term_free(b.term);
-	free(b.buf);
+	index_builder_free(b);
 	index_free(ix);
+	return r;
+}
+
+/* Build the index. */
+int
+index_build(struct index **out, struct player_file *f,
+    void (*progress)(void *arg, uint64_t done), void *arg)
+{
+	return index_build_as(out, f, false, progress, arg);
+}
+
+/* Build the index of a recording still being written. */
+int
+index_build_live(struct index **out, struct player_file *f,
+    void (*progress)(void *arg, uint64_t done), void *arg)
+{
+	return index_build_as(out, f, true, progress, arg);
+}
+
+/* Index what was written since. */
+int
+index_extend(struct index *ix)
+{
+	struct index_builder *b = ix->live;
+	uint64_t before = ix->nevents;
+	int r;
+
+	if (b == NULL)
+		return 0;
+	/* A reader stops for good at the end of the file: a new one reads on. */
+	if (b->reader != ix->file->reader)
+		rec_reader_free(b->reader);
+	b->reader = NULL;
+	if ((r = rec_reader_open_at(&b->reader, b->fd, b->offset, b->time_ns)) < 0)
+		return r;
+	/* A bounded step, so that playing goes on while much is to be read. */
+	b->limit = b->offset + INDEX_EXTEND_BYTES;
+	r = index_read(b, NULL, NULL);
+	ix->live_more = r == 1;
+	if (r == 1)
+		r = 0;
+	if (r != 0 && r != -ENODATA) {
+		/* Damage, not the end of what is written: the index ends here. */
+		if (r == -ENOMEM)
+			return r;
+		index_set_state(b, r);
+		if ((r = index_finish(b)) < 0)
+			return r;
+		index_builder_free(b);
+		ix->live = NULL;
+		return 1;
+	}
+	if (ix->nevents == before)
+		return 0;
+	index_map_log(b);
+	return b->err < 0 ? b->err : 1;
+}
+
+/* Stop following: the index as index_build makes it. */
+int
+index_end(struct index *ix)
+{
+	struct index_builder *b = ix->live;
+	int r;
+
+	if (b == NULL)
+		return 0;
+	/* Whatever is left after the last whole event is a cut, as a reader says. */
+	index_set_state(b, b->offset < (uint64_t)lseek(b->fd, 0, SEEK_END) ? -ENODATA : 0);
+	if (ix->rc == -ENODATA)
+		snprintf(ix->error, sizeof ix->error, "truncated at byte %llu",
+		    (unsigned long long)b->offset);
+	r = index_finish(b);
+	index_builder_free(b);
+	ix->live = NULL;
 	return r;
 }
 
@@ -492,12 +778,14 @@ index_free(struct index *ix)
 
 	if (ix == NULL)
 		return;
+	index_builder_free(ix->live);
 	for (i = 0; i < ix->nkf; i++)
 		free(ix->kf[i].snap);
 	free(ix->kf);
 	for (i = 0; i < ix->nmarkers; i++)
 		free(ix->markers[i].label);
 	free(ix->markers);
+	free(ix->prompts);
 	for (i = 0; i < ix->ninputs; i++) {
 		free(ix->inputs[i].text);
 		free(ix->inputs[i].seqs);
@@ -660,6 +948,24 @@ index_cursor_free(struct index_cursor *c)
 	rec_reader_free(c->reader);
 	term_free(c->term);
 	free(c);
+}
+
+/* After index_extend: a cursor that reached the old end reads on. */
+int
+index_cursor_resume(struct index_cursor *c)
+{
+	struct rec_reader *r = NULL;
+	int rc;
+
+	if (!c->at_end || c->has_next || c->reader == NULL || c->seq >= c->ix->nevents)
+		return 0;
+	if ((rc = rec_reader_open_at(&r, c->ix->file->fd, rec_reader_offset(c->reader),
+	    c->time_ns)) < 0)
+		return rc;
+	rec_reader_free(c->reader);
+	c->reader = r;
+	c->at_end = false;
+	return 0;
 }
 
 /* Read the next event into c->next. */

@@ -32,6 +32,12 @@ struct index_marker {
 	char *label;
 };
 
+/* A shell prompt the shell marked (OSC 133;A). */
+struct index_prompt {
+	uint64_t seq, time_ns;	/* the event that drew it */
+	int status;		/* exit status of the command before (OSC 133;D), or -1 */
+};
+
 struct index_input {
 	uint64_t seq;		/* the event that ended the line */
 	uint64_t time_ns;
@@ -53,6 +59,8 @@ struct index_match {
 	size_t len;
 };
 
+struct index_builder;
+
 struct index {
 	const struct player_file *file;
 	uint64_t first_offset;	/* offset of event 0 */
@@ -63,6 +71,8 @@ struct index {
 	size_t nmarkers;
 	struct index_input *inputs;
 	size_t ninputs;
+	struct index_prompt *prompts;	/* in order */
+	size_t nprompts;
 	uint64_t nevents;	/* events that could be read */
 	uint64_t duration_ns;	/* time of the last event */
 	uint64_t output_bytes;
@@ -72,6 +82,9 @@ struct index {
 	bool exited;
 	int exit_status;
 	char exit_signal[32];
+	bool sealed;		/* a seal was read */
+	struct index_builder *live;	/* following a file still being written */
+	bool live_more;		/* index_extend stopped with more to read */
 	/*
 	 * Log of rendered and typed lines, for search, in an unlinked file in
 	 * $TMPDIR. When it cannot be written (no space), the recording is
@@ -91,6 +104,23 @@ struct index {
 int index_build(struct index **out, struct player_file *f,
     void (*progress)(void *arg, uint64_t done), void *arg);
 void index_free(struct index *ix);
+
+/*
+ * index_build for a recording still being written (play -f): the end of
+ * what is written so far, even inside an event, is not damage (state
+ * "live"; the build reads what the file held when it started), and
+ * index_extend indexes what was written since, a few MiB at a time
+ * (live_more says there is more: call it again soon). It returns 1 when
+ * there were new events, 0 when none, or a negative error; on damage the
+ * index ends there, with the state and error index_build would give. index_end
+ * stops following and finishes the index as index_build would have. The
+ * search log is mapped anew when it grows: matches found before an
+ * extension point into the old map and must be searched for again.
+ */
+int index_build_live(struct index **out, struct player_file *f,
+    void (*progress)(void *arg, uint64_t done), void *arg);
+int index_extend(struct index *ix);
+int index_end(struct index *ix);
 
 /* The keyframe to start from to reach the state at seq / at time t. */
 const struct index_kf *index_kf_for_seq(const struct index *ix, uint64_t seq);
@@ -142,6 +172,9 @@ struct index_cursor {
 
 int index_cursor_new(struct index_cursor **out, struct index *ix);
 void index_cursor_free(struct index_cursor *c);
+
+/* After index_extend: a cursor that had reached the end reads on. */
+int index_cursor_resume(struct index_cursor *c);
 
 /* Go to the state at seq (clamped to the end). */
 int index_cursor_seek_seq(struct index_cursor *c, uint64_t seq);

@@ -15,13 +15,13 @@ static const struct player_cmd {
 	{ "rec", cmd_rec, "rec [-o FILE] [-q] [--no-input] [--key PRIVATE] -- CMD [ARG...]" },
 	{ "cat", cmd_cat, "cat [--input] [--safe] [--dir DIR] FILE|ID" },
 	{ "info", cmd_info, "info [--json] [--key PUB]... [--dir DIR] FILE|ID..." },
-	{ "verify", cmd_verify, "verify [--key PUB] [--json] FILE..." },
+	{ "verify", cmd_verify, "verify [--key PUB] [--json] [-v] PATH..." },
 	{ "key", cmd_key, "key [--key PRIVATE]" },
-	{ "play", cmd_play, "play FILE|ID [--speed X] [--idle-limit SECS] [--start TIME] [--regex] "
-	    "[-i] [--key PUB]... [--dir DIR]" },
+	{ "play", cmd_play, "play FILE|ID [-f] [--speed X] [--idle-limit SECS] [--start TIME] "
+	    "[--regex] [-i] [--key PUB]... [--dir DIR]" },
 	{ "ls", cmd_ls, "ls PATH... [--user U] [--target GLOB] [--command GLOB] [--state S] "
 	    "[--exit N] [--since WHEN] [--sort FIELD] [--limit N] [--verify] [--json] ..." },
-	{ "grep", cmd_grep, "grep PATTERN PATH... [--input] [--regex] [-i] [-l] [-c] [-C N] "
+	{ "grep", cmd_grep, "grep PATTERN PATH... [--input] [--raw] [--regex] [-i] [-l] [-c] [-C N] "
 	    "[--user U] [--since WHEN] [--json] ..." },
 	{ "export", cmd_export, "export FILE|ID --format asciicast-v2|asciicast-v3|text [-o OUT] "
 	    "[--dir DIR]" },

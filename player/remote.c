@@ -1,11 +1,15 @@
 /*
  * Reading recordings from S3-compatible object storage: names, look-up by
- * session id, listing, and downloads by range into a temporary file.
+ * session id, listing, and downloads by range into a temporary file, all
+ * at once or (for play) the rest on a thread while the start is read.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,7 @@
 
 #define REMOTE_CHUNK (8u << 20)		/* bytes per range request */
 #define REMOTE_BODY_MAX (8u << 20)	/* largest answer kept in memory (lists, errors) */
+#define REMOTE_FIRST (256u << 10)	/* streaming: the first range, read before play starts */
 
 /* The process's connection to object storage, made at first use. */
 static struct {
@@ -46,6 +51,53 @@ struct remote_rec {
 	struct s3_list segs;	/* or its segments, in order */
 };
 
+/*
+ * The download a thread finishes while play reads what is there
+ * (remote_stream_start). The thread has the connection to itself: the
+ * main thread makes no request until it has ended.
+ */
+static struct {
+	bool running;		/* a thread was started and not joined */
+	pthread_t thread;
+	atomic_bool stop;	/* asks the transfer to give up */
+	atomic_int result;	/* 1 while running, then 0 or a negative errno */
+	char *url;
+	struct s3_bucket b;
+	struct remote_rec rec;
+	int fd;
+	uint64_t from;		/* sealed object: the first byte still to get */
+	size_t seg;		/* segments: the first segment still to get */
+	uint64_t at;		/* ... and where it goes */
+	char error[512];	/* why it failed, said by remote_stream_poll */
+} stream = { .result = 0, .fd = -1 };
+
+/* Set on the streaming thread: messages are kept for later, not printed. */
+static _Thread_local bool remote_quiet;
+
+/*
+ * Say what went wrong: on stderr, or on the streaming thread (whose
+ * messages would land in the middle of play's screen) into stream.error.
+ */
+static void remote_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+remote_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (remote_quiet) {
+		if (stream.error[0] == '\0')
+			vsnprintf(stream.error, sizeof stream.error, fmt, ap);
+	} else {
+		char buf[1024];
+
+		vsnprintf(buf, sizeof buf, fmt, ap);
+		player_warn("%s", buf);
+	}
+	va_end(ap);
+}
+
 /* Whether path names object storage. */
 bool
 remote_is_url(const char *path)
@@ -69,6 +121,7 @@ remote_is_prefix(const char *url)
 static void
 remote_cleanup(void)
 {
+	remote_stream_stop();
 	if (remote.h != NULL)
 		curl_easy_cleanup(remote.h);
 	s3_creds_clear(&remote.creds);
@@ -164,11 +217,11 @@ remote_setup(void)
 	if (s3_creds_from_env(&remote.creds) < 0) {
 		if (getenv("AWS_ROLE_ARN") != NULL && getenv("AWS_WEB_IDENTITY_TOKEN_FILE") != NULL) {
 			if ((r = s3_creds_web_identity(region, &remote.creds, why, sizeof why)) < 0) {
-				player_warn("object storage credentials: %s", why);
+				remote_warn("object storage credentials: %s", why);
 				return r;
 			}
 		} else if (remote_creds_file(&remote.creds) < 0) {
-			player_warn("object storage: no credentials: set AWS_ACCESS_KEY_ID and "
+			remote_warn("object storage: no credentials: set AWS_ACCESS_KEY_ID and "
 			    "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or AWS_ROLE_ARN and "
 			    "AWS_WEB_IDENTITY_TOKEN_FILE)");
 			return -ENOKEY;
@@ -185,7 +238,7 @@ remote_bucket(const char *name, struct s3_bucket *b)
 	int r;
 
 	if ((r = s3_bucket_set(b, remote.endpoint, remote.region, name, remote.path_style)) < 0)
-		player_warn("bad object storage endpoint %s or region %s", remote.endpoint,
+		remote_warn("bad object storage endpoint %s or region %s", remote.endpoint,
 		    remote.region);
 	return r;
 }
@@ -199,6 +252,10 @@ remote_write_cb(char *p, size_t size, size_t n, void *arg)
 	size_t done = 0;
 
 	n *= size;
+	if (atomic_load(&stream.stop)) {
+		s->err = -ECANCELED;
+		return 0;
+	}
 	if (s->fd >= 0) {
 		while (done < n) {
 			w = pwrite(s->fd, p + done, n - done, (off_t)(s->off + done));
@@ -220,6 +277,14 @@ remote_write_cb(char *p, size_t size, size_t n, void *arg)
 	return n;
 }
 
+/* Called by curl about once a second even while nothing comes: give up when asked to. */
+static int
+remote_progress_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+    curl_off_t ulnow)
+{
+	return atomic_load(&stream.stop) ? 1 : 0;
+}
+
 /*
  * One request. *code is the HTTP status; a transfer failure prints why
  * (naming url) and returns a negative errno.
@@ -238,7 +303,7 @@ remote_request(const char *url, const struct s3_bucket *b, const char *method, c
 	*code = 0;
 	curl_easy_reset(remote.h);
 	if ((r = s3_request(remote.h, b, &remote.creds, method, key, query, NULL, &hdrs)) < 0) {
-		player_warn("%s: %s", url, strerror(-r));
+		remote_warn("%s: %s", url, strerror(-r));
 		return r;
 	}
 	if (range != NULL) {
@@ -256,13 +321,15 @@ remote_request(const char *url, const struct s3_bucket *b, const char *method, c
 	curl_easy_setopt(remote.h, CURLOPT_CONNECTTIMEOUT, 20L);
 	curl_easy_setopt(remote.h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(remote.h, CURLOPT_LOW_SPEED_TIME, 60L);
+	curl_easy_setopt(remote.h, CURLOPT_XFERINFOFUNCTION, remote_progress_cb);
+	curl_easy_setopt(remote.h, CURLOPT_NOPROGRESS, 0L);
 	cc = curl_easy_perform(remote.h);
 	curl_slist_free_all(hdrs);
 	if (cc != CURLE_OK) {
 		if (sink->err < 0 && sink->fd >= 0)
-			player_warn("%s: writing a local copy: %s", url, strerror(-sink->err));
+			remote_warn("%s: writing a local copy: %s", url, strerror(-sink->err));
 		else
-			player_warn("%s: %s", url, err[0] ? err : curl_easy_strerror(cc));
+			remote_warn("%s: %s", url, err[0] ? err : curl_easy_strerror(cc));
 		return sink->err < 0 ? sink->err : -EIO;
 	}
 	curl_easy_getinfo(remote.h, CURLINFO_RESPONSE_CODE, code);
@@ -280,7 +347,7 @@ remote_refused(const char *url, long code, const struct remote_sink *s)
 	char text[256];
 
 	s3_error_text(s->body.data, s->body.len, text, sizeof text);
-	player_warn("%s: HTTP %ld%s%s", url, code, text[0] ? ": " : "", text);
+	remote_warn("%s: HTTP %ld%s%s", url, code, text[0] ? ": " : "", text);
 	return code == 404 ? -ENOENT : code == 403 || code == 401 ? -EACCES : -EIO;
 }
 
@@ -299,7 +366,7 @@ remote_head(const char *url, const struct s3_bucket *b, const char *key, uint64_
 		return 1;
 	if (code == 404 || code == 403)
 		return 0;	/* 403: a missing key without s3:ListBucket */
-	player_warn("%s: HTTP %ld", url, code);
+	remote_warn("%s: HTTP %ld", url, code);
 	return -EIO;
 }
 
@@ -333,7 +400,7 @@ remote_list(const char *url, const struct s3_bucket *b, const char *prefix, stru
 		r = s3_list_parse(s.body.data ? s.body.data : "", s.body.len, &page);
 		buf_free(&s.body);
 		if (r < 0) {
-			player_warn("%s: not a ListObjectsV2 answer", url);
+			remote_warn("%s: not a ListObjectsV2 answer", url);
 			break;
 		}
 		t1 = realloc(out->keys, (out->n + page.n + 1) * sizeof *out->keys);
@@ -423,7 +490,7 @@ remote_resolve(const char *url, const struct s3_bucket *b, const char *key, stru
 		return (out->key = strdup(key)) != NULL ? 0 : -ENOMEM;
 	if (remote_is_rec(key)) {
 		if ((r = remote_resolve_rec(url, b, key, out)) == -ENOENT)
-			player_warn("%s: no such recording", url);
+			remote_warn("%s: no such recording", url);
 		return r;
 	}
 	/* A session id, or the start of one. */
@@ -442,12 +509,12 @@ remote_resolve(const char *url, const struct s3_bucket *b, const char *key, stru
 	}
 	s3_list_free(&l);
 	if (count == 0) {
-		player_warn("%s: no such recording", url);
+		remote_warn("%s: no such recording", url);
 		free(found);
 		return -ENOENT;
 	}
 	if (count > 1) {
-		player_warn("%s: %d recordings start with this name; give more of the session id", url,
+		remote_warn("%s: %d recordings start with this name; give more of the session id", url,
 		    count);
 		free(found);
 		return -EINVAL;
@@ -477,14 +544,14 @@ remote_tmpfile(void)
 	return fd;
 }
 
-/* Download [0, size) of key into fd at off, by ranges. */
+/* Download [from, size) of key into fd at off + from, by ranges. */
 static int
-remote_get(const char *url, const struct s3_bucket *b, const char *key, uint64_t size, int fd,
-    uint64_t off)
+remote_get(const char *url, const struct s3_bucket *b, const char *key, uint64_t from,
+    uint64_t size, int fd, uint64_t off)
 {
 	struct remote_sink s = { .fd = fd };
 	char range[64];
-	uint64_t at = 0, end;
+	uint64_t at = from, end;
 	long code;
 	int r;
 
@@ -497,13 +564,13 @@ remote_get(const char *url, const struct s3_bucket *b, const char *key, uint64_t
 			return r;
 		if (code != 206 && code != 200) {
 			/* The error body went to the file: say what we know. */
-			player_warn("%s: HTTP %ld", url, code);
+			remote_warn("%s: HTTP %ld", url, code);
 			return code == 404 ? -ENOENT : -EIO;
 		}
 		if (s.off - off != end) {
 			if (code == 200 && s.off - off == size)
 				return 0;	/* a server that ignores ranges sent it all */
-			player_warn("%s: the object changed while it was read", url);
+			remote_warn("%s: the object changed while it was read", url);
 			return -EIO;
 		}
 		at = end;
@@ -524,11 +591,11 @@ remote_download(const char *url, int *out)
 
 	*out = -1;
 	if ((r = s3_parse_url(url, &bucket, &key)) < 0) {
-		player_warn("%s: not s3://BUCKET/KEY", url);
+		remote_warn("%s: not s3://BUCKET/KEY", url);
 		return -EINVAL;
 	}
 	if (*key == '\0' || key[strlen(key) - 1] == '/') {
-		player_warn("%s: names a prefix, not a recording", url);
+		remote_warn("%s: names a prefix, not a recording", url);
 		r = -EISDIR;
 		goto out;
 	}
@@ -537,24 +604,24 @@ remote_download(const char *url, int *out)
 		goto out;
 	if ((fd = remote_tmpfile()) < 0) {
 		r = fd;
-		player_warn("%s: cannot make a temporary file: %s", url, strerror(-r));
+		remote_warn("%s: cannot make a temporary file: %s", url, strerror(-r));
 		goto out;
 	}
 	if (rec.key != NULL)
-		r = remote_get(url, &b, rec.key, rec.size, fd, 0);
+		r = remote_get(url, &b, rec.key, 0, rec.size, fd, 0);
 	else {
-		player_warn("%s: not sealed in the bucket yet: reading the %zu segment(s) shipped "
+		remote_warn("%s: not sealed in the bucket yet: reading the %zu segment(s) shipped "
 		    "so far", url, rec.segs.n);
 		for (i = 0; i < rec.segs.n && r == 0; i++) {
 			const char *slash = strrchr(rec.segs.keys[i], '/');
 
 			start = strtoull(slash + 1, NULL, 10);
 			if (start != at) {
-				player_warn("%s: segment %s does not follow byte %" PRIu64, url,
+				remote_warn("%s: segment %s does not follow byte %" PRIu64, url,
 				    rec.segs.keys[i], at);
 				break;
 			}
-			r = remote_get(url, &b, rec.segs.keys[i], rec.segs.sizes[i], fd, at);
+			r = remote_get(url, &b, rec.segs.keys[i], 0, rec.segs.sizes[i], fd, at);
 			at += rec.segs.sizes[i];
 		}
 	}
@@ -599,10 +666,179 @@ remote_open(const char *url)
 	snprintf(path, sizeof path, "/proc/self/fd/%d", remote.cached_fd);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		r = -errno;
-		player_warn("%s: %s", url, strerror(-r));
+		remote_warn("%s: %s", url, strerror(-r));
 		return r;
 	}
 	return fd;
+}
+
+/* Keep fd as the copy of url that remote_open gives descriptors of. */
+static int
+remote_cache(const char *url, int fd)
+{
+	if (remote.cached_fd >= 0)
+		close(remote.cached_fd);
+	free(remote.cached_url);
+	remote.cached_fd = fd;
+	if ((remote.cached_url = strdup(url)) == NULL) {
+		close(remote.cached_fd);
+		remote.cached_fd = -1;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The segments of stream.rec from stream.seg on, each where it belongs, up to byte upto. */
+static int
+remote_stream_segments(uint64_t upto)
+{
+	const char *slash;
+	uint64_t start;
+	int r = 0;
+
+	for (; stream.seg < stream.rec.segs.n && stream.at < upto && r == 0; stream.seg++) {
+		slash = strrchr(stream.rec.segs.keys[stream.seg], '/');
+		start = strtoull(slash + 1, NULL, 10);
+		if (start != stream.at) {
+			remote_warn("%s: segment %s does not follow byte %" PRIu64, stream.url,
+			    stream.rec.segs.keys[stream.seg], stream.at);
+			stream.seg = stream.rec.segs.n;
+			return 0;	/* read as cut there, as remote_download does */
+		}
+		r = remote_get(stream.url, &stream.b, stream.rec.segs.keys[stream.seg], 0,
+		    stream.rec.segs.sizes[stream.seg], stream.fd, stream.at);
+		stream.at += stream.rec.segs.sizes[stream.seg];
+	}
+	return r;
+}
+
+/* The thread: the rest of the recording. */
+static void *
+remote_stream_main(void *arg)
+{
+	int r;
+
+	remote_quiet = true;
+	if (stream.rec.key != NULL)
+		r = remote_get(stream.url, &stream.b, stream.rec.key, stream.from, stream.rec.size,
+		    stream.fd, 0);
+	else
+		r = remote_stream_segments(UINT64_MAX);
+	atomic_store(&stream.result, r);
+	return NULL;
+}
+
+/* Start reading url: the first range now, the rest on a thread. */
+int
+remote_stream_start(const char *url)
+{
+	char *bucket = NULL, *key = NULL;
+	uint64_t first;
+	int fd = -1, r;
+
+	if (stream.running || stream.url != NULL)
+		return -EBUSY;
+	if ((r = s3_parse_url(url, &bucket, &key)) < 0) {
+		remote_warn("%s: not s3://BUCKET/KEY", url);
+		return -EINVAL;
+	}
+	if (*key == '\0' || key[strlen(key) - 1] == '/') {
+		remote_warn("%s: names a prefix, not a recording", url);
+		r = -EISDIR;
+		goto fail;
+	}
+	if ((stream.url = strdup(url)) == NULL) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if ((r = remote_setup()) < 0 || (r = remote_bucket(bucket, &stream.b)) < 0 ||
+	    (r = remote_resolve(url, &stream.b, key, &stream.rec)) < 0)
+		goto fail;
+	if ((fd = remote_tmpfile()) < 0) {
+		r = fd;
+		remote_warn("%s: cannot make a temporary file: %s", url, strerror(-r));
+		goto fail;
+	}
+	stream.fd = fd;
+	if (stream.rec.key != NULL) {
+		first = stream.rec.size < REMOTE_FIRST ? stream.rec.size : REMOTE_FIRST;
+		if ((r = remote_get(url, &stream.b, stream.rec.key, 0, first, fd, 0)) < 0)
+			goto fail;
+		stream.from = first;
+	} else {
+		remote_warn("%s: not sealed in the bucket yet: reading the %zu segment(s) shipped "
+		    "so far", url, stream.rec.segs.n);
+		/* Segments up to the first range's worth, the header among them. */
+		stream.seg = 0;
+		stream.at = 0;
+		if ((r = remote_stream_segments(REMOTE_FIRST)) < 0)
+			goto fail;
+	}
+	if ((fd = dup(stream.fd)) < 0 || (r = remote_cache(url, fd)) < 0) {
+		r = fd < 0 ? -errno : r;
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	atomic_store(&stream.stop, false);
+	atomic_store(&stream.result, 1);
+	stream.error[0] = '\0';
+	if ((r = -pthread_create(&stream.thread, NULL, remote_stream_main, NULL)) < 0) {
+		atomic_store(&stream.result, 0);
+		remote_warn("%s: cannot start reading in the background: %s", url, strerror(-r));
+		goto fail;
+	}
+	stream.running = true;
+	free(bucket);
+	free(key);
+	return 0;
+fail:
+	remote_stream_stop();
+	free(bucket);
+	free(key);
+	return r;
+}
+
+/* Whether the background read is over: 1 done, 0 going on, or its error. */
+int
+remote_stream_poll(const char **why)
+{
+	int r = atomic_load(&stream.result);
+
+	*why = NULL;
+	if (r == 1)
+		return 0;
+	if (stream.running) {
+		pthread_join(stream.thread, NULL);
+		stream.running = false;
+	}
+	if (r < 0) {
+		*why = stream.error[0] != '\0' ? stream.error : strerror(-r);
+		return r;
+	}
+	return 1;
+}
+
+/* Stop the background read (if any) and forget it. */
+void
+remote_stream_stop(void)
+{
+	if (stream.running) {
+		atomic_store(&stream.stop, true);
+		pthread_join(stream.thread, NULL);
+		stream.running = false;
+	}
+	if (stream.fd >= 0)
+		close(stream.fd);
+	stream.fd = -1;
+	free(stream.url);
+	stream.url = NULL;
+	free(stream.rec.key);
+	stream.rec.key = NULL;
+	s3_list_free(&stream.rec.segs);
+	memset(&stream.rec.segs, 0, sizeof stream.rec.segs);
+	s3_bucket_clear(&stream.b);
+	atomic_store(&stream.stop, false);
 }
 
 /* Every recording under a prefix. */
@@ -616,7 +852,7 @@ remote_walk(const char *url, walk_fn *fn, void *arg)
 	int r;
 
 	if ((r = s3_parse_url(url, &bucket, &prefix)) < 0) {
-		player_warn("%s: not s3://BUCKET/PREFIX/", url);
+		remote_warn("%s: not s3://BUCKET/PREFIX/", url);
 		return -EINVAL;
 	}
 	if ((r = remote_setup()) < 0 || (r = remote_bucket(bucket, &b)) < 0 ||

@@ -42,4 +42,23 @@ int remote_walk(const char *url, walk_fn *fn, void *arg);
 /* Whether url names a prefix (ends with '/', or is s3://BUCKET). */
 bool remote_is_prefix(const char *url);
 
+/*
+ * Start reading the recording url names into its local copy without
+ * waiting for all of it (play): the first range (or segment) is read now,
+ * and remote_open(url) then gives descriptors of the copy while a thread
+ * reads the rest, in order. Prints why on failure and returns a negative
+ * errno.
+ */
+int remote_stream_start(const char *url);
+
+/*
+ * Whether that read is over: 0 while it goes on, 1 when the copy is whole,
+ * or a negative errno with *why saying what failed (the copy then holds
+ * what was read).
+ */
+int remote_stream_poll(const char **why);
+
+/* Stop the read (the copy stays as far as it got); nothing when none runs. */
+void remote_stream_stop(void);
+
 #endif

@@ -281,9 +281,16 @@ trust_describe(const struct trust *t, const struct rec_verify *v, int verify_rc,
     size_t len)
 {
 	const char *w = trust_word(t, v, verify_rc);
-	/* The reason of a sealed recording says so itself. */
-	const char *pre = v->verdict == REC_SEALED ? "" : rec_verdict_name(v->verdict);
-	const char *sep = v->verdict == REC_SEALED ? "" : ": ";
+	const char *name = rec_verdict_name(v->verdict);
+	size_t nlen = strlen(name);
+	/*
+	 * The reason of a sealed recording says so itself, and others may
+	 * begin with the verdict's name ("truncated at byte ..."): say it once.
+	 */
+	bool said = v->verdict == REC_SEALED || (strncmp(v->reason, name, nlen) == 0 &&
+	    (v->reason[nlen] == ' ' || v->reason[nlen] == ':' || v->reason[nlen] == '\0'));
+	const char *pre = said ? "" : name;
+	const char *sep = said ? "" : ": ";
 
 	if (verify_rc < 0)
 		snprintf(buf, len, "unknown (%s)", strerror(-verify_rc));
@@ -297,5 +304,5 @@ trust_describe(const struct trust *t, const struct rec_verify *v, int verify_rc,
 		    "$PODGATE_KEYS or ~/.config/podgate/trusted_keys); %s%s%s", v->key_fp,
 		    pre, sep, v->reason);
 	else
-		snprintf(buf, len, "%s: %s", rec_verdict_name(v->verdict), v->reason);
+		snprintf(buf, len, "%s%s%s", pre, sep, v->reason);
 }

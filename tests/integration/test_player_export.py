@@ -188,3 +188,43 @@ def test_export_broker_recordings(broker_recordings):
     assert r.returncode == 0, r.stderr
     lines = [json.loads(line) for line in r.stdout.decode().splitlines()]
     assert "to-stdout" in "".join(str(e[2]) for e in lines[1:])
+
+
+NOPTY_EVENTS = [
+    (1 * MS, "o", b"1\n2\n"),
+    (2 * MS, "e", b"warn\n"),
+    (3 * MS, "o", b"3\r\n"),
+    (4 * MS, "x", {"status": 0}),
+]
+
+
+@pytest.mark.parametrize("fmt", ["asciicast-v2", "asciicast-v3"])
+def test_asciicast_of_a_session_without_a_pty_has_crlf(tmp_path, fmt):
+    """Output recorded without a PTY had no ONLCR: the asciicast writes each
+    LF as CR LF, as the client's terminal showed it (no staircase), and a
+    marker at the start says so."""
+    rec = write_recording(tmp_path / "nopty.rec", NOPTY_EVENTS, pty=False, command="seq 1 3")
+    r = player("export", rec, "--format", fmt)
+    no_sanitizer_report(r.stderr)
+    assert r.returncode == 0 and r.stderr == b"", r.stderr
+    lines = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    assert lines[1][1] == "m" and lines[1][0] == 0.0, lines[1]
+    assert "without a terminal" in lines[1][2] and "CR LF" in lines[1][2]
+    assert [e[2] for e in lines[2:] if e[1] == "o"] == ["1\r\n2\r\n", "warn\r\n", "3\r\r\n"]
+    # A PTY session is written as recorded, without the note.
+    pty_rec = write_recording(tmp_path / "pty.rec", NOPTY_EVENTS, pty=True)
+    r = player("export", pty_rec, "--format", fmt)
+    lines = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    assert [e[1] for e in lines[1:]] == ["o", "o", "o", "x"]
+    assert lines[1][2] == "1\n2\n"
+
+
+@pytest.mark.skipif(shutil.which("asciinema") is None, reason="asciinema is not installed")
+def test_asciinema_plays_a_session_without_a_pty_without_a_staircase(tmp_path):
+    rec = write_recording(tmp_path / "nopty.rec", NOPTY_EVENTS, pty=False)
+    cast = tmp_path / "nopty.cast"
+    assert player("export", rec, "--format", "asciicast-v2", "-o", cast).returncode == 0
+    # The terminal asciinema writes to does not add CR itself (stty -onlcr),
+    # so what it shows is what the cast holds.
+    got = run_in_pty(["sh", "-c", f"stty -onlcr; exec asciinema cat {cast}"])
+    assert got == b"1\r\n2\r\nwarn\r\n3\r\r\n", got

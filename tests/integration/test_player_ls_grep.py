@@ -251,3 +251,32 @@ def test_info_of_several_files(broker_recordings):
     docs = [json.loads(line) for line in r.stdout.decode().splitlines()]
     assert [d["file"] for d in docs] == [str(p) for p in br.all]
     assert [d["integrity"]["state"] for d in docs] == ["sealed"] * 3
+
+
+def test_grep_raw_finds_what_a_carriage_return_hid(tmp_path):
+    """--raw matches the recorded bytes: a password printed and then
+    overwritten after a \\r is not on the rendered screen, but is in the
+    bytes; lines are cut at LF across events and printed escaped."""
+    rec = write_recording(tmp_path / "cr.rec", [
+        (1 * MS, "o", b"$ ./deploy\r\n"),
+        (2 * MS, "o", b"token: hunter2-se"),
+        (3 * MS, "o", b"cret\r\x1b[2Ktoken: ********\r\n"),
+        (4 * MS, "i", b"sudo -S x\rpw-typed\r"),
+        (5 * MS, "x", {"status": 0}),
+    ])
+    r = player("grep", "hunter2-secret", str(rec))
+    assert r.returncode == 1, r.stdout  # not on the screen
+    r = player("grep", "--raw", "hunter2-secret", str(rec))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith(r"token: hunter2-secret\r\x1b[2Ktoken: ********\r"), lines
+    r = player("grep", "--raw", "--json", "hunter2", str(rec))
+    j = json.loads(r.stdout)
+    assert j["kind"] == "raw" and j["line"] == "token: hunter2-secret\r\x1b[2Ktoken: ********\r"
+    # What was typed, raw: cut at Enter.
+    r = player("grep", "--raw", "--input", "--json", "pw-", str(rec))
+    j = json.loads(r.stdout)
+    assert j["kind"] == "raw-input" and j["line"] == "pw-typed", j
+    r = player("grep", "--raw", "-c", "token", str(rec))
+    assert r.stdout.decode().strip() == f"{rec}:1"

@@ -409,3 +409,227 @@ def test_play_exit_statuses(broker_recordings, tmp_path):
 def status_of(text, rows):
     lines = text.split("\n")
     return (lines + [""] * rows)[rows - 1]
+
+
+def test_follow_a_recording_being_written(tmux, tmp_path):
+    """play -f plays a recording still being written as tail -f follows a
+    file: what is written later (even an event cut in two by a write) shows
+    as it arrives, the status says LIVE / live meanwhile, and following
+    ends at the exit status, with the state of a finished recording."""
+    import msgpack
+    full = write_recording(tmp_path / "full.rec", [
+        (S // 10, "o", b"first-chunk\r\n"),
+        (2 * S // 10, "o", b"second-chunk\r\n"),
+        (3 * S // 10, "o", b"third-chunk\r\n"),
+        (4 * S // 10, "x", {"status": 0}),
+    ], cols=COLS, rows=ROWS)
+    data = full.read_bytes()
+    ends = []
+    u = msgpack.Unpacker(raw=False)
+    u.feed(data)
+    for _ in u:
+        ends.append(u.tell())  # the header, then each event
+    live = tmp_path / "live.rec"
+    half = (ends[1] + ends[2]) // 2
+    live.write_bytes(data[:half])  # the second event cut in two
+    tmux.start([PLAYER, "play", "-f", live])
+    tmux.wait_for(lambda s: "first-chunk" in s and re.search(r"LIVE .*  live  unsigned", s),
+                  what="the first event, live")
+    assert "second-chunk" not in tmux.screen()
+
+    def append(upto):
+        with open(live, "ab") as f:
+            f.write(data[live.stat().st_size:upto])
+
+    append(ends[2])
+    tmux.wait_for(lambda s: "second-chunk" in s and "LIVE" in s, what="the second event")
+    append(len(data))
+    screen = tmux.wait_for(lambda s: "third-chunk" in s and re.search(r" END .*  complete  unsigned", s),
+                           what="the end, complete")
+    assert "LIVE" not in screen and " live " not in screen
+    # Still a player: pause, and seek back to the start.
+    tmux.keys("Space", "g")
+    tmux.wait_for(lambda s: "PAUSED 0:00:00.000 / 0:00:00.400" in s and "first-chunk" not in s,
+                  what="the start")
+    tmux.keys("q")
+    tmux.wait_for(lambda s: tmux.dead(), what="quit")
+
+
+def test_follow_needs_a_local_file(tmux):
+    tmux.start(with_status([PLAYER, "play", "-f", "s3://bucket/prefix/key.rec"]))
+    assert exit_status(tmux) == 2
+    text = tmux.tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", "t").stdout.decode()
+    assert "-f follows local files only" in text
+
+
+def test_shell_prompt_marks_walk_commands(tmux, tmp_path):
+    """] and [ stop at the prompts a shell marks with OSC 133;A (also split
+    across events, ended by BEL or ST), saying the exit status OSC 133;D
+    gave the command before; no input is needed in the recording."""
+    A_BEL, A_ST = b"\x1b]133;A\x07", b"\x1b]133;A\x1b\\"
+    ev = [
+        (1 * S, "o", b"\x1b]133;A;cl=m;aid=0123456789abcdef0123\x07$ "),  # long arguments
+        (2 * S, "o", b"make\r\nbuilding\r\n\x1b]133;D;2\x07\x1b]13"),
+        (3 * S, "o", b"3;A\x07$ "),  # the mark split across two events
+        (4 * S, "o", b"ls\r\nfile-one\r\n\x1b]133;D;0\x1b\\" + A_ST[:-1]),
+        (5 * S, "o", b"\\" + b"$ "),  # ... and its ST too
+        (6 * S, "o", b"echo \x1b]133;Anot a mark\r\n"),  # no terminator: not one
+        (7 * S, "x", {"status": 0}),
+    ]
+    rec = write_recording(tmp_path / "osc133.rec", ev, cols=COLS, rows=ROWS)
+    tmux.start([PLAYER, "play", rec])
+    tmux.wait_for(lambda s: "PLAYING" in s, what="playing")
+    tmux.keys("Space", "g")
+    tmux.wait_for(lambda s: "PAUSED 0:00:00.000" in s, what="start")
+    tmux.keys("]")
+    tmux.wait_for(lambda s: "PAUSED 0:00:01.000" in s and "prompt: marked by the shell" in s,
+                  what="first prompt")
+    tmux.keys("]")
+    tmux.wait_for(lambda s: "PAUSED 0:00:03.000" in s and "prompt: the command before exited 2" in s,
+                  what="prompt after make")
+    tmux.keys("]")
+    screen = tmux.wait_for(lambda s: "PAUSED 0:00:05.000" in s and
+                           "prompt: the command before exited 0" in s, what="prompt after ls")
+    assert "file-one" in screen
+    tmux.keys("]")
+    tmux.wait_for(lambda s: "no next marker or command" in s, what="no more")
+    tmux.keys("[")
+    tmux.wait_for(lambda s: "PAUSED 0:00:03.000" in s, what="back one prompt")
+
+
+class GatedProxy:
+    """A TCP proxy in front of s3rver that holds every request for a range
+    not starting at byte 0 until opened: what play shows before that came
+    from the first range alone."""
+
+    def __init__(self, upstream_port):
+        import socket
+        import threading
+        self.upstream = upstream_port
+        self.gate = threading.Event()
+        self.held = threading.Event()  # a later range was asked for
+        self.ranges = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pipe, args=(u, c, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(c, u, True), daemon=True).start()
+
+    def _pipe(self, src, dst, requests):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                m = re.search(rb"(?i)\r\nrange: bytes=(\d+)-", data) if requests else None
+                if m:
+                    self.ranges.append(int(m.group(1)))
+                    if int(m.group(1)) > 0:
+                        self.held.set()
+                        self.gate.wait(60)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.gate.set()
+        self.sock.close()
+
+
+def bucket_recording(tmp_path):
+    """s3rver holding a recording of 1.2 MB: FIRST-SCREEN at once, then
+    filler drawn over row 5, LAST-SCREEN at 2 s; and the gated proxy."""
+    from s3_support import S3_ENV, S3rver
+    server = S3rver(tmp_path / "s3").start()
+    ev = [(S // 10, "o", b"\x1b[2J\x1b[HFIRST-SCREEN\r\n")]
+    ev += [(S // 10 + (i + 1) * 1000, "o", b"".join(b"\x1b[5;1Hfiller-%06d" % (i * 4000 + k)
+                                                    for k in range(4000)))
+           for i in range(20)]
+    ev += [(2 * S, "o", b"\x1b[2J\x1b[HLAST-SCREEN\r\n"), (2 * S + 1, "x", {"status": 0})]
+    rec = write_recording(tmp_path / "big.rec", ev, cols=COLS, rows=ROWS)
+    assert rec.stat().st_size > 1 << 20
+    server.put("big/0192f111-0000-7000-8000-000000000000.rec", rec.read_bytes())
+    proxy = GatedProxy(server.port)
+    env = dict(S3_ENV, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", AWS_REGION="us-east-1")
+    return server, proxy, env
+
+
+def test_play_from_the_bucket_starts_before_the_download_ends(tmux, tmp_path):
+    """play of an s3:// recording shows its start from the first range while
+    the rest is still to come (a proxy holds the later ranges), says
+    LOADING meanwhile, and plays on to the end once the rest arrives."""
+    from s3_support import BUCKET
+    server, proxy, env = bucket_recording(tmp_path)
+    try:
+        tmux.start([PLAYER, "play", f"s3://{BUCKET}/big/0192f111"], env=env)
+        screen = tmux.wait_for(lambda s: "FIRST-SCREEN" in s and "LOADING" in s and
+                               " loading " in s, what="the start, while loading")
+        assert proxy.held.is_set() and not proxy.gate.is_set()
+        assert "LAST-SCREEN" not in screen
+        proxy.gate.set()
+        tmux.wait_for(lambda s: "LAST-SCREEN" in s and re.search(r" END .*  complete  unsigned", s),
+                      timeout=60, what="the end, once all has come")
+        assert proxy.ranges[0] == 0 and max(proxy.ranges) > 0, proxy.ranges
+        tmux.keys("q")
+    finally:
+        proxy.close()
+        server.stop()
+
+
+def test_play_from_the_bucket_quits_while_loading(tmux, tmp_path):
+    """q while the rest of the recording has not come: play stops the
+    download and exits at once (0), without waiting for the server."""
+    from s3_support import BUCKET
+    server, proxy, env = bucket_recording(tmp_path)
+    try:
+        tmux.start(with_status([PLAYER, "play", f"s3://{BUCKET}/big/0192f111"]), env=env)
+        tmux.wait_for(lambda s: "FIRST-SCREEN" in s and "LOADING" in s, what="loading")
+        assert proxy.held.is_set()
+        t0 = time.monotonic()
+        tmux.keys("q")
+        assert exit_status(tmux) == 0
+        assert time.monotonic() - t0 < 10
+    finally:
+        proxy.close()
+        server.stop()
+
+
+def test_play_from_the_bucket_reads_segments_in_the_background(tmux, tmp_path):
+    """A recording not sealed in the bucket yet plays from its segments,
+    read in order while it plays, however small the first one is (here it
+    ends inside the header)."""
+    from s3_support import BUCKET, S3_ENV, S3rver
+    server = S3rver(tmp_path / "s3").start()
+    try:
+        ev = [(S // 10, "o", b"SEG-ONE\r\n"), (S // 5, "o", b"SEG-TWO\r\n"),
+              (S // 2, "o", b"SEG-THREE\r\n")]
+        data = write_recording(tmp_path / "r.rec", ev).read_bytes()
+        sid = "0192f222-0000-7000-8000-000000000000"
+        cuts = [0, 100, len(data) * 3 // 4, len(data)]
+        for a, b in zip(cuts, cuts[1:]):
+            server.put(f"live/{sid}.rec.seg/{a}", data[a:b])
+        env = dict(S3_ENV, AWS_ENDPOINT_URL=server.endpoint, AWS_REGION="us-east-1")
+        tmux.start([PLAYER, "play", f"s3://{BUCKET}/live/{sid[:8]}"], env=env)
+        tmux.wait_for(lambda s: "SEG-ONE" in s and "SEG-THREE" in s and
+                      re.search(r" END .*  incomplete  unsigned", s), what="all segments, played")
+        tmux.keys("q")
+    finally:
+        server.stop()

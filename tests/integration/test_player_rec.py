@@ -5,6 +5,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import stat
 import struct
@@ -279,3 +280,69 @@ def test_help_and_version():
     assert r.stderr.startswith(b"podgate-player: unknown command '--bogus' (try podgate-player --help)")
     r = player()
     assert r.returncode == 2 and b"usage: podgate-player COMMAND" in r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["rec", "cat", "info", "verify", "key", "play", "ls", "grep",
+                                 "export"])
+def test_every_command_help_lists_its_options(cmd):
+    """COMMAND --help: exit 0, the usage on stdout, and every option of the
+    usage line explained on a line of its own below it."""
+    r = player(cmd, "--help")
+    no_sanitizer_report(r.stderr)
+    assert r.returncode == 0 and r.stderr == b"", r
+    text = r.stdout.decode()
+    first, _, body = text.partition("\n")
+    assert first.startswith(f"usage: podgate-player {cmd} "), first
+    options = set(re.findall(r"\[(--?[a-zA-Z][-a-zA-Z]*)", first))
+    assert options, first
+    described = set(re.findall(r"^ +(--?[a-zA-Z][-a-zA-Z]*)", body, re.M))
+    described |= set(re.findall(r"^ +-[A-Za-z] [A-Z]+, (--?[a-zA-Z][-a-zA-Z]*)", body, re.M))
+    described |= set(re.findall(r", (--?[a-zA-Z][-a-zA-Z]*)", body))
+    assert options <= described, (cmd, options - described)
+
+
+ROOT = os.path.join(os.path.dirname(__file__), "../..")
+MANUALS = {"podgate-player.1": "man1", "podgate-broker.8": "man8", "podgate.yaml.5": "man5"}
+
+
+def render_man(path):
+    """The manual as man(1) shows it, failing on any groff warning."""
+    r = subprocess.run(["man", "--warnings", "-l", str(path)], capture_output=True, timeout=60,
+                       env={**os.environ, "MANWIDTH": "100", "LC_ALL": "C.UTF-8", "MAN_KEEP_FORMATTING": ""})
+    assert r.returncode == 0 and r.stderr == b"", (path, r.stderr)
+    return re.sub(r".\x08", "", r.stdout.decode())
+
+
+@pytest.mark.skipif(not shutil.which("man"), reason="man is not installed")
+def test_manuals_are_installed_and_cover_every_option_and_key():
+    """meson install puts podgate-player(1), podgate-broker(8) and
+    podgate.yaml(5) in place; each renders without a warning, and they name
+    every option of the commands and every key the configuration loader
+    knows, so they cannot drift from the code unnoticed."""
+    build = os.path.dirname(os.path.dirname(PLAYER))
+    installed = json.loads(subprocess.run(["meson", "introspect", build, "--installed"],
+                                          capture_output=True, check=True).stdout)
+    dest = {os.path.basename(s): d for s, d in installed.items()}
+    pages = {}
+    for name, section in MANUALS.items():
+        assert name in dest and dest[name].endswith(f"/share/man/{section}/{name}"), dest
+        src = [s for s in installed if os.path.basename(s) == name][0]
+        pages[name] = render_man(src)
+        assert pages[name].startswith(name.rsplit(".", 1)[0].upper()), pages[name][:80]
+    # Every key of the configuration file, from the loader's tables.
+    config_c = open(os.path.join(ROOT, "broker/policy/config.c")).read()
+    keys = set(re.findall(r'\{ "([a-z_0-9]+)", config_parse_', config_c))
+    assert len(keys) > 60, keys
+    missing = {k for k in keys if not re.search(rf"\b{k}\b", pages["podgate.yaml.5"])}
+    assert not missing, f"podgate.yaml(5) does not describe {sorted(missing)}"
+    # Every option of the broker.
+    broker = os.path.join(build, "broker", "podgate-broker")
+    usage = subprocess.run([broker, "--help"], capture_output=True, check=True).stdout.decode()
+    for opt in set(re.findall(r"--[a-z][-a-z]*", usage)):
+        assert opt in pages["podgate-broker.8"], opt
+    # Every option on the usage line of each player command.
+    for cmd in ("rec", "cat", "info", "verify", "key", "play", "ls", "grep", "export"):
+        first = player(cmd, "--help").stdout.decode().split("\n", 1)[0]
+        for opt in set(re.findall(r"\[(--?[a-zA-Z][-a-zA-Z]*)", first)):
+            assert re.search(rf"(^|[\s\[(,]){re.escape(opt)}\b", pages["podgate-player.1"], re.M), \
+                (cmd, opt)

@@ -262,3 +262,82 @@ def test_verify_unsigned_exits_3_and_several_files_give_the_worst(broker_recordi
         r = player("verify", "--key", pub, *map(str, files))
         assert r.returncode == want, ([f.name for f in files], r.stdout, r.stderr)
         assert len(r.stdout.splitlines()) + len(r.stderr.splitlines()) == len(files)
+
+
+def test_verify_says_the_verdict_once(signed, tmp_path):
+    """The reason of a wrong key starts with the verdict itself: printed once."""
+    out, _, _ = signed
+    other = make_key(tmp_path / "other.pem")
+    r = player("verify", "--key", other, str(out))
+    assert r.returncode == WRONG_KEY
+    line = r.stdout.decode()
+    assert line.startswith(f"{out}: wrong key: signed by SHA256:"), line
+    assert line.count("wrong key") == 1, line
+    # The JSON reason is unchanged.
+    code, j = verify_json(out, "--key", other)
+    assert code == WRONG_KEY and j["state"] == "wrong key"
+    assert j["reason"].startswith("wrong key: signed by ")
+
+
+def test_verify_a_directory(signed, tmp_path):
+    """verify DIR checks every recording under it (as ls and grep read
+    directories), skips files that are not recordings quietly (-v names
+    them) and exits with the worst verdict."""
+    out, key, pub = signed
+    d = tmp_path / "recs"
+    (d / "sub").mkdir(parents=True)
+    good = d / "a.rec"
+    good.write_bytes(out.read_bytes())
+    (d / "sub" / "b.rec").write_bytes(out.read_bytes())
+    (d / "audit.log").write_text('{"event":"session_start"}\n')
+    (d / "signing_ed25519.pub").write_bytes(open(pub, "rb").read())
+    r = player("verify", "--key", pub, str(d))
+    assert r.returncode == SEALED, r.stdout + r.stderr
+    assert r.stderr == b""
+    lines = r.stdout.decode().splitlines()
+    assert len(lines) == 2 and all("sealed and intact" in line for line in lines), lines
+    assert lines[0].startswith(f"{good}:") and lines[1].startswith(f"{d / 'sub' / 'b.rec'}:")
+    r = player("verify", "-v", "--key", pub, str(d))
+    assert r.returncode == SEALED
+    assert b"audit.log: not a podgate recording" in r.stderr
+    assert b"signing_ed25519.pub: not a podgate recording" in r.stderr
+    # The worst over the directory: a cut copy makes it 1, a flipped byte 5.
+    data = out.read_bytes()
+    (d / "sub" / "cut.rec").write_bytes(data[:-10])
+    r = player("verify", "--key", pub, str(d))
+    assert r.returncode == TRUNCATED, r.stdout + r.stderr
+    assert len(r.stdout.splitlines()) == 3
+    i = data.index(b"first line")
+    (d / "z.rec").write_bytes(data[:i] + b"F" + data[i + 1:])
+    code = player("verify", "--key", pub, str(d)).returncode
+    assert code == MODIFIED
+    # JSON: one object per recording.
+    r = player("verify", "--json", "--key", pub, str(d))
+    objs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [o["state"] for o in objs] == ["sealed", "sealed", "truncated", "modified"]
+    # A file named on the command line that is not a recording still counts.
+    r = player("verify", "--key", pub, str(good), str(d / "audit.log"))
+    assert r.returncode == NOT_RECORDING
+    # A directory that cannot be read is an error.
+    r = player("verify", "--key", pub, str(tmp_path / "missing"))
+    assert r.returncode == NOT_RECORDING
+
+
+def test_key_help(signed):
+    r = player("key", "--help")
+    assert r.returncode == 0 and r.stderr == b""
+    text = r.stdout.decode()
+    assert text.startswith("usage: podgate-player key [--key PRIVATE]\n")
+    assert "  --key PRIVATE" in text
+
+
+def test_info_says_the_verdict_once(signed, tmp_path):
+    """info's integrity line: a reason that names its verdict is not
+    prefixed with it again ("truncated: truncated at byte")."""
+    out, _, pub = signed
+    cut = tmp_path / "cut.rec"
+    cut.write_bytes(out.read_bytes()[:-10])
+    for args in ([], ["--key", pub]):
+        r = player("info", *args, str(cut))
+        line = [ln for ln in r.stdout.decode().splitlines() if ln.startswith("integrity:")][0]
+        assert "truncated" in line and "truncated: truncated" not in line, line
