@@ -556,7 +556,7 @@ live_cmd_index(const char *word)
 bool
 live_admin_wants(const struct session *s)
 {
-	return s->admin == NULL && !s->approved && s->exec != NULL &&
+	return s->admin == NULL && s->exec != NULL &&
 	    live_cmd_index(s->target) >= 0;
 }
 
@@ -805,7 +805,7 @@ live_cmd_kill(struct session *s, struct live *l, char **argv, size_t argc,
 		live_audit(s, "session_killed", f, 4);
 	}
 	log_info("session %s: ended by %s: %s", id, s->conn->user, reason);
-	session_terminate(le->s, msg);
+	session_hangup(le->s, msg);
 	live_printf(out, "podgate: session %s ended\n", id);
 	return 0;
 }
@@ -968,15 +968,15 @@ live_admin_new(struct session *s, struct live *l, const char *name)
 
 	if ((a = calloc(1, sizeof *a)) == NULL || asprintf(&target, "podgate:%s", name) < 0) {
 		free(a);
-		session_refuse_msg(s, "out of memory", "podgate: internal error");
+		session_refuse(s, "out of memory", "podgate: internal error");
 		return NULL;
 	}
 	free(s->target);
 	s->target = target;
 	s->ops = &live_target_ops;
-	if ((r = session_record_start(s)) < 0) {
+	if ((r = session_record_open(s)) < 0) {
 		free(a);
-		session_refuse_msg(s, "session recording failed",
+		session_refuse(s, "session recording failed",
 		    "podgate: session recording failed; session refused");
 		return NULL;
 	}
@@ -985,9 +985,8 @@ live_admin_new(struct session *s, struct live *l, const char *name)
 	a->kind = LIVE_CMD;
 	TAILQ_INSERT_TAIL(&l->admins, a, all);
 	s->admin = a;
-	s->started = true;
 	s->start_mono = uv_now(&l->srv->loop);
-	s->state = SESSION_RUNNING;
+	s->state = SESSION_ADMIN;
 	return a;
 }
 
@@ -1008,24 +1007,24 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 	    (peer_session(s) && !peer_roles_include(s, live_cmds[i].role))) {
 		snprintf(msg, sizeof msg, "podgate: '%s' needs the %s role", live_cmds[i].name,
 		    live_cmds[i].role);
-		session_refuse_msg(s, msg + 9, msg);
+		session_refuse(s, msg + 9, msg);
 		return;
 	}
 	if (l == NULL || (a = live_admin_new(s, l, live_cmds[i].name)) == NULL) {
 		if (l == NULL)
-			session_refuse_msg(s, "no registry", "podgate: internal error");
+			session_refuse(s, "no registry", "podgate: internal error");
 		return;
 	}
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("command", live_cmds[i].name),
 			AUDIT_STR("args", session_guard_command(s)),
-			AUDIT_STR("recording", s->rec_path),
+			AUDIT_STR("recording", s->rec.path),
 		};
 		live_audit(s, "admin_command", f, 3);
 	}
 	if (s->command != NULL && (args = strdup(s->command)) == NULL) {
-		session_end_status(s, 1);
+		session_exit(s, 1);
 		return;
 	}
 	argc = live_args(args, argv, sizeof argv / sizeof argv[0]);
@@ -1060,7 +1059,7 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 	}
 	free(out.p);
 	if (status >= 0)
-		session_end_status(s, status);
+		session_exit(s, status);
 }
 
 /* Keystrokes: 'q' leaves a watch; the rest is dropped. */
@@ -1093,7 +1092,7 @@ live_admin_after_io(struct session *s)
 	struct live_admin *a = s->admin;
 	size_t room;
 
-	if (s->peer_closed || s->broken || s->channel == NULL || s->aborted ||
+	if (s->peer_closed || s->broken || s->channel == NULL || s->stop == SESSION_STOP_ABORT ||
 	    s->conn->state == CONN_DEAD) {
 		if (a->kind == LIVE_WATCH && a->watched != NULL)
 			live_watch_stop(a, 0, NULL);
@@ -1101,9 +1100,9 @@ live_admin_after_io(struct session *s)
 		a->pq = NULL;
 		peer_relay_cancel(a->relay);
 		a->relay = NULL;
-		if (a->kind == LIVE_HELD && s->aborted)
+		if (a->kind == LIVE_HELD && s->stop == SESSION_STOP_ABORT)
 			session_notice(s, "podgate: the broker is shutting down");
-		session_end_status(s, a->kind == LIVE_HELD ? 126 : 0);
+		session_exit(s, a->kind == LIVE_HELD ? 126 : 0);
 		return;
 	}
 	if (a->kind != LIVE_WATCH)
@@ -1121,7 +1120,7 @@ live_admin_after_io(struct session *s)
 	if (a->qlen == 0)
 		a->qoff = 0;
 	if (a->done && a->qlen == 0)
-		session_end_status(s, a->status);
+		session_exit(s, a->status);
 }
 
 /* ---- approvals ---- */
@@ -1158,7 +1157,7 @@ live_held_timeout_cb(uv_timer_t *t)
 	TAILQ_REMOVE(&h->live->held, h, peer);
 	h->kind = LIVE_CMD;
 	session_notice(s, "podgate: no approval in time; request refused");
-	session_end_status(s, 126);
+	session_exit(s, 126);
 	session_wake(s);
 }
 
@@ -1171,11 +1170,11 @@ live_approval_hold(struct session *s)
 	uint64_t timeout;
 	char msg[128];
 
-	if (s->approved || s->admin != NULL || l == NULL || !live_needs_approval(s))
+	if (s->admin != NULL || l == NULL || !live_needs_approval(s))
 		return false;
 	if ((h = calloc(1, sizeof *h)) == NULL || (h->timer = calloc(1, sizeof *h->timer)) == NULL) {
 		free(h);
-		session_refuse_msg(s, "out of memory", "podgate: internal error");
+		session_refuse(s, "out of memory", "podgate: internal error");
 		return true;
 	}
 	if (s->id[0] == '\0')
@@ -1192,7 +1191,7 @@ live_approval_hold(struct session *s)
 	TAILQ_INSERT_TAIL(&l->held, h, peer);
 	s->admin = h;
 	s->start_mono = uv_now(&l->srv->loop);
-	s->state = SESSION_RUNNING;
+	s->state = SESSION_HELD;
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("target", s->target),
@@ -1235,7 +1234,7 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 		snprintf(msg, sizeof msg, "podgate: request denied by %s%s%.400s", by->conn->user,
 		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
 		session_notice(s, msg);
-		session_end_status(s, 126);
+		session_exit(s, 126);
 		session_wake(s);
 		return;
 	}
@@ -1256,13 +1255,11 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 	}
 	target_free_pairs(s->what_extra);
 	s->what_extra = what;
-	s->approved = true;
 	s->admin = NULL;
 	TAILQ_REMOVE(&h->live->admins, h, all);
 	uv_close((uv_handle_t *)h->timer, live_timer_close_cb);
 	free(h);
-	s->state = SESSION_STARTING;
-	session_start_run(s, config_find_user(s->config, s->conn->user));
+	session_resume(s);
 	session_wake(s);
 }
 
@@ -1616,7 +1613,7 @@ live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
 	free(out.p);
 	live_peer_unreachable(s, r, n);
 	if (status >= 0)
-		session_end_status(s, status);
+		session_exit(s, status);
 	else
 		live_kick(a);
 	session_wake(s);

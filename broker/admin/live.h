@@ -4,13 +4,14 @@
  * session (sessions, watch, kill, pending, approve, deny), watchers with
  * bounded queues, and exec requests held for approval.
  *
- * Everything runs on the server's one loop thread. session.c calls in at
- * a few points: a target session is registered when it starts
- * (live_session_start) and unregistered when it ends (live_session_end,
- * then live_session_gone when it is freed); each chunk of its output is
- * fed to live_output after it was sent to its client, and resizes to
- * live_resize. A watched session never waits for a watcher: a watcher
- * whose queue is full is dropped.
+ * Everything runs on the server's one loop thread. The session module
+ * calls in at a few points: a target session is registered when it
+ * starts running (live_session_start) and unregistered when it ends
+ * (live_session_end, then live_session_gone when it is freed); its
+ * output reaches live_output from the session's record, redacted as the
+ * recording holds it (session/record.h), and resizes reach live_resize.
+ * A watched session never waits for a watcher: a watcher whose queue is
+ * full is dropped.
  */
 #ifndef PODGATE_LIVE_H
 #define PODGATE_LIVE_H
@@ -46,7 +47,7 @@ void live_session_end(struct session *s);
 /* The session is being freed: forget it as a target, watcher or held request. */
 void live_session_gone(struct session *s);
 
-/* Output the target wrote (already sent to the session's own client). */
+/* Output the target wrote, redacted (already sent to the session's own client). */
 void live_output(struct session *s, const void *buf, size_t len);
 
 /* The session's terminal (or a watcher's) changed size. */
@@ -66,10 +67,11 @@ void live_admin_after_io(struct session *s);
 
 /*
  * Whether an exec request must wait for an approver (its command matches
- * the rule's commands.approve). When it must, the request is held: the
- * client is told "waiting for approval: ID" and true is returned; the
- * caller starts nothing. An approved request comes back through
- * session_start with s->approved set.
+ * the rule's commands.approve): the start path's approve step. When it
+ * must, the request is held (state SESSION_HELD): the client is told
+ * "waiting for approval: ID" and true is returned; the caller starts
+ * nothing. An approved request resumes through session_resume, from the
+ * step after approve; a denied or timed-out one ends with exit 126.
  */
 bool live_approval_hold(struct session *s);
 

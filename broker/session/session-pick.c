@@ -22,7 +22,7 @@
 #include "base/log.h"
 #include "policy/policy.h"
 #include "session/session-pick.h"
-#include "session/session.h"
+#include "session/internal.h"
 #include "base/strv.h"
 
 #define SESSION_PICK_SELF "/proc/self/exe"
@@ -517,8 +517,7 @@ session_pick_end(struct session *s)
 	if (picked)
 		return;
 	if (status == KUBE_PICK_NONE) {
-		session_refuse(s, "no targets for user", "podgate: no targets are available to you",
-		    false);
+		session_refuse(s, "no targets for user", "podgate: no targets are available to you");
 		return;
 	}
 	free(s->target);
