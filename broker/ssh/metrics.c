@@ -186,11 +186,12 @@ metrics_render(const struct metrics *m, struct metrics_text *t)
 
 	TAILQ_FOREACH(c, &srv->conns, entry) {
 		TAILQ_FOREACH(s, &c->sessions, entry) {
-			if (s->admin != NULL && s->state != SESSION_RUNNING)
+			if (s->state == SESSION_HELD)
 				held++;
-			else if (s->admin != NULL)
+			else if (s->state == SESSION_ADMIN)
 				admin++;
-			else if (s->state != SESSION_RUNNING || s->ops == NULL)
+			else if ((s->state != SESSION_RUNNING && s->state != SESSION_DRAINING) ||
+			    s->ops == NULL)
 				other++;
 			else if (strcmp(s->ops->kind, "local") == 0)
 				local++;

@@ -589,3 +589,39 @@ def test_watchers_of_an_unrecorded_session_see_secrets_redacted(broker, tmp_path
             if x is not None and x.poll() is None:
                 x.kill()
                 x.wait()
+
+
+def test_metrics_count_held_requests_and_admin_sessions_apart(broker, tmp_path):
+    """A request waiting for an approver is a held request in /metrics, an admin command
+    an admin session; neither is counted as the other."""
+    import http.client
+    from conftest import free_port
+
+    def metrics():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        return {m.group(1): float(m.group(2))
+                for m in re.finditer(r"^(podgate_[^ ]+) (\S+)$", text, re.M)}
+
+    port = free_port()
+    b = broker(users=USERS, settings={"groups": GROUPS, "metrics_listen": f"127.0.0.1:{port}"},
+               rules=[{"groups": ["oncall"], "targets": ["local"],
+                       "commands": {"approve": ["re:^danger"], "approve_timeout": "30s"}}])
+    p = start_bg(b, "alice", "local", "--", "danger; echo ran")
+    try:
+        rid = wait_request(p)
+        m = metrics()
+        assert m["podgate_approvals_held"] == 1 and m['podgate_sessions{kind="admin"}'] == 0, m
+        r = b.ssh("bob", "deny", rid)
+        assert r.returncode == 0, r.stderr
+        rc, out, err = finish(p)
+        assert rc == 126
+        wait_until(lambda: metrics()["podgate_approvals_held"] == 0, what="no request held")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
