@@ -70,6 +70,7 @@ session_record(struct session *s, char code, const void *buf, size_t len)
 
 	if ((r = session_guard_data(s, code, buf, len)) < 0)
 		session_record_failed(s, r);
+	session_tick_arm(s);	/* what entered the record is flushed and checkpointed */
 }
 
 /* The record's redacted output, for the session's watchers. */

@@ -276,6 +276,24 @@ record_write_resize(struct record *r, uint64_t time)
 	return rec_writer_append_spans(r->writer, time, &ev, NULL, 0);
 }
 
+/*
+ * A checkpoint went to the file (from a tick, or written on the way by an
+ * append that found one due): have it reach the disk, off the loop, and
+ * let the shipper send the bytes up to it. The writer drains its buffer
+ * right after a checkpoint, so the bytes written end with it.
+ */
+static void
+record_checkpointed(struct record *r)
+{
+	uint64_t n = rec_writer_checkpoints(r->writer);
+
+	if (n == r->checkpoints)
+		return;
+	r->checkpoints = n;
+	recfile_sync(r->file);
+	storage_checkpoint(r->ship, rec_writer_written(r->writer));
+}
+
 /* Hand every decided chunk on: to the watchers, then to the file. */
 static int
 record_drain(struct record *r)
@@ -295,6 +313,8 @@ record_drain(struct record *r)
 			r->tee(r->tee_arg, ch.data, ch.len);
 		if (r->state == RECORD_ON && (e = record_write(r, &ch)) < 0)
 			return e;
+		if (r->state == RECORD_ON)
+			record_checkpointed(r);
 	}
 	return e;
 }
@@ -359,13 +379,10 @@ record_tick(struct record *r)
 		return e;
 	if (r->state != RECORD_ON)
 		return 0;
-	/* A checkpoint went to the file: have it reach the disk, off the loop. */
-	if (!rec_writer_quiet(r->writer) && (e = rec_writer_tick(r->writer, 0)) != 0) {
-		if (e < 0)
-			return e;
-		recfile_sync(r->file);
-		storage_checkpoint(r->ship, rec_writer_written(r->writer));
-	}
+	/* A checkpoint due goes to the file, and on to the disk and the shipper. */
+	if (!rec_writer_quiet(r->writer) && (e = rec_writer_tick(r->writer, 0)) < 0)
+		return e;
+	record_checkpointed(r);
 	return r->file->err;
 }
 

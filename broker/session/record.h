@@ -63,6 +63,7 @@ struct record {
 		uint16_t cols, rows;
 	} resize[RECORD_RESIZES];	/* resizes still inside the redactor, oldest first */
 	unsigned nresize;
+	uint64_t checkpoints;		/* the writer's checkpoints already synced and shipped */
 };
 
 /* Set up r (zeroed) for a session; nothing is opened yet. */
