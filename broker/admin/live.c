@@ -15,20 +15,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 #include <time.h>
 
 #include <jansson.h>
 
 #include "policy/audit.h"
 #include "policy/config.h"
-#include "ssh/conn.h"
 #include "policy/guard.h"
 #include "admin/live.h"
 #include "base/log.h"
-#include "ssh/peer.h"
+#include "base/queue.h"
+#include "admin/peer-client.h"
 #include "admin/screen.h"
-#include "ssh/server.h"
 #include "session/session-guard.h"
 #include "session/session.h"
 
@@ -101,7 +99,8 @@ struct live_remote {
 };
 
 struct live {
-	struct server *srv;
+	uv_loop_t *loop;
+	struct peer_client peers;	/* the other replicas (peer-client.h) */
 	struct live_remote remote[LIVE_REMOTE_MAX];
 	size_t nremote;
 	TAILQ_HEAD(, live_session) sessions;
@@ -154,19 +153,21 @@ live_time(uint64_t ns, char *buf, size_t len)
 
 /* Set up the registry. */
 int
-live_init(struct server *srv)
+live_init(uv_loop_t *loop, const struct peer_client *peers, struct live **out)
 {
 	struct live *l;
 
+	*out = NULL;
 	if ((l = calloc(1, sizeof *l)) == NULL)
 		return -ENOMEM;
-	l->srv = srv;
+	l->loop = loop;
+	l->peers = *peers;
 	TAILQ_INIT(&l->sessions);
 	TAILQ_INIT(&l->admins);
 	TAILQ_INIT(&l->held);
-	uv_timer_init(&srv->loop, &l->kick);
+	uv_timer_init(loop, &l->kick);
 	l->kick.data = l;
-	srv->live = l;
+	*out = l;
 	return 0;
 }
 
@@ -179,12 +180,10 @@ live_close_cb(uv_handle_t *h)
 
 /* Close the registry (every session is gone by now). */
 void
-live_close(struct server *srv)
+live_close(struct live *l)
 {
-	if (srv->live == NULL)
-		return;
-	uv_close((uv_handle_t *)&srv->live->kick, live_close_cb);
-	srv->live = NULL;
+	if (l != NULL)
+		uv_close((uv_handle_t *)&l->kick, live_close_cb);
 }
 
 /* Write one audit event with the acting session's who fields. */
@@ -195,14 +194,14 @@ live_audit(struct session *s, const char *event, const struct audit_field *extra
 	struct audit_field f[16];
 	size_t n = 0, i;
 
-	f[n++] = AUDIT_STR("user", s->conn->user);
-	f[n++] = AUDIT_STR("client", s->conn->client);
-	f[n++] = AUDIT_STR("key_fp", s->conn->key_fp);
+	f[n++] = AUDIT_STR("user", s->host->user);
+	f[n++] = AUDIT_STR("client", s->host->client);
+	f[n++] = AUDIT_STR("key_fp", s->host->key_fp);
 	if (s->id[0] != '\0')
 		f[n++] = AUDIT_STR("session", s->id);
 	for (i = 0; i < nextra && n < sizeof f / sizeof f[0]; i++)
 		f[n++] = extra[i];
-	audit_event(s->conn->server->audit, event, f, n);
+	audit_event(s->host->broker->audit, event, f, n);
 }
 
 /* Have the admin session's connection do its work at the next loop turn. */
@@ -404,7 +403,7 @@ live_tail_replay(struct live_session *le)
 void
 live_session_start(struct session *s)
 {
-	struct live *l = s->conn->server->live;
+	struct live *l = ((struct live *)s->host->broker->admin_arg);
 	struct live_session *le;
 
 	if (l == NULL || s->live != NULL || s->admin != NULL)
@@ -423,7 +422,7 @@ live_session_start(struct session *s)
 	le->s = s;
 	TAILQ_INIT(&le->watchers);
 	le->start_ns = live_now_ns();
-	le->last_mono = uv_now(&s->conn->server->loop);
+	le->last_mono = uv_now(s->host->broker->loop);
 	TAILQ_INSERT_TAIL(&l->sessions, le, entry);
 	s->live = le;
 }
@@ -432,7 +431,7 @@ live_session_start(struct session *s)
 void
 live_session_end(struct session *s)
 {
-	struct live *l = s->conn->server->live;
+	struct live *l = ((struct live *)s->host->broker->admin_arg);
 	struct live_session *le = s->live;
 	struct live_admin *a;
 
@@ -459,7 +458,7 @@ live_timer_close_cb(uv_handle_t *h)
 void
 live_session_gone(struct session *s)
 {
-	struct live *l = s->conn->server->live;
+	struct live *l = ((struct live *)s->host->broker->admin_arg);
 	struct live_admin *a = s->admin;
 
 	live_session_end(s);
@@ -493,7 +492,7 @@ live_output(struct session *s, const void *buf, size_t len)
 
 	if (le == NULL)
 		return;
-	le->last_mono = uv_now(&s->conn->server->loop);
+	le->last_mono = uv_now(s->host->broker->loop);
 	if (le->tail != NULL) {
 		live_tail_add(le, buf, len);
 		if (le->nwatchers == 0) {
@@ -718,7 +717,7 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
     struct live_text *out)
 {
 	struct live_session *le;
-	uint64_t now = uv_now(&l->srv->loop);
+	uint64_t now = uv_now(l->loop);
 	bool json = argc > 0 && strcmp(argv[0], "--json") == 0;
 	char start[40], user[64], target[96];
 	bool first = true;
@@ -741,14 +740,14 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 			live_printf(out, "%s{\"id\":", first ? "" : ",");
 			live_json_str(out, t->id);
 			live_printf(out, ",\"user\":");
-			live_json_str(out, t->conn->user);
+			live_json_str(out, t->host->user);
 			live_printf(out, ",\"client\":");
-			live_json_str(out, t->conn->client);
+			live_json_str(out, t->host->client);
 			live_printf(out, ",\"target\":");
 			live_json_str(out, t->target);
 			live_printf(out, ",\"command\":");
 			live_json_str(out, session_guard_command(t));
-			if (peer_enabled(l->srv))
+			if (peer_enabled(*l->peers.config))
 				live_printf(out, ",\"replica\":\"%s\"", peer_self_name());
 			live_printf(out, ",\"pty\":%s,\"start\":\"%s\",\"idle_seconds\":%llu,"
 			    "\"bytes_in\":%llu,\"bytes_out\":%llu,\"watchers\":%u}",
@@ -756,7 +755,7 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 			    (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
 			    le->nwatchers);
 		} else {
-			live_clean(user, sizeof user, t->conn->user);
+			live_clean(user, sizeof user, t->host->user);
 			live_clean(target, sizeof target, t->target);
 			live_printf(out, "%-36s  %-12s  %-20s  %-20s  %5llus  %10llu  %10llu  %8u  ",
 			    t->id, user, target, start, (unsigned long long)idle,
@@ -794,17 +793,17 @@ live_cmd_kill(struct session *s, struct live *l, char **argv, size_t argc,
 	if (reason == NULL)
 		reason = "no reason given";
 	snprintf(id, sizeof id, "%s", le->s->id);
-	snprintf(msg, sizeof msg, "podgate: session ended by %s: %.400s", s->conn->user, reason);
+	snprintf(msg, sizeof msg, "podgate: session ended by %s: %.400s", s->host->user, reason);
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("killed", le->s->id),
-			AUDIT_STR("killed_user", le->s->conn->user),
+			AUDIT_STR("killed_user", le->s->host->user),
 			AUDIT_STR("target", le->s->target),
 			AUDIT_STR("reason", reason),
 		};
 		live_audit(s, "session_killed", f, 4);
 	}
-	log_info("session %s: ended by %s: %s", id, s->conn->user, reason);
+	log_info("session %s: ended by %s: %s", id, s->host->user, reason);
 	session_hangup(le->s, msg);
 	live_printf(out, "podgate: session %s ended\n", id);
 	return 0;
@@ -839,13 +838,13 @@ live_cmd_watch(struct session *s, struct live *l, char **argv, size_t argc,
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("watched", le->s->id),
-			AUDIT_STR("watched_user", le->s->conn->user),
+			AUDIT_STR("watched_user", le->s->host->user),
 			AUDIT_STR("target", le->s->target),
 		};
 		live_audit(s, "watch_start", f, 3);
 	}
 	if (le->s->rule != NULL && le->s->rule->announce_watchers) {
-		snprintf(msg, sizeof msg, "podgate: %s is watching this session", s->conn->user);
+		snprintf(msg, sizeof msg, "podgate: %s is watching this session", s->host->user);
 		session_notice(le->s, msg);
 	}
 	live_watch_draw(a);
@@ -878,20 +877,20 @@ live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
 			live_printf(out, "%s{\"id\":", first ? "" : ",");
 			live_json_str(out, a->s->id);
 			live_printf(out, ",\"user\":");
-			live_json_str(out, a->s->conn->user);
+			live_json_str(out, a->s->host->user);
 			live_printf(out, ",\"client\":");
-			live_json_str(out, a->s->conn->client);
+			live_json_str(out, a->s->host->client);
 			live_printf(out, ",\"target\":");
 			live_json_str(out, a->s->target);
 			live_printf(out, ",\"command\":");
 			live_json_str(out, session_guard_command(a->s));
-			if (peer_enabled(l->srv))
+			if (peer_enabled(*l->peers.config))
 				live_printf(out, ",\"replica\":\"%s\"", peer_self_name());
 			live_printf(out, ",\"requested\":\"%s\"}", when);
 			first = false;
 			continue;
 		}
-		live_clean(user, sizeof user, a->s->conn->user);
+		live_clean(user, sizeof user, a->s->host->user);
 		live_clean(target, sizeof target, a->s->target);
 		live_printf(out, "%-36s  %-12s  %-20s  %-20s  ", a->s->id, user, target, when);
 		live_escaped(out, session_guard_command(a->s));
@@ -943,7 +942,7 @@ live_cmd_decide(struct session *s, struct live *l, char **argv, size_t argc,
 		return 1;
 	}
 	/* Four eyes: a requester who is also an approver does not approve their own. */
-	if (approve && strcmp(h->s->conn->user, s->conn->user) == 0 &&
+	if (approve && strcmp(h->s->host->user, s->host->user) == 0 &&
 	    (h->s->rule == NULL || !h->s->rule->self_approve)) {
 		snprintf(msg, sizeof msg, "podgate: request %.36s is your own; another approver "
 		    "must approve it (commands.self_approve is off)", h->s->id);
@@ -985,7 +984,7 @@ live_admin_new(struct session *s, struct live *l, const char *name)
 	a->kind = LIVE_CMD;
 	TAILQ_INSERT_TAIL(&l->admins, a, all);
 	s->admin = a;
-	s->start_mono = uv_now(&l->srv->loop);
+	s->start_mono = uv_now(l->loop);
 	s->state = SESSION_ADMIN;
 	return a;
 }
@@ -994,7 +993,7 @@ live_admin_new(struct session *s, struct live *l, const char *name)
 void
 live_admin_start(struct session *s, const struct cfg_user *u)
 {
-	struct live *l = s->conn->server->live;
+	struct live *l = ((struct live *)s->host->broker->admin_arg);
 	struct live_text out = { 0 };
 	struct live_admin *a;
 	char *args = NULL, *argv[8];
@@ -1004,7 +1003,7 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 
 	i = live_cmd_index(s->target);
 	if (!config_user_has_role(s->config, u, live_cmds[i].role) ||
-	    (peer_session(s) && !peer_roles_include(s, live_cmds[i].role))) {
+	    (s->host->peer && !peer_roles_include(s, live_cmds[i].role))) {
 		snprintf(msg, sizeof msg, "podgate: '%s' needs the %s role", live_cmds[i].name,
 		    live_cmds[i].role);
 		session_refuse(s, msg + 9, msg);
@@ -1030,7 +1029,7 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 	argc = live_args(args, argv, sizeof argv / sizeof argv[0]);
 	a->user = u;
 	a->cmd = i;
-	if (peer_enabled(l->srv) && !peer_session(s) &&
+	if (peer_enabled(*l->peers.config) && !s->host->peer &&
 	    (status = live_peer_start(s, l, a, argv, argc, &out)) != 0) {
 		/* Sent to the other replicas too (or refused): their answer ends it. */
 	} else switch (i) {
@@ -1093,7 +1092,7 @@ live_admin_after_io(struct session *s)
 	size_t room;
 
 	if (s->peer_closed || s->broken || s->channel == NULL || s->stop == SESSION_STOP_ABORT ||
-	    s->conn->state == CONN_DEAD) {
+	    !s->host->ops->alive(s->host)) {
 		if (a->kind == LIVE_WATCH && a->watched != NULL)
 			live_watch_stop(a, 0, NULL);
 		peer_query_cancel(a->pq);
@@ -1165,7 +1164,7 @@ live_held_timeout_cb(uv_timer_t *t)
 bool
 live_approval_hold(struct session *s)
 {
-	struct live *l = s->conn->server->live;
+	struct live *l = ((struct live *)s->host->broker->admin_arg);
 	struct live_admin *h;
 	uint64_t timeout;
 	char msg[128];
@@ -1183,14 +1182,14 @@ live_approval_hold(struct session *s)
 	h->s = s;
 	h->kind = LIVE_HELD;
 	h->requested_ns = live_now_ns();
-	uv_timer_init(&l->srv->loop, h->timer);
+	uv_timer_init(l->loop, h->timer);
 	h->timer->data = h;
 	timeout = s->rule->approve_timeout ? s->rule->approve_timeout : LIVE_APPROVE_TIMEOUT;
 	uv_timer_start(h->timer, live_held_timeout_cb, timeout * 1000, 0);
 	TAILQ_INSERT_TAIL(&l->admins, h, all);
 	TAILQ_INSERT_TAIL(&l->held, h, peer);
 	s->admin = h;
-	s->start_mono = uv_now(&l->srv->loop);
+	s->start_mono = uv_now(l->loop);
 	s->state = SESSION_HELD;
 	{
 		struct audit_field f[] = {
@@ -1217,7 +1216,7 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 	{
 		struct audit_field f[] = {
 			AUDIT_STR("session", s->id),
-			AUDIT_STR("requester", s->conn->user),
+			AUDIT_STR("requester", s->host->user),
 			AUDIT_STR("target", s->target),
 			AUDIT_STR("command", session_guard_command(s)),
 			{ .key = "decided_at", .str = when },
@@ -1231,7 +1230,7 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 	uv_timer_stop(h->timer);
 	if (!approve) {
 		h->kind = LIVE_CMD;
-		snprintf(msg, sizeof msg, "podgate: request denied by %s%s%.400s", by->conn->user,
+		snprintf(msg, sizeof msg, "podgate: request denied by %s%s%.400s", by->host->user,
 		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
 		session_notice(s, msg);
 		session_exit(s, 126);
@@ -1242,7 +1241,7 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 	what = calloc(7, sizeof *what);
 	if (what != NULL) {
 		what[0] = strdup("approver");
-		what[1] = strdup(by->conn->user);
+		what[1] = strdup(by->host->user);
 		what[2] = strdup("decision");
 		what[3] = strdup("approved");
 		what[4] = strdup("decided_at");
@@ -1432,7 +1431,7 @@ live_peer_watch(struct live_admin *a, const char *addr, const char *id)
 	struct session *s = a->s;
 
 	if ((a->q = malloc(LIVE_QUEUE_MAX)) == NULL ||
-	    peer_relay_start(s->conn->server, a->user, addr, id, s->pty ? s->cols : 80,
+	    peer_relay_start(&a->live->peers, a->user, addr, id, s->pty ? s->cols : 80,
 	    s->pty ? s->rows : 24, live_peer_relay_cb, a, &a->relay) < 0) {
 		session_notice(s, "podgate: internal error");
 		return 1;
@@ -1594,7 +1593,7 @@ live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
 			if (asprintf(&line, "%s %s%s%s", live_cmds[a->cmd].name, id,
 			    rest != NULL ? " " : "", rest != NULL ? rest : "") < 0)
 				line = NULL;
-			if (line != NULL && peer_query_at(s->conn->server, a->user, addr, line,
+			if (line != NULL && peer_query_at(&a->live->peers, a->user, addr, line,
 			    live_peer_done_cb, a, &a->pq) == 0)
 				status = -1;
 			else
@@ -1682,7 +1681,7 @@ live_peer_start(struct session *s, struct live *l, struct live_admin *a, char **
 		return 0;
 	}
 	(void)out;
-	r = peer_query(l->srv, a->user, line, live_peer_done_cb, a, &a->pq);
+	r = peer_query(&l->peers, a->user, line, live_peer_done_cb, a, &a->pq);
 	free(line);
 	if (r < 0) {
 		log_warn_r(r, "cannot ask the other replicas");
@@ -1690,3 +1689,16 @@ live_peer_start(struct session *s, struct live *l, struct live_admin *a, char **
 	}
 	return -1;
 }
+
+const struct session_admin_ops live_admin_ops = {
+	.started = live_session_start,
+	.ended = live_session_end,
+	.gone = live_session_gone,
+	.output = live_output,
+	.resized = live_resize,
+	.wants = live_admin_wants,
+	.start = live_admin_start,
+	.input = live_admin_input,
+	.after_io = live_admin_after_io,
+	.hold = live_approval_hold,
+};

@@ -20,7 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct server;
+#include <uv.h>
+
+#include "session/host.h"
+
+struct live;
+struct peer_client;
 struct session;
 struct cfg_user;
 
@@ -32,11 +37,17 @@ struct cfg_user;
 /* Default commands.approve_timeout, seconds. */
 #define LIVE_APPROVE_TIMEOUT 300
 
-/* Set up srv->live (after the loop is initialized). Returns 0 or -ENOMEM. */
-int live_init(struct server *srv);
+/* The functions below, as the session layer calls them (session/host.h). */
+extern const struct session_admin_ops live_admin_ops;
+
+/*
+ * Make the registry on loop (initialized), reaching the other replicas
+ * through peers. Returns 0 with *out set, or -ENOMEM.
+ */
+int live_init(uv_loop_t *loop, const struct peer_client *peers, struct live **out);
 
 /* Close the registry's handle (before the loop's last run); frees it later. */
-void live_close(struct server *srv);
+void live_close(struct live *l);
 
 /* A target session started running: register it and give it a screen. */
 void live_session_start(struct session *s);

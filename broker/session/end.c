@@ -16,10 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin/live.h"
 #include "base/log.h"
 #include "session/internal.h"
-#include "ssh/conn.h"
 #include "targets/cgroup.h"
 
 /* The name of a signal without "SIG" ("KILL"), or "UNKNOWN". */
@@ -43,9 +41,9 @@ session_ran(const struct session *s)
 static void
 session_end_report(struct session *s, const struct session_end *e)
 {
-	struct metrics_counters *k = &s->conn->server->counters;
+	struct session_broker *b = s->host->broker;
 	struct audit_field f[10];
-	uint64_t dur = uv_now(&s->conn->server->loop) - s->start_mono;
+	uint64_t dur = uv_now(s->host->broker->loop) - s->start_mono;
 	bool failed = s->rec.state == RECORD_FAILED;
 	size_t n = 0;
 
@@ -63,10 +61,9 @@ session_end_report(struct session *s, const struct session_end *e)
 	else if (s->rec.state == RECORD_DROPPED)
 		f[n++] = AUDIT_STR("error", "unrecorded (on_recording_failure: continue)");
 	session_audit(s, "session_end", f, n);
-	k->sessions_ended[failed ? METRICS_RECORDING_FAILED : s->signalled ?
-	    METRICS_KILLED : e->signame != NULL ? METRICS_SIGNAL : METRICS_EXIT]++;
-	k->bytes_in += s->bytes_in;
-	k->bytes_out += s->bytes_out;
+	b->ops->ended(b, failed ? SESSION_OUTCOME_RECORDING_FAILED : s->signalled ?
+	    SESSION_OUTCOME_KILLED : e->signame != NULL ? SESSION_OUTCOME_SIGNAL :
+	    SESSION_OUTCOME_EXIT, s->bytes_in, s->bytes_out);
 	log_info("session %s: ended (%s %d), %llu bytes in, %llu out", s->id,
 	    e->signame != NULL ? "signal" : "status",
 	    e->signame != NULL ? s->exit.signal : e->status,
@@ -88,7 +85,7 @@ session_end(struct session *s, const struct session_end *e)
 	if (s->state == SESSION_CLOSING)
 		return;
 	if (s->live != NULL)
-		live_session_end(s);	/* its watchers are told and detached */
+		session_admin(s)->ended(s);	/* its watchers are told and detached */
 	if (e->msg != NULL)
 		session_mark(s, e->msg);
 	if ((r = record_close(&s->rec, e->status, e->signame)) < 0)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "policy/audit.h"
+#include "session/host.h"
 #include "session/session.h"
 
 #define SESSION_LINGER_MS 200
@@ -39,6 +40,20 @@ struct session_end {
 	const char *refused;	/* never ran: the audit "refused" reason, or NULL */
 	const char *msg;	/* a line to the client's stderr (a marker when recording), or NULL */
 };
+
+/* The admin layer's hooks (session/host.h), when it is there. */
+static inline const struct session_admin_ops *
+session_admin(const struct session *s)
+{
+	return s->host->broker->admin;
+}
+
+/* The broker's current configuration. */
+static inline struct config *
+session_config_now(const struct session *s)
+{
+	return *s->host->broker->config;
+}
 
 /* session.c */
 bool session_chan_ok(const struct session *s);

@@ -5,7 +5,7 @@
  *
  * The child's output (PTY master, or stdout and stderr pipes) is read
  * only while the client's channel window has room and the connection's
- * libssh queue is below CONN_QUEUE_MAX; the client's input is taken from
+ * queue takes more (session_host's room); the client's input is taken from
  * libssh only while the session's input buffer has room, so libssh stops
  * opening the client's window. Every byte sent or received enters the
  * record (record.h) as it passes.
@@ -21,11 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "admin/live.h"
 #include "base/log.h"
 #include "session/internal.h"
 #include "session/session-pick.h"
-#include "ssh/conn.h"
 #include "targets/cgroup.h"
 
 #define SESSION_READ_MAX (32u * 1024)
@@ -80,7 +78,7 @@ session_tee(void *arg, const void *data, size_t len)
 	struct session *s = arg;
 
 	if (s->live != NULL)
-		live_output(s, data, len);
+		session_admin(s)->output(s, data, len);
 }
 
 /* The record or a time limit has work: let it out, write checkpoints, check limits. */
@@ -94,7 +92,7 @@ session_tick_cb(uv_timer_t *t)
 		session_record_failed(s, r);
 	session_guard_tick(s);
 	session_tick_arm(s);
-	conn_after_io(s->conn);
+	s->host->ops->wake(s->host);
 }
 
 /*
@@ -135,7 +133,7 @@ session_kill_cb(uv_timer_t *t)
 		kill(-s->pgid, SIGKILL);
 	}
 	cgroup_kill(s->cgroup);
-	conn_after_io(s->conn);
+	s->host->ops->wake(s->host);
 }
 
 /* Output linger after exit: treat the output as drained unless paused. */
@@ -145,7 +143,7 @@ session_linger_cb(uv_timer_t *t)
 	struct session *s = t->data;
 
 	s->linger_over = true;
-	conn_after_io(s->conn);
+	s->host->ops->wake(s->host);
 }
 
 /* Write buffered input to the child; drop it when the child's stdin is gone. */
@@ -223,14 +221,15 @@ session_resize_cb(uv_timer_t *t)
 	if (sized && (r = record_resize(&s->rec, s->cols, s->rows)) < 0)
 		session_record_failed(s, r);
 	session_pick_resize(s);
-	live_resize(s);
+	if (session_admin(s) != NULL)
+		session_admin(s)->resized(s);
 }
 
 /* Set up polling of the child's descriptors. */
 static int
 session_watch_child(struct session *s)
 {
-	uv_loop_t *loop = &s->conn->server->loop;
+	uv_loop_t *loop = s->host->broker->loop;
 	size_t i;
 	int r;
 
@@ -280,7 +279,8 @@ void
 session_run(struct session *s)
 {
 	s->state = SESSION_RUNNING;
-	live_session_start(s);
+	if (session_admin(s) != NULL)
+		session_admin(s)->started(s);
 	if (session_watch_child(s) < 0) {
 		session_record_failed(s, -EIO);
 		session_stop(s, SESSION_STOP_HANGUP);
@@ -296,7 +296,7 @@ session_can_output(const struct session *s)
 {
 	if (!session_chan_ok(s) || s->stop == SESSION_STOP_ABORT)
 		return true;	/* the client is gone or we stop: drain and discard */
-	return ssh_channel_window_size(s->channel) > 0 && conn_can_send(s->conn);
+	return ssh_channel_window_size(s->channel) > 0 && s->host->ops->room(s->host) > 0;
 }
 
 /* Whether every output descriptor reached end of file. */
@@ -330,7 +330,7 @@ session_read_output(struct session_fd *sf)
 
 		if (win < room)
 			room = win;
-		if (room == 0 || !conn_can_send(s->conn))
+		if (room == 0 || s->host->ops->room(s->host) == 0)
 			return -2;
 	}
 	n = read(sf->fd, buf, room);
@@ -387,7 +387,6 @@ session_fd_cb(uv_poll_t *h, int status, int events)
 {
 	struct session_fd *sf = h->data;
 	struct session *s = sf->session;
-	struct conn *c = s->conn;
 
 	if (status < 0) {
 		/* An error on the descriptor is its end. */
@@ -398,7 +397,7 @@ session_fd_cb(uv_poll_t *h, int status, int events)
 		if ((events & UV_READABLE) && sf->code != 0 && sf->fd >= 0)
 			session_read_output(sf);
 	}
-	conn_after_io(c);
+	s->host->ops->wake(s->host);
 }
 
 /*
@@ -543,7 +542,7 @@ session_running_after_io(struct session *s)
 	struct session_end e = none;
 
 	if ((s->peer_closed || s->broken || s->channel == NULL ||
-	    s->conn->state == CONN_DEAD) && !s->signalled)
+	    !s->host->ops->alive(s->host)) && !s->signalled)
 		session_stop(s, SESSION_STOP_HANGUP);
 	session_pull_input(s);
 	session_write_input(s);

@@ -12,8 +12,6 @@
 #include <openssl/evp.h>
 
 #include "base/log.h"
-#include "ssh/conn.h"
-#include "ssh/server.h"
 #include "session/internal.h"
 #include "session/session-guard.h"
 
@@ -52,16 +50,16 @@ session_guard_command(struct session *s)
 const char *
 session_guard_command_hmac(struct session *s)
 {
-	const struct server *srv = s->conn->server;
+	const struct session_broker *b = s->host->broker;
 	unsigned char md[32];
 	const char *red = session_guard_command(s);
 	size_t mdlen = 0, i;
 
-	if (red == NULL || strcmp(red, s->command) == 0 || !srv->have_redact_key)
+	if (red == NULL || strcmp(red, s->command) == 0 || b->redact_key == NULL)
 		return NULL;
 	if (s->guard.command_hmac[0] == '\0') {
-		if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, srv->redact_key,
-		    sizeof srv->redact_key, (const unsigned char *)s->command, strlen(s->command),
+		if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, b->redact_key,
+		    b->redact_keylen, (const unsigned char *)s->command, strlen(s->command),
 		    md, sizeof md, &mdlen) == NULL || mdlen != sizeof md)
 			return NULL;
 		for (i = 0; i < mdlen; i++)
@@ -128,7 +126,7 @@ session_guard_check(struct session *s, struct session_no *no)
 
 		session_audit(s, "command_refused", f, v.pattern != NULL ? 7 : 6);
 	}
-	log_info("session %s: %s@%s -> %s: %s", s->id, s->conn->user, s->conn->client,
+	log_info("session %s: %s@%s -> %s: %s", s->id, s->host->user, s->host->client,
 	    s->target, msg);
 	return session_refuse_no(s, no, GUARD_EXIT_REFUSED, NULL, "%s", msg);
 }
@@ -137,7 +135,7 @@ session_guard_check(struct session *s, struct session_no *no)
 int
 session_guard_count(struct session *s, struct session_no *no)
 {
-	struct server *srv = s->conn->server;
+	struct guard_counts **counts = s->host->broker->guard_counts;
 	const struct cfg_limits *l;
 	char msg[256];
 	int r;
@@ -145,13 +143,13 @@ session_guard_count(struct session *s, struct session_no *no)
 	if (s->rule == NULL)
 		return SESSION_GO;
 	l = &s->rule->limits;
-	if (srv->guard_counts == NULL && (r = guard_counts_new(&srv->guard_counts)) < 0)
+	if (*counts == NULL && (r = guard_counts_new(counts)) < 0)
 		goto fail;
-	if ((s->guard.user = strdup(s->conn->user)) == NULL) {
+	if ((s->guard.user = strdup(s->host->user)) == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	r = guard_counts_acquire(srv->guard_counts, s->guard.user, l->max_sessions);
+	r = guard_counts_acquire(*counts, s->guard.user, l->max_sessions);
 	if (r == 0) {
 		s->guard.counted = true;
 		return SESSION_GO;
@@ -521,7 +519,7 @@ session_guard_free(struct session *s)
 	struct session_guard *g = &s->guard;
 
 	if (g->counted)
-		guard_counts_release(s->conn->server->guard_counts, g->user);
+		guard_counts_release(*s->host->broker->guard_counts, g->user);
 	g->counted = false;
 	free(g->user);
 	free(g->command);

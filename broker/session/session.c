@@ -13,16 +13,15 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "admin/live.h"
+#include <libssh/server.h>
+
 #include "base/log.h"
 #include "policy/audit.h"
 #include "policy/policy.h"
 #include "session/internal.h"
 #include "session/session-pick.h"
-#include "ssh/conn.h"
 #include "targets/cgroup.h"
 
-#define SESSION_MAX_PER_CONN 10
 #define SESSION_RESIZE_MS 20		/* window changes are applied at most this often */
 #define SESSION_MAX_COLS 1000		/* a terminal's largest size */
 #define SESSION_MAX_ROWS 500
@@ -59,7 +58,7 @@ session_eol(const struct session *s)
 void
 session_dirty(struct session *s)
 {
-	s->conn->dirty = true;
+	s->host->ops->dirty(s->host);
 }
 
 /* Send bytes to the client (stdout or stderr), within the window. */
@@ -80,12 +79,12 @@ session_send(struct session *s, bool err, const void *buf, size_t len)
 	    ssh_channel_write(s->channel, buf, (uint32_t)len);
 	if (n < 0) {
 		log_warn("session %s: write to channel failed: %s", s->id,
-		    ssh_get_error(s->conn->ssh));
+		    ssh_get_error(s->host->ssh));
 		s->broken = true;
 		session_dirty(s);
 		return -EIO;
 	}
-	conn_queued(s->conn, (size_t)n);
+	s->host->ops->queued(s->host, (size_t)n);
 	return n;
 }
 
@@ -109,14 +108,14 @@ session_audit(struct session *s, const char *event, const struct audit_field *ex
 	struct audit_field f[24];
 	size_t n = 0, i;
 
-	f[n++] = AUDIT_STR("user", s->conn->user);
-	f[n++] = AUDIT_STR("client", s->conn->client);
-	f[n++] = AUDIT_STR("key_fp", s->conn->key_fp);
+	f[n++] = AUDIT_STR("user", s->host->user);
+	f[n++] = AUDIT_STR("client", s->host->client);
+	f[n++] = AUDIT_STR("key_fp", s->host->key_fp);
 	if (s->id[0] != '\0')
 		f[n++] = AUDIT_STR("session", s->id);
 	for (i = 0; i < nextra && n < sizeof f / sizeof f[0]; i++)
 		f[n++] = extra[i];
-	audit_event(s->conn->server->audit, event, f, n);
+	audit_event(s->host->broker->audit, event, f, n);
 }
 
 /* Audit a refusal of something the client asked for. */
@@ -129,8 +128,8 @@ session_audit_refused(struct session *s, const char *reason)
 	};
 
 	session_audit(s, "refused", f, s->target != NULL ? 2 : 1);
-	s->conn->server->counters.refused++;
-	log_info("%s@%s: refused: %s", s->conn->user, s->conn->client, reason);
+	s->host->broker->ops->refused(s->host->broker);
+	log_info("%s@%s: refused: %s", s->host->user, s->host->client, reason);
 }
 
 /* Refuse a request on the session's channel: audit and tell the client. */
@@ -143,7 +142,7 @@ session_refuse_request(struct session *s, const char *what)
 	session_audit_refused(s, msg);
 	snprintf(msg, sizeof msg, "podgate: %s refused: not supported", what);
 	session_say(s, true, msg);
-	s->conn->refusals++;
+	s->host->ops->refused(s->host);
 }
 
 /* Send exit-status or exit-signal, EOF and CLOSE, as far as still possible. */
@@ -185,7 +184,7 @@ session_release(struct session *s)
 void
 session_handle_closed(struct session *s)
 {
-	struct conn *c = s->conn;
+	struct session_host *h = s->host;
 	size_t i;
 
 	if (--s->handles > 0)
@@ -209,7 +208,7 @@ session_handle_closed(struct session *s)
 
 		cgroup_kill(s->cgroup);
 		if ((r = cgroup_remove(s->cgroup)) < 0)
-			server_cgroup_later(c->server, s->cgroup);	/* still emptying */
+			h->broker->ops->cgroup_later(h->broker, s->cgroup);	/* still emptying */
 		else
 			free(s->cgroup);
 		s->cgroup = NULL;
@@ -227,11 +226,11 @@ session_handle_closed(struct session *s)
 	free(s->inbuf);
 	if (s->config != NULL)
 		config_unref(s->config);
-	live_session_gone(s);
+	if (session_admin(s) != NULL)
+		session_admin(s)->gone(s);
 	target_free_pairs(s->what_extra);
-	TAILQ_REMOVE(&c->sessions, s, entry);
+	h->ops->gone(h, s);	/* off the connection's list */
 	free(s);
-	conn_session_gone(c, NULL);
 }
 
 /* A session timer finished closing. */
@@ -241,29 +240,17 @@ session_close_cb(uv_handle_t *h)
 	session_handle_closed(h->data);
 }
 
-/* Make a session and its channel for a channel open request. */
-ssh_channel
-session_open(struct conn *c)
+/* Make a session and its channel for a channel open request on h. */
+struct session *
+session_open(struct session_host *h)
 {
 	struct session *s = NULL;
 	size_t i;
 
-	if (c->state != CONN_OPEN || c->server->stopping)
-		return NULL;
-	if (c->nsessions >= SESSION_MAX_PER_CONN) {
-		struct audit_field f[] = {
-			AUDIT_STR("user", c->user),
-			AUDIT_STR("client", c->client),
-			AUDIT_STR("reason", "too many sessions on one connection"),
-		};
-		audit_event(c->server->audit, "refused", f, 3);
-		c->refusals++;
-		return NULL;
-	}
 	if ((s = calloc(1, sizeof *s)) == NULL ||
 	    (s->inbuf = malloc(SESSION_INBUF)) == NULL)
 		goto fail;
-	s->conn = c;
+	s->host = h;
 	s->pgid = -1;
 	s->child.master = s->child.in = s->child.out = s->child.err = -1;
 	s->cols = 80;
@@ -272,7 +259,7 @@ session_open(struct conn *c)
 		s->fds[i].session = s;
 		s->fds[i].fd = -1;
 	}
-	if ((s->channel = ssh_channel_new(c->ssh)) == NULL)
+	if ((s->channel = ssh_channel_new(h->ssh)) == NULL)
 		goto fail;
 	s->cb.userdata = s;
 	ssh_callbacks_init(&s->cb);
@@ -281,37 +268,21 @@ session_open(struct conn *c)
 		ssh_channel_free(s->channel);
 		goto fail;
 	}
-	uv_timer_init(&c->server->loop, &s->tick_timer);
-	uv_timer_init(&c->server->loop, &s->linger_timer);
-	uv_timer_init(&c->server->loop, &s->kill_timer);
-	uv_timer_init(&c->server->loop, &s->resize_timer);
+	uv_timer_init(h->broker->loop, &s->tick_timer);
+	uv_timer_init(h->broker->loop, &s->linger_timer);
+	uv_timer_init(h->broker->loop, &s->kill_timer);
+	uv_timer_init(h->broker->loop, &s->resize_timer);
 	s->tick_timer.data = s->linger_timer.data = s->kill_timer.data = s;
 	s->resize_timer.data = s;
 	s->handles = 4;
-	record_init(&s->rec, &c->server->loop, NULL,
-	    c->server->have_redact_key ? c->server->redact_key : NULL,
-	    sizeof c->server->redact_key, session_tee, s);
-	TAILQ_INSERT_TAIL(&c->sessions, s, entry);
-	c->nsessions++;
-	return s->channel;
+	record_init(&s->rec, h->broker->loop, NULL, h->broker->redact_key,
+	    h->broker->redact_keylen, session_tee, s);
+	return s;
 fail:
-	log_error("out of memory opening a session for %s", c->client);
+	log_error("out of memory opening a session for %s", h->client);
 	if (s != NULL)
 		free(s->inbuf);
 	free(s);
-	return NULL;
-}
-
-/* The session that owns channel. */
-struct session *
-session_find(struct conn *c, ssh_channel channel)
-{
-	struct session *s;
-
-	TAILQ_FOREACH(s, &c->sessions, entry) {
-		if (s->channel == channel)
-			return s;
-	}
 	return NULL;
 }
 
@@ -355,7 +326,7 @@ session_data_cb(ssh_session ssh, ssh_channel channel, void *data, uint32_t len,
 	case SESSION_MENU:
 		return (int)session_menu_input(s, data, len);
 	case SESSION_ADMIN:
-		return (int)live_admin_input(s, data, len);
+		return (int)session_admin(s)->input(s, data, len);
 	case SESSION_RUNNING:
 	case SESSION_DRAINING:
 		return (int)session_input(s, data, len);
@@ -485,7 +456,7 @@ session_env_cb(ssh_session ssh, ssh_channel channel, const char *name, const cha
 	    s->state != SESSION_NEW || s->nenv >= SESSION_MAXENV) {
 		snprintf(reason, sizeof reason, "environment variable %.64s not allowed", name);
 		session_audit_refused(s, reason);
-		s->conn->refusals++;
+		s->host->ops->refused(s->host);
 		return 1;
 	}
 	if (asprintf(&var, "%s=%s", name, value) < 0)
@@ -623,7 +594,7 @@ session_after_io(struct session *s)
 		return;
 	case SESSION_HELD:
 	case SESSION_ADMIN:
-		live_admin_after_io(s);
+		session_admin(s)->after_io(s);
 		return;
 	case SESSION_RUNNING:
 	case SESSION_DRAINING:
@@ -638,20 +609,20 @@ session_after_io(struct session *s)
 size_t
 session_room(const struct session *s)
 {
-	size_t room;
+	size_t room, queue;
 
-	if (!session_chan_ok(s) || !conn_can_send(s->conn))
+	if (!session_chan_ok(s) || (queue = s->host->ops->room(s->host)) == 0)
 		return 0;
 	room = ssh_channel_window_size(s->channel);
-	if (room > CONN_QUEUE_MAX - s->conn->queued)
-		room = CONN_QUEUE_MAX - s->conn->queued;
+	if (room > queue)
+		room = queue;
 	return room;
 }
 
-/* Have conn_after_io run for the session's connection. */
+/* Run the sessions' turn on the session's connection now. */
 void
 session_wake(struct session *s)
 {
 	session_dirty(s);
-	conn_after_io(s->conn);
+	s->host->ops->wake(s->host);
 }

@@ -38,11 +38,10 @@
 
 #include "pty.h"
 #include "rec.h"
+#include "session/host.h"
 #include "session/record.h"
 #include "session/session-guard.h"
 #include "targets/target.h"
-
-struct conn;
 
 enum session_state {
 	SESSION_NEW,		/* collecting pty-req and env requests */
@@ -96,7 +95,7 @@ struct session_fd {
 
 struct session {
 	TAILQ_ENTRY(session) entry;
-	struct conn *conn;
+	struct session_host *host;	/* its connection (session/host.h) */
 	ssh_channel channel;		/* NULL once detached from libssh */
 	struct ssh_channel_callbacks_struct cb;
 	enum session_state state;
@@ -161,18 +160,19 @@ struct session {
 	struct session_guard guard;	/* guard state (session-guard.h) */
 
 	/* live supervision (admin/live.h) */
-	struct live_session *live;	/* in the server's registry while running */
+	struct live_session *live;	/* in the admin layer's registry while running */
 	struct live_admin *admin;	/* an admin command or a held request, or NULL */
 	char **what_extra;		/* header "what" pairs (an approval), or NULL */
 };
 
 /*
- * A client asked to open a session channel: make a session and its
- * channel (NULL when refused).
+ * A client asked to open a session channel on h: make a session and its
+ * channel (s->channel); NULL when out of memory. The connection keeps it
+ * on its list until h->ops->gone.
  */
-ssh_channel session_open(struct conn *c);
+struct session *session_open(struct session_host *h);
 
-/* Do the work left by callbacks and update polling (from conn_after_io). */
+/* The session's turn: do the work left by callbacks and update polling. */
 void session_after_io(struct session *s);
 
 /* One of the session's uv handles finished closing; the last one frees it. */
@@ -189,9 +189,6 @@ void session_detach(struct session *s);
 
 /* The server's shutdown grace is over: end the target. */
 void session_abort(struct session *s);
-
-/* The session that owns channel on c, or NULL. */
-struct session *session_find(struct conn *c, ssh_channel channel);
 
 /* Refuse a request on the session's channel: audit and tell the client. */
 void session_refuse_request(struct session *s, const char *what);

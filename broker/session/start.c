@@ -16,13 +16,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "admin/live.h"
 #include "base/log.h"
 #include "kube/kube.h"
 #include "policy/policy.h"
 #include "session/internal.h"
 #include "session/session-pick.h"
-#include "ssh/conn.h"
 #include "targets/cgroup.h"
 
 #define SESSION_PROMPT "Select a target (number or name, empty to quit): "
@@ -152,17 +150,17 @@ session_record_open(struct session *s)
 	h.rows = s->pty ? s->rows : 0;
 	h.term = s->pty ? s->term : NULL;
 	h.pty = s->pty;
-	h.user = s->conn->user;
-	h.key_fp = s->conn->key_fp;
-	h.client = s->conn->client;
+	h.user = s->host->user;
+	h.key_fp = s->host->key_fp;
+	h.client = s->host->client;
 	h.target_kind = (char *)s->ops->kind;
 	h.target = s->target;
 	h.command = session_guard_command(s);
 	h.where_extra = (const char *const *)s->where_extra;
 	h.who_extra = (const char *const *)s->who_extra;
 	h.what_extra = session_guard_header(s, (const char *const *)s->what_extra);
-	return record_open(&s->rec, s->config->recordings, &h, s->conn->server->sign_key,
-	    s->conn->server->storage);
+	return record_open(&s->rec, s->config->recordings, &h, s->host->broker->sign_key,
+	    s->host->broker->storage);
 }
 
 /* Parse "TARGET [--] COMMAND" from an exec request. */
@@ -282,14 +280,16 @@ session_step_authorize(struct session *s, struct session_no *no)
 static int
 session_step_approve(struct session *s, struct session_no *no)
 {
-	return live_approval_hold(s) ? SESSION_WAIT : SESSION_GO;
+	if (session_admin(s) == NULL || !session_admin(s)->hold(s))
+		return SESSION_GO;
+	return SESSION_WAIT;
 }
 
 /* room: start nothing that could not finish; the reserve stays for running sessions. */
 static int
 session_step_room(struct session *s, struct session_no *no)
 {
-	if (server_fds_room(s->conn->server, SERVER_FDS_START))
+	if (s->host->broker->ops->start_room(s->host->broker))
 		return SESSION_GO;
 	log_warn("session %s: refused: open file limit nearly reached", s->id);
 	return session_refuse_no(s, no, 1, "open file limit reached", "podgate: the broker is "
@@ -301,7 +301,7 @@ static void
 session_request(struct session *s, struct target_request *req)
 {
 	memset(req, 0, sizeof *req);
-	req->user = s->conn->user;
+	req->user = s->host->user;
 	req->target = s->target;
 	req->command = s->command;
 	req->pty = s->pty;
@@ -379,8 +379,8 @@ session_started(struct session *s)
 	for (p = s->who_extra; p != NULL && p[0] != NULL && p[1] != NULL && n < 18; p += 2)
 		f[n++] = AUDIT_STR(p[0], p[1]);
 	session_audit(s, "session_start", f, n);
-	log_info("session %s: %s@%s -> %s%s%s (pid %d, %s)", s->id, s->conn->user,
-	    s->conn->client, s->target, s->command != NULL ? ": " : "",
+	log_info("session %s: %s@%s -> %s%s%s (pid %d, %s)", s->id, s->host->user,
+	    s->host->client, s->target, s->command != NULL ? ": " : "",
 	    s->command != NULL ? session_guard_command(s) : "", (int)s->child.pid,
 	    s->pty ? "pty" : "pipes");
 }
@@ -395,12 +395,12 @@ session_step_spawn(struct session *s, struct session_no *no)
 	session_request(s, &req);
 	req.session_id = s->id;
 	req.cgroup_procs_fd = -1;
-	req.loop = &s->conn->server->loop;
+	req.loop = s->host->broker->loop;
 	req.proc = &s->proc;
 	req.on_exit = session_proc_exit;
 	req.exit_arg = s;
-	if (s->ops == &target_local_ops && s->conn->server->cgroups != NULL &&
-	    (r = cgroup_session_new(s->conn->server->cgroups, s->id, &s->cgroup,
+	if (s->ops == &target_local_ops && s->host->broker->cgroups != NULL &&
+	    (r = cgroup_session_new(s->host->broker->cgroups, s->id, &s->cgroup,
 	    &req.cgroup_procs_fd)) < 0)
 		log_warn_r(r, "session %s: no cgroup; what it leaves behind may outlive it", s->id);
 	r = s->ops->spawn(s->config, &req, &s->child);
@@ -410,7 +410,7 @@ session_step_spawn(struct session *s, struct session_no *no)
 		return session_refuse_no(s, no, 1, "target failed to start",
 		    "podgate: cannot start target '%s': %s", s->target, strerror(-r));
 	s->pgid = s->child.pid;
-	s->start_mono = uv_now(&s->conn->server->loop);
+	s->start_mono = uv_now(s->host->broker->loop);
 	session_started(s);
 	session_run(s);
 	return SESSION_GO;
@@ -433,6 +433,13 @@ static const struct {
 	[SESSION_STEP_SPAWN] = { "spawn", session_step_spawn },
 };
 
+/* Whether the exec request names an admin command. */
+static bool
+session_admin_wants(const struct session *s)
+{
+	return session_admin(s) != NULL && session_admin(s)->wants(s);
+}
+
 /*
  * Before the steps: decide what the request asks for. Returns true when a
  * target is named and the steps may run; otherwise the menu, the picker,
@@ -445,10 +452,10 @@ session_choose(struct session *s)
 	int r;
 
 	if (s->config == NULL) {
-		s->config = config_ref(s->conn->server->config);
+		s->config = config_ref(*s->host->broker->config);
 		s->rec.config = s->config;
 	}
-	if ((u = config_find_user(s->config, s->conn->user)) == NULL) {
+	if ((u = config_find_user(s->config, s->host->user)) == NULL) {
 		session_refuse(s, "user no longer configured",
 		    "podgate: access denied: user no longer configured");
 		return false;
@@ -459,7 +466,7 @@ session_choose(struct session *s)
 		session_refuse(s, "out of memory", "podgate: internal error");
 		return false;
 	}
-	if (s->conn->peer && !live_admin_wants(s)) {
+	if (s->host->peer && !session_admin_wants(s)) {
 		session_refuse(s, "peers may run admin commands only",
 		    "podgate: peers may run admin commands only");
 		return false;
@@ -492,8 +499,8 @@ session_choose(struct session *s)
 		session_menu_show(s);
 		return false;
 	}
-	if (live_admin_wants(s)) {
-		live_admin_start(s, u);
+	if (session_admin_wants(s)) {
+		session_admin(s)->start(s, u);
 		return false;
 	}
 	return true;

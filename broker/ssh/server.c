@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "kube/kube-incluster.h"
 #include "kube/kube-client.h"
 #include "admin/live.h"
+#include "admin/peer-client.h"
 #include "base/log.h"
 #include "ssh/peer.h"
 #include "ssh/server.h"
@@ -997,6 +999,76 @@ server_unwatch_config(struct server *srv)
 	uv_close((uv_handle_t *)&srv->watch_timer, NULL);
 }
 
+/* ---- what sessions see of the broker (session/host.h) ---- */
+
+#define SERVER_OF(b) ((struct server *)((char *)(b) - offsetof(struct server, sessions)))
+
+/* Whether one more session may start: its descriptors fit above the reserve. */
+static bool
+server_sessions_start_room(struct session_broker *b)
+{
+	return server_fds_room(SERVER_OF(b), SERVER_FDS_START);
+}
+
+/* A session's cgroup is still emptying: remove it later. */
+static void
+server_sessions_cgroup_later(struct session_broker *b, char *path)
+{
+	server_cgroup_later(SERVER_OF(b), path);
+}
+
+/* A session that ran ended: count it for /metrics. */
+static void
+server_sessions_ended(struct session_broker *b, enum session_outcome how, uint64_t bytes_in,
+    uint64_t bytes_out)
+{
+	static const enum metrics_outcome outcome[] = {
+		[SESSION_OUTCOME_EXIT] = METRICS_EXIT,
+		[SESSION_OUTCOME_SIGNAL] = METRICS_SIGNAL,
+		[SESSION_OUTCOME_KILLED] = METRICS_KILLED,
+		[SESSION_OUTCOME_RECORDING_FAILED] = METRICS_RECORDING_FAILED,
+	};
+	struct metrics_counters *k = &SERVER_OF(b)->counters;
+
+	k->sessions_ended[outcome[how]]++;
+	k->bytes_in += bytes_in;
+	k->bytes_out += bytes_out;
+}
+
+/* Something a client asked for was refused. */
+static void
+server_sessions_refused(struct session_broker *b)
+{
+	SERVER_OF(b)->counters.refused++;
+}
+
+/* Fill srv->sessions once the loop, keys, audit log, storage and registry are up. */
+static void
+server_sessions_init(struct server *srv)
+{
+	static const struct session_broker_ops ops = {
+		.start_room = server_sessions_start_room,
+		.cgroup_later = server_sessions_cgroup_later,
+		.ended = server_sessions_ended,
+		.refused = server_sessions_refused,
+	};
+
+	srv->sessions = (struct session_broker){
+		.loop = &srv->loop,
+		.config = &srv->config,
+		.audit = srv->audit,
+		.sign_key = srv->sign_key,
+		.storage = srv->storage,
+		.cgroups = srv->cgroups,
+		.guard_counts = &srv->guard_counts,
+		.redact_key = srv->have_redact_key ? srv->redact_key : NULL,
+		.redact_keylen = sizeof srv->redact_key,
+		.ops = &ops,
+		.admin = &live_admin_ops,
+		.admin_arg = srv->live,
+	};
+}
+
 /* Run the broker until it is stopped. */
 int
 server_run(const struct server_opts *o)
@@ -1128,7 +1200,17 @@ server_run(const struct server_opts *o)
 		goto out;
 	}
 	loop_ok = true;
-	if ((r = live_init(&srv)) < 0) {
+	{
+		struct peer_client peers = {
+			.loop = &srv.loop,
+			.config = &srv.config,
+			.seen = peer_seen,
+			.seen_arg = &srv,
+		};
+
+		r = live_init(&srv.loop, &peers, &srv.live);
+	}
+	if (r < 0) {
 		log_error("cannot start: out of memory");
 		goto out;
 	}
@@ -1136,6 +1218,7 @@ server_run(const struct server_opts *o)
 	    (r = storage_open(&srv.loop, &srv.config->s3, srv.config->recordings, srv.audit,
 	    &srv.storage)) < 0)
 		goto out;
+	server_sessions_init(&srv);
 	if ((r = server_listen(&srv)) < 0 || (r = metrics_start(&srv)) < 0 ||
 	    (r = peer_start(&srv)) < 0)
 		goto out;
@@ -1164,7 +1247,8 @@ out:
 		metrics_stop(&srv);
 		peer_stop(&srv);
 		server_unwatch_config(&srv);
-		live_close(&srv);
+		live_close(srv.live);
+		srv.live = NULL;
 		storage_close(srv.storage);
 		srv.storage = NULL;
 		server_unlisten(&srv);
