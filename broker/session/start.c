@@ -276,7 +276,7 @@ session_step_authorize(struct session *s, struct session_no *no)
 	return SESSION_GO;
 }
 
-/* approve: a command matching commands.approve waits for an approver (admin/live.c). */
+/* approve: a command matching commands.approve waits for an approver (admin/approvals.c). */
 static int
 session_step_approve(struct session *s, struct session_no *no)
 {

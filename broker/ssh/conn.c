@@ -3,7 +3,7 @@
  * (or writable while libssh has output queued) libssh is run without
  * blocking: ssh_handle_key_exchange until the keys are agreed, then
  * ssh_event_dopoll with a zero timeout. libssh calls back into this file
- * (authentication, refused requests) and session.c (channels).
+ * (authentication, refused requests) and session/session.c (channels).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -37,7 +37,7 @@ static void conn_refused(struct conn *c, const char *reason);
 /* The connection libssh is working for right now (for its log callback). */
 static struct conn *conn_current;
 static bool conn_debug;
-/* The loop's thread: libssh's client side (peer.c) logs from threads of its own. */
+/* The loop's thread: libssh's client side (admin/peer-client.c) logs from threads of its own. */
 static pthread_t conn_loop_thread;
 
 /*
