@@ -16,11 +16,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ssh/keys.h"
 #include "kube/kube-native.h"
 #include "kube/kube.h"
 #include "kube/kube-incluster.h"
 #include "base/log.h"
+#include "base/mkdirs.h"
 #include "base/strv.h"
 #include "targets/target.h"
 
@@ -353,7 +353,7 @@ target_kube_spawn(const struct config *c, const struct target_request *req,
 		return r == -ENOENT ? -ENOENT : -EINVAL;
 	if (t.cluster->transport == CFG_KUBE_NATIVE)
 		return target_kube_native(c, req, &t, child);
-	if ((r = keys_mkdirs(t.cluster->cache_dir, 0700)) < 0) {
+	if ((r = mkdirs(t.cluster->cache_dir, 0700)) < 0) {
 		log_warn_r(r, "session %s: cannot make %s", req->session_id,
 		    t.cluster->cache_dir);
 		return r;
