@@ -197,12 +197,10 @@ session_exit(struct session *s, int status)
 	session_end(s, &e);
 }
 
-/* End the target on someone's word (an auditor, a limit, a watch pattern). */
+/* End the target on an auditor's word (kill): the line shown and marked as it is. */
 void
 session_hangup(struct session *s, const char *msg)
 {
-	if (s->stop != SESSION_STOP_NONE)
-		return;
 	session_notice(s, msg);
 	session_stop(s, SESSION_STOP_HANGUP);
 }

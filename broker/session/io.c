@@ -517,7 +517,11 @@ session_write(struct session *s, bool err, const void *buf, size_t len)
 	return (size_t)n;
 }
 
-/* A line from the broker into the recording, as a marker (without "podgate: "). */
+/*
+ * A line from the broker into the recording, as a marker without its
+ * "podgate: " (refusals, limits, watch patterns, a target that did not
+ * start: what the guard and the end write).
+ */
 void
 session_mark(struct session *s, const char *msg)
 {
@@ -526,12 +530,12 @@ session_mark(struct session *s, const char *msg)
 	session_record(s, REC_MARKER, msg, strlen(msg));
 }
 
-/* A line from the broker on stderr, marked in the recording. */
+/* A line from the broker on stderr, marked in the recording as shown. */
 void
 session_notice(struct session *s, const char *msg)
 {
 	session_say(s, true, msg);
-	session_mark(s, msg);
+	session_record(s, REC_MARKER, msg, strlen(msg));
 }
 
 /* A running (or draining) target's turn: end it when its client left, move data. */

@@ -356,6 +356,18 @@ session_guard_mask_input(struct session *s, const uint8_t *p, size_t len)
 	return true;
 }
 
+/* A limit or a watch pattern ends the target: tell the user, mark it, stop it. */
+static void
+session_guard_stop(struct session *s, const char *msg)
+{
+	if (s->stop != SESSION_STOP_NONE)
+		return;
+	log_info("session %s: %s", s->id, msg);
+	session_say(s, true, msg);
+	session_mark(s, msg);
+	session_stop(s, SESSION_STOP_HANGUP);
+}
+
 /* A limit was reached: audit it and end the session. */
 static void
 session_guard_limit(struct session *s, enum guard_limit k)
@@ -376,8 +388,7 @@ session_guard_limit(struct session *s, enum guard_limit k)
 		session_audit(s, "limit", f, 4);
 	}
 	guard_limit_message(k, l, msg, sizeof msg);
-	log_info("session %s: %s", s->id, msg);
-	session_hangup(s, msg);
+	session_guard_stop(s, msg);
 }
 
 /* A completed line: audit each watch pattern it matches; end on terminate. */
@@ -407,8 +418,7 @@ session_guard_watch_line(struct session *s, unsigned on, const char *line)
 		free(red);
 		if (w->action == CFG_WATCH_TERMINATE) {
 			guard_watch_message(w, on, msg, sizeof msg);
-			log_info("session %s: %s", s->id, msg);
-			session_hangup(s, msg);
+			session_guard_stop(s, msg);
 			return;
 		}
 	}
