@@ -4,13 +4,14 @@
  * session (sessions, watch, kill, pending, approve, deny), watchers with
  * bounded queues, and exec requests held for approval.
  *
- * Everything runs on the server's one loop thread. session.c calls in at
- * a few points: a target session is registered when it starts
- * (live_session_start) and unregistered when it ends (live_session_end,
- * then live_session_gone when it is freed); each chunk of its output is
- * fed to live_output after it was sent to its client, and resizes to
- * live_resize. A watched session never waits for a watcher: a watcher
- * whose queue is full is dropped.
+ * Everything runs on the server's one loop thread. The session module
+ * calls in at a few points: a target session is registered when it
+ * starts running (live_session_start) and unregistered when it ends
+ * (live_session_end, then live_session_gone when it is freed); its
+ * output reaches live_output from the session's record, redacted as the
+ * recording holds it (session/record.h), and resizes reach live_resize.
+ * A watched session never waits for a watcher: a watcher whose queue is
+ * full is dropped.
  */
 #ifndef PODGATE_LIVE_H
 #define PODGATE_LIVE_H
@@ -19,7 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct server;
+#include <uv.h>
+
+#include "session/host.h"
+
+struct live;
+struct peer_client;
 struct session;
 struct cfg_user;
 
@@ -31,11 +37,17 @@ struct cfg_user;
 /* Default commands.approve_timeout, seconds. */
 #define LIVE_APPROVE_TIMEOUT 300
 
-/* Set up srv->live (after the loop is initialized). Returns 0 or -ENOMEM. */
-int live_init(struct server *srv);
+/* The functions below, as the session layer calls them (session/host.h). */
+extern const struct session_admin_ops live_admin_ops;
+
+/*
+ * Make the registry on loop (initialized), reaching the other replicas
+ * through peers. Returns 0 with *out set, or -ENOMEM.
+ */
+int live_init(uv_loop_t *loop, const struct peer_client *peers, struct live **out);
 
 /* Close the registry's handle (before the loop's last run); frees it later. */
-void live_close(struct server *srv);
+void live_close(struct live *l);
 
 /* A target session started running: register it and give it a screen. */
 void live_session_start(struct session *s);
@@ -46,7 +58,7 @@ void live_session_end(struct session *s);
 /* The session is being freed: forget it as a target, watcher or held request. */
 void live_session_gone(struct session *s);
 
-/* Output the target wrote (already sent to the session's own client). */
+/* Output the target wrote, redacted (already sent to the session's own client). */
 void live_output(struct session *s, const void *buf, size_t len);
 
 /* The session's terminal (or a watcher's) changed size. */
@@ -66,10 +78,11 @@ void live_admin_after_io(struct session *s);
 
 /*
  * Whether an exec request must wait for an approver (its command matches
- * the rule's commands.approve). When it must, the request is held: the
- * client is told "waiting for approval: ID" and true is returned; the
- * caller starts nothing. An approved request comes back through
- * session_start with s->approved set.
+ * the rule's commands.approve): the start path's approve step. When it
+ * must, the request is held (state SESSION_HELD): the client is told
+ * "waiting for approval: ID" and true is returned; the caller starts
+ * nothing. An approved request resumes through session_resume, from the
+ * step after approve; a denied or timed-out one ends with exit 126.
  */
 bool live_approval_hold(struct session *s);
 

@@ -1,8 +1,7 @@
 /*
- * The guard and redaction wired into a session (session-guard.h): what
- * the rule lets the session do, what ends it, and what the record keeps.
- * The client and the target always get the real bytes; only the events
- * written to the recording and the audit log go through the redactor.
+ * The guard wired into a session (session-guard.h): what the rule lets
+ * the session do, what ends it, and what typed input the record masks.
+ * The client and the target always get the real bytes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,18 +11,11 @@
 
 #include <openssl/evp.h>
 
-#include "ssh/conn.h"
-#include "admin/live.h"
 #include "base/log.h"
-#include "session/recfile.h"
-#include "ssh/server.h"
-#include "session/session.h"
+#include "session/internal.h"
 #include "session/session-guard.h"
 
 #define SESSION_GUARD_PROMPT "Reason (ticket or incident): "
-#define SESSION_GUARD_SPANS 16
-
-static void session_guard_end(struct session *s, const char *msg);
 
 /* Now on the clock the recording's events are stamped with. */
 static uint64_t
@@ -58,16 +50,16 @@ session_guard_command(struct session *s)
 const char *
 session_guard_command_hmac(struct session *s)
 {
-	const struct server *srv = s->conn->server;
+	const struct session_broker *b = s->host->broker;
 	unsigned char md[32];
 	const char *red = session_guard_command(s);
 	size_t mdlen = 0, i;
 
-	if (red == NULL || strcmp(red, s->command) == 0 || !srv->have_redact_key)
+	if (red == NULL || strcmp(red, s->command) == 0 || b->redact_key == NULL)
 		return NULL;
 	if (s->guard.command_hmac[0] == '\0') {
-		if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, srv->redact_key,
-		    sizeof srv->redact_key, (const unsigned char *)s->command, strlen(s->command),
+		if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, b->redact_key,
+		    b->redact_keylen, (const unsigned char *)s->command, strlen(s->command),
 		    md, sizeof md, &mdlen) == NULL || mdlen != sizeof md)
 			return NULL;
 		for (i = 0; i < mdlen; i++)
@@ -103,182 +95,23 @@ session_guard_header(struct session *s, const char *const *what)
 	return s->guard.what;
 }
 
-/*
- * Record the proof of each secret that ended by this chunk: a marker
- * "redacted KIND: N bytes of STREAM, hmac-sha256 HEX", so that whoever
- * holds the broker's redaction key can show what was hidden.
- */
-static int
-session_guard_proofs(struct session *s, const struct redact_chunk *ch)
-{
-	static const char *const streams[] = { "o", "output", "e", "stderr", "i", "input" };
-	const struct redact_proof *p;
-	const char *name;
-	struct rec_event ev;
-	char text[256];
-	size_t i, k;
-	int n, r;
-
-	for (i = 0; i < ch->nproofs; i++) {
-		p = &ch->proofs[i];
-		name = "?";
-		for (k = 0; k < 6; k += 2) {
-			if (streams[k][0] == p->code)
-				name = streams[k + 1];
-		}
-		n = snprintf(text, sizeof text, "redacted %s: %llu bytes of %s, hmac-sha256 %s",
-		    p->kind, (unsigned long long)p->len, name, p->hmac);
-		if (n < 0 || (size_t)n >= sizeof text)
-			continue;
-		memset(&ev, 0, sizeof ev);
-		ev.code = REC_MARKER;
-		ev.data = (const uint8_t *)text;
-		ev.len = (size_t)n;
-		if ((r = rec_writer_append_spans(s->rec, ch->time, &ev, NULL, 0)) < 0)
-			return r;
-	}
-	return 0;
-}
-
-/* Append the chunks the redactor has decided to the recording. */
-static int
-session_guard_drain(struct session *s)
-{
-	struct redact *rd = s->guard.redact;
-	struct rec_span stack[SESSION_GUARD_SPANS], *spans;
-	struct redact_chunk ch;
-	struct rec_event ev;
-	size_t i;
-	int r;
-
-	while ((r = redact_next(rd, &ch)) == 1) {
-		/* Live views see what the record holds: secrets redacted. */
-		if ((ch.code == REC_OUTPUT || ch.code == REC_STDERR) && ch.len > 0)
-			live_output(s, ch.data, ch.len);
-		if (s->rec == NULL || s->rec_failed)
-			continue;	/* the recording was dropped: discard */
-		memset(&ev, 0, sizeof ev);
-		ev.code = ch.code;
-		spans = NULL;
-		switch (ch.code) {
-		case REC_OUTPUT:
-		case REC_STDERR:
-		case REC_INPUT:
-			if (ch.len == 0) {
-				if ((r = session_guard_proofs(s, &ch)) < 0)
-					return r;
-				continue;
-			}
-			ev.data = ch.data;
-			ev.len = ch.len;
-			if (ch.nspans == 0)
-				break;
-			spans = ch.nspans <= SESSION_GUARD_SPANS ? stack :
-			    calloc(ch.nspans, sizeof *spans);
-			if (spans == NULL)
-				return -ENOMEM;
-			for (i = 0; i < ch.nspans; i++) {
-				spans[i].at = ch.spans[i].at;
-				spans[i].len = ch.spans[i].len;
-				spans[i].kind = ch.spans[i].kind;
-			}
-			break;
-		case REC_RESIZE:
-			if (ch.len != 4)
-				continue;
-			ev.cols = (uint16_t)(ch.data[0] << 8 | ch.data[1]);
-			ev.rows = (uint16_t)(ch.data[2] << 8 | ch.data[3]);
-			break;
-		case REC_MARKER:
-			ev.data = ch.data;
-			ev.len = ch.len;
-			break;
-		default:
-			continue;
-		}
-		r = rec_writer_append_spans(s->rec, ch.time, &ev, spans,
-		    spans != NULL ? ch.nspans : 0);
-		if (spans != NULL && spans != stack)
-			free(spans);
-		if (r < 0)
-			return r;
-		if ((r = session_guard_proofs(s, &ch)) < 0)
-			return r;
-	}
-	return r;
-}
-
-/* Queue one event for the recording and write what is decided. */
-static int
-session_guard_feed(struct session *s, char code, const void *data, size_t len)
-{
-	int r;
-
-	if (s->rec == NULL || s->rec_failed)
-		return 0;
-	if (s->guard.redact == NULL) {
-		const struct server *srv = s->conn->server;
-
-		if ((r = redact_new(s->config, &s->guard.redact)) < 0)
-			return r;
-		if (srv->have_redact_key && (r = redact_set_key(s->guard.redact, srv->redact_key,
-		    sizeof srv->redact_key)) < 0)
-			return r;
-	}
-	if ((r = redact_feed(s->guard.redact, code, session_guard_now(), data, len)) < 0)
-		return r;
-	return session_guard_drain(s);
-}
-
-/* A recording error from inside the guard: ends the session as session.c does. */
-static void
-session_guard_rec_error(struct session *s, int r)
-{
-	if (r < 0)
-		session_rec_fail(s, r);
-}
-
-/* Write a marker (the message without "podgate: ") into the recording. */
-static void
-session_guard_marker(struct session *s, const char *msg)
-{
-	if (strncmp(msg, "podgate: ", 9) == 0)
-		msg += 9;
-	session_guard_rec_error(s, session_guard_feed(s, REC_MARKER, msg, strlen(msg)));
-}
-
 /* Audit fields naming the rule. */
 #define SESSION_GUARD_RULE(s) AUDIT_NUM("rule", (s)->rule != NULL ? (s)->rule->line : 0)
 
-/* The request is refused by the rule: one line, exit 126, a short recording. */
-static void
-session_guard_refuse(struct session *s, const struct guard_verdict *v)
+/* The rule's command and PTY checks; a refused request gets a short recording, exit 126. */
+int
+session_guard_check(struct session *s, struct session_no *no)
 {
+	struct guard_verdict v;
 	char msg[GUARD_PATTERN_MAX + 256];
 	int r;
 
-	guard_verdict_message(v, msg, sizeof msg);
-	if ((r = session_open_recording(s)) < 0) {
+	if (guard_check_request(s->rule, s->pty, s->command, &v) == GUARD_OK)
+		return SESSION_GO;
+	guard_verdict_message(&v, msg, sizeof msg);
+	if ((r = session_record_open(s)) < 0) {
 		log_error_r(r, "session %s: cannot record the refused request", s->id);
-		if (s->rec != NULL) {
-			rec_writer_abandon(s->rec);
-			s->rec = NULL;
-		}
-	} else {
-		session_guard_marker(s, msg);
-		session_guard_flush(s);
-		if (s->rec != NULL && !s->rec_failed &&
-		    (r = rec_writer_exit(s->rec, GUARD_EXIT_REFUSED, NULL)) < 0)
-			log_error_r(r, "session %s: recording %s", s->id, s->rec_path);
-	}
-	if (s->rec != NULL) {
-		if ((r = rec_writer_close(s->rec)) < 0)
-			log_error_r(r, "session %s: closing recording %s", s->id, s->rec_path);
-		s->rec = NULL;
-	}
-	if (s->rf != NULL) {
-		recfile_close(s->rf, &s->conn->server->loop);
-		s->rf = NULL;
+		record_drop(&s->rec);
 	}
 	{
 		struct audit_field f[] = {
@@ -286,40 +119,40 @@ session_guard_refuse(struct session *s, const struct guard_verdict *v)
 			AUDIT_SECRET("command", s->command, s->config),
 			AUDIT_NUM("pty", s->pty),
 			SESSION_GUARD_RULE(s),
-			AUDIT_STR("decision", guard_decision_name(v->decision)),
-			AUDIT_STR("recording", s->rec_path),
-			AUDIT_STR("pattern", v->pattern != NULL ? v->pattern->text : NULL),
+			AUDIT_STR("decision", guard_decision_name(v.decision)),
+			AUDIT_STR("recording", s->rec.path),
+			AUDIT_STR("pattern", v.pattern != NULL ? v.pattern->text : NULL),
 		};
 
-		session_audit(s, "command_refused", f, v->pattern != NULL ? 7 : 6);
+		session_audit(s, "command_refused", f, v.pattern != NULL ? 7 : 6);
 	}
-	log_info("session %s: %s@%s -> %s: %s", s->id, s->conn->user, s->conn->client,
+	log_info("session %s: %s@%s -> %s: %s", s->id, s->host->user, s->host->client,
 	    s->target, msg);
-	session_say(s, true, msg);
-	session_close_channel(s, GUARD_EXIT_REFUSED, NULL, false);
-	s->finished = true;
-	session_release(s);
+	return session_refuse_no(s, no, GUARD_EXIT_REFUSED, NULL, "%s", msg);
 }
 
-/* Count the session against the user's max_sessions; false when refused. */
-static bool
-session_guard_count(struct session *s)
+/* Count the session against the user's max_sessions. */
+int
+session_guard_count(struct session *s, struct session_no *no)
 {
-	struct server *srv = s->conn->server;
-	const struct cfg_limits *l = &s->rule->limits;
+	struct guard_counts **counts = s->host->broker->guard_counts;
+	const struct cfg_limits *l;
 	char msg[256];
 	int r;
 
-	if (srv->guard_counts == NULL && (r = guard_counts_new(&srv->guard_counts)) < 0)
+	if (s->rule == NULL)
+		return SESSION_GO;
+	l = &s->rule->limits;
+	if (*counts == NULL && (r = guard_counts_new(counts)) < 0)
 		goto fail;
-	if ((s->guard.user = strdup(s->conn->user)) == NULL) {
+	if ((s->guard.user = strdup(s->host->user)) == NULL) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	r = guard_counts_acquire(srv->guard_counts, s->guard.user, l->max_sessions);
+	r = guard_counts_acquire(*counts, s->guard.user, l->max_sessions);
 	if (r == 0) {
 		s->guard.counted = true;
-		return true;
+		return SESSION_GO;
 	}
 	if (r == -EUSERS) {
 		struct audit_field f[] = {
@@ -331,12 +164,10 @@ session_guard_count(struct session *s)
 
 		session_audit(s, "limit", f, 4);
 		guard_limit_message(GUARD_LIMIT_SESSIONS, l, msg, sizeof msg);
-		session_refuse(s, "max_sessions reached", msg, false);
-		return false;
+		return session_refuse_no(s, no, 1, "max_sessions reached", "%s", msg);
 	}
 fail:
-	session_refuse(s, "out of memory", "podgate: internal error", false);
-	return false;
+	return session_refuse_no(s, no, 1, "out of memory", "podgate: internal error");
 }
 
 /* Keep a valid reason (redacted); false when it is not acceptable. */
@@ -362,54 +193,37 @@ session_guard_go(struct session *s)
 	guard_line_init(&s->guard.out, false);
 }
 
-/* Check the request, count the session and get the reason. */
+/* The reason the rule requires: from the environment, or asked on the terminal. */
 int
-session_guard_begin(struct session *s, const struct cfg_user *u)
+session_guard_reason(struct session *s, struct session_no *no)
 {
 	const struct cfg_rule *rule = s->rule;
-	struct guard_verdict v;
 	const char *reason;
-	char msg[512];
 
-	if (guard_check_request(rule, s->pty, s->command, &v) != GUARD_OK) {
-		session_guard_refuse(s, &v);
-		return 1;
-	}
-	if (rule == NULL) {
-		session_guard_go(s);
-		return 0;
-	}
-	if (!session_guard_count(s))
-		return 1;
-	if (rule->require_reason) {
+	if (rule != NULL && rule->require_reason) {
 		reason = guard_reason_from_env(s->env, s->nenv);
-		if (reason != NULL && !session_guard_take_reason(s, reason)) {
-			snprintf(msg, sizeof msg, "podgate: session refused by rule at line %d: "
-			    "the reason in %s must be 1 to %d characters of text", rule->line,
-			    GUARD_REASON_ENV, GUARD_REASON_MAX);
-			session_refuse(s, "invalid reason", msg, false);
-			return 1;
-		}
-		if (reason == NULL && !s->pty) {
-			snprintf(msg, sizeof msg, "podgate: session refused by rule at line %d: "
-			    "a reason is required; give it with ssh -o SetEnv=%s=\"TICKET\"",
-			    rule->line, GUARD_REASON_ENV);
-			session_refuse(s, "reason required", msg, false);
-			return 1;
-		}
+		if (reason != NULL && !session_guard_take_reason(s, reason))
+			return session_refuse_no(s, no, 1, "invalid reason",
+			    "podgate: session refused by rule at line %d: the reason in %s must be "
+			    "1 to %d characters of text", rule->line, GUARD_REASON_ENV,
+			    GUARD_REASON_MAX);
+		if (reason == NULL && !s->pty)
+			return session_refuse_no(s, no, 1, "reason required",
+			    "podgate: session refused by rule at line %d: a reason is required; "
+			    "give it with ssh -o SetEnv=%s=\"TICKET\"", rule->line,
+			    GUARD_REASON_ENV);
 		if (reason == NULL) {
 			/* Ask on the terminal; the start resumes at the answer. */
-			s->guard.account = u;
 			guard_line_init(&s->guard.reason_line, true);
 			s->state = SESSION_REASON;
 			session_send(s, false, SESSION_GUARD_PROMPT, strlen(SESSION_GUARD_PROMPT));
 			s->chan_pending = true;
-			s->conn->dirty = true;
-			return 1;
+			session_dirty(s);
+			return SESSION_WAIT;
 		}
 	}
 	session_guard_go(s);
-	return 0;
+	return SESSION_GO;
 }
 
 /* Number of characters (not UTF-8 continuation bytes) in s[0..n). */
@@ -436,7 +250,7 @@ session_guard_reason_input(struct session *s, const uint8_t *data, uint32_t len)
 	while (i < len && s->state == SESSION_REASON) {
 		if (data[i] == 0x03 || data[i] == 0x04) {	/* ^C, ^D: no reason */
 			session_say(s, false, "");
-			session_refuse(s, "no reason given", "podgate: no reason given", false);
+			session_refuse(s, "no reason given", "podgate: no reason given");
 			return i + 1;
 		}
 		before_p = guard_line_partial(l, &before);
@@ -453,8 +267,10 @@ session_guard_reason_input(struct session *s, const uint8_t *data, uint32_t len)
 				continue;
 			}
 			session_guard_go(s);
-			s->conn->dirty = true;
-			session_start_run(s, s->guard.account);
+			/* Resume the start after the reason step. */
+			s->state = SESSION_STARTING;
+			session_dirty(s);
+			session_start(s);
 			return i;
 		}
 		cur = guard_line_partial(l, &after);
@@ -542,17 +358,16 @@ session_guard_mask_input(struct session *s, const uint8_t *p, size_t len)
 	return true;
 }
 
-/* End the session for a limit or a watch pattern: tell the user, mark, kill. */
+/* A limit or a watch pattern ends the target: tell the user, mark it, stop it. */
 static void
-session_guard_end(struct session *s, const char *msg)
+session_guard_stop(struct session *s, const char *msg)
 {
-	if (s->guard.ended)
+	if (s->stop != SESSION_STOP_NONE)
 		return;
-	s->guard.ended = true;
 	log_info("session %s: %s", s->id, msg);
 	session_say(s, true, msg);
-	session_guard_marker(s, msg);
-	session_kill(s);
+	session_mark(s, msg);
+	session_stop(s, SESSION_STOP_HANGUP);
 }
 
 /* A limit was reached: audit it and end the session. */
@@ -562,7 +377,7 @@ session_guard_limit(struct session *s, enum guard_limit k)
 	const struct cfg_limits *l = &s->rule->limits;
 	char msg[256];
 
-	if (s->guard.ended)
+	if (s->stop != SESSION_STOP_NONE)
 		return;
 	{
 		struct audit_field f[] = {
@@ -575,7 +390,7 @@ session_guard_limit(struct session *s, enum guard_limit k)
 		session_audit(s, "limit", f, 4);
 	}
 	guard_limit_message(k, l, msg, sizeof msg);
-	session_guard_end(s, msg);
+	session_guard_stop(s, msg);
 }
 
 /* A completed line: audit each watch pattern it matches; end on terminate. */
@@ -602,7 +417,7 @@ session_guard_watch_line(struct session *s, unsigned on, const char *line)
 		}
 		if (w->action == CFG_WATCH_TERMINATE) {
 			guard_watch_message(w, on, msg, sizeof msg);
-			session_guard_end(s, msg);
+			session_guard_stop(s, msg);
 			return;
 		}
 	}
@@ -616,7 +431,7 @@ session_guard_watch(struct session *s, struct guard_line *l, unsigned on, const 
 	const char *line;
 	size_t n, linelen;
 
-	while (len > 0 && !s->guard.ended) {
+	while (len > 0 && s->stop == SESSION_STOP_NONE) {
 		n = guard_line_feed(l, p, len, &line, &linelen);
 		p += n;
 		len -= n;
@@ -633,7 +448,7 @@ session_guard_observe(struct session *s, char code, const uint8_t *p, size_t len
 	enum guard_limit k = GUARD_LIMIT_NONE;
 	uint64_t now;
 
-	if (rule == NULL || !s->guard.limits_on || s->guard.ended)
+	if (rule == NULL || !s->guard.limits_on || s->stop != SESSION_STOP_NONE)
 		return;
 	now = session_guard_now();
 	if (code == REC_INPUT)
@@ -650,7 +465,7 @@ session_guard_observe(struct session *s, char code, const uint8_t *p, size_t len
 		session_guard_limit(s, k);
 }
 
-/* One event for the recording: mask, redact and append; then watch and count. */
+/* One event for the record: mask, then record (record.h); then watch and count. */
 int
 session_guard_data(struct session *s, char code, const void *data, size_t len)
 {
@@ -659,7 +474,7 @@ session_guard_data(struct session *s, char code, const void *data, size_t len)
 	int r;
 
 	if (code != REC_OUTPUT && code != REC_STDERR && code != REC_INPUT)
-		return session_guard_feed(s, code, data, len);
+		return record_event(&s->rec, code, data, len);
 	if (code != REC_INPUT && s->rule != NULL && s->rule->npassprompt > 0)
 		session_guard_prompt_track(s, data, len);
 	if (code == REC_INPUT && len > 0 && session_guard_mask_input(s, data, len)) {
@@ -668,7 +483,7 @@ session_guard_data(struct session *s, char code, const void *data, size_t len)
 		len = guard_input_mask(data, len, masked);
 		p = masked;
 	}
-	r = session_guard_feed(s, code, p, len);
+	r = record_event(&s->rec, code, p, len);
 	session_guard_observe(s, code, p, len);
 	if (masked != NULL) {
 		explicit_bzero(masked, len);
@@ -677,46 +492,33 @@ session_guard_data(struct session *s, char code, const void *data, size_t len)
 	return r;
 }
 
-/* A terminal resize for the recording, in order with the data. */
-int
-session_guard_resize(struct session *s)
-{
-	uint8_t b[4] = {
-		(uint8_t)(s->cols >> 8), (uint8_t)s->cols,
-		(uint8_t)(s->rows >> 8), (uint8_t)s->rows,
-	};
-
-	return session_guard_feed(s, REC_RESIZE, b, sizeof b);
-}
-
-/* From the flush timer: release quiet held bytes; check the time limits. */
+/* From the session's tick: check the time limits. */
 void
 session_guard_tick(struct session *s)
 {
 	enum guard_limit k;
-	uint64_t now = session_guard_now();
-	int r;
 
-	if (s->guard.redact != NULL && s->rec != NULL && !s->rec_failed &&
-	    redact_tick(s->guard.redact, now) == 1 && (r = session_guard_drain(s)) < 0)
-		session_guard_rec_error(s, r);
-	if (s->rule == NULL || !s->guard.limits_on || s->guard.ended || s->exited)
+	if (s->rule == NULL || !s->guard.limits_on || s->stop != SESSION_STOP_NONE ||
+	    s->state != SESSION_RUNNING)
 		return;
-	k = guard_limits_check(&s->guard.limits, &s->rule->limits, now);
+	k = guard_limits_check(&s->guard.limits, &s->rule->limits, session_guard_now());
 	if (k != GUARD_LIMIT_NONE)
 		session_guard_limit(s, k);
 }
 
-/* Write every held event to the recording (before the exit event). */
-void
-session_guard_flush(struct session *s)
+/* Milliseconds until a time limit may be reached. */
+uint64_t
+session_guard_next_ms(struct session *s)
 {
-	int r;
+	uint64_t ns;
 
-	if (s->guard.redact == NULL || s->rec == NULL || s->rec_failed)
-		return;
-	if ((r = redact_flush(s->guard.redact)) < 0 || (r = session_guard_drain(s)) < 0)
-		session_guard_rec_error(s, r);
+	if (s->rule == NULL || !s->guard.limits_on || s->stop != SESSION_STOP_NONE ||
+	    s->state != SESSION_RUNNING)
+		return UINT64_MAX;
+	ns = guard_limits_next_ns(&s->guard.limits, &s->rule->limits, session_guard_now());
+	if (ns == UINT64_MAX)
+		return UINT64_MAX;
+	return ns / 1000000 + 1;	/* never early: a check before the limit reports none */
 }
 
 /* Release the session count and free the guard's state. */
@@ -725,14 +527,8 @@ session_guard_free(struct session *s)
 {
 	struct session_guard *g = &s->guard;
 
-	/* Whatever is still held reaches the recording if it is open. */
-	if (g->redact != NULL && s->rec != NULL && !s->rec_failed &&
-	    redact_flush(g->redact) == 0 && session_guard_drain(s) < 0)
-		log_warn("session %s: held events not recorded", s->id);
-	redact_free(g->redact);
-	g->redact = NULL;
 	if (g->counted)
-		guard_counts_release(s->conn->server->guard_counts, g->user);
+		guard_counts_release(*s->host->broker->guard_counts, g->user);
 	g->counted = false;
 	free(g->user);
 	free(g->command);

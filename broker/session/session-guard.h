@@ -1,20 +1,8 @@
 /*
- * The guard (guard.h) and redaction (redact.h) in a live session: the
- * request check before the target starts, the per-user session count,
- * the reason a rule requires (asked on the terminal when needed), limits,
- * watch patterns, masking of input typed with echo off, and the redacted
- * path of every event into the recording.
- *
- * session.c calls these at a few points:
- *   session_guard_begin      after policy picked the rule, before the
- *                            recording and the target start
- *   session_guard_data       for every event recorded (instead of
- *                            rec_writer_data); also watches and counts
- *   session_guard_resize     a terminal resize for the recording
- *   session_guard_tick       from the periodic flush timer
- *   session_guard_flush      before the exit event is written
- *   session_guard_free       when the session is freed
- * and session-guard.c uses the session.c functions declared below.
+ * The guard (policy/guard.h) in a live session: the request check, the
+ * per-user session count and the reason a rule requires (start steps,
+ * start.c), limits, watch patterns, and masking of input typed with echo
+ * off before an event enters the record (record.h).
  */
 #ifndef PODGATE_SESSION_GUARD_H
 #define PODGATE_SESSION_GUARD_H
@@ -28,11 +16,10 @@
 #include "policy/redact.h"
 
 struct session;
-struct cfg_user;
+struct session_no;
 
 /* The guard's state of one session; zeroed with the session. */
 struct session_guard {
-	struct redact *redact;		/* the recording's redactor; made at the first event */
 	bool counted;			/* holds one of the user's server-wide session counts */
 	char *user;			/* the name counted (the conn may be gone at free) */
 	char *command;			/* the command, redacted (for header and audit), or NULL */
@@ -40,10 +27,8 @@ struct session_guard {
 	char *reason;			/* the reason given, redacted, or NULL */
 	char *reason_given;		/* the reason as given (the audit log proves it) */
 	const char **what;		/* the header's what pairs with the reason added */
-	const struct cfg_user *account;	/* to resume the start once the reason is typed */
 	bool limits_on;			/* the target started: limits count */
 	struct guard_limits_state limits;
-	bool ended;			/* a limit or a watch pattern ended the session */
 	struct guard_line reason_line;	/* the reason being typed */
 	struct guard_line in, out;	/* typed and printed lines, for watch patterns */
 	char prompt[256];		/* the target's current output line (passprompt) */
@@ -52,33 +37,31 @@ struct session_guard {
 };
 
 /*
- * After policy picked s->rule: check the request, count the session and
- * get the reason. Returns 0 when the target may start now; 1 when the
- * session was refused (and is closing) or a reason is being asked on the
- * terminal (state SESSION_REASON: the start resumes from
- * session_guard_reason_input).
+ * Start steps (enum session_go). check: the rule's command and PTY
+ * checks; a refused request still gets a short recording and a
+ * command_refused audit event (exit 126). count: the user's max_sessions.
+ * reason: from PODGATE_REASON, or asked on the terminal (wait: state
+ * SESSION_REASON, the start resumes from session_guard_reason_input).
  */
-int session_guard_begin(struct session *s, const struct cfg_user *u);
+int session_guard_check(struct session *s, struct session_no *no);
+int session_guard_count(struct session *s, struct session_no *no);
+int session_guard_reason(struct session *s, struct session_no *no);
 
 /* Typed bytes while asking for the reason; returns the number consumed. */
 uint32_t session_guard_reason_input(struct session *s, const uint8_t *data, uint32_t len);
 
 /*
- * One event for the recording (o, e, i or m): masked when it is input
- * typed with echo off, watched and counted against the limits, then
- * redacted and appended. Returns 0 or a recording error (the caller ends
- * the session). Sessions without a recording are still watched.
+ * One event (o, e, i or m) into the record: masked when it is input
+ * typed with echo off, then recorded (record.h), watched and counted
+ * against the limits. Returns 0 or a recording error.
  */
 int session_guard_data(struct session *s, char code, const void *data, size_t len);
 
-/* A terminal resize for the recording, in order with the data. */
-int session_guard_resize(struct session *s);
-
-/* From the flush timer: let quiet held bytes reach the recording; check limits. */
+/* Check the time limits (from the session's tick). */
 void session_guard_tick(struct session *s);
 
-/* Write every held event to the recording (before the exit event). */
-void session_guard_flush(struct session *s);
+/* Milliseconds until a time limit may be reached, or UINT64_MAX when none is set. */
+uint64_t session_guard_next_ms(struct session *s);
 
 /* The command for the header and audit events (redacted). */
 const char *session_guard_command(struct session *s);
@@ -98,19 +81,5 @@ const char *const *session_guard_header(struct session *s, const char *const *wh
 
 /* Release the session count and free the guard's state. */
 void session_guard_free(struct session *s);
-
-/* ---- provided by session.c ---- */
-
-void session_audit(struct session *s, const char *event, const struct audit_field *extra,
-    size_t nextra);
-int session_send(struct session *s, bool err, const void *buf, size_t len);
-void session_say(struct session *s, bool err, const char *msg);
-void session_refuse(struct session *s, const char *reason, const char *msg, bool to_stdout);
-void session_close_channel(struct session *s, int status, const char *signame, bool core);
-void session_release(struct session *s);
-void session_kill(struct session *s);
-void session_rec_fail(struct session *s, int r);
-int session_open_recording(struct session *s);
-void session_start_run(struct session *s, const struct cfg_user *u);
 
 #endif

@@ -13,15 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ssh/conn.h"
-#include "ssh/keys.h"
 #include "kube/kube-pick.h"
 #include "kube/kube.h"
 #include "kube/kube-incluster.h"
 #include "base/log.h"
+#include "base/mkdirs.h"
 #include "policy/policy.h"
 #include "session/session-pick.h"
-#include "session/session.h"
+#include "session/internal.h"
 #include "base/strv.h"
 
 #define SESSION_PICK_SELF "/proc/self/exe"
@@ -203,7 +202,7 @@ session_pick_argv(struct session *s, const struct cfg_user *u, struct strv *a)
 	for (i = 0; i < n; i++) {
 		const struct cfg_kube_cluster *k = v[i].k;
 
-		if ((r = keys_mkdirs(k->cache_dir, 0700)) < 0) {
+		if ((r = mkdirs(k->cache_dir, 0700)) < 0) {
 			log_warn_r(r, "session %s: cannot make %s", s->id, k->cache_dir);
 			goto out;
 		}
@@ -365,10 +364,10 @@ session_pick_result(struct session_pick *p)
 		if (policy_target_name_ok(p->line) && (s->target = strdup(p->line)) == NULL)
 			s->broken = true;
 		if (s->target != NULL)
-			log_info("%s@%s: picked %s", s->conn->user, s->conn->client, s->target);
+			log_info("%s@%s: picked %s", s->host->user, s->host->client, s->target);
 		if (s->state == SESSION_MENU)
 			s->state = SESSION_PICKED;	/* with no target: "no target selected" */
-		s->conn->dirty = true;
+		session_dirty(s);
 	}
 }
 
@@ -384,8 +383,8 @@ session_pick_poll_cb(uv_poll_t *h, int status, int events)
 		p->eof = true;
 	else if (events & UV_READABLE)
 		session_pick_read(p, false);
-	s->conn->dirty = true;
-	conn_after_io(s->conn);
+	session_dirty(s);
+	s->host->ops->wake(s->host);
 }
 
 /* Start the helper on a new PTY with a pipe on its fd 3. */
@@ -432,7 +431,7 @@ session_pick_start(struct session *s, const struct cfg_user *u)
 	p->master = child.master;
 	p->result = fds[0];
 	fds[0] = -1;		/* transferred */
-	if ((r = uv_poll_init(&s->conn->server->loop, &p->poll, p->master)) < 0) {
+	if ((r = uv_poll_init(s->host->broker->loop, &p->poll, p->master)) < 0) {
 		log_error("session %s: poll: %s", s->id, uv_strerror(r));
 		kill(-p->pid, SIGKILL);
 		pty_wait(p->pid, false, NULL);
@@ -447,7 +446,7 @@ session_pick_start(struct session *s, const struct cfg_user *u)
 	s->pick = p;
 	p = NULL;		/* transferred */
 	log_info("session %s: %s@%s: pod picker (pid %d)", s->id[0] != '\0' ? s->id : "-",
-	    s->conn->user, s->conn->client, (int)s->pick->pid);
+	    s->host->user, s->host->client, (int)s->pick->pid);
 	session_pick_after_io(s);
 	r = 0;
 out:
@@ -512,12 +511,11 @@ session_pick_end(struct session *s)
 	status = p->status;
 	picked = p->picked;
 	session_pick_close(s);
-	s->conn->dirty = true;
+	session_dirty(s);
 	if (picked)
 		return;
 	if (status == KUBE_PICK_NONE) {
-		session_refuse(s, "no targets for user", "podgate: no targets are available to you",
-		    false);
+		session_refuse(s, "no targets for user", "podgate: no targets are available to you");
 		return;
 	}
 	free(s->target);

@@ -3,9 +3,10 @@
  * (or writable while libssh has output queued) libssh is run without
  * blocking: ssh_handle_key_exchange until the keys are agreed, then
  * ssh_event_dopoll with a zero timeout. libssh calls back into this file
- * (authentication, refused requests) and session.c (channels).
+ * (authentication, refused requests) and session/session.c (channels).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +22,12 @@
 
 /* Refused requests a connection may make before it is dropped. */
 #define CONN_MAX_REFUSALS 64
+#define CONN_SESSIONS_MAX 10		/* session channels open on one connection */
+/* The connection whose session host h is. */
+#define CONN_OF(h) ((struct conn *)((char *)(h) - offsetof(struct conn, host)))
+#define CONN_OF_CONST(h) ((const struct conn *)((const char *)(h) - offsetof(struct conn, host)))
+
+static const struct session_host_ops conn_host_ops;
 /* While stopping, how long a client gets to disconnect after its last session. */
 #define CONN_STOP_LINGER_MS 1000
 
@@ -30,7 +37,7 @@ static void conn_refused(struct conn *c, const char *reason);
 /* The connection libssh is working for right now (for its log callback). */
 static struct conn *conn_current;
 static bool conn_debug;
-/* The loop's thread: libssh's client side (peer.c) logs from threads of its own. */
+/* The loop's thread: libssh's client side (admin/peer-client.c) logs from threads of its own. */
 static pthread_t conn_loop_thread;
 
 /*
@@ -220,6 +227,8 @@ conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pu
 			goto out;
 		}
 		c->config = config_ref(c->server->config);
+		c->host.user = c->user;
+		c->host.key_fp = c->key_fp;
 		c->state = CONN_OPEN;
 		uv_timer_stop(&c->grace);
 		conn_unpark_next(c);
@@ -247,11 +256,43 @@ conn_service_cb(ssh_session ssh, const char *service, void *userdata)
 	return -1;
 }
 
-/* channel_open_request_session_function */
+/* channel_open_request_session_function: a session, within the connection's share. */
 static ssh_channel
 conn_channel_open_cb(ssh_session ssh, void *userdata)
 {
-	return session_open(userdata);
+	struct conn *c = userdata;
+	struct session *s;
+
+	if (c->state != CONN_OPEN || c->server->stopping)
+		return NULL;
+	if (c->nsessions >= CONN_SESSIONS_MAX) {
+		struct audit_field f[] = {
+			AUDIT_STR("user", c->user),
+			AUDIT_STR("client", c->client),
+			AUDIT_STR("reason", "too many sessions on one connection"),
+		};
+		audit_event(c->server->audit, "refused", f, 3);
+		c->refusals++;
+		return NULL;
+	}
+	if ((s = session_open(&c->host)) == NULL)
+		return NULL;
+	TAILQ_INSERT_TAIL(&c->sessions, s, entry);
+	c->nsessions++;
+	return s->channel;
+}
+
+/* The session that owns channel on c, or NULL. */
+static struct session *
+conn_session_find(struct conn *c, ssh_channel channel)
+{
+	struct session *s;
+
+	TAILQ_FOREACH(s, &c->sessions, entry) {
+		if (s->channel == channel)
+			return s;
+	}
+	return NULL;
 }
 
 /* Audit a refused request that has no session channel to report to. */
@@ -320,7 +361,7 @@ conn_message_cb(ssh_session ssh, ssh_message msg, void *userdata)
 		conn_refused(c, reason);
 		break;
 	case SSH_REQUEST_CHANNEL:
-		s = session_find(c, ssh_message_channel_request_channel(msg));
+		s = conn_session_find(c, ssh_message_channel_request_channel(msg));
 		if (sub == SSH_CHANNEL_REQUEST_X11 && s != NULL)
 			session_refuse_request(s, "X11 forwarding");
 		else if (sub == SSH_CHANNEL_REQUEST_X11)
@@ -458,6 +499,11 @@ conn_accept_on(struct server *srv, ssh_bind bind, bool peer, int fd, const char 
 	}
 	ssh_set_blocking(c->ssh, 0);
 	ssh_set_auth_methods(c->ssh, SSH_AUTH_METHOD_PUBLICKEY);
+	c->host.broker = &srv->sessions;
+	c->host.ops = &conn_host_ops;
+	c->host.ssh = c->ssh;
+	c->host.client = c->client;
+	c->host.peer = c->peer;
 	c->cb.userdata = c;
 	c->cb.auth_pubkey_function = conn_auth_pubkey_cb;
 	c->cb.service_request_function = conn_service_cb;
@@ -689,10 +735,13 @@ conn_stop_cb(uv_timer_t *t)
 	conn_after_io(c);
 }
 
-/* A session was freed. */
-void
-conn_session_gone(struct conn *c, struct session *unused)
+/* A session was freed (session_host_ops.gone): off the list. */
+static void
+conn_host_gone(struct session_host *h, struct session *s)
 {
+	struct conn *c = CONN_OF(h);
+
+	TAILQ_REMOVE(&c->sessions, s, entry);
 	c->nsessions--;
 	/*
 	 * Stopping: let the client close its side and disconnect first, so
@@ -718,19 +767,63 @@ conn_shutdown(struct conn *c)
 	conn_after_io(c);
 }
 
-/* Note bytes handed to libssh for the client. */
-void
-conn_queued(struct conn *c, size_t n)
+/* ---- what the sessions see of the connection (session/host.h) ---- */
+
+/* A session left work for conn_after_io. */
+static void
+conn_host_dirty(struct session_host *h)
 {
-	c->queued += n;
+	CONN_OF(h)->dirty = true;
 }
 
-/* Whether targets may hand libssh more output. */
-bool
-conn_can_send(const struct conn *c)
+/* Run the sessions' turn now. */
+static void
+conn_host_wake(struct session_host *h)
 {
-	return c->state != CONN_DEAD && c->queued < CONN_QUEUE_MAX;
+	conn_after_io(CONN_OF(h));
 }
+
+/* Note bytes handed to libssh for the client. */
+static void
+conn_host_queued(struct session_host *h, size_t n)
+{
+	CONN_OF(h)->queued += n;
+}
+
+/* Bytes targets may still hand libssh: none once CONN_QUEUE_MAX are queued. */
+static size_t
+conn_host_room(const struct session_host *h)
+{
+	const struct conn *c = CONN_OF_CONST(h);
+
+	if (c->state == CONN_DEAD || c->queued >= CONN_QUEUE_MAX)
+		return 0;
+	return CONN_QUEUE_MAX - c->queued;
+}
+
+/* Whether the connection still talks to its client. */
+static bool
+conn_host_alive(const struct session_host *h)
+{
+	return CONN_OF_CONST(h)->state != CONN_DEAD;
+}
+
+/* A request of one of its sessions was refused. */
+static void
+conn_host_refused(struct session_host *h)
+{
+	CONN_OF(h)->refusals++;
+}
+
+static const struct session_host_ops conn_host_ops = {
+	.dirty = conn_host_dirty,
+	.wake = conn_host_wake,
+	.queued = conn_host_queued,
+	.room = conn_host_room,
+	.alive = conn_host_alive,
+	.refused = conn_host_refused,
+	.gone = conn_host_gone,
+};
 
 /* Poll the socket for reading, and for writing while libssh has output queued. */
 static void

@@ -20,6 +20,7 @@
 #include <libssh/server.h>
 #include <uv.h>
 
+#include "session/host.h"
 #include "ssh/server.h"
 
 struct session;
@@ -53,6 +54,7 @@ struct conn {
 	char *key_fp;
 	struct config *config;		/* the configuration it authenticated under */
 	struct session_list sessions;
+	struct session_host host;	/* what its sessions see of it (session/host.h) */
 	unsigned nsessions;		/* sessions not yet freed */
 	size_t queued;			/* bytes handed to libssh since its queue was empty */
 	unsigned depth;			/* > 0 while libssh runs our callbacks */
@@ -106,13 +108,5 @@ void conn_after_io(struct conn *c);
 /* The server is stopping: end the connection if it has no live session. */
 void conn_shutdown(struct conn *c);
 
-/* Called by session.c when a session has been freed. */
-void conn_session_gone(struct conn *c, struct session *s);
-
-/* Note that n bytes were handed to libssh for the client. */
-void conn_queued(struct conn *c, size_t n);
-
-/* Whether targets may hand libssh more output on this connection. */
-bool conn_can_send(const struct conn *c);
 
 #endif

@@ -15,35 +15,14 @@
 #include <openssl/rand.h>
 
 #include "ssh/keys.h"
+#include "base/mkdirs.h"
 #include "base/log.h"
 
 /* Create path and its missing parents with mode; existing ones are kept. */
 int
 keys_mkdirs(const char *path, mode_t mode)
 {
-	char *copy = NULL, *p, c;
-	int r = 0;
-
-	if (*path == '\0')
-		return -EINVAL;
-	if ((copy = strdup(path)) == NULL)
-		return -ENOMEM;
-	for (p = copy + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		c = *p;
-		*p = '\0';
-		if (mkdir(copy, mode) < 0 && errno != EEXIST) {
-			r = -errno;
-			goto out;
-		}
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-out:
-	free(copy);
-	return r;
+	return mkdirs(path, mode);
 }
 
 /* Make the directory that holds path (mode 0700 for the ones created). */

@@ -157,11 +157,12 @@ metrics_render(const struct metrics *m, struct buf *t)
 
 	TAILQ_FOREACH(c, &srv->conns, entry) {
 		TAILQ_FOREACH(s, &c->sessions, entry) {
-			if (s->admin != NULL && s->state != SESSION_RUNNING)
+			if (s->state == SESSION_HELD)
 				held++;
-			else if (s->admin != NULL)
+			else if (s->state == SESSION_ADMIN)
 				admin++;
-			else if (s->state != SESSION_RUNNING || s->ops == NULL)
+			else if ((s->state != SESSION_RUNNING && s->state != SESSION_DRAINING) ||
+			    s->ops == NULL)
 				other++;
 			else
 				bykind[target_kind_index(s->ops)]++;

@@ -7,11 +7,8 @@
  * user name, with the roles it passes in PODGATE_ROLES checked again
  * against this replica's configuration.
  *
- * The other side is libssh's client: a query runs one admin command on
- * every other replica, each on a thread of its own (libssh's client calls
- * block), and hands the replies back on the loop. A relayed watch runs on
- * a thread of its own and hands the bytes back through a uv_async. Nothing
- * waits longer than PEER_TIMEOUT_MS for a replica that does not answer.
+ * The other side, libssh's client that admin commands use to reach the
+ * other replicas, is admin/peer-client.h.
  */
 #ifndef PODGATE_PEER_H
 #define PODGATE_PEER_H
@@ -23,36 +20,6 @@
 #include <libssh/libssh.h>
 
 struct server;
-struct session;
-struct conn;
-struct cfg_user;
-
-/* How long a replica gets to connect and answer a command. */
-#define PEER_TIMEOUT_MS 3000
-
-/* One replica's answer to a query. */
-struct peer_reply {
-	char *name;		/* "podgate-1" (a DNS name's first label) or "ADDR:PORT" */
-	char *addr;		/* "HOST:PORT" it was reached at */
-	bool reachable;		/* false: name it as unreachable */
-	bool self;		/* the address is this replica's own: ignore */
-	int status;		/* the command's exit status (reachable only) */
-	char *out;		/* its stdout, NUL-terminated */
-	size_t outlen;
-	char *err;		/* its stderr, NUL-terminated */
-	char *why;		/* why it is unreachable */
-};
-
-struct peer_query;
-
-/*
- * Called on the loop once every replica answered or timed out; replies
- * (self excluded) are freed after it returns.
- */
-typedef void (*peer_done_cb)(void *arg, const struct peer_reply *replies, size_t n);
-
-/* Whether the configuration names peers. */
-bool peer_enabled(const struct server *srv);
 
 /* Start the peer listener when peers are configured. Returns 0 or a negative errno. */
 int peer_start(struct server *srv);
@@ -60,57 +27,8 @@ int peer_start(struct server *srv);
 /* Stop the peer listener (the loop then closes its handle). */
 void peer_stop(struct server *srv);
 
-/* This replica's name: $PODGATE_REPLICA, else the host name's first label. */
-const char *peer_self_name(void);
-
-/*
- * Run "command" on every other replica as user (with the user's roles in
- * this configuration). On success *qp is the query and done will be
- * called once; on failure (a negative errno) done is never called.
- */
-int peer_query(struct server *srv, const struct cfg_user *u, const char *command,
-    peer_done_cb done, void *arg, struct peer_query **qp);
-
-/* The same on one replica only: addr is a reply's addr ("HOST:PORT"). */
-int peer_query_at(struct server *srv, const struct cfg_user *u, const char *addr,
-    const char *command, peer_done_cb done, void *arg, struct peer_query **qp);
-
-/* Forget the caller: done will not be called; the query frees itself. */
-void peer_query_cancel(struct peer_query *q);
-
-/* ---- relayed watch ---- */
-
-struct peer_relay;
-
-/* Bytes to pass on (len > 0), or the end (len == 0, status is the remote exit). */
-typedef void (*peer_relay_cb)(void *arg, const void *buf, size_t len, int status);
-
-/*
- * Watch a session on the replica at addr ("HOST:PORT", a reply's addr):
- * "watch ID" on a PTY of cols x rows there. cb gets the bytes
- * on the loop, then once the end. Returns 0 or a negative errno (cb then
- * never called).
- */
-int peer_relay_start(struct server *srv, const struct cfg_user *u, const char *addr,
-    const char *id, int cols, int rows, peer_relay_cb cb, void *arg,
-    struct peer_relay **rp);
-
-/* Ask the replica to stop the watch ('q'); the end follows through cb. */
-void peer_relay_quit(struct peer_relay *r);
-
-/* The watcher's terminal changed size: the replica draws for the new size. */
-void peer_relay_resize(struct peer_relay *r, int cols, int rows);
-
-/* Forget the caller: cb will not be called again; the relay frees itself. */
-void peer_relay_cancel(struct peer_relay *r);
-
-/* ---- the peer listener's side ---- */
-
-/* Whether the session came through the peer listener. */
-bool peer_session(const struct session *s);
-
-/* Whether the roles a peer passed along (PODGATE_ROLES) include role. */
-bool peer_roles_include(const struct session *s, const char *role);
+/* A replica answered a command (up) or did not (srv: the server), for /metrics. */
+void peer_seen(void *srv, const char *name, bool up);
 
 /* The podgate_peer_up lines for /metrics (caller frees), or NULL without peers. */
 char *peer_metrics_text(const struct server *srv);

@@ -2,8 +2,9 @@
  * The server: loads the configuration, makes sure the host key exists,
  * listens with libuv and hands each accepted socket to libssh through
  * ssh_bind_accept_fd. One loop serves every connection. SIGHUP reloads
- * the configuration, SIGTERM and SIGINT stop gracefully, SIGCHLD reaps
- * the targets.
+ * the configuration (reload.c), SIGTERM and SIGINT stop gracefully,
+ * SIGCHLD reaps the targets. The descriptor budget and the clean refusal
+ * of connections at its limit are capacity.c.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -13,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,16 +33,13 @@
 #include "kube/kube-incluster.h"
 #include "kube/kube-client.h"
 #include "admin/live.h"
+#include "admin/peer-client.h"
 #include "base/log.h"
 #include "ssh/peer.h"
 #include "ssh/server.h"
+#include "ssh/server-internal.h"
 #include "session/session.h"
 #include "storage/storage.h"
-
-static void server_unwatch_config(struct server *srv);
-static bool server_config_digest(const char *path, unsigned char out[SERVER_DIGEST_LEN]);
-/* The most of a failed reload's error text that goes into its audit event. */
-#define SERVER_AUDIT_ERRORS_MAX 4096
 
 /* Public key signature algorithms clients may use (no SHA-1 "ssh-rsa"). */
 #define SERVER_PUBKEY_TYPES \
@@ -119,236 +118,10 @@ server_peer(int fd, char *buf, size_t len)
 	}
 }
 
-/* How long a refused client gets to read why before its socket is closed. */
-#define SERVER_REFUSAL_LINGER_MS 2000
-/* Refused connections lingering at once; past that, the socket is just closed. */
-#define SERVER_REFUSALS_CLOSING_MAX 8
 /* Connections accepted per readiness of the listening socket (fairness). */
 #define SERVER_ACCEPT_BATCH 32
 /* Longest pause in accepting after EMFILE. */
 #define SERVER_ACCEPT_BACKOFF_MAX_MS 1000
-/* SSH_DISCONNECT_TOO_MANY_CONNECTIONS (RFC 4253, section 11.1). */
-#define SERVER_SSH_TOO_MANY_CONNECTIONS 12
-
-/* Count the descriptors open now (once, at start). */
-static unsigned
-server_fds_open(void)
-{
-	DIR *d;
-	struct dirent *e;
-	unsigned n = 0;
-
-	if ((d = opendir("/proc/self/fd")) == NULL)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] != '.')
-			n++;
-	}
-	closedir(d);
-	return n > 0 ? n - 1 : 0;	/* not the directory's own */
-}
-
-/*
- * Raise the soft RLIMIT_NOFILE to the hard limit, as event-loop servers
- * do: every session holds descriptors, and the soft limit a shell hands
- * down (often 1,024) would cap the broker at a few hundred sessions.
- */
-static void
-server_fds_raise(struct server *srv)
-{
-	struct rlimit rl;
-	rlim_t was;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-		log_warn("cannot read the open file limit: %s", strerror(errno));
-		srv->fds_limit = 1024;
-	} else {
-		was = rl.rlim_cur;
-		if (rl.rlim_cur < rl.rlim_max) {
-			rl.rlim_cur = rl.rlim_max;
-			if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-				log_warn("cannot raise the open file limit from %llu to %llu: %s",
-				    (unsigned long long)was, (unsigned long long)rl.rlim_max,
-				    strerror(errno));
-				rl.rlim_cur = was;
-			} else {
-				log_info("open file limit raised from %llu to %llu",
-				    (unsigned long long)was, (unsigned long long)rl.rlim_cur);
-			}
-		}
-		srv->fds_limit = rl.rlim_cur > INT_MAX ? INT_MAX : (unsigned)rl.rlim_cur;
-	}
-	/* A sixteenth of the limit, within SERVER_FDS_RESERVE_MIN..MAX. */
-	srv->fds_reserve = srv->fds_limit / 16;
-	if (srv->fds_reserve < SERVER_FDS_RESERVE_MIN)
-		srv->fds_reserve = SERVER_FDS_RESERVE_MIN;
-	if (srv->fds_reserve > SERVER_FDS_RESERVE_MAX)
-		srv->fds_reserve = SERVER_FDS_RESERVE_MAX;
-}
-
-/* Log what the limit gives, once listening (descriptors open by then count). */
-static void
-server_fds_announce(struct server *srv)
-{
-	unsigned used = server_fds_open(), room = 0;
-
-	if (srv->fds_limit > used + srv->fds_reserve)
-		room = srv->fds_limit - used - srv->fds_reserve;
-	log_info("capacity: %u open files (%u in use, %u kept in reserve); a session holds "
-	    "%u with a PTY on its own connection (about %u such sessions), %u without a PTY "
-	    "plus %u per connection (about %u at 10 per connection)", srv->fds_limit, used,
-	    srv->fds_reserve, SERVER_FDS_CONN + SERVER_FDS_PTY,
-	    room / (SERVER_FDS_CONN + SERVER_FDS_PTY), SERVER_FDS_PIPES, SERVER_FDS_CONN,
-	    (unsigned)((uint64_t)room * 10 / (10 * SERVER_FDS_PIPES + SERVER_FDS_CONN)));
-}
-
-/* Whether n descriptors and the reserve can be opened now: open them, then close them. */
-bool
-server_fds_room(struct server *srv, unsigned n)
-{
-	int fds[SERVER_FDS_CONN + SERVER_FDS_START + SERVER_FDS_RESERVE_MAX];
-	unsigned want = n + srv->fds_reserve, got = 0;
-	int probe = uv_backend_fd(&srv->loop);
-	bool ok;
-
-	if (want > sizeof fds / sizeof fds[0])
-		want = sizeof fds / sizeof fds[0];
-	while (got < want && (fds[got] = fcntl(probe, F_DUPFD_CLOEXEC, 3)) >= 0)
-		got++;
-	ok = got == want;
-	while (got > 0)
-		close(fds[--got]);
-	return ok;
-}
-
-/* A refused connection: told why, closed once the client has read it. */
-struct server_refusal {
-	struct server *srv;
-	int fd;
-	uv_poll_t poll;
-	uv_timer_t timer;
-	unsigned handles;
-};
-
-/* One of a refusal's handles closed; the last one closes the socket. */
-static void
-server_refusal_close_cb(uv_handle_t *h)
-{
-	struct server_refusal *r = h->data;
-
-	if (--r->handles > 0)
-		return;
-	close(r->fd);
-	r->srv->refusals_closing--;
-	free(r);
-}
-
-/* Stop waiting for the refused client. */
-static void
-server_refusal_end(struct server_refusal *r)
-{
-	if (uv_is_closing((uv_handle_t *)&r->poll))
-		return;
-	uv_close((uv_handle_t *)&r->poll, server_refusal_close_cb);
-	uv_close((uv_handle_t *)&r->timer, server_refusal_close_cb);
-}
-
-/* The refused client sent something or closed: drop it, end at EOF. */
-static void
-server_refusal_read_cb(uv_poll_t *h, int status, int events)
-{
-	struct server_refusal *r = h->data;
-	char buf[512];
-	ssize_t n;
-
-	(void)events;
-	if (status < 0) {
-		server_refusal_end(r);
-		return;
-	}
-	while ((n = read(r->fd, buf, sizeof buf)) > 0)
-		;
-	if (n == 0 || (errno != EAGAIN && errno != EINTR))
-		server_refusal_end(r);
-}
-
-/* SERVER_REFUSAL_LINGER_MS passed. */
-static void
-server_refusal_timer_cb(uv_timer_t *t)
-{
-	server_refusal_end(t->data);
-}
-
-/* Put a big-endian 32-bit number. */
-static unsigned char *
-server_put32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-	return p + 4;
-}
-
-/*
- * Tell a client that is not served why, before any key exchange: the
- * identification line, then an unencrypted SSH_MSG_DISCONNECT (RFC 4253:
- * packets before the first NEWKEYS have no cipher and no MAC). OpenSSH
- * prints its description ("Received disconnect from ...: <why>"). libssh
- * cannot send it without starting a key exchange, which a broker out of
- * descriptors should not do. Then the socket lingers until the client
- * closes it, so that no reset races the reason.
- */
-static void
-server_refuse_with_reason(struct server *srv, int fd, const char *why)
-{
-	static const char ident[] = "SSH-2.0-podgate\r\n";
-	unsigned char buf[sizeof ident + 256], *p = buf;
-	size_t wlen = strlen(why), payload, pad, len;
-	struct server_refusal *r = NULL;
-
-	if (wlen > 160)
-		wlen = 160;
-	memcpy(p, ident, sizeof ident - 1);
-	p += sizeof ident - 1;
-	/* byte type, uint32 reason, string description, string language */
-	payload = 1 + 4 + 4 + wlen + 4;
-	pad = 8 - (4 + 1 + payload) % 8;
-	if (pad < 4)
-		pad += 8;
-	p = server_put32(p, (uint32_t)(1 + payload + pad));
-	*p++ = (unsigned char)pad;
-	*p++ = 1;	/* SSH_MSG_DISCONNECT */
-	p = server_put32(p, SERVER_SSH_TOO_MANY_CONNECTIONS);
-	p = server_put32(p, (uint32_t)wlen);
-	memcpy(p, why, wlen);
-	p += wlen;
-	p = server_put32(p, 0);
-	memset(p, 0, pad);
-	p += pad;
-	len = (size_t)(p - buf);
-	/* A fresh socket's send buffer takes this whole. */
-	if (write(fd, buf, len) != (ssize_t)len || shutdown(fd, SHUT_WR) < 0 ||
-	    srv->refusals_closing >= SERVER_REFUSALS_CLOSING_MAX ||
-	    (r = calloc(1, sizeof *r)) == NULL) {
-		close(fd);
-		return;
-	}
-	r->srv = srv;
-	r->fd = fd;
-	if (uv_poll_init(&srv->loop, &r->poll, fd) < 0) {
-		close(fd);
-		free(r);
-		return;
-	}
-	r->poll.data = r;
-	uv_timer_init(&srv->loop, &r->timer);
-	r->timer.data = r;
-	r->handles = 2;
-	srv->refusals_closing++;
-	uv_poll_start(&r->poll, UV_READABLE, server_refusal_read_cb);
-	uv_timer_start(&r->timer, server_refusal_timer_cb, SERVER_REFUSAL_LINGER_MS, 0);
-}
 
 /* No Nagle delay on a client's socket: keystrokes and echoes go at once. */
 static void
@@ -524,95 +297,6 @@ server_accept_cb(uv_poll_t *h, int status, int events)
 		server_nodelay(fd);
 		server_serve(srv, fd);
 	}
-}
-
-/* Whether two optional strings differ. */
-static bool
-server_differs(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a != b;
-	return strcmp(a, b) != 0;
-}
-
-/*
- * SIGHUP: load the configuration again; keep the old one if it is broken.
- * Either way the audit log says so: config_reloaded with the hash of the
- * text now in force, or config_reload_failed with the errors.
- */
-static void
-server_reload(struct server *srv)
-{
-	struct config *c = NULL, *old = srv->config;
-	char *errs = NULL;
-	size_t errlen = 0;
-	FILE *ef;
-	int r;
-
-	/* The errors go to stderr as before, and into the audit event. */
-	ef = open_memstream(&errs, &errlen);
-	if (srv->config_path != NULL)
-		r = config_load(srv->config_path, ef != NULL ? ef : stderr, &c);
-	else
-		r = config_load_string("demo", srv->demo_yaml, strlen(srv->demo_yaml),
-		    ef != NULL ? ef : stderr, &c);
-	if (ef != NULL && fclose(ef) != 0) {
-		free(errs);
-		errs = NULL;
-		errlen = 0;
-	}
-	if (errs != NULL && errlen > 0)
-		fputs(errs, stderr);
-	if (r < 0) {
-		log_error("reload of %s failed (%s); keeping the running configuration",
-		    srv->config_path != NULL ? srv->config_path : "the demo configuration",
-		    strerror(-r));
-		while (errlen > 0 && errs[errlen - 1] == '\n')
-			errs[--errlen] = '\0';
-		if (errlen > SERVER_AUDIT_ERRORS_MAX)
-			memcpy(errs + SERVER_AUDIT_ERRORS_MAX - 4, "...", 4);
-		{
-			struct audit_field f[] = {
-				AUDIT_STR("config", srv->config_path != NULL ? srv->config_path :
-				    "demo"),
-				AUDIT_STR("reason", strerror(-r)),
-				AUDIT_STR("errors", errs),
-				AUDIT_STR("running_sha256", old->sha256),
-			};
-			audit_event(srv->audit, "config_reload_failed", f, 4);
-		}
-		free(errs);
-		return;
-	}
-	free(errs);
-	if (server_differs(c->listen_host, old->listen_host) ||
-	    c->listen_port != old->listen_port)
-		log_warn("reload: listen changes only at restart");
-	if (server_differs(c->host_key, old->host_key))
-		log_warn("reload: host_key changes only at restart");
-	if (server_differs(c->audit_log, old->audit_log))
-		log_warn("reload: audit_log changes only at restart");
-	if (c->s3.enabled != old->s3.enabled || server_differs(c->s3.endpoint, old->s3.endpoint) ||
-	    server_differs(c->s3.bucket, old->s3.bucket) ||
-	    server_differs(c->s3.prefix, old->s3.prefix))
-		log_warn("reload: storage changes only at restart");
-	if (server_differs(c->peer_host, old->peer_host) || c->peer_port != old->peer_port ||
-	    server_differs(c->peer_key, old->peer_key) ||
-	    (srv->peer == NULL && (c->npeers > 0 || c->peers_dns != NULL)))
-		log_warn("reload: peer_listen and peer_key change only at restart");
-	srv->config = c;
-	config_unref(old);
-	kube_client_check_config(c);
-	{
-		struct audit_field f[] = {
-			AUDIT_STR("config", srv->config_path != NULL ? srv->config_path : "demo"),
-			AUDIT_STR("sha256", c->sha256),
-			AUDIT_NUM("users", c->nusers),
-			AUDIT_NUM("rules", c->nrules),
-		};
-		audit_event(srv->audit, "config_reloaded", f, 4);
-	}
-	log_info("configuration reloaded: %zu users, %zu rules", c->nusers, c->nrules);
 }
 
 /* The listening poll handle closed: close the socket. */
@@ -906,95 +590,74 @@ server_signals(struct server *srv)
 	uv_unref((uv_handle_t *)&srv->audit_timer);
 }
 
-/*
- * The SHA-256 of the configuration file's bytes now (at most 2 MiB are
- * read: more is refused by the loader anyway). Returns false when the
- * file cannot be read.
- */
+/* ---- what sessions see of the broker (session/host.h) ---- */
+
+#define SERVER_OF(b) ((struct server *)((char *)(b) - offsetof(struct server, sessions)))
+
+/* Whether one more session may start: its descriptors fit above the reserve. */
 static bool
-server_config_digest(const char *path, unsigned char out[SERVER_DIGEST_LEN])
+server_sessions_start_room(struct session_broker *b)
 {
-	static char buf[2u << 20];
-	unsigned int len = 0;
-	size_t n;
-	FILE *f;
-	bool ok;
-
-	if ((f = fopen(path, "re")) == NULL)
-		return false;
-	n = fread(buf, 1, sizeof buf, f);
-	ok = !ferror(f) && EVP_Digest(buf, n, out, &len, EVP_sha256(), NULL) == 1 &&
-	    len == SERVER_DIGEST_LEN;
-	fclose(f);
-	return ok;
+	return server_fds_room(SERVER_OF(b), SERVER_FDS_START);
 }
 
-/* The configuration's directory settled after a change: reload if the file's bytes changed. */
+/* A session's cgroup is still emptying: remove it later. */
 static void
-server_watch_timer_cb(uv_timer_t *t)
+server_sessions_cgroup_later(struct session_broker *b, char *path)
 {
-	struct server *srv = t->data;
-	unsigned char d[SERVER_DIGEST_LEN];
-
-	if (srv->stopping || !server_config_digest(srv->config_path, d) ||
-	    memcmp(d, srv->config_digest, sizeof d) == 0)
-		return;
-	memcpy(srv->config_digest, d, sizeof d);
-	log_info("%s changed: reloading", srv->config_path);
-	server_reload(srv);
+	server_cgroup_later(SERVER_OF(b), path);
 }
 
-/* Something changed in the configuration's directory (an edit, a ConfigMap's symlink swap). */
+/* A session that ran ended: count it for /metrics. */
 static void
-server_watch_cb(uv_fs_event_t *h, const char *filename, int events, int status)
+server_sessions_ended(struct session_broker *b, enum session_outcome how, uint64_t bytes_in,
+    uint64_t bytes_out)
 {
-	struct server *srv = h->data;
+	static const enum metrics_outcome outcome[] = {
+		[SESSION_OUTCOME_EXIT] = METRICS_EXIT,
+		[SESSION_OUTCOME_SIGNAL] = METRICS_SIGNAL,
+		[SESSION_OUTCOME_KILLED] = METRICS_KILLED,
+		[SESSION_OUTCOME_RECORDING_FAILED] = METRICS_RECORDING_FAILED,
+	};
+	struct metrics_counters *k = &SERVER_OF(b)->counters;
 
-	/* Writers and kubelet make several changes in a row: wait until they settle. */
-	uv_timer_start(&srv->watch_timer, server_watch_timer_cb, SERVER_WATCH_SETTLE_MS, 0);
+	k->sessions_ended[outcome[how]]++;
+	k->bytes_in += bytes_in;
+	k->bytes_out += bytes_out;
 }
 
-/*
- * Watch the directory holding the configuration file, so that an edited
- * file or an updated ConfigMap is loaded without a signal.
- */
+/* Something a client asked for was refused. */
 static void
-server_watch_config(struct server *srv)
+server_sessions_refused(struct session_broker *b)
 {
-	char *dir = NULL, *slash;
-	int r;
-
-	if (srv->config_path == NULL)
-		return;
-	server_config_digest(srv->config_path, srv->config_digest);
-	if ((dir = strdup(srv->config_path)) == NULL)
-		return;
-	if ((slash = strrchr(dir, '/')) == NULL)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	uv_timer_init(&srv->loop, &srv->watch_timer);
-	srv->watch_timer.data = srv;
-	uv_fs_event_init(&srv->loop, &srv->watch);
-	srv->watch.data = srv;
-	srv->watching = true;
-	if ((r = uv_fs_event_start(&srv->watch, server_watch_cb, dir, 0)) < 0)
-		log_warn("cannot watch %s for changes (%s): reload with SIGHUP", dir,
-		    uv_strerror(r));
-	free(dir);
+	SERVER_OF(b)->counters.refused++;
 }
 
-/* Stop watching the configuration. */
+/* Fill srv->sessions once the loop, keys, audit log, storage and registry are up. */
 static void
-server_unwatch_config(struct server *srv)
+server_sessions_init(struct server *srv)
 {
-	if (!srv->watching)
-		return;
-	srv->watching = false;
-	uv_close((uv_handle_t *)&srv->watch, NULL);
-	uv_close((uv_handle_t *)&srv->watch_timer, NULL);
+	static const struct session_broker_ops ops = {
+		.start_room = server_sessions_start_room,
+		.cgroup_later = server_sessions_cgroup_later,
+		.ended = server_sessions_ended,
+		.refused = server_sessions_refused,
+	};
+
+	srv->sessions = (struct session_broker){
+		.loop = &srv->loop,
+		.config = &srv->config,
+		.audit = srv->audit,
+		.sign_key = srv->sign_key,
+		.storage = srv->storage,
+		.cgroups = srv->cgroups,
+		.guard_counts = &srv->guard_counts,
+		.redact_key = srv->have_redact_key ? srv->redact_key : NULL,
+		.redact_keylen = sizeof srv->redact_key,
+		.ops = &ops,
+		.admin = &live_admin_ops,
+		.admin_arg = srv->live,
+	};
 }
 
 /* Run the broker until it is stopped. */
@@ -1129,7 +792,17 @@ server_run(const struct server_opts *o)
 		goto out;
 	}
 	loop_ok = true;
-	if ((r = live_init(&srv)) < 0) {
+	{
+		struct peer_client peers = {
+			.loop = &srv.loop,
+			.config = &srv.config,
+			.seen = peer_seen,
+			.seen_arg = &srv,
+		};
+
+		r = live_init(&srv.loop, &peers, &srv.live);
+	}
+	if (r < 0) {
 		log_error("cannot start: out of memory");
 		goto out;
 	}
@@ -1137,6 +810,7 @@ server_run(const struct server_opts *o)
 	    (r = storage_open(&srv.loop, &srv.config->s3, srv.config->recordings, srv.audit,
 	    &srv.storage)) < 0)
 		goto out;
+	server_sessions_init(&srv);
 	if ((r = server_listen(&srv)) < 0 || (r = metrics_start(&srv)) < 0 ||
 	    (r = peer_start(&srv)) < 0)
 		goto out;
@@ -1165,7 +839,8 @@ out:
 		metrics_stop(&srv);
 		peer_stop(&srv);
 		server_unwatch_config(&srv);
-		live_close(&srv);
+		live_close(srv.live);
+		srv.live = NULL;
 		storage_close(srv.storage);
 		srv.storage = NULL;
 		server_unlisten(&srv);
@@ -1191,3 +866,4 @@ out:
 	ssh_finalize();
 	return status;
 }
+

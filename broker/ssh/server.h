@@ -17,17 +17,12 @@
 #include <uv.h>
 
 #include "policy/audit.h"
+#include "base/queue.h"
 #include "policy/config.h"
+#include "session/host.h"
 #include "ssh/metrics.h"
 #include "rec.h"
 
-/* glibc's sys/queue.h lacks the safe iterator. */
-#ifndef TAILQ_FOREACH_SAFE
-#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
-	for ((var) = TAILQ_FIRST(head);					\
-	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
-	    (var) = (tvar))
-#endif
 
 /* How long the configuration's directory must be quiet before a change is loaded. */
 #define SERVER_WATCH_SETTLE_MS 200
@@ -84,6 +79,7 @@ struct server {
 	struct metrics *metrics;	/* the HTTP listener (metrics.h), or NULL */
 	struct peer *peer;		/* the peer listener (peer.h), or NULL */
 	struct metrics_counters counters;
+	struct session_broker sessions;	/* what sessions see of the broker (session/host.h) */
 	struct storage *storage;	/* shipping to object storage (storage.h); NULL: none */
 	bool stopping;
 	bool grace_over;

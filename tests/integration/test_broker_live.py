@@ -534,3 +534,94 @@ def test_self_approve_true_lets_a_requester_approve(broker):
     assert r.returncode == 0, r.stderr
     rc, out, err = finish(p)
     assert rc == 0 and out == b"approve mine\n"
+
+
+# ---------------------------------------------------------------- unrecorded sessions
+
+# Each file the broker writes is cut at this size (RLIMIT_FSIZE, SIGXFSZ ignored):
+# a session that prints more goes on unrecorded under on_recording_failure: continue.
+FSIZE_LIMIT = 512 * 1024
+FSIZE_WRAPPER = ("import os, resource, signal, sys; "
+                 "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+                 "n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+                 "os.execv(sys.argv[2], sys.argv[2:])")
+
+
+def test_watchers_of_an_unrecorded_session_see_secrets_redacted(broker, tmp_path):
+    """A session that lost its recording (on_recording_failure: continue) still redacts
+    for its watchers: they get what the recording would hold, even for a secret whose
+    key and value come in two reads."""
+    b = broker(start=False, users=USERS, settings={"groups": GROUPS},
+               rules=[{"groups": ["oncall"], "targets": ["local"],
+                       "on_recording_failure": "continue"}])
+    b.wrapper = ["/usr/bin/python3", "-c", FSIZE_WRAPPER, str(FSIZE_LIMIT)]
+    b.start()
+    secret = "hunter2-not-for-watchers"
+    go, end = gate(tmp_path / "go"), gate(tmp_path / "end")
+    # More output than a recording may hold, then (once watched) the secret in two reads.
+    script = (f"seq 1 120000; cat {go} >/dev/null; printf 'db_password='; sleep 0.2; "
+              f"printf '%s\\n' {secret}; echo SHOWN; cat {end} >/dev/null")
+    user_out = open(tmp_path / "user.out", "wb")
+    p = subprocess.Popen(b.ssh_args("alice", "local", "--", script), stdin=subprocess.PIPE,
+                         stdout=user_out, stderr=subprocess.PIPE)
+    w = None
+    try:
+        b.wait_audit("recording_failed", timeout=30)
+        s = wait_until(lambda: [x for x in live_sessions(b) if x["command"].startswith("seq ")],
+                       15, "the live session")[0]
+        w = start_bg(b, "bob", "watch", s["id"])
+        wait_until(lambda: watchers_of(b, s["id"]) == 1, what="the watcher attached")
+        release(go)
+        seen = read_until(w.stdout.fileno(), b"SHOWN")
+        release(end)
+        rc, _, err = finish(p)
+        out = (tmp_path / "user.out").read_bytes()
+        assert rc == 0 and f"db_password={secret}".encode() in out, err   # the user: real bytes
+        rc, wout, werr = finish(w)
+        wout = bytes(seen) + wout
+        assert b"[REDACTED:password]" in wout, wout[-800:]
+        assert secret.encode() not in wout and secret[:8].encode() not in wout
+        ev = b.events("recording_failed")[0]
+        assert "continues unrecorded" in ev["reason"], ev
+    finally:
+        user_out.close()
+        for x in (p, w):
+            if x is not None and x.poll() is None:
+                x.kill()
+                x.wait()
+
+
+def test_metrics_count_held_requests_and_admin_sessions_apart(broker, tmp_path):
+    """A request waiting for an approver is a held request in /metrics, an admin command
+    an admin session; neither is counted as the other."""
+    import http.client
+    from conftest import free_port
+
+    def metrics():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        return {m.group(1): float(m.group(2))
+                for m in re.finditer(r"^(podgate_[^ ]+) (\S+)$", text, re.M)}
+
+    port = free_port()
+    b = broker(users=USERS, settings={"groups": GROUPS, "metrics_listen": f"127.0.0.1:{port}"},
+               rules=[{"groups": ["oncall"], "targets": ["local"],
+                       "commands": {"approve": ["re:^danger"], "approve_timeout": "30s"}}])
+    p = start_bg(b, "alice", "local", "--", "danger; echo ran")
+    try:
+        rid = wait_request(p)
+        m = metrics()
+        assert m["podgate_approvals_held"] == 1 and m['podgate_sessions{kind="admin"}'] == 0, m
+        r = b.ssh("bob", "deny", rid)
+        assert r.returncode == 0, r.stderr
+        rc, out, err = finish(p)
+        assert rc == 126
+        wait_until(lambda: metrics()["podgate_approvals_held"] == 0, what="no request held")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

@@ -1,0 +1,272 @@
+/*
+ * Requests held for an approver (docs/live.md, "Approvals"): the start
+ * path's approve step holds an exec request whose command matches the
+ * rule's commands.approve; pending lists them, approve resumes the start,
+ * deny and approve_timeout end it with exit 126.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "admin/live-internal.h"
+#include "admin/live.h"
+#include "admin/peer-client.h"
+#include "admin/screen.h"
+#include "base/log.h"
+#include "policy/audit.h"
+#include "policy/config.h"
+#include "policy/guard.h"
+#include "policy/pattern.h"
+#include "session/session-guard.h"
+#include "session/session.h"
+
+/* pending [--json]: held requests, each command whole and escaped. */
+int
+live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
+    struct live_text *out)
+{
+	struct live_admin *a;
+	bool json = argc > 0 && strcmp(argv[0], "--json") == 0;
+	char when[40], user[64], target[96];
+	bool first = true;
+
+	if (argc > 1 || (argc == 1 && !json)) {
+		session_notice(s, "usage: pending [--json]");
+		return 2;
+	}
+	if (json)
+		live_printf(out, "[");
+	else
+		live_printf(out, "%-36s  %-12s  %-20s  %-20s  %s\n", "ID", "USER", "TARGET",
+		    "REQUESTED", "COMMAND");
+	TAILQ_FOREACH(a, &l->held, peer) {
+		live_time(a->requested_ns, when, sizeof when);
+		if (json) {
+			live_printf(out, "%s{\"id\":", first ? "" : ",");
+			live_json_str(out, a->s->id);
+			live_printf(out, ",\"user\":");
+			live_json_str(out, a->s->host->user);
+			live_printf(out, ",\"client\":");
+			live_json_str(out, a->s->host->client);
+			live_printf(out, ",\"target\":");
+			live_json_str(out, a->s->target);
+			live_printf(out, ",\"command\":");
+			live_json_str(out, session_guard_command(a->s));
+			if (peer_enabled(*l->peers.config))
+				live_printf(out, ",\"replica\":\"%s\"", peer_self_name());
+			live_printf(out, ",\"requested\":\"%s\"}", when);
+			first = false;
+			continue;
+		}
+		live_clean(user, sizeof user, a->s->host->user);
+		live_clean(target, sizeof target, a->s->target);
+		live_printf(out, "%-36s  %-12s  %-20s  %-20s  ", a->s->id, user, target, when);
+		live_escaped(out, session_guard_command(a->s));
+		live_printf(out, "\n");
+	}
+	if (json)
+		live_printf(out, "]\n");
+	return 0;
+}
+
+/* The held request with this id (or a unique prefix of 8 or more). */
+struct live_admin *
+live_find_held(struct live *l, const char *id)
+{
+	struct live_admin *a, *found = NULL;
+	size_t n = strlen(id);
+
+	TAILQ_FOREACH(a, &l->held, peer) {
+		if (strcmp(a->s->id, id) == 0)
+			return a;
+		if (n >= 8 && strncmp(a->s->id, id, n) == 0) {
+			if (found != NULL)
+				return NULL;
+			found = a;
+		}
+	}
+	return found;
+}
+
+static void live_decide(struct live_admin *h, struct session *by, bool approve,
+    const char *reason);
+
+/* approve ID / deny ID [REASON]. */
+int
+live_cmd_decide(struct session *s, struct live *l, char **argv, size_t argc,
+    struct live_text *out, bool approve)
+{
+	struct live_admin *h;
+	const char *reason = NULL;
+	char msg[256], id[37];
+
+	if (argc < 1 || (approve && argc != 1)) {
+		session_notice(s, approve ? "usage: approve ID" : "usage: deny ID [REASON]");
+		return 2;
+	}
+	if ((h = live_find_held(l, argv[0])) == NULL) {
+		snprintf(msg, sizeof msg, "podgate: no pending request '%.64s'", argv[0]);
+		session_notice(s, msg);
+		return 1;
+	}
+	/* Four eyes: a requester who is also an approver does not approve their own. */
+	if (approve && strcmp(h->s->host->user, s->host->user) == 0 &&
+	    (h->s->rule == NULL || !h->s->rule->self_approve)) {
+		snprintf(msg, sizeof msg, "podgate: request %.36s is your own; another approver "
+		    "must approve it (commands.self_approve is off)", h->s->id);
+		session_notice(s, msg);
+		return 1;
+	}
+	if (!approve)
+		reason = live_rest(session_guard_command(s), 1);
+	snprintf(id, sizeof id, "%s", h->s->id);
+	live_decide(h, s, approve, reason);
+	live_printf(out, "podgate: request %s %s\n", id, approve ? "approved" : "denied");
+	return 0;
+}
+
+/* ---- approvals ---- */
+
+/* Whether the command matches one of the rule's approve patterns. */
+static bool
+live_needs_approval(const struct session *s)
+{
+	size_t i;
+
+	if (s->rule == NULL || s->rule->napprove == 0 || s->command == NULL)
+		return false;
+	for (i = 0; i < s->rule->napprove; i++) {
+		if (pattern_match(&s->rule->approve[i], s->command))
+			return true;
+	}
+	return false;
+}
+
+/* approve_timeout passed: refuse the request. */
+static void
+live_held_timeout_cb(uv_timer_t *t)
+{
+	struct live_admin *h = t->data;
+	struct session *s = h->s;
+
+	{
+		struct audit_field f[] = {
+			AUDIT_STR("target", s->target),
+			AUDIT_SECRET("command", s->command, s->config),
+		};
+		live_audit(s, "approval_timeout", f, 2);
+	}
+	TAILQ_REMOVE(&h->live->held, h, peer);
+	h->kind = LIVE_CMD;
+	session_notice(s, "podgate: no approval in time; request refused");
+	session_exit(s, 126);
+	session_wake(s);
+}
+
+/* Hold an exec request for an approver. */
+bool
+live_approval_hold(struct session *s)
+{
+	struct live *l = ((struct live *)s->host->broker->admin_arg);
+	struct live_admin *h;
+	uint64_t timeout;
+	char msg[128];
+
+	if (s->admin != NULL || l == NULL || !live_needs_approval(s))
+		return false;
+	if ((h = calloc(1, sizeof *h)) == NULL || (h->timer = calloc(1, sizeof *h->timer)) == NULL) {
+		free(h);
+		session_refuse(s, "out of memory", "podgate: internal error");
+		return true;
+	}
+	if (s->id[0] == '\0')
+		rec_uuid7(s->id);
+	h->live = l;
+	h->s = s;
+	h->kind = LIVE_HELD;
+	h->requested_ns = live_now_ns();
+	uv_timer_init(l->loop, h->timer);
+	h->timer->data = h;
+	timeout = s->rule->approve_timeout ? s->rule->approve_timeout : LIVE_APPROVE_TIMEOUT;
+	uv_timer_start(h->timer, live_held_timeout_cb, timeout * 1000, 0);
+	TAILQ_INSERT_TAIL(&l->admins, h, all);
+	TAILQ_INSERT_TAIL(&l->held, h, peer);
+	s->admin = h;
+	s->start_mono = uv_now(l->loop);
+	s->state = SESSION_HELD;
+	{
+		struct audit_field f[] = {
+			AUDIT_STR("target", s->target),
+			AUDIT_SECRET("command", s->command, s->config),
+			AUDIT_NUM("timeout_s", timeout),
+		};
+		live_audit(s, "approval_requested", f, 3);
+	}
+	snprintf(msg, sizeof msg, "waiting for approval: %s", s->id);
+	session_notice(s, msg);
+	return true;
+}
+
+/* An approver decided on a held request. */
+static void
+live_decide(struct live_admin *h, struct session *by, bool approve, const char *reason)
+{
+	struct session *s = h->s;
+	char when[40], msg[512];
+	char **what;
+
+	live_time(live_now_ns(), when, sizeof when);
+	{
+		struct audit_field f[] = {
+			AUDIT_STR("session", s->id),
+			AUDIT_STR("requester", s->host->user),
+			AUDIT_STR("target", s->target),
+			AUDIT_SECRET("command", s->command, s->config),
+			{ .key = "decided_at", .str = when },
+			AUDIT_STR("reason", reason),
+		};
+		/* The approver's own session field names the admin session: "decided" names the request. */
+		f[0].key = "request";
+		live_audit(by, approve ? "approved" : "denied", f, reason != NULL ? 6 : 5);
+	}
+	TAILQ_REMOVE(&h->live->held, h, peer);
+	uv_timer_stop(h->timer);
+	if (!approve) {
+		h->kind = LIVE_CMD;
+		snprintf(msg, sizeof msg, "podgate: request denied by %s%s%.400s", by->host->user,
+		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
+		session_notice(s, msg);
+		session_exit(s, 126);
+		session_wake(s);
+		return;
+	}
+	/* Start it: back through session_start, with the decision in the header. */
+	what = calloc(7, sizeof *what);
+	if (what != NULL) {
+		what[0] = strdup("approver");
+		what[1] = strdup(by->host->user);
+		what[2] = strdup("decision");
+		what[3] = strdup("approved");
+		what[4] = strdup("decided_at");
+		what[5] = strdup(when);
+		if (what[0] == NULL || what[1] == NULL || what[2] == NULL || what[3] == NULL ||
+		    what[4] == NULL || what[5] == NULL) {
+			target_free_pairs(what);
+			what = NULL;
+		}
+	}
+	target_free_pairs(s->what_extra);
+	s->what_extra = what;
+	s->admin = NULL;
+	TAILQ_REMOVE(&h->live->admins, h, all);
+	uv_close((uv_handle_t *)h->timer, live_timer_close_cb);
+	free(h);
+	session_resume(s);
+	session_wake(s);
+}
+
