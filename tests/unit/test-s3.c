@@ -202,6 +202,63 @@ test_xml(void)
 	assert(buf[0] == '\0');
 }
 
+/* Multipart uploads: the queries, the Create and Complete answers, the Complete body. */
+static void
+test_multipart(void)
+{
+	static const char created[] =
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+	    "<Bucket>b</Bucket><Key>p/x.rec</Key>"
+	    "<UploadId>VXBsb2FkIElE+ZW&amp;1</UploadId></InitiateMultipartUploadResult>";
+	static const char completed[] =
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+	    "<Location>http://h/b/p/x.rec</Location><Bucket>b</Bucket><Key>p/x.rec</Key>"
+	    "<ETag>\"3858f62230ac3c915f300c664312c11f-2\"</ETag>"
+	    "</CompleteMultipartUploadResult>";
+	static const char late[] =
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<Error><Code>InternalError</Code><Message>try again</Message></Error>";
+	char e1[] = "\"a1\"", e2[] = "\"b&<2>\"";
+	char *etags[] = { e1, e2 }, *none[] = { e1, NULL };
+	char *q, *id, *body, buf[128];
+	size_t len;
+
+	assert(s3_upload_query("VXBs+ZW&1", 3, &q) == 0);
+	assert(strcmp(q, "partNumber=3&uploadId=VXBs%2BZW%261") == 0);
+	free(q);
+	assert(s3_upload_query("abc", 0, &q) == 0 && strcmp(q, "uploadId=abc") == 0);
+	free(q);
+	assert(s3_upload_query("abc", S3_PARTS_MAX + 1, &q) == -EINVAL && q == NULL);
+
+	assert(s3_create_parse(created, strlen(created), &id) == 0);
+	assert(strcmp(id, "VXBsb2FkIElE+ZW&1") == 0);
+	free(id);
+	assert(s3_create_parse(late, strlen(late), &id) == -EBADMSG && id == NULL);
+	assert(s3_create_parse("<InitiateMultipartUploadResult><UploadId></UploadId>", 52, &id) ==
+	    -EBADMSG && id == NULL);
+	assert(s3_create_parse("<InitiateMultipartUploadResult><UploadId>a b</UploadId>", 55,
+	    &id) == -EBADMSG && id == NULL);
+	assert(s3_create_parse("<InitiateMultipartUploadResult>", 31, &id) == -EBADMSG);
+
+	assert(s3_complete_body(etags, 2, &body, &len) == 0 && len == strlen(body));
+	assert(strcmp(body, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/"
+	    "2006-03-01/\"><Part><PartNumber>1</PartNumber><ETag>\"a1\"</ETag></Part>"
+	    "<Part><PartNumber>2</PartNumber><ETag>\"b&amp;&lt;2&gt;\"</ETag></Part>"
+	    "</CompleteMultipartUpload>") == 0);
+	free(body);
+	assert(s3_complete_body(none, 2, &body, &len) == -EINVAL && body == NULL && len == 0);
+	assert(s3_complete_body(etags, 0, &body, &len) == -EINVAL);
+
+	assert(s3_complete_parse(completed, strlen(completed)) == 0);
+	/* 200 with an error inside: not stored. */
+	assert(s3_complete_parse(late, strlen(late)) == -EBADMSG);
+	assert(s3_complete_parse(NULL, 0) == -EBADMSG);
+	s3_error_text(late, strlen(late), buf, sizeof buf);
+	assert(strcmp(buf, "InternalError: try again") == 0);
+}
+
 /* Credentials from the environment and from files. */
 static void
 test_creds(void)
@@ -241,6 +298,7 @@ main(void)
 		{ "config_errors", test_config_errors },
 		{ "urls", test_urls },
 		{ "xml", test_xml },
+		{ "multipart", test_multipart },
 		{ "creds", test_creds },
 	};
 	int status;
