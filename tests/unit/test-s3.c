@@ -29,6 +29,7 @@ test_config_ok(void)
 	assert(strcmp(c->s3.region, "eu-west-1") == 0 && strcmp(c->s3.prefix, "prod/") == 0);
 	assert(c->s3.credentials == CFG_S3_CREDS_ENV && c->s3.segment_seconds == 10);
 	assert(!c->s3.keep_local && !c->s3.path_style);
+	assert(c->s3.multipart_threshold == 5ull << 30 && c->s3.part_size == 64ull << 20);
 	config_unref(c);
 	free(errs);
 
@@ -45,6 +46,14 @@ test_config_ok(void)
 	assert(load(USERS "storage:\n  s3: {endpoint: https://minio.storage:9000, bucket: rec,"
 	    " path_style: true, credentials: web_identity, keep_local: true}\n", &c, &errs) == 0);
 	assert(c->s3.credentials == CFG_S3_CREDS_WEB_IDENTITY && c->s3.keep_local);
+	config_unref(c);
+	free(errs);
+
+	/* Multipart sizes in bytes or with a unit. */
+	assert(load(USERS "storage:\n  s3: {endpoint: https://h, bucket: rec,"
+	    " multipart_threshold: 6MiB, part_size: 5242880}\n", &c, &errs) == 0);
+	assert(*errs == '\0');
+	assert(c->s3.multipart_threshold == 6ull << 20 && c->s3.part_size == 5ull << 20);
 	config_unref(c);
 	free(errs);
 
@@ -89,6 +98,12 @@ test_config_errors(void)
 		    "storage.s3.segment_seconds must be from 1 to 3600" },
 		{ "  s3: {endpoint: https://h, bucket: b12, keep_local: yes}\n",
 		    "storage.s3.keep_local must be true or false" },
+		{ "  s3: {endpoint: https://h, bucket: b12, part_size: 4MiB}\n",
+		    "storage.s3.part_size must be from 5242880 to 5368709120 bytes" },
+		{ "  s3: {endpoint: https://h, bucket: b12, multipart_threshold: 6GiB}\n",
+		    "storage.s3.multipart_threshold must be from 5242880 to 5368709120 bytes" },
+		{ "  s3: {endpoint: https://h, bucket: b12, part_size: big}\n",
+		    "storage.s3.part_size must be a size" },
 		{ "  s3: {endpoint: https://h, bucket: b12, acl: private}\n",
 		    "unknown key \"acl\" in storage.s3" },
 		{ "  gcs: {}\n", "unknown key \"gcs\" in storage" },
