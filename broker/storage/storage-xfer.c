@@ -208,9 +208,17 @@ storage_xfer_done(struct storage_xfer *x, CURLcode cc)
 		ok = true;	/* already gone */
 	if (x->op == STORAGE_MP_ABORT) {
 		/* Asked once: an upload left behind is invisible to readers. */
-		if (!ok)
+		if (!ok) {
+			if (cc != CURLE_OK)
+				snprintf(why, sizeof why, "%s", curl_easy_strerror(cc));
+			else {
+				s3_error_text(x->body.data, x->body.len, text, sizeof text);
+				snprintf(why, sizeof why, "HTTP %ld%s%s", code, text[0] ? ": " : "",
+				    text);
+			}
 			log_warn("storage: cannot abort the multipart upload %s of %s: %s",
-			    r->abort_id, x->key, cc != CURLE_OK ? curl_easy_strerror(cc) : "refused");
+			    r->abort_id, x->key, why);
+		}
 		free(r->abort_id);
 		r->abort_id = NULL;
 		goto out;
