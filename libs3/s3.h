@@ -2,7 +2,8 @@
  * libs3: what the broker and the player share to talk to S3-compatible
  * object storage through libcurl: where a bucket is, credentials, request
  * set-up with libcurl's own AWS Signature V4 (CURLOPT_AWS_SIGV4), and the
- * few XML answers podgate reads (ListObjectsV2, errors, STS).
+ * few XML answers podgate reads (ListObjectsV2, multipart uploads, errors,
+ * STS).
  *
  * Nothing here blocks except s3_creds_web_identity (one HTTPS request to
  * STS); the callers drive the transfers (the broker from its libuv loop,
@@ -111,6 +112,32 @@ struct s3_list {
 /* Parse one ListObjectsV2 page; -EBADMSG when it is not one. */
 int s3_list_parse(const char *xml, size_t len, struct s3_list *out);
 void s3_list_free(struct s3_list *l);
+
+/*
+ * Multipart upload (an object of up to 10000 parts; each but the last at
+ * least S3_PART_MIN bytes). The queries are canonical, for s3_request.
+ */
+#define S3_PART_MIN (5ull << 20)
+#define S3_PARTS_MAX 10000u
+
+/* "partNumber=N&uploadId=ID" (UploadPart); "uploadId=ID" when part is 0 (Complete, Abort). */
+int s3_upload_query(const char *upload_id, unsigned part, char **out);
+
+/* The UploadId of a CreateMultipartUpload answer; -EBADMSG when it holds none. */
+int s3_create_parse(const char *xml, size_t len, char **upload_id);
+
+/*
+ * The CompleteMultipartUpload body for the n parts whose ETags (as the
+ * service sent them, quotes included) are etags[0..n-1], parts 1..n.
+ */
+int s3_complete_body(char *const *etags, size_t n, char **out, size_t *outlen);
+
+/*
+ * Whether a CompleteMultipartUpload answer says the object is whole: 0,
+ * or -EBADMSG (S3 may answer 200 with an <Error> when it fails late; its
+ * text is s3_error_text's).
+ */
+int s3_complete_parse(const char *xml, size_t len);
 
 /* The <Code> and <Message> of an S3 error answer, as one line ("" when none). */
 void s3_error_text(const char *xml, size_t len, char *buf, size_t buflen);

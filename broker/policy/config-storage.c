@@ -102,6 +102,11 @@ static const struct config_entry config_s3_entries[] = {
 	    .what = "storage.s3.segment_seconds"),
 	CONFIG_FIELD("keep_local", CONFIG_BOOL, struct cfg_s3, keep_local,
 	    .what = "storage.s3.keep_local"),
+	/* S3's bounds: parts of 5 MiB at least (the last aside), 5 GiB in one PUT at most. */
+	CONFIG_INT("multipart_threshold", CONFIG_SIZE, struct cfg_s3, multipart_threshold,
+	    5ull << 20, 5ull << 30, .what = "storage.s3.multipart_threshold"),
+	CONFIG_INT("part_size", CONFIG_SIZE, struct cfg_s3, part_size, 5ull << 20, 5ull << 30,
+	    .what = "storage.s3.part_size"),
 	CONFIG_END
 };
 
@@ -114,6 +119,8 @@ config_parse_storage_s3(struct config_parse *p, yaml_node_t *n, void *obj)
 	s->enabled = true;
 	s->line = (int)n->start_mark.line + 1;
 	s->segment_seconds = 10;
+	s->multipart_threshold = 5ull << 30;
+	s->part_size = 64ull << 20;
 	config_walk_map(p, n, "storage.s3", config_s3_entries, s);
 	if (s->endpoint == NULL)
 		config_error(p, n, "storage.s3 needs an endpoint");

@@ -177,6 +177,8 @@ struct cfg_s3 {
 	char *secret_key_file;
 	unsigned segment_seconds;	/* default 10 */
 	bool keep_local;	/* default false */
+	uint64_t multipart_threshold;	/* larger recordings go up in parts; default 5 GiB */
+	uint64_t part_size;	/* bytes per part; default 64 MiB */
 };
 
 struct config {

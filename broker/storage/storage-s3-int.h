@@ -37,6 +37,10 @@ enum storage_op {
 	STORAGE_HEAD_FINAL,
 	STORAGE_LIST_SEGMENTS,
 	STORAGE_DELETE_SEGMENT,
+	STORAGE_MP_CREATE,	/* the final object in parts: CreateMultipartUpload */
+	STORAGE_MP_PART,	/* UploadPart */
+	STORAGE_MP_COMPLETE,	/* CompleteMultipartUpload */
+	STORAGE_MP_ABORT,	/* AbortMultipartUpload */
 };
 
 /* What each operation is called in the log and the audit. */
@@ -64,6 +68,13 @@ struct storage_rec {
 	bool segments_gone;	/* no segment objects remain */
 	bool busy;		/* hashing or a transfer in flight */
 	bool closing;		/* the shipper stops: free when not busy */
+	char *upload_id;	/* the multipart upload of the final object, or NULL */
+	char *abort_id;		/* an upload given up, to abort before the next starts */
+	uint64_t part_size;	/* bytes per part of upload_id */
+	unsigned nparts;
+	char **etags;		/* nparts ETags; NULL for a part not stored yet */
+	char *complete_xml;	/* the CompleteMultipartUpload body while it is sent */
+	size_t complete_len;
 	char **doomed;		/* segment keys still to delete */
 	size_t ndoomed;
 	uv_work_t work;		/* hashing */
@@ -112,6 +123,8 @@ struct storage {
 	char creds_why[256];
 	uint64_t segment_ms;
 	bool keep_local;
+	uint64_t mp_threshold;	/* larger final objects go up in parts */
+	uint64_t part_size;
 	char *spool;
 	CURLM *multi;
 	uv_timer_t tick;	/* looks at the recordings */
@@ -131,6 +144,7 @@ void storage_failed(struct storage_rec *r, enum storage_op op, const char *key, 
 void storage_succeeded(struct storage_rec *r, enum storage_op op, const char *key);
 int storage_creds_load(struct storage *st);
 void storage_rec_step(struct storage_rec *r);
+void storage_mp_forget(struct storage_rec *r);
 
 /* storage-xfer.c: transfers and hashing */
 void storage_xfer_free(struct storage_xfer *x);

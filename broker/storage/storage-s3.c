@@ -27,7 +27,8 @@
 
 const char *const storage_op_names[] = {
 	"upload segment", "upload recording", "look up recording", "list segments",
-	"delete segment",
+	"delete segment", "start multipart upload", "upload part", "complete multipart upload",
+	"abort multipart upload",
 };
 
 static void storage_kick(struct storage *st);
@@ -79,9 +80,35 @@ storage_rec_free(struct storage_rec *r)
 	for (i = 0; i < r->ndoomed; i++)
 		free(r->doomed[i]);
 	free(r->doomed);
+	storage_mp_forget(r);
+	free(r->abort_id);
 	free(r->path);
 	free(r);
 	storage_maybe_free(st);
+}
+
+/*
+ * Forget the multipart upload of r and its parts (stored, given up, or
+ * lost). What the service keeps of an upload that is neither completed nor
+ * aborted is invisible to readers.
+ */
+void
+storage_mp_forget(struct storage_rec *r)
+{
+	unsigned i;
+
+	if (r->etags != NULL) {
+		for (i = 0; i < r->nparts; i++)
+			free(r->etags[i]);
+		free(r->etags);
+	}
+	r->etags = NULL;
+	r->nparts = 0;
+	free(r->upload_id);
+	r->upload_id = NULL;
+	free(r->complete_xml);
+	r->complete_xml = NULL;
+	r->complete_len = 0;
 }
 
 /* Object names: PREFIX ID.rec and PREFIX ID.rec.seg/OFFSET (20 digits, so names sort by offset). */
@@ -248,6 +275,77 @@ storage_rec_open(struct storage_rec *r)
 	return 0;
 }
 
+/*
+ * The next step of a final object sent in parts: start the upload, send
+ * the first part not stored yet (hashed first, as every PUT), or complete
+ * it. Parts are read from the spool file as they are sent, never held.
+ */
+static void
+storage_mp_step(struct storage_rec *r)
+{
+	struct storage *st = r->st;
+	unsigned char md[32];
+	char hex[65], *key, *query = NULL;
+	uint64_t off;
+	unsigned i;
+
+	if (r->upload_id == NULL) {
+		/* The configured part size, larger when the file needs more parts than S3 allows. */
+		r->part_size = st->part_size;
+		if ((r->size + r->part_size - 1) / r->part_size > S3_PARTS_MAX) {
+			r->part_size = (r->size + S3_PARTS_MAX - 1) / S3_PARTS_MAX;
+			r->part_size = (r->part_size + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+		}
+		if ((key = storage_key(r, false, 0)) == NULL ||
+		    storage_xfer_start(r, STORAGE_MP_CREATE, key, "uploads=", 0, 0, NULL) < 0)
+			storage_failed(r, STORAGE_MP_CREATE, NULL, "out of memory");
+		return;
+	}
+	for (i = 0; i < r->nparts && r->etags[i] != NULL; i++)
+		;
+	if (i < r->nparts) {
+		off = (uint64_t)i * r->part_size;
+		storage_upload(r, STORAGE_MP_PART, off,
+		    r->size - off < r->part_size ? r->size - off : r->part_size);
+		return;
+	}
+	if (r->complete_xml == NULL && s3_complete_body(r->etags, r->nparts, &r->complete_xml,
+	    &r->complete_len) < 0) {
+		storage_failed(r, STORAGE_MP_COMPLETE, NULL, "out of memory");
+		return;
+	}
+	if (!EVP_Digest(r->complete_xml, r->complete_len, md, NULL, EVP_sha256(), NULL)) {
+		storage_failed(r, STORAGE_MP_COMPLETE, NULL, "cannot hash the request");
+		return;
+	}
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	if ((key = storage_key(r, false, 0)) == NULL ||
+	    s3_upload_query(r->upload_id, 0, &query) < 0 ||
+	    storage_xfer_start(r, STORAGE_MP_COMPLETE, key, query, 0, r->complete_len, hex) < 0) {
+		if (query == NULL)
+			free(key);
+		storage_failed(r, STORAGE_MP_COMPLETE, NULL, "out of memory");
+	}
+	free(query);
+}
+
+/* Abort an upload given up; once asked, it is forgotten whatever the answer. */
+static void
+storage_mp_abort(struct storage_rec *r)
+{
+	char *key, *query = NULL;
+
+	if ((key = storage_key(r, false, 0)) == NULL ||
+	    s3_upload_query(r->abort_id, 0, &query) < 0 ||
+	    storage_xfer_start(r, STORAGE_MP_ABORT, key, query, 0, 0, NULL) < 0) {
+		if (query == NULL)
+			free(key);
+		storage_failed(r, STORAGE_MP_ABORT, NULL, "out of memory");
+	}
+	free(query);
+}
+
 /* Do the next thing a recording needs, unless it waits. */
 void
 storage_rec_step(struct storage_rec *r)
@@ -290,8 +388,15 @@ storage_rec_step(struct storage_rec *r)
 			storage_failed(r, STORAGE_HEAD_FINAL, NULL, "out of memory");
 		return;
 	}
+	if (r->abort_id != NULL) {
+		storage_mp_abort(r);
+		return;
+	}
 	if (!r->final_stored) {
-		storage_upload(r, STORAGE_PUT_FINAL, 0, r->size);
+		if (r->size > st->mp_threshold)
+			storage_mp_step(r);
+		else
+			storage_upload(r, STORAGE_PUT_FINAL, 0, r->size);
 		return;
 	}
 	if (r->ndoomed > 0) {
@@ -423,6 +528,8 @@ storage_open(uv_loop_t *loop, const struct cfg_s3 *cfg, const char *spool, struc
 	st->creds_kind = cfg->credentials;
 	st->segment_ms = (uint64_t)cfg->segment_seconds * 1000;
 	st->keep_local = cfg->keep_local;
+	st->mp_threshold = cfg->multipart_threshold ? cfg->multipart_threshold : 5ull << 30;
+	st->part_size = cfg->part_size ? cfg->part_size : 64ull << 20;
 	if ((r = s3_bucket_set(&st->bucket, cfg->endpoint, cfg->region, cfg->bucket,
 	    cfg->path_style)) < 0) {
 		log_error("storage: bad endpoint or bucket");

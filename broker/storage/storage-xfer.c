@@ -87,9 +87,12 @@ int
 storage_xfer_start(struct storage_rec *r, enum storage_op op, char *key, const char *query,
     uint64_t off, uint64_t len, const char *sha256)
 {
-	static const char *const methods[] = { "PUT", "PUT", "HEAD", "GET", "DELETE" };
+	static const char *const methods[] = {
+		"PUT", "PUT", "HEAD", "GET", "DELETE", "POST", "PUT", "POST", "DELETE",
+	};
 	struct storage *st = r->st;
 	struct storage_xfer *x;
+	struct curl_slist *t;
 	int rc;
 
 	if ((x = calloc(1, sizeof *x)) == NULL) {
@@ -118,11 +121,26 @@ storage_xfer_start(struct storage_rec *r, enum storage_op op, char *key, const c
 	/* A server that stops answering is a failure, not a wait forever. */
 	curl_easy_setopt(x->h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(x->h, CURLOPT_LOW_SPEED_TIME, 30L);
-	if (op == STORAGE_PUT_SEGMENT || op == STORAGE_PUT_FINAL) {
+	if (op == STORAGE_PUT_SEGMENT || op == STORAGE_PUT_FINAL || op == STORAGE_MP_PART) {
 		curl_easy_setopt(x->h, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(x->h, CURLOPT_READFUNCTION, storage_read_cb);
 		curl_easy_setopt(x->h, CURLOPT_READDATA, x);
 		curl_easy_setopt(x->h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+	} else if (op == STORAGE_MP_CREATE || op == STORAGE_MP_COMPLETE) {
+		/*
+		 * The object takes the type of the request that starts it: the
+		 * one a single PUT gets, not libcurl's form type for a POST.
+		 */
+		if ((t = curl_slist_append(x->hdrs, op == STORAGE_MP_CREATE ?
+		    "Content-Type: binary/octet-stream" : "Content-Type: application/xml")) == NULL) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		x->hdrs = t;
+		curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->hdrs);
+		curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+		curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, op == STORAGE_MP_COMPLETE ?
+		    r->complete_xml : "");
 	}
 	if (curl_multi_add_handle(st->multi, x->h) != CURLM_OK) {
 		rc = -ENOMEM;
@@ -188,6 +206,31 @@ storage_xfer_done(struct storage_xfer *x, CURLcode cc)
 	}
 	if (x->op == STORAGE_DELETE_SEGMENT && cc == CURLE_OK && code == 404)
 		ok = true;	/* already gone */
+	if (x->op == STORAGE_MP_ABORT) {
+		/* Asked once: an upload left behind is invisible to readers. */
+		if (!ok) {
+			if (cc != CURLE_OK)
+				snprintf(why, sizeof why, "%s", curl_easy_strerror(cc));
+			else {
+				s3_error_text(x->body.data, x->body.len, text, sizeof text);
+				snprintf(why, sizeof why, "HTTP %ld%s%s", code, text[0] ? ": " : "",
+				    text);
+			}
+			log_warn("storage: cannot abort the multipart upload %s of %s: %s",
+			    r->abort_id, x->key, why);
+		}
+		free(r->abort_id);
+		r->abort_id = NULL;
+		goto out;
+	}
+	if (ok && x->op == STORAGE_MP_COMPLETE &&
+	    s3_complete_parse(x->body.data, x->body.len) < 0) {
+		/* S3 answers 200 with an <Error> when completing fails late: try again. */
+		s3_error_text(x->body.data, x->body.len, text, sizeof text);
+		storage_failed(r, x->op, x->key, text[0] ? text :
+		    "not a CompleteMultipartUpload answer");
+		goto out;
+	}
 	if (!ok) {
 		if (cc != CURLE_OK)
 			snprintf(why, sizeof why, "%s", x->err[0] ? x->err : curl_easy_strerror(cc));
@@ -199,6 +242,16 @@ storage_xfer_done(struct storage_xfer *x, CURLcode cc)
 				log_warn("storage: cannot read the credentials again");
 		}
 		storage_failed(r, x->op, x->key, why);
+		if ((x->op == STORAGE_MP_PART || x->op == STORAGE_MP_COMPLETE) &&
+		    cc == CURLE_OK && code == 404) {
+			/* NoSuchUpload: aborted or expired; the next try starts anew. */
+			storage_mp_forget(r);
+		} else if (x->op == STORAGE_MP_COMPLETE && cc == CURLE_OK && code == 400) {
+			/* The parts do not make an object (InvalidPart...): abort, then start anew. */
+			r->abort_id = r->upload_id;
+			r->upload_id = NULL;
+			storage_mp_forget(r);
+		}
 		goto out;
 	}
 	switch (x->op) {
@@ -237,6 +290,60 @@ storage_xfer_done(struct storage_xfer *x, CURLcode cc)
 			goto out;
 		}
 		storage_succeeded(r, x->op, x->key);
+		break;
+	case STORAGE_MP_CREATE:
+		if (s3_create_parse(x->body.data ? x->body.data : "", x->body.len,
+		    &r->upload_id) < 0) {
+			storage_failed(r, x->op, x->key, "not a CreateMultipartUpload answer");
+			goto out;
+		}
+		r->nparts = (unsigned)((r->size + r->part_size - 1) / r->part_size);
+		if ((r->etags = calloc(r->nparts, sizeof *r->etags)) == NULL) {
+			storage_mp_forget(r);
+			storage_failed(r, x->op, x->key, "out of memory");
+			goto out;
+		}
+		storage_succeeded(r, x->op, x->key);
+		log_debug("storage: %s: upload %s in %u parts of %" PRIu64 " bytes", x->key,
+		    r->upload_id, r->nparts, r->part_size);
+		break;
+	case STORAGE_MP_PART:
+		{
+			struct curl_header *etag = NULL;
+			unsigned part = (unsigned)(x->off / r->part_size);
+
+			if (curl_easy_header(x->h, "ETag", 0, CURLH_HEADER, -1, &etag) != CURLHE_OK ||
+			    etag->value[0] == '\0') {
+				storage_failed(r, x->op, x->key, "no ETag in the UploadPart answer");
+				goto out;
+			}
+			if ((r->etags[part] = strdup(etag->value)) == NULL) {
+				storage_failed(r, x->op, x->key, "out of memory");
+				goto out;
+			}
+			storage_succeeded(r, x->op, x->key);
+			log_debug("storage: %s part %u of %u (%" PRIu64 " bytes)", x->key, part + 1,
+			    r->nparts, x->len);
+		}
+		break;
+	case STORAGE_MP_COMPLETE:
+		r->final_stored = true;
+		storage_succeeded(r, x->op, x->key);
+		{
+			struct audit_field f[] = {
+				AUDIT_STR("session", r->id),
+				AUDIT_STR("object", x->key),
+				AUDIT_STR("operation", storage_op_names[STORAGE_PUT_FINAL]),
+				AUDIT_NUM("bytes", r->size),
+				AUDIT_NUM("parts", r->nparts),
+			};
+			audit_event(st->audit, "storage_ok", f, sizeof f / sizeof f[0]);
+		}
+		log_info("storage: stored %s (%" PRIu64 " bytes in %u parts)", x->key, r->size,
+		    r->nparts);
+		storage_mp_forget(r);
+		break;
+	case STORAGE_MP_ABORT:
 		break;
 	case STORAGE_DELETE_SEGMENT:
 		for (i = 0; i < r->ndoomed; i++) {
@@ -399,7 +506,7 @@ storage_hash_after_cb(uv_work_t *w, int status)
 {
 	struct storage_rec *r = w->data;
 	struct storage *st = r->st;
-	char *key;
+	char *key, *query = NULL;
 	int rc;
 
 	st->works--;
@@ -415,12 +522,19 @@ storage_hash_after_cb(uv_work_t *w, int status)
 		free(key);
 		return;
 	}
-	if (key == NULL || (rc = storage_xfer_start(r, r->hash_op, key, NULL, r->hash_off,
+	/* A part names its upload and its number (from 1). */
+	if (r->hash_op == STORAGE_MP_PART && s3_upload_query(r->upload_id,
+	    (unsigned)(r->hash_off / r->part_size) + 1, &query) < 0) {
+		free(key);
+		key = NULL;
+	}
+	if (key == NULL || (rc = storage_xfer_start(r, r->hash_op, key, query, r->hash_off,
 	    r->hash_len, r->hash_hex)) < 0)
 		storage_failed(r, r->hash_op, NULL, "out of memory");
+	free(query);
 }
 
-/* Hash then upload [off, off + len) as a segment or as the final object. */
+/* Hash then upload [off, off + len) as a segment, the final object or one of its parts. */
 void
 storage_upload(struct storage_rec *r, enum storage_op op, uint64_t off, uint64_t len)
 {

@@ -1,10 +1,12 @@
 /*
  * libFuzzer harness for the object storage answers libs3 parses: any bytes
- * as a ListObjectsV2 page, an STS answer and an error body. A parse either
+ * as a ListObjectsV2 page, an STS answer, CreateMultipartUpload and
+ * CompleteMultipartUpload answers and an error body. A parse either
  * fails cleanly (nothing allocated) or gives keys that are strings within
  * the input's length; never a crash or a leak.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "s3.h"
@@ -17,7 +19,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *xml = (const char *)data;
 	struct s3_list l;
 	struct s3_creds c;
-	char buf[128];
+	char buf[128], *id;
 	size_t i;
 
 	if (s3_list_parse(xml, size, &l) == 0) {
@@ -35,6 +37,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		s3_creds_clear(&c);
 	} else if (c.access_key != NULL)
+		__builtin_trap();
+	if (s3_create_parse(xml, size, &id) == 0) {
+		/* One word that fits in a query. */
+		if (id == NULL || id[0] == '\0' || strlen(id) > size || strpbrk(id, " \t\r\n"))
+			__builtin_trap();
+		free(id);
+	} else if (id != NULL)
+		__builtin_trap();
+	if (s3_complete_parse(xml, size) == 0 &&
+	    memmem(xml, size, "<CompleteMultipartUploadResult", 30) == NULL)
 		__builtin_trap();
 	s3_error_text(xml, size, buf, sizeof buf);
 	if (strlen(buf) >= sizeof buf)

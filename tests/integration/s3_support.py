@@ -205,6 +205,9 @@ class SigV4Proxy:
         self.requests = []  # (method, path, verdict, headers)
         self.sts_token = None  # the web identity token STS accepts
         self.issued = []  # session tokens handed out
+        # Predicates of (method, path): the first request for which one answers gets an
+        # error instead of s3rver's answer: 500 InternalError for True, 400 InvalidPart for 400.
+        self.faults = []
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -224,6 +227,15 @@ class SigV4Proxy:
                     out = (f"<Error><Code>{why.split()[0]}</Code><Message>{why}</Message>"
                            "</Error>").encode()
                     return self._send(403, out, {"Content-Type": "application/xml"})
+                for f in list(proxy.faults):
+                    fault = f(self.command, self.path)
+                    if fault:
+                        proxy.faults.remove(f)
+                        code, err = (400, b"InvalidPart") if fault == 400 else \
+                            (500, b"InternalError")
+                        return self._send(code, b"<Error><Code>" + err + b"</Code><Message>"
+                                          b"injected</Message></Error>",
+                                          {"Content-Type": "application/xml"})
                 c = http.client.HTTPConnection("127.0.0.1", proxy.server.port, timeout=60)
                 hdrs = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 c.request(self.command, self.path, body=body or None, headers=hdrs)

@@ -29,6 +29,7 @@ test_config_ok(void)
 	assert(strcmp(c->s3.region, "eu-west-1") == 0 && strcmp(c->s3.prefix, "prod/") == 0);
 	assert(c->s3.credentials == CFG_S3_CREDS_ENV && c->s3.segment_seconds == 10);
 	assert(!c->s3.keep_local && !c->s3.path_style);
+	assert(c->s3.multipart_threshold == 5ull << 30 && c->s3.part_size == 64ull << 20);
 	config_unref(c);
 	free(errs);
 
@@ -45,6 +46,14 @@ test_config_ok(void)
 	assert(load(USERS "storage:\n  s3: {endpoint: https://minio.storage:9000, bucket: rec,"
 	    " path_style: true, credentials: web_identity, keep_local: true}\n", &c, &errs) == 0);
 	assert(c->s3.credentials == CFG_S3_CREDS_WEB_IDENTITY && c->s3.keep_local);
+	config_unref(c);
+	free(errs);
+
+	/* Multipart sizes in bytes or with a unit. */
+	assert(load(USERS "storage:\n  s3: {endpoint: https://h, bucket: rec,"
+	    " multipart_threshold: 6MiB, part_size: 5242880}\n", &c, &errs) == 0);
+	assert(*errs == '\0');
+	assert(c->s3.multipart_threshold == 6ull << 20 && c->s3.part_size == 5ull << 20);
 	config_unref(c);
 	free(errs);
 
@@ -89,6 +98,12 @@ test_config_errors(void)
 		    "storage.s3.segment_seconds must be from 1 to 3600" },
 		{ "  s3: {endpoint: https://h, bucket: b12, keep_local: yes}\n",
 		    "storage.s3.keep_local must be true or false" },
+		{ "  s3: {endpoint: https://h, bucket: b12, part_size: 4MiB}\n",
+		    "storage.s3.part_size must be from 5242880 to 5368709120 bytes" },
+		{ "  s3: {endpoint: https://h, bucket: b12, multipart_threshold: 6GiB}\n",
+		    "storage.s3.multipart_threshold must be from 5242880 to 5368709120 bytes" },
+		{ "  s3: {endpoint: https://h, bucket: b12, part_size: big}\n",
+		    "storage.s3.part_size must be a size" },
 		{ "  s3: {endpoint: https://h, bucket: b12, acl: private}\n",
 		    "unknown key \"acl\" in storage.s3" },
 		{ "  gcs: {}\n", "unknown key \"gcs\" in storage" },
@@ -202,6 +217,63 @@ test_xml(void)
 	assert(buf[0] == '\0');
 }
 
+/* Multipart uploads: the queries, the Create and Complete answers, the Complete body. */
+static void
+test_multipart(void)
+{
+	static const char created[] =
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+	    "<Bucket>b</Bucket><Key>p/x.rec</Key>"
+	    "<UploadId>VXBsb2FkIElE+ZW&amp;1</UploadId></InitiateMultipartUploadResult>";
+	static const char completed[] =
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+	    "<Location>http://h/b/p/x.rec</Location><Bucket>b</Bucket><Key>p/x.rec</Key>"
+	    "<ETag>\"3858f62230ac3c915f300c664312c11f-2\"</ETag>"
+	    "</CompleteMultipartUploadResult>";
+	static const char late[] =
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<Error><Code>InternalError</Code><Message>try again</Message></Error>";
+	char e1[] = "\"a1\"", e2[] = "\"b&<2>\"";
+	char *etags[] = { e1, e2 }, *none[] = { e1, NULL };
+	char *q, *id, *body, buf[128];
+	size_t len;
+
+	assert(s3_upload_query("VXBs+ZW&1", 3, &q) == 0);
+	assert(strcmp(q, "partNumber=3&uploadId=VXBs%2BZW%261") == 0);
+	free(q);
+	assert(s3_upload_query("abc", 0, &q) == 0 && strcmp(q, "uploadId=abc") == 0);
+	free(q);
+	assert(s3_upload_query("abc", S3_PARTS_MAX + 1, &q) == -EINVAL && q == NULL);
+
+	assert(s3_create_parse(created, strlen(created), &id) == 0);
+	assert(strcmp(id, "VXBsb2FkIElE+ZW&1") == 0);
+	free(id);
+	assert(s3_create_parse(late, strlen(late), &id) == -EBADMSG && id == NULL);
+	assert(s3_create_parse("<InitiateMultipartUploadResult><UploadId></UploadId>", 52, &id) ==
+	    -EBADMSG && id == NULL);
+	assert(s3_create_parse("<InitiateMultipartUploadResult><UploadId>a b</UploadId>", 55,
+	    &id) == -EBADMSG && id == NULL);
+	assert(s3_create_parse("<InitiateMultipartUploadResult>", 31, &id) == -EBADMSG);
+
+	assert(s3_complete_body(etags, 2, &body, &len) == 0 && len == strlen(body));
+	assert(strcmp(body, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/"
+	    "2006-03-01/\"><Part><PartNumber>1</PartNumber><ETag>\"a1\"</ETag></Part>"
+	    "<Part><PartNumber>2</PartNumber><ETag>\"b&amp;&lt;2&gt;\"</ETag></Part>"
+	    "</CompleteMultipartUpload>") == 0);
+	free(body);
+	assert(s3_complete_body(none, 2, &body, &len) == -EINVAL && body == NULL && len == 0);
+	assert(s3_complete_body(etags, 0, &body, &len) == -EINVAL);
+
+	assert(s3_complete_parse(completed, strlen(completed)) == 0);
+	/* 200 with an error inside: not stored. */
+	assert(s3_complete_parse(late, strlen(late)) == -EBADMSG);
+	assert(s3_complete_parse(NULL, 0) == -EBADMSG);
+	s3_error_text(late, strlen(late), buf, sizeof buf);
+	assert(strcmp(buf, "InternalError: try again") == 0);
+}
+
 /* Credentials from the environment and from files. */
 static void
 test_creds(void)
@@ -241,6 +313,7 @@ main(void)
 		{ "config_errors", test_config_errors },
 		{ "urls", test_urls },
 		{ "xml", test_xml },
+		{ "multipart", test_multipart },
 		{ "creds", test_creds },
 	};
 	int status;
