@@ -78,7 +78,7 @@ test_responses(void)
 				assert(0);
 			}
 			if (st > 0) {
-				assert(strcmp(r.body != NULL ? r.body : "", responses[i].body) == 0);
+				assert(strcmp(r.body.data != NULL ? r.body.data : "", responses[i].body) == 0);
 				assert(r.keep_alive == responses[i].keep_alive);
 				assert(len - used == responses[i].rest);
 			}
@@ -89,7 +89,7 @@ test_responses(void)
 	kube_http_resp_init(&r, false);
 	assert(kube_http_resp_feed(&r, "HTTP/1.1 200 OK\r\n\r\nall of it", 29) == 29);
 	assert(!kube_http_resp_done(&r));
-	assert(kube_http_resp_eof(&r) == 0 && strcmp(r.body, "all of it") == 0 && !r.keep_alive);
+	assert(kube_http_resp_eof(&r) == 0 && strcmp(r.body.data, "all of it") == 0 && !r.keep_alive);
 	kube_http_resp_clear(&r);
 	/* Cut short. */
 	kube_http_resp_init(&r, false);
@@ -115,13 +115,14 @@ test_responses(void)
 static void
 test_escape_and_key(void)
 {
-	char *b = NULL, key[25], acc[29], again[29];
-	size_t len = 0;
+	struct buf b = { 0 };
+	char key[25], acc[29], again[29];
 
-	assert(kube_http_escape(&b, &len, "sh") == 0);
-	assert(kube_http_escape(&b, &len, " -c 'a&b=c';~._/\n") == 0);
-	assert(strcmp(b, "sh%20-c%20%27a%26b%3Dc%27%3B~._%2F%0A") == 0 && len == strlen(b));
-	free(b);
+	assert(kube_http_escape(&b, "sh") == 0);
+	assert(kube_http_escape(&b, " -c 'a&b=c';~._/\n") == 0);
+	assert(strcmp(b.data, "sh%20-c%20%27a%26b%3Dc%27%3B~._%2F%0A") == 0 &&
+	    b.len == strlen(b.data));
+	buf_free(&b);
 	/* RFC 6455's example. */
 	kube_http_ws_accept("dGhlIHNhbXBsZSBub25jZQ==", acc);
 	assert(strcmp(acc, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == 0);
