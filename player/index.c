@@ -14,6 +14,7 @@
 
 #include <msgpack.h>
 
+#include "base.h"
 #include "index.h"
 
 /* A keyframe after this much output since the last (or 16 snapshots' worth). */
@@ -840,9 +841,8 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 	struct index_match *m = NULL, *p;
 	size_t off = 0, cap = 0, count = 0, used, so, eo;
 	uint64_t kind, from, to, when, len;
-	char *text = NULL;
+	struct buf text = { 0 };
 	const char *line;
-	size_t text_cap = 0;
 
 	*out = NULL;
 	*n = 0;
@@ -863,22 +863,16 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 			break;
 		off += used;
 		/* regexec wants a NUL-terminated string. */
-		if (len + 1 > text_cap) {
-			char *t = realloc(text, len + 1);
-
-			if (t == NULL) {
-				free(text);
-				free(m);
-				return -ENOMEM;
-			}
-			text = t;
-			text_cap = len + 1;
+		buf_reset(&text);
+		buf_add(&text, ix->log + off, (size_t)len);
+		if (text.oom) {
+			buf_free(&text);
+			free(m);
+			return -ENOMEM;
 		}
-		memcpy(text, ix->log + off, len);
-		text[len] = '\0';
 		line = (const char *)ix->log + off;
 		off += len;
-		if (!search_find(s, text, len, 0, &so, &eo))
+		if (!search_find(s, text.data, (size_t)len, 0, &so, &eo))
 			continue;
 		if (count == max) {
 			*more = true;
@@ -887,7 +881,7 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 		if (count == cap) {
 			cap = cap ? cap * 2 : 64;
 			if ((p = realloc(m, cap * sizeof *p)) == NULL) {
-				free(text);
+				buf_free(&text);
 				free(m);
 				return -ENOMEM;
 			}
@@ -908,7 +902,7 @@ index_search(const struct index *ix, const struct search *s, size_t max,
 		}
 		count++;
 	}
-	free(text);
+	buf_free(&text);
 	*out = m;
 	*n = count;
 	return 0;

@@ -210,11 +210,8 @@ kube_plugin_closed(uv_handle_t *h)
 	} else {
 		r = kube_plugin_take(cl, p);
 	}
-	free(p->obuf.data);
-	if (p->ebuf.data != NULL)
-		free(p->ebuf.data);
-	if (p->obuf.data != NULL)
-		p->obuf.data = NULL;
+	buf_free(&p->obuf);
+	buf_free(&p->ebuf);
 	free(p);
 	kube_client_wake(cl, r);
 }
@@ -237,9 +234,9 @@ kube_plugin_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 	if (n > 0) {
 		if ((uv_pipe_t *)s == &p->out)
-			kube_buf_add(&p->obuf, buf->base, (size_t)n, KUBE_PLUGIN_OUT_MAX);
+			kube_capture(&p->obuf, buf->base, (size_t)n, KUBE_PLUGIN_OUT_MAX);
 		else
-			kube_buf_add(&p->ebuf, buf->base, (size_t)n, KUBE_PLUGIN_ERR_MAX);
+			kube_capture(&p->ebuf, buf->base, (size_t)n, KUBE_PLUGIN_ERR_MAX);
 	} else if (n < 0) {
 		uv_read_stop(s);
 		if (!uv_is_closing((uv_handle_t *)s))

@@ -37,7 +37,7 @@ struct kube_plugin {
 	uv_process_t proc;
 	uv_pipe_t out, err;
 	uv_timer_t timer;
-	struct kube_buf obuf, ebuf;
+	struct buf obuf, ebuf;
 	unsigned handles;
 	bool exited, timed_out;
 	int64_t status;

@@ -322,56 +322,31 @@ kube_header_ok(const char *s)
 	return true;
 }
 
-/* Append formatted text to a growing buffer. */
-static int kube_append(char **buf, size_t *len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-kube_append(char **buf, size_t *len, const char *fmt, ...)
-{
-	va_list ap;
-	char *nb;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (nb = realloc(*buf, *len + (size_t)n + 1)) == NULL)
-		return -ENOMEM;
-	*buf = nb;
-	va_start(ap, fmt);
-	vsnprintf(nb + *len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	*len += (size_t)n;
-	return 0;
-}
-
 /* Build a request head. */
 int
 kube_client_request(struct kube_client *cl, const char *method, const char *path,
-    const struct kube_ident *id, const char *extra, char **buf, size_t *len)
+    const struct kube_ident *id, const char *extra, struct buf *out)
 {
 	const char *token = cl->cred_token != NULL ? cl->cred_token : cl->token;
-	int r = 0;
 
 	if ((id != NULL && id->user != NULL && !kube_header_ok(id->user)) ||
 	    (token != NULL && !kube_header_ok(token)))
 		return -EINVAL;
-	r |= kube_append(buf, len, "%s %s%s HTTP/1.1\r\nHost: %s\r\n"
+	buf_printf(out, "%s %s%s HTTP/1.1\r\nHost: %s\r\n"
 	    "User-Agent: podgate/" PODGATE_VERSION "\r\n", method, cl->kc.prefix, path,
 	    cl->hosthdr);
 	if (token != NULL)
-		r |= kube_append(buf, len, "Authorization: Bearer %s\r\n", token);
+		buf_printf(out, "Authorization: Bearer %s\r\n", token);
 	if (id != NULL && id->user != NULL) {
-		r |= kube_append(buf, len, "Impersonate-User: %s\r\n", id->user);
+		buf_printf(out, "Impersonate-User: %s\r\n", id->user);
 		for (char *const *g = id->groups; g != NULL && *g != NULL; g++) {
 			if (!kube_header_ok(*g))
 				return -EINVAL;
-			r |= kube_append(buf, len, "Impersonate-Group: %s\r\n", *g);
+			buf_printf(out, "Impersonate-Group: %s\r\n", *g);
 		}
 	}
 	if (extra != NULL)
-		r |= kube_append(buf, len, "%s", extra);
-	r |= kube_append(buf, len, "\r\n");
-	return r < 0 ? -ENOMEM : 0;
+		buf_str(out, extra);
+	buf_str(out, "\r\n");
+	return out->oom ? -ENOMEM : 0;
 }

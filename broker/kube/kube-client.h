@@ -77,10 +77,11 @@ bool kube_client_has_plugin(const struct kube_client *cl);
  * Append the request head for METHOD PATH (PATH begins with "/api", the
  * kubeconfig's prefix is added) with Host, User-Agent, Authorization,
  * Impersonate-* and the extra header lines (each ending in CRLF), and
- * the final CRLF. *buf grows. Returns 0 or -ENOMEM.
+ * the final CRLF to out. Returns 0, -EINVAL when a header value would
+ * break the head, or -ENOMEM.
  */
 int kube_client_request(struct kube_client *cl, const char *method, const char *path,
-    const struct kube_ident *id, const char *extra, char **buf, size_t *len);
+    const struct kube_ident *id, const char *extra, struct buf *out);
 
 /* ---- connections ---- */
 

@@ -764,8 +764,7 @@ kube_client_sync_get(struct kube_client *cl, uv_loop_t *loop, struct kube_conn *
 {
 	struct kube_sync s;
 	uv_timer_t timer;
-	char *req = NULL;
-	size_t len = 0;
+	struct buf req = { 0 };
 	int r, attempt;
 
 	*status = 0;
@@ -804,17 +803,15 @@ kube_client_sync_get(struct kube_client *cl, uv_loop_t *loop, struct kube_conn *
 				goto out;
 			}
 		}
-		free(req);
-		req = NULL;
-		len = 0;
+		buf_reset(&req);
 		if ((r = kube_client_request(cl, "GET", path, id, "Accept: application/json\r\n",
-		    &req, &len)) < 0) {
+		    &req)) < 0) {
 			snprintf(err, errlen, "cannot build the request");
 			goto out;
 		}
 		memset(&s, 0, sizeof s);
 		(*conn)->arg = &s;
-		if ((r = kube_conn_request(*conn, req, len, false)) < 0) {
+		if ((r = kube_conn_request(*conn, req.data, req.len, false)) < 0) {
 			snprintf(err, errlen, "cannot send the request");
 			goto out;
 		}
@@ -831,10 +828,9 @@ kube_client_sync_get(struct kube_client *cl, uv_loop_t *loop, struct kube_conn *
 		break;
 	}
 	*status = (*conn)->resp.status;
-	*body = (*conn)->resp.body;
-	*bodylen = (*conn)->resp.bodylen;
-	(*conn)->resp.body = NULL;	/* transferred */
-	(*conn)->resp.bodylen = 0;
+	*body = (*conn)->resp.body.data;
+	*bodylen = (*conn)->resp.body.len;
+	memset(&(*conn)->resp.body, 0, sizeof (*conn)->resp.body);	/* transferred */
 	r = 0;
 out:
 	if (r == -ETIMEDOUT)
@@ -844,7 +840,7 @@ out:
 		kube_conn_close(*conn);
 		*conn = NULL;
 	}
-	free(req);
+	buf_free(&req);
 	uv_close((uv_handle_t *)&timer, NULL);
 	uv_run(loop, UV_RUN_NOWAIT);
 	return r;

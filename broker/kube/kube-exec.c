@@ -116,7 +116,7 @@ kx_fail(const struct kx *k, const char *fmt, ...)
 
 /* The last non-empty line of b (in place), or "". */
 static const char *
-kx_last_line(struct kube_buf *b)
+kx_last_line(struct buf *b)
 {
 	char *end, *start;
 
@@ -149,7 +149,7 @@ kx_now_ms(void)
  * program).
  */
 static int
-kx_run(char **argv, unsigned timeout, struct kube_buf *out, struct kube_buf *err)
+kx_run(char **argv, unsigned timeout, struct buf *out, struct buf *err)
 {
 	struct pty_spawn_opts o;
 	struct pty_child c;
@@ -201,9 +201,9 @@ kx_run(char **argv, unsigned timeout, struct kube_buf *out, struct kube_buf *err
 				continue;
 			}
 			if (i == 0)
-				kube_buf_add(out, buf, (size_t)n, KX_OUT_MAX);
+				kube_capture(out, buf, (size_t)n, KX_OUT_MAX);
 			else
-				kube_buf_add(err, buf, (size_t)n, KX_ERR_MAX);
+				kube_capture(err, buf, (size_t)n, KX_ERR_MAX);
 		}
 	}
 	if (pf[0].fd >= 0)
@@ -240,9 +240,9 @@ kx_unreachable(const char *line)
 /* Run kubectl get and return its stdout; fail with one clear line otherwise. */
 static void
 kx_get(struct kx *k, const char *resource, const char *name, char *const *extra,
-    struct kube_buf *out)
+    struct buf *out)
 {
-	struct kube_buf err = { 0 };
+	struct buf err = { 0 };
 	char **argv = NULL;
 	const char *line;
 	int r;
@@ -256,8 +256,10 @@ kx_get(struct kx *k, const char *resource, const char *name, char *const *extra,
 		    k->timeout);
 	if (r < 0)
 		kx_fail(k, "cannot run %s: %s", k->e.kubectl, strerror(-r));
-	if (r == 0 && out->len > 0)
+	if (r == 0 && out->len > 0) {
+		buf_free(&err);
 		return;
+	}
 	line = kx_last_line(&err);
 	if (kx_unreachable(line))
 		kx_fail(k, "cannot reach the API server of cluster %s: %s", k->cluster, line);
@@ -270,7 +272,7 @@ kx_get(struct kx *k, const char *resource, const char *name, char *const *extra,
 static void
 kx_find_pod(struct kx *k, struct kube_pod *pod)
 {
-	struct kube_buf out = { 0 };
+	struct buf out = { 0 };
 	struct kube_pod *pods = NULL;
 	char *sel = NULL, *arg = NULL;
 	size_t n = 0, i;
@@ -279,7 +281,7 @@ kx_find_pod(struct kx *k, struct kube_pod *pod)
 		kx_get(k, "pod", k->e.pod, NULL, &out);
 		if (kube_pod_parse(out.data, out.len, pod) < 0)
 			kx_fail(k, "kubectl printed something that is not a pod");
-		free(out.data);
+		buf_free(&out);
 		return;
 	}
 	kx_get(k, k->deploy != NULL ? "deployment" : "statefulset",
@@ -287,8 +289,7 @@ kx_find_pod(struct kx *k, struct kube_pod *pod)
 	if (kube_selector_parse(out.data, out.len, &sel) < 0)
 		kx_fail(k, "the %s has no usable selector", k->deploy != NULL ? "deployment" :
 		    "statefulset");
-	free(out.data);
-	memset(&out, 0, sizeof out);
+	buf_free(&out);
 	if (asprintf(&arg, "--selector=%s", sel) < 0)
 		kx_fail(k, "out of memory");
 	{
@@ -310,7 +311,7 @@ kx_find_pod(struct kx *k, struct kube_pod *pod)
 	kube_pods_free(pods, n);
 	free(sel);
 	free(arg);
-	free(out.data);
+	buf_free(&out);
 }
 
 /* Check the pod's phase and container; settle which container to use. */

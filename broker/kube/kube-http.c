@@ -37,8 +37,8 @@ kube_http_resp_clear(struct kube_http_resp *r)
 	free(r->accept);
 	free(r->protocol);
 	free(r->content_type);
-	free(r->head);
-	free(r->body);
+	buf_free(&r->head);
+	buf_free(&r->body);
 	kube_http_resp_init(r, r->head_only);
 }
 
@@ -73,7 +73,7 @@ kube_http_set(char **dst, const char *v, size_t n)
 static int
 kube_http_parse_head(struct kube_http_resp *r)
 {
-	char *line = r->head, *next, *colon, *v, *end;
+	char *line = r->head.data, *next, *colon, *v, *end;
 	long status;
 	int minor, rc;
 
@@ -164,19 +164,12 @@ kube_http_parse_head(struct kube_http_resp *r)
 static int
 kube_http_body_add(struct kube_http_resp *r, const char *p, size_t n)
 {
-	char *nb;
-
 	if (n == 0)
 		return 0;
-	if (r->bodylen + n > KUBE_HTTP_BODY_MAX)
+	if (n > KUBE_HTTP_BODY_MAX - r->body.len)
 		return -EMSGSIZE;
-	if ((nb = realloc(r->body, r->bodylen + n + 1)) == NULL)
-		return -ENOMEM;
-	r->body = nb;
-	memcpy(r->body + r->bodylen, p, n);
-	r->bodylen += n;
-	r->body[r->bodylen] = '\0';
-	return 0;
+	buf_add(&r->body, p, n);
+	return r->body.oom ? -ENOMEM : 0;
 }
 
 /* Decide how the body is framed once the head is read. */
@@ -238,8 +231,8 @@ long
 kube_http_resp_feed(struct kube_http_resp *r, const void *buf, size_t n)
 {
 	const char *p = buf;
-	size_t i = 0, take;
-	char *nh, *end;
+	size_t i = 0, take, hlen;
+	char *h, *end;
 	int rc;
 
 	while (i < n && r->state != KUBE_HTTP_DONE) {
@@ -252,32 +245,29 @@ kube_http_resp_feed(struct kube_http_resp *r, const void *buf, size_t n)
 				if (p[i + take - 1] == '\n')
 					break;
 			}
-			if (r->headlen + take + 1 > KUBE_HTTP_HEAD_MAX)
+			if (r->head.len + take + 1 > KUBE_HTTP_HEAD_MAX)
 				return -EMSGSIZE;
-			if ((nh = realloc(r->head, r->headlen + take + 1)) == NULL)
+			buf_add(&r->head, p + i, take);
+			if (r->head.oom)
 				return -ENOMEM;
-			r->head = nh;
-			memcpy(r->head + r->headlen, p + i, take);
-			r->headlen += take;
-			r->head[r->headlen] = '\0';
 			i += take;
-			if (memchr(r->head, '\0', r->headlen) != NULL)
+			/* Only the bytes just added can hold a NUL. */
+			if (memchr(r->head.data + r->head.len - take, '\0', take) != NULL)
 				return -EPROTO;
-			if (r->headlen >= 4 && memcmp(r->head + r->headlen - 4, "\r\n\r\n", 4) == 0) {
-				end = r->head + r->headlen - 2;
+			h = r->head.data;
+			hlen = r->head.len;
+			if (hlen >= 4 && memcmp(h + hlen - 4, "\r\n\r\n", 4) == 0) {
+				end = h + hlen - 2;
 				*end = '\0';	/* keep the last header's CRLF */
 				if ((rc = kube_http_parse_head(r)) < 0)
 					return rc;
 				if (r->status == 100) {
 					/* An interim response: the real one follows. */
-					free(r->head);
-					r->head = NULL;
-					r->headlen = 0;
+					buf_reset(&r->head);
 					continue;
 				}
 				kube_http_after_head(r);
-			} else if (r->headlen >= 2 && r->head[r->headlen - 1] == '\n' &&
-			    r->head[r->headlen - 2] != '\r') {
+			} else if (hlen >= 2 && h[hlen - 1] == '\n' && h[hlen - 2] != '\r') {
 				return -EPROTO;	/* bare LF */
 			}
 			break;
@@ -372,31 +362,25 @@ kube_http_resp_done(const struct kube_http_resp *r)
 	return r->state == KUBE_HTTP_DONE;
 }
 
-/* Percent-encode s onto *buf. */
+/* Percent-encode s onto b. */
 int
-kube_http_escape(char **buf, size_t *len, const char *s)
+kube_http_escape(struct buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(s), k = *len;
-	char *nb;
 
-	if ((nb = realloc(*buf, *len + n * 3 + 1)) == NULL)
+	if (!buf_reserve(b, strlen(s) * 3))
 		return -ENOMEM;
-	*buf = nb;
 	for (; *s != '\0'; s++) {
 		unsigned char ch = (unsigned char)*s;
+		char pct[3] = { '%', hex[ch >> 4], hex[ch & 15] };
 
-		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
-			nb[k++] = (char)ch;
-		} else {
-			nb[k++] = '%';
-			nb[k++] = hex[ch >> 4];
-			nb[k++] = hex[ch & 15];
-		}
+		if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~')
+			buf_add(b, s, 1);
+		else
+			buf_add(b, pct, sizeof pct);
 	}
-	nb[k] = '\0';
-	*len = k;
-	return 0;
+	buf_add(b, "", 0);	/* data is a string even when s is empty */
+	return b->oom ? -ENOMEM : 0;
 }
 
 /* The accept value for key: base64(SHA-1(key + GUID)). */

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base.h"
+
 #define KUBE_HTTP_HEAD_MAX (64u * 1024)
 #define KUBE_HTTP_BODY_MAX (32u * 1024 * 1024)
 
@@ -40,14 +42,12 @@ struct kube_http_resp {
 	char *protocol;		/* Sec-WebSocket-Protocol, or NULL */
 	char *content_type;
 	/* internal */
-	char *head;		/* bytes of the head read so far */
-	size_t headlen;
+	struct buf head;	/* bytes of the head read so far */
 	char line[64];		/* a chunk size line */
 	size_t linelen;
 	uint64_t left;		/* bytes of the body or chunk still to come */
 	/* the body */
-	char *body;		/* NUL-terminated; NULL when empty */
-	size_t bodylen;
+	struct buf body;	/* NUL-terminated; data NULL when empty */
 };
 
 /* Prepare r for a response; head_only stops after the headers. */
@@ -74,10 +74,10 @@ int kube_http_resp_eof(struct kube_http_resp *r);
 bool kube_http_resp_done(const struct kube_http_resp *r);
 
 /*
- * Append s to *buf percent-encoded for a URL query (everything but
- * A-Z a-z 0-9 - . _ ~). *buf grows with realloc; returns 0 or -ENOMEM.
+ * Append s to b percent-encoded for a URL query (everything but
+ * A-Z a-z 0-9 - . _ ~); returns 0 or -ENOMEM.
  */
-int kube_http_escape(char **buf, size_t *len, const char *s);
+int kube_http_escape(struct buf *b, const char *s);
 
 /*
  * A fresh Sec-WebSocket-Key (base64 of 16 random bytes, 24 characters and

@@ -51,56 +51,18 @@ kp_write(const char *buf, size_t len)
 	}
 }
 
-/* A growing output buffer for one screen. */
-struct kp_out {
-	char *data;
-	size_t len, max;
-	bool oom;
-};
-
-/* Append formatted text. */
-static void kp_printf(struct kp_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-kp_printf(struct kp_out *o, const char *fmt, ...)
-{
-	va_list ap;
-	char *nd;
-	int n;
-
-	if (o->oom)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (o->len + (size_t)n + 1 > o->max) {
-		o->max = (o->len + (size_t)n + 1) * 2;
-		if ((nd = realloc(o->data, o->max)) == NULL) {
-			o->oom = true;
-			return;
-		}
-		o->data = nd;
-	}
-	va_start(ap, fmt);
-	vsnprintf(o->data + o->len, o->max - o->len, fmt, ap);
-	va_end(ap);
-	o->len += (size_t)n;
-}
-
 /* Append s in exactly w columns: cut with '~', or padded with blanks. */
 static void
-kp_cell(struct kp_out *o, const char *s, size_t w)
+kp_cell(struct buf *o, const char *s, size_t w)
 {
 	size_t len = strlen(s);
 
 	if (w == 0)
 		return;
 	if (len > w)
-		kp_printf(o, "%.*s~", (int)(w - 1), s);
+		buf_printf(o, "%.*s~", (int)(w - 1), s);
 	else
-		kp_printf(o, "%s%*s", s, (int)(w - len), "");
+		buf_printf(o, "%s%*s", s, (int)(w - len), "");
 }
 
 /* Put the terminal back as it was and leave the alternate screen. */
@@ -183,18 +145,18 @@ kp_note(struct kp *k, const char *fmt, ...)
 void
 kp_status(struct kp *k, const char *fmt, ...)
 {
-	struct kp_out o = { 0 };
+	struct buf o = { 0 };
 	char line[256];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
-	kp_printf(&o, "\033[H\033[2J");
+	buf_printf(&o, "\033[H\033[2J");
 	kp_cell(&o, line, k->cols > 1 ? k->cols - 1 : 1);
 	if (!o.oom)
 		kp_write(o.data, o.len);
-	free(o.data);
+	buf_free(&o);
 }
 
 /* ---- the screen ---- */
@@ -251,7 +213,7 @@ kp_age(time_t created, char *buf, size_t len)
 static void
 kp_draw(struct kp *k)
 {
-	struct kp_out o = { 0 };
+	struct buf o = { 0 };
 	size_t w = k->cols > 1 ? k->cols - 1 : 1;	/* never write the last column */
 	size_t rows = kp_list_rows(k), i, wns, wname, wcont, wage = 5, wst, rest;
 	char age[32], title[128];
@@ -268,55 +230,55 @@ kp_draw(struct kp *k)
 	if (k->top + rows > k->nshown)
 		k->top = k->nshown > rows ? k->nshown - rows : 0;
 
-	kp_printf(&o, "\033[H\033[1m");
+	buf_printf(&o, "\033[H\033[1m");
 	snprintf(title, sizeof title, "podgate: pick a target (%zu of %zu)", k->nshown, k->n);
 	kp_cell(&o, title, w);
-	kp_printf(&o, "\033[0m\033[K\r\n\033[1m  ");
+	buf_printf(&o, "\033[0m\033[K\r\n\033[1m  ");
 	kp_cell(&o, "NAMESPACE", wns);
-	kp_printf(&o, " ");
+	buf_printf(&o, " ");
 	kp_cell(&o, "NAME", wname);
-	kp_printf(&o, " ");
+	buf_printf(&o, " ");
 	kp_cell(&o, "CONTAINERS", wcont);
-	kp_printf(&o, " ");
+	buf_printf(&o, " ");
 	kp_cell(&o, "AGE", wage);
-	kp_printf(&o, " ");
+	buf_printf(&o, " ");
 	kp_cell(&o, "STATUS", wst);
-	kp_printf(&o, "\033[0m\033[K");
+	buf_printf(&o, "\033[0m\033[K");
 	for (i = 0; i < rows; i++) {
 		size_t idx = k->top + i;
 		const struct kp_entry *e;
 
-		kp_printf(&o, "\r\n");
+		buf_printf(&o, "\r\n");
 		if (idx >= k->nshown) {
 			if (idx == 0)
-				kp_printf(&o, "  %s", k->n == 0 ? "(no targets)" : "(nothing matches)");
-			kp_printf(&o, "\033[K");
+				buf_printf(&o, "  %s", k->n == 0 ? "(no targets)" : "(nothing matches)");
+			buf_printf(&o, "\033[K");
 			continue;
 		}
 		e = &k->v[k->shown[idx]];
 		if (idx == k->sel)
-			kp_printf(&o, "\033[7m> ");
+			buf_printf(&o, "\033[7m> ");
 		else
-			kp_printf(&o, "  ");
+			buf_printf(&o, "  ");
 		kp_age(e->created, age, sizeof age);
 		kp_cell(&o, e->where, wns);
-		kp_printf(&o, " ");
+		buf_printf(&o, " ");
 		kp_cell(&o, e->name, wname);
-		kp_printf(&o, " ");
+		buf_printf(&o, " ");
 		kp_cell(&o, e->containers, wcont);
-		kp_printf(&o, " ");
+		buf_printf(&o, " ");
 		kp_cell(&o, strcmp(e->target, "local") == 0 ? "" : age, wage);
-		kp_printf(&o, " ");
+		buf_printf(&o, " ");
 		kp_cell(&o, e->status, wst);
-		kp_printf(&o, "\033[0m\033[K");
+		buf_printf(&o, "\033[0m\033[K");
 	}
-	kp_printf(&o, "\r\n");
+	buf_printf(&o, "\r\n");
 	kp_cell(&o, k->msg[0] != '\0' ? k->msg :
 	    "Up/Down PgUp/PgDn move, type to filter, Enter picks, q or ^C quits", w);
-	kp_printf(&o, "\033[K\r\nfilter: %.*s\033[K", (int)(w > 9 ? w - 9 : 0), k->filter);
+	buf_printf(&o, "\033[K\r\nfilter: %.*s\033[K", (int)(w > 9 ? w - 9 : 0), k->filter);
 	if (!o.oom)
 		kp_write(o.data, o.len);
-	free(o.data);
+	buf_free(&o);
 }
 
 /*

@@ -80,7 +80,7 @@ kp_cancel_key(void)
  * another negative errno.
  */
 static int
-kp_run(char **argv, const char *home, unsigned timeout, struct kube_buf *out, struct kube_buf *err)
+kp_run(char **argv, const char *home, unsigned timeout, struct buf *out, struct buf *err)
 {
 	struct pty_spawn_opts o;
 	struct pty_child c;
@@ -151,7 +151,7 @@ kp_run(char **argv, const char *home, unsigned timeout, struct kube_buf *out, st
 				pf[i].fd = -1;
 				continue;
 			}
-			kube_buf_add(i == 0 ? out : err, buf, (size_t)n, i == 0 ? KP_OUT_MAX : KP_ERR_MAX);
+			kube_capture(i == 0 ? out : err, buf, (size_t)n, i == 0 ? KP_OUT_MAX : KP_ERR_MAX);
 		}
 	}
 	for (i = 0; i < 2; i++) {
@@ -168,7 +168,7 @@ kp_run(char **argv, const char *home, unsigned timeout, struct kube_buf *out, st
 
 /* The last non-empty line of b without kubectl's "Error from server (X): ". */
 static const char *
-kp_reason(struct kube_buf *b)
+kp_reason(struct buf *b)
 {
 	char *end, *start;
 	const char *p;
@@ -404,7 +404,7 @@ static void
 kp_list(struct kp *k, struct kp_group *g, const char *ns)
 {
 	static char *const all[] = { (char *)"--all-namespaces", NULL };
-	struct kube_buf out = { 0 }, err = { 0 };
+	struct buf out = { 0 }, err = { 0 };
 	struct kube_exec e = g->e;
 	struct kube_pod *pods = NULL;
 	char **argv = NULL;
@@ -443,8 +443,8 @@ kp_list(struct kp *k, struct kp_group *g, const char *ns)
 	else if (kp_add_pods(k, g, pods, n) < 0)
 		kp_note(k, "out of memory");
 	kube_pods_free(pods, n);
-	free(out.data);
-	free(err.data);
+	buf_free(&out);
+	buf_free(&err);
 }
 
 /* Order entries: local first, then by target name. */

@@ -624,23 +624,14 @@ kube_pod_has_container(const struct kube_pod *pod, const char *name)
 
 /* Append bytes to a capped buffer. */
 void
-kube_buf_add(struct kube_buf *b, const char *p, size_t n, size_t cap)
+kube_capture(struct buf *b, const char *p, size_t n, size_t cap)
 {
-	char *nd;
-
-	if (b->len + n > cap)
-		n = cap - b->len;
-	if (n == 0)
+	if (b->len >= cap)
 		return;
-	if (b->len + n + 1 > b->max) {
-		b->max = (b->len + n + 1) * 2;
-		if ((nd = realloc(b->data, b->max)) == NULL)
-			return;
-		b->data = nd;
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
+	if (n > cap - b->len)
+		n = cap - b->len;
+	if (n > 0)
+		buf_add(b, p, n);
 }
 
 void

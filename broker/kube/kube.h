@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "base.h"
 #include "policy/config.h"
 
 #define KUBE_LABEL_MAX 63
@@ -34,14 +35,12 @@ struct kube_target {
 	char canonical[2 * KUBE_NAME_MAX];
 };
 
-/* A growing byte buffer, always NUL-terminated (kubectl's captured output). */
-struct kube_buf {
-	char *data;
-	size_t len, max;
-};
-
-/* Append n bytes of p to b, keeping at most cap bytes; memory errors drop bytes. */
-void kube_buf_add(struct kube_buf *b, const char *p, size_t n, size_t cap);
+/*
+ * Append n bytes of p to b (a child's captured output), keeping at most
+ * cap bytes: what goes past the cap is dropped, as is everything once
+ * memory runs out (b->oom), so a chatty child cannot grow the broker.
+ */
+void kube_capture(struct buf *b, const char *p, size_t n, size_t cap);
 
 /* Whether s is a DNS-1123 label: 1..63 of [a-z0-9-], no '-' at either end. */
 bool kube_label_ok(const char *s);

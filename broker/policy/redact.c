@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "base.h"
 #include "policy/redact.h"
 #include "policy/redact-detect.h"
 
@@ -847,8 +848,7 @@ redact_string(const struct config *c, const void *s, size_t len, char **out, siz
 {
 	struct redact *r = NULL;
 	struct redact_chunk ch;
-	char *buf = NULL, *nb;
-	size_t n = 0;
+	struct buf b = { 0 };
 	int e;
 
 	*out = NULL;
@@ -858,28 +858,21 @@ redact_string(const struct config *c, const void *s, size_t len, char **out, siz
 		return e;
 	if ((e = redact_feed(r, 'o', 0, s, len)) < 0 || (e = redact_flush(r)) < 0)
 		goto out;
-	if ((buf = malloc(1)) == NULL) {
+	while ((e = redact_next(r, &ch)) == 1)
+		buf_add(&b, ch.data, ch.len);
+	if (e < 0)
+		goto out;
+	buf_add(&b, "", 0);	/* a string even when s is empty */
+	if (b.oom) {
 		e = -ENOMEM;
 		goto out;
 	}
-	while ((e = redact_next(r, &ch)) == 1) {
-		if ((nb = realloc(buf, n + ch.len + 1)) == NULL) {
-			e = -ENOMEM;
-			goto out;
-		}
-		buf = nb;
-		memcpy(buf + n, ch.data, ch.len);
-		n += ch.len;
-	}
-	if (e < 0)
-		goto out;
-	buf[n] = '\0';
-	*out = buf;
+	*out = b.data;
 	if (outlen != NULL)
-		*outlen = n;
-	buf = NULL;	/* transferred */
+		*outlen = b.len;
+	memset(&b, 0, sizeof b);	/* transferred */
 out:
-	free(buf);
+	buf_free(&b);
 	redact_free(r);
 	return e;
 }

@@ -116,16 +116,8 @@ kn_ws_frame_chunk(wslay_event_context_ptr ctx,
 		kn_obuf_add(&run->ob[run->tty ? 0 : 1], p, n);
 		break;
 	case 3:
-		if (run->statuslen + n <= KN_STATUS_MAX) {
-			char *ns = realloc(run->status, run->statuslen + n + 1);
-
-			if (ns != NULL) {
-				run->status = ns;
-				memcpy(ns + run->statuslen, p, n);
-				run->statuslen += n;
-				ns[run->statuslen] = '\0';
-			}
-		}
+		if (run->status.len + n <= KN_STATUS_MAX)
+			buf_add(&run->status, p, n);
 		break;
 	default:
 		break;
@@ -138,12 +130,12 @@ kn_ws_frame_end(wslay_event_context_ptr ctx, void *user)
 {
 	struct kn_run *run = user;
 
-	if (run->channel == 3 && run->statuslen > 0 && !run->status_seen) {
+	if (run->channel == 3 && run->status.len > 0 && !run->status_seen) {
 		char msg[600];
 		int code;
 
 		/* A status message is one frame in practice; parse once it ends. */
-		if (kube_json_exec_status(run->status, run->statuslen, &code, msg,
+		if (kube_json_exec_status(run->status.data, run->status.len, &code, msg,
 		    sizeof msg) < 0)
 			return;		/* not whole yet */
 		run->status_seen = true;
@@ -219,18 +211,17 @@ static void
 kn_send(struct kn_run *run, const char *path, const char *extra, enum kn_stage stage)
 {
 	struct kube_ident id = { run->as_user, run->as_groups };
-	char *req = NULL;
-	size_t len = 0;
+	struct buf req = { 0 };
 	int r;
 
-	if ((r = kube_client_request(run->cl, "GET", path, &id, extra, &req, &len)) < 0 ||
-	    (r = kube_conn_request(run->conn, req, len, false)) < 0) {
-		free(req);
+	if ((r = kube_client_request(run->cl, "GET", path, &id, extra, &req)) < 0 ||
+	    (r = kube_conn_request(run->conn, req.data, req.len, false)) < 0) {
+		buf_free(&req);
 		kn_fail(run, "cannot send a request to cluster %s: %s", run->cluster,
 		    strerror(-r));
 		return;
 	}
-	free(req);
+	buf_free(&req);
 	run->stage = stage;
 }
 
@@ -238,44 +229,32 @@ kn_send(struct kn_run *run, const char *path, const char *extra, enum kn_stage s
 static void
 kn_send_exec(struct kn_run *run)
 {
-	char *path = NULL, key[25], extra[300];
-	size_t len = 0;
-	int r = 0;
+	struct buf path = { 0 };
+	char key[25], extra[300];
+	char **a;
 
 	if (kube_http_ws_key(key, run->accept) < 0) {
 		kn_fail(run, "cannot make a WebSocket key");
 		return;
 	}
 	/* The namespace, pod and container are checked DNS names: nothing to escape. */
-	if (asprintf(&path, "/api/v1/namespaces/%s/pods/%s/exec?container=%s&stdin=true&"
+	buf_printf(&path, "/api/v1/namespaces/%s/pods/%s/exec?container=%s&stdin=true&"
 	    "stdout=true&stderr=%s&tty=%s", run->ns, run->pod, run->use_container,
-	    run->tty ? "false" : "true", run->tty ? "true" : "false") < 0) {
-		path = NULL;
-		r = -ENOMEM;
+	    run->tty ? "false" : "true", run->tty ? "true" : "false");
+	for (a = run->argv; a != NULL && *a != NULL; a++) {
+		buf_str(&path, "&command=");
+		kube_http_escape(&path, *a);
 	}
-	len = path != NULL ? strlen(path) : 0;
-	for (char **a = run->argv; r == 0 && a != NULL && *a != NULL; a++) {
-		char *np = realloc(path, len + 10);
-
-		if (np == NULL) {
-			r = -ENOMEM;
-			break;
-		}
-		path = np;
-		memcpy(path + len, "&command=", 10);
-		len += 9;
-		r = kube_http_escape(&path, &len, *a);
-	}
-	if (r < 0 || path == NULL) {
-		free(path);
+	if (path.oom) {
+		buf_free(&path);
 		kn_fail(run, "out of memory");
 		return;
 	}
 	snprintf(extra, sizeof extra, "Connection: Upgrade\r\nUpgrade: websocket\r\n"
 	    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n"
 	    "Sec-WebSocket-Protocol: v5.channel.k8s.io, v4.channel.k8s.io\r\n", key);
-	kn_send(run, path, extra, KN_UPGRADE);
-	free(path);
+	kn_send(run, path.data, extra, KN_UPGRADE);
+	buf_free(&path);
 }
 
 /* The failure line for a refused request, from its Status body. */
@@ -289,7 +268,7 @@ kn_http_failure(struct kn_run *run, struct kube_http_resp *resp)
 		    "(401 Unauthorized)", run->cluster);
 		return;
 	}
-	if (kube_json_status_message(resp->body, resp->bodylen, msg, sizeof msg) == 0) {
+	if (kube_json_status_message(resp->body.data, resp->body.len, msg, sizeof msg) == 0) {
 		kn_fail(run, "%s", msg);
 		return;
 	}
@@ -347,8 +326,9 @@ static void
 kn_got(struct kn_run *run, struct kube_http_resp *resp)
 {
 	struct kube_pod pod, *pods = NULL;
-	char *sel = NULL, *path = NULL;
-	size_t n = 0, i, len = 0;
+	struct buf path = { 0 };
+	char *sel = NULL;
+	size_t n = 0, i;
 
 	if (resp->status != 200) {
 		kn_http_failure(run, resp);
@@ -356,7 +336,7 @@ kn_got(struct kn_run *run, struct kube_http_resp *resp)
 	}
 	switch (run->get) {
 	case KN_GET_POD:
-		if (kube_pod_parse(resp->body, resp->bodylen, &pod) < 0) {
+		if (kube_pod_parse(resp->body.data, resp->body.len, &pod) < 0) {
 			kn_fail(run, "the API server of cluster %s sent something that is not a pod",
 			    run->cluster);
 			return;
@@ -370,12 +350,12 @@ kn_got(struct kn_run *run, struct kube_http_resp *resp)
 		kube_pod_clear(&pod);
 		return;
 	case KN_GET_WORKLOAD:
-		if (kube_selector_parse(resp->body, resp->bodylen, &sel) < 0) {
+		if (kube_selector_parse(resp->body.data, resp->body.len, &sel) < 0) {
 			kn_fail(run, "the %s has no usable selector", run->kind == KUBE_DEPLOY ?
 			    "deployment" : "statefulset");
 			return;
 		}
-		if (kube_http_escape(&path, &len, sel) < 0) {
+		if (kube_http_escape(&path, sel) < 0) {
 			free(sel);
 			kn_fail(run, "out of memory");
 			return;
@@ -383,19 +363,19 @@ kn_got(struct kn_run *run, struct kube_http_resp *resp)
 		free(sel);
 		sel = NULL;
 		if (asprintf(&run->pods_path, "/api/v1/namespaces/%s/pods?labelSelector=%s",
-		    run->ns, path) < 0) {
+		    run->ns, path.data) < 0) {
 			run->pods_path = NULL;
-			free(path);
+			buf_free(&path);
 			kn_fail(run, "out of memory");
 			return;
 		}
-		free(path);
+		buf_free(&path);
 		run->get = KN_GET_PODS;
 		run->stage = KN_GET;
 		kn_step(run);
 		return;
 	case KN_GET_PODS:
-		if (kube_pods_parse(resp->body, resp->bodylen, &pods, &n) < 0) {
+		if (kube_pods_parse(resp->body.data, resp->body.len, &pods, &n) < 0) {
 			kn_fail(run, "the API server of cluster %s sent something that is not a "
 			    "pod list", run->cluster);
 			return;

@@ -90,8 +90,7 @@ struct kn_run {
 	uint8_t frame_op;
 	bool msg_first;
 	int channel;
-	char *status;
-	size_t statuslen;
+	struct buf status;		/* channel 3, up to KN_STATUS_MAX */
 	bool status_seen, stream_over;
 	uint64_t last_rx;
 	/* the end */

@@ -62,7 +62,7 @@ kn_maybe_free(struct kn_run *run)
 	free(run->audit_log);
 	free(run->ob[0].buf);
 	free(run->ob[1].buf);
-	free(run->status);
+	buf_free(&run->status);
 	free(run->pods_path);
 	free(run);
 }

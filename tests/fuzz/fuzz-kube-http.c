@@ -57,12 +57,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	kube_http_resp_init(&b, false);
 	ra = feed(&a, data, size, step, &ua);
 	rb = feed(&b, data, size, 0, &ub);
-	if (a.bodylen > KUBE_HTTP_BODY_MAX || (a.body != NULL && a.body[a.bodylen] != '\0'))
+	if (a.body.len > KUBE_HTTP_BODY_MAX || (a.body.data != NULL && a.body.data[a.body.len] != '\0'))
 		__builtin_trap();
 	if (ra >= 0 && rb >= 0) {
 		/* Pieces or not, the same response. */
-		if (ra != rb || ua != ub || a.bodylen != b.bodylen ||
-		    (a.bodylen > 0 && memcmp(a.body, b.body, a.bodylen) != 0) ||
+		if (ra != rb || ua != ub || a.body.len != b.body.len ||
+		    (a.body.len > 0 && memcmp(a.body.data, b.body.data, a.body.len) != 0) ||
 		    a.keep_alive != b.keep_alive)
 			__builtin_trap();
 	}

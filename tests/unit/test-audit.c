@@ -11,7 +11,7 @@
 #include "policy/config.h"
 #include "unit.h"
 
-static char tmpdir[] = "/tmp/podgate-test-audit-XXXXXX";
+static char *tmpdir;		/* the scratch directory, made by main */
 
 /* A whole file as a new string. */
 #define slurp(path) unit_slurp(path, NULL)
@@ -242,27 +242,18 @@ test_secrets(void)
 int
 main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		{ "file", test_file },
 		{ "refused", test_refused },
 		{ "stdout", test_stdout },
 		{ "long", test_long },
 		{ "secrets", test_secrets },
 	};
-	char cmd[128];
-	size_t i;
+	int status;
 
-	assert(mkdtemp(tmpdir) != NULL);
-	for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-		printf("audit: %s\n", tests[i].name);
-		fflush(stdout);
-		tests[i].fn();
-	}
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	assert(system(cmd) == 0);
-	printf("audit: all passed\n");
-	return 0;
+	tmpdir = unit_tmpdir("audit");
+	status = unit_run("audit", tests, UNIT_COUNT(tests));
+	unit_rmtree(tmpdir);
+	free(tmpdir);
+	return status;
 }

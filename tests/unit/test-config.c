@@ -16,7 +16,7 @@
 /* printf 'listen: 127.0.0.1:2222\n' | sha256sum */
 #define SHA256_LISTEN "a3e8d98598cb07a9ec0ea6a28e10d32a31205c24307bf0ba32d1b128ccc5814f"
 
-static char tmpdir[] = "/tmp/podgate-test-config-XXXXXX";
+static char *tmpdir;		/* the scratch directory, made by main */
 
 /* Write text to tmpdir/name with mode; returns the path (caller frees). */
 #define write_file(name, text, mode) unit_write_file(tmpdir, name, text, mode)
@@ -912,10 +912,7 @@ test_aliases(void)
 int
 main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		{ "full", test_full },
 		{ "defaults", test_defaults },
 		{ "yaml_syntax", test_yaml_syntax },
@@ -938,20 +935,14 @@ main(void)
 		{ "refcount", test_refcount },
 		{ "aliases", test_aliases },
 	};
-	char cmd[128];
-	size_t i;
+	int status;
 
-	assert(mkdtemp(tmpdir) != NULL);
+	tmpdir = unit_tmpdir("config");
 	/* Relative paths in the tests (prod.kubeconfig) are found here. */
 	assert(chdir(tmpdir) == 0);
 	free(write_file("prod.kubeconfig", "", 0600));
-	for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-		printf("config: %s\n", tests[i].name);
-		fflush(stdout);
-		tests[i].fn();
-	}
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	assert(system(cmd) == 0);
-	printf("config: all passed\n");
-	return 0;
+	status = unit_run("config", tests, UNIT_COUNT(tests));
+	unit_rmtree(tmpdir);
+	free(tmpdir);
+	return status;
 }

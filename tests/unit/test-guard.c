@@ -725,10 +725,7 @@ test_limits(void)
 int
 main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		{ "config_full", test_config_full },
 		{ "config_defaults", test_config_defaults },
 		{ "config_sizes", test_config_sizes },
@@ -746,13 +743,6 @@ main(void)
 		{ "counts", test_counts },
 		{ "limits", test_limits },
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-		printf("guard: %s\n", tests[i].name);
-		fflush(stdout);
-		tests[i].fn();
-	}
-	printf("guard: all passed\n");
-	return 0;
+	return unit_run("guard", tests, UNIT_COUNT(tests));
 }

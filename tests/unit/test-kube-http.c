@@ -78,7 +78,7 @@ test_responses(void)
 				assert(0);
 			}
 			if (st > 0) {
-				assert(strcmp(r.body != NULL ? r.body : "", responses[i].body) == 0);
+				assert(strcmp(r.body.data != NULL ? r.body.data : "", responses[i].body) == 0);
 				assert(r.keep_alive == responses[i].keep_alive);
 				assert(len - used == responses[i].rest);
 			}
@@ -89,7 +89,7 @@ test_responses(void)
 	kube_http_resp_init(&r, false);
 	assert(kube_http_resp_feed(&r, "HTTP/1.1 200 OK\r\n\r\nall of it", 29) == 29);
 	assert(!kube_http_resp_done(&r));
-	assert(kube_http_resp_eof(&r) == 0 && strcmp(r.body, "all of it") == 0 && !r.keep_alive);
+	assert(kube_http_resp_eof(&r) == 0 && strcmp(r.body.data, "all of it") == 0 && !r.keep_alive);
 	kube_http_resp_clear(&r);
 	/* Cut short. */
 	kube_http_resp_init(&r, false);
@@ -112,16 +112,70 @@ test_responses(void)
 	kube_http_resp_clear(&r);
 }
 
+/* The head and the body stop at their limits; a NUL in the head is refused. */
+static void
+test_limits(void)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\n";
+	struct kube_http_resp r;
+	char line[1024], *body;
+	size_t fed, at;
+	long n;
+
+	/* Header lines up to 64 KiB of head, and not a byte more. */
+	memset(line, 'a', sizeof line);
+	memcpy(line, "X-Pad: ", 7);
+	line[sizeof line - 2] = '\r';
+	line[sizeof line - 1] = '\n';
+	kube_http_resp_init(&r, false);
+	assert(kube_http_resp_feed(&r, ok, sizeof ok - 1) == (long)(sizeof ok - 1));
+	for (fed = sizeof ok - 1; fed + sizeof line < KUBE_HTTP_HEAD_MAX; fed += sizeof line)
+		assert(kube_http_resp_feed(&r, line, sizeof line) == (long)sizeof line);
+	assert(kube_http_resp_feed(&r, line, sizeof line) == -EMSGSIZE);
+	kube_http_resp_clear(&r);
+
+	/* A NUL in a later line of the head. */
+	kube_http_resp_init(&r, false);
+	assert(kube_http_resp_feed(&r, ok, sizeof ok - 1) == (long)(sizeof ok - 1));
+	assert(kube_http_resp_feed(&r, "X-A: b\0c\r\n", 10) == -EPROTO);
+	kube_http_resp_clear(&r);
+
+	/* A body of exactly the limit is read whole; one byte more is refused. */
+	assert((body = malloc(KUBE_HTTP_BODY_MAX + 1)) != NULL);
+	memset(body, 'b', KUBE_HTTP_BODY_MAX + 1);
+	for (at = 0; at < 2; at++) {
+		char head[128];
+		int hl = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n",
+		    (size_t)KUBE_HTTP_BODY_MAX + at);
+
+		kube_http_resp_init(&r, false);
+		assert(kube_http_resp_feed(&r, head, (size_t)hl) == hl);
+		n = kube_http_resp_feed(&r, body, KUBE_HTTP_BODY_MAX + at);
+		if (at == 0) {
+			assert(n == (long)KUBE_HTTP_BODY_MAX && kube_http_resp_done(&r));
+			assert(r.body.len == KUBE_HTTP_BODY_MAX && r.body.data[r.body.len] == '\0');
+		} else {
+			assert(n == -EMSGSIZE);
+		}
+		kube_http_resp_clear(&r);
+	}
+	free(body);
+}
+
 static void
 test_escape_and_key(void)
 {
-	char *b = NULL, key[25], acc[29], again[29];
-	size_t len = 0;
+	struct buf b = { 0 };
+	char key[25], acc[29], again[29];
 
-	assert(kube_http_escape(&b, &len, "sh") == 0);
-	assert(kube_http_escape(&b, &len, " -c 'a&b=c';~._/\n") == 0);
-	assert(strcmp(b, "sh%20-c%20%27a%26b%3Dc%27%3B~._%2F%0A") == 0 && len == strlen(b));
-	free(b);
+	assert(kube_http_escape(&b, "sh") == 0);
+	assert(kube_http_escape(&b, " -c 'a&b=c';~._/\n") == 0);
+	assert(strcmp(b.data, "sh%20-c%20%27a%26b%3Dc%27%3B~._%2F%0A") == 0 &&
+	    b.len == strlen(b.data));
+	buf_free(&b);
+	/* Nothing to encode is still a string. */
+	assert(kube_http_escape(&b, "") == 0 && b.data != NULL && *b.data == '\0');
+	buf_free(&b);
 	/* RFC 6455's example. */
 	kube_http_ws_accept("dGhlIHNhbXBsZSBub25jZQ==", acc);
 	assert(strcmp(acc, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == 0);
@@ -331,6 +385,7 @@ main(void)
 {
 	static const struct unit_test tests[] = {
 		{ "responses", test_responses },
+		{ "limits", test_limits },
 		{ "escape_and_key", test_escape_and_key },
 		{ "json", test_json },
 		{ "kubeconfig", test_kubeconfig },

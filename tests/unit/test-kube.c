@@ -248,6 +248,30 @@ test_incluster(void)
 	unsetenv("KUBERNETES_SERVICE_PORT");
 }
 
+/* Captured output keeps at most its cap and stays a string. */
+static void
+test_capture(void)
+{
+	struct buf b = { 0 };
+	char big[300];
+
+	kube_capture(&b, "", 0, 8);
+	assert(b.len == 0);
+	kube_capture(&b, "hello", 5, 8);
+	assert(b.len == 5 && strcmp(b.data, "hello") == 0);
+	kube_capture(&b, " world", 6, 8);
+	assert(b.len == 8 && strcmp(b.data, "hello wo") == 0);
+	kube_capture(&b, "more", 4, 8);
+	assert(b.len == 8 && strcmp(b.data, "hello wo") == 0);
+	buf_free(&b);
+	/* Past the first allocation. */
+	memset(big, 'x', sizeof big);
+	kube_capture(&b, big, sizeof big, 1000);
+	kube_capture(&b, big, sizeof big, 1000);
+	assert(b.len == 2 * sizeof big && b.data[b.len] == '\0' && !b.oom);
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -258,6 +282,7 @@ main(void)
 		{ "names_refused", test_names_refused },
 		{ "argv", test_argv },
 		{ "json", test_json },
+		{ "capture", test_capture },
 	};
 	char *dir = unit_tmpdir("kube");
 	int status;

@@ -752,7 +752,7 @@ test_size_overhead(void)
 
 
 /* A scratch directory for keys. */
-static char keydir[] = "/tmp/test-rec-keys-XXXXXX";
+static char *keydir;		/* made by main */
 
 /* Generate (once per name) a signing key in the scratch directory. */
 static struct rec_key *
@@ -1069,10 +1069,7 @@ test_write_error(void)
 int
 main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		{ "header_roundtrip", test_header_roundtrip },
 		{ "json", test_json },
 		{ "uuid7", test_uuid7 },
@@ -1095,16 +1092,11 @@ main(void)
 		{ "key_files", test_key_files },
 		{ "redaction_spans", test_redaction_spans },
 	};
-	char cmd[64];
-	size_t i;
+	int status;
 
-	assert(mkdtemp(keydir) != NULL);
-	for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-		printf("%s\n", tests[i].name);
-		fflush(stdout);
-		tests[i].fn();
-	}
-	printf("all %zu rec tests passed\n", i);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", keydir);
-	return system(cmd);
+	keydir = unit_tmpdir("rec-keys");
+	status = unit_run("rec", tests, UNIT_COUNT(tests));
+	unit_rmtree(keydir);
+	free(keydir);
+	return status;
 }

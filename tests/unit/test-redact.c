@@ -704,10 +704,7 @@ test_string_proved(void)
 int
 main(void)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
+	static const struct unit_test tests[] = {
 		{ "kinds", test_kinds },
 		{ "split_everywhere", test_split_everywhere },
 		{ "slow_private_key", test_slow_private_key },
@@ -725,13 +722,6 @@ main(void)
 		{ "proofs", test_proofs },
 		{ "string_proved", test_string_proved },
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-		printf("redact: %s\n", tests[i].name);
-		fflush(stdout);
-		tests[i].fn();
-	}
-	printf("redact: all passed\n");
-	return 0;
+	return unit_run("redact", tests, UNIT_COUNT(tests));
 }
