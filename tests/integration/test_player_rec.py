@@ -1,5 +1,6 @@
 """podgate-player rec, cat and info, driven from outside like a user would."""
 import fcntl
+import glob
 import json
 import os
 import pty
@@ -329,10 +330,12 @@ def test_manuals_are_installed_and_cover_every_option_and_key():
         src = [s for s in installed if os.path.basename(s) == name][0]
         pages[name] = render_man(src)
         assert pages[name].startswith(name.rsplit(".", 1)[0].upper()), pages[name][:80]
-    # Every key of the configuration file, from the loader's tables.
-    config_c = open(os.path.join(ROOT, "broker/policy/config.c")).read()
-    keys = set(re.findall(r'\{ "([a-z_0-9]+)", config_parse_', config_c))
-    assert len(keys) > 60, keys
+    # Every key of the configuration file, from the loader's typed tables
+    # (rows CONFIG_FIELD("key", ...), CONFIG_INT(...), CONFIG_KUBE_PATH(...)).
+    config_c = "".join(open(p).read() for p in
+                       glob.glob(os.path.join(ROOT, "broker/policy/config*.c")))
+    keys = set(re.findall(r'\bCONFIG_[A-Z_]*(?:FIELD|INT|PATH)\("([a-z_0-9]+)"', config_c))
+    assert len(keys) > 70, keys
     missing = {k for k in keys if not re.search(rf"\b{k}\b", pages["podgate.yaml.5"])}
     assert not missing, f"podgate.yaml(5) does not describe {sorted(missing)}"
     # Every option of the broker.
