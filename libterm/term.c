@@ -5,6 +5,7 @@
  * bytes reach libvterm through scan.c.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,6 +225,13 @@ term_moverect_cb(VTermRect dest, VTermRect src, void *user)
 
 	t->damaged = true;
 	t->pushed = 0;
+	/*
+	 * A screen that shrinks moves rows of its old size, past the per-row
+	 * arrays term_resize() has sized for the new one and sets afresh
+	 * once libvterm is done.
+	 */
+	if (src.end_row > t->rows || dest.end_row > t->rows)
+		return 1;
 	if (dest.start_col != 0 || dest.end_col != t->cols || dest.start_row == src.start_row) {
 		term_damage_cb(dest, t);
 		term_sync_push(t);
@@ -492,6 +500,35 @@ term_flush_rows(struct term *t)
 		term_capture_row(t, r, false);
 }
 
+/*
+ * Put the cursor back on the screen after a resize. libvterm 0.1.4 moves
+ * it up with the rows a shrinking resize pushes off the top, to above the
+ * screen, where the next character written in insert mode makes it write
+ * through a NULL pointer; a terminal keeps it on the screen. Only then is
+ * libvterm given a cursor position, after ending a sequence the output
+ * left unfinished (which would otherwise swallow it).
+ */
+static void
+term_clamp_cursor(struct term *t)
+{
+	VTermPos pos;
+	char cup[48];
+	int n;
+
+	vterm_state_get_cursorpos(t->st, &pos);
+	if (pos.row >= 0 && pos.row < t->rows && pos.col >= 0 && pos.col < t->cols)
+		return;
+	pos.row = pos.row < 0 ? 0 : pos.row >= t->rows ? t->rows - 1 : pos.row;
+	pos.col = pos.col < 0 ? 0 : pos.col >= t->cols ? t->cols - 1 : pos.col;
+	n = snprintf(cup, sizeof cup, "%s\033[%d;%dH",
+	    t->sc == SCAN_STRING ? "\033\\" : t->sc != SCAN_GROUND ? "\030" : "",
+	    pos.row + 1, pos.col + 1);
+	t->sc = SCAN_GROUND;
+	t->quiet = true;
+	vterm_input_write(t->vt, cup, (size_t)n);
+	t->quiet = false;
+}
+
 /* Resize the emulator. */
 void
 term_resize(struct term *t, int cols, int rows)
@@ -509,6 +546,7 @@ term_resize(struct term *t, int cols, int rows)
 	t->rows = rows;
 	t->cols = cols;
 	vterm_set_size(t->vt, rows, cols);
+	term_clamp_cursor(t);
 	t->pushed = 0;
 	t->top = t->bottom = 0;
 	t->damaged = true;

@@ -540,6 +540,75 @@ test_row_text(void)
 	term_free(t);
 }
 
+/*
+ * A resize that pushes rows above the cursor off the top leaves the
+ * cursor on the screen (libvterm 0.1.4 moves it above, and then crashes
+ * on a character written in insert mode), also when the output stopped
+ * in the middle of a sequence.
+ */
+static void
+test_resize_cursor(void)
+{
+	static const char *const cuts[] = { "", "\x1b[", "\x1b]0;title", "\x1b" };
+	const char *fill = "ceulpemefalsece\x1b[H\x1b[4h";
+	struct term *t;
+	char buf[64];
+	int row, col;
+	bool vis;
+	size_t i;
+
+	for (i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+		assert(term_new(&t, 2, 9) == 0);
+		term_write(t, fill, strlen(fill));
+		term_write(t, cuts[i], strlen(cuts[i]));
+		term_resize(t, 16, 7);
+		term_cursor(t, &row, &col, &vis);
+		assert(row == 0 && col == 0);
+		term_resize(t, 16, 3);
+		term_cursor(t, &row, &col, &vis);
+		assert(row == 0 && col == 0);
+		term_write(t, "xyz", 3);
+		term_cursor(t, &row, &col, &vis);
+		assert(row == 0 && col == 3);
+		assert(term_row_text(t, 0, buf, sizeof buf, NULL) > 3 && strncmp(buf, "xyz", 3) == 0);
+		term_free(t);
+	}
+}
+
+/*
+ * A screen that shrinks with the cursor at the bottom (a shell's prompt)
+ * scrolls its rows up; the lines reported stay those of the output.
+ */
+static void
+test_resize_shrink(void)
+{
+	static const char *const want[] = { "$ ls", "a b c", "$", "$ pwd", "/", "$" };
+	const char *out = "$ ls\r\na b c\r\n\x1b[8;1H$ ";
+	struct lines l = { .n = 0 };
+	struct term *t;
+	char buf[64];
+	int row, col;
+	bool vis;
+	size_t i;
+
+	assert(term_new(&t, 20, 8) == 0);
+	term_set_line_fn(t, lines_collect, &l);
+	term_write(t, out, strlen(out));
+	term_resize(t, 20, 5);
+	term_cursor(t, &row, &col, &vis);
+	assert(row == 4 && col == 2);
+	assert(term_row_text(t, 4, buf, sizeof buf, NULL) == 1 && strcmp(buf, "$") == 0);
+	term_write(t, "pwd\r\n/\r\n$ ", 11);
+	term_resize(t, 10, 2);
+	term_resize(t, 30, 9);
+	term_finish(t);
+	term_free(t);
+	/* A resize completes the rows it finds, the prompt too. */
+	for (i = 0; i < sizeof want / sizeof want[0]; i++)
+		assert(i < (size_t)l.n && strcmp(l.text[i], want[i]) == 0);
+	assert(l.n == (int)i);
+}
+
 int
 main(void)
 {
@@ -549,6 +618,8 @@ main(void)
 	test_render();
 	test_render_replay();
 	test_row_text();
+	test_resize_cursor();
+	test_resize_shrink();
 	printf("ok\n");
 	return 0;
 }
