@@ -145,22 +145,30 @@ term_row_text(const struct term *t, int row, char *buf, size_t cap, int *cols)
 	return term_cells_text(cells, n, buf, cap, cols);
 }
 
-/* SGR parameters for a colour. */
-static void
-term_sgr_color(struct term_buf *b, const VTermColor *c, bool fg)
+/*
+ * SGR parameters for a colour, each after a ';', into p (at least 24
+ * bytes); returns how many parameters.
+ */
+static int
+term_sgr_color(char *p, size_t cap, const VTermColor *c, bool fg)
 {
+	p[0] = '\0';
 	if (fg ? VTERM_COLOR_IS_DEFAULT_FG(c) : VTERM_COLOR_IS_DEFAULT_BG(c))
-		return;
+		return 0;
 	if (VTERM_COLOR_IS_INDEXED(c)) {
-		if (c->indexed.idx < 8)
-			term_buf_printf(b, ";%d", (fg ? 30 : 40) + c->indexed.idx);
-		else if (c->indexed.idx < 16)
-			term_buf_printf(b, ";%d", (fg ? 90 : 100) + c->indexed.idx - 8);
-		else
-			term_buf_printf(b, ";%d;5;%d", fg ? 38 : 48, c->indexed.idx);
-	} else
-		term_buf_printf(b, ";%d;2;%d;%d;%d", fg ? 38 : 48, c->rgb.red, c->rgb.green,
-		    c->rgb.blue);
+		if (c->indexed.idx < 8) {
+			snprintf(p, cap, ";%d", (fg ? 30 : 40) + c->indexed.idx);
+			return 1;
+		}
+		if (c->indexed.idx < 16) {
+			snprintf(p, cap, ";%d", (fg ? 90 : 100) + c->indexed.idx - 8);
+			return 1;
+		}
+		snprintf(p, cap, ";%d;5;%d", fg ? 38 : 48, c->indexed.idx);
+		return 3;
+	}
+	snprintf(p, cap, ";%d;2;%d;%d;%d", fg ? 38 : 48, c->rgb.red, c->rgb.green, c->rgb.blue);
+	return 5;
 }
 
 /* A pen: the attributes and colours of a cell. */
@@ -182,10 +190,19 @@ term_pen_differs(const struct term_pen *x, const struct term_pen *y)
 	    (x->bg.type & VTERM_COLOR_DEFAULT_MASK) != (y->bg.type & VTERM_COLOR_DEFAULT_MASK);
 }
 
-/* The SGR sequence that sets a pen from scratch. */
+/*
+ * The SGR sequence that sets a pen from scratch. A pen with every
+ * attribute and two RGB colours takes 19 parameters, more than libvterm
+ * 0.1.4 takes in one sequence (TERM_VT_MAX_SEPS): the colours then go in
+ * a second one.
+ */
 static void
 term_sgr(struct term_buf *b, const struct term_pen *p)
 {
+	char fg[24], bg[24];
+	size_t start = b->len, i;
+	int n = 1;
+
 	term_buf_add(b, "\033[0", 3);
 	if (p->a.bold)
 		term_buf_add(b, ";1", 2);
@@ -205,8 +222,17 @@ term_sgr(struct term_buf *b, const struct term_pen *p)
 		term_buf_add(b, ";9", 2);
 	if (p->a.font)
 		term_buf_printf(b, ";%d", 10 + p->a.font);
-	term_sgr_color(b, &p->fg, true);
-	term_sgr_color(b, &p->bg, false);
+	for (i = start; b->err == 0 && i < b->len; i++)
+		if (b->p[i] == ';' || b->p[i] == ':')
+			n++;
+	n += term_sgr_color(fg, sizeof fg, &p->fg, true);
+	n += term_sgr_color(bg, sizeof bg, &p->bg, false);
+	if (n > TERM_VT_MAX_SEPS + 1 && fg[0] != '\0') {
+		term_buf_printf(b, "m\033[%s%s", fg + 1, bg);
+	} else {
+		term_buf_add(b, fg, strlen(fg));
+		term_buf_add(b, bg, strlen(bg));
+	}
 	term_buf_add(b, "m", 1);
 }
 

@@ -34,6 +34,7 @@ enum scan_act {
 	SCAN_ACT_NONE,
 	SCAN_ACT_ENTER_ALT,	/* keep the main screen */
 	SCAN_ACT_FLUSH,		/* report the rows: the screen is about to go */
+	SCAN_ACT_CANCEL,	/* keep the sequence from libvterm */
 };
 
 /* The scanner saw a complete CSI sequence ending in final. */
@@ -43,6 +44,13 @@ term_scan_csi(struct term *t, char final)
 	enum scan_act act = SCAN_ACT_NONE;
 	int i;
 
+	/*
+	 * REP repeats the character printed last; before any, libvterm 0.1.4
+	 * loops for ever. Only ASCII is known to count (a combining character
+	 * does not), so a REP after none is cancelled.
+	 */
+	if (final == 'b' && t->sc_lead == 0 && t->sc_inter == 0 && !t->printed)
+		return SCAN_ACT_CANCEL;
 	if (t->sc_lead == '?' && t->sc_inter == 0 && (final == 'h' || final == 'l')) {
 		for (i = 0; i < t->sc_nparam; i++) {
 			switch (t->sc_param[i]) {
@@ -158,9 +166,13 @@ term_scan_utf8(struct term *t, const char *p, const char *end)
 static void
 term_scan_text(struct term *t, const char **from, const char *p, const char *end)
 {
-	const char *run = p;
+	const char *run = p, *q;
 	int lfs = 0;
 
+	/* Whether libvterm has printed a character yet (for REP). */
+	for (q = p; !t->printed && q < end; q++)
+		if (*q >= 0x20 && *q < 0x7f)
+			t->printed = true;
 	for (; p < end; p++) {
 		unsigned char c;
 
@@ -232,6 +244,9 @@ term_write_bytes(struct term *t, const void *buf, size_t len)
 			t->u8_unsure = true;	/* what libvterm makes of it is unclear */
 		switch (t->sc) {
 		case SCAN_ESC:
+			/* libvterm passes over DEL and bytes from 0x80 on here. */
+			if (c >= 0x7f)
+				break;
 			if (c < 0x20 && c != 0x18 && c != 0x1a && c != 0x1b) {
 				term_scan_c0(t, c);	/* done inside the sequence */
 				break;
@@ -242,6 +257,7 @@ term_write_bytes(struct term *t, const void *buf, size_t len)
 				t->sc_lead = 0;
 				t->sc_inter = 0;
 				t->sc_nparam = 0;
+				t->sc_seps = 0;
 				memset(t->sc_param, 0, sizeof t->sc_param);
 			} else if (c == '(') {
 				t->sc = SCAN_CHARSET;
@@ -262,6 +278,8 @@ term_write_bytes(struct term *t, const void *buf, size_t len)
 		case SCAN_CHARSET:
 		case SCAN_ESC_INTER:
 			/* An escape sequence ends with a byte from 0x30 to 0x7e. */
+			if (c >= 0x7f)
+				break;
 			if (c < 0x20 && c != 0x18 && c != 0x1a && c != 0x1b) {
 				term_scan_c0(t, c);
 			} else if (c >= 0x20 && c <= 0x2f) {
@@ -297,6 +315,25 @@ term_write_bytes(struct term *t, const void *buf, size_t len)
 				t->sc_str_esc = true;
 			break;
 		case SCAN_CSI:
+			/*
+			 * As libvterm parses it: leader bytes, parameters,
+			 * intermediates, the final byte. A byte out of that
+			 * order, or from 0x80 on, ends it unfinished.
+			 */
+			if ((c >= 0x30 && c <= 0x3f && t->sc_inter != 0) ||
+			    (c >= 0x3c && c <= 0x3f && t->sc_nparam > 0) || c >= 0x80) {
+				t->sc = SCAN_GROUND;
+				break;
+			}
+			/* Past TERM_VT_MAX_SEPS separators, parameters skip libvterm. */
+			if ((c == ';' || c == ':') && t->sc_seps <= TERM_VT_MAX_SEPS)
+				t->sc_seps++;
+			if (t->sc_seps > TERM_VT_MAX_SEPS && ((c >= '0' && c <= '9') || c == ';' ||
+			    c == ':')) {
+				if (p > from)
+					term_vt_write(t->vt, from, (size_t)(p - from));
+				from = p + 1;
+			}
 			if (c >= '0' && c <= '9') {
 				if (t->sc_nparam == 0)
 					t->sc_nparam = 1;
@@ -321,7 +358,10 @@ term_write_bytes(struct term *t, const void *buf, size_t len)
 					if (p > from)
 						term_vt_write(t->vt, from, (size_t)(p - from));
 					from = p;
-					if (act == SCAN_ACT_FLUSH)
+					if (act == SCAN_ACT_CANCEL) {
+						term_vt_write(t->vt, "\030", 1);	/* CAN */
+						from = p + 1;
+					} else if (act == SCAN_ACT_FLUSH)
 						term_flush_rows(t);
 					else if (!t->alt)
 						term_keep_main(t);

@@ -13,7 +13,13 @@
 
 #include "term.h"
 
+/* The largest side. */
 #define TERM_MAX_DIM 1000
+/*
+ * The fewest columns: libvterm 0.1.4 writes through a NULL pointer when a
+ * wide character is written on a screen of one column.
+ */
+#define TERM_MIN_COLS 2
 /*
  * Most bytes handed to libvterm at once: it decodes a write's text into an
  * array on the stack as long as the write, so one large output event given
@@ -21,6 +27,13 @@
  */
 #define TERM_VT_CHUNK (16u * 1024)
 #define SCAN_MAX_PARAMS 16
+/*
+ * Most parameter separators of a CSI sequence given to libvterm: 0.1.4
+ * writes past its array of 16 arguments on the 17th. Those after are kept
+ * from it, with their digits (the parameters are ignored, as xterm ignores
+ * those past its own limit).
+ */
+#define TERM_VT_MAX_SEPS 15
 
 enum scan_state { SCAN_GROUND, SCAN_ESC, SCAN_ESC_INTER, SCAN_CSI, SCAN_CHARSET, SCAN_STRING };
 
@@ -52,12 +65,14 @@ struct term {
 	bool g0_other;		/* G0 is not ASCII */
 	int gl;			/* the character set shifted in (SO, SI, LS2, LS3) */
 	bool u8_unsure;		/* libvterm may hold part of a UTF-8 character */
+	bool printed;		/* libvterm has printed an ASCII character */
 	enum scan_state sc;
 	char sc_lead;		/* CSI private marker, or 0 */
 	char sc_inter;		/* CSI intermediate byte, or 0 */
 	unsigned sc_param[SCAN_MAX_PARAMS];
 	int sc_nparam;
 	bool sc_str_esc;	/* an ESC inside a string */
+	unsigned sc_seps;	/* separators in the CSI sequence so far */
 	bool push_cb;		/* sb_pushline is set */
 	char u8[4];		/* an incomplete UTF-8 character at the end of a write */
 	size_t nu8;

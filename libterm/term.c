@@ -62,11 +62,11 @@ term_vt_write(VTerm *vt, const char *p, size_t len)
 	}
 }
 
-/* Clamp a dimension to what the player accepts. */
+/* Clamp a dimension to what the emulator accepts, at least min. */
 static int
-term_clamp(int n)
+term_clamp(int n, int min)
 {
-	return n < 1 ? 1 : n > TERM_MAX_DIM ? TERM_MAX_DIM : n;
+	return n < min ? min : n > TERM_MAX_DIM ? TERM_MAX_DIM : n;
 }
 /* FNV-1a hash of a row's text. */
 static uint64_t
@@ -336,7 +336,12 @@ term_pushline_cb(int cols, const VTermScreenCell *cells, void *user)
 	if (len > 0)
 		term_report(t, row, buf, len, n == t->cols &&
 		    term_cells_full(&cells[n - 1], n >= 2 ? &cells[n - 2] : NULL));
-	term_sync_push(t);
+	/*
+	 * No term_sync_push() here: libvterm 0.1.4 checks for sb_pushline
+	 * once and calls it for every row of a scroll by several, so taking
+	 * it away now makes it call NULL. The move that follows the rows
+	 * pushed sets the callbacks.
+	 */
 	return 1;
 }
 
@@ -401,6 +406,7 @@ term_open_vt(struct term *t, int cols, int rows)
 	term_scan_reset_modes(t);
 	term_scan_reset_charsets(t);
 	t->u8_unsure = false;
+	t->printed = false;
 	t->sc = SCAN_GROUND;
 	free(t->main_snap);
 	t->main_snap = NULL;
@@ -419,7 +425,7 @@ term_new(struct term **out, int cols, int rows)
 	*out = NULL;
 	if ((t = calloc(1, sizeof *t)) == NULL)
 		return -ENOMEM;
-	if ((r = term_open_vt(t, term_clamp(cols), term_clamp(rows))) < 0) {
+	if ((r = term_open_vt(t, term_clamp(cols, TERM_MIN_COLS), term_clamp(rows, 1))) < 0) {
 		term_free(t);
 		return r;
 	}
@@ -535,8 +541,8 @@ term_resize(struct term *t, int cols, int rows)
 {
 	int r;
 
-	cols = term_clamp(cols);
-	rows = term_clamp(rows);
+	cols = term_clamp(cols, TERM_MIN_COLS);
+	rows = term_clamp(rows, 1);
 	if (cols == t->cols && rows == t->rows)
 		return;
 	for (r = 0; r < t->rows; r++)
@@ -629,7 +635,7 @@ term_restore(struct term *t, int cols, int rows, const char *snap, size_t len)
 {
 	int r;
 
-	if ((r = term_open_vt(t, term_clamp(cols), term_clamp(rows))) < 0)
+	if ((r = term_open_vt(t, term_clamp(cols, TERM_MIN_COLS), term_clamp(rows, 1))) < 0)
 		return r;
 	t->quiet = true;
 	term_write_bytes(t, snap, len);	/* a snapshot is not output: no onlcr */

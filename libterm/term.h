@@ -36,7 +36,10 @@ typedef void term_line_fn(void *arg, const char *text, size_t len, uint64_t sinc
 
 struct term;
 
-/* A new emulator of cols x rows (clamped to 1..1000), UTF-8, blank. */
+/*
+ * A new emulator of cols x rows, UTF-8, blank. cols is clamped to 2..1000
+ * (libvterm cannot hold a wide character in one column), rows to 1..1000.
+ */
 int term_new(struct term **out, int cols, int rows);
 void term_free(struct term *t);
 
@@ -73,7 +76,7 @@ void term_set_onlcr(struct term *t, bool on);
 void term_set_fast(struct term *t, bool on);
 uint64_t term_fast_skipped(const struct term *t);
 
-/* Resize to cols x rows (clamped to 1..1000). */
+/* Resize to cols x rows (clamped as term_new does). */
 void term_resize(struct term *t, int cols, int rows);
 
 /* Report every changed row of the screen (the final screen) as lines. */

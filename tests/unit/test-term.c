@@ -75,6 +75,8 @@ test_snapshot(void)
 		"\x1b[2;4r\x1b[4;1H\nscrolled in alt\n",
 		"\x1b[?1049l back on main\r\n\x1b(0lqk\x1b(B",
 		("\x1b[?7l" "0123456789012345678901234567890123456789XYZ\r\n\x1b[4hins"),
+		/* A pen of more parameters than libvterm takes in one sequence. */
+		"\x1b[1;3;4:3;5;7;9;11m\x1b[38;2;1;2;3;48;2;4;5;6mfull pen",
 	};
 	const char *after = "\x1b[Hafter\r\nmore lines\r\n\x1b[?1049h\x1b[Halt again\x1b[?1049l"
 	    "\r\nend\x1b[3;3Hz";
@@ -479,6 +481,10 @@ test_render(void)
 	/* The alternate screen is what is drawn while it is shown. */
 	check_render(10, 2, "main\x1b[?1049h\x1b[Halt", 10, 2,
 	    "\x1b[0m\x1b[H\x1b[2J\x1b[1;1H\x1b[0malt\x1b[0m\x1b[1;4H\x1b[?25h");
+	/* A pen of 19 parameters is set in two sequences. */
+	check_render(10, 2, "\x1b[1;3;4:3;5;7;9;11m\x1b[38;2;1;2;3;48;2;4;5;6mX\x1b[0m", 10, 2,
+	    "\x1b[0m\x1b[H\x1b[2J\x1b[1;1H\x1b[0;1;3;4:3;5;7;9;11m\x1b[38;2;1;2;3;48;2;4;5;6mX"
+	    "\x1b[0m\x1b[1;2H\x1b[?25h");
 	/* A blank screen: reset, clear, pen, cursor. */
 	check_render(10, 2, "", 0, 0, "\x1b[0m\x1b[H\x1b[2J\x1b[0m\x1b[1;1H\x1b[?25h");
 }
@@ -609,6 +615,88 @@ test_resize_shrink(void)
 	assert(l.n == (int)i);
 }
 
+/*
+ * A CSI sequence of more parameters than libvterm 0.1.4 holds (it writes
+ * past its array) has those past the 16th ignored, whole or in pieces.
+ */
+static void
+test_long_csi(void)
+{
+	static const struct {
+		const char *out;
+		bool bold;
+	} outs[] = {
+		{ "\x1b[1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;1;31mX", true },
+		{ "\x1b[1::::::::::::::::::::::::::::::::::::::::::::::::::::::::::::31mX", true },
+		/* Missing parameters are 0s, which reset the bold. */
+		{ "\x1b[1;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;;31mX", false },
+	};
+	VTermScreenCell c;
+	struct term *t;
+	size_t i, k;
+
+	for (i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+		for (k = 0; k < 2; k++) {
+			assert(term_new(&t, 20, 3) == 0);
+			if (k == 0) {
+				term_write(t, outs[i].out, strlen(outs[i].out));
+			} else {
+				const char *p;
+
+				for (p = outs[i].out; *p != '\0'; p++)
+					term_write(t, p, 1);
+			}
+			term_cell(t, 0, 0, &c);
+			assert(c.chars[0] == 'X' && c.attrs.bold == outs[i].bold &&
+			    VTERM_COLOR_IS_DEFAULT_FG(&c.fg));
+			term_free(t);
+		}
+	}
+}
+
+/*
+ * REP before any character was printed is cancelled (libvterm 0.1.4 loops
+ * for ever on it); after one it repeats it.
+ */
+static void
+test_rep(void)
+{
+	const char *out = "\x1b[b\x1b[3b\xcc\x81\x1b[2b\x1b[1mx\x1b[3b\r\n-\x1b[b";
+	struct term *t;
+	char buf[64];
+
+	assert(term_new(&t, 20, 3) == 0);
+	term_write(t, out, strlen(out));
+	assert(term_row_text(t, 0, buf, sizeof buf, NULL) > 0);
+	assert(strstr(buf, "xxxx") != NULL && strstr(buf, "xxxxx") == NULL);
+	assert(term_row_text(t, 1, buf, sizeof buf, NULL) == 2 && strcmp(buf, "--") == 0);
+	term_free(t);
+}
+
+/*
+ * A scroll by several rows that pushes a changed top row off the screen
+ * reports it, and the rows after it (libvterm 0.1.4 calls sb_pushline
+ * for each without checking it is still set).
+ */
+static void
+test_scroll_lines(void)
+{
+	static const char *const want[] = { "a", "b", "c" };
+	const char *out = "a\r\n\x1b[Hb\x1b[4S\x1b[5;1Hc";
+	struct lines l = { .n = 0 };
+	struct term *t;
+	size_t i;
+
+	assert(term_new(&t, 10, 5) == 0);
+	term_set_line_fn(t, lines_collect, &l);
+	term_write(t, out, strlen(out));
+	term_finish(t);
+	term_free(t);
+	for (i = 0; i < sizeof want / sizeof want[0]; i++)
+		assert(i < (size_t)l.n && strcmp(l.text[i], want[i]) == 0);
+	assert(l.n == (int)i);
+}
+
 int
 main(void)
 {
@@ -620,6 +708,9 @@ main(void)
 	test_row_text();
 	test_resize_cursor();
 	test_resize_shrink();
+	test_long_csi();
+	test_rep();
+	test_scroll_lines();
 	printf("ok\n");
 	return 0;
 }
