@@ -507,31 +507,35 @@ term_flush_rows(struct term *t)
 }
 
 /*
- * Put the cursor back on the screen after a resize. libvterm 0.1.4 moves
- * it up with the rows a shrinking resize pushes off the top, to above the
+ * Leave libvterm, after a resize, in a state it can go on from. 0.1.4
+ * keeps the scroll region of the old size, and a region starting below
+ * the new last row makes it copy a negative size; it also moves the cursor
+ * up with the rows a shrinking resize pushes off the top, to above the
  * screen, where the next character written in insert mode makes it write
- * through a NULL pointer; a terminal keeps it on the screen. Only then is
- * libvterm given a cursor position, after ending a sequence the output
- * left unfinished (which would otherwise swallow it).
+ * through a NULL pointer. A terminal resets the region and keeps the
+ * cursor on the screen; so does this, when needed, by giving libvterm the
+ * sequences, after ending one the output left unfinished (which would
+ * otherwise swallow them).
  */
 static void
-term_clamp_cursor(struct term *t)
+term_settle(struct term *t)
 {
 	VTermPos pos;
-	char cup[48];
+	char seq[64];
+	bool region = t->top != 0 || t->bottom != 0;
 	int n;
 
 	vterm_state_get_cursorpos(t->st, &pos);
-	if (pos.row >= 0 && pos.row < t->rows && pos.col >= 0 && pos.col < t->cols)
+	if (!region && pos.row >= 0 && pos.row < t->rows && pos.col >= 0 && pos.col < t->cols)
 		return;
 	pos.row = pos.row < 0 ? 0 : pos.row >= t->rows ? t->rows - 1 : pos.row;
 	pos.col = pos.col < 0 ? 0 : pos.col >= t->cols ? t->cols - 1 : pos.col;
-	n = snprintf(cup, sizeof cup, "%s\033[%d;%dH",
+	n = snprintf(seq, sizeof seq, "%s%s\033[%d;%dH",
 	    t->sc == SCAN_STRING ? "\033\\" : t->sc != SCAN_GROUND ? "\030" : "",
-	    pos.row + 1, pos.col + 1);
+	    region ? "\033[r" : "", pos.row + 1, pos.col + 1);
 	t->sc = SCAN_GROUND;
 	t->quiet = true;
-	vterm_input_write(t->vt, cup, (size_t)n);
+	vterm_input_write(t->vt, seq, (size_t)n);
 	t->quiet = false;
 }
 
@@ -552,7 +556,7 @@ term_resize(struct term *t, int cols, int rows)
 	t->rows = rows;
 	t->cols = cols;
 	vterm_set_size(t->vt, rows, cols);
-	term_clamp_cursor(t);
+	term_settle(t);
 	t->pushed = 0;
 	t->top = t->bottom = 0;
 	t->damaged = true;

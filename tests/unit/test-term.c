@@ -582,6 +582,58 @@ test_resize_cursor(void)
 }
 
 /*
+ * A resize resets the scroll region, as a terminal does (libvterm 0.1.4
+ * keeps it, and a region below the new last row makes it copy a negative
+ * size), and keeps the cursor where it was.
+ */
+static void
+test_resize_region(void)
+{
+	const char *out = "\x1b[3r\x1b[2;4Hab";
+	const char *more = "L\r\n1\r\n2\r\n3\x1bM\x1bM\x1b[L\x1b[M";
+	struct term *t;
+	int row, col;
+	bool vis;
+
+	assert(term_new(&t, 28, 12) == 0);
+	term_write(t, out, strlen(out));
+	term_resize(t, 20, 2);
+	term_cursor(t, &row, &col, &vis);
+	assert(row == 1 && col == 5);
+	term_write(t, more, strlen(more));
+	term_resize(t, 30, 5);
+	term_write(t, "\x1b[2;9r\x1b[9;1H", 11);
+	term_resize(t, 30, 4);
+	term_write(t, more, strlen(more));
+	term_free(t);
+	/* Found by fuzzing: a region, a character libvterm holds part of. */
+	assert(term_new(&t, 28, 12) == 0);
+	term_write(t, "\x1b[3r\xf0\0L\xf0", 8);
+	term_resize(t, 1, 1);
+	term_write(t, "L", 1);
+	term_free(t);
+}
+
+/* A screen keeps two columns at least: libvterm cannot hold a wide character in one. */
+static void
+test_narrow(void)
+{
+	struct term *t;
+	char buf[16];
+	int cols, rows;
+
+	assert(term_new(&t, 1, 1) == 0);
+	term_size(t, &cols, &rows);
+	assert(cols == 2 && rows == 1);
+	term_write(t, "\xe4\xb8\xad", 3);
+	assert(term_row_text(t, 0, buf, sizeof buf, NULL) == 3);
+	term_resize(t, 0, 0);
+	term_size(t, &cols, &rows);
+	assert(cols == 2 && rows == 1);
+	term_free(t);
+}
+
+/*
  * A screen that shrinks with the cursor at the bottom (a shell's prompt)
  * scrolls its rows up; the lines reported stay those of the output.
  */
@@ -708,6 +760,8 @@ main(void)
 	test_row_text();
 	test_resize_cursor();
 	test_resize_shrink();
+	test_resize_region();
+	test_narrow();
 	test_long_csi();
 	test_rep();
 	test_scroll_lines();
