@@ -123,5 +123,7 @@ void term_buf_add(struct term_buf *b, const void *p, size_t n);
 void term_buf_printf(struct term_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 size_t term_cells_text(const VTermScreenCell *cells, int n, char *buf, size_t cap, int *cols);
+/* Encode code point c as UTF-8 into p (4 bytes); returns the length. */
+size_t term_utf8_encode(uint32_t c, char *p);
 
 #endif

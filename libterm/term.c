@@ -604,13 +604,6 @@ term_cursor(const struct term *t, int *row, int *col, bool *visible)
 	*visible = t->cursor_visible;
 }
 
-/* The libvterm object, for reading. */
-VTerm *
-term_vterm(const struct term *t)
-{
-	return t->vt;
-}
-
 /* One cell of the screen. */
 void
 term_cell(const struct term *t, int row, int col, VTermScreenCell *cell)

@@ -120,14 +120,4 @@ int term_restore(struct term *t, int cols, int rows, const char *snap, size_t le
  */
 int term_render(const struct term *t, int cols, int rows, char **out, size_t *len);
 
-/* Encode code point c as UTF-8 into p (4 bytes); returns the length. */
-size_t term_utf8_encode(uint32_t c, char *p);
-
-/*
- * The libvterm object behind t, for reading cells and state (not for
- * writing: feed through term_write). Valid until the next term_resize or
- * term_restore.
- */
-VTerm *term_vterm(const struct term *t);
-
 #endif
