@@ -625,3 +625,39 @@ def test_metrics_count_held_requests_and_admin_sessions_apart(broker, tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_watched_session_whose_terminal_shrinks(broker):
+    """A session's terminal shrinks with the cursor at the bottom (rows scroll
+    up), then with the cursor at the top and insert mode on (rows above it go):
+    the broker's screen follows and a watcher sees the output after it."""
+    b = live_broker(broker)
+    c = b.connect("alice")
+    w = b.connect("bob")
+    try:
+        chan = c.get_transport().open_session()
+        chan.get_pty(term="xterm", width=80, height=24)
+        cmd = ("seq 1 40; read x; printf '\\033[H\\033[4h'; read y; echo shrunk-$y; "
+               "read z")
+        chan.exec_command(f"local -- {cmd}")
+        buf = recv_until(chan, b"40\r\n")
+        s = wait_session(b, cmd)
+        chan.resize_pty(width=80, height=20)
+        chan.sendall(b"\n")
+        recv_until(chan, b"\x1b[4h", buf=buf)
+        chan.resize_pty(width=70, height=8)
+        chan.sendall(b"ok\n")
+        recv_until(chan, b"shrunk-ok", buf=buf)
+
+        wch = w.get_transport().open_session()
+        wch.get_pty(term="xterm", width=70, height=8)
+        wch.exec_command(f"watch {s['id']}")
+        recv_until(wch, b"shrunk-ok")
+        wch.sendall(b"q")
+        out, err = drain_channel(wch)
+        assert b"podgate: stopped watching" in out + err
+        chan.sendall(b"\n")
+        assert chan.recv_exit_status() == 0
+    finally:
+        w.close()
+        c.close()

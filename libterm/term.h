@@ -1,6 +1,7 @@
 /*
- * The player's terminal emulator: libvterm behind a small interface that
- * adds what libvterm lacks for a recording player.
+ * libterm: the terminal emulator and renderer the player and the broker's
+ * live screens share; libvterm behind a small interface that adds what
+ * libvterm lacks for a recording player and for a watcher who joins late.
  *
  * - Snapshots: libvterm cannot copy its state, so term_snapshot() writes
  *   the escape string that rebuilds the screen (cells, attributes, the main
@@ -11,6 +12,8 @@
  *   completed: when the cursor leaves it, when it scrolls (including off the
  *   top, through sb_pushline), and for the final screen in term_finish().
  *   A row is reported again only when its text changed.
+ * - Rendering: term_render() draws the screen on another terminal, clipped
+ *   to its size (a watcher's); it and term_snapshot() share one painter.
  *
  * Errors are negative errno values; out-parameters are cleared on entry.
  */
@@ -33,7 +36,10 @@ typedef void term_line_fn(void *arg, const char *text, size_t len, uint64_t sinc
 
 struct term;
 
-/* A new emulator of cols x rows (clamped to 1..1000), UTF-8, blank. */
+/*
+ * A new emulator of cols x rows, UTF-8, blank. cols is clamped to 2..1000
+ * (libvterm cannot hold a wide character in one column), rows to 1..1000.
+ */
 int term_new(struct term **out, int cols, int rows);
 void term_free(struct term *t);
 
@@ -55,7 +61,7 @@ void term_set_seq(struct term *t, uint64_t seq);
  * Feed output bytes. Long runs of plain text scrolling at the bottom of
  * the screen take a fast path that gives libvterm only their beginning and
  * their last screenful and reports the lines in between itself, exactly as
- * libvterm would have them reported (see term.c).
+ * libvterm would have them reported (see fast.c).
  */
 void term_write(struct term *t, const void *buf, size_t len);
 
@@ -70,7 +76,7 @@ void term_set_onlcr(struct term *t, bool on);
 void term_set_fast(struct term *t, bool on);
 uint64_t term_fast_skipped(const struct term *t);
 
-/* Resize to cols x rows (clamped to 1..1000). */
+/* Resize to cols x rows (clamped as term_new does). */
 void term_resize(struct term *t, int cols, int rows);
 
 /* Report every changed row of the screen (the final screen) as lines. */
@@ -103,14 +109,15 @@ int term_snapshot(struct term *t, char **out, size_t *len);
  */
 int term_restore(struct term *t, int cols, int rows, const char *snap, size_t len);
 
-/* Encode code point c as UTF-8 into p (4 bytes); returns the length. */
-size_t term_utf8_encode(uint32_t c, char *p);
-
 /*
- * The libvterm object behind t, for reading cells and state (not for
- * writing: feed through term_write). Valid until the next term_resize or
- * term_restore.
+ * The escape string that draws the screen shown now on a terminal of cols
+ * x rows (each at least 1): reset the pen, clear, each row's cells with
+ * their attributes (clipped to the top-left cols x rows; a wide character
+ * cut by the clip is left out), then the pen the emulator writes with, the
+ * cursor position (clamped to the clip) and its visibility. Modes such as
+ * the scroll region are not drawn: the terminal's own stay as they are.
+ * *out is a new string (the caller frees it) of *len bytes.
  */
-VTerm *term_vterm(const struct term *t);
+int term_render(const struct term *t, int cols, int rows, char **out, size_t *len);
 
 #endif
