@@ -222,13 +222,16 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 
 	live_time(live_now_ns(), when, sizeof when);
 	{
+		/* A deny's reason as the approver typed it: redacted and proved (reason_hmac). */
+		const char *given = reason != NULL ? live_rest(by->command, 1) : NULL;
 		struct audit_field f[] = {
 			AUDIT_STR("session", s->id),
 			AUDIT_STR("requester", s->host->user),
 			AUDIT_STR("target", s->target),
 			AUDIT_SECRET("command", s->command, s->config),
 			{ .key = "decided_at", .str = when },
-			AUDIT_STR("reason", reason),
+			given != NULL ? AUDIT_SECRET("reason", given, by->config) :
+			    AUDIT_STR("reason", reason),
 		};
 		/* The approver's own session field names the admin session: "decided" names the request. */
 		f[0].key = "request";

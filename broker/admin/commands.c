@@ -111,11 +111,14 @@ live_cmd_kill(struct session *s, struct live *l, char **argv, size_t argc,
 	snprintf(id, sizeof id, "%s", le->s->id);
 	snprintf(msg, sizeof msg, "podgate: session ended by %s: %.400s", s->host->user, reason);
 	{
+		/* The reason as the auditor typed it: redacted and proved (reason_hmac). */
+		const char *given = live_rest(s->command, 1);
 		struct audit_field f[] = {
 			AUDIT_STR("killed", le->s->id),
 			AUDIT_STR("killed_user", le->s->host->user),
 			AUDIT_STR("target", le->s->target),
-			AUDIT_STR("reason", reason),
+			given != NULL ? AUDIT_SECRET("reason", given, s->config) :
+			    AUDIT_STR("reason", reason),
 		};
 		live_audit(s, "session_killed", f, 4);
 	}

@@ -471,6 +471,33 @@ def test_kill_by_prefix_with_the_default_reason(broker, tmp_path):
             p.wait()
 
 
+def test_a_kill_reason_with_a_secret_is_redacted_and_proved(broker, tmp_path):
+    """The reason an auditor types is a user's text like any other: the audit
+    log holds it redacted, with reason_hmac proving what the marker hides."""
+    import hashlib
+    import hmac
+    b = live_broker(broker)
+    key = bytes.fromhex((b.workdir / "state" / "redaction_key").read_text().strip())
+    end = gate(tmp_path / "end")
+    cmd = f"cat {end} >/dev/null"
+    p = start_bg(b, "alice", "local", "--", cmd)
+    try:
+        s = wait_session(b, cmd)
+        reason = "INC-9 DB_PASSWORD=hunter2"
+        r = b.ssh("bob", "kill", s["id"], reason)
+        assert r.returncode == 0, r.stderr
+        rc, out, err = finish(p)
+        assert b"session ended by bob: INC-9 DB_PASSWORD=[REDACTED:password]" in err, err
+        ev = b.wait_audit("session_killed")[0]
+        assert ev["reason"] == "INC-9 DB_PASSWORD=[REDACTED:password]", ev
+        assert ev["reason_hmac"] == hmac.new(key, reason.encode(), hashlib.sha256).hexdigest()
+        assert b"hunter2" not in (b.workdir / "state" / "audit.jsonl").read_bytes()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 @pytest.mark.parametrize("cmd,usage", [
     (["sessions", "--bogus"], "usage: sessions [--json]"),
     (["kill"], "usage: kill ID [REASON]"),
