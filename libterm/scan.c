@@ -87,12 +87,17 @@ term_scan_csi(struct term *t, char final)
 			top = 1;
 		if (bot == 0 || bot > (unsigned)t->rows)
 			bot = (unsigned)t->rows;
-		if (top < bot) {
-			t->top = (int)top - 1;
-			t->bottom = (int)bot;
-			if (t->top == 0 && t->bottom == t->rows)
-				t->top = t->bottom = 0;
-		}
+		/*
+		 * A terminal ignores a region of fewer than two rows; libvterm
+		 * 0.1.4 takes it, and one that starts below the last row after a
+		 * resize makes it copy a negative size: keep it from libvterm.
+		 */
+		if (top >= bot)
+			return SCAN_ACT_CANCEL;
+		t->top = (int)top - 1;
+		t->bottom = (int)bot;
+		if (t->top == 0 && t->bottom == t->rows)
+			t->top = t->bottom = 0;
 	} else if (t->sc_lead == 0 && t->sc_inter == 0 && final == 'J' && t->sc_nparam > 0 &&
 	    (t->sc_param[0] == 2 || t->sc_param[0] == 3)) {
 		act = SCAN_ACT_FLUSH;

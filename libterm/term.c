@@ -522,17 +522,19 @@ term_settle(struct term *t)
 {
 	VTermPos pos;
 	char seq[64];
-	bool region = t->top != 0 || t->bottom != 0;
 	int n;
 
+	/*
+	 * The region is reset whether or not the scanner saw one set: the
+	 * reset costs nothing, and a region libvterm took that the scanner
+	 * did not follow must not outlive the size it was set for.
+	 */
 	vterm_state_get_cursorpos(t->st, &pos);
-	if (!region && pos.row >= 0 && pos.row < t->rows && pos.col >= 0 && pos.col < t->cols)
-		return;
 	pos.row = pos.row < 0 ? 0 : pos.row >= t->rows ? t->rows - 1 : pos.row;
 	pos.col = pos.col < 0 ? 0 : pos.col >= t->cols ? t->cols - 1 : pos.col;
 	n = snprintf(seq, sizeof seq, "%s%s\033[%d;%dH",
 	    t->sc == SCAN_STRING ? "\033\\" : t->sc != SCAN_GROUND ? "\030" : "",
-	    region ? "\033[r" : "", pos.row + 1, pos.col + 1);
+	    "\033[r", pos.row + 1, pos.col + 1);
 	t->sc = SCAN_GROUND;
 	t->quiet = true;
 	vterm_input_write(t->vt, seq, (size_t)n);

@@ -612,6 +612,18 @@ test_resize_region(void)
 	term_resize(t, 1, 1);
 	term_write(t, "L", 1);
 	term_free(t);
+	/*
+	 * Found by fuzzing: a one-row region at the last row (a terminal
+	 * ignores it; libvterm took it), then an OSC cut short, then a shrink.
+	 */
+	assert(term_new(&t, 3, 3) == 0);
+	term_write(t, "r\xf0\xf0\xf0\x1b]\x1b[3r", 10);
+	term_resize(t, 24, 1);
+	term_write(t, "\n", 1);
+	term_free(t);
+	assert(term_new(&t, 20, 5) == 0);
+	term_write(t, "\x1b[5;5r\x1b[5;1H\n\n\x1b[9;2r\n", 21);
+	term_free(t);
 }
 
 /* A screen keeps two columns at least: libvterm cannot hold a wide character in one. */
