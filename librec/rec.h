@@ -246,6 +246,14 @@ size_t rec_writer_pending(const struct rec_writer *w);
  */
 int rec_writer_close(struct rec_writer *w);
 
+/*
+ * Whether a writer in another process still holds the recording open on
+ * fd (a writer locks its file from rec_writer_open to its seal, and the
+ * kernel lets go when the writer dies): an unsealed recording that is
+ * being written is "open", not cut short by a crash.
+ */
+bool rec_being_written(int fd);
+
 /* Free the writer without sealing (what a crash leaves; for tests). */
 void rec_writer_abandon(struct rec_writer *w);
 

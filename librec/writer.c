@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -17,6 +18,7 @@
 
 struct rec_writer {
 	int fd;
+	bool locked;		/* holds the lock readers test (rec_being_written) */
 	int err;		/* sticky: the first write error */
 	char sid[37];
 	uint64_t prev;		/* monotonic time of the last event (pending included) */
@@ -168,6 +170,13 @@ rec_writer_open(struct rec_writer **out, int fd, const struct rec_header *h,
 	if ((w = calloc(1, sizeof *w)) == NULL)
 		return -ENOMEM;
 	w->fd = fd;
+	/*
+	 * Readers tell a recording still being written from one a crash cut
+	 * short by this lock (rec_being_written): held until the seal, and
+	 * let go by the kernel when the writer dies. Without flock the
+	 * recording is simply never shown as open.
+	 */
+	w->locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
 	w->key = opts != NULL ? opts->sign_key : NULL;
 	w->cp_ns = opts != NULL && opts->checkpoint_ns > 0 ? opts->checkpoint_ns : 1000000000u;
 	w->cp_bytes = opts != NULL && opts->checkpoint_bytes > 0 ? opts->checkpoint_bytes :
@@ -521,6 +530,15 @@ rec_writer_pending(const struct rec_writer *w)
 	return w->len + w->pend_len;
 }
 
+/* The recording is no longer being written: let readers see it so. */
+static void
+writer_unlock(struct rec_writer *w)
+{
+	if (w->locked)
+		(void)flock(w->fd, LOCK_UN);
+	w->locked = false;
+}
+
 /* Free the writer's memory. */
 static void
 writer_free(struct rec_writer *w)
@@ -544,6 +562,7 @@ rec_writer_close(struct rec_writer *w)
 		r = pack_mark(w, REC_SEAL, w->prev);
 	if (r == 0)
 		r = rec_writer_flush(w);
+	writer_unlock(w);
 	writer_free(w);
 	return r;
 }
@@ -552,6 +571,19 @@ rec_writer_close(struct rec_writer *w)
 void
 rec_writer_abandon(struct rec_writer *w)
 {
-	if (w != NULL)
+	if (w != NULL) {
+		writer_unlock(w);
 		writer_free(w);
+	}
+}
+
+/* Whether another process is writing the recording open on fd. */
+bool
+rec_being_written(int fd)
+{
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		(void)flock(fd, LOCK_UN);
+		return false;
+	}
+	return errno == EWOULDBLOCK;
 }

@@ -41,7 +41,7 @@ static const char info_codes[] = "oeirmxR";
 static void
 info_scan(struct player_file *f, struct info_stats *s, const struct trust *trust)
 {
-	struct trust_events te;
+	struct trust_events te = { 0 };
 	struct rec_event ev;
 	const char *c;
 
@@ -72,6 +72,7 @@ info_scan(struct player_file *f, struct info_stats *s, const struct trust *trust
 	te.read_rc = s->rc;
 	te.exited = s->exited;
 	te.exit_offset = s->exit_offset;
+	te.writing = rec_being_written(f->fd);
 	s->state = trust_state(&s->verify, s->verify_rc, &te);
 	s->exit_verified = trust_exit_verified(&s->verify, s->verify_rc, &te);
 }

@@ -265,7 +265,7 @@ ls_file(const char *path, bool named, void *arg)
 	struct ls_entry e, *p;
 	const struct rec_header *h;
 	struct rec_verify v;
-	struct trust_events te;
+	struct trust_events te = { 0 };
 	struct ls_end end;
 	int rc, vrc;
 
@@ -317,6 +317,7 @@ ls_file(const char *path, bool named, void *arg)
 		}
 	}
 	te.read_rc = rc;
+	te.writing = rec_being_written(f.fd);
 	if (!s->verify) {
 		memset(&v, 0, sizeof v);
 		v.verdict = REC_TRUNCATED;	/* a chain without a seal */
@@ -537,10 +538,11 @@ cmd_ls(int argc, char **argv)
 			break;
 		case 's':
 			if (strcmp(optarg, "complete") != 0 && strcmp(optarg, "incomplete") != 0 &&
+			    strcmp(optarg, "open") != 0 &&
 			    strcmp(optarg, "truncated") != 0 && strcmp(optarg, "corrupt") != 0 &&
 			    strcmp(optarg, "modified") != 0) {
-				player_warn("bad state '%s' (complete, incomplete, truncated, corrupt, "
-				    "modified)", optarg);
+				player_warn("bad state '%s' (complete, incomplete, open, truncated, "
+				    "corrupt, modified)", optarg);
 				free(keys);
 				return EXIT_USAGE;
 			}
@@ -605,7 +607,7 @@ cmd_ls(int argc, char **argv)
 			    "  --command GLOB  sessions whose command matches GLOB (\"\" for shells)\n"
 			    "  --client GLOB   sessions from a client address (ip:port) matching GLOB\n"
 			    "  --key-fp FP     sessions of the client key with fingerprint FP\n"
-			    "  --state S       complete, incomplete, truncated, corrupt or modified\n"
+			    "  --state S       complete, incomplete, open, truncated, corrupt or modified\n"
 			    "  --exit N        sessions that exited with status N (or signal, KILL)\n"
 			    "  --since WHEN    started at or after WHEN (2025-11-28, 2025-11-28T16:00Z, 2h)\n"
 			    "  --until WHEN    started at or before WHEN\n"

@@ -8,6 +8,7 @@
  * is downloaded.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -775,8 +776,8 @@ static void
 play_verdict(struct play *p, const char *file, const struct trust *trust)
 {
 	struct rec_verify verdict;
-	struct trust_events te;
-	int vrc;
+	struct trust_events te = { 0 };
+	int vrc, fd;
 
 	vrc = player_verify_path(file, &verdict);
 	p->integrity = trust_word(trust, &verdict, vrc);
@@ -784,6 +785,10 @@ play_verdict(struct play *p, const char *file, const struct trust *trust)
 	te.read_rc = p->ix->rc;
 	te.exited = p->ix->exited;
 	te.exit_offset = 0;
+	if (strncmp(file, "s3://", 5) != 0 && (fd = open(file, O_RDONLY | O_CLOEXEC)) >= 0) {
+		te.writing = rec_being_written(fd);
+		close(fd);
+	}
 	p->state = p->ix->live == NULL ? trust_state(&verdict, vrc, &te) :
 	    p->loading ? "loading" : "live";
 	if (strcmp(p->integrity, "MODIFIED") == 0) {

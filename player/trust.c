@@ -230,10 +230,10 @@ trust_state(const struct rec_verify *v, int verify_rc, const struct trust_events
 		if (v->verdict == REC_MODIFIED)
 			return "modified";
 		if (v->verdict == REC_TRUNCATED)
-			return "truncated";
+			return e->writing ? "open" : "truncated";
 	}
 	if (e->read_rc == -ENODATA)
-		return "truncated";
+		return e->writing ? "open" : "truncated";
 	if (e->read_rc < 0)
 		return "corrupt";
 	return e->exited ? "complete" : "incomplete";

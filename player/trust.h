@@ -50,13 +50,15 @@ struct trust_events {
 	int read_rc;		/* how reading ended: 0, -ENODATA, -EBADMSG, ... */
 	bool exited;		/* an exit event was read */
 	uint64_t exit_offset;	/* its offset */
+	bool writing;		/* a writer still holds it (rec_being_written) */
 };
 
 /*
  * The state of the session: "complete" (an exit status), "incomplete"
  * (none), "truncated", "corrupt", or "modified". With a verdict
  * (verify_rc 0) from a recording with a hash chain, a missing seal makes
- * it "truncated" whatever the events say, and a modification "modified".
+ * it "truncated" whatever the events say (or "open" while a writer still
+ * holds the file), and a modification "modified".
  */
 const char *trust_state(const struct rec_verify *v, int verify_rc, const struct trust_events *e);
 

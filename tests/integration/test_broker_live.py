@@ -498,6 +498,41 @@ def test_a_kill_reason_with_a_secret_is_redacted_and_proved(broker, tmp_path):
             p.wait()
 
 
+def test_a_recording_being_written_is_open_then_complete(broker, build, tmp_path):
+    """A recording without its seal reads as open while the broker still
+    writes it, never as truncated (the word for a crash); sealed, complete."""
+    b = live_broker(broker)
+    end = gate(tmp_path / "end")
+    cmd = f"echo started; cat {end} >/dev/null"
+    p = start_bg(b, "alice", "local", "--", cmd)
+    try:
+        s = wait_session(b, cmd)
+        path = b.recordings_dir / f"{s['id']}.rec"
+
+        def state():
+            r = subprocess.run([str(build.player), "info", "--json", str(path)],
+                               capture_output=True, timeout=30)
+            return json.loads(r.stdout)["state"]
+
+        def listed():
+            r = subprocess.run([str(build.player), "ls", "--json", "--state", "open",
+                                str(b.recordings_dir)], capture_output=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+            return [json.loads(x)["session"] for x in r.stdout.decode().splitlines() if x.strip()]
+
+        assert state() == "open"
+        assert s["id"] in listed()
+        release(end)
+        rc, out, err = finish(p)
+        assert rc == 0 and out == b"started\n", err
+        wait_until(lambda: state() == "complete", 20, "the sealed recording")
+        assert s["id"] not in listed()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 @pytest.mark.parametrize("cmd,usage", [
     (["sessions", "--bogus"], "usage: sessions [--json]"),
     (["kill"], "usage: kill ID [REASON]"),
