@@ -29,7 +29,6 @@ ONE_MODULE = {
     frozenset({"policy/config", "policy/config-parse"}),
     frozenset({"policy/redact", "policy/redact-detect"}),
     frozenset({"kube/kube-client", "kube/kube-client-int"}),
-    frozenset({"targets/kube-native", "targets/kube-native-run"}),
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
