@@ -18,6 +18,8 @@
 
 #include "base/log.h"
 #include "session/internal.h"
+#include "session/session-guard.h"
+#include "session/session.h"
 #include "targets/cgroup.h"
 
 /* The name of a signal without "SIG" ("KILL"), or "UNKNOWN". */

@@ -23,7 +23,9 @@
 
 #include "base/log.h"
 #include "session/internal.h"
+#include "session/session-guard.h"
 #include "session/session-pick.h"
+#include "session/session.h"
 #include "targets/cgroup.h"
 
 #define SESSION_READ_MAX (32u * 1024)

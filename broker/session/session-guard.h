@@ -18,24 +18,6 @@
 struct session;
 struct session_no;
 
-/* The guard's state of one session; zeroed with the session. */
-struct session_guard {
-	bool counted;			/* holds one of the user's server-wide session counts */
-	char *user;			/* the name counted (the conn may be gone at free) */
-	char *command;			/* the command, redacted (for header and audit), or NULL */
-	char command_hmac[65];		/* HMAC-SHA256 of the command when redaction changed it */
-	char *reason;			/* the reason given, redacted, or NULL */
-	char *reason_given;		/* the reason as given (the audit log proves it) */
-	const char **what;		/* the header's what pairs with the reason added */
-	bool limits_on;			/* the target started: limits count */
-	struct guard_limits_state limits;
-	struct guard_line reason_line;	/* the reason being typed */
-	struct guard_line in, out;	/* typed and printed lines, for watch patterns */
-	char prompt[256];		/* the target's current output line (passprompt) */
-	size_t promptlen;
-	bool pass_armed;		/* a passprompt matched: mask input up to Enter */
-};
-
 /*
  * Start steps (enum session_go). check: the rule's command and PTY
  * checks; a refused request still gets a short recording and a

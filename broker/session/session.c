@@ -19,7 +19,9 @@
 #include "policy/audit.h"
 #include "policy/policy.h"
 #include "session/internal.h"
+#include "session/session-guard.h"
 #include "session/session-pick.h"
+#include "session/session.h"
 #include "targets/cgroup.h"
 
 #define SESSION_RESIZE_MS 20		/* window changes are applied at most this often */

@@ -20,7 +20,9 @@
 #include "kube/kube.h"
 #include "policy/policy.h"
 #include "session/internal.h"
+#include "session/session-guard.h"
 #include "session/session-pick.h"
+#include "session/session.h"
 #include "targets/cgroup.h"
 
 #define SESSION_PROMPT "Select a target (number or name, empty to quit): "

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/queue.h"
 #include "policy/audit.h"
 #include "ssh/conn.h"
 #include "ssh/keys.h"
@@ -115,7 +116,7 @@ conn_penalty_cb(uv_timer_t *t)
 static void
 conn_penalize(struct conn *c)
 {
-	unsigned ms = c->server->config->auth_failure_delay_ms;
+	unsigned ms = (*c->server->config)->auth_failure_delay_ms;
 
 	if (ms == 0 || c->state == CONN_DEAD || c->released)
 		return;
@@ -142,12 +143,12 @@ conn_auth_failed(struct conn *c, const char *user, const char *fp, const char *r
 	};
 	char name[80];
 
-	audit_event_from(c->server->audit, c->client, "auth_failure", f, sizeof f / sizeof f[0]);
-	c->server->counters.auth_failures++;
+	audit_event_from(*c->server->audit, c->client, "auth_failure", f, sizeof f / sizeof f[0]);
+	c->server->counters->auth_failures++;
 	conn_clean(name, sizeof name, user);
 	log_info("%s: authentication failed for '%s': %s", c->client, name, reason);
 	c->auth_failures++;
-	if (c->auth_failures >= c->server->config->max_auth_tries)
+	if (c->auth_failures >= (*c->server->config)->max_auth_tries)
 		conn_kill(c, "too many authentication failures");
 	else if (delay)
 		conn_penalize(c);
@@ -177,7 +178,7 @@ conn_user_too_long(struct conn *c, const char *user)
 			AUDIT_STR("reason", reason),
 		};
 
-		audit_event_from(c->server->audit, c->client, "auth_failure", f,
+		audit_event_from(*c->server->audit, c->client, "auth_failure", f,
 		    sizeof f / sizeof f[0]);
 	}
 	conn_kill(c, reason);
@@ -190,7 +191,7 @@ conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pu
     char signature_state, void *userdata)
 {
 	struct conn *c = userdata;
-	const struct config *cfg = c->server->config;
+	const struct config *cfg = (*c->server->config);
 	const struct cfg_user *u = NULL;
 	const struct cfg_key *k = NULL;
 	char *fp = NULL;
@@ -226,13 +227,13 @@ conn_auth_pubkey_cb(ssh_session ssh, const char *user, struct ssh_key_struct *pu
 			conn_kill(c, "out of memory");
 			goto out;
 		}
-		c->config = config_ref(c->server->config);
+		c->config = config_ref((*c->server->config));
 		c->host.user = c->user;
 		c->host.key_fp = c->key_fp;
 		c->state = CONN_OPEN;
 		uv_timer_stop(&c->grace);
 		conn_unpark_next(c);
-		audit_event(c->server->audit, "auth_success", f, sizeof f / sizeof f[0] -
+		audit_event(*c->server->audit, "auth_success", f, sizeof f / sizeof f[0] -
 		    (c->peer ? 0 : 1));
 		log_info("%s: authenticated as %s with %s", c->client, u->name, fp);
 		r = SSH_AUTH_SUCCESS;
@@ -263,7 +264,7 @@ conn_channel_open_cb(ssh_session ssh, void *userdata)
 	struct conn *c = userdata;
 	struct session *s;
 
-	if (c->state != CONN_OPEN || c->server->stopping)
+	if (c->state != CONN_OPEN || *c->server->stopping)
 		return NULL;
 	if (c->nsessions >= CONN_SESSIONS_MAX) {
 		struct audit_field f[] = {
@@ -271,7 +272,7 @@ conn_channel_open_cb(ssh_session ssh, void *userdata)
 			AUDIT_STR("client", c->client),
 			AUDIT_STR("reason", "too many sessions on one connection"),
 		};
-		audit_event(c->server->audit, "refused", f, 3);
+		audit_event(*c->server->audit, "refused", f, 3);
 		c->refusals++;
 		return NULL;
 	}
@@ -306,10 +307,10 @@ conn_refused(struct conn *c, const char *reason)
 	};
 
 	if (c->user == NULL)
-		audit_event_from(c->server->audit, c->client, "refused", f, sizeof f / sizeof f[0]);
+		audit_event_from(*c->server->audit, c->client, "refused", f, sizeof f / sizeof f[0]);
 	else
-		audit_event(c->server->audit, "refused", f, sizeof f / sizeof f[0]);
-	c->server->counters.refused++;
+		audit_event(*c->server->audit, "refused", f, sizeof f / sizeof f[0]);
+	c->server->counters->refused++;
 	log_info("%s: refused: %s", c->client, reason);
 	c->refusals++;
 }
@@ -449,7 +450,7 @@ conn_grace_cb(uv_timer_t *t)
 			AUDIT_STR("reason", "login grace time exceeded"),
 		};
 
-		audit_event_from(c->server->audit, c->client, "auth_failure", f,
+		audit_event_from(*c->server->audit, c->client, "auth_failure", f,
 		    sizeof f / sizeof f[0]);
 		conn_kill(c, "login grace time exceeded");
 	}
@@ -458,7 +459,7 @@ conn_grace_cb(uv_timer_t *t)
 
 /* Start serving an accepted socket on bind. */
 static int
-conn_accept_on(struct server *srv, ssh_bind bind, bool peer, int fd, const char *client)
+conn_accept_on(struct conn_server *srv, ssh_bind bind, bool peer, int fd, const char *client)
 {
 	struct conn *c = NULL;
 	int r;
@@ -499,7 +500,7 @@ conn_accept_on(struct server *srv, ssh_bind bind, bool peer, int fd, const char 
 	}
 	ssh_set_blocking(c->ssh, 0);
 	ssh_set_auth_methods(c->ssh, SSH_AUTH_METHOD_PUBLICKEY);
-	c->host.broker = &srv->sessions;
+	c->host.broker = srv->sessions;
 	c->host.ops = &conn_host_ops;
 	c->host.ssh = c->ssh;
 	c->host.client = c->client;
@@ -511,7 +512,7 @@ conn_accept_on(struct server *srv, ssh_bind bind, bool peer, int fd, const char 
 	ssh_callbacks_init(&c->cb);
 	ssh_set_server_callbacks(c->ssh, &c->cb);
 	ssh_set_message_callback(c->ssh, conn_message_cb, c);
-	if ((r = uv_poll_init(&srv->loop, &c->poll, c->fd)) < 0) {
+	if ((r = uv_poll_init(srv->loop, &c->poll, c->fd)) < 0) {
 		log_error("%s: poll: %s", client, uv_strerror(r));
 		ssh_free(c->ssh);
 		close(c->fd);
@@ -520,9 +521,9 @@ conn_accept_on(struct server *srv, ssh_bind bind, bool peer, int fd, const char 
 		return r;
 	}
 	c->poll.data = c;
-	uv_timer_init(&srv->loop, &c->grace);
+	uv_timer_init(srv->loop, &c->grace);
 	c->grace.data = c;
-	uv_timer_init(&srv->loop, &c->penalty);
+	uv_timer_init(srv->loop, &c->penalty);
 	c->penalty.data = c;
 	c->handles = 3;
 	/*
@@ -531,10 +532,10 @@ conn_accept_on(struct server *srv, ssh_bind bind, bool peer, int fd, const char 
 	 * only so much key exchange work, and a burst of clients still gets in.
 	 */
 	c->parked = conn_unauthenticated_from(srv, client, NULL) >=
-	    srv->config->max_unauthenticated_per_address;
-	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
-	srv->nconns++;
-	uv_timer_start(&c->grace, conn_grace_cb, (uint64_t)srv->config->login_grace_time * 1000,
+	    (*srv->config)->max_unauthenticated_per_address;
+	TAILQ_INSERT_TAIL(srv->conns, c, entry);
+	(*srv->nconns)++;
+	uv_timer_start(&c->grace, conn_grace_cb, (uint64_t)(*srv->config)->login_grace_time * 1000,
 	    0);
 	log_debug("%s: connected%s", client, c->parked ? " (parked)" : "");
 	if (c->parked)
@@ -548,14 +549,14 @@ conn_accept_on(struct server *srv, ssh_bind bind, bool peer, int fd, const char 
 
 /* Start serving an accepted socket. */
 int
-conn_accept(struct server *srv, int fd, const char *client)
+conn_accept(struct conn_server *srv, int fd, const char *client)
 {
-	return conn_accept_on(srv, srv->bind, false, fd, client);
+	return conn_accept_on(srv, *srv->bind, false, fd, client);
 }
 
 /* Start serving a socket accepted on the peer listener. */
 int
-conn_accept_peer(struct server *srv, ssh_bind bind, int fd, const char *client)
+conn_accept_peer(struct conn_server *srv, ssh_bind bind, int fd, const char *client)
 {
 	return conn_accept_on(srv, bind, true, fd, client);
 }
@@ -580,12 +581,12 @@ conn_same_addr(const char *a, const char *b)
 
 /* Connections from the address of client in key exchange or authentication. */
 unsigned
-conn_unauthenticated_from(const struct server *srv, const char *client, unsigned *parked)
+conn_unauthenticated_from(const struct conn_server *srv, const char *client, unsigned *parked)
 {
 	const struct conn *c;
 	unsigned n = 0, np = 0;
 
-	TAILQ_FOREACH(c, &srv->conns, entry) {
+	TAILQ_FOREACH(c, srv->conns, entry) {
 		if ((c->state != CONN_KEX && c->state != CONN_AUTH) ||
 		    !conn_same_addr(c->client, client))
 			continue;
@@ -622,7 +623,7 @@ conn_unpark_next(struct conn *c)
 {
 	struct conn *p;
 
-	TAILQ_FOREACH(p, &c->server->conns, entry) {
+	TAILQ_FOREACH(p, c->server->conns, entry) {
 		if (p != c && p->parked && !uv_is_active((uv_handle_t *)&p->penalty) &&
 		    p->state == CONN_KEX && conn_same_addr(p->client, c->client)) {
 			uv_timer_start(&p->penalty, conn_unpark_cb, 0, 0);
@@ -663,7 +664,7 @@ conn_release(struct conn *c)
 			AUDIT_STR("reason", c->death != NULL ? c->death : "closed"),
 		};
 
-		audit_event(c->server->audit, "disconnect", f, sizeof f / sizeof f[0]);
+		audit_event(*c->server->audit, "disconnect", f, sizeof f / sizeof f[0]);
 	}
 	TAILQ_FOREACH_SAFE(s, &c->sessions, entry, tmp)
 		session_detach(s);
@@ -686,12 +687,12 @@ conn_release(struct conn *c)
 static void
 conn_free_if_done(struct conn *c)
 {
-	struct server *srv = c->server;
+	struct conn_server *srv = c->server;
 
 	if (!c->released || c->handles > 0 || c->nsessions > 0)
 		return;
-	TAILQ_REMOVE(&srv->conns, c, entry);
-	srv->nconns--;
+	TAILQ_REMOVE(srv->conns, c, entry);
+	(*srv->nconns)--;
 	if (c->config != NULL)
 		config_unref(c->config);
 	free(c->user);
@@ -699,7 +700,7 @@ conn_free_if_done(struct conn *c)
 	free(c->death);
 	free(c->client);
 	free(c);
-	server_conn_gone(srv);
+	srv->conn_gone(srv);
 }
 
 /* A connection handle finished closing. */
@@ -747,7 +748,7 @@ conn_host_gone(struct session_host *h, struct session *s)
 	 * Stopping: let the client close its side and disconnect first, so
 	 * that it does not see its connection reset.
 	 */
-	if (c->server->stopping && !c->released && c->state != CONN_DEAD &&
+	if (*c->server->stopping && !c->released && c->state != CONN_DEAD &&
 	    !conn_has_live_session(c))
 		uv_timer_start(&c->grace, conn_stop_cb, CONN_STOP_LINGER_MS, 0);
 	if (!c->released)

@@ -21,10 +21,38 @@
 #include <uv.h>
 
 #include "session/host.h"
-#include "ssh/server.h"
+#include "ssh/counters.h"
 
+struct audit;
+struct config;
+struct conn;
+struct metrics;
+struct peer;
 struct session;
+TAILQ_HEAD(conn_list, conn);
 TAILQ_HEAD(session_list, session);
+
+/*
+ * What connections, and the metrics and peer listeners, see of the
+ * server. server.c fills it once and owns what it points to; the modules
+ * below the server reach it only through this, never through server.h.
+ */
+struct conn_server {
+	uv_loop_t *loop;
+	ssh_bind *bind;			/* the SSH listener's */
+	struct config *const *config;	/* the current configuration */
+	struct audit *const *audit;
+	struct conn_list *conns;	/* every connection */
+	size_t *nconns;
+	struct metrics_counters *counters;
+	const bool *stopping;		/* a graceful stop is under way */
+	bool debug;
+	struct session_broker *sessions;	/* what sessions see of the broker */
+	struct metrics *metrics;	/* the HTTP listener (metrics.c), or NULL */
+	struct peer *peer;		/* the peer listener (peer.c), or NULL */
+	/* A connection was freed (the last one ends a graceful stop). */
+	void (*conn_gone)(struct conn_server *cs);
+};
 
 enum conn_state {
 	CONN_KEX,		/* key exchange under way */
@@ -38,7 +66,7 @@ enum conn_state {
 
 struct conn {
 	TAILQ_ENTRY(conn) entry;
-	struct server *server;
+	struct conn_server *server;
 	ssh_session ssh;
 	ssh_event event;
 	int fd;				/* our own descriptor of the socket, for uv_poll */
@@ -80,19 +108,19 @@ struct conn {
 void conn_log_setup(bool debug);
 
 /* Start serving an accepted socket (taken over: closed on failure). */
-int conn_accept(struct server *s, int fd, const char *client);
+int conn_accept(struct conn_server *s, int fd, const char *client);
 
 /*
  * The same for a socket accepted on the peer listener: bind has the peer
  * host key, and only peer_keys authenticate (as a configured user's name).
  */
-int conn_accept_peer(struct server *s, ssh_bind bind, int fd, const char *client);
+int conn_accept_peer(struct conn_server *s, ssh_bind bind, int fd, const char *client);
 
 /*
  * Connections from the address of client ("addr:port") in key exchange or
  * authentication; *parked (optional) gets those parked, not counted.
  */
-unsigned conn_unauthenticated_from(const struct server *srv, const char *client,
+unsigned conn_unauthenticated_from(const struct conn_server *srv, const char *client,
     unsigned *parked);
 
 /* End the connection: sessions are aborted, the socket closed. */

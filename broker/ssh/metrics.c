@@ -16,7 +16,6 @@
 #include "base/log.h"
 #include "ssh/metrics.h"
 #include "ssh/peer.h"
-#include "ssh/server.h"
 #include "session/session.h"
 #include "targets/target.h"
 
@@ -26,7 +25,7 @@
 #define METRICS_LAG_MS 1000
 
 struct metrics {
-	struct server *srv;
+	struct conn_server *srv;
 	uv_tcp_t listener;
 	uv_timer_t lag_timer;
 	uint64_t lag_due;		/* loop time the lag timer should fire */
@@ -126,16 +125,16 @@ metrics_respond(struct metrics_client *cl, int code, const char *reason, const c
 static const char *
 metrics_unready(const struct metrics *m)
 {
-	const struct server *srv = m->srv;
+	const struct conn_server *srv = m->srv;
 	struct statvfs vfs;
 
-	if (srv->stopping)
+	if (*srv->stopping)
 		return "stopping";
-	if (srv->config == NULL)
+	if (*srv->config == NULL)
 		return "no configuration loaded";
-	if (access(srv->config->recordings, W_OK | X_OK) < 0)
+	if (access((*srv->config)->recordings, W_OK | X_OK) < 0)
 		return "the recordings directory is not writable";
-	if (statvfs(srv->config->recordings, &vfs) == 0 && vfs.f_bavail == 0)
+	if (statvfs((*srv->config)->recordings, &vfs) == 0 && vfs.f_bavail == 0)
 		return "the recordings file system is full";
 	return NULL;
 }
@@ -147,15 +146,15 @@ metrics_render(const struct metrics *m, struct buf *t)
 	static const char *const outcome[METRICS_NOUTCOMES] = {
 		"exit", "signal", "killed", "recording_failed",
 	};
-	const struct server *srv = m->srv;
-	const struct metrics_counters *k = &srv->counters;
+	const struct conn_server *srv = m->srv;
+	const struct metrics_counters *k = srv->counters;
 	uint64_t bykind[TARGET_NKINDS + 1] = { 0 }, admin = 0, other = 0, held = 0;
 	char *peers;
 	const struct conn *c;
 	const struct session *s;
 	size_t i;
 
-	TAILQ_FOREACH(c, &srv->conns, entry) {
+	TAILQ_FOREACH(c, srv->conns, entry) {
 		TAILQ_FOREACH(s, &c->sessions, entry) {
 			if (s->state == SESSION_HELD)
 				held++;
@@ -172,7 +171,7 @@ metrics_render(const struct metrics *m, struct buf *t)
 	    "# TYPE podgate_build_info gauge\npodgate_build_info{version=\"%s\"} 1\n",
 	    PODGATE_VERSION);
 	metrics_text_add(t, "# HELP podgate_connections SSH connections open.\n"
-	    "# TYPE podgate_connections gauge\npodgate_connections %zu\n", srv->nconns);
+	    "# TYPE podgate_connections gauge\npodgate_connections %zu\n", *srv->nconns);
 	metrics_text_add(t, "# HELP podgate_sessions Sessions open, by what they are.\n"
 	    "# TYPE podgate_sessions gauge\n");
 	for (i = 0; i < TARGET_NKINDS; i++)
@@ -381,9 +380,9 @@ metrics_lag_cb(uv_timer_t *t)
 }
 
 int
-metrics_start(struct server *srv)
+metrics_start(struct conn_server *srv)
 {
-	const struct config *c = srv->config;
+	const struct config *c = *srv->config;
 	struct sockaddr_storage sa;
 	struct metrics *m;
 	int r;
@@ -402,7 +401,7 @@ metrics_start(struct server *srv)
 		return -ENOMEM;
 	m->srv = srv;
 	TAILQ_INIT(&m->clients);
-	if ((r = uv_tcp_init(&srv->loop, &m->listener)) < 0) {
+	if ((r = uv_tcp_init(srv->loop, &m->listener)) < 0) {
 		free(m);
 		return r;
 	}
@@ -412,14 +411,14 @@ metrics_start(struct server *srv)
 		log_error("cannot listen for metrics on %s port %u: %s", c->metrics_host,
 		    c->metrics_port, uv_strerror(r));
 		uv_close((uv_handle_t *)&m->listener, NULL);
-		uv_run(&srv->loop, UV_RUN_NOWAIT);
+		uv_run(srv->loop, UV_RUN_NOWAIT);
 		free(m);
 		return r;
 	}
-	uv_timer_init(&srv->loop, &m->lag_timer);
+	uv_timer_init(srv->loop, &m->lag_timer);
 	m->handles = 2;
 	m->lag_timer.data = m;
-	m->lag_due = uv_now(&srv->loop) + METRICS_LAG_MS;
+	m->lag_due = uv_now(srv->loop) + METRICS_LAG_MS;
 	uv_timer_start(&m->lag_timer, metrics_lag_cb, METRICS_LAG_MS, METRICS_LAG_MS);
 	uv_unref((uv_handle_t *)&m->lag_timer);
 	srv->metrics = m;
@@ -440,7 +439,7 @@ metrics_listener_close_cb(uv_handle_t *h)
 }
 
 void
-metrics_stop(struct server *srv)
+metrics_stop(struct conn_server *srv)
 {
 	struct metrics *m = srv->metrics;
 	struct metrics_client *cl;

@@ -11,33 +11,16 @@
 
 #include <stdint.h>
 
-struct server;
-
-/* Outcomes counted in podgate_sessions_ended_total. */
-enum metrics_outcome {
-	METRICS_EXIT,		/* the target exited (any status) */
-	METRICS_SIGNAL,		/* the target was killed by a signal */
-	METRICS_KILLED,		/* ended by an admin's kill or a guard */
-	METRICS_RECORDING_FAILED,
-	METRICS_NOUTCOMES
-};
-
-/* Counters the listener reports; the server owns them, sessions add to them. */
-struct metrics_counters {
-	uint64_t sessions_ended[METRICS_NOUTCOMES];
-	uint64_t refused;		/* requests and connections refused */
-	uint64_t auth_failures;
-	uint64_t bytes_in, bytes_out;	/* of ended sessions */
-};
+struct conn_server;
 
 /*
  * Start listening on the configuration's metrics_listen (nothing when it
  * is unset). Returns 0, or a negative errno (logged) when the address
  * cannot be bound.
  */
-int metrics_start(struct server *srv);
+int metrics_start(struct conn_server *srv);
 
 /* Stop listening and drop the clients; the loop then closes their handles. */
-void metrics_stop(struct server *srv);
+void metrics_stop(struct conn_server *srv);
 
 #endif

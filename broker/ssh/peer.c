@@ -21,7 +21,6 @@
 #include "ssh/conn.h"
 #include "ssh/keys.h"
 #include "ssh/peer.h"
-#include "ssh/server.h"
 
 /* Replicas whose reachability /metrics reports. */
 #define PEER_SEEN_MAX 64
@@ -33,7 +32,7 @@ struct peer_seen {
 
 /* The peer listener. */
 struct peer {
-	struct server *srv;
+	struct conn_server *srv;
 	ssh_bind bind;
 	uv_tcp_t listener;
 	bool listening;
@@ -56,7 +55,7 @@ peer_accept_cb(uv_stream_t *l, int status)
 
 	if (status < 0 || (t = malloc(sizeof *t)) == NULL)
 		return;
-	uv_tcp_init(&p->srv->loop, t);
+	uv_tcp_init(p->srv->loop, t);
 	if ((r = uv_accept(l, (uv_stream_t *)t)) < 0) {
 		uv_close((uv_handle_t *)t, (uv_close_cb)free);
 		return;
@@ -80,7 +79,7 @@ peer_accept_cb(uv_stream_t *l, int status)
 	uv_close((uv_handle_t *)t, (uv_close_cb)free);
 	if (fd < 0)
 		return;
-	if (p->srv->stopping || p->srv->nconns >= p->srv->config->max_connections) {
+	if (*p->srv->stopping || *p->srv->nconns >= (*p->srv->config)->max_connections) {
 		close(fd);
 		return;
 	}
@@ -90,9 +89,9 @@ peer_accept_cb(uv_stream_t *l, int status)
 
 /* Start the peer listener when peers are configured. */
 int
-peer_start(struct server *srv)
+peer_start(struct conn_server *srv)
 {
-	const struct config *c = srv->config;
+	const struct config *c = *srv->config;
 	struct peer *p = NULL;
 	struct sockaddr_storage ss;
 	enum ssh_keytypes_e type;
@@ -100,7 +99,7 @@ peer_start(struct server *srv)
 	bool no = false;
 	int r, verbosity = srv->debug ? SSH_LOG_PACKET : SSH_LOG_PROTOCOL;
 
-	if (!peer_enabled(srv->config))
+	if (!peer_enabled(*srv->config))
 		return 0;
 	if ((r = keys_host_ensure(c->peer_key, c->generate_keys, &line, &type)) < 0)
 		return r;
@@ -125,7 +124,7 @@ peer_start(struct server *srv)
 		r = uv_ip6_addr(c->peer_host, c->peer_port, (struct sockaddr_in6 *)&ss);
 	else
 		r = uv_ip4_addr(c->peer_host, c->peer_port, (struct sockaddr_in *)&ss);
-	uv_tcp_init(&srv->loop, &p->listener);
+	uv_tcp_init(srv->loop, &p->listener);
 	p->listener.data = p;
 	p->listening = true;
 	srv->peer = p;
@@ -152,7 +151,7 @@ peer_close_cb(uv_handle_t *h)
 
 /* Stop the peer listener. */
 void
-peer_stop(struct server *srv)
+peer_stop(struct conn_server *srv)
 {
 	struct peer *p = srv->peer;
 
@@ -169,7 +168,7 @@ peer_stop(struct server *srv)
 void
 peer_seen(void *arg, const char *name, bool up)
 {
-	struct server *srv = arg;
+	struct conn_server *srv = arg;
 	struct peer *p = srv->peer;
 	size_t i;
 
@@ -190,7 +189,7 @@ peer_seen(void *arg, const char *name, bool up)
 
 /* podgate_peer_up lines for /metrics. */
 char *
-peer_metrics_text(const struct server *srv)
+peer_metrics_text(const struct conn_server *srv)
 {
 	const struct peer *p = srv->peer;
 	char *out = NULL, *np;

@@ -19,18 +19,18 @@
 
 #include <libssh/libssh.h>
 
-struct server;
+struct conn_server;
 
 /* Start the peer listener when peers are configured. Returns 0 or a negative errno. */
-int peer_start(struct server *srv);
+int peer_start(struct conn_server *srv);
 
 /* Stop the peer listener (the loop then closes its handle). */
-void peer_stop(struct server *srv);
+void peer_stop(struct conn_server *srv);
 
 /* A replica answered a command (up) or did not (srv: the server), for /metrics. */
 void peer_seen(void *srv, const char *name, bool up);
 
 /* The podgate_peer_up lines for /metrics (caller frees), or NULL without peers. */
-char *peer_metrics_text(const struct server *srv);
+char *peer_metrics_text(const struct conn_server *srv);
 
 #endif

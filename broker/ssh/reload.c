@@ -112,7 +112,7 @@ server_reload(struct server *srv)
 		log_warn("reload: storage changes only at restart");
 	if (server_differs(c->peer_host, old->peer_host) || c->peer_port != old->peer_port ||
 	    server_differs(c->peer_key, old->peer_key) ||
-	    (srv->peer == NULL && (c->npeers > 0 || c->peers_dns != NULL)))
+	    (srv->cs.peer == NULL && (c->npeers > 0 || c->peers_dns != NULL)))
 		log_warn("reload: peer_listen and peer_key change only at restart");
 	srv->config = c;
 	config_unref(old);

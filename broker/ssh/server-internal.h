@@ -4,7 +4,9 @@
 
 #include <stdbool.h>
 
-#include "ssh/server.h"
+struct server;
+
+#define SERVER_DIGEST_LEN 32
 
 /* The most of a failed reload's error text that goes into its audit event. */
 #define SERVER_AUDIT_ERRORS_MAX 4096

@@ -30,6 +30,7 @@
 #include "ssh/conn.h"
 #include "demo.h"
 #include "ssh/keys.h"
+#include "ssh/metrics.h"
 #include "kube/kube-incluster.h"
 #include "kube/kube-client.h"
 #include "admin/live.h"
@@ -182,7 +183,7 @@ server_serve(struct server *srv, int fd)
 	 * Over max_unauthenticated_per_address, connections wait their turn
 	 * (conn.c); past CONN_PARK_FACTOR times that many waiting, refuse.
 	 */
-	if (conn_unauthenticated_from(srv, client, &parked) >=
+	if (conn_unauthenticated_from(&srv->cs, client, &parked) >=
 	    srv->config->max_unauthenticated_per_address &&
 	    parked >= CONN_PARK_FACTOR * srv->config->max_unauthenticated_per_address) {
 		const char *who = client;
@@ -199,7 +200,7 @@ server_serve(struct server *srv, int fd)
 		close(fd);
 		return;
 	}
-	if ((r = conn_accept(srv, fd, client)) < 0)
+	if ((r = conn_accept(&srv->cs, fd, client)) < 0)
 		log_warn("%s: connection not served: %s", client, strerror(-r));
 }
 
@@ -325,8 +326,8 @@ static void
 server_finish(struct server *srv)
 {
 	kube_client_close_spares();
-	metrics_stop(srv);
-	peer_stop(srv);
+	metrics_stop(&srv->cs);
+	peer_stop(&srv->cs);
 	server_unwatch_config(srv);
 	server_unlisten(srv);
 	if (!uv_is_closing((uv_handle_t *)&srv->sig_hup)) {
@@ -343,9 +344,11 @@ server_finish(struct server *srv)
 }
 
 /* A connection was freed; the last one ends a graceful stop. */
-void
-server_conn_gone(struct server *srv)
+static void
+server_conn_gone(struct conn_server *cs)
 {
+	struct server *srv = (struct server *)((char *)cs - offsetof(struct server, cs));
+
 	if (srv->stopping && srv->nconns == 0)
 		server_finish(srv);
 }
@@ -660,6 +663,25 @@ server_sessions_init(struct server *srv)
 	};
 }
 
+/* What connections and the listeners below see of the server (conn.h). */
+static void
+server_conns_init(struct server *srv)
+{
+	srv->cs = (struct conn_server){
+		.loop = &srv->loop,
+		.bind = &srv->bind,
+		.config = &srv->config,
+		.audit = &srv->audit,
+		.conns = &srv->conns,
+		.nconns = &srv->nconns,
+		.counters = &srv->counters,
+		.stopping = &srv->stopping,
+		.debug = srv->debug,
+		.sessions = &srv->sessions,
+		.conn_gone = server_conn_gone,
+	};
+}
+
 /* Run the broker until it is stopped. */
 int
 server_run(const struct server_opts *o)
@@ -674,6 +696,7 @@ server_run(const struct server_opts *o)
 	srv.listen_fd = -1;
 	TAILQ_INIT(&srv.conns);
 	srv.debug = o->debug;
+	server_conns_init(&srv);
 	if (o->debug)
 		log_set_level(LOG_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
@@ -797,7 +820,7 @@ server_run(const struct server_opts *o)
 			.loop = &srv.loop,
 			.config = &srv.config,
 			.seen = peer_seen,
-			.seen_arg = &srv,
+			.seen_arg = &srv.cs,
 		};
 
 		r = live_init(&srv.loop, &peers, &srv.live);
@@ -811,8 +834,8 @@ server_run(const struct server_opts *o)
 	    &srv.storage)) < 0)
 		goto out;
 	server_sessions_init(&srv);
-	if ((r = server_listen(&srv)) < 0 || (r = metrics_start(&srv)) < 0 ||
-	    (r = peer_start(&srv)) < 0)
+	if ((r = server_listen(&srv)) < 0 || (r = metrics_start(&srv.cs)) < 0 ||
+	    (r = peer_start(&srv.cs)) < 0)
 		goto out;
 	server_signals(&srv);
 	server_watch_config(&srv);
@@ -836,8 +859,8 @@ server_run(const struct server_opts *o)
 	status = 0;
 out:
 	if (loop_ok) {
-		metrics_stop(&srv);
-		peer_stop(&srv);
+		metrics_stop(&srv.cs);
+		peer_stop(&srv.cs);
 		server_unwatch_config(&srv);
 		live_close(srv.live);
 		srv.live = NULL;

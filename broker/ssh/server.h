@@ -20,18 +20,17 @@
 #include "base/queue.h"
 #include "policy/config.h"
 #include "session/host.h"
-#include "ssh/metrics.h"
+#include "ssh/conn.h"
+#include "ssh/counters.h"
+#include "ssh/server-internal.h"
 #include "rec.h"
 
 
 /* How long the configuration's directory must be quiet before a change is loaded. */
 #define SERVER_WATCH_SETTLE_MS 200
-#define SERVER_DIGEST_LEN 32
 
-struct conn;
 struct storage;
 struct guard_counts;
-TAILQ_HEAD(conn_list, conn);
 
 /* How the broker was started (main.c fills this from the command line). */
 struct server_opts {
@@ -76,9 +75,8 @@ struct server {
 	struct conn_list conns;
 	size_t nconns;
 	struct live *live;		/* live sessions, watchers, held requests (live.h) */
-	struct metrics *metrics;	/* the HTTP listener (metrics.h), or NULL */
-	struct peer *peer;		/* the peer listener (peer.h), or NULL */
 	struct metrics_counters counters;
+	struct conn_server cs;		/* what conn.c, metrics.c and peer.c see of it (conn.h) */
 	struct session_broker sessions;	/* what sessions see of the broker (session/host.h) */
 	struct storage *storage;	/* shipping to object storage (storage.h); NULL: none */
 	bool stopping;
@@ -131,9 +129,6 @@ int server_run(const struct server_opts *o);
  * fails; returns a negative errno with *out NULL.
  */
 int server_signing_key(const struct config *c, struct rec_key **out);
-
-/* Called by conn.c when a connection has been freed. */
-void server_conn_gone(struct server *s);
 
 /*
  * Split "HOST:PORT" ("[v6]:PORT" for IPv6) into a new host string and a

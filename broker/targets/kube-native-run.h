@@ -15,7 +15,8 @@
 
 #include "kube/kube-client.h"
 #include "kube/kube.h"
-#include "targets/kube-native.h"
+#include "pty.h"
+#include "targets/target.h"
 
 #define KN_OUT_HIGH (64u * 1024)	/* stop reading the WebSocket above this */
 #define KN_QUEUE_HIGH (256u * 1024)	/* stop reading the session's input above this */
