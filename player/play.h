@@ -1,0 +1,62 @@
+/*
+ * podgate-player play, shared between its files: the player's state
+ * (cmd-play.c runs it) and its screen (play-screen.c draws it).
+ */
+#ifndef PODGATE_PLAY_H
+#define PODGATE_PLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "display.h"
+#include "index.h"
+#include "search.h"
+
+#define NS 1000000000ull
+#define PLAY_OVERLAY_LINES 6
+
+/* The player's state. */
+struct play {
+	struct index *ix;
+	struct index_cursor *cur;
+	struct display *disp;
+	uint64_t pos;		/* playback position, ns since the start */
+	uint64_t wall;		/* monotonic time of the last update */
+	double speed;		/* 1: as recorded */
+	uint64_t idle_ns;	/* longest pause played (0: no limit) */
+	uint64_t seeked;	/* where the last seek landed: a pause counts from there */
+	bool paused;
+	bool overlay;
+	bool help;
+	int pan_row, pan_col;
+	/* Search. */
+	bool regex, icase;
+	bool has_search;
+	struct search search;
+	struct index_match *matches;
+	size_t nmatches;
+	bool more_matches;
+	size_t match;		/* the match shown, when nmatches > 0 */
+	bool match_shown;
+	char message[160];
+	char pattern[256];	/* the last search */
+	bool pattern_regex;
+	char *copied;		/* screens copied with y, printed when play ends */
+	size_t copied_len;
+	const char *state;	/* complete, truncated, ... (trust_state) */
+	const char *integrity;	/* verified, unknown-key, ... (trust_word) */
+	/* -f: following a recording still being written. */
+	uint64_t follow_polled;	/* monotonic time of the last look */
+	uint64_t follow_grew;	/* ... of the last time it had grown */
+	bool loading;		/* an s3:// recording, still being downloaded */
+	bool downloaded;	/* ... and now whole (or as whole as it will be) */
+};
+
+/* The keys, as the help overlay lists them. */
+extern const char *const play_help[];
+
+/* Draw the current state. */
+void play_draw(struct play *p);
+
+#endif
