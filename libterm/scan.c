@@ -46,10 +46,13 @@ term_scan_csi(struct term *t, char final)
 
 	/*
 	 * REP repeats the character printed last; before any, libvterm 0.1.4
-	 * loops for ever. Only ASCII is known to count (a combining character
-	 * does not), so a REP after none is cancelled.
+	 * loops for ever, and after a wide one at the right margin it writes
+	 * through a NULL pointer. Only ASCII is known to be safe (a combining
+	 * character does not count), so a REP after anything else is
+	 * cancelled: the repeats of a non-ASCII character are not shown.
 	 */
-	if (final == 'b' && t->sc_lead == 0 && t->sc_inter == 0 && !t->printed)
+	if (final == 'b' && t->sc_lead == 0 && t->sc_inter == 0 &&
+	    (!t->printed || !t->last_ascii))
 		return SCAN_ACT_CANCEL;
 	if (t->sc_lead == '?' && t->sc_inter == 0 && (final == 'h' || final == 'l')) {
 		for (i = 0; i < t->sc_nparam; i++) {
@@ -174,10 +177,22 @@ term_scan_text(struct term *t, const char **from, const char *p, const char *end
 	const char *run = p, *q;
 	int lfs = 0;
 
-	/* Whether libvterm has printed a character yet (for REP). */
+	/* Whether libvterm has printed a character yet, and the last one ASCII (for REP). */
 	for (q = p; !t->printed && q < end; q++)
 		if (*q >= 0x20 && *q < 0x7f)
 			t->printed = true;
+	for (q = end; q > p; q--) {
+		unsigned char c = (unsigned char)q[-1];
+
+		if (c >= 0x80) {
+			t->last_ascii = false;
+			break;
+		}
+		if (c >= 0x20 && c < 0x7f) {
+			t->last_ascii = true;
+			break;
+		}
+	}
 	for (; p < end; p++) {
 		unsigned char c;
 

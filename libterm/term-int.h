@@ -66,6 +66,7 @@ struct term {
 	int gl;			/* the character set shifted in (SO, SI, LS2, LS3) */
 	bool u8_unsure;		/* libvterm may hold part of a UTF-8 character */
 	bool printed;		/* libvterm has printed an ASCII character */
+	bool last_ascii;	/* ... and the last character printed was ASCII */
 	enum scan_state sc;
 	char sc_lead;		/* CSI private marker, or 0 */
 	char sc_inter;		/* CSI intermediate byte, or 0 */

@@ -407,6 +407,7 @@ term_open_vt(struct term *t, int cols, int rows)
 	term_scan_reset_charsets(t);
 	t->u8_unsure = false;
 	t->printed = false;
+	t->last_ascii = false;
 	t->sc = SCAN_GROUND;
 	free(t->main_snap);
 	t->main_snap = NULL;

@@ -735,6 +735,19 @@ test_rep(void)
 	assert(strstr(buf, "xxxx") != NULL && strstr(buf, "xxxxx") == NULL);
 	assert(term_row_text(t, 1, buf, sizeof buf, NULL) == 2 && strcmp(buf, "--") == 0);
 	term_free(t);
+	/* Found by fuzzing: a REP after a wide character at the right margin. */
+	assert(term_new(&t, 3, 17) == 0);
+	term_write(t, "d \xe4\xb8\xad\x1b[b", 8);
+	term_write(t, "\r\na\x1b[b", 6);
+	{
+		int r, aa = 0;
+
+		for (r = 0; r < 17; r++)
+			if (term_row_text(t, r, buf, sizeof buf, NULL) == 2 && strcmp(buf, "aa") == 0)
+				aa++;
+		assert(aa == 1);	/* a REP after ASCII still repeats */
+	}
+	term_free(t);
 }
 
 /*
