@@ -59,7 +59,7 @@ image:
 # Run every libFuzzer harness for SECONDS each (default 60), corpus replay first.
 fuzz: deps-test $(TESTBUILD)/build.ninja
 	ninja -C $(TESTBUILD)
-	SECONDS_FUZZ=$(or $(SECONDS),60) meson test -C $(TESTBUILD) --suite fuzz \
+	SECONDS_FUZZ=$(or $(SECONDS),60) FUZZ_SEED=0 meson test -C $(TESTBUILD) --suite fuzz \
 		--timeout-multiplier 0 --print-errorlogs
 
 bench: build

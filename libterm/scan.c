@@ -45,15 +45,20 @@ term_scan_csi(struct term *t, char final)
 	int i;
 
 	/*
-	 * REP repeats the character printed last; before any, libvterm 0.1.4
-	 * loops for ever, and after a wide one at the right margin it writes
-	 * through a NULL pointer. Only ASCII is known to be safe (a combining
-	 * character does not count), so a REP after anything else is
-	 * cancelled: the repeats of a non-ASCII character are not shown.
+	 * REP repeats the character printed last. libvterm 0.1.4 loops for
+	 * ever on one before any, and writes through a NULL pointer after a
+	 * wide character at the right margin; and what it takes as printed
+	 * last can differ from what this scanner saw (strings it does not
+	 * know). So no REP reaches it: after an ASCII character the scanner
+	 * saw last, the repeats are written as characters (term_scan_rep);
+	 * after anything else they are not shown.
 	 */
-	if (final == 'b' && t->sc_lead == 0 && t->sc_inter == 0 &&
-	    (!t->printed || !t->last_ascii))
+	if (final == 'b' && t->sc_lead == 0 && t->sc_inter == 0) {
+		t->rep = 0;
+		if (t->printed && t->last_ascii)
+			t->rep = t->sc_nparam > 0 && t->sc_param[0] > 0 ? t->sc_param[0] : 1;
 		return SCAN_ACT_CANCEL;
+	}
 	if (t->sc_lead == '?' && t->sc_inter == 0 && (final == 'h' || final == 'l')) {
 		for (i = 0; i < t->sc_nparam; i++) {
 			switch (t->sc_param[i]) {
@@ -167,6 +172,25 @@ term_scan_utf8(struct term *t, const char *p, const char *end)
 	return need + 1;
 }
 
+/* Write a cancelled REP's repeats as characters (at most a screenful). */
+static void
+term_scan_rep(struct term *t)
+{
+	char run[256];
+	size_t n, left;
+
+	left = t->rep;
+	if (left > (size_t)t->cols * (size_t)t->rows)
+		left = (size_t)t->cols * (size_t)t->rows;
+	t->rep = 0;
+	memset(run, t->last_char, sizeof run);
+	while (left > 0) {
+		n = left < sizeof run ? left : sizeof run;
+		term_vt_write(t->vt, run, n);
+		left -= n;
+	}
+}
+
 /*
  * Follow ground-state text [p, end) for the scanner (the shifts) and give
  * its long plain runs to the fast path.
@@ -190,6 +214,7 @@ term_scan_text(struct term *t, const char **from, const char *p, const char *end
 		}
 		if (c >= 0x20 && c < 0x7f) {
 			t->last_ascii = true;
+			t->last_char = (char)c;
 			break;
 		}
 	}
@@ -380,6 +405,7 @@ term_write_bytes(struct term *t, const void *buf, size_t len)
 					from = p;
 					if (act == SCAN_ACT_CANCEL) {
 						term_vt_write(t->vt, "\030", 1);	/* CAN */
+						term_scan_rep(t);
 						from = p + 1;
 					} else if (act == SCAN_ACT_FLUSH)
 						term_flush_rows(t);

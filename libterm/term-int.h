@@ -67,6 +67,8 @@ struct term {
 	bool u8_unsure;		/* libvterm may hold part of a UTF-8 character */
 	bool printed;		/* libvterm has printed an ASCII character */
 	bool last_ascii;	/* ... and the last character printed was ASCII */
+	char last_char;		/* ... that character */
+	unsigned rep;		/* the repeats of a REP being written (scan.c) */
 	enum scan_state sc;
 	char sc_lead;		/* CSI private marker, or 0 */
 	char sc_inter;		/* CSI intermediate byte, or 0 */
