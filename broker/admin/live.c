@@ -95,22 +95,12 @@ live_close(struct live *l)
 		uv_close((uv_handle_t *)&l->kick, live_close_cb);
 }
 
-/* Write one audit event with the acting session's who fields. */
+/* Write one audit event with the acting session's who fields (as every session does). */
 void
 live_audit(struct session *s, const char *event, const struct audit_field *extra,
     size_t nextra)
 {
-	struct audit_field f[16];
-	size_t n = 0, i;
-
-	f[n++] = AUDIT_STR("user", s->host->user);
-	f[n++] = AUDIT_STR("client", s->host->client);
-	f[n++] = AUDIT_STR("key_fp", s->host->key_fp);
-	if (s->id[0] != '\0')
-		f[n++] = AUDIT_STR("session", s->id);
-	for (i = 0; i < nextra && n < sizeof f / sizeof f[0]; i++)
-		f[n++] = extra[i];
-	audit_event(s->host->broker->audit, event, f, n);
+	session_audit(s, event, extra, nextra);
 }
 
 /* Register a running target session. */
