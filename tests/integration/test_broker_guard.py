@@ -409,7 +409,9 @@ def test_input_in_bash_and_vim_is_recorded_and_watched(broker):
     chan.wait(b"typed-in-bash\r\n")
     if vim is not None:
         # No terminal queries: the test does not answer them.
-        chan.send(f"{vim} -u NONE -N --cmd 'set t_u7= t_RV= t_RB= t_RF= t_RS= t_RC=' "
+        # ttimeoutlen=0: the Escape that ends insert mode is never read together
+        # with the ':' after it as one key code, however the bytes arrive.
+        chan.send(f"{vim} -u NONE -N --cmd 'set t_u7= t_RV= t_RB= t_RF= t_RS= t_RC= ttimeoutlen=0' "
                   f"/tmp/podgate-vim-$$\r".encode())
         chan.wait(b"[New", timeout=10)
         chan.send(b"ityped-in-vim\x1b:q!\r")
