@@ -105,6 +105,16 @@ void config_warn_line(struct config_parse *, int, const char *, ...)
 char *config_strdup(struct config_parse *p, const char *s);
 yaml_node_t *config_node(struct config_parse *p, int id);
 int config_is_null(const yaml_node_t *n);
+
+/*
+ * A list of mappings at n (users, groups, rules, clusters): a new zeroed
+ * array of its items, elem bytes each, in *arr. Returns whether the items
+ * are to be read: false when n is null, empty, not a list (notlist is
+ * then the error), already read (*arr set: a repeated key's first wins)
+ * or out of memory.
+ */
+bool config_list_alloc(struct config_parse *p, yaml_node_t *n, const char *notlist,
+    void **arr, size_t elem);
 const char *config_scalar(struct config_parse *p, const yaml_node_t *n, const char *what);
 void config_set_string(struct config_parse *p, yaml_node_t *n, const char *what, char **dst);
 void config_set_list(struct config_parse *p, yaml_node_t *n, const char *what,

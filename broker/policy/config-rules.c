@@ -285,21 +285,10 @@ config_parse_rules(struct config_parse *p, yaml_node_t *n, void *obj)
 	struct cfg_rule *r;
 	yaml_node_item_t *item;
 	yaml_node_t *in;
-	size_t max;
 
-	if (config_is_null(n))
+	if (!config_list_alloc(p, n, "rules must be a list", (void **)&c->rules,
+	    sizeof *c->rules))
 		return;
-	if (n->type != YAML_SEQUENCE_NODE) {
-		config_error(p, n, "rules must be a list");
-		return;
-	}
-	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (max == 0 || c->rules != NULL)
-		return;
-	if ((c->rules = calloc(max, sizeof *c->rules)) == NULL) {
-		p->oom = 1;
-		return;
-	}
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
 		in = config_node(p, *item);
 		r = &c->rules[c->nrules++];

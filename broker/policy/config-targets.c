@@ -178,21 +178,11 @@ config_parse_target_kube(struct config_parse *p, yaml_node_t *n, void *obj)
 	struct cfg_kube_cluster *k;
 	yaml_node_item_t *item;
 	yaml_node_t *in;
-	size_t max, i;
+	size_t i;
 
-	if (config_is_null(n))
+	if (!config_list_alloc(p, n, "targets.kubernetes must be a list of clusters", (void **)&c->kube,
+	    sizeof *c->kube))
 		return;
-	if (n->type != YAML_SEQUENCE_NODE) {
-		config_error(p, n, "targets.kubernetes must be a list of clusters");
-		return;
-	}
-	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (max == 0 || c->kube != NULL)
-		return;
-	if ((c->kube = calloc(max, sizeof *c->kube)) == NULL) {
-		p->oom = 1;
-		return;
-	}
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
 		in = config_node(p, *item);
 		k = &c->kube[c->nkube++];

@@ -514,21 +514,11 @@ config_parse_users(struct config_parse *p, yaml_node_t *n, void *obj)
 	struct cfg_user *u;
 	yaml_node_item_t *item;
 	yaml_node_t *in;
-	size_t max, i;
+	size_t i;
 
-	if (config_is_null(n))
+	if (!config_list_alloc(p, n, "users must be a list", (void **)&c->users,
+	    sizeof *c->users))
 		return;
-	if (n->type != YAML_SEQUENCE_NODE) {
-		config_error(p, n, "users must be a list");
-		return;
-	}
-	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (max == 0 || c->users != NULL)
-		return;
-	if ((c->users = calloc(max, sizeof *c->users)) == NULL) {
-		p->oom = 1;
-		return;
-	}
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
 		in = config_node(p, *item);
 		u = &c->users[c->nusers++];
@@ -571,21 +561,11 @@ config_parse_groups(struct config_parse *p, yaml_node_t *n, void *obj)
 	struct cfg_group *g;
 	yaml_node_item_t *item;
 	yaml_node_t *in;
-	size_t max, i;
+	size_t i;
 
-	if (config_is_null(n))
+	if (!config_list_alloc(p, n, "groups must be a list", (void **)&c->groups,
+	    sizeof *c->groups))
 		return;
-	if (n->type != YAML_SEQUENCE_NODE) {
-		config_error(p, n, "groups must be a list");
-		return;
-	}
-	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (max == 0 || c->groups != NULL)
-		return;
-	if ((c->groups = calloc(max, sizeof *c->groups)) == NULL) {
-		p->oom = 1;
-		return;
-	}
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
 		in = config_node(p, *item);
 		g = &c->groups[c->ngroups++];

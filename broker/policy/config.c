@@ -105,6 +105,29 @@ config_is_null(const yaml_node_t *n)
 	    strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
+/* A list of mappings: its items' array (config-parse.h). */
+bool
+config_list_alloc(struct config_parse *p, yaml_node_t *n, const char *notlist, void **arr,
+    size_t elem)
+{
+	size_t max;
+
+	if (config_is_null(n))
+		return false;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		config_error(p, n, "%s", notlist);
+		return false;
+	}
+	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (max == 0 || *arr != NULL)
+		return false;
+	if ((*arr = calloc(max, elem)) == NULL) {
+		p->oom = 1;
+		return false;
+	}
+	return true;
+}
+
 /* The text of a string node, or NULL after reporting that what is not a string. */
 const char *
 config_scalar(struct config_parse *p, const yaml_node_t *n, const char *what)
