@@ -24,6 +24,7 @@
 
 #include "policy/audit.h"
 #include "kube/kube-exec.h"
+#include "kube/kube-run.h"
 #include "kube/kube.h"
 #include "pty.h"
 
@@ -114,34 +115,6 @@ kx_fail(const struct kx *k, const char *fmt, ...)
 	_exit(1);
 }
 
-/* The last non-empty line of b (in place), or "". */
-static const char *
-kx_last_line(struct buf *b)
-{
-	char *end, *start;
-
-	if (b->data == NULL)
-		return "";
-	end = b->data + b->len;
-	while (end > b->data && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
-		end--;
-	*end = '\0';
-	start = end;
-	while (start > b->data && start[-1] != '\n')
-		start--;
-	return start;
-}
-
-/* Milliseconds on the monotonic clock. */
-static long long
-kx_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Run argv with stdin from /dev/null, collecting stdout and stderr, for at
  * most timeout seconds (then its process group is killed). Returns its
@@ -151,72 +124,13 @@ kx_now_ms(void)
 static int
 kx_run(char **argv, unsigned timeout, struct buf *out, struct buf *err)
 {
-	struct pty_spawn_opts o;
-	struct pty_child c;
-	struct pty_exit ex;
-	struct pollfd pf[2];
-	int r = 0, nfd;
-	long long deadline = kx_now_ms() + (long long)timeout * 1000, left;
-	char buf[16384];
-	ssize_t n;
-	pid_t pid;
+	/* A session of its own, so its process group can be ended with us (kx_hup). */
+	const struct kube_run o = {
+		.argv = argv, .timeout_ms = (long long)timeout * 1000, .out_max = KX_OUT_MAX,
+		.err_max = KX_ERR_MAX, .cancel_fd = -1, .pgid = &kx_child_pgid,
+	};
 
-	/* A session of its own, so its process group can be ended with us. */
-	memset(&o, 0, sizeof o);
-	o.path = argv[0];
-	o.argv = argv;
-	o.envp = environ;
-	o.stdio = PTY_STDIO_PIPES;
-	if ((r = pty_spawn(&o, &c)) < 0)
-		return r;
-	pid = c.pid;
-	kx_child_pgid = pid;
-	/* Nothing to say to it: its input ends at once, as /dev/null's would. */
-	close(c.in);
-	pf[0].fd = c.out;
-	pf[1].fd = c.err;
-	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
-		left = deadline - kx_now_ms();
-		if (left <= 0) {
-			r = -ETIMEDOUT;
-			break;
-		}
-		pf[0].events = pf[1].events = POLLIN;
-		nfd = poll(pf, 2, (int)left);
-		if (nfd < 0 && errno == EINTR)
-			continue;
-		if (nfd < 0) {
-			r = -errno;
-			break;
-		}
-		for (int i = 0; i < 2; i++) {
-			if (pf[i].fd < 0 || pf[i].revents == 0)
-				continue;
-			n = read(pf[i].fd, buf, sizeof buf);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				close(pf[i].fd);
-				pf[i].fd = -1;
-				continue;
-			}
-			if (i == 0)
-				kube_capture(out, buf, (size_t)n, KX_OUT_MAX);
-			else
-				kube_capture(err, buf, (size_t)n, KX_ERR_MAX);
-		}
-	}
-	if (pf[0].fd >= 0)
-		close(pf[0].fd);
-	if (pf[1].fd >= 0)
-		close(pf[1].fd);
-	if (r < 0)
-		kill(-pid, SIGKILL);
-	(void)pty_wait(pid, false, &ex);
-	kx_child_pgid = 0;
-	if (r < 0)
-		return r;
-	return ex.status >= 0 ? ex.status : 128 + ex.signal;
+	return kube_run(&o, out, err);
 }
 
 /* Whether a kubectl error means the API server could not be reached. */
@@ -260,7 +174,7 @@ kx_get(struct kx *k, const char *resource, const char *name, char *const *extra,
 		buf_free(&err);
 		return;
 	}
-	line = kx_last_line(&err);
+	line = kube_run_last_line(&err);
 	if (kx_unreachable(line))
 		kx_fail(k, "cannot reach the API server of cluster %s: %s", k->cluster, line);
 	if (*line == '\0')

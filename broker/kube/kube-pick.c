@@ -39,6 +39,7 @@
 #include "kube/kube-json.h"
 #include "kube/kube-pick-int.h"
 #include "kube/kube-pick.h"
+#include "kube/kube-run.h"
 #include "kube/kube.h"
 #include "base/strv.h"
 #include "policy/pattern.h"
@@ -47,16 +48,6 @@
 extern char **environ;
 
 /* ---- listing ---- */
-
-/* Milliseconds on the monotonic clock. */
-static long long
-kp_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Whether the user pressed Ctrl-C, q or Escape while waiting. */
 static bool
@@ -82,17 +73,15 @@ kp_cancel_key(void)
 static int
 kp_run(char **argv, const char *home, unsigned timeout, struct buf *out, struct buf *err)
 {
-	struct pty_spawn_opts o;
-	struct pty_child c;
-	struct pty_exit ex;
+	/* In our session and process group, as a child on the terminal would be. */
+	struct kube_run o = {
+		.argv = argv, .same_session = true, .timeout_ms = (long long)timeout * 1000 + 1000,
+		.out_max = KP_OUT_MAX, .err_max = KP_ERR_MAX, .cancel_fd = STDIN_FILENO,
+		.cancel = kp_cancel_key,
+	};
 	struct strv env = { 0 };
-	struct pollfd pf[3];
-	char **envp = NULL, **e;
-	int r = 0, nfd, i;
-	long long deadline = kp_now_ms() + (long long)timeout * 1000 + 1000, left;
-	char buf[16384];
-	ssize_t n;
-	pid_t pid;
+	char **e;
+	int r;
 
 	for (e = environ; e != NULL && *e != NULL; e++) {
 		if (home == NULL || strncmp(*e, "HOME=", 5) != 0)
@@ -100,88 +89,21 @@ kp_run(char **argv, const char *home, unsigned timeout, struct buf *out, struct 
 	}
 	if (home != NULL)
 		strv_addf(&env, "HOME", home);
-	if ((r = strv_done(&env, &envp)) < 0)
+	if ((r = strv_done(&env, &o.envp)) < 0)
 		return r;
-	/* In our session and process group, as a child on the terminal would be. */
-	memset(&o, 0, sizeof o);
-	o.path = argv[0];
-	o.argv = argv;
-	o.envp = envp;
-	o.stdio = PTY_STDIO_PIPES;
-	o.same_session = true;
-	r = pty_spawn(&o, &c);
-	for (e = envp; e != NULL && *e != NULL; e++)
+	r = kube_run(&o, out, err);
+	for (e = o.envp; e != NULL && *e != NULL; e++)
 		free(*e);
-	free(envp);
-	if (r < 0)
-		return r;
-	pid = c.pid;
-	/* Nothing to say to it: its input ends at once, as /dev/null's would. */
-	close(c.in);
-	pf[0].fd = c.out;
-	pf[1].fd = c.err;
-	pf[2].fd = STDIN_FILENO;
-	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
-		left = deadline - kp_now_ms();
-		if (left <= 0) {
-			r = -ETIMEDOUT;
-			break;
-		}
-		for (i = 0; i < 3; i++)
-			pf[i].events = POLLIN;
-		nfd = poll(pf, 3, (int)left);
-		if (nfd < 0 && errno == EINTR)
-			continue;
-		if (nfd < 0) {
-			r = -errno;
-			break;
-		}
-		if (pf[2].revents != 0 && kp_cancel_key()) {
-			r = -ECANCELED;
-			break;
-		}
-		for (i = 0; i < 2; i++) {
-			if (pf[i].fd < 0 || pf[i].revents == 0)
-				continue;
-			n = read(pf[i].fd, buf, sizeof buf);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				close(pf[i].fd);
-				pf[i].fd = -1;
-				continue;
-			}
-			kube_capture(i == 0 ? out : err, buf, (size_t)n, i == 0 ? KP_OUT_MAX : KP_ERR_MAX);
-		}
-	}
-	for (i = 0; i < 2; i++) {
-		if (pf[i].fd >= 0)
-			close(pf[i].fd);
-	}
-	if (r < 0)
-		kill(pid, SIGKILL);
-	(void)pty_wait(pid, false, &ex);
-	if (r < 0)
-		return r;
-	return ex.status >= 0 ? ex.status : 128 + ex.signal;
+	free(o.envp);
+	return r;
 }
 
 /* The last non-empty line of b without kubectl's "Error from server (X): ". */
 static const char *
 kp_reason(struct buf *b)
 {
-	char *end, *start;
-	const char *p;
+	const char *start = kube_run_last_line(b), *p;
 
-	if (b->data == NULL)
-		return "";
-	end = b->data + b->len;
-	while (end > b->data && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
-		end--;
-	*end = '\0';
-	start = end;
-	while (start > b->data && start[-1] != '\n')
-		start--;
 	if (strncmp(start, "Error from server", 17) == 0 && (p = strstr(start, "): ")) != NULL)
 		return p + 3;
 	if (strncmp(start, "error: ", 7) == 0)
