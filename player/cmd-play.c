@@ -531,7 +531,7 @@ play_verdict(struct play *p, const char *file, const struct trust *trust)
 {
 	struct rec_verify verdict;
 	struct trust_events te = { 0 };
-	int vrc, fd;
+	int vrc;
 
 	vrc = player_verify_path(file, &verdict);
 	p->integrity = trust_word(trust, &verdict, vrc);
@@ -539,10 +539,7 @@ play_verdict(struct play *p, const char *file, const struct trust *trust)
 	te.read_rc = p->ix->rc;
 	te.exited = p->ix->exited;
 	te.exit_offset = 0;
-	if (strncmp(file, "s3://", 5) != 0 && (fd = open(file, O_RDONLY | O_CLOEXEC)) >= 0) {
-		te.writing = rec_being_written(fd);
-		close(fd);
-	}
+	te.writing = rec_being_written(p->ix->file->fd);	/* a local copy of s3:// is not */
 	p->state = p->ix->live == NULL ? trust_state(&verdict, vrc, &te) :
 	    p->loading ? "loading" : "live";
 	if (strcmp(p->integrity, "MODIFIED") == 0) {
