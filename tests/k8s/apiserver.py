@@ -58,6 +58,8 @@ from websockets.typing import Subprotocol
 
 SERVER_VERSION = "v1.32.4"
 CHANNEL_PROTOCOLS = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
+# How long an exec started by kubectl waits before its command runs (see _exec).
+KUBECTL_STREAM_SETUP = 0.05
 CH_STDIN, CH_STDOUT, CH_STDERR, CH_ERROR, CH_RESIZE, CH_CLOSE = 0, 1, 2, 3, 4, 255
 # After the command exits, how long its output may keep flowing (a background
 # child still holding the PTY or a pipe); then the session ends regardless.
@@ -1071,6 +1073,14 @@ class ApiServer:
             ws.send_close(1000)
             await self._write(conn, b"".join(ws.data_to_send()))
             return False
+        if (req.header("User-Agent") or "").startswith("kubectl/"):
+            # kubectl (client-go's WebSocket executor) starts reading the
+            # connection before it has registered its streams, and drops a
+            # frame for a stream it does not know yet ("Unknown stream id 1,
+            # discarding message"). A kubelet's container runtime takes tens of
+            # milliseconds to start the command; so does this server for kubectl,
+            # which gives no signal of its own when its streams are ready.
+            await asyncio.sleep(KUBECTL_STREAM_SETUP)
         session = ExecSession(self, conn, ws, pod, opts, entry["subprotocol"])
         await session.run()
         return False
