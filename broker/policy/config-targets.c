@@ -199,11 +199,11 @@ config_parse_target_kube(struct config_parse *p, yaml_node_t *n, void *obj)
 			config_error(p, in, "targets.kubernetes entry has no name");
 			continue;
 		}
-		for (i = 0; i + 1 < c->nkube; i++) {
-			if (c->kube[i].name != NULL && strcmp(c->kube[i].name, k->name) == 0)
-				config_error(p, in, "cluster \"%s\" is already defined at line %d",
-				    k->name, c->kube[i].line);
-		}
+		/* Every earlier cluster of the name is reported, not only the first. */
+		for (i = 0; (i = CONFIG_NAME_FIND(struct cfg_kube_cluster, c->kube, c->nkube,
+		    i)) + 1 < c->nkube; i++)
+			config_error(p, in, "cluster \"%s\" is already defined at line %d",
+			    k->name, c->kube[i].line);
 		if (k->kubectl == NULL)
 			k->kubectl = config_strdup(p, "kubectl");
 	}

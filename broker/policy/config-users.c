@@ -532,11 +532,7 @@ config_parse_users(struct config_parse *p, yaml_node_t *n, void *obj)
 			config_error(p, in, "user has no name");
 			continue;
 		}
-		for (i = 0; i + 1 < c->nusers; i++) {
-			if (c->users[i].name != NULL && strcmp(c->users[i].name, u->name) == 0)
-				break;
-		}
-		if (i + 1 < c->nusers)
+		if ((i = CONFIG_NAME_FIND(struct cfg_user, c->users, c->nusers, 0)) + 1 < c->nusers)
 			config_error(p, in, "duplicate user \"%s\" (first at line %d)", u->name,
 			    c->users[i].line);
 		if (u->nkeys == 0)
@@ -579,11 +575,8 @@ config_parse_groups(struct config_parse *p, yaml_node_t *n, void *obj)
 			config_error(p, in, "group has no name");
 			continue;
 		}
-		for (i = 0; i + 1 < c->ngroups; i++) {
-			if (c->groups[i].name != NULL && strcmp(c->groups[i].name, g->name) == 0)
-				break;
-		}
-		if (i + 1 < c->ngroups)
+		if ((i = CONFIG_NAME_FIND(struct cfg_group, c->groups, c->ngroups, 0)) + 1 <
+		    c->ngroups)
 			config_error(p, in, "duplicate group \"%s\" (first at line %d)", g->name,
 			    c->groups[i].line);
 	}

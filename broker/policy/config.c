@@ -128,6 +128,22 @@ config_list_alloc(struct config_parse *p, yaml_node_t *n, const char *notlist, v
 	return true;
 }
 
+/* The first earlier entry named as the last one (config-parse.h). */
+size_t
+config_name_find(const void *list, size_t count, size_t elem, size_t name_off, size_t start)
+{
+	const char *base = list, *name, *other;
+	size_t i;
+
+	memcpy(&name, base + (count - 1) * elem + name_off, sizeof name);
+	for (i = start; i + 1 < count; i++) {
+		memcpy(&other, base + i * elem + name_off, sizeof other);
+		if (other != NULL && strcmp(other, name) == 0)
+			break;
+	}
+	return i;
+}
+
 /* The text of a string node, or NULL after reporting that what is not a string. */
 const char *
 config_scalar(struct config_parse *p, const yaml_node_t *n, const char *what)
