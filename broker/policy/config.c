@@ -275,6 +275,26 @@ config_uint(struct config_parse *p, yaml_node_t *n, const char *what,
 }
 
 /*
+ * Read the decimal digits at *s into *num and move *s past them: -EINVAL
+ * when there are none, -ERANGE when the number passes max.
+ */
+static int
+config_digits(const char **s, unsigned long long max, unsigned long long *num)
+{
+	const char *d = *s;
+
+	if (*d < '0' || *d > '9')
+		return -EINVAL;
+	for (*num = 0; *d >= '0' && *d <= '9'; d++) {
+		*num = *num * 10 + (unsigned long long)(*d - '0');
+		if (*num > max)
+			return -ERANGE;
+	}
+	*s = d;
+	return 0;
+}
+
+/*
  * Read a duration in [min, max] seconds: a number of seconds, or numbers
  * each followed by s, m or h ("30s", "2m", "1m30s").
  */
@@ -284,21 +304,14 @@ config_duration(struct config_parse *p, yaml_node_t *n, const char *what,
 {
 	const char *s;
 	unsigned long long total = 0, num, mul;
-	int units = 0;
+	int units = 0, r;
 
 	if (n->type != YAML_SCALAR_NODE || config_is_null(n))
 		goto bad;
 	s = (const char *)n->data.scalar.value;
-	if (*s == '\0')
-		goto bad;
-	while (*s != '\0') {
-		if (*s < '0' || *s > '9')
-			goto bad;
-		for (num = 0; *s >= '0' && *s <= '9'; s++) {
-			num = num * 10 + (unsigned long long)(*s - '0');
-			if (num > max)
-				goto range;
-		}
+	do {
+		if ((r = config_digits(&s, max, &num)) != 0)
+			goto fail;
 		switch (*s) {
 		case '\0':
 			if (units)
@@ -324,11 +337,14 @@ config_duration(struct config_parse *p, yaml_node_t *n, const char *what,
 		total += num * mul;
 		if (total > max)
 			goto range;
-	}
+	} while (*s != '\0');
 	if (total < min)
 		goto range;
 	*out = total;
 	return 0;
+fail:
+	if (r == -ERANGE)
+		goto range;
 bad:
 	config_error(p, n, "%s must be a duration: seconds, or a number with s, m or h "
 	    "(\"30s\", \"2m\")", what);
@@ -386,19 +402,15 @@ config_size(struct config_parse *p, yaml_node_t *n, const char *what,
 		{ "Ti", 1ull << 40 }, { "TiB", 1ull << 40 },
 	};
 	const char *s;
-	unsigned long long num = 0;
+	unsigned long long num;
 	size_t i;
+	int r;
 
 	if (n->type != YAML_SCALAR_NODE || config_is_null(n))
 		goto bad;
 	s = (const char *)n->data.scalar.value;
-	if (*s < '0' || *s > '9')
-		goto bad;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		num = num * 10 + (unsigned long long)(*s - '0');
-		if (num > max)
-			goto range;
-	}
+	if ((r = config_digits(&s, max, &num)) != 0)
+		goto fail;
 	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
 		if (strcmp(s, units[i].unit) == 0)
 			break;
@@ -412,6 +424,9 @@ config_size(struct config_parse *p, yaml_node_t *n, const char *what,
 		goto range;
 	*out = num;
 	return 0;
+fail:
+	if (r == -ERANGE)
+		goto range;
 bad:
 	config_error(p, n, "%s must be a size: bytes, or a number with kB, MB, GB, TB "
 	    "(powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), like \"100MB\"", what);
