@@ -117,6 +117,13 @@ bool config_list_alloc(struct config_parse *p, yaml_node_t *n, const char *notli
     void **arr, size_t elem);
 
 /*
+ * One item of such a list: its node when it is a mapping, with its line
+ * in *line either way; NULL after reporting notmap when it is not.
+ */
+yaml_node_t *config_list_map(struct config_parse *p, yaml_node_item_t item, const char *notmap,
+    int *line);
+
+/*
  * Among the first count - 1 of count structs of elem bytes, each naming
  * itself with a char * at name_off, the index of the first from start on
  * that has the last one's name; count - 1 when none has. The check for a

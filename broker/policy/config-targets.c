@@ -184,16 +184,12 @@ config_parse_target_kube(struct config_parse *p, yaml_node_t *n, void *obj)
 	    sizeof *c->kube))
 		return;
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
-		in = config_node(p, *item);
 		k = &c->kube[c->nkube++];
-		k->line = (int)in->start_mark.line + 1;
 		k->timeout = 10;
 		k->keepalive = 30;
-		if (in->type != YAML_MAPPING_NODE) {
-			config_error(p, in, "each targets.kubernetes entry must be a mapping "
-			    "with a name");
+		if ((in = config_list_map(p, *item, "each targets.kubernetes entry must be a "
+		    "mapping with a name", &k->line)) == NULL)
 			continue;
-		}
 		config_walk_map(p, in, "targets.kubernetes entry", config_kube_entries, k);
 		if (k->name == NULL) {
 			config_error(p, in, "targets.kubernetes entry has no name");

@@ -520,13 +520,10 @@ config_parse_users(struct config_parse *p, yaml_node_t *n, void *obj)
 	    sizeof *c->users))
 		return;
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
-		in = config_node(p, *item);
 		u = &c->users[c->nusers++];
-		u->line = (int)in->start_mark.line + 1;
-		if (in->type != YAML_MAPPING_NODE) {
-			config_error(p, in, "each user must be a mapping with name and keys");
+		if ((in = config_list_map(p, *item, "each user must be a mapping with name and keys",
+		    &u->line)) == NULL)
 			continue;
-		}
 		config_walk_map(p, in, "user", config_user_entries, u);
 		if (u->name == NULL) {
 			config_error(p, in, "user has no name");
@@ -563,13 +560,10 @@ config_parse_groups(struct config_parse *p, yaml_node_t *n, void *obj)
 	    sizeof *c->groups))
 		return;
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
-		in = config_node(p, *item);
 		g = &c->groups[c->ngroups++];
-		g->line = (int)in->start_mark.line + 1;
-		if (in->type != YAML_MAPPING_NODE) {
-			config_error(p, in, "each group must be a mapping with name and roles");
+		if ((in = config_list_map(p, *item, "each group must be a mapping with name and roles",
+		    &g->line)) == NULL)
 			continue;
-		}
 		config_walk_map(p, in, "group", config_group_entries, g);
 		if (g->name == NULL) {
 			config_error(p, in, "group has no name");

@@ -128,6 +128,20 @@ config_list_alloc(struct config_parse *p, yaml_node_t *n, const char *notlist, v
 	return true;
 }
 
+/* A list item that must be a mapping, or NULL after saying it is not. */
+yaml_node_t *
+config_list_map(struct config_parse *p, yaml_node_item_t item, const char *notmap, int *line)
+{
+	yaml_node_t *in = config_node(p, item);
+
+	*line = (int)in->start_mark.line + 1;
+	if (in->type != YAML_MAPPING_NODE) {
+		config_error(p, in, "%s", notmap);
+		return NULL;
+	}
+	return in;
+}
+
 /* The first earlier entry named as the last one (config-parse.h). */
 size_t
 config_name_find(const void *list, size_t count, size_t elem, size_t name_off, size_t start)

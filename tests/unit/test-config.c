@@ -642,6 +642,22 @@ test_duplicate_names(void)
 	    "    - {name: lab}\n", want);
 }
 
+/* Users, groups, rules and clusters are lists of mappings: anything else is said so. */
+static void
+test_list_items(void)
+{
+	static const char *const want[] = {
+	    "t:1: each user must be a mapping with name and keys",
+	    "t:2: each group must be a mapping with name and roles",
+	    "t:3: each rule must be a mapping with users or groups, and targets",
+	    "t:5: each targets.kubernetes entry must be a mapping with a name",
+	    NULL
+	};
+
+	expect_errors("users: [alice]\ngroups: [dev]\nrules: [[prod]]\n"
+	    "targets:\n  kubernetes: [lab]\n", want);
+}
+
 /*
  * generate_keys (default false), and signing_key's default: beside
  * host_key, wherever the broker runs.
@@ -956,6 +972,7 @@ main(void)
 		{ "rule_clusters", test_rule_clusters },
 		{ "kubeconfig_missing", test_kubeconfig_missing },
 		{ "duplicate_names", test_duplicate_names },
+		{ "list_items", test_list_items },
 		{ "keys", test_keys },
 		{ "sha256", test_sha256 },
 		{ "keygen_types", test_keygen_types },
