@@ -145,7 +145,7 @@ grep_print(struct grep_state *g, const char *text, size_t len)
 	const char *user = h->user != NULL ? h->user : "-";
 	const char *target = h->target != NULL ? h->target : "-";
 	struct summary j;
-	int i, k, r;
+	int i, k;
 
 	g->matched = true;
 	g->nmatch++;
@@ -184,8 +184,7 @@ grep_print(struct grep_state *g, const char *text, size_t len)
 	summary_str(&j, "kind", g->raw ? (g->input ? "raw-input" : "raw") :
 	    g->input ? "input" : "screen");
 	summary_strn(&j, "line", text, len);
-	if ((r = summary_print(&j)) < 0)
-		player_warn("%s: %s", g->f->path, strerror(-r));
+	summary_print(&j);
 }
 
 /* Match one (logical) screen line. */

@@ -249,7 +249,6 @@ info_json(const struct player_file *f, const struct info_stats *s)
 	struct summary j, sub;
 	char code[2] = { 0 };
 	size_t i;
-	int r;
 
 	summary_start(&j, f->path);
 	info_json_header(summary_value(&j, "header"), f);
@@ -282,8 +281,7 @@ info_json(const struct player_file *f, const struct info_stats *s)
 		summary_verdict(&sub, &s->verify, trust_word(s->trust, &s->verify, s->verify_rc));
 		summary_add(&j, "integrity", &sub);
 	}
-	if ((r = summary_print(&j)) < 0)
-		player_warn("%s: %s", f->path, strerror(-r));
+	summary_print(&j);
 }
 
 #define INFO_USAGE "info [--json] [--key PUB]... [--dir DIR] FILE|ID..."

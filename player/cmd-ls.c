@@ -403,7 +403,6 @@ ls_print(const struct ls_state *s, const struct ls_entry *e)
 {
 	char start[32], dur[32], ex[48], *user, *target, *command, *path;
 	struct summary j;
-	int r;
 
 	when_format_utc(e->start_ns, start, sizeof start);
 	if (s->json) {
@@ -419,8 +418,7 @@ ls_print(const struct ls_state *s, const struct ls_entry *e)
 		summary_str(&j, "state", e->state);
 		summary_str(&j, "trust", e->trust);
 		summary_str(&j, "signer", e->key_fp[0] != '\0' ? e->key_fp : NULL);
-		if ((r = summary_print(&j)) < 0)
-			player_warn("%s: %s", e->path, strerror(-r));
+		summary_print(&j);
 		return;
 	}
 	when_format_offset(e->duration_ns, dur, sizeof dur);

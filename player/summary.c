@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "player.h"
 #include "summary.h"
 
 /* How recording JSON spells control characters (as rec_json_string). */
@@ -24,6 +25,7 @@ void
 summary_start(struct summary *s, const char *path)
 {
 	summary_start_object(s);
+	s->path = path;
 	summary_str(s, "file", path);
 }
 
@@ -147,5 +149,7 @@ summary_print(struct summary *s)
 	else if (fwrite(s->b.data, 1, s->b.len, stdout) != s->b.len)
 		r = -EIO;
 	buf_free(&s->b);
+	if (r < 0)
+		player_warn("%s: %s", s->path != NULL ? s->path : "-", strerror(-r));
 	return r;
 }

@@ -21,6 +21,7 @@
 struct summary {
 	struct buf b;		/* the object's text so far, without its closing brace */
 	bool any;		/* a field was added: the next needs a comma */
+	const char *path;	/* the file, for a failure to print */
 };
 
 /* Start s as {"file": path}: every summary names its file first. */
@@ -74,7 +75,7 @@ void summary_verdict(struct summary *s, const struct rec_verify *v, const char *
 
 /*
  * Write the summary as one line to stdout and free it. Returns 0, or
- * -ENOMEM (nothing written) or -EIO.
+ * -ENOMEM (nothing written) or -EIO after saying so on stderr.
  */
 int summary_print(struct summary *s);
 
