@@ -16,26 +16,14 @@ import pytest
 
 from conftest import wait_until
 from conftest import drain_channel
-import support.tmux
-from support import read_until, readline_within, recv_until
-
-USERS = {
-    "alice": {"groups": ["oncall"]},
-    "bob": {"groups": ["sec"]},           # auditor and approver through the group
-    "carol": {"roles": ["auditor"]},      # auditor on the user
-}
-GROUPS = [{"name": "sec", "roles": ["auditor", "approver"]}]
+from support import read_until, recv_until
+from support.live import GROUPS, USERS, Tmux, finish, start_bg, wait_request
 
 
 def live_broker(broker, rules=None):
     return broker(users=USERS, settings={"groups": GROUPS},
                   rules=rules or [{"groups": ["oncall"], "targets": ["local"],
                                    "announce_watchers": True}])
-
-
-def start_bg(b, user, *remote, opts=()):
-    return subprocess.Popen(b.ssh_args(user, *remote, opts=opts), stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def live_sessions(b, user="bob"):
@@ -69,23 +57,6 @@ def release(path):
     """Let the session waiting in `cat path` go on (opening blocks until it reads)."""
     with open(path, "wb"):
         pass
-
-
-def finish(p, timeout=20):
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate()
-        pytest.fail(f"ssh did not end: {out[-300:]!r} {err[-300:]!r}")
-    return p.returncode, out, err
-
-
-class Tmux(support.tmux.Tmux):
-    """A private tmux server for rendering terminals: 80x24 sessions."""
-
-    def __init__(self, path):
-        super().__init__(cols=80, rows=24, socket_path=path)
 
 
 # ---------------------------------------------------------------- sessions
@@ -314,18 +285,6 @@ def test_slow_watcher_dropped_without_delaying_session(broker, tmp_path):
 
 APPROVE_RULES = [{"groups": ["oncall"], "targets": ["local"],
                   "commands": {"approve": ["rm *", "re:^danger"], "approve_timeout": "3s"}}]
-
-
-def wait_request(p):
-    buf = b""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        line = readline_within(p.stderr, max(0.1, deadline - time.monotonic()))
-        buf += line
-        m = re.search(rb"waiting for approval: ([0-9a-f-]{36})", buf)
-        if m:
-            return m.group(1).decode()
-    pytest.fail(f"no 'waiting for approval' line: {buf!r}")
 
 
 def test_approve_starts_the_request(broker, tmp_path):
@@ -723,3 +682,4 @@ def test_watched_session_whose_terminal_shrinks(broker):
     finally:
         w.close()
         c.close()
+

@@ -16,7 +16,7 @@ import paramiko
 import pytest
 
 from conftest import Key, free_port, make_key, wait_until
-from test_broker_live import GROUPS, USERS, Tmux, finish, start_bg, wait_request
+from support.live import GROUPS, USERS, Tmux, finish, start_bg, wait_request
 
 
 # As test_broker_live's, with time for three replicas to be asked twice.
