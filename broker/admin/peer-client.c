@@ -8,9 +8,9 @@
  * user, the roles, the command, the key path and the peers' public keys)
  * and each job leaves its reply in itself. A coordinating thread starts
  * the jobs, joins them and wakes the loop through a uv_async, whose
- * callback hands the replies to the caller. A relayed watch is a thread
- * that reads the remote watcher's bytes into a buffer under a mutex and
- * wakes the loop with a uv_async.
+ * callback hands the replies to the caller. A relay (a watch, or pending
+ * --follow) is a thread that reads the remote command's bytes into a
+ * buffer under a mutex and wakes the loop with a uv_async.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -78,8 +78,8 @@ struct peer_relay {
 	struct peer_creds creds;
 	char *host;
 	uint16_t port;
-	char *id;
-	int cols, rows;
+	char *command;
+	int cols, rows;		/* the PTY asked for; 0: none */
 	uv_thread_t thread;
 	uv_async_t async;
 	uv_mutex_t mu;
@@ -87,6 +87,7 @@ struct peer_relay {
 	size_t len;
 	bool finished;		/* the thread is done (under mu) */
 	int status;
+	char why[256];		/* what went wrong, once finished ("": nothing) */
 	atomic_bool quit;	/* send 'q' to the replica */
 	atomic_bool stop;	/* close at once */
 	atomic_int new_cols, new_rows;	/* the watcher's terminal, when resized */
@@ -658,7 +659,7 @@ peer_query_cancel(struct peer_query *q)
 		q->done = NULL;
 }
 
-/* ---- relayed watch ---- */
+/* ---- relayed output ---- */
 
 /* Hand bytes to the loop; waits (briefly) while the loop has not taken the last ones. */
 static bool
@@ -686,7 +687,21 @@ peer_relay_put(struct peer_relay *r, const char *buf, size_t n)
 	return false;
 }
 
-/* The relay's thread: run "watch ID" on the replica and pass its bytes on. */
+/* Keep the first line of a failed command's stderr (a relay without a PTY). */
+static void
+peer_relay_err(struct peer_relay *r, const char *buf, size_t n)
+{
+	size_t have = strlen(r->why), room = sizeof r->why - 1 - have;
+
+	if (have > 0 && memchr(r->why, '\n', have) != NULL)
+		return;
+	if (n > room)
+		n = room;
+	memcpy(r->why + have, buf, n);
+	r->why[have + n] = '\0';
+}
+
+/* The relay's thread: run the command on the replica and pass its bytes on. */
 static void
 peer_relay_thread(void *arg)
 {
@@ -694,15 +709,14 @@ peer_relay_thread(void *arg)
 	ssh_session ssh = NULL;
 	ssh_channel ch = NULL;
 	const char *why = NULL;
-	char buf[16384], cmd[128], msg[256];
+	char buf[16384], msg[256];
 	bool quit_sent = false;
 	int n, status = 1;
 
-	snprintf(cmd, sizeof cmd, "watch %s", r->id);
 	if ((ssh = peer_connect(r->host, r->port, &r->creds, PEER_TIMEOUT_MS, &why)) == NULL)
 		goto fail;
-	if ((ch = peer_channel(ssh, &r->creds, cmd, r->cols, r->rows)) == NULL) {
-		why = "the watch was refused";
+	if ((ch = peer_channel(ssh, &r->creds, r->command, r->cols, r->rows)) == NULL) {
+		why = r->cols > 0 ? "the watch was refused" : "the command was refused";
 		goto fail;
 	}
 	while (!atomic_load(&r->stop)) {
@@ -720,20 +734,29 @@ peer_relay_thread(void *arg)
 		}
 		if (n > 0 && !peer_relay_put(r, buf, (size_t)n))
 			break;
-		while ((n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0)
-			if (!peer_relay_put(r, buf, (size_t)n))
+		while ((n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) {
+			if (r->cols == 0)
+				peer_relay_err(r, buf, (size_t)n);
+			else if (!peer_relay_put(r, buf, (size_t)n))
 				break;
+		}
 		if (ssh_channel_is_eof(ch) && ssh_channel_poll(ch, 0) <= 0 &&
 		    ssh_channel_poll(ch, 1) <= 0) {
 			status = ssh_channel_get_exit_status(ch);
 			break;
 		}
 	}
+	if (status == 0)
+		r->why[0] = '\0';
+	r->why[strcspn(r->why, "\r\n")] = '\0';
 	goto out;
 fail:
-	n = snprintf(msg, sizeof msg, "\r\npodgate: replica %s:%u unreachable: %s\r\n",
-	    r->host, r->port, why);
-	peer_relay_put(r, msg, (size_t)n);
+	if (r->cols > 0) {
+		n = snprintf(msg, sizeof msg, "\r\npodgate: replica %s:%u unreachable: %s\r\n",
+		    r->host, r->port, why);
+		peer_relay_put(r, msg, (size_t)n);
+	}
+	snprintf(r->why, sizeof r->why, "%s", why);
 out:
 	if (ch != NULL) {
 		ssh_channel_close(ch);
@@ -759,7 +782,7 @@ peer_relay_close_cb(uv_handle_t *h)
 	uv_mutex_destroy(&r->mu);
 	peer_creds_free(&r->creds);
 	free(r->host);
-	free(r->id);
+	free(r->command);
 	free(r->buf);
 	free(r);
 }
@@ -783,21 +806,21 @@ peer_relay_async_cb(uv_async_t *a)
 	status = r->status;
 	uv_mutex_unlock(&r->mu);
 	if (len > 0 && r->cb != NULL)
-		r->cb(r->arg, buf, len, 0);
+		r->cb(r->arg, buf, len, 0, NULL);
 	free(buf);
 	if (!finished)
 		return;
 	uv_thread_join(&r->thread);
 	if (r->cb != NULL)
-		r->cb(r->arg, NULL, 0, status);
+		r->cb(r->arg, NULL, 0, status, r->why[0] != '\0' ? r->why : NULL);
 	r->cb = NULL;
 	uv_close((uv_handle_t *)&r->async, peer_relay_close_cb);
 }
 
-/* Watch a session held by another replica. */
+/* Run a command on another replica and pass its output on. */
 int
 peer_relay_start(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
-    const char *id, int cols, int rows, peer_relay_cb cb, void *arg,
+    const char *command, int cols, int rows, peer_relay_cb cb, void *arg,
     struct peer_relay **rp)
 {
 	struct peer_relay *r;
@@ -806,10 +829,10 @@ peer_relay_start(const struct peer_client *pc, const struct cfg_user *u, const c
 	*rp = NULL;
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		return -ENOMEM;
-	if (peer_creds_fill(pc, u, &r->creds) < 0 || (r->id = strdup(id)) == NULL ||
+	if (peer_creds_fill(pc, u, &r->creds) < 0 || (r->command = strdup(command)) == NULL ||
 	    peer_split(addr, &r->host, &r->port) < 0) {
 		peer_creds_free(&r->creds);
-		free(r->id);
+		free(r->command);
 		free(r);
 		return -ENOMEM;
 	}

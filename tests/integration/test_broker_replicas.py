@@ -16,7 +16,7 @@ import paramiko
 import pytest
 
 from conftest import Key, free_port, make_key, wait_until
-from support.live import GROUPS, USERS, Tmux, finish, start_bg, wait_request
+from support.live import GROUPS, USERS, Follower, Tmux, finish, start_bg, wait_request
 
 
 # As test_broker_live's, with time for three replicas to be asked twice.
@@ -32,7 +32,7 @@ def peer_key(tmp_path, name):
     return make_key(tmp_path / "peerkeys", name)
 
 
-def replicas(broker, tmp_path, n=3, rules=None, trusted=None):
+def replicas(broker, tmp_path, n=3, rules=None, trusted=None, users=None):
     """n brokers, each a peer of the others, named r0, r1, r2 (PODGATE_REPLICA)."""
     pkeys = [peer_key(tmp_path, f"r{i}") for i in range(n)]
     ports = [free_port() for _ in range(n)]
@@ -47,7 +47,7 @@ def replicas(broker, tmp_path, n=3, rules=None, trusted=None):
             "peer_key": str(pkeys[i].path),
             "peer_keys": [k.pub for k in trusted],
         }
-        b = broker(users=USERS, settings=settings, env={"PODGATE_REPLICA": f"r{i}"},
+        b = broker(users=users or USERS, settings=settings, env={"PODGATE_REPLICA": f"r{i}"},
                    rules=rules or [{"groups": ["oncall"], "targets": ["local"]}])
         b.peer_port = ports[i]
         out.append(b)
@@ -359,3 +359,72 @@ def test_kill_by_a_prefix_two_replicas_share_ends_nothing(broker, tmp_path):
         for x in (p, q):
             x.kill()
             x.wait()
+
+
+# ---------------------------------------------------------------- pending --follow
+
+def followed_by(b, count=1):
+    """Wait until count followers on other replicas run pending --follow --json on b."""
+    b.wait_audit("admin_command", lambda e: e.get("command") == "pending"
+                 and e.get("args") == "--follow --json", count=count)
+
+
+def test_pending_follow_announces_requests_of_every_replica(broker, tmp_path):
+    users = dict(USERS, dave={"groups": ["sec"]})      # a second approver
+    r0, r1, r2 = replicas(broker, tmp_path, rules=APPROVE_RULES, users=users)
+    text = Follower(r0, "bob", "--follow")
+    as_json = Follower(r0, "bob", "--json", "--follow")
+    p = None
+    try:
+        text.wait_out(lambda l: l.split()[:3] == [b"REPLICA", b"ID", b"USER"],
+                      what="the table's header")
+        for b in (r1, r2):
+            followed_by(b, count=2)
+        p = start_bg(r1, "alice", "local", "--", "danger=1; echo across")
+        rid = wait_request(p)
+        line = text.wait_out(lambda l: l.startswith(b"held") and rid.encode() in l,
+                             what="the request held on r1, announced on r0")
+        assert line.split()[:5] == [b"held", b"r1", rid.encode(), b"alice", b"local"], line
+        ev = json.loads(as_json.wait_out(lambda l: rid.encode() in l))
+        assert ev["event"] == "held" and ev["replica"] == "r1", ev
+        assert ev["command"] == "danger=1; echo across", ev
+        # another approver denies it on a third replica: the follower sees it end
+        r = r2.ssh("dave", "deny", rid, "not", "now")
+        assert r.returncode == 0, r.stderr
+        line = text.wait_out(lambda l: l.startswith(b"denied"))
+        assert line.split() == [b"denied", b"r1", rid.encode(), b"by", b"dave:", b"not",
+                                b"now"], line
+        ev = json.loads(as_json.wait_out(lambda l: b'"denied"' in l))
+        assert ev["id"] == rid and ev["by"] == "dave" and ev["replica"] == "r1", ev
+        assert finish(p)[0] == 126
+        assert text.err == [] and as_json.err == [] and text.p.poll() is None
+    finally:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
+        text.close()
+        as_json.close()
+
+
+def test_pending_follow_ends_the_requests_of_a_replica_that_goes_away(broker, tmp_path):
+    r0, r1 = replicas(broker, tmp_path, n=2, rules=APPROVE_RULES)
+    p = start_bg(r1, "alice", "local", "--", "danger=1; echo never")
+    f = None
+    try:
+        rid = wait_request(p)
+        f = Follower(r0, "bob", "--follow")
+        row = f.wait_out(lambda l: rid.encode() in l, what="the request listed")
+        assert row.split()[:2] == [b"r1", rid.encode()], row
+        followed_by(r1)
+        kill_replica(r1)
+        f.wait_err(lambda l: b"replica 127.0.0.1:%d unreachable" % r1.peer_port in l)
+        line = f.wait_out(lambda l: l.startswith(b"ended"))
+        assert line.split() == [b"ended", b"r1", rid.encode() + b":", b"replica",
+                                b"127.0.0.1:%d" % r1.peer_port, b"unreachable"], line
+        # the rest of the service is still followed
+        assert f.p.poll() is None
+    finally:
+        if f is not None:
+            f.close()
+        p.kill()
+        p.wait()
