@@ -11,6 +11,7 @@ import re
 import signal
 import shlex
 import shutil
+import socket
 
 import paramiko
 import pytest
@@ -52,6 +53,77 @@ def replicas(broker, tmp_path, n=3, rules=None, trusted=None, users=None):
         b.peer_port = ports[i]
         out.append(b)
     return out
+
+
+def dns_replicas(broker, tmp_path, name, hosts):
+    """A replica on each of hosts, all at one peer port, all with peers: {dns: name}."""
+    port = free_port()
+    pkeys = [peer_key(tmp_path, f"r{i}") for i in range(len(hosts))]
+    out = []
+    for i, host in enumerate(hosts):
+        settings = {
+            "groups": GROUPS,
+            "peers": {"dns": name},
+            "peer_listen": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            "peer_key": str(pkeys[i].path),
+            "peer_keys": [k.pub for k in pkeys],
+        }
+        out.append(broker(users=USERS, settings=settings, env={"PODGATE_REPLICA": f"r{i}"},
+                          rules=[{"groups": ["oncall"], "targets": ["local"]}]))
+    return out
+
+
+def assert_sessions_of(b, replicas):
+    r = b.ssh("bob", "sessions", "--json")
+    assert r.returncode == 0 and r.stderr == b"", r.stderr
+    assert sorted(x["replica"] for x in json.loads(r.stdout)) == replicas
+
+
+def test_peers_found_by_dns_name(broker, tmp_path):
+    """peers: {dns: localhost}. "localhost" resolves (/etc/hosts) to 127.0.0.1, and on
+    some machines to ::1 too, of which the IPv4 address is taken. One replica listens
+    there, one on 127.0.0.2 (the whole of 127/8 is the loopback) at the same port,
+    outside the name: that one reaches the other, which skips its own address."""
+    assert "127.0.0.1" in {ai[4][0] for ai in socket.getaddrinfo("localhost", 22)}
+    r0, r1 = dns_replicas(broker, tmp_path, "localhost", ["127.0.0.2", "127.0.0.1"])
+    procs = [start_bg(b, "alice", "local", "--", f"sleep 6{i}") for i, b in enumerate((r0, r1))]
+    try:
+        wait_listed(r0, "sleep 61", "r1")
+        assert_sessions_of(r0, ["r0", "r1"])
+        assert_sessions_of(r1, ["r1"])
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_peers_found_by_a_dns_name_of_ipv6_addresses(broker, tmp_path):
+    """A name with IPv6 addresses only (Debian's /etc/hosts gives ip6-localhost ::1):
+    the replica on [::1] is reached there, by one on 127.0.0.1 at the same port."""
+    name = None
+    for candidate in ("ip6-localhost", "ip6-loopback"):
+        try:
+            found = {ai[4][0] for ai in socket.getaddrinfo(candidate, 22)}
+        except socket.gaierror:
+            continue
+        if found == {"::1"}:
+            name = candidate
+            break
+    if name is None:
+        pytest.skip("no host name resolves to ::1 alone here (ip6-localhost in /etc/hosts)")
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError as e:
+        pytest.skip(f"::1 cannot be bound here: {e}")
+    r0, r1 = dns_replicas(broker, tmp_path, name, ["127.0.0.1", "::1"])
+    p = start_bg(r1, "alice", "local", "--", "sleep 62")
+    try:
+        wait_listed(r0, "sleep 62", "r1")
+        assert_sessions_of(r1, ["r1"])
+    finally:
+        p.kill()
+        p.wait()
 
 
 def sessions_json(b, user="bob"):
