@@ -807,3 +807,30 @@ def test_pending_follow_tells_of_timeouts_and_requesters_who_leave(broker):
                 x.kill()
                 x.wait()
         f.close()
+
+
+def test_a_follower_that_does_not_read_is_dropped_and_nothing_waits(broker):
+    b = live_broker(broker, FOLLOW_RULES)
+    approver, agent = b.connect("bob"), b.connect("alice")
+    held = []
+    try:
+        # a 32 KiB SSH window, never read: what does not fit waits in the follower's queue
+        f = approver.get_transport().open_session(window_size=32768)
+        f.exec_command("pending --follow")
+        b.wait_audit("admin_command", lambda e: e.get("command") == "pending")
+        for i in range(10):     # ~400 KiB of events: more than the window and the queue
+            held.append(agent.get_transport().open_session())
+            held[-1].exec_command(f"local -- danger {i} " + "x" * 40000)
+        assert exit_status(f) == 1
+        ev = b.wait_audit("session_end", lambda e: e.get("target") == "podgate:pending")
+        assert ev[0]["exit_status"] == 1, ev
+        # the requests are held all the same, and the broker serves on
+        wait_until(lambda: len(json.loads(b.ssh("bob", "pending", "--json").stdout)) == 10,
+                   what="ten requests held")
+        assert b.ssh("alice", "local", "--", "echo still-here").stdout == b"still-here\n"
+        assert all(not c.exit_status_ready() for c in held)
+        rec = (b.recordings_dir / f"{ev[0]['session']}.rec").read_bytes()
+        assert b"you were too slow; follow again to rejoin" in rec
+    finally:
+        approver.close()
+        agent.close()
