@@ -2,7 +2,8 @@
  * Requests held for an approver (docs/live.md, "Approvals"): the start
  * path's approve step holds an exec request whose command matches the
  * rule's commands.approve; pending lists them, approve resumes the start,
- * deny and approve_timeout end it with exit 126.
+ * deny and approve_timeout end it with exit 126. Followers (pending
+ * --follow, follow.c) are told of each request held and of its end.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -25,21 +26,43 @@
 #include "session/session-guard.h"
 #include "session/session.h"
 
-/* pending [--json]: held requests, each command whole and escaped. */
+/* The options of pending: --json, --follow (or -f), each at most once, in any order. */
+bool
+live_pending_args(char **argv, size_t argc, bool *json, bool *follow)
+{
+	size_t i;
+
+	*json = *follow = false;
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0 && !*json)
+			*json = true;
+		else if ((strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0) &&
+		    !*follow)
+			*follow = true;
+		else
+			return false;
+	}
+	return true;
+}
+
+/*
+ * pending [--json] [--follow]: held requests, each command whole and
+ * escaped; a JSON array, or one object a line when following.
+ */
 int
 live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
     struct live_text *out)
 {
 	struct live_admin *a;
-	bool json = argc > 0 && strcmp(argv[0], "--json") == 0;
+	bool json, follow;
 	char when[40], user[64], target[96];
 	bool first = true;
 
-	if (argc > 1 || (argc == 1 && !json)) {
-		session_notice(s, "usage: pending [--json]");
+	if (!live_pending_args(argv, argc, &json, &follow)) {
+		session_notice(s, "usage: pending [--json] [--follow]");
 		return 2;
 	}
-	if (json)
+	if (json && !follow)
 		live_printf(out, "[");
 	else
 		live_printf(out, "%-36s  %-12s  %-20s  %-20s  %s\n", "ID", "USER", "TARGET",
@@ -47,7 +70,7 @@ live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
 	TAILQ_FOREACH(a, &l->held, peer) {
 		live_time(a->requested_ns, when, sizeof when);
 		if (json) {
-			live_printf(out, "%s{\"id\":", first ? "" : ",");
+			live_printf(out, "%s{\"id\":", first || follow ? "" : ",");
 			live_json_str(out, a->s->id);
 			live_printf(out, ",\"user\":");
 			live_json_str(out, a->s->host->user);
@@ -59,7 +82,7 @@ live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
 			live_json_str(out, session_guard_command(a->s));
 			if (peer_enabled(*l->peers.config))
 				live_printf(out, ",\"replica\":\"%s\"", peer_self_name());
-			live_printf(out, ",\"requested\":\"%s\"}", when);
+			live_printf(out, ",\"requested\":\"%s\"}%s", when, follow ? "\n" : "");
 			first = false;
 			continue;
 		}
@@ -69,8 +92,12 @@ live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
 		live_escaped(out, session_guard_command(a->s));
 		live_printf(out, "\n");
 	}
-	if (json)
+	if (json && !follow)
 		live_printf(out, "]\n");
+	if (follow) {
+		s->admin->json = json;
+		return live_follow_start(s->admin, out);
+	}
 	return 0;
 }
 
@@ -161,6 +188,7 @@ live_held_timeout_cb(uv_timer_t *t)
 		};
 		live_audit(s, "approval_timeout", f, 2);
 	}
+	live_follow_event(h->live, "timeout", h, NULL, NULL);
 	TAILQ_REMOVE(&h->live->held, h, peer);
 	h->kind = LIVE_CMD;
 	session_notice(s, "podgate: no approval in time; request refused");
@@ -209,7 +237,24 @@ live_approval_hold(struct session *s)
 	}
 	snprintf(msg, sizeof msg, "waiting for approval: %s", s->id);
 	session_notice(s, msg);
+	live_follow_event(l, "held", h, NULL, NULL);
 	return true;
+}
+
+/*
+ * A held request ends undecided (its requester left, or the broker stops):
+ * no longer pending, followers told why.
+ */
+void
+live_held_end(struct live_admin *h)
+{
+	if (h->kind != LIVE_HELD)
+		return;
+	live_follow_event(h->live, "ended", h, NULL, h->s->stop == SESSION_STOP_ABORT ?
+	    "the broker is shutting down" : "the requester left");
+	TAILQ_REMOVE(&h->live->held, h, peer);
+	uv_timer_stop(h->timer);
+	h->kind = LIVE_CMD;
 }
 
 /* An approver decided on a held request. */
@@ -237,6 +282,7 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 		f[0].key = "request";
 		live_audit(by, approve ? "approved" : "denied", f, reason != NULL ? 6 : 5);
 	}
+	live_follow_event(h->live, approve ? "approved" : "denied", h, by, reason);
 	TAILQ_REMOVE(&h->live->held, h, peer);
 	uv_timer_stop(h->timer);
 	if (!approve) {

@@ -2,7 +2,8 @@
  * Admin sessions (docs/live.md): an admin command is the exec request of
  * an ssh session, recorded like any other; sessions and kill are done at
  * once, watch turns the session into a watcher (watch.c), pending,
- * approve and deny work on held requests (approvals.c).
+ * approve and deny work on held requests (approvals.c), pending --follow
+ * turns the session into a follower (follow.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -232,7 +233,7 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 		session_exit(s, status);
 }
 
-/* Keystrokes: 'q' leaves a watch; the rest is dropped. */
+/* Keystrokes: 'q' leaves a watch, 'q' or Ctrl-C a follow; the rest is dropped. */
 uint32_t
 live_admin_input(struct session *s, const void *data, uint32_t len)
 {
@@ -252,6 +253,13 @@ live_admin_input(struct session *s, const void *data, uint32_t len)
 			a->done = true;
 		live_kick(a);
 	}
+	if (a->kind == LIVE_FOLLOW && !a->done && (memchr(data, 'q', len) != NULL ||
+	    memchr(data, 0x03, len) != NULL)) {
+		live_follow_stop(a);
+		a->done = true;
+		a->status = 0;
+		live_kick(a);
+	}
 	return len;
 }
 
@@ -264,18 +272,22 @@ live_admin_after_io(struct session *s)
 
 	if (s->peer_closed || s->broken || s->channel == NULL || s->stop == SESSION_STOP_ABORT ||
 	    !s->host->ops->alive(s->host)) {
+		bool held = a->kind == LIVE_HELD;
+
 		if (a->kind == LIVE_WATCH && a->watched != NULL)
 			live_watch_stop(a, 0, NULL);
+		live_follow_stop(a);
+		live_held_end(a);
 		peer_query_cancel(a->pq);
 		a->pq = NULL;
 		peer_relay_cancel(a->relay);
 		a->relay = NULL;
-		if (a->kind == LIVE_HELD && s->stop == SESSION_STOP_ABORT)
+		if (held && s->stop == SESSION_STOP_ABORT)
 			session_notice(s, "podgate: the broker is shutting down");
-		session_exit(s, a->kind == LIVE_HELD ? 126 : 0);
+		session_exit(s, held ? 126 : 0);
 		return;
 	}
-	if (a->kind != LIVE_WATCH)
+	if (a->kind != LIVE_WATCH && a->kind != LIVE_FOLLOW)
 		return;
 	if (a->redraw && a->qlen == 0 && a->watched != NULL)
 		live_watch_draw(a);

@@ -24,19 +24,21 @@ enum live_kind {
 	LIVE_CMD,		/* sessions, kill, pending, approve, deny: done at once */
 	LIVE_WATCH,		/* a watcher */
 	LIVE_HELD,		/* an exec request waiting for an approver */
+	LIVE_FOLLOW,		/* pending --follow: told of requests as they come and go */
 };
 
+struct live_follow;
 struct live_session;
 
 /* An admin session (command or watcher) or a held request. */
 struct live_admin {
 	TAILQ_ENTRY(live_admin) all;	/* live->admins */
-	TAILQ_ENTRY(live_admin) peer;	/* watched->watchers, or live->held */
+	TAILQ_ENTRY(live_admin) peer;	/* watched->watchers, live->held or live->followers */
 	struct live *live;
 	struct session *s;
 	enum live_kind kind;
 
-	/* watch */
+	/* watch, and pending --follow (the queue) */
 	struct live_session *watched;	/* NULL once it ended or dropped us */
 	uint8_t *q;
 	size_t qoff, qlen;
@@ -49,6 +51,10 @@ struct live_admin {
 	/* held */
 	uv_timer_t *timer;		/* approve_timeout */
 	uint64_t requested_ns;
+
+	/* pending --follow (follow.c) */
+	bool follow;			/* asked for: follow once the listing is out */
+	struct live_follow *following;	/* in live->followers; NULL once it stopped */
 
 	/* other replicas (peer.h) */
 	struct peer_query *pq;		/* a command sent to them, until they answer */
@@ -96,6 +102,7 @@ struct live {
 	TAILQ_HEAD(, live_session) sessions;
 	TAILQ_HEAD(, live_admin) admins;
 	TAILQ_HEAD(, live_admin) held;
+	TAILQ_HEAD(, live_admin) followers;	/* pending --follow */
 	uv_timer_t kick;
 };
 
@@ -150,6 +157,15 @@ int live_cmd_decide(struct session *s, struct live *l, char **argv, size_t argc,
 int live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
     struct live_text *out);
 struct live_admin *live_find_held(struct live *l, const char *id);
+void live_held_end(struct live_admin *h);
+bool live_pending_args(char **argv, size_t argc, bool *json, bool *follow);
+
+/* follow.c */
+void live_follow_event(struct live *l, const char *event, struct live_admin *h,
+    const struct session *by, const char *reason);
+void live_follow_peers(struct live_admin *a, const struct peer_reply *r, size_t n);
+int live_follow_start(struct live_admin *a, struct live_text *listing);
+void live_follow_stop(struct live_admin *a);
 
 /* replicas.c */
 int live_peer_start(struct session *s, struct live *l, struct live_admin *a, char **argv,

@@ -6,6 +6,7 @@
  *   commands.c   admin sessions: sessions, kill, and running any command
  *   watch.c      watchers: queues, screens, the kick that sends them
  *   approvals.c  requests held for an approver: pending, approve, deny
+ *   follow.c     pending --follow: requests announced as they come and go
  *   replicas.c   commands passed on to the other replicas (peer-client.h)
  */
 #include <errno.h>
@@ -74,6 +75,7 @@ live_init(uv_loop_t *loop, const struct peer_client *peers, struct live **out)
 	TAILQ_INIT(&l->sessions);
 	TAILQ_INIT(&l->admins);
 	TAILQ_INIT(&l->held);
+	TAILQ_INIT(&l->followers);
 	uv_timer_init(loop, &l->kick);
 	l->kick.data = l;
 	*out = l;
@@ -172,8 +174,8 @@ live_session_gone(struct session *s)
 		TAILQ_REMOVE(&a->watched->watchers, a, peer);
 		a->watched->nwatchers--;
 	}
-	if (a->kind == LIVE_HELD && l != NULL)
-		TAILQ_REMOVE(&l->held, a, peer);
+	live_held_end(a);
+	live_follow_stop(a);
 	if (a->timer != NULL)
 		uv_close((uv_handle_t *)a->timer, live_timer_close_cb);
 	if (l != NULL)

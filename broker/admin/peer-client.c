@@ -8,9 +8,9 @@
  * user, the roles, the command, the key path and the peers' public keys)
  * and each job leaves its reply in itself. A coordinating thread starts
  * the jobs, joins them and wakes the loop through a uv_async, whose
- * callback hands the replies to the caller. A relayed watch is a thread
- * that reads the remote watcher's bytes into a buffer under a mutex and
- * wakes the loop with a uv_async.
+ * callback hands the replies to the caller. A relay (a watch, or pending
+ * --follow) is a thread that reads the remote command's bytes into a
+ * buffer under a mutex and wakes the loop with a uv_async.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,6 +46,7 @@ struct peer_creds {
 	char *key_path;
 	char **pubkeys;		/* "TYPE BASE64" of each peer key */
 	size_t npubkeys;
+	char *own_host;		/* peer_listen's address: "0.0.0.0" or "::" is every one */
 	uint16_t own_port;
 };
 
@@ -65,7 +66,8 @@ struct peer_query {
 	char *dns;		/* resolve this first, then one job per address */
 	uv_thread_t thread;	/* runs the jobs' threads, then wakes the loop */
 	uv_async_t async;
-	char **addrs;		/* "HOST:PORT" of the peers */
+	char **addrs;		/* "HOST:PORT" of the peers ("[V6]:PORT") */
+	char **names;		/* for peers.dns: each address's reverse DNS name, or NULL */
 	size_t naddrs;
 	struct peer_job *jobs;
 	size_t njobs;
@@ -78,8 +80,8 @@ struct peer_relay {
 	struct peer_creds creds;
 	char *host;
 	uint16_t port;
-	char *id;
-	int cols, rows;
+	char *command;
+	int cols, rows;		/* the PTY asked for; 0: none */
 	uv_thread_t thread;
 	uv_async_t async;
 	uv_mutex_t mu;
@@ -87,6 +89,7 @@ struct peer_relay {
 	size_t len;
 	bool finished;		/* the thread is done (under mu) */
 	int status;
+	char why[256];		/* what went wrong, once finished ("": nothing) */
 	atomic_bool quit;	/* send 'q' to the replica */
 	atomic_bool stop;	/* close at once */
 	atomic_int new_cols, new_rows;	/* the watcher's terminal, when resized */
@@ -150,6 +153,7 @@ peer_creds_free(struct peer_creds *c)
 	free(c->user);
 	free(c->roles);
 	free(c->key_path);
+	free(c->own_host);
 	for (i = 0; i < c->npubkeys; i++)
 		free(c->pubkeys[i]);
 	free(c->pubkeys);
@@ -174,6 +178,7 @@ peer_creds_fill(const struct peer_client *pc, const struct cfg_user *u,
 	}
 	out->own_port = c->peer_port;
 	if ((out->user = strdup(u->name)) == NULL || (out->roles = strdup(buf)) == NULL ||
+	    (out->own_host = strdup(c->peer_host)) == NULL ||
 	    (out->key_path = strdup(c->peer_key)) == NULL ||
 	    (out->pubkeys = calloc(c->peer_keys.nkeys + 1, sizeof *out->pubkeys)) == NULL)
 		goto oom;
@@ -199,7 +204,7 @@ peer_name_of(const char *host, uint16_t port)
 	char *n = NULL;
 
 	if (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1) {
-		if (asprintf(&n, "%s:%u", host, port) < 0)
+		if (asprintf(&n, strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port) < 0)
 			return NULL;
 		return n;
 	}
@@ -229,17 +234,37 @@ peer_addr_is_local(const struct sockaddr *sa)
 	return local;
 }
 
-/* Whether HOST:PORT is this replica's own peer listener. */
+/* Whether sa is the address own (numeric), or one of this machine's when own is a wildcard. */
 static bool
-peer_is_self(const char *host, uint16_t port, uint16_t own_port)
+peer_addr_is_own(const struct sockaddr *sa, const char *own)
+{
+	unsigned char a[sizeof(struct in6_addr)];
+
+	if (strcmp(own, "0.0.0.0") == 0 || strcmp(own, "::") == 0)
+		return peer_addr_is_local(sa);
+	if (sa->sa_family == AF_INET && inet_pton(AF_INET, own, a) == 1)
+		return memcmp(&((const struct sockaddr_in *)sa)->sin_addr, a, 4) == 0;
+	if (sa->sa_family == AF_INET6 && inet_pton(AF_INET6, own, a) == 1)
+		return memcmp(&((const struct sockaddr_in6 *)sa)->sin6_addr, a, 16) == 0;
+	return false;
+}
+
+/*
+ * Whether HOST:PORT is this replica's own peer listener: its port, and
+ * peer_listen's address (any of this machine's when that is a wildcard),
+ * so that replicas sharing a machine and a port on different addresses
+ * still reach each other.
+ */
+static bool
+peer_is_self(const char *host, uint16_t port, const struct peer_creds *c)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
 	bool self = false;
 
-	if (port != own_port || getaddrinfo(host, NULL, &hints, &res) != 0)
+	if (port != c->own_port || getaddrinfo(host, NULL, &hints, &res) != 0)
 		return false;
 	for (ai = res; ai != NULL && !self; ai = ai->ai_next)
-		self = peer_addr_is_local(ai->ai_addr);
+		self = peer_addr_is_own(ai->ai_addr, c->own_host);
 	freeaddrinfo(res);
 	return self;
 }
@@ -387,7 +412,7 @@ peer_job_thread(void *arg)
 	char buf[16384];
 	int n;
 
-	if (peer_is_self(j->host, j->port, q->creds.own_port)) {
+	if (peer_is_self(j->host, j->port, &q->creds)) {
 		r->self = true;
 		return;
 	}
@@ -460,9 +485,13 @@ peer_query_close_cb(uv_handle_t *h)
 		free(q->jobs[i].reply.err);
 		free(q->jobs[i].reply.why);
 	}
-	for (i = 0; i < q->naddrs; i++)
+	for (i = 0; i < q->naddrs; i++) {
 		free(q->addrs[i]);
+		if (q->names != NULL)
+			free(q->names[i]);
+	}
 	free(q->addrs);
+	free(q->names);
 	free(q->jobs);
 	free(q->command);
 	free(q->dns);
@@ -494,53 +523,76 @@ peer_query_async_cb(uv_async_t *a)
 	uv_close((uv_handle_t *)&q->async, peer_query_close_cb);
 }
 
-/* Split "HOST:PORT". */
+/* Split "HOST:PORT" (or "[V6]:PORT"). */
 static int
 peer_split(const char *spec, char **host, uint16_t *port)
 {
 	const char *colon = strrchr(spec, ':');
+	bool v6 = spec[0] == '[' && colon != NULL && colon > spec && colon[-1] == ']';
 
 	*host = NULL;
 	if (colon == NULL)
 		return -EINVAL;
 	*port = (uint16_t)strtoul(colon + 1, NULL, 10);
-	if ((*host = strndup(spec, (size_t)(colon - spec))) == NULL)
+	if ((*host = v6 ? strndup(spec + 1, (size_t)(colon - spec) - 2) :
+	    strndup(spec, (size_t)(colon - spec))) == NULL)
 		return -ENOMEM;
 	return 0;
 }
 
-/* Resolve peers.dns: one "HOST:PORT" per replica, named by reverse DNS. */
+/*
+ * Resolve peers.dns: one "ADDR:PORT" per address, each named by reverse
+ * DNS when it has a name. The name's IPv4 addresses are taken, or its IPv6
+ * ones when it has none: a dual-stack Service gives each replica one of
+ * each, and a replica must be asked once. A replica is reached at the
+ * address itself: its name may resolve to others too.
+ */
 static void
 peer_resolve(struct peer_query *q)
 {
+	static const int families[] = { AF_INET, AF_INET6 };
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
-	char host[NI_MAXHOST], addr[INET6_ADDRSTRLEN + 2];
-	char **list;
-	size_t i;
+	char host[NI_MAXHOST], addr[INET6_ADDRSTRLEN];
+	char **list, *spec = NULL;
+	size_t f, i, before = q->naddrs;
 
 	if (getaddrinfo(q->dns, NULL, &hints, &res) != 0)
 		return;
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof addr, NULL, 0,
-		    NI_NUMERICHOST) != 0)
-			continue;
-		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof host, NULL, 0,
-		    NI_NAMEREQD) != 0)
-			snprintf(host, sizeof host, "%s", addr);
-		for (i = 0; i < q->naddrs; i++) {
-			if (strncmp(q->addrs[i], host, strlen(host)) == 0 &&
-			    q->addrs[i][strlen(host)] == ':')
-				break;
+	for (f = 0; f < 2 && q->naddrs == before; f++) {
+		for (ai = res; ai != NULL; ai = ai->ai_next) {
+			if (ai->ai_family != families[f] || getnameinfo(ai->ai_addr,
+			    ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) != 0)
+				continue;
+			if (asprintf(&spec, ai->ai_family == AF_INET6 ? "[%s]:%u" : "%s:%u", addr,
+			    q->creds.own_port) < 0) {
+				spec = NULL;
+				goto out;
+			}
+			for (i = 0; i < q->naddrs && strcmp(q->addrs[i], spec) != 0; i++)
+				;
+			if (i < q->naddrs) {
+				free(spec);	/* a repeat */
+				spec = NULL;
+				continue;
+			}
+			if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof host, NULL, 0,
+			    NI_NAMEREQD) != 0)
+				host[0] = '\0';
+			if ((list = reallocarray(q->addrs, q->naddrs + 1, sizeof *list)) == NULL)
+				goto out;
+			q->addrs = list;
+			if ((list = reallocarray(q->names, q->naddrs + 1, sizeof *list)) == NULL)
+				goto out;
+			if (q->names == NULL)
+				memset(list, 0, q->naddrs * sizeof *list);	/* peers listed too */
+			q->names = list;
+			q->names[q->naddrs] = host[0] != '\0' ? strdup(host) : NULL;
+			q->addrs[q->naddrs++] = spec;
+			spec = NULL;	/* transferred */
 		}
-		if (i < q->naddrs || strchr(host, ':') != NULL)
-			continue;	/* a repeat, or IPv6 (peers are named HOST:PORT) */
-		if ((list = reallocarray(q->addrs, q->naddrs + 1, sizeof *list)) == NULL)
-			break;
-		q->addrs = list;
-		if (asprintf(&q->addrs[q->naddrs], "%s:%u", host, q->creds.own_port) < 0)
-			break;
-		q->naddrs++;
 	}
+out:
+	free(spec);
 	freeaddrinfo(res);
 }
 
@@ -564,7 +616,8 @@ peer_query_thread(void *arg)
 			j->q = q;
 			j->reply.status = -1;
 			if (peer_split(q->addrs[i], &j->host, &j->port) < 0 ||
-			    (j->reply.name = peer_name_of(j->host, j->port)) == NULL ||
+			    (j->reply.name = peer_name_of(q->names != NULL && q->names[i] != NULL ?
+			    q->names[i] : j->host, j->port)) == NULL ||
 			    (j->reply.addr = strdup(q->addrs[i])) == NULL ||
 			    uv_thread_create(&j->thread, peer_job_thread, j) < 0) {
 				j->reply.why = strdup("cannot start");
@@ -658,7 +711,7 @@ peer_query_cancel(struct peer_query *q)
 		q->done = NULL;
 }
 
-/* ---- relayed watch ---- */
+/* ---- relayed output ---- */
 
 /* Hand bytes to the loop; waits (briefly) while the loop has not taken the last ones. */
 static bool
@@ -686,7 +739,21 @@ peer_relay_put(struct peer_relay *r, const char *buf, size_t n)
 	return false;
 }
 
-/* The relay's thread: run "watch ID" on the replica and pass its bytes on. */
+/* Keep the first line of a failed command's stderr (a relay without a PTY). */
+static void
+peer_relay_err(struct peer_relay *r, const char *buf, size_t n)
+{
+	size_t have = strlen(r->why), room = sizeof r->why - 1 - have;
+
+	if (have > 0 && memchr(r->why, '\n', have) != NULL)
+		return;
+	if (n > room)
+		n = room;
+	memcpy(r->why + have, buf, n);
+	r->why[have + n] = '\0';
+}
+
+/* The relay's thread: run the command on the replica and pass its bytes on. */
 static void
 peer_relay_thread(void *arg)
 {
@@ -694,15 +761,14 @@ peer_relay_thread(void *arg)
 	ssh_session ssh = NULL;
 	ssh_channel ch = NULL;
 	const char *why = NULL;
-	char buf[16384], cmd[128], msg[256];
+	char buf[16384], msg[256];
 	bool quit_sent = false;
 	int n, status = 1;
 
-	snprintf(cmd, sizeof cmd, "watch %s", r->id);
 	if ((ssh = peer_connect(r->host, r->port, &r->creds, PEER_TIMEOUT_MS, &why)) == NULL)
 		goto fail;
-	if ((ch = peer_channel(ssh, &r->creds, cmd, r->cols, r->rows)) == NULL) {
-		why = "the watch was refused";
+	if ((ch = peer_channel(ssh, &r->creds, r->command, r->cols, r->rows)) == NULL) {
+		why = r->cols > 0 ? "the watch was refused" : "the command was refused";
 		goto fail;
 	}
 	while (!atomic_load(&r->stop)) {
@@ -720,20 +786,29 @@ peer_relay_thread(void *arg)
 		}
 		if (n > 0 && !peer_relay_put(r, buf, (size_t)n))
 			break;
-		while ((n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0)
-			if (!peer_relay_put(r, buf, (size_t)n))
+		while ((n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) {
+			if (r->cols == 0)
+				peer_relay_err(r, buf, (size_t)n);
+			else if (!peer_relay_put(r, buf, (size_t)n))
 				break;
+		}
 		if (ssh_channel_is_eof(ch) && ssh_channel_poll(ch, 0) <= 0 &&
 		    ssh_channel_poll(ch, 1) <= 0) {
 			status = ssh_channel_get_exit_status(ch);
 			break;
 		}
 	}
+	if (status == 0)
+		r->why[0] = '\0';
+	r->why[strcspn(r->why, "\r\n")] = '\0';
 	goto out;
 fail:
-	n = snprintf(msg, sizeof msg, "\r\npodgate: replica %s:%u unreachable: %s\r\n",
-	    r->host, r->port, why);
-	peer_relay_put(r, msg, (size_t)n);
+	if (r->cols > 0) {
+		n = snprintf(msg, sizeof msg, "\r\npodgate: replica %s:%u unreachable: %s\r\n",
+		    r->host, r->port, why);
+		peer_relay_put(r, msg, (size_t)n);
+	}
+	snprintf(r->why, sizeof r->why, "%s", why);
 out:
 	if (ch != NULL) {
 		ssh_channel_close(ch);
@@ -759,7 +834,7 @@ peer_relay_close_cb(uv_handle_t *h)
 	uv_mutex_destroy(&r->mu);
 	peer_creds_free(&r->creds);
 	free(r->host);
-	free(r->id);
+	free(r->command);
 	free(r->buf);
 	free(r);
 }
@@ -783,21 +858,21 @@ peer_relay_async_cb(uv_async_t *a)
 	status = r->status;
 	uv_mutex_unlock(&r->mu);
 	if (len > 0 && r->cb != NULL)
-		r->cb(r->arg, buf, len, 0);
+		r->cb(r->arg, buf, len, 0, NULL);
 	free(buf);
 	if (!finished)
 		return;
 	uv_thread_join(&r->thread);
 	if (r->cb != NULL)
-		r->cb(r->arg, NULL, 0, status);
+		r->cb(r->arg, NULL, 0, status, r->why[0] != '\0' ? r->why : NULL);
 	r->cb = NULL;
 	uv_close((uv_handle_t *)&r->async, peer_relay_close_cb);
 }
 
-/* Watch a session held by another replica. */
+/* Run a command on another replica and pass its output on. */
 int
 peer_relay_start(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
-    const char *id, int cols, int rows, peer_relay_cb cb, void *arg,
+    const char *command, int cols, int rows, peer_relay_cb cb, void *arg,
     struct peer_relay **rp)
 {
 	struct peer_relay *r;
@@ -806,10 +881,10 @@ peer_relay_start(const struct peer_client *pc, const struct cfg_user *u, const c
 	*rp = NULL;
 	if ((r = calloc(1, sizeof *r)) == NULL)
 		return -ENOMEM;
-	if (peer_creds_fill(pc, u, &r->creds) < 0 || (r->id = strdup(id)) == NULL ||
+	if (peer_creds_fill(pc, u, &r->creds) < 0 || (r->command = strdup(command)) == NULL ||
 	    peer_split(addr, &r->host, &r->port) < 0) {
 		peer_creds_free(&r->creds);
-		free(r->id);
+		free(r->command);
 		free(r);
 		return -ENOMEM;
 	}

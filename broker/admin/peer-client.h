@@ -3,8 +3,8 @@
  * (docs/live.md, "Several replicas"): libssh's client. A query runs one
  * admin command on every other replica, each on a thread of its own
  * (libssh's client calls block), and hands the replies back on the loop.
- * A relayed watch runs on a thread of its own and hands the bytes back
- * through a uv_async. Nothing waits longer than PEER_TIMEOUT_MS for a
+ * A relayed watch (or pending --follow) runs on a thread of its own and
+ * hands the bytes back through a uv_async. Nothing waits longer than PEER_TIMEOUT_MS for a
  * replica that does not answer. The listener that answers them is
  * ssh/peer.h.
  */
@@ -75,24 +75,31 @@ int peer_query_at(const struct peer_client *pc, const struct cfg_user *u, const 
 /* Forget the caller: done will not be called; the query frees itself. */
 void peer_query_cancel(struct peer_query *q);
 
-/* ---- relayed watch ---- */
+/* ---- relayed output: a watch, or pending --follow ---- */
 
 struct peer_relay;
 
-/* Bytes to pass on (len > 0), or the end (len == 0, status is the remote exit). */
-typedef void (*peer_relay_cb)(void *arg, const void *buf, size_t len, int status);
+/*
+ * Bytes to pass on (len > 0), or the end (len == 0): status is the remote
+ * exit, why says what went wrong (NULL when the command ran to its end).
+ */
+typedef void (*peer_relay_cb)(void *arg, const void *buf, size_t len, int status,
+    const char *why);
 
 /*
- * Watch a session on the replica at addr ("HOST:PORT", a reply's addr):
- * "watch ID" on a PTY of cols x rows there. cb gets the bytes
- * on the loop, then once the end. Returns 0 or a negative errno (cb then
- * never called).
+ * Run command on the replica at addr ("HOST:PORT", a reply's addr) and
+ * pass its output on as it comes: "watch ID" on a PTY of cols x rows
+ * there, or without a PTY when cols is 0 ("pending --follow --json").
+ * On a PTY, a failure is also told in the stream, as a watcher sees it;
+ * without one, stderr is kept apart and its first line is the why of a
+ * failed command. cb gets the bytes on the loop, then once the end.
+ * Returns 0 or a negative errno (cb then never called).
  */
 int peer_relay_start(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
-    const char *id, int cols, int rows, peer_relay_cb cb, void *arg,
+    const char *command, int cols, int rows, peer_relay_cb cb, void *arg,
     struct peer_relay **rp);
 
-/* Ask the replica to stop the watch ('q'); the end follows through cb. */
+/* Ask the replica to stop ('q'); the end follows through cb. */
 void peer_relay_quit(struct peer_relay *r);
 
 /* The watcher's terminal changed size: the replica draws for the new size. */

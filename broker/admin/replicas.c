@@ -79,7 +79,10 @@ live_peer_rows(const char *local, const struct peer_reply *r, size_t n)
 	return all;
 }
 
-/* sessions or pending on every replica: one table (or JSON array) with a replica column. */
+/*
+ * sessions or pending on every replica: one table (or JSON array, or one
+ * object a line for pending --follow --json) with a replica column.
+ */
 static int
 live_peer_list(struct live_admin *a, json_t *rows, struct live_text *out)
 {
@@ -91,6 +94,15 @@ live_peer_list(struct live_admin *a, json_t *rows, struct live_text *out)
 	size_t i, k;
 	char *text;
 
+	if (a->json && a->follow) {
+		json_array_foreach(rows, i, o) {
+			if ((text = json_dumps(o, JSON_COMPACT)) == NULL)
+				return 1;
+			live_printf(out, "%s\n", text);
+			free(text);
+		}
+		return 0;
+	}
 	if (a->json) {
 		if ((text = json_dumps(rows, JSON_COMPACT)) == NULL)
 			return 1;
@@ -135,10 +147,11 @@ live_peer_id_match(json_t *o, const char *id)
 
 /* Bytes from a relayed watch, or its end. */
 static void
-live_peer_relay_cb(void *arg, const void *buf, size_t len, int status)
+live_peer_relay_cb(void *arg, const void *buf, size_t len, int status, const char *why)
 {
 	struct live_admin *a = arg;
 
+	(void)why;	/* on a PTY the replica's failure is in the stream */
 	if (len == 0) {
 		a->relay = NULL;	/* it frees itself */
 		a->done = true;
@@ -190,9 +203,11 @@ static int
 live_peer_watch(struct live_admin *a, const char *addr, const char *id)
 {
 	struct session *s = a->s;
+	char cmd[64];
 
+	snprintf(cmd, sizeof cmd, "watch %s", id);
 	if ((a->q = malloc(LIVE_QUEUE_MAX)) == NULL ||
-	    peer_relay_start(&a->live->peers, a->user, addr, id, s->pty ? s->cols : 80,
+	    peer_relay_start(&a->live->peers, a->user, addr, cmd, s->pty ? s->cols : 80,
 	    s->pty ? s->rows : 24, live_peer_relay_cb, a, &a->relay) < 0) {
 		session_notice(s, "podgate: internal error");
 		return 1;
@@ -328,6 +343,18 @@ live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
 	int status;
 
 	a->pq = NULL;
+	if (a->cmd == 3 && a->follow) {
+		/* This replica's part as it is now: its events from here on reach the follower. */
+		char *jarg[] = { (char *)"--json" };
+		struct live_text local = { 0 };
+
+		free(a->local);
+		a->local = NULL;
+		if (live_cmd_pending(s, a->live, jarg, 1, &local) == 0 && !local.oom)
+			a->local = local.p;
+		else
+			free(local.p);
+	}
 	if (a->cmd == 0 || a->cmd == 3) {
 		if ((rows = live_peer_rows(a->local, r, n)) == NULL) {
 			status = 1;
@@ -338,6 +365,11 @@ live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
 		}
 		if (a->cmd == 3)
 			live_remote_update(a->live, s, r, n, true, true);
+		if (a->cmd == 3 && a->follow && status == 0 && !out.oom) {
+			status = live_follow_start(a, &out);
+			if (status < 0)
+				live_follow_peers(a, r, n);
+		}
 	} else if (!a->located) {
 		/* Where is it? Then act there alone. */
 		live_remote_update(a->live, s, r, n, a->cmd >= 4, false);
@@ -396,9 +428,13 @@ live_peer_start(struct session *s, struct live *l, struct live_admin *a, char **
 	switch (a->cmd) {
 	case 0:
 	case 3:
-		a->json = argc == 1 && strcmp(argv[0], "--json") == 0;
-		if (argc > 1 || (argc == 1 && !a->json))
+		if (a->cmd == 0) {
+			a->json = argc == 1 && strcmp(argv[0], "--json") == 0;
+			if (argc > 1 || (argc == 1 && !a->json))
+				return 0;	/* the usage message */
+		} else if (!live_pending_args(argv, argc, &a->json, &a->follow)) {
 			return 0;	/* the usage message */
+		}
 		{
 			char *jarg[] = { (char *)"--json" };
 

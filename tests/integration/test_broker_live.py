@@ -16,26 +16,14 @@ import pytest
 
 from conftest import wait_until
 from conftest import drain_channel
-import support.tmux
-from support import read_until, readline_within, recv_until
-
-USERS = {
-    "alice": {"groups": ["oncall"]},
-    "bob": {"groups": ["sec"]},           # auditor and approver through the group
-    "carol": {"roles": ["auditor"]},      # auditor on the user
-}
-GROUPS = [{"name": "sec", "roles": ["auditor", "approver"]}]
+from support import exit_status, read_until, recv_until
+from support.live import GROUPS, USERS, Follower, Tmux, finish, start_bg, wait_request
 
 
 def live_broker(broker, rules=None):
     return broker(users=USERS, settings={"groups": GROUPS},
                   rules=rules or [{"groups": ["oncall"], "targets": ["local"],
                                    "announce_watchers": True}])
-
-
-def start_bg(b, user, *remote, opts=()):
-    return subprocess.Popen(b.ssh_args(user, *remote, opts=opts), stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def live_sessions(b, user="bob"):
@@ -71,23 +59,6 @@ def release(path):
         pass
 
 
-def finish(p, timeout=20):
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate()
-        pytest.fail(f"ssh did not end: {out[-300:]!r} {err[-300:]!r}")
-    return p.returncode, out, err
-
-
-class Tmux(support.tmux.Tmux):
-    """A private tmux server for rendering terminals: 80x24 sessions."""
-
-    def __init__(self, path):
-        super().__init__(cols=80, rows=24, socket_path=path)
-
-
 # ---------------------------------------------------------------- sessions
 
 def test_sessions_lists_running_sessions(broker):
@@ -116,7 +87,8 @@ def test_sessions_lists_running_sessions(broker):
 @pytest.mark.parametrize("cmd,role", [
     (["sessions"], "auditor"), (["sessions", "--json"], "auditor"),
     (["watch", "0190"], "auditor"), (["kill", "0190", "x"], "auditor"),
-    (["pending"], "approver"), (["approve", "0190"], "approver"),
+    (["pending"], "approver"), (["pending", "--follow"], "approver"),
+    (["approve", "0190"], "approver"),
     (["deny", "0190"], "approver")])
 def test_non_auditors_refused(broker, cmd, role):
     b = live_broker(broker)
@@ -314,18 +286,6 @@ def test_slow_watcher_dropped_without_delaying_session(broker, tmp_path):
 
 APPROVE_RULES = [{"groups": ["oncall"], "targets": ["local"],
                   "commands": {"approve": ["rm *", "re:^danger"], "approve_timeout": "3s"}}]
-
-
-def wait_request(p):
-    buf = b""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        line = readline_within(p.stderr, max(0.1, deadline - time.monotonic()))
-        buf += line
-        m = re.search(rb"waiting for approval: ([0-9a-f-]{36})", buf)
-        if m:
-            return m.group(1).decode()
-    pytest.fail(f"no 'waiting for approval' line: {buf!r}")
 
 
 def test_approve_starts_the_request(broker, tmp_path):
@@ -537,7 +497,8 @@ def test_a_recording_being_written_is_open_then_complete(broker, build, tmp_path
     (["sessions", "--bogus"], "usage: sessions [--json]"),
     (["kill"], "usage: kill ID [REASON]"),
     (["watch"], "usage: watch ID"),
-    (["approve"], "usage: approve ID")])
+    (["approve"], "usage: approve ID"),
+    (["pending", "--follow", "--bogus"], "usage: pending [--json] [--follow]")])
 def test_admin_commands_bad_arguments_exit_2(broker, cmd, usage):
     b = live_broker(broker)
     r = b.ssh("bob", *cmd)
@@ -723,3 +684,153 @@ def test_watched_session_whose_terminal_shrinks(broker):
     finally:
         w.close()
         c.close()
+
+
+# ---------------------------------------------------------------- pending --follow
+
+FOLLOW_RULES = [{"groups": ["oncall"], "targets": ["local"],
+                 "commands": {"approve": ["rm *", "re:^danger"], "approve_timeout": "2m"}}]
+
+
+def test_pending_follow_announces_requests_as_they_come_and_go(broker):
+    b = live_broker(broker, FOLLOW_RULES)
+    first = start_bg(b, "alice", "local", "--", "danger=1; echo one")
+    second = text = as_json = None
+    try:
+        rid1 = wait_request(first)
+        text = Follower(b, "bob", "--follow")
+        as_json = Follower(b, "bob", "-f", "--json")
+        # First the requests held now, as pending lists them; then the events.
+        text.wait_out(lambda l: l.split()[:2] == [b"ID", b"USER"], what="the table's header")
+        row = text.wait_out(lambda l: rid1.encode() in l, what="the table's row")
+        assert row.split()[1:3] == [b"alice", b"local"] and row.endswith(b"danger=1; echo one")
+        listed = json.loads(as_json.wait_out(lambda l: rid1.encode() in l))
+        assert "event" not in listed and listed["command"] == "danger=1; echo one", listed
+
+        second = start_bg(b, "alice", "local", "--", "rm -rf /nothing DB_PASSWORD=hunter2hunter2")
+        rid2 = wait_request(second)
+        held = text.wait_out(lambda l: l.startswith(b"held") and rid2.encode() in l)
+        assert held.split()[:4] == [b"held", rid2.encode(), b"alice", b"local"], held
+        ev = json.loads(as_json.wait_out(lambda l: b'"held"' in l))
+        assert ev["event"] == "held" and ev["id"] == rid2 and ev["user"] == "alice", ev
+        # the command redacted exactly as pending shows it
+        r = b.ssh("bob", "pending", "--json")
+        assert [x["command"] for x in json.loads(r.stdout) if x["id"] == rid2] == [ev["command"]]
+        assert "hunter2" not in ev["command"] and b"hunter2" not in held
+        r = b.ssh("bob", "pending")
+        assert [l for l in r.stdout.splitlines() if rid2.encode() in l][0].endswith(
+            held.split(b"local", 1)[1].strip())
+
+        assert b.ssh("bob", "approve", rid1).returncode == 0
+        line = text.wait_out(lambda l: l.startswith(b"approved"))
+        assert line.split() == [b"approved", rid1.encode(), b"by", b"bob"], line
+        ev = json.loads(as_json.wait_out(lambda l: b'"approved"' in l))
+        assert ev["id"] == rid1 and ev["by"] == "bob", ev
+        assert b.ssh("bob", "deny", rid2, "not", "today").returncode == 0
+        line = text.wait_out(lambda l: l.startswith(b"denied"))
+        assert line.split() == [b"denied", rid2.encode(), b"by", b"bob:", b"not", b"today"], line
+        ev = json.loads(as_json.wait_out(lambda l: b'"denied"' in l))
+        assert ev["id"] == rid2 and ev["reason"] == "not today", ev
+        assert finish(first)[0] == 0 and finish(second)[0] == 126
+        # following goes on until the approver leaves; audited as an admin command
+        assert text.p.poll() is None and as_json.p.poll() is None
+        args = [e["args"] for e in b.events("admin_command") if e["command"] == "pending"]
+        assert "--follow" in args and "-f --json" in args, args
+        assert text.err == [] and as_json.err == []
+    finally:
+        for x in (first, second):
+            if x is not None and x.poll() is None:
+                x.kill()
+                x.wait()
+        for f in (text, as_json):
+            if f is not None:
+                f.close()
+
+
+def test_pending_follow_ends_on_q_ctrl_c_and_close_and_leaves_requests_held(broker):
+    b = live_broker(broker, FOLLOW_RULES)
+    p = start_bg(b, "alice", "local", "--", "danger=2; echo two")
+    c = b.connect("bob")
+    f = None
+    try:
+        rid = wait_request(p)
+        for key in (b"q", b"\x03"):
+            chan = c.get_transport().open_session()
+            chan.get_pty(term="xterm", width=80, height=24)
+            chan.exec_command("pending --follow")
+            recv_until(chan, rid.encode())
+            chan.send(key)
+            assert exit_status(chan) == 0
+        # An approver who closes the connection ends the follow, nothing else.
+        f = Follower(b, "bob", "--follow")
+        f.wait_out(lambda l: rid.encode() in l)
+        f.close()
+        b.wait_audit("session_end", lambda e: e.get("target") == "podgate:pending", count=3)
+        assert p.poll() is None
+        r = b.ssh("bob", "pending", "--json")
+        assert [x["id"] for x in json.loads(r.stdout)] == [rid]
+        assert not b.events("approval_timeout") and not b.events("denied")
+        assert b.ssh("bob", "approve", rid).returncode == 0
+        rc, out, err = finish(p)
+        assert rc == 0, err
+    finally:
+        if f is not None:
+            f.close()
+        c.close()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_pending_follow_tells_of_timeouts_and_requesters_who_leave(broker):
+    b = live_broker(broker, [{"groups": ["oncall"], "targets": ["local"],
+                              "commands": {"approve": ["re:^danger"], "approve_timeout": "2s"}}])
+    f = Follower(b, "bob", "--json", "--follow")
+    p = q = None
+    try:
+        # nothing is held yet: the audit says when the follower is there
+        b.wait_audit("admin_command", lambda e: e.get("command") == "pending")
+        p = start_bg(b, "alice", "local", "--", "danger wait")
+        rid = wait_request(p)
+        ev = json.loads(f.wait_out(lambda l: b'"timeout"' in l))
+        assert ev["id"] == rid and ev["command"] == "danger wait", ev
+        q = start_bg(b, "alice", "local", "--", "danger leave")
+        qid = wait_request(q)
+        f.wait_out(lambda l: qid.encode() in l and b'"held"' in l)
+        q.kill()
+        q.wait()
+        ev = json.loads(f.wait_out(lambda l: b'"ended"' in l))
+        assert ev["id"] == qid and ev["reason"] == "the requester left", ev
+    finally:
+        for x in (p, q):
+            if x is not None and x.poll() is None:
+                x.kill()
+                x.wait()
+        f.close()
+
+
+def test_a_follower_that_does_not_read_is_dropped_and_nothing_waits(broker):
+    b = live_broker(broker, FOLLOW_RULES)
+    approver, agent = b.connect("bob"), b.connect("alice")
+    held = []
+    try:
+        # a 32 KiB SSH window, never read: what does not fit waits in the follower's queue
+        f = approver.get_transport().open_session(window_size=32768)
+        f.exec_command("pending --follow")
+        b.wait_audit("admin_command", lambda e: e.get("command") == "pending")
+        for i in range(10):     # ~400 KiB of events: more than the window and the queue
+            held.append(agent.get_transport().open_session())
+            held[-1].exec_command(f"local -- danger {i} " + "x" * 40000)
+        assert exit_status(f) == 1
+        ev = b.wait_audit("session_end", lambda e: e.get("target") == "podgate:pending")
+        assert ev[0]["exit_status"] == 1, ev
+        # the requests are held all the same, and the broker serves on
+        wait_until(lambda: len(json.loads(b.ssh("bob", "pending", "--json").stdout)) == 10,
+                   what="ten requests held")
+        assert b.ssh("alice", "local", "--", "echo still-here").stdout == b"still-here\n"
+        assert all(not c.exit_status_ready() for c in held)
+        rec = (b.recordings_dir / f"{ev[0]['session']}.rec").read_bytes()
+        assert b"you were too slow; follow again to rejoin" in rec
+    finally:
+        approver.close()
+        agent.close()

@@ -11,12 +11,13 @@ import re
 import signal
 import shlex
 import shutil
+import socket
 
 import paramiko
 import pytest
 
 from conftest import Key, free_port, make_key, wait_until
-from test_broker_live import GROUPS, USERS, Tmux, finish, start_bg, wait_request
+from support.live import GROUPS, USERS, Follower, Tmux, finish, start_bg, wait_request
 
 
 # As test_broker_live's, with time for three replicas to be asked twice.
@@ -32,7 +33,7 @@ def peer_key(tmp_path, name):
     return make_key(tmp_path / "peerkeys", name)
 
 
-def replicas(broker, tmp_path, n=3, rules=None, trusted=None):
+def replicas(broker, tmp_path, n=3, rules=None, trusted=None, users=None):
     """n brokers, each a peer of the others, named r0, r1, r2 (PODGATE_REPLICA)."""
     pkeys = [peer_key(tmp_path, f"r{i}") for i in range(n)]
     ports = [free_port() for _ in range(n)]
@@ -47,11 +48,82 @@ def replicas(broker, tmp_path, n=3, rules=None, trusted=None):
             "peer_key": str(pkeys[i].path),
             "peer_keys": [k.pub for k in trusted],
         }
-        b = broker(users=USERS, settings=settings, env={"PODGATE_REPLICA": f"r{i}"},
+        b = broker(users=users or USERS, settings=settings, env={"PODGATE_REPLICA": f"r{i}"},
                    rules=rules or [{"groups": ["oncall"], "targets": ["local"]}])
         b.peer_port = ports[i]
         out.append(b)
     return out
+
+
+def dns_replicas(broker, tmp_path, name, hosts):
+    """A replica on each of hosts, all at one peer port, all with peers: {dns: name}."""
+    port = free_port()
+    pkeys = [peer_key(tmp_path, f"r{i}") for i in range(len(hosts))]
+    out = []
+    for i, host in enumerate(hosts):
+        settings = {
+            "groups": GROUPS,
+            "peers": {"dns": name},
+            "peer_listen": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            "peer_key": str(pkeys[i].path),
+            "peer_keys": [k.pub for k in pkeys],
+        }
+        out.append(broker(users=USERS, settings=settings, env={"PODGATE_REPLICA": f"r{i}"},
+                          rules=[{"groups": ["oncall"], "targets": ["local"]}]))
+    return out
+
+
+def assert_sessions_of(b, replicas):
+    r = b.ssh("bob", "sessions", "--json")
+    assert r.returncode == 0 and r.stderr == b"", r.stderr
+    assert sorted(x["replica"] for x in json.loads(r.stdout)) == replicas
+
+
+def test_peers_found_by_dns_name(broker, tmp_path):
+    """peers: {dns: localhost}. "localhost" resolves (/etc/hosts) to 127.0.0.1, and on
+    some machines to ::1 too, of which the IPv4 address is taken. One replica listens
+    there, one on 127.0.0.2 (the whole of 127/8 is the loopback) at the same port,
+    outside the name: that one reaches the other, which skips its own address."""
+    assert "127.0.0.1" in {ai[4][0] for ai in socket.getaddrinfo("localhost", 22)}
+    r0, r1 = dns_replicas(broker, tmp_path, "localhost", ["127.0.0.2", "127.0.0.1"])
+    procs = [start_bg(b, "alice", "local", "--", f"sleep 6{i}") for i, b in enumerate((r0, r1))]
+    try:
+        wait_listed(r0, "sleep 61", "r1")
+        assert_sessions_of(r0, ["r0", "r1"])
+        assert_sessions_of(r1, ["r1"])
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_peers_found_by_a_dns_name_of_ipv6_addresses(broker, tmp_path):
+    """A name with IPv6 addresses only (Debian's /etc/hosts gives ip6-localhost ::1):
+    the replica on [::1] is reached there, by one on 127.0.0.1 at the same port."""
+    name = None
+    for candidate in ("ip6-localhost", "ip6-loopback"):
+        try:
+            found = {ai[4][0] for ai in socket.getaddrinfo(candidate, 22)}
+        except socket.gaierror:
+            continue
+        if found == {"::1"}:
+            name = candidate
+            break
+    if name is None:
+        pytest.skip("no host name resolves to ::1 alone here (ip6-localhost in /etc/hosts)")
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError as e:
+        pytest.skip(f"::1 cannot be bound here: {e}")
+    r0, r1 = dns_replicas(broker, tmp_path, name, ["127.0.0.1", "::1"])
+    p = start_bg(r1, "alice", "local", "--", "sleep 62")
+    try:
+        wait_listed(r0, "sleep 62", "r1")
+        assert_sessions_of(r1, ["r1"])
+    finally:
+        p.kill()
+        p.wait()
 
 
 def sessions_json(b, user="bob"):
@@ -359,3 +431,72 @@ def test_kill_by_a_prefix_two_replicas_share_ends_nothing(broker, tmp_path):
         for x in (p, q):
             x.kill()
             x.wait()
+
+
+# ---------------------------------------------------------------- pending --follow
+
+def followed_by(b, count=1):
+    """Wait until count followers on other replicas run pending --follow --json on b."""
+    b.wait_audit("admin_command", lambda e: e.get("command") == "pending"
+                 and e.get("args") == "--follow --json", count=count)
+
+
+def test_pending_follow_announces_requests_of_every_replica(broker, tmp_path):
+    users = dict(USERS, dave={"groups": ["sec"]})      # a second approver
+    r0, r1, r2 = replicas(broker, tmp_path, rules=APPROVE_RULES, users=users)
+    text = Follower(r0, "bob", "--follow")
+    as_json = Follower(r0, "bob", "--json", "--follow")
+    p = None
+    try:
+        text.wait_out(lambda l: l.split()[:3] == [b"REPLICA", b"ID", b"USER"],
+                      what="the table's header")
+        for b in (r1, r2):
+            followed_by(b, count=2)
+        p = start_bg(r1, "alice", "local", "--", "danger=1; echo across")
+        rid = wait_request(p)
+        line = text.wait_out(lambda l: l.startswith(b"held") and rid.encode() in l,
+                             what="the request held on r1, announced on r0")
+        assert line.split()[:5] == [b"held", b"r1", rid.encode(), b"alice", b"local"], line
+        ev = json.loads(as_json.wait_out(lambda l: rid.encode() in l))
+        assert ev["event"] == "held" and ev["replica"] == "r1", ev
+        assert ev["command"] == "danger=1; echo across", ev
+        # another approver denies it on a third replica: the follower sees it end
+        r = r2.ssh("dave", "deny", rid, "not", "now")
+        assert r.returncode == 0, r.stderr
+        line = text.wait_out(lambda l: l.startswith(b"denied"))
+        assert line.split() == [b"denied", b"r1", rid.encode(), b"by", b"dave:", b"not",
+                                b"now"], line
+        ev = json.loads(as_json.wait_out(lambda l: b'"denied"' in l))
+        assert ev["id"] == rid and ev["by"] == "dave" and ev["replica"] == "r1", ev
+        assert finish(p)[0] == 126
+        assert text.err == [] and as_json.err == [] and text.p.poll() is None
+    finally:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
+        text.close()
+        as_json.close()
+
+
+def test_pending_follow_ends_the_requests_of_a_replica_that_goes_away(broker, tmp_path):
+    r0, r1 = replicas(broker, tmp_path, n=2, rules=APPROVE_RULES)
+    p = start_bg(r1, "alice", "local", "--", "danger=1; echo never")
+    f = None
+    try:
+        rid = wait_request(p)
+        f = Follower(r0, "bob", "--follow")
+        row = f.wait_out(lambda l: rid.encode() in l, what="the request listed")
+        assert row.split()[:2] == [b"r1", rid.encode()], row
+        followed_by(r1)
+        kill_replica(r1)
+        f.wait_err(lambda l: b"replica 127.0.0.1:%d unreachable" % r1.peer_port in l)
+        line = f.wait_out(lambda l: l.startswith(b"ended"))
+        assert line.split() == [b"ended", b"r1", rid.encode() + b":", b"replica",
+                                b"127.0.0.1:%d" % r1.peer_port, b"unreachable"], line
+        # the rest of the service is still followed
+        assert f.p.poll() is None
+    finally:
+        if f is not None:
+            f.close()
+        p.kill()
+        p.wait()

@@ -20,6 +20,10 @@
 ``brokered``   recordings a real broker made (conftest's ``broker_recordings``).
 ``picker``     the pod picker's suites: a test API server serving pods, a broker
                with clusters on it, and ``Shell``, a client reading the picker.
+``live``       admin commands as users run them: the live suites' users and
+               roles, ssh clients left running, held requests, ``Follower``
+               (``pending --follow`` read line by line)
+               (``from support.live import ...``).
 ``sanitizer``  finding AddressSanitizer, LeakSanitizer and UBSan reports in
                a process's stderr; ``assert_refused`` for a refusal's exact
                exit status and message.
