@@ -119,8 +119,31 @@ def build_dir() -> pathlib.Path:
     return pathlib.Path(os.environ.get("PODGATE_BUILD") or REPO / "build-dev").resolve()
 
 
+def _ephemeral_start() -> int:
+    try:
+        return int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_START = _ephemeral_start()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's
+    ephemeral range where it can be: the tests' own outgoing connections take
+    their local ports from that range, and one of them could take a port
+    picked there before the broker meant to listen on it binds it."""
+    import random
+    low, high = 10000, _EPHEMERAL_START - 1
+    for _ in range(50 if high - low >= 1000 else 0):
+        port = random.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
