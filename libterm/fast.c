@@ -146,7 +146,7 @@ term_fast_run(struct term *t, const char **from, const char *a, const char *b)
 	int n;
 
 	/* Modes that change how plain text is drawn. */
-	if (t->fast_off || t->rows < 2 || t->cols < 2 || t->alt || t->insert ||
+	if (t->fast_off || t->sb_max > 0 || t->rows < 2 || t->cols < 2 || t->alt || t->insert ||
 	    t->noautowrap || t->newline || t->lrmm || t->g0_other || t->gl != 0 || t->u8_unsure)
 		return;
 	/*

@@ -96,6 +96,16 @@ struct term {
 	char *text;
 	size_t text_cap;
 
+	/* Scrollback (term_set_scrollback): a ring of the rows pushed off the top. */
+	struct term_sb_line {
+		char *text;
+		size_t len;
+	} *sb;
+	size_t sb_max, sb_max_bytes;	/* 0: none kept */
+	size_t sb_first, sb_n;	/* the oldest, and how many */
+	size_t sb_bytes;
+	uint64_t sb_dropped;	/* rows pushed out of the ring */
+
 	/* The plain-text fast path. */
 	bool fast_off;
 	struct term_buf known;	/* texts of rows libvterm is about to scroll up */

@@ -99,7 +99,7 @@ term_text_buf(struct term *t, size_t *cap)
 void
 term_sync_push(struct term *t)
 {
-	bool want = t->line_fn != NULL && t->dirty[0];
+	bool want = (t->line_fn != NULL && t->dirty[0]) || t->sb_max > 0;
 
 	if (want == t->push_cb)
 		return;
@@ -318,6 +318,97 @@ term_resize_cb(int rows, int cols, void *user)
 	return 1;
 }
 
+/* Forget the rows of the scrollback. */
+static void
+term_sb_clear(struct term *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->sb_n; i++)
+		free(t->sb[(t->sb_first + i) % t->sb_max].text);
+	t->sb_first = t->sb_n = t->sb_bytes = 0;
+	t->sb_dropped = 0;
+}
+
+/* Push the oldest row out of the scrollback. */
+static void
+term_sb_drop(struct term *t)
+{
+	struct term_sb_line *l = &t->sb[t->sb_first];
+
+	t->sb_bytes -= l->len;
+	free(l->text);
+	l->text = NULL;
+	t->sb_first = (t->sb_first + 1) % t->sb_max;
+	t->sb_n--;
+	t->sb_dropped++;
+}
+
+/* Keep a row that scrolled off the top, within the bounds. */
+static void
+term_sb_push(struct term *t, const char *text, size_t len)
+{
+	struct term_sb_line *l;
+	char *p;
+
+	if (len > t->sb_max_bytes)
+		len = t->sb_max_bytes;
+	while (t->sb_n > 0 && (t->sb_n == t->sb_max || t->sb_bytes + len > t->sb_max_bytes))
+		term_sb_drop(t);
+	if ((p = malloc(len + 1)) == NULL) {
+		t->sb_dropped++;	/* a gap, counted as rows pushed out */
+		return;
+	}
+	memcpy(p, text, len);
+	p[len] = '\0';
+	l = &t->sb[(t->sb_first + t->sb_n) % t->sb_max];
+	l->text = p;
+	l->len = len;
+	t->sb_n++;
+	t->sb_bytes += len;
+}
+
+/* Set the scrollback's bounds. */
+int
+term_set_scrollback(struct term *t, size_t max_lines, size_t max_bytes)
+{
+	struct term_sb_line *sb = NULL;
+
+	term_sb_clear(t);
+	if (max_lines > 0 && max_bytes > 0 && (sb = calloc(max_lines, sizeof *sb)) == NULL)
+		return -ENOMEM;
+	free(t->sb);
+	t->sb = sb;
+	t->sb_max = sb != NULL ? max_lines : 0;
+	t->sb_max_bytes = max_bytes;
+	term_sync_push(t);
+	return 0;
+}
+
+/* The rows kept. */
+size_t
+term_scrollback(const struct term *t, uint64_t *dropped)
+{
+	if (dropped != NULL)
+		*dropped = t->sb_dropped;
+	return t->sb_n;
+}
+
+/* One row kept. */
+const char *
+term_scrollback_line(const struct term *t, size_t i, size_t *len)
+{
+	const struct term_sb_line *l;
+
+	if (i >= t->sb_n) {
+		*len = 0;
+		return "";
+	}
+	l = &t->sb[(t->sb_first + i) % t->sb_max];
+	*len = l->len;
+	return l->text;
+}
+
 /* libvterm: a row scrolls off the top of the main screen. */
 static int
 term_pushline_cb(int cols, const VTermScreenCell *cells, void *user)
@@ -326,14 +417,16 @@ term_pushline_cb(int cols, const VTermScreenCell *cells, void *user)
 	int row = t->pushed++, n;
 	size_t cap, len;
 	char *buf;
+	bool report;
 
-	if (t->line_fn == NULL || t->quiet || row >= t->rows || !t->dirty[row])
-		return 1;
-	if ((buf = term_text_buf(t, &cap)) == NULL)
+	report = t->line_fn != NULL && !t->quiet && row < t->rows && t->dirty[row];
+	if ((!report && (t->sb_max == 0 || t->quiet)) || (buf = term_text_buf(t, &cap)) == NULL)
 		return 1;
 	n = cols < t->cols ? cols : t->cols;
 	len = term_cells_text(cells, n, buf, cap, NULL);
-	if (len > 0)
+	if (t->sb_max > 0 && !t->quiet)
+		term_sb_push(t, buf, len);
+	if (report && len > 0)
 		term_report(t, row, buf, len, n == t->cols &&
 		    term_cells_full(&cells[n - 1], n >= 2 ? &cells[n - 2] : NULL));
 	/*
@@ -413,6 +506,7 @@ term_open_vt(struct term *t, int cols, int rows)
 	t->main_snap = NULL;
 	t->main_snap_len = 0;
 	t->damaged = true;
+	term_sync_push(t);	/* the scrollback needs sb_pushline from the start */
 	return 0;
 }
 
@@ -449,6 +543,8 @@ term_free(struct term *t)
 	free(t->main_snap);
 	free(t->text);
 	free(t->known.p);
+	term_sb_clear(t);
+	free(t->sb);
 	free(t);
 }
 

@@ -72,6 +72,26 @@ void term_write(struct term *t, const void *buf, size_t len);
  */
 void term_set_onlcr(struct term *t, bool on);
 
+/*
+ * Scrollback: keep the text of the rows that scroll off the top of the
+ * main screen (term_row_text's form; blank rows too), the last max_lines
+ * of them and at most max_bytes of text, as a terminal's history does.
+ * Rows pushed while a snapshot is replayed (term_restore) are not kept.
+ * The fast path is not taken while rows are kept: libvterm pushes every
+ * row itself. 0 (the default) keeps none and forgets those kept; a new
+ * bound also starts afresh. Returns 0 or -ENOMEM.
+ */
+int term_set_scrollback(struct term *t, size_t max_lines, size_t max_bytes);
+
+/*
+ * The rows kept, oldest first, and (in *dropped, when not NULL) how many
+ * older ones were pushed out of the bounds since the scrollback was set.
+ */
+size_t term_scrollback(const struct term *t, uint64_t *dropped);
+
+/* Row i of those kept (0 the oldest); *len gets its length. */
+const char *term_scrollback_line(const struct term *t, size_t i, size_t *len);
+
 /* Turn the fast path on (the default) or off, and the bytes it skipped. */
 void term_set_fast(struct term *t, bool on);
 uint64_t term_fast_skipped(const struct term *t);

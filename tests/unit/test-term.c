@@ -774,6 +774,59 @@ test_scroll_lines(void)
 	assert(l.n == (int)i);
 }
 
+/*
+ * The scrollback keeps every row pushed off the top, the fast path's too
+ * (it is not taken), within its bounds in rows and bytes, and none of a
+ * snapshot being replayed.
+ */
+static void
+test_scrollback(void)
+{
+	struct term *t, *u;
+	char out[4096], want[16], *snap;
+	const char *row;
+	size_t n = 0, len, slen;
+	uint64_t dropped;
+	int i;
+
+	for (i = 1; i <= 200; i++)
+		n += (size_t)snprintf(out + n, sizeof out - n, "%d\r\n", i);
+	assert(term_new(&t, 10, 3) == 0);
+	assert(term_set_scrollback(t, 1000, 1u << 20) == 0);
+	term_write(t, out, n);
+	assert(term_fast_skipped(t) == 0);
+	assert(term_scrollback(t, &dropped) == 198 && dropped == 0);
+	for (i = 0; i < 198; i++) {
+		row = term_scrollback_line(t, (size_t)i, &len);
+		snprintf(want, sizeof want, "%d", i + 1);
+		assert(len == strlen(want) && strcmp(row, want) == 0);
+	}
+	/* Bounded in rows: the last 5 of 200 pushed (199, 200, 1 ... 198). */
+	assert(term_set_scrollback(t, 5, 1u << 20) == 0);
+	term_write(t, out, n);
+	assert(term_scrollback(t, &dropped) == 5 && dropped == 195);
+	row = term_scrollback_line(t, 0, &len);
+	assert(strcmp(row, "194") == 0);
+	/* ... and in bytes: "197" and "198" are 6 of at most 7. */
+	assert(term_set_scrollback(t, 100, 7) == 0);
+	term_write(t, out, n);
+	assert(term_scrollback(t, &dropped) == 2 && dropped == 198);
+	assert(strcmp(term_scrollback_line(t, 1, &len), "198") == 0);
+	/* A snapshot replayed pushes nothing. */
+	assert(term_snapshot(t, &snap, &slen) == 0);
+	assert(term_new(&u, 10, 3) == 0);
+	assert(term_set_scrollback(u, 100, 1u << 20) == 0);
+	assert(term_restore(u, 10, 3, snap, slen) == 0);
+	assert(term_scrollback(u, NULL) == 0);
+	term_write(u, "x\r\ny\r\nz", 8);
+	assert(term_scrollback(u, NULL) == 2);
+	assert(strcmp(term_scrollback_line(u, 0, &len), "199") == 0);
+	assert(term_set_scrollback(u, 0, 0) == 0 && term_scrollback(u, NULL) == 0);
+	free(snap);
+	term_free(u);
+	term_free(t);
+}
+
 int
 main(void)
 {
@@ -790,6 +843,7 @@ main(void)
 	test_long_csi();
 	test_rep();
 	test_scroll_lines();
+	test_scrollback();
 	printf("ok\n");
 	return 0;
 }
