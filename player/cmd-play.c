@@ -410,6 +410,9 @@ play_key(struct play *p, int c)
 	case 'y':
 		play_copy(p);
 		break;
+	case 'v':
+		play_scroll(p);
+		break;
 	case ' ':
 		p->paused = !p->paused;
 		if (!p->paused && p->cur->at_end && p->ix->live == NULL)

@@ -307,3 +307,62 @@ index_cursor_reveal(struct index_cursor *c, const struct search *s,
 	}
 	return 0;
 }
+
+/*
+ * Bring h to c's position from where h is (before it): the events up to
+ * c's next one, and as much of that as c has applied.
+ */
+static int
+index_cursor_catch_up(struct index_cursor *h, const struct index_cursor *c)
+{
+	int r;
+
+	while (h->seq < c->seq)
+		if ((r = index_cursor_step(h)) <= 0)
+			return r < 0 ? r : -EIO;
+	if (c->partial == 0)
+		return 0;
+	if ((r = index_cursor_fetch(h)) <= 0)
+		return r < 0 ? r : -EIO;
+	index_feed(h->term, h->next.data, 0, c->partial, &h->spans);
+	h->partial = c->partial;
+	return 0;
+}
+
+/* The rows that scrolled off the top up to c's position. */
+int
+index_cursor_scrollback(const struct index_cursor *c, size_t max_lines, size_t max_bytes,
+    struct term **out)
+{
+	struct index_cursor *h = NULL;
+	size_t k, back = 1;
+	uint64_t dropped = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = index_cursor_new(&h, c->ix)) < 0)
+		return r;
+	/*
+	 * A keyframe holds a screen, not what scrolled off before it: replay
+	 * from keyframes ever further back (1, 2, 4 ... before c's) until the
+	 * rows kept reach the bound or the replay starts at the beginning.
+	 */
+	k = (size_t)(index_kf_for_seq(c->ix, c->seq) - c->ix->kf);
+	for (;;) {
+		if ((r = term_set_scrollback(h->term, max_lines, max_bytes)) < 0 ||
+		    (r = index_cursor_restore(h, &c->ix->kf[k])) < 0 ||
+		    (r = index_cursor_catch_up(h, c)) < 0)
+			goto out;
+		if (k == 0 || term_scrollback(h->term, &dropped) >= max_lines || dropped > 0)
+			break;
+		k = k > back ? k - back : 0;
+		back *= 2;
+	}
+	/* Full from a keyframe after the start: older rows are not looked for. */
+	r = dropped > 0 || (k > 0 && term_scrollback(h->term, NULL) >= max_lines);
+	*out = h->term;
+	h->term = NULL;	/* transferred */
+out:
+	index_cursor_free(h);
+	return r;
+}

@@ -32,6 +32,8 @@ const char *const play_help[] = {
 	"  { / }        idle limit halved / doubled (pauses played at most this long)",
 	"  i            show / hide what was typed",
 	"  y            copy the screen as text (printed on stdout when play ends)",
+	"  v            scrollback: the rows that scrolled off the top, above the screen",
+	"               (pauses; up/down, PgUp/PgDn, g/G, / ? n N search, q or Esc back)",
 	"  H J K L      pan the view left, down, up, right (also shift+arrows)",
 	"               when the recording is larger than this terminal",
 	"  h            this help (any key closes it)",

@@ -1,6 +1,7 @@
 /*
  * podgate-player play, shared between its files: the player's state
- * (cmd-play.c runs it) and its screen (play-screen.c draws it).
+ * (cmd-play.c runs it), its screen (play-screen.c draws it) and its
+ * scrollback view (play-scroll.c).
  */
 #ifndef PODGATE_PLAY_H
 #define PODGATE_PLAY_H
@@ -58,5 +59,11 @@ extern const char *const play_help[];
 
 /* Draw the current state. */
 void play_draw(struct play *p);
+
+/*
+ * The scrollback view (play-scroll.c): the rows that scrolled off the top
+ * up to the position, until the reviewer leaves it; playback is paused.
+ */
+void play_scroll(struct play *p);
 
 #endif

@@ -260,6 +260,88 @@ def test_help(tmux, rec):
     tmux.wait_for(lambda s: tmux.dead(), what="quit")
 
 
+def seq_recording(path, n, per_event):
+    """`seq 1 n` at 2 s, per_event lines an event (one burst), then a prompt."""
+    ev = [(1 * S, "o", b"$ seq 1 %d\r\n" % n)]
+    for first in range(1, n + 1, per_event):
+        ev.append((2 * S, "o", b"".join(b"%d\r\n" % i for i in range(first, min(n, first + per_event - 1) + 1))))
+    ev += [(3 * S, "o", b"$ "), (4 * S, "x", {"status": 0})]
+    return write_recording(path, ev, cols=COLS, rows=ROWS, user="alice", target="prod/web-0")
+
+
+def start_seq_paused(t, rec):
+    t.start([PLAYER, "play", rec])
+    t.wait_for(lambda s: "PLAYING" in s or "END" in s, what="playing")
+    t.keys("Space", "g")
+    t.wait_for(lambda s: status(s).startswith(" PAUSED 0:00:00.000 / 0:00:04.000"), what="paused")
+
+
+def test_scrollback_view_from_a_search_hit(tmux, tmp_path):
+    """v after a hit inside a burst shows the rows that scrolled off above the
+    screen at that moment, the hit in view and highlighted; the view scrolls
+    and searches on its own, and q gives back the paused player unchanged."""
+    rec = seq_recording(tmp_path / "seq.rec", 500, 500)
+    start_seq_paused(tmux, rec)
+    tmux.keys("/")
+    tmux.literal("250")
+    tmux.keys("Enter")
+    # The burst stops at the end of line 250: the screen shows 241 ... 250.
+    paused = tmux.wait_for(lambda s: "match 1/1" in status(s) and "\u2502250" in s, what="hit")
+    assert screen_lines(paused)[1:11] == frame([str(i) for i in range(241, 251)])[1:11]
+    tmux.keys("v")
+    # Rows 0 ("$ seq 1 500") to 250: the bottom 29 of them, the screen's last.
+    view = tmux.wait_for(lambda s: status(s).startswith(" SCROLLBACK rows 223-251 / 251"),
+                         what="view at the bottom")
+    assert screen_lines(view)[:29] == [str(i) for i in range(222, 251)]
+    assert "dropped" not in status(view)
+    assert [highlighted(l) for l in escaped_lines(tmux)[:29]] == [[]] * 28 + [["250"]]
+    # Up a page, then the top: what scrolled off before the screen.
+    tmux.keys("PPage")
+    view = tmux.wait_for(lambda s: "rows 195-223 / 251" in status(s), what="page up")
+    assert screen_lines(view)[0] == "194"
+    tmux.keys("g")
+    view = tmux.wait_for(lambda s: "rows 1-29 / 251" in status(s), what="top")
+    assert screen_lines(view)[:3] == ["$ seq 1 500", "1", "2"]
+    tmux.keys("Down", "Down")
+    tmux.wait_for(lambda s: "rows 3-31 / 251" in status(s) and s.startswith("2\n"), what="down")
+    # A search of its own: up from the page, round past the top, to 123.
+    tmux.keys("?")
+    tmux.wait_for(lambda s: status(s) == "?", what="view search prompt")
+    tmux.literal("123")
+    tmux.keys("Enter")
+    view = tmux.wait_for(lambda s: "rows 110-138 / 251" in status(s), what="search in the view")
+    assert "search wrapped" in status(view)
+    lines = screen_lines(view)
+    assert lines[:29] == [str(i) for i in range(109, 138)]
+    assert [highlighted(l) for l in escaped_lines(tmux)[:29]] == [[]] * 14 + [["123"]] + [[]] * 14
+    tmux.keys("n")
+    view = tmux.wait_for(lambda s: "search wrapped" in status(s) and "rows 110-138" in status(s),
+                         what="the only match again")
+    # q: the paused player as it was, at the hit.
+    tmux.keys("q")
+    back = tmux.wait_for(lambda s: "PAUSED" in status(s), what="back to the player")
+    assert screen_lines(back) == screen_lines(paused)
+
+
+def test_scrollback_view_is_bounded(tmux, tmp_path):
+    """The view of a 50,000-line burst keeps the last 10,000 rows and says so."""
+    rec = seq_recording(tmp_path / "big.rec", 50000, 1000)
+    start_seq_paused(tmux, rec)
+    tmux.keys("G", "v")
+    # 50,002 lines; the screen shows 49992 ... 50000 and the prompt; above
+    # it 49,992 rows scrolled off, of which 39991 ... 49991 are kept.
+    view = tmux.wait_for(lambda s: status(s).startswith(" SCROLLBACK rows 9982-10010 / 10010"),
+                         timeout=60, what="the view of the end")
+    assert "the last 10000 rows kept: older ones dropped" in status(view)
+    lines = screen_lines(view)
+    assert lines[:29] == [str(i) for i in range(49973, 50001)] + ["$"]
+    tmux.keys("g")
+    view = tmux.wait_for(lambda s: "rows 1-29 / 10010" in status(s), what="the oldest kept")
+    assert screen_lines(view)[:29] == [str(i) for i in range(39992, 40021)]
+    tmux.keys("Escape")
+    tmux.wait_for(lambda s: re.search(r"END 0:00:04\.000", status(s)) is not None, what="back")
+
+
 def test_viewport_on_oversized_recording(tmp_path):
     cols, rows = 150, 50
     body = b"".join(b"\x1b[%d;1H" % (r + 1) + (b"R%02d" % r) + bytes(
