@@ -117,24 +117,66 @@ term_report(struct term *t, int row, const char *text, size_t len, bool full)
 	if (h == t->hash[row])
 		return;
 	t->hash[row] = h;
-	t->line_full = full;
-	t->line_fn(t->line_arg, text, len, t->since[row], t->seq);
-	t->line_full = false;
+	term_emit_line(t, text, len, t->since[row], full);
 }
 
 /* Whether the last of n cells holds a character (or the end of a wide one). */
-static bool
+bool
 term_cells_full(const VTermScreenCell *last, const VTermScreenCell *before)
 {
 	return (last->chars[0] != 0 && last->chars[0] != ' ') ||
 	    (before != NULL && before->width == 2);
 }
 
-/* Whether the row being reported reaches the last column. */
-bool
-term_line_full(const struct term *t)
+/* Hand the rows held to the line callback as one line. */
+static void
+term_join_flush(struct term *t)
 {
-	return t->line_full;
+	size_t len = t->joined.len;
+
+	if (len == 0)
+		return;
+	t->joined.len = 0;
+	t->line_fn(t->line_arg, t->joined.p, len, t->join_since, t->seq);
+}
+
+/*
+ * Hand a completed row to the line callback. Joining, a row that reaches
+ * the last column is held and the rows reported after it are added, up to
+ * one that does not (or TERM_MAX_JOIN bytes): the line goes as one.
+ */
+void
+term_emit_line(struct term *t, const char *text, size_t len, uint64_t since, bool full)
+{
+	struct term_buf *j = &t->joined;
+
+	if (!t->join || (j->len == 0 && !full)) {
+		t->line_fn(t->line_arg, text, len, since, t->seq);
+		return;
+	}
+	if (j->len == 0)
+		t->join_since = since;
+	j->err = 0;
+	term_buf_add(j, text, len);
+	if (j->err < 0) {
+		/* No room: what was held goes alone, then this row. */
+		term_join_flush(t);
+		t->line_fn(t->line_arg, text, len, since, t->seq);
+		return;
+	}
+	if (full && j->len < TERM_MAX_JOIN)
+		return;
+	term_join_flush(t);
+}
+
+/* Join wrapped rows or not. */
+void
+term_set_line_join(struct term *t, bool on)
+{
+	if (!on && t->line_fn != NULL)
+		term_join_flush(t);
+	t->joined.len = 0;
+	t->join = on;
 }
 
 /* Report a screen row if it changed; blank rows only when blank_ok. */
@@ -543,6 +585,7 @@ term_free(struct term *t)
 	free(t->main_snap);
 	free(t->text);
 	free(t->known.p);
+	free(t->joined.p);
 	term_sb_clear(t);
 	free(t->sb);
 	free(t);
@@ -678,6 +721,7 @@ term_finish(struct term *t)
 			last = r;
 	for (r = 0; r <= last; r++)
 		term_capture(t, r);
+	term_join_flush(t);
 	for (r = 0; r < t->rows; r++)
 		t->dirty[r] = 0;
 	term_sync_push(t);

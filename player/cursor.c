@@ -205,8 +205,9 @@ index_cursor_seek_time(struct index_cursor *c, uint64_t t)
 }
 
 /*
- * Whether a row of the screen shows the beginning of line (at least up to
- * a match of s): the line as it is being drawn, once the match is on it.
+ * Whether the screen shows the beginning of line (at least up to a match
+ * of s): the line as it is being drawn, once the match is on it; a line
+ * the terminal wrapped, across its rows (term_line_text).
  */
 static bool
 index_screen_shows(struct term *t, const struct search *s, const char *line, size_t len)
@@ -217,11 +218,12 @@ index_screen_shows(struct term *t, const struct search *s, const char *line, siz
 	bool found = false;
 
 	term_size(t, &cols, &rows);
-	cap = (size_t)cols * VTERM_MAX_CHARS_PER_CELL * 4 + 1;
+	/* Room for one row more than the line: a longer text is not it. */
+	cap = len + (size_t)cols * VTERM_MAX_CHARS_PER_CELL * 4 + 1;
 	if ((buf = malloc(cap)) == NULL)
 		return false;
 	for (row = 0; row < rows && !found; row++) {
-		n = term_row_text(t, row, buf, cap, NULL);
+		n = term_line_text(t, row, buf, cap);
 		found = n <= len && memcmp(buf, line, n) == 0 && search_find(s, buf, n, 0, &so, &eo);
 	}
 	free(buf);

@@ -342,6 +342,21 @@ def test_scrollback_view_is_bounded(tmux, tmp_path):
     tmux.wait_for(lambda s: re.search(r"END 0:00:04\.000", status(s)) is not None, what="back")
 
 
+def test_search_finds_a_word_wrapped_across_the_edge(tmux, tmp_path):
+    """The terminal wrapped the word over two rows: search finds the line whole."""
+    rec = write_recording(tmp_path / "wrap.rec", [
+        (1 * S, "o", b"start\r\n"),
+        (2 * S, "o", b"x" * 35 + b"WRAPPEDWORD tail\r\n"),
+        (3 * S, "o", b"after\r\n"), (4 * S, "x", {"status": 0}),
+    ], cols=COLS, rows=ROWS, user="alice", target="prod/web-0")
+    start_seq_paused(tmux, rec)
+    tmux.keys("/")
+    tmux.literal("WRAPPEDWORD")
+    tmux.keys("Enter")
+    wait_screen(tmux, ["start", "x" * 35 + "WRAPP", "EDWORD tail"] + [""] * 7,
+                r"PAUSED 0:00:02\.000 .*match 1/1", "the wrapped line")
+
+
 def test_viewport_on_oversized_recording(tmp_path):
     cols, rows = 150, 50
     body = b"".join(b"\x1b[%d;1H" % (r + 1) + (b"R%02d" % r) + bytes(

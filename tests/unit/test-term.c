@@ -827,6 +827,56 @@ test_scrollback(void)
 	term_free(t);
 }
 
+/*
+ * Joined, rows that reach the last column are reported with the rows after
+ * them as one line, once (the fast path's rows too); term_line_text() gives
+ * such a line from the screen.
+ */
+static void
+test_line_join(void)
+{
+	/* A row exactly full looks wrapped: it is joined with the next. */
+	static const char *const want[] = { "0123456789abcdef", "xyz", "9876543210end", "last" };
+	const char *out = "0123456789abcdef\r\nxyz\r\n9876543210\r\nend\r\nlast";
+	char buf[64], many[4096];
+	struct lines l = { .n = 0 };
+	struct term *t;
+	size_t i, n = 0;
+
+	assert(term_new(&t, 10, 3) == 0);
+	term_set_line_fn(t, lines_collect, &l);
+	term_set_line_join(t, true);
+	term_write(t, out, strlen(out));
+	/* On screen: "9876543210", "end", "last". */
+	assert(term_line_text(t, 0, buf, sizeof buf) == 13 && strcmp(buf, "9876543210end") == 0);
+	assert(term_line_text(t, 2, buf, sizeof buf) == 4 && strcmp(buf, "last") == 0);
+	term_finish(t);
+	for (i = 0; i < sizeof want / sizeof want[0]; i++)
+		assert(i < (size_t)l.n && strcmp(l.text[i], want[i]) == 0);
+	assert(l.n == 4);
+	out = "\x1b[2J\x1b[HABCDEFGHIJklm";
+	term_write(t, out, strlen(out));
+	assert(term_line_text(t, 0, buf, sizeof buf) == 13 && strcmp(buf, "ABCDEFGHIJklm") == 0);
+	assert(term_line_text(t, 0, buf, 5) == 4 && strcmp(buf, "ABCD") == 0);
+	term_free(t);
+	/* Wrapped rows the fast path skips come joined too. */
+	for (i = 0; i < 60; i++)
+		n += (size_t)snprintf(many + n, sizeof many - n, "%02zu-456789abc\r\n", i);
+	l.n = 0;
+	assert(term_new(&t, 10, 3) == 0);
+	term_set_line_fn(t, lines_collect, &l);
+	term_set_line_join(t, true);
+	term_write(t, "a\r\nb\r\nc\r\n", 9);	/* the cursor at the bottom */
+	term_write(t, many, n);
+	term_finish(t);
+	assert(term_fast_skipped(t) > 0 && l.n == 63);
+	for (i = 0; i < 60; i++) {
+		snprintf(buf, sizeof buf, "%02zu-456789abc", i);
+		assert(strcmp(l.text[i + 3], buf) == 0);
+	}
+	term_free(t);
+}
+
 int
 main(void)
 {
@@ -844,6 +894,7 @@ main(void)
 	test_rep();
 	test_scroll_lines();
 	test_scrollback();
+	test_line_join();
 	printf("ok\n");
 	return 0;
 }
