@@ -76,7 +76,7 @@ play_status(struct play *p, char *buf, size_t cap, int width)
 	when_format_offset(p->pos, pos, sizeof pos);
 	when_format_offset(p->ix->duration_ns, dur, sizeof dur);
 	if (index_cursor_peek(p->cur, &ev) == 0)
-		mode = p->ix->live == NULL ? "END" : p->loading ? "LOADING" : "LIVE";
+		mode = p->ix->live == NULL ? "END" : p->loading && !p->follow ? "LOADING" : "LIVE";
 	else
 		mode = p->paused ? "PAUSED" : "PLAYING";
 	snprintf(parts[n].text, sizeof parts[n].text, "%s %s / %s", mode, pos, dur);

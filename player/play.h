@@ -50,6 +50,7 @@ struct play {
 	/* -f: following a recording still being written. */
 	uint64_t follow_polled;	/* monotonic time of the last look */
 	uint64_t follow_grew;	/* ... of the last time it had grown */
+	bool follow;		/* -f */
 	bool loading;		/* an s3:// recording, still being downloaded */
 	bool downloaded;	/* ... and now whole (or as whole as it will be) */
 };

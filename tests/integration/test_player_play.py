@@ -554,11 +554,6 @@ def test_follow_a_recording_being_written(tmux, tmp_path):
     tmux.wait_for(lambda s: tmux.dead(), what="quit")
 
 
-def test_follow_needs_a_local_file(tmux):
-    tmux.start(with_status([PLAYER, "play", "-f", "s3://bucket/prefix/key.rec"]))
-    assert exit_status(tmux) == 2
-    text = tmux.tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", "t").stdout.decode()
-    assert "-f follows local files only" in text
 
 
 def test_shell_prompt_marks_walk_commands(tmux, tmp_path):
@@ -730,5 +725,41 @@ def test_play_from_the_bucket_reads_segments_in_the_background(tmux, tmp_path):
         tmux.wait_for(lambda s: "SEG-ONE" in s and "SEG-THREE" in s and
                       re.search(r" END .*  incomplete  unsigned", s), what="all segments, played")
         tmux.keys("q")
+    finally:
+        server.stop()
+
+
+def test_follow_a_recording_in_the_bucket(tmux, tmp_path):
+    """-f on a session not sealed in the bucket yet plays its segments, the
+    new ones as the broker ships them (LIVE), then, once the sealed object
+    is there and the segments gone, the rest of it, to its end."""
+    from s3_support import BUCKET, S3_ENV, S3rver
+    server = S3rver(tmp_path / "s3").start()
+    try:
+        ev = [(S // 10, "o", b"SEG-ONE\r\n"), (S // 5, "o", b"SEG-TWO\r\n"),
+              (S // 2, "o", b"SEG-THREE\r\n"), (S, "o", b"SEALED-END\r\n"),
+              (S + 1, "x", {"status": 0})]
+        data = write_recording(tmp_path / "r.rec", ev).read_bytes()
+        sid = "0192f333-0000-7000-8000-000000000000"
+        three, end = data.index(b"SEG-THREE"), data.index(b"SEALED-END")
+        cuts = [0, 100, three - 5, end - 5]  # the last two inside an event's header
+        server.put(f"live/{sid}.rec.seg/{cuts[0]:020d}", data[cuts[0]:cuts[1]])
+        server.put(f"live/{sid}.rec.seg/{cuts[1]:020d}", data[cuts[1]:cuts[2]])
+        env = dict(S3_ENV, AWS_ENDPOINT_URL=server.endpoint, AWS_REGION="us-east-1")
+        tmux.start([PLAYER, "play", "-f", f"s3://{BUCKET}/live/{sid[:8]}"], env=env)
+        screen = tmux.wait_for(lambda s: "SEG-TWO" in s and " LIVE " in status(s) and
+                               "  live  " in status(s), what="the segments there, live")
+        assert "SEG-THREE" not in screen
+        server.put(f"live/{sid}.rec.seg/{cuts[2]:020d}", data[cuts[2]:cuts[3]])
+        screen = tmux.wait_for(lambda s: "SEG-THREE" in s, what="a segment shipped later")
+        assert "SEALED-END" not in screen and " LIVE " in status(screen)
+        # The broker seals: the whole recording, then the segments go.
+        server.put(f"live/{sid}.rec", data)
+        for a in cuts[:3]:
+            assert server.curl("DELETE", f"live/{sid}.rec.seg/{a:020d}")[0] == 204
+        tmux.wait_for(lambda s: "SEALED-END" in s and re.search(r" END .*  complete  unsigned", s),
+                      timeout=30, what="the rest from the sealed object, to the end")
+        tmux.keys("q")
+        tmux.wait_for(lambda s: tmux.dead(), what="quit")
     finally:
         server.stop()
