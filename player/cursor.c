@@ -310,6 +310,9 @@ index_cursor_reveal(struct index_cursor *c, const struct search *s,
 	return 0;
 }
 
+/* The most of a recording replayed to find what scrolled off (bytes). */
+#define INDEX_SCROLLBACK_REPLAY (64ull << 20)
+
 /*
  * Bring h to c's position from where h is (before it): the events up to
  * c's next one, and as much of that as c has applied.
@@ -337,8 +340,8 @@ index_cursor_scrollback(const struct index_cursor *c, size_t max_lines, size_t m
     struct term **out)
 {
 	struct index_cursor *h = NULL;
-	size_t k, back = 1;
-	uint64_t dropped = 0;
+	size_t k, next, back = 1;
+	uint64_t dropped = 0, end;
 	int r;
 
 	*out = NULL;
@@ -347,9 +350,12 @@ index_cursor_scrollback(const struct index_cursor *c, size_t max_lines, size_t m
 	/*
 	 * A keyframe holds a screen, not what scrolled off before it: replay
 	 * from keyframes ever further back (1, 2, 4 ... before c's) until the
-	 * rows kept reach the bound or the replay starts at the beginning.
+	 * rows kept reach the bounds, the replay starts at the beginning, or
+	 * it would replay more than INDEX_SCROLLBACK_REPLAY bytes (a long
+	 * recording that seldom scrolls).
 	 */
 	k = (size_t)(index_kf_for_seq(c->ix, c->seq) - c->ix->kf);
+	end = c->reader != NULL ? rec_reader_offset(c->reader) : c->ix->kf[k].offset;
 	for (;;) {
 		if ((r = term_set_scrollback(h->term, max_lines, max_bytes)) < 0 ||
 		    (r = index_cursor_restore(h, &c->ix->kf[k])) < 0 ||
@@ -357,11 +363,14 @@ index_cursor_scrollback(const struct index_cursor *c, size_t max_lines, size_t m
 			goto out;
 		if (k == 0 || term_scrollback(h->term, &dropped) >= max_lines || dropped > 0)
 			break;
-		k = k > back ? k - back : 0;
+		next = k > back ? k - back : 0;
+		if (end - c->ix->kf[next].offset > INDEX_SCROLLBACK_REPLAY)
+			break;
+		k = next;
 		back *= 2;
 	}
-	/* Full from a keyframe after the start: older rows are not looked for. */
-	r = dropped > 0 || (k > 0 && term_scrollback(h->term, NULL) >= max_lines);
+	/* Not from the start, or rows pushed out: there may be older ones. */
+	r = dropped > 0 || k > 0;
 	*out = h->term;
 	h->term = NULL;	/* transferred */
 out:

@@ -207,8 +207,10 @@ int index_cursor_reveal(struct index_cursor *c, const struct search *s,
  * emulator that shows c's screen (*out; the caller frees it), at most
  * max_lines rows and max_bytes of text (term_set_scrollback): the
  * recording is replayed from a keyframe far enough back to fill them, or
- * from its start. Returns 1 when older rows were left out (the bounds were
- * reached), 0 when every row that scrolled off is kept, or a negative errno.
+ * from its start, replaying at most 64 MiB of it. Returns 1 when older
+ * rows may have been left out (the bounds were reached, or the replay did
+ * not start at the beginning), 0 when every row that scrolled off is kept,
+ * or a negative errno.
  */
 int index_cursor_scrollback(const struct index_cursor *c, size_t max_lines, size_t max_bytes,
     struct term **out);

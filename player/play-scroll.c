@@ -27,7 +27,7 @@ struct play_sb {
 	struct term *term;	/* the screen at the position, the rows above it kept */
 	size_t nsb;		/* rows kept from above the screen */
 	size_t n;		/* rows in all: those kept, then the screen's */
-	bool cut;		/* older rows were left out: the bounds were reached */
+	bool cut;		/* older rows may have been left out */
 	size_t top;		/* the first row shown */
 	int pan_col;
 	struct search search;	/* the view's own search, once there is one */
@@ -173,7 +173,7 @@ play_sb_draw(struct play_sb *v)
 			break;
 	}
 	if (v->cut)
-		snprintf(kept, sizeof kept, "  the last %zu rows kept: older ones dropped", v->nsb);
+		snprintf(kept, sizeof kept, "  the last %zu rows kept, not older ones", v->nsb);
 	snprintf(status, sizeof status, " SCROLLBACK rows %zu-%zu / %zu%s  %s%sq:back",
 	    v->n > 0 ? v->top + 1 : 0, v->top + k, v->n, kept, v->message,
 	    v->message[0] != '\0' ? "  " : "");
@@ -256,6 +256,10 @@ play_scroll(struct play *p)
 	memset(&v, 0, sizeof v);
 	v.p = p;
 	p->paused = true;
+	/* The replay can take a while (index_cursor_scrollback): say so meanwhile. */
+	snprintf(p->message, sizeof p->message, "reading the scrollback");
+	play_draw(p);
+	p->message[0] = '\0';
 	if ((r = index_cursor_scrollback(p->cur, PLAY_SB_LINES, PLAY_SB_BYTES, &v.term)) < 0) {
 		snprintf(p->message, sizeof p->message, "scrollback: %s", rec_strerror(r));
 		return;
