@@ -13,6 +13,7 @@
 
 #include "player.h"
 #include "search.h"
+#include "summary.h"
 #include "term.h"
 #include "typed.h"
 #include "walk.h"
@@ -119,6 +120,7 @@ grep_print(struct grep_state *g, const char *text, size_t len)
 	const struct rec_header *h = &g->f->header;
 	const char *user = h->user != NULL ? h->user : "-";
 	const char *target = h->target != NULL ? h->target : "-";
+	struct summary j;
 	int i, k;
 
 	g->matched = true;
@@ -149,19 +151,16 @@ grep_print(struct grep_state *g, const char *text, size_t len)
 		g->printed_any = true;
 		return;
 	}
-	fputs("{\"file\":", stdout);
-	rec_json_string(stdout, g->f->path, strlen(g->f->path));
-	fputs(",\"session\":", stdout);
-	rec_json_string(stdout, h->session_id, strlen(h->session_id));
-	printf(",\"time_ns\":%llu,\"time\":%.3f,\"user\":", (unsigned long long)g->time_ns,
-	    (double)g->time_ns / 1e9);
-	rec_json_string(stdout, user, strlen(user));
-	fputs(",\"target\":", stdout);
-	rec_json_string(stdout, target, strlen(target));
-	printf(",\"kind\":\"%s\",\"line\":", g->raw ? (g->input ? "raw-input" : "raw") :
+	summary_start(&j, g->f->path);
+	summary_str(&j, "session", h->session_id);
+	summary_uint(&j, "time_ns", g->time_ns);
+	summary_seconds(&j, "time", g->time_ns);
+	summary_str(&j, "user", user);
+	summary_str(&j, "target", target);
+	summary_str(&j, "kind", g->raw ? (g->input ? "raw-input" : "raw") :
 	    g->input ? "input" : "screen");
-	rec_json_string(stdout, text, len);
-	fputs("}\n", stdout);
+	summary_strn(&j, "line", text, len);
+	summary_print(&j);
 }
 
 /* Match one (logical) screen line. */

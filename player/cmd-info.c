@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "player.h"
+#include "summary.h"
 #include "trust.h"
 #include "walk.h"
 
@@ -152,11 +153,12 @@ info_text(const struct player_file *f, const struct info_stats *s)
 }
 
 /*
- * Write a msgpack object as JSON: strings escaped, binary values (the
- * signer's key) as base64 strings, at most 16 levels deep.
+ * Append a msgpack object to b as JSON: strings escaped as all recording
+ * JSON is, binary values (the signer's key) as base64 strings, at most 16
+ * levels deep.
  */
 static void
-info_json_value(const msgpack_object *o, int depth)
+info_json_value(struct buf *b, const msgpack_object *o, int depth)
 {
 	unsigned char *b64;
 	uint32_t i;
@@ -164,67 +166,67 @@ info_json_value(const msgpack_object *o, int depth)
 
 	switch (o->type) {
 	case MSGPACK_OBJECT_NIL:
-		fputs("null", stdout);
+		buf_str(b, "null");
 		break;
 	case MSGPACK_OBJECT_BOOLEAN:
-		fputs(o->via.boolean ? "true" : "false", stdout);
+		buf_str(b, o->via.boolean ? "true" : "false");
 		break;
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
-		printf("%" PRIu64, o->via.u64);
+		buf_printf(b, "%" PRIu64, o->via.u64);
 		break;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-		printf("%" PRId64, o->via.i64);
+		buf_printf(b, "%" PRId64, o->via.i64);
 		break;
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
-		printf("%.17g", o->via.f64);
+		buf_printf(b, "%.17g", o->via.f64);
 		break;
 	case MSGPACK_OBJECT_STR:
-		rec_json_string(stdout, o->via.str.ptr, o->via.str.size);
+		summary_append_string(b, o->via.str.ptr, o->via.str.size);
 		break;
 	case MSGPACK_OBJECT_BIN:
 		if ((b64 = malloc((size_t)o->via.bin.size / 3 * 4 + 5)) == NULL) {
-			fputs("null", stdout);
+			buf_str(b, "null");
 			break;
 		}
 		n = EVP_EncodeBlock(b64, (const unsigned char *)o->via.bin.ptr, (int)o->via.bin.size);
-		printf("\"%.*s\"", n, (const char *)b64);
+		buf_printf(b, "\"%.*s\"", n, (const char *)b64);
 		free(b64);
 		break;
 	case MSGPACK_OBJECT_ARRAY:
-		fputc('[', stdout);
+		buf_add(b, "[", 1);
 		for (i = 0; i < o->via.array.size && depth < 16; i++) {
 			if (i > 0)
-				fputc(',', stdout);
-			info_json_value(&o->via.array.ptr[i], depth + 1);
+				buf_add(b, ",", 1);
+			info_json_value(b, &o->via.array.ptr[i], depth + 1);
 		}
-		fputc(']', stdout);
+		buf_add(b, "]", 1);
 		break;
 	case MSGPACK_OBJECT_MAP:
-		fputc('{', stdout);
+		buf_add(b, "{", 1);
 		for (i = 0; i < o->via.map.size && depth < 16; i++) {
 			const msgpack_object *k = &o->via.map.ptr[i].key;
 
 			if (i > 0)
-				fputc(',', stdout);
+				buf_add(b, ",", 1);
 			if (k->type == MSGPACK_OBJECT_STR)
-				rec_json_string(stdout, k->via.str.ptr, k->via.str.size);
+				summary_append_string(b, k->via.str.ptr, k->via.str.size);
 			else
-				fputs("\"?\"", stdout);
-			fputc(':', stdout);
-			info_json_value(&o->via.map.ptr[i].val, depth + 1);
+				buf_str(b, "\"?\"");
+			buf_add(b, ":", 1);
+			info_json_value(b, &o->via.map.ptr[i].val, depth + 1);
 		}
-		fputc('}', stdout);
+		buf_add(b, "}", 1);
 		break;
 	default:
-		fputs("null", stdout);
+		buf_str(b, "null");
 		break;
 	}
 }
 
-/* The header as JSON. */
+/* Append the header to b as JSON. */
 static void
-info_json_header(const struct player_file *f)
+info_json_header(struct buf *b, const struct player_file *f)
 {
 	msgpack_unpacked u;
 	const uint8_t *raw;
@@ -234,9 +236,9 @@ info_json_header(const struct player_file *f)
 	msgpack_unpacked_init(&u);
 	if (raw != NULL && msgpack_unpack_next(&u, (const char *)raw, len, &used) ==
 	    MSGPACK_UNPACK_SUCCESS)
-		info_json_value(&u.data, 0);
+		info_json_value(b, &u.data, 0);
 	else
-		fputs("null", stdout);
+		buf_str(b, "null");
 	msgpack_unpacked_destroy(&u);
 }
 
@@ -244,49 +246,42 @@ info_json_header(const struct player_file *f)
 static void
 info_json(const struct player_file *f, const struct info_stats *s)
 {
+	struct summary j, sub;
+	char code[2] = { 0 };
 	size_t i;
 
-	fputs("{\"file\":", stdout);
-	rec_json_string(stdout, f->path, strlen(f->path));
-	fputs(",\"header\":", stdout);
-	info_json_header(f);
-	printf(",\"duration_ns\":%" PRIu64 ",\"events\":%" PRIu64 ",\"counts\":{",
-	    s->duration_ns, s->events);
-	for (i = 0; i < 7; i++)
-		printf("\"%c\":%" PRIu64 ",", info_codes[i], s->count[i]);
-	printf("\"other\":%" PRIu64 "},\"bytes\":{\"o\":%" PRIu64 ",\"e\":%" PRIu64
-	    ",\"i\":%" PRIu64 "},\"exit\":", s->other, s->bytes[0], s->bytes[1], s->bytes[2]);
-	if (!s->exited)
-		fputs("null", stdout);
-	else if (s->exit_signal[0] != '\0')
-		printf("{\"signal\":\"%s\"}", s->exit_signal);
-	else
-		printf("{\"status\":%d}", s->exit_status);
-	printf(",\"exit_verified\":%s,\"state\":\"%s\",\"error\":",
-	    s->exit_verified ? "true" : "false", s->state);
-	if (s->rc < 0) {
-		const char *e = rec_reader_error(f->reader);
-
-		rec_json_string(stdout, e, strlen(e));
-		printf(",\"valid_bytes\":%" PRIu64, rec_reader_error_offset(f->reader));
-	} else
-		fputs("null", stdout);
-	fputs(",\"integrity\":", stdout);
-	if (s->verify_rc < 0)
-		fputs("null", stdout);
-	else {
-		printf("{\"state\":\"%s\",\"version\":%u,\"trust\":\"%s\",\"reason\":",
-		    rec_verdict_name(s->verify.verdict), s->verify.version,
-		    trust_word(s->trust, &s->verify, s->verify_rc));
-		rec_json_string(stdout, s->verify.reason, strlen(s->verify.reason));
-		fputs(",\"key_fp\":", stdout);
-		if (s->verify.key_fp[0] != '\0')
-			rec_json_string(stdout, s->verify.key_fp, strlen(s->verify.key_fp));
-		else
-			fputs("null", stdout);
-		fputs("}", stdout);
+	summary_start(&j, f->path);
+	info_json_header(summary_value(&j, "header"), f);
+	summary_uint(&j, "duration_ns", s->duration_ns);
+	summary_uint(&j, "events", s->events);
+	summary_start_object(&sub);
+	for (i = 0; i < 7; i++) {
+		code[0] = info_codes[i];
+		summary_uint(&sub, code, s->count[i]);
 	}
-	fputs("}\n", stdout);
+	summary_uint(&sub, "other", s->other);
+	summary_add(&j, "counts", &sub);
+	summary_start_object(&sub);
+	summary_uint(&sub, "o", s->bytes[0]);
+	summary_uint(&sub, "e", s->bytes[1]);
+	summary_uint(&sub, "i", s->bytes[2]);
+	summary_add(&j, "bytes", &sub);
+	summary_exit(&j, s->exited, s->exit_signal, s->exit_status);
+	summary_bool(&j, "exit_verified", s->exit_verified);
+	summary_str(&j, "state", s->state);
+	if (s->rc < 0) {
+		summary_str(&j, "error", rec_reader_error(f->reader));
+		summary_uint(&j, "valid_bytes", rec_reader_error_offset(f->reader));
+	} else
+		summary_null(&j, "error");
+	if (s->verify_rc < 0)
+		summary_null(&j, "integrity");
+	else {
+		summary_start_object(&sub);
+		summary_verdict(&sub, &s->verify, trust_word(s->trust, &s->verify, s->verify_rc));
+		summary_add(&j, "integrity", &sub);
+	}
+	summary_print(&j);
 }
 
 #define INFO_USAGE "info [--json] [--key PUB]... [--dir DIR] FILE|ID..."

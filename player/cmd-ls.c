@@ -22,6 +22,7 @@
 #include <msgpack.h>
 
 #include "player.h"
+#include "summary.h"
 #include "trust.h"
 #include "walk.h"
 #include "when.h"
@@ -396,45 +397,28 @@ ls_cmp(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
-/* Write a JSON string, or null. */
-static void
-ls_json_str(const char *s)
-{
-	if (s == NULL)
-		fputs("null", stdout);
-	else
-		rec_json_string(stdout, s, strlen(s));
-}
-
 /* Print one session. */
 static void
 ls_print(const struct ls_state *s, const struct ls_entry *e)
 {
 	char start[32], dur[32], ex[48], *user, *target, *command, *path;
+	struct summary j;
 
 	when_format_utc(e->start_ns, start, sizeof start);
 	if (s->json) {
-		fputs("{\"file\":", stdout);
-		ls_json_str(e->path);
-		fputs(",\"session\":", stdout);
-		ls_json_str(e->session);
-		printf(",\"start\":\"%s\",\"start_ns\":%llu,\"duration_ns\":%llu,\"user\":", start,
-		    (unsigned long long)e->start_ns, (unsigned long long)e->duration_ns);
-		ls_json_str(e->user);
-		fputs(",\"target\":", stdout);
-		ls_json_str(e->target);
-		fputs(",\"command\":", stdout);
-		ls_json_str(e->command);
-		fputs(",\"exit\":", stdout);
-		if (!e->exited)
-			fputs("null", stdout);
-		else if (e->exit_signal[0] != '\0')
-			printf("{\"signal\":\"%s\"}", e->exit_signal);
-		else
-			printf("{\"status\":%d}", e->exit_status);
-		printf(",\"state\":\"%s\",\"trust\":\"%s\",\"signer\":", e->state, e->trust);
-		ls_json_str(e->key_fp[0] != '\0' ? e->key_fp : NULL);
-		fputs("}\n", stdout);
+		summary_start(&j, e->path);
+		summary_str(&j, "session", e->session);
+		summary_str(&j, "start", start);
+		summary_uint(&j, "start_ns", e->start_ns);
+		summary_uint(&j, "duration_ns", e->duration_ns);
+		summary_str(&j, "user", e->user);
+		summary_str(&j, "target", e->target);
+		summary_str(&j, "command", e->command);
+		summary_exit(&j, e->exited, e->exit_signal, e->exit_status);
+		summary_str(&j, "state", e->state);
+		summary_str(&j, "trust", e->trust);
+		summary_str(&j, "signer", e->key_fp[0] != '\0' ? e->key_fp : NULL);
+		summary_print(&j);
 		return;
 	}
 	when_format_offset(e->duration_ns, dur, sizeof dur);

@@ -5,13 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "player.h"
+#include "summary.h"
 #include "walk.h"
 
 struct verify_state {
@@ -33,6 +33,7 @@ verify_one(const char *path, bool named, const struct verify_state *s)
 	const char *name, *reason;
 	bool json = s->json;
 	struct rec_verify v;
+	struct summary j;
 	size_t nlen;
 	int fd, r;
 
@@ -57,23 +58,17 @@ verify_one(const char *path, bool named, const struct verify_state *s)
 	    reason[nlen] == '\0'))
 		name = NULL;
 	if (json) {
-		fputs("{\"file\":", stdout);
-		rec_json_string(stdout, path, strlen(path));
-		printf(",\"state\":\"%s\",\"version\":%u,\"reason\":", rec_verdict_name(v.verdict),
-		    v.version);
-		rec_json_string(stdout, v.reason, strlen(v.reason));
-		printf(",\"key_fp\":");
-		if (v.key_fp[0] != '\0')
-			rec_json_string(stdout, v.key_fp, strlen(v.key_fp));
-		else
-			fputs("null", stdout);
-		printf(",\"checkpoints\":%" PRIu64 ",\"verified_bytes\":%" PRIu64
-		    ",\"verified_time_ns\":%" PRIu64 ",\"verified_events\":%" PRIu64
-		    ",\"file_bytes\":%" PRIu64 ",\"events\":%" PRIu64, v.checkpoints,
-		    v.verified_bytes, v.verified_time_ns, v.verified_events, v.file_size, v.events);
+		summary_start(&j, path);
+		summary_verdict(&j, &v, NULL);
+		summary_uint(&j, "checkpoints", v.checkpoints);
+		summary_uint(&j, "verified_bytes", v.verified_bytes);
+		summary_uint(&j, "verified_time_ns", v.verified_time_ns);
+		summary_uint(&j, "verified_events", v.verified_events);
+		summary_uint(&j, "file_bytes", v.file_size);
+		summary_uint(&j, "events", v.events);
 		if (v.verdict == REC_MODIFIED)
-			printf(",\"bad_offset\":%" PRIu64, v.bad_offset);
-		fputs("}\n", stdout);
+			summary_uint(&j, "bad_offset", v.bad_offset);
+		summary_print(&j);
 	} else if (v.verdict == REC_SEALED)
 		printf("%s: %s (format version %u)\n", path, v.reason, v.version);
 	else if (v.version != 0)
@@ -85,11 +80,10 @@ verify_one(const char *path, bool named, const struct verify_state *s)
 	return (int)v.verdict;
 fail:
 	if (json) {
-		fputs("{\"file\":", stdout);
-		rec_json_string(stdout, path, strlen(path));
-		printf(",\"state\":\"unreadable\",\"reason\":");
-		rec_json_string(stdout, strerror(-r), strlen(strerror(-r)));
-		fputs("}\n", stdout);
+		summary_start(&j, path);
+		summary_str(&j, "state", "unreadable");
+		summary_str(&j, "reason", strerror(-r));
+		summary_print(&j);
 	}
 	player_warn("%s: %s", path, strerror(-r));
 	return EXIT_USAGE;

@@ -115,6 +115,25 @@ int config_is_null(const yaml_node_t *n);
  */
 bool config_list_alloc(struct config_parse *p, yaml_node_t *n, const char *notlist,
     void **arr, size_t elem);
+
+/*
+ * One item of such a list: its node when it is a mapping, with its line
+ * in *line either way; NULL after reporting notmap when it is not.
+ */
+yaml_node_t *config_list_map(struct config_parse *p, yaml_node_item_t item, const char *notmap,
+    int *line);
+
+/*
+ * Among the first count - 1 of count structs of elem bytes, each naming
+ * itself with a char * at name_off, the index of the first from start on
+ * that has the last one's name; count - 1 when none has. The check for a
+ * repeated name in users, groups and clusters: CONFIG_NAME_FIND(T, list,
+ * count, start) fills in the sizes from struct type T.
+ */
+size_t config_name_find(const void *list, size_t count, size_t elem, size_t name_off,
+    size_t start);
+#define CONFIG_NAME_FIND(T, list, count, start) \
+	config_name_find((list), (count), sizeof(T), offsetof(T, name), (start))
 const char *config_scalar(struct config_parse *p, const yaml_node_t *n, const char *what);
 void config_set_string(struct config_parse *p, yaml_node_t *n, const char *what, char **dst);
 void config_set_list(struct config_parse *p, yaml_node_t *n, const char *what,

@@ -290,14 +290,10 @@ config_parse_rules(struct config_parse *p, yaml_node_t *n, void *obj)
 	    sizeof *c->rules))
 		return;
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
-		in = config_node(p, *item);
 		r = &c->rules[c->nrules++];
-		r->line = (int)in->start_mark.line + 1;
-		if (in->type != YAML_MAPPING_NODE) {
-			config_error(p, in, "each rule must be a mapping with users or groups, "
-			    "and targets");
+		if ((in = config_list_map(p, *item, "each rule must be a mapping with users or "
+		    "groups, and targets", &r->line)) == NULL)
 			continue;
-		}
 		config_walk_map(p, in, "rule", config_rule_entries, r);
 		if (r->nusers == 0 && r->ngroups == 0)
 			config_error(p, in, "rule has no users or groups");

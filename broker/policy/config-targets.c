@@ -184,26 +184,22 @@ config_parse_target_kube(struct config_parse *p, yaml_node_t *n, void *obj)
 	    sizeof *c->kube))
 		return;
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
-		in = config_node(p, *item);
 		k = &c->kube[c->nkube++];
-		k->line = (int)in->start_mark.line + 1;
 		k->timeout = 10;
 		k->keepalive = 30;
-		if (in->type != YAML_MAPPING_NODE) {
-			config_error(p, in, "each targets.kubernetes entry must be a mapping "
-			    "with a name");
+		if ((in = config_list_map(p, *item, "each targets.kubernetes entry must be a "
+		    "mapping with a name", &k->line)) == NULL)
 			continue;
-		}
 		config_walk_map(p, in, "targets.kubernetes entry", config_kube_entries, k);
 		if (k->name == NULL) {
 			config_error(p, in, "targets.kubernetes entry has no name");
 			continue;
 		}
-		for (i = 0; i + 1 < c->nkube; i++) {
-			if (c->kube[i].name != NULL && strcmp(c->kube[i].name, k->name) == 0)
-				config_error(p, in, "cluster \"%s\" is already defined at line %d",
-				    k->name, c->kube[i].line);
-		}
+		/* Every earlier cluster of the name is reported, not only the first. */
+		for (i = 0; (i = CONFIG_NAME_FIND(struct cfg_kube_cluster, c->kube, c->nkube,
+		    i)) + 1 < c->nkube; i++)
+			config_error(p, in, "cluster \"%s\" is already defined at line %d",
+			    k->name, c->kube[i].line);
 		if (k->kubectl == NULL)
 			k->kubectl = config_strdup(p, "kubectl");
 	}

@@ -520,23 +520,16 @@ config_parse_users(struct config_parse *p, yaml_node_t *n, void *obj)
 	    sizeof *c->users))
 		return;
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
-		in = config_node(p, *item);
 		u = &c->users[c->nusers++];
-		u->line = (int)in->start_mark.line + 1;
-		if (in->type != YAML_MAPPING_NODE) {
-			config_error(p, in, "each user must be a mapping with name and keys");
+		if ((in = config_list_map(p, *item, "each user must be a mapping with name and keys",
+		    &u->line)) == NULL)
 			continue;
-		}
 		config_walk_map(p, in, "user", config_user_entries, u);
 		if (u->name == NULL) {
 			config_error(p, in, "user has no name");
 			continue;
 		}
-		for (i = 0; i + 1 < c->nusers; i++) {
-			if (c->users[i].name != NULL && strcmp(c->users[i].name, u->name) == 0)
-				break;
-		}
-		if (i + 1 < c->nusers)
+		if ((i = CONFIG_NAME_FIND(struct cfg_user, c->users, c->nusers, 0)) + 1 < c->nusers)
 			config_error(p, in, "duplicate user \"%s\" (first at line %d)", u->name,
 			    c->users[i].line);
 		if (u->nkeys == 0)
@@ -567,23 +560,17 @@ config_parse_groups(struct config_parse *p, yaml_node_t *n, void *obj)
 	    sizeof *c->groups))
 		return;
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
-		in = config_node(p, *item);
 		g = &c->groups[c->ngroups++];
-		g->line = (int)in->start_mark.line + 1;
-		if (in->type != YAML_MAPPING_NODE) {
-			config_error(p, in, "each group must be a mapping with name and roles");
+		if ((in = config_list_map(p, *item, "each group must be a mapping with name and roles",
+		    &g->line)) == NULL)
 			continue;
-		}
 		config_walk_map(p, in, "group", config_group_entries, g);
 		if (g->name == NULL) {
 			config_error(p, in, "group has no name");
 			continue;
 		}
-		for (i = 0; i + 1 < c->ngroups; i++) {
-			if (c->groups[i].name != NULL && strcmp(c->groups[i].name, g->name) == 0)
-				break;
-		}
-		if (i + 1 < c->ngroups)
+		if ((i = CONFIG_NAME_FIND(struct cfg_group, c->groups, c->ngroups, 0)) + 1 <
+		    c->ngroups)
 			config_error(p, in, "duplicate group \"%s\" (first at line %d)", g->name,
 			    c->groups[i].line);
 	}

@@ -128,6 +128,36 @@ config_list_alloc(struct config_parse *p, yaml_node_t *n, const char *notlist, v
 	return true;
 }
 
+/* A list item that must be a mapping, or NULL after saying it is not. */
+yaml_node_t *
+config_list_map(struct config_parse *p, yaml_node_item_t item, const char *notmap, int *line)
+{
+	yaml_node_t *in = config_node(p, item);
+
+	*line = (int)in->start_mark.line + 1;
+	if (in->type != YAML_MAPPING_NODE) {
+		config_error(p, in, "%s", notmap);
+		return NULL;
+	}
+	return in;
+}
+
+/* The first earlier entry named as the last one (config-parse.h). */
+size_t
+config_name_find(const void *list, size_t count, size_t elem, size_t name_off, size_t start)
+{
+	const char *base = list, *name, *other;
+	size_t i;
+
+	memcpy(&name, base + (count - 1) * elem + name_off, sizeof name);
+	for (i = start; i + 1 < count; i++) {
+		memcpy(&other, base + i * elem + name_off, sizeof other);
+		if (other != NULL && strcmp(other, name) == 0)
+			break;
+	}
+	return i;
+}
+
 /* The text of a string node, or NULL after reporting that what is not a string. */
 const char *
 config_scalar(struct config_parse *p, const yaml_node_t *n, const char *what)
@@ -259,34 +289,67 @@ config_uint(struct config_parse *p, yaml_node_t *n, const char *what,
 }
 
 /*
- * Read a duration in [min, max] seconds: a number of seconds, or numbers
- * each followed by s, m or h ("30s", "2m", "1m30s").
+ * Read the decimal digits at *s into *num and move *s past them: -EINVAL
+ * when there are none, -ERANGE when the number passes max.
  */
-int
-config_duration(struct config_parse *p, yaml_node_t *n, const char *what,
-    unsigned long long min, unsigned long long max, unsigned long long *out)
+static int
+config_digits(const char **s, unsigned long long max, unsigned long long *num)
 {
-	const char *s;
-	unsigned long long total = 0, num, mul;
-	int units = 0;
+	const char *d = *s;
 
-	if (n->type != YAML_SCALAR_NODE || config_is_null(n))
-		goto bad;
-	s = (const char *)n->data.scalar.value;
-	if (*s == '\0')
-		goto bad;
-	while (*s != '\0') {
-		if (*s < '0' || *s > '9')
-			goto bad;
-		for (num = 0; *s >= '0' && *s <= '9'; s++) {
-			num = num * 10 + (unsigned long long)(*s - '0');
-			if (num > max)
-				goto range;
-		}
+	if (*d < '0' || *d > '9')
+		return -EINVAL;
+	for (*num = 0; *d >= '0' && *d <= '9'; d++) {
+		*num = *num * 10 + (unsigned long long)(*d - '0');
+		if (*num > max)
+			return -ERANGE;
+	}
+	*s = d;
+	return 0;
+}
+
+/*
+ * Read n with parse into *out when it is in [min, max]; otherwise report
+ * that what must be form (parse gave -EINVAL), or must be in the range,
+ * counted in unit (-ERANGE).
+ */
+static int
+config_quantity(struct config_parse *p, yaml_node_t *n, const char *what,
+    unsigned long long min, unsigned long long max, unsigned long long *out,
+    int (*parse)(const char *, unsigned long long, unsigned long long *), const char *form,
+    const char *unit)
+{
+	unsigned long long v = 0;
+	int r = -EINVAL;
+
+	if (n->type == YAML_SCALAR_NODE && !config_is_null(n))
+		r = parse((const char *)n->data.scalar.value, max, &v);
+	if (r == 0 && v < min)
+		r = -ERANGE;
+	if (r == -ERANGE)
+		config_error(p, n, "%s must be from %llu to %llu %s", what, min, max, unit);
+	else if (r != 0)
+		config_error(p, n, "%s must be %s", what, form);
+	else
+		*out = v;
+	return r == 0 ? 0 : -1;
+}
+
+/* Seconds from "30", "30s", "2m", "1m30s": 0, -EINVAL, or -ERANGE past max. */
+static int
+config_parse_duration(const char *s, unsigned long long max, unsigned long long *out)
+{
+	unsigned long long total = 0, num, mul;
+	bool units = false;
+	int r;
+
+	do {
+		if ((r = config_digits(&s, max, &num)) != 0)
+			return r;
 		switch (*s) {
 		case '\0':
 			if (units)
-				goto bad;	/* "1m30": the unit of 30 is missing */
+				return -EINVAL;	/* "1m30": the unit of 30 is missing */
 			mul = 1;
 			break;
 		case 's':
@@ -299,27 +362,30 @@ config_duration(struct config_parse *p, yaml_node_t *n, const char *what,
 			mul = 3600;
 			break;
 		default:
-			goto bad;
+			return -EINVAL;
 		}
 		if (*s != '\0') {
 			s++;
-			units = 1;
+			units = true;
 		}
 		total += num * mul;
 		if (total > max)
-			goto range;
-	}
-	if (total < min)
-		goto range;
+			return -ERANGE;
+	} while (*s != '\0');
 	*out = total;
 	return 0;
-bad:
-	config_error(p, n, "%s must be a duration: seconds, or a number with s, m or h "
-	    "(\"30s\", \"2m\")", what);
-	return -1;
-range:
-	config_error(p, n, "%s must be from %llu to %llu seconds", what, min, max);
-	return -1;
+}
+
+/*
+ * Read a duration in [min, max] seconds: a number of seconds, or numbers
+ * each followed by s, m or h ("30s", "2m", "1m30s").
+ */
+int
+config_duration(struct config_parse *p, yaml_node_t *n, const char *what,
+    unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+	return config_quantity(p, n, what, min, max, out, config_parse_duration,
+	    "a duration: seconds, or a number with s, m or h (\"30s\", \"2m\")", "seconds");
 }
 
 /* Read a boolean: true or false, written plain (True, TRUE, False, FALSE too). */
@@ -344,16 +410,9 @@ config_bool(struct config_parse *p, yaml_node_t *n, const char *what, bool *out)
 	return -1;
 }
 
-/*
- * Read a size in bytes in [min, max]: a number of bytes, or a number with
- * a unit as Kubernetes writes quantities: k, M, G, T (also kB, KB, MB, GB,
- * TB) are powers of 1000; Ki, Mi, Gi, Ti (also KiB, MiB, GiB, TiB) powers
- * of 1024; B is bytes. "100MB" is 100000000, "1GiB" 1073741824, "512k"
- * 512000.
- */
+/* Bytes from "512", "100MB", "1GiB": 0, -EINVAL, or -ERANGE past max. */
 static int
-config_size(struct config_parse *p, yaml_node_t *n, const char *what,
-    unsigned long long min, unsigned long long max, unsigned long long *out)
+config_parse_size(const char *s, unsigned long long max, unsigned long long *out)
 {
 	static const struct {
 		const char *unit;
@@ -369,40 +428,38 @@ config_size(struct config_parse *p, yaml_node_t *n, const char *what,
 		{ "Gi", 1ull << 30 }, { "GiB", 1ull << 30 },
 		{ "Ti", 1ull << 40 }, { "TiB", 1ull << 40 },
 	};
-	const char *s;
-	unsigned long long num = 0;
+	unsigned long long num;
 	size_t i;
+	int r;
 
-	if (n->type != YAML_SCALAR_NODE || config_is_null(n))
-		goto bad;
-	s = (const char *)n->data.scalar.value;
-	if (*s < '0' || *s > '9')
-		goto bad;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		num = num * 10 + (unsigned long long)(*s - '0');
-		if (num > max)
-			goto range;
-	}
+	if ((r = config_digits(&s, max, &num)) != 0)
+		return r;
 	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
 		if (strcmp(s, units[i].unit) == 0)
 			break;
 	}
 	if (i == sizeof units / sizeof units[0])
-		goto bad;
+		return -EINVAL;
 	if (num > max / units[i].mul)
-		goto range;
-	num *= units[i].mul;
-	if (num < min)
-		goto range;
-	*out = num;
+		return -ERANGE;
+	*out = num * units[i].mul;
 	return 0;
-bad:
-	config_error(p, n, "%s must be a size: bytes, or a number with kB, MB, GB, TB "
-	    "(powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), like \"100MB\"", what);
-	return -1;
-range:
-	config_error(p, n, "%s must be from %llu to %llu bytes", what, min, max);
-	return -1;
+}
+
+/*
+ * Read a size in bytes in [min, max]: a number of bytes, or a number with
+ * a unit as Kubernetes writes quantities: k, M, G, T (also kB, KB, MB, GB,
+ * TB) are powers of 1000; Ki, Mi, Gi, Ti (also KiB, MiB, GiB, TiB) powers
+ * of 1024; B is bytes. "100MB" is 100000000, "1GiB" 1073741824, "512k"
+ * 512000.
+ */
+static int
+config_size(struct config_parse *p, yaml_node_t *n, const char *what,
+    unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+	return config_quantity(p, n, what, min, max, out, config_parse_size,
+	    "a size: bytes, or a number with kB, MB, GB, TB (powers of 1000) or KiB, MiB, "
+	    "GiB, TiB (powers of 1024), like \"100MB\"", "bytes");
 }
 
 /* Free a list of n strings. */

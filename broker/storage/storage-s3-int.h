@@ -27,6 +27,7 @@
 #define STORAGE_TICK_MS 250		/* how often recordings are looked at */
 #define STORAGE_MAX_XFERS 4		/* requests in flight at once */
 #define STORAGE_BACKOFF_MAX_MS 60000	/* longest wait between retries */
+#define STORAGE_ABORT_TRIES 3		/* refusals of an abort before it is left to the lifecycle rule */
 #define STORAGE_BODY_MAX (1u << 20)	/* largest answer body kept (lists, errors) */
 #define STORAGE_CREDS_EARLY_S 300	/* renew web identity credentials this early */
 
@@ -70,6 +71,7 @@ struct storage_rec {
 	bool closing;		/* the shipper stops: free when not busy */
 	char *upload_id;	/* the multipart upload of the final object, or NULL */
 	char *abort_id;		/* an upload given up, to abort before the next starts */
+	unsigned abort_refusals;	/* refusals of aborting abort_id so far */
 	uint64_t part_size;	/* bytes per part of upload_id */
 	unsigned nparts;
 	char **etags;		/* nparts ETags; NULL for a part not stored yet */
@@ -145,6 +147,8 @@ void storage_succeeded(struct storage_rec *r, enum storage_op op, const char *ke
 int storage_creds_load(struct storage *st);
 void storage_rec_step(struct storage_rec *r);
 void storage_mp_forget(struct storage_rec *r);
+void storage_upload_note(struct storage_rec *r, const char *upload_id);
+void storage_upload_unnote(struct storage_rec *r);
 
 /* storage-xfer.c: transfers and hashing */
 void storage_xfer_free(struct storage_xfer *x);

@@ -111,6 +111,83 @@ storage_mp_forget(struct storage_rec *r)
 	r->complete_len = 0;
 }
 
+/*
+ * The id of a multipart upload in progress is kept beside the spool file,
+ * in ID.rec.upload, until the upload is completed or aborted: a broker
+ * restarted after a stop or a crash aborts the upload it left instead of
+ * leaving its parts in the bucket, unseen and paid for.
+ */
+static char *
+storage_upload_path(const char *rec_path)
+{
+	char *p;
+
+	return asprintf(&p, "%s.upload", rec_path) < 0 ? NULL : p;
+}
+
+/* Note the upload id of r (replaced atomically; a failure only loses the note). */
+void
+storage_upload_note(struct storage_rec *r, const char *upload_id)
+{
+	char *path, *tmp = NULL;
+	size_t n = strlen(upload_id);
+	int fd = -1;
+
+	if ((path = storage_upload_path(r->path)) == NULL || asprintf(&tmp, "%s.tmp", path) < 0) {
+		tmp = NULL;
+		goto out;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 ||
+	    write(fd, upload_id, n) != (ssize_t)n || write(fd, "\n", 1) != 1 ||
+	    close(fd) < 0 || rename(tmp, path) < 0) {
+		log_warn("storage: cannot note the multipart upload %s in %s: %s", upload_id, path,
+		    strerror(errno));
+		if (fd >= 0)
+			(void)unlink(tmp);
+	}
+out:
+	free(tmp);
+	free(path);
+}
+
+/* The upload noted for r is completed, aborted or gone. */
+void
+storage_upload_unnote(struct storage_rec *r)
+{
+	char *path = storage_upload_path(r->path);
+
+	if (path != NULL && unlink(path) < 0 && errno != ENOENT)
+		log_warn("storage: cannot remove %s: %s", path, strerror(errno));
+	free(path);
+}
+
+/* The upload id noted beside rec_path by an earlier run, or NULL. */
+static char *
+storage_upload_noted(const char *rec_path)
+{
+	char *path = storage_upload_path(rec_path), buf[1100], *id = NULL;
+	ssize_t n = -1;
+	int fd;
+
+	if (path != NULL && (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+	}
+	if (n > 0) {
+		buf[n] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		/* An S3 upload id: printable, no space, bounded. */
+		if (buf[0] != '\0' && strlen(buf) <= 1024 &&
+		    strspn(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		    "0123456789-._~+/=") == strlen(buf))
+			id = strdup(buf);
+		else
+			log_warn("storage: %s does not hold an upload id; ignored", path);
+	}
+	free(path);
+	return id;
+}
+
 /* Object names: PREFIX ID.rec and PREFIX ID.rec.seg/OFFSET (20 digits, so names sort by offset). */
 char *
 storage_key(const struct storage_rec *r, bool segment, uint64_t off)
@@ -330,7 +407,7 @@ storage_mp_step(struct storage_rec *r)
 	free(query);
 }
 
-/* Abort an upload given up; once asked, it is forgotten whatever the answer. */
+/* Abort an upload given up or left by an earlier run (storage_xfer_done says when to try again). */
 static void
 storage_mp_abort(struct storage_rec *r)
 {
@@ -475,6 +552,19 @@ storage_spool_name(const char *name, char id[37])
 	return true;
 }
 
+/* Whether name is ID.rec.upload. */
+static bool
+storage_orphan_note(const char *name)
+{
+	char id[37], rec[41];
+
+	if (strlen(name) != 47 || strcmp(name + 40, ".upload") != 0)
+		return false;
+	memcpy(rec, name, 40);
+	rec[40] = '\0';
+	return storage_spool_name(rec, id);
+}
+
 /* Queue the files an earlier run left in the spool. */
 static void
 storage_scan_spool(struct storage *st)
@@ -497,7 +587,18 @@ storage_scan_spool(struct storage *st)
 			    (r = storage_rec_new(st, id, path)) != NULL) {
 				r->done = true;
 				r->leftover = true;
+				/* An upload the earlier run left: aborted before anything else. */
+				r->abort_id = storage_upload_noted(path);
 			}
+			free(path);
+		} else if (storage_orphan_note(ents[i]->d_name) &&
+		    asprintf(&path, "%s/%s", st->spool, ents[i]->d_name) >= 0) {
+			/* Its recording was stored and removed: the upload is completed. */
+			char *rec = strndup(path, strlen(path) - strlen(".upload"));
+
+			if (rec != NULL && access(rec, F_OK) < 0 && errno == ENOENT)
+				(void)unlink(path);
+			free(rec);
 			free(path);
 		}
 		free(ents[i]);

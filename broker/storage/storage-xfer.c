@@ -173,6 +173,16 @@ storage_take_list(struct storage_rec *r, struct storage_xfer *x)
 	return 0;
 }
 
+/* The upload to abort is aborted, gone, or given up. */
+static void
+storage_abort_forget(struct storage_rec *r)
+{
+	free(r->abort_id);
+	r->abort_id = NULL;
+	r->abort_refusals = 0;
+	storage_upload_unnote(r);
+}
+
 /* The final object and everything after it are done: drop the spool file. */
 void
 storage_rec_finished(struct storage_rec *r)
@@ -207,20 +217,33 @@ storage_xfer_done(struct storage_xfer *x, CURLcode cc)
 	if (x->op == STORAGE_DELETE_SEGMENT && cc == CURLE_OK && code == 404)
 		ok = true;	/* already gone */
 	if (x->op == STORAGE_MP_ABORT) {
-		/* Asked once: an upload left behind is invisible to readers. */
-		if (!ok) {
-			if (cc != CURLE_OK)
-				snprintf(why, sizeof why, "%s", curl_easy_strerror(cc));
-			else {
-				s3_error_text(x->body.data, x->body.len, text, sizeof text);
-				snprintf(why, sizeof why, "HTTP %ld%s%s", code, text[0] ? ": " : "",
-				    text);
-			}
-			log_warn("storage: cannot abort the multipart upload %s of %s: %s",
-			    r->abort_id, x->key, why);
+		if (ok || (cc == CURLE_OK && code == 404)) {
+			/* Aborted, or no longer known to the service (completed, expired). */
+			storage_succeeded(r, x->op, x->key);
+			log_debug("storage: %s: upload %s aborted", x->key, r->abort_id);
+			storage_abort_forget(r);
+			goto out;
 		}
-		free(r->abort_id);
-		r->abort_id = NULL;
+		if (cc != CURLE_OK)
+			snprintf(why, sizeof why, "%s", x->err[0] ? x->err : curl_easy_strerror(cc));
+		else {
+			s3_error_text(x->body.data, x->body.len, text, sizeof text);
+			snprintf(why, sizeof why, "HTTP %ld%s%s", code, text[0] ? ": " : "", text);
+		}
+		storage_failed(r, x->op, x->key, why);
+		/*
+		 * No answer, or the service's own trouble (5xx, 429): asked again
+		 * after the back-off, as any request. Refused (no
+		 * s3:AbortMultipartUpload, not supported): asked STORAGE_ABORT_TRIES
+		 * times, then left to the bucket's lifecycle rule, so that it never
+		 * holds up the recording's own upload.
+		 */
+		if (cc == CURLE_OK && code < 500 && code != 429 &&
+		    ++r->abort_refusals >= STORAGE_ABORT_TRIES) {
+			log_warn("storage: the multipart upload %s of %s is left to the bucket's "
+			    "lifecycle rule", r->abort_id, x->key);
+			storage_abort_forget(r);
+		}
 		goto out;
 	}
 	if (ok && x->op == STORAGE_MP_COMPLETE &&
@@ -246,6 +269,7 @@ storage_xfer_done(struct storage_xfer *x, CURLcode cc)
 		    cc == CURLE_OK && code == 404) {
 			/* NoSuchUpload: aborted or expired; the next try starts anew. */
 			storage_mp_forget(r);
+			storage_upload_unnote(r);
 		} else if (x->op == STORAGE_MP_COMPLETE && cc == CURLE_OK && code == 400) {
 			/* The parts do not make an object (InvalidPart...): abort, then start anew. */
 			r->abort_id = r->upload_id;
@@ -303,6 +327,7 @@ storage_xfer_done(struct storage_xfer *x, CURLcode cc)
 			storage_failed(r, x->op, x->key, "out of memory");
 			goto out;
 		}
+		storage_upload_note(r, r->upload_id);
 		storage_succeeded(r, x->op, x->key);
 		log_debug("storage: %s: upload %s in %u parts of %" PRIu64 " bytes", x->key,
 		    r->upload_id, r->nparts, r->part_size);
@@ -342,6 +367,7 @@ storage_xfer_done(struct storage_xfer *x, CURLcode cc)
 		log_info("storage: stored %s (%" PRIu64 " bytes in %u parts)", x->key, r->size,
 		    r->nparts);
 		storage_mp_forget(r);
+		storage_upload_unnote(r);
 		break;
 	case STORAGE_MP_ABORT:
 		break;

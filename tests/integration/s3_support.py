@@ -208,6 +208,9 @@ class SigV4Proxy:
         # Predicates of (method, path): the first request for which one answers gets an
         # error instead of s3rver's answer: 500 InternalError for True, 400 InvalidPart for 400.
         self.faults = []
+        # A list: DELETE ?uploadId= (AbortMultipartUpload, which s3rver refuses) is
+        # answered 204 here, as S3 does, and the upload id added to it.
+        self.aborts = None
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -236,6 +239,10 @@ class SigV4Proxy:
                         return self._send(code, b"<Error><Code>" + err + b"</Code><Message>"
                                           b"injected</Message></Error>",
                                           {"Content-Type": "application/xml"})
+                if proxy.aborts is not None and self.command == "DELETE" and \
+                        "?uploadId=" in self.path:
+                    proxy.aborts.append(self.path.split("uploadId=")[1].split("&")[0])
+                    return self._send(204, b"", {})
                 c = http.client.HTTPConnection("127.0.0.1", proxy.server.port, timeout=60)
                 hdrs = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 c.request(self.command, self.path, body=body or None, headers=hdrs)

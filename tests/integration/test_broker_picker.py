@@ -8,18 +8,12 @@ kubectl. Screens are awaited with deadlines, never sleeps.
 
 from __future__ import annotations
 
-import pathlib
 import re
-import sys
 
 import pytest
 
-HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "k8s"))
-
-from conftest import to_yaml  # noqa: E402
-from fixture import start_apiserver  # noqa: E402
-from support.terminal import Terminal  # noqa: E402
+from support.picker import (Shell, cluster, list_screen, pick, picker_broker,  # noqa: F401
+                            pods_apiserver, send_expect)
 
 PODS = {
     "namespaces": {
@@ -38,56 +32,21 @@ RULES = [{"groups": ["oncall"], "targets": ["prod:prod/*"],
 
 @pytest.fixture(scope="module", params=["native", "kubectl"])
 def k8s(request, tmp_path_factory):
-    d = tmp_path_factory.mktemp("k8s-pick-" + request.param)
-    srv = start_apiserver(PODS, d / "api")
-    srv.cache = d / "kube-cache"
-    srv.transport = request.param
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from pods_apiserver(tmp_path_factory, "k8s-pick-" + request.param, PODS,
+                              transport=request.param)
 
 
 def pick_broker(broker, k8s, rules=RULES, targets=None):
-    b = broker(users={"alice": {"groups": ["oncall"]}}, rules=rules,
-               targets=targets if targets is not None else {}, start=False)
-    clusters = [{"name": "prod", "kubeconfig": str(k8s.kubeconfig), "context": "podgate-test",
-                 "kubectl": "/usr/bin/kubectl" if k8s.transport == "kubectl" else "/bin/false",
-                 "cache_dir": str(k8s.cache), "timeout": "5s", "transport": k8s.transport}]
-    b.kubernetes = clusters
-    b.start()
-    return b
-
-
-class Shell(Terminal):
-    """An interactive channel with a PTY of 80x24 and its output so far."""
-
-    def __init__(self, b, user="alice"):
-        self.client = b.connect(user)
-        super().__init__(self.client.invoke_shell(term="xterm", width=80, height=24))
-
-    def close(self):
-        self.client.close()
-
-
-def pick(sh: Shell) -> None:
-    """Enter, then wait until the picker has left its screen (keys typed
-    before that may reach the picker instead of the target)."""
-    n = len(sh.out)
-    sh.chan.send(b"\r")
-    sh.expect("\x1b[?1049l", start=n)
-
-
-def list_screen(sh: Shell) -> str:
-    """The picker's screen text once the list is drawn (escape sequences dropped)."""
-    sh.expect("filter:")
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", sh.out.decode(errors="replace"))
+    """A broker picking from k8s through its transport (natively, kubectl
+    is /bin/false, never run)."""
+    c = cluster(k8s, context="podgate-test", transport=k8s.transport,
+                kubectl="/usr/bin/kubectl" if k8s.transport == "kubectl" else "/bin/false")
+    return picker_broker(broker, [c], rules, targets)
 
 
 def test_list_shows_allowed_pods_with_columns(broker, k8s):
     b = pick_broker(broker, k8s)
-    sh = Shell(b)
-    try:
+    with Shell(b) as sh:
         text = list_screen(sh)
         assert re.search(r"NAMESPACE +NAME +CONTAINERS +AGE +STATUS", text), text
         rows = {m.group(2): m.group(0) for m in
@@ -105,26 +64,17 @@ def test_list_shows_allowed_pods_with_columns(broker, k8s):
         assert all(q["impersonate_user"] == "alice" for q in lists)
         # No session is recorded while the picker runs.
         assert b.recording_paths() == []
-    finally:
-        sh.close()
 
 
 def test_arrow_down_enter_picks_second_pod(broker, k8s):
     b = pick_broker(broker, k8s)
-    sh = Shell(b)
-    try:
+    with Shell(b) as sh:
         list_screen(sh)
-        n = len(sh.out)
-        sh.chan.send(b"\x1b[B")
-        sh.expect("\x1b[7m> prod", start=n)
+        send_expect(sh, b"\x1b[B", "\x1b[7m> prod")
         pick(sh)
-        n = len(sh.out)
-        sh.chan.send(b"echo pod=$PODGATE_K8S_POD\r")
-        sh.expect("pod=web-0", start=n)
+        send_expect(sh, b"echo pod=$PODGATE_K8S_POD\r", "pod=web-0")
         sh.chan.send(b"exit 3\r")
         assert sh.exit_status() == 3
-    finally:
-        sh.close()
     rec = b.wait_recordings(1)[0]
     assert rec.header["where"]["pod"] == "web-0"
     assert rec.header["where"]["namespace"] == "prod"
@@ -135,8 +85,7 @@ def test_arrow_down_enter_picks_second_pod(broker, k8s):
 
 def test_typing_filters_and_enter_picks(broker, k8s):
     b = pick_broker(broker, k8s)
-    sh = Shell(b)
-    try:
+    with Shell(b) as sh:
         list_screen(sh)
         n = len(sh.out)
         sh.chan.send(b"work")
@@ -146,32 +95,22 @@ def test_typing_filters_and_enter_picks(broker, k8s):
         # worker-7 is Pending: the target says so in one line, and the session ends.
         assert sh.exit_status() == 1
         assert b"not running (phase Pending)" in sh.out + sh.err
-    finally:
-        sh.close()
-    sh = Shell(b)
-    try:
+    with Shell(b) as sh:
         list_screen(sh)
         sh.chan.send(b"api")
         sh.expect("filter: api")
         pick(sh)
-        n = len(sh.out)
-        sh.chan.send(b"echo host=$HOSTNAME; exit\r")
-        sh.expect("host=api-1", start=n)
+        send_expect(sh, b"echo host=$HOSTNAME; exit\r", "host=api-1")
         assert sh.exit_status() == 0
-    finally:
-        sh.close()
 
 
 def test_q_cancels(broker, k8s):
     b = pick_broker(broker, k8s)
-    sh = Shell(b)
-    try:
+    with Shell(b) as sh:
         list_screen(sh)
         sh.chan.send(b"q")
         assert sh.exit_status() == 1
         assert b"podgate: no target selected" in sh.err + sh.out
-    finally:
-        sh.close()
     b.wait_audit("refused", lambda e: e.get("reason") == "no target selected")
     assert b.recording_paths() == []
 
@@ -179,15 +118,10 @@ def test_q_cancels(broker, k8s):
 def test_local_is_listed_first(broker, k8s):
     rules = RULES + [{"groups": ["oncall"], "targets": ["local"]}]
     b = pick_broker(broker, k8s, rules=rules, targets={"local": {"shell": "/bin/sh"}})
-    sh = Shell(b)
-    try:
+    with Shell(b) as sh:
         text = list_screen(sh)
         assert "(1 of 4)" not in text and "of 4)" in text, text
         assert re.search(r"> - +local +broker host", text), text
         pick(sh)
-        n = len(sh.out)
-        sh.chan.send(b"echo local-$((6*7)); exit\r")
-        sh.expect("local-42", start=n)
+        send_expect(sh, b"echo local-$((6*7)); exit\r", "local-42")
         assert sh.exit_status() == 0
-    finally:
-        sh.close()

@@ -3,6 +3,7 @@ events, recordings whose state is claimed by unsigned events, signers that
 are not trusted, control characters in recorded strings, sessions without
 a PTY. Driven from outside: the CLI, and `play` inside tmux."""
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -18,6 +19,35 @@ from player_support import (PLAYER, Tmux, make_key, no_sanitizer_report,  # noqa
 
 MS = 1_000_000
 BIG = 2 << 20  # one 2 MiB output event
+
+
+@contextlib.contextmanager
+def playing(*args, cols=100, rows=30, env=None):
+    """`play` with args in a tmux pane of cols x rows."""
+    with Tmux(cols=cols, rows=rows) as t:
+        t.start([PLAYER, "play", *args], env=env)
+        yield t
+
+
+def pause(t):
+    """Once play is playing, pause it."""
+    t.wait_for(lambda s: "PLAYING" in s, what="playing")
+    t.keys("Space")
+    t.wait_for(lambda s: "PAUSED" in s, what="paused")
+
+
+def search(t, text):
+    """Search for text from play's / prompt."""
+    t.keys("/")
+    t.wait_for(lambda s: s.rstrip().endswith("/"), what="search prompt")
+    t.literal(text)
+    t.keys("Enter")
+
+
+def escaped_line(t, needle):
+    """The first line of the pane holding needle, with its SGR escapes."""
+    esc = t.tmux("capture-pane", "-e", "-p", "-t", "t").stdout.decode()
+    return [l for l in esc.split("\n") if needle in l][0]
 
 
 @pytest.fixture
@@ -47,8 +77,7 @@ def test_one_huge_event_grep_and_export(big, tmp_path):
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_one_huge_event_play(big):
-    with Tmux(cols=100, rows=30) as t:
-        t.start([PLAYER, "play", big, "--speed", "16"])
+    with playing(big, "--speed", "16") as t:
         # 4 MiB through the emulator twice (index, replay) under ASan: a generous deadline.
         t.wait_for(lambda s: "END" in s, timeout=120, what="the end of the recording")
         assert "\u00e9\u00e9\u00e9" in t.screen()
@@ -145,12 +174,10 @@ def test_signer_must_be_trusted(tmp_path, keys, own_home, monkeypatch):
 def test_play_shows_the_trusted_signer(tmp_path, keys):
     good_key, good, evil_key, evil = keys
     forged = signed_rec(tmp_path / "forged.rec", evil_key)
-    with Tmux(cols=100, rows=30) as t:
-        t.start([PLAYER, "play", "--key", good, forged])
+    with playing("--key", good, forged) as t:
         t.wait_for(lambda s: "complete  unknown-key" in s, what="an unknown signer")
         assert "verified" not in t.screen()
-    with Tmux(cols=100, rows=30) as t:
-        t.start([PLAYER, "play", "--key", evil, forged])
+    with playing("--key", evil, forged) as t:
         t.wait_for(lambda s: "complete  verified" in s, what="a trusted signer")
 
 
@@ -193,8 +220,7 @@ def test_state_comes_from_the_seal(tmp_path, keys):
 def test_play_state_comes_from_the_seal(tmp_path, keys):
     good_key, good = keys[0], keys[1]
     forged = forge_tail(signed_rec(tmp_path / "s.rec", good_key), tmp_path / "forged.rec")
-    with Tmux(cols=100, rows=30) as t:
-        t.start([PLAYER, "play", "--key", good, forged])
+    with playing("--key", good, forged) as t:
         t.wait_for(lambda s: "truncated  verified" in s, what="truncated")
         assert "complete" not in t.screen()
 
@@ -247,8 +273,7 @@ S = 1_000_000_000
 def test_play_any_speed_and_ctrl_c(tmp_path):
     p = write_recording(tmp_path / "s.rec", [(1 * S, "o", b"one\r\n"), (60 * S, "x", {"status": 0})])
     for speed in ("3", "1.7"):
-        with Tmux(cols=100, rows=30) as t:
-            t.start([PLAYER, "play", "--speed", speed, p])
+        with playing("--speed", speed, p) as t:
             t.wait_for(lambda s: f"  {speed}x  " in s, what=f"{speed}x")
             t.keys("C-c")
             t.wait_for(lambda s: t.dead(), what="Ctrl-C to quit")
@@ -266,11 +291,8 @@ def test_play_step_skips_events_that_show_nothing(tmp_path):
         (5 * S, "o", b"second\r\n"),
         (6 * S, "x", {"status": 0}),
     ], cols=40, rows=10)
-    with Tmux(cols=100, rows=30) as t:
-        t.start([PLAYER, "play", p])
-        t.wait_for(lambda s: "PLAYING" in s, what="playing")
-        t.keys("Space")
-        t.wait_for(lambda s: "PAUSED" in s, what="paused")
+    with playing(p) as t:
+        pause(t)
         t.keys("g")
         t.wait_for(lambda s: "PAUSED 0:00:00.000" in s, what="the start")
         t.keys(".")
@@ -285,8 +307,7 @@ def test_play_status_keeps_position_and_verdict_when_narrow(tmp_path):
         (1 * S, "o", b"x" * 100 + b"\r\n"), (2 * S, "m", "a-long-marker-label"),
         (3 * S, "x", {"status": 0}),
     ], cols=120, rows=40, user="someone-with-a-long-name", target="production/some-long-pod-name-0")
-    with Tmux(cols=60, rows=20) as t:
-        t.start([PLAYER, "play", p])
+    with playing(p, cols=60, rows=20) as t:
         t.wait_for(lambda s: "END" in s, what="the end")
         last = t.lines()[-1]
         assert last.startswith(" END 0:00:03.000 / 0:00:03.000  complete  unsigned"), last
@@ -314,20 +335,24 @@ def test_no_pty_output_is_not_a_staircase(tmp_path):
     assert json.loads(r.stdout.splitlines()[0])["line"] == "4"
 
 
+def framed_rows(t):
+    """The pane's lines, each inside play's frame taken out of it."""
+    return [l.split("\u2502")[1].rstrip() if "\u2502" in l else l for l in t.lines()]
+
+
 @pytestmark_tmux
 def test_no_pty_play_is_not_a_staircase(tmp_path):
     p = no_pty_recording(tmp_path / "nopty.rec")
-    with Tmux(cols=100, rows=30) as t:
-        t.start([PLAYER, "play", p])
+    with playing(p) as t:
         t.wait_for(lambda s: "END" in s, what="the end")
-        rows = [l.split("\u2502")[1].rstrip() if "\u2502" in l else l for l in t.lines()]
+        rows = framed_rows(t)
         i = rows.index("1")
         assert rows[i:i + 6] == ["1", "2", "3", "oops", "4", "5"], t.screen()
         # Seeking back goes through a keyframe: still no staircase.
         t.keys("g")
         t.keys("G")
         t.wait_for(lambda s: "END" in s, what="the end again")
-        rows = [l.split("\u2502")[1].rstrip() if "\u2502" in l else l for l in t.lines()]
+        rows = framed_rows(t)
         assert rows[i:i + 6] == ["1", "2", "3", "oops", "4", "5"], t.screen()
 
 
@@ -386,12 +411,12 @@ def test_grep_list_count_context_and_filters(many):
     r = player("grep", "-c", "line", many)
     assert r.stdout.decode().splitlines() == [
         f"{many / 'a.rec'}:10", f"{many / 'b.rec'}:1", f"{many / 'c.rec'}:0"]
-    r = player("grep", "-C", "1", "line 5", many / "a.rec")
-    marks = [l.split("@prod/web-0 ")[1] for l in r.stdout.decode().splitlines()]
-    assert marks == ["- line 4", ": line 5", "- line 6"], r.stdout
-    r = player("grep", "-B", "2", "line 5", many / "a.rec")
-    marks = [l.split("@prod/web-0 ")[1] for l in r.stdout.decode().splitlines()]
-    assert marks == ["- line 3", "- line 4", ": line 5"], r.stdout
+    def marks(*args):
+        """Each line grep prints around line 5 of a.rec: its mark and its text."""
+        r = player("grep", *args, "line 5", many / "a.rec")
+        return [l.split("@prod/web-0 ")[1] for l in r.stdout.decode().splitlines()]
+    assert marks("-C", "1") == ["- line 4", ": line 5", "- line 6"]
+    assert marks("-B", "2") == ["- line 3", "- line 4", ": line 5"]
     r = player("grep", "--user", "bob", "-l", "line", many)
     assert r.stdout.decode().splitlines() == [str(many / "b.rec")]
     r = player("grep", "--since", "2025-01-01", "-l", "line", many)
@@ -454,8 +479,7 @@ def test_open_by_session_id(tmp_path, monkeypatch):
     r = player("info", "0fffffff")
     assert r.returncode == 2 and b"no session 0fffffff" in r.stderr
     if shutil.which("tmux"):
-        with Tmux(cols=100, rows=30) as t:
-            t.start([PLAYER, "play", ids[1]], env={"PODGATE_RECORDINGS": str(d)})
+        with playing(ids[1], env={"PODGATE_RECORDINGS": str(d)}) as t:
             t.wait_for(lambda s: "END" in s and "session 1" in s, what="the session by its ID")
 
 
@@ -493,21 +517,15 @@ def test_search_hit_inside_a_burst_is_shown_where_it_is(tmp_path):
         (1 * S, "o", b"start\r\n"), (2 * S, "o", burst), (3 * S, "o", b"done\r\n"),
         (4 * S, "x", {"status": 0}),
     ], cols=40, rows=10)
-    with Tmux(cols=100, rows=30) as t:
-        t.start([PLAYER, "play", p])
-        t.wait_for(lambda s: "PLAYING" in s, what="playing")
-        t.keys("Space")
-        t.wait_for(lambda s: "PAUSED" in s, what="paused")
-        t.keys("g", "/")
-        t.wait_for(lambda s: s.rstrip().endswith("/"), what="search prompt")
-        t.literal("WORD")
-        t.keys("Enter")
+    with playing(p) as t:
+        pause(t)
+        t.keys("g")
+        search(t, "WORD")
         screen = t.wait_for(lambda s: "match 1/1" in s, what="the match")
         assert "the WORD here" in screen and "after 0" not in screen, screen
         assert "0:00:02.000" in screen
         # The match is highlighted.
-        esc = t.tmux("capture-pane", "-e", "-p", "-t", "t").stdout.decode()
-        row = [l for l in esc.split("\n") if "WORD" in l][0]
+        row = escaped_line(t, "WORD")
         assert "\x1b[" in row.split("WORD")[0][-12:], row
         # Stepping goes on with the rest of the burst, then the next event.
         t.keys(".")
@@ -523,15 +541,11 @@ def test_search_pans_to_a_match_outside_the_viewport(tmp_path):
         (2 * S, "o", b"\x1b[50;150HFARAWAY text"),
         (3 * S, "x", {"status": 0}),
     ], cols=200, rows=60)
-    with Tmux(cols=80, rows=24) as t:
-        t.start([PLAYER, "play", p])
+    with playing(p, cols=80, rows=24) as t:
         t.wait_for(lambda s: "END" in s, what="the end")
         t.keys("g")
         t.wait_for(lambda s: "top left" in s, what="the top left of the recording")
-        t.keys("/")
-        t.wait_for(lambda s: s.rstrip().endswith("/"), what="search prompt")
-        t.literal("FARAWAY")
-        t.keys("Enter")
+        search(t, "FARAWAY")
         screen = t.wait_for(lambda s: "match 1/1" in s, what="the match")
         assert "FARAWAY text" in screen and "top left" not in screen, screen
 
@@ -546,12 +560,10 @@ def test_redactions_are_shown_as_such(tmp_path):
         (2 * S, "o", real),
         (3 * S, "x", {"status": 0}),
     ], cols=40, rows=10)
-    with Tmux(cols=100, rows=30) as t:
-        t.start([PLAYER, "play", p])
+    with playing(p) as t:
         t.wait_for(lambda s: "END" in s and "token=" in s, what="the end")
-        esc = t.tmux("capture-pane", "-e", "-p", "-t", "t").stdout.decode()
-        fake = [l for l in esc.split("\n") if "fake:" in l][0]
-        tok = [l for l in esc.split("\n") if "token=" in l][0]
+        fake = escaped_line(t, "fake:")
+        tok = escaped_line(t, "token=")
         assert "\x1b[7m[REDACTED:jwt]" in tok, repr(tok)
         assert "\x1b[7m" not in fake, repr(fake)
     r = player("info", p)
@@ -579,8 +591,7 @@ def test_play_y_copies_the_screen(tmp_path):
     p = write_recording(tmp_path / "y.rec", [
         (1 * S, "o", b"\x1b[1mcopied\x1b[0m line\r\nsecond"), (2 * S, "x", {"status": 0}),
     ], cols=40, rows=10)
-    with Tmux(cols=100, rows=30) as t:
-        t.start([PLAYER, "play", p])
+    with playing(p) as t:
         t.wait_for(lambda s: "END" in s, what="the end")
         t.keys("y")
         t.wait_for(lambda s: "screen copied" in s, what="copied")
@@ -597,14 +608,10 @@ def test_play_y_copies_the_screen(tmp_path):
 def test_play_without_room_for_the_search_index_still_plays(tmp_path):
     p = write_recording(tmp_path / "s.rec", [(1 * S, "o", b"hello there\r\n"),
                                              (2 * S, "x", {"status": 0})], cols=40, rows=10)
-    with Tmux(cols=100, rows=30) as t:
-        t.start([PLAYER, "play", p], env={"TMPDIR": str(tmp_path / "missing")})
+    with playing(p, env={"TMPDIR": str(tmp_path / "missing")}) as t:
         t.wait_for(lambda s: "END" in s and "hello there" in s and "no search index" in s,
                    what="playing, without search")
-        t.keys("/")
-        t.wait_for(lambda s: s.rstrip().endswith("/"), what="search prompt")
-        t.literal("hello")
-        t.keys("Enter")
+        search(t, "hello")
         t.wait_for(lambda s: "no search index: No such file or directory" in s,
                    what="search unavailable")
 
@@ -615,13 +622,9 @@ def test_play_case_toggle_and_idle_limit_keys(tmp_path):
         (1 * S, "o", b"Hello one\r\n"), (2 * S, "o", b"hello two\r\n"),
         (3 * S, "x", {"status": 0}),
     ], cols=40, rows=10)
-    with Tmux(cols=100, rows=30) as t:
-        t.start([PLAYER, "play", p])
+    with playing(p) as t:
         t.wait_for(lambda s: "END" in s, what="the end")
-        t.keys("/")
-        t.wait_for(lambda s: s.rstrip().endswith("/"), what="search prompt")
-        t.literal("hello")
-        t.keys("Enter")
+        search(t, "hello")
         t.wait_for(lambda s: "match 1/1" in s, what="case-sensitive: one match")
         t.keys("c")
         t.wait_for(lambda s: "match 1/2" in s, what="case-insensitive: two matches")
@@ -639,18 +642,12 @@ def test_timeline_shows_position_markers_and_hits(tmp_path):
         (10 * S, "o", b"alpha\r\n"), (25 * S, "m", "kill"), (50 * S, "o", b"NEEDLE\r\n"),
         (75 * S, "o", b"NEEDLE again\r\n"), (100 * S, "x", {"status": 0}),
     ], cols=40, rows=10)
-    with Tmux(cols=101, rows=30) as t:
-        t.start([PLAYER, "play", p])
-        t.wait_for(lambda s: "PLAYING" in s, what="playing")
-        t.keys("Space")
-        t.wait_for(lambda s: "PAUSED" in s, what="paused")
+    with playing(p, cols=101, rows=30) as t:
+        pause(t)
         t.keys("g")
         line = t.wait_for(lambda s: "PAUSED 0:00:00.000" in s, what="start").split("\n")[28]
         assert line == ">" + "-" * 24 + "|" + "-" * 75, line
-        t.keys("/")
-        t.wait_for(lambda s: s.rstrip().endswith("/"), what="search prompt")
-        t.literal("NEEDLE")
-        t.keys("Enter")
+        search(t, "NEEDLE")
         line = t.wait_for(lambda s: "match 1/2" in s, what="match").split("\n")[28]
         assert line == "=" * 25 + "|" + "=" * 24 + ">" + "-" * 24 + "*" + "-" * 25, line
 

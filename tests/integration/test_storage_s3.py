@@ -481,17 +481,30 @@ def test_a_large_recording_goes_up_in_parts(build, broker, proxy, tmp_path):
         t.wait_for(lambda s: t.dead() or "alice@local" not in s, what="quit")
 
 
+def multipart_session(broker, p, letter, keep_local=True):
+    """A broker that sends recordings above 5 MiB in 5 MiB parts through proxy p, and one
+    session of 6 MB of output: (broker, spool file, object key)."""
+    b = broker(settings=s3_settings(p.server, endpoint=p.endpoint, keep_local=keep_local,
+                                    multipart_threshold="5MiB", part_size="5MiB"), env=S3_ENV)
+    r = b.ssh("alice", "local", "--", f"head -c 6000000 /dev/zero | tr '\\0' {letter}; echo end",
+              timeout=120)
+    assert r.returncode == 0, r.stderr
+    rec = b.recording_paths()[0]
+    return b, rec, f"prod/{rec.stem}.rec"
+
+
+def multipart_requests(p):
+    """(method, query) of the requests for whole recordings, and where each upload began."""
+    mp = [(m, path.split("?")[1]) for m, path, _, _ in p.requests
+          if path.split("?")[0].endswith(".rec")]
+    return mp, [i for i, (m, q) in enumerate(mp) if (m, q) == ("POST", "uploads=")]
+
+
 def test_a_refused_multipart_upload_is_aborted_and_sent_again(build, broker, proxy, tmp_path):
     p = proxy()
     # Completing the first upload is refused as the parts would not make an object.
     p.faults.append(lambda m, path: 400 if m == "POST" and "?uploadId=" in path else False)
-    b = broker(settings=s3_settings(p.server, endpoint=p.endpoint, keep_local=True,
-                                    multipart_threshold="5MiB", part_size="5MiB"), env=S3_ENV)
-    r = b.ssh("alice", "local", "--", "head -c 6000000 /dev/zero | tr '\\0' b; echo end",
-              timeout=120)
-    assert r.returncode == 0, r.stderr
-    rec = b.recording_paths()[0]
-    key = f"prod/{rec.stem}.rec"
+    b, rec, key = multipart_session(broker, p, "b")
     ok = b.wait_audit("storage_ok", lambda e: e.get("object") == key and "bytes" in e,
                       timeout=120)
     assert ok[0]["parts"] == 2 and ok[0]["bytes"] == rec.stat().st_size, ok
@@ -499,11 +512,67 @@ def test_a_refused_multipart_upload_is_aborted_and_sent_again(build, broker, pro
     failed = b.wait_audit("storage_failed",
                           lambda e: e.get("operation") == "complete multipart upload")
     assert "InvalidPart" in failed[0]["error"], failed
-    mp = [(m, path.split("?")[1]) for m, path, _, _ in p.requests
-          if path.split("?")[0].endswith(".rec")]
-    creates = [i for i, (m, q) in enumerate(mp) if (m, q) == ("POST", "uploads=")]
+    mp, creates = multipart_requests(p)
     assert len(creates) == 2, mp
-    # The first upload is aborted before the second starts (s3rver cannot abort: no matter).
+    # The first upload is aborted before the second starts. s3rver refuses to abort
+    # (4xx): the abort is asked three times, then left to the bucket's lifecycle rule.
     first = mp[creates[0] + 1][1].split("uploadId=")[1]
-    assert ("DELETE", f"uploadId={first}") in mp[creates[0]:creates[1]], mp
+    assert mp[creates[0]:creates[1]].count(("DELETE", f"uploadId={first}")) == 3, mp
+    assert not (b.recordings_dir / f"{rec.name}.upload").exists()
     assert mp[-1][0] == "POST" and first not in mp[-1][1], mp
+
+
+def test_an_abort_that_fails_is_asked_again(build, broker, proxy, tmp_path):
+    """An abort that gets no good answer is sent again after the back-off, not forgotten."""
+    p = proxy()
+    p.faults.append(lambda m, path: 400 if m == "POST" and "?uploadId=" in path else False)
+    p.faults.append(lambda m, path: m == "DELETE" and "?uploadId=" in path)
+    p.aborts = []
+    b, rec, key = multipart_session(broker, p, "c")
+    b.wait_audit("storage_ok", lambda e: e.get("object") == key and "bytes" in e, timeout=120)
+    assert p.server.get(key) == rec.read_bytes()
+    failed = b.wait_audit("storage_failed",
+                          lambda e: e.get("operation") == "abort multipart upload")
+    assert failed[0]["object"] == key and "InternalError" in failed[0]["error"], failed
+    mp, creates = multipart_requests(p)
+    assert len(creates) == 2, mp
+    first = mp[creates[0] + 1][1].split("uploadId=")[1]
+    # Both aborts name the first upload, and come before the second upload starts.
+    assert mp[creates[0]:creates[1]].count(("DELETE", f"uploadId={first}")) == 2, mp
+    assert p.aborts == [first]
+    # The streak of failures (the refused Complete, the failed abort) ends with the abort.
+    assert b.wait_audit("storage_ok", lambda e: e.get("operation") == "abort multipart upload"
+                        and e.get("failed_attempts") == 2)
+    assert not (b.recordings_dir / f"{rec.name}.upload").exists()
+
+
+def test_a_restart_aborts_the_upload_the_crash_left(build, broker, proxy, tmp_path):
+    """The id of an upload in progress is kept beside the spool file; after kill -9 the
+    restarted broker aborts that upload before it sends the recording again."""
+    p = proxy()
+    # Every part fails while the first broker runs: its upload stays in progress.
+    for _ in range(100):
+        p.faults.append(lambda m, path: m == "PUT" and "partNumber=" in path)
+    p.aborts = []
+    b, rec, key = multipart_session(broker, p, "d", keep_local=False)
+    note = b.recordings_dir / f"{rec.name}.upload"
+    wait_until(lambda: any("partNumber=" in path for _, path, _, _ in p.requests),
+               timeout=60, what="a part sent")
+    upload = next(path.split("uploadId=")[1] for _, path, _, _ in p.requests
+                  if "partNumber=" in path)
+    assert note.read_text() == upload + "\n"
+    assert oct(note.stat().st_mode & 0o777) == "0o600"
+    os.kill(b.pid, signal.SIGKILL)
+    b.proc.wait(10)
+    p.faults.clear()
+    seen = len(p.requests)
+    b.proc = None
+    b.start()
+    b.wait_audit("storage_ok", lambda e: e.get("object") == key and "bytes" in e, timeout=120)
+    after = [(m, path.split("?")[1]) for m, path, _, _ in p.requests[seen:]
+             if path.split("?")[0].endswith(".rec") and "?" in path]
+    assert after[0] == ("DELETE", f"uploadId={upload}"), after
+    assert ("POST", "uploads=") in after[1:], after
+    assert p.aborts == [upload]
+    wait_until(lambda: not rec.exists(), what="the spool emptied")
+    assert not note.exists()

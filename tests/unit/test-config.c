@@ -615,6 +615,50 @@ test_kubeconfig_missing(void)
 }
 
 /*
+ * Groups and clusters, like users, name each entry once; a cluster named a
+ * third time is reported against each earlier one.
+ */
+static void
+test_duplicate_names(void)
+{
+	static const char *const want[] = {
+	    "t:4: duplicate group \"dev\" (first at line 2)",
+	    "t:9: cluster \"lab\" is already defined at line 7",
+	    "t:10: cluster \"lab\" is already defined at line 7",
+	    "t:10: cluster \"lab\" is already defined at line 9",
+	    NULL
+	};
+
+	expect_errors(
+	    "groups:\n"
+	    "  - {name: dev, roles: [auditor]}\n"
+	    "  - {name: ops, roles: [auditor]}\n"
+	    "  - {name: dev, roles: [approver]}\n"
+	    "targets:\n"
+	    "  kubernetes:\n"
+	    "    - {name: lab}\n"
+	    "    - {name: prod}\n"
+	    "    - {name: lab}\n"
+	    "    - {name: lab}\n", want);
+}
+
+/* Users, groups, rules and clusters are lists of mappings: anything else is said so. */
+static void
+test_list_items(void)
+{
+	static const char *const want[] = {
+	    "t:1: each user must be a mapping with name and keys",
+	    "t:2: each group must be a mapping with name and roles",
+	    "t:3: each rule must be a mapping with users or groups, and targets",
+	    "t:5: each targets.kubernetes entry must be a mapping with a name",
+	    NULL
+	};
+
+	expect_errors("users: [alice]\ngroups: [dev]\nrules: [[prod]]\n"
+	    "targets:\n  kubernetes: [lab]\n", want);
+}
+
+/*
  * generate_keys (default false), and signing_key's default: beside
  * host_key, wherever the broker runs.
  */
@@ -927,6 +971,8 @@ main(void)
 		{ "rule_groups", test_rule_groups },
 		{ "rule_clusters", test_rule_clusters },
 		{ "kubeconfig_missing", test_kubeconfig_missing },
+		{ "duplicate_names", test_duplicate_names },
+		{ "list_items", test_list_items },
 		{ "keys", test_keys },
 		{ "sha256", test_sha256 },
 		{ "keygen_types", test_keygen_types },

@@ -18,6 +18,8 @@
 ``checkpoints`` what the recorder guarantees about checkpoints, checked from
                a recording's own times.
 ``brokered``   recordings a real broker made (conftest's ``broker_recordings``).
+``picker``     the pod picker's suites: a test API server serving pods, a broker
+               with clusters on it, and ``Shell``, a client reading the picker.
 ``sanitizer``  finding AddressSanitizer, LeakSanitizer and UBSan reports in
                a process's stderr; ``assert_refused`` for a refusal's exact
                exit status and message.
