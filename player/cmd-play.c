@@ -264,16 +264,11 @@ static void
 play_search(struct play *p, bool forward)
 {
 	char buf[256];
-	const char *pat = buf;
-	bool regex = p->regex;
+	const char *pat;
+	bool regex;
 
-	if (display_prompt(p->disp, forward ? "/" : "?", buf, sizeof buf) < 0 || buf[0] == '\0')
-		return;
-	if (strncmp(buf, "re:", 3) == 0) {
-		regex = true;
-		pat += 3;
-	}
-	play_search_run(p, pat, regex, forward);
+	if (play_ask_pattern(p, forward, buf, sizeof buf, &pat, &regex))
+		play_search_run(p, pat, regex, forward);
 }
 
 /* Go to the next or previous marker. */

@@ -48,6 +48,22 @@ const char *const play_help[] = {
 	NULL,
 };
 
+/* Ask for a search pattern on the status line. */
+bool
+play_ask_pattern(struct play *p, bool forward, char *buf, size_t cap, const char **pat,
+    bool *regex)
+{
+	*pat = buf;
+	*regex = p->regex;
+	if (display_prompt(p->disp, forward ? "/" : "?", buf, cap) < 0 || buf[0] == '\0')
+		return false;
+	if (strncmp(buf, "re:", 3) == 0) {
+		*regex = true;
+		*pat += 3;
+	}
+	return true;
+}
+
 /* One part of the status line: its text and how much it matters (0 most). */
 struct play_part {
 	char text[200];

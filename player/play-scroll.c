@@ -127,16 +127,11 @@ play_sb_search(struct play_sb *v, bool forward)
 {
 	struct search s;
 	char buf[256], err[200];
-	const char *pat = buf;
-	bool regex = v->p->regex;
+	const char *pat;
+	bool regex;
 
-	if (display_prompt(v->p->disp, forward ? "/" : "?", buf, sizeof buf) < 0 ||
-	    buf[0] == '\0')
+	if (!play_ask_pattern(v->p, forward, buf, sizeof buf, &pat, &regex))
 		return;
-	if (strncmp(buf, "re:", 3) == 0) {
-		regex = true;
-		pat += 3;
-	}
 	if (search_init(&s, pat, regex, v->p->icase, err, sizeof err) < 0) {
 		snprintf(v->message, sizeof v->message, "bad pattern: %.100s", err);
 		return;

@@ -62,6 +62,15 @@ extern const char *const play_help[];
 void play_draw(struct play *p);
 
 /*
+ * Ask for a search pattern after "/" (forward) or "?" on the status line,
+ * into buf: false when the reviewer gave none. *pat is the pattern and
+ * *regex whether it is a regular expression (--regex, or a "re:" prefix,
+ * which *pat leaves out).
+ */
+bool play_ask_pattern(struct play *p, bool forward, char *buf, size_t cap, const char **pat,
+    bool *regex);
+
+/*
  * The scrollback view (play-scroll.c): the rows that scrolled off the top
  * up to the position, until the reviewer leaves it; playback is paused.
  */
