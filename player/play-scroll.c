@@ -101,18 +101,28 @@ play_sb_find(struct play_sb *v, const struct search *s, size_t from, bool forwar
 	return false;
 }
 
-/* Go to the next match of the view's search in a direction. */
+/* The search the view shows: its own, else the player's match shown, or NULL. */
+static const struct search *
+play_sb_pattern(const struct play_sb *v)
+{
+	if (v->has_search)
+		return &v->search;
+	return v->p->has_search && v->p->match_shown ? &v->p->search : NULL;
+}
+
+/* Go to the next match of the search shown in a direction. */
 static void
 play_sb_next(struct play_sb *v, bool forward)
 {
+	const struct search *s = play_sb_pattern(v);
 	size_t at;
 
-	if (!v->has_search) {
+	if (s == NULL) {
 		snprintf(v->message, sizeof v->message, "no search");
 		return;
 	}
-	if (!play_sb_find(v, &v->search, v->hit, forward, &at)) {
-		snprintf(v->message, sizeof v->message, "no match for '%.100s'", v->search.pat);
+	if (!play_sb_find(v, s, v->hit, forward, &at)) {
+		snprintf(v->message, sizeof v->message, "no match for '%.100s'", s->pat);
 		return;
 	}
 	if (forward ? at <= v->hit : at >= v->hit)
@@ -152,8 +162,7 @@ play_sb_search(struct play_sb *v, bool forward)
 static void
 play_sb_draw(struct play_sb *v)
 {
-	const struct search *hl = v->has_search ? &v->search :
-	    v->p->has_search && v->p->match_shown ? &v->p->search : NULL;
+	const struct search *hl = play_sb_pattern(v);
 	size_t h = play_sb_height(v), i, k, *lens;
 	char status[512], kept[96] = "", **rows;
 
@@ -274,8 +283,8 @@ play_scroll(struct play *p)
 	v.top = v.n;
 	play_sb_clamp(&v);
 	v.pan_col = p->pan_col;
-	if (p->has_search && p->match_shown &&
-	    play_sb_find(&v, &p->search, 0, false, &v.hit))
+	/* n and N go on from the hit with the player's search. */
+	if (play_sb_pattern(&v) != NULL && play_sb_find(&v, &p->search, 0, false, &v.hit))
 		play_sb_show(&v, v.hit);
 	for (;;) {
 		play_sb_draw(&v);

@@ -295,6 +295,10 @@ def test_scrollback_view_from_a_search_hit(tmux, tmp_path):
     assert screen_lines(view)[:29] == [str(i) for i in range(222, 251)]
     assert "kept" not in status(view)
     assert [highlighted(l) for l in escaped_lines(tmux)[:29]] == [[]] * 28 + [["250"]]
+    # N: the player's search, up from the hit; none above it, so round to itself.
+    tmux.keys("N")
+    view = tmux.wait_for(lambda s: "search wrapped" in status(s), what="N with the player's search")
+    assert status(view).startswith(" SCROLLBACK rows 223-251 / 251")
     # Up a page, then the top: what scrolled off before the screen.
     tmux.keys("PPage")
     view = tmux.wait_for(lambda s: "rows 195-223 / 251" in status(s), what="page up")
