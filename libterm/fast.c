@@ -68,11 +68,8 @@ term_fast_row(struct term *t, char *row, int *hi, bool late)
 	row[len] = '\0';
 	if (late)
 		term_buf_add(&t->known, row, len + 1);
-	else if (len > 0) {
-		t->line_full = len == (size_t)t->cols;
-		t->line_fn(t->line_arg, row, len, t->seq, t->seq);
-		t->line_full = false;
-	}
+	else if (len > 0)
+		term_emit_line(t, row, len, t->seq, len == (size_t)t->cols);
 	memset(row, ' ', (size_t)t->cols + 1);
 	row[t->cols] = '\0';
 	*hi = 0;
@@ -146,7 +143,7 @@ term_fast_run(struct term *t, const char **from, const char *a, const char *b)
 	int n;
 
 	/* Modes that change how plain text is drawn. */
-	if (t->fast_off || t->rows < 2 || t->cols < 2 || t->alt || t->insert ||
+	if (t->fast_off || t->sb_max > 0 || t->rows < 2 || t->cols < 2 || t->alt || t->insert ||
 	    t->noautowrap || t->newline || t->lrmm || t->g0_other || t->gl != 0 || t->u8_unsure)
 		return;
 	/*

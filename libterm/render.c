@@ -145,6 +145,29 @@ term_row_text(const struct term *t, int row, char *buf, size_t cap, int *cols)
 	return term_cells_text(cells, n, buf, cap, cols);
 }
 
+/* Text of the line that starts at a row: the rows it wraps across, joined. */
+size_t
+term_line_text(const struct term *t, int row, char *buf, size_t cap)
+{
+	VTermScreenCell cells[TERM_MAX_DIM];
+	VTermPos pos;
+	size_t len = 0;
+	int n = t->cols;
+	bool full = true;
+
+	if (cap == 0)
+		return 0;
+	buf[0] = '\0';
+	for (pos.row = row; full && pos.row >= 0 && pos.row < t->rows && len + 1 < cap;
+	    pos.row++) {
+		for (pos.col = 0; pos.col < n; pos.col++)
+			vterm_screen_get_cell(t->vs, pos, &cells[pos.col]);
+		len += term_cells_text(cells, n, buf + len, cap - len, NULL);
+		full = term_cells_full(&cells[n - 1], n >= 2 ? &cells[n - 2] : NULL);
+	}
+	return len;
+}
+
 /*
  * SGR parameters for a colour, each after a ';', into p (at least 24
  * bytes); returns how many parameters.

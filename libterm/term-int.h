@@ -34,6 +34,8 @@
  * those past its own limit).
  */
 #define TERM_VT_MAX_SEPS 15
+/* The longest line made of wrapped rows (term_set_line_join); longer ones are cut. */
+#define TERM_MAX_JOIN (64u * 1024)
 
 enum scan_state { SCAN_GROUND, SCAN_ESC, SCAN_ESC_INTER, SCAN_CSI, SCAN_CHARSET, SCAN_STRING };
 
@@ -60,7 +62,6 @@ struct term {
 	/* ... and those that change how plain text is drawn (term_fast_run). */
 	bool newline;		/* LNM: LF also returns the carriage */
 	bool onlcr;		/* every LF written is CR LF (output without a PTY) */
-	bool line_full;		/* the row being reported reaches the last column */
 	bool lrmm;		/* DECLRMM: left and right margins */
 	bool g0_other;		/* G0 is not ASCII */
 	int gl;			/* the character set shifted in (SO, SI, LS2, LS3) */
@@ -92,9 +93,22 @@ struct term {
 	uint8_t *dirty;
 	uint64_t *since;
 	uint64_t *hash;
+	bool join;		/* term_set_line_join */
+	struct term_buf joined;	/* rows held: each reached the last column */
+	uint64_t join_since;	/* ... the since of the first */
 	int pushed;		/* rows pushed off the top in the current scroll */
 	char *text;
 	size_t text_cap;
+
+	/* Scrollback (term_set_scrollback): a ring of the rows pushed off the top. */
+	struct term_sb_line {
+		char *text;
+		size_t len;
+	} *sb;
+	size_t sb_max, sb_max_bytes;	/* 0: none kept */
+	size_t sb_first, sb_n;	/* the oldest, and how many */
+	size_t sb_bytes;
+	uint64_t sb_dropped;	/* rows pushed out of the ring */
 
 	/* The plain-text fast path. */
 	bool fast_off;
@@ -111,6 +125,8 @@ void term_sync_push(struct term *t);
 void term_capture_row(struct term *t, int row, bool blank_ok);
 void term_keep_main(struct term *t);
 void term_flush_rows(struct term *t);
+void term_emit_line(struct term *t, const char *text, size_t len, uint64_t since, bool full);
+bool term_cells_full(const VTermScreenCell *last, const VTermScreenCell *before);
 
 /* scan.c */
 void term_scan_reset_modes(struct term *t);

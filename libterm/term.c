@@ -99,7 +99,7 @@ term_text_buf(struct term *t, size_t *cap)
 void
 term_sync_push(struct term *t)
 {
-	bool want = t->line_fn != NULL && t->dirty[0];
+	bool want = (t->line_fn != NULL && t->dirty[0]) || t->sb_max > 0;
 
 	if (want == t->push_cb)
 		return;
@@ -117,24 +117,66 @@ term_report(struct term *t, int row, const char *text, size_t len, bool full)
 	if (h == t->hash[row])
 		return;
 	t->hash[row] = h;
-	t->line_full = full;
-	t->line_fn(t->line_arg, text, len, t->since[row], t->seq);
-	t->line_full = false;
+	term_emit_line(t, text, len, t->since[row], full);
 }
 
 /* Whether the last of n cells holds a character (or the end of a wide one). */
-static bool
+bool
 term_cells_full(const VTermScreenCell *last, const VTermScreenCell *before)
 {
 	return (last->chars[0] != 0 && last->chars[0] != ' ') ||
 	    (before != NULL && before->width == 2);
 }
 
-/* Whether the row being reported reaches the last column. */
-bool
-term_line_full(const struct term *t)
+/* Hand the rows held to the line callback as one line. */
+static void
+term_join_flush(struct term *t)
 {
-	return t->line_full;
+	size_t len = t->joined.len;
+
+	if (len == 0)
+		return;
+	t->joined.len = 0;
+	t->line_fn(t->line_arg, t->joined.p, len, t->join_since, t->seq);
+}
+
+/*
+ * Hand a completed row to the line callback. Joining, a row that reaches
+ * the last column is held and the rows reported after it are added, up to
+ * one that does not (or TERM_MAX_JOIN bytes): the line goes as one.
+ */
+void
+term_emit_line(struct term *t, const char *text, size_t len, uint64_t since, bool full)
+{
+	struct term_buf *j = &t->joined;
+
+	if (!t->join || (j->len == 0 && !full)) {
+		t->line_fn(t->line_arg, text, len, since, t->seq);
+		return;
+	}
+	if (j->len == 0)
+		t->join_since = since;
+	j->err = 0;
+	term_buf_add(j, text, len);
+	if (j->err < 0) {
+		/* No room: what was held goes alone, then this row. */
+		term_join_flush(t);
+		t->line_fn(t->line_arg, text, len, since, t->seq);
+		return;
+	}
+	if (full && j->len < TERM_MAX_JOIN)
+		return;
+	term_join_flush(t);
+}
+
+/* Join wrapped rows or not. */
+void
+term_set_line_join(struct term *t, bool on)
+{
+	if (!on && t->line_fn != NULL)
+		term_join_flush(t);
+	t->joined.len = 0;
+	t->join = on;
 }
 
 /* Report a screen row if it changed; blank rows only when blank_ok. */
@@ -318,6 +360,97 @@ term_resize_cb(int rows, int cols, void *user)
 	return 1;
 }
 
+/* Forget the rows of the scrollback. */
+static void
+term_sb_clear(struct term *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->sb_n; i++)
+		free(t->sb[(t->sb_first + i) % t->sb_max].text);
+	t->sb_first = t->sb_n = t->sb_bytes = 0;
+	t->sb_dropped = 0;
+}
+
+/* Push the oldest row out of the scrollback. */
+static void
+term_sb_drop(struct term *t)
+{
+	struct term_sb_line *l = &t->sb[t->sb_first];
+
+	t->sb_bytes -= l->len;
+	free(l->text);
+	l->text = NULL;
+	t->sb_first = (t->sb_first + 1) % t->sb_max;
+	t->sb_n--;
+	t->sb_dropped++;
+}
+
+/* Keep a row that scrolled off the top, within the bounds. */
+static void
+term_sb_push(struct term *t, const char *text, size_t len)
+{
+	struct term_sb_line *l;
+	char *p;
+
+	if (len > t->sb_max_bytes)
+		len = t->sb_max_bytes;
+	while (t->sb_n > 0 && (t->sb_n == t->sb_max || t->sb_bytes + len > t->sb_max_bytes))
+		term_sb_drop(t);
+	if ((p = malloc(len + 1)) == NULL) {
+		t->sb_dropped++;	/* a gap, counted as rows pushed out */
+		return;
+	}
+	memcpy(p, text, len);
+	p[len] = '\0';
+	l = &t->sb[(t->sb_first + t->sb_n) % t->sb_max];
+	l->text = p;
+	l->len = len;
+	t->sb_n++;
+	t->sb_bytes += len;
+}
+
+/* Set the scrollback's bounds. */
+int
+term_set_scrollback(struct term *t, size_t max_lines, size_t max_bytes)
+{
+	struct term_sb_line *sb = NULL;
+
+	term_sb_clear(t);
+	if (max_lines > 0 && max_bytes > 0 && (sb = calloc(max_lines, sizeof *sb)) == NULL)
+		return -ENOMEM;
+	free(t->sb);
+	t->sb = sb;
+	t->sb_max = sb != NULL ? max_lines : 0;
+	t->sb_max_bytes = max_bytes;
+	term_sync_push(t);
+	return 0;
+}
+
+/* The rows kept. */
+size_t
+term_scrollback(const struct term *t, uint64_t *dropped)
+{
+	if (dropped != NULL)
+		*dropped = t->sb_dropped;
+	return t->sb_n;
+}
+
+/* One row kept. */
+const char *
+term_scrollback_line(const struct term *t, size_t i, size_t *len)
+{
+	const struct term_sb_line *l;
+
+	if (i >= t->sb_n) {
+		*len = 0;
+		return "";
+	}
+	l = &t->sb[(t->sb_first + i) % t->sb_max];
+	*len = l->len;
+	return l->text;
+}
+
 /* libvterm: a row scrolls off the top of the main screen. */
 static int
 term_pushline_cb(int cols, const VTermScreenCell *cells, void *user)
@@ -326,14 +459,16 @@ term_pushline_cb(int cols, const VTermScreenCell *cells, void *user)
 	int row = t->pushed++, n;
 	size_t cap, len;
 	char *buf;
+	bool report;
 
-	if (t->line_fn == NULL || t->quiet || row >= t->rows || !t->dirty[row])
-		return 1;
-	if ((buf = term_text_buf(t, &cap)) == NULL)
+	report = t->line_fn != NULL && !t->quiet && row < t->rows && t->dirty[row];
+	if ((!report && (t->sb_max == 0 || t->quiet)) || (buf = term_text_buf(t, &cap)) == NULL)
 		return 1;
 	n = cols < t->cols ? cols : t->cols;
 	len = term_cells_text(cells, n, buf, cap, NULL);
-	if (len > 0)
+	if (t->sb_max > 0 && !t->quiet)
+		term_sb_push(t, buf, len);
+	if (report && len > 0)
 		term_report(t, row, buf, len, n == t->cols &&
 		    term_cells_full(&cells[n - 1], n >= 2 ? &cells[n - 2] : NULL));
 	/*
@@ -413,6 +548,7 @@ term_open_vt(struct term *t, int cols, int rows)
 	t->main_snap = NULL;
 	t->main_snap_len = 0;
 	t->damaged = true;
+	term_sync_push(t);	/* the scrollback needs sb_pushline from the start */
 	return 0;
 }
 
@@ -449,6 +585,9 @@ term_free(struct term *t)
 	free(t->main_snap);
 	free(t->text);
 	free(t->known.p);
+	free(t->joined.p);
+	term_sb_clear(t);
+	free(t->sb);
 	free(t);
 }
 
@@ -582,6 +721,7 @@ term_finish(struct term *t)
 			last = r;
 	for (r = 0; r <= last; r++)
 		term_capture(t, r);
+	term_join_flush(t);
 	for (r = 0; r < t->rows; r++)
 		t->dirty[r] = 0;
 	term_sync_push(t);

@@ -11,7 +11,8 @@
  *   text (UTF-8, no escape sequences, trailing blanks trimmed) when it is
  *   completed: when the cursor leaves it, when it scrolls (including off the
  *   top, through sb_pushline), and for the final screen in term_finish().
- *   A row is reported again only when its text changed.
+ *   A row is reported again only when its text changed. Rows the terminal
+ *   wrapped can be joined into the line they show (term_set_line_join).
  * - Rendering: term_render() draws the screen on another terminal, clipped
  *   to its size (a watcher's); it and term_snapshot() share one painter.
  *
@@ -47,12 +48,23 @@ void term_free(struct term *t);
 void term_set_line_fn(struct term *t, term_line_fn *fn, void *arg);
 
 /*
- * During a line callback: whether the row reported holds a character in
- * its last column, so that the line may go on in the next row reported (a
- * line longer than the screen is wide, wrapped). libvterm does not say
- * which rows were wrapped; a row that is exactly full looks the same.
+ * Join wrapped rows into the lines they show (off by default): a row
+ * reported that holds a character in its last column is held, and the rows
+ * reported after it are added to it, up to one that does not reach the
+ * last column, so that a line longer than the screen is wide is reported
+ * once, whole (since: its first row's; at most 64 KiB, the rest in the
+ * next line). libvterm does not say which rows were wrapped: a row that is
+ * exactly full is joined with the next row reported too. term_finish()
+ * reports a line still held; turning joining off does as well.
  */
-bool term_line_full(const struct term *t);
+void term_set_line_join(struct term *t, bool on);
+
+/*
+ * The text of the line that starts at a row of the screen: the row and,
+ * while a row reaches the last column, the row after it, as term_row_text()
+ * gives each, into buf (always NUL-terminated). Returns the length.
+ */
+size_t term_line_text(const struct term *t, int row, char *buf, size_t cap);
 
 /* The sequence number of the event whose bytes are written next. */
 void term_set_seq(struct term *t, uint64_t seq);
@@ -71,6 +83,26 @@ void term_write(struct term *t, const void *buf, size_t len);
  * shown it. Off by default; kept across term_resize and term_restore.
  */
 void term_set_onlcr(struct term *t, bool on);
+
+/*
+ * Scrollback: keep the text of the rows that scroll off the top of the
+ * main screen (term_row_text's form; blank rows too), the last max_lines
+ * of them and at most max_bytes of text, as a terminal's history does.
+ * Rows pushed while a snapshot is replayed (term_restore) are not kept.
+ * The fast path is not taken while rows are kept: libvterm pushes every
+ * row itself. 0 (the default) keeps none and forgets those kept; a new
+ * bound also starts afresh. Returns 0 or -ENOMEM.
+ */
+int term_set_scrollback(struct term *t, size_t max_lines, size_t max_bytes);
+
+/*
+ * The rows kept, oldest first, and (in *dropped, when not NULL) how many
+ * older ones were pushed out of the bounds since the scrollback was set.
+ */
+size_t term_scrollback(const struct term *t, uint64_t *dropped);
+
+/* Row i of those kept (0 the oldest); *len gets its length. */
+const char *term_scrollback_line(const struct term *t, size_t i, size_t *len);
 
 /* Turn the fast path on (the default) or off, and the bytes it skipped. */
 void term_set_fast(struct term *t, bool on);

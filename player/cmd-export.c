@@ -128,8 +128,10 @@ export_text(FILE *out, struct player_file *f, bool has_at, uint64_t at)
 	    f->header.rows > 0 ? f->header.rows : 24)) < 0)
 		return rc;
 	term_set_onlcr(t, !f->header.pty);
-	if (!has_at)
+	if (!has_at) {
 		term_set_line_fn(t, export_text_line, out);
+		term_set_line_join(t, true);	/* a line the terminal wrapped is one line */
+	}
 	while ((rc = rec_reader_next(f->reader, &ev)) == 1) {
 		if (has_at && ev.time_ns > at)
 			break;

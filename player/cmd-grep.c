@@ -22,7 +22,7 @@
 #define GREP_USAGE "grep PATTERN PATH... [--input] [--raw] [--regex] [-i] [-l] [-c] [-A N] " \
     "[-B N] [-C N] [--user U] [--since WHEN] [--until WHEN] [-v] [--json]"
 #define GREP_MAX_CONTEXT 100
-#define GREP_MAX_JOIN (64u * 1024)	/* longest logical line made of wrapped rows */
+#define GREP_MAX_JOIN (64u * 1024)	/* --raw: longer lines are matched in pieces */
 
 struct grep_state {
 	struct search search;
@@ -47,34 +47,10 @@ struct grep_state {
 	int after_left;
 	bool printed_any;	/* a group was printed: the next one gets "--" */
 	uint64_t skipped;	/* files that are not recordings */
-	/* Rows wrapped at the right margin, joined into one line before matching. */
-	struct term *term;
-	char *join;
-	size_t join_len, join_cap;
 	/* --raw: the line being read from each stream (o, e; or i). */
 	char *rawbuf[2];
 	size_t raw_len[2], raw_cap[2];
 };
-
-/* Add a row to the line being joined; false when it cannot grow. */
-static bool
-grep_join_add(struct grep_state *g, const char *text, size_t len)
-{
-	char *p;
-
-	if (g->join_len + len + 1 > g->join_cap) {
-		size_t cap = (g->join_len + len + 1) * 2;
-
-		if ((p = realloc(g->join, cap)) == NULL)
-			return false;
-		g->join = p;
-		g->join_cap = cap;
-	}
-	memcpy(g->join + g->join_len, text, len);
-	g->join_len += len;
-	g->join[g->join_len] = '\0';
-	return true;
-}
 
 /* Forget the lines kept for -B. */
 static void
@@ -200,29 +176,14 @@ grep_screen_match(struct grep_state *g, const char *text, size_t len)
 }
 
 /*
- * A rendered row: rows that reach the right margin are joined with the
- * rows that follow, so that a word wrapped across the edge is found.
+ * A rendered line: rows that reach the right margin come joined with the
+ * rows that follow (term_set_line_join), so that a word wrapped across the
+ * edge is found.
  */
 static void
 grep_screen_line(void *arg, const char *text, size_t len, uint64_t since, uint64_t seq)
 {
-	struct grep_state *g = arg;
-	bool full = g->term != NULL && term_line_full(g->term);
-
-	if (g->join_len == 0 && !full) {
-		grep_screen_match(g, text, len);
-		return;
-	}
-	if (!grep_join_add(g, text, len)) {
-		grep_screen_match(g, g->join, g->join_len);
-		g->join_len = 0;
-		grep_screen_match(g, text, len);
-		return;
-	}
-	if (full && g->join_len < GREP_MAX_JOIN)
-		return;
-	grep_screen_match(g, g->join, g->join_len);
-	g->join_len = 0;
+	grep_screen_match(arg, text, len);
 }
 
 /* A typed line: print it when it matches. */
@@ -328,8 +289,7 @@ grep_file(const char *path, bool named, void *arg)
 			goto out;
 		term_set_onlcr(t, !f.header.pty);
 		term_set_line_fn(t, grep_screen_line, g);
-		g->term = t;
-		g->join_len = 0;
+		term_set_line_join(t, true);
 	}
 	while (!g->file_done && (rc = rec_reader_next(f.reader, &ev)) == 1) {
 		g->time_ns = ev.time_ns;
@@ -362,9 +322,6 @@ grep_file(const char *path, bool named, void *arg)
 		typed_finish(ty, seq, grep_typed_line, g);
 	else
 		term_finish(t);
-	if (g->join_len > 0 && !g->file_done)
-		grep_screen_match(g, g->join, g->join_len);
-	g->join_len = 0;
 	if (g->count) {
 		char *p = player_escape_str(path, "-");
 
@@ -378,7 +335,6 @@ grep_file(const char *path, bool named, void *arg)
 out:
 	free(ty);
 	term_free(t);
-	g->term = NULL;
 	grep_ring_clear(g);
 	player_close(&f);
 	g->f = NULL;
@@ -506,7 +462,6 @@ cmd_grep(int argc, char **argv)
 	r = walk_paths(argv + optind + 1, argc - optind - 1, grep_file, &g);
 	search_free(&g.search);
 	grep_ring_clear(&g);
-	free(g.join);
 	free(g.rawbuf[0]);
 	free(g.rawbuf[1]);
 	if (fflush(stdout) != 0) {

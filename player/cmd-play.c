@@ -5,7 +5,7 @@
  * still being written is followed as tail -f follows a file: the index is
  * extended as it grows, until it is sealed or the reviewer quits. A
  * recording in object storage is played the same way while the rest of it
- * is downloaded.
+ * is downloaded, and with -f followed as the broker ships it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -264,16 +264,11 @@ static void
 play_search(struct play *p, bool forward)
 {
 	char buf[256];
-	const char *pat = buf;
-	bool regex = p->regex;
+	const char *pat;
+	bool regex;
 
-	if (display_prompt(p->disp, forward ? "/" : "?", buf, sizeof buf) < 0 || buf[0] == '\0')
-		return;
-	if (strncmp(buf, "re:", 3) == 0) {
-		regex = true;
-		pat += 3;
-	}
-	play_search_run(p, pat, regex, forward);
+	if (play_ask_pattern(p, forward, buf, sizeof buf, &pat, &regex))
+		play_search_run(p, pat, regex, forward);
 }
 
 /* Go to the next or previous marker. */
@@ -410,6 +405,9 @@ play_key(struct play *p, int c)
 	case 'y':
 		play_copy(p);
 		break;
+	case 'v':
+		play_scroll(p);
+		break;
 	case ' ':
 		p->paused = !p->paused;
 		if (!p->paused && p->cur->at_end && p->ix->live == NULL)
@@ -541,7 +539,7 @@ play_verdict(struct play *p, const char *file, const struct trust *trust)
 	te.exit_offset = 0;
 	te.writing = rec_being_written(p->ix->file->fd);	/* a local copy of s3:// is not */
 	p->state = p->ix->live == NULL ? trust_state(&verdict, vrc, &te) :
-	    p->loading ? "loading" : "live";
+	    p->loading && !p->follow ? "loading" : "live";
 	if (strcmp(p->integrity, "MODIFIED") == 0) {
 		p->state = "MODIFIED";
 		p->integrity = "";
@@ -701,7 +699,7 @@ cmd_play(int argc, char **argv)
 			printf("usage: podgate-player " PLAY_USAGE "\n\n"
 			    "  -f               follow a recording still being written, as tail -f:\n"
 			    "                   play on as it grows (LIVE at its end) until it is\n"
-			    "                   sealed or q quits\n"
+			    "                   sealed or q quits (s3://: as its segments come)\n"
 			    "  --speed X        play X times as fast (1/64 to 64, any number: 1.7)\n"
 			    "  --idle-limit S   play pauses longer than S seconds as S (0: as recorded)\n"
 			    "  --start TIME     start at TIME (seconds, M:SS or H:MM:SS)\n"
@@ -735,22 +733,20 @@ cmd_play(int argc, char **argv)
 		trust_free(&trust);
 		return EXIT_USAGE;
 	}
-	if (follow && remote_is_url(file)) {
-		/* A remote recording is read from a copy made when it is opened. */
-		player_warn("%s: -f follows local files only", file);
-		trust_free(&trust);
-		free(file);
-		return EXIT_USAGE;
-	}
-	/* Object storage: play what has come while the rest comes. */
+	/*
+	 * Object storage: play what has come while the rest comes; with -f,
+	 * a session still running is followed through the segments the broker
+	 * ships until its sealed recording is there.
+	 */
 	if (remote_is_url(file)) {
-		if (remote_stream_start(file) < 0) {
+		if (remote_stream_start(file, follow) < 0) {
 			trust_free(&trust);
 			free(file);
 			return EXIT_USAGE;
 		}
 		p.loading = true;
 	}
+	p.follow = follow;
 	p.speed = speed;
 	p.idle_ns = (uint64_t)(idle * 1e9);
 	if (player_open(&f, file) < 0) {

@@ -205,8 +205,9 @@ index_cursor_seek_time(struct index_cursor *c, uint64_t t)
 }
 
 /*
- * Whether a row of the screen shows the beginning of line (at least up to
- * a match of s): the line as it is being drawn, once the match is on it.
+ * Whether the screen shows the beginning of line (at least up to a match
+ * of s): the line as it is being drawn, once the match is on it; a line
+ * the terminal wrapped, across its rows (term_line_text).
  */
 static bool
 index_screen_shows(struct term *t, const struct search *s, const char *line, size_t len)
@@ -217,11 +218,12 @@ index_screen_shows(struct term *t, const struct search *s, const char *line, siz
 	bool found = false;
 
 	term_size(t, &cols, &rows);
-	cap = (size_t)cols * VTERM_MAX_CHARS_PER_CELL * 4 + 1;
+	/* Room for one row more than the line: a longer text is not it. */
+	cap = len + (size_t)cols * VTERM_MAX_CHARS_PER_CELL * 4 + 1;
 	if ((buf = malloc(cap)) == NULL)
 		return false;
 	for (row = 0; row < rows && !found; row++) {
-		n = term_row_text(t, row, buf, cap, NULL);
+		n = term_line_text(t, row, buf, cap);
 		found = n <= len && memcmp(buf, line, n) == 0 && search_find(s, buf, n, 0, &so, &eo);
 	}
 	free(buf);
@@ -306,4 +308,72 @@ index_cursor_reveal(struct index_cursor *c, const struct search *s,
 			return 0;
 	}
 	return 0;
+}
+
+/* The most of a recording replayed to find what scrolled off (bytes). */
+#define INDEX_SCROLLBACK_REPLAY (64ull << 20)
+
+/*
+ * Bring h to c's position from where h is (before it): the events up to
+ * c's next one, and as much of that as c has applied.
+ */
+static int
+index_cursor_catch_up(struct index_cursor *h, const struct index_cursor *c)
+{
+	int r;
+
+	while (h->seq < c->seq)
+		if ((r = index_cursor_step(h)) <= 0)
+			return r < 0 ? r : -EIO;
+	if (c->partial == 0)
+		return 0;
+	if ((r = index_cursor_fetch(h)) <= 0)
+		return r < 0 ? r : -EIO;
+	index_feed(h->term, h->next.data, 0, c->partial, &h->spans);
+	h->partial = c->partial;
+	return 0;
+}
+
+/* The rows that scrolled off the top up to c's position. */
+int
+index_cursor_scrollback(const struct index_cursor *c, size_t max_lines, size_t max_bytes,
+    struct term **out)
+{
+	struct index_cursor *h = NULL;
+	size_t k, next, back = 1;
+	uint64_t dropped = 0, end;
+	int r;
+
+	*out = NULL;
+	if ((r = index_cursor_new(&h, c->ix)) < 0)
+		return r;
+	/*
+	 * A keyframe holds a screen, not what scrolled off before it: replay
+	 * from keyframes ever further back (1, 2, 4 ... before c's) until the
+	 * rows kept reach the bounds, the replay starts at the beginning, or
+	 * it would replay more than INDEX_SCROLLBACK_REPLAY bytes (a long
+	 * recording that seldom scrolls).
+	 */
+	k = (size_t)(index_kf_for_seq(c->ix, c->seq) - c->ix->kf);
+	end = c->reader != NULL ? rec_reader_offset(c->reader) : c->ix->kf[k].offset;
+	for (;;) {
+		if ((r = term_set_scrollback(h->term, max_lines, max_bytes)) < 0 ||
+		    (r = index_cursor_restore(h, &c->ix->kf[k])) < 0 ||
+		    (r = index_cursor_catch_up(h, c)) < 0)
+			goto out;
+		if (k == 0 || term_scrollback(h->term, &dropped) >= max_lines || dropped > 0)
+			break;
+		next = k > back ? k - back : 0;
+		if (end - c->ix->kf[next].offset > INDEX_SCROLLBACK_REPLAY)
+			break;
+		k = next;
+		back *= 2;
+	}
+	/* Not from the start, or rows pushed out: there may be older ones. */
+	r = dropped > 0 || k > 0;
+	*out = h->term;
+	h->term = NULL;	/* transferred */
+out:
+	index_cursor_free(h);
+	return r;
 }

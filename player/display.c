@@ -392,6 +392,75 @@ display_draw(struct display *d, struct display_frame *f)
 	refresh();
 }
 
+/*
+ * Draw a row of text at y from column pan_col on, clipped to the width, the
+ * matches of hl (or none) marked as on the screen. Characters the screen
+ * would not show as they are (controls, bytes that are not UTF-8) are '?';
+ * combining characters are left out.
+ */
+static void
+display_text_row(struct display *d, int y, const char *s, size_t len, int pan_col,
+    const struct search *hl)
+{
+	VTermScreenCell cell;
+	mbstate_t mb;
+	size_t i, k, so, eo, from = 0;
+	uint8_t *mark = NULL;
+	wchar_t wc;
+	int col = 0, w, x;
+
+	if (hl != NULL && (mark = calloc(len + 1, 1)) != NULL) {
+		while (from < len && search_find(hl, s, len, from, &so, &eo)) {
+			memset(mark + so, 1, (eo < len ? eo : len) - so);
+			from = eo > so ? eo : so + 1;
+		}
+	}
+	memset(&mb, 0, sizeof mb);
+	for (i = 0; i < len && col - pan_col < COLS; i += k) {
+		k = mbrtowc(&wc, s + i, len - i, &mb);
+		if (k == (size_t)-1 || k == (size_t)-2 || k == 0) {
+			memset(&mb, 0, sizeof mb);
+			wc = L'?';
+			k = 1;
+		}
+		if ((w = wcwidth(wc)) < 0) {
+			wc = L'?';
+			w = 1;
+		}
+		if (w == 0)
+			continue;
+		x = col - pan_col;
+		col += w;
+		if (x < 0 || x + w > COLS)
+			continue;
+		memset(&cell, 0, sizeof cell);
+		cell.chars[0] = (uint32_t)wc;
+		cell.width = (char)w;
+		cell.fg.type = VTERM_COLOR_DEFAULT_FG;
+		cell.bg.type = VTERM_COLOR_DEFAULT_BG;
+		display_cell(d, y, x, &cell, false, mark != NULL && mark[i]);
+	}
+	free(mark);
+}
+
+/* Draw rows of text and the status line. */
+void
+display_draw_text(struct display *d, const char *const *rows, const size_t *lens, size_t n,
+    int pan_col, const struct search *highlight, const char *status)
+{
+	size_t i;
+
+	erase();
+	for (i = 0; i < n && (int)i < LINES - 1; i++)
+		display_text_row(d, (int)i, rows[i], lens[i], pan_col, highlight);
+	attrset(A_REVERSE);
+	mvhline(LINES - 1, 0, ' ', COLS);
+	mvaddnstr(LINES - 1, 0, status, COLS);
+	attrset(A_NORMAL);
+	curs_set(0);
+	refresh();
+}
+
 /* Read a line on the status row. */
 int
 display_prompt(struct display *d, const char *prompt, char *buf, size_t cap)

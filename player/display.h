@@ -42,6 +42,16 @@ void display_size(const struct display *d, int *cols, int *rows);
 void display_draw(struct display *d, struct display_frame *f);
 
 /*
+ * Draw n rows of text (UTF-8 without escape sequences, as term_row_text
+ * gives them; each NUL-terminated at its length) from the top, as many as
+ * fit above the status line, each from column pan_col on and clipped to
+ * the width, the matches of highlight (when not NULL) marked as on the
+ * screen; then the status line.
+ */
+void display_draw_text(struct display *d, const char *const *rows, const size_t *lens, size_t n,
+    int pan_col, const struct search *highlight, const char *status);
+
+/*
  * Read a line on the status row after prompt into buf. Returns 0, or -1
  * when the viewer cancelled with Escape or ^C.
  */

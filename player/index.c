@@ -666,6 +666,7 @@ index_build_as(struct index **out, struct player_file *f, bool live,
 		goto out;
 	term_set_onlcr(b->term, !f->header.pty);
 	term_set_line_fn(b->term, index_line_cb, b);
+	term_set_line_join(b->term, true);	/* a line the terminal wrapped is one line */
 	if ((r = index_add_kf(b, 0, ix->first_offset, 0)) < 0)
 		goto out;
 	r = index_read(b, progress, arg);

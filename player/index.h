@@ -201,4 +201,18 @@ int index_cursor_step(struct index_cursor *c);
 int index_cursor_reveal(struct index_cursor *c, const struct search *s,
     const struct index_match *m);
 
+/*
+ * The rows that scrolled off the top of the screen up to c's position (as
+ * far as c has applied its next event), kept in the scrollback of a new
+ * emulator that shows c's screen (*out; the caller frees it), at most
+ * max_lines rows and max_bytes of text (term_set_scrollback): the
+ * recording is replayed from a keyframe far enough back to fill them, or
+ * from its start, replaying at most 64 MiB of it. Returns 1 when older
+ * rows may have been left out (the bounds were reached, or the replay did
+ * not start at the beginning), 0 when every row that scrolled off is kept,
+ * or a negative errno.
+ */
+int index_cursor_scrollback(const struct index_cursor *c, size_t max_lines, size_t max_bytes,
+    struct term **out);
+
 #endif

@@ -32,6 +32,8 @@ const char *const play_help[] = {
 	"  { / }        idle limit halved / doubled (pauses played at most this long)",
 	"  i            show / hide what was typed",
 	"  y            copy the screen as text (printed on stdout when play ends)",
+	"  v            scrollback: the rows that scrolled off the top, above the screen",
+	"               (pauses; up/down, PgUp/PgDn, g/G, / ? n N search, q or Esc back)",
 	"  H J K L      pan the view left, down, up, right (also shift+arrows)",
 	"               when the recording is larger than this terminal",
 	"  h            this help (any key closes it)",
@@ -45,6 +47,22 @@ const char *const play_help[] = {
 	"event that goes on to scroll it away, at the end of the matched line.",
 	NULL,
 };
+
+/* Ask for a search pattern on the status line. */
+bool
+play_ask_pattern(struct play *p, bool forward, char *buf, size_t cap, const char **pat,
+    bool *regex)
+{
+	*pat = buf;
+	*regex = p->regex;
+	if (display_prompt(p->disp, forward ? "/" : "?", buf, cap) < 0 || buf[0] == '\0')
+		return false;
+	if (strncmp(buf, "re:", 3) == 0) {
+		*regex = true;
+		*pat += 3;
+	}
+	return true;
+}
 
 /* One part of the status line: its text and how much it matters (0 most). */
 struct play_part {
@@ -74,7 +92,7 @@ play_status(struct play *p, char *buf, size_t cap, int width)
 	when_format_offset(p->pos, pos, sizeof pos);
 	when_format_offset(p->ix->duration_ns, dur, sizeof dur);
 	if (index_cursor_peek(p->cur, &ev) == 0)
-		mode = p->ix->live == NULL ? "END" : p->loading ? "LOADING" : "LIVE";
+		mode = p->ix->live == NULL ? "END" : p->loading && !p->follow ? "LOADING" : "LIVE";
 	else
 		mode = p->paused ? "PAUSED" : "PLAYING";
 	snprintf(parts[n].text, sizeof parts[n].text, "%s %s / %s", mode, pos, dur);

@@ -1,6 +1,7 @@
 /*
  * podgate-player play, shared between its files: the player's state
- * (cmd-play.c runs it) and its screen (play-screen.c draws it).
+ * (cmd-play.c runs it), its screen (play-screen.c draws it) and its
+ * scrollback view (play-scroll.c).
  */
 #ifndef PODGATE_PLAY_H
 #define PODGATE_PLAY_H
@@ -49,6 +50,7 @@ struct play {
 	/* -f: following a recording still being written. */
 	uint64_t follow_polled;	/* monotonic time of the last look */
 	uint64_t follow_grew;	/* ... of the last time it had grown */
+	bool follow;		/* -f */
 	bool loading;		/* an s3:// recording, still being downloaded */
 	bool downloaded;	/* ... and now whole (or as whole as it will be) */
 };
@@ -58,5 +60,20 @@ extern const char *const play_help[];
 
 /* Draw the current state. */
 void play_draw(struct play *p);
+
+/*
+ * Ask for a search pattern after "/" (forward) or "?" on the status line,
+ * into buf: false when the reviewer gave none. *pat is the pattern and
+ * *regex whether it is a regular expression (--regex, or a "re:" prefix,
+ * which *pat leaves out).
+ */
+bool play_ask_pattern(struct play *p, bool forward, char *buf, size_t cap, const char **pat,
+    bool *regex);
+
+/*
+ * The scrollback view (play-scroll.c): the rows that scrolled off the top
+ * up to the position, until the reviewer leaves it; playback is paused.
+ */
+void play_scroll(struct play *p);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base.h"
@@ -23,6 +24,7 @@
 #define REMOTE_CHUNK (8u << 20)		/* bytes per range request */
 #define REMOTE_BODY_MAX (8u << 20)	/* largest answer kept in memory (lists, errors) */
 #define REMOTE_FIRST (256u << 10)	/* streaming: the first range, read before play starts */
+#define REMOTE_FOLLOW_MS 1000	/* -f: how often to look for new segments or the seal */
 
 /* The process's connection to object storage, made at first use. */
 static struct {
@@ -68,6 +70,7 @@ static struct {
 	uint64_t from;		/* sealed object: the first byte still to get */
 	size_t seg;		/* segments: the first segment still to get */
 	uint64_t at;		/* ... and where it goes */
+	bool follow;		/* -f: segments go on until the sealed object is there */
 	char error[512];	/* why it failed, said by remote_stream_poll */
 } stream = { .result = 0, .fd = -1 };
 
@@ -712,6 +715,82 @@ remote_stream_segments(uint64_t upto)
 	return r;
 }
 
+/* Wait ms milliseconds, or less when asked to stop: -ECANCELED then. */
+static int
+remote_stream_wait(int ms)
+{
+	struct timespec ts = { 0, 50 * 1000000L };
+	int i;
+
+	for (i = 0; i < ms / 50; i++) {
+		if (atomic_load(&stream.stop))
+			return -ECANCELED;
+		nanosleep(&ts, NULL);
+	}
+	return atomic_load(&stream.stop) ? -ECANCELED : 0;
+}
+
+/*
+ * -f on a recording not sealed yet: while the session runs, the broker
+ * ships what was written since the last segment as a new segment, and at
+ * its end the whole recording as the sealed object, then deletes the
+ * segments (docs/storage.md). Look every REMOTE_FOLLOW_MS: once the sealed
+ * object is there, read it from where the segments read so far end (its
+ * bytes up to there are theirs); until then, read the new segments.
+ */
+static int
+remote_stream_follow(void)
+{
+	struct s3_list l = { 0 };
+	const char *slash;
+	char *sealed = NULL, *prefix = NULL;
+	uint64_t size = 0;
+	size_t n;
+	int r;
+
+	if (stream.rec.segs.n == 0 || (n = remote_seg_base(stream.rec.segs.keys[0])) == 0)
+		return 0;
+	if ((sealed = strndup(stream.rec.segs.keys[0], n)) == NULL ||
+	    asprintf(&prefix, "%s.seg/", sealed) < 0) {
+		prefix = NULL;
+		r = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		if ((r = remote_stream_wait(REMOTE_FOLLOW_MS)) < 0 ||
+		    (r = remote_head(stream.url, &stream.b, sealed, &size)) < 0)
+			goto out;
+		if (r == 1) {
+			if (size < stream.at) {
+				remote_warn("%s: the sealed recording is shorter (%" PRIu64 " bytes) "
+				    "than its segments (%" PRIu64 ")", stream.url, size, stream.at);
+				r = -EIO;
+			} else
+				r = remote_get(stream.url, &stream.b, sealed, stream.at, size,
+				    stream.fd, 0);
+			goto out;
+		}
+		if ((r = remote_list(stream.url, &stream.b, prefix, &l)) < 0)
+			goto out;
+		s3_list_free(&stream.rec.segs);
+		stream.rec.segs = l;
+		memset(&l, 0, sizeof l);	/* transferred */
+		/* The segments read already end at stream.at: go on from there. */
+		for (stream.seg = 0; stream.seg < stream.rec.segs.n; stream.seg++) {
+			slash = strrchr(stream.rec.segs.keys[stream.seg], '/');
+			if (slash != NULL && strtoull(slash + 1, NULL, 10) >= stream.at)
+				break;
+		}
+		if ((r = remote_stream_segments(UINT64_MAX)) < 0)
+			goto out;
+	}
+out:
+	s3_list_free(&l);
+	free(sealed);
+	free(prefix);
+	return r;
+}
+
 /* The thread: the rest of the recording. */
 static void *
 remote_stream_main(void *arg)
@@ -722,15 +801,15 @@ remote_stream_main(void *arg)
 	if (stream.rec.key != NULL)
 		r = remote_get(stream.url, &stream.b, stream.rec.key, stream.from, stream.rec.size,
 		    stream.fd, 0);
-	else
-		r = remote_stream_segments(UINT64_MAX);
+	else if ((r = remote_stream_segments(UINT64_MAX)) == 0 && stream.follow)
+		r = remote_stream_follow();
 	atomic_store(&stream.result, r);
 	return NULL;
 }
 
 /* Start reading url: the first range now, the rest on a thread. */
 int
-remote_stream_start(const char *url)
+remote_stream_start(const char *url, bool follow)
 {
 	char *bucket = NULL, *key = NULL;
 	uint64_t first;
@@ -766,8 +845,10 @@ remote_stream_start(const char *url)
 			goto fail;
 		stream.from = first;
 	} else {
-		remote_warn("%s: not sealed in the bucket yet: reading the %zu segment(s) shipped "
-		    "so far", url, stream.rec.segs.n);
+		if (!follow)
+			remote_warn("%s: not sealed in the bucket yet: reading the %zu segment(s) "
+			    "shipped so far", url, stream.rec.segs.n);
+		stream.follow = follow;
 		/* Segments up to the first range's worth, the header among them. */
 		stream.seg = 0;
 		stream.at = 0;
@@ -838,6 +919,7 @@ remote_stream_stop(void)
 	s3_list_free(&stream.rec.segs);
 	memset(&stream.rec.segs, 0, sizeof stream.rec.segs);
 	s3_bucket_clear(&stream.b);
+	stream.follow = false;
 	atomic_store(&stream.stop, false);
 }
 

@@ -46,10 +46,12 @@ bool remote_is_prefix(const char *url);
  * Start reading the recording url names into its local copy without
  * waiting for all of it (play): the first range (or segment) is read now,
  * and remote_open(url) then gives descriptors of the copy while a thread
- * reads the rest, in order. Prints why on failure and returns a negative
- * errno.
+ * reads the rest, in order. With follow, a recording not sealed yet is
+ * read on as the broker ships it: new segments as they come, then the
+ * rest of the sealed object once it is there (the read is over then).
+ * Prints why on failure and returns a negative errno.
  */
-int remote_stream_start(const char *url);
+int remote_stream_start(const char *url, bool follow);
 
 /*
  * Whether that read is over: 0 while it goes on, 1 when the copy is whole,

@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness for libterm: any output, in any pieces, with resizes,
  * drawings for a watcher and snapshots, through an emulator with the
- * plain-text fast path and one without, both reporting lines. Never a
+ * plain-text fast path and one without, both reporting lines (the first
+ * joining wrapped rows, the second keeping a small scrollback). Never a
  * crash or a hang: every session's output reaches the broker's screens.
  *
  * The input: two bytes for the size, then operations: 0xf0 and two bytes
@@ -40,6 +41,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	term_set_fast(b, false);
 	term_set_line_fn(a, fuzz_line, &na);
 	term_set_line_fn(b, fuzz_line, &nb);
+	term_set_line_join(a, true);
+	if (term_set_scrollback(b, 50, 2048) < 0)
+		goto out;
 	for (i = 2; i < size; i += n) {
 		n = data[i++];
 		if (n == 0xf0 && size - i >= 2) {
@@ -66,6 +70,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	term_finish(a);
 	term_finish(b);
+	/* Every row kept reads back, and every line of the screen. */
+	for (i = 0; i < term_scrollback(b, NULL); i++)
+		(void)term_scrollback_line(b, i, &len);
+	term_size(a, &cols, &rows);
+	for (n = 0; n < (size_t)rows; n++) {
+		char line[4096];
+
+		(void)term_line_text(a, (int)n, line, sizeof line);
+	}
 out:
 	term_free(a);
 	term_free(b);

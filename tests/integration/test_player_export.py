@@ -117,6 +117,16 @@ def test_text_transcript_renders_escape_sequences(tmp_path):
                                               "done"]
 
 
+def test_text_transcript_joins_wrapped_rows(tmp_path):
+    """A line longer than the terminal is wide comes out as one line, as grep matches it."""
+    path = write_recording(tmp_path / "w.rec", [
+        (1 * MS, "o", b"x" * 75 + b"WRAPPED WORD\r\nshort\r\n"),
+    ], cols=80, rows=24)
+    r = player("export", path, "--format", "text")
+    assert r.returncode == 0
+    assert r.stdout.decode().splitlines() == ["x" * 75 + "WRAPPED WORD", "short"]
+
+
 def test_truncated_recording_exports_what_it_can(rec, tmp_path):
     data = rec.read_bytes()
     cut = tmp_path / "cut.rec"

@@ -260,6 +260,107 @@ def test_help(tmux, rec):
     tmux.wait_for(lambda s: tmux.dead(), what="quit")
 
 
+def seq_recording(path, n, per_event):
+    """`seq 1 n` at 2 s, per_event lines an event (one burst), then a prompt."""
+    ev = [(1 * S, "o", b"$ seq 1 %d\r\n" % n)]
+    for first in range(1, n + 1, per_event):
+        ev.append((2 * S, "o", b"".join(b"%d\r\n" % i for i in range(first, min(n, first + per_event - 1) + 1))))
+    ev += [(3 * S, "o", b"$ "), (4 * S, "x", {"status": 0})]
+    return write_recording(path, ev, cols=COLS, rows=ROWS, user="alice", target="prod/web-0")
+
+
+def start_seq_paused(t, rec):
+    t.start([PLAYER, "play", rec])
+    t.wait_for(lambda s: "PLAYING" in s or "END" in s, what="playing")
+    t.keys("Space", "g")
+    t.wait_for(lambda s: status(s).startswith(" PAUSED 0:00:00.000 / 0:00:04.000"), what="paused")
+
+
+def test_scrollback_view_from_a_search_hit(tmux, tmp_path):
+    """v after a hit inside a burst shows the rows that scrolled off above the
+    screen at that moment, the hit in view and highlighted; the view scrolls
+    and searches on its own, and q gives back the paused player unchanged."""
+    rec = seq_recording(tmp_path / "seq.rec", 500, 500)
+    start_seq_paused(tmux, rec)
+    tmux.keys("/")
+    tmux.literal("250")
+    tmux.keys("Enter")
+    # The burst stops at the end of line 250: the screen shows 241 ... 250.
+    paused = tmux.wait_for(lambda s: "match 1/1" in status(s) and "\u2502250" in s, what="hit")
+    assert screen_lines(paused)[1:11] == frame([str(i) for i in range(241, 251)])[1:11]
+    tmux.keys("v")
+    # Rows 0 ("$ seq 1 500") to 250: the bottom 29 of them, the screen's last.
+    view = tmux.wait_for(lambda s: status(s).startswith(" SCROLLBACK rows 223-251 / 251"),
+                         what="view at the bottom")
+    assert screen_lines(view)[:29] == [str(i) for i in range(222, 251)]
+    assert "kept" not in status(view)
+    assert [highlighted(l) for l in escaped_lines(tmux)[:29]] == [[]] * 28 + [["250"]]
+    # N: the player's search, up from the hit; none above it, so round to itself.
+    tmux.keys("N")
+    view = tmux.wait_for(lambda s: "search wrapped" in status(s), what="N with the player's search")
+    assert status(view).startswith(" SCROLLBACK rows 223-251 / 251")
+    # Up a page, then the top: what scrolled off before the screen.
+    tmux.keys("PPage")
+    view = tmux.wait_for(lambda s: "rows 195-223 / 251" in status(s), what="page up")
+    assert screen_lines(view)[0] == "194"
+    tmux.keys("g")
+    view = tmux.wait_for(lambda s: "rows 1-29 / 251" in status(s), what="top")
+    assert screen_lines(view)[:3] == ["$ seq 1 500", "1", "2"]
+    tmux.keys("Down", "Down")
+    tmux.wait_for(lambda s: "rows 3-31 / 251" in status(s) and s.startswith("2\n"), what="down")
+    # A search of its own: up from the page, round past the top, to 123.
+    tmux.keys("?")
+    tmux.wait_for(lambda s: status(s) == "?", what="view search prompt")
+    tmux.literal("123")
+    tmux.keys("Enter")
+    view = tmux.wait_for(lambda s: "rows 110-138 / 251" in status(s), what="search in the view")
+    assert "search wrapped" in status(view)
+    lines = screen_lines(view)
+    assert lines[:29] == [str(i) for i in range(109, 138)]
+    assert [highlighted(l) for l in escaped_lines(tmux)[:29]] == [[]] * 14 + [["123"]] + [[]] * 14
+    tmux.keys("n")
+    view = tmux.wait_for(lambda s: "search wrapped" in status(s) and "rows 110-138" in status(s),
+                         what="the only match again")
+    # q: the paused player as it was, at the hit.
+    tmux.keys("q")
+    back = tmux.wait_for(lambda s: "PAUSED" in status(s), what="back to the player")
+    assert screen_lines(back) == screen_lines(paused)
+
+
+def test_scrollback_view_is_bounded(tmux, tmp_path):
+    """The view of a 50,000-line burst keeps the last 10,000 rows and says so."""
+    rec = seq_recording(tmp_path / "big.rec", 50000, 1000)
+    start_seq_paused(tmux, rec)
+    tmux.keys("G", "v")
+    # 50,002 lines; the screen shows 49992 ... 50000 and the prompt; above
+    # it 49,992 rows scrolled off, of which 39991 ... 49991 are kept.
+    view = tmux.wait_for(lambda s: status(s).startswith(" SCROLLBACK rows 9982-10010 / 10010"),
+                         timeout=60, what="the view of the end")
+    assert "the last 10000 rows kept, not older ones" in status(view)
+    lines = screen_lines(view)
+    assert lines[:29] == [str(i) for i in range(49973, 50001)] + ["$"]
+    tmux.keys("g")
+    view = tmux.wait_for(lambda s: "rows 1-29 / 10010" in status(s), what="the oldest kept")
+    assert screen_lines(view)[:29] == [str(i) for i in range(39992, 40021)]
+    tmux.keys("Escape")
+    tmux.wait_for(lambda s: re.search(r"END 0:00:04\.000", status(s)) is not None, what="back")
+
+
+def test_search_finds_a_word_wrapped_across_the_edge(tmux, tmp_path):
+    """The terminal wrapped the word over two rows: search finds the line whole."""
+    rec = write_recording(tmp_path / "wrap.rec", [
+        (1 * S, "o", b"start\r\n"),
+        (2 * S, "o", b"x" * 35 + b"WRAPPEDWORD tail\r\n"),
+        (3 * S, "o", b"after\r\n"), (4 * S, "x", {"status": 0}),
+    ], cols=COLS, rows=ROWS, user="alice", target="prod/web-0")
+    start_seq_paused(tmux, rec)
+    tmux.keys("/")
+    tmux.literal("WRAPPEDWORD")
+    tmux.keys("Enter")
+    wait_screen(tmux, ["start", "x" * 35 + "WRAPP", "EDWORD tail"] + [""] * 7,
+                r"PAUSED 0:00:02\.000 .*match 1/1", "the wrapped line")
+
+
 def test_viewport_on_oversized_recording(tmp_path):
     cols, rows = 150, 50
     body = b"".join(b"\x1b[%d;1H" % (r + 1) + (b"R%02d" % r) + bytes(
@@ -457,11 +558,6 @@ def test_follow_a_recording_being_written(tmux, tmp_path):
     tmux.wait_for(lambda s: tmux.dead(), what="quit")
 
 
-def test_follow_needs_a_local_file(tmux):
-    tmux.start(with_status([PLAYER, "play", "-f", "s3://bucket/prefix/key.rec"]))
-    assert exit_status(tmux) == 2
-    text = tmux.tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", "t").stdout.decode()
-    assert "-f follows local files only" in text
 
 
 def test_shell_prompt_marks_walk_commands(tmux, tmp_path):
@@ -633,5 +729,41 @@ def test_play_from_the_bucket_reads_segments_in_the_background(tmux, tmp_path):
         tmux.wait_for(lambda s: "SEG-ONE" in s and "SEG-THREE" in s and
                       re.search(r" END .*  incomplete  unsigned", s), what="all segments, played")
         tmux.keys("q")
+    finally:
+        server.stop()
+
+
+def test_follow_a_recording_in_the_bucket(tmux, tmp_path):
+    """-f on a session not sealed in the bucket yet plays its segments, the
+    new ones as the broker ships them (LIVE), then, once the sealed object
+    is there and the segments gone, the rest of it, to its end."""
+    from s3_support import BUCKET, S3_ENV, S3rver
+    server = S3rver(tmp_path / "s3").start()
+    try:
+        ev = [(S // 10, "o", b"SEG-ONE\r\n"), (S // 5, "o", b"SEG-TWO\r\n"),
+              (S // 2, "o", b"SEG-THREE\r\n"), (S, "o", b"SEALED-END\r\n"),
+              (S + 1, "x", {"status": 0})]
+        data = write_recording(tmp_path / "r.rec", ev).read_bytes()
+        sid = "0192f333-0000-7000-8000-000000000000"
+        three, end = data.index(b"SEG-THREE"), data.index(b"SEALED-END")
+        cuts = [0, 100, three - 5, end - 5]  # the last two inside an event's header
+        server.put(f"live/{sid}.rec.seg/{cuts[0]:020d}", data[cuts[0]:cuts[1]])
+        server.put(f"live/{sid}.rec.seg/{cuts[1]:020d}", data[cuts[1]:cuts[2]])
+        env = dict(S3_ENV, AWS_ENDPOINT_URL=server.endpoint, AWS_REGION="us-east-1")
+        tmux.start([PLAYER, "play", "-f", f"s3://{BUCKET}/live/{sid[:8]}"], env=env)
+        screen = tmux.wait_for(lambda s: "SEG-TWO" in s and " LIVE " in status(s) and
+                               "  live  " in status(s), what="the segments there, live")
+        assert "SEG-THREE" not in screen
+        server.put(f"live/{sid}.rec.seg/{cuts[2]:020d}", data[cuts[2]:cuts[3]])
+        screen = tmux.wait_for(lambda s: "SEG-THREE" in s, what="a segment shipped later")
+        assert "SEALED-END" not in screen and " LIVE " in status(screen)
+        # The broker seals: the whole recording, then the segments go.
+        server.put(f"live/{sid}.rec", data)
+        for a in cuts[:3]:
+            assert server.curl("DELETE", f"live/{sid}.rec.seg/{a:020d}")[0] == 204
+        tmux.wait_for(lambda s: "SEALED-END" in s and re.search(r" END .*  complete  unsigned", s),
+                      timeout=30, what="the rest from the sealed object, to the end")
+        tmux.keys("q")
+        tmux.wait_for(lambda s: tmux.dead(), what="quit")
     finally:
         server.stop()

@@ -782,6 +782,109 @@ test_scroll_lines(void)
 	check_lines(&l, want, sizeof want / sizeof want[0]);
 }
 
+/*
+ * The scrollback keeps every row pushed off the top, the fast path's too
+ * (it is not taken), within its bounds in rows and bytes, and none of a
+ * snapshot being replayed.
+ */
+static void
+test_scrollback(void)
+{
+	struct term *t, *u;
+	char out[4096], want[16], *snap;
+	const char *row;
+	size_t n = 0, len, slen;
+	uint64_t dropped;
+	int i;
+
+	for (i = 1; i <= 200; i++)
+		n += (size_t)snprintf(out + n, sizeof out - n, "%d\r\n", i);
+	assert(term_new(&t, 10, 3) == 0);
+	assert(term_set_scrollback(t, 1000, 1u << 20) == 0);
+	term_write(t, out, n);
+	assert(term_fast_skipped(t) == 0);
+	assert(term_scrollback(t, &dropped) == 198 && dropped == 0);
+	for (i = 0; i < 198; i++) {
+		row = term_scrollback_line(t, (size_t)i, &len);
+		snprintf(want, sizeof want, "%d", i + 1);
+		assert(len == strlen(want) && strcmp(row, want) == 0);
+	}
+	/* Bounded in rows: the last 5 of 200 pushed (199, 200, 1 ... 198). */
+	assert(term_set_scrollback(t, 5, 1u << 20) == 0);
+	term_write(t, out, n);
+	assert(term_scrollback(t, &dropped) == 5 && dropped == 195);
+	row = term_scrollback_line(t, 0, &len);
+	assert(strcmp(row, "194") == 0);
+	/* ... and in bytes: "197" and "198" are 6 of at most 7. */
+	assert(term_set_scrollback(t, 100, 7) == 0);
+	term_write(t, out, n);
+	assert(term_scrollback(t, &dropped) == 2 && dropped == 198);
+	assert(strcmp(term_scrollback_line(t, 1, &len), "198") == 0);
+	/* A snapshot replayed pushes nothing. */
+	assert(term_snapshot(t, &snap, &slen) == 0);
+	assert(term_new(&u, 10, 3) == 0);
+	assert(term_set_scrollback(u, 100, 1u << 20) == 0);
+	assert(term_restore(u, 10, 3, snap, slen) == 0);
+	assert(term_scrollback(u, NULL) == 0);
+	term_write(u, "x\r\ny\r\nz", 8);
+	assert(term_scrollback(u, NULL) == 2);
+	assert(strcmp(term_scrollback_line(u, 0, &len), "199") == 0);
+	assert(term_set_scrollback(u, 0, 0) == 0 && term_scrollback(u, NULL) == 0);
+	free(snap);
+	term_free(u);
+	term_free(t);
+}
+
+/*
+ * Joined, rows that reach the last column are reported with the rows after
+ * them as one line, once (the fast path's rows too); term_line_text() gives
+ * such a line from the screen.
+ */
+static void
+test_line_join(void)
+{
+	/* A row exactly full looks wrapped: it is joined with the next. */
+	static const char *const want[] = { "0123456789abcdef", "xyz", "9876543210end", "last" };
+	const char *out = "0123456789abcdef\r\nxyz\r\n9876543210\r\nend\r\nlast";
+	char buf[64], many[4096];
+	struct lines l = { .n = 0 };
+	struct term *t;
+	size_t i, n = 0;
+
+	assert(term_new(&t, 10, 3) == 0);
+	term_set_line_fn(t, lines_collect, &l);
+	term_set_line_join(t, true);
+	term_write(t, out, strlen(out));
+	/* On screen: "9876543210", "end", "last". */
+	assert(term_line_text(t, 0, buf, sizeof buf) == 13 && strcmp(buf, "9876543210end") == 0);
+	assert(term_line_text(t, 2, buf, sizeof buf) == 4 && strcmp(buf, "last") == 0);
+	term_finish(t);
+	for (i = 0; i < sizeof want / sizeof want[0]; i++)
+		assert(i < (size_t)l.n && strcmp(l.text[i], want[i]) == 0);
+	assert(l.n == 4);
+	out = "\x1b[2J\x1b[HABCDEFGHIJklm";
+	term_write(t, out, strlen(out));
+	assert(term_line_text(t, 0, buf, sizeof buf) == 13 && strcmp(buf, "ABCDEFGHIJklm") == 0);
+	assert(term_line_text(t, 0, buf, 5) == 4 && strcmp(buf, "ABCD") == 0);
+	term_free(t);
+	/* Wrapped rows the fast path skips come joined too. */
+	for (i = 0; i < 60; i++)
+		n += (size_t)snprintf(many + n, sizeof many - n, "%02zu-456789abc\r\n", i);
+	l.n = 0;
+	assert(term_new(&t, 10, 3) == 0);
+	term_set_line_fn(t, lines_collect, &l);
+	term_set_line_join(t, true);
+	term_write(t, "a\r\nb\r\nc\r\n", 9);	/* the cursor at the bottom */
+	term_write(t, many, n);
+	term_finish(t);
+	assert(term_fast_skipped(t) > 0 && l.n == 63);
+	for (i = 0; i < 60; i++) {
+		snprintf(buf, sizeof buf, "%02zu-456789abc", i);
+		assert(strcmp(l.text[i + 3], buf) == 0);
+	}
+	term_free(t);
+}
+
 int
 main(void)
 {
@@ -798,6 +901,8 @@ main(void)
 	test_long_csi();
 	test_rep();
 	test_scroll_lines();
+	test_scrollback();
+	test_line_join();
 	printf("ok\n");
 	return 0;
 }
