@@ -293,9 +293,10 @@ bool
 session_break(struct session *s)
 {
 	if (!s->pty || (s->state != SESSION_RUNNING && s->state != SESSION_DRAINING) ||
-	    s->fds[0].fd < 0)
+	    (s->fds[0].fd < 0 && !s->fds[0].stream))
 		return false;
-	tcsendbreak(s->fds[0].fd, 0);
+	if (s->fds[0].fd >= 0)
+		tcsendbreak(s->fds[0].fd, 0);
 	return true;
 }
 
