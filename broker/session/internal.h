@@ -142,7 +142,7 @@ struct session {
 	bool input_closed;		/* child's stdin gone: input is dropped */
 
 	/* client -> child */
-	uint8_t *inbuf;
+	uint8_t *inbuf;			/* SESSION_INBUF, made at the first input */
 	size_t inlen;
 	bool chan_pending;		/* libssh holds channel data we did not take */
 

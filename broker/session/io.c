@@ -225,6 +225,11 @@ session_input(struct session *s, const uint8_t *data, uint32_t len)
 	take = SESSION_INBUF - s->inlen;
 	if (take > len)
 		take = len;
+	/* Made at the first input: a session that is only watched never needs it. */
+	if (take > 0 && s->inbuf == NULL && (s->inbuf = malloc(SESSION_INBUF)) == NULL) {
+		log_error("session %s: out of memory for input; the client waits", s->id);
+		take = 0;
+	}
 	if (take > 0) {
 		memcpy(s->inbuf + s->inlen, data, take);
 		s->inlen += take;
