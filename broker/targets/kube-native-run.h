@@ -103,7 +103,7 @@ struct kn_run {
 	void *exit_arg;
 };
 
-/* kube-native.c: the run and the session's descriptors */
+/* kube-native.c: the run and the session's side */
 void kn_timer_cb(uv_timer_t *t);
 int kn_obuf_add(struct kn_obuf *b, const void *p, size_t n);
 size_t kn_obuf_pending(const struct kn_obuf *b);

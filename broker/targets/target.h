@@ -89,9 +89,9 @@ struct target_ops {
 	bool (*exists)(const struct config *c, const char *target);
 	/*
 	 * Start the child. Returns 0 with *child filled (nonblocking parent
-	 * ends, a new process group led by child->pid; or pid 0 and
-	 * *req->proc set for a target that runs in the loop), or a negative
-	 * errno with *child cleared.
+	 * ends, a new process group led by child->pid; or, for a target that
+	 * runs in the loop, *child cleared with pid 0 and *req->proc set), or
+	 * a negative errno with *child cleared.
 	 */
 	int (*spawn)(const struct config *c, const struct target_request *req,
 	    struct pty_child *child);
