@@ -73,7 +73,11 @@ term_scan_csi(struct term *t, char final)
 				break;
 			case 47: case 1047: case 1049:
 				/* Whether libvterm is on the alternate screen is
-				 * checked once the bytes before this one reached it. */
+				 * checked once the bytes before this one reached it.
+				 * Its buffer is made now, before libvterm sees the
+				 * final byte (it erases the screen on entering it). */
+				if (final == 'h')
+					vterm_screen_enable_altscreen(t->vs, 1);
 				act = final == 'h' ? SCAN_ACT_ENTER_ALT : SCAN_ACT_FLUSH;
 				break;
 			default:

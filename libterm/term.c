@@ -530,7 +530,8 @@ term_open_vt(struct term *t, int cols, int rows)
 	vterm_screen_set_callbacks(t->vs, &term_screen_cbs, t);
 	t->push_cb = false;
 	vterm_screen_set_damage_merge(t->vs, VTERM_DAMAGE_CELL);
-	vterm_screen_enable_altscreen(t->vs, 1);
+	/* The alternate screen's cells (rows x cols, 36 bytes each) are made
+	 * when the output first asks for it (scan.c), not for every screen. */
 	vterm_screen_reset(t->vs, 1);
 	memset(t->dirty, 0, (size_t)rows);
 	t->nu8 = 0;

@@ -78,11 +78,15 @@ enum session_stop {
 	SESSION_STOP_ABORT,	/* the broker's shutdown grace is over: output is dropped */
 };
 
-/* One of the child's descriptors, with its poll handle. */
+/*
+ * One of the child's descriptors, with its poll handle; or, for a target
+ * that runs in the loop (s->proc), one of its streams, with no descriptor.
+ */
 struct session_fd {
 	struct session *session;
 	uv_poll_t poll;
-	int fd;			/* -1 once closed */
+	int fd;			/* -1 once closed, or for a stream */
+	bool stream;		/* a stream of s->proc, until its end */
 	char code;		/* 'o' or 'e' for output, 0 for stdin only */
 	bool input;		/* the child's input goes here */
 	bool inited;		/* poll handle initialized (must be closed) */
@@ -138,7 +142,7 @@ struct session {
 	bool input_closed;		/* child's stdin gone: input is dropped */
 
 	/* client -> child */
-	uint8_t *inbuf;
+	uint8_t *inbuf;			/* SESSION_INBUF, made at the first input */
 	size_t inlen;
 	bool chan_pending;		/* libssh holds channel data we did not take */
 
@@ -251,6 +255,7 @@ void session_kill_cb(uv_timer_t *t);
 void session_tee(void *arg, const void *data, size_t len);
 void session_mark(struct session *s, const char *msg);
 void session_proc_exit(void *arg, const struct pty_exit *ex);
+void session_proc_ready(void *arg);
 
 /* end.c */
 void session_end(struct session *s, const struct session_end *e);

@@ -3,12 +3,14 @@
  * descriptors and their polling, the session's timers, and the target's
  * exit.
  *
- * The child's output (PTY master, or stdout and stderr pipes) is read
- * only while the client's channel window has room and the connection's
- * queue takes more (session_host's room); the client's input is taken from
- * libssh only while the session's input buffer has room, so libssh stops
- * opening the client's window. Every byte sent or received enters the
- * record (record.h) as it passes.
+ * The child's output (PTY master, or stdout and stderr pipes; or the
+ * streams of a target that runs in the loop, read through its ops with no
+ * descriptor, when it says they are ready) is read only while the
+ * client's channel window has room and the connection's queue takes more
+ * (session_host's room); the client's input is taken from libssh only
+ * while the session's input buffer has room, so libssh stops opening the
+ * client's window. Every byte sent or received enters the record
+ * (record.h) as it passes.
  *
  * An idle session costs no wakeups: its tick timer runs only while the
  * record holds something to flush or a time limit is set.
@@ -33,12 +35,31 @@
 static void session_fd_close_cb(uv_handle_t *h);
 static void session_fd_cb(uv_poll_t *h, int status, int events);
 
-/* Close one of the child's descriptors and its poll handle. */
+/* Whether one of the child's descriptors or streams is still open. */
+static bool
+session_fd_open(const struct session_fd *sf)
+{
+	return sf->fd >= 0 || sf->stream;
+}
+
+/*
+ * Close one of the child's descriptors and its poll handle; or forget a
+ * stream, telling the target when it was its input.
+ */
 void
 session_fd_close(struct session_fd *sf)
 {
 	struct session *s = sf->session;
 
+	if (sf->stream) {
+		sf->stream = false;
+		if (!sf->input)
+			return;
+		s->input_closed = true;
+		if (sf->code == 0 && s->proc != NULL && s->state != SESSION_CLOSING)
+			s->proc->ops->close_input(s->proc);	/* EOF to its stdin */
+		return;
+	}
 	if (sf->fd < 0)
 		return;
 	if (sf->inited) {
@@ -148,6 +169,22 @@ session_linger_cb(uv_timer_t *t)
 	s->host->ops->wake(s->host);
 }
 
+/* Hand buffered input to the child: bytes taken, 0 when it has no room now, -1 when gone. */
+static ssize_t
+session_put_input(struct session *s, struct session_fd *sf)
+{
+	ssize_t n;
+
+	if (sf->stream)
+		return s->proc->ops->write(s->proc, s->inbuf, s->inlen);
+	do
+		n = write(sf->fd, s->inbuf, s->inlen);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	return n > 0 ? n : -1;
+}
+
 /* Write buffered input to the child; drop it when the child's stdin is gone. */
 static void
 session_write_input(struct session *s)
@@ -156,19 +193,17 @@ session_write_input(struct session *s)
 	ssize_t n;
 
 	while (s->inlen > 0) {
-		if (sf->fd < 0 || s->input_closed) {
+		if (!session_fd_open(sf) || s->input_closed) {
 			s->inlen = 0;
 			break;
 		}
-		n = write(sf->fd, s->inbuf, s->inlen);
+		n = session_put_input(s, sf);
 		if (n > 0) {
 			memmove(s->inbuf, s->inbuf + n, s->inlen - (size_t)n);
 			s->inlen -= (size_t)n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == 0)
 			break;
 		/* EPIPE, EIO: the child no longer reads; drop input from now on. */
 		s->input_closed = true;
@@ -190,6 +225,11 @@ session_input(struct session *s, const uint8_t *data, uint32_t len)
 	take = SESSION_INBUF - s->inlen;
 	if (take > len)
 		take = len;
+	/* Made at the first input: a session that is only watched never needs it. */
+	if (take > 0 && s->inbuf == NULL && (s->inbuf = malloc(SESSION_INBUF)) == NULL) {
+		log_error("session %s: out of memory for input; the client waits", s->id);
+		take = 0;
+	}
 	if (take > 0) {
 		memcpy(s->inbuf + s->inlen, data, take);
 		s->inlen += take;
@@ -225,6 +265,8 @@ session_resize_cb(uv_timer_t *t)
 	session_pick_resize(s);
 	if (session_admin(s) != NULL)
 		session_admin(s)->resized(s);
+	if (s->proc != NULL)
+		session_wake(s);	/* what the resize let through (it says nothing in our calls) */
 }
 
 /* Set up polling of the child's descriptors. */
@@ -235,6 +277,19 @@ session_watch_child(struct session *s)
 	size_t i;
 	int r;
 
+	if (s->proc != NULL) {
+		/* No descriptors: its streams are read and written through its ops. */
+		s->fds[0].stream = true;
+		s->fds[0].code = REC_OUTPUT;
+		s->fds[0].input = s->pty;
+		if (!s->pty) {
+			s->fds[1].stream = true;
+			s->fds[1].code = REC_STDERR;
+			s->fds[2].stream = true;
+			s->fds[2].input = true;
+		}
+		return 0;
+	}
 	if (s->pty) {
 		s->fds[0].fd = s->child.master;
 		s->fds[0].code = REC_OUTPUT;
@@ -276,6 +331,13 @@ session_proc_exit(void *arg, const struct pty_exit *ex)
 	session_wake(s);
 }
 
+/* A target running in the loop has output waiting, or room for input again. */
+void
+session_proc_ready(void *arg)
+{
+	session_wake(arg);
+}
+
 /* The target was spawned: watch its descriptors, register it, start the clock. */
 void
 session_run(struct session *s)
@@ -308,10 +370,26 @@ session_drained(const struct session *s)
 	size_t i;
 
 	for (i = 0; i < 3; i++) {
-		if (s->fds[i].code != 0 && s->fds[i].fd >= 0)
+		if (s->fds[i].code != 0 && session_fd_open(&s->fds[i]))
 			return false;
 	}
 	return true;
+}
+
+/* Take output of the child: bytes read, 0 when none waits, -1 at its end. */
+static ssize_t
+session_take_output(struct session_fd *sf, void *buf, size_t len)
+{
+	struct session *s = sf->session;
+	ssize_t n;
+
+	if (sf->stream)
+		return s->proc->ops->read(s->proc, sf->code == REC_STDERR ? 1 : 0, buf, len);
+	n = read(sf->fd, buf, len);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	/* End of file; EIO on a PTY master once the slave side is closed. */
+	return n > 0 ? n : -1;
 }
 
 /*
@@ -335,11 +413,9 @@ session_read_output(struct session_fd *sf)
 		if (room == 0 || s->host->ops->room(s->host) == 0)
 			return -2;
 	}
-	n = read(sf->fd, buf, room);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	if ((n = session_take_output(sf, buf, room)) == 0)
 		return 0;
-	if (n <= 0) {
-		/* End of file; EIO on a PTY master once the slave side is closed. */
+	if (n < 0) {
 		session_fd_close(sf);
 		return -1;
 	}
@@ -371,9 +447,9 @@ session_drain_now(struct session *s)
 
 		if (sf->code == 0)
 			continue;
-		while (sf->fd >= 0 && (r = session_read_output(sf)) == 1)
+		while (session_fd_open(sf) && (r = session_read_output(sf)) == 1)
 			;
-		if (sf->fd >= 0 && r == -2)
+		if (session_fd_open(sf) && r == -2)
 			return false;
 	}
 	for (i = 0; i < 3; i++) {
@@ -447,6 +523,22 @@ session_pull_input(struct session *s)
 		else
 			session_input(s, tmp, (uint32_t)n);
 		s->chan_pending = n < avail;
+	}
+}
+
+/*
+ * Read the streams of a target that runs in the loop as far as the client
+ * takes them: what polling a descriptor does for a process.
+ */
+static void
+session_proc_output(struct session *s)
+{
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		while (s->fds[i].stream && s->fds[i].code != 0 &&
+		    session_read_output(&s->fds[i]) == 1)
+			;
 	}
 }
 
@@ -553,8 +645,10 @@ session_running_after_io(struct session *s)
 	session_pull_input(s);
 	session_write_input(s);
 	if (!s->pty && s->peer_eof && s->inlen == 0 && !s->chan_pending &&
-	    s->fds[2].fd >= 0)
+	    session_fd_open(&s->fds[2]))
 		session_fd_close(&s->fds[2]);	/* EOF to the child's stdin */
+	if (s->proc != NULL && s->state != SESSION_CLOSING)
+		session_proc_output(s);
 	if (s->state == SESSION_DRAINING && !session_drained(s)) {
 		if (s->linger_over && session_drain_now(s)) {
 			/* drained */

@@ -249,8 +249,7 @@ session_open(struct session_host *h)
 	struct session *s = NULL;
 	size_t i;
 
-	if ((s = calloc(1, sizeof *s)) == NULL ||
-	    (s->inbuf = malloc(SESSION_INBUF)) == NULL)
+	if ((s = calloc(1, sizeof *s)) == NULL)
 		goto fail;
 	s->host = h;
 	s->pgid = -1;
@@ -282,8 +281,6 @@ session_open(struct session_host *h)
 	return s;
 fail:
 	log_error("out of memory opening a session for %s", h->client);
-	if (s != NULL)
-		free(s->inbuf);
 	free(s);
 	return NULL;
 }
@@ -293,9 +290,10 @@ bool
 session_break(struct session *s)
 {
 	if (!s->pty || (s->state != SESSION_RUNNING && s->state != SESSION_DRAINING) ||
-	    s->fds[0].fd < 0)
+	    (s->fds[0].fd < 0 && !s->fds[0].stream))
 		return false;
-	tcsendbreak(s->fds[0].fd, 0);
+	if (s->fds[0].fd >= 0)
+		tcsendbreak(s->fds[0].fd, 0);
 	return true;
 }
 

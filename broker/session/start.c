@@ -381,6 +381,7 @@ session_step_spawn(struct session *s, struct session_no *no)
 	req.loop = s->host->broker->loop;
 	req.proc = &s->proc;
 	req.on_exit = session_proc_exit;
+	req.on_ready = session_proc_ready;
 	req.exit_arg = s;
 	if (s->ops->host_cgroup && s->host->broker->cgroups != NULL &&
 	    (r = cgroup_session_new(s->host->broker->cgroups, s->id, &s->cgroup,

@@ -111,9 +111,11 @@ kn_ws_frame_chunk(wslay_event_context_ptr ctx,
 	switch (run->channel) {
 	case 1:
 		kn_obuf_add(&run->ob[0], p, n);
+		run->ready_due = true;
 		break;
 	case 2:
 		kn_obuf_add(&run->ob[run->tty ? 0 : 1], p, n);
+		run->ready_due = true;
 		break;
 	case 3:
 		if (run->status.len + n <= KN_STATUS_MAX)
@@ -173,10 +175,11 @@ kn_auth_cb(void *arg, int err, const char *why)
 	if (err < 0) {
 		kn_fail(run, "cannot authenticate to cluster %s: %s", run->cluster,
 		    why != NULL && *why != '\0' ? why : strerror(-err));
-		return;
+	} else {
+		run->stage = KN_CONNECT;
+		kn_step(run);
 	}
-	run->stage = KN_CONNECT;
-	kn_step(run);
+	kn_ready(run);
 }
 
 /* Open a connection when there is none that can carry a request. */
@@ -451,11 +454,10 @@ kn_upgraded(struct kn_run *run, struct kube_http_resp *resp)
 	kn_pump(run);
 }
 
-/* The connection has news. */
-void
-kn_conn_cb(struct kube_conn *kc, enum kube_conn_event ev, int err, void *arg)
+/* What the connection's news means for the run. */
+static void
+kn_conn_event(struct kn_run *run, struct kube_conn *kc, enum kube_conn_event ev, int err)
 {
-	struct kn_run *run = arg;
 	struct kube_http_resp *resp;
 
 	if (run->stage >= KN_ENDING)
@@ -501,6 +503,16 @@ kn_conn_cb(struct kube_conn *kc, enum kube_conn_event ev, int err, void *arg)
 		kn_upgraded(run, resp);
 	else
 		kn_got(run, resp);
+}
+
+/* The connection has news; then the session hears of what it brought. */
+void
+kn_conn_cb(struct kube_conn *kc, enum kube_conn_event ev, int err, void *arg)
+{
+	struct kn_run *run = arg;
+
+	kn_conn_event(run, kc, ev, err);
+	kn_ready(run);
 }
 
 /* Take the next step of the pre-flight. */

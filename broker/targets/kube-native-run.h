@@ -1,6 +1,7 @@
 /*
  * Inside one native exec (kube-native.c and kube-native-exec.c): the run's
- * state, shared by the session's side (descriptors, the pump, target_proc)
+ * state, shared by the session's side (its output and input, the pump,
+ * target_proc)
  * and the API server's side (the pre-flight GETs, the upgrade, the
  * WebSocket stream). Not for use elsewhere: kube-native.h is the interface.
  */
@@ -19,8 +20,8 @@
 #include "targets/target.h"
 
 #define KN_OUT_HIGH (64u * 1024)	/* stop reading the WebSocket above this */
-#define KN_QUEUE_HIGH (256u * 1024)	/* stop reading the session's input above this */
-#define KN_READ_MAX (32u * 1024)
+#define KN_QUEUE_HIGH (256u * 1024)	/* take no more of the session's input above this */
+#define KN_READ_MAX (32u * 1024)	/* input bytes per stdin message */
 #define KN_STATUS_MAX (64u * 1024)
 #define KN_MSG_MAX (16u * 1024 * 1024)
 
@@ -30,8 +31,8 @@ enum kn_stage {
 	KN_GET,			/* a pre-flight GET is out */
 	KN_UPGRADE,		/* the exec request is out */
 	KN_STREAM,		/* the exec stream runs */
-	KN_ENDING,		/* writing what is left to the session */
-	KN_DONE,		/* descriptors closed; the exit is reported */
+	KN_ENDING,		/* the session reads what is left */
+	KN_DONE,		/* output read to its end; the exit is reported */
 };
 
 enum kn_get {
@@ -40,16 +41,7 @@ enum kn_get {
 	KN_GET_PODS,
 };
 
-/* One of our ends of the session's descriptors. */
-struct kn_fd {
-	struct kn_run *run;
-	int fd;			/* -1 once closed */
-	uv_poll_t poll;
-	bool inited;
-	int events;
-};
-
-/* Bytes waiting for a session descriptor. */
+/* Output waiting for the session to read it. */
 struct kn_obuf {
 	char *buf;
 	size_t len, off, cap;
@@ -80,11 +72,13 @@ struct kn_run {
 	char use_container[KUBE_LABEL_MAX + 1];
 	char accept[29];
 	char *pods_path;		/* the pods of a workload, by its selector */
-	/* the session's side: input; output (the same socket as input with a tty); stderr */
-	struct kn_fd in, out, err;
-	struct kn_obuf ob[2];		/* for out and err */
-	bool input_eof;
+	/* the session's side: output (stdout, or the terminal) and stderr; input */
+	struct kn_obuf ob[2];
+	bool input_eof;			/* the session's input ended (close_input) */
 	bool eof_sent;
+	bool input_waits;		/* write found no room: on_ready once there is */
+	bool ready_due;			/* on_ready at the end of this loop callback */
+	bool starting;			/* inside kube_native_start: no on_ready */
 	/* the stream */
 	wslay_event_context_ptr ws;
 	bool v5;
@@ -105,16 +99,18 @@ struct kn_run {
 	bool released;
 	unsigned handles;
 	void (*on_exit)(void *arg, const struct pty_exit *ex);
+	void (*on_ready)(void *arg);
 	void *exit_arg;
 };
 
-/* kube-native.c: the run and the session's descriptors */
+/* kube-native.c: the run and the session's side */
 void kn_timer_cb(uv_timer_t *t);
 int kn_obuf_add(struct kn_obuf *b, const void *p, size_t n);
 size_t kn_obuf_pending(const struct kn_obuf *b);
 void kn_fail(struct kn_run *run, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void kn_pump(struct kn_run *run);
+void kn_ready(struct kn_run *run);
 
 /* kube-native-exec.c: the API server's side */
 void kn_conn_cb(struct kube_conn *kc, enum kube_conn_event ev, int err, void *arg);

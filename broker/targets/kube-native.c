@@ -1,27 +1,26 @@
 /*
- * One native exec as a target process: the session's descriptors, the
- * bytes moved between them and the exec stream, window changes and the
- * end (struct target_proc), and starting it. The API server's side (the
+ * One native exec as a target process: the session's side (its output
+ * and input, moved between the session and the exec stream with no
+ * descriptor between them), window changes and the end (struct
+ * target_proc), and starting it. The API server's side (the
  * credential, the pre-flight GETs, the exec upgraded to a WebSocket on
  * the same connection, framed by wslay: sans-I/O, we move the bytes) is
  * kube-native-exec.c; both share kube-native-run.h.
  *
  * Channels: 0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize, 255 close
  * (v5 only: [255, 0] half-closes stdin). Flow control both ways: bytes
- * for the session wait in a small buffer per descriptor, and while one
- * is not empty nothing more is read from the WebSocket; the session's
- * input is read only while wslay's queue is short, so a pod that does not
- * read stops our reads of the session, and through it the client's
- * window. Pings keep an idle stream alive and notice a dead API server.
+ * for the session wait in a small buffer per stream until it reads them,
+ * and while one holds KN_OUT_HIGH nothing more is read from the
+ * WebSocket; the session's input is taken only while wslay's queue is
+ * short, so a pod that does not read fills the session's input buffer,
+ * and through it the client's window. Pings keep an idle stream alive and
+ * notice a dead API server.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <openssl/rand.h>
 #include <wslay/wslay.h>
@@ -77,38 +76,6 @@ kn_handle_closed(uv_handle_t *h)
 	kn_maybe_free(run);
 }
 
-/* Close one of our descriptors. */
-static void
-kn_fd_close(struct kn_fd *f)
-{
-	if (f->fd < 0)
-		return;
-	if (f->inited) {
-		uv_poll_stop(&f->poll);
-		f->poll.data = f->run;
-		uv_close((uv_handle_t *)&f->poll, kn_handle_closed);
-		f->inited = false;
-	}
-	close(f->fd);
-	f->fd = -1;
-	f->events = 0;
-}
-
-/* Poll one of our descriptors for ev. */
-static void kn_fd_cb(uv_poll_t *h, int status, int events);
-
-static void
-kn_fd_poll(struct kn_fd *f, int ev)
-{
-	if (f->fd < 0 || !f->inited || ev == f->events)
-		return;
-	if (ev == 0)
-		uv_poll_stop(&f->poll);
-	else
-		uv_poll_start(&f->poll, ev, kn_fd_cb);
-	f->events = ev;
-}
-
 /* Drop the connection and the WebSocket. */
 static void
 kn_drop_stream(struct kn_run *run)
@@ -151,9 +118,7 @@ kn_timer_cb(uv_timer_t *t)
 	if (run->stage < KN_STREAM) {
 		kn_fail(run, "the API server of cluster %s did not answer within %us",
 		    run->cluster, run->timeout);
-		return;
-	}
-	if (run->stage == KN_STREAM) {
+	} else if (run->stage == KN_STREAM) {
 		uint64_t quiet;
 
 		/* While the client holds output back we do not read: silence means nothing. */
@@ -165,25 +130,21 @@ kn_timer_cb(uv_timer_t *t)
 		if (quiet > (uint64_t)run->keepalive * 2000 + 1000) {
 			kn_fail(run, "the API server of cluster %s stopped answering (nothing for "
 			    "%llus)", run->cluster, (unsigned long long)(quiet / 1000));
-			return;
-		}
-		if (run->ws != NULL) {
+		} else if (run->ws != NULL) {
 			struct wslay_event_msg m = { WSLAY_PING, (const uint8_t *)"", 0 };
 
 			wslay_event_queue_msg(run->ws, &m);
 			kn_pump(run);
 		}
 	}
+	kn_ready(run);
 }
 
-/* Everything is written and closed: report the exit on a later turn. */
+/* The session read everything: report the exit on a later turn. */
 static void
 kn_done(struct kn_run *run)
 {
 	kn_drop_stream(run);
-	kn_fd_close(&run->in);
-	kn_fd_close(&run->out);
-	kn_fd_close(&run->err);
 	run->stage = KN_DONE;
 	if (run->timer_inited) {
 		uv_timer_stop(&run->timer);
@@ -271,6 +232,7 @@ kn_end(struct kn_run *run)
 		if (n > 0)
 			kn_obuf_add(&run->ob[run->tty ? 0 : 1], line, (size_t)n < sizeof line ?
 			    (size_t)n : sizeof line - 1);
+		run->ready_due = true;
 		if (!run->failed_audit) {
 			run->failed_audit = true;
 			kn_audit_failure(run, run->failure);
@@ -278,7 +240,6 @@ kn_end(struct kn_run *run)
 	}
 	/* The stream is over: keep nothing open towards the API server. */
 	kn_drop_stream(run);
-	kn_fd_close(&run->in);
 	if (run->timer_inited)
 		uv_timer_stop(&run->timer);
 	kn_pump(run);
@@ -304,91 +265,33 @@ kn_fail(struct kn_run *run, const char *fmt, ...)
 	kn_end(run);
 }
 
-/* ---- the session's side ---- */
-
-/* Write waiting output to the session's descriptors. Returns false on a write error. */
-static void
-kn_flush(struct kn_run *run)
-{
-	struct kn_fd *fds[2] = { &run->out, &run->err };
-	ssize_t n;
-	size_t i;
-
-	for (i = 0; i < 2; i++) {
-		struct kn_obuf *b = &run->ob[i];
-		struct kn_fd *f = fds[i];
-
-		while (kn_obuf_pending(b) > 0) {
-			if (f->fd < 0) {
-				b->off = b->len = 0;	/* the session closed it: dropped */
-				break;
-			}
-			n = write(f->fd, b->buf + b->off, kn_obuf_pending(b));
-			if (n > 0) {
-				b->off += (size_t)n;
-				continue;
-			}
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				break;
-			/* EPIPE: the session no longer reads. */
-			b->off = b->len = 0;
-			if (f != &run->out || !run->tty)
-				kn_fd_close(f);
-			break;
-		}
-		if (kn_obuf_pending(b) == 0) {
-			/* Drained: a session that waits keeps no buffer (16 KiB and up). */
-			free(b->buf);
-			b->buf = NULL;
-			b->off = b->len = b->cap = 0;
-		}
-	}
-}
-
 /* ---- moving bytes ---- */
 
-/* Read the session's input into wslay's queue. */
-static void
-kn_read_input(struct kn_run *run)
+/* Tell the session it has work: at the end of our own loop callbacks only. */
+void
+kn_ready(struct kn_run *run)
 {
-	uint8_t buf[KN_READ_MAX + 1];
+	if (!run->ready_due || run->released || run->starting)
+		return;
+	run->ready_due = false;
+	run->on_ready(run->exit_arg);
+}
+
+/* The session's input ended: half-close the pod's stdin (v5 only; v4 cannot). */
+static void
+kn_input_eof(struct kn_run *run)
+{
+	static const uint8_t close_stdin[] = { 255, 0 };
 	struct wslay_event_msg m;
-	ssize_t n;
 
-	while (run->in.fd >= 0 && !run->input_eof &&
-	    wslay_event_get_queued_msg_length(run->ws) < KN_QUEUE_HIGH) {
-		n = read(run->in.fd, buf + 1, KN_READ_MAX);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n <= 0) {
-			run->input_eof = true;
-			break;
-		}
-		buf[0] = 0;
+	if (!run->input_eof || run->eof_sent)
+		return;
+	run->eof_sent = true;
+	if (run->v5 && !run->tty) {
 		m.opcode = WSLAY_BINARY_FRAME;
-		m.msg = buf;
-		m.msg_length = (size_t)n + 1;
-		if (wslay_event_queue_msg(run->ws, &m) != 0) {
-			run->stream_over = true;
-			return;
-		}
-	}
-	if (run->input_eof && !run->eof_sent) {
-		run->eof_sent = true;
-		if (!run->tty)
-			kn_fd_close(&run->in);
-		if (run->v5 && !run->tty) {
-			static const uint8_t close_stdin[] = { 255, 0 };
-
-			m.opcode = WSLAY_BINARY_FRAME;
-			m.msg = close_stdin;
-			m.msg_length = sizeof close_stdin;
-			wslay_event_queue_msg(run->ws, &m);
-		}
+		m.msg = close_stdin;
+		m.msg_length = sizeof close_stdin;
+		wslay_event_queue_msg(run->ws, &m);
 	}
 }
 
@@ -401,7 +304,6 @@ kn_pump(struct kn_run *run)
 
 	if (run->stage == KN_DONE)
 		return;
-	kn_flush(run);
 	if (run->stage == KN_STREAM && run->ws != NULL) {
 		for (rounds = 0; rounds < 64; rounds++) {
 			if (kn_obuf_pending(&run->ob[0]) >= KN_OUT_HIGH ||
@@ -410,12 +312,11 @@ kn_pump(struct kn_run *run)
 				break;
 			if (wslay_event_recv(run->ws) != 0)
 				run->stream_over = true;
-			kn_flush(run);
 			if (!kube_conn_pending(run->conn))
 				break;
 		}
 		if (!run->status_seen && !run->stream_over)
-			kn_read_input(run);
+			kn_input_eof(run);
 		if (!run->stream_over && wslay_event_send(run->ws) != 0)
 			run->stream_over = true;
 		if (run->status_seen || run->stream_over) {
@@ -432,29 +333,98 @@ kn_pump(struct kn_run *run)
 		    kn_obuf_pending(&run->ob[1]) < KN_OUT_HIGH;
 		wr = wslay_event_want_write(run->ws);
 		kube_conn_want(run->conn, rd, wr);
-		kn_fd_poll(&run->in, !run->input_eof &&
-		    wslay_event_get_queued_msg_length(run->ws) < KN_QUEUE_HIGH ? UV_READABLE : 0);
+		if (run->input_waits &&
+		    wslay_event_get_queued_msg_length(run->ws) < KN_QUEUE_HIGH) {
+			run->input_waits = false;
+			run->ready_due = true;	/* room for input again */
+		}
 	}
-	kn_fd_poll(&run->out, kn_obuf_pending(&run->ob[0]) > 0 ? UV_WRITABLE : 0);
-	kn_fd_poll(&run->err, kn_obuf_pending(&run->ob[1]) > 0 ? UV_WRITABLE : 0);
 	if (run->stage == KN_ENDING && kn_obuf_pending(&run->ob[0]) == 0 &&
 	    kn_obuf_pending(&run->ob[1]) == 0)
 		kn_done(run);
 }
 
-/* One of the session's descriptors is ready. */
-static void
-kn_fd_cb(uv_poll_t *h, int status, int events)
-{
-	struct kn_fd *f = h->data;
-	struct kn_run *run = f->run;
+/* ---- target_proc ---- */
 
-	if (status < 0 && f == &run->in)
-		run->input_eof = true;
-	kn_pump(run);
+/* The session takes output of stream 0 (stdout, or the terminal) or 1 (stderr). */
+static ssize_t
+kn_read(struct target_proc *p, int stream, void *buf, size_t len)
+{
+	struct kn_run *run = (struct kn_run *)p;
+	struct kn_obuf *b;
+	size_t n;
+	bool full;
+
+	if (stream < 0 || stream > 1)
+		return -1;
+	b = &run->ob[stream];
+	if ((n = kn_obuf_pending(b)) == 0)
+		return run->stage >= KN_ENDING ? -1 : 0;
+	full = n >= KN_OUT_HIGH;
+	if (n > len)
+		n = len;
+	memcpy(buf, b->buf + b->off, n);
+	b->off += n;
+	if (kn_obuf_pending(b) == 0) {
+		/* Drained: a session that waits keeps no buffer (16 KiB and up). */
+		free(b->buf);
+		b->buf = NULL;
+		b->off = b->len = b->cap = 0;
+	}
+	/* Read the WebSocket again below the mark; or end once all is read. */
+	if ((full && kn_obuf_pending(b) < KN_OUT_HIGH) || run->stage == KN_ENDING)
+		kn_pump(run);
+	return (ssize_t)n;
 }
 
-/* ---- target_proc ---- */
+/* The session's input for the pod (channel 0), as far as wslay's queue is short. */
+static ssize_t
+kn_write(struct target_proc *p, const void *data, size_t len)
+{
+	struct kn_run *run = (struct kn_run *)p;
+	uint8_t buf[KN_READ_MAX + 1];
+	struct wslay_event_msg m;
+	size_t done = 0, n;
+
+	if (run->stage >= KN_ENDING || run->input_eof)
+		return -1;
+	if (run->stage != KN_STREAM || run->ws == NULL || run->status_seen ||
+	    run->stream_over) {
+		run->input_waits = true;	/* until the stream runs (or ends) */
+		return 0;
+	}
+	while (done < len && wslay_event_get_queued_msg_length(run->ws) < KN_QUEUE_HIGH) {
+		n = len - done;
+		if (n > KN_READ_MAX)
+			n = KN_READ_MAX;
+		buf[0] = 0;
+		memcpy(buf + 1, (const uint8_t *)data + done, n);
+		m.opcode = WSLAY_BINARY_FRAME;
+		m.msg = buf;
+		m.msg_length = n + 1;
+		if (wslay_event_queue_msg(run->ws, &m) != 0) {
+			run->stream_over = true;
+			break;
+		}
+		done += n;
+	}
+	if (done < len)
+		run->input_waits = true;
+	kn_pump(run);
+	return (ssize_t)done;
+}
+
+/* The session's input ended. */
+static void
+kn_close_input(struct target_proc *p)
+{
+	struct kn_run *run = (struct kn_run *)p;
+
+	if (run->input_eof)
+		return;
+	run->input_eof = true;
+	kn_pump(run);
+}
 
 /* The client's window changed: tell the pod (channel 4). */
 static void
@@ -515,6 +485,9 @@ kn_release(struct target_proc *p)
 }
 
 static const struct target_proc_ops kn_ops = {
+	.read = kn_read,
+	.write = kn_write,
+	.close_input = kn_close_input,
 	.resize = kn_resize,
 	.hangup = kn_hangup,
 	.release = kn_release,
@@ -559,24 +532,6 @@ kn_dup(const char *s, bool *oom)
 	return d;
 }
 
-/* Set up a descriptor of ours for polling. */
-static int
-kn_fd_init(struct kn_run *run, struct kn_fd *f, int fd)
-{
-	int r;
-
-	f->run = run;
-	f->fd = fd;
-	if (fd < 0)
-		return 0;
-	if ((r = uv_poll_init(run->loop, &f->poll, fd)) < 0)
-		return r;
-	f->poll.data = f;
-	f->inited = true;
-	run->handles++;
-	return 0;
-}
-
 /* Start an exec. */
 int
 kube_native_start(const struct kube_native_req *r, struct pty_child *child,
@@ -585,8 +540,7 @@ kube_native_start(const struct kube_native_req *r, struct pty_child *child,
 	const struct cfg_kube_cluster *k = r->t->cluster;
 	struct kube_client *cl = NULL;
 	struct kn_run *run = NULL;
-	int p_in[2] = { -1, -1 }, p_out[2] = { -1, -1 }, p_err[2] = { -1, -1 }, sv[2] = { -1, -1 };
-	int mine_in = -1, mine_out = -1, mine_err = -1, rc;
+	int rc;
 	char why[600];
 	bool oom = false;
 
@@ -597,8 +551,6 @@ kube_native_start(const struct kube_native_req *r, struct pty_child *child,
 		return -ENOMEM;
 	run->proc.ops = &kn_ops;
 	run->loop = r->loop;
-	run->in.fd = run->out.fd = run->err.fd = -1;
-	run->in.run = run->out.run = run->err.run = run;
 	run->cluster = kn_dup(k->name, &oom);
 	run->context = kn_dup(k->context != NULL ? k->context : "", &oom);
 	run->target = kn_dup(r->t->canonical, &oom);
@@ -619,45 +571,12 @@ kube_native_start(const struct kube_native_req *r, struct pty_child *child,
 	run->timeout = k->timeout;
 	run->keepalive = k->keepalive > 0 ? k->keepalive : 30;
 	run->on_exit = r->on_exit;
+	run->on_ready = r->on_ready;
 	run->exit_arg = r->exit_arg;
 	if (oom || run->argv == NULL || (r->as_groups != NULL && run->as_groups == NULL)) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	/* The session's descriptors. */
-	if (r->tty) {
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0 ||
-		    (mine_in = fcntl(sv[1], F_DUPFD_CLOEXEC, 0)) < 0) {
-			rc = -errno;
-			goto fail;
-		}
-		child->master = sv[0];
-		mine_out = sv[1];
-		sv[0] = sv[1] = -1;	/* transferred */
-	} else {
-		if (pipe2(p_in, O_NONBLOCK | O_CLOEXEC) < 0 ||
-		    pipe2(p_out, O_NONBLOCK | O_CLOEXEC) < 0 ||
-		    pipe2(p_err, O_NONBLOCK | O_CLOEXEC) < 0) {
-			rc = -errno;
-			goto fail;
-		}
-		child->in = p_in[1];
-		child->out = p_out[0];
-		child->err = p_err[0];
-		mine_in = p_in[0];
-		mine_out = p_out[1];
-		mine_err = p_err[1];
-		p_in[0] = p_in[1] = p_out[0] = p_out[1] = p_err[0] = p_err[1] = -1;
-	}
-	if ((rc = kn_fd_init(run, &run->in, mine_in)) < 0)
-		goto fail;
-	mine_in = -1;
-	if ((rc = kn_fd_init(run, &run->out, mine_out)) < 0)
-		goto fail;
-	mine_out = -1;
-	if ((rc = kn_fd_init(run, &run->err, mine_err)) < 0)
-		goto fail;
-	mine_err = -1;
 	uv_timer_init(run->loop, &run->timer);
 	run->timer.data = run;
 	run->timer_inited = true;
@@ -671,32 +590,13 @@ kube_native_start(const struct kube_native_req *r, struct pty_child *child,
 	run->cl = cl;
 	uv_timer_start(&run->timer, kn_timer_cb, (uint64_t)run->timeout * 1000, 0);
 	run->stage = KN_AUTH;
+	run->starting = true;	/* a credential at hand calls back at once */
 	kn_step(run);
+	run->starting = false;
 	return 0;
 fail:
-	for (int i = 0; i < 2; i++) {
-		if (p_in[i] >= 0)
-			close(p_in[i]);
-		if (p_out[i] >= 0)
-			close(p_out[i]);
-		if (p_err[i] >= 0)
-			close(p_err[i]);
-		if (sv[i] >= 0)
-			close(sv[i]);
-	}
-	if (mine_in >= 0)
-		close(mine_in);
-	if (mine_out >= 0)
-		close(mine_out);
-	if (mine_err >= 0)
-		close(mine_err);
-	pty_child_close(child);
-	child->pid = 0;
 	*proc = NULL;
 	run->released = true;
-	kn_fd_close(&run->in);
-	kn_fd_close(&run->out);
-	kn_fd_close(&run->err);
 	kn_maybe_free(run);
 	return rc;
 }

@@ -1,10 +1,9 @@
 /*
  * The native Kubernetes exec transport: the pre-flight GETs and the exec
  * WebSocket (v5.channel.k8s.io, else v4) inside the broker's loop, with no
- * process per session. To the session it looks like a child process: its
- * descriptors are pipes (stdin, stdout, stderr) or, with a PTY, one
- * socket standing for the PTY master; window changes and the end arrive
- * through struct target_proc (target.h).
+ * process per session and no descriptor but the connection's. The session
+ * reads its output and writes its input through struct target_proc
+ * (target.h), which also carries window changes and the end.
  */
 #ifndef PODGATE_KUBE_NATIVE_H
 #define PODGATE_KUBE_NATIVE_H
@@ -30,12 +29,13 @@ struct kube_native_req {
 	const char *audit_log;		/* where a failure is audited ("-": stdout), or NULL */
 	uv_loop_t *loop;
 	void (*on_exit)(void *arg, const struct pty_exit *ex);
-	void *exit_arg;
+	void (*on_ready)(void *arg);
+	void *exit_arg;			/* for both */
 };
 
 /*
- * Start an exec. Returns 0 with child's descriptors filled (pid 0) and
- * *proc set, or a negative errno with both cleared. Failures found later
+ * Start an exec. Returns 0 with *proc set (child cleared: no process, no
+ * descriptors), or a negative errno with both cleared. Failures found later
  * (the API server, the pod, the exec) reach the client as one line on
  * stderr, exit status 1 and a target_failed audit event, like the
  * kubectl transport's.

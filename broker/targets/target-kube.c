@@ -300,7 +300,8 @@ target_kube_native(const struct config *c, const struct target_request *req,
 	char *user = NULL, **groups = NULL;
 	int r;
 
-	if (req->loop == NULL || req->proc == NULL || req->on_exit == NULL)
+	if (req->loop == NULL || req->proc == NULL || req->on_exit == NULL ||
+	    req->on_ready == NULL)
 		return -EINVAL;
 	target_kube_command(req, &a);
 	target_kube_identity(req, &user, &g);
@@ -324,6 +325,7 @@ target_kube_native(const struct config *c, const struct target_request *req,
 	nr.audit_log = c->audit_log;
 	nr.loop = req->loop;
 	nr.on_exit = req->on_exit;
+	nr.on_ready = req->on_ready;
 	nr.exit_arg = req->exit_arg;
 	if ((r = kube_native_start(&nr, child, req->proc)) < 0)
 		log_warn_r(r, "session %s: cannot start the native exec", req->session_id);

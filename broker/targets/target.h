@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <uv.h>
 
@@ -19,16 +20,31 @@
 
 /*
  * A target that runs inside the broker's loop rather than as a process
- * (the native Kubernetes transport). Its spawn fills the child's
- * descriptors as a process would (pipes, or one socket standing for the
- * PTY master) with pid 0, sets *req->proc, and reports the end through
- * req->on_exit, always on a later loop turn than any call into it, and
- * only once every byte of output was written to the descriptors and
- * their ends closed.
+ * (the native Kubernetes transport). It has no descriptors: its spawn
+ * leaves the child's cleared (pid 0), sets *req->proc, and the session
+ * moves the bytes through the ops below. It calls req->on_ready when
+ * output waits or input found room again, only from its own loop
+ * callbacks (never inside a call from the session: after those the
+ * session looks again itself), and reports the end through req->on_exit,
+ * always on a later loop turn than any call into it, and only once the
+ * session read every byte of output (read gave -1 for each stream).
  */
 struct target_proc;
 
 struct target_proc_ops {
+	/*
+	 * Take up to len bytes of output of stream 0 (stdout, or the
+	 * terminal) or 1 (stderr, without a PTY). Returns the count, 0 when
+	 * none waits now, or -1 at the stream's end.
+	 */
+	ssize_t (*read)(struct target_proc *p, int stream, void *buf, size_t len);
+	/*
+	 * Input for the target (stdin, or the terminal). Returns the bytes
+	 * taken, 0 when it has no room now, or -1 when it reads no more.
+	 */
+	ssize_t (*write)(struct target_proc *p, const void *buf, size_t len);
+	/* End of input (stdin's end of file, without a PTY). */
+	void (*close_input)(struct target_proc *p);
 	/* The client's window changed. */
 	void (*resize)(struct target_proc *p, uint16_t cols, uint16_t rows);
 	/* End it (like SIGHUP to a process); on_exit follows. */
@@ -61,7 +77,8 @@ struct target_request {
 	uv_loop_t *loop;
 	struct target_proc **proc;	/* out: set when the target runs in the loop */
 	void (*on_exit)(void *arg, const struct pty_exit *ex);
-	void *exit_arg;
+	void (*on_ready)(void *arg);	/* output waits or input has room */
+	void *exit_arg;			/* for both */
 };
 
 struct target_ops {
@@ -72,9 +89,9 @@ struct target_ops {
 	bool (*exists)(const struct config *c, const char *target);
 	/*
 	 * Start the child. Returns 0 with *child filled (nonblocking parent
-	 * ends, a new process group led by child->pid; or pid 0 and
-	 * *req->proc set for a target that runs in the loop), or a negative
-	 * errno with *child cleared.
+	 * ends, a new process group led by child->pid; or, for a target that
+	 * runs in the loop, *child cleared with pid 0 and *req->proc set), or
+	 * a negative errno with *child cleared.
 	 */
 	int (*spawn)(const struct config *c, const struct target_request *req,
 	    struct pty_child *child);

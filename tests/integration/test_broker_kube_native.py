@@ -126,6 +126,57 @@ def test_native_starts_no_process(broker, api):
                                          "/api/v1/namespaces/prod/pods/web-0/exec"]
 
 
+def fd_kinds(pid: int) -> dict[str, int]:
+    """The process's descriptors by kind: pipe, socket, anon_inode, file."""
+    kinds: dict[str, int] = {}
+    for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except FileNotFoundError:
+            continue
+        kind = link.split(":", 1)[0] if ":" in link and not link.startswith("/") else "file"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+def test_native_session_holds_no_descriptor_for_its_stdio(broker, api):
+    """The session reads and writes the exec stream's bytes with nothing between:
+    no pipes, no socket pairs; stdout and stderr stay apart, EOF reaches the pod."""
+    b = native_broker(broker, [{"name": "prod", "kubeconfig": str(api.kubeconfig)}])
+    c = b.connect("alice")
+    try:
+        before = fd_kinds(b.pid)
+        ch = c.get_transport().open_session()
+        ch.settimeout(20)
+        ch.exec_command("prod/web-0/app -- echo started; echo warn >&2; cat")
+        out, err = b"", b""
+        while b"started\n" not in out:
+            chunk = ch.recv(64)
+            assert chunk, "the session ended before it started"
+            out += chunk
+        while b"warn\n" not in err:
+            chunk = ch.recv_stderr(64)
+            assert chunk, "stderr ended before the pod's line"
+            err += chunk
+        during = fd_kinds(b.pid)
+        assert during.get("pipe", 0) == before.get("pipe", 0), (before, during)
+        # The TLS socket and the recording (and perhaps a connection opened ahead).
+        added = sum(during.values()) - sum(before.values())
+        assert added <= 3, (before, during)
+        ch.sendall(b"one\ntwo\n")
+        ch.shutdown_write()  # EOF: cat ends only when it reaches the pod
+        assert ch.recv_exit_status() == 0
+        while True:
+            chunk = ch.recv(1024)
+            if not chunk:
+                break
+            out += chunk
+        assert out == b"started\none\ntwo\n"
+        assert err == b"warn\n"
+    finally:
+        c.close()
+
+
 def test_next_session_uses_a_connection_opened_ahead(broker, api):
     b = native_broker(broker, [{"name": "prod", "kubeconfig": str(api.kubeconfig)}])
     r = b.ssh("alice", "prod/web-0/app", "--", "echo one")

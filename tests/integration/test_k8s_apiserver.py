@@ -538,3 +538,20 @@ def test_pod_shells_hide_the_others(tmp_path):
         assert (r.returncode, r.stdout) == (0, b"bash\n"), r.stderr
         r = srv.kubectl("exec", "-n", "slim", "two-0", "-c", "app", "--", "bash")
         assert r.returncode == 1
+
+
+def test_inprocess_cat_serves_echo_then_cat_without_a_process(tmp_path):
+    """An inprocess_cat pod serves `sh -c 'echo WORDS; exec cat'` itself (the
+    benchmark's thousands of execs): no shell is needed for it, while any other
+    command still runs as a process (here with no PATH, so it cannot)."""
+    spec = {"namespaces": {"b": {"pods": [
+        {"name": "cat-0", "inprocess_cat": True, "env": {"PATH": "/nonexistent"}}]}}}
+    with k8s_apiserver(spec, tmp_path / "k8s") as srv:
+        r = srv.kubectl("exec", "-i", "-n", "b", "cat-0", "--", "sh", "-c",
+                        "echo ready; exec cat", input=b"one\ntwo")
+        assert (r.returncode, r.stdout, r.stderr) == (0, b"ready\none\ntwo", b"")
+        srv.wait_event("stdin-close")
+        end = srv.wait_event("exec-end")
+        assert end["exit_code"] == 0 and not end["client_gone"]
+        r = srv.kubectl("exec", "-n", "b", "cat-0", "--", "sh", "-c", "echo ready; cat")
+        assert r.returncode != 0 and r.stdout == b""

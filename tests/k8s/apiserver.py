@@ -198,6 +198,7 @@ class Cluster:
                 "workdir": p.get("workdir"), "hang_exec": bool(p.get("hang_exec")),
                 "terminating": bool(p.get("terminating")),
                 "drop_exec": bool(p.get("drop_exec")),
+                "inprocess_cat": bool(p.get("inprocess_cat")),
                 "restarts": int(p.get("restarts", 0)),
                 "forbidden": set(_strlist(p.get("forbidden_users"), "forbidden_users")),
                 "exec_forbidden": set(_strlist(p.get("exec_forbidden_users"), "exec_forbidden_users")),
@@ -1216,6 +1217,10 @@ class ExecSession:
                 # command with it when it comes soon, as a terminal would.
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.first_size.wait(), 1.0)
+            words = self._inprocess_words()
+            if words is not None:
+                await self._serve_cat(words, reader_task)
+                return
             try:
                 proc, pumps = await self._spawn()
             except OSError as e:
@@ -1266,6 +1271,39 @@ class ExecSession:
             for fd in {self.master, self.stdin_fd} - {None}:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+    def _inprocess_words(self) -> str | None:
+        """WORDS when this exec is `SHELL -c 'echo WORDS; exec cat'` without a TTY
+        into an inprocess_cat pod (served by _serve_cat), else None."""
+        cmd = self.opts["command"]
+        if not self.pod["inprocess_cat"] or self.opts["tty"] or len(cmd) < 3 or cmd[-2] != "-c":
+            return None
+        m = re.fullmatch(r"echo ([^;'\"$`\\]*); exec cat", cmd[-1])
+        return m.group(1) if m else None
+
+    async def _serve_cat(self, words: str, reader_task) -> None:
+        """`echo WORDS; exec cat` served by this process instead of a child: WORDS
+        and a newline on stdout, then stdin echoed to stdout until it closes (exit
+        0), or until the client goes. No process, no pipes: a socket per exec, so
+        that thousands of execs fit under the open file limit."""
+        server, pod, opts = self.server, self.pod, self.opts
+        if opts["stdout"]:
+            await self.send(CH_STDOUT, words.encode() + b"\n")
+        while opts["stdin"]:
+            get = asyncio.ensure_future(self.stdin_q.get())
+            await asyncio.wait({get, reader_task}, return_when=asyncio.FIRST_COMPLETED)
+            if not get.done():
+                get.cancel()
+                server._event("exec-end", pod=pod["name"], exit_code=0, client_gone=True,
+                              pings=self.pings)
+                return
+            data = get.result()
+            if data is None:
+                break
+            if opts["stdout"]:
+                await self.send(CH_STDOUT, data)
+        server._event("exec-end", pod=pod["name"], exit_code=0, client_gone=False, pings=self.pings)
+        await self._end({"metadata": {}, "status": "Success"}, reader_task)
 
     async def _finish_error(self, message: str, reader_task) -> None:
         status = status_failure(500, "InternalError", f"Internal error occurred: {message}",

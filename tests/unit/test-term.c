@@ -885,6 +885,51 @@ test_line_join(void)
 	term_free(t);
 }
 
+/*
+ * The alternate screen, made when the output first asks for it, is the one
+ * libvterm has when it is enabled from the start: cell for cell, with the
+ * pen at the switch, after a resize, for each of its three modes.
+ */
+static void
+test_alt_on_demand(void)
+{
+	static const char *const outs[] = {
+		"main\x1b[41m\x1b[?1049hX\x1b[0mY",
+		"\x1b[44mfill\x1b[?47hA\x1b[?47lB\x1b[?47hC",
+		"a\r\nb\x1b[1;32m\x1b[?1047hZ\x1b[?1047l\x1b[0m\x1b[?1049h\x1b[3;3Hq",
+	};
+	VTermScreenCell x, y;
+	VTermScreen *vs;
+	VTermPos pos;
+	struct term *t;
+	VTerm *vt;
+	size_t i;
+
+	for (i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+		assert(term_new(&t, 20, 4) == 0);
+		assert((vt = vterm_new(4, 20)) != NULL);
+		vterm_set_utf8(vt, 1);
+		vs = vterm_obtain_screen(vt);
+		vterm_screen_enable_altscreen(vs, 1);
+		vterm_screen_reset(vs, 1);
+		term_resize(t, 24, 5);
+		vterm_set_size(vt, 5, 24);
+		term_write(t, outs[i], strlen(outs[i]));
+		vterm_input_write(vt, outs[i], strlen(outs[i]));
+		for (pos.row = 0; pos.row < 5; pos.row++) {
+			for (pos.col = 0; pos.col < 24; pos.col++) {
+				term_cell(t, pos.row, pos.col, &x);
+				vterm_screen_get_cell(vs, pos, &y);
+				assert(x.chars[0] == y.chars[0]);
+				assert(vterm_color_is_equal(&x.fg, &y.fg) &&
+				    vterm_color_is_equal(&x.bg, &y.bg));
+			}
+		}
+		term_free(t);
+		vterm_free(vt);
+	}
+}
+
 int
 main(void)
 {
@@ -903,6 +948,7 @@ main(void)
 	test_scroll_lines();
 	test_scrollback();
 	test_line_join();
+	test_alt_on_demand();
 	printf("ok\n");
 	return 0;
 }
