@@ -107,10 +107,13 @@ server_fds_announce(struct server *srv)
 		room = srv->fds_limit - used - srv->fds_reserve;
 	log_info("capacity: %u open files (%u in use, %u kept in reserve); a session holds "
 	    "%u with a PTY on its own connection (about %u such sessions), %u without a PTY "
-	    "plus %u per connection (about %u at 10 per connection)", srv->fds_limit, used,
+	    "plus %u per connection (about %u at 10 per connection), %u on the native "
+	    "Kubernetes transport (about %u at 10 per connection)", srv->fds_limit, used,
 	    srv->fds_reserve, SERVER_FDS_CONN + SERVER_FDS_PTY,
 	    room / (SERVER_FDS_CONN + SERVER_FDS_PTY), SERVER_FDS_PIPES, SERVER_FDS_CONN,
-	    (unsigned)((uint64_t)room * 10 / (10 * SERVER_FDS_PIPES + SERVER_FDS_CONN)));
+	    (unsigned)((uint64_t)room * 10 / (10 * SERVER_FDS_PIPES + SERVER_FDS_CONN)),
+	    SERVER_FDS_NATIVE,
+	    (unsigned)((uint64_t)room * 10 / (10 * SERVER_FDS_NATIVE + SERVER_FDS_CONN)));
 }
 
 /* Whether n descriptors and the reserve can be opened now: open them, then close them. */

@@ -89,6 +89,8 @@ struct server {
 /* Descriptors a running session keeps: PTY master and recording, or three pipes and recording. */
 #define SERVER_FDS_PTY 2
 #define SERVER_FDS_PIPES 4
+/* A native Kubernetes session: its TLS connection to the API server and its recording. */
+#define SERVER_FDS_NATIVE 2
 /*
  * Descriptors starting a session may hold at once: its recording, three
  * pipes (six ends until the child has its own) and the exec-status pipe.

@@ -73,10 +73,14 @@ def test_soft_open_file_limit_raised_to_hard_at_start(broker):
     assert broker_nofile(b) == (hard, hard)
     b.wait_log(rf"open file limit raised from 256 to {hard}")
     m = b.wait_log(r"capacity: (\d+) open files \((\d+) in use, (\d+) kept in reserve\); "
-                   r"a session holds 4 with a PTY on its own connection \(about (\d+) such")
-    limit, used, reserve, sessions = map(int, m.groups())
+                   r"a session holds 4 with a PTY on its own connection \(about (\d+) such"
+                   r".*, 4 without a PTY plus 2 per connection \(about (\d+) at 10 per"
+                   r".*, 2 on the native Kubernetes transport \(about (\d+) at 10 per")
+    limit, used, reserve, sessions, nopty, native = map(int, m.groups())
     assert limit == hard and reserve == max(16, min(128, hard // 16))
-    assert sessions == (hard - used - reserve) // 4
+    room = hard - used - reserve
+    assert sessions == room // 4
+    assert (nopty, native) == (room * 10 // 42, room * 10 // 22)
     r = b.ssh("alice", "local", "--", "echo up")
     assert (r.returncode, r.stdout) == (0, b"up\n"), r.stderr
 
