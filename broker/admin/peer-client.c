@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include <libssh/libssh.h>
+#include <libssh/server.h>		/* ssh_send_keepalive, a client's probe too */
 #include <uv.h>
 
 #include "admin/peer-client.h"
@@ -38,6 +39,8 @@
 #define PEER_REPLY_MAX (4u << 20)
 /* Bytes a relay holds for the loop before it stops reading the replica. */
 #define PEER_RELAY_MAX (256u * 1024)
+/* A relay that heard nothing from its replica for this long asks whether it is there. */
+#define PEER_PROBE_MS 1000
 
 /* What a job needs, copied off the configuration. */
 struct peer_creds {
@@ -753,7 +756,37 @@ peer_relay_err(struct peer_relay *r, const char *buf, size_t n)
 	r->why[have + n] = '\0';
 }
 
-/* The relay's thread: run the command on the replica and pass its bytes on. */
+/*
+ * Whether the replica still answers: a keepalive@openssh.com global
+ * request wants a reply (a refusal will do), which libssh waits for up to
+ * the session's timeout, PEER_TIMEOUT_MS. ssh_send_keepalive does not say
+ * whether the reply came, so a wait as long as the timeout is the sign of
+ * a replica that holds its connection open and no longer answers (stopped,
+ * or cut off by a partition that drops packets).
+ */
+static bool
+peer_alive(ssh_session ssh, const char **why)
+{
+	uint64_t t0 = peer_now_ms();
+
+	ssh_send_keepalive(ssh);
+	if (!ssh_is_connected(ssh)) {
+		*why = "connection lost";
+		return false;
+	}
+	if (peer_now_ms() - t0 >= PEER_TIMEOUT_MS) {
+		*why = "no answer in time";
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The relay's thread: run the command on the replica and pass its bytes
+ * on. A quiet replica is probed every PEER_PROBE_MS: a watched session or
+ * a follow may be silent for long, and a replica that stops answering
+ * without closing its connection would otherwise never be noticed.
+ */
 static void
 peer_relay_thread(void *arg)
 {
@@ -763,6 +796,7 @@ peer_relay_thread(void *arg)
 	const char *why = NULL;
 	char buf[16384], msg[256];
 	bool quit_sent = false;
+	uint64_t heard;
 	int n, status = 1;
 
 	if ((ssh = peer_connect(r->host, r->port, &r->creds, PEER_TIMEOUT_MS, &why)) == NULL)
@@ -771,7 +805,13 @@ peer_relay_thread(void *arg)
 		why = r->cols > 0 ? "the watch was refused" : "the command was refused";
 		goto fail;
 	}
+	heard = peer_now_ms();
 	while (!atomic_load(&r->stop)) {
+		if (peer_now_ms() - heard >= PEER_PROBE_MS) {
+			if (!peer_alive(ssh, &why))
+				goto fail;
+			heard = peer_now_ms();
+		}
 		if (atomic_exchange(&r->resized, false))
 			ssh_channel_change_pty_size(ch, atomic_load(&r->new_cols),
 			    atomic_load(&r->new_rows));
@@ -784,9 +824,12 @@ peer_relay_thread(void *arg)
 			why = "connection lost";
 			goto fail;
 		}
+		if (n > 0)
+			heard = peer_now_ms();
 		if (n > 0 && !peer_relay_put(r, buf, (size_t)n))
 			break;
 		while ((n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) {
+			heard = peer_now_ms();
 			if (r->cols == 0)
 				peer_relay_err(r, buf, (size_t)n);
 			else if (!peer_relay_put(r, buf, (size_t)n))

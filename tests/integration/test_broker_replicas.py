@@ -12,6 +12,7 @@ import signal
 import shlex
 import shutil
 import socket
+import time
 
 import paramiko
 import pytest
@@ -500,3 +501,47 @@ def test_pending_follow_ends_the_requests_of_a_replica_that_goes_away(broker, tm
             f.close()
         p.kill()
         p.wait()
+
+
+# ------------------------------------------------- a replica that stops answering
+
+def test_hung_replica_ends_a_relayed_watch_and_a_follow(broker, tmp_path):
+    """A replica stopped (SIGSTOP) keeps its connections open and answers nothing:
+    the relays' keepalive probe finds it out within PEER_PROBE_MS + PEER_TIMEOUT_MS.
+    The watcher is told as for a connection lost, the follower names the replica and
+    ends its requests."""
+    r0, r1 = replicas(broker, tmp_path, n=2, rules=APPROVE_RULES)
+    p = start_bg(r1, "alice", "local", "--", "sleep 45")
+    q = start_bg(r1, "alice", "local", "--", "danger=1; echo never")
+    w = f = None
+    stopped = False
+    try:
+        rid = wait_request(q)
+        s = wait_listed(r0, "sleep 45", "r1")
+        f = Follower(r0, "bob", "--follow")
+        f.wait_out(lambda l: rid.encode() in l, what="the request listed")
+        followed_by(r1)
+        w = start_bg(r0, "bob", "watch", s["id"], opts=["-tt"])
+        r1.wait_audit("watch_start")
+        os.kill(r1.pid, signal.SIGSTOP)
+        stopped = True
+        t0 = time.monotonic()
+        rc, out, err = finish(w, timeout=20)
+        assert rc == 1, (out, err)
+        assert b"replica 127.0.0.1:%d unreachable: no answer in time" % r1.peer_port in out
+        f.wait_err(lambda l: b"replica 127.0.0.1:%d unreachable (no answer in time)"
+                   % r1.peer_port in l)
+        line = f.wait_out(lambda l: l.startswith(b"ended"))
+        assert line.split()[:3] == [b"ended", b"r1", rid.encode() + b":"], line
+        # a probe every second, answered within three: well under ten seconds
+        assert time.monotonic() - t0 < 10
+        assert f.p.poll() is None
+    finally:
+        if stopped:
+            os.kill(r1.pid, signal.SIGCONT)
+        for x in (p, q, w):
+            if x is not None:
+                x.kill()
+                x.wait()
+        if f is not None:
+            f.close()
