@@ -32,6 +32,7 @@
 
 #include "admin/peer-client.h"
 #include "base/log.h"
+#include "base/strv.h"
 #include "policy/config.h"
 #include "session/session.h"
 
@@ -72,6 +73,7 @@ struct peer_query {
 	char **addrs;		/* "HOST:PORT" of the peers ("[V6]:PORT") */
 	char **names;		/* for peers.dns: each address's reverse DNS name, or NULL */
 	size_t naddrs;
+	struct strv skip;	/* addresses not to ask (followed already) */
 	struct peer_job *jobs;
 	size_t njobs;
 	peer_done_cb done;	/* NULL once cancelled */
@@ -493,6 +495,7 @@ peer_query_close_cb(uv_handle_t *h)
 		if (q->names != NULL)
 			free(q->names[i]);
 	}
+	strv_free(&q->skip);
 	free(q->addrs);
 	free(q->names);
 	free(q->jobs);
@@ -618,6 +621,8 @@ peer_query_thread(void *arg)
 
 			j->q = q;
 			j->reply.status = -1;
+			if (strv_has(&q->skip, q->addrs[i]))
+				continue;	/* left out as this replica is */
 			if (peer_split(q->addrs[i], &j->host, &j->port) < 0 ||
 			    (j->reply.name = peer_name_of(q->names != NULL && q->names[i] != NULL ?
 			    q->names[i] : j->host, j->port)) == NULL ||
@@ -638,10 +643,14 @@ peer_query_thread(void *arg)
 	uv_async_send(&q->async);
 }
 
-/* Run command on the replica at addr, or on every other one (addr NULL). */
+/*
+ * Run command on the replica at addr, or on every other one (addr NULL)
+ * but those at skip's addresses.
+ */
 static int
 peer_query_start(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
-    const char *command, peer_done_cb done, void *arg, struct peer_query **qp)
+    char *const *skip, size_t nskip, const char *command, peer_done_cb done, void *arg,
+    struct peer_query **qp)
 {
 	const struct config *c = *pc->config;
 	struct peer_query *q = NULL;
@@ -657,6 +666,10 @@ peer_query_start(const struct peer_client *pc, const struct cfg_user *u, const c
 	q->done = done;
 	q->arg = arg;
 	if (peer_creds_fill(pc, u, &q->creds) < 0 || (q->command = strdup(command)) == NULL)
+		goto fail;
+	for (i = 0; i < nskip; i++)
+		strv_add(&q->skip, skip[i]);
+	if (q->skip.oom)
 		goto fail;
 	if (addr != NULL) {
 		if ((q->addrs = calloc(1, sizeof *q->addrs)) == NULL ||
@@ -695,7 +708,15 @@ int
 peer_query(const struct peer_client *pc, const struct cfg_user *u, const char *command,
     peer_done_cb done, void *arg, struct peer_query **qp)
 {
-	return peer_query_start(pc, u, NULL, command, done, arg, qp);
+	return peer_query_start(pc, u, NULL, NULL, 0, command, done, arg, qp);
+}
+
+/* Run command on every other replica not at one of skip's addresses. */
+int
+peer_query_others(const struct peer_client *pc, const struct cfg_user *u, char *const *skip,
+    size_t nskip, const char *command, peer_done_cb done, void *arg, struct peer_query **qp)
+{
+	return peer_query_start(pc, u, NULL, skip, nskip, command, done, arg, qp);
 }
 
 /* Run command on the replica at addr. */
@@ -703,7 +724,7 @@ int
 peer_query_at(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
     const char *command, peer_done_cb done, void *arg, struct peer_query **qp)
 {
-	return peer_query_start(pc, u, addr, command, done, arg, qp);
+	return peer_query_start(pc, u, addr, NULL, 0, command, done, arg, qp);
 }
 
 /* Forget the caller of a query. */

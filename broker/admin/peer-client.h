@@ -72,6 +72,14 @@ int peer_query(const struct peer_client *pc, const struct cfg_user *u, const cha
 int peer_query_at(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
     const char *command, peer_done_cb done, void *arg, struct peer_query **qp);
 
+/*
+ * The same on every other replica but those reached at the nskip addresses
+ * in skip (replies' addr): peers.dns is resolved anew, so a replica that
+ * started since is asked too.
+ */
+int peer_query_others(const struct peer_client *pc, const struct cfg_user *u, char *const *skip,
+    size_t nskip, const char *command, peer_done_cb done, void *arg, struct peer_query **qp);
+
 /* Forget the caller: done will not be called; the query frees itself. */
 void peer_query_cancel(struct peer_query *q);
 

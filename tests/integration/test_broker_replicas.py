@@ -509,7 +509,7 @@ def test_hung_replica_ends_a_relayed_watch_and_a_follow(broker, tmp_path):
     """A replica stopped (SIGSTOP) keeps its connections open and answers nothing:
     the relays' keepalive probe finds it out within PEER_PROBE_MS + PEER_TIMEOUT_MS.
     The watcher is told as for a connection lost, the follower names the replica and
-    ends its requests."""
+    ends its requests, and follows it again once it answers."""
     r0, r1 = replicas(broker, tmp_path, n=2, rules=APPROVE_RULES)
     p = start_bg(r1, "alice", "local", "--", "sleep 45")
     q = start_bg(r1, "alice", "local", "--", "danger=1; echo never")
@@ -536,6 +536,14 @@ def test_hung_replica_ends_a_relayed_watch_and_a_follow(broker, tmp_path):
         # a probe every second, answered within three: well under ten seconds
         assert time.monotonic() - t0 < 10
         assert f.p.poll() is None
+        # back: followed again, its request announced again
+        os.kill(r1.pid, signal.SIGCONT)
+        stopped = False
+        f.wait_err(lambda l: l == b"podgate: replica 127.0.0.1:%d followed" % r1.peer_port,
+                   what="the replica followed again")
+        wait_until(lambda: f._read() or sum(l.startswith(b"held") and rid.encode() in l
+                                             for l in f.out) == 1,
+                   what="the request announced again")
     finally:
         if stopped:
             os.kill(r1.pid, signal.SIGCONT)
@@ -545,3 +553,26 @@ def test_hung_replica_ends_a_relayed_watch_and_a_follow(broker, tmp_path):
                 x.wait()
         if f is not None:
             f.close()
+
+
+def test_pending_follow_takes_in_a_replica_that_starts_later(broker, tmp_path):
+    r0, r1 = replicas(broker, tmp_path, n=2, rules=APPROVE_RULES)
+    r1.stop()
+    f = Follower(r0, "bob", "--json", "--follow")
+    p = None
+    try:
+        f.wait_err(lambda l: b"replica 127.0.0.1:%d unreachable" % r1.peer_port in l)
+        r1.start()
+        f.wait_err(lambda l: l == b"podgate: replica 127.0.0.1:%d followed" % r1.peer_port,
+                   what="the replica followed once it started")
+        p = start_bg(r1, "alice", "local", "--", "danger=1; echo later")
+        rid = wait_request(p)
+        ev = json.loads(f.wait_out(lambda l: rid.encode() in l, what="its request announced"))
+        assert ev["event"] == "held" and ev["replica"] == "r1", ev
+        assert f.p.poll() is None
+    finally:
+        if p is not None:
+            p.kill()
+            p.wait()
+        f.close()
+
