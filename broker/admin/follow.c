@@ -12,7 +12,8 @@
  * (peer-client.h): a thread that hands their lines to the loop. Every
  * LIVE_FOLLOW_RETRY_MS the replicas not followed (down at the start, gone
  * since, or new under peers.dns) are asked again, and followed once they
- * answer.
+ * answer. The other replicas' requests a follower learns of join the
+ * registry's memory of them (live->remote), which approve and deny use.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -235,11 +236,12 @@ live_follow_remember(struct live_follow *f, const char *id, const char *name)
 	e->ended = false;
 }
 
-/* Remember a request of the replica p follows. */
+/* Remember a request of the replica p follows, here and in the registry. */
 static void
 live_follow_learn(struct live_follow_peer *p, const char *id)
 {
 	live_follow_remember(p->a->following, id, p->name);
+	live_remote_add(p->a->live, id, p->name);
 }
 
 /*
@@ -274,6 +276,7 @@ live_follow_line(struct live_follow_peer *p, const char *text)
 	} else {
 		if (known)
 			live_follow_forget(f, at);
+		live_remote_forget(a->live, id);
 		live_follow_emit(a, o);
 	}
 	json_decref(o);

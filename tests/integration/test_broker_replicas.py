@@ -576,3 +576,28 @@ def test_pending_follow_takes_in_a_replica_that_starts_later(broker, tmp_path):
             p.wait()
         f.close()
 
+
+def test_request_a_follower_learned_of_is_reported_ended_by_approve(broker, tmp_path):
+    """r0 never listed the request: its follower was told of it. Once r1 is gone,
+    approve on r0 says the request ended with its replica, not that there is none."""
+    r0, r1 = replicas(broker, tmp_path, n=2, rules=APPROVE_RULES)
+    f = Follower(r0, "bob", "--follow")
+    p = None
+    try:
+        f.wait_out(lambda l: l.split()[:2] == [b"REPLICA", b"ID"], what="the header")
+        followed_by(r1)
+        p = start_bg(r1, "alice", "local", "--", "danger=1; echo never")
+        rid = wait_request(p)
+        f.wait_out(lambda l: l.startswith(b"held") and rid.encode() in l)
+        kill_replica(r1)
+        r = r0.ssh("bob", "approve", rid)
+        assert r.returncode == 1
+        assert (f"podgate: request {rid} ended: replica 127.0.0.1:{r1.peer_port} unreachable"
+                .encode() in r.stderr), r.stderr
+        r = r0.ssh("bob", "deny", rid[:13])
+        assert r.returncode == 1 and f"request {rid} ended".encode() in r.stderr, r.stderr
+    finally:
+        if p is not None:
+            p.kill()
+            p.wait()
+        f.close()
