@@ -601,3 +601,25 @@ def test_request_a_follower_learned_of_is_reported_ended_by_approve(broker, tmp_
             p.kill()
             p.wait()
         f.close()
+
+
+def test_commands_of_one_admin_reuse_a_connection(broker, tmp_path):
+    """The second command of an admin runs on the connection the first made: the
+    replica audits one peer authentication for two commands. A peer key dropped from
+    that replica's peer_keys serves no more on it: asked again on a new connection,
+    the replica is named as it is for one that never took the key."""
+    r0, r1 = replicas(broker, tmp_path, n=2)
+    for _ in range(2):
+        r = r0.ssh("bob", "sessions")
+        assert r.returncode == 0 and r.stderr == b"", r.stderr
+    r1.wait_audit("admin_command", lambda e: e.get("user") == "bob", count=2)
+    assert len([e for e in r1.events("auth_success") if e.get("via") == "peer"]) == 1
+    r1.settings["peer_keys"] = [peer_key(tmp_path, "r1").pub]
+    r1.write_config()
+    r1.wait_log("configuration reloaded")
+    r = r0.ssh("bob", "sessions")
+    assert r.returncode == 0
+    assert (b"replica 127.0.0.1:%d unreachable (authentication refused)" % r1.peer_port
+            in r.stderr), r.stderr
+    assert r1.wait_audit("refused", lambda e: e.get("reason") == "peer key no longer trusted")
+    assert r1.wait_audit("auth_failure", lambda e: e.get("reason") == "unknown peer key")
