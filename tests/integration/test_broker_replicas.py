@@ -556,12 +556,15 @@ def test_hung_replica_ends_a_relayed_watch_and_a_follow(broker, tmp_path):
 
 
 def test_pending_follow_takes_in_a_replica_that_starts_later(broker, tmp_path):
-    r0, r1 = replicas(broker, tmp_path, n=2, rules=APPROVE_RULES)
+    """r1 is down when the follow begins, r2 is followed from the start. r1 is
+    followed once it starts; r2 is left as it is: nothing is said of it."""
+    r0, r1, r2 = replicas(broker, tmp_path, rules=APPROVE_RULES)
     r1.stop()
     f = Follower(r0, "bob", "--json", "--follow")
     p = None
     try:
         f.wait_err(lambda l: b"replica 127.0.0.1:%d unreachable" % r1.peer_port in l)
+        followed_by(r2)
         r1.start()
         f.wait_err(lambda l: l == b"podgate: replica 127.0.0.1:%d followed" % r1.peer_port,
                    what="the replica followed once it started")
@@ -570,6 +573,7 @@ def test_pending_follow_takes_in_a_replica_that_starts_later(broker, tmp_path):
         ev = json.loads(f.wait_out(lambda l: rid.encode() in l, what="its request announced"))
         assert ev["event"] == "held" and ev["replica"] == "r1", ev
         assert f.p.poll() is None
+        assert not [l for l in f.err if b"%d" % r2.peer_port in l], f.err
     finally:
         if p is not None:
             p.kill()
