@@ -161,6 +161,25 @@ live_admin_new(struct session *s, struct live *l, const char *name)
 	return a;
 }
 
+/*
+ * Whether the key a replica authenticated with is still among peer_keys:
+ * replicas keep connections for later commands (peer-client.h), and a
+ * key dropped by a reload must stop serving at once, not at the next
+ * connection.
+ */
+static bool
+live_peer_key_trusted(const struct session *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->config->peer_keys.nkeys; i++) {
+		if (s->host->key_fp != NULL &&
+		    strcmp(s->config->peer_keys.keys[i].fingerprint, s->host->key_fp) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* Run an admin command. */
 void
 live_admin_start(struct session *s, const struct cfg_user *u)
@@ -174,6 +193,10 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 	int i, status;
 
 	i = live_cmd_index(s->target);
+	if (s->host->peer && !live_peer_key_trusted(s)) {
+		session_refuse(s, "peer key no longer trusted", "podgate: peer key no longer trusted");
+		return;
+	}
 	if (!config_user_has_role(s->config, u, live_cmds[i].role) ||
 	    (s->host->peer && !peer_roles_include(s, live_cmds[i].role))) {
 		snprintf(msg, sizeof msg, "podgate: '%s' needs the %s role", live_cmds[i].name,

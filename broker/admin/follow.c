@@ -9,7 +9,11 @@
  * waits for it. Each event is a JSON object, written as it is (--json)
  * or as a line of text. The other replicas' events come through one
  * relay per replica running "pending --follow --json" there
- * (peer-client.h): a thread that hands their lines to the loop.
+ * (peer-client.h): a thread that hands their lines to the loop. Every
+ * LIVE_FOLLOW_RETRY_MS the replicas not followed (down at the start, gone
+ * since, or new under peers.dns) are asked again, and followed once they
+ * answer. The other replicas' requests a follower learns of join the
+ * registry's memory of them (live->remote), which approve and deny use.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,11 +32,15 @@
 
 /* The longest line taken from another replica; longer ones are skipped. */
 #define LIVE_FOLLOW_LINE_MAX (64u * 1024)
+/* How often the replicas not followed are looked for. */
+#define LIVE_FOLLOW_RETRY_MS 3000
 
 /* Another replica followed through a relay. */
 struct live_follow_peer {
 	struct live_admin *a;
 	struct peer_relay *relay;	/* NULL once it ended */
+	bool refused;			/* it answered, refusing the admin: not asked again */
+	char addr[128];			/* where it is reached, as peer_reply says */
 	char name[128];			/* as peer_reply names it (notices) */
 	char replica[128];		/* as its own rows name it */
 	struct buf line;		/* the start of a line not yet complete */
@@ -40,8 +48,10 @@ struct live_follow_peer {
 };
 
 struct live_follow {
-	struct live_follow_peer *peers;
+	struct live_follow_peer **peers;	/* each replica followed once, by address */
 	size_t npeers;
+	uv_timer_t *retry;		/* looks for the replicas not followed */
+	struct peer_query *pq;		/* the look, until they answer */
 	/* The other replicas' requests announced and not ended yet (name: the peer's). */
 	struct live_remote *shown;
 	size_t nshown;
@@ -95,9 +105,13 @@ live_follow_stop(struct live_admin *a)
 	if (f == NULL)
 		return;
 	TAILQ_REMOVE(&a->live->followers, a, peer);
+	peer_query_cancel(f->pq);
+	if (f->retry != NULL)
+		uv_close((uv_handle_t *)f->retry, live_timer_close_cb);
 	for (i = 0; i < f->npeers; i++) {
-		peer_relay_cancel(f->peers[i].relay);
-		buf_free(&f->peers[i].line);
+		peer_relay_cancel(f->peers[i]->relay);
+		buf_free(&f->peers[i]->line);
+		free(f->peers[i]);
 	}
 	free(f->peers);
 	free(f->shown);
@@ -222,6 +236,14 @@ live_follow_remember(struct live_follow *f, const char *id, const char *name)
 	e->ended = false;
 }
 
+/* Remember a request of the replica p follows, here and in the registry. */
+static void
+live_follow_learn(struct live_follow_peer *p, const char *id)
+{
+	live_follow_remember(p->a->following, id, p->name);
+	live_remote_add(p->a->live, id, p->name);
+}
+
 /*
  * A line from another replica: an object of its listing (no "event": held
  * before the relay began; news when it was not in ours) or an event.
@@ -248,12 +270,13 @@ live_follow_line(struct live_follow_peer *p, const char *text)
 	if ((event = live_follow_str(o, "event")) == NULL || strcmp(event, "held") == 0) {
 		if (!known && (event != NULL ||
 		    json_object_set_new(o, "event", json_string("held")) == 0)) {
-			live_follow_remember(f, id, p->name);
+			live_follow_learn(p, id);
 			live_follow_emit(a, o);
 		}
 	} else {
 		if (known)
 			live_follow_forget(f, at);
+		live_remote_forget(a->live, id);
 		live_follow_emit(a, o);
 	}
 	json_decref(o);
@@ -326,45 +349,138 @@ live_follow_relay_cb(void *arg, const void *buf, size_t len, int status, const c
 	}
 }
 
+/* The follower's entry for the replica at r->addr, made when it has none. */
+static struct live_follow_peer *
+live_follow_peer(struct live_admin *a, const struct peer_reply *r)
+{
+	struct live_follow *f = a->following;
+	struct live_follow_peer *p, **list;
+	size_t i;
+
+	for (i = 0; i < f->npeers; i++) {
+		if (strcmp(f->peers[i]->addr, r->addr) == 0)
+			return f->peers[i];
+	}
+	if ((list = reallocarray(f->peers, f->npeers + 1, sizeof *list)) == NULL)
+		return NULL;
+	f->peers = list;
+	if ((p = calloc(1, sizeof *p)) == NULL)
+		return NULL;
+	p->a = a;
+	snprintf(p->addr, sizeof p->addr, "%s", r->addr);
+	snprintf(p->name, sizeof p->name, "%s", r->name);
+	f->peers[f->npeers++] = p;
+	return p;
+}
+
+/*
+ * Follow the replica that answered with r: its pending --follow --json
+ * runs for this follower. When listed, its requests in r were shown in
+ * the listing already; otherwise its relay's own listing announces them.
+ * Returns whether it is followed.
+ */
+static bool
+live_follow_add(struct live_admin *a, const struct peer_reply *r, bool listed)
+{
+	struct live_follow_peer *p;
+	json_t *rows, *o;
+	size_t j;
+	char msg[512];
+
+	if ((p = live_follow_peer(a, r)) == NULL || p->relay != NULL)
+		return false;
+	if (r->status != 0) {
+		p->refused = true;
+		return false;
+	}
+	buf_free(&p->line);
+	p->overlong = false;
+	if (listed && (rows = json_loads(r->out, 0, NULL)) != NULL) {
+		json_array_foreach(rows, j, o) {
+			if (live_follow_str(o, "replica") != NULL)
+				snprintf(p->replica, sizeof p->replica, "%s",
+				    live_follow_str(o, "replica"));
+			if (live_follow_str(o, "id") != NULL)
+				live_follow_learn(p, live_follow_str(o, "id"));
+		}
+		json_decref(rows);
+	}
+	if (peer_relay_start(&a->live->peers, a->user, r->addr, "pending --follow --json", 0, 0,
+	    live_follow_relay_cb, p, &p->relay) < 0) {
+		snprintf(msg, sizeof msg, "podgate: replica %.128s not followed: out of memory",
+		    p->name);
+		session_notice(a->s, msg);
+		return false;
+	}
+	return true;
+}
+
+/* The replicas not followed answered (or not): follow those that did. */
+static void
+live_follow_retry_done_cb(void *arg, const struct peer_reply *r, size_t n)
+{
+	struct live_admin *a = arg;
+	char msg[512];
+	size_t i;
+
+	a->following->pq = NULL;
+	for (i = 0; i < n; i++) {
+		if (!r[i].reachable || !live_follow_add(a, &r[i], false))
+			continue;
+		snprintf(msg, sizeof msg, "podgate: replica %.128s followed", r[i].name);
+		session_notice(a->s, msg);
+	}
+	session_wake(a->s);
+}
+
+/* Time to look for the replicas not followed: ask all the others. */
+static void
+live_follow_retry_cb(uv_timer_t *t)
+{
+	struct live_admin *a = t->data;
+	struct live_follow *f = a->following;
+	char **skip;
+	size_t i, n = 0;
+	int r;
+
+	if (f == NULL || f->pq != NULL)
+		return;		/* the last look is not over */
+	if ((skip = calloc(f->npeers + 1, sizeof *skip)) == NULL)
+		return;
+	for (i = 0; i < f->npeers; i++) {
+		if (f->peers[i]->relay != NULL || f->peers[i]->refused)
+			skip[n++] = f->peers[i]->addr;
+	}
+	if ((r = peer_query_others(&a->live->peers, a->user, skip, n, "pending --json",
+	    live_follow_retry_done_cb, a, &f->pq)) < 0)
+		log_warn_r(r, "cannot look for the replicas not followed");
+	free(skip);
+}
+
 /*
  * Follow the replicas that answered the listing: each runs pending
  * --follow --json for this follower. Their requests listed are known
- * already; one held since is announced when its listing comes.
+ * already; one held since is announced when its listing comes. The
+ * others are looked for every LIVE_FOLLOW_RETRY_MS.
  */
 void
 live_follow_peers(struct live_admin *a, const struct peer_reply *r, size_t n)
 {
 	struct live_follow *f = a->following;
-	struct live_follow_peer *p;
-	json_t *rows, *o;
-	size_t i, j;
-	char msg[512];
+	size_t i;
 
-	if (f == NULL || n == 0 || (f->peers = calloc(n, sizeof *f->peers)) == NULL)
+	if (f == NULL)
 		return;
 	for (i = 0; i < n; i++) {
-		if (!r[i].reachable || r[i].status != 0)
-			continue;
-		p = &f->peers[f->npeers++];
-		p->a = a;
-		snprintf(p->name, sizeof p->name, "%s", r[i].name);
-		if ((rows = json_loads(r[i].out, 0, NULL)) != NULL) {
-			json_array_foreach(rows, j, o) {
-				if (live_follow_str(o, "replica") != NULL)
-					snprintf(p->replica, sizeof p->replica, "%s",
-					    live_follow_str(o, "replica"));
-				if (live_follow_str(o, "id") != NULL)
-					live_follow_remember(f, live_follow_str(o, "id"), p->name);
-			}
-			json_decref(rows);
-		}
-		if (peer_relay_start(&a->live->peers, a->user, r[i].addr,
-		    "pending --follow --json", 0, 0, live_follow_relay_cb, p, &p->relay) < 0) {
-			snprintf(msg, sizeof msg, "podgate: replica %.128s not followed: out of memory",
-			    p->name);
-			session_notice(a->s, msg);
-		}
+		if (r[i].reachable)
+			live_follow_add(a, &r[i], true);
 	}
+	if ((f->retry = malloc(sizeof *f->retry)) == NULL)
+		return;
+	uv_timer_init(a->live->loop, f->retry);
+	f->retry->data = a;
+	uv_timer_start(f->retry, live_follow_retry_cb, LIVE_FOLLOW_RETRY_MS,
+	    LIVE_FOLLOW_RETRY_MS);
 }
 
 /*

@@ -168,6 +168,8 @@ int live_follow_start(struct live_admin *a, struct live_text *listing);
 void live_follow_stop(struct live_admin *a);
 
 /* replicas.c */
+void live_remote_add(struct live *l, const char *id, const char *replica);
+void live_remote_forget(struct live *l, const char *id);
 int live_peer_start(struct session *s, struct live *l, struct live_admin *a, char **argv,
     size_t argc, struct live_text *out);
 

@@ -95,6 +95,7 @@ live_close(struct live *l)
 {
 	if (l != NULL)
 		uv_close((uv_handle_t *)&l->kick, live_close_cb);
+	peer_pool_clear();
 }
 
 /* Write one audit event with the acting session's who fields (as every session does). */

@@ -8,7 +8,8 @@
  * user, the roles, the command, the key path and the peers' public keys)
  * and each job leaves its reply in itself. A coordinating thread starts
  * the jobs, joins them and wakes the loop through a uv_async, whose
- * callback hands the replies to the caller. A relay (a watch, or pending
+ * callback hands the replies to the caller. A job's connection is kept
+ * for the same admin's next command to that replica (the pool). A relay (a watch, or pending
  * --follow) is a thread that reads the remote command's bytes into a
  * buffer under a mutex and wakes the loop with a uv_async.
  */
@@ -18,6 +19,7 @@
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +29,12 @@
 #include <unistd.h>
 
 #include <libssh/libssh.h>
+#include <libssh/server.h>		/* ssh_send_keepalive, a client's probe too */
 #include <uv.h>
 
 #include "admin/peer-client.h"
 #include "base/log.h"
+#include "base/strv.h"
 #include "policy/config.h"
 #include "session/session.h"
 
@@ -38,6 +42,11 @@
 #define PEER_REPLY_MAX (4u << 20)
 /* Bytes a relay holds for the loop before it stops reading the replica. */
 #define PEER_RELAY_MAX (256u * 1024)
+/* A relay that heard nothing from its replica for this long asks whether it is there. */
+#define PEER_PROBE_MS 1000
+/* Connections kept between commands, and how long one is kept unused. */
+#define PEER_POOL_MAX 32
+#define PEER_IDLE_MS 30000
 
 /* What a job needs, copied off the configuration. */
 struct peer_creds {
@@ -69,6 +78,7 @@ struct peer_query {
 	char **addrs;		/* "HOST:PORT" of the peers ("[V6]:PORT") */
 	char **names;		/* for peers.dns: each address's reverse DNS name, or NULL */
 	size_t naddrs;
+	struct strv skip;	/* addresses not to ask (followed already) */
 	struct peer_job *jobs;
 	size_t njobs;
 	peer_done_cb done;	/* NULL once cancelled */
@@ -308,6 +318,16 @@ peer_host_key_ok(ssh_session ssh, const struct peer_creds *c)
 	return ok;
 }
 
+/* Disconnect and free a session. */
+static void
+peer_close(ssh_session ssh)
+{
+	if (ssh == NULL)
+		return;
+	ssh_disconnect(ssh);
+	ssh_free(ssh);
+}
+
 /*
  * Connect and authenticate to a replica within timeout_ms. Returns the
  * session, or NULL with *why set.
@@ -358,8 +378,7 @@ peer_connect(const char *host, uint16_t port, const struct peer_creds *c, long t
 	return ssh;
 fail:
 	ssh_key_free(priv);
-	ssh_disconnect(ssh);
-	ssh_free(ssh);
+	peer_close(ssh);
 	return NULL;
 }
 
@@ -397,7 +416,241 @@ peer_append(char **buf, size_t *len, const char *p, size_t n)
 	return true;
 }
 
-/* Run one job: connect, run the command, collect stdout, stderr and status. */
+/* ---- connections kept between commands ---- */
+
+/*
+ * Authenticated connections to the other replicas, kept for the next
+ * command of the same admin: the replica, the user, peer_key and
+ * peer_keys they were made with are their key, so a configuration that
+ * changes any of these makes new ones. A connection is used by one thread
+ * at a time (libssh sessions are not thread-safe): taken out of the pool,
+ * used, put back. A thread of the pool's closes those idle PEER_IDLE_MS.
+ */
+struct peer_idle {
+	char *key;
+	ssh_session ssh;
+	uint64_t since;		/* put back at, peer_now_ms */
+};
+
+static struct {
+	uv_once_t once;
+	uv_mutex_t mu;
+	uv_cond_t cond;		/* the pool changed: the reaper looks again */
+	bool reaping;		/* the reaper runs */
+	struct peer_idle idle[PEER_POOL_MAX];
+	size_t n;
+} peer_pool = { .once = UV_ONCE_INIT };
+
+static void
+peer_pool_init(void)
+{
+	uv_mutex_init(&peer_pool.mu);
+	uv_cond_init(&peer_pool.cond);
+}
+
+/* Close a connection taken out of the pool. */
+static void
+peer_idle_close(struct peer_idle *e)
+{
+	peer_close(e->ssh);
+	free(e->key);
+}
+
+/* The pool's key of a connection to host:port made with creds; NULL when out of memory. */
+static char *
+peer_pool_key(const char *host, uint16_t port, const struct peer_creds *c)
+{
+	char *key = NULL, *k;
+	size_t i;
+
+	if (asprintf(&key, "%s:%u\n%s\n%s", host, port, c->user, c->key_path) < 0)
+		return NULL;
+	for (i = 0; i < c->npubkeys; i++) {
+		if (asprintf(&k, "%s\n%s", key, c->pubkeys[i]) < 0) {
+			free(key);
+			return NULL;
+		}
+		free(key);
+		key = k;
+	}
+	return key;
+}
+
+/* Close the connections idle for PEER_IDLE_MS, until the pool is empty. */
+static void *
+peer_pool_reaper(void *arg)
+{
+	struct peer_idle gone[PEER_POOL_MAX];
+	uint64_t now, next;
+	size_t i, ngone;
+
+	(void)arg;
+	uv_mutex_lock(&peer_pool.mu);
+	while (peer_pool.n > 0) {
+		now = peer_now_ms();
+		next = UINT64_MAX;
+		ngone = 0;
+		for (i = peer_pool.n; i-- > 0;) {
+			if (now - peer_pool.idle[i].since >= PEER_IDLE_MS) {
+				gone[ngone++] = peer_pool.idle[i];
+				peer_pool.idle[i] = peer_pool.idle[--peer_pool.n];
+			} else if (peer_pool.idle[i].since + PEER_IDLE_MS < next) {
+				next = peer_pool.idle[i].since + PEER_IDLE_MS;
+			}
+		}
+		if (ngone > 0) {
+			uv_mutex_unlock(&peer_pool.mu);
+			for (i = 0; i < ngone; i++)
+				peer_idle_close(&gone[i]);
+			uv_mutex_lock(&peer_pool.mu);
+		} else if (peer_pool.n > 0) {
+			uv_cond_timedwait(&peer_pool.cond, &peer_pool.mu, (next - now) * 1000000u);
+		}
+	}
+	peer_pool.reaping = false;
+	uv_mutex_unlock(&peer_pool.mu);
+	return NULL;
+}
+
+/* A kept connection with this key, taken out of the pool; NULL when there is none. */
+static ssh_session
+peer_pool_take(const char *key)
+{
+	ssh_session ssh = NULL;
+	size_t i;
+
+	uv_once(&peer_pool.once, peer_pool_init);
+	uv_mutex_lock(&peer_pool.mu);
+	for (i = peer_pool.n; i-- > 0;) {
+		if (strcmp(peer_pool.idle[i].key, key) == 0) {
+			ssh = peer_pool.idle[i].ssh;
+			free(peer_pool.idle[i].key);
+			peer_pool.idle[i] = peer_pool.idle[--peer_pool.n];
+			break;
+		}
+	}
+	uv_mutex_unlock(&peer_pool.mu);
+	return ssh;
+}
+
+/* Keep a connection that served a command (taking key and ssh over), or close it. */
+static void
+peer_pool_put(char *key, ssh_session ssh)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	bool kept = false;
+
+	uv_once(&peer_pool.once, peer_pool_init);
+	uv_mutex_lock(&peer_pool.mu);
+	if (peer_pool.n < PEER_POOL_MAX && !peer_pool.reaping &&
+	    pthread_attr_init(&attr) == 0) {
+		/* Detached: it ends by itself once the pool is empty. */
+		if (pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+		    pthread_create(&t, &attr, peer_pool_reaper, NULL) == 0)
+			peer_pool.reaping = true;
+		pthread_attr_destroy(&attr);
+	}
+	if (peer_pool.n < PEER_POOL_MAX && peer_pool.reaping) {
+		peer_pool.idle[peer_pool.n++] = (struct peer_idle){ key, ssh, peer_now_ms() };
+		uv_cond_signal(&peer_pool.cond);
+		kept = true;
+	}
+	uv_mutex_unlock(&peer_pool.mu);
+	if (!kept) {
+		peer_close(ssh);
+		free(key);
+	}
+}
+
+/* Close every kept connection (the broker stops). */
+void
+peer_pool_clear(void)
+{
+	struct peer_idle gone[PEER_POOL_MAX];
+	size_t i, n;
+
+	uv_once(&peer_pool.once, peer_pool_init);
+	uv_mutex_lock(&peer_pool.mu);
+	n = peer_pool.n;
+	memcpy(gone, peer_pool.idle, n * sizeof gone[0]);
+	peer_pool.n = 0;
+	uv_cond_signal(&peer_pool.cond);
+	uv_mutex_unlock(&peer_pool.mu);
+	for (i = 0; i < n; i++)
+		peer_idle_close(&gone[i]);
+}
+
+/* ---- queries ---- */
+
+/* Forget a reply's output: it is asked for again. */
+static void
+peer_reply_clear(struct peer_reply *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+	r->outlen = 0;
+	r->status = -1;
+}
+
+/*
+ * Run the job's command on ssh, collecting stdout, stderr and the exit
+ * status by deadline. Returns 0, or -1 with *why set.
+ */
+static int
+peer_job_run(struct peer_job *j, ssh_session ssh, uint64_t deadline, const char **why)
+{
+	struct peer_reply *r = &j->reply;
+	ssh_channel ch = NULL;
+	size_t errlen = 0;
+	char buf[16384];
+	int n, rc = -1;
+
+	if ((ch = peer_channel(ssh, &j->q->creds, j->q->command, 0, 0)) == NULL) {
+		*why = "the command was refused";
+		return -1;
+	}
+	for (;;) {
+		if (peer_now_ms() > deadline) {
+			*why = "no answer in time";
+			goto out;
+		}
+		n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 100);
+		if (n == SSH_ERROR) {
+			*why = "connection lost";
+			goto out;
+		}
+		if (n > 0 && !peer_append(&r->out, &r->outlen, buf, (size_t)n)) {
+			*why = "reply too large";
+			goto out;
+		}
+		while ((n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) {
+			if (!peer_append(&r->err, &errlen, buf, (size_t)n)) {
+				*why = "reply too large";
+				goto out;
+			}
+		}
+		if (n == SSH_ERROR) {
+			*why = "connection lost";
+			goto out;
+		}
+		if (ssh_channel_is_eof(ch) && ssh_channel_poll(ch, 0) <= 0 &&
+		    ssh_channel_poll(ch, 1) <= 0)
+			break;
+	}
+	r->status = ssh_channel_get_exit_status(ch);
+	rc = 0;
+out:
+	ssh_channel_close(ch);
+	ssh_channel_free(ch);
+	return rc;
+}
+
+/*
+ * Run one job: on a kept connection to the replica, else on a new one;
+ * collect stdout, stderr and status, and keep the connection.
+ */
 static void
 peer_job_thread(void *arg)
 {
@@ -406,52 +659,42 @@ peer_job_thread(void *arg)
 	struct peer_reply *r = &j->reply;
 	uint64_t deadline = peer_now_ms() + PEER_TIMEOUT_MS;
 	ssh_session ssh = NULL;
-	ssh_channel ch = NULL;
 	const char *why = NULL;
-	size_t errlen = 0;
-	char buf[16384];
-	int n;
+	char *key = NULL;
 
 	if (peer_is_self(j->host, j->port, &q->creds)) {
 		r->self = true;
 		return;
 	}
-	if ((ssh = peer_connect(j->host, j->port, &q->creds, PEER_TIMEOUT_MS, &why)) == NULL)
-		goto fail;
-	if ((ch = peer_channel(ssh, &q->creds, q->command, 0, 0)) == NULL) {
-		why = "the command was refused";
-		goto fail;
-	}
-	for (;;) {
-		if (peer_now_ms() > deadline) {
+	if ((key = peer_pool_key(j->host, j->port, &q->creds)) != NULL &&
+	    (ssh = peer_pool_take(key)) != NULL) {
+		/*
+		 * An answer on a kept connection is taken when the command
+		 * succeeded. Anything else is asked again on a new connection,
+		 * so that no answer rests on a connection gone stale or on what
+		 * the replica trusted when it was made (its peer_keys, its users):
+		 * a replica that no longer takes us is named as it would be.
+		 */
+		if (peer_job_run(j, ssh, deadline, &why) == 0 && r->status == 0)
+			goto done;
+		peer_close(ssh);
+		ssh = NULL;
+		peer_reply_clear(r);
+		if (peer_now_ms() >= deadline) {
 			why = "no answer in time";
 			goto fail;
 		}
-		n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 100);
-		if (n == SSH_ERROR) {
-			why = "connection lost";
-			goto fail;
-		}
-		if (n > 0 && !peer_append(&r->out, &r->outlen, buf, (size_t)n)) {
-			why = "reply too large";
-			goto fail;
-		}
-		while ((n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) {
-			if (!peer_append(&r->err, &errlen, buf, (size_t)n)) {
-				why = "reply too large";
-				goto fail;
-			}
-		}
-		if (n == SSH_ERROR) {
-			why = "connection lost";
-			goto fail;
-		}
-		if (ssh_channel_is_eof(ch) && ssh_channel_poll(ch, 0) <= 0 &&
-		    ssh_channel_poll(ch, 1) <= 0)
-			break;
 	}
-	r->status = ssh_channel_get_exit_status(ch);
+	if ((ssh = peer_connect(j->host, j->port, &q->creds, PEER_TIMEOUT_MS, &why)) == NULL ||
+	    peer_job_run(j, ssh, deadline, &why) < 0)
+		goto fail;
+done:
 	r->reachable = true;
+	if (key != NULL) {
+		peer_pool_put(key, ssh);
+		key = NULL;	/* transferred, with ssh */
+		ssh = NULL;
+	}
 	goto out;
 fail:
 	r->why = strdup(why != NULL ? why : "error");
@@ -460,14 +703,8 @@ out:
 		r->out = strdup("");
 	if (r->err == NULL)
 		r->err = strdup("");
-	if (ch != NULL) {
-		ssh_channel_close(ch);
-		ssh_channel_free(ch);
-	}
-	if (ssh != NULL) {
-		ssh_disconnect(ssh);
-		ssh_free(ssh);
-	}
+	peer_close(ssh);
+	free(key);
 }
 
 /* Free a query and its jobs (its async handle is closed). */
@@ -490,6 +727,7 @@ peer_query_close_cb(uv_handle_t *h)
 		if (q->names != NULL)
 			free(q->names[i]);
 	}
+	strv_free(&q->skip);
 	free(q->addrs);
 	free(q->names);
 	free(q->jobs);
@@ -615,6 +853,8 @@ peer_query_thread(void *arg)
 
 			j->q = q;
 			j->reply.status = -1;
+			if (strv_has(&q->skip, q->addrs[i]))
+				continue;	/* left out as this replica is */
 			if (peer_split(q->addrs[i], &j->host, &j->port) < 0 ||
 			    (j->reply.name = peer_name_of(q->names != NULL && q->names[i] != NULL ?
 			    q->names[i] : j->host, j->port)) == NULL ||
@@ -635,10 +875,14 @@ peer_query_thread(void *arg)
 	uv_async_send(&q->async);
 }
 
-/* Run command on the replica at addr, or on every other one (addr NULL). */
+/*
+ * Run command on the replica at addr, or on every other one (addr NULL)
+ * but those at skip's addresses.
+ */
 static int
 peer_query_start(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
-    const char *command, peer_done_cb done, void *arg, struct peer_query **qp)
+    char *const *skip, size_t nskip, const char *command, peer_done_cb done, void *arg,
+    struct peer_query **qp)
 {
 	const struct config *c = *pc->config;
 	struct peer_query *q = NULL;
@@ -654,6 +898,10 @@ peer_query_start(const struct peer_client *pc, const struct cfg_user *u, const c
 	q->done = done;
 	q->arg = arg;
 	if (peer_creds_fill(pc, u, &q->creds) < 0 || (q->command = strdup(command)) == NULL)
+		goto fail;
+	for (i = 0; i < nskip; i++)
+		strv_add(&q->skip, skip[i]);
+	if (q->skip.oom)
 		goto fail;
 	if (addr != NULL) {
 		if ((q->addrs = calloc(1, sizeof *q->addrs)) == NULL ||
@@ -692,7 +940,15 @@ int
 peer_query(const struct peer_client *pc, const struct cfg_user *u, const char *command,
     peer_done_cb done, void *arg, struct peer_query **qp)
 {
-	return peer_query_start(pc, u, NULL, command, done, arg, qp);
+	return peer_query_start(pc, u, NULL, NULL, 0, command, done, arg, qp);
+}
+
+/* Run command on every other replica not at one of skip's addresses. */
+int
+peer_query_others(const struct peer_client *pc, const struct cfg_user *u, char *const *skip,
+    size_t nskip, const char *command, peer_done_cb done, void *arg, struct peer_query **qp)
+{
+	return peer_query_start(pc, u, NULL, skip, nskip, command, done, arg, qp);
 }
 
 /* Run command on the replica at addr. */
@@ -700,7 +956,7 @@ int
 peer_query_at(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
     const char *command, peer_done_cb done, void *arg, struct peer_query **qp)
 {
-	return peer_query_start(pc, u, addr, command, done, arg, qp);
+	return peer_query_start(pc, u, addr, NULL, 0, command, done, arg, qp);
 }
 
 /* Forget the caller of a query. */
@@ -753,7 +1009,37 @@ peer_relay_err(struct peer_relay *r, const char *buf, size_t n)
 	r->why[have + n] = '\0';
 }
 
-/* The relay's thread: run the command on the replica and pass its bytes on. */
+/*
+ * Whether the replica still answers: a keepalive@openssh.com global
+ * request wants a reply (a refusal will do), which libssh waits for up to
+ * the session's timeout, PEER_TIMEOUT_MS. ssh_send_keepalive does not say
+ * whether the reply came, so a wait as long as the timeout is the sign of
+ * a replica that holds its connection open and no longer answers (stopped,
+ * or cut off by a partition that drops packets).
+ */
+static bool
+peer_alive(ssh_session ssh, const char **why)
+{
+	uint64_t t0 = peer_now_ms();
+
+	ssh_send_keepalive(ssh);
+	if (!ssh_is_connected(ssh)) {
+		*why = "connection lost";
+		return false;
+	}
+	if (peer_now_ms() - t0 >= PEER_TIMEOUT_MS) {
+		*why = "no answer in time";
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The relay's thread: run the command on the replica and pass its bytes
+ * on. A quiet replica is probed every PEER_PROBE_MS: a watched session or
+ * a follow may be silent for long, and a replica that stops answering
+ * without closing its connection would otherwise never be noticed.
+ */
 static void
 peer_relay_thread(void *arg)
 {
@@ -763,6 +1049,7 @@ peer_relay_thread(void *arg)
 	const char *why = NULL;
 	char buf[16384], msg[256];
 	bool quit_sent = false;
+	uint64_t heard;
 	int n, status = 1;
 
 	if ((ssh = peer_connect(r->host, r->port, &r->creds, PEER_TIMEOUT_MS, &why)) == NULL)
@@ -771,7 +1058,13 @@ peer_relay_thread(void *arg)
 		why = r->cols > 0 ? "the watch was refused" : "the command was refused";
 		goto fail;
 	}
+	heard = peer_now_ms();
 	while (!atomic_load(&r->stop)) {
+		if (peer_now_ms() - heard >= PEER_PROBE_MS) {
+			if (!peer_alive(ssh, &why))
+				goto fail;
+			heard = peer_now_ms();
+		}
 		if (atomic_exchange(&r->resized, false))
 			ssh_channel_change_pty_size(ch, atomic_load(&r->new_cols),
 			    atomic_load(&r->new_rows));
@@ -784,9 +1077,12 @@ peer_relay_thread(void *arg)
 			why = "connection lost";
 			goto fail;
 		}
+		if (n > 0)
+			heard = peer_now_ms();
 		if (n > 0 && !peer_relay_put(r, buf, (size_t)n))
 			break;
 		while ((n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) {
+			heard = peer_now_ms();
 			if (r->cols == 0)
 				peer_relay_err(r, buf, (size_t)n);
 			else if (!peer_relay_put(r, buf, (size_t)n))
@@ -814,10 +1110,7 @@ out:
 		ssh_channel_close(ch);
 		ssh_channel_free(ch);
 	}
-	if (ssh != NULL) {
-		ssh_disconnect(ssh);
-		ssh_free(ssh);
-	}
+	peer_close(ssh);
 	uv_mutex_lock(&r->mu);
 	r->finished = true;
 	r->status = status < 0 ? 1 : status;

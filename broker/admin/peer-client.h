@@ -2,7 +2,8 @@
  * The other replicas of one broker service, as admin commands reach them
  * (docs/live.md, "Several replicas"): libssh's client. A query runs one
  * admin command on every other replica, each on a thread of its own
- * (libssh's client calls block), and hands the replies back on the loop.
+ * (libssh's client calls block), and hands the replies back on the loop;
+ * its connections are kept for the same admin's next commands.
  * A relayed watch (or pending --follow) runs on a thread of its own and
  * hands the bytes back through a uv_async. Nothing waits longer than PEER_TIMEOUT_MS for a
  * replica that does not answer. The listener that answers them is
@@ -72,8 +73,22 @@ int peer_query(const struct peer_client *pc, const struct cfg_user *u, const cha
 int peer_query_at(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
     const char *command, peer_done_cb done, void *arg, struct peer_query **qp);
 
+/*
+ * The same on every other replica but those reached at the nskip addresses
+ * in skip (replies' addr): peers.dns is resolved anew, so a replica that
+ * started since is asked too.
+ */
+int peer_query_others(const struct peer_client *pc, const struct cfg_user *u, char *const *skip,
+    size_t nskip, const char *command, peer_done_cb done, void *arg, struct peer_query **qp);
+
 /* Forget the caller: done will not be called; the query frees itself. */
 void peer_query_cancel(struct peer_query *q);
+
+/*
+ * Close the connections kept for later commands (a query's connection is
+ * kept, one admin's, for PEER_IDLE_MS after its command): the broker stops.
+ */
+void peer_pool_clear(void);
 
 /* ---- relayed output: a watch, or pending --follow ---- */
 

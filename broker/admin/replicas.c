@@ -266,6 +266,40 @@ live_remote_drop(struct live *l, size_t i)
 	l->nremote--;
 }
 
+/* Remember that replica holds request id (listed by it, or announced to a follower). */
+void
+live_remote_add(struct live *l, const char *id, const char *replica)
+{
+	size_t k;
+
+	if (strlen(id) >= sizeof l->remote[0].id)
+		return;
+	for (k = 0; k < l->nremote && strcmp(l->remote[k].id, id) != 0; k++)
+		;
+	if (k == l->nremote) {
+		if (l->nremote == LIVE_REMOTE_MAX)
+			live_remote_drop(l, 0);
+		k = l->nremote++;
+	}
+	snprintf(l->remote[k].id, sizeof l->remote[k].id, "%s", id);
+	snprintf(l->remote[k].replica, sizeof l->remote[k].replica, "%s", replica);
+	l->remote[k].ended = false;
+}
+
+/* Forget request id: it was decided, timed out or ended where it was held. */
+void
+live_remote_forget(struct live *l, const char *id)
+{
+	size_t k;
+
+	for (k = 0; k < l->nremote; k++) {
+		if (strcmp(l->remote[k].id, id) == 0) {
+			live_remote_drop(l, k);
+			return;
+		}
+	}
+}
+
 /*
  * Keep track of the requests other replicas hold: a replica's listing of
  * them (listing) replaces what was known of it; the requests of a replica
@@ -303,14 +337,8 @@ live_remote_update(struct live *l, struct session *s, const struct peer_reply *r
 		json_array_foreach(rows, j, o) {
 			const char *id = json_string_value(json_object_get(o, "id"));
 
-			if (id == NULL || strlen(id) >= sizeof l->remote[0].id)
-				continue;
-			if (l->nremote == LIVE_REMOTE_MAX)
-				live_remote_drop(l, 0);
-			k = l->nremote++;
-			snprintf(l->remote[k].id, sizeof l->remote[k].id, "%s", id);
-			snprintf(l->remote[k].replica, sizeof l->remote[k].replica, "%s", r[i].name);
-			l->remote[k].ended = false;
+			if (id != NULL)
+				live_remote_add(l, id, r[i].name);
 		}
 		json_decref(rows);
 	}

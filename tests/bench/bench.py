@@ -730,8 +730,9 @@ def bench_rec(build, runs):
 
 # ---- report ----------------------------------------------------------------
 
-def start_replicas(build, work, n):
-    """n brokers on loopback that are each other's peers, plus one without peers."""
+def start_replicas(build, work, n, admins=0):
+    """n brokers on loopback that are each other's peers, plus one without peers; users
+    bench and bench1..benchADMINS, all holding one key."""
     key = work / "replica_client"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     peer = work / "replica_peer"
@@ -749,6 +750,10 @@ def start_replicas(build, work, n):
             peers = (f"peers: [{', '.join(f'127.0.0.1:{p}' for p in peer_ports)}]\n"
                      f"peer_listen: 127.0.0.1:{peer_ports[i]}\npeer_key: {peer}\n"
                      f"peer_keys: [\"{peer_pub}\"]\n")
+        more = "".join(f"""  - name: bench{a}
+    keys: ["{pub}"]
+    roles: [auditor]
+""" for a in range(1, admins + 1))
         cfg = d / "config.yaml"
         cfg.write_text(f"""listen: 127.0.0.1:{port}
 host_key: {d / 'host_ed25519'}
@@ -760,7 +765,7 @@ audit_log: {d / 'audit.jsonl'}
   - name: bench
     keys: ["{pub}"]
     roles: [auditor, approver]
-rules:
+{more}rules:
   - users: [bench]
     targets: [local]
 targets:
@@ -778,11 +783,11 @@ targets:
     for port in peer_ports:
         wait_port(port)
 
-    def ssh(port, *remote, tty=False):
+    def ssh(port, *remote, tty=False, user="bench"):
         return (["ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no",
                  "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
                  "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-i", str(key)]
-                + (["-tt"] if tty else []) + ["-p", str(port), "bench@127.0.0.1", *remote])
+                + (["-tt"] if tty else []) + ["-p", str(port), f"{user}@127.0.0.1", *remote])
     return brokers, procs, ssh
 
 
@@ -810,14 +815,18 @@ def pty_wait(fd, needle, timeout=20):
 
 def bench_replicas(build, work, runs, keys):
     """Three replicas: `sessions` across them, and a relayed `watch` beside a local one."""
-    brokers, procs, ssh = start_replicas(build, work, 3)
+    brokers, procs, ssh = start_replicas(build, work, 3, admins=runs)
     res = {}
     try:
-        # sessions: a broker without peers, then the same command given to a replica
-        times = {"alone": [], "three replicas": []}
-        for _ in range(runs):
+        # sessions: a broker without peers, then the same command given to a replica, by
+        # one admin (its connections to the peers kept after the first) and by a new
+        # admin each time (new connections: a key exchange and an authentication each)
+        times = {"alone": [], "three replicas": [], "three replicas, new connections": []}
+        for i in range(runs):
             times["alone"].append(timed(ssh(brokers[3], "sessions", "--json")))
             times["three replicas"].append(timed(ssh(brokers[0], "sessions", "--json")))
+            times["three replicas, new connections"].append(
+                timed(ssh(brokers[0], "sessions", "--json", user=f"bench{i + 1}")))
         res["sessions"] = {k: summary(v) for k, v in times.items()}
         # watch: a session on r2 running cat; a watcher on r2 (local) and one on r0 (relayed)
         sp, sfd = pty_spawn(ssh(brokers[2], "local", "--", "stty raw -echo; echo READY; cat",
@@ -1220,13 +1229,18 @@ def report(res, path, quick):
         L += ["", "## Several replicas", "",
               "Three brokers on loopback that are each other's peers (docs/live.md). "
               "`sessions --json` given to one of them (it asks the two others over SSH, "
-              "in parallel) against a broker without peers; and one keystroke to `cat` in a "
+              "in parallel, on connections kept for the same admin's next commands) against "
+              "a broker without peers; and one keystroke to `cat` in a "
               "session on r2, seen by a watcher on r2 and by one on r0 (relayed from r2).", "",
               "| | alone / local | three replicas / relayed | added |",
               "| --- | --- | --- | --- |",
               f"| `sessions --json`, connect to exit | {fmt(s['alone'], ' ms', scale=1e3)} | "
               f"{fmt(s['three replicas'], ' ms', scale=1e3)} | "
               f"{(s['three replicas']['median'] - s['alone']['median']) * 1e3:.1f} ms |",
+              f"| the same, a new admin each time (no connection kept) | | "
+              f"{fmt(s['three replicas, new connections'], ' ms', scale=1e3)} | "
+              f"{(s['three replicas, new connections']['median'] - s['alone']['median']) * 1e3:.1f}"
+              " ms |" if "three replicas, new connections" in s else "",
               f"| `watch`, keystroke to watcher, p50 | {w['local']['p50'] * 1e3:.2f} ms | "
               f"{w['relayed']['p50'] * 1e3:.2f} ms | "
               f"{w['added']['p50'] * 1e3:.2f} ms |" if "added" in w else "",

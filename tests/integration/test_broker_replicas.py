@@ -12,6 +12,7 @@ import signal
 import shlex
 import shutil
 import socket
+import time
 
 import paramiko
 import pytest
@@ -500,3 +501,129 @@ def test_pending_follow_ends_the_requests_of_a_replica_that_goes_away(broker, tm
             f.close()
         p.kill()
         p.wait()
+
+
+# ------------------------------------------------- a replica that stops answering
+
+def test_hung_replica_ends_a_relayed_watch_and_a_follow(broker, tmp_path):
+    """A replica stopped (SIGSTOP) keeps its connections open and answers nothing:
+    the relays' keepalive probe finds it out within PEER_PROBE_MS + PEER_TIMEOUT_MS.
+    The watcher is told as for a connection lost, the follower names the replica and
+    ends its requests, and follows it again once it answers."""
+    r0, r1 = replicas(broker, tmp_path, n=2, rules=APPROVE_RULES)
+    p = start_bg(r1, "alice", "local", "--", "sleep 45")
+    q = start_bg(r1, "alice", "local", "--", "danger=1; echo never")
+    w = f = None
+    stopped = False
+    try:
+        rid = wait_request(q)
+        s = wait_listed(r0, "sleep 45", "r1")
+        f = Follower(r0, "bob", "--follow")
+        f.wait_out(lambda l: rid.encode() in l, what="the request listed")
+        followed_by(r1)
+        w = start_bg(r0, "bob", "watch", s["id"], opts=["-tt"])
+        r1.wait_audit("watch_start")
+        os.kill(r1.pid, signal.SIGSTOP)
+        stopped = True
+        t0 = time.monotonic()
+        rc, out, err = finish(w, timeout=20)
+        assert rc == 1, (out, err)
+        assert b"replica 127.0.0.1:%d unreachable: no answer in time" % r1.peer_port in out
+        f.wait_err(lambda l: b"replica 127.0.0.1:%d unreachable (no answer in time)"
+                   % r1.peer_port in l)
+        line = f.wait_out(lambda l: l.startswith(b"ended"))
+        assert line.split()[:3] == [b"ended", b"r1", rid.encode() + b":"], line
+        # a probe every second, answered within three: well under ten seconds
+        assert time.monotonic() - t0 < 10
+        assert f.p.poll() is None
+        # back: followed again, its request announced again
+        os.kill(r1.pid, signal.SIGCONT)
+        stopped = False
+        f.wait_err(lambda l: l == b"podgate: replica 127.0.0.1:%d followed" % r1.peer_port,
+                   what="the replica followed again")
+        wait_until(lambda: f._read() or sum(l.startswith(b"held") and rid.encode() in l
+                                             for l in f.out) == 1,
+                   what="the request announced again")
+    finally:
+        if stopped:
+            os.kill(r1.pid, signal.SIGCONT)
+        for x in (p, q, w):
+            if x is not None:
+                x.kill()
+                x.wait()
+        if f is not None:
+            f.close()
+
+
+def test_pending_follow_takes_in_a_replica_that_starts_later(broker, tmp_path):
+    """r1 is down when the follow begins, r2 is followed from the start. r1 is
+    followed once it starts; r2 is left as it is: nothing is said of it."""
+    r0, r1, r2 = replicas(broker, tmp_path, rules=APPROVE_RULES)
+    r1.stop()
+    f = Follower(r0, "bob", "--json", "--follow")
+    p = None
+    try:
+        f.wait_err(lambda l: b"replica 127.0.0.1:%d unreachable" % r1.peer_port in l)
+        followed_by(r2)
+        r1.start()
+        f.wait_err(lambda l: l == b"podgate: replica 127.0.0.1:%d followed" % r1.peer_port,
+                   what="the replica followed once it started")
+        p = start_bg(r1, "alice", "local", "--", "danger=1; echo later")
+        rid = wait_request(p)
+        ev = json.loads(f.wait_out(lambda l: rid.encode() in l, what="its request announced"))
+        assert ev["event"] == "held" and ev["replica"] == "r1", ev
+        assert f.p.poll() is None
+        assert not [l for l in f.err if b"%d" % r2.peer_port in l], f.err
+    finally:
+        if p is not None:
+            p.kill()
+            p.wait()
+        f.close()
+
+
+def test_request_a_follower_learned_of_is_reported_ended_by_approve(broker, tmp_path):
+    """r0 never listed the request: its follower was told of it. Once r1 is gone,
+    approve on r0 says the request ended with its replica, not that there is none."""
+    r0, r1 = replicas(broker, tmp_path, n=2, rules=APPROVE_RULES)
+    f = Follower(r0, "bob", "--follow")
+    p = None
+    try:
+        f.wait_out(lambda l: l.split()[:2] == [b"REPLICA", b"ID"], what="the header")
+        followed_by(r1)
+        p = start_bg(r1, "alice", "local", "--", "danger=1; echo never")
+        rid = wait_request(p)
+        f.wait_out(lambda l: l.startswith(b"held") and rid.encode() in l)
+        kill_replica(r1)
+        r = r0.ssh("bob", "approve", rid)
+        assert r.returncode == 1
+        assert (f"podgate: request {rid} ended: replica 127.0.0.1:{r1.peer_port} unreachable"
+                .encode() in r.stderr), r.stderr
+        r = r0.ssh("bob", "deny", rid[:13])
+        assert r.returncode == 1 and f"request {rid} ended".encode() in r.stderr, r.stderr
+    finally:
+        if p is not None:
+            p.kill()
+            p.wait()
+        f.close()
+
+
+def test_commands_of_one_admin_reuse_a_connection(broker, tmp_path):
+    """The second command of an admin runs on the connection the first made: the
+    replica audits one peer authentication for two commands. A peer key dropped from
+    that replica's peer_keys serves no more on it: asked again on a new connection,
+    the replica is named as it is for one that never took the key."""
+    r0, r1 = replicas(broker, tmp_path, n=2)
+    for _ in range(2):
+        r = r0.ssh("bob", "sessions")
+        assert r.returncode == 0 and r.stderr == b"", r.stderr
+    r1.wait_audit("admin_command", lambda e: e.get("user") == "bob", count=2)
+    assert len([e for e in r1.events("auth_success") if e.get("via") == "peer"]) == 1
+    r1.settings["peer_keys"] = [peer_key(tmp_path, "r1").pub]
+    r1.write_config()
+    r1.wait_log("configuration reloaded")
+    r = r0.ssh("bob", "sessions")
+    assert r.returncode == 0
+    assert (b"replica 127.0.0.1:%d unreachable (authentication refused)" % r1.peer_port
+            in r.stderr), r.stderr
+    assert r1.wait_audit("refused", lambda e: e.get("reason") == "peer key no longer trusted")
+    assert r1.wait_audit("auth_failure", lambda e: e.get("reason") == "unknown peer key")
