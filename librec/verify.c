@@ -390,10 +390,12 @@ verify_finish(struct verify_state *s)
 		snprintf(out->reason, sizeof out->reason, "%s", s->end.reason);
 	} else if (s->key.v > s->end.v) {
 		out->verdict = s->key.v;
-		if (s->end.v == REC_TRUNCATED)
-			snprintf(out->reason, sizeof out->reason, "%s; %s", s->key.reason,
-			    s->end.reason);
-		else
+		if (s->end.v == REC_TRUNCATED) {
+			/* Both reasons, the second cut at the buffer's end when long. */
+			if (snprintf(out->reason, sizeof out->reason, "%s; %s", s->key.reason,
+			    s->end.reason) < 0)
+				out->reason[0] = '\0';
+		} else
 			snprintf(out->reason, sizeof out->reason, "%s; sealed", s->key.reason);
 	} else if (s->end.v == REC_TRUNCATED) {
 		out->verdict = REC_TRUNCATED;

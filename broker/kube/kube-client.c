@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,24 @@ kube_use_key_pem(SSL_CTX *ctx, const char *pem, size_t len)
 	return ok;
 }
 
+static void kube_client_error(struct kube_client *cl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Say why the client cannot be used (out of memory says so too, never leaving it unset). */
+static void
+kube_client_error(struct kube_client *cl, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	free(cl->error);
+	cl->error = msg != NULL ? msg : strdup("out of memory");
+}
+
 /* Make the cluster's TLS context. Returns 0 or -EINVAL with cl->error set. */
 static int
 kube_client_tls(struct kube_client *cl)
@@ -136,13 +155,13 @@ kube_client_tls(struct kube_client *cl)
 		if (kc->ca_pem != NULL) {
 			if (kube_add_pem_certs(SSL_CTX_get_cert_store(cl->ctx), kc->ca_pem,
 			    kc->ca_len) == 0) {
-				asprintf(&cl->error, "certificate-authority-data holds no "
+				kube_client_error(cl, "certificate-authority-data holds no "
 				    "certificate");
 				return -EINVAL;
 			}
 		} else if (kc->ca_file != NULL) {
 			if (SSL_CTX_load_verify_locations(cl->ctx, kc->ca_file, NULL) != 1) {
-				asprintf(&cl->error, "cannot load the CA %s: %s", kc->ca_file,
+				kube_client_error(cl, "cannot load the CA %s: %s", kc->ca_file,
 				    kube_ssl_error(e, sizeof e));
 				return -EINVAL;
 			}
@@ -151,33 +170,33 @@ kube_client_tls(struct kube_client *cl)
 		}
 	}
 	if (kc->cert_pem != NULL && !kube_use_cert_pem(cl->ctx, kc->cert_pem, kc->cert_len)) {
-		asprintf(&cl->error, "client-certificate-data is not a PEM certificate");
+		kube_client_error(cl, "client-certificate-data is not a PEM certificate");
 		return -EINVAL;
 	}
 	if (kc->cert_file != NULL &&
 	    SSL_CTX_use_certificate_chain_file(cl->ctx, kc->cert_file) != 1) {
-		asprintf(&cl->error, "cannot load the client certificate %s: %s", kc->cert_file,
+		kube_client_error(cl, "cannot load the client certificate %s: %s", kc->cert_file,
 		    kube_ssl_error(e, sizeof e));
 		return -EINVAL;
 	}
 	if (kc->key_pem != NULL && !kube_use_key_pem(cl->ctx, kc->key_pem, kc->key_len)) {
-		asprintf(&cl->error, "client-key-data is not a PEM private key");
+		kube_client_error(cl, "client-key-data is not a PEM private key");
 		return -EINVAL;
 	}
 	if (kc->key_file != NULL &&
 	    SSL_CTX_use_PrivateKey_file(cl->ctx, kc->key_file, SSL_FILETYPE_PEM) != 1) {
-		asprintf(&cl->error, "cannot load the client key %s: %s", kc->key_file,
+		kube_client_error(cl, "cannot load the client key %s: %s", kc->key_file,
 		    kube_ssl_error(e, sizeof e));
 		return -EINVAL;
 	}
 	if ((kc->key_pem != NULL || kc->key_file != NULL) &&
 	    SSL_CTX_check_private_key(cl->ctx) != 1) {
-		asprintf(&cl->error, "the client key does not match the client certificate");
+		kube_client_error(cl, "the client key does not match the client certificate");
 		return -EINVAL;
 	}
 	return 0;
 fail:
-	asprintf(&cl->error, "cannot make a TLS context: %s", kube_ssl_error(e, sizeof e));
+	kube_client_error(cl, "cannot make a TLS context: %s", kube_ssl_error(e, sizeof e));
 	return -EINVAL;
 }
 
@@ -216,9 +235,9 @@ kube_client_new(const struct cfg_kube_cluster *k, const struct stat *st)
 	if (r == -ENOMEM)
 		snprintf(err, sizeof err, "out of memory");
 	if (r < 0) {
-		asprintf(&cl->error, "%s", err);
+		kube_client_error(cl, "%s", err);
 	} else if (cl->kc.unsupported != NULL) {
-		asprintf(&cl->error, "%s in its kubeconfig is not supported by transport: native; "
+		kube_client_error(cl, "%s in its kubeconfig is not supported by transport: native; "
 		    "use transport: kubectl", cl->kc.unsupported);
 	} else {
 		snprintf(cl->where, sizeof cl->where, strchr(cl->kc.host, ':') != NULL ?
@@ -227,7 +246,7 @@ kube_client_new(const struct cfg_kube_cluster *k, const struct stat *st)
 		if (cl->kc.tls)
 			kube_client_tls(cl);
 		if (cl->kc.token != NULL && (cl->token = strdup(cl->kc.token)) == NULL)
-			asprintf(&cl->error, "out of memory");
+			kube_client_error(cl, "out of memory");
 	}
 	if (cl->error != NULL && !kube_client_quiet)
 		log_error("cluster %s: cannot use transport: native: %s", cl->name, cl->error);

@@ -22,7 +22,14 @@ struct audit_field {
 	const struct config *redact;	/* whose redact patterns apply (NULL: built-ins) */
 };
 
-#define AUDIT_STR(k, v) ((struct audit_field){ .key = (k), .str = (v) ? (v) : "" })
+/* A string field; NULL is written as "" (a function: an array argument is never NULL). */
+static inline const char *
+audit_str_value(const char *v)
+{
+	return v != NULL ? v : "";
+}
+
+#define AUDIT_STR(k, v) ((struct audit_field){ .key = (k), .str = audit_str_value(v) })
 #define AUDIT_NUM(k, v) ((struct audit_field){ .key = (k), .str = NULL, .num = (int64_t)(v) })
 
 /*
@@ -33,7 +40,7 @@ struct audit_field {
  * given under that key, which proves what the markers hide.
  */
 #define AUDIT_SECRET(k, v, c) \
-	((struct audit_field){ .key = (k), .str = (v) ? (v) : "", .secret = true, .redact = (c) })
+	((struct audit_field){ .key = (k), .str = audit_str_value(v), .secret = true, .redact = (c) })
 
 /*
  * Open the log at path ("-": stdout). The file is opened for appending
