@@ -69,6 +69,31 @@ extern const char KIND_PRIVATE_KEY[];
 struct det redact_detect(const uint8_t *b, size_t n, size_t p, bool force);
 
 /*
+ * Whether the anchor at b[p] may start a secret: false only where the
+ * detector that owns it would say no at its first test (the bytes around
+ * the anchor), so that most anchors in ordinary output cost no call.
+ * '=' and ':' (key = value, URLs) are always looked at.
+ */
+static inline bool
+redact_may_detect(const uint8_t *b, size_t n, size_t p)
+{
+	switch (b[p]) {
+	case '-':	/* glpat-, or -----BEGIN */
+		return (p > 0 && b[p - 1] == 't') ||
+		    ((p == 0 || b[p - 1] != '-') && (p + 1 == n || b[p + 1] == '-'));
+	case 'K':	/* AKIA, ASIA */
+	case 'S':
+		return p > 0 && b[p - 1] == 'A';
+	case '_':	/* ghp_ ..., github_pat_ */
+		return (p >= 3 && b[p - 3] == 'g' && b[p - 2] == 'h') || (p > 0 && b[p - 1] == 't');
+	case 'J':	/* eyJ */
+		return p >= 2 && b[p - 2] == 'e' && b[p - 1] == 'y';
+	default:
+		return true;
+	}
+}
+
+/*
  * The start of the longest tail of b[lo..n) that is a proper prefix of a
  * detector's fixed start, or n: those bytes wait for what follows.
  */
