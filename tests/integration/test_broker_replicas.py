@@ -89,6 +89,7 @@ def test_peers_found_by_dns_name(broker, tmp_path):
     r0, r1 = dns_replicas(broker, tmp_path, "localhost", ["127.0.0.2", "127.0.0.1"])
     procs = [start_bg(b, "alice", "local", "--", f"sleep 6{i}") for i, b in enumerate((r0, r1))]
     try:
+        wait_listed(r0, "sleep 60", "r0")
         wait_listed(r0, "sleep 61", "r1")
         assert_sessions_of(r0, ["r0", "r1"])
         assert_sessions_of(r1, ["r1"])

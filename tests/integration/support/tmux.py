@@ -45,13 +45,20 @@ class Tmux:
         envs = " ".join(f"{k}={_quote(v)}" for k, v in (env or {}).items())
         # remain-on-exit from the server's start: a program that exits at once
         # leaves its pane (and exit status) too.
+        self._with_conf("set-option -g remain-on-exit on", self.tmux, "new-session", "-d",
+                        "-x", str(self.cols), "-y", str(self.rows), "-s", "t",
+                        f"{envs} {cmd}".strip())
+
+    @staticmethod
+    def _with_conf(line, run, *args):
+        """run("-f", CONF, *args) with a server configuration of one line (read only
+        by the command that starts the server)."""
         conf = tempfile.NamedTemporaryFile("w", prefix="podgate-tmux-", suffix=".conf",
                                            delete=False)
         with conf:
-            conf.write("set-option -g remain-on-exit on\n")
+            conf.write(line + "\n")
         try:
-            self.tmux("-f", conf.name, "new-session", "-d", "-x", str(self.cols), "-y",
-                      str(self.rows), "-s", "t", f"{envs} {cmd}".strip())
+            return run("-f", conf.name, *args)
         finally:
             os.unlink(conf.name)
 
@@ -91,9 +98,11 @@ class Tmux:
                               check=check, timeout=30)
 
     def new(self, name, command):
-        """A detached session NAME of the server's size running a shell command."""
-        self.run("new-session", "-d", "-s", name, "-x", str(self.cols), "-y", str(self.rows),
-                 command)
+        """A detached session NAME of the server's size running a shell command. The
+        server outlives its sessions (exit-empty off): a session started just after
+        the last one ended must not reach a server on its way out."""
+        self._with_conf("set-option -g exit-empty off", self.run, "new-session", "-d",
+                        "-s", name, "-x", str(self.cols), "-y", str(self.rows), command)
 
     def capture(self, name):
         """Session NAME's rows, right-stripped."""
