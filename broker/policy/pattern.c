@@ -65,6 +65,62 @@ pattern_glob_to_ere(const char *g)
 }
 
 /*
+ * Whether an ERE puts one repetition right after another ("a++", "a*{2}"):
+ * POSIX leaves it undefined, and glibc's regcomp takes time exponential
+ * in the run's length to compile it (a configuration with "p" and twenty
+ * '+' would hold the broker's start for minutes). Escapes and bracket
+ * expressions are skipped.
+ */
+static bool
+pattern_repeats_repetition(const char *re)
+{
+	bool after_rep = false, rep;
+	const char *c;
+
+	for (c = re; *c != '\0'; c++) {
+		if (*c == '\\') {
+			if (c[1] != '\0')
+				c++;
+			after_rep = false;
+			continue;
+		}
+		if (*c == '[') {
+			/* ] first is a member; [: :] [. .] [= =] hold no ']' that ends it */
+			c++;
+			if (*c == '^')
+				c++;
+			if (*c == ']')
+				c++;
+			while (*c != '\0' && *c != ']') {
+				if (*c == '[' && (c[1] == ':' || c[1] == '.' || c[1] == '=')) {
+					const char *e = strchr(c + 2, c[1]);
+
+					c = e != NULL && e[1] == ']' ? e + 1 : c;
+				}
+				c++;
+			}
+			if (*c == '\0')
+				return false;	/* regcomp says what is wrong */
+			after_rep = false;
+			continue;
+		}
+		rep = *c == '*' || *c == '+' || *c == '?';
+		if (*c == '{' && c[1] >= '0' && c[1] <= '9') {
+			const char *e = strchr(c, '}');
+
+			if (e != NULL) {
+				c = e;
+				rep = true;
+			}
+		}
+		if (rep && after_rep)
+			return true;
+		after_rep = rep;
+	}
+	return false;
+}
+
+/*
  * Compile "re:ERE", or keep a glob. Only redaction compiles its globs:
  * the redactor needs where a match starts and ends, which fnmatch(3)
  * cannot tell, and REG_NEWLINE keeps every match within a line.
@@ -88,6 +144,11 @@ pattern_compile(struct cfg_pattern *p, enum pattern_mode mode, const char *text,
 		flags = REG_EXTENDED | REG_NEWLINE;
 		if (strncmp(text, "re:", 3) != 0 && (ere = pattern_glob_to_ere(text)) == NULL)
 			return -ENOMEM;
+	}
+	if (ere == NULL && strncmp(text, "re:", 3) == 0 && pattern_repeats_repetition(text + 3)) {
+		snprintf(err, errlen, "bad regular expression '%s': a repetition follows a "
+		    "repetition (write one: 'a+', not 'a++')", text);
+		return -EINVAL;
 	}
 	if (ere != NULL || strncmp(text, "re:", 3) == 0) {
 		r = regcomp(&p->re, ere != NULL ? ere : text + 3, flags);

@@ -361,6 +361,35 @@ test_pattern_config_modes(void)
 	config_unref(c);
 }
 
+/*
+ * A repetition right after a repetition is refused before regcomp, which
+ * takes exponential time on a run of them; escapes and brackets are not
+ * repetitions.
+ */
+static void
+test_pattern_repeated_repetition(void)
+{
+	static const char *const bad[] = {
+		"re:^als p ++++++++++++++++++++*", "re:a++", "re:a*?", "re:a{2}+", "re:(x)*{3}",
+	};
+	static const char *const good[] = {
+		"re:a+b*c?", "re:a\\++", "re:[+*]+", "re:[]+]*", "re:[[:alpha:]+]+", "re:(a+)+",
+		"re:a{2,3}b+",
+	};
+	struct cfg_pattern p;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert(pattern_compile(&p, PATTERN_COMMAND, bad[i], err, sizeof err) == -EINVAL);
+		assert(strstr(err, "a repetition follows a repetition") != NULL);
+	}
+	for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+		assert(pattern_compile(&p, PATTERN_COMMAND, good[i], err, sizeof err) == 0);
+		pattern_free(&p);
+	}
+}
+
 int
 main(void)
 {
@@ -374,6 +403,7 @@ main(void)
 		{ "target_names", test_target_names },
 		{ "pattern_modes", test_pattern_modes },
 		{ "pattern_config_modes", test_pattern_config_modes },
+		{ "pattern_repeated_repetition", test_pattern_repeated_repetition },
 	};
 
 	return unit_run("policy", tests, UNIT_COUNT(tests));
