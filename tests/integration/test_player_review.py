@@ -344,14 +344,19 @@ def framed_rows(t):
 def test_no_pty_play_is_not_a_staircase(tmp_path):
     p = no_pty_recording(tmp_path / "nopty.rec")
     with playing(p) as t:
-        t.wait_for(lambda s: "END" in s, what="the end")
+        # Wait for the whole screen, not only the status line: curses may
+        # still be drawing the rows when "END" is already there.
+        t.wait_for(lambda s: "END" in s and "oops" in s, what="the end")
         rows = framed_rows(t)
         i = rows.index("1")
         assert rows[i:i + 6] == ["1", "2", "3", "oops", "4", "5"], t.screen()
-        # Seeking back goes through a keyframe: still no staircase.
+        # Seeking back goes through a keyframe: still no staircase. Paused,
+        # the start stays on screen until G, so each step can be waited for.
+        t.keys(" ")
         t.keys("g")
+        t.wait_for(lambda s: "PAUSED 0:00:00.000" in s, what="the start, paused")
         t.keys("G")
-        t.wait_for(lambda s: "END" in s, what="the end again")
+        t.wait_for(lambda s: "END" in s and "oops" in s, what="the end again")
         rows = framed_rows(t)
         assert rows[i:i + 6] == ["1", "2", "3", "oops", "4", "5"], t.screen()
 
