@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "base/log.h"
 #include "base/mkdirs.h"
@@ -23,15 +24,23 @@
  * thread; fdatasync and the final fsync run on the thread pool, and fd is
  * closed only when no sync is in flight, so a sync never runs on a closed
  * (or reused) descriptor. It outlives the session while a sync runs.
+ *
+ * Once a sync has made a stretch of the file durable, its pages are handed
+ * back to the kernel (POSIX_FADV_DONTNEED): a recording is written once and
+ * read later, if at all, so a busy broker neither fills the page cache (in a
+ * container, its memory cgroup) with recordings nor takes fresh pages for
+ * every megabyte it writes; the pages it gave back are the next ones used.
  */
 struct recfile {
 	int fd;
 	int err;		/* the first failed sync (negative errno), or 0 */
+	int work_err;		/* the sync just done (thread pool), or 0 */
 	bool syncing;		/* a sync is on the thread pool */
 	bool again;		/* another sync was asked for meanwhile */
 	bool closing;		/* recfile_close was called: fsync, close, free */
+	bool final;		/* the sync on the thread pool is the final fsync */
 	uv_loop_t *loop;
-	uv_fs_t req;
+	uv_work_t work;
 };
 
 /* Create a new recording file: O_EXCL, O_NOFOLLOW, mode 0600. */
@@ -59,26 +68,50 @@ recfile_create(const char *path, uv_loop_t *loop, struct recfile **out)
 static void
 recfile_finish(struct recfile *f)
 {
-	if (f->err < 0)
+	if (f->err != 0)
 		log_warn("syncing a recording to disk: %s", strerror(-f->err));
 	close(f->fd);
 	free(f);
+}
+
+/*
+ * Sync the file (thread pool, or in place), then drop from the page cache
+ * what the sync made durable: every byte written before it began.
+ */
+static int
+recfile_sync_now(int fd, bool final)
+{
+	struct stat st;
+	bool sized = fstat(fd, &st) == 0;
+
+	if ((final ? fsync(fd) : fdatasync(fd)) < 0)
+		return -errno;
+	if (sized && st.st_size > 0)
+		(void)posix_fadvise(fd, 0, st.st_size, POSIX_FADV_DONTNEED);
+	return 0;
+}
+
+static void
+recfile_work(uv_work_t *w)
+{
+	struct recfile *f = w->data;
+
+	f->work_err = recfile_sync_now(f->fd, f->final);
 }
 
 static void recfile_start(struct recfile *f, bool final);
 
 /* A sync finished on the thread pool: note a failure, then go on. */
 static void
-recfile_sync_cb(uv_fs_t *req)
+recfile_sync_cb(uv_work_t *w, int status)
 {
-	struct recfile *f = req->data;
-	bool final = req->fs_type == UV_FS_FSYNC;
+	struct recfile *f = w->data;
 
-	if (req->result < 0 && f->err == 0)
-		f->err = (int)req->result;	/* libuv's errors are negative errnos */
-	uv_fs_req_cleanup(req);
+	(void)status;		/* work that was queued is never cancelled */
+	if (f->work_err != 0 && f->err == 0)
+		f->err = f->work_err;
 	f->syncing = false;
-	if (final)
+	if (f->final)
 		recfile_finish(f);
 	else if (f->closing)
 		recfile_start(f, true);
@@ -90,18 +123,17 @@ recfile_sync_cb(uv_fs_t *req)
 static void
 recfile_start(struct recfile *f, bool final)
 {
-	int r;
+	int e;
 
 	f->again = false;
 	f->syncing = true;
-	f->req.data = f;
-	r = final ? uv_fs_fsync(f->loop, &f->req, f->fd, recfile_sync_cb) :
-	    uv_fs_fdatasync(f->loop, &f->req, f->fd, recfile_sync_cb);
-	if (r == 0)
+	f->final = final;
+	f->work.data = f;
+	if (uv_queue_work(f->loop, &f->work, recfile_work, recfile_sync_cb) == 0)
 		return;
 	f->syncing = false;
-	if ((final ? fsync(f->fd) : fdatasync(f->fd)) < 0 && f->err == 0)
-		f->err = -errno;
+	if ((e = recfile_sync_now(f->fd, final)) != 0 && f->err == 0)
+		f->err = e;
 	if (final)
 		recfile_finish(f);
 }

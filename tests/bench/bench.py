@@ -1259,7 +1259,7 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(TOP / "docs" / "benchmarks.md"))
-    ap.add_argument("--only", choices=["scale", "kube-scale", "kube", "replicas"],
+    ap.add_argument("--only", choices=["scale", "kube-scale", "kube", "replicas", "nopty"],
                     help="run only this part and print its figures as JSON (no report)")
     ap.add_argument("--kube-sessions", type=int,
                     help="native Kubernetes sessions to hold at once (default 5,000; 500 quick)")
@@ -1298,6 +1298,16 @@ def main():
             rig.start_k8s()
             rig.start_broker()
             print(json.dumps(bench_kube(rig, 3 if quick else 5, 20 if quick else 100), indent=1))
+        finally:
+            rig.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    if a.only == "nopty":
+        try:
+            rig.start_sshd()
+            rig.start_broker()
+            print(json.dumps(bench_nopty(rig, 3 if quick else 5, 20 if quick else 100, work),
+                             indent=1))
         finally:
             rig.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -204,3 +204,30 @@ def test_on_recording_failure_continue_without_a_mount(build, broker):
     assert r.returncode == 0 and len(r.stdout) == 2000000 // 16 * 49, b.log_tail()
     ev = b.wait_audit("recording_failed")[0]
     assert "continues unrecorded" in ev["reason"], ev
+
+
+def resident_bytes(path):
+    """How much of a file the page cache holds (util-linux fincore)."""
+    r = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return int(r.stdout.split()[0])
+
+
+def test_a_recording_on_disk_leaves_the_page_cache(broker, tmp_path):
+    """Recordings are written once and read later: what a sync made durable
+    is handed back to the kernel, so a broker writing many recordings does
+    not fill the page cache (in a pod, its memory cgroup) with them."""
+    if subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True,
+                      text=True).stdout.strip() in ("tmpfs", "ramfs"):
+        pytest.skip("the recordings would be on tmpfs, where the page cache is the storage")
+    b = broker()
+    r = b.ssh("alice", "local", "--", "head -c 8000000 /dev/zero | tr '\\0' x")
+    assert r.returncode == 0 and len(r.stdout) == 8_000_000, r.stderr
+    (path,) = b.recording_paths()
+    # Not read by the test before this: a read would bring its pages back.
+    wait_until(lambda: resident_bytes(path) == 0, 20,
+               f"{path} no longer in the page cache (now {resident_bytes(path)} bytes)")
+    assert path.stat().st_size > 8_000_000
+    rec = b.recording_for("head -c 8000000 /dev/zero | tr '\\0' x")
+    assert rec.complete()
