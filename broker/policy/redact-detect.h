@@ -25,6 +25,9 @@ enum {
 
 extern uint8_t redact_class[256];
 
+/* The bytes a detector starts at (C_ANCHOR). */
+#define REDACT_ANCHORS "-KS_J=:"
+
 /* Fill redact_class (once; later calls do nothing). */
 void redact_class_init(void);
 
@@ -92,6 +95,9 @@ redact_may_detect(const uint8_t *b, size_t n, size_t p)
 		return true;
 	}
 }
+
+/* The first anchor (REDACT_ANCHORS) in b[p..n), or n. */
+size_t redact_next_anchor(const uint8_t *b, size_t p, size_t n);
 
 /*
  * The start of the longest tail of b[lo..n) that is a proper prefix of a

@@ -327,7 +327,9 @@ redact_stream_scan(struct redact *rd, struct redact_stream *st, enum redact_pass
 	}
 	if (st->cont == CONT_NONE) {
 		for (p = st->scan; p < n; p++) {
-			if (!IS(b[p], C_ANCHOR) || !redact_may_detect(b, n, p))
+			if ((p = redact_next_anchor(b, p, n)) == n)
+				break;
+			if (!redact_may_detect(b, n, p))
 				continue;
 			d = redact_detect(b, n, p, force);
 			if (d.res == DET_NO)

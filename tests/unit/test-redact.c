@@ -10,6 +10,7 @@
 
 #include "policy/config.h"
 #include "policy/redact.h"
+#include "policy/redact-detect.h"
 #include "unit.h"
 
 #define JWT "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0." \
@@ -701,6 +702,39 @@ test_string_proved(void)
 	free(out);
 }
 
+/*
+ * The vector search for anchors finds what a byte-by-byte walk finds: every
+ * anchor and every other byte value at every offset of a buffer, searched
+ * from the start and from around it, within and
+ * across 16-byte blocks, and buffers of every length up to 40.
+ */
+static void
+test_next_anchor(void)
+{
+	uint8_t b[64];
+	size_t at, n, p, want, k;
+	int c;
+
+	redact_class_init();
+	for (c = 0; c < 256; c++) {
+		for (at = 0; at < 40; at++) {
+			memset(b, 'x', sizeof b);
+			b[at] = (uint8_t)c;
+			for (n = 0; n <= 40; n++) {
+				/* From the start, just before, at and just after it. */
+				for (k = 0; k < 4; k++) {
+					p = k == 0 ? 0 : at + k - 2 + (at == 0);
+					if (p > n)
+						continue;
+					want = p <= at && at < n && strchr(REDACT_ANCHORS, c) != NULL &&
+					    c != 0 ? at : n;
+					assert(redact_next_anchor(b, p, n) == want);
+				}
+			}
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -721,6 +755,7 @@ main(void)
 		{ "errors", test_errors },
 		{ "proofs", test_proofs },
 		{ "string_proved", test_string_proved },
+		{ "next_anchor", test_next_anchor },
 	};
 
 	return unit_run("redact", tests, UNIT_COUNT(tests));
