@@ -654,12 +654,22 @@ def bench_player(build, work, mb, runs, grep_runs):
 
 def bench_kube(rig, runs, mb):
     """The Kubernetes path: native and kubectl transports, beside kubectl alone, sshd and
-    the local target. No-PTY flood, PTY flood, and `true` connect to exit."""
+    the local target. No-PTY flood and upload, PTY flood, and `true` connect to exit."""
     env = dict(os.environ, HOME=str(rig.work / "kube-home"))
     os.makedirs(env["HOME"], exist_ok=True)
     flood = f"head -c {mb * 1_000_000} /dev/zero"
+    sink = "cat > /dev/null"
+    data = rig.work / "kube-upload.bin"
+    line = b"podgate upload line 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJ\n"
+    with open(data, "wb") as f:
+        f.write(line * (mb * 1_000_000 // len(line)))
     cols = ("podgate", "native", "kubectl", "sshd", "local")
-    res = {k: {c: [] for c in cols} for k in ("flood", "pty", "exec")}
+    res = {k: {c: [] for c in cols} for k in ("flood", "upload", "pty", "exec")}
+
+    def upload(argv, **kw):
+        with open(data, "rb") as f:
+            return timed(argv, stdin=f, **kw)
+
     timed(rig.kubectl("true"), env=env)		# warm both discovery caches
     timed(rig.ssh_kube("true", "benchk"))
     timed(rig.ssh_kube("true"))
@@ -671,6 +681,10 @@ def bench_kube(rig, runs, mb):
         res["flood"]["podgate"].append(timed(rig.ssh_kube(flood, "benchk")))
         res["flood"]["kubectl"].append(timed(rig.kubectl(flood), env=env))
         res["flood"]["sshd"].append(timed(rig.ssh("sshd", flood)))
+        res["upload"]["native"].append(upload(rig.ssh_kube(sink)))
+        res["upload"]["podgate"].append(upload(rig.ssh_kube(sink, "benchk")))
+        res["upload"]["kubectl"].append(upload(rig.kubectl(sink), env=env))
+        res["upload"]["sshd"].append(upload(rig.ssh("sshd", sink)))
         res["pty"]["native"].append(timed(rig.ssh_kube(flood, tty=True)))
         res["pty"]["podgate"].append(timed(rig.ssh_kube(flood, "benchk", tty=True)))
         res["pty"]["local"].append(timed(rig.ssh("podgate", flood, tty=True)))
@@ -1177,8 +1191,8 @@ def report(res, path, quick):
               "(bounded by the cluster's timeout), which kubectl alone does not make."]
         L += ["", "### Native transport", "",
               "The same server through `transport: native` (no process per session), beside "
-              "`transport: kubectl`, kubectl alone, sshd (no PTY) and the broker's `local` "
-              "target (PTY). Recording on.", "",
+              "`transport: kubectl`, kubectl alone, sshd (no PTY: the download and the upload) "
+              "and the broker's `local` target (PTY). Recording on.", "",
               "| workload | native | transport: kubectl | reference | native vs reference |",
               "| --- | --- | --- | --- | --- |",
               f"| {k['mb']} MB, no PTY | {fmt(k['flood']['native'], ' s', digits=2)} | "
@@ -1186,6 +1200,14 @@ def report(res, path, quick):
               f"{fmt(k['flood']['sshd'], ' s', digits=2)}; kubectl alone "
               f"{fmt(k['flood']['kubectl'], ' s', digits=2)} | "
               f"{k['flood']['sshd']['median'] / k['flood']['native']['median']:.2f}× sshd |",
+              *([f"| {k['mb']} MB upload (`cat > /dev/null`), no PTY | "
+                 f"{fmt(k['upload']['native'], ' s', digits=2)} | "
+                 f"{fmt(k['upload']['podgate'], ' s', digits=2)} | sshd "
+                 f"{fmt(k['upload']['sshd'], ' s', digits=2)}; kubectl alone "
+                 f"{fmt(k['upload']['kubectl'], ' s', digits=2)} | "
+                 f"{k['upload']['sshd']['median'] / k['upload']['native']['median']:.2f}× sshd; "
+                 f"{k['upload']['kubectl']['median'] / k['upload']['native']['median']:.2f}× "
+                 "kubectl |"] if "upload" in k else []),
               f"| {k['mb']} MB, PTY | {fmt(k['pty']['native'], ' s', digits=2)} | "
               f"{fmt(k['pty']['podgate'], ' s', digits=2)} | local target "
               f"{fmt(k['pty']['local'], ' s', digits=2)} | "
