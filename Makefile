@@ -11,7 +11,7 @@ PYTHON     ?= /usr/bin/python3
 PKGS_BUILD := build-essential pkg-config meson ninja-build \
 	libssh-dev libuv1-dev libssl-dev libmsgpack-dev libncurses-dev \
 	libvterm-dev libyaml-dev libhttp-parser-dev libjansson-dev libwslay-dev libcurl4-openssl-dev
-PKGS_TEST  := clang python3-pytest python3-pytest-timeout python3-paramiko python3-msgpack python3-yaml python3-cryptography openssh-client tmux procps python3-websockets openssl asciinema systemd vim-tiny curl
+PKGS_TEST  := clang python3-pytest python3-pytest-timeout python3-paramiko python3-msgpack python3-yaml python3-cryptography openssh-client tmux procps python3-websockets openssl asciinema systemd vim-tiny curl strace
 # Test servers from npm (an S3-compatible object store for the storage tests).
 NPM_TEST   := s3rver@3.7.1
 

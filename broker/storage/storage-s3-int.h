@@ -79,7 +79,8 @@ struct storage_rec {
 	size_t complete_len;
 	char **doomed;		/* segment keys still to delete */
 	size_t ndoomed;
-	uv_work_t work;		/* hashing */
+	uv_work_t work;		/* hashing, or writing the upload's note */
+	int note_err;
 	uint64_t hash_off, hash_len;
 	int hash_err;
 	char hash_hex[65];
@@ -147,7 +148,7 @@ void storage_succeeded(struct storage_rec *r, enum storage_op op, const char *ke
 int storage_creds_load(struct storage *st);
 void storage_rec_step(struct storage_rec *r);
 void storage_mp_forget(struct storage_rec *r);
-void storage_upload_note(struct storage_rec *r, const char *upload_id);
+void storage_upload_note(struct storage_rec *r);
 void storage_upload_unnote(struct storage_rec *r);
 
 /* storage-xfer.c: transfers and hashing */

@@ -125,29 +125,113 @@ storage_upload_path(const char *rec_path)
 	return asprintf(&p, "%s.upload", rec_path) < 0 ? NULL : p;
 }
 
-/* Note the upload id of r (replaced atomically; a failure only loses the note). */
-void
-storage_upload_note(struct storage_rec *r, const char *upload_id)
+/*
+ * Write the note of r's upload: a new file, fsync'd, renamed over the old
+ * one, then the directory fsync'd, so that the note outlives a crash of
+ * the machine right after. Runs on the thread pool (storage_upload_note);
+ * returns 0 or -errno.
+ */
+static int
+storage_note_write(const char *rec_path, const char *upload_id)
 {
-	char *path, *tmp = NULL;
+	char *path = NULL, *tmp = NULL, *dir = NULL, *slash;
 	size_t n = strlen(upload_id);
-	int fd = -1;
+	int fd = -1, dfd = -1, rc = 0;
 
-	if ((path = storage_upload_path(r->path)) == NULL || asprintf(&tmp, "%s.tmp", path) < 0) {
+	if ((path = storage_upload_path(rec_path)) == NULL || (dir = strdup(rec_path)) == NULL ||
+	    asprintf(&tmp, "%s.tmp", path) < 0) {
 		tmp = NULL;
+		rc = -ENOMEM;
 		goto out;
 	}
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	errno = 0;
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0 ||
-	    write(fd, upload_id, n) != (ssize_t)n || write(fd, "\n", 1) != 1 ||
-	    close(fd) < 0 || rename(tmp, path) < 0) {
-		log_warn("storage: cannot note the multipart upload %s in %s: %s", upload_id, path,
-		    strerror(errno));
-		if (fd >= 0)
-			(void)unlink(tmp);
+	    write(fd, upload_id, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) < 0) {
+		rc = errno ? -errno : -EIO;
+		goto out;
 	}
+	if (close(fd) < 0) {
+		fd = -1;
+		rc = -errno;
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) < 0)
+		rc = -errno;
 out:
+	if (fd >= 0) {
+		close(fd);
+		(void)unlink(tmp);
+	}
+	if (dfd >= 0)
+		close(dfd);
+	free(dir);
 	free(tmp);
 	free(path);
+	return rc;
+}
+
+/* The note is written (thread pool). */
+static void
+storage_note_work_cb(uv_work_t *w)
+{
+	struct storage_rec *r = w->data;
+
+	r->note_err = storage_note_write(r->path, r->upload_id);
+}
+
+/* The note is on disk (or could not be written): the parts may go. */
+static void
+storage_note_after_cb(uv_work_t *w, int status)
+{
+	struct storage_rec *r = w->data;
+	struct storage *st = r->st;
+
+	st->works--;
+	r->busy = false;
+	if (status < 0 || r->note_err < 0)
+		log_warn("storage: cannot note the multipart upload %s of %s: %s", r->upload_id,
+		    r->path, status < 0 ? uv_strerror(status) : strerror(-r->note_err));
+	if (r->closing) {
+		storage_rec_free(r);
+		return;
+	}
+	storage_rec_step(r);
+}
+
+/*
+ * Note the upload id of r durably before any of its parts is sent, off
+ * the loop as the recordings' own fsyncs are; r is busy meanwhile. A
+ * failure only loses the note (logged): the upload goes on, and what a
+ * crash would then leave is the bucket's lifecycle rule's to remove.
+ */
+void
+storage_upload_note(struct storage_rec *r)
+{
+	struct storage *st = r->st;
+	int rc;
+
+	r->work.data = r;
+	if ((rc = uv_queue_work(st->loop, &r->work, storage_note_work_cb,
+	    storage_note_after_cb)) < 0) {
+		/* No thread pool: written in place, on the loop. */
+		if ((rc = storage_note_write(r->path, r->upload_id)) < 0)
+			log_warn("storage: cannot note the multipart upload %s of %s: %s",
+			    r->upload_id, r->path, strerror(-rc));
+		return;
+	}
+	st->works++;
+	r->busy = true;
 }
 
 /* The upload noted for r is completed, aborted or gone. */
@@ -744,7 +828,7 @@ storage_close(struct storage *st)
 	st->multi = NULL;
 	TAILQ_FOREACH_SAFE(r, &st->recs, entry, rtmp) {
 		if (r->busy)
-			r->closing = true;	/* hashing: freed when it ends */
+			r->closing = true;	/* hashing or noting: freed when it ends */
 		else
 			storage_rec_free(r);
 	}

@@ -327,10 +327,11 @@ storage_xfer_done(struct storage_xfer *x, CURLcode cc)
 			storage_failed(r, x->op, x->key, "out of memory");
 			goto out;
 		}
-		storage_upload_note(r, r->upload_id);
 		storage_succeeded(r, x->op, x->key);
 		log_debug("storage: %s: upload %s in %u parts of %" PRIu64 " bytes", x->key,
 		    r->upload_id, r->nparts, r->part_size);
+		/* Its id on disk first: the first part goes once the note is durable. */
+		storage_upload_note(r);
 		break;
 	case STORAGE_MP_PART:
 		{
@@ -384,6 +385,8 @@ storage_xfer_done(struct storage_xfer *x, CURLcode cc)
 	}
 out:
 	storage_xfer_free(x);
+	if (r->busy)
+		return;		/* writing the upload's note: steps on when it is done */
 	if (r->closing)
 		storage_rec_free(r);
 	else

@@ -17,6 +17,7 @@
 #include "kube/kube-client.h"
 #include "kube/kube-http.h"
 #include "kube/kube-json.h"
+#include "kube/kube.h"
 #include "targets/kube-native-run.h"
 #include "base/log.h"
 
@@ -285,6 +286,22 @@ kn_check_pod(struct kn_run *run, const struct kube_pod *pod)
 	char list[512] = "";
 	char *const *c;
 
+	/*
+	 * Names from the API server go into the exec request's URL: check them
+	 * as the ones that go in, so that none can add a path segment or a
+	 * query parameter (or be cut to fit run->pod).
+	 */
+	if (pod->name == NULL || !kube_subdomain_ok(pod->name)) {
+		kn_fail(run, "the API server returned a pod whose name is not a valid name");
+		return false;
+	}
+	for (c = pod->containers; c != NULL && *c != NULL; c++) {
+		if (!kube_label_ok(*c)) {
+			kn_fail(run, "the API server returned a container whose name is not a "
+			    "valid name in pod %s", pod->name);
+			return false;
+		}
+	}
 	snprintf(run->pod, sizeof run->pod, "%s", pod->name);
 	if (strcmp(pod->phase, "Succeeded") == 0 || strcmp(pod->phase, "Failed") == 0) {
 		kn_fail(run, "cannot exec into a completed pod (phase %s)", pod->phase);

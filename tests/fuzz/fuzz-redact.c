@@ -2,13 +2,18 @@
  * libFuzzer harness for the streaming redactor: any bytes, cut into
  * events of any size on any stream, must come out in order with their
  * times, with spans inside their chunks and the hold-back within its
- * bound, and nothing left once flushed; never a crash or a leak.
+ * bound, and nothing left once flushed; never a crash or a leak. The
+ * same bytes as one string (a command or a reason, as the audit log and
+ * the admin commands show them) carry a proof exactly when redaction
+ * changed them.
  *
  * The first byte picks the event sizes, the second the streams; the rest
  * is the data. A config with custom patterns is used for odd seeds.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy/config.h"
@@ -91,5 +96,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (redact_queued(r) != 0)
 		__builtin_trap();
 	redact_free(r);
+	{
+		char hmac[REDACT_PROOF_HEX + 1], *out = NULL;
+		size_t outlen = 0;
+		bool changed;
+
+		if (redact_string_proved((sizes & 1) ? c : NULL, "fuzz-key", 8, data, size, &out,
+		    &outlen, hmac) != 0 || out == NULL || out[outlen] != '\0')
+			__builtin_trap();
+		changed = outlen != size || memcmp(out, data, size) != 0;
+		if (changed != (hmac[0] != '\0') || (changed && strlen(hmac) != REDACT_PROOF_HEX))
+			__builtin_trap();
+		free(out);
+	}
 	return 0;
 }

@@ -553,8 +553,10 @@ def _alive(pid: int) -> bool:
 
 def test_processes_that_escape_the_session_end_with_it(broker):
     """setsid/nohup children leave the target's process group; the session's
-    cgroup ends them when the session ends or its client vanishes."""
-    b = broker(targets={"local": {"shell": "/bin/sh", "user": "nobody"}})
+    cgroup ends them when the session ends, its client vanishes or an auditor kills it."""
+    from support.live import GROUPS, USERS
+    b = broker(users=USERS, settings={"groups": GROUPS},
+               targets={"local": {"shell": "/bin/sh", "user": "nobody"}})
     if "no cgroup v2 hierarchy" in b.log() or "cannot make the cgroup" in b.log():
         pytest.skip("no writable cgroup v2 hierarchy here")
     r = b.ssh("alice", "local", "--",
@@ -574,4 +576,22 @@ def test_processes_that_escape_the_session_end_with_it(broker):
     assert _alive(escaped)
     c.close()   # the client vanishes
     wait_until(lambda: not _alive(escaped), 15, "the escaped process to end")
+
+    c = b.connect("alice")
+    chan = c.get_transport().open_session()
+    chan.exec_command("local -- setsid sleep 1002 </dev/null >/dev/null 2>&1 & "
+                      "echo $!; exec sleep 1000")
+    out = b""
+    while b"\n" not in out:
+        out += chan.recv(100)
+    escaped = int(out.split()[0])
+    assert _alive(escaped)
+    sid = wait_until(lambda: [x["id"] for x in json.loads(b.ssh("bob", "sessions", "--json")
+                                                          .stdout)
+                              if x["command"].startswith("setsid sleep 1002")],
+                     15, "the session listed")[0]
+    r = b.ssh("bob", "kill", sid, "escaped processes go too")
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: not _alive(escaped), 15, "the escaped process to end")
+    c.close()
     honest_session_works(b)

@@ -377,26 +377,34 @@ def test_policy_names_the_rule_not_the_pods(broker, k8s):
     assert r.returncode == 1 and b"no rule grants it" in r.stderr
 
 
-def test_names_from_a_hostile_api_server_never_reach_kubectl(broker, tmp_path):
+@pytest.mark.parametrize("transport", ["kubectl", "native"])
+def test_names_from_a_hostile_api_server_never_reach_kubectl(broker, tmp_path, transport):
     """Pod and container names that come back from the API server are checked
-    as the ones that go in: an option-like name ends the session with one line."""
+    as the ones that go in, on both transports: an option-like name, or one
+    that would change the exec request's URL, ends the session with one line."""
     evil = {"namespaces": {"prod": {"pods": [
         {"name": "--kubeconfig=/tmp/evil", "containers": ["app"], "owner": {"deployment": "evil"}},
         {"name": "ok-0", "containers": ["--kubeconfig=/tmp/evil"], "owner": {"deployment": "bad"}},
+        {"name": "ok-1?container=app&command=id#", "containers": ["app"],
+         "owner": {"deployment": "query"}},
+        {"name": "ok-2", "containers": ["app&command=id"], "owner": {"deployment": "cquery"}},
     ]}}}
     srv = start_apiserver(evil, tmp_path / "evil-api")
     try:
         clusters = [{"name": "evil", "kubeconfig": str(srv.kubeconfig), "context": "podgate-test",
                      "kubectl": "/usr/bin/kubectl", "cache_dir": str(tmp_path / "cache"),
-                     "timeout": "5s", "transport": "kubectl"}]
+                     "timeout": "5s", "transport": transport}]
         rules = [{"groups": ["oncall"], "targets": ["evil:*/*", "evil:*/deploy/*"]}]
         b = kube_broker(broker, None, rules=rules, clusters=clusters)
         for target, what in (("evil:prod/deploy/evil", "pod whose name"),
-                             ("evil:prod/deploy/bad", "container whose name")):
+                             ("evil:prod/deploy/bad", "container whose name"),
+                             ("evil:prod/deploy/query", "pod whose name"),
+                             ("evil:prod/deploy/cquery", "container whose name")):
             r = b.ssh("alice", target, "--", "id")
             assert r.returncode != 0 and r.stdout == b"", r
             line = one_line(r.stderr)
             assert line.startswith("podgate: ") and what in line, line
-        assert [q for q in srv.requests() if q["path"].endswith("/exec")] == []
+        # Nothing asked of a pod: no exec, and no request naming one.
+        assert [q for q in srv.requests() if "/pods/" in (q.get("path") or "")] == []
     finally:
         srv.stop()

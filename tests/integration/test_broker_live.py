@@ -834,3 +834,64 @@ def test_a_follower_that_does_not_read_is_dropped_and_nothing_waits(broker):
     finally:
         approver.close()
         agent.close()
+
+
+def test_every_place_a_command_is_shown_or_logged_is_redacted(broker, tmp_path):
+    """A secret in a command, plain or split by colour codes, is redacted in pending
+    (text and JSON), sessions (text and JSON), the approval_requested, denied,
+    approval_timeout, admin_command and session_killed events and the broker's log."""
+    b = broker(users=USERS, settings={"groups": GROUPS},
+               rules=[{"groups": ["oncall"], "targets": ["local"],
+                       "commands": {"approve": ["echo approve *"], "approve_timeout": "1s"}}])
+    secrets = [b"hunter2plain", b"hunter2colour", b"hunter2reason"]
+    tail = "DB_PASSWORD=hunter2plain DB_\x1b[01;31mPASSWORD\x1b[m=hunter2colour"
+
+    def redacted(text):
+        if isinstance(text, str):
+            text = text.encode()
+        assert not any(s in text for s in secrets), text
+        assert text.count(b"[REDACTED:password]") == 2, text
+
+    # Held, listed, then denied.
+    p = start_bg(b, "alice", "local", "--", f"echo approve {tail}")
+    rid = wait_request(p)
+    r = b.ssh("bob", "pending")
+    assert r.returncode == 0, r.stderr
+    redacted(r.stdout)
+    r = b.ssh("bob", "pending", "--json")
+    assert r.returncode == 0, r.stderr
+    redacted(json.loads(r.stdout)[0]["command"])
+    assert b.ssh("bob", "deny", rid).returncode == 0
+    assert finish(p)[0] == 126
+    redacted(b.wait_audit("approval_requested")[0]["command"])
+    redacted(b.wait_audit("denied")[0]["command"])
+    # Held until approve_timeout.
+    p = start_bg(b, "alice", "local", "--", f"echo approve again {tail}")
+    wait_request(p)
+    assert finish(p)[0] == 126
+    redacted(b.wait_audit("approval_timeout")[0]["command"])
+    # Running: sessions, then killed with a reason holding a secret of its own.
+    end = gate(tmp_path / "end")
+    p = start_bg(b, "alice", "local", "--", f"cat {end} >/dev/null; : {tail}")
+    try:
+        s = wait_until(lambda: [x for x in live_sessions(b) if x["command"].startswith("cat ")],
+                       15, "the live session")[0]
+        redacted(s["command"])
+        r = b.ssh("bob", "sessions")
+        assert r.returncode == 0 and b"cat " in r.stdout, r
+        redacted(r.stdout)
+        r = b.ssh("bob", "kill", s["id"], "INC-9 DB_PASSWORD=hunter2reason")
+        assert r.returncode == 0, r.stderr
+        finish(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    e = b.wait_audit("session_killed")[0]
+    assert e["reason"] == "INC-9 DB_PASSWORD=[REDACTED:password]", e
+    e = b.wait_audit("admin_command", lambda e: e.get("command") == "kill")[0]
+    assert "hunter2reason" not in json.dumps(e) and "[REDACTED:password]" in json.dumps(e), e
+    # Nowhere in the audit log or the broker's log.
+    for path in (b.audit_path, b.log_path):
+        data = path.read_bytes()
+        assert not any(s in data for s in secrets), (path, [s for s in secrets if s in data])

@@ -81,6 +81,14 @@ def test_demo_mode_printed_commands_work(build, tmp_path):
         r = subprocess.run(replay[0], shell=True, cwd=tmp_path, capture_output=True,
                            timeout=30)
         assert (r.returncode, r.stdout) == (0, b"demo-42\n"), r.stderr
+        if os.geteuid() == 0:
+            # As root the demo's sessions run as nobody, who cannot read the broker's keys.
+            import pwd
+            nobody = pwd.getpwnam("nobody").pw_uid
+            r = subprocess.run(args[:-1] + [f"id -u; cat {state}/host_ed25519 || echo refused"],
+                               cwd=tmp_path, capture_output=True, timeout=30,
+                               stdin=subprocess.DEVNULL)
+            assert r.stdout.splitlines() == [str(nobody).encode(), b"refused"], r
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0, (tmp_path / "stderr").read_text()[-2000:]
     finally:

@@ -2,6 +2,8 @@
 import io
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -576,3 +578,79 @@ def test_a_restart_aborts_the_upload_the_crash_left(build, broker, proxy, tmp_pa
     assert p.aborts == [upload]
     wait_until(lambda: not rec.exists(), what="the spool emptied")
     assert not note.exists()
+
+
+def strace_calls(text: str):
+    """(thread id, call) of each finished system call in an `strace -f` log, in the order
+    they finished; a call cut by another thread's (<unfinished ...>) is joined to its end."""
+    pending, calls = {}, []
+    for line in text.splitlines():
+        m = re.match(r"(\d+) +(.*)$", line)
+        if not m:
+            continue
+        tid, rest = int(m.group(1)), m.group(2)
+        if rest.endswith("<unfinished ...>"):
+            pending[tid] = rest[:-len("<unfinished ...>")]
+            continue
+        r = re.match(r"<\.\.\. \w+ resumed>(.*)$", rest)
+        if r:
+            rest = pending.pop(tid, "") + r.group(1)
+        calls.append((tid, rest))
+    return calls
+
+
+def test_the_upload_note_is_durable_before_any_part_and_written_off_the_loop(
+        build, broker, proxy, tmp_path):
+    """The note of a multipart upload is fsync'd, renamed into place and its directory
+    fsync'd, all on the thread pool, before the first part of the upload is sent."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed (make deps-test installs it)")
+    p = proxy()
+    b = broker(settings=s3_settings(p.server, endpoint=p.endpoint, keep_local=True,
+                                    multipart_threshold="5MiB", part_size="5MiB"), env=S3_ENV)
+    log = tmp_path / "strace.log"
+    st = subprocess.Popen(["strace", "-f", "-qq", "-y", "-s", "400", "-o", str(log),
+                           "-e", "trace=openat,fsync,fdatasync,rename,renameat,renameat2,sendto",
+                           "-p", str(b.pid)], stderr=subprocess.PIPE)
+    try:
+        # strace has attached once the broker's next system call is in its log.
+        wait_until(lambda: st.poll() is not None or
+                   (log.exists() and log.stat().st_size > 0), what="strace attached")
+        if st.poll() is not None:
+            pytest.skip(f"strace cannot attach here: {st.stderr.read().decode(errors='replace')}")
+        r = b.ssh("alice", "local", "--", "head -c 6000000 /dev/zero | tr '\\0' e; echo end",
+                  timeout=120)
+        assert r.returncode == 0, r.stderr
+        rec = b.recording_paths()[0]
+        key = f"prod/{rec.stem}.rec"
+        b.wait_audit("storage_ok", lambda e: e.get("object") == key and "bytes" in e,
+                     timeout=120)
+    finally:
+        st.terminate()
+        st.wait(30)
+    calls = strace_calls(log.read_text(errors="replace"))
+    tmp = f"{rec}.upload.tmp"
+    rdir = str(b.recordings_dir)
+
+    def first(pred, what, after=-1):
+        for i, (tid, call) in enumerate(calls):
+            if i > after and pred(call):
+                return i, tid
+        pytest.fail(f"no {what} after call {after} in the strace log:\n"
+                    + "\n".join(c for _, c in calls if rec.stem in c or "partNumber" in c))
+
+    part = first(lambda c: c.startswith("sendto(") and "partNumber=1&" in c, "first part")
+    opened = first(lambda c: c.startswith("openat(") and "O_CREAT" in c and
+                   c.endswith(f"<{tmp}>"), "open of the note")
+    synced = first(lambda c: re.match(r"f(data)?sync\(\d+<" + re.escape(tmp) + r">\) = 0", c),
+                   "fsync of the note", opened[0])
+    name = re.escape(rec.name)
+    renamed = first(lambda c: re.match(r'rename(at2?)?\(.*"([^"]*/)?' + name + r'\.upload\.tmp", '
+                                       r'.*"([^"]*/)?' + name + r'\.upload".*\) = 0', c),
+                    "rename of the note", synced[0])
+    dsynced = first(lambda c: re.match(r"f(data)?sync\(\d+<" + re.escape(rdir) + r">\) = 0", c),
+                    "fsync of the recordings directory", renamed[0])
+    # All of it before the first part is sent, and none of it on the event loop's thread.
+    assert dsynced[0] < part[0], (dsynced, part)
+    assert {opened[1], synced[1], renamed[1], dsynced[1]}.isdisjoint({b.pid}), \
+        (b.pid, opened, synced, renamed, dsynced)
