@@ -39,6 +39,7 @@ struct recfile {
 	bool again;		/* another sync was asked for meanwhile */
 	bool closing;		/* recfile_close was called: fsync, close, free */
 	bool final;		/* the sync on the thread pool is the final fsync */
+	off_t dropped;		/* bytes before this left the page cache (thread pool) */
 	uv_loop_t *loop;
 	uv_work_t work;
 };
@@ -76,18 +77,22 @@ recfile_finish(struct recfile *f)
 
 /*
  * Sync the file (thread pool, or in place), then drop from the page cache
- * what the sync made durable: every byte written before it began.
+ * what the sync made durable and was not dropped yet: the bytes written
+ * before it began. The kernel keeps a page the range ends inside (the
+ * writer is still filling it); the next sync drops it.
  */
 static int
-recfile_sync_now(int fd, bool final)
+recfile_sync_now(struct recfile *f, bool final)
 {
 	struct stat st;
-	bool sized = fstat(fd, &st) == 0;
+	bool sized = fstat(f->fd, &st) == 0;
+	off_t page = (off_t)sysconf(_SC_PAGESIZE);
 
-	if ((final ? fsync(fd) : fdatasync(fd)) < 0)
+	if ((final ? fsync(f->fd) : fdatasync(f->fd)) < 0)
 		return -errno;
-	if (sized && st.st_size > 0)
-		(void)posix_fadvise(fd, 0, st.st_size, POSIX_FADV_DONTNEED);
+	if (sized && st.st_size > f->dropped && page > 0 &&
+	    posix_fadvise(f->fd, f->dropped, st.st_size - f->dropped, POSIX_FADV_DONTNEED) == 0)
+		f->dropped = st.st_size - st.st_size % page;
 	return 0;
 }
 
@@ -96,7 +101,7 @@ recfile_work(uv_work_t *w)
 {
 	struct recfile *f = w->data;
 
-	f->work_err = recfile_sync_now(f->fd, f->final);
+	f->work_err = recfile_sync_now(f, f->final);
 }
 
 static void recfile_start(struct recfile *f, bool final);
@@ -132,7 +137,7 @@ recfile_start(struct recfile *f, bool final)
 	if (uv_queue_work(f->loop, &f->work, recfile_work, recfile_sync_cb) == 0)
 		return;
 	f->syncing = false;
-	if ((e = recfile_sync_now(f->fd, final)) != 0 && f->err == 0)
+	if ((e = recfile_sync_now(f, final)) != 0 && f->err == 0)
 		f->err = e;
 	if (final)
 		recfile_finish(f);
