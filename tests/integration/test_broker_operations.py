@@ -46,6 +46,7 @@ import socket  # noqa: E402
 import subprocess  # noqa: E402
 
 from conftest import free_port  # noqa: E402
+from support import readline_within  # noqa: E402
 
 
 def http_get(port: int, path: str, method: str = "GET") -> tuple[int, str]:
@@ -89,7 +90,7 @@ def test_probes_answer_and_metrics_move(broker, tmp_path):
     p = subprocess.Popen(b.ssh_args("alice", "local", "--", f"echo started; read x < {gate}"),
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert p.stdout.readline() == b"started\n"
+        assert readline_within(p.stdout) == b"started\n"
         wait_until(lambda: metric(http_get(port, "/metrics")[1],
                                   'podgate_sessions{kind="local"}') == 1,
                    what="the running session in the metrics")
@@ -144,7 +145,7 @@ def test_readyz_says_stopping_during_shutdown_grace(broker, tmp_path):
     p = subprocess.Popen(b.ssh_args("alice", "local", "--", f"echo started; read x < {gate}"),
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert p.stdout.readline() == b"started\n"
+        assert readline_within(p.stdout) == b"started\n"
         b.terminate()
         wait_until(lambda: http_get(port, "/readyz") == (503, "not ready: stopping\n"),
                    what="readyz to say stopping")
