@@ -402,7 +402,8 @@ def test_local_target_runs_as_its_own_account_not_the_brokers(broker):
     assert lines[0] == str(nobody.pw_uid) and lines[1] == str(nobody.pw_gid), r.stdout
     assert "0" not in lines[2].split(), r.stdout
     r = b.ssh("alice", "local", "--", f"cat {key}; cat {b.audit_path}; kill -0 {b.pid}")
-    assert r.returncode != 0 and b"BEGIN" not in r.stdout and b"session_start" not in r.stdout
+    # `kill -0` last: refused, so the shell's status is 1; nothing of the key or the log read.
+    assert r.returncode == 1 and b"BEGIN" not in r.stdout and b"session_start" not in r.stdout, r
     assert r.stderr.count(b"ermission denied") + r.stderr.count(b"Operation not permitted") >= 2
     # With a terminal, the terminal is the account's.
     r = b.ssh("alice", "local", "--", "stat -c %u $(tty)", opts=("-tt",))
