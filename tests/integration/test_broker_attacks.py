@@ -66,10 +66,8 @@ def failure_gaps(b) -> list[float]:
 
 
 def honest_session_works(b, word="honest"):
-    t0 = time.monotonic()
     r = b.ssh("alice", "local", "--", f"echo {word}")
     assert (r.returncode, r.stdout) == (0, f"{word}\n".encode()), r.stderr
-    return time.monotonic() - t0
 
 
 # ---------------------------------------------------------------- floods from one address
@@ -98,9 +96,10 @@ def test_unauthenticated_connections_from_one_address_are_limited(broker):
         evs = b.wait_audit("refused", lambda e: e.get("client", "").startswith(ATTACKER + ":")
                            and "unauthenticated" in e.get("reason", ""), count=5)
         assert len(evs) == 5
-        # Another address is not affected.
-        took = honest_session_works(b)
-        assert took < 10, f"the honest session took {took:.1f}s"
+        # Another address is not affected: its session runs from start to end while
+        # the attacker's connections are still parked (proved by order, not by a clock).
+        honest_session_works(b)
+        assert all(got_banner(s, 0.05) is None for s in parked[:5])
         # When an attacker's connection ends, a parked one gets its turn.
         socks[0].close()
         assert (got_banner(parked[0], 10) or b"").startswith(b"SSH-2.0-")
