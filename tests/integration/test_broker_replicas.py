@@ -12,7 +12,6 @@ import signal
 import shlex
 import shutil
 import socket
-import time
 
 import paramiko
 import pytest

@@ -287,7 +287,6 @@ FAILURES = {
 @pytest.mark.parametrize("case", list(FAILURES))
 def test_failure_modes(shared_k8s, tmp_path, case):
     args, code, message = FAILURES[case]
-    t0 = time.monotonic()
     r = shared_k8s.kubectl(*args, home=tmp_path / "home")
     assert (r.returncode, last_line(r.stderr)) == (code, message), r.stderr.decode()
     assert r.stdout == b""
@@ -379,7 +378,6 @@ def test_blackhole_port(tmp_path):
     """TCP accepted by the kernel, never answered (not even TLS)."""
     with blackhole() as port:
         kc = write_kubeconfig(tmp_path / "kc", f"https://127.0.0.1:{port}", token=TOKEN)
-        t0 = time.monotonic()
         r = subprocess.run(["kubectl", "--kubeconfig", kc, "--request-timeout=1s", "exec", "-n", "prod", "api-1",
                             "--", "true"], capture_output=True, env=dict(os.environ, HOME=str(tmp_path)),
                            timeout=60)
