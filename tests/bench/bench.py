@@ -28,12 +28,8 @@ import threading
 import time
 
 TOP = pathlib.Path(__file__).resolve().parents[2]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(TOP / "tests" / "integration" / "support"))
+from ports import free_port  # noqa: E402 - the tests' one, below the ephemeral range
 
 
 def wait_port(port, timeout=20):

@@ -36,16 +36,13 @@ import xml.etree.ElementTree as ET
 
 import msgpack
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration" / "support"))
+from ports import free_port  # noqa: E402 - the tests' one, below the ephemeral range
+
 BUCKET = "podgate-recordings"
 ENV = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
 EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 NS = "{http://doc.s3.amazonaws.com/2006-03-01/}"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait(pred, timeout, what):

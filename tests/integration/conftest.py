@@ -92,6 +92,7 @@ sys.path.insert(0, str(HERE))
 
 from recording import Recording  # noqa: E402
 from support import SANITIZER_PATTERNS, exit_status, sanitizer_report, wait_until  # noqa: E402,F401
+from support.ports import free_port  # noqa: E402,F401
 
 SSH_BASE_OPTS = [
     "-F", "/dev/null",
@@ -117,36 +118,6 @@ def pytest_configure(config):
 def build_dir() -> pathlib.Path:
     """The meson build directory holding the binaries under test."""
     return pathlib.Path(os.environ.get("PODGATE_BUILD") or REPO / "build-dev").resolve()
-
-
-def _ephemeral_start() -> int:
-    try:
-        return int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-_EPHEMERAL_START = _ephemeral_start()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's
-    ephemeral range where it can be: the tests' own outgoing connections take
-    their local ports from that range, and one of them could take a port
-    picked there before the broker meant to listen on it binds it."""
-    import random
-    low, high = 10000, _EPHEMERAL_START - 1
-    for _ in range(50 if high - low >= 1000 else 0):
-        port = random.randint(low, high)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def read_ssh_banner(port: int, timeout: float = 2.0) -> bytes | None:

@@ -66,10 +66,8 @@ def failure_gaps(b) -> list[float]:
 
 
 def honest_session_works(b, word="honest"):
-    t0 = time.monotonic()
     r = b.ssh("alice", "local", "--", f"echo {word}")
     assert (r.returncode, r.stdout) == (0, f"{word}\n".encode()), r.stderr
-    return time.monotonic() - t0
 
 
 # ---------------------------------------------------------------- floods from one address
@@ -98,9 +96,10 @@ def test_unauthenticated_connections_from_one_address_are_limited(broker):
         evs = b.wait_audit("refused", lambda e: e.get("client", "").startswith(ATTACKER + ":")
                            and "unauthenticated" in e.get("reason", ""), count=5)
         assert len(evs) == 5
-        # Another address is not affected.
-        took = honest_session_works(b)
-        assert took < 10, f"the honest session took {took:.1f}s"
+        # Another address is not affected: its session runs from start to end while
+        # the attacker's connections are still parked (proved by order, not by a clock).
+        honest_session_works(b)
+        assert all(got_banner(s, 0.05) is None for s in parked[:5])
         # When an attacker's connection ends, a parked one gets its turn.
         socks[0].close()
         assert (got_banner(parked[0], 10) or b"").startswith(b"SSH-2.0-")
@@ -402,7 +401,8 @@ def test_local_target_runs_as_its_own_account_not_the_brokers(broker):
     assert lines[0] == str(nobody.pw_uid) and lines[1] == str(nobody.pw_gid), r.stdout
     assert "0" not in lines[2].split(), r.stdout
     r = b.ssh("alice", "local", "--", f"cat {key}; cat {b.audit_path}; kill -0 {b.pid}")
-    assert r.returncode != 0 and b"BEGIN" not in r.stdout and b"session_start" not in r.stdout
+    # `kill -0` last: refused, so the shell's status is 1; nothing of the key or the log read.
+    assert r.returncode == 1 and b"BEGIN" not in r.stdout and b"session_start" not in r.stdout, r
     assert r.stderr.count(b"ermission denied") + r.stderr.count(b"Operation not permitted") >= 2
     # With a terminal, the terminal is the account's.
     r = b.ssh("alice", "local", "--", "stat -c %u $(tty)", opts=("-tt",))

@@ -134,7 +134,8 @@ def test_sftp_and_subsystems_refused(broker, tmp_path):
             "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "LogLevel=ERROR",
             "-P", str(b.port), "-i", str(key.path), "-b", str(batch), "alice@127.0.0.1"]
     r = subprocess.run(args, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
-    assert r.returncode != 0, (r.stdout, r.stderr)
+    # sftp's own status when the server refuses the subsystem: 255, "subsystem request failed".
+    assert r.returncode == 255 and b"subsystem request failed" in r.stderr, (r.stdout, r.stderr)
     assert b"sftp>" not in r.stdout
 
 

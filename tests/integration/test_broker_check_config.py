@@ -136,3 +136,29 @@ def test_host_key_generated_ed25519_0600(broker):
     assert b.stop() == 0
     b.start()
     assert hk.read_bytes() == before, "host key replaced on restart"
+
+
+@pytest.mark.parametrize("pattern", ["re:a++", "re:x*?", "re:(ab){2}+"])
+@pytest.mark.parametrize("where", ["redact", "watch"])
+def test_check_config_refuses_a_repetition_after_a_repetition(build, keys, tmp_path, where,
+                                                              pattern):
+    """docs/guard.md: a repetition right after a repetition is refused when the
+    configuration loads, with an error naming the pattern and its line."""
+    text = VALID_CONFIG.format(port=2222, key=keys("alice").pub)
+    quoted = '"' + pattern + '"'
+    if where == "redact":
+        text += f"redact: [{quoted}]\n"
+    else:
+        text = text.replace("    targets: [local]\n",
+                            f"    targets: [local]\n    watch: [{quoted}]\n")
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if pattern in l)
+    cfg = write_private(tmp_path / "repeat.yaml", text)
+    r = check_config(build, cfg)
+    err = assert_refused(r, 2, f"bad regular expression '{pattern}': "
+                               "a repetition follows a repetition")
+    assert re.search(re.escape(f"{cfg}:{line}: bad regular expression '{pattern}'"), err), err
+    # The same text with one repetition loads.
+    one = pattern.replace("++", "+").replace("*?", "*").replace("}+", "}")
+    write_private(cfg, text.replace(pattern, one))
+    r = check_config(build, cfg)
+    assert r.returncode == 0, f"{one!r} refused: rc={r.returncode} {r.stdout}{r.stderr}"

@@ -439,11 +439,11 @@ def test_api_server_dies_mid_session(build, broker, apiserver, tmp_path):
             (vchan.exit_status, getattr(vchan, "exit_signal", None))
         echo_roundtrip(other, "local-still-works")
         # A new session to the dead cluster fails with one clear line, at once.
-        t0 = time.monotonic()
         r = b.ssh("alice", "prod/web-0", "--", "echo never", timeout=30)
         assert r.returncode == 1 and r.stdout == b"", (r.returncode, r.stderr)
         assert r.stderr.startswith(b"podgate: ") and r.stderr.count(b"\n") == 1, r.stderr
-        assert time.monotonic() - t0 < 15
+        # At once: the refused connection is the failure, not the cluster's timeout.
+        assert b"did not answer within" not in r.stderr, r.stderr
     finally:
         other.close()
         victim.close()

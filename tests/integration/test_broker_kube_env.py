@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from support import assert_refused
+
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "k8s"))
 
@@ -87,7 +89,7 @@ def test_without_env_the_plugin_gets_nothing_and_the_session_fails_in_one_line(
         broker, k8s, tmp_path):
     b = env_broker(broker, k8s, tmp_path, None, {"PLUGIN_TOKEN": k8s.token})
     r = b.ssh("alice", "prod/web-0", "--", "echo", "never")
-    assert r.returncode != 0 and r.stdout == b""
+    assert (r.returncode, r.stdout) == (1, b""), r  # a target that failed: status 1
     lines = r.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("podgate: "), r.stderr
 
@@ -101,4 +103,4 @@ def test_env_entries_the_broker_sets_itself_are_refused(broker, entry, tmp_path)
     import subprocess
     r = subprocess.run([str(b.build.require("broker")), "--check-config", str(b.config_path)],
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode != 0 and "env" in r.stderr and "NAME or NAME=VALUE" in r.stderr, r.stderr
+    assert_refused(r, 2, "env", "NAME or NAME=VALUE")  # a configuration mistake

@@ -220,14 +220,12 @@ def test_failures_are_one_line(broker, api, tmp_path):
     ]
     import re
     for i, (target, rx) in enumerate(cases):
-        t0 = time.monotonic()
         r = b.ssh("alice", target, "--", "echo never", timeout=30)
         assert r.returncode == 1, (target, r)
         assert r.stdout == b""
         line = one_line(r.stderr)
         assert line.startswith("podgate: "), line
         assert re.search(rx, line), (target, line)
-        assert time.monotonic() - t0 < 10
         ev = b.wait_audit("target_failed", count=i + 1)[i]
         assert re.search(rx, ev["reason"]) and ev["user"] == "alice", ev
 

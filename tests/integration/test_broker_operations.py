@@ -46,6 +46,7 @@ import socket  # noqa: E402
 import subprocess  # noqa: E402
 
 from conftest import free_port  # noqa: E402
+from support import assert_refused, readline_within  # noqa: E402
 
 
 def http_get(port: int, path: str, method: str = "GET") -> tuple[int, str]:
@@ -89,7 +90,7 @@ def test_probes_answer_and_metrics_move(broker, tmp_path):
     p = subprocess.Popen(b.ssh_args("alice", "local", "--", f"echo started; read x < {gate}"),
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert p.stdout.readline() == b"started\n"
+        assert readline_within(p.stdout) == b"started\n"
         wait_until(lambda: metric(http_get(port, "/metrics")[1],
                                   'podgate_sessions{kind="local"}') == 1,
                    what="the running session in the metrics")
@@ -110,7 +111,7 @@ def test_probes_answer_and_metrics_move(broker, tmp_path):
     assert metric(text, 'podgate_sessions{kind="local"}') == 0
     # A refusal and a failed authentication are counted too.
     r = b.ssh("alice", "nowhere", "--", "true")
-    assert r.returncode != 0
+    assert_refused(r, 1, "podgate: ")
     wait_until(lambda: metric(http_get(port, "/metrics")[1], "podgate_refused_total") >= 1,
                what="the refusal counted")
 
@@ -144,7 +145,7 @@ def test_readyz_says_stopping_during_shutdown_grace(broker, tmp_path):
     p = subprocess.Popen(b.ssh_args("alice", "local", "--", f"echo started; read x < {gate}"),
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert p.stdout.readline() == b"started\n"
+        assert readline_within(p.stdout) == b"started\n"
         b.terminate()
         wait_until(lambda: http_get(port, "/readyz") == (503, "not ready: stopping\n"),
                    what="readyz to say stopping")
@@ -166,7 +167,7 @@ def test_metrics_listen_must_be_an_address(broker):
     b.write_config_text(b.config_text())
     r = subprocess.run([str(b.build.require("broker")), "--check-config", str(b.config_path)],
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode != 0 and "metrics_listen" in r.stderr and "numeric" in r.stderr, r.stderr
+    assert_refused(r, 2, "metrics_listen", "numeric")  # a configuration mistake
 
 
 # ---------------------------------------------------------------- reload on change

@@ -18,7 +18,7 @@ import threading
 import time
 
 from conftest import channel_request, drain_channel, run_exec, ssh_string, wait_until
-from support import assert_refused
+from support import assert_refused, assert_sealed
 from support.procs import pids_with_cmdline
 from support.terminal import Terminal
 
@@ -184,7 +184,10 @@ def test_client_vanishing_ends_session_and_child(broker):
     wait_until(lambda: not pids_with_cmdline(f"sleep {token}"), 15,
                "the target to be ended after its client vanished")
     rec = b.recording_for(cmd)
-    assert rec.complete()
+    # Closed and sealed, ending with the hang-up the vanished client caused.
+    assert rec.complete() and rec.exit() == {"signal": "HUP"}, rec.codes()[-3:]
+    assert_sealed(b.build, rec.path)
+    assert rec.data("o") == b"up\n"
     r = b.ssh("alice", "local", "--", "echo next")
     assert r.stdout == b"next\n"
 
@@ -197,5 +200,5 @@ def test_no_session_without_recording(broker, tmp_path):
     b.recordings_dir.write_text("not a directory\n")
     marker = tmp_path / "ran-unrecorded"
     r = b.ssh("alice", "local", "--", f"touch {marker}")
-    assert_refused(r, 1, "podgate: ")  # a session ran although its recording could not be created
+    assert_refused(r, 1, "podgate: session recording failed; session refused")
     assert not marker.exists(), "the target ran without a recording"

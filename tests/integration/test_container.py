@@ -1139,7 +1139,9 @@ def test_broker_runs_the_configmap_config(build, keys, base_objs, tmp_path):
         assert rec.header["who"]["user"] == "alice"
         # bob's rules reach only the cluster: no local session for him.
         denied = b.ssh("bob", "local", "--", "echo", "ok")
-        assert denied.returncode != 0 and denied.stdout == b""
+        assert (denied.returncode, denied.stdout) == (1, b""), denied
+        assert denied.stderr.decode().strip() == \
+            "podgate: access to 'local' denied: no rule grants it", denied.stderr
         # The audit log went to stdout, as JSON lines for the log pipeline.
         wait_until(lambda: b.audit(), 10, "audit events on stdout")
         # The key stayed as mounted: the broker made no new one.

@@ -287,11 +287,9 @@ FAILURES = {
 @pytest.mark.parametrize("case", list(FAILURES))
 def test_failure_modes(shared_k8s, tmp_path, case):
     args, code, message = FAILURES[case]
-    t0 = time.monotonic()
     r = shared_k8s.kubectl(*args, home=tmp_path / "home")
     assert (r.returncode, last_line(r.stderr)) == (code, message), r.stderr.decode()
     assert r.stdout == b""
-    assert time.monotonic() - t0 < 10
 
 
 def test_spdy_is_refused_cleanly(k8s):
@@ -339,9 +337,13 @@ def test_hanging_server(tmp_path):
         took = time.monotonic() - t0
         assert r.returncode == 1
         assert re.fullmatch(TIMEOUT_RE, last_line(r.stderr)), r.stderr.decode()
-        # Cold cache: the dispatcher's /version and up to 4 discovery tries, 2 s each.
-        assert 2 <= took < 30
-        assert srv.requests() and all(q["status"] is None for q in srv.requests())
+        # Never before the request timeout. Cold cache: the dispatcher's /version and up to
+        # 4 discovery tries, 2 s each, none answered; that count bounds the wait, not a clock.
+        assert took >= 2
+        paths = [q["path"] for q in srv.requests()]
+        assert paths[:1] == ["/version"] and len(paths) <= 5, paths
+        assert all(p == "/api" for p in paths[1:]), paths
+        assert all(q["status"] is None for q in srv.requests())
 
 
 def test_hanging_api_after_discovery(tmp_path):
@@ -351,8 +353,11 @@ def test_hanging_api_after_discovery(tmp_path):
         took = time.monotonic() - t0
         assert r.returncode == 1
         assert re.fullmatch(TIMEOUT_RE, last_line(r.stderr)), r.stderr.decode()
-        assert 2 <= took < 8
-        assert srv.requests()[-1]["path"] == "/api/v1/namespaces/prod/pods/api-1"
+        assert took >= 2  # never before the request timeout
+        # Discovery answered, then the one request left unanswered: a single 2 s wait.
+        reqs = srv.requests()
+        assert reqs[-1]["path"] == "/api/v1/namespaces/prod/pods/api-1"
+        assert [q for q in reqs if q["status"] is None] == [reqs[-1]], reqs
 
 
 def test_hanging_exec_is_not_bounded_by_request_timeout(tmp_path):
@@ -373,13 +378,13 @@ def test_blackhole_port(tmp_path):
     """TCP accepted by the kernel, never answered (not even TLS)."""
     with blackhole() as port:
         kc = write_kubeconfig(tmp_path / "kc", f"https://127.0.0.1:{port}", token=TOKEN)
-        t0 = time.monotonic()
         r = subprocess.run(["kubectl", "--kubeconfig", kc, "--request-timeout=1s", "exec", "-n", "prod", "api-1",
                             "--", "true"], capture_output=True, env=dict(os.environ, HOME=str(tmp_path)),
                            timeout=60)
         assert r.returncode == 1
+        # The request timeout's message: kubectl gave up by itself (the 60 s above is the
+        # test's deadline for a hang).
         assert re.fullmatch(TIMEOUT_RE, last_line(r.stderr)), r.stderr.decode()
-        assert time.monotonic() - t0 < 20
 
 
 # --------------------------------------------------------------------------

@@ -1,16 +1,14 @@
 """podgate-player export: asciicast v2 and v3 exactly as asciinema 3 writes
 them, and the plain-text transcript."""
+import fcntl
 import json
-import os
-import pty
-import select
 import shutil
-import signal
-import time
+import termios
 
 import pytest
 
-from player_support import PLAYER, no_sanitizer_report, player, write_recording
+from player_support import no_sanitizer_report, player, write_recording
+from support.terminal import Terminal
 
 MS = 1_000_000
 
@@ -139,29 +137,12 @@ def test_truncated_recording_exports_what_it_can(rec, tmp_path):
 
 def run_in_pty(argv, timeout=30):
     """Run argv with a terminal as its controlling tty; return all it wrote."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvp(argv[0], argv)
-    out = b""
-    deadline = time.monotonic() + timeout
+    t = Terminal.spawn(argv, preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
     try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                os.kill(pid, signal.SIGKILL)
-                pytest.fail(f"{argv[0]} did not finish within {timeout}s; got {out[-300:]!r}")
-            if not select.select([fd], [], [], min(left, 0.5))[0]:
-                continue
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = t.drain(timeout)
+        t.exit_status(timeout)
     finally:
-        os.close(fd)
-        os.waitpid(pid, 0)
+        t.close()
     return out
 
 

@@ -12,6 +12,8 @@
 ``audit``      reading audit events (``mentions``, ``has_client_addr``, ...).
 ``verify``     ``podgate-player verify --json`` on a recording, its exit
                statuses (SEALED, TRUNCATED, ...) and ``assert_sealed``.
+``ports``      ``free_port``: a port for a server to listen on, below the
+               kernel's ephemeral range (the benchmarks import it too).
 ``procs``      processes by command line (``pids_with_cmdline``, ``pids_with_argv``).
 ``tmux``       ``Tmux``: a private tmux server to drive and read terminals.
 ``term``       attributes in ``tmux capture-pane -e`` output.
