@@ -29,6 +29,7 @@ ONE_MODULE = {
     frozenset({"policy/config", "policy/config-parse"}),
     frozenset({"policy/redact", "policy/redact-detect"}),
     frozenset({"kube/kube-client", "kube/kube-client-int"}),
+    frozenset({"admin/peer-client", "admin/peer-client-int"}),
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
