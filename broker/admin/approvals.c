@@ -51,7 +51,7 @@ live_pending_args(char **argv, size_t argc, bool *json, bool *follow)
  */
 int
 live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
-    struct live_text *out)
+    struct buf *out)
 {
 	struct live_admin *a;
 	bool json, follow;
@@ -63,37 +63,37 @@ live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
 		return 2;
 	}
 	if (json && !follow)
-		live_printf(out, "[");
+		buf_printf(out, "[");
 	else
-		live_printf(out, "%-36s  %-12s  %-20s  %-20s  %s\n", "ID", "USER", "TARGET",
+		buf_printf(out, "%-36s  %-12s  %-20s  %-20s  %s\n", "ID", "USER", "TARGET",
 		    "REQUESTED", "COMMAND");
 	TAILQ_FOREACH(a, &l->held, peer) {
 		live_time(a->requested_ns, when, sizeof when);
 		if (json) {
-			live_printf(out, "%s{\"id\":", first || follow ? "" : ",");
+			buf_printf(out, "%s{\"id\":", first || follow ? "" : ",");
 			live_json_str(out, a->s->id);
-			live_printf(out, ",\"user\":");
+			buf_printf(out, ",\"user\":");
 			live_json_str(out, a->s->host->user);
-			live_printf(out, ",\"client\":");
+			buf_printf(out, ",\"client\":");
 			live_json_str(out, a->s->host->client);
-			live_printf(out, ",\"target\":");
+			buf_printf(out, ",\"target\":");
 			live_json_str(out, a->s->target);
-			live_printf(out, ",\"command\":");
+			buf_printf(out, ",\"command\":");
 			live_json_str(out, session_guard_command(a->s));
 			if (peer_enabled(*l->peers.config))
-				live_printf(out, ",\"replica\":\"%s\"", peer_self_name());
-			live_printf(out, ",\"requested\":\"%s\"}%s", when, follow ? "\n" : "");
+				buf_printf(out, ",\"replica\":\"%s\"", peer_self_name());
+			buf_printf(out, ",\"requested\":\"%s\"}%s", when, follow ? "\n" : "");
 			first = false;
 			continue;
 		}
 		live_clean(user, sizeof user, a->s->host->user);
 		live_clean(target, sizeof target, a->s->target);
-		live_printf(out, "%-36s  %-12s  %-20s  %-20s  ", a->s->id, user, target, when);
+		buf_printf(out, "%-36s  %-12s  %-20s  %-20s  ", a->s->id, user, target, when);
 		live_escaped(out, session_guard_command(a->s));
-		live_printf(out, "\n");
+		buf_printf(out, "\n");
 	}
 	if (json && !follow)
-		live_printf(out, "]\n");
+		buf_printf(out, "]\n");
 	if (follow) {
 		s->admin->json = json;
 		return live_follow_start(s->admin, out);
@@ -126,7 +126,7 @@ static void live_decide(struct live_admin *h, struct session *by, bool approve,
 /* approve ID / deny ID [REASON]. */
 int
 live_cmd_decide(struct session *s, struct live *l, char **argv, size_t argc,
-    struct live_text *out, bool approve)
+    struct buf *out, bool approve)
 {
 	struct live_admin *h;
 	const char *reason = NULL;
@@ -153,7 +153,7 @@ live_cmd_decide(struct session *s, struct live *l, char **argv, size_t argc,
 		reason = live_rest(session_guard_command(s), 1);
 	snprintf(id, sizeof id, "%s", h->s->id);
 	live_decide(h, s, approve, reason);
-	live_printf(out, "podgate: request %s %s\n", id, approve ? "approved" : "denied");
+	buf_printf(out, "podgate: request %s %s\n", id, approve ? "approved" : "denied");
 	return 0;
 }
 

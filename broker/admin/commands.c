@@ -31,7 +31,7 @@ static const struct target_ops live_target_ops = { .kind = "podgate" };
 /* sessions [--json]: the live sessions. */
 int
 live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
-    struct live_text *out)
+    struct buf *out)
 {
 	struct live_session *le;
 	uint64_t now = uv_now(l->loop);
@@ -44,9 +44,9 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 		return 2;
 	}
 	if (json)
-		live_printf(out, "[");
+		buf_printf(out, "[");
 	else
-		live_printf(out, "%-36s  %-12s  %-20s  %-20s  %6s  %10s  %10s  %8s  %s\n", "ID",
+		buf_printf(out, "%-36s  %-12s  %-20s  %-20s  %6s  %10s  %10s  %8s  %s\n", "ID",
 		    "USER", "TARGET", "START", "IDLE", "IN", "OUT", "WATCHERS", "COMMAND");
 	TAILQ_FOREACH(le, &l->sessions, entry) {
 		struct session *t = le->s;
@@ -54,19 +54,19 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 
 		live_time(le->start_ns, start, sizeof start);
 		if (json) {
-			live_printf(out, "%s{\"id\":", first ? "" : ",");
+			buf_printf(out, "%s{\"id\":", first ? "" : ",");
 			live_json_str(out, t->id);
-			live_printf(out, ",\"user\":");
+			buf_printf(out, ",\"user\":");
 			live_json_str(out, t->host->user);
-			live_printf(out, ",\"client\":");
+			buf_printf(out, ",\"client\":");
 			live_json_str(out, t->host->client);
-			live_printf(out, ",\"target\":");
+			buf_printf(out, ",\"target\":");
 			live_json_str(out, t->target);
-			live_printf(out, ",\"command\":");
+			buf_printf(out, ",\"command\":");
 			live_json_str(out, session_guard_command(t));
 			if (peer_enabled(*l->peers.config))
-				live_printf(out, ",\"replica\":\"%s\"", peer_self_name());
-			live_printf(out, ",\"pty\":%s,\"start\":\"%s\",\"idle_seconds\":%llu,"
+				buf_printf(out, ",\"replica\":\"%s\"", peer_self_name());
+			buf_printf(out, ",\"pty\":%s,\"start\":\"%s\",\"idle_seconds\":%llu,"
 			    "\"bytes_in\":%llu,\"bytes_out\":%llu,\"watchers\":%u}",
 			    t->pty ? "true" : "false", start, (unsigned long long)idle,
 			    (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
@@ -74,24 +74,24 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 		} else {
 			live_clean(user, sizeof user, t->host->user);
 			live_clean(target, sizeof target, t->target);
-			live_printf(out, "%-36s  %-12s  %-20s  %-20s  %5llus  %10llu  %10llu  %8u  ",
+			buf_printf(out, "%-36s  %-12s  %-20s  %-20s  %5llus  %10llu  %10llu  %8u  ",
 			    t->id, user, target, start, (unsigned long long)idle,
 			    (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
 			    le->nwatchers);
 			live_escaped(out, session_guard_command(t));
-			live_printf(out, "\n");
+			buf_printf(out, "\n");
 		}
 		first = false;
 	}
 	if (json)
-		live_printf(out, "]\n");
+		buf_printf(out, "]\n");
 	return 0;
 }
 
 /* kill ID [REASON]: end a live session. */
 static int
 live_cmd_kill(struct session *s, struct live *l, char **argv, size_t argc,
-    struct live_text *out)
+    struct buf *out)
 {
 	struct live_session *le;
 	const char *reason;
@@ -125,7 +125,7 @@ live_cmd_kill(struct session *s, struct live *l, char **argv, size_t argc,
 	}
 	log_info("session %s: ended by %s: %s", id, s->host->user, reason);
 	session_hangup(le->s, msg);
-	live_printf(out, "podgate: session %s ended\n", id);
+	buf_printf(out, "podgate: session %s ended\n", id);
 	return 0;
 }
 
@@ -185,7 +185,7 @@ void
 live_admin_start(struct session *s, const struct cfg_user *u)
 {
 	struct live *l = ((struct live *)s->host->broker->admin_arg);
-	struct live_text out = { 0 };
+	struct buf out = { 0 };
 	struct live_admin *a;
 	char *args = NULL, *argv[8];
 	char msg[256];
@@ -249,9 +249,9 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 		session_notice(s, "podgate: out of memory");
 		status = 1;
 	} else if (out.len > 0) {
-		session_write(s, false, out.p, out.len);
+		session_write(s, false, out.data, out.len);
 	}
-	free(out.p);
+	buf_free(&out);
 	if (status >= 0)
 		session_exit(s, status);
 }

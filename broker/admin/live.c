@@ -318,42 +318,18 @@ live_find(struct live *l, const char *id)
 	return found;
 }
 
-/* Append formatted text. */
-void
-live_printf(struct live_text *t, const char *fmt, ...)
-{
-	va_list ap;
-	char *np;
-	int n;
-
-	if (t->oom)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (np = realloc(t->p, t->len + (size_t)n + 1)) == NULL) {
-		t->oom = true;
-		return;
-	}
-	t->p = np;
-	va_start(ap, fmt);
-	vsnprintf(t->p + t->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	t->len += (size_t)n;
-}
-
 /*
  * Append a JSON string (quoted, escaped; control bytes and DEL as \u00xx,
  * invalid UTF-8 as U+FFFD), or null.
  */
 void
-live_json_str(struct live_text *t, const char *s)
+live_json_str(struct buf *t, const char *s)
 {
 	struct buf b = { 0 };
 	json_t *v = s != NULL ? jsonout_string(s, strlen(s)) : json_null();
 
 	if (jsonout_dump(v, JSON_ENCODE_ANY, JSONOUT_DEL, &b) == 0)
-		live_printf(t, "%s", b.data);
+		buf_printf(t, "%s", b.data);
 	else
 		t->oom = true;
 	json_decref(v);
@@ -379,30 +355,30 @@ live_clean(char *dst, size_t len, const char *src)
  * (bidirectional controls, zero-width ones) as \u{XXXX}.
  */
 void
-live_escaped(struct live_text *out, const char *text)
+live_escaped(struct buf *out, const char *text)
 {
 	const unsigned char *p = (const unsigned char *)(text != NULL ? text : "-");
 	unsigned cp;
 
 	for (; *p != '\0'; p++) {
 		if (*p < 0x20 || *p == 0x7f) {
-			live_printf(out, "\\x%02x", *p);
+			buf_printf(out, "\\x%02x", *p);
 		} else if (*p == '\\') {
-			live_printf(out, "\\\\");
+			buf_printf(out, "\\\\");
 		} else if (*p == 0xe2 && p[1] >= 0x80 && p[1] <= 0x81 && p[2] >= 0x80 && p[2] <= 0xbf) {
 			cp = 0x2000u | (unsigned)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
 			if ((cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
 			    (cp >= 0x2060 && cp <= 0x2069)) {
-				live_printf(out, "\\u{%04X}", cp);
+				buf_printf(out, "\\u{%04X}", cp);
 				p += 2;
 			} else {
-				live_printf(out, "%c", *p);
+				buf_printf(out, "%c", *p);
 			}
 		} else if ((*p == 0xd8 && p[1] == 0x9c) || (*p == 0xef && p[1] == 0xbb && p[2] == 0xbf)) {
-			live_printf(out, "\\u{%04X}", *p == 0xd8 ? 0x061cu : 0xfeffu);
+			buf_printf(out, "\\u{%04X}", *p == 0xd8 ? 0x061cu : 0xfeffu);
 			p += *p == 0xd8 ? 1 : 2;
 		} else {
-			live_printf(out, "%c", *p);
+			buf_printf(out, "%c", *p);
 		}
 	}
 }
