@@ -56,34 +56,29 @@ live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
 	struct live_admin *a;
 	bool json, follow;
 	char when[40], user[64], target[96];
-	bool first = true;
+	json_t *rows = NULL, *o;
 
 	if (!live_pending_args(argv, argc, &json, &follow)) {
 		session_notice(s, "usage: pending [--json] [--follow]");
 		return 2;
 	}
-	if (json && !follow)
-		buf_printf(out, "[");
-	else
+	if (json && (rows = json_array()) == NULL)
+		out->oom = true;
+	if (!json)
 		buf_printf(out, "%-36s  %-12s  %-20s  %-20s  %s\n", "ID", "USER", "TARGET",
 		    "REQUESTED", "COMMAND");
 	TAILQ_FOREACH(a, &l->held, peer) {
 		live_time(a->requested_ns, when, sizeof when);
 		if (json) {
-			buf_printf(out, "%s{\"id\":", first || follow ? "" : ",");
-			live_json_str(out, a->s->id);
-			buf_printf(out, ",\"user\":");
-			live_json_str(out, a->s->host->user);
-			buf_printf(out, ",\"client\":");
-			live_json_str(out, a->s->host->client);
-			buf_printf(out, ",\"target\":");
-			live_json_str(out, a->s->target);
-			buf_printf(out, ",\"command\":");
-			live_json_str(out, session_guard_command(a->s));
-			if (peer_enabled(*l->peers.config))
-				buf_printf(out, ",\"replica\":\"%s\"", peer_self_name());
-			buf_printf(out, ",\"requested\":\"%s\"}%s", when, follow ? "\n" : "");
-			first = false;
+			if (rows == NULL)
+				break;
+			if ((o = live_json_row(l, a->s)) == NULL ||
+			    json_object_set_new(o, "requested", json_string(when)) < 0 ||
+			    json_array_append_new(rows, o) < 0) {
+				json_decref(o);
+				out->oom = true;
+				break;
+			}
 			continue;
 		}
 		live_clean(user, sizeof user, a->s->host->user);
@@ -92,8 +87,12 @@ live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
 		live_escaped(out, session_guard_command(a->s));
 		buf_printf(out, "\n");
 	}
-	if (json && !follow)
-		buf_printf(out, "]\n");
+	/* A follower gets one object a line; otherwise one array. */
+	for (size_t i = 0; json && follow && !out->oom && i < json_array_size(rows); i++)
+		live_json(out, json_array_get(rows, i), "\n");
+	if (json && !follow && !out->oom)
+		live_json(out, rows, "\n");
+	json_decref(rows);
 	if (follow) {
 		s->admin->json = json;
 		return live_follow_start(s->admin, out);

@@ -37,15 +37,15 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 	uint64_t now = uv_now(l->loop);
 	bool json = argc > 0 && strcmp(argv[0], "--json") == 0;
 	char start[40], user[64], target[96];
-	bool first = true;
+	json_t *rows = NULL, *o;
 
 	if (argc > 1 || (argc == 1 && !json)) {
 		session_notice(s, "usage: sessions [--json]");
 		return 2;
 	}
-	if (json)
-		buf_printf(out, "[");
-	else
+	if (json && (rows = json_array()) == NULL)
+		out->oom = true;
+	if (!json)
 		buf_printf(out, "%-36s  %-12s  %-20s  %-20s  %6s  %10s  %10s  %8s  %s\n", "ID",
 		    "USER", "TARGET", "START", "IDLE", "IN", "OUT", "WATCHERS", "COMMAND");
 	TAILQ_FOREACH(le, &l->sessions, entry) {
@@ -54,23 +54,22 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 
 		live_time(le->start_ns, start, sizeof start);
 		if (json) {
-			buf_printf(out, "%s{\"id\":", first ? "" : ",");
-			live_json_str(out, t->id);
-			buf_printf(out, ",\"user\":");
-			live_json_str(out, t->host->user);
-			buf_printf(out, ",\"client\":");
-			live_json_str(out, t->host->client);
-			buf_printf(out, ",\"target\":");
-			live_json_str(out, t->target);
-			buf_printf(out, ",\"command\":");
-			live_json_str(out, session_guard_command(t));
-			if (peer_enabled(*l->peers.config))
-				buf_printf(out, ",\"replica\":\"%s\"", peer_self_name());
-			buf_printf(out, ",\"pty\":%s,\"start\":\"%s\",\"idle_seconds\":%llu,"
-			    "\"bytes_in\":%llu,\"bytes_out\":%llu,\"watchers\":%u}",
-			    t->pty ? "true" : "false", start, (unsigned long long)idle,
-			    (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
-			    le->nwatchers);
+			if (rows == NULL)
+				break;
+			if ((o = live_json_row(l, t)) == NULL ||
+			    json_object_set_new(o, "pty", json_boolean(t->pty)) < 0 ||
+			    json_object_set_new(o, "start", json_string(start)) < 0 ||
+			    json_object_set_new(o, "idle_seconds", json_integer((json_int_t)idle)) < 0 ||
+			    json_object_set_new(o, "bytes_in",
+			    json_integer((json_int_t)t->bytes_in)) < 0 ||
+			    json_object_set_new(o, "bytes_out",
+			    json_integer((json_int_t)t->bytes_out)) < 0 ||
+			    json_object_set_new(o, "watchers", json_integer(le->nwatchers)) < 0 ||
+			    json_array_append_new(rows, o) < 0) {
+				json_decref(o);
+				out->oom = true;
+				break;
+			}
 		} else {
 			live_clean(user, sizeof user, t->host->user);
 			live_clean(target, sizeof target, t->target);
@@ -81,10 +80,10 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 			live_escaped(out, session_guard_command(t));
 			buf_printf(out, "\n");
 		}
-		first = false;
 	}
-	if (json)
-		buf_printf(out, "]\n");
+	if (json && !out->oom)
+		live_json(out, rows, "\n");
+	json_decref(rows);
 	return 0;
 }
 

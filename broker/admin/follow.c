@@ -136,17 +136,11 @@ static void
 live_follow_emit(struct live_admin *a, json_t *o)
 {
 	struct buf t = { 0 };
-	struct buf b = { 0 };
 
-	if (a->json) {
-		if (jsonout_dump(o, JSON_COMPACT, JSONOUT_DEL, &b) == 0)
-			buf_printf(&t, "%s\n", b.data);
-		else
-			t.oom = true;
-		buf_free(&b);
-	} else {
+	if (a->json)
+		live_json(&t, o, "\n");
+	else
 		live_follow_text(o, &t);
-	}
 	if (t.oom || !live_enqueue(a, t.data, t.len))
 		live_follow_drop(a);
 	else
@@ -158,7 +152,7 @@ live_follow_emit(struct live_admin *a, json_t *o)
 static bool
 live_follow_set(json_t *o, const char *key, const char *v)
 {
-	return v == NULL || json_object_set_new(o, key, jsonout_string(v, strlen(v))) == 0;
+	return v == NULL || json_object_set_new(o, key, live_json_string(v)) == 0;
 }
 
 /*

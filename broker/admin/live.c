@@ -318,22 +318,46 @@ live_find(struct live *l, const char *id)
 	return found;
 }
 
+/* A JSON string of s (any bytes: invalid UTF-8 as U+FFFD), or null for NULL; NULL when out of memory. */
+json_t *
+live_json_string(const char *s)
+{
+	return s != NULL ? jsonout_string(s, strlen(s)) : json_null();
+}
+
 /*
- * Append a JSON string (quoted, escaped; control bytes and DEL as \u00xx,
- * invalid UTF-8 as U+FFFD), or null.
+ * The fields every listing row has (sessions, pending): id, user, client,
+ * target, command, and replica when peers are set. NULL when out of memory.
+ */
+json_t *
+live_json_row(const struct live *l, struct session *s)
+{
+	json_t *o = json_object();
+
+	if (o == NULL || json_object_set_new(o, "id", live_json_string(s->id)) < 0 ||
+	    json_object_set_new(o, "user", live_json_string(s->host->user)) < 0 ||
+	    json_object_set_new(o, "client", live_json_string(s->host->client)) < 0 ||
+	    json_object_set_new(o, "target", live_json_string(s->target)) < 0 ||
+	    json_object_set_new(o, "command", live_json_string(session_guard_command(s))) < 0 ||
+	    (peer_enabled(*l->peers.config) &&
+	    json_object_set_new(o, "replica", live_json_string(peer_self_name())) < 0)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/*
+ * Append v as compact JSON text (control bytes and DEL as \u00xx), then
+ * end; v NULL (out of memory) sets out->oom.
  */
 void
-live_json_str(struct buf *t, const char *s)
+live_json(struct buf *out, const json_t *v, const char *end)
 {
-	struct buf b = { 0 };
-	json_t *v = s != NULL ? jsonout_string(s, strlen(s)) : json_null();
-
-	if (jsonout_dump(v, JSON_ENCODE_ANY, JSONOUT_DEL, &b) == 0)
-		buf_printf(t, "%s", b.data);
+	if (v == NULL || jsonout_dump(v, JSON_COMPACT | JSON_ENCODE_ANY, JSONOUT_DEL, out) < 0)
+		out->oom = true;
 	else
-		t->oom = true;
-	json_decref(v);
-	buf_free(&b);
+		buf_str(out, end);
 }
 
 /* Replace control characters for a table cell. */

@@ -92,23 +92,15 @@ live_peer_list(struct live_admin *a, json_t *rows, struct buf *out)
 	const char **keys = a->cmd == 0 ? keys_s : keys_p;
 	json_t *o;
 	size_t i, k;
-	char *text;
 
 	if (a->json && a->follow) {
-		json_array_foreach(rows, i, o) {
-			if ((text = json_dumps(o, JSON_COMPACT)) == NULL)
-				return 1;
-			buf_printf(out, "%s\n", text);
-			free(text);
-		}
-		return 0;
+		json_array_foreach(rows, i, o)
+			live_json(out, o, "\n");
+		return out->oom ? 1 : 0;
 	}
 	if (a->json) {
-		if ((text = json_dumps(rows, JSON_COMPACT)) == NULL)
-			return 1;
-		buf_printf(out, "%s\n", text);
-		free(text);
-		return 0;
+		live_json(out, rows, "\n");
+		return out->oom ? 1 : 0;
 	}
 	if (a->cmd == 0)
 		buf_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %6s  %10s  %10s  %8s  %s\n",
