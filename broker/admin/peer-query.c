@@ -20,6 +20,7 @@
 #include <libssh/libssh.h>
 #include <uv.h>
 
+#include "base.h"
 #include "admin/peer-client-int.h"
 #include "admin/peer-client.h"
 #include "base/strv.h"
@@ -56,19 +57,14 @@ struct peer_query {
 	void *arg;
 };
 
-/* Append to a growing reply buffer; false when it would exceed the cap. */
+/* Append to a reply's stdout or stderr; false when it would exceed the cap or memory. */
 static bool
-peer_append(char **buf, size_t *len, const char *p, size_t n)
+peer_append(struct buf *b, const char *p, size_t n)
 {
-	char *nb;
-
-	if (*len + n > PEER_REPLY_MAX || (nb = realloc(*buf, *len + n + 1)) == NULL)
+	if (b->len + n > PEER_REPLY_MAX)
 		return false;
-	memcpy(nb + *len, p, n);
-	*len += n;
-	nb[*len] = '\0';
-	*buf = nb;
-	return true;
+	buf_add(b, p, n);
+	return !b->oom;
 }
 
 /* Forget a reply's output: it is asked for again. */
@@ -90,8 +86,8 @@ static int
 peer_job_run(struct peer_job *j, ssh_session ssh, uint64_t deadline, const char **why)
 {
 	struct peer_reply *r = &j->reply;
+	struct buf out = { 0 }, err = { 0 };
 	ssh_channel ch = NULL;
-	size_t errlen = 0;
 	char buf[16384];
 	int n, rc = -1;
 
@@ -109,12 +105,12 @@ peer_job_run(struct peer_job *j, ssh_session ssh, uint64_t deadline, const char 
 			*why = "connection lost";
 			goto out;
 		}
-		if (n > 0 && !peer_append(&r->out, &r->outlen, buf, (size_t)n)) {
+		if (n > 0 && !peer_append(&out, buf, (size_t)n)) {
 			*why = "reply too large";
 			goto out;
 		}
 		while ((n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) {
-			if (!peer_append(&r->err, &errlen, buf, (size_t)n)) {
+			if (!peer_append(&err, buf, (size_t)n)) {
 				*why = "reply too large";
 				goto out;
 			}
@@ -132,6 +128,9 @@ peer_job_run(struct peer_job *j, ssh_session ssh, uint64_t deadline, const char 
 out:
 	ssh_channel_close(ch);
 	ssh_channel_free(ch);
+	r->out = out.data;	/* transferred */
+	r->outlen = out.len;
+	r->err = err.data;
 	return rc;
 }
 

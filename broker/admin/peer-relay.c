@@ -14,6 +14,7 @@
 #include <libssh/server.h>		/* ssh_send_keepalive, a client's probe too */
 #include <uv.h>
 
+#include "base.h"
 #include "admin/peer-client-int.h"
 #include "admin/peer-client.h"
 
@@ -33,8 +34,7 @@ struct peer_relay {
 	uv_thread_t thread;
 	uv_async_t async;
 	uv_mutex_t mu;
-	uint8_t *buf;		/* bytes for the loop, under mu */
-	size_t len;
+	struct buf out;		/* bytes for the loop, under mu */
 	bool finished;		/* the thread is done (under mu) */
 	int status;
 	char why[256];		/* what went wrong, once finished ("": nothing) */
@@ -50,18 +50,13 @@ struct peer_relay {
 static bool
 peer_relay_put(struct peer_relay *r, const char *buf, size_t n)
 {
-	uint8_t *nb;
-	bool ok = false;
+	bool ok;
 
 	while (!atomic_load(&r->stop)) {
 		uv_mutex_lock(&r->mu);
-		if (r->len + n <= PEER_RELAY_MAX) {
-			if ((nb = realloc(r->buf, r->len + n)) != NULL) {
-				memcpy(nb + r->len, buf, n);
-				r->buf = nb;
-				r->len += n;
-				ok = true;
-			}
+		if (r->out.len + n <= PEER_RELAY_MAX) {
+			buf_add(&r->out, buf, n);
+			ok = !r->out.oom;
 			uv_mutex_unlock(&r->mu);
 			uv_async_send(&r->async);
 			return ok;
@@ -205,7 +200,7 @@ peer_relay_close_cb(uv_handle_t *h)
 	peer_creds_free(&r->creds);
 	free(r->host);
 	free(r->command);
-	free(r->buf);
+	buf_free(&r->out);
 	free(r);
 }
 
@@ -214,22 +209,19 @@ static void
 peer_relay_async_cb(uv_async_t *a)
 {
 	struct peer_relay *r = a->data;
-	uint8_t *buf;
-	size_t len;
+	struct buf out;
 	bool finished;
 	int status;
 
 	uv_mutex_lock(&r->mu);
-	buf = r->buf;
-	len = r->len;
-	r->buf = NULL;
-	r->len = 0;
+	out = r->out;	/* taken: the thread starts a new one */
+	r->out = (struct buf){ 0 };
 	finished = r->finished;
 	status = r->status;
 	uv_mutex_unlock(&r->mu);
-	if (len > 0 && r->cb != NULL)
-		r->cb(r->arg, buf, len, 0, NULL);
-	free(buf);
+	if (out.len > 0 && r->cb != NULL)
+		r->cb(r->arg, out.data, out.len, 0, NULL);
+	buf_free(&out);
 	if (!finished)
 		return;
 	uv_thread_join(&r->thread);
