@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,22 +221,12 @@ config_set_list(struct config_parse *p, yaml_node_t *n, const char *what,
 	yaml_node_item_t *item;
 	yaml_node_t *in;
 	const char *v;
-	char **l = NULL, *s;
-	size_t max, i, cnt = 0;
+	char **l = NULL, *s, notlist[256];
+	size_t i, cnt = 0;
 
-	if (config_is_null(n))
+	snprintf(notlist, sizeof notlist, "%s must be a list of strings", what);
+	if (!config_list_alloc(p, n, notlist, (void **)&l, sizeof *l))
 		return;
-	if (n->type != YAML_SEQUENCE_NODE) {
-		config_error(p, n, "%s must be a list of strings", what);
-		return;
-	}
-	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (max == 0)
-		return;
-	if ((l = calloc(max, sizeof *l)) == NULL) {
-		p->oom = 1;
-		return;
-	}
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
 		in = config_node(p, *item);
 		if ((v = config_scalar(p, in, what)) == NULL)
@@ -535,25 +526,16 @@ config_set_patterns(struct config_parse *p, yaml_node_t *n, const char *what,
     enum pattern_mode mode, struct cfg_pattern **list, size_t *count)
 {
 	yaml_node_item_t *item;
-	struct cfg_pattern *l;
-	size_t max, cnt = 0;
+	struct cfg_pattern *l = NULL;
+	size_t cnt = 0;
+	char notlist[256];
 
 	config_free_patterns(*list, *count);
 	*list = NULL;
 	*count = 0;
-	if (config_is_null(n))
+	snprintf(notlist, sizeof notlist, "%s must be a list of patterns", what);
+	if (!config_list_alloc(p, n, notlist, (void **)&l, sizeof *l))
 		return;
-	if (n->type != YAML_SEQUENCE_NODE) {
-		config_error(p, n, "%s must be a list of patterns", what);
-		return;
-	}
-	max = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-	if (max == 0)
-		return;
-	if ((l = calloc(max, sizeof *l)) == NULL) {
-		p->oom = 1;
-		return;
-	}
 	for (item = n->data.sequence.items.start; item < n->data.sequence.items.top; item++) {
 		if (config_pattern(p, config_node(p, *item), what, mode, &l[cnt]))
 			cnt++;
