@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "rec.h"
 #include "admin/live-internal.h"
 #include "admin/live.h"
 #include "admin/peer-client.h"
@@ -216,7 +217,7 @@ live_approval_hold(struct session *s)
 	h->live = l;
 	h->s = s;
 	h->kind = LIVE_HELD;
-	h->requested_ns = live_now_ns();
+	h->requested_ns = rec_now_utc_ns();
 	uv_timer_init(l->loop, h->timer);
 	h->timer->data = h;
 	timeout = s->rule->approve_timeout ? s->rule->approve_timeout : LIVE_APPROVE_TIMEOUT;
@@ -264,7 +265,7 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 	char when[40], msg[512];
 	char **what;
 
-	live_time(live_now_ns(), when, sizeof when);
+	live_time(rec_now_utc_ns(), when, sizeof when);
 	{
 		/* A deny's reason as the approver typed it: redacted and proved (reason_hmac). */
 		const char *given = reason != NULL ? live_rest(by->command, 1) : NULL;

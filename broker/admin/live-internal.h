@@ -128,7 +128,6 @@ struct live_session *live_find(struct live *l, const char *id);
 void live_json(struct buf *out, const json_t *v, const char *end);
 json_t *live_json_row(const struct live *l, struct session *s);
 json_t *live_json_string(const char *s);
-uint64_t live_now_ns(void);
 const char *live_rest(const char *s, size_t n);
 void live_time(uint64_t ns, char *buf, size_t len);
 void live_timer_close_cb(uv_handle_t *h);

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "base.h"
+#include "rec.h"
 #include "admin/live-internal.h"
 #include "admin/live.h"
 #include "admin/peer-client.h"
@@ -39,16 +40,6 @@ const struct live_cmd live_cmds[LIVE_NCMDS] = {
 	{ "approve", "approver" },
 	{ "deny", "approver" },
 };
-
-/* Wall clock in nanoseconds. */
-uint64_t
-live_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* RFC 3339 UTC time of a wall clock value, to the second. */
 void
@@ -128,7 +119,7 @@ live_session_start(struct session *s)
 	}
 	le->s = s;
 	TAILQ_INIT(&le->watchers);
-	le->start_ns = live_now_ns();
+	le->start_ns = rec_now_utc_ns();
 	le->last_mono = uv_now(s->host->broker->loop);
 	TAILQ_INSERT_TAIL(&l->sessions, le, entry);
 	s->live = le;
