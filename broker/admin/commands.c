@@ -244,13 +244,7 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 		break;
 	}
 	free(args);
-	if (out.oom) {
-		session_notice(s, "podgate: out of memory");
-		status = 1;
-	} else if (out.len > 0) {
-		session_write(s, false, out.data, out.len);
-	}
-	buf_free(&out);
+	status = live_send(s, &out, status);
 	if (status >= 0)
 		session_exit(s, status);
 }

@@ -126,6 +126,7 @@ int live_cmd_index(const char *word);
 void live_escaped(struct buf *out, const char *text);
 struct live_session *live_find(struct live *l, const char *id);
 void live_json(struct buf *out, const json_t *v, const char *end);
+int live_send(struct session *s, struct buf *out, int status);
 json_t *live_json_row(const struct live *l, struct session *s);
 json_t *live_json_string(const char *s);
 const char *live_rest(const char *s, size_t n);

@@ -351,6 +351,23 @@ live_json(struct buf *out, const json_t *v, const char *end)
 		buf_str(out, end);
 }
 
+/*
+ * Write a command's output to its session and free it; the status, or 1
+ * when the output ran out of memory (said on stderr instead).
+ */
+int
+live_send(struct session *s, struct buf *out, int status)
+{
+	if (out->oom) {
+		session_notice(s, "podgate: out of memory");
+		status = 1;
+	} else if (out->len > 0) {
+		session_write(s, false, out->data, out->len);
+	}
+	buf_free(out);
+	return status;
+}
+
 /* Replace control characters for a table cell. */
 void
 live_clean(char *dst, size_t len, const char *src)

@@ -416,13 +416,7 @@ live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
 	} else {
 		status = live_peer_act(a, r, n, &out);
 	}
-	if (out.oom) {
-		session_notice(s, "podgate: out of memory");
-		status = 1;
-	} else if (out.len > 0) {
-		session_write(s, false, out.data, out.len);
-	}
-	buf_free(&out);
+	status = live_send(s, &out, status);
 	live_peer_unreachable(s, r, n);
 	if (status >= 0)
 		session_exit(s, status);
