@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "policy/config.h"
-#include "demo.h"
+#include "ssh/demo.h"
 #include "kube/kube-exec.h"
 #include "kube/kube-pick.h"
 #include "rec.h"

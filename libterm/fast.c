@@ -67,7 +67,7 @@ term_fast_row(struct term *t, char *row, int *hi, bool late)
 		;
 	row[len] = '\0';
 	if (late)
-		term_buf_add(&t->known, row, len + 1);
+		buf_add(&t->known, row, len + 1);
 	else if (len > 0)
 		term_emit_line(t, row, len, t->seq, len == (size_t)t->cols);
 	memset(row, ' ', (size_t)t->cols + 1);
@@ -202,7 +202,7 @@ term_fast_run(struct term *t, const char **from, const char *a, const char *b)
 	 * is left of them once it has written everything.
 	 */
 	t->known.len = t->known_pos = 0;
-	t->known.err = 0;
+	t->known.oom = false;
 	if (t->line_fn != NULL && !t->quiet)
 		term_fast_lines(t, s1, s2, b);
 	t->fast_skipped += (uint64_t)(s2 - s1);

@@ -15,34 +15,9 @@
 /* Modes a snapshot starts from, whatever came before it. */
 #define TERM_RESET_MODES "\033[?6l\033[?7h\033[4l\033[r\033(B\033[?25h"
 
-/* Append bytes to a buffer, remembering the first allocation failure. */
-void
-term_buf_add(struct term_buf *b, const void *p, size_t n)
-{
-	char *np;
-	size_t cap;
-
-	if (b->err < 0)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((np = realloc(b->p, cap)) == NULL) {
-			b->err = -ENOMEM;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-/* Append formatted text to a buffer. */
-void
-term_buf_printf(struct term_buf *b, const char *fmt, ...)
+/* Append short formatted text (an escape sequence, under 128 bytes) with one vsnprintf. */
+static void __attribute__((format(printf, 2, 3)))
+term_buf_printf(struct buf *b, const char *fmt, ...)
 {
 	char tmp[128];
 	va_list ap;
@@ -52,7 +27,7 @@ term_buf_printf(struct term_buf *b, const char *fmt, ...)
 	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		term_buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+		buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 /* Encode a code point as UTF-8. */
@@ -220,43 +195,43 @@ term_pen_differs(const struct term_pen *x, const struct term_pen *y)
  * a second one.
  */
 static void
-term_sgr(struct term_buf *b, const struct term_pen *p)
+term_sgr(struct buf *b, const struct term_pen *p)
 {
 	char fg[24], bg[24];
 	size_t start = b->len, i;
 	int n = 1;
 
-	term_buf_add(b, "\033[0", 3);
+	buf_add(b, "\033[0", 3);
 	if (p->a.bold)
-		term_buf_add(b, ";1", 2);
+		buf_add(b, ";1", 2);
 	if (p->a.italic)
-		term_buf_add(b, ";3", 2);
+		buf_add(b, ";3", 2);
 	if (p->a.underline == VTERM_UNDERLINE_SINGLE)
-		term_buf_add(b, ";4", 2);
+		buf_add(b, ";4", 2);
 	else if (p->a.underline == VTERM_UNDERLINE_DOUBLE)
-		term_buf_add(b, ";21", 3);
+		buf_add(b, ";21", 3);
 	else if (p->a.underline == VTERM_UNDERLINE_CURLY)
-		term_buf_add(b, ";4:3", 4);
+		buf_add(b, ";4:3", 4);
 	if (p->a.blink)
-		term_buf_add(b, ";5", 2);
+		buf_add(b, ";5", 2);
 	if (p->a.reverse)
-		term_buf_add(b, ";7", 2);
+		buf_add(b, ";7", 2);
 	if (p->a.strike)
-		term_buf_add(b, ";9", 2);
+		buf_add(b, ";9", 2);
 	if (p->a.font)
 		term_buf_printf(b, ";%d", 10 + p->a.font);
-	for (i = start; b->err == 0 && i < b->len; i++)
-		if (b->p[i] == ';' || b->p[i] == ':')
+	for (i = start; !b->oom && i < b->len; i++)
+		if (b->data[i] == ';' || b->data[i] == ':')
 			n++;
 	n += term_sgr_color(fg, sizeof fg, &p->fg, true);
 	n += term_sgr_color(bg, sizeof bg, &p->bg, false);
 	if (n > TERM_VT_MAX_SEPS + 1 && fg[0] != '\0') {
 		term_buf_printf(b, "m\033[%s%s", fg + 1, bg);
 	} else {
-		term_buf_add(b, fg, strlen(fg));
-		term_buf_add(b, bg, strlen(bg));
+		buf_add(b, fg, strlen(fg));
+		buf_add(b, bg, strlen(bg));
 	}
-	term_buf_add(b, "m", 1);
+	buf_add(b, "m", 1);
 }
 
 /* Whether a cell would be left blank by a reset screen. */
@@ -272,7 +247,7 @@ term_cell_blank(const VTermScreenCell *c)
  * rows, on a terminal whose pen was reset and whose screen is blank.
  */
 static void
-term_paint(const struct term *t, struct term_buf *b, int cols, int rows)
+term_paint(const struct term *t, struct buf *b, int cols, int rows)
 {
 	VTermScreenCell c;
 	struct term_pen pen, cur;
@@ -329,19 +304,19 @@ term_paint(const struct term *t, struct term_buf *b, int cols, int rows)
 				cur = pen;
 			}
 			if (c.chars[0] == 0) {
-				term_buf_add(b, " ", 1);
+				buf_add(b, " ", 1);
 				continue;
 			}
 			for (i = 0, n = 0; i < VTERM_MAX_CHARS_PER_CELL && c.chars[i] != 0; i++)
 				n += term_utf8_encode(c.chars[i], u + n);
-			term_buf_add(b, u, n);
+			buf_add(b, u, n);
 		}
 	}
 }
 
 /* The SGR sequence for the pen the terminal writes with now. */
 static void
-term_state_pen(const struct term *t, struct term_buf *b)
+term_state_pen(const struct term *t, struct buf *b)
 {
 	struct term_pen p;
 	VTermValue v;
@@ -372,46 +347,46 @@ term_state_pen(const struct term *t, struct term_buf *b)
 int
 term_snapshot(struct term *t, char **out, size_t *len)
 {
-	struct term_buf b = { 0 };
+	struct buf b = { 0 };
 	VTermPos cur;
 
 	*out = NULL;
 	*len = 0;
 	/* Start from known modes whatever came before (main screen replay). */
-	term_buf_add(&b, TERM_RESET_MODES, sizeof TERM_RESET_MODES - 1);
+	buf_add(&b, TERM_RESET_MODES, sizeof TERM_RESET_MODES - 1);
 	if (t->alt && t->main_snap != NULL) {
-		term_buf_add(&b, t->main_snap, t->main_snap_len);
-		term_buf_add(&b, "\033[?1049h" TERM_RESET_MODES, 8 + sizeof TERM_RESET_MODES - 1);
+		buf_add(&b, t->main_snap, t->main_snap_len);
+		buf_add(&b, "\033[?1049h" TERM_RESET_MODES, 8 + sizeof TERM_RESET_MODES - 1);
 	}
-	term_buf_add(&b, "\033[0m", 4);
+	buf_add(&b, "\033[0m", 4);
 	term_paint(t, &b, t->cols, t->rows);
 	if (t->top != 0 || t->bottom != 0)
 		term_buf_printf(&b, "\033[%d;%dr", t->top + 1, t->bottom);
 	if (t->noautowrap)
-		term_buf_add(&b, "\033[?7l", 5);
+		buf_add(&b, "\033[?7l", 5);
 	if (t->insert)
-		term_buf_add(&b, "\033[4h", 4);
+		buf_add(&b, "\033[4h", 4);
 	if (t->g0_graphics)
-		term_buf_add(&b, "\033(0", 3);
+		buf_add(&b, "\033(0", 3);
 	if (t->reverse)
-		term_buf_add(&b, "\033[?5h", 5);
+		buf_add(&b, "\033[?5h", 5);
 	if (!t->cursor_visible)
-		term_buf_add(&b, "\033[?25l", 6);
+		buf_add(&b, "\033[?25l", 6);
 	term_state_pen(t, &b);
 	vterm_state_get_cursorpos(t->st, &cur);
 	if (t->origin) {
-		term_buf_add(&b, "\033[?6h", 5);
+		buf_add(&b, "\033[?6h", 5);
 		term_buf_printf(&b, "\033[%d;%dH", cur.row - t->top + 1, cur.col + 1);
 	} else
 		term_buf_printf(&b, "\033[%d;%dH", cur.row + 1, cur.col + 1);
 	/* A character split between events stays pending after the replay. */
 	if (t->nu8 > 0)
-		term_buf_add(&b, t->u8, t->nu8);
-	if (b.err < 0) {
-		free(b.p);
-		return b.err;
+		buf_add(&b, t->u8, t->nu8);
+	if (b.oom) {
+		buf_free(&b);
+		return -ENOMEM;
 	}
-	*out = b.p;
+	*out = b.data;
 	*len = b.len;
 	return 0;
 }
@@ -420,7 +395,7 @@ term_snapshot(struct term *t, char **out, size_t *len)
 int
 term_render(const struct term *t, int cols, int rows, char **out, size_t *len)
 {
-	struct term_buf b = { 0 };
+	struct buf b = { 0 };
 	int row, col;
 	bool visible;
 
@@ -430,7 +405,7 @@ term_render(const struct term *t, int cols, int rows, char **out, size_t *len)
 		cols = 1;
 	if (rows < 1)
 		rows = 1;
-	term_buf_add(&b, "\033[0m\033[H\033[2J", 11);
+	buf_add(&b, "\033[0m\033[H\033[2J", 11);
 	term_paint(t, &b, cols, rows);
 	term_state_pen(t, &b);
 	term_cursor(t, &row, &col, &visible);
@@ -440,11 +415,11 @@ term_render(const struct term *t, int cols, int rows, char **out, size_t *len)
 		col = cols - 1;
 	term_buf_printf(&b, "\033[%d;%dH%s", row + 1, col + 1,
 	    visible ? "\033[?25h" : "\033[?25l");
-	if (b.err < 0) {
-		free(b.p);
-		return b.err;
+	if (b.oom) {
+		buf_free(&b);
+		return -ENOMEM;
 	}
-	*out = b.p;
+	*out = b.data;
 	*len = b.len;
 	return 0;
 }

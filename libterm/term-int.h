@@ -11,6 +11,7 @@
 #ifndef PODGATE_TERM_INT_H
 #define PODGATE_TERM_INT_H
 
+#include "base.h"
 #include "term.h"
 
 /* The largest side. */
@@ -38,13 +39,6 @@
 #define TERM_MAX_JOIN (64u * 1024)
 
 enum scan_state { SCAN_GROUND, SCAN_ESC, SCAN_ESC_INTER, SCAN_CSI, SCAN_CHARSET, SCAN_STRING };
-
-/* A growing byte buffer. */
-struct term_buf {
-	char *p;
-	size_t len, cap;
-	int err;
-};
 
 struct term {
 	VTerm *vt;
@@ -94,7 +88,7 @@ struct term {
 	uint64_t *since;
 	uint64_t *hash;
 	bool join;		/* term_set_line_join */
-	struct term_buf joined;	/* rows held: each reached the last column */
+	struct buf joined;	/* rows held: each reached the last column */
 	uint64_t join_since;	/* ... the since of the first */
 	int pushed;		/* rows pushed off the top in the current scroll */
 	char *text;
@@ -112,7 +106,7 @@ struct term {
 
 	/* The plain-text fast path. */
 	bool fast_off;
-	struct term_buf known;	/* texts of rows libvterm is about to scroll up */
+	struct buf known;	/* texts of rows libvterm is about to scroll up */
 	size_t known_pos;	/* the next one */
 	uint64_t fast_skipped;	/* bytes kept from libvterm */
 	unsigned full_scrolls;	/* whole-screen scrolls by one row seen */
@@ -138,9 +132,6 @@ const char *term_find_special(const char *p, const char *end);
 void term_fast_run(struct term *t, const char **from, const char *a, const char *b);
 
 /* render.c */
-void term_buf_add(struct term_buf *b, const void *p, size_t n);
-void term_buf_printf(struct term_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 size_t term_cells_text(const VTermScreenCell *cells, int n, char *buf, size_t cap, int *cols);
 /* Encode code point c as UTF-8 into p (4 bytes); returns the length. */
 size_t term_utf8_encode(uint32_t c, char *p);

@@ -137,7 +137,7 @@ term_join_flush(struct term *t)
 	if (len == 0)
 		return;
 	t->joined.len = 0;
-	t->line_fn(t->line_arg, t->joined.p, len, t->join_since, t->seq);
+	t->line_fn(t->line_arg, t->joined.data, len, t->join_since, t->seq);
 }
 
 /*
@@ -148,7 +148,7 @@ term_join_flush(struct term *t)
 void
 term_emit_line(struct term *t, const char *text, size_t len, uint64_t since, bool full)
 {
-	struct term_buf *j = &t->joined;
+	struct buf *j = &t->joined;
 
 	if (!t->join || (j->len == 0 && !full)) {
 		t->line_fn(t->line_arg, text, len, since, t->seq);
@@ -156,9 +156,9 @@ term_emit_line(struct term *t, const char *text, size_t len, uint64_t since, boo
 	}
 	if (j->len == 0)
 		t->join_since = since;
-	j->err = 0;
-	term_buf_add(j, text, len);
-	if (j->err < 0) {
+	j->oom = false;
+	buf_add(j, text, len);
+	if (j->oom) {
 		/* No room: what was held goes alone, then this row. */
 		term_join_flush(t);
 		t->line_fn(t->line_arg, text, len, since, t->seq);
@@ -192,7 +192,7 @@ term_capture_row(struct term *t, int row, bool blank_ok)
 		return;
 	if (t->known_pos < t->known.len && row == t->rows - 2) {
 		/* A row the fast path drew too: it knows the text (ASCII). */
-		buf = t->known.p + t->known_pos;
+		buf = t->known.data + t->known_pos;
 		len = strlen(buf);
 		t->known_pos += len + 1;
 		full = len == (size_t)t->cols;
@@ -585,8 +585,8 @@ term_free(struct term *t)
 	free(t->main_hash);
 	free(t->main_snap);
 	free(t->text);
-	free(t->known.p);
-	free(t->joined.p);
+	buf_free(&t->known);
+	buf_free(&t->joined);
 	term_sb_clear(t);
 	free(t->sb);
 	free(t);

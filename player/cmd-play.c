@@ -361,7 +361,7 @@ play_copy(struct play *p)
 {
 	int cols, rows, r, last;
 	size_t cap, n;
-	char *row, *q;
+	char *row;
 
 	term_size(p->cur->term, &cols, &rows);
 	cap = (size_t)cols * VTERM_MAX_CHARS_PER_CELL * 4 + 1;
@@ -372,13 +372,11 @@ play_copy(struct play *p)
 		;
 	for (r = 0; r <= last; r++) {
 		n = term_row_text(p->cur->term, r, row, cap, NULL);
-		if ((q = realloc(p->copied, p->copied_len + n + 2)) == NULL)
-			goto nomem;
-		p->copied = q;
-		memcpy(p->copied + p->copied_len, row, n);
-		p->copied_len += n;
-		p->copied[p->copied_len++] = '\n';
+		buf_add(&p->copied, row, n);
+		buf_add(&p->copied, "\n", 1);
 	}
+	if (p->copied.oom)
+		goto nomem;
 	free(row);
 	snprintf(p->message, sizeof p->message, "screen copied: printed when play ends");
 	return;
@@ -798,7 +796,7 @@ cmd_play(int argc, char **argv)
 		p.wall = play_now();
 	}
 	display_close(p.disp);
-	if (p.copied_len > 0 && player_write_all(STDOUT_FILENO, p.copied, p.copied_len) < 0)
+	if (p.copied.len > 0 && player_write_all(STDOUT_FILENO, p.copied.data, p.copied.len) < 0)
 		st = EXIT_USAGE;
 	if (p.ix->rc < 0) {
 		player_warn("%s: %s", f.path, p.ix->error);
@@ -810,7 +808,7 @@ out:
 	if (p.has_search)
 		search_free(&p.search);
 	free(p.matches);
-	free(p.copied);
+	buf_free(&p.copied);
 	index_cursor_free(p.cur);
 	index_free(p.ix);
 	player_close(&f);

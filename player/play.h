@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base.h"
 #include "display.h"
 #include "index.h"
 #include "search.h"
@@ -43,8 +44,7 @@ struct play {
 	char message[160];
 	char pattern[256];	/* the last search */
 	bool pattern_regex;
-	char *copied;		/* screens copied with y, printed when play ends */
-	size_t copied_len;
+	struct buf copied;	/* screens copied with y, printed when play ends */
 	const char *state;	/* complete, truncated, ... (trust_state) */
 	const char *integrity;	/* verified, unknown-key, ... (trust_word) */
 	/* -f: following a recording still being written. */

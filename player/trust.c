@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "player.h"
 #include "trust.h"
 
@@ -68,8 +69,9 @@ trust_add_pem(struct trust *t, const char *pem, size_t len)
 static int
 trust_file(struct trust *t, const char *path, bool quiet_missing)
 {
-	char line[TRUST_LINE_MAX], *pem = NULL, *p;
-	size_t plen = 0, pcap = 0, len, lineno = 0, found = 0;
+	char line[TRUST_LINE_MAX], *p;
+	struct buf pem = { 0 };
+	size_t len, lineno = 0, found = 0;
 	bool in_pem = false;
 	FILE *f;
 	int r = 0;
@@ -89,26 +91,21 @@ trust_file(struct trust *t, const char *path, bool quiet_missing)
 		if (!in_pem && strncmp(line, "-----BEGIN ", 11) == 0)
 			in_pem = true;
 		if (in_pem) {
-			if (plen + len + 2 > pcap) {
-				pcap = (plen + len + 2) * 2;
-				if ((p = realloc(pem, pcap)) == NULL) {
-					r = -ENOMEM;
-					goto out;
-				}
-				pem = p;
+			buf_add(&pem, line, len);
+			buf_add(&pem, "\n", 1);
+			if (pem.oom) {
+				r = -ENOMEM;
+				goto out;
 			}
-			memcpy(pem + plen, line, len);
-			plen += len;
-			pem[plen++] = '\n';
 			if (strncmp(line, "-----END ", 9) == 0) {
 				in_pem = false;
-				if ((r = trust_add_pem(t, pem, plen)) < 0) {
+				if ((r = trust_add_pem(t, pem.data, pem.len)) < 0) {
 					player_warn("trusted keys %s:%zu: %s", path, lineno,
 					    r == -EKEYREJECTED ? "not an Ed25519 key in PEM form" :
 					    strerror(-r));
 					goto out;
 				}
-				plen = 0;
+				buf_reset(&pem);
 				found++;
 			}
 			continue;
@@ -138,7 +135,7 @@ trust_file(struct trust *t, const char *path, bool quiet_missing)
 		player_warn("trusted keys %s: no key in it", path);
 	}
 out:
-	free(pem);
+	buf_free(&pem);
 	fclose(f);
 	return r;
 }

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "rec.h"
 #include "admin/live-internal.h"
 #include "admin/live.h"
 #include "admin/peer-client.h"
@@ -51,49 +52,48 @@ live_pending_args(char **argv, size_t argc, bool *json, bool *follow)
  */
 int
 live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
-    struct live_text *out)
+    struct buf *out)
 {
 	struct live_admin *a;
 	bool json, follow;
 	char when[40], user[64], target[96];
-	bool first = true;
+	json_t *rows = NULL, *o;
 
 	if (!live_pending_args(argv, argc, &json, &follow)) {
 		session_notice(s, "usage: pending [--json] [--follow]");
 		return 2;
 	}
-	if (json && !follow)
-		live_printf(out, "[");
-	else
-		live_printf(out, "%-36s  %-12s  %-20s  %-20s  %s\n", "ID", "USER", "TARGET",
+	if (json && (rows = json_array()) == NULL)
+		out->oom = true;
+	if (!json)
+		buf_printf(out, "%-36s  %-12s  %-20s  %-20s  %s\n", "ID", "USER", "TARGET",
 		    "REQUESTED", "COMMAND");
 	TAILQ_FOREACH(a, &l->held, peer) {
 		live_time(a->requested_ns, when, sizeof when);
 		if (json) {
-			live_printf(out, "%s{\"id\":", first || follow ? "" : ",");
-			live_json_str(out, a->s->id);
-			live_printf(out, ",\"user\":");
-			live_json_str(out, a->s->host->user);
-			live_printf(out, ",\"client\":");
-			live_json_str(out, a->s->host->client);
-			live_printf(out, ",\"target\":");
-			live_json_str(out, a->s->target);
-			live_printf(out, ",\"command\":");
-			live_json_str(out, session_guard_command(a->s));
-			if (peer_enabled(*l->peers.config))
-				live_printf(out, ",\"replica\":\"%s\"", peer_self_name());
-			live_printf(out, ",\"requested\":\"%s\"}%s", when, follow ? "\n" : "");
-			first = false;
+			if (rows == NULL)
+				break;
+			if ((o = live_json_row(l, a->s)) == NULL ||
+			    json_object_set_new(o, "requested", json_string(when)) < 0 ||
+			    json_array_append_new(rows, o) < 0) {
+				json_decref(o);
+				out->oom = true;
+				break;
+			}
 			continue;
 		}
 		live_clean(user, sizeof user, a->s->host->user);
 		live_clean(target, sizeof target, a->s->target);
-		live_printf(out, "%-36s  %-12s  %-20s  %-20s  ", a->s->id, user, target, when);
+		buf_printf(out, "%-36s  %-12s  %-20s  %-20s  ", a->s->id, user, target, when);
 		live_escaped(out, session_guard_command(a->s));
-		live_printf(out, "\n");
+		buf_printf(out, "\n");
 	}
-	if (json && !follow)
-		live_printf(out, "]\n");
+	/* A follower gets one object a line; otherwise one array. */
+	for (size_t i = 0; json && follow && !out->oom && i < json_array_size(rows); i++)
+		live_json(out, json_array_get(rows, i), "\n");
+	if (json && !follow && !out->oom)
+		live_json(out, rows, "\n");
+	json_decref(rows);
 	if (follow) {
 		s->admin->json = json;
 		return live_follow_start(s->admin, out);
@@ -126,7 +126,7 @@ static void live_decide(struct live_admin *h, struct session *by, bool approve,
 /* approve ID / deny ID [REASON]. */
 int
 live_cmd_decide(struct session *s, struct live *l, char **argv, size_t argc,
-    struct live_text *out, bool approve)
+    struct buf *out, bool approve)
 {
 	struct live_admin *h;
 	const char *reason = NULL;
@@ -153,7 +153,7 @@ live_cmd_decide(struct session *s, struct live *l, char **argv, size_t argc,
 		reason = live_rest(session_guard_command(s), 1);
 	snprintf(id, sizeof id, "%s", h->s->id);
 	live_decide(h, s, approve, reason);
-	live_printf(out, "podgate: request %s %s\n", id, approve ? "approved" : "denied");
+	buf_printf(out, "podgate: request %s %s\n", id, approve ? "approved" : "denied");
 	return 0;
 }
 
@@ -217,7 +217,7 @@ live_approval_hold(struct session *s)
 	h->live = l;
 	h->s = s;
 	h->kind = LIVE_HELD;
-	h->requested_ns = live_now_ns();
+	h->requested_ns = rec_now_utc_ns();
 	uv_timer_init(l->loop, h->timer);
 	h->timer->data = h;
 	timeout = s->rule->approve_timeout ? s->rule->approve_timeout : LIVE_APPROVE_TIMEOUT;
@@ -265,7 +265,7 @@ live_decide(struct live_admin *h, struct session *by, bool approve, const char *
 	char when[40], msg[512];
 	char **what;
 
-	live_time(live_now_ns(), when, sizeof when);
+	live_time(rec_now_utc_ns(), when, sizeof when);
 	{
 		/* A deny's reason as the approver typed it: redacted and proved (reason_hmac). */
 		const char *given = reason != NULL ? live_rest(by->command, 1) : NULL;

@@ -31,22 +31,22 @@ static const struct target_ops live_target_ops = { .kind = "podgate" };
 /* sessions [--json]: the live sessions. */
 int
 live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
-    struct live_text *out)
+    struct buf *out)
 {
 	struct live_session *le;
 	uint64_t now = uv_now(l->loop);
 	bool json = argc > 0 && strcmp(argv[0], "--json") == 0;
 	char start[40], user[64], target[96];
-	bool first = true;
+	json_t *rows = NULL, *o;
 
 	if (argc > 1 || (argc == 1 && !json)) {
 		session_notice(s, "usage: sessions [--json]");
 		return 2;
 	}
-	if (json)
-		live_printf(out, "[");
-	else
-		live_printf(out, "%-36s  %-12s  %-20s  %-20s  %6s  %10s  %10s  %8s  %s\n", "ID",
+	if (json && (rows = json_array()) == NULL)
+		out->oom = true;
+	if (!json)
+		buf_printf(out, "%-36s  %-12s  %-20s  %-20s  %6s  %10s  %10s  %8s  %s\n", "ID",
 		    "USER", "TARGET", "START", "IDLE", "IN", "OUT", "WATCHERS", "COMMAND");
 	TAILQ_FOREACH(le, &l->sessions, entry) {
 		struct session *t = le->s;
@@ -54,44 +54,43 @@ live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
 
 		live_time(le->start_ns, start, sizeof start);
 		if (json) {
-			live_printf(out, "%s{\"id\":", first ? "" : ",");
-			live_json_str(out, t->id);
-			live_printf(out, ",\"user\":");
-			live_json_str(out, t->host->user);
-			live_printf(out, ",\"client\":");
-			live_json_str(out, t->host->client);
-			live_printf(out, ",\"target\":");
-			live_json_str(out, t->target);
-			live_printf(out, ",\"command\":");
-			live_json_str(out, session_guard_command(t));
-			if (peer_enabled(*l->peers.config))
-				live_printf(out, ",\"replica\":\"%s\"", peer_self_name());
-			live_printf(out, ",\"pty\":%s,\"start\":\"%s\",\"idle_seconds\":%llu,"
-			    "\"bytes_in\":%llu,\"bytes_out\":%llu,\"watchers\":%u}",
-			    t->pty ? "true" : "false", start, (unsigned long long)idle,
-			    (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
-			    le->nwatchers);
+			if (rows == NULL)
+				break;
+			if ((o = live_json_row(l, t)) == NULL ||
+			    json_object_set_new(o, "pty", json_boolean(t->pty)) < 0 ||
+			    json_object_set_new(o, "start", json_string(start)) < 0 ||
+			    json_object_set_new(o, "idle_seconds", json_integer((json_int_t)idle)) < 0 ||
+			    json_object_set_new(o, "bytes_in",
+			    json_integer((json_int_t)t->bytes_in)) < 0 ||
+			    json_object_set_new(o, "bytes_out",
+			    json_integer((json_int_t)t->bytes_out)) < 0 ||
+			    json_object_set_new(o, "watchers", json_integer(le->nwatchers)) < 0 ||
+			    json_array_append_new(rows, o) < 0) {
+				json_decref(o);
+				out->oom = true;
+				break;
+			}
 		} else {
 			live_clean(user, sizeof user, t->host->user);
 			live_clean(target, sizeof target, t->target);
-			live_printf(out, "%-36s  %-12s  %-20s  %-20s  %5llus  %10llu  %10llu  %8u  ",
+			buf_printf(out, "%-36s  %-12s  %-20s  %-20s  %5llus  %10llu  %10llu  %8u  ",
 			    t->id, user, target, start, (unsigned long long)idle,
 			    (unsigned long long)t->bytes_in, (unsigned long long)t->bytes_out,
 			    le->nwatchers);
 			live_escaped(out, session_guard_command(t));
-			live_printf(out, "\n");
+			buf_printf(out, "\n");
 		}
-		first = false;
 	}
-	if (json)
-		live_printf(out, "]\n");
+	if (json && !out->oom)
+		live_json(out, rows, "\n");
+	json_decref(rows);
 	return 0;
 }
 
 /* kill ID [REASON]: end a live session. */
 static int
 live_cmd_kill(struct session *s, struct live *l, char **argv, size_t argc,
-    struct live_text *out)
+    struct buf *out)
 {
 	struct live_session *le;
 	const char *reason;
@@ -125,7 +124,7 @@ live_cmd_kill(struct session *s, struct live *l, char **argv, size_t argc,
 	}
 	log_info("session %s: ended by %s: %s", id, s->host->user, reason);
 	session_hangup(le->s, msg);
-	live_printf(out, "podgate: session %s ended\n", id);
+	buf_printf(out, "podgate: session %s ended\n", id);
 	return 0;
 }
 
@@ -185,7 +184,7 @@ void
 live_admin_start(struct session *s, const struct cfg_user *u)
 {
 	struct live *l = ((struct live *)s->host->broker->admin_arg);
-	struct live_text out = { 0 };
+	struct buf out = { 0 };
 	struct live_admin *a;
 	char *args = NULL, *argv[8];
 	char msg[256];
@@ -245,13 +244,7 @@ live_admin_start(struct session *s, const struct cfg_user *u)
 		break;
 	}
 	free(args);
-	if (out.oom) {
-		session_notice(s, "podgate: out of memory");
-		status = 1;
-	} else if (out.len > 0) {
-		session_write(s, false, out.p, out.len);
-	}
-	free(out.p);
+	status = live_send(s, &out, status);
 	if (status >= 0)
 		session_exit(s, status);
 }

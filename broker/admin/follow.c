@@ -66,33 +66,33 @@ live_follow_str(json_t *o, const char *key)
 
 /* An event as a line of text: EVENT [REPLICA] ID, then what the event says. */
 static void
-live_follow_text(json_t *o, struct live_text *out)
+live_follow_text(json_t *o, struct buf *out)
 {
 	const char *event = live_follow_str(o, "event"), *v;
 	char cell[128], user[64], target[96];
 
 	live_clean(cell, sizeof cell, event);
-	live_printf(out, "%-8s  ", cell);
+	buf_printf(out, "%-8s  ", cell);
 	if ((v = live_follow_str(o, "replica")) != NULL) {
 		live_clean(cell, sizeof cell, v);
-		live_printf(out, "%-16s  ", cell);
+		buf_printf(out, "%-16s  ", cell);
 	}
 	live_clean(cell, sizeof cell, live_follow_str(o, "id"));
-	live_printf(out, "%s", cell);
+	buf_printf(out, "%s", cell);
 	if (event != NULL && strcmp(event, "held") == 0) {
 		live_clean(user, sizeof user, live_follow_str(o, "user"));
 		live_clean(target, sizeof target, live_follow_str(o, "target"));
-		live_printf(out, "  %-12s  %-20s  ", user, target);
+		buf_printf(out, "  %-12s  %-20s  ", user, target);
 		live_escaped(out, live_follow_str(o, "command"));
 	} else if ((v = live_follow_str(o, "by")) != NULL) {
 		live_clean(user, sizeof user, v);
-		live_printf(out, "  by %s", user);
+		buf_printf(out, "  by %s", user);
 	}
 	if ((v = live_follow_str(o, "reason")) != NULL) {
-		live_printf(out, ": ");
+		buf_printf(out, ": ");
 		live_escaped(out, v);
 	}
-	live_printf(out, "\n");
+	buf_printf(out, "\n");
 }
 
 /* Stop following: leave the list, end the relays. The queue is still sent. */
@@ -135,30 +135,24 @@ live_follow_drop(struct live_admin *a)
 static void
 live_follow_emit(struct live_admin *a, json_t *o)
 {
-	struct live_text t = { 0 };
-	struct buf b = { 0 };
+	struct buf t = { 0 };
 
-	if (a->json) {
-		if (jsonout_dump(o, JSON_COMPACT, JSONOUT_DEL, &b) == 0)
-			live_printf(&t, "%s\n", b.data);
-		else
-			t.oom = true;
-		buf_free(&b);
-	} else {
+	if (a->json)
+		live_json(&t, o, "\n");
+	else
 		live_follow_text(o, &t);
-	}
-	if (t.oom || !live_enqueue(a, t.p, t.len))
+	if (t.oom || !live_enqueue(a, t.data, t.len))
 		live_follow_drop(a);
 	else
 		live_kick(a);
-	free(t.p);
+	buf_free(&t);
 }
 
 /* Set a string field (invalid UTF-8 replaced); false when out of memory. */
 static bool
 live_follow_set(json_t *o, const char *key, const char *v)
 {
-	return v == NULL || json_object_set_new(o, key, jsonout_string(v, strlen(v))) == 0;
+	return v == NULL || json_object_set_new(o, key, live_json_string(v)) == 0;
 }
 
 /*
@@ -488,7 +482,7 @@ live_follow_peers(struct live_admin *a, const struct peer_reply *r, size_t n)
  * Returns -1 (the session now runs as a follower) or an exit status.
  */
 int
-live_follow_start(struct live_admin *a, struct live_text *listing)
+live_follow_start(struct live_admin *a, struct buf *listing)
 {
 	if ((a->q = malloc(LIVE_QUEUE_MAX)) == NULL ||
 	    (a->following = calloc(1, sizeof *a->following)) == NULL) {
@@ -499,7 +493,7 @@ live_follow_start(struct live_admin *a, struct live_text *listing)
 	}
 	a->kind = LIVE_FOLLOW;
 	TAILQ_INSERT_TAIL(&a->live->followers, a, peer);
-	if (listing->len > 0 && !live_enqueue(a, listing->p, listing->len))
+	if (listing->len > 0 && !live_enqueue(a, listing->data, listing->len))
 		live_follow_drop(a);
 	listing->len = 0;	/* sent from the queue */
 	live_kick(a);

@@ -12,6 +12,8 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "base.h"
+
 #include "admin/peer-client.h"
 #include "base/queue.h"
 #include "policy/audit.h"
@@ -115,31 +117,25 @@ struct live_cmd {
 #define LIVE_NCMDS 6
 extern const struct live_cmd live_cmds[LIVE_NCMDS];
 
-/* A growing text for command output. */
-struct live_text {
-	char *p;
-	size_t len;
-	bool oom;
-};
-
 /* live.c */
 size_t live_args(char *line, char **argv, size_t max);
 void live_audit(struct session *s, const char *event, const struct audit_field *extra,
     size_t nextra);
 void live_clean(char *dst, size_t len, const char *src);
 int live_cmd_index(const char *word);
-void live_escaped(struct live_text *out, const char *text);
+void live_escaped(struct buf *out, const char *text);
 struct live_session *live_find(struct live *l, const char *id);
-void live_json_str(struct live_text *t, const char *s);
-uint64_t live_now_ns(void);
-void live_printf(struct live_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void live_json(struct buf *out, const json_t *v, const char *end);
+int live_send(struct session *s, struct buf *out, int status);
+json_t *live_json_row(const struct live *l, struct session *s);
+json_t *live_json_string(const char *s);
 const char *live_rest(const char *s, size_t n);
 void live_time(uint64_t ns, char *buf, size_t len);
 void live_timer_close_cb(uv_handle_t *h);
 
 /* commands.c */
 int live_cmd_sessions(struct session *s, struct live *l, char **argv, size_t argc,
-    struct live_text *out);
+    struct buf *out);
 
 /* watch.c */
 int live_cmd_watch(struct session *s, struct live *l, char **argv, size_t argc,
@@ -153,9 +149,9 @@ void live_watch_stop(struct live_admin *a, int status, const char *msg);
 
 /* approvals.c */
 int live_cmd_decide(struct session *s, struct live *l, char **argv, size_t argc,
-    struct live_text *out, bool approve);
+    struct buf *out, bool approve);
 int live_cmd_pending(struct session *s, struct live *l, char **argv, size_t argc,
-    struct live_text *out);
+    struct buf *out);
 struct live_admin *live_find_held(struct live *l, const char *id);
 void live_held_end(struct live_admin *h);
 bool live_pending_args(char **argv, size_t argc, bool *json, bool *follow);
@@ -164,13 +160,13 @@ bool live_pending_args(char **argv, size_t argc, bool *json, bool *follow);
 void live_follow_event(struct live *l, const char *event, struct live_admin *h,
     const struct session *by, const char *reason);
 void live_follow_peers(struct live_admin *a, const struct peer_reply *r, size_t n);
-int live_follow_start(struct live_admin *a, struct live_text *listing);
+int live_follow_start(struct live_admin *a, struct buf *listing);
 void live_follow_stop(struct live_admin *a);
 
 /* replicas.c */
 void live_remote_add(struct live *l, const char *id, const char *replica);
 void live_remote_forget(struct live *l, const char *id);
 int live_peer_start(struct session *s, struct live *l, struct live_admin *a, char **argv,
-    size_t argc, struct live_text *out);
+    size_t argc, struct buf *out);
 
 #endif

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "base.h"
+#include "rec.h"
 #include "admin/live-internal.h"
 #include "admin/live.h"
 #include "admin/peer-client.h"
@@ -39,16 +40,6 @@ const struct live_cmd live_cmds[LIVE_NCMDS] = {
 	{ "approve", "approver" },
 	{ "deny", "approver" },
 };
-
-/* Wall clock in nanoseconds. */
-uint64_t
-live_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* RFC 3339 UTC time of a wall clock value, to the second. */
 void
@@ -128,7 +119,7 @@ live_session_start(struct session *s)
 	}
 	le->s = s;
 	TAILQ_INIT(&le->watchers);
-	le->start_ns = live_now_ns();
+	le->start_ns = rec_now_utc_ns();
 	le->last_mono = uv_now(s->host->broker->loop);
 	TAILQ_INSERT_TAIL(&l->sessions, le, entry);
 	s->live = le;
@@ -318,46 +309,63 @@ live_find(struct live *l, const char *id)
 	return found;
 }
 
-/* Append formatted text. */
-void
-live_printf(struct live_text *t, const char *fmt, ...)
+/* A JSON string of s (any bytes: invalid UTF-8 as U+FFFD), or null for NULL; NULL when out of memory. */
+json_t *
+live_json_string(const char *s)
 {
-	va_list ap;
-	char *np;
-	int n;
-
-	if (t->oom)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (np = realloc(t->p, t->len + (size_t)n + 1)) == NULL) {
-		t->oom = true;
-		return;
-	}
-	t->p = np;
-	va_start(ap, fmt);
-	vsnprintf(t->p + t->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	t->len += (size_t)n;
+	return s != NULL ? jsonout_string(s, strlen(s)) : json_null();
 }
 
 /*
- * Append a JSON string (quoted, escaped; control bytes and DEL as \u00xx,
- * invalid UTF-8 as U+FFFD), or null.
+ * The fields every listing row has (sessions, pending): id, user, client,
+ * target, command, and replica when peers are set. NULL when out of memory.
+ */
+json_t *
+live_json_row(const struct live *l, struct session *s)
+{
+	json_t *o = json_object();
+
+	if (o == NULL || json_object_set_new(o, "id", live_json_string(s->id)) < 0 ||
+	    json_object_set_new(o, "user", live_json_string(s->host->user)) < 0 ||
+	    json_object_set_new(o, "client", live_json_string(s->host->client)) < 0 ||
+	    json_object_set_new(o, "target", live_json_string(s->target)) < 0 ||
+	    json_object_set_new(o, "command", live_json_string(session_guard_command(s))) < 0 ||
+	    (peer_enabled(*l->peers.config) &&
+	    json_object_set_new(o, "replica", live_json_string(peer_self_name())) < 0)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/*
+ * Append v as compact JSON text (control bytes and DEL as \u00xx), then
+ * end; v NULL (out of memory) sets out->oom.
  */
 void
-live_json_str(struct live_text *t, const char *s)
+live_json(struct buf *out, const json_t *v, const char *end)
 {
-	struct buf b = { 0 };
-	json_t *v = s != NULL ? jsonout_string(s, strlen(s)) : json_null();
-
-	if (jsonout_dump(v, JSON_ENCODE_ANY, JSONOUT_DEL, &b) == 0)
-		live_printf(t, "%s", b.data);
+	if (v == NULL || jsonout_dump(v, JSON_COMPACT | JSON_ENCODE_ANY, JSONOUT_DEL, out) < 0)
+		out->oom = true;
 	else
-		t->oom = true;
-	json_decref(v);
-	buf_free(&b);
+		buf_str(out, end);
+}
+
+/*
+ * Write a command's output to its session and free it; the status, or 1
+ * when the output ran out of memory (said on stderr instead).
+ */
+int
+live_send(struct session *s, struct buf *out, int status)
+{
+	if (out->oom) {
+		session_notice(s, "podgate: out of memory");
+		status = 1;
+	} else if (out->len > 0) {
+		session_write(s, false, out->data, out->len);
+	}
+	buf_free(out);
+	return status;
 }
 
 /* Replace control characters for a table cell. */
@@ -379,30 +387,30 @@ live_clean(char *dst, size_t len, const char *src)
  * (bidirectional controls, zero-width ones) as \u{XXXX}.
  */
 void
-live_escaped(struct live_text *out, const char *text)
+live_escaped(struct buf *out, const char *text)
 {
 	const unsigned char *p = (const unsigned char *)(text != NULL ? text : "-");
 	unsigned cp;
 
 	for (; *p != '\0'; p++) {
 		if (*p < 0x20 || *p == 0x7f) {
-			live_printf(out, "\\x%02x", *p);
+			buf_printf(out, "\\x%02x", *p);
 		} else if (*p == '\\') {
-			live_printf(out, "\\\\");
+			buf_printf(out, "\\\\");
 		} else if (*p == 0xe2 && p[1] >= 0x80 && p[1] <= 0x81 && p[2] >= 0x80 && p[2] <= 0xbf) {
 			cp = 0x2000u | (unsigned)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
 			if ((cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) ||
 			    (cp >= 0x2060 && cp <= 0x2069)) {
-				live_printf(out, "\\u{%04X}", cp);
+				buf_printf(out, "\\u{%04X}", cp);
 				p += 2;
 			} else {
-				live_printf(out, "%c", *p);
+				buf_printf(out, "%c", *p);
 			}
 		} else if ((*p == 0xd8 && p[1] == 0x9c) || (*p == 0xef && p[1] == 0xbb && p[2] == 0xbf)) {
-			live_printf(out, "\\u{%04X}", *p == 0xd8 ? 0x061cu : 0xfeffu);
+			buf_printf(out, "\\u{%04X}", *p == 0xd8 ? 0x061cu : 0xfeffu);
 			p += *p == 0xd8 ? 1 : 2;
 		} else {
-			live_printf(out, "%c", *p);
+			buf_printf(out, "%c", *p);
 		}
 	}
 }

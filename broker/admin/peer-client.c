@@ -1,26 +1,20 @@
 /*
- * The client side of replicas (peer-client.h): queries to the other
- * replicas and relayed watches. docs/live.md says what users see.
+ * The client side of replicas (peer-client.h): what a query
+ * (peer-query.c) and a relay (peer-relay.c) share. This replica's name,
+ * the credentials copied off the configuration, connecting to a replica
+ * and checking its host key, telling this replica's own address from the
+ * others', and the pool of connections kept for the same admin's next
+ * command. docs/live.md says what users see.
  *
- * A query makes one job per replica. Each job runs on a thread of its own
- * (not libuv's thread pool, which recordings' fsyncs need) and touches
- * nothing of the loop's: the query holds copies of what the jobs need (the
- * user, the roles, the command, the key path and the peers' public keys)
- * and each job leaves its reply in itself. A coordinating thread starts
- * the jobs, joins them and wakes the loop through a uv_async, whose
- * callback hands the replies to the caller. A job's connection is kept
- * for the same admin's next command to that replica (the pool). A relay (a watch, or pending
- * --follow) is a thread that reads the remote command's bytes into a
- * buffer under a mutex and wakes the loop with a uv_async.
+ * Everything below peer_roles_include runs off the loop, on the threads
+ * of queries and relays, and touches nothing of the loop's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,84 +23,16 @@
 #include <unistd.h>
 
 #include <libssh/libssh.h>
-#include <libssh/server.h>		/* ssh_send_keepalive, a client's probe too */
 #include <uv.h>
 
+#include "admin/peer-client-int.h"
 #include "admin/peer-client.h"
-#include "base/log.h"
-#include "base/strv.h"
 #include "policy/config.h"
 #include "session/session.h"
 
-/* Bytes of one reply kept; more is an error (a listing is far smaller). */
-#define PEER_REPLY_MAX (4u << 20)
-/* Bytes a relay holds for the loop before it stops reading the replica. */
-#define PEER_RELAY_MAX (256u * 1024)
-/* A relay that heard nothing from its replica for this long asks whether it is there. */
-#define PEER_PROBE_MS 1000
 /* Connections kept between commands, and how long one is kept unused. */
 #define PEER_POOL_MAX 32
 #define PEER_IDLE_MS 30000
-
-/* What a job needs, copied off the configuration. */
-struct peer_creds {
-	char *user;
-	char *roles;		/* "auditor,approver" */
-	char *key_path;
-	char **pubkeys;		/* "TYPE BASE64" of each peer key */
-	size_t npubkeys;
-	char *own_host;		/* peer_listen's address: "0.0.0.0" or "::" is every one */
-	uint16_t own_port;
-};
-
-struct peer_job {
-	uv_thread_t thread;
-	bool started;
-	struct peer_query *q;
-	char *host;
-	uint16_t port;
-	struct peer_reply reply;
-};
-
-struct peer_query {
-	struct peer_client pc;		/* a copy: it may outlive its caller */
-	struct peer_creds creds;
-	char *command;
-	char *dns;		/* resolve this first, then one job per address */
-	uv_thread_t thread;	/* runs the jobs' threads, then wakes the loop */
-	uv_async_t async;
-	char **addrs;		/* "HOST:PORT" of the peers ("[V6]:PORT") */
-	char **names;		/* for peers.dns: each address's reverse DNS name, or NULL */
-	size_t naddrs;
-	struct strv skip;	/* addresses not to ask (followed already) */
-	struct peer_job *jobs;
-	size_t njobs;
-	peer_done_cb done;	/* NULL once cancelled */
-	void *arg;
-};
-
-struct peer_relay {
-	struct peer_client pc;		/* a copy: it may outlive its caller */
-	struct peer_creds creds;
-	char *host;
-	uint16_t port;
-	char *command;
-	int cols, rows;		/* the PTY asked for; 0: none */
-	uv_thread_t thread;
-	uv_async_t async;
-	uv_mutex_t mu;
-	uint8_t *buf;		/* bytes for the loop, under mu */
-	size_t len;
-	bool finished;		/* the thread is done (under mu) */
-	int status;
-	char why[256];		/* what went wrong, once finished ("": nothing) */
-	atomic_bool quit;	/* send 'q' to the replica */
-	atomic_bool stop;	/* close at once */
-	atomic_int new_cols, new_rows;	/* the watcher's terminal, when resized */
-	atomic_bool resized;
-	peer_relay_cb cb;	/* NULL once cancelled */
-	void *arg;
-};
 
 /* Whether the configuration names peers. */
 bool
@@ -155,7 +81,7 @@ peer_roles_include(const struct session *s, const char *role)
 /* ---- the client side (off the loop) ---- */
 
 /* Free the copies a job or relay holds. */
-static void
+void
 peer_creds_free(struct peer_creds *c)
 {
 	size_t i;
@@ -171,7 +97,7 @@ peer_creds_free(struct peer_creds *c)
 }
 
 /* Copy what the client side needs off the configuration. */
-static int
+int
 peer_creds_fill(const struct peer_client *pc, const struct cfg_user *u,
     struct peer_creds *out)
 {
@@ -207,7 +133,7 @@ oom:
 }
 
 /* The name of a replica by its address: a DNS name's first label, else ADDR:PORT. */
-static char *
+char *
 peer_name_of(const char *host, uint16_t port)
 {
 	unsigned char a[sizeof(struct in6_addr)];
@@ -265,7 +191,7 @@ peer_addr_is_own(const struct sockaddr *sa, const char *own)
  * so that replicas sharing a machine and a port on different addresses
  * still reach each other.
  */
-static bool
+bool
 peer_is_self(const char *host, uint16_t port, const struct peer_creds *c)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
@@ -280,7 +206,7 @@ peer_is_self(const char *host, uint16_t port, const struct peer_creds *c)
 }
 
 /* Milliseconds on a monotonic clock. */
-static uint64_t
+uint64_t
 peer_now_ms(void)
 {
 	struct timespec ts;
@@ -319,7 +245,7 @@ peer_host_key_ok(ssh_session ssh, const struct peer_creds *c)
 }
 
 /* Disconnect and free a session. */
-static void
+void
 peer_close(ssh_session ssh)
 {
 	if (ssh == NULL)
@@ -332,7 +258,7 @@ peer_close(ssh_session ssh)
  * Connect and authenticate to a replica within timeout_ms. Returns the
  * session, or NULL with *why set.
  */
-static ssh_session
+ssh_session
 peer_connect(const char *host, uint16_t port, const struct peer_creds *c, long timeout_ms,
     const char **why)
 {
@@ -383,7 +309,7 @@ fail:
 }
 
 /* Open a channel running command (on a PTY when cols > 0). */
-static ssh_channel
+ssh_channel
 peer_channel(ssh_session ssh, const struct peer_creds *c, const char *command, int cols,
     int rows)
 {
@@ -401,19 +327,21 @@ peer_channel(ssh_session ssh, const struct peer_creds *c, const char *command, i
 	return ch;
 }
 
-/* Append to a growing reply buffer; false when it would exceed the cap. */
-static bool
-peer_append(char **buf, size_t *len, const char *p, size_t n)
+/* Split "HOST:PORT" (or "[V6]:PORT"). */
+int
+peer_split(const char *spec, char **host, uint16_t *port)
 {
-	char *nb;
+	const char *colon = strrchr(spec, ':');
+	bool v6 = spec[0] == '[' && colon != NULL && colon > spec && colon[-1] == ']';
 
-	if (*len + n > PEER_REPLY_MAX || (nb = realloc(*buf, *len + n + 1)) == NULL)
-		return false;
-	memcpy(nb + *len, p, n);
-	*len += n;
-	nb[*len] = '\0';
-	*buf = nb;
-	return true;
+	*host = NULL;
+	if (colon == NULL)
+		return -EINVAL;
+	*port = (uint16_t)strtoul(colon + 1, NULL, 10);
+	if ((*host = v6 ? strndup(spec + 1, (size_t)(colon - spec) - 2) :
+	    strndup(spec, (size_t)(colon - spec))) == NULL)
+		return -ENOMEM;
+	return 0;
 }
 
 /* ---- connections kept between commands ---- */
@@ -457,7 +385,7 @@ peer_idle_close(struct peer_idle *e)
 }
 
 /* The pool's key of a connection to host:port made with creds; NULL when out of memory. */
-static char *
+char *
 peer_pool_key(const char *host, uint16_t port, const struct peer_creds *c)
 {
 	char *key = NULL, *k;
@@ -513,7 +441,7 @@ peer_pool_reaper(void *arg)
 }
 
 /* A kept connection with this key, taken out of the pool; NULL when there is none. */
-static ssh_session
+ssh_session
 peer_pool_take(const char *key)
 {
 	ssh_session ssh = NULL;
@@ -534,7 +462,7 @@ peer_pool_take(const char *key)
 }
 
 /* Keep a connection that served a command (taking key and ssh over), or close it. */
-static void
+void
 peer_pool_put(char *key, ssh_session ssh)
 {
 	pthread_attr_t attr;
@@ -579,655 +507,4 @@ peer_pool_clear(void)
 	uv_mutex_unlock(&peer_pool.mu);
 	for (i = 0; i < n; i++)
 		peer_idle_close(&gone[i]);
-}
-
-/* ---- queries ---- */
-
-/* Forget a reply's output: it is asked for again. */
-static void
-peer_reply_clear(struct peer_reply *r)
-{
-	free(r->out);
-	free(r->err);
-	r->out = r->err = NULL;
-	r->outlen = 0;
-	r->status = -1;
-}
-
-/*
- * Run the job's command on ssh, collecting stdout, stderr and the exit
- * status by deadline. Returns 0, or -1 with *why set.
- */
-static int
-peer_job_run(struct peer_job *j, ssh_session ssh, uint64_t deadline, const char **why)
-{
-	struct peer_reply *r = &j->reply;
-	ssh_channel ch = NULL;
-	size_t errlen = 0;
-	char buf[16384];
-	int n, rc = -1;
-
-	if ((ch = peer_channel(ssh, &j->q->creds, j->q->command, 0, 0)) == NULL) {
-		*why = "the command was refused";
-		return -1;
-	}
-	for (;;) {
-		if (peer_now_ms() > deadline) {
-			*why = "no answer in time";
-			goto out;
-		}
-		n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 100);
-		if (n == SSH_ERROR) {
-			*why = "connection lost";
-			goto out;
-		}
-		if (n > 0 && !peer_append(&r->out, &r->outlen, buf, (size_t)n)) {
-			*why = "reply too large";
-			goto out;
-		}
-		while ((n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) {
-			if (!peer_append(&r->err, &errlen, buf, (size_t)n)) {
-				*why = "reply too large";
-				goto out;
-			}
-		}
-		if (n == SSH_ERROR) {
-			*why = "connection lost";
-			goto out;
-		}
-		if (ssh_channel_is_eof(ch) && ssh_channel_poll(ch, 0) <= 0 &&
-		    ssh_channel_poll(ch, 1) <= 0)
-			break;
-	}
-	r->status = ssh_channel_get_exit_status(ch);
-	rc = 0;
-out:
-	ssh_channel_close(ch);
-	ssh_channel_free(ch);
-	return rc;
-}
-
-/*
- * Run one job: on a kept connection to the replica, else on a new one;
- * collect stdout, stderr and status, and keep the connection.
- */
-static void
-peer_job_thread(void *arg)
-{
-	struct peer_job *j = arg;
-	struct peer_query *q = j->q;
-	struct peer_reply *r = &j->reply;
-	uint64_t deadline = peer_now_ms() + PEER_TIMEOUT_MS;
-	ssh_session ssh = NULL;
-	const char *why = NULL;
-	char *key = NULL;
-
-	if (peer_is_self(j->host, j->port, &q->creds)) {
-		r->self = true;
-		return;
-	}
-	if ((key = peer_pool_key(j->host, j->port, &q->creds)) != NULL &&
-	    (ssh = peer_pool_take(key)) != NULL) {
-		/*
-		 * An answer on a kept connection is taken when the command
-		 * succeeded. Anything else is asked again on a new connection,
-		 * so that no answer rests on a connection gone stale or on what
-		 * the replica trusted when it was made (its peer_keys, its users):
-		 * a replica that no longer takes us is named as it would be.
-		 */
-		if (peer_job_run(j, ssh, deadline, &why) == 0 && r->status == 0)
-			goto done;
-		peer_close(ssh);
-		ssh = NULL;
-		peer_reply_clear(r);
-		if (peer_now_ms() >= deadline) {
-			why = "no answer in time";
-			goto fail;
-		}
-	}
-	if ((ssh = peer_connect(j->host, j->port, &q->creds, PEER_TIMEOUT_MS, &why)) == NULL ||
-	    peer_job_run(j, ssh, deadline, &why) < 0)
-		goto fail;
-done:
-	r->reachable = true;
-	if (key != NULL) {
-		peer_pool_put(key, ssh);
-		key = NULL;	/* transferred, with ssh */
-		ssh = NULL;
-	}
-	goto out;
-fail:
-	r->why = strdup(why != NULL ? why : "error");
-out:
-	if (r->out == NULL)
-		r->out = strdup("");
-	if (r->err == NULL)
-		r->err = strdup("");
-	peer_close(ssh);
-	free(key);
-}
-
-/* Free a query and its jobs (its async handle is closed). */
-static void
-peer_query_close_cb(uv_handle_t *h)
-{
-	struct peer_query *q = h->data;
-	size_t i;
-
-	for (i = 0; i < q->njobs; i++) {
-		free(q->jobs[i].host);
-		free(q->jobs[i].reply.name);
-		free(q->jobs[i].reply.addr);
-		free(q->jobs[i].reply.out);
-		free(q->jobs[i].reply.err);
-		free(q->jobs[i].reply.why);
-	}
-	for (i = 0; i < q->naddrs; i++) {
-		free(q->addrs[i]);
-		if (q->names != NULL)
-			free(q->names[i]);
-	}
-	strv_free(&q->skip);
-	free(q->addrs);
-	free(q->names);
-	free(q->jobs);
-	free(q->command);
-	free(q->dns);
-	peer_creds_free(&q->creds);
-	free(q);
-}
-
-/* Every job is in (the query's thread ended): hand the replies to the caller. */
-static void
-peer_query_async_cb(uv_async_t *a)
-{
-	struct peer_query *q = a->data;
-	struct peer_reply *replies = NULL;
-	size_t i, n = 0;
-
-	uv_thread_join(&q->thread);
-	if ((replies = calloc(q->njobs + 1, sizeof *replies)) != NULL) {
-		for (i = 0; i < q->njobs; i++) {
-			if (q->jobs[i].reply.self)
-				continue;
-			q->pc.seen(q->pc.seen_arg, q->jobs[i].reply.name,
-			    q->jobs[i].reply.reachable);
-			replies[n++] = q->jobs[i].reply;
-		}
-	}
-	if (q->done != NULL)
-		q->done(q->arg, replies, n);
-	free(replies);
-	uv_close((uv_handle_t *)&q->async, peer_query_close_cb);
-}
-
-/* Split "HOST:PORT" (or "[V6]:PORT"). */
-static int
-peer_split(const char *spec, char **host, uint16_t *port)
-{
-	const char *colon = strrchr(spec, ':');
-	bool v6 = spec[0] == '[' && colon != NULL && colon > spec && colon[-1] == ']';
-
-	*host = NULL;
-	if (colon == NULL)
-		return -EINVAL;
-	*port = (uint16_t)strtoul(colon + 1, NULL, 10);
-	if ((*host = v6 ? strndup(spec + 1, (size_t)(colon - spec) - 2) :
-	    strndup(spec, (size_t)(colon - spec))) == NULL)
-		return -ENOMEM;
-	return 0;
-}
-
-/*
- * Resolve peers.dns: one "ADDR:PORT" per address, each named by reverse
- * DNS when it has a name. The name's IPv4 addresses are taken, or its IPv6
- * ones when it has none: a dual-stack Service gives each replica one of
- * each, and a replica must be asked once. A replica is reached at the
- * address itself: its name may resolve to others too.
- */
-static void
-peer_resolve(struct peer_query *q)
-{
-	static const int families[] = { AF_INET, AF_INET6 };
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
-	char host[NI_MAXHOST], addr[INET6_ADDRSTRLEN];
-	char **list, *spec = NULL;
-	size_t f, i, before = q->naddrs;
-
-	if (getaddrinfo(q->dns, NULL, &hints, &res) != 0)
-		return;
-	for (f = 0; f < 2 && q->naddrs == before; f++) {
-		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			if (ai->ai_family != families[f] || getnameinfo(ai->ai_addr,
-			    ai->ai_addrlen, addr, sizeof addr, NULL, 0, NI_NUMERICHOST) != 0)
-				continue;
-			if (asprintf(&spec, ai->ai_family == AF_INET6 ? "[%s]:%u" : "%s:%u", addr,
-			    q->creds.own_port) < 0) {
-				spec = NULL;
-				goto out;
-			}
-			for (i = 0; i < q->naddrs && strcmp(q->addrs[i], spec) != 0; i++)
-				;
-			if (i < q->naddrs) {
-				free(spec);	/* a repeat */
-				spec = NULL;
-				continue;
-			}
-			if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof host, NULL, 0,
-			    NI_NAMEREQD) != 0)
-				host[0] = '\0';
-			if ((list = reallocarray(q->addrs, q->naddrs + 1, sizeof *list)) == NULL)
-				goto out;
-			q->addrs = list;
-			if ((list = reallocarray(q->names, q->naddrs + 1, sizeof *list)) == NULL)
-				goto out;
-			if (q->names == NULL)
-				memset(list, 0, q->naddrs * sizeof *list);	/* peers listed too */
-			q->names = list;
-			q->names[q->naddrs] = host[0] != '\0' ? strdup(host) : NULL;
-			q->addrs[q->naddrs++] = spec;
-			spec = NULL;	/* transferred */
-		}
-	}
-out:
-	free(spec);
-	freeaddrinfo(res);
-}
-
-/*
- * The query's thread: resolve peers.dns if needed, run one thread per
- * replica, wait for them all, then wake the loop.
- */
-static void
-peer_query_thread(void *arg)
-{
-	struct peer_query *q = arg;
-	size_t i;
-
-	if (q->dns != NULL)
-		peer_resolve(q);
-	if (q->naddrs > 0 && (q->jobs = calloc(q->naddrs, sizeof *q->jobs)) != NULL) {
-		q->njobs = q->naddrs;
-		for (i = 0; i < q->njobs; i++) {
-			struct peer_job *j = &q->jobs[i];
-
-			j->q = q;
-			j->reply.status = -1;
-			if (strv_has(&q->skip, q->addrs[i]))
-				continue;	/* left out as this replica is */
-			if (peer_split(q->addrs[i], &j->host, &j->port) < 0 ||
-			    (j->reply.name = peer_name_of(q->names != NULL && q->names[i] != NULL ?
-			    q->names[i] : j->host, j->port)) == NULL ||
-			    (j->reply.addr = strdup(q->addrs[i])) == NULL ||
-			    uv_thread_create(&j->thread, peer_job_thread, j) < 0) {
-				j->reply.why = strdup("cannot start");
-				continue;
-			}
-			j->started = true;
-		}
-		for (i = 0; i < q->njobs; i++) {
-			if (q->jobs[i].started)
-				uv_thread_join(&q->jobs[i].thread);
-			if (q->jobs[i].reply.name == NULL)
-				q->jobs[i].reply.self = true;	/* out of memory: leave it out */
-		}
-	}
-	uv_async_send(&q->async);
-}
-
-/*
- * Run command on the replica at addr, or on every other one (addr NULL)
- * but those at skip's addresses.
- */
-static int
-peer_query_start(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
-    char *const *skip, size_t nskip, const char *command, peer_done_cb done, void *arg,
-    struct peer_query **qp)
-{
-	const struct config *c = *pc->config;
-	struct peer_query *q = NULL;
-	size_t i;
-	int r = -ENOMEM;
-
-	*qp = NULL;
-	if (!peer_enabled(c))
-		return -ENOENT;
-	if ((q = calloc(1, sizeof *q)) == NULL)
-		return -ENOMEM;
-	q->pc = *pc;
-	q->done = done;
-	q->arg = arg;
-	if (peer_creds_fill(pc, u, &q->creds) < 0 || (q->command = strdup(command)) == NULL)
-		goto fail;
-	for (i = 0; i < nskip; i++)
-		strv_add(&q->skip, skip[i]);
-	if (q->skip.oom)
-		goto fail;
-	if (addr != NULL) {
-		if ((q->addrs = calloc(1, sizeof *q->addrs)) == NULL ||
-		    (q->addrs[0] = strdup(addr)) == NULL)
-			goto fail;
-		q->naddrs = 1;
-	} else {
-		if (c->peers_dns != NULL && (q->dns = strdup(c->peers_dns)) == NULL)
-			goto fail;
-		if (c->npeers > 0 && (q->addrs = calloc(c->npeers, sizeof *q->addrs)) == NULL)
-			goto fail;
-		for (i = 0; i < c->npeers; i++) {
-			if ((q->addrs[i] = strdup(c->peers[i])) == NULL)
-				goto fail;
-			q->naddrs++;
-		}
-	}
-	if ((r = uv_async_init(pc->loop, &q->async, peer_query_async_cb)) < 0)
-		goto fail;
-	q->async.data = q;
-	if ((r = uv_thread_create(&q->thread, peer_query_thread, q)) < 0) {
-		q->done = NULL;
-		uv_close((uv_handle_t *)&q->async, peer_query_close_cb);
-		return r;
-	}
-	*qp = q;
-	return 0;
-fail:
-	q->async.data = q;
-	peer_query_close_cb((uv_handle_t *)&q->async);
-	return r;
-}
-
-/* Run command on every other replica. */
-int
-peer_query(const struct peer_client *pc, const struct cfg_user *u, const char *command,
-    peer_done_cb done, void *arg, struct peer_query **qp)
-{
-	return peer_query_start(pc, u, NULL, NULL, 0, command, done, arg, qp);
-}
-
-/* Run command on every other replica not at one of skip's addresses. */
-int
-peer_query_others(const struct peer_client *pc, const struct cfg_user *u, char *const *skip,
-    size_t nskip, const char *command, peer_done_cb done, void *arg, struct peer_query **qp)
-{
-	return peer_query_start(pc, u, NULL, skip, nskip, command, done, arg, qp);
-}
-
-/* Run command on the replica at addr. */
-int
-peer_query_at(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
-    const char *command, peer_done_cb done, void *arg, struct peer_query **qp)
-{
-	return peer_query_start(pc, u, addr, NULL, 0, command, done, arg, qp);
-}
-
-/* Forget the caller of a query. */
-void
-peer_query_cancel(struct peer_query *q)
-{
-	if (q != NULL)
-		q->done = NULL;
-}
-
-/* ---- relayed output ---- */
-
-/* Hand bytes to the loop; waits (briefly) while the loop has not taken the last ones. */
-static bool
-peer_relay_put(struct peer_relay *r, const char *buf, size_t n)
-{
-	uint8_t *nb;
-	bool ok = false;
-
-	while (!atomic_load(&r->stop)) {
-		uv_mutex_lock(&r->mu);
-		if (r->len + n <= PEER_RELAY_MAX) {
-			if ((nb = realloc(r->buf, r->len + n)) != NULL) {
-				memcpy(nb + r->len, buf, n);
-				r->buf = nb;
-				r->len += n;
-				ok = true;
-			}
-			uv_mutex_unlock(&r->mu);
-			uv_async_send(&r->async);
-			return ok;
-		}
-		uv_mutex_unlock(&r->mu);
-		uv_sleep(10);
-	}
-	return false;
-}
-
-/* Keep the first line of a failed command's stderr (a relay without a PTY). */
-static void
-peer_relay_err(struct peer_relay *r, const char *buf, size_t n)
-{
-	size_t have = strlen(r->why), room = sizeof r->why - 1 - have;
-
-	if (have > 0 && memchr(r->why, '\n', have) != NULL)
-		return;
-	if (n > room)
-		n = room;
-	memcpy(r->why + have, buf, n);
-	r->why[have + n] = '\0';
-}
-
-/*
- * Whether the replica still answers: a keepalive@openssh.com global
- * request wants a reply (a refusal will do), which libssh waits for up to
- * the session's timeout, PEER_TIMEOUT_MS. ssh_send_keepalive does not say
- * whether the reply came, so a wait as long as the timeout is the sign of
- * a replica that holds its connection open and no longer answers (stopped,
- * or cut off by a partition that drops packets).
- */
-static bool
-peer_alive(ssh_session ssh, const char **why)
-{
-	uint64_t t0 = peer_now_ms();
-
-	ssh_send_keepalive(ssh);
-	if (!ssh_is_connected(ssh)) {
-		*why = "connection lost";
-		return false;
-	}
-	if (peer_now_ms() - t0 >= PEER_TIMEOUT_MS) {
-		*why = "no answer in time";
-		return false;
-	}
-	return true;
-}
-
-/*
- * The relay's thread: run the command on the replica and pass its bytes
- * on. A quiet replica is probed every PEER_PROBE_MS: a watched session or
- * a follow may be silent for long, and a replica that stops answering
- * without closing its connection would otherwise never be noticed.
- */
-static void
-peer_relay_thread(void *arg)
-{
-	struct peer_relay *r = arg;
-	ssh_session ssh = NULL;
-	ssh_channel ch = NULL;
-	const char *why = NULL;
-	char buf[16384], msg[256];
-	bool quit_sent = false;
-	uint64_t heard;
-	int n, status = 1;
-
-	if ((ssh = peer_connect(r->host, r->port, &r->creds, PEER_TIMEOUT_MS, &why)) == NULL)
-		goto fail;
-	if ((ch = peer_channel(ssh, &r->creds, r->command, r->cols, r->rows)) == NULL) {
-		why = r->cols > 0 ? "the watch was refused" : "the command was refused";
-		goto fail;
-	}
-	heard = peer_now_ms();
-	while (!atomic_load(&r->stop)) {
-		if (peer_now_ms() - heard >= PEER_PROBE_MS) {
-			if (!peer_alive(ssh, &why))
-				goto fail;
-			heard = peer_now_ms();
-		}
-		if (atomic_exchange(&r->resized, false))
-			ssh_channel_change_pty_size(ch, atomic_load(&r->new_cols),
-			    atomic_load(&r->new_rows));
-		if (atomic_load(&r->quit) && !quit_sent) {
-			ssh_channel_write(ch, "q", 1);
-			quit_sent = true;
-		}
-		n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 50);
-		if (n == SSH_ERROR) {
-			why = "connection lost";
-			goto fail;
-		}
-		if (n > 0)
-			heard = peer_now_ms();
-		if (n > 0 && !peer_relay_put(r, buf, (size_t)n))
-			break;
-		while ((n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) {
-			heard = peer_now_ms();
-			if (r->cols == 0)
-				peer_relay_err(r, buf, (size_t)n);
-			else if (!peer_relay_put(r, buf, (size_t)n))
-				break;
-		}
-		if (ssh_channel_is_eof(ch) && ssh_channel_poll(ch, 0) <= 0 &&
-		    ssh_channel_poll(ch, 1) <= 0) {
-			status = ssh_channel_get_exit_status(ch);
-			break;
-		}
-	}
-	if (status == 0)
-		r->why[0] = '\0';
-	r->why[strcspn(r->why, "\r\n")] = '\0';
-	goto out;
-fail:
-	if (r->cols > 0) {
-		n = snprintf(msg, sizeof msg, "\r\npodgate: replica %s:%u unreachable: %s\r\n",
-		    r->host, r->port, why);
-		peer_relay_put(r, msg, (size_t)n);
-	}
-	snprintf(r->why, sizeof r->why, "%s", why);
-out:
-	if (ch != NULL) {
-		ssh_channel_close(ch);
-		ssh_channel_free(ch);
-	}
-	peer_close(ssh);
-	uv_mutex_lock(&r->mu);
-	r->finished = true;
-	r->status = status < 0 ? 1 : status;
-	uv_mutex_unlock(&r->mu);
-	uv_async_send(&r->async);
-}
-
-/* Free a relay once its async handle is closed. */
-static void
-peer_relay_close_cb(uv_handle_t *h)
-{
-	struct peer_relay *r = h->data;
-
-	uv_mutex_destroy(&r->mu);
-	peer_creds_free(&r->creds);
-	free(r->host);
-	free(r->command);
-	free(r->buf);
-	free(r);
-}
-
-/* The thread has bytes or finished: pass them on, on the loop. */
-static void
-peer_relay_async_cb(uv_async_t *a)
-{
-	struct peer_relay *r = a->data;
-	uint8_t *buf;
-	size_t len;
-	bool finished;
-	int status;
-
-	uv_mutex_lock(&r->mu);
-	buf = r->buf;
-	len = r->len;
-	r->buf = NULL;
-	r->len = 0;
-	finished = r->finished;
-	status = r->status;
-	uv_mutex_unlock(&r->mu);
-	if (len > 0 && r->cb != NULL)
-		r->cb(r->arg, buf, len, 0, NULL);
-	free(buf);
-	if (!finished)
-		return;
-	uv_thread_join(&r->thread);
-	if (r->cb != NULL)
-		r->cb(r->arg, NULL, 0, status, r->why[0] != '\0' ? r->why : NULL);
-	r->cb = NULL;
-	uv_close((uv_handle_t *)&r->async, peer_relay_close_cb);
-}
-
-/* Run a command on another replica and pass its output on. */
-int
-peer_relay_start(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
-    const char *command, int cols, int rows, peer_relay_cb cb, void *arg,
-    struct peer_relay **rp)
-{
-	struct peer_relay *r;
-	int e;
-
-	*rp = NULL;
-	if ((r = calloc(1, sizeof *r)) == NULL)
-		return -ENOMEM;
-	if (peer_creds_fill(pc, u, &r->creds) < 0 || (r->command = strdup(command)) == NULL ||
-	    peer_split(addr, &r->host, &r->port) < 0) {
-		peer_creds_free(&r->creds);
-		free(r->command);
-		free(r);
-		return -ENOMEM;
-	}
-	r->pc = *pc;
-	r->cols = cols;
-	r->rows = rows;
-	r->cb = cb;
-	r->arg = arg;
-	atomic_init(&r->quit, false);
-	atomic_init(&r->stop, false);
-	atomic_init(&r->resized, false);
-	atomic_init(&r->new_cols, cols);
-	atomic_init(&r->new_rows, rows);
-	uv_mutex_init(&r->mu);
-	uv_async_init(pc->loop, &r->async, peer_relay_async_cb);
-	r->async.data = r;
-	if ((e = uv_thread_create(&r->thread, peer_relay_thread, r)) < 0) {
-		r->cb = NULL;
-		uv_close((uv_handle_t *)&r->async, peer_relay_close_cb);
-		return e;
-	}
-	*rp = r;
-	return 0;
-}
-
-/* Ask the replica to stop the watch. */
-void
-peer_relay_quit(struct peer_relay *r)
-{
-	if (r != NULL)
-		atomic_store(&r->quit, true);
-}
-
-/* The watcher's terminal changed size: pass it on. */
-void
-peer_relay_resize(struct peer_relay *r, int cols, int rows)
-{
-	if (r == NULL)
-		return;
-	atomic_store(&r->new_cols, cols);
-	atomic_store(&r->new_rows, rows);
-	atomic_store(&r->resized, true);
-}
-
-/* Forget the caller of a relay. */
-void
-peer_relay_cancel(struct peer_relay *r)
-{
-	if (r == NULL)
-		return;
-	r->cb = NULL;
-	atomic_store(&r->stop, true);
 }

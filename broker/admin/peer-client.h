@@ -5,9 +5,11 @@
  * (libssh's client calls block), and hands the replies back on the loop;
  * its connections are kept for the same admin's next commands.
  * A relayed watch (or pending --follow) runs on a thread of its own and
- * hands the bytes back through a uv_async. Nothing waits longer than PEER_TIMEOUT_MS for a
- * replica that does not answer. The listener that answers them is
- * ssh/peer.h.
+ * hands the bytes back through a uv_async. Nothing waits longer than
+ * PEER_TIMEOUT_MS for a replica that does not answer. Queries are
+ * peer-query.c, relays peer-relay.c, what they share (connections, their
+ * pool, this replica's name) peer-client.c. The listener that answers
+ * them is ssh/peer.h.
  */
 #ifndef PODGATE_PEER_CLIENT_H
 #define PODGATE_PEER_CLIENT_H

@@ -84,7 +84,7 @@ live_peer_rows(const char *local, const struct peer_reply *r, size_t n)
  * object a line for pending --follow --json) with a replica column.
  */
 static int
-live_peer_list(struct live_admin *a, json_t *rows, struct live_text *out)
+live_peer_list(struct live_admin *a, json_t *rows, struct buf *out)
 {
 	char cells[6][256];
 	const char *keys_s[] = { "replica", "id", "user", "target", "start", "command" };
@@ -92,36 +92,28 @@ live_peer_list(struct live_admin *a, json_t *rows, struct live_text *out)
 	const char **keys = a->cmd == 0 ? keys_s : keys_p;
 	json_t *o;
 	size_t i, k;
-	char *text;
 
 	if (a->json && a->follow) {
-		json_array_foreach(rows, i, o) {
-			if ((text = json_dumps(o, JSON_COMPACT)) == NULL)
-				return 1;
-			live_printf(out, "%s\n", text);
-			free(text);
-		}
-		return 0;
+		json_array_foreach(rows, i, o)
+			live_json(out, o, "\n");
+		return out->oom ? 1 : 0;
 	}
 	if (a->json) {
-		if ((text = json_dumps(rows, JSON_COMPACT)) == NULL)
-			return 1;
-		live_printf(out, "%s\n", text);
-		free(text);
-		return 0;
+		live_json(out, rows, "\n");
+		return out->oom ? 1 : 0;
 	}
 	if (a->cmd == 0)
-		live_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %6s  %10s  %10s  %8s  %s\n",
+		buf_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %6s  %10s  %10s  %8s  %s\n",
 		    "REPLICA", "ID", "USER", "TARGET", "START", "IDLE", "IN", "OUT", "WATCHERS",
 		    "COMMAND");
 	else
-		live_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %s\n", "REPLICA", "ID", "USER",
+		buf_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %s\n", "REPLICA", "ID", "USER",
 		    "TARGET", "REQUESTED", "COMMAND");
 	json_array_foreach(rows, i, o) {
 		for (k = 0; k < 6; k++)
 			live_clean(cells[k], k == 5 ? 256 : 96, live_peer_str(o, keys[k]));
 		if (a->cmd == 0)
-			live_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %5llus  %10llu  %10llu  "
+			buf_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %5llus  %10llu  %10llu  "
 			    "%8llu  %s\n", cells[0], cells[1], cells[2], cells[3], cells[4],
 			    (unsigned long long)json_integer_value(json_object_get(o, "idle_seconds")),
 			    (unsigned long long)json_integer_value(json_object_get(o, "bytes_in")),
@@ -129,7 +121,7 @@ live_peer_list(struct live_admin *a, json_t *rows, struct live_text *out)
 			    (unsigned long long)json_integer_value(json_object_get(o, "watchers")),
 			    cells[5]);
 		else
-			live_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %s\n", cells[0], cells[1],
+			buf_printf(out, "%-16s  %-36s  %-12s  %-20s  %-20s  %s\n", cells[0], cells[1],
 			    cells[2], cells[3], cells[4], cells[5]);
 	}
 	return 0;
@@ -239,13 +231,13 @@ live_peer_not_found(struct live_admin *a, size_t matches)
 /* kill, approve, deny: the answer of the replica that held the session. */
 static int
 live_peer_act(struct live_admin *a, const struct peer_reply *r, size_t n,
-    struct live_text *out)
+    struct buf *out)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		if (r[i].reachable && r[i].status == 0) {
-			live_printf(out, "%s", r[i].out);
+			buf_printf(out, "%s", r[i].out);
 			return 0;
 		}
 	}
@@ -364,7 +356,7 @@ live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
 {
 	struct live_admin *a = arg;
 	struct session *s = a->s;
-	struct live_text out = { 0 };
+	struct buf out = { 0 };
 	const char *addr;
 	char id[37];
 	json_t *rows;
@@ -374,14 +366,14 @@ live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
 	if (a->cmd == 3 && a->follow) {
 		/* This replica's part as it is now: its events from here on reach the follower. */
 		char *jarg[] = { (char *)"--json" };
-		struct live_text local = { 0 };
+		struct buf local = { 0 };
 
 		free(a->local);
 		a->local = NULL;
 		if (live_cmd_pending(s, a->live, jarg, 1, &local) == 0 && !local.oom)
-			a->local = local.p;
+			a->local = local.data;
 		else
-			free(local.p);
+			buf_free(&local);
 	}
 	if (a->cmd == 0 || a->cmd == 3) {
 		if ((rows = live_peer_rows(a->local, r, n)) == NULL) {
@@ -424,13 +416,7 @@ live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
 	} else {
 		status = live_peer_act(a, r, n, &out);
 	}
-	if (out.oom) {
-		session_notice(s, "podgate: out of memory");
-		status = 1;
-	} else if (out.len > 0) {
-		session_write(s, false, out.p, out.len);
-	}
-	free(out.p);
+	status = live_send(s, &out, status);
 	live_peer_unreachable(s, r, n);
 	if (status >= 0)
 		session_exit(s, status);
@@ -447,9 +433,9 @@ live_peer_done_cb(void *arg, const struct peer_reply *r, size_t n)
  */
 int
 live_peer_start(struct session *s, struct live *l, struct live_admin *a, char **argv,
-    size_t argc, struct live_text *out)
+    size_t argc, struct buf *out)
 {
-	struct live_text local = { 0 };
+	struct buf local = { 0 };
 	char *line = NULL;
 	int r;
 
@@ -470,10 +456,10 @@ live_peer_start(struct session *s, struct live *l, struct live_admin *a, char **
 			    live_cmd_pending(s, l, jarg, 1, &local);
 		}
 		if (r != 0 || local.oom) {
-			free(local.p);
+			buf_free(&local);
 			return 0;
 		}
-		a->local = local.p;
+		a->local = local.data;
 		if (asprintf(&line, "%s --json", live_cmds[a->cmd].name) < 0)
 			return 0;
 		break;
@@ -495,10 +481,10 @@ live_peer_start(struct session *s, struct live *l, struct live_admin *a, char **
 			    live_cmd_pending(s, l, jarg, 1, &local);
 		}
 		if (r != 0 || local.oom) {
-			free(local.p);
+			buf_free(&local);
 			return 0;
 		}
-		a->local = local.p;
+		a->local = local.data;
 		if ((line = strdup(a->cmd <= 2 ? "sessions --json" : "pending --json")) == NULL)
 			return 0;
 		break;

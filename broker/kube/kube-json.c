@@ -15,21 +15,28 @@
 
 #define KUBE_JSON_MAX (16u * 1024 * 1024)
 
-/* Load an object; NULL when json is not a JSON object. */
-static json_t *
-kube_json_load(const char *json, size_t len)
+/* Load a JSON object of at most max bytes. */
+json_t *
+kube_json_object(const char *json, size_t len, size_t max, size_t flags)
 {
 	json_error_t e;
 	json_t *root;
 
-	if (json == NULL || len == 0 || len > KUBE_JSON_MAX)
+	if (json == NULL || len == 0 || len > max)
 		return NULL;
-	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
+	root = json_loadb(json, len, flags, &e);
 	if (root != NULL && !json_is_object(root)) {
 		json_decref(root);
 		return NULL;
 	}
 	return root;
+}
+
+/* What the native transport reads: an object, a key given twice refused. */
+static json_t *
+kube_json_load(const char *json, size_t len)
+{
+	return kube_json_object(json, len, KUBE_JSON_MAX, JSON_REJECT_DUPLICATES);
 }
 
 /* The string at key of object o, or NULL. */

@@ -1,5 +1,6 @@
 /*
- * JSON the native Kubernetes transport reads, through jansson: the exec
+ * JSON read from Kubernetes, through jansson: objects for kubectl's
+ * answers (kube.c) and, for the native transport, the exec
  * stream's status (a metav1.Status on channel 3), the Status body of a
  * refused request, and an exec credential plugin's ExecCredential.
  */
@@ -8,6 +9,15 @@
 
 #include <stddef.h>
 #include <time.h>
+
+#include <jansson.h>
+
+/*
+ * Load a JSON object of at most max bytes with jansson's flags
+ * (JSON_REJECT_DUPLICATES, ...). NULL when json is empty or longer, not
+ * JSON, or not an object.
+ */
+json_t *kube_json_object(const char *json, size_t len, size_t max, size_t flags);
 
 /*
  * Read the exec status. Returns 0 with *code the exit status ("Success":

@@ -358,23 +358,8 @@ kube_free_argv(char **argv)
 
 /* ---- JSON through jansson ---- */
 
-#define KUBE_JSON_MAX (32u * 1024 * 1024)
-
-/* Load a JSON object; NULL on a syntax error or anything but an object. */
-static json_t *
-kube_json_load(const char *json, size_t len)
-{
-	json_error_t e;
-	json_t *root;
-
-	if (json == NULL || len == 0 || len > KUBE_JSON_MAX)
-		return NULL;
-	if ((root = json_loadb(json, len, 0, &e)) != NULL && !json_is_object(root)) {
-		json_decref(root);
-		root = NULL;
-	}
-	return root;
-}
+/* kubectl's answers: a list of every pod of a namespace may be large. */
+#define KUBECTL_JSON_MAX (32u * 1024 * 1024)
 
 /* Follow a path of keys ("metadata", "name", NULL). */
 static json_t *
@@ -472,7 +457,7 @@ kube_pod_parse(const char *json, size_t len, struct kube_pod *pod)
 	int r;
 
 	memset(pod, 0, sizeof *pod);
-	if ((root = kube_json_load(json, len)) == NULL)
+	if ((root = kube_json_object(json, len, KUBECTL_JSON_MAX, 0)) == NULL)
 		return -EINVAL;
 	r = kube_pod_fill(root, pod);
 	json_decref(root);
@@ -492,7 +477,7 @@ kube_pods_parse(const char *json, size_t len, struct kube_pod **pods, size_t *n)
 
 	*pods = NULL;
 	*n = 0;
-	if ((root = kube_json_load(json, len)) == NULL)
+	if ((root = kube_json_object(json, len, KUBECTL_JSON_MAX, 0)) == NULL)
 		return -EINVAL;
 	items = json_object_get(root, "items");
 	if (!json_is_array(items))
@@ -580,7 +565,7 @@ kube_selector_parse(const char *json, size_t len, char **out)
 	int r = -EINVAL;
 
 	*out = NULL;
-	if ((root = kube_json_load(json, len)) == NULL)
+	if ((root = kube_json_object(json, len, KUBECTL_JSON_MAX, 0)) == NULL)
 		return -EINVAL;
 	m = kube_json_path(root, k_labels);
 	if (!json_is_object(m))

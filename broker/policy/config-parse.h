@@ -1,6 +1,7 @@
 /*
- * Reading the configuration, shared by config.c and the files that read
- * one section each (config-users.c, config-rules.c, config-targets.c,
+ * Reading the configuration, shared by config.c, config-parse.c (the
+ * value readers and the table walker) and the files that read one
+ * section each (config-users.c, config-rules.c, config-targets.c,
  * config-server.c, config-storage.c). Not for use outside them.
  *
  * A mapping is read with a table of struct config_entry, as OpenSSH's
@@ -93,7 +94,7 @@ struct config_entry {
 #define CONFIG_CALL_FIELD(k, fn) { .key = (k), .type = CONFIG_CALL, .parse = (fn) }
 #define CONFIG_END { .key = NULL }
 
-/* ---- config.c: reporting and reading values ---- */
+/* ---- config-parse.c: reporting and reading values ---- */
 
 void config_error(struct config_parse *, const yaml_node_t *, const char *, ...)
     __attribute__((format(printf, 3, 4)));

@@ -10,7 +10,6 @@
 
 #include "base.h"
 #include "policy/guard.h"
-#include "rec.h"
 
 /* ---- Request policy ---- */
 
@@ -277,13 +276,6 @@ guard_watch_message(const struct cfg_watch *w, unsigned on, char *buf, size_t le
 	return snprintf(buf, len, "podgate: session terminated: %s matches watch pattern "
 	    "'%s' (rule at line %d)", on == CFG_WATCH_OUTPUT ? "output" : "typed input",
 	    w->pattern.text, w->line);
-}
-
-/* Mask typed bytes one '*' per character, keeping CR and LF: librec's mask. */
-size_t
-guard_input_mask(const void *in, size_t len, uint8_t *out)
-{
-	return rec_input_mask(in, len, out);
 }
 
 /* ---- Reasons ---- */

@@ -7,8 +7,6 @@
  *     (guard_check_request, guard_verdict_message);
  *   - watch patterns over typed lines and output lines (guard_line_*,
  *     guard_watch_match);
- *   - masking of input typed while the terminal's echo is off
- *     (guard_input_mask);
  *   - the reason a rule may require (guard_reason_*);
  *   - limits: a per-user session counter table and the duration, idle and
  *     output checks of one session (guard_counts_*, guard_limits_*).
@@ -135,14 +133,6 @@ const struct cfg_watch *guard_watch_match(const struct cfg_rule *r, unsigned on,
  * 'P' (rule at line N)". Returns snprintf's count.
  */
 int guard_watch_message(const struct cfg_watch *w, unsigned on, char *buf, size_t len);
-
-/*
- * Mask input typed at a password prompt,
- * as sudo's I/O log does: each character becomes one '*' (a UTF-8
- * sequence counts once), CR and LF are kept. out must hold len bytes (it
- * may be in); returns the number of bytes written (<= len).
- */
-size_t guard_input_mask(const void *in, size_t len, uint8_t *out);
 
 /* ---- Reasons ---- */
 

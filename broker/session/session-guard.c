@@ -11,6 +11,7 @@
 
 #include <openssl/evp.h>
 
+#include "rec.h"
 #include "base/log.h"
 #include "session/internal.h"
 #include "session/session-guard.h"
@@ -480,7 +481,7 @@ session_guard_data(struct session *s, char code, const void *data, size_t len)
 	if (code == REC_INPUT && len > 0 && session_guard_mask_input(s, data, len)) {
 		if ((masked = malloc(len)) == NULL)
 			return -ENOMEM;
-		len = guard_input_mask(data, len, masked);
+		len = rec_input_mask(data, len, masked);
 		p = masked;
 	}
 	r = record_event(&s->rec, code, p, len);

@@ -40,7 +40,7 @@ static void conn_refused(struct conn *c, const char *reason);
 /* The connection libssh is working for right now (for its log callback). */
 static struct conn *conn_current;
 static bool conn_debug;
-/* The loop's thread: libssh's client side (admin/peer-client.c) logs from threads of its own. */
+/* The loop's thread: libssh's client side (admin/peer-*.c) logs from threads of its own. */
 static pthread_t conn_loop_thread;
 
 /*

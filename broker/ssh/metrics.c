@@ -3,7 +3,6 @@
  */
 #include <errno.h>
 #include <http_parser.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,20 +47,6 @@ struct metrics_client {
 	int handles;			/* open handles: freed when both are closed */
 	char *resp;
 };
-
-static void metrics_text_add(struct buf *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Append formatted text to a response body. */
-static void
-metrics_text_add(struct buf *t, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	buf_vprintf(t, fmt, ap);
-	va_end(ap);
-}
 
 /* A handle of the client closed: free it with the last one. */
 static void
@@ -149,7 +134,6 @@ metrics_render(const struct metrics *m, struct buf *t)
 	const struct conn_server *srv = m->srv;
 	const struct metrics_counters *k = srv->counters;
 	uint64_t bykind[TARGET_NKINDS + 1] = { 0 }, admin = 0, other = 0, held = 0;
-	char *peers;
 	const struct conn *c;
 	const struct session *s;
 	size_t i;
@@ -167,42 +151,40 @@ metrics_render(const struct metrics *m, struct buf *t)
 				bykind[target_kind_index(s->ops)]++;
 		}
 	}
-	metrics_text_add(t, "# HELP podgate_build_info The broker's version.\n"
+	buf_printf(t, "# HELP podgate_build_info The broker's version.\n"
 	    "# TYPE podgate_build_info gauge\npodgate_build_info{version=\"%s\"} 1\n",
 	    PODGATE_VERSION);
-	metrics_text_add(t, "# HELP podgate_connections SSH connections open.\n"
+	buf_printf(t, "# HELP podgate_connections SSH connections open.\n"
 	    "# TYPE podgate_connections gauge\npodgate_connections %zu\n", *srv->nconns);
-	metrics_text_add(t, "# HELP podgate_sessions Sessions open, by what they are.\n"
+	buf_printf(t, "# HELP podgate_sessions Sessions open, by what they are.\n"
 	    "# TYPE podgate_sessions gauge\n");
 	for (i = 0; i < TARGET_NKINDS; i++)
-		metrics_text_add(t, "podgate_sessions{kind=\"%s\"} %llu\n", target_kind(i)->kind,
+		buf_printf(t, "podgate_sessions{kind=\"%s\"} %llu\n", target_kind(i)->kind,
 		    (unsigned long long)bykind[i]);
-	metrics_text_add(t, "podgate_sessions{kind=\"admin\"} %llu\n"
+	buf_printf(t, "podgate_sessions{kind=\"admin\"} %llu\n"
 	    "podgate_sessions{kind=\"starting\"} %llu\n",
 	    (unsigned long long)admin, (unsigned long long)(other + bykind[TARGET_NKINDS]));
-	metrics_text_add(t, "# HELP podgate_approvals_held Requests waiting for an approver.\n"
+	buf_printf(t, "# HELP podgate_approvals_held Requests waiting for an approver.\n"
 	    "# TYPE podgate_approvals_held gauge\npodgate_approvals_held %llu\n",
 	    (unsigned long long)held);
-	metrics_text_add(t, "# HELP podgate_sessions_ended_total Sessions ended, by outcome.\n"
+	buf_printf(t, "# HELP podgate_sessions_ended_total Sessions ended, by outcome.\n"
 	    "# TYPE podgate_sessions_ended_total counter\n");
 	for (i = 0; i < METRICS_NOUTCOMES; i++)
-		metrics_text_add(t, "podgate_sessions_ended_total{outcome=\"%s\"} %llu\n",
+		buf_printf(t, "podgate_sessions_ended_total{outcome=\"%s\"} %llu\n",
 		    outcome[i], (unsigned long long)k->sessions_ended[i]);
-	metrics_text_add(t, "# HELP podgate_refused_total Connections and requests refused.\n"
+	buf_printf(t, "# HELP podgate_refused_total Connections and requests refused.\n"
 	    "# TYPE podgate_refused_total counter\npodgate_refused_total %llu\n",
 	    (unsigned long long)k->refused);
-	metrics_text_add(t, "# HELP podgate_auth_failures_total Failed authentications.\n"
+	buf_printf(t, "# HELP podgate_auth_failures_total Failed authentications.\n"
 	    "# TYPE podgate_auth_failures_total counter\npodgate_auth_failures_total %llu\n",
 	    (unsigned long long)k->auth_failures);
-	metrics_text_add(t, "# HELP podgate_session_bytes_total Bytes of ended sessions.\n"
+	buf_printf(t, "# HELP podgate_session_bytes_total Bytes of ended sessions.\n"
 	    "# TYPE podgate_session_bytes_total counter\n"
 	    "podgate_session_bytes_total{direction=\"in\"} %llu\n"
 	    "podgate_session_bytes_total{direction=\"out\"} %llu\n",
 	    (unsigned long long)k->bytes_in, (unsigned long long)k->bytes_out);
-	if ((peers = peer_metrics_text(srv)) != NULL)
-		metrics_text_add(t, "%s", peers);
-	free(peers);
-	metrics_text_add(t, "# HELP podgate_event_loop_lag_seconds How late a 1 s timer fired last.\n"
+	peer_metrics_text(srv, t);
+	buf_printf(t, "# HELP podgate_event_loop_lag_seconds How late a 1 s timer fired last.\n"
 	    "# TYPE podgate_event_loop_lag_seconds gauge\npodgate_event_loop_lag_seconds %.6f\n",
 	    m->lag_seconds);
 }
@@ -232,7 +214,7 @@ metrics_on_headers_complete(http_parser *p)
 		if ((why = metrics_unready(m)) == NULL) {
 			metrics_respond(cl, 200, "OK", "text/plain", "ready\n", 6);
 		} else {
-			metrics_text_add(&t, "not ready: %s\n", why);
+			buf_printf(&t, "not ready: %s\n", why);
 			metrics_respond(cl, 503, "Service Unavailable", "text/plain",
 			    t.oom ? "" : t.data, t.oom ? 0 : t.len);
 		}

@@ -15,6 +15,7 @@
 #include <libssh/libssh.h>
 #include <uv.h>
 
+#include "base.h"
 #include "admin/peer-client.h"
 #include "base/log.h"
 #include "policy/config.h"
@@ -187,31 +188,32 @@ peer_seen(void *arg, const char *name, bool up)
 	p->seen[i].up = up;
 }
 
-/* podgate_peer_up lines for /metrics. */
-char *
-peer_metrics_text(const struct conn_server *srv)
+/*
+ * Append the podgate_peer_up lines for /metrics; nothing without peers.
+ * A replica's name is a label value: backslash, quote and newline escaped.
+ */
+void
+peer_metrics_text(const struct conn_server *srv, struct buf *t)
 {
 	const struct peer *p = srv->peer;
-	char *out = NULL, *np;
-	size_t len = 0, i;
-	int n;
+	const char *c;
+	size_t i;
 
 	if (p == NULL)
-		return NULL;
-	if ((out = strdup("# HELP podgate_peer_up Whether the replica answered the last "
-	    "command sent to it.\n# TYPE podgate_peer_up gauge\n")) == NULL)
-		return NULL;
-	len = strlen(out);
+		return;
+	buf_str(t, "# HELP podgate_peer_up Whether the replica answered the last "
+	    "command sent to it.\n# TYPE podgate_peer_up gauge\n");
 	for (i = 0; i < p->nseen; i++) {
-		n = snprintf(NULL, 0, "podgate_peer_up{replica=\"%s\"} %d\n", p->seen[i].name,
-		    p->seen[i].up);
-		if (n < 0 || (np = realloc(out, len + (size_t)n + 1)) == NULL)
-			break;
-		out = np;
-		snprintf(out + len, (size_t)n + 1, "podgate_peer_up{replica=\"%s\"} %d\n",
-		    p->seen[i].name, p->seen[i].up);
-		len += (size_t)n;
+		buf_str(t, "podgate_peer_up{replica=\"");
+		for (c = p->seen[i].name; *c != '\0'; c++) {
+			if (*c == '\\' || *c == '"')
+				buf_printf(t, "\\%c", *c);
+			else if (*c == '\n')
+				buf_str(t, "\\n");
+			else
+				buf_add(t, c, 1);
+		}
+		buf_printf(t, "\"} %d\n", p->seen[i].up);
 	}
-	return out;
 }
 

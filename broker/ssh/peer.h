@@ -30,7 +30,9 @@ void peer_stop(struct conn_server *srv);
 /* A replica answered a command (up) or did not (srv: the server), for /metrics. */
 void peer_seen(void *srv, const char *name, bool up);
 
-/* The podgate_peer_up lines for /metrics (caller frees), or NULL without peers. */
-char *peer_metrics_text(const struct conn_server *srv);
+struct buf;
+
+/* Append the podgate_peer_up lines for /metrics to t; nothing without peers. */
+void peer_metrics_text(const struct conn_server *srv, struct buf *t);
 
 #endif

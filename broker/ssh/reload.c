@@ -26,7 +26,6 @@
 #include "policy/audit.h"
 #include "targets/cgroup.h"
 #include "ssh/conn.h"
-#include "demo.h"
 #include "ssh/keys.h"
 #include "kube/kube-incluster.h"
 #include "kube/kube-client.h"

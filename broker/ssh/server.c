@@ -28,7 +28,7 @@
 #include "policy/audit.h"
 #include "targets/cgroup.h"
 #include "ssh/conn.h"
-#include "demo.h"
+#include "ssh/demo.h"
 #include "ssh/keys.h"
 #include "ssh/metrics.h"
 #include "kube/kube-incluster.h"

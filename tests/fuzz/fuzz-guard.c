@@ -12,6 +12,7 @@
 
 #include "policy/config.h"
 #include "policy/guard.h"
+#include "rec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -135,7 +136,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		free(w);
 	}
-	if (guard_input_mask(data, size, mask) > size)
+	if (rec_input_mask(data, size, mask) > size)
 		__builtin_trap();
 	guard_reason_ok(s);
 	free(mask);

@@ -33,8 +33,9 @@ def peer_key(tmp_path, name):
     return make_key(tmp_path / "peerkeys", name)
 
 
-def replicas(broker, tmp_path, n=3, rules=None, trusted=None, users=None):
+def replicas(broker, tmp_path, n=3, rules=None, trusted=None, users=None, names=None):
     """n brokers, each a peer of the others, named r0, r1, r2 (PODGATE_REPLICA)."""
+    names = names or [f"r{i}" for i in range(n)]
     pkeys = [peer_key(tmp_path, f"r{i}") for i in range(n)]
     ports = [free_port() for _ in range(n)]
     trusted = pkeys if trusted is None else trusted
@@ -48,7 +49,7 @@ def replicas(broker, tmp_path, n=3, rules=None, trusted=None, users=None):
             "peer_key": str(pkeys[i].path),
             "peer_keys": [k.pub for k in trusted],
         }
-        b = broker(users=users or USERS, settings=settings, env={"PODGATE_REPLICA": f"r{i}"},
+        b = broker(users=users or USERS, settings=settings, env={"PODGATE_REPLICA": names[i]},
                    rules=rules or [{"groups": ["oncall"], "targets": ["local"]}])
         b.peer_port = ports[i]
         out.append(b)
@@ -174,6 +175,20 @@ def test_sessions_lists_every_replica(broker, tmp_path):
         ev = r2.wait_audit("admin_command", lambda e: e.get("user") == "carol")
         assert ev[0]["command"] == "sessions"
         assert r2.wait_audit("auth_success", lambda e: e.get("via") == "peer")
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_replica_names_are_escaped_in_json_listings(broker, tmp_path):
+    names = ['r"0\\', "r1\u00e9"]
+    r0, r1 = replicas(broker, tmp_path, n=2, names=names)
+    procs = [start_bg(b, "alice", "local", "--", f"sleep 4{i}") for i, b in enumerate((r0, r1))]
+    try:
+        for i in range(2):
+            wait_listed(r1, f"sleep 4{i}", names[i])
+        assert sorted(x["replica"] for x in sessions_json(r0)) == sorted(names)
     finally:
         for p in procs:
             p.kill()
@@ -427,7 +442,9 @@ def test_kill_by_a_prefix_two_replicas_share_ends_nothing(broker, tmp_path):
         r = r0.ssh("bob", "kill", b)
         assert r.returncode == 0, r.stderr
         assert r2.wait_audit("session_killed")[0]["killed"] == b
-        assert [x["command"] for x in sessions_json(r0)] == ["sleep 51"]
+        # the audit comes with the hangup; the session leaves the list once its target exits
+        wait_until(lambda: [x["command"] for x in sessions_json(r0)] == ["sleep 51"],
+                   timeout=15, what="only sleep 51 listed")
     finally:
         for x in (p, q):
             x.kill()

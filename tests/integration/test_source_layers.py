@@ -41,6 +41,16 @@ def test_check_catches_an_upward_include(tmp_path):
     assert "base/log.c includes ssh/server.h, a layer above its own" in r.stdout
 
 
+def test_check_catches_an_include_of_the_top(tmp_path):
+    write(tmp_path, {
+        "main.h": "",
+        "ssh/server.c": '#include "main.h"\n',
+    })
+    r = run_check(tmp_path)
+    assert r.returncode == 1
+    assert "ssh/server.c includes main.h, a layer above its own" in r.stdout
+
+
 def test_check_catches_a_module_loop(tmp_path):
     write(tmp_path, {
         "ssh/server.h": "",

@@ -2,13 +2,12 @@
  * Unit tests for libbase: the growable buffer, the UTF-8 check, and JSON
  * text written through jansson with each escaping (exact bytes).
  */
-#undef NDEBUG
-#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base.h"
+#include "unit.h"
 
 /* Appends grow the buffer, keep it NUL-terminated and survive reset. */
 static void
@@ -247,13 +246,15 @@ test_jsonout_roundtrip(void)
 int
 main(void)
 {
-	test_buf();
-	test_utf8();
-	test_utf8_sanitize();
-	test_jsonout_escaping();
-	test_jsonout_object();
-	test_jsonout_long();
-	test_jsonout_roundtrip();
-	printf("ok\n");
-	return 0;
+	static const struct unit_test tests[] = {
+		{ "buf", test_buf },
+		{ "utf8", test_utf8 },
+		{ "utf8_sanitize", test_utf8_sanitize },
+		{ "jsonout_escaping", test_jsonout_escaping },
+		{ "jsonout_object", test_jsonout_object },
+		{ "jsonout_long", test_jsonout_long },
+		{ "jsonout_roundtrip", test_jsonout_roundtrip },
+	};
+
+	return unit_run("base", tests, UNIT_COUNT(tests));
 }

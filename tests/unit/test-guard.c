@@ -569,33 +569,6 @@ test_patterns(void)
 	assert(strcmp(err, "empty pattern") == 0);
 }
 
-/* Masking typed input: one '*' per character, line ends kept. */
-static void
-test_mask(void)
-{
-	static const struct {
-		const char *in;
-		size_t len;
-		const char *want;
-	} cases[] = {
-		{ "hunter2\r", 8, "*******\r" },
-		{ "a\r\nb", 4, "*\r\n*" },
-		{ "p\xc3\xa9\xe2\x82\xac!", 7, "****" },
-		{ "\x7f\x15x", 3, "***" },
-		{ "", 0, "" },
-	};
-	uint8_t out[64];
-	size_t i, n;
-
-	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		n = guard_input_mask(cases[i].in, cases[i].len, out);
-		assert(n == strlen(cases[i].want) && memcmp(out, cases[i].want, n) == 0);
-	}
-	/* in place */
-	memcpy(out, "s3cret\n", 7);
-	assert(guard_input_mask(out, 7, out) == 7 && memcmp(out, "******\n", 7) == 0);
-}
-
 /* Reasons. */
 static void
 test_reason(void)
@@ -738,7 +711,6 @@ main(void)
 		{ "line_bound", test_line_bound },
 		{ "watch", test_watch },
 		{ "patterns", test_patterns },
-		{ "mask", test_mask },
 		{ "reason", test_reason },
 		{ "counts", test_counts },
 		{ "limits", test_limits },

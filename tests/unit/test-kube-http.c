@@ -283,8 +283,7 @@ static void
 test_kubeconfig(void)
 {
 	struct kubeconfig kc;
-	char err[300], dir[] = "/tmp/podgate-sa-XXXXXX", path[300];
-	FILE *f;
+	char err[300], *dir, *path;
 
 	assert(kubeconfig_parse(kubeconfig, sizeof kubeconfig - 1, NULL, "/etc/pg", &kc, err,
 	    sizeof err) == 0);
@@ -344,11 +343,8 @@ test_kubeconfig(void)
 	}
 
 	/* In-cluster: the environment and the service account directory. */
-	assert(mkdtemp(dir) != NULL);
-	snprintf(path, sizeof path, "%s/token", dir);
-	assert((f = fopen(path, "w")) != NULL);
-	fputs("tok\n", f);
-	fclose(f);
+	dir = unit_tmpdir("kube-sa");
+	path = unit_write_file(dir, "token", "tok\n", 0600);
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	assert(kubeconfig_in_cluster(dir, &kc, err, sizeof err) == -EINVAL);
 	kubeconfig_clear(&kc);
@@ -358,8 +354,9 @@ test_kubeconfig(void)
 	assert(strcmp(kc.host, "10.96.0.1") == 0 && strcmp(kc.port, "443") == 0 && kc.tls);
 	assert(strcmp(kc.token_file, path) == 0 && strstr(kc.ca_file, "/ca.crt") != NULL);
 	kubeconfig_clear(&kc);
-	unlink(path);
-	rmdir(dir);
+	unit_rmtree(dir);
+	free(path);
+	free(dir);
 }
 
 static void

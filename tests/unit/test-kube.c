@@ -209,12 +209,9 @@ test_json(void)
 static void
 test_incluster(void)
 {
-	char dir[] = "/tmp/test-kube-XXXXXX", path[4096], text[2048];
+	char *dir = unit_tmpdir("kube-incluster"), path[4096], *text;
 	struct stat st;
-	FILE *f;
-	size_t n;
 
-	assert(mkdtemp(dir) != NULL);
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
 	assert(kube_incluster_write(dir, path, sizeof path) == -ENOENT && path[0] == '\0');
@@ -226,13 +223,11 @@ test_incluster(void)
 	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
 	assert(kube_incluster_write(dir, path, sizeof path) == 0);
 	assert(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
-	assert((f = fopen(path, "r")) != NULL);
-	n = fread(text, 1, sizeof text - 1, f);
-	text[n] = '\0';
-	fclose(f);
+	text = unit_slurp(path, NULL);
 	assert(strstr(text, "server: \"https://[fd00::1]:443\"\n") != NULL);
 	assert(strstr(text, "tokenFile: " KUBE_INCLUSTER_DIR "/token\n") != NULL);
 	assert(strstr(text, "certificate-authority: " KUBE_INCLUSTER_DIR "/ca.crt\n") != NULL);
+	free(text);
 	/* ensure: an existing file is left as it is; a missing one is written. */
 	{
 		struct stat before, after;
@@ -244,6 +239,7 @@ test_incluster(void)
 		assert(kube_incluster_ensure(dir, path, sizeof path) == 0 && stat(path, &after) == 0);
 	}
 	assert(unlink(path) == 0 && rmdir(dir) == 0);
+	free(dir);
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	unsetenv("KUBERNETES_SERVICE_PORT");
 }

@@ -654,7 +654,7 @@ test_enoent(void)
 static void
 test_eacces(void)
 {
-	char dir[] = "/tmp/test-pty-XXXXXX";
+	char *dir = unit_tmpdir("pty");
 	char file[PATH_MAX], shadow[PATH_MAX], pathenv[PATH_MAX + 8];
 	char *env[] = { pathenv, NULL };
 	char *argv[] = { (char *)"sh", (char *)"-c", (char *)"echo found", NULL };
@@ -663,7 +663,6 @@ test_eacces(void)
 	struct test_buf b;
 	int fd;
 
-	assert(mkdtemp(dir) != NULL);
 	snprintf(file, sizeof(file), "%s/podgate-noexec", dir);
 	assert((fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) >= 0);
 	assert(write(fd, "#!/bin/sh\nexit 0\n", 17) == 17);
@@ -699,6 +698,7 @@ test_eacces(void)
 
 	assert(unlink(shadow) == 0);
 	assert(rmdir(dir) == 0);
+	free(dir);
 }
 
 /* Bad arguments: -EINVAL, outs cleared. */

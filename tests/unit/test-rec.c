@@ -1066,6 +1066,33 @@ test_write_error(void)
 	close(fds[1]);
 }
 
+/* Masking typed input: one '*' per character, line ends kept. */
+static void
+test_input_mask(void)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *want;
+	} cases[] = {
+		{ "hunter2\r", 8, "*******\r" },
+		{ "a\r\nb", 4, "*\r\n*" },
+		{ "p\xc3\xa9\xe2\x82\xac!", 7, "****" },
+		{ "\x7f\x15x", 3, "***" },
+		{ "", 0, "" },
+	};
+	uint8_t out[64];
+	size_t i, n;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		n = rec_input_mask(cases[i].in, cases[i].len, out);
+		assert(n == strlen(cases[i].want) && memcmp(out, cases[i].want, n) == 0);
+	}
+	/* in place */
+	memcpy(out, "s3cret\n", 7);
+	assert(rec_input_mask(out, 7, out) == 7 && memcmp(out, "******\n", 7) == 0);
+}
+
 int
 main(void)
 {
@@ -1091,6 +1118,7 @@ main(void)
 		{ "checkpoint_by_time", test_checkpoint_by_time },
 		{ "key_files", test_key_files },
 		{ "redaction_spans", test_redaction_spans },
+		{ "input_mask", test_input_mask },
 	};
 	int status;
 

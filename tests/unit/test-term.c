@@ -4,8 +4,6 @@
  * libvterm alone, and the renderer: rows as text, and the escape string
  * that draws a screen on a watcher's terminal, byte for byte.
  */
-#undef NDEBUG
-#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +11,7 @@
 #include <string.h>
 
 #include "term.h"
+#include "unit.h"
 
 /*
  * Compare two emulators cell by cell, then their cursors. Exact: every
@@ -933,22 +932,24 @@ test_alt_on_demand(void)
 int
 main(void)
 {
-	test_snapshot();
-	test_lines();
-	test_fast_path();
-	test_render();
-	test_render_replay();
-	test_row_text();
-	test_resize_cursor();
-	test_resize_shrink();
-	test_resize_region();
-	test_narrow();
-	test_long_csi();
-	test_rep();
-	test_scroll_lines();
-	test_scrollback();
-	test_line_join();
-	test_alt_on_demand();
-	printf("ok\n");
-	return 0;
+	static const struct unit_test tests[] = {
+		{ "snapshot", test_snapshot },
+		{ "lines", test_lines },
+		{ "fast_path", test_fast_path },
+		{ "render", test_render },
+		{ "render_replay", test_render_replay },
+		{ "row_text", test_row_text },
+		{ "resize_cursor", test_resize_cursor },
+		{ "resize_shrink", test_resize_shrink },
+		{ "resize_region", test_resize_region },
+		{ "narrow", test_narrow },
+		{ "long_csi", test_long_csi },
+		{ "rep", test_rep },
+		{ "scroll_lines", test_scroll_lines },
+		{ "scrollback", test_scrollback },
+		{ "line_join", test_line_join },
+		{ "alt_on_demand", test_alt_on_demand },
+	};
+
+	return unit_run("term", tests, UNIT_COUNT(tests));
 }

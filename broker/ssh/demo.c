@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "demo.h"
-#include "ssh/keys.h"
 #include "base/log.h"
+#include "ssh/demo.h"
+#include "ssh/keys.h"
 
 /* Append s to a YAML document as a double-quoted scalar. */
 static void
