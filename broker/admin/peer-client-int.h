@@ -52,9 +52,12 @@ uint64_t peer_now_ms(void);
 ssh_session peer_connect(const char *host, uint16_t port, const struct peer_creds *c,
     long timeout_ms, const char **why);
 
-/* Open a channel running command (on a PTY when cols > 0); NULL on failure. */
+/*
+ * Open a channel running command (on a PTY when cols > 0); NULL on
+ * failure. *sent (when not NULL) says whether the command went out.
+ */
 ssh_channel peer_channel(ssh_session ssh, const struct peer_creds *c, const char *command,
-    int cols, int rows);
+    int cols, int rows, bool *sent);
 
 /* Disconnect and free a session (NULL: nothing). */
 void peer_close(ssh_session ssh);

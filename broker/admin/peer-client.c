@@ -308,23 +308,33 @@ fail:
 	return NULL;
 }
 
-/* Open a channel running command (on a PTY when cols > 0). */
+/*
+ * Open a channel running command (on a PTY when cols > 0). *sent (when
+ * not NULL) says whether the command went out: from then on a failure
+ * leaves unknown whether it ran.
+ */
 ssh_channel
 peer_channel(ssh_session ssh, const struct peer_creds *c, const char *command, int cols,
-    int rows)
+    int rows, bool *sent)
 {
 	ssh_channel ch;
 
+	if (sent != NULL)
+		*sent = false;
 	if ((ch = ssh_channel_new(ssh)) == NULL)
 		return NULL;
 	if (ssh_channel_open_session(ch) != SSH_OK ||
 	    ssh_channel_request_env(ch, "PODGATE_ROLES", c->roles) != SSH_OK ||
-	    (cols > 0 && ssh_channel_request_pty_size(ch, "xterm", cols, rows) != SSH_OK) ||
-	    ssh_channel_request_exec(ch, command) != SSH_OK) {
-		ssh_channel_free(ch);
-		return NULL;
-	}
+	    (cols > 0 && ssh_channel_request_pty_size(ch, "xterm", cols, rows) != SSH_OK))
+		goto fail;
+	if (sent != NULL)
+		*sent = true;
+	if (ssh_channel_request_exec(ch, command) != SSH_OK)
+		goto fail;
 	return ch;
+fail:
+	ssh_channel_free(ch);
+	return NULL;
 }
 
 /* Split "HOST:PORT" (or "[V6]:PORT"). */

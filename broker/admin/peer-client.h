@@ -47,6 +47,7 @@ struct peer_reply {
 	size_t outlen;
 	char *err;		/* its stderr, NUL-terminated */
 	char *why;		/* why it is unreachable */
+	bool unknown;		/* unreachable after the command was sent: it may have run */
 };
 
 struct peer_query;
@@ -71,7 +72,13 @@ const char *peer_self_name(void);
 int peer_query(const struct peer_client *pc, const struct cfg_user *u, const char *command,
     peer_done_cb done, void *arg, struct peer_query **qp);
 
-/* The same on one replica only: addr is a reply's addr ("HOST:PORT"). */
+/*
+ * The same on one replica only (addr is a reply's addr, "HOST:PORT"), for
+ * a command that acts (kill, approve, deny): it is run there at most once.
+ * A kept connection that fails before the command is sent is replaced, as
+ * for any query; when the answer is lost after it was sent, the reply is
+ * unreachable and unknown, and the command is not sent again.
+ */
 int peer_query_at(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
     const char *command, peer_done_cb done, void *arg, struct peer_query **qp);
 

@@ -44,6 +44,7 @@ struct peer_query {
 	struct peer_client pc;		/* a copy: it may outlive its caller */
 	struct peer_creds creds;
 	char *command;
+	bool once;		/* the command acts: never sent twice (peer_query_at) */
 	char *dns;		/* resolve this first, then one job per address */
 	uv_thread_t thread;	/* runs the jobs' threads, then wakes the loop */
 	uv_async_t async;
@@ -80,10 +81,12 @@ peer_reply_clear(struct peer_reply *r)
 
 /*
  * Run the job's command on ssh, collecting stdout, stderr and the exit
- * status by deadline. Returns 0, or -1 with *why set.
+ * status by deadline. Returns 0, or -1 with *why set and *sent saying
+ * whether the command went out.
  */
 static int
-peer_job_run(struct peer_job *j, ssh_session ssh, uint64_t deadline, const char **why)
+peer_job_run(struct peer_job *j, ssh_session ssh, uint64_t deadline, const char **why,
+    bool *sent)
 {
 	struct peer_reply *r = &j->reply;
 	struct buf out = { 0 }, err = { 0 };
@@ -91,8 +94,8 @@ peer_job_run(struct peer_job *j, ssh_session ssh, uint64_t deadline, const char 
 	char buf[16384];
 	int n, rc = -1;
 
-	if ((ch = peer_channel(ssh, &j->q->creds, j->q->command, 0, 0)) == NULL) {
-		*why = "the command was refused";
+	if ((ch = peer_channel(ssh, &j->q->creds, j->q->command, 0, 0, sent)) == NULL) {
+		*why = *sent ? "connection lost" : "the command was refused";
 		return -1;
 	}
 	for (;;) {
@@ -148,6 +151,7 @@ peer_job_thread(void *arg)
 	ssh_session ssh = NULL;
 	const char *why = NULL;
 	char *key = NULL;
+	bool sent = false;
 
 	if (peer_is_self(j->host, j->port, &q->creds)) {
 		r->self = true;
@@ -160,10 +164,16 @@ peer_job_thread(void *arg)
 		 * succeeded. Anything else is asked again on a new connection,
 		 * so that no answer rests on a connection gone stale or on what
 		 * the replica trusted when it was made (its peer_keys, its users):
-		 * a replica that no longer takes us is named as it would be.
+		 * a replica that no longer takes us is named as it would be. A
+		 * command that acts is not sent again once it went out: it may
+		 * have run, and its second run would deny the first.
 		 */
-		if (peer_job_run(j, ssh, deadline, &why) == 0 && r->status == 0)
-			goto done;
+		if (peer_job_run(j, ssh, deadline, &why, &sent) == 0) {
+			if (r->status == 0)
+				goto done;
+		} else if (sent && q->once) {
+			goto lost;
+		}
 		peer_close(ssh);
 		ssh = NULL;
 		peer_reply_clear(r);
@@ -172,9 +182,13 @@ peer_job_thread(void *arg)
 			goto fail;
 		}
 	}
-	if ((ssh = peer_connect(j->host, j->port, &q->creds, PEER_TIMEOUT_MS, &why)) == NULL ||
-	    peer_job_run(j, ssh, deadline, &why) < 0)
+	if ((ssh = peer_connect(j->host, j->port, &q->creds, PEER_TIMEOUT_MS, &why)) == NULL)
 		goto fail;
+	if (peer_job_run(j, ssh, deadline, &why, &sent) < 0) {
+		if (sent && q->once)
+			goto lost;
+		goto fail;
+	}
 done:
 	r->reachable = true;
 	if (key != NULL) {
@@ -183,6 +197,8 @@ done:
 		ssh = NULL;
 	}
 	goto out;
+lost:
+	r->unknown = true;	/* named with why, and that it may have run */
 fail:
 	r->why = strdup(why != NULL ? why : "error");
 out:
@@ -347,7 +363,8 @@ peer_query_thread(void *arg)
 
 /*
  * Run command on the replica at addr, or on every other one (addr NULL)
- * but those at skip's addresses.
+ * but those at skip's addresses. A command for one replica acts there
+ * (peer_query_at): it is sent at most once.
  */
 static int
 peer_query_start(const struct peer_client *pc, const struct cfg_user *u, const char *addr,
@@ -367,6 +384,7 @@ peer_query_start(const struct peer_client *pc, const struct cfg_user *u, const c
 	q->pc = *pc;
 	q->done = done;
 	q->arg = arg;
+	q->once = addr != NULL;
 	if (peer_creds_fill(pc, u, &q->creds) < 0 || (q->command = strdup(command)) == NULL)
 		goto fail;
 	for (i = 0; i < nskip; i++)

@@ -126,7 +126,7 @@ peer_relay_thread(void *arg)
 
 	if ((ssh = peer_connect(r->host, r->port, &r->creds, PEER_TIMEOUT_MS, &why)) == NULL)
 		goto fail;
-	if ((ch = peer_channel(ssh, &r->creds, r->command, r->cols, r->rows)) == NULL) {
+	if ((ch = peer_channel(ssh, &r->creds, r->command, r->cols, r->rows, NULL)) == NULL) {
 		why = r->cols > 0 ? "the watch was refused" : "the command was refused";
 		goto fail;
 	}

@@ -35,8 +35,13 @@ live_peer_unreachable(struct session *s, const struct peer_reply *r, size_t n)
 	for (i = 0; i < n; i++) {
 		if (r[i].reachable)
 			continue;
-		snprintf(msg, sizeof msg, "podgate: replica %.128s unreachable (%.200s)", r[i].name,
-		    r[i].why != NULL ? r[i].why : "no answer");
+		if (r[i].unknown)
+			snprintf(msg, sizeof msg, "podgate: replica %.128s did not answer (%.200s "
+			    "after the command was sent): it may have run", r[i].name,
+			    r[i].why != NULL ? r[i].why : "no answer");
+		else
+			snprintf(msg, sizeof msg, "podgate: replica %.128s unreachable (%.200s)",
+			    r[i].name, r[i].why != NULL ? r[i].why : "no answer");
 		session_notice(s, msg);
 	}
 }
@@ -246,6 +251,8 @@ live_peer_act(struct live_admin *a, const struct peer_reply *r, size_t n,
 			session_write(a->s, true, r[i].err, strlen(r[i].err));
 			return r[i].status;
 		}
+		if (r[i].unknown)
+			return 1;	/* said by live_peer_unreachable: it may have run */
 	}
 	return live_peer_not_found(a, 0);
 }

@@ -17,6 +17,7 @@ import paramiko
 import pytest
 
 from conftest import Key, free_port, make_key, wait_until
+from support.cutproxy import CutProxy
 from support.live import GROUPS, USERS, Follower, Tmux, finish, start_bg, wait_request
 
 
@@ -642,3 +643,55 @@ def test_commands_of_one_admin_reuse_a_connection(broker, tmp_path):
             in r.stderr), r.stderr
     assert r1.wait_audit("refused", lambda e: e.get("reason") == "peer key no longer trusted")
     assert r1.wait_audit("auth_failure", lambda e: e.get("reason") == "unknown peer key")
+
+
+def test_a_kill_whose_answer_is_lost_is_not_run_again(broker, tmp_path):
+    """r0 reaches r1 through a proxy (support/cutproxy.py) that lets the kill
+    reach r1, loses r1's answer and cuts the connection r0 kept from finding the
+    session. The kill ran: r0 must not run it again on a new connection, where it
+    would find no such session and say so as if nothing had been done. It says
+    the answer was lost and the kill may have run; r1 ran one kill."""
+    pkeys = [peer_key(tmp_path, f"r{i}") for i in range(2)]
+    ports = [free_port() for _ in range(2)]
+    proxy = CutProxy(ports[1], free_port())
+    out = []
+    try:
+        for i in range(2):
+            # r0 reaches r1 through the proxy; r1 reaches r0 directly.
+            peers = [f"127.0.0.1:{ports[0]}",
+                     f"127.0.0.1:{proxy.port}" if i == 0 else f"127.0.0.1:{ports[1]}"]
+            settings = {"groups": GROUPS, "peers": peers,
+                        "peer_listen": f"127.0.0.1:{ports[i]}", "peer_key": str(pkeys[i].path),
+                        "peer_keys": [k.pub for k in pkeys]}
+            out.append(broker(users=USERS, settings=settings, env={"PODGATE_REPLICA": f"r{i}"},
+                              rules=[{"groups": ["oncall"], "targets": ["local"]}]))
+        r0, r1 = out
+        p = start_bg(r1, "alice", "local", "--", "sleep 60")
+        try:
+            s = wait_listed(r0, "sleep 60", "r1")
+            proxy.hold()
+            k = start_bg(r0, "bob", "kill", s["id"], "answer", "lost")
+
+            def kill_ran():
+                return [e for e in r1.events("admin_command") if e.get("command") == "kill"]
+            # Each answer of r1 is kept until the audit log is read: one kept
+            # after the kill was audited is the kill's, and is lost.
+            while True:
+                wait_until(proxy.keeping, 20, "an answer of r1 kept by the proxy")
+                if kill_ran():
+                    proxy.cut()
+                    break
+                proxy.release()
+            rc, kout, kerr = finish(k)
+            assert rc == 1, (rc, kout, kerr)
+            assert (b"podgate: replica 127.0.0.1:%d did not answer (connection lost after "
+                    b"the command was sent): it may have run" % proxy.port in kerr), kerr
+            assert b"no live session" not in kerr, kerr
+            assert len(kill_ran()) == 1, kill_ran()
+            rc, _, err = finish(p)
+            assert b"session ended by bob: answer lost" in err
+        finally:
+            p.kill()
+            p.wait()
+    finally:
+        proxy.stop()
