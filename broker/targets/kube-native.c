@@ -393,24 +393,36 @@ kn_write(struct target_proc *p, const void *data, size_t len)
 		run->input_waits = true;	/* until the stream runs (or ends) */
 		return 0;
 	}
-	while (done < len && wslay_event_get_queued_msg_length(run->ws) < KN_QUEUE_HIGH) {
-		n = len - done;
-		if (n > KN_READ_MAX)
-			n = KN_READ_MAX;
-		buf[0] = 0;
-		memcpy(buf + 1, (const uint8_t *)data + done, n);
-		m.opcode = WSLAY_BINARY_FRAME;
-		m.msg = buf;
-		m.msg_length = n + 1;
-		if (wslay_event_queue_msg(run->ws, &m) != 0) {
-			run->stream_over = true;
-			break;
+	for (;;) {
+		while (done < len && wslay_event_get_queued_msg_length(run->ws) < KN_QUEUE_HIGH) {
+			n = len - done;
+			if (n > KN_READ_MAX)
+				n = KN_READ_MAX;
+			buf[0] = 0;
+			memcpy(buf + 1, (const uint8_t *)data + done, n);
+			m.opcode = WSLAY_BINARY_FRAME;
+			m.msg = buf;
+			m.msg_length = n + 1;
+			if (wslay_event_queue_msg(run->ws, &m) != 0) {
+				run->stream_over = true;
+				break;
+			}
+			done += n;
 		}
-		done += n;
+		if (done < len)
+			run->input_waits = true;
+		kn_pump(run);
+		/*
+		 * The pump may have sent the whole queue: then nothing is left
+		 * to wake the session (the connection is not watched for
+		 * writing, and a pod that reads quietly sends nothing), so take
+		 * more now rather than wait for a wake-up that would come only
+		 * with the next keepalive.
+		 */
+		if (done == len || run->input_waits || run->stage != KN_STREAM ||
+		    run->ws == NULL || run->status_seen || run->stream_over)
+			break;
 	}
-	if (done < len)
-		run->input_waits = true;
-	kn_pump(run);
 	return (ssize_t)done;
 }
 

@@ -345,10 +345,16 @@ def test_a_pod_that_stops_reading_holds_the_client_back(broker, api, tmp_path):
     # The broker's own buffering is measured: under ASan, freed blocks wait in the
     # sanitizer's quarantine (256 MB by default) and would count as growth.
     asan = os.environ.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:strict_string_checks=1")
-    b = native_broker(broker, [{"name": "prod", "kubeconfig": str(api.kubeconfig)}],
+    # No keepalive ping within the test: input that stalled would stay stalled
+    # (a ping once woke it) and fail the test instead of slowing it.
+    b = native_broker(broker, [{"name": "prod", "kubeconfig": str(api.kubeconfig),
+                                "keepalive": "1h"}],
                       env={"ASAN_OPTIONS": asan + ":quarantine_size_mb=4"})
     c = b.connect("alice")
-    total = 16 * 1024 * 1024
+    # Far more than every buffer on the way can hold: the test API server's 16
+    # frames (and as many in its WebSocket library), the channel window, and
+    # the loopback sockets' buffers, which the kernel grows to a few MiB.
+    total = 48 * 1024 * 1024
     sent = []
     go = tmp_path / "go"
     try:
@@ -371,7 +377,8 @@ def test_a_pod_that_stops_reading_holds_the_client_back(broker, api, tmp_path):
         assert sum(sent) < total, "everything was taken while the pod did not read"
         assert grown < 24 * 1024, f"broker RSS grew {grown} KB while the pod did not read"
         go.touch()
-        t.join(120)
+        t.join(60)
+        assert not t.is_alive(), f"input stalled once the pod read: {sum(sent)} bytes sent"
         out = Terminal(ch).drain()
         assert ch.recv_exit_status() == 0
         assert int(out.split()[0]) == total
@@ -446,7 +453,10 @@ def test_a_client_that_stops_reading_holds_the_pod_back(broker, api):
     b = native_broker(broker, [{"name": "prod", "kubeconfig": str(api.kubeconfig),
                                 "keepalive": "1s"}])
     c = b.connect("alice")
-    total = 16 * 1024 * 1024
+    # Far more than every buffer on the way can hold: the test API server's 16
+    # frames (and as many in its WebSocket library), the channel window, and
+    # the loopback sockets' buffers, which the kernel grows to a few MiB.
+    total = 48 * 1024 * 1024
     try:
         ch = c.get_transport().open_session(window_size=2 * 1024 * 1024)
         ch.exec_command(f"prod/web-0/app -- head -c {total} /dev/zero")

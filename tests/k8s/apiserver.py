@@ -1166,7 +1166,9 @@ class ExecSession:
         self.pod = pod
         self.opts = opts
         self.protocol = protocol
-        self.stdin_q: asyncio.Queue = asyncio.Queue(maxsize=256)
+        # Frames of stdin waiting for the command, few as a kubelet's buffers
+        # are: a command that stops reading soon stops the client's writes.
+        self.stdin_q: asyncio.Queue = asyncio.Queue(maxsize=16)
         self.first_size = asyncio.Event()
         self.size = None
         self.master = None
