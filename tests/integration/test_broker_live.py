@@ -16,6 +16,7 @@ import pytest
 
 from conftest import wait_until
 from conftest import drain_channel
+from recording import Recording
 from support import exit_status, read_until, recv_until
 from support.terminal import Terminal
 from support.live import GROUPS, USERS, Follower, Tmux, finish, start_bg, wait_request
@@ -666,10 +667,25 @@ def test_watched_session_whose_terminal_shrinks(broker):
         chan.exec_command(f"local -- {cmd}")
         buf = recv_until(chan, b"40\r\n")
         s = wait_session(b, cmd)
+
+        def resized(cols, rows):
+            """Wait until the broker applied a window change (a burst of them is
+            applied once, a moment after the first): the recording says so."""
+            def seen():
+                for p in b.recording_paths():
+                    rec = Recording.load(p, allow_truncated=True)
+                    if rec.command == cmd:
+                        return any(e.code == "r" and list(e.payload) == [cols, rows]
+                                   for e in rec.events)
+                return False
+            wait_until(seen, 15, f"the session resized to {cols}x{rows}")
         chan.resize_pty(width=80, height=20)
+        resized(80, 20)
         chan.sendall(b"\n")
         recv_until(chan, b"\x1b[4h", buf=buf)
+        # The output after the shrink is what must survive it: the shrink first.
         chan.resize_pty(width=70, height=8)
+        resized(70, 8)
         chan.sendall(b"ok\n")
         recv_until(chan, b"shrunk-ok", buf=buf)
 
