@@ -30,7 +30,7 @@ import pytest
 from conftest import to_yaml, wait_until
 from support import recv_until, verify
 from support.checkpoints import assert_checkpoint_cadence
-from support.procs import pids_with_cmdline
+from support.procs import kill_tagged, pids_with_cmdline
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "k8s"))
@@ -141,11 +141,7 @@ def test_kill_9_during_20_live_sessions(build, broker, tmp_path):
             out.close()
         # The targets outlive a broker killed with -9 (the bulk loops go on past
         # each EPIPE): end them here so that they do not load later tests.
-        for pid in pids_with_cmdline(f"# {tmp_path.name} s"):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_tagged(f"# {tmp_path.name} s")
 
     from recording import Recording
     paths = b.recording_paths()
@@ -433,7 +429,9 @@ def test_kubectl_killed_mid_session(build, broker, apiserver, tmp_path):
 
 def test_api_server_dies_mid_session(build, broker, apiserver, tmp_path):
     b = kube_and_local_broker(broker, apiserver, tmp_path)
-    cmd = "echo up; sleep 600; echo never"
+    # The pod's command outlives the test API server killed below: its tag
+    # lets the test end it.
+    cmd = f"echo up; sleep 600; echo never # {tmp_path.name}"
     other = b.connect("alice")
     victim = b.connect("alice")
     try:
@@ -455,8 +453,9 @@ def test_api_server_dies_mid_session(build, broker, apiserver, tmp_path):
     finally:
         other.close()
         victim.close()
+        kill_tagged(f"# {tmp_path.name}")
     rec = sealed_recording(build, b, cmd)
-    assert rec.data("o").startswith(b"up\n") and b"never" not in rec.data("o")
+    assert rec.data("o").startswith(b"up\n") and b"\nnever" not in rec.data("o")
     assert rec.exit() == {"status": vchan.exit_status}
     end = b.wait_audit("session_end", lambda e: e.get("target") == "prod/web-0")[0]
     assert end.get("exit_status") == vchan.exit_status and "exit_signal" not in end, end

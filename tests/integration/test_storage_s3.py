@@ -15,6 +15,7 @@ import pytest
 from conftest import wait_until
 from s3_support import BUCKET, S3_ENV, s3, s3_settings  # noqa: F401 (fixture)
 from support import recv_until
+from support.procs import kill_tagged
 from support.verify import SEALED, TRUNCATED, verify
 
 
@@ -159,7 +160,17 @@ def test_kill_9_leaves_a_verifiable_prefix_and_a_restart_ships_the_rest(build, b
     server = s3()
     seg = 4
     b = broker(settings=s3_settings(server, segment_seconds=seg), env=S3_ENV)
-    c, chan = exec_session(b, "local -- sh -c 'while :; do date +%s%N; sleep 0.1; done'")
+    # The loop outlives the killed broker (each date dies of EPIPE, the loop
+    # goes on): its tag lets the test end it.
+    c, chan = exec_session(b, "local -- sh -c 'while :; do date +%s%N; sleep 0.1; done' "
+                              f"# {tmp_path.name}")
+    try:
+        kill_9_and_restart(build, b, server, seg, c, chan, tmp_path)
+    finally:
+        kill_tagged(f"# {tmp_path.name}")
+
+
+def kill_9_and_restart(build, b, server, seg, c, chan, tmp_path):
     wait_until(lambda: b.recording_paths(), what="the recording")
     sid = b.recording_paths()[0].stem
     wait_until(lambda: len(segments(server, "prod/", sid)) >= 2, timeout=30, what="two segments")
