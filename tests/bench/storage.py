@@ -38,6 +38,7 @@ import msgpack
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "integration" / "support"))
 from ports import free_port  # noqa: E402 - the tests' one, below the ephemeral range
+from procs import kill_tagged  # noqa: E402
 
 BUCKET = "podgate-recordings"
 ENV = {"AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER"}
@@ -231,7 +232,10 @@ def kill9(build, work, s3, seg, runs, command, name):
     out = []
     for i in range(runs):
         b = Broker(build, work, f"kill-{name}-{i}", s3, seg=seg)
-        p = subprocess.Popen(b.ssh(command), stdout=subprocess.DEVNULL)
+        # The target outlives the killed broker (its loop goes on past each
+        # EPIPE): the tag lets it be ended, so that it loads nothing after.
+        tag = f"# {work.name} kill-{name}-{i}"
+        p = subprocess.Popen(b.ssh(f"{command} {tag}"), stdout=subprocess.DEVNULL)
         wait(lambda: b.recordings(), 20, "a recording")
         sid = b.recordings()[0].stem
         wait(lambda: any(k.startswith(f"bench/{sid}.rec.seg/") for k in s3.list("bench/")),
@@ -242,6 +246,7 @@ def kill9(build, work, s3, seg, runs, command, name):
         b.proc.wait()
         p.kill()
         p.wait()
+        kill_tagged(tag)
         spool = b.recordings()[0].read_bytes()
         keys = sorted(k for k in s3.list(f"bench/{sid}.rec.seg/"))
         joined = b"".join(s3.curl(k) for k in keys)
