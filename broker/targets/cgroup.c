@@ -3,9 +3,11 @@
  * /proc/self/mountinfo and /proc/self/cgroup, made with mkdir, ended with
  * cgroup.kill.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,72 @@ cgroup_own(void)
 	return res;
 }
 
+/* Each "session-*" cgroup under path: ended (end), or removed. Returns how many are left. */
+static int
+cgroup_sessions(const char *path, bool end)
+{
+	char sub[4096];
+	struct dirent *e;
+	DIR *d;
+	int n, left = 0;
+
+	if ((d = opendir(path)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "session-", 8) != 0)
+			continue;
+		n = snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+		if (n < 0 || (size_t)n >= sizeof sub)
+			continue;
+		if (end)
+			cgroup_kill(sub);
+		if (end || (rmdir(sub) < 0 && errno == EBUSY))
+			left++;
+	}
+	closedir(d);
+	return left;
+}
+
+/*
+ * End what a broker that is gone left under parent: each "podgate-<pid>"
+ * whose pid no process has, its sessions' processes killed and their
+ * cgroups removed (waiting at most a second for the kills), then itself.
+ */
+static void
+cgroup_reap(const char *parent)
+{
+	char path[4096];
+	struct dirent *e;
+	char *end;
+	long pid;
+	DIR *d;
+	int n, tries;
+
+	if ((d = opendir(parent)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "podgate-", 8) != 0)
+			continue;
+		pid = strtol(e->d_name + 8, &end, 10);
+		if (*end != '\0' || pid <= 0 || pid == (long)getpid() ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;	/* not a broker's, or its broker still runs */
+		n = snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
+		if (n < 0 || (size_t)n >= sizeof path)
+			continue;
+		n = cgroup_sessions(path, true);
+		/* cgroup.kill is asynchronous: a cgroup can go once it is empty. */
+		for (tries = 0; cgroup_sessions(path, false) > 0 && tries < 100; tries++)
+			usleep(10000);
+		if (rmdir(path) < 0 && errno != ENOENT)
+			log_warn("cannot remove the cgroup %s that broker %ld left: %s", path, pid,
+			    strerror(errno));
+		log_warn("broker %ld is gone: the processes of its %d sessions left in %s "
+		    "were ended", pid, n, path);
+	}
+	closedir(d);
+}
+
 int
 cgroup_base_new(struct cgroup_base **out)
 {
@@ -89,6 +157,13 @@ cgroup_base_new(struct cgroup_base **out)
 			b->path = NULL;
 		r = -ENOMEM;
 		goto out;
+	}
+	{
+		char *slash = strrchr(b->path, '/');
+
+		*slash = '\0';
+		cgroup_reap(b->path);	/* the parent: our own cgroup */
+		*slash = '/';
 	}
 	if (mkdir(b->path, 0755) < 0 && errno != EEXIST) {
 		log_warn("cannot make the cgroup %s (%s): processes a local session leaves "

@@ -9,6 +9,10 @@
  * before it executes (pty_spawn's cgroup_procs_fd). Ending the session
  * writes cgroup.kill (SIGKILL to every member; on kernels without it, each
  * member listed in cgroup.procs is killed), then the directory is removed.
+ * A broker that died without ending its sessions (kill -9, a crash) left
+ * its "podgate-<pid>" with their processes in it: the next broker started
+ * in the same cgroup ends them and removes it, when no process has that
+ * pid any more.
  * Where there is no writable cgroup v2 hierarchy (no cgroup2 mount, or a
  * broker that may not create cgroups: not root, nothing delegated), the
  * broker says so once at start and sessions end as before: SIGHUP, then

@@ -595,3 +595,32 @@ def test_processes_that_escape_the_session_end_with_it(broker):
     wait_until(lambda: not _alive(escaped), 15, "the escaped process to end")
     c.close()
     honest_session_works(b)
+
+
+def test_processes_a_killed_broker_left_end_when_the_next_starts(broker):
+    """A broker killed with -9 ends none of its sessions: their processes run on in
+    the broker's cgroup. The next broker started in the same cgroup ends them and
+    removes what the dead one made, and says so."""
+    dead = broker(targets={"local": {"shell": "/bin/sh", "user": "nobody"}})
+    if "no cgroup v2 hierarchy" in dead.log() or "cannot make the cgroup" in dead.log():
+        pytest.skip("no writable cgroup v2 hierarchy here")
+    c = dead.connect("alice")
+    chan = c.get_transport().open_session()
+    chan.exec_command("local -- setsid sleep 1003 </dev/null >/dev/null 2>&1 & "
+                      "echo $!; exec sleep 1000")
+    out = b""
+    while b"\n" not in out:
+        out += chan.recv(100)
+    escaped = int(out.split()[0])
+    dead_pid = dead.pid
+    dead.proc.kill()
+    dead.proc.wait(10)
+    dead._close_files()
+    dead.proc = None  # killed on purpose: the fixture leaves it alone
+    c.close()
+    assert _alive(escaped), "the escaped process ended with the broker"
+    nxt = broker(targets={"local": {"shell": "/bin/sh", "user": "nobody"}})
+    wait_until(lambda: not _alive(escaped), 15, "the process the dead broker left to end")
+    assert f"broker {dead_pid} is gone: the processes of its 1 sessions left" in nxt.log(), \
+        nxt.log_tail()
+    honest_session_works(nxt)
