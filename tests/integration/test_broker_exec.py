@@ -280,7 +280,16 @@ def test_paramiko_concurrent_channels_one_connection(broker, tmp_path):
     gate = tmp_path / "gate"
     os.mkfifo(gate)
     # Each session waits for the gate; it opens once all three run at once.
+    # The test holds the gate open (read-write, so that it does not wait for a
+    # reader) before they start: a cat opens it at once, and the three wait
+    # in their reads, where the test can see them, not in open().
+    held = os.open(gate, os.O_RDWR)
     cmds = [f"echo start{i}; cat {gate} >/dev/null; echo end{i}" for i in range(3)]
+
+    def at_gate():
+        return [p for p in pids_with_argv("cat", str(gate))
+                if any(os.path.realpath(f"/proc/{p}/fd/{fd}") == str(gate)
+                       for fd in os.listdir(f"/proc/{p}/fd"))]
     try:
         chans = []
         for cmd in cmds:
@@ -288,14 +297,15 @@ def test_paramiko_concurrent_channels_one_connection(broker, tmp_path):
             ch.exec_command(f"local -- {cmd}")
             chans.append(ch)
         firsts = [bytes(recv_until(ch, f"start{i}\n".encode())) for i, ch in enumerate(chans)]
-        wait_until(lambda: len(pids_with_argv("cat", str(gate))) == 3, 15,
-                   "three sessions waiting at the gate")
-        with open(gate, "wb"):
-            pass  # the three readers see end of file together
+        wait_until(lambda: len(at_gate()) == 3, 15, "three sessions waiting at the gate")
+        os.close(held)  # the three readers see end of file together
+        held = None
         outs = [first + drain_channel(ch)[0] for first, ch in zip(firsts, chans)]
         assert [ch.recv_exit_status() for ch in chans] == [0, 0, 0]
         local = c.get_transport().sock.getsockname()
     finally:
+        if held is not None:
+            os.close(held)
         c.close()
     assert outs == [f"start{i}\nend{i}\n".encode() for i in range(3)]
     recs = [b.recording_for(cmd) for cmd in cmds]
