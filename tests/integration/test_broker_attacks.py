@@ -23,7 +23,7 @@ import paramiko
 import pytest
 
 from conftest import drain_channel, wait_until
-from support import assert_refused
+from support import assert_refused, recv_until
 
 ATTACKER = "127.0.0.2"
 UUID_REC = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.rec$")
@@ -543,6 +543,14 @@ def test_commands_cannot_forge_log_or_audit_lines(broker):
 
 # ---------------------------------------------------------------- escaped processes
 
+def _escaped_pid(c, request: str):
+    """Run request on connection c: its channel, and the pid it prints first
+    (a process that left the session's process group)."""
+    chan = c.get_transport().open_session()
+    chan.exec_command(request)
+    return chan, int(recv_until(chan, b"\n").split()[0])
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -566,25 +574,15 @@ def test_processes_that_escape_the_session_end_with_it(broker):
     wait_until(lambda: not _alive(escaped), 10, "the escaped process to end")
 
     c = b.connect("alice")
-    chan = c.get_transport().open_session()
-    chan.exec_command("local -- nohup setsid sleep 1001 </dev/null >/dev/null 2>&1 & "
-                      "echo $!; sleep 1000")
-    out = b""
-    while b"\n" not in out:
-        out += chan.recv(100)
-    escaped = int(out.split()[0])
+    chan, escaped = _escaped_pid(
+        c, "local -- nohup setsid sleep 1001 </dev/null >/dev/null 2>&1 & echo $!; sleep 1000")
     assert _alive(escaped)
     c.close()   # the client vanishes
     wait_until(lambda: not _alive(escaped), 15, "the escaped process to end")
 
     c = b.connect("alice")
-    chan = c.get_transport().open_session()
-    chan.exec_command("local -- setsid sleep 1002 </dev/null >/dev/null 2>&1 & "
-                      "echo $!; exec sleep 1000")
-    out = b""
-    while b"\n" not in out:
-        out += chan.recv(100)
-    escaped = int(out.split()[0])
+    chan, escaped = _escaped_pid(
+        c, "local -- setsid sleep 1002 </dev/null >/dev/null 2>&1 & echo $!; exec sleep 1000")
     assert _alive(escaped)
     sid = wait_until(lambda: [x["id"] for x in json.loads(b.ssh("bob", "sessions", "--json")
                                                           .stdout)
@@ -605,13 +603,8 @@ def test_processes_a_killed_broker_left_end_when_the_next_starts(broker):
     if "no cgroup v2 hierarchy" in dead.log() or "cannot make the cgroup" in dead.log():
         pytest.skip("no writable cgroup v2 hierarchy here")
     c = dead.connect("alice")
-    chan = c.get_transport().open_session()
-    chan.exec_command("local -- setsid sleep 1003 </dev/null >/dev/null 2>&1 & "
-                      "echo $!; exec sleep 1000")
-    out = b""
-    while b"\n" not in out:
-        out += chan.recv(100)
-    escaped = int(out.split()[0])
+    chan, escaped = _escaped_pid(
+        c, "local -- setsid sleep 1003 </dev/null >/dev/null 2>&1 & echo $!; exec sleep 1000")
     dead_pid = dead.pid
     dead.proc.kill()
     dead.proc.wait(10)
