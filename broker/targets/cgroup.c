@@ -90,7 +90,7 @@ cgroup_sessions(const char *path, bool end)
 			continue;
 		if (end)
 			cgroup_kill(sub);
-		if (end || (rmdir(sub) < 0 && errno == EBUSY))
+		if (end || cgroup_remove(sub) == -EBUSY)
 			left++;
 	}
 	closedir(d);
@@ -110,7 +110,7 @@ cgroup_reap(const char *parent)
 	char *end;
 	long pid;
 	DIR *d;
-	int n, tries;
+	int n, rc, tries;
 
 	if ((d = opendir(parent)) == NULL)
 		return;
@@ -128,9 +128,9 @@ cgroup_reap(const char *parent)
 		/* cgroup.kill is asynchronous: a cgroup can go once it is empty. */
 		for (tries = 0; cgroup_sessions(path, false) > 0 && tries < 100; tries++)
 			usleep(10000);
-		if (rmdir(path) < 0 && errno != ENOENT)
+		if ((rc = cgroup_remove(path)) < 0)
 			log_warn("cannot remove the cgroup %s that broker %ld left: %s", path, pid,
-			    strerror(errno));
+			    strerror(-rc));
 		log_warn("broker %ld is gone: the processes of its %d sessions left in %s "
 		    "were ended", pid, n, path);
 	}
@@ -141,7 +141,7 @@ int
 cgroup_base_new(struct cgroup_base **out)
 {
 	struct cgroup_base *b = NULL;
-	char *mnt = NULL, *own = NULL;
+	char *mnt = NULL, *own = NULL, *parent = NULL;
 	int r = 0;
 
 	*out = NULL;
@@ -150,21 +150,16 @@ cgroup_base_new(struct cgroup_base **out)
 		    "(setsid, nohup) are not ended with it");
 		goto out;
 	}
-	if ((b = calloc(1, sizeof *b)) == NULL ||
-	    asprintf(&b->path, "%s%s%spodgate-%ld", mnt, own,
-	    own[strlen(own) - 1] == '/' ? "" : "/", (long)getpid()) < 0) {
+	/* Our own cgroup ("/" at the root: no second slash). */
+	if (asprintf(&parent, "%s%s", mnt, strcmp(own, "/") == 0 ? "" : own) < 0 ||
+	    (b = calloc(1, sizeof *b)) == NULL ||
+	    asprintf(&b->path, "%s/podgate-%ld", parent, (long)getpid()) < 0) {
 		if (b != NULL)
 			b->path = NULL;
 		r = -ENOMEM;
 		goto out;
 	}
-	{
-		char *slash = strrchr(b->path, '/');
-
-		*slash = '\0';
-		cgroup_reap(b->path);	/* the parent: our own cgroup */
-		*slash = '/';
-	}
+	cgroup_reap(parent);
 	if (mkdir(b->path, 0755) < 0 && errno != EEXIST) {
 		log_warn("cannot make the cgroup %s (%s): processes a local session leaves "
 		    "behind (setsid, nohup) are not ended with it", b->path, strerror(errno));
@@ -180,6 +175,7 @@ out:
 	}
 	free(mnt);
 	free(own);
+	free(parent);
 	return r;
 }
 
